@@ -1,0 +1,156 @@
+//! Broker configuration: every limit and timeout in one place, checked once by [`Config::validate`].
+//!
+//! Names follow the house rule `thing_unit_max`; where a setting mirrors a Kafka broker or topic
+//! config, the Kafka name is given in the doc comment so a reader can look it up.
+
+use crate::time::Duration;
+use serde::{Deserialize, Serialize};
+
+/// When the log is forced to stable storage, and so what an acknowledgement promises.
+///
+/// Kafka itself never fsyncs on the produce path: it relies on replication for durability and on
+/// the page cache for speed. A single embedded broker has no replicas, so gregor's default is
+/// [`Durability::GroupCommit`]: a produce with acks ≥ 1 is answered only after an fsync covering
+/// its batch, and one fsync covers every batch appended since the previous one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "kebab-case")]
+pub enum Durability {
+    /// Never fsync on the produce path (Kafka's default). Acknowledged records survive a process
+    /// crash (they are in the page cache) but may be lost on power loss.
+    None,
+    /// Group commit: acks ≥ 1 are answered after an fsync that covers the batch. Survives power
+    /// loss. Consumers only see records that have been synced.
+    GroupCommit,
+    /// fsync every `records` records or every `interval_ms`, whichever comes first
+    /// (Kafka's `flush.messages` / `flush.ms`). Acks are answered after the write, so a power
+    /// loss may lose up to that many records or that much time.
+    Interval { records: u64, interval_ms: u64 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This broker's id (Kafka `node.id`).
+    pub broker_id: i32,
+    /// Seed for the core's PRNG. The binary draws it from the OS and logs it.
+    pub seed: u64,
+    /// The host and port clients are told to connect to (Kafka `advertised.listeners`).
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    /// Create a topic when a client asks for its metadata or produces to it
+    /// (Kafka `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic (Kafka `num.partitions`).
+    pub default_partitions: i32,
+    /// Roll to a new segment when the active one would exceed this size (Kafka `segment.bytes`).
+    pub segment_bytes_max: u64,
+    /// Roll to a new segment when the active one is older than this (Kafka `segment.ms`).
+    pub segment_age_ms_max: u64,
+    /// Delete old segments when the log is larger than this; -1 means no limit
+    /// (Kafka `retention.bytes`).
+    pub retention_bytes: i64,
+    /// Delete segments whose newest record is older than this; -1 means keep forever
+    /// (Kafka `retention.ms`).
+    pub retention_ms: i64,
+    /// Largest record batch accepted (Kafka `message.max.bytes`).
+    pub batch_bytes_max: u32,
+    /// The durability policy; see [`Durability`].
+    pub durability: Durability,
+    /// Most bytes returned by one fetch response, whatever the client asks
+    /// (Kafka `fetch.max.bytes`).
+    pub fetch_response_bytes_max: u32,
+    /// Longest a fetch may wait for data (caps the client's max_wait_ms).
+    pub fetch_wait_ms_max: u64,
+    /// Most fetches parked waiting for data at once; more are answered at once.
+    pub fetches_parked_max: usize,
+    /// Most requests from one connection in flight inside the broker at once; the network layer
+    /// stops reading a connection that reaches it (Kafka mutes a channel after one request).
+    pub requests_per_connection_max: usize,
+    /// Most partitions a topic may have.
+    pub partitions_per_topic_max: i32,
+    /// Most topics.
+    pub topics_max: usize,
+    /// Most idempotent producer ids remembered per partition.
+    pub producers_per_partition_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            broker_id: 0,
+            seed: 0,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            auto_create_topics: true,
+            default_partitions: 1,
+            segment_bytes_max: 128 * 1024 * 1024,
+            segment_age_ms_max: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            batch_bytes_max: 1024 * 1024 + 12,
+            durability: Durability::GroupCommit,
+            fetch_response_bytes_max: 50 * 1024 * 1024,
+            fetch_wait_ms_max: 30_000,
+            fetches_parked_max: 10_000,
+            requests_per_connection_max: 64,
+            partitions_per_topic_max: 10_000,
+            topics_max: 10_000,
+            producers_per_partition_max: 10_000,
+        }
+    }
+}
+
+/// What is wrong with a configuration, naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |s: &str| Err(ConfigError(s.to_string()));
+        if self.broker_id < 0 {
+            return bad("broker_id must be >= 0");
+        }
+        if self.default_partitions < 1 || self.default_partitions > self.partitions_per_topic_max {
+            return bad("default_partitions must be between 1 and partitions_per_topic_max");
+        }
+        if self.segment_bytes_max < 1024 {
+            return bad("segment_bytes_max must be at least 1024");
+        }
+        if (self.batch_bytes_max as u64) + 64 > self.segment_bytes_max {
+            return bad("batch_bytes_max must fit in a segment (segment_bytes_max)");
+        }
+        if self.batch_bytes_max < 128 {
+            return bad("batch_bytes_max must be at least 128");
+        }
+        if self.fetch_response_bytes_max < 1024 {
+            return bad("fetch_response_bytes_max must be at least 1024");
+        }
+        if self.requests_per_connection_max == 0 {
+            return bad("requests_per_connection_max must be at least 1");
+        }
+        if let Durability::Interval {
+            records,
+            interval_ms,
+        } = self.durability
+        {
+            if records == 0 || interval_ms == 0 {
+                return bad("durability interval: records and interval_ms must be > 0");
+            }
+        }
+        if self.advertised_port <= 0 || self.advertised_port > 65535 {
+            return bad("advertised_port must be a TCP port");
+        }
+        Ok(())
+    }
+
+    pub fn fetch_wait_max(&self) -> Duration {
+        Duration::from_ms(self.fetch_wait_ms_max)
+    }
+}

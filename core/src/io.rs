@@ -1,0 +1,177 @@
+//! The whole vocabulary between the broker and the world.
+//!
+//! Facts come in as [`Input`]s; effects leave as [`Output`]s. A driver (the tokio runtime in
+//! `net`, the simulator in `sim`) turns outputs into real or simulated I/O and feeds the results
+//! back as inputs. Nothing else crosses the boundary.
+//!
+//! ## Storage contract
+//! Storage requests are executed **in the order they are emitted**, per broker, as if by one
+//! FIFO queue: a write emitted after another lands after it, a read sees every write emitted
+//! before it, a truncate cuts what was written before it. Completions are reported with the
+//! [`OpId`] of the request; the driver may report them in any order (a slow fsync may complete
+//! after later appends) but an operation's effect never overtakes an earlier one's.
+//! [`StorageRequest::Sync`] completing means every write emitted before it to that file is on
+//! stable storage.
+
+use crate::time::Instant;
+use bytes::Bytes;
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+
+/// One client connection, numbered by the driver. Responses go back on the same connection, in
+/// the order the requests arrived (Kafka clients rely on that order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Names one storage operation, so its completion can be matched to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(pub u64);
+
+/// A topic partition's identity on disk: the directory `<topic>-<partition>`, as in Kafka.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionDir {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl PartitionDir {
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A segment file: `<topic>-<partition>/<base_offset:020>.log`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentFile {
+    pub dir: PartitionDir,
+    pub base_offset: i64,
+}
+
+impl SegmentFile {
+    pub fn file_name(&self) -> String {
+        format!("{:020}.log", self.base_offset)
+    }
+}
+
+/// An effect on storage. See the module docs for the ordering contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageRequest {
+    /// Create the partition directory and write its metadata file (`partition.meta`), durably.
+    CreatePartition { dir: PartitionDir, meta: Bytes },
+    /// Remove a partition directory and everything in it.
+    DeletePartition { dir: PartitionDir },
+    /// Create a new, empty segment file holding `header`, durably (file and directory entry).
+    CreateSegment { file: SegmentFile, header: Bytes },
+    /// Write `data` at byte `position` of the segment file.
+    Append {
+        file: SegmentFile,
+        position: u64,
+        data: Bytes,
+    },
+    /// Make every earlier write to the file durable (fsync).
+    Sync { file: SegmentFile },
+    /// Read `len` bytes at `position` (fewer if the file is shorter).
+    Read {
+        file: SegmentFile,
+        position: u64,
+        len: u32,
+    },
+    /// Cut the file to `len` bytes, durably.
+    Truncate { file: SegmentFile, len: u64 },
+    /// Delete a segment file.
+    DeleteSegment { file: SegmentFile },
+    /// Replace the broker's own metadata file (`broker.meta`) atomically and durably.
+    WriteBrokerMeta { data: Bytes },
+}
+
+/// The successful result of a storage operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageReply {
+    Done,
+    Read(Bytes),
+}
+
+/// Why a storage operation failed. These are faults of the environment, not of the client nor
+/// of gregor: they become `KAFKA_STORAGE_ERROR` for the requests that depended on them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left on the device.
+    DiskFull,
+    /// Any other I/O error, with the driver's description.
+    Io(String),
+}
+
+impl std::fmt::Display for StorageFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageFault::DiskFull => write!(f, "disk full"),
+            StorageFault::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+/// A decoded Kafka request as the wire layer hands it to the broker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub header: RequestHeader,
+    pub body: RequestKind,
+}
+
+/// Something that happened, with the time it happened.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A connection sent a request.
+    Request {
+        now: Instant,
+        conn: ConnId,
+        request: Request,
+    },
+    /// A connection is gone; forget its pending work (appends it caused still complete).
+    ConnClosed { now: Instant, conn: ConnId },
+    /// A storage operation completed.
+    StorageDone {
+        now: Instant,
+        op: OpId,
+        result: Result<StorageReply, StorageFault>,
+    },
+    /// Time passed; the deadline returned by `poll_timeout()` may have been reached.
+    Tick { now: Instant },
+}
+
+impl Input {
+    pub fn now(&self) -> Instant {
+        match self {
+            Input::Request { now, .. }
+            | Input::ConnClosed { now, .. }
+            | Input::StorageDone { now, .. }
+            | Input::Tick { now } => *now,
+        }
+    }
+}
+
+/// An effect the driver must carry out.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send a response to a connection. Encode `body` at `api_version` with a response header
+    /// carrying `correlation_id`.
+    Response {
+        conn: ConnId,
+        correlation_id: i32,
+        api_version: i16,
+        body: ResponseKind,
+    },
+    /// Close a connection (after sending any responses emitted before this output).
+    Close { conn: ConnId, reason: String },
+    /// Perform a storage operation and report its completion with `Input::StorageDone`.
+    Storage { op: OpId, request: StorageRequest },
+    /// A line for the operator's log: bad input from a client, a repair made at recovery, a
+    /// storage fault. The core does no logging itself; the driver writes these out.
+    Log { level: LogLevel, message: String },
+}
+
+/// How serious a log line from the core is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}

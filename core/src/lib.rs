@@ -1,0 +1,41 @@
+//! # gregor-core: Kafka's broker as a deterministic state machine
+//!
+//! This crate contains no networking code, touches no files, starts no threads and does not read
+//! the clock or the operating system's entropy. It is a state machine: facts come in as
+//! [`Input`]s, each carrying the time `now`; effects leave as [`Output`]s — responses for
+//! clients, and storage operations (append, sync, read, truncate) whose completions come back as
+//! inputs. The production runtime (`gregor-net`) and the simulator (`gregor-sim`) drive the very
+//! same code; see [`Broker`] for the calling contract.
+//!
+//! ## A guided tour, in reading order
+//! 1. [`io`] — the vocabulary between the broker and the world.
+//! 2. [`batch`] — Kafka's record batch (format v2), read by its header only.
+//! 3. [`log`] — the partition log: segments, offsets, the offset and time indexes.
+//! 4. [`files`] — what is stored on disk and how a crashed log is recovered.
+//! 5. [`producer`] — the idempotent producer: sequence numbers and epochs (KIP-98).
+//! 6. [`broker`] — one front door: how produce, fetch and the admin APIs are served, and how
+//!    "persist before acknowledge" is kept.
+//! 7. [`group`] — consumer groups and committed offsets.
+//! 8. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
+
+pub mod batch;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod group;
+pub mod io;
+pub mod log;
+pub mod prng;
+pub mod producer;
+pub mod time;
+pub mod wire;
+
+pub use broker::Broker;
+pub use config::{Config, Durability};
+pub use files::Recovered;
+pub use io::{ConnId, Input, OpId, Output, Request, StorageFault, StorageReply, StorageRequest};
+pub use time::{Duration, Instant};
+
+/// Re-exported so drivers and tests use the same message types as the core.
+pub use kafka_protocol;

@@ -1,0 +1,473 @@
+//! The partition log: Kafka's append-only sequence of record batches, split into segments.
+//!
+//! ## Safety properties
+//! * **Dense offsets.** Every batch's base offset is the previous batch's last offset + 1; the
+//!   log end offset (LEO) is the next offset to assign. Checked by [`PartitionLog::invariants`].
+//! * **Nothing acknowledged is truncated.** Only [`PartitionLog::truncate_to`] cuts the log, and
+//!   the broker calls it only for writes that failed (never acknowledged) and, at recovery, for a
+//!   torn tail (never synced).
+//! * **The high watermark never goes backwards** while the broker runs; consumers read below it.
+//!
+//! ## What lives where
+//! The bytes live in segment files, reached only through storage requests. This struct keeps the
+//! indexes in memory:
+//! * an **offset index**: for every batch, its offsets, file position and size. Kafka keeps a
+//!   sparse index (an entry every 4 KiB) in a memory-mapped file and scans from it; gregor keeps
+//!   one entry per batch, so a fetch knows the exact byte range to read without scanning.
+//! * a **time index**: per segment, an entry each time the largest timestamp seen grows, as
+//!   Kafka's `.timeindex` does, so ListOffsets by timestamp binary-searches it.
+//!
+//! Both are rebuilt at start by scanning the segments ([`crate::files::scan_segment`]) rather
+//! than read from index files: start-up reads every segment once. Kafka avoids that with a
+//! recovery-point checkpoint; that is future work here.
+
+use crate::batch::BatchHeader;
+use crate::files::{segment_header, SegmentScan, SEGMENT_HEADER_BYTES};
+use crate::io::{PartitionDir, SegmentFile, StorageRequest};
+use crate::time::Instant;
+use bytes::Bytes;
+
+/// One batch in the offset index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchEntry {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub position: u64,
+    pub size: u32,
+    pub max_timestamp: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    /// Bytes in the file, header included (counting writes issued but not yet completed).
+    pub size: u64,
+    pub created: Instant,
+    pub batches: Vec<BatchEntry>,
+    /// (largest timestamp so far, offset of the batch that set it), Kafka's time index.
+    pub time_index: Vec<(i64, i64)>,
+}
+
+impl Segment {
+    fn new(base_offset: i64, created: Instant) -> Segment {
+        Segment {
+            base_offset,
+            size: SEGMENT_HEADER_BYTES,
+            created,
+            batches: Vec::new(),
+            time_index: Vec::new(),
+        }
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.time_index.last().map(|e| e.0).unwrap_or(-1)
+    }
+    fn push(&mut self, e: BatchEntry) {
+        if e.max_timestamp > self.max_timestamp() {
+            self.time_index.push((e.max_timestamp, e.base_offset));
+        }
+        self.batches.push(e);
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.batches
+            .last()
+            .map(|b| b.last_offset + 1)
+            .unwrap_or(self.base_offset)
+    }
+}
+
+/// A contiguous range of stored bytes to read for a fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadPlan {
+    pub file: SegmentFile,
+    pub position: u64,
+    pub len: u32,
+    pub first_offset: i64,
+    pub next_offset: i64,
+}
+
+/// Limits that decide when a segment rolls.
+#[derive(Clone, Copy, Debug)]
+pub struct RollPolicy {
+    pub segment_bytes_max: u64,
+    pub segment_age_ns_max: u64,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub dir: PartitionDir,
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+}
+
+impl PartitionLog {
+    /// A new, empty log. Returns the storage request that creates its first segment.
+    pub fn create(dir: PartitionDir, now: Instant) -> (PartitionLog, StorageRequest) {
+        let log = PartitionLog {
+            dir: dir.clone(),
+            segments: vec![Segment::new(0, now)],
+            log_start_offset: 0,
+            log_end_offset: 0,
+        };
+        let req = StorageRequest::CreateSegment {
+            file: SegmentFile {
+                dir,
+                base_offset: 0,
+            },
+            header: segment_header(0),
+        };
+        (log, req)
+    }
+
+    /// Rebuild a log from scanned segments (recovery). Returns the log, the storage requests that
+    /// repair it (cut a torn tail, drop segments after a gap, recreate a missing first segment)
+    /// and a line for each repair, for the operator's log.
+    pub fn recover(
+        dir: PartitionDir,
+        mut scans: Vec<SegmentScan>,
+        now: Instant,
+    ) -> (PartitionLog, Vec<StorageRequest>, Vec<String>) {
+        scans.sort_by_key(|s| s.base_offset);
+        let mut repairs = Vec::new();
+        let mut notes = Vec::new();
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut broken = false;
+        for scan in scans {
+            let file = SegmentFile {
+                dir: dir.clone(),
+                base_offset: scan.base_offset,
+            };
+            let expected = segments.last().map(|s| s.next_offset());
+            if broken || expected.is_some_and(|e| e != scan.base_offset) {
+                // A segment after a damaged one, or after a gap, cannot be trusted to continue
+                // the offsets: drop it. (It was never acknowledged: the damage before it was.)
+                notes.push(format!(
+                    "{}: dropping segment {} after a damaged tail",
+                    dir.dir_name(),
+                    file.file_name()
+                ));
+                repairs.push(StorageRequest::DeleteSegment { file });
+                continue;
+            }
+            if scan.valid_len < SEGMENT_HEADER_BYTES {
+                notes.push(format!(
+                    "{}: segment {} has an unreadable header ({}); rewriting it empty",
+                    dir.dir_name(),
+                    file.file_name(),
+                    scan.tail_problem.as_deref().unwrap_or("?")
+                ));
+                repairs.push(StorageRequest::DeleteSegment { file: file.clone() });
+                repairs.push(StorageRequest::CreateSegment {
+                    file,
+                    header: segment_header(scan.base_offset),
+                });
+                segments.push(Segment::new(scan.base_offset, now));
+                broken = true;
+                continue;
+            }
+            let mut seg = Segment::new(scan.base_offset, now);
+            for b in &scan.batches {
+                seg.push(entry_of(&b.header, b.position));
+            }
+            seg.size = scan.valid_len;
+            if scan.valid_len < scan.file_len {
+                notes.push(format!(
+                    "{}: cutting {} bytes of torn or corrupt tail from {} ({})",
+                    dir.dir_name(),
+                    scan.file_len - scan.valid_len,
+                    file.file_name(),
+                    scan.tail_problem.as_deref().unwrap_or("?")
+                ));
+                repairs.push(StorageRequest::Truncate {
+                    file,
+                    len: scan.valid_len,
+                });
+                broken = true;
+            }
+            segments.push(seg);
+        }
+        if segments.is_empty() {
+            let (log, req) = PartitionLog::create(dir, now);
+            return (log, vec![req], notes);
+        }
+        let log_start_offset = segments[0].base_offset;
+        let log_end_offset = segments.last().unwrap().next_offset();
+        let log = PartitionLog {
+            dir,
+            segments,
+            log_start_offset,
+            log_end_offset,
+        };
+        log.invariants();
+        (log, repairs, notes)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+    pub fn active_file(&self) -> SegmentFile {
+        self.file_of(
+            self.segments
+                .last()
+                .expect("a log always has a segment")
+                .base_offset,
+        )
+    }
+    pub fn file_of(&self, base_offset: i64) -> SegmentFile {
+        SegmentFile {
+            dir: self.dir.clone(),
+            base_offset,
+        }
+    }
+
+    /// Append a validated batch. `batch` must already carry its assigned base offset, which must
+    /// equal the log end offset. Returns the storage requests, in order: possibly a roll
+    /// (create the next segment), then the write.
+    pub fn append(
+        &mut self,
+        batch: Bytes,
+        header: &BatchHeader,
+        now: Instant,
+        roll: RollPolicy,
+    ) -> Vec<StorageRequest> {
+        assert_eq!(header.base_offset, self.log_end_offset, "appends are dense");
+        assert_eq!(header.size, batch.len());
+        let mut reqs = Vec::with_capacity(2);
+        let active = self.segments.last().expect("a log always has a segment");
+        let too_big = active.size + batch.len() as u64 > roll.segment_bytes_max;
+        let too_old = now.saturating_since(active.created).0 > roll.segment_age_ns_max;
+        if !active.batches.is_empty() && (too_big || too_old) {
+            let base = self.log_end_offset;
+            self.segments.push(Segment::new(base, now));
+            reqs.push(StorageRequest::CreateSegment {
+                file: self.file_of(base),
+                header: segment_header(base),
+            });
+        }
+        let seg = self.segments.last_mut().unwrap();
+        let position = seg.size;
+        seg.push(entry_of(header, position));
+        seg.size += batch.len() as u64;
+        self.log_end_offset = header.next_offset();
+        let file = SegmentFile {
+            dir: self.dir.clone(),
+            base_offset: seg.base_offset,
+        };
+        reqs.push(StorageRequest::Append {
+            file,
+            position,
+            data: batch,
+        });
+        reqs
+    }
+
+    /// Files written since offset `from`: the ones a sync must cover to make everything from
+    /// `from` to the log end durable.
+    pub fn files_since(&self, from: i64) -> Vec<SegmentFile> {
+        self.segments
+            .iter()
+            .filter(|s| s.next_offset() > from || s.base_offset >= from)
+            .map(|s| self.file_of(s.base_offset))
+            .collect()
+    }
+
+    /// Cut the log so that `offset` becomes the log end offset. `offset` must be a batch
+    /// boundary at or above the log start offset. Returns the storage requests that make the
+    /// files agree.
+    pub fn truncate_to(&mut self, offset: i64) -> Vec<StorageRequest> {
+        assert!(offset >= self.log_start_offset && offset <= self.log_end_offset);
+        let mut reqs = Vec::new();
+        while self.segments.len() > 1 && self.segments.last().unwrap().base_offset > offset {
+            let seg = self.segments.pop().unwrap();
+            reqs.push(StorageRequest::DeleteSegment {
+                file: self.file_of(seg.base_offset),
+            });
+        }
+        let dir = self.dir.clone();
+        let seg = self.segments.last_mut().unwrap();
+        let keep = seg.batches.partition_point(|b| b.base_offset < offset);
+        assert!(
+            keep == seg.batches.len() || seg.batches[keep].base_offset == offset,
+            "truncation at a batch boundary"
+        );
+        seg.batches.truncate(keep);
+        seg.time_index.retain(|&(_, o)| o < offset);
+        let new_size = seg
+            .batches
+            .last()
+            .map(|b| b.position + b.size as u64)
+            .unwrap_or(SEGMENT_HEADER_BYTES);
+        seg.size = new_size;
+        reqs.push(StorageRequest::Truncate {
+            file: SegmentFile {
+                dir,
+                base_offset: seg.base_offset,
+            },
+            len: new_size,
+        });
+        self.log_end_offset = offset.max(seg.base_offset);
+        assert_eq!(self.log_end_offset, offset);
+        self.invariants();
+        reqs
+    }
+
+    /// Plan a read starting at `offset`: whole batches, never past `upper` (the high watermark
+    /// for consumers), at most `max_bytes` except that the first batch is always returned whole
+    /// (KIP-74: a consumer must be able to make progress past a batch larger than its limit).
+    /// Reads stay inside one segment, as Kafka's do.
+    pub fn plan_read(&self, offset: i64, upper: i64, max_bytes: u32) -> Option<ReadPlan> {
+        if offset < self.log_start_offset || offset >= upper {
+            return None;
+        }
+        let si = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .checked_sub(1)?;
+        for seg in &self.segments[si..] {
+            let bi = seg.batches.partition_point(|b| b.last_offset < offset);
+            if bi == seg.batches.len() {
+                continue;
+            }
+            let first = seg.batches[bi];
+            if first.last_offset >= upper {
+                return None;
+            }
+            let mut len = first.size as u64;
+            let mut next = first.last_offset + 1;
+            for b in &seg.batches[bi + 1..] {
+                if b.last_offset >= upper || len + b.size as u64 > max_bytes as u64 {
+                    break;
+                }
+                len += b.size as u64;
+                next = b.last_offset + 1;
+            }
+            return Some(ReadPlan {
+                file: self.file_of(seg.base_offset),
+                position: first.position,
+                len: len as u32,
+                first_offset: first.base_offset,
+                next_offset: next,
+            });
+        }
+        None
+    }
+
+    /// ListOffsets by timestamp: the first batch whose largest timestamp is at least `ts`, as
+    /// (offset, timestamp). Kafka answers at record granularity by decoding that batch; gregor
+    /// answers with the batch's first offset, which is at or before the exact record, so a
+    /// consumer that seeks there misses nothing.
+    pub fn offset_for_timestamp(&self, ts: i64, upper: i64) -> Option<(i64, i64)> {
+        for seg in &self.segments {
+            if seg.max_timestamp() < ts {
+                continue;
+            }
+            let ti = seg.time_index.partition_point(|&(t, _)| t < ts);
+            let start = seg
+                .time_index
+                .get(ti)
+                .map(|&(_, o)| o)
+                .unwrap_or(seg.base_offset);
+            let bi = seg.batches.partition_point(|b| b.base_offset < start);
+            for b in &seg.batches[bi..] {
+                if b.base_offset >= upper {
+                    return None;
+                }
+                if b.max_timestamp >= ts {
+                    return Some((b.base_offset.max(self.log_start_offset), b.max_timestamp));
+                }
+            }
+        }
+        None
+    }
+
+    /// The batch holding the largest timestamp below `upper` (ListOffsets −3, KIP-734), as
+    /// (offset of that batch's last record, timestamp).
+    pub fn max_timestamp_offset(&self, upper: i64) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for seg in &self.segments {
+            for b in &seg.batches {
+                if b.last_offset >= upper {
+                    break;
+                }
+                if best.is_none_or(|(_, t)| b.max_timestamp > t) {
+                    best = Some((b.last_offset, b.max_timestamp));
+                }
+            }
+        }
+        best
+    }
+
+    /// Retention (Kafka's `LogManager.cleanupLogs`): delete whole old segments, never the
+    /// active one, never past `keep_from` (the high watermark: records not yet visible to
+    /// consumers are not retention's to delete). Returns the deletions.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+        keep_from: i64,
+    ) -> Vec<StorageRequest> {
+        let mut reqs = Vec::new();
+        while self.segments.len() > 1 {
+            let first = &self.segments[0];
+            let next_base = self.segments[1].base_offset;
+            if next_base > keep_from {
+                break;
+            }
+            let expired = retention_ms >= 0
+                && first.max_timestamp() >= 0
+                && now_ms - first.max_timestamp() > retention_ms;
+            let too_big =
+                retention_bytes >= 0 && self.size_bytes() - first.size >= retention_bytes as u64;
+            if !(expired || too_big) {
+                break;
+            }
+            let seg = self.segments.remove(0);
+            reqs.push(StorageRequest::DeleteSegment {
+                file: self.file_of(seg.base_offset),
+            });
+            self.log_start_offset = self.segments[0].base_offset;
+        }
+        reqs
+    }
+
+    /// Check the log's structural invariants. Panics on violation: a broken invariant is a bug.
+    pub fn invariants(&self) {
+        assert!(!self.segments.is_empty());
+        assert!(self.log_start_offset <= self.log_end_offset);
+        assert_eq!(self.segments[0].base_offset, self.log_start_offset);
+        let mut next = self.log_start_offset;
+        for seg in &self.segments {
+            assert_eq!(seg.base_offset, next, "segments are contiguous");
+            let mut pos = SEGMENT_HEADER_BYTES;
+            for b in &seg.batches {
+                assert_eq!(b.base_offset, next, "offsets are dense");
+                assert!(b.last_offset >= b.base_offset);
+                assert_eq!(b.position, pos, "batches are packed");
+                pos += b.size as u64;
+                next = b.last_offset + 1;
+            }
+            assert_eq!(seg.size, pos);
+        }
+        assert_eq!(next, self.log_end_offset);
+    }
+}
+
+fn entry_of(h: &BatchHeader, position: u64) -> BatchEntry {
+    BatchEntry {
+        base_offset: h.base_offset,
+        last_offset: h.last_offset(),
+        position,
+        size: h.size as u32,
+        max_timestamp: h.max_timestamp,
+    }
+}

@@ -1,0 +1,207 @@
+//! The idempotent producer (KIP-98): exactly-once appends per producer and partition.
+//!
+//! A producer gets an id and epoch from InitProducerId and numbers its batches per partition:
+//! the first record of the first batch has sequence 0, and each batch's `baseSequence` follows
+//! the previous batch's last. The partition leader remembers, per producer id, the epoch and the
+//! last five batches it appended ([`BATCHES_REMEMBERED`], as Kafka does, because a producer has at
+//! most five requests in flight). That lets it:
+//! * answer a **retried** batch (same sequences as one remembered) with the offset it was first
+//!   given, instead of appending it twice;
+//! * refuse a batch whose sequence does not follow (OUT_OF_ORDER_SEQUENCE_NUMBER): a gap means a
+//!   batch was lost, and appending would reorder the producer's records;
+//! * refuse a **zombie** with an older epoch (INVALID_PRODUCER_EPOCH).
+//!
+//! The state is rebuilt at start from the batch headers in the log, so a broker restart does not
+//! turn a retry into a duplicate.
+
+use crate::batch::BatchHeader;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many appended batches are remembered per producer and partition.
+pub const BATCHES_REMEMBERED: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RememberedBatch {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<RememberedBatch>,
+}
+
+/// The verdict on a batch from an idempotent producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// Already appended: answer with this batch's original offsets.
+    Duplicate(RememberedBatch),
+    /// Sequence does not follow the last one appended.
+    OutOfOrder { expected: i32 },
+    /// The epoch is older than the producer's current one: a fenced zombie.
+    StaleEpoch { current: i16 },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProducerStates {
+    producers: BTreeMap<i64, ProducerEntry>,
+}
+
+fn follows(last: i32, first: i32) -> bool {
+    first == last.wrapping_add(1) || (last == i32::MAX && first == 0)
+}
+
+impl ProducerStates {
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Decide what to do with a batch (Kafka's `ProducerAppendInfo.checkSequence`).
+    pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
+        assert!(h.has_producer_id());
+        let Some(entry) = self.producers.get(&h.producer_id) else {
+            // No state: a new producer, or one whose state expired. Kafka accepts it as is.
+            return SequenceCheck::Append;
+        };
+        if h.producer_epoch < entry.epoch {
+            return SequenceCheck::StaleEpoch {
+                current: entry.epoch,
+            };
+        }
+        if h.producer_epoch > entry.epoch {
+            // A bumped epoch restarts sequences at 0.
+            return if h.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::OutOfOrder { expected: 0 }
+            };
+        }
+        let last_seq = h.last_sequence();
+        if let Some(b) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
+        {
+            return SequenceCheck::Duplicate(*b);
+        }
+        match entry.batches.back() {
+            Some(last) if !follows(last.last_seq, h.base_sequence) => SequenceCheck::OutOfOrder {
+                expected: last.last_seq.wrapping_add(1),
+            },
+            _ => SequenceCheck::Append,
+        }
+    }
+
+    /// Record an appended batch (live, or replayed from the log at start).
+    pub fn record(&mut self, h: &BatchHeader) {
+        if !h.has_producer_id() {
+            return;
+        }
+        let entry = self.producers.entry(h.producer_id).or_default();
+        if h.producer_epoch != entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(RememberedBatch {
+            first_seq: h.base_sequence,
+            last_seq: h.last_sequence(),
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+        });
+        while entry.batches.len() > BATCHES_REMEMBERED {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Forget batches at or above `offset` (the log was truncated there) and producers left with
+    /// nothing. A producer whose batches were cut will be told OUT_OF_ORDER or accepted afresh,
+    /// never answered with an offset that no longer holds its batch.
+    pub fn truncate_to(&mut self, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+
+    /// The largest producer id seen, to keep new ids above it.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producers.keys().next_back().copied()
+    }
+
+    /// Drop the least recently written producers beyond `max` (bounded memory).
+    pub fn evict_beyond(&mut self, max: usize) {
+        while self.producers.len() > max {
+            let oldest = self
+                .producers
+                .iter()
+                .min_by_key(|(_, e)| e.batches.back().map(|b| b.last_offset).unwrap_or(-1))
+                .map(|(pid, _)| *pid)
+                .expect("non-empty");
+            self.producers.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{assign, tests::make_batch, BatchHeader};
+
+    fn hdr(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
+        let mut b = make_batch(count, Some((pid, epoch, seq)), 0);
+        assign(&mut b, offset, 0);
+        BatchHeader::parse(&b).unwrap()
+    }
+
+    #[test]
+    fn sequences_duplicates_and_zombies() {
+        let mut s = ProducerStates::default();
+        let a = hdr(1, 0, 0, 2, 0);
+        assert_eq!(s.check(&a), SequenceCheck::Append);
+        s.record(&a);
+        // A retry of the same batch is a duplicate with its original offsets.
+        assert!(
+            matches!(s.check(&hdr(1, 0, 0, 2, 99)), SequenceCheck::Duplicate(b) if b.base_offset == 0)
+        );
+        // A gap is refused.
+        assert_eq!(
+            s.check(&hdr(1, 0, 3, 1, 2)),
+            SequenceCheck::OutOfOrder { expected: 2 }
+        );
+        let b = hdr(1, 0, 2, 1, 2);
+        assert_eq!(s.check(&b), SequenceCheck::Append);
+        s.record(&b);
+        // A new epoch restarts at 0; the old epoch is then fenced.
+        let c = hdr(1, 1, 0, 1, 3);
+        assert_eq!(s.check(&c), SequenceCheck::Append);
+        s.record(&c);
+        assert_eq!(
+            s.check(&hdr(1, 0, 3, 1, 4)),
+            SequenceCheck::StaleEpoch { current: 1 }
+        );
+        // Truncation forgets what was cut.
+        s.truncate_to(3);
+        assert!(s.get(1).is_none());
+    }
+
+    #[test]
+    fn only_five_batches_are_remembered() {
+        let mut s = ProducerStates::default();
+        for i in 0..7 {
+            s.record(&hdr(9, 0, i, 1, i as i64));
+        }
+        assert_eq!(s.get(9).unwrap().batches.len(), BATCHES_REMEMBERED);
+        assert_eq!(s.check(&hdr(9, 0, 7, 1, 7)), SequenceCheck::Append);
+    }
+}
