@@ -217,8 +217,13 @@ struct PendingFetch {
     max_bytes: u32,
     deadline: Instant,
     /// Set once reads are issued: the response under construction and reads outstanding.
-    reading: Option<(FetchResponse, Vec<(usize, usize)>, usize)>,
+    reading: Option<Reading>,
 }
+
+/// A fetch whose reads are in flight: the response under construction, where each read's
+/// bytes go (topic index, partition index), and how many reads are outstanding.
+#[derive(Debug)]
+struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
 
 #[derive(Debug)]
 struct PendingCreate {
@@ -850,7 +855,7 @@ impl Broker {
                 INVALID_REQUIRED_ACKS,
                 format!("acks must be -1, 0 or 1, not {acks}"),
             ))
-        } else if r.transactional_id.is_some() {
+        } else if r.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
             Some((
                 TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                 "transactions are not supported".to_string(),
@@ -1574,7 +1579,7 @@ impl Broker {
                 OpPurpose::Read { fetch: id, slot },
             );
         }
-        self.fetches.get_mut(&id).unwrap().reading = Some((resp, slots, n));
+        self.fetches.get_mut(&id).unwrap().reading = Some(Reading(resp, slots, n));
         if n == 0 {
             self.finish_fetch(id);
         }
@@ -1585,7 +1590,7 @@ impl Broker {
         let Some(f) = self.fetches.get_mut(&id) else {
             return;
         };
-        let (resp, slots, outstanding) = f.reading.as_mut().expect("reads were issued");
+        let Reading(resp, slots, outstanding) = f.reading.as_mut().expect("reads were issued");
         let (ti, pi) = slots[slot];
         let pd = &mut resp.responses[ti].partitions[pi];
         match result {
@@ -1609,7 +1614,7 @@ impl Broker {
 
     fn finish_fetch(&mut self, id: u64) {
         let f = self.fetches.remove(&id).unwrap();
-        let (resp, _, _) = f.reading.unwrap();
+        let Reading(resp, _, _) = f.reading.unwrap();
         self.respond(f.reply, Some(ResponseKind::Fetch(resp)));
     }
 
@@ -1856,7 +1861,9 @@ impl Broker {
     }
 
     fn init_producer_id(&mut self, to: ReplyTo, r: InitProducerIdRequest) {
-        if r.transactional_id.is_some() {
+        // Clients send a null transactional id for a plain idempotent producer; an empty one is
+        // treated the same way.
+        if r.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
             let resp = InitProducerIdResponse::default()
                 .with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
                 .with_producer_id(ProducerId(-1))
@@ -2039,15 +2046,6 @@ impl Broker {
             resp.results.push(out);
         }
         self.respond(to, Some(ResponseKind::DescribeConfigs(resp)));
-    }
-
-    // ---------------------------------------------------------------- for the coordinator
-
-    pub(crate) fn emit(&mut self, out: Output) {
-        self.outputs.push_back(out);
-    }
-    pub(crate) fn log_line(&mut self, level: LogLevel, message: String) {
-        self.log(level, message);
     }
 }
 

@@ -1,0 +1,671 @@
+//! Broker-level tests: the core driven by a tiny in-memory driver, as the runtime and the
+//! simulator drive it. One `Harness` helper, many small scenarios.
+
+use bytes::Bytes;
+use gregor_core::error::*;
+use gregor_core::files::{scan_segment, Recovered, RecoveredPartition};
+use gregor_core::io::{ConnId, Input, Output, Request, StorageFault, StorageReply, StorageRequest};
+use gregor_core::kafka_protocol::messages::*;
+use gregor_core::kafka_protocol::protocol::StrBytes;
+use gregor_core::kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use gregor_core::{Broker, Config, Durability, Instant};
+use std::collections::BTreeMap;
+
+/// In-memory files: path -> (bytes written, bytes synced).
+#[derive(Default, Clone)]
+struct MemDisk {
+    files: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    broker_meta: Option<Vec<u8>>,
+    full: bool,
+}
+
+impl MemDisk {
+    fn exec(&mut self, req: &StorageRequest) -> Result<StorageReply, StorageFault> {
+        match req {
+            StorageRequest::CreatePartition { dir, meta } => {
+                self.files.insert(
+                    format!("{}/partition.meta", dir.dir_name()),
+                    (meta.to_vec(), meta.to_vec()),
+                );
+            }
+            StorageRequest::DeletePartition { dir } => {
+                let prefix = format!("{}/", dir.dir_name());
+                self.files.retain(|k, _| !k.starts_with(&prefix));
+            }
+            StorageRequest::CreateSegment { file, header } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
+                self.files.insert(path, (header.to_vec(), header.to_vec()));
+            }
+            StorageRequest::Append {
+                file,
+                position,
+                data,
+            } => {
+                if self.full {
+                    return Err(StorageFault::DiskFull);
+                }
+                let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
+                let f = &mut self.files.get_mut(&path).expect("segment exists").0;
+                let pos = *position as usize;
+                if f.len() < pos + data.len() {
+                    f.resize(pos + data.len(), 0);
+                }
+                f[pos..pos + data.len()].copy_from_slice(data);
+            }
+            StorageRequest::Sync { file } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
+                if let Some((w, s)) = self.files.get_mut(&path) {
+                    *s = w.clone();
+                }
+            }
+            StorageRequest::Read {
+                file,
+                position,
+                len,
+            } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
+                let f = &self.files[&path].0;
+                let start = (*position as usize).min(f.len());
+                let end = (start + *len as usize).min(f.len());
+                return Ok(StorageReply::Read(Bytes::copy_from_slice(&f[start..end])));
+            }
+            StorageRequest::Truncate { file, len } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
+                if let Some((w, s)) = self.files.get_mut(&path) {
+                    w.truncate(*len as usize);
+                    s.truncate(*len as usize);
+                }
+            }
+            StorageRequest::DeleteSegment { file } => {
+                self.files
+                    .remove(&format!("{}/{}", file.dir.dir_name(), file.file_name()));
+            }
+            StorageRequest::WriteBrokerMeta { data } => self.broker_meta = Some(data.to_vec()),
+        }
+        Ok(StorageReply::Done)
+    }
+
+    /// What a restarted broker finds: after a power loss only synced bytes survive.
+    fn recovered(&self, power_loss: bool) -> Recovered {
+        let mut parts: BTreeMap<String, RecoveredPartition> = BTreeMap::new();
+        for (path, (w, s)) in &self.files {
+            let bytes = if power_loss { s } else { w };
+            let (dir, name) = path.split_once('/').unwrap();
+            let p = parts.entry(dir.to_string()).or_insert(RecoveredPartition {
+                dir_name: dir.into(),
+                meta: None,
+                segments: vec![],
+            });
+            if name == "partition.meta" {
+                p.meta = Some(Bytes::copy_from_slice(bytes));
+            } else {
+                let base = gregor_core::files::parse_segment_file_name(name).unwrap();
+                p.segments.push(scan_segment(base, bytes));
+            }
+        }
+        Recovered {
+            broker_meta: self.broker_meta.clone().map(Bytes::from),
+            partitions: parts.into_values().collect(),
+        }
+    }
+}
+
+/// (error code, high watermark, (offset, value) of every record read)
+type Fetched = (i16, i64, Vec<(i64, Vec<u8>)>);
+
+struct Harness {
+    broker: Broker,
+    disk: MemDisk,
+    now: Instant,
+    responses: Vec<(ConnId, i32, ResponseKind)>,
+    closed: Vec<ConnId>,
+    /// Storage ops held back (to test ordering of acknowledgements).
+    hold_syncs: bool,
+    held: Vec<(gregor_core::OpId, StorageRequest)>,
+    next_corr: i32,
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        Self::with_disk(config, MemDisk::default(), false)
+    }
+    fn with_disk(config: Config, disk: MemDisk, power_loss: bool) -> Harness {
+        let now = Instant::from_unix_ms(1_700_000_000_000);
+        let broker = Broker::new(config, disk.recovered(power_loss), now).unwrap();
+        let mut h = Harness {
+            broker,
+            disk,
+            now,
+            responses: vec![],
+            closed: vec![],
+            hold_syncs: false,
+            held: vec![],
+            next_corr: 0,
+        };
+        h.drain();
+        h
+    }
+    fn drain(&mut self) {
+        loop {
+            let mut inputs = Vec::new();
+            while let Some(out) = self.broker.poll_output() {
+                match out {
+                    Output::Response {
+                        conn,
+                        correlation_id,
+                        body,
+                        ..
+                    } => self.responses.push((conn, correlation_id, body)),
+                    Output::Close { conn, .. } => self.closed.push(conn),
+                    Output::Log { .. } => {}
+                    Output::Storage { op, request } => {
+                        if self.hold_syncs && matches!(request, StorageRequest::Sync { .. }) {
+                            self.held.push((op, request));
+                            continue;
+                        }
+                        let result = self.disk.exec(&request);
+                        inputs.push(Input::StorageDone {
+                            now: self.now,
+                            op,
+                            result,
+                        });
+                    }
+                }
+            }
+            if inputs.is_empty() {
+                return;
+            }
+            for i in inputs {
+                self.broker.handle(i);
+            }
+        }
+    }
+    fn release_syncs(&mut self) {
+        for (op, req) in std::mem::take(&mut self.held) {
+            let result = self.disk.exec(&req);
+            self.broker.handle(Input::StorageDone {
+                now: self.now,
+                op,
+                result,
+            });
+        }
+        self.drain();
+    }
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now + gregor_core::Duration::from_ms(ms);
+        self.broker.handle(Input::Tick { now: self.now });
+        self.drain();
+    }
+    fn send(&mut self, conn: u64, key: ApiKey, version: i16, body: RequestKind) -> i32 {
+        self.next_corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.next_corr);
+        self.broker.handle(Input::Request {
+            now: self.now,
+            conn: ConnId(conn),
+            request: Request { header, body },
+        });
+        self.drain();
+        self.next_corr
+    }
+    fn take(&mut self, corr: i32) -> Option<ResponseKind> {
+        let i = self.responses.iter().position(|(_, c, _)| *c == corr)?;
+        Some(self.responses.remove(i).2)
+    }
+    fn create(&mut self, topic: &str, partitions: i32) {
+        let t = create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1);
+        let c = self.send(
+            1,
+            ApiKey::CreateTopics,
+            5,
+            RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![t])),
+        );
+        let Some(ResponseKind::CreateTopics(r)) = self.take(c) else {
+            panic!("no create response")
+        };
+        assert_eq!(
+            r.topics[0].error_code, NONE,
+            "{:?}",
+            r.topics[0].error_message
+        );
+    }
+    fn produce(&mut self, conn: u64, topic: &str, partition: i32, batch: Bytes, acks: i16) -> i32 {
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(batch)),
+                ])]);
+        self.send(conn, ApiKey::Produce, 9, RequestKind::Produce(req))
+    }
+    fn produce_result(&mut self, corr: i32) -> Option<(i16, i64)> {
+        match self.take(corr)? {
+            ResponseKind::Produce(r) => {
+                let p = &r.responses[0].partition_responses[0];
+                Some((p.error_code, p.base_offset))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> i32 {
+        let req = FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![fetch_request::FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]);
+        self.send(2, ApiKey::Fetch, 12, RequestKind::Fetch(req))
+    }
+    /// (error, high watermark, values read)
+    fn fetch_result(&mut self, corr: i32) -> Option<Fetched> {
+        match self.take(corr)? {
+            ResponseKind::Fetch(r) => {
+                let p = &r.responses[0].partitions[0];
+                let mut out = Vec::new();
+                let mut bytes = p.records.clone().unwrap();
+                while !bytes.is_empty() {
+                    let set = gregor_core::kafka_protocol::records::RecordBatchDecoder::decode(
+                        &mut bytes,
+                    )
+                    .unwrap();
+                    for rec in set.records {
+                        out.push((rec.offset, rec.value.unwrap().to_vec()));
+                    }
+                }
+                Some((p.error_code, p.high_watermark, out))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder groups records whose offset-minus-sequence agree into one batch.
+            sequence: if seq < 0 {
+                i as i32 - 1
+            } else {
+                seq + i as i32
+            },
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+#[test]
+fn produce_is_acknowledged_only_after_sync_then_fetched() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    h.hold_syncs = true;
+    let c = h.produce(1, "t", 0, batch(&["a", "b"], None), 1);
+    assert!(
+        h.produce_result(c).is_none(),
+        "group commit: no ack before the fsync"
+    );
+    let f = h.fetch("t", 0, 0, 0);
+    let (err, hw, vals) = h.fetch_result(f).unwrap();
+    assert_eq!(
+        (err, hw),
+        (NONE, 0),
+        "consumers do not see unsynced records"
+    );
+    assert!(vals.is_empty());
+    h.release_syncs();
+    assert_eq!(h.produce_result(c), Some((NONE, 0)));
+    let c2 = h.produce(1, "t", 0, batch(&["c"], None), -1);
+    h.release_syncs();
+    assert_eq!(h.produce_result(c2), Some((NONE, 2)));
+    let f = h.fetch("t", 0, 0, 0);
+    let (err, hw, vals) = h.fetch_result(f).unwrap();
+    assert_eq!((err, hw), (NONE, 3));
+    let got: Vec<(i64, String)> = vals
+        .into_iter()
+        .map(|(o, v)| (o, String::from_utf8(v).unwrap()))
+        .collect();
+    assert_eq!(got, vec![(0, "a".into()), (1, "b".into()), (2, "c".into())]);
+}
+
+#[test]
+fn responses_keep_request_order_per_connection() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    h.hold_syncs = true;
+    let p = h.produce(7, "t", 0, batch(&["a"], None), 1);
+    // A metadata request behind the produce must wait for it (Kafka answers in order).
+    let m = h.send(
+        7,
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default()),
+    );
+    assert!(h.take(m).is_none());
+    h.release_syncs();
+    let order: Vec<i32> = h
+        .responses
+        .iter()
+        .filter(|r| r.0 == ConnId(7))
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(order, vec![p, m]);
+}
+
+#[test]
+fn long_poll_fetch_wakes_on_new_data_and_times_out() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let f = h.fetch("t", 0, 0, 500);
+    assert!(h.fetch_result(f).is_none(), "parked until data or max_wait");
+    let c = h.produce(1, "t", 0, batch(&["x"], None), 1);
+    assert_eq!(h.produce_result(c), Some((NONE, 0)));
+    let (_, _, vals) = h.fetch_result(f).expect("woken by the append");
+    assert_eq!(vals.len(), 1);
+    let f2 = h.fetch("t", 0, 1, 500);
+    assert!(h.fetch_result(f2).is_none());
+    h.advance(499);
+    assert!(h.fetch_result(f2).is_none());
+    h.advance(2);
+    let (err, hw, vals) = h.fetch_result(f2).expect("answered at max_wait");
+    assert_eq!((err, hw, vals.len()), (NONE, 1, 0));
+    let bad = h.fetch("t", 0, 5, 0);
+    assert_eq!(h.fetch_result(bad).unwrap().0, OFFSET_OUT_OF_RANGE);
+    let unknown = h.fetch("nope", 0, 0, 0);
+    assert_eq!(
+        h.fetch_result(unknown).unwrap().0,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+#[test]
+fn bad_batches_get_kafka_errors_and_nothing_is_written() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let good = batch(&["ok"], None);
+    let mut corrupt = good.to_vec();
+    let n = corrupt.len();
+    corrupt[n - 2] ^= 0xff;
+    let c = h.produce(1, "t", 0, Bytes::from(corrupt), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, CORRUPT_MESSAGE);
+    let c = h.produce(1, "t", 0, good.slice(..good.len() - 3), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, CORRUPT_MESSAGE);
+    let c = h.produce(1, "t", 0, Bytes::from_static(b"short"), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, CORRUPT_MESSAGE);
+    let c = h.produce(1, "nope", 0, good.clone(), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, UNKNOWN_TOPIC_OR_PARTITION);
+    let c = h.produce(1, "t", 3, good.clone(), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, UNKNOWN_TOPIC_OR_PARTITION);
+    let big: Vec<String> = (0..200)
+        .map(|i| "x".repeat(10_000) + &i.to_string())
+        .collect();
+    let refs: Vec<&str> = big.iter().map(|s| s.as_str()).collect();
+    let c = h.produce(1, "t", 0, batch(&refs, None), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, MESSAGE_TOO_LARGE);
+    let mut two = good.to_vec();
+    two.extend_from_slice(&good);
+    let c = h.produce(1, "t", 0, Bytes::from(two), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, INVALID_RECORD);
+    let c = h.produce(1, "t", 0, good, 1);
+    assert_eq!(
+        h.produce_result(c),
+        Some((NONE, 0)),
+        "the log is untouched by refused batches"
+    );
+}
+
+#[test]
+fn idempotent_retries_get_their_original_offset_and_gaps_are_refused() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let c = h.send(
+        1,
+        ApiKey::InitProducerId,
+        4,
+        RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+    );
+    let Some(ResponseKind::InitProducerId(r)) = h.take(c) else {
+        panic!()
+    };
+    assert_eq!(r.error_code, NONE);
+    let pid = r.producer_id.0;
+    let b0 = batch(&["a", "b"], Some((pid, 0, 0)));
+    let c = h.produce(1, "t", 0, b0.clone(), -1);
+    assert_eq!(h.produce_result(c), Some((NONE, 0)));
+    let c = h.produce(1, "t", 0, batch(&["other"], None), -1);
+    assert_eq!(h.produce_result(c), Some((NONE, 2)));
+    let c = h.produce(1, "t", 0, b0, -1);
+    assert_eq!(
+        h.produce_result(c),
+        Some((NONE, 0)),
+        "a retry is answered with its first offset"
+    );
+    let c = h.produce(1, "t", 0, batch(&["gap"], Some((pid, 0, 5))), -1);
+    assert_eq!(h.produce_result(c).unwrap().0, OUT_OF_ORDER_SEQUENCE_NUMBER);
+    let c = h.produce(1, "t", 0, batch(&["c"], Some((pid, 0, 2))), -1);
+    assert_eq!(h.produce_result(c), Some((NONE, 3)));
+
+    // The producer state survives a restart: the retry is still recognised.
+    let disk = h.disk.clone();
+    let mut h2 = Harness::with_disk(Config::default(), disk, false);
+    let c = h2.produce(1, "t", 0, batch(&["c"], Some((pid, 0, 2))), -1);
+    assert_eq!(h2.produce_result(c), Some((NONE, 3)));
+    let c = h2.send(
+        1,
+        ApiKey::InitProducerId,
+        4,
+        RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+    );
+    let Some(ResponseKind::InitProducerId(r)) = h2.take(c) else {
+        panic!()
+    };
+    assert!(
+        r.producer_id.0 > pid,
+        "producer ids are never reused across restarts"
+    );
+}
+
+#[test]
+fn power_loss_keeps_every_acknowledged_record_under_group_commit() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let mut acked = 0;
+    for i in 0..20 {
+        let c = h.produce(1, "t", 0, batch(&[&format!("v{i}")], None), 1);
+        if let Some((NONE, _)) = h.produce_result(c) {
+            acked += 1;
+        }
+    }
+    h.hold_syncs = true;
+    let c = h.produce(1, "t", 0, batch(&["unacked"], None), 1);
+    assert!(h.produce_result(c).is_none());
+    let disk = h.disk.clone();
+    let mut h2 = Harness::with_disk(Config::default(), disk, true);
+    let f = h2.fetch("t", 0, 0, 0);
+    let (_, hw, vals) = h2.fetch_result(f).unwrap();
+    assert_eq!(hw, acked);
+    assert_eq!(vals.len() as i64, acked);
+}
+
+#[test]
+fn torn_tail_is_cut_at_recovery() {
+    let mut h = Harness::new(Config {
+        durability: Durability::None,
+        ..Config::default()
+    });
+    h.create("t", 1);
+    for i in 0..3 {
+        let c = h.produce(1, "t", 0, batch(&[&format!("v{i}")], None), 1);
+        assert_eq!(h.produce_result(c).unwrap().0, NONE);
+    }
+    let mut disk = h.disk.clone();
+    let seg = disk.files.get_mut("t-0/00000000000000000000.log").unwrap();
+    let n = seg.0.len();
+    seg.0.truncate(n - 7); // the last write was torn
+    let mut h2 = Harness::with_disk(Config::default(), disk, false);
+    let f = h2.fetch("t", 0, 0, 0);
+    let (_, hw, vals) = h2.fetch_result(f).unwrap();
+    assert_eq!((hw, vals.len()), (2, 2));
+    let c = h2.produce(1, "t", 0, batch(&["after"], None), 1);
+    assert_eq!(
+        h2.produce_result(c),
+        Some((NONE, 2)),
+        "appends continue right after the cut"
+    );
+    let f = h2.fetch("t", 0, 2, 0);
+    assert_eq!(h2.fetch_result(f).unwrap().2[0].1, b"after");
+}
+
+#[test]
+fn full_disk_answers_storage_error_and_keeps_earlier_data() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let c = h.produce(1, "t", 0, batch(&["kept"], None), 1);
+    assert_eq!(h.produce_result(c), Some((NONE, 0)));
+    h.disk.full = true;
+    let c = h.produce(1, "t", 0, batch(&["lost"], None), 1);
+    assert_eq!(h.produce_result(c).unwrap().0, KAFKA_STORAGE_ERROR);
+    h.disk.full = false;
+    let c = h.produce(1, "t", 0, batch(&["next"], None), 1);
+    assert_eq!(
+        h.produce_result(c),
+        Some((NONE, 1)),
+        "the failed batch left no hole"
+    );
+    let f = h.fetch("t", 0, 0, 0);
+    let vals: Vec<Vec<u8>> = h
+        .fetch_result(f)
+        .unwrap()
+        .2
+        .into_iter()
+        .map(|v| v.1)
+        .collect();
+    assert_eq!(vals, vec![b"kept".to_vec(), b"next".to_vec()]);
+}
+
+#[test]
+fn api_versions_above_max_answers_v0_with_error() {
+    let mut h = Harness::new(Config::default());
+    h.next_corr += 1;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(99)
+        .with_correlation_id(42);
+    h.broker.handle(Input::Request {
+        now: h.now,
+        conn: ConnId(3),
+        request: Request {
+            header,
+            body: RequestKind::ApiVersions(Default::default()),
+        },
+    });
+    let mut found = false;
+    while let Some(o) = h.broker.poll_output() {
+        if let Output::Response {
+            api_version,
+            body: ResponseKind::ApiVersions(r),
+            correlation_id,
+            ..
+        } = o
+        {
+            assert_eq!(
+                (api_version, correlation_id, r.error_code),
+                (0, 42, UNSUPPORTED_VERSION)
+            );
+            assert!(r
+                .api_keys
+                .iter()
+                .any(|k| k.api_key == ApiKey::Produce as i16));
+            found = true;
+        }
+    }
+    assert!(found);
+}
+
+#[test]
+fn metadata_auto_creates_and_list_offsets_by_time() {
+    let mut h = Harness::new(Config {
+        default_partitions: 3,
+        ..Config::default()
+    });
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_static_str("auto"))))]))
+        .with_allow_auto_topic_creation(true);
+    let c = h.send(1, ApiKey::Metadata, 9, RequestKind::Metadata(req));
+    let Some(ResponseKind::Metadata(m)) = h.take(c) else {
+        panic!()
+    };
+    assert_eq!(m.topics[0].error_code, NONE);
+    assert_eq!(m.topics[0].partitions.len(), 3);
+    let c = h.produce(1, "auto", 1, batch(&["a", "b", "c"], None), 1);
+    assert_eq!(h.produce_result(c), Some((NONE, 0)));
+    let lo = |ts: i64| {
+        ListOffsetsRequest::default().with_topics(vec![
+            list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("auto")))
+                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(1)
+                    .with_timestamp(ts)]),
+        ])
+    };
+    for (ts, want) in [
+        (-1, 3),
+        (-2, 0),
+        (1_700_000_000_001, 0),
+        (1_800_000_000_000, -1),
+    ] {
+        let c = h.send(1, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(lo(ts)));
+        let Some(ResponseKind::ListOffsets(r)) = h.take(c) else {
+            panic!()
+        };
+        assert_eq!(r.topics[0].partitions[0].offset, want, "timestamp {ts}");
+    }
+}
