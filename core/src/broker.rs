@@ -153,6 +153,10 @@ enum OpPurpose {
         fetch: u64,
         slot: usize,
     },
+    /// A chunk of `__consumer_offsets` read back at start.
+    GroupLoad {
+        slot: usize,
+    },
     Create {
         topic: String,
         topic_id: [u8; 16],
@@ -168,6 +172,8 @@ enum OpPurpose {
 /// A response being assembled, released in request order for its connection.
 #[derive(Debug)]
 struct ConnState {
+    /// The client id from the latest request header (shown in group descriptions).
+    client_id: String,
     next_seq: u64,
     next_to_send: u64,
     /// Finished responses waiting for earlier ones; `None` means "no response" (acks = 0).
@@ -226,6 +232,17 @@ struct PendingFetch {
 struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
 
 #[derive(Debug)]
+struct InternalWait {
+    reply: ReplyTo,
+    ok: ResponseKind,
+    err: ResponseKind,
+    topic: String,
+    topic_id: [u8; 16],
+    partition: i32,
+    end: i64,
+}
+
+#[derive(Debug)]
 struct PendingCreate {
     reply: ReplyTo,
     response: CreateTopicsResponse,
@@ -251,6 +268,10 @@ pub struct Broker {
     produces: BTreeMap<u64, PendingProduce>,
     fetches: BTreeMap<u64, PendingFetch>,
     creates: BTreeMap<u64, PendingCreate>,
+    /// Responses (from the group coordinator) waiting for an internal append to be durable.
+    internal_waits: Vec<InternalWait>,
+    /// The last internal append: (topic, topic id, partition, end offset).
+    last_internal: Option<(String, [u8; 16], i32, i64)>,
     /// Partitions whose ends may have moved in this step.
     touched: BTreeSet<(String, i32)>,
     next_retention_check: Instant,
@@ -306,6 +327,8 @@ impl Broker {
             produces: BTreeMap::new(),
             fetches: BTreeMap::new(),
             creates: BTreeMap::new(),
+            internal_waits: Vec::new(),
+            last_internal: None,
             touched: BTreeSet::new(),
             next_retention_check: now + RETENTION_CHECK_INTERVAL,
             coordinator: Coordinator::new(&config),
@@ -432,7 +455,7 @@ impl Broker {
                 Some("partition directory missing at start".into());
         }
         broker.next_producer_id = broker.next_producer_id.max(broker.producer_id_block_end);
-        broker.coordinator.recover(&mut broker.topics);
+        crate::group::start(&mut broker);
         broker.invariants();
         Ok(broker)
     }
@@ -558,10 +581,16 @@ impl Broker {
 
     pub(crate) fn reply_to(&mut self, conn: ConnId, request: &Request) -> ReplyTo {
         let state = self.conns.entry(conn).or_insert(ConnState {
+            client_id: String::new(),
             next_seq: 0,
             next_to_send: 0,
             ready: BTreeMap::new(),
         });
+        if let Some(c) = &request.header.client_id {
+            if state.client_id.as_str() != c.as_str() {
+                state.client_id = c.to_string();
+            }
+        }
         let seq = state.next_seq;
         state.next_seq += 1;
         ReplyTo {
@@ -605,6 +634,7 @@ impl Broker {
 
     fn on_conn_closed(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
+        self.internal_waits.retain(|w| w.reply.conn != conn);
         self.fetches
             .retain(|_, f| f.reply.conn != conn || f.reading.is_some());
         for p in self.produces.values_mut() {
@@ -872,7 +902,7 @@ impl Broker {
                     .with_base_offset(-1);
                 let result = match &refuse_all {
                     Some((code, msg)) => Err((*code, msg.clone())),
-                    None => self.append_one(&name, pd.index, pd.records),
+                    None => self.append_one(&name, pd.index, pd.records, false),
                 };
                 match result {
                     Ok((base, log_start, wait)) => {
@@ -934,6 +964,7 @@ impl Broker {
         name: &str,
         index: i32,
         records: Option<Bytes>,
+        internal: bool,
     ) -> Result<(i64, i64, Option<ProduceWait>), (i16, String)> {
         let now = self.now;
         let Some(topic) = self.topics.get_mut(name) else {
@@ -942,7 +973,7 @@ impl Broker {
                 format!("unknown topic {name:?}"),
             ));
         };
-        if topic.internal {
+        if topic.internal && !internal {
             return Err((
                 INVALID_TOPIC_EXCEPTION,
                 format!("{name} is an internal topic"),
@@ -1123,6 +1154,135 @@ impl Broker {
         }
     }
 
+    fn complete_internal_waits(&mut self) {
+        let durability = self.config.durability;
+        let mut done = Vec::new();
+        let waits = std::mem::take(&mut self.internal_waits);
+        for w in waits {
+            let p = self
+                .topics
+                .get(&w.topic)
+                .filter(|t| t.id == w.topic_id)
+                .and_then(|t| t.partitions.get(w.partition as usize));
+            match p {
+                Some(p) if p.offline.is_none() && p.log.log_end_offset() >= w.end => {
+                    if p.ack_end(durability) >= w.end {
+                        done.push((w.reply, w.ok));
+                    } else {
+                        self.internal_waits.push(w);
+                    }
+                }
+                _ => done.push((w.reply, w.err)),
+            }
+        }
+        for (to, body) in done {
+            self.respond(to, Some(body));
+        }
+    }
+
+    // ---------------------------------------------------------------- for the group coordinator
+
+    pub(crate) fn default_settings_pub(&self) -> TopicSettings {
+        self.default_settings()
+    }
+    pub(crate) fn log_line(&mut self, level: LogLevel, message: String) {
+        self.log(level, message);
+    }
+    pub(crate) fn respond_pub(&mut self, to: ReplyTo, body: Option<ResponseKind>) {
+        self.respond(to, body);
+    }
+    /// A short random id suffix (member ids).
+    pub(crate) fn random_suffix(&mut self) -> String {
+        Uuid::from_bytes(self.prng.uuid_bytes()).to_string()
+    }
+    pub(crate) fn client_id_of(&self, conn: ConnId) -> String {
+        self.conns
+            .get(&conn)
+            .map(|c| c.client_id.clone())
+            .unwrap_or_default()
+    }
+    pub(crate) fn storage_for_group(&mut self, request: StorageRequest, slot: usize) {
+        self.storage(request, OpPurpose::GroupLoad { slot });
+    }
+    /// Reads that bring back everything stored in `__consumer_offsets`, in log order.
+    pub(crate) fn offsets_log_reads(&self) -> Vec<StorageRequest> {
+        let mut reads = Vec::new();
+        if let Some(t) = self.topics.get(crate::group::OFFSETS_TOPIC) {
+            for p in &t.partitions {
+                if p.offline.is_some() {
+                    continue;
+                }
+                for seg in p.log.segments() {
+                    if let (Some(first), Some(last)) = (seg.batches.first(), seg.batches.last()) {
+                        let len = last.position + last.size as u64 - first.position;
+                        reads.push(StorageRequest::Read {
+                            file: p.log.file_of(seg.base_offset),
+                            position: first.position,
+                            len: len as u32,
+                        });
+                    }
+                }
+            }
+        }
+        reads
+    }
+
+    /// Append a batch the broker built itself to an internal topic, through the same path as a
+    /// produce. `reply` = (where, response when durable, response if the write fails).
+    pub(crate) fn append_internal(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
+    ) {
+        match self.append_one(topic, partition, Some(batch), true) {
+            Ok((_, _, wait)) => {
+                let w = wait.expect("an append always waits");
+                self.last_internal = Some((topic.to_string(), w.topic_id, partition, w.end));
+                if let Some((to, ok, err)) = reply {
+                    self.internal_waits.push(InternalWait {
+                        reply: to,
+                        ok,
+                        err,
+                        topic: topic.to_string(),
+                        topic_id: w.topic_id,
+                        partition,
+                        end: w.end,
+                    });
+                }
+            }
+            Err((code, msg)) => {
+                self.log(
+                    LogLevel::Error,
+                    format!("writing to {topic}-{partition} failed ({code}): {msg}"),
+                );
+                if let Some((to, _, err)) = reply {
+                    self.respond(to, Some(err));
+                }
+            }
+        }
+    }
+
+    /// Send `ok` once the most recent internal append is durable.
+    pub(crate) fn respond_after_last_write(&mut self, to: ReplyTo, ok: ResponseKind) {
+        match self.last_internal.clone() {
+            Some((topic, topic_id, partition, end)) => {
+                let err = ok.clone();
+                self.internal_waits.push(InternalWait {
+                    reply: to,
+                    ok,
+                    err,
+                    topic,
+                    topic_id,
+                    partition,
+                    end,
+                });
+            }
+            None => self.respond(to, Some(ok)),
+        }
+    }
+
     // ---------------------------------------------------------------- storage completions
 
     fn on_storage_done(&mut self, op: OpId, result: Result<StorageReply, StorageFault>) {
@@ -1191,6 +1351,7 @@ impl Broker {
                 }
             }
             OpPurpose::Read { fetch, slot } => self.read_done(fetch, slot, result),
+            OpPurpose::GroupLoad { slot } => crate::group::load_done(self, slot, result),
             OpPurpose::Create {
                 topic,
                 topic_id,
@@ -1409,6 +1570,7 @@ impl Broker {
             }
         }
         self.complete_produces();
+        self.complete_internal_waits();
         self.wake_fetches(&touched);
         crate::group::after_step(self);
     }

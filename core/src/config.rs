@@ -72,6 +72,19 @@ pub struct Config {
     pub topics_max: usize,
     /// Most idempotent producer ids remembered per partition.
     pub producers_per_partition_max: usize,
+    /// Shortest session timeout a consumer may ask for (Kafka `group.min.session.timeout.ms`).
+    pub group_session_timeout_ms_min: i32,
+    /// Longest session timeout a consumer may ask for (Kafka `group.max.session.timeout.ms`).
+    pub group_session_timeout_ms_max: i32,
+    /// How long a new group waits for more members before its first rebalance completes
+    /// (Kafka `group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// How long the committed offsets of an empty group are kept; -1 keeps them forever
+    /// (Kafka `offsets.retention.minutes`, in ms).
+    pub offsets_retention_ms: i64,
+    /// Partitions of the internal `__consumer_offsets` topic (Kafka
+    /// `offsets.topic.num.partitions`, default 50 there).
+    pub offsets_topic_partitions: i32,
 }
 
 impl Default for Config {
@@ -96,6 +109,11 @@ impl Default for Config {
             partitions_per_topic_max: 10_000,
             topics_max: 10_000,
             producers_per_partition_max: 10_000,
+            group_session_timeout_ms_min: 6_000,
+            group_session_timeout_ms_max: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_topic_partitions: 4,
         }
     }
 }
@@ -143,6 +161,16 @@ impl Config {
             if records == 0 || interval_ms == 0 {
                 return bad("durability interval: records and interval_ms must be > 0");
             }
+        }
+        if self.group_session_timeout_ms_min <= 0
+            || self.group_session_timeout_ms_min > self.group_session_timeout_ms_max
+        {
+            return bad(
+                "group_session_timeout_ms_min must be > 0 and <= group_session_timeout_ms_max",
+            );
+        }
+        if self.offsets_topic_partitions < 1 || self.offsets_topic_partitions > 1000 {
+            return bad("offsets_topic_partitions must be between 1 and 1000");
         }
         if self.advertised_port <= 0 || self.advertised_port > 65535 {
             return bad("advertised_port must be a TCP port");

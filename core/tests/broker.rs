@@ -669,3 +669,273 @@ fn metadata_auto_creates_and_list_offsets_by_time() {
         assert_eq!(r.topics[0].partitions[0].offset, want, "timestamp {ts}");
     }
 }
+
+// ---------------------------------------------------------------- consumer groups
+
+fn join(h: &mut Harness, conn: u64, group: &str, member: &str, session_ms: i32) -> i32 {
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_session_timeout_ms(session_ms)
+        .with_rebalance_timeout_ms(session_ms)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(StrBytes::from_static_str("range"))
+        .with_metadata(Bytes::from_static(b"sub"))]);
+    h.send(conn, ApiKey::JoinGroup, 5, RequestKind::JoinGroup(req))
+}
+
+fn join_result(h: &mut Harness, corr: i32) -> Option<JoinGroupResponse> {
+    match h.take(corr)? {
+        ResponseKind::JoinGroup(r) => Some(r),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn sync(
+    h: &mut Harness,
+    conn: u64,
+    group: &str,
+    member: &str,
+    generation: i32,
+    assignments: &[(&str, &str)],
+) -> i32 {
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_assignments(
+            assignments
+                .iter()
+                .map(|(m, a)| {
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(StrBytes::from_string(m.to_string()))
+                        .with_assignment(Bytes::from(a.to_string()))
+                })
+                .collect(),
+        );
+    h.send(conn, ApiKey::SyncGroup, 3, RequestKind::SyncGroup(req))
+}
+
+fn heartbeat(h: &mut Harness, conn: u64, group: &str, member: &str, generation: i32) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.into()));
+    let c = h.send(conn, ApiKey::Heartbeat, 3, RequestKind::Heartbeat(req));
+    match h.take(c) {
+        Some(ResponseKind::Heartbeat(r)) => r.error_code,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn commit(
+    h: &mut Harness,
+    conn: u64,
+    group: &str,
+    member: &str,
+    generation: i32,
+    partition: i32,
+    offset: i64,
+) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset),
+                ]),
+        ]);
+    let c = h.send(
+        conn,
+        ApiKey::OffsetCommit,
+        7,
+        RequestKind::OffsetCommit(req),
+    );
+    match h.take(c) {
+        Some(ResponseKind::OffsetCommit(r)) => r.topics[0].partitions[0].error_code,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn fetch_offset(h: &mut Harness, group: &str, partition: i32) -> i64 {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![partition]),
+        ]));
+    let c = h.send(9, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req));
+    match h.take(c) {
+        Some(ResponseKind::OffsetFetch(r)) => r.topics[0].partitions[0].committed_offset,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Two members join (with the KIP-394 member-id round trip), sync, commit; one goes silent and
+/// the other is told to rebalance; committed offsets survive a restart.
+#[test]
+fn group_rebalance_commit_and_restart() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 4);
+    let c = join(&mut h, 1, "g", "", 10_000);
+    let a = join_result(&mut h, c).unwrap();
+    assert_eq!(a.error_code, MEMBER_ID_REQUIRED);
+    let a_id = a.member_id.to_string();
+    let ca = join(&mut h, 1, "g", &a_id, 10_000);
+    let c = join(&mut h, 2, "g", "", 10_000);
+    let b_id = join_result(&mut h, c).unwrap().member_id.to_string();
+    let cb = join(&mut h, 2, "g", &b_id, 10_000);
+    assert!(
+        join_result(&mut h, ca).is_none(),
+        "the first rebalance waits out the initial delay"
+    );
+    h.advance(3_500);
+    assert!(
+        join_result(&mut h, ca).is_none(),
+        "a second member extends the initial delay"
+    );
+    h.advance(3_000);
+    let ja = join_result(&mut h, ca).expect("joined");
+    let jb = join_result(&mut h, cb).expect("joined");
+    assert_eq!((ja.error_code, jb.error_code), (NONE, NONE));
+    assert_eq!(ja.generation_id, 1);
+    assert_eq!(ja.leader, jb.leader);
+    let (leader, follower, lconn, fconn) = if ja.leader.as_str() == a_id {
+        (&a_id, &b_id, 1, 2)
+    } else {
+        (&b_id, &a_id, 2, 1)
+    };
+    let leader_resp = if lconn == 1 { &ja } else { &jb };
+    assert_eq!(
+        leader_resp.members.len(),
+        2,
+        "the leader sees every member's subscription"
+    );
+    let fs = sync(&mut h, fconn, "g", follower, 1, &[]);
+    assert!(
+        h.take(fs).is_none(),
+        "followers wait for the leader's assignment"
+    );
+    let ls = sync(
+        &mut h,
+        lconn,
+        "g",
+        leader,
+        1,
+        &[(leader.as_str(), "p0,p1"), (follower.as_str(), "p2,p3")],
+    );
+    let Some(ResponseKind::SyncGroup(l)) = h.take(ls) else {
+        panic!()
+    };
+    let Some(ResponseKind::SyncGroup(f)) = h.take(fs) else {
+        panic!()
+    };
+    assert_eq!(
+        (&l.assignment[..], &f.assignment[..]),
+        (&b"p0,p1"[..], &b"p2,p3"[..])
+    );
+    assert_eq!(heartbeat(&mut h, lconn, "g", leader, 1), NONE);
+    assert_eq!(commit(&mut h, lconn, "g", leader, 1, 0, 42), NONE);
+    assert_eq!(
+        commit(&mut h, lconn, "g", leader, 0, 0, 43),
+        ILLEGAL_GENERATION,
+        "a stale generation cannot commit"
+    );
+    assert_eq!(
+        commit(&mut h, lconn, "g", "ghost", 1, 0, 43),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        commit(&mut h, lconn, "g", leader, 1, 9, 1),
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(fetch_offset(&mut h, "g", 0), 42);
+    assert_eq!(fetch_offset(&mut h, "g", 1), -1);
+
+    // The follower goes silent; the leader keeps heartbeating and is told to rebalance.
+    for _ in 0..4 {
+        h.advance(3_000);
+        let code = heartbeat(&mut h, lconn, "g", leader, 1);
+        if code == REBALANCE_IN_PROGRESS {
+            break;
+        }
+        assert_eq!(code, NONE);
+    }
+    assert_eq!(
+        heartbeat(&mut h, lconn, "g", leader, 1),
+        REBALANCE_IN_PROGRESS,
+        "the silent member's session expired"
+    );
+    let c = join(&mut h, lconn, "g", leader, 10_000);
+    let j = join_result(&mut h, c).expect("alone, the rejoin completes at once");
+    assert_eq!(
+        (j.error_code, j.generation_id, j.members.len()),
+        (NONE, 2, 1)
+    );
+    assert_eq!(
+        heartbeat(&mut h, fconn, "g", follower, 1),
+        UNKNOWN_MEMBER_ID
+    );
+
+    // Committed offsets come back after a restart, through the same replay path.
+    let disk = h.disk.clone();
+    let mut h2 = Harness::with_disk(Config::default(), disk, true);
+    assert_eq!(fetch_offset(&mut h2, "g", 0), 42);
+}
+
+#[test]
+fn simple_consumer_commits_and_groups_are_listed_and_deleted() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    assert_eq!(
+        commit(&mut h, 1, "solo", "", -1, 0, 5),
+        NONE,
+        "a consumer outside any group may commit"
+    );
+    assert_eq!(fetch_offset(&mut h, "solo", 0), 5);
+    let c = h.send(
+        1,
+        ApiKey::ListGroups,
+        4,
+        RequestKind::ListGroups(ListGroupsRequest::default()),
+    );
+    let Some(ResponseKind::ListGroups(l)) = h.take(c) else {
+        panic!()
+    };
+    assert_eq!(l.groups.len(), 1);
+    assert_eq!(l.groups[0].group_state.as_str(), "Empty");
+    let c = h.send(
+        1,
+        ApiKey::DeleteGroups,
+        2,
+        RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(StrBytes::from_static_str("solo"))]),
+        ),
+    );
+    let Some(ResponseKind::DeleteGroups(d)) = h.take(c) else {
+        panic!()
+    };
+    assert_eq!(d.results[0].error_code, NONE);
+    assert_eq!(fetch_offset(&mut h, "solo", 0), -1);
+    let disk = h.disk.clone();
+    let mut h2 = Harness::with_disk(Config::default(), disk, false);
+    assert_eq!(
+        fetch_offset(&mut h2, "solo", 0),
+        -1,
+        "the deletion is durable too"
+    );
+    let c = join(&mut h2, 1, "g2", "", 10);
+    assert_eq!(
+        join_result(&mut h2, c).unwrap().error_code,
+        INVALID_SESSION_TIMEOUT
+    );
+}

@@ -63,9 +63,14 @@ impl Disk {
     fn apply(&mut self, r: StorageRequest) {
         match r {
             StorageRequest::CreateSegment { file, header } => {
-                self.files.insert(file.base_offset, (header.to_vec(), header.to_vec()));
+                self.files
+                    .insert(file.base_offset, (header.to_vec(), header.to_vec()));
             }
-            StorageRequest::Append { file, position, data } => {
+            StorageRequest::Append {
+                file,
+                position,
+                data,
+            } => {
                 let f = &mut self.files.get_mut(&file.base_offset).unwrap().0;
                 assert_eq!(f.len() as u64, position, "appends land at the end");
                 f.extend_from_slice(&data);
@@ -87,12 +92,18 @@ impl Disk {
         }
     }
     fn scans(&self) -> Vec<SegmentScan> {
-        self.files.iter().map(|(base, (w, _))| scan_segment(*base, w)).collect()
+        self.files
+            .iter()
+            .map(|(base, (w, _))| scan_segment(*base, w))
+            .collect()
     }
 }
 
 fn dir() -> PartitionDir {
-    PartitionDir { topic: "m".into(), partition: 0 }
+    PartitionDir {
+        topic: "m".into(),
+        partition: 0,
+    }
 }
 
 proptest! {
