@@ -15,9 +15,10 @@
 //! 5. [`producer`] — the idempotent producer: sequence numbers and epochs (KIP-98).
 //! 6. [`broker`] — one front door: how produce, fetch and the admin APIs are served, and how
 //!    "persist before acknowledge" is kept.
-//! 7. [`group`] — consumer groups and committed offsets.
+//! 7. [`group`] — consumer groups and committed offsets; [`assignor`] — who reads which partition.
 //! 8. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
 
+pub mod assignor;
 pub mod batch;
 pub mod broker;
 pub mod config;
