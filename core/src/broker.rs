@@ -1264,6 +1264,64 @@ impl Broker {
         }
     }
 
+    fn offsets_partition(&self, p: i32) -> Option<&Partition> {
+        self.topics
+            .get(crate::group::OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(p as usize))
+            .filter(|p| p.offline.is_none())
+    }
+    pub(crate) fn offsets_partition_hw(&self, p: i32) -> Option<i64> {
+        self.offsets_partition(p).map(|p| p.high_watermark)
+    }
+    pub(crate) fn offsets_partition_bytes(&self, p: i32) -> u64 {
+        self.offsets_partition(p)
+            .map(|p| p.log.size_bytes())
+            .unwrap_or(0)
+    }
+    /// Roll the offsets partition and append `batch` as the first batch of the new segment.
+    /// Returns the batch's offset.
+    pub(crate) fn offsets_snapshot(&mut self, p: i32, batch: Bytes) -> Option<i64> {
+        let now = self.now;
+        let name = crate::group::OFFSETS_TOPIC;
+        let part = self.topics.get_mut(name)?.partitions.get_mut(p as usize)?;
+        let base = part.log.log_end_offset();
+        for r in part.log.roll(now) {
+            self.storage(
+                r,
+                OpPurpose::Other {
+                    what: format!("roll {name}-{p} for a snapshot"),
+                },
+            );
+        }
+        self.append_internal(name, p, batch, None);
+        let part = &self.topics[name].partitions[p as usize];
+        (part.log.log_end_offset() > base).then_some(base)
+    }
+    /// Delete every segment of an offsets partition below `base` (a snapshot's offset).
+    pub(crate) fn offsets_delete_before(&mut self, p: i32, base: i64) {
+        let name = crate::group::OFFSETS_TOPIC;
+        let Some(part) = self
+            .topics
+            .get_mut(name)
+            .and_then(|t| t.partitions.get_mut(p as usize))
+        else {
+            return;
+        };
+        if part.log.log_start_offset() >= base
+            || !part.log.segments().iter().any(|s| s.base_offset == base)
+        {
+            return;
+        }
+        for r in part.log.delete_before(base) {
+            self.storage(
+                r,
+                OpPurpose::Other {
+                    what: format!("compact {name}-{p}"),
+                },
+            );
+        }
+    }
+
     /// Send `ok` once the most recent internal append is durable.
     pub(crate) fn respond_after_last_write(&mut self, to: ReplyTo, ok: ResponseKind) {
         match self.last_internal.clone() {
@@ -1610,7 +1668,8 @@ impl Broker {
 
     /// Is there enough to answer now: an error to report, or at least min_bytes of data?
     fn fetch_ready(&self, f: &PendingFetch) -> bool {
-        if f.deadline <= self.now {
+        // min_bytes = 0 means "answer at once", as in Kafka.
+        if f.deadline <= self.now || f.min_bytes == 0 {
             return true;
         }
         let mut bytes = 0u64;

@@ -85,6 +85,9 @@ pub struct Config {
     /// Partitions of the internal `__consumer_offsets` topic (Kafka
     /// `offsets.topic.num.partitions`, default 50 there).
     pub offsets_topic_partitions: i32,
+    /// An offsets partition larger than this is rewritten as a snapshot of its live keys, and
+    /// its older segments deleted (gregor's form of Kafka's compaction of the offsets topic).
+    pub offsets_log_bytes_max: u64,
 }
 
 impl Default for Config {
@@ -114,6 +117,7 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_topic_partitions: 4,
+            offsets_log_bytes_max: 16 * 1024 * 1024,
         }
     }
 }

@@ -87,6 +87,10 @@ pub enum RecordKey {
     Group {
         group: String,
     },
+    /// Start of a snapshot of one offsets partition: forget everything it held before.
+    Reset {
+        partition: i32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +137,8 @@ pub enum GroupRecord {
         group: String,
         value: Option<GroupValue>,
     },
+    /// Written only at the head of a snapshot (see [`compact`]); replayed only at load.
+    Reset { partition: i32 },
 }
 
 impl GroupRecord {
@@ -151,11 +157,15 @@ impl GroupRecord {
             GroupRecord::Group { group, .. } => RecordKey::Group {
                 group: group.clone(),
             },
+            GroupRecord::Reset { partition } => RecordKey::Reset {
+                partition: *partition,
+            },
         }
     }
     fn group(&self) -> &str {
         match self {
             GroupRecord::Offset { group, .. } | GroupRecord::Group { group, .. } => group,
+            GroupRecord::Reset { .. } => "",
         }
     }
 
@@ -174,6 +184,7 @@ impl GroupRecord {
             GroupRecord::Group { value, .. } => value
                 .as_ref()
                 .map(|v| versioned(postcard::to_allocvec(v).expect("encodes"))),
+            GroupRecord::Reset { .. } => None,
         };
         (key, value)
     }
@@ -215,6 +226,7 @@ impl GroupRecord {
                 };
                 GroupRecord::Group { group, value }
             }
+            RecordKey::Reset { partition } => GroupRecord::Reset { partition },
         })
     }
 }
@@ -369,6 +381,8 @@ pub struct Coordinator {
     offsets_retention_ms: i64,
     pub(crate) offsets_partitions: i32,
     next_expiry_check: Option<Instant>,
+    /// Offsets partitions with a snapshot written but older segments not yet deleted.
+    snapshots: BTreeMap<i32, i64>,
 }
 
 fn sb(s: impl Into<String>) -> StrBytes {
@@ -398,6 +412,7 @@ impl Coordinator {
             offsets_retention_ms: config.offsets_retention_ms,
             offsets_partitions: config.offsets_topic_partitions,
             next_expiry_check: None,
+            snapshots: BTreeMap::new(),
         }
     }
 
@@ -408,6 +423,11 @@ impl Coordinator {
     /// Apply one record: the only way group state and committed offsets change, live and at load.
     pub fn replay(&mut self, record: GroupRecord, now: Instant) {
         match record {
+            GroupRecord::Reset { partition } => {
+                let n = self.offsets_partitions;
+                self.groups.retain(|g, _| partition_for(g, n) != partition);
+                self.offsets.retain(|g, _| partition_for(g, n) != partition);
+            }
             GroupRecord::Offset {
                 group,
                 topic,
@@ -564,12 +584,17 @@ pub(crate) fn start(b: &mut Broker) {
     if !b.topics.contains_key(OFFSETS_TOPIC) {
         let mut s = b.default_settings_pub();
         // Offsets are kept by key, not by time: never delete the log by retention (Kafka
-        // compacts this topic instead; see rewrite_offsets_log).
+        // compacts this topic instead; see `compact`).
         s.retention_ms = -1;
         s.retention_bytes = -1;
+        // A snapshot (see `compact`) is one batch holding every live key of a partition.
+        s.max_message_bytes = (s.segment_bytes - 64).min(64 * 1024 * 1024) as u32;
         b.create_topic(OFFSETS_TOPIC, n, s, None);
         return;
     }
+    // The partition count is the topic's, whatever the configuration says now: groups hash
+    // onto the partitions that exist.
+    b.coordinator.offsets_partitions = b.topics[OFFSETS_TOPIC].partitions.len() as i32;
     let reads = b.offsets_log_reads();
     if reads.is_empty() {
         return;
@@ -1173,9 +1198,22 @@ fn persist_group(
     group_id: &str,
     reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
 ) {
-    let g = &b.coordinator.groups[group_id];
+    let value = group_value(&b.coordinator.groups[group_id]);
+    commit_records(
+        b,
+        group_id,
+        vec![GroupRecord::Group {
+            group: group_id.to_string(),
+            value: Some(value),
+        }],
+        reply,
+    );
+}
+
+/// The durable form of a group's membership.
+fn group_value(g: &Group) -> GroupValue {
     let protocol = g.protocol.clone();
-    let value = GroupValue {
+    GroupValue {
         protocol_type: g.protocol_type.clone(),
         generation: g.generation,
         protocol: protocol.clone(),
@@ -1197,16 +1235,7 @@ fn persist_group(
             })
             .collect(),
         state_ms: g.state_ms,
-    };
-    commit_records(
-        b,
-        group_id,
-        vec![GroupRecord::Group {
-            group: group_id.to_string(),
-            value: Some(value),
-        }],
-        reply,
-    );
+    }
 }
 
 fn sync_error(code: i16) -> ResponseKind {
@@ -1797,6 +1826,7 @@ pub fn tick(b: &mut Broker) {
     let due = b.coordinator.next_expiry_check.is_none_or(|t| t <= now);
     if due {
         b.coordinator.next_expiry_check = Some(now + EXPIRY_CHECK_INTERVAL);
+        compact(b);
         let retention = b.coordinator.offsets_retention_ms;
         if retention >= 0 {
             let now_ms = now.unix_ms();
@@ -1837,6 +1867,61 @@ pub fn tick(b: &mut Broker) {
                 );
                 commit_records(b, &g, records, None);
             }
+        }
+    }
+}
+
+/// Keep `__consumer_offsets` small. Kafka compacts the topic (keeping the last record per key);
+/// gregor does the same job more simply: when a partition's log outgrows
+/// `Config::offsets_log_bytes_max`, it writes a *snapshot* — a `Reset` record followed by the current
+/// value of every key in that partition, in one batch at the start of a new segment — and once
+/// that batch is durable it deletes every older segment. A crash in between is harmless:
+/// replaying the old segments and then the snapshot ends in the same state, because `Reset`
+/// wipes what came before. The snapshot is not replayed live: live state already equals it.
+fn compact(b: &mut Broker) {
+    let n = b.coordinator.offsets_partitions;
+    for p in 0..n {
+        // Finish a snapshot whose batch is now durable.
+        if let Some(base) = b.coordinator.snapshots.get(&p).copied() {
+            if b.offsets_partition_hw(p).is_some_and(|hw| hw > base) {
+                b.coordinator.snapshots.remove(&p);
+                b.offsets_delete_before(p, base);
+            }
+            continue;
+        }
+        if b.offsets_partition_bytes(p) < b.config().offsets_log_bytes_max {
+            continue;
+        }
+        let mut records = vec![GroupRecord::Reset { partition: p }];
+        for (g, grp) in &b.coordinator.groups {
+            if partition_for(g, n) == p {
+                records.push(GroupRecord::Group {
+                    group: g.clone(),
+                    value: Some(group_value(grp)),
+                });
+            }
+        }
+        for (g, offs) in &b.coordinator.offsets {
+            if partition_for(g, n) != p {
+                continue;
+            }
+            for ((t, part), v) in offs {
+                records.push(GroupRecord::Offset {
+                    group: g.clone(),
+                    topic: t.clone(),
+                    partition: *part,
+                    value: Some(v.clone()),
+                });
+            }
+        }
+        let count = records.len();
+        let batch = encode_batch(&records, b.now().unix_ms());
+        if let Some(base) = b.offsets_snapshot(p, batch) {
+            b.log_line(
+                LogLevel::Info,
+                format!("{OFFSETS_TOPIC}-{p}: snapshot of {count} records at offset {base}"),
+            );
+            b.coordinator.snapshots.insert(p, base);
         }
     }
 }

@@ -270,6 +270,45 @@ impl PartitionLog {
         reqs
     }
 
+    /// Start a new segment now if the active one holds anything (used before writing a
+    /// snapshot that later lets every older segment go).
+    pub fn roll(&mut self, now: Instant) -> Vec<StorageRequest> {
+        if self
+            .segments
+            .last()
+            .expect("a log always has a segment")
+            .batches
+            .is_empty()
+        {
+            return Vec::new();
+        }
+        let base = self.log_end_offset;
+        self.segments.push(Segment::new(base, now));
+        vec![StorageRequest::CreateSegment {
+            file: self.file_of(base),
+            header: segment_header(base),
+        }]
+    }
+
+    /// Delete every segment entirely below `offset`, which must be a segment's base offset.
+    /// The log then starts at `offset`.
+    pub fn delete_before(&mut self, offset: i64) -> Vec<StorageRequest> {
+        assert!(
+            self.segments.iter().any(|s| s.base_offset == offset),
+            "deletion at a segment boundary"
+        );
+        let mut reqs = Vec::new();
+        while self.segments[0].base_offset < offset {
+            let seg = self.segments.remove(0);
+            reqs.push(StorageRequest::DeleteSegment {
+                file: self.file_of(seg.base_offset),
+            });
+        }
+        self.log_start_offset = offset;
+        self.invariants();
+        reqs
+    }
+
     /// Files written since offset `from`: the ones a sync must cover to make everything from
     /// `from` to the log end durable.
     pub fn files_since(&self, from: i64) -> Vec<SegmentFile> {

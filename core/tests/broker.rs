@@ -939,3 +939,35 @@ fn simple_consumer_commits_and_groups_are_listed_and_deleted() {
         INVALID_SESSION_TIMEOUT
     );
 }
+
+/// The offsets log is rewritten as a snapshot when it grows, and the snapshot replays to the
+/// same committed offsets after a restart.
+#[test]
+fn offsets_log_is_compacted_and_still_recovers() {
+    let config = Config {
+        offsets_log_bytes_max: 4096,
+        offsets_topic_partitions: 1,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config.clone());
+    h.create("t", 2);
+    for i in 0..200 {
+        assert_eq!(commit(&mut h, 1, "solo", "", -1, i % 2, i as i64), NONE);
+    }
+    let before = h.broker.topics()["__consumer_offsets"].partitions[0]
+        .log
+        .size_bytes();
+    h.advance(61_000);
+    h.advance(61_000);
+    let log = &h.broker.topics()["__consumer_offsets"].partitions[0].log;
+    assert!(
+        log.size_bytes() < before / 4,
+        "compacted from {before} to {} bytes",
+        log.size_bytes()
+    );
+    assert!(log.log_start_offset() > 0);
+    let disk = h.disk.clone();
+    let mut h2 = Harness::with_disk(config, disk, true);
+    assert_eq!(fetch_offset(&mut h2, "solo", 0), 198);
+    assert_eq!(fetch_offset(&mut h2, "solo", 1), 199);
+}
