@@ -944,7 +944,14 @@ impl Broker {
         }
         let id = self.next_pending;
         self.next_pending += 1;
-        let timeout = Duration::from_ms(r.timeout_ms.max(0) as u64);
+        // A zero or negative timeout would fail every acks>=1 produce before its fsync could
+        // complete; treat it as Kafka's default request timeout (30 s) instead.
+        let timeout_ms = if r.timeout_ms > 0 {
+            r.timeout_ms as u64
+        } else {
+            30_000
+        };
+        let timeout = Duration::from_ms(timeout_ms);
         self.produces.insert(
             id,
             PendingProduce {
