@@ -1,1 +1,222 @@
-fn main() {}
+//! `gregor`: the broker binary and its admin commands.
+//!
+//! ```text
+//! gregor serve [--data-dir DIR] [--listen HOST:PORT] [--config FILE] [--durability POLICY] ...
+//! gregor topics create|list|describe|delete ... [--bootstrap HOST:PORT]
+//! gregor groups list|describe GROUP [--bootstrap HOST:PORT]
+//! ```
+
+mod admin;
+mod clock;
+mod config;
+mod connection;
+mod disk;
+mod runtime;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "gregor",
+    version,
+    about = "A Kafka broker you can read: one binary, any Kafka client."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Create, list, describe and delete topics on a running broker.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+        /// The broker to talk to.
+        #[arg(
+            long,
+            global = true,
+            default_value = "127.0.0.1:9092",
+            env = "GREGOR_BOOTSTRAP"
+        )]
+        bootstrap: String,
+    },
+    /// List and describe consumer groups (members, assignments, committed offsets, lag).
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+        #[arg(
+            long,
+            global = true,
+            default_value = "127.0.0.1:9092",
+            env = "GREGOR_BOOTSTRAP"
+        )]
+        bootstrap: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Where partitions are stored [default: ./gregor-data]
+    #[arg(long, env = "GREGOR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9092]
+    #[arg(long, env = "GREGOR_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Host clients are told to connect to [default: the listen address]
+    #[arg(long, env = "GREGOR_ADVERTISED_HOST")]
+    advertised_host: Option<String>,
+    /// Port clients are told to connect to [default: the listen port]
+    #[arg(long, env = "GREGOR_ADVERTISED_PORT")]
+    advertised_port: Option<i32>,
+    /// A TOML configuration file (see net/src/config.rs)
+    #[arg(long, env = "GREGOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// none | group-commit | interval:RECORDS:MS [default: group-commit]
+    #[arg(long, env = "GREGOR_DURABILITY")]
+    durability: Option<String>,
+    /// Partitions of auto-created topics [default: 1]
+    #[arg(long, env = "GREGOR_DEFAULT_PARTITIONS")]
+    default_partitions: Option<i32>,
+    /// Do not create topics when clients ask for unknown ones
+    #[arg(long, env = "GREGOR_NO_AUTO_CREATE_TOPICS")]
+    no_auto_create_topics: bool,
+    /// Shortest consumer session timeout accepted, ms [default: 6000]
+    #[arg(long, env = "GREGOR_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    group_min_session_timeout_ms: Option<i32>,
+    /// Delay before a new group's first rebalance, ms [default: 3000]
+    #[arg(long, env = "GREGOR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Topic config, key=value (repeatable): retention.ms, retention.bytes, segment.bytes, ...
+        #[arg(long = "config")]
+        configs: Vec<String>,
+    },
+    List,
+    Describe {
+        name: Option<String>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    List,
+    Describe { group: String },
+}
+
+fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
+    let mut c = match &args.config {
+        Some(path) => config::load_file(path)?,
+        None => config::ServeConfig::default(),
+    };
+    if let Some(d) = args.data_dir {
+        c.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        c.listen = l;
+    }
+    let listen_ip = c.listen.ip();
+    c.broker.advertised_host = match args.advertised_host {
+        Some(h) => h,
+        None if c.broker.advertised_host != gregor_core::Config::default().advertised_host => {
+            c.broker.advertised_host.clone()
+        }
+        None if listen_ip.is_unspecified() => "127.0.0.1".into(),
+        None => listen_ip.to_string(),
+    };
+    c.broker.advertised_port = args.advertised_port.unwrap_or(c.listen.port() as i32);
+    if let Some(d) = args.durability {
+        c.broker.durability = config::parse_durability(&d).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if let Some(n) = args.default_partitions {
+        c.broker.default_partitions = n;
+    }
+    if args.no_auto_create_topics {
+        c.broker.auto_create_topics = false;
+    }
+    if let Some(ms) = args.group_min_session_timeout_ms {
+        c.broker.group_session_timeout_ms_min = ms;
+    }
+    if let Some(ms) = args.group_initial_rebalance_delay_ms {
+        c.broker.group_initial_rebalance_delay_ms = ms;
+    }
+    // The core's PRNG seed comes from the OS here (and is logged, so a run can be replayed).
+    c.broker.seed = rand::random();
+    c.broker.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(c)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Topics { command, bootstrap } => match command {
+            TopicsCommand::Create {
+                name,
+                partitions,
+                configs,
+            } => admin::topics_create(&bootstrap, &name, partitions, &configs),
+            TopicsCommand::List => admin::topics_list(&bootstrap),
+            TopicsCommand::Describe { name } => admin::topics_describe(&bootstrap, name.as_deref()),
+            TopicsCommand::Delete { name } => admin::topics_delete(&bootstrap, &name),
+        },
+        Command::Groups { command, bootstrap } => match command {
+            GroupsCommand::List => admin::groups_list(&bootstrap),
+            GroupsCommand::Describe { group } => admin::groups_describe(&bootstrap, &group),
+        },
+    };
+    if let Err(e) = result {
+        error!("{e:#}");
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = serve_config(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            info!("shutdown signal received");
+            let _ = tx.send(true);
+        });
+        runtime::serve(config, rx).await
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,105 @@
+//! Configuration: defaults < `--config FILE` (TOML) < environment (`GREGOR_*`) < flags.
+//!
+//! The file has the network settings at the top level and the broker's own settings (every
+//! field of `gregor_core::Config`) under `[broker]`:
+//! ```toml
+//! listen = "127.0.0.1:9092"
+//! data_dir = "/var/lib/gregor"
+//! [broker]
+//! default_partitions = 3
+//! durability = { policy = "group-commit" }
+//! ```
+
+use gregor_core::{Config, Durability};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Most client connections at once; more are refused (Kafka `max.connections`).
+    pub connections_max: usize,
+    /// Largest request frame accepted (Kafka `socket.request.max.bytes`, 100 MiB).
+    pub request_bytes_max: usize,
+    pub broker: Config,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:9092".parse().unwrap(),
+            data_dir: PathBuf::from("gregor-data"),
+            connections_max: 10_000,
+            request_bytes_max: 100 * 1024 * 1024,
+            broker: Config::default(),
+        }
+    }
+}
+
+/// Parse `none`, `group-commit` or `interval:RECORDS:MS`.
+pub fn parse_durability(s: &str) -> Result<Durability, String> {
+    match s {
+        "none" => Ok(Durability::None),
+        "group-commit" => Ok(Durability::GroupCommit),
+        other => {
+            let parts: Vec<&str> = other.split(':').collect();
+            if parts.len() == 3 && parts[0] == "interval" {
+                let records = parts[1]
+                    .parse()
+                    .map_err(|_| format!("bad record count in {other:?}"))?;
+                let interval_ms = parts[2]
+                    .parse()
+                    .map_err(|_| format!("bad interval in {other:?}"))?;
+                Ok(Durability::Interval {
+                    records,
+                    interval_ms,
+                })
+            } else {
+                Err(format!(
+                    "durability must be none, group-commit or interval:RECORDS:MS, not {other:?}"
+                ))
+            }
+        }
+    }
+}
+
+pub fn load_file(path: &std::path::Path) -> anyhow::Result<ServeConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_durability_parse() {
+        let c: ServeConfig = toml::from_str(
+            "listen = \"127.0.0.1:9999\"\n[broker]\ndefault_partitions = 3\ndurability = { policy = \"interval\", records = 10, interval_ms = 5 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.broker.default_partitions, 3);
+        assert_eq!(
+            c.broker.durability,
+            Durability::Interval {
+                records: 10,
+                interval_ms: 5
+            }
+        );
+        assert!(toml::from_str::<ServeConfig>("nonsense = 1").is_err());
+        assert_eq!(
+            parse_durability("interval:100:20"),
+            Ok(Durability::Interval {
+                records: 100,
+                interval_ms: 20
+            })
+        );
+        assert_eq!(parse_durability("none"), Ok(Durability::None));
+        assert!(parse_durability("sometimes").is_err());
+    }
+}

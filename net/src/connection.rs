@@ -1,0 +1,82 @@
+//! One client connection: a reader task that turns frames into requests, and a writer task
+//! that sends response frames back. Neither knows anything about Kafka's semantics; they only
+//! move bytes (mini-redis's `Connection`).
+//!
+//! A Kafka frame is a 4-byte big-endian length and that many bytes. The reader refuses a
+//! negative length or one above `request_bytes_max` before allocating anything, and closes the
+//! connection on a frame it cannot decode, with a log line naming the peer and the problem.
+//! Flow control: the reader takes a permit per request from a semaphore holding
+//! `requests_per_connection_max`; the broker task gives permits back as requests finish, so a
+//! client that pipelines without limit is simply not read from until it catches up.
+
+use crate::runtime::Event;
+use bytes::{Bytes, BytesMut};
+use gregor_core::wire;
+use gregor_core::ConnId;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, Semaphore};
+use tracing::{debug, warn};
+
+pub async fn read_loop(
+    conn: ConnId,
+    peer: SocketAddr,
+    read: OwnedReadHalf,
+    events: mpsc::UnboundedSender<Event>,
+    permits: Arc<Semaphore>,
+    request_bytes_max: usize,
+) {
+    let mut read = BufReader::with_capacity(64 * 1024, read);
+    loop {
+        let len = match read.read_i32().await {
+            Ok(n) => n,
+            Err(_) => break, // the client closed the connection (or it reset)
+        };
+        if len < 0 || len as usize > request_bytes_max {
+            warn!(%peer, len, max = request_bytes_max, "closing connection: request frame length out of bounds");
+            break;
+        }
+        let mut frame = BytesMut::zeroed(len as usize);
+        if let Err(e) = read.read_exact(&mut frame).await {
+            debug!(%peer, len, error = %e, "connection closed mid-frame");
+            break;
+        }
+        let Ok(permit) = permits.acquire().await else {
+            break; // the broker closed this connection
+        };
+        permit.forget();
+        match wire::decode_request(frame.freeze()) {
+            Ok(request) => {
+                if events.send(Event::Request { conn, request }).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection: bad request");
+                break;
+            }
+        }
+    }
+    let _ = events.send(Event::Closed { conn });
+}
+
+pub async fn write_loop(write: OwnedWriteHalf, mut frames: mpsc::UnboundedReceiver<Bytes>) {
+    let mut write = BufWriter::with_capacity(64 * 1024, write);
+    while let Some(frame) = frames.recv().await {
+        if write.write_all(&frame).await.is_err() {
+            return;
+        }
+        // Coalesce whatever else is ready into the same flush.
+        while let Ok(more) = frames.try_recv() {
+            if write.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if write.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
+}

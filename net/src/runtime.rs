@@ -1,0 +1,315 @@
+//! The production driver: one task owns the [`Broker`] and applies inputs one at a time.
+//!
+//! The loop follows the core's calling contract (see `gregor_core::broker`): take an input —
+//! a request from a connection, a closed connection, a finished fsync, or the timer from
+//! `poll_timeout` — call `handle`, then drain every output: encode responses onto their
+//! connection's writer, carry out storage requests on [`Disk`], close connections. Storage
+//! results that are ready at once are fed straight back; fsyncs run on blocking threads and
+//! come back as events.
+
+use crate::clock::Clock;
+use crate::config::ServeConfig;
+use crate::connection;
+use crate::disk::{fault, Disk, Executed, StorageResult};
+use bytes::Bytes;
+use gregor_core::io::{LogLevel, Request};
+use gregor_core::{wire, Broker, ConnId, Input, OpId, Output};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::{error, info, warn};
+
+/// Everything that reaches the broker task.
+pub enum Event {
+    Open {
+        conn: ConnId,
+        peer: SocketAddr,
+        writer: mpsc::UnboundedSender<Bytes>,
+        permits: Arc<Semaphore>,
+    },
+    Request {
+        conn: ConnId,
+        request: Request,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    SyncDone {
+        op: OpId,
+        result: StorageResult,
+    },
+}
+
+struct ConnHandle {
+    peer: SocketAddr,
+    writer: mpsc::UnboundedSender<Bytes>,
+    permits: Arc<Semaphore>,
+    /// Requests handed to the broker and not yet finished (for flow control).
+    outstanding: usize,
+}
+
+struct Driver {
+    broker: Broker,
+    disk: Disk,
+    clock: Clock,
+    conns: HashMap<ConnId, ConnHandle>,
+    events: mpsc::UnboundedSender<Event>,
+    ready: VecDeque<Input>,
+}
+
+impl Driver {
+    fn apply(&mut self, input: Input) {
+        self.broker.handle(input);
+        self.drain();
+        while let Some(next) = self.ready.pop_front() {
+            self.broker.handle(next);
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.broker.poll_output() {
+            match out {
+                Output::Response {
+                    conn,
+                    correlation_id,
+                    api_version,
+                    body,
+                } => {
+                    let Some(h) = self.conns.get(&conn) else {
+                        continue;
+                    };
+                    match wire::encode_response(correlation_id, api_version, &body) {
+                        Ok(frame) => {
+                            let _ = h.writer.send(frame);
+                        }
+                        Err(e) => {
+                            // A response we cannot encode is a bug; the client cannot be
+                            // answered, so close its connection rather than hang it.
+                            error!(peer = %h.peer, error = %e, "cannot encode response; closing connection");
+                            self.close(conn);
+                        }
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    if let Some(h) = self.conns.get(&conn) {
+                        info!(peer = %h.peer, %reason, "closing connection");
+                    }
+                    self.close(conn);
+                }
+                Output::Storage { op, request } => match self.disk.execute(request) {
+                    Executed::Done(result) => self.ready.push_back(Input::StorageDone {
+                        now: self.clock.now(),
+                        op,
+                        result,
+                    }),
+                    Executed::Sync(file) => {
+                        let events = self.events.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let result = file
+                                .sync_data()
+                                .map(|_| gregor_core::StorageReply::Done)
+                                .map_err(fault);
+                            let _ = events.send(Event::SyncDone { op, result });
+                        });
+                    }
+                },
+                Output::Log { level, message } => match level {
+                    LogLevel::Info => info!(target: "gregor::core", "{message}"),
+                    LogLevel::Warn => warn!(target: "gregor::core", "{message}"),
+                    LogLevel::Error => error!(target: "gregor::core", "{message}"),
+                },
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(h) = self.conns.remove(&conn) {
+            h.permits.close();
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        let now = self.clock.now();
+        match ev {
+            Event::Open {
+                conn,
+                peer,
+                writer,
+                permits,
+            } => {
+                self.conns.insert(
+                    conn,
+                    ConnHandle {
+                        peer,
+                        writer,
+                        permits,
+                        outstanding: 0,
+                    },
+                );
+            }
+            Event::Request { conn, request } => {
+                let Some(h) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                h.outstanding += 1;
+                self.apply(Input::Request { now, conn, request });
+            }
+            Event::Closed { conn } => {
+                self.conns.remove(&conn);
+                self.apply(Input::ConnClosed { now, conn });
+            }
+            Event::SyncDone { op, result } => self.apply(Input::StorageDone { now, op, result }),
+        }
+    }
+
+    /// Give connections back the permits of requests that finished.
+    fn release_permits(&mut self) {
+        for (conn, h) in self.conns.iter_mut() {
+            if h.outstanding == 0 {
+                continue;
+            }
+            let now = self.broker.in_flight(*conn);
+            if now < h.outstanding {
+                h.permits.add_permits(h.outstanding - now);
+                h.outstanding = now;
+            }
+        }
+    }
+}
+
+/// Run the broker until `shutdown` fires.
+pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let clock = Clock::new();
+    let started = std::time::Instant::now();
+    let recovered = crate::disk::recover(&config.data_dir)?;
+    let segments: usize = recovered.partitions.iter().map(|p| p.segments.len()).sum();
+    let batches: usize = recovered
+        .partitions
+        .iter()
+        .flat_map(|p| &p.segments)
+        .map(|s| s.batches.len())
+        .sum();
+    info!(
+        partitions = recovered.partitions.len(),
+        segments,
+        batches,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered data directory {}",
+        config.data_dir.display()
+    );
+    let disk = Disk::open(&config.data_dir)?;
+    let broker = Broker::new(config.broker.clone(), recovered, clock.now())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    info!(
+        listen = %config.listen,
+        advertised = %format!("{}:{}", config.broker.advertised_host, config.broker.advertised_port),
+        data_dir = %config.data_dir.display(),
+        durability = ?config.broker.durability,
+        seed = config.broker.seed,
+        cluster_id = %broker.cluster_id_string(),
+        "gregor is serving Kafka clients"
+    );
+
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut driver = Driver {
+        broker,
+        disk,
+        clock,
+        conns: HashMap::new(),
+        events: events_tx.clone(),
+        ready: VecDeque::new(),
+    };
+    driver.drain();
+    while let Some(next) = driver.ready.pop_front() {
+        driver.broker.handle(next);
+        driver.drain();
+    }
+
+    let accept = tokio::spawn(accept_loop(listener, events_tx, config.clone()));
+    loop {
+        let deadline = driver.broker.poll_timeout().map(|t| clock.to_tokio(t));
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                driver.on_event(ev);
+                // Take whatever else is already queued before giving permits back.
+                for _ in 0..1024 {
+                    match events.try_recv() {
+                        Ok(ev) => driver.on_event(ev),
+                        Err(_) => break,
+                    }
+                }
+                driver.release_permits();
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                let now = clock.now();
+                driver.apply(Input::Tick { now });
+                driver.release_permits();
+            }
+        }
+    }
+    info!("shutting down: no longer accepting connections");
+    accept.abort();
+    driver.disk.sync_all();
+    info!("all segment files synced; bye");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    config: ServeConfig,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut next = 0u64;
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if active.load(Ordering::Relaxed) >= config.connections_max {
+            warn!(%peer, max = config.connections_max, "refusing connection: connection limit reached");
+            drop(socket);
+            continue;
+        }
+        let _ = socket.set_nodelay(true);
+        active.fetch_add(1, Ordering::Relaxed);
+        next += 1;
+        let conn = ConnId(next);
+        let (read, write) = socket.into_split();
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(config.broker.requests_per_connection_max));
+        if events
+            .send(Event::Open {
+                conn,
+                peer,
+                writer: writer_tx,
+                permits: permits.clone(),
+            })
+            .is_err()
+        {
+            return;
+        }
+        tokio::spawn(connection::write_loop(write, writer_rx));
+        let events = events.clone();
+        let active = active.clone();
+        let max = config.request_bytes_max;
+        tokio::spawn(async move {
+            connection::read_loop(conn, peer, read, events, permits, max).await;
+            active.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
