@@ -29,7 +29,7 @@ impl Clock {
     }
 
     /// The tokio instant at which the core's `at` is reached.
-    pub fn to_tokio(&self, at: Instant) -> tokio::time::Instant {
+    pub fn to_tokio(self, at: Instant) -> tokio::time::Instant {
         let offset = at.0.saturating_sub(self.start_unix_ns);
         self.start + std::time::Duration::from_nanos(offset)
     }

@@ -29,11 +29,8 @@ pub async fn read_loop(
     request_bytes_max: usize,
 ) {
     let mut read = BufReader::with_capacity(64 * 1024, read);
-    loop {
-        let len = match read.read_i32().await {
-            Ok(n) => n,
-            Err(_) => break, // the client closed the connection (or it reset)
-        };
+    // A failed read of the length means the client closed the connection (or it reset).
+    while let Ok(len) = read.read_i32().await {
         if len < 0 || len as usize > request_bytes_max {
             warn!(%peer, len, max = request_bytes_max, "closing connection: request frame length out of bounds");
             break;
