@@ -75,7 +75,7 @@ pub enum WireError {
         api_version: i16,
         correlation_id: i32,
     },
-    /// The header or body does not parse, or has bytes left over.
+    /// The header or body does not parse.
     Malformed {
         api_key: i16,
         api_version: i16,
@@ -181,12 +181,9 @@ pub fn decode_request(frame: Bytes) -> Result<Request, WireError> {
         .map_err(|e| malformed(format!("header: {e}")))?;
     let body = RequestKind::decode(key, &mut buf, api_version)
         .map_err(|e| malformed(format!("body: {e}")))?;
-    if !buf.is_empty() {
-        return Err(malformed(format!(
-            "{} bytes left over after the body",
-            buf.len()
-        )));
-    }
+    // Bytes left over after the body are ignored, as Apache Kafka ignores them: some clients
+    // send them (librdkafka 2.16's admin Metadata v9 request carries one extra byte), and a
+    // broker that refused them would be unusable with those clients.
     Ok(Request { header, body })
 }
 
@@ -258,10 +255,10 @@ mod tests {
 
         let mut extra = BytesMut::from(&f[..]);
         extra.put_u8(0);
-        assert!(matches!(
-            decode_request(extra.freeze()),
-            Err(WireError::Malformed { .. })
-        ));
+        assert!(
+            decode_request(extra.freeze()).is_ok(),
+            "trailing bytes are ignored, as Kafka does"
+        );
         assert!(matches!(
             decode_request(f.slice(..f.len() - 1)),
             Err(WireError::Malformed { .. })

@@ -1,1 +1,10 @@
+//! End-to-end tests: the real `gregor` binary, started as a process, driven by real Kafka
+//! clients — kcat (librdkafka 2.0.2), confluent-kafka 2.16 and kafka-python 3.0.12 — and by a
+//! hostile raw socket. `tests/run.sh` installs the clients; a missing client fails the test
+//! with a message saying so.
 
+mod clients;
+mod crash;
+mod groups;
+mod harness;
+mod hostile;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run every gregor test on a fresh Debian machine: install the real Kafka clients the
+# end-to-end tests drive (kcat from Debian; confluent-kafka and kafka-python from PyPI),
+# build, then run the core's unit and model tests, the simulator's seed range and checker
+# tests, and the end-to-end tests against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+if ! command -v kcat >/dev/null; then
+  echo "== installing kcat (librdkafka 2.0.2) from Debian"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >/dev/null
+fi
+if ! python3 -c "import confluent_kafka, kafka, sys; sys.exit(0 if confluent_kafka.version()[0].startswith('2.16') and kafka.__version__ == '3.0.12' else 1)" 2>/dev/null; then
+  echo "== installing confluent-kafka 2.16 and kafka-python 3.0.12 from PyPI"
+  python3 -m pip install -q "confluent-kafka==2.16.*" "kafka-python==3.0.12"
+fi
+
+echo "== building (release)"
+cargo build --release --workspace
+
+echo "== tests"
+cargo test --release --workspace
