@@ -416,7 +416,21 @@ impl Broker {
                     partitions: Vec::new(),
                     internal: meta.topic.starts_with("__"),
                 });
-            let p = Partition::new(log, producers);
+            let mut p = Partition::new(log, producers);
+            // What recovery found may have been in the page cache only: a process crash keeps
+            // unsynced writes, and a later power loss would take them. So nothing recovered is
+            // treated as durable until this broker has synced it; under group commit consumers
+            // see it, and retried batches are acknowledged, only after that fsync (found by the
+            // simulator: seed 2, a crash then a power loss lost a duplicate's acknowledgement).
+            p.durable_end = p.log.log_start_offset();
+            p.sync_requested_end = p.log.log_start_offset();
+            if p.log.log_end_offset() > p.log.log_start_offset() {
+                p.unsynced_since = Some(now);
+                if broker.config.durability == Durability::GroupCommit {
+                    p.high_watermark = p.log.log_start_offset();
+                }
+                broker.touched.insert((meta.topic.clone(), meta.partition));
+            }
             let idx = meta.partition as usize;
             // Placeholders for partitions not (yet) found; each real one replaces its own.
             while topic.partitions.len() < (idx + 1).max(meta.partition_count.max(0) as usize) {
@@ -456,6 +470,7 @@ impl Broker {
         }
         broker.next_producer_id = broker.next_producer_id.max(broker.producer_id_block_end);
         crate::group::start(&mut broker);
+        broker.after_step();
         broker.invariants();
         Ok(broker)
     }

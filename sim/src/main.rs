@@ -1,1 +1,215 @@
-fn main() {}
+//! `gregor-sim`: run seeds of the deterministic simulator.
+//!
+//! ```text
+//! gregor-sim --seed 42            # one seed: profile, summary, checkers, last line with trace hash
+//! gregor-sim --seed 42 --trace    # ... and every event as it happens
+//! gregor-sim --seeds 0..2000      # a range, on all cores; prints each failing seed's replay command
+//! gregor-sim --random 200         # 200 fresh random seeds (printed, so a failure can be replayed)
+//! gregor-sim --bench 200          # seeds/s and simulated seconds per real second
+//! ```
+
+use clap::Parser;
+use gregor_sim::world::{run, Options, Report};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gregor-sim",
+    about = "gregor's deterministic simulator",
+    version
+)]
+struct Cli {
+    /// Run one seed and print its full report.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run a range of seeds, A..B (B excluded), on all cores.
+    #[arg(long, value_name = "A..B")]
+    seeds: Option<String>,
+    /// Run this many fresh random seeds.
+    #[arg(long, value_name = "N")]
+    random: Option<u64>,
+    /// Print every event of the one seed.
+    #[arg(long)]
+    trace: bool,
+    /// Measure: run N seeds one after another and print seeds/s.
+    #[arg(long, value_name = "N")]
+    bench: Option<u64>,
+    /// Length of the safety phase (faults on), simulated ms.
+    #[arg(long, default_value_t = 60_000)]
+    safety_ms: u64,
+    /// Length of the liveness phase (faults healed), simulated ms.
+    #[arg(long, default_value_t = 40_000)]
+    liveness_ms: u64,
+    /// Worker threads for ranges (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
+fn run_caught(opts: &Options) -> Result<Report, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| run(opts))).map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into())
+    })
+}
+
+fn options(cli: &Cli, seed: u64) -> Options {
+    Options {
+        seed,
+        safety_ms: cli.safety_ms,
+        liveness_ms: cli.liveness_ms,
+        trace: cli.trace,
+    }
+}
+
+fn replay(cli: &Cli, seed: u64) -> String {
+    let mut cmd = format!("cargo run --release -p gregor-sim -- --seed {seed}");
+    if cli.safety_ms != 60_000 {
+        cmd += &format!(" --safety-ms {}", cli.safety_ms);
+    }
+    if cli.liveness_ms != 40_000 {
+        cmd += &format!(" --liveness-ms {}", cli.liveness_ms);
+    }
+    cmd
+}
+
+fn one(cli: &Cli, seed: u64) -> bool {
+    let opts = options(cli, seed);
+    println!(
+        "gregor-sim seed={seed} safety={}ms liveness={}ms",
+        opts.safety_ms, opts.liveness_ms
+    );
+    match run_caught(&opts) {
+        Ok(r) => {
+            println!("profile:\n  {}", r.profile.replace('\n', "\n  "));
+            for s in &r.summary {
+                println!("summary: {s}");
+            }
+            for k in gregor_sim::check::Kind::ALL {
+                let n = r.anomalies.iter().filter(|a| a.kind == k).count();
+                println!(
+                    "check {:<22} {}",
+                    k.name(),
+                    if n == 0 {
+                        "ok".into()
+                    } else {
+                        format!("FAIL ({n})")
+                    }
+                );
+            }
+            for a in r.anomalies.iter().take(20) {
+                println!("  {}: {}", a.kind.name(), a.detail);
+            }
+            for f in &r.failures {
+                println!("failure: {f}");
+            }
+            println!(
+                "seed={seed} result={} trace={:016x}",
+                if r.ok() { "ok" } else { "FAIL" },
+                r.trace_hash
+            );
+            r.ok()
+        }
+        Err(panic) => {
+            println!("failure: the core panicked: {panic}");
+            println!("seed={seed} result=FAIL trace=panic");
+            false
+        }
+    }
+}
+
+fn many(cli: &Cli, seeds: Vec<u64>) -> bool {
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let next = AtomicU64::new(0);
+    let failed = Mutex::new(Vec::new());
+    let total_events = AtomicU64::new(0);
+    let start = Instant::now();
+    // Quiet the default panic printer: failures are reported per seed below.
+    std::panic::set_hook(Box::new(|_| {}));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&seed) = seeds.get(i) else { break };
+                let verdict = match run_caught(&options(cli, seed)) {
+                    Ok(r) => {
+                        total_events.fetch_add(r.events, Ordering::Relaxed);
+                        if r.ok() {
+                            None
+                        } else {
+                            let first = r
+                                .anomalies
+                                .first()
+                                .map(|a| format!("{}: {}", a.kind.name(), a.detail))
+                                .or_else(|| r.failures.first().cloned())
+                                .unwrap_or_default();
+                            Some(first)
+                        }
+                    }
+                    Err(p) => Some(format!("core panicked: {p}")),
+                };
+                if let Some(why) = verdict {
+                    println!(
+                        "seed={seed} result=FAIL {why}\n  replay: {}",
+                        replay(cli, seed)
+                    );
+                    failed.lock().expect("lock").push(seed);
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let failed = failed.into_inner().expect("lock");
+    let sim_secs = (cli.safety_ms + cli.liveness_ms) as f64 / 1000.0 * seeds.len() as f64;
+    println!(
+        "{} seeds, {} failed, in {:.1}s on {threads} threads: {:.1} seeds/s, {:.0} simulated s per real s, {:.0} events/s",
+        seeds.len(),
+        failed.len(),
+        secs,
+        seeds.len() as f64 / secs,
+        sim_secs / secs,
+        total_events.load(Ordering::Relaxed) as f64 / secs
+    );
+    failed.is_empty()
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let ok = if let Some(seed) = cli.seed {
+        one(&cli, seed)
+    } else if let Some(range) = &cli.seeds {
+        let Some((a, b)) = range.split_once("..") else {
+            eprintln!("--seeds wants A..B, got {range:?}");
+            std::process::exit(2);
+        };
+        let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) else {
+            eprintln!("--seeds wants two numbers A..B, got {range:?}");
+            std::process::exit(2);
+        };
+        many(&cli, (a..b).collect())
+    } else if let Some(n) = cli.random {
+        let seeds: Vec<u64> = (0..n).map(|_| rand::random::<u64>() >> 1).collect();
+        println!("random seeds: {seeds:?}");
+        many(&cli, seeds)
+    } else if let Some(n) = cli.bench {
+        let cli1 = Cli {
+            threads: Some(1),
+            ..cli
+        };
+        println!("bench: {n} seeds on one thread");
+        many(&cli1, (0..n).collect())
+    } else {
+        eprintln!(
+            "nothing to do: pass --seed N, --seeds A..B, --random N or --bench N (see --help)"
+        );
+        std::process::exit(2);
+    };
+    std::process::exit(if ok { 0 } else { 1 });
+}

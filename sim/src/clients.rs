@@ -1,0 +1,1302 @@
+//! Simulated Kafka clients: the workloads.
+//!
+//! They speak to the broker with the same request types the wire layer decodes from real
+//! clients, and behave like real clients where it matters for the guarantees: a request that
+//! times out closes its connection (librdkafka and the Java client do), an idempotent producer
+//! retries a batch with the same sequence number, a group member commits before or after
+//! processing. Every value written is unique (a counter), so the history can name each record.
+//!
+//! A client never touches the world directly: it is handed an [`Env`] and leaves requests and
+//! connection drops in its outbox; the world carries them over the simulated network.
+
+use crate::history::{CommitMode, Event, History, Outcome, Part, Value};
+use bytes::{Buf, Bytes, BytesMut};
+use gregor_core::assignor::{self, Strategy, Subscription};
+use gregor_core::error::*;
+use gregor_core::kafka_protocol::messages::*;
+use gregor_core::kafka_protocol::protocol::StrBytes;
+use gregor_core::kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use gregor_core::prng::Prng;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const TOPIC: &str = "t";
+
+/// Simulated microseconds.
+pub type Us = u64;
+
+pub const MS: Us = 1_000;
+
+/// What a client hands the world to carry out.
+// Requests are consumed at once; boxing them would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Out {
+    /// Send a request (over the client's connection, opening one if needed).
+    Send {
+        header: RequestHeader,
+        body: RequestKind,
+    },
+    /// Close the connection (after a request timeout, or a crash).
+    Drop,
+}
+
+/// The part of the world a client may see and touch.
+pub struct Env {
+    pub now: Us,
+    pub prng: Prng,
+    pub history: History,
+    pub next_value: Value,
+    /// The liveness phase has begun: faults are healed, producers stop starting new batches.
+    pub liveness: bool,
+    /// Producers abandon unfinished batches (so the final read sees a settled log).
+    pub producers_give_up: bool,
+    pub partitions: i32,
+    pub outbox: Vec<(usize, Out)>,
+}
+
+impl Env {
+    pub fn ms(&self) -> u64 {
+        self.now / MS
+    }
+    fn record(&mut self, e: Event) {
+        self.history.events.push(e);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Produce,
+    InitProducerId,
+    Fetch {
+        epoch: u64,
+    },
+    ListOffsets {
+        part: Part,
+    },
+    Join,
+    Sync,
+    Heartbeat,
+    OffsetFetch {
+        sent: u64,
+    },
+    Commit {
+        sent: u64,
+        offsets: Vec<(Part, i64)>,
+        held: Vec<(Part, i64, Value)>,
+    },
+    Leave,
+}
+
+/// One simulated client process.
+pub struct Client {
+    pub id: usize,
+    /// The world's connection id, while connected.
+    pub conn: Option<u64>,
+    next_corr: i32,
+    pending: BTreeMap<i32, (Pending, Us)>,
+    request_timeout: Us,
+    /// Crashed (a group member, until restarted).
+    pub down: bool,
+    /// Paused (a long GC, a stuck thread): events wait until then.
+    pub stalled_until: Us,
+    pub timer_at: Option<Us>,
+    pub role: Role,
+}
+
+pub enum Role {
+    Producer(Producer),
+    Reader(Reader),
+    Member(Member),
+}
+
+pub struct Producer {
+    pub acks: i16,
+    pub idempotent: bool,
+    pub retries: bool,
+    gap: Us,
+    pid: i64,
+    epoch: i16,
+    seqs: BTreeMap<Part, i32>,
+    current: Option<Batch>,
+    next_at: Us,
+    init_inflight: bool,
+    stopped: bool,
+}
+
+struct Batch {
+    part: Part,
+    values: Vec<Value>,
+    seq: i32,
+    attempt: u32,
+    inflight: bool,
+    retry_at: Us,
+}
+
+pub struct Reader {
+    parts: Vec<Part>,
+    pos: BTreeMap<Part, i64>,
+    session: BTreeMap<Part, u32>,
+    resetting: BTreeSet<Part>,
+    fetch_inflight: bool,
+    next_at: Us,
+    /// The auditor reads everything once, at the end, to produce the final log.
+    pub auditor: bool,
+    pub active: bool,
+    done: BTreeSet<Part>,
+    found: BTreeMap<Part, Vec<(i64, Value)>>,
+    pub finished: bool,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum MemberState {
+    Joining,
+    Syncing,
+    FetchingOffsets,
+    Consuming,
+    Left,
+}
+
+pub struct Member {
+    pub group: usize,
+    group_id: String,
+    pub mode: CommitMode,
+    strategy: Strategy,
+    instance_id: Option<String>,
+    member_id: String,
+    generation: i32,
+    state: MemberState,
+    assigned: Vec<Part>,
+    pos: BTreeMap<Part, i64>,
+    session: u32,
+    /// Bumped whenever the assignment is dropped, so late fetch responses are ignored.
+    epoch: u64,
+    session_timeout_ms: i32,
+    next_heartbeat: Us,
+    hb_inflight: bool,
+    fetch_inflight: bool,
+    commit_inflight: bool,
+    step_inflight: bool,
+    retry_at: Us,
+}
+
+fn name(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn encode_parts(parts: &[Part]) -> Bytes {
+    let mut b = BytesMut::new();
+    for p in parts {
+        b.extend_from_slice(&p.to_be_bytes());
+    }
+    b.freeze()
+}
+
+fn decode_parts(mut b: Bytes) -> Vec<Part> {
+    let mut out = Vec::new();
+    while b.remaining() >= 4 {
+        out.push(b.get_i32());
+    }
+    out
+}
+
+/// Encode values as one v2 batch, as a producer would (value = the u64, big-endian).
+fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) -> Bytes {
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset − sequence is constant.
+            sequence: if seq < 0 {
+                i as i32 - 1
+            } else {
+                seq + i as i32
+            },
+            timestamp: ts,
+            key: Some(Bytes::copy_from_slice(&(*v % 7).to_be_bytes())),
+            value: Some(Bytes::copy_from_slice(&v.to_be_bytes())),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encoding a small batch");
+    buf.freeze()
+}
+
+/// Decode a fetch response's record bytes into (offset, value); stops at a partial batch.
+fn decode_records(bytes: Option<Bytes>) -> Vec<(i64, Value)> {
+    let mut out = Vec::new();
+    let Some(mut bytes) = bytes else { return out };
+    while bytes.remaining() >= 61 {
+        let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
+            break;
+        };
+        for r in set.records {
+            let v = r
+                .value
+                .filter(|v| v.len() == 8)
+                .map(|mut v| v.get_u64())
+                .unwrap_or(u64::MAX);
+            out.push((r.offset, v));
+        }
+    }
+    out
+}
+
+impl Client {
+    fn new(id: usize, role: Role, request_timeout: Us) -> Client {
+        Client {
+            id,
+            conn: None,
+            next_corr: 0,
+            pending: BTreeMap::new(),
+            request_timeout,
+            down: false,
+            stalled_until: 0,
+            timer_at: None,
+            role,
+        }
+    }
+
+    pub fn producer(id: usize, prng: &mut Prng, gap_ms: u64) -> Client {
+        let idempotent = prng.ratio(1, 2);
+        let acks = if idempotent {
+            -1
+        } else {
+            [0, 1, -1][prng.below(3) as usize]
+        };
+        let p = Producer {
+            acks,
+            idempotent,
+            retries: idempotent || prng.ratio(1, 2),
+            gap: gap_ms * MS,
+            pid: -1,
+            epoch: -1,
+            seqs: BTreeMap::new(),
+            current: None,
+            next_at: 0,
+            init_inflight: false,
+            stopped: false,
+        };
+        Client::new(id, Role::Producer(p), 4_000 * MS)
+    }
+
+    pub fn reader(id: usize, parts: Vec<Part>, auditor: bool) -> Client {
+        let r = Reader {
+            pos: parts.iter().map(|p| (*p, 0)).collect(),
+            session: parts.iter().map(|p| (*p, 0)).collect(),
+            parts,
+            resetting: BTreeSet::new(),
+            fetch_inflight: false,
+            next_at: 0,
+            auditor,
+            active: !auditor,
+            done: BTreeSet::new(),
+            found: BTreeMap::new(),
+            finished: false,
+        };
+        Client::new(id, Role::Reader(r), 4_000 * MS)
+    }
+
+    pub fn member(id: usize, group: usize, mode: CommitMode, prng: &mut Prng) -> Client {
+        let strategy =
+            [Strategy::Range, Strategy::RoundRobin, Strategy::Sticky][prng.below(3) as usize];
+        let m = Member {
+            group,
+            group_id: format!("g{group}"),
+            mode,
+            strategy,
+            instance_id: prng.ratio(1, 3).then(|| format!("g{group}-i{id}")),
+            member_id: String::new(),
+            generation: -1,
+            state: MemberState::Joining,
+            assigned: vec![],
+            pos: BTreeMap::new(),
+            session: 0,
+            epoch: 0,
+            session_timeout_ms: 6_000 + prng.below(4_000) as i32,
+            next_heartbeat: 0,
+            hb_inflight: false,
+            fetch_inflight: false,
+            commit_inflight: false,
+            step_inflight: false,
+            retry_at: 0,
+        };
+        // A JoinGroup may be held for the whole rebalance: give it the rebalance timeout and more
+        // (as the Java client does).
+        Client::new(id, Role::Member(m), 16_000 * MS)
+    }
+
+    /// When the client next needs its timer.
+    pub fn next_wake(&self, now: Us) -> Option<Us> {
+        let mut t = self.pending.values().map(|(_, d)| *d).min();
+        let mut consider = |x: Us| {
+            if x > now {
+                t = Some(t.map_or(x, |t| t.min(x)))
+            }
+        };
+        match &self.role {
+            Role::Producer(p) if !p.stopped => {
+                consider(p.next_at);
+                if let Some(b) = &p.current {
+                    if !b.inflight {
+                        consider(b.retry_at);
+                    }
+                }
+            }
+            Role::Reader(r) if r.active => consider(r.next_at),
+            Role::Member(m) => {
+                consider(m.retry_at);
+                if matches!(
+                    m.state,
+                    MemberState::Consuming | MemberState::FetchingOffsets
+                ) {
+                    consider(m.next_heartbeat);
+                }
+            }
+            _ => {}
+        }
+        t
+    }
+
+    fn send(
+        &mut self,
+        env: &mut Env,
+        key: ApiKey,
+        version: i16,
+        body: RequestKind,
+        what: Option<Pending>,
+    ) {
+        self.next_corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.next_corr)
+            .with_client_id(Some(name(&format!("sim-{}", self.id))));
+        if let Some(what) = what {
+            self.pending
+                .insert(self.next_corr, (what, env.now + self.request_timeout));
+        }
+        env.outbox.push((self.id, Out::Send { header, body }));
+    }
+
+    /// The connection is gone (reset by the peer, or given up after a timeout): every request
+    /// on it has an unknown outcome.
+    pub fn on_conn_lost(&mut self, env: &mut Env) {
+        self.conn = None;
+        let lost: Vec<Pending> = std::mem::take(&mut self.pending)
+            .into_values()
+            .map(|p| p.0)
+            .collect();
+        for p in lost {
+            self.lost(env, p);
+        }
+        self.kick(env);
+    }
+
+    /// Time passed: time out overdue requests (closing the connection, as real clients do),
+    /// then make progress.
+    pub fn on_timer(&mut self, env: &mut Env) {
+        if self.pending.values().any(|(_, d)| *d <= env.now) {
+            env.outbox.push((self.id, Out::Drop));
+            self.on_conn_lost(env);
+            return;
+        }
+        self.kick(env);
+    }
+
+    pub fn on_response(&mut self, env: &mut Env, corr: i32, body: ResponseKind) {
+        let Some((what, _)) = self.pending.remove(&corr) else {
+            return; // answered after we gave up on it
+        };
+        match (&mut self.role, what, body) {
+            (Role::Producer(_), Pending::Produce, ResponseKind::Produce(r)) => {
+                let p = r
+                    .responses
+                    .first()
+                    .and_then(|t| t.partition_responses.first())
+                    .map(|p| (p.error_code, p.base_offset))
+                    .unwrap_or((UNKNOWN_TOPIC_OR_PARTITION, -1));
+                self.produce_done(env, p.0, p.1);
+            }
+            (Role::Producer(p), Pending::InitProducerId, ResponseKind::InitProducerId(r)) => {
+                p.init_inflight = false;
+                if r.error_code == NONE {
+                    p.pid = r.producer_id.0;
+                    p.epoch = r.producer_epoch;
+                    p.seqs.clear();
+                } else {
+                    p.next_at = env.now + 100 * MS;
+                }
+            }
+            (Role::Reader(_), Pending::Fetch { .. }, ResponseKind::Fetch(r)) => {
+                self.reader_fetched(env, r)
+            }
+            (Role::Reader(rd), Pending::ListOffsets { part }, ResponseKind::ListOffsets(r)) => {
+                rd.resetting.remove(&part);
+                let o = r
+                    .topics
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .filter(|p| p.error_code == NONE)
+                    .map(|p| p.offset);
+                if let Some(o) = o {
+                    rd.pos.insert(part, o);
+                    *rd.session.entry(part).or_default() += 1;
+                }
+            }
+            (Role::Member(_), what, body) => self.member_response(env, what, body),
+            (_, what, body) => panic!("client {}: unexpected {body:?} for {what:?}", self.id),
+        }
+        self.kick(env);
+    }
+
+    /// A request's outcome is unknown (timeout or lost connection).
+    fn lost(&mut self, env: &mut Env, what: Pending) {
+        match (&mut self.role, what) {
+            (Role::Producer(p), Pending::Produce) => {
+                if let Some(b) = &mut p.current {
+                    env.history.events.push(Event::SendDone {
+                        t: env.now / MS,
+                        producer: self.id,
+                        part: b.part,
+                        values: b.values.clone(),
+                        outcome: Outcome::Unknown,
+                    });
+                    if p.retries && !env.producers_give_up {
+                        b.inflight = false;
+                        b.retry_at = env.now + 50 * MS + env.prng.below(200) * MS;
+                    } else {
+                        p.current = None;
+                    }
+                }
+            }
+            (Role::Producer(p), Pending::InitProducerId) => {
+                p.init_inflight = false;
+                p.next_at = env.now + 100 * MS;
+            }
+            (Role::Reader(r), Pending::Fetch { .. }) => {
+                r.fetch_inflight = false;
+                r.next_at = env.now + 100 * MS;
+            }
+            (Role::Reader(r), Pending::ListOffsets { part }) => {
+                r.resetting.remove(&part);
+                r.next_at = env.now + 100 * MS;
+            }
+            (Role::Member(m), what) => {
+                match what {
+                    Pending::Heartbeat => m.hb_inflight = false,
+                    Pending::Fetch { .. } => m.fetch_inflight = false,
+                    Pending::Commit { .. } => {
+                        // Unknown whether it was committed: an at-most-once member must not
+                        // process what it held; either kind rejoins to learn where it stands.
+                        m.commit_inflight = false;
+                        m.rejoin(env, false);
+                    }
+                    Pending::Join | Pending::Sync | Pending::OffsetFetch { .. } => {
+                        m.step_inflight = false;
+                        m.rejoin(env, false);
+                    }
+                    Pending::Leave => {}
+                    _ => {}
+                }
+                m.retry_at = env.now + 200 * MS;
+            }
+            _ => {}
+        }
+    }
+
+    /// Make whatever progress the client can now.
+    pub fn kick(&mut self, env: &mut Env) {
+        if self.down || self.stalled_until > env.now {
+            return;
+        }
+        match &self.role {
+            Role::Producer(_) => self.producer_kick(env),
+            Role::Reader(_) => self.reader_kick(env),
+            Role::Member(_) => self.member_kick(env),
+        }
+    }
+
+    // ------------------------------------------------------------------ producer
+
+    fn producer_kick(&mut self, env: &mut Env) {
+        let Role::Producer(p) = &mut self.role else {
+            unreachable!()
+        };
+        if p.stopped {
+            return;
+        }
+        if env.producers_give_up {
+            if let Some(b) = &p.current {
+                if !b.inflight {
+                    p.current = None;
+                }
+            }
+            if p.current.is_none() {
+                p.stopped = true;
+                return;
+            }
+        }
+        if p.idempotent && p.pid < 0 {
+            if !p.init_inflight && env.now >= p.next_at {
+                p.init_inflight = true;
+                let req = InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000);
+                self.send(
+                    env,
+                    ApiKey::InitProducerId,
+                    4,
+                    RequestKind::InitProducerId(req),
+                    Some(Pending::InitProducerId),
+                );
+            }
+            return;
+        }
+        let attempt = match &mut p.current {
+            None => {
+                if env.liveness || env.now < p.next_at {
+                    return;
+                }
+                let n = 1 + env.prng.below(4) as usize;
+                let values: Vec<Value> = (0..n)
+                    .map(|_| {
+                        env.next_value += 1;
+                        env.next_value
+                    })
+                    .collect();
+                let part = env.prng.below(env.partitions as u64) as Part;
+                let seq = *p.seqs.get(&part).unwrap_or(&0);
+                p.current = Some(Batch {
+                    part,
+                    values,
+                    seq,
+                    attempt: 0,
+                    inflight: false,
+                    retry_at: 0,
+                });
+                0
+            }
+            Some(b) if !b.inflight && env.now >= b.retry_at => {
+                b.attempt += 1;
+                b.attempt
+            }
+            Some(_) => return,
+        };
+        let b = p.current.as_mut().expect("just set");
+        b.inflight = true;
+        env.history.events.push(Event::Send {
+            t: env.now / MS,
+            producer: self.id,
+            part: b.part,
+            values: b.values.clone(),
+            acks: p.acks,
+            idempotent: p.idempotent,
+            attempt,
+        });
+        let producer = p.idempotent.then_some((p.pid, p.epoch, b.seq));
+        let batch = encode_batch(
+            &b.values,
+            producer,
+            1_700_000_000_000 + (env.now / MS) as i64,
+        );
+        let req = ProduceRequest::default()
+            .with_acks(p.acks)
+            .with_timeout_ms(2_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(name(TOPIC)))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(b.part)
+                        .with_records(Some(batch)),
+                ])]);
+        let acks0 = p.acks == 0;
+        let (part, values) = (b.part, b.values.clone());
+        if acks0 {
+            // Fire and forget: no response will come, so the outcome is unknown at once.
+            p.current = None;
+            p.next_at = env.now + p.gap;
+            env.record(Event::SendDone {
+                t: env.now / MS,
+                producer: self.id,
+                part,
+                values,
+                outcome: Outcome::Unknown,
+            });
+            self.send(env, ApiKey::Produce, 9, RequestKind::Produce(req), None);
+        } else {
+            self.send(
+                env,
+                ApiKey::Produce,
+                9,
+                RequestKind::Produce(req),
+                Some(Pending::Produce),
+            );
+        }
+    }
+
+    fn produce_done(&mut self, env: &mut Env, code: i16, base_offset: i64) {
+        let Role::Producer(p) = &mut self.role else {
+            unreachable!()
+        };
+        let Some(b) = p.current.as_mut() else { return };
+        let (part, values) = (b.part, b.values.clone());
+        let outcome = match code {
+            NONE => Outcome::Ok { base_offset },
+            // Refusals: the batch was not written.
+            CORRUPT_MESSAGE
+            | MESSAGE_TOO_LARGE
+            | INVALID_RECORD
+            | UNKNOWN_TOPIC_OR_PARTITION
+            | OUT_OF_ORDER_SEQUENCE_NUMBER
+            | INVALID_PRODUCER_EPOCH
+            | 59 => Outcome::Fail { code },
+            // Timeouts and storage errors: it may have been written.
+            _ => Outcome::Unknown,
+        };
+        env.history.events.push(Event::SendDone {
+            t: env.now / MS,
+            producer: self.id,
+            part,
+            values,
+            outcome: outcome.clone(),
+        });
+        match outcome {
+            Outcome::Ok { .. } => {
+                if p.idempotent {
+                    p.seqs.insert(part, b.seq + b.values.len() as i32);
+                }
+                p.current = None;
+                p.next_at = env.now + p.gap;
+            }
+            Outcome::Fail { code } => {
+                if code == OUT_OF_ORDER_SEQUENCE_NUMBER || code == 59 {
+                    // The broker lost our earlier batches (a policy-permitted power loss):
+                    // start over with a new producer id, as the Java client does.
+                    p.pid = -1;
+                }
+                p.current = None;
+                p.next_at = env.now + p.gap;
+            }
+            Outcome::Unknown => {
+                if p.retries && !env.producers_give_up {
+                    b.inflight = false;
+                    b.retry_at = env.now + 100 * MS;
+                } else {
+                    p.current = None;
+                    p.next_at = env.now + p.gap;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ reader
+
+    fn reader_kick(&mut self, env: &mut Env) {
+        let Role::Reader(r) = &mut self.role else {
+            unreachable!()
+        };
+        if !r.active || r.fetch_inflight || env.now < r.next_at {
+            return;
+        }
+        let parts: Vec<Part> = r
+            .parts
+            .iter()
+            .filter(|p| !r.done.contains(p) && !r.resetting.contains(p))
+            .copied()
+            .collect();
+        if parts.is_empty() {
+            return;
+        }
+        r.fetch_inflight = true;
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(if r.auditor { 0 } else { 500 })
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(name(TOPIC)))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|p| {
+                            fetch_request::FetchPartition::default()
+                                .with_partition(*p)
+                                .with_fetch_offset(r.pos[p])
+                                .with_partition_max_bytes(64 * 1024)
+                        })
+                        .collect(),
+                )]);
+        self.send(
+            env,
+            ApiKey::Fetch,
+            12,
+            RequestKind::Fetch(req),
+            Some(Pending::Fetch { epoch: 0 }),
+        );
+    }
+
+    fn reader_fetched(&mut self, env: &mut Env, resp: FetchResponse) {
+        let id = self.id;
+        let Role::Reader(r) = &mut self.role else {
+            unreachable!()
+        };
+        r.fetch_inflight = false;
+        let mut resets = Vec::new();
+        let mut any = false;
+        for t in resp.responses {
+            for p in t.partitions {
+                let part = p.partition_index;
+                match p.error_code {
+                    NONE => {
+                        let recs: Vec<(i64, Value)> = decode_records(p.records)
+                            .into_iter()
+                            .filter(|(o, _)| *o >= r.pos[&part])
+                            .collect();
+                        if let Some(last) = recs.last() {
+                            r.pos.insert(part, last.0 + 1);
+                            any = true;
+                        }
+                        if r.auditor {
+                            r.found
+                                .entry(part)
+                                .or_default()
+                                .extend(recs.iter().copied());
+                            if recs.is_empty() && r.pos[&part] >= p.high_watermark {
+                                r.done.insert(part);
+                            }
+                        } else if !recs.is_empty() {
+                            env.history.events.push(Event::Poll {
+                                t: env.now / MS,
+                                reader: id,
+                                session: r.session[&part],
+                                part,
+                                records: recs,
+                            });
+                        }
+                    }
+                    OFFSET_OUT_OF_RANGE => resets.push(part),
+                    _ => {}
+                }
+            }
+        }
+        if r.auditor && r.done.len() == r.parts.len() && !r.finished {
+            r.finished = true;
+            r.active = false;
+            for part in &r.parts {
+                env.history.events.push(Event::Final {
+                    part: *part,
+                    records: r.found.remove(part).unwrap_or_default(),
+                });
+            }
+            return;
+        }
+        if !any {
+            r.next_at = env.now + if r.auditor { 10 * MS } else { 50 * MS };
+        }
+        let auditor = r.auditor;
+        for part in resets {
+            // The auditor reads from the start of a settled log and is never out of range.
+            assert!(!auditor, "auditor: partition {part} offset out of range");
+            if let Role::Reader(r) = &mut self.role {
+                r.resetting.insert(part);
+            }
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(name(TOPIC)))
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(part)
+                            .with_timestamp(-2),
+                    ])]);
+            self.send(
+                env,
+                ApiKey::ListOffsets,
+                5,
+                RequestKind::ListOffsets(req),
+                Some(Pending::ListOffsets { part }),
+            );
+        }
+    }
+
+    // ------------------------------------------------------------------ group member
+
+    /// A member process crashed: it forgets everything (a static member keeps its instance id,
+    /// which is configuration).
+    pub fn crash_member(&mut self, env: &mut Env) {
+        self.pending.clear();
+        env.outbox.push((self.id, Out::Drop));
+        self.conn = None;
+        self.down = true;
+        if let Role::Member(m) = &mut self.role {
+            m.member_id.clear();
+            m.generation = -1;
+            m.drop_assignment();
+            m.state = MemberState::Joining;
+            m.hb_inflight = false;
+            m.fetch_inflight = false;
+            m.commit_inflight = false;
+            m.step_inflight = false;
+        }
+    }
+
+    /// The member leaves the group politely (LeaveGroup), to come back later as a new member.
+    pub fn leave_member(&mut self, env: &mut Env, back_at: Us) {
+        let Role::Member(m) = &mut self.role else {
+            return;
+        };
+        if m.member_id.is_empty() || m.instance_id.is_some() {
+            return;
+        }
+        let req = LeaveGroupRequest::default()
+            .with_group_id(GroupId(name(&m.group_id)))
+            .with_members(vec![
+                leave_group_request::MemberIdentity::default().with_member_id(name(&m.member_id))
+            ]);
+        m.member_id.clear();
+        m.generation = -1;
+        m.drop_assignment();
+        m.state = MemberState::Left;
+        m.retry_at = back_at;
+        self.send(
+            env,
+            ApiKey::LeaveGroup,
+            3,
+            RequestKind::LeaveGroup(req),
+            Some(Pending::Leave),
+        );
+    }
+
+    fn member_kick(&mut self, env: &mut Env) {
+        let id = self.id;
+        let Role::Member(m) = &mut self.role else {
+            unreachable!()
+        };
+        if env.now < m.retry_at {
+            return;
+        }
+        let mut reqs: Vec<(ApiKey, i16, RequestKind, Pending)> = Vec::new();
+        let gid = GroupId(name(&m.group_id));
+        let instance = m.instance_id.as_deref().map(name);
+        match m.state {
+            MemberState::Left => {
+                m.state = MemberState::Joining;
+                m.step_inflight = false;
+            }
+            MemberState::Joining | MemberState::Syncing | MemberState::FetchingOffsets
+                if m.step_inflight => {}
+            MemberState::Joining => {
+                m.step_inflight = true;
+                let req = JoinGroupRequest::default()
+                    .with_group_id(gid.clone())
+                    .with_session_timeout_ms(m.session_timeout_ms)
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_member_id(name(&m.member_id))
+                    .with_group_instance_id(instance.clone())
+                    .with_protocol_type(StrBytes::from_static_str("consumer"))
+                    .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                    )
+                    .with_name(StrBytes::from_static_str(m.strategy.name()))
+                    .with_metadata(Bytes::from_static(TOPIC.as_bytes()))]);
+                reqs.push((
+                    ApiKey::JoinGroup,
+                    5,
+                    RequestKind::JoinGroup(req),
+                    Pending::Join,
+                ));
+            }
+            MemberState::Syncing | MemberState::FetchingOffsets => {}
+            MemberState::Consuming => {
+                if !m.fetch_inflight && !m.commit_inflight && !m.assigned.is_empty() {
+                    m.fetch_inflight = true;
+                    let req = FetchRequest::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_max_wait_ms(300)
+                        .with_min_bytes(1)
+                        .with_max_bytes(1 << 20)
+                        .with_topics(vec![fetch_request::FetchTopic::default()
+                            .with_topic(TopicName(name(TOPIC)))
+                            .with_partitions(
+                                m.assigned
+                                    .iter()
+                                    .map(|p| {
+                                        fetch_request::FetchPartition::default()
+                                            .with_partition(*p)
+                                            .with_fetch_offset(m.pos[p])
+                                            .with_partition_max_bytes(16 * 1024)
+                                    })
+                                    .collect(),
+                            )]);
+                    reqs.push((
+                        ApiKey::Fetch,
+                        12,
+                        RequestKind::Fetch(req),
+                        Pending::Fetch { epoch: m.epoch },
+                    ));
+                }
+            }
+        }
+        if matches!(
+            m.state,
+            MemberState::Consuming | MemberState::FetchingOffsets
+        ) && !m.hb_inflight
+            && env.now >= m.next_heartbeat
+        {
+            m.hb_inflight = true;
+            m.next_heartbeat = env.now + 1_000 * MS;
+            let req = HeartbeatRequest::default()
+                .with_group_id(gid)
+                .with_generation_id(m.generation)
+                .with_member_id(name(&m.member_id))
+                .with_group_instance_id(instance);
+            reqs.push((
+                ApiKey::Heartbeat,
+                3,
+                RequestKind::Heartbeat(req),
+                Pending::Heartbeat,
+            ));
+        }
+        let _ = id;
+        for (k, v, body, what) in reqs {
+            self.send(env, k, v, body, Some(what));
+        }
+    }
+
+    fn member_response(&mut self, env: &mut Env, what: Pending, body: ResponseKind) {
+        let id = self.id;
+        let partitions = env.partitions;
+        let Role::Member(m) = &mut self.role else {
+            unreachable!()
+        };
+        let gid = GroupId(name(&m.group_id));
+        let instance = m.instance_id.as_deref().map(name);
+        let mut next: Option<(ApiKey, i16, RequestKind, Pending)> = None;
+        match (what, body) {
+            (Pending::Join, ResponseKind::JoinGroup(r)) => {
+                m.step_inflight = false;
+                match r.error_code {
+                    NONE => {
+                        m.member_id = r.member_id.to_string();
+                        m.generation = r.generation_id;
+                        m.state = MemberState::Syncing;
+                        let mut assignments = vec![];
+                        if r.leader == r.member_id {
+                            let members: BTreeMap<String, Subscription> = r
+                                .members
+                                .iter()
+                                .map(|mm| {
+                                    (
+                                        mm.member_id.to_string(),
+                                        Subscription {
+                                            topics: BTreeSet::from([TOPIC.to_string()]),
+                                            owned: vec![],
+                                        },
+                                    )
+                                })
+                                .collect();
+                            let counts = BTreeMap::from([(TOPIC.to_string(), partitions)]);
+                            let a = assignor::assign(m.strategy, &members, &counts);
+                            for (member, tps) in a {
+                                let parts: Vec<Part> = tps.iter().map(|tp| tp.1).collect();
+                                assignments.push(
+                                    sync_group_request::SyncGroupRequestAssignment::default()
+                                        .with_member_id(name(&member))
+                                        .with_assignment(encode_parts(&parts)),
+                                );
+                            }
+                        }
+                        m.step_inflight = true;
+                        let req = SyncGroupRequest::default()
+                            .with_group_id(gid)
+                            .with_generation_id(m.generation)
+                            .with_member_id(name(&m.member_id))
+                            .with_group_instance_id(instance)
+                            .with_assignments(assignments);
+                        next = Some((
+                            ApiKey::SyncGroup,
+                            3,
+                            RequestKind::SyncGroup(req),
+                            Pending::Sync,
+                        ));
+                    }
+                    MEMBER_ID_REQUIRED => {
+                        m.member_id = r.member_id.to_string();
+                    }
+                    UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID => {
+                        m.member_id.clear();
+                        m.retry_at = env.now + 200 * MS;
+                    }
+                    _ => m.retry_at = env.now + 200 * MS,
+                }
+            }
+            (Pending::Sync, ResponseKind::SyncGroup(r)) => {
+                m.step_inflight = false;
+                if m.state != MemberState::Syncing {
+                    // A rebalance overtook this answer; the member is already rejoining.
+                } else if r.error_code == NONE {
+                    m.assigned = decode_parts(r.assignment);
+                    m.session += 1;
+                    env.history.events.push(Event::Assigned {
+                        t: env.now / MS,
+                        group: m.group,
+                        member: id,
+                        generation: m.generation,
+                        parts: m.assigned.clone(),
+                    });
+                    m.state = MemberState::FetchingOffsets;
+                    m.next_heartbeat = env.now + 1_000 * MS;
+                    m.step_inflight = true;
+                    let req = OffsetFetchRequest::default()
+                        .with_group_id(gid)
+                        .with_topics(Some(vec![
+                            offset_fetch_request::OffsetFetchRequestTopic::default()
+                                .with_name(TopicName(name(TOPIC)))
+                                .with_partition_indexes(m.assigned.clone()),
+                        ]))
+                        .with_require_stable(true);
+                    next = Some((
+                        ApiKey::OffsetFetch,
+                        7,
+                        RequestKind::OffsetFetch(req),
+                        Pending::OffsetFetch { sent: env.now / MS },
+                    ));
+                } else {
+                    m.on_group_error(env, r.error_code);
+                }
+            }
+            (Pending::OffsetFetch { sent }, ResponseKind::OffsetFetch(r)) => {
+                m.step_inflight = false;
+                if m.state != MemberState::FetchingOffsets {
+                    // A rebalance overtook us.
+                } else if r.error_code != NONE {
+                    m.on_group_error(env, r.error_code);
+                } else {
+                    let mut ok = true;
+                    for t in &r.topics {
+                        for p in &t.partitions {
+                            if p.error_code != NONE {
+                                ok = false;
+                                continue;
+                            }
+                            env.history.events.push(Event::CommittedRead {
+                                t: env.now / MS,
+                                sent,
+                                group: m.group,
+                                member: id,
+                                part: p.partition_index,
+                                offset: p.committed_offset,
+                            });
+                            m.pos.insert(p.partition_index, p.committed_offset.max(0));
+                        }
+                    }
+                    if ok && m.assigned.iter().all(|p| m.pos.contains_key(p)) {
+                        m.state = MemberState::Consuming;
+                    } else {
+                        m.rejoin(env, false);
+                    }
+                }
+            }
+            (Pending::Heartbeat, ResponseKind::Heartbeat(r)) => {
+                m.hb_inflight = false;
+                if r.error_code != NONE {
+                    m.on_group_error(env, r.error_code);
+                }
+            }
+            (Pending::Fetch { epoch }, ResponseKind::Fetch(r)) => {
+                m.fetch_inflight = false;
+                if epoch != m.epoch || m.state != MemberState::Consuming {
+                    return; // a fetch for an assignment we no longer hold
+                }
+                let mut got: Vec<(Part, i64, Value)> = Vec::new();
+                for t in r.responses {
+                    for p in t.partitions {
+                        let part = p.partition_index;
+                        let Some(&pos) = m.pos.get(&part) else {
+                            continue;
+                        };
+                        match p.error_code {
+                            NONE => {
+                                let recs: Vec<(i64, Value)> = decode_records(p.records)
+                                    .into_iter()
+                                    .filter(|(o, _)| *o >= pos)
+                                    .collect();
+                                if recs.is_empty() {
+                                    continue;
+                                }
+                                env.history.events.push(Event::Poll {
+                                    t: env.now / MS,
+                                    reader: id,
+                                    session: m.session,
+                                    part,
+                                    records: recs.clone(),
+                                });
+                                m.pos.insert(part, recs.last().expect("nonempty").0 + 1);
+                                got.extend(recs.into_iter().map(|(o, v)| (part, o, v)));
+                            }
+                            // auto.offset.reset=earliest
+                            OFFSET_OUT_OF_RANGE => {
+                                m.pos.insert(part, 0);
+                                m.session += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                if got.is_empty() {
+                    return;
+                }
+                if m.mode == CommitMode::AfterProcessing {
+                    m.process(env, id, &got);
+                }
+                let offsets: Vec<(Part, i64)> = {
+                    let touched: BTreeSet<Part> = got.iter().map(|g| g.0).collect();
+                    touched.into_iter().map(|p| (p, m.pos[&p])).collect()
+                };
+                let held = if m.mode == CommitMode::BeforeProcessing {
+                    got
+                } else {
+                    vec![]
+                };
+                m.commit_inflight = true;
+                let req = OffsetCommitRequest::default()
+                    .with_group_id(gid)
+                    .with_generation_id_or_member_epoch(m.generation)
+                    .with_member_id(name(&m.member_id))
+                    .with_group_instance_id(instance)
+                    .with_topics(
+                        vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(name(TOPIC)))
+                        .with_partitions(
+                            offsets
+                                .iter()
+                                .map(|(p, o)| {
+                                    offset_commit_request::OffsetCommitRequestPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(*o)
+                                })
+                                .collect(),
+                        )],
+                    );
+                next = Some((
+                    ApiKey::OffsetCommit,
+                    7,
+                    RequestKind::OffsetCommit(req),
+                    Pending::Commit {
+                        sent: env.now / MS,
+                        offsets,
+                        held,
+                    },
+                ));
+            }
+            (
+                Pending::Commit {
+                    sent,
+                    offsets,
+                    held,
+                },
+                ResponseKind::OffsetCommit(r),
+            ) => {
+                m.commit_inflight = false;
+                let codes: Vec<i16> = r
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+                    .collect();
+                if codes.iter().all(|c| *c == NONE) && !codes.is_empty() {
+                    for (part, offset) in offsets {
+                        env.history.events.push(Event::Committed {
+                            t: env.now / MS,
+                            sent,
+                            group: m.group,
+                            member: id,
+                            generation: m.generation,
+                            part,
+                            offset,
+                        });
+                    }
+                    // At-most-once: only now, with the commit acknowledged, is the batch
+                    // handed to the application.
+                    m.process(env, id, &held);
+                } else {
+                    let code = codes
+                        .into_iter()
+                        .find(|c| *c != NONE)
+                        .unwrap_or(UNKNOWN_MEMBER_ID);
+                    m.on_group_error(env, code);
+                }
+            }
+            (Pending::Leave, ResponseKind::LeaveGroup(_)) => {}
+            (what, body) => panic!("member {id}: unexpected {body:?} for {what:?}"),
+        }
+        if let Some((k, v, body, what)) = next {
+            self.send(env, k, v, body, Some(what));
+        }
+    }
+}
+
+impl Member {
+    fn drop_assignment(&mut self) {
+        self.assigned.clear();
+        self.pos.clear();
+        self.epoch += 1;
+    }
+
+    /// Go back to JoinGroup; `forget` drops the member id (the coordinator no longer knows it).
+    fn rejoin(&mut self, env: &mut Env, forget: bool) {
+        if forget {
+            self.member_id.clear();
+        }
+        if self.state == MemberState::Left {
+            return;
+        }
+        self.drop_assignment();
+        self.state = MemberState::Joining;
+        self.step_inflight = false;
+        self.retry_at = env.now;
+    }
+
+    fn on_group_error(&mut self, env: &mut Env, code: i16) {
+        match code {
+            UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID => self.rejoin(env, true),
+            REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => self.rejoin(env, false),
+            _ => {
+                self.rejoin(env, false);
+                self.retry_at = env.now + 200 * MS;
+            }
+        }
+    }
+
+    fn process(&mut self, env: &mut Env, id: usize, records: &[(Part, i64, Value)]) {
+        for &(part, offset, value) in records {
+            env.history.events.push(Event::Processed {
+                t: env.now / MS,
+                group: self.group,
+                member: id,
+                generation: self.generation,
+                part,
+                offset,
+                value,
+            });
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! A simulated disk: what a file holds in the page cache (`written`) and what is on stable
+//! storage (`synced`).
+//!
+//! The difference between the two is the whole point. A **process crash** keeps the page cache:
+//! everything written survives. A **power loss** keeps only what was synced, plus perhaps a torn,
+//! garbled piece of the last unsynced write — which recovery must detect by its CRC and cut.
+//!
+//! Operations are executed in the order the broker emitted them (the storage contract of
+//! `gregor_core::io`): each takes effect when it completes, and completion times never go
+//! backwards for writes, so an effect never overtakes an earlier one. An fsync may complete after
+//! later writes; when it does it makes them durable too, as a real fsync may.
+
+use bytes::Bytes;
+use gregor_core::files::{parse_segment_file_name, scan_segment, Recovered, RecoveredPartition};
+use gregor_core::io::{StorageFault, StorageReply, StorageRequest};
+use gregor_core::prng::Prng;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default)]
+pub struct SimFile {
+    /// The file as a reader sees it (page cache).
+    pub written: Vec<u8>,
+    /// The file as it would be found after a power loss.
+    pub synced: Vec<u8>,
+    /// An fsync of this file failed: what was written since the last good sync is in doubt
+    /// (Linux may have dropped the dirty pages; see "fsyncgate").
+    pub in_doubt: bool,
+}
+
+/// Faults the disk is currently injecting.
+#[derive(Clone, Debug, Default)]
+pub struct DiskFaults {
+    /// Appends and segment creation fail with ENOSPC.
+    pub full: bool,
+    /// Probability (per mille) that an fsync fails with EIO.
+    pub fsync_fail_per_mille: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SimDisk {
+    pub files: BTreeMap<String, SimFile>,
+    pub faults: DiskFaults,
+    /// Statistics for the summary.
+    pub bytes_written: u64,
+    pub syncs: u64,
+    pub failed_syncs: u64,
+    pub full_rejections: u64,
+}
+
+fn seg_path(file: &gregor_core::io::SegmentFile) -> String {
+    format!("{}/{}", file.dir.dir_name(), file.file_name())
+}
+
+const BROKER_META: &str = "broker.meta";
+
+impl SimDisk {
+    /// Carry out one operation now.
+    pub fn exec(
+        &mut self,
+        req: &StorageRequest,
+        prng: &mut Prng,
+    ) -> Result<StorageReply, StorageFault> {
+        match req {
+            StorageRequest::CreatePartition { dir, meta } => {
+                let f = SimFile {
+                    written: meta.to_vec(),
+                    synced: meta.to_vec(),
+                    in_doubt: false,
+                };
+                self.files
+                    .insert(format!("{}/partition.meta", dir.dir_name()), f);
+            }
+            StorageRequest::DeletePartition { dir } => {
+                let prefix = format!("{}/", dir.dir_name());
+                self.files.retain(|k, _| !k.starts_with(&prefix));
+            }
+            StorageRequest::CreateSegment { file, header } => {
+                if self.faults.full {
+                    self.full_rejections += 1;
+                    return Err(StorageFault::DiskFull);
+                }
+                let f = SimFile {
+                    written: header.to_vec(),
+                    synced: header.to_vec(),
+                    in_doubt: false,
+                };
+                self.files.insert(seg_path(file), f);
+            }
+            StorageRequest::Append {
+                file,
+                position,
+                data,
+            } => {
+                if self.faults.full {
+                    self.full_rejections += 1;
+                    return Err(StorageFault::DiskFull);
+                }
+                let Some(f) = self.files.get_mut(&seg_path(file)) else {
+                    return Err(StorageFault::Io(format!(
+                        "{}: no such file",
+                        seg_path(file)
+                    )));
+                };
+                let pos = *position as usize;
+                if f.written.len() < pos + data.len() {
+                    f.written.resize(pos + data.len(), 0);
+                }
+                f.written[pos..pos + data.len()].copy_from_slice(data);
+                self.bytes_written += data.len() as u64;
+            }
+            StorageRequest::Sync { file } => {
+                self.syncs += 1;
+                if let Some(f) = self.files.get_mut(&seg_path(file)) {
+                    if prng.ratio(self.faults.fsync_fail_per_mille, 1000) {
+                        self.failed_syncs += 1;
+                        f.in_doubt = true;
+                        return Err(StorageFault::Io("fsync: EIO (injected)".into()));
+                    }
+                    f.synced = f.written.clone();
+                }
+            }
+            StorageRequest::Read {
+                file,
+                position,
+                len,
+            } => {
+                let Some(f) = self.files.get(&seg_path(file)) else {
+                    return Err(StorageFault::Io(format!(
+                        "{}: no such file",
+                        seg_path(file)
+                    )));
+                };
+                let start = (*position as usize).min(f.written.len());
+                let end = (start + *len as usize).min(f.written.len());
+                return Ok(StorageReply::Read(Bytes::copy_from_slice(
+                    &f.written[start..end],
+                )));
+            }
+            StorageRequest::Truncate { file, len } => {
+                if let Some(f) = self.files.get_mut(&seg_path(file)) {
+                    f.written.truncate(*len as usize);
+                    f.synced.truncate(*len as usize);
+                }
+            }
+            StorageRequest::DeleteSegment { file } => {
+                self.files.remove(&seg_path(file));
+            }
+            StorageRequest::WriteBrokerMeta { data } => {
+                let f = SimFile {
+                    written: data.to_vec(),
+                    synced: data.to_vec(),
+                    in_doubt: false,
+                };
+                self.files.insert(BROKER_META.into(), f);
+            }
+        }
+        Ok(StorageReply::Done)
+    }
+
+    /// The machine lost power: page-cache contents not yet synced are gone. With `torn`, a file
+    /// with unsynced bytes may keep a random prefix of them, and with `flip` that prefix may have
+    /// a flipped bit — garbage recovery must recognise by its CRC. Returns what was done, for
+    /// the trace.
+    pub fn power_loss(&mut self, prng: &mut Prng, torn: bool, flip: bool) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (path, f) in self.files.iter_mut() {
+            let mut kept = f.synced.clone();
+            if torn && f.written.len() > f.synced.len() && f.written.starts_with(&f.synced) {
+                let extra = f.written.len() - f.synced.len();
+                let keep = prng.below(extra as u64 + 1) as usize;
+                kept.extend_from_slice(&f.written[f.synced.len()..f.synced.len() + keep]);
+                if flip && keep > 0 {
+                    let at = f.synced.len() + prng.below(keep as u64) as usize;
+                    kept[at] ^= 1 << prng.below(8);
+                    notes.push(format!(
+                        "{path}: torn write kept {keep} of {extra} bytes, bit flipped at {at}"
+                    ));
+                } else if keep > 0 {
+                    notes.push(format!("{path}: torn write kept {keep} of {extra} bytes"));
+                }
+            }
+            f.written = kept.clone();
+            f.synced = kept;
+            f.in_doubt = false;
+        }
+        notes
+    }
+
+    /// The process died but the machine did not: the page cache survives, except the pages of a
+    /// file whose fsync failed, which the kernel may have dropped.
+    pub fn process_crash(&mut self, prng: &mut Prng) {
+        for f in self.files.values_mut() {
+            if f.in_doubt && prng.ratio(1, 2) {
+                f.written = f.synced.clone();
+            }
+            f.in_doubt = false;
+        }
+    }
+
+    /// What a starting broker finds, read through the same recovery scan the real binary runs.
+    pub fn recovered(&self) -> Recovered {
+        let mut parts: BTreeMap<String, RecoveredPartition> = BTreeMap::new();
+        let mut broker_meta = None;
+        for (path, f) in &self.files {
+            if path == BROKER_META {
+                broker_meta = Some(Bytes::copy_from_slice(&f.written));
+                continue;
+            }
+            let Some((dir, name)) = path.split_once('/') else {
+                continue;
+            };
+            let p = parts.entry(dir.to_string()).or_insert(RecoveredPartition {
+                dir_name: dir.into(),
+                meta: None,
+                segments: vec![],
+            });
+            if name == "partition.meta" {
+                p.meta = Some(Bytes::copy_from_slice(&f.written));
+            } else if let Some(base) = parse_segment_file_name(name) {
+                p.segments.push(scan_segment(base, &f.written));
+            }
+        }
+        Recovered {
+            broker_meta,
+            partitions: parts.into_values().collect(),
+        }
+    }
+}

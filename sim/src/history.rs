@@ -1,0 +1,148 @@
+//! The recorded history: every operation a simulated client invoked, its outcome, and the
+//! faults that happened, each with its simulated time. Checkers read only this; they never look
+//! inside the broker. That separation is what lets a checker be tested on its own, by feeding it
+//! a hand-made history with one anomaly planted (see `check`'s tests).
+
+/// Simulated milliseconds since the start of the run.
+pub type Ms = u64;
+
+/// A record's value: unique across the whole run, so any observation names exactly one write.
+pub type Value = u64;
+
+/// Which partition (topic `t`, partition index).
+pub type Part = i32;
+
+/// What a producer's write attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged at this base offset (records at base, base+1, ...).
+    Ok { base_offset: i64 },
+    /// Definitely not written (the broker refused the batch).
+    Fail { code: i16 },
+    /// May or may not have been written (timeout, connection lost, storage error).
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A producer sends `values` to `part`. `attempt` > 0 marks a retry of the same values.
+    Send {
+        t: Ms,
+        producer: usize,
+        part: Part,
+        values: Vec<Value>,
+        acks: i16,
+        idempotent: bool,
+        attempt: u32,
+    },
+    /// The outcome of the producer's outstanding send of `values`.
+    SendDone {
+        t: Ms,
+        producer: usize,
+        part: Part,
+        values: Vec<Value>,
+        outcome: Outcome,
+    },
+    /// A consumer's fetch returned these (offset, value) records, in order. `session` numbers the
+    /// consumer's position: it changes whenever the consumer explicitly resets its position.
+    Poll {
+        t: Ms,
+        reader: usize,
+        session: u32,
+        part: Part,
+        records: Vec<(i64, Value)>,
+    },
+    /// The broker process died. `power_loss`: the machine too (unsynced writes lost).
+    Crash { t: Ms, power_loss: bool },
+    /// The broker started again; per partition, the log end offset recovery found.
+    Restart { t: Ms, log_ends: Vec<(Part, i64)> },
+    /// The auditor's complete read of each partition at the end of the liveness phase.
+    Final {
+        part: Part,
+        records: Vec<(i64, Value)>,
+    },
+    // ---- consumer groups
+    /// A group member was handed `parts` for `generation` (SyncGroup answered).
+    Assigned {
+        t: Ms,
+        group: usize,
+        member: usize,
+        generation: i32,
+        parts: Vec<Part>,
+    },
+    /// A group member processed one record (handed it to the application).
+    Processed {
+        t: Ms,
+        group: usize,
+        member: usize,
+        generation: i32,
+        part: Part,
+        offset: i64,
+        value: Value,
+    },
+    /// A group member's OffsetCommit was sent (at `sent`) and acknowledged (at `t`).
+    Committed {
+        t: Ms,
+        sent: Ms,
+        group: usize,
+        member: usize,
+        generation: i32,
+        part: Part,
+        offset: i64,
+    },
+    /// A group member's OffsetFetch, sent at `sent`, answered `offset` (-1: none) at `t`.
+    CommittedRead {
+        t: Ms,
+        sent: Ms,
+        group: usize,
+        member: usize,
+        part: Part,
+        offset: i64,
+    },
+}
+
+impl Event {
+    pub fn time(&self) -> Ms {
+        match self {
+            Event::Send { t, .. }
+            | Event::SendDone { t, .. }
+            | Event::Poll { t, .. }
+            | Event::Crash { t, .. }
+            | Event::Restart { t, .. }
+            | Event::Assigned { t, .. }
+            | Event::Processed { t, .. }
+            | Event::Committed { t, .. }
+            | Event::CommittedRead { t, .. } => *t,
+            Event::Final { .. } => Ms::MAX,
+        }
+    }
+}
+
+/// What a group promises about delivery, by when it commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Commit after processing: at-least-once (never skip, may repeat).
+    AfterProcessing,
+    /// Commit before processing: at-most-once (never repeat, may skip).
+    BeforeProcessing,
+}
+
+/// Everything a checker needs besides the events.
+#[derive(Clone, Debug)]
+pub struct History {
+    pub events: Vec<Event>,
+    /// Whether the durability policy promises acknowledged records survive power loss.
+    pub acks_survive_power_loss: bool,
+    /// Each group's commit mode, by group index.
+    pub groups: Vec<CommitMode>,
+}
+
+impl History {
+    pub fn new(acks_survive_power_loss: bool) -> History {
+        History {
+            events: Vec::new(),
+            acks_survive_power_loss,
+            groups: Vec::new(),
+        }
+    }
+}

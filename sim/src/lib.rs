@@ -1,0 +1,17 @@
+//! # gregor-sim: the deterministic simulator
+//!
+//! One thread, virtual time, one u64 seed. The simulator drives the same `gregor_core::Broker`
+//! the production runtime drives, but everything around it is simulated: the clients
+//! ([`world`]'s workloads), the network between them, the disk ([`disk`]) and the clock. Faults
+//! are injected according to a per-seed profile ([`profile`]); every operation and its outcome is
+//! recorded ([`history`]) and the history is judged by [`check`]ers that never look inside the
+//! broker. The same seed replays the same run, event for event: the trace hash proves it.
+//!
+//! Reading order: [`history`], [`check`], [`disk`], [`profile`], [`world`].
+
+pub mod check;
+pub mod clients;
+pub mod disk;
+pub mod history;
+pub mod profile;
+pub mod world;

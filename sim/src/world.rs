@@ -1,0 +1,1223 @@
+//! The simulated world: virtual time, the network, the broker process and its disk and clock,
+//! the fault injector, and the run's two phases.
+//!
+//! Everything happens as an [`Ev`] popped from one priority queue ordered by (time, sequence
+//! number): the sequence number breaks ties in the order events were scheduled, so a run is a
+//! pure function of its seed. Every popped event is folded into the trace hash.
+
+use crate::check::{self, Anomaly};
+use crate::clients::{Client, Env, Out, Role, Us, MS, TOPIC};
+use crate::disk::SimDisk;
+use crate::history::{CommitMode, Event, History};
+use crate::profile::Profile;
+use gregor_core::io::{ConnId, Input, OpId, Output, Request, StorageRequest};
+use gregor_core::kafka_protocol::messages::*;
+use gregor_core::kafka_protocol::protocol::StrBytes;
+use gregor_core::prng::Prng;
+use gregor_core::{Broker, Config, Instant};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+/// How a run is set up.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub seed: u64,
+    /// The safety phase: faults on.
+    pub safety_ms: u64,
+    /// The liveness phase: faults healed; everything acknowledged must become readable.
+    pub liveness_ms: u64,
+    /// Print every event as it happens.
+    pub trace: bool,
+}
+
+impl Options {
+    pub fn new(seed: u64) -> Options {
+        Options {
+            seed,
+            safety_ms: 60_000,
+            liveness_ms: 40_000,
+            trace: false,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub profile: String,
+    pub summary: Vec<String>,
+    pub anomalies: Vec<Anomaly>,
+    /// Failures outside the history checkers: per-step invariants, liveness.
+    pub failures: Vec<String>,
+    pub trace_hash: u64,
+    pub events: u64,
+    pub simulated_ms: u64,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.anomalies.is_empty() && self.failures.is_empty()
+    }
+}
+
+enum Ev {
+    /// A request reaches the broker.
+    ToBroker {
+        conn: u64,
+        request: Request,
+    },
+    /// A response reaches a client.
+    ToClient {
+        conn: u64,
+        corr: i32,
+        body: ResponseKind,
+    },
+    /// A client learns its connection was reset.
+    Reset {
+        conn: u64,
+    },
+    /// The broker learns a connection is gone.
+    Closed {
+        conn: u64,
+        incarnation: u64,
+    },
+    /// A storage operation completes.
+    Disk {
+        incarnation: u64,
+        op: OpId,
+        request: StorageRequest,
+    },
+    BrokerTimer {
+        incarnation: u64,
+    },
+    ClientTimer {
+        client: usize,
+    },
+    Fault(Fault),
+    Heal(Heal),
+    Restart,
+    /// The broker halted on a storage failure; its supervisor kills and restarts it (in either
+    /// phase: this is recovery, not a new fault).
+    SupervisorRestart,
+    MemberRestart {
+        client: usize,
+    },
+    Liveness,
+    GiveUp,
+    AuditorStart,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Crash,
+    PowerLoss,
+    ConnReset,
+    Partition,
+    Clog,
+    ClockJump,
+    DiskFull,
+    Member,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Heal {
+    Link { client: usize },
+    DiskFull,
+}
+
+struct Scheduled {
+    at: Us,
+    seq: u64,
+    ev: Ev,
+}
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct Conn {
+    client: usize,
+    broken: bool,
+    to_broker_at: Us,
+    to_client_at: Us,
+    incarnation: u64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Link {
+    cut_to_broker: bool,
+    cut_to_client: bool,
+    clogged_until: Us,
+}
+
+/// FNV-1a over 64-bit words: small, stable across platforms and Rust versions.
+struct Trace {
+    hash: u64,
+    print: bool,
+}
+impl Trace {
+    fn word(&mut self, w: u64) {
+        for b in w.to_le_bytes() {
+            self.hash ^= b as u64;
+            self.hash = self.hash.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+/// Wall-clock base of the simulation (the broker's epoch-ns clock starts here).
+const EPOCH_NS: i64 = 1_700_000_000_000 * 1_000_000;
+
+pub struct World {
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    now: Us,
+    prng: Prng,
+    profile: Profile,
+    config: Config,
+    broker: Option<Broker>,
+    incarnation: u64,
+    restart_pending: bool,
+    broker_timer: Option<Us>,
+    disk: SimDisk,
+    disk_busy_until: Us,
+    /// The broker's clock: offset from true time (ns) and drift.
+    clock_offset_ns: i64,
+    conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    links: Vec<Link>,
+    clients: Vec<Client>,
+    env: Env,
+    trace: Trace,
+    events: u64,
+    end: Us,
+    liveness: bool,
+    /// Per-step invariants: the highest high watermark seen per partition.
+    hw: BTreeMap<i32, i64>,
+    failures: Vec<String>,
+    stats: BTreeMap<&'static str, u64>,
+    admin_conn: Option<u64>,
+    topic_ready: bool,
+}
+
+impl World {
+    pub fn new(opts: &Options) -> World {
+        let mut prng = Prng::new(opts.seed);
+        let profile = Profile::draw(&mut prng);
+        let config = Config {
+            seed: prng.next_u64(),
+            durability: profile.durability,
+            segment_bytes_max: profile.segment_bytes,
+            default_partitions: profile.partitions,
+            group_initial_rebalance_delay_ms: 300,
+            offsets_log_bytes_max: 32 * 1024,
+            batch_bytes_max: 1024,
+            ..Config::default()
+        };
+        let mut env = Env {
+            now: 0,
+            prng: Prng::new(prng.next_u64()),
+            history: History::new(profile.acks_survive_power_loss()),
+            next_value: 0,
+            liveness: false,
+            producers_give_up: false,
+            partitions: profile.partitions,
+            outbox: Vec::new(),
+        };
+        let mut clients = Vec::new();
+        for _ in 0..profile.producers {
+            let id = clients.len();
+            clients.push(Client::producer(id, &mut env.prng, profile.produce_gap_ms));
+        }
+        for r in 0..profile.readers {
+            let parts = (0..profile.partitions)
+                .filter(|p| *p as usize % profile.readers == r)
+                .collect();
+            let id = clients.len();
+            clients.push(Client::reader(id, parts, false));
+        }
+        for (g, &(members, after)) in profile.groups.iter().enumerate() {
+            let mode = if after {
+                CommitMode::AfterProcessing
+            } else {
+                CommitMode::BeforeProcessing
+            };
+            env.history.groups.push(mode);
+            for _ in 0..members {
+                let id = clients.len();
+                clients.push(Client::member(id, g, mode, &mut env.prng));
+            }
+        }
+        let auditor = clients.len();
+        clients.push(Client::reader(
+            auditor,
+            (0..profile.partitions).collect(),
+            true,
+        ));
+        let links = vec![Link::default(); clients.len()];
+        let end = (opts.safety_ms + opts.liveness_ms) * MS;
+        let mut w = World {
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            prng,
+            profile,
+            config,
+            broker: None,
+            incarnation: 0,
+            restart_pending: false,
+            broker_timer: None,
+            disk: SimDisk::default(),
+            disk_busy_until: 0,
+            clock_offset_ns: 0,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            links,
+            clients,
+            env,
+            trace: Trace {
+                hash: 0xcbf2_9ce4_8422_2325,
+                print: opts.trace,
+            },
+            events: 0,
+            end,
+            liveness: false,
+            hw: BTreeMap::new(),
+            failures: Vec::new(),
+            stats: BTreeMap::new(),
+            admin_conn: None,
+            topic_ready: false,
+        };
+        w.disk.faults.fsync_fail_per_mille = w.profile.fsync_fail_per_mille;
+        w.schedule(opts.safety_ms * MS, Ev::Liveness);
+        w.schedule(
+            (opts.safety_ms + opts.liveness_ms / 2) * MS,
+            Ev::AuditorStart,
+        );
+        w
+    }
+
+    fn schedule(&mut self, at: Us, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.stats.entry(what).or_default() += 1;
+    }
+
+    fn note(&mut self, tag: u64, a: u64, b: u64, line: impl FnOnce() -> String) {
+        self.trace.word(self.now);
+        self.trace.word(tag);
+        self.trace.word(a);
+        self.trace.word(b);
+        if self.trace.print {
+            println!("{:>10.3}ms {}", self.now as f64 / 1000.0, line());
+        }
+    }
+
+    /// The broker's reading of its clock at true time `t`.
+    fn broker_clock(&self, t: Us) -> Instant {
+        let ns = t as i64 * 1000;
+        let drift = ns / 1_000_000 * self.profile.clock_drift_ppm;
+        Instant((EPOCH_NS + ns + drift + self.clock_offset_ns).max(0) as u64)
+    }
+
+    /// The true time at which the broker's clock reads `deadline`.
+    fn true_time_of(&self, deadline: Instant) -> Us {
+        let want = deadline.0 as i64 - EPOCH_NS - self.clock_offset_ns;
+        if want <= 0 {
+            return self.now;
+        }
+        let ns =
+            (want as i128 * 1_000_000 / (1_000_000 + self.profile.clock_drift_ppm) as i128) as i64;
+        ((ns / 1000) as Us + 1).max(self.now)
+    }
+
+    fn latency(&mut self) -> Us {
+        let (base, extra) = self.profile.net_latency_ms;
+        base * MS + self.prng.below(extra * MS + 1) + 20
+    }
+
+    // ------------------------------------------------------------------ the run
+
+    pub fn run(mut self, opts: &Options) -> Report {
+        self.start_broker();
+        self.setup_topic();
+        for i in 0..self.clients.len() {
+            let at = 100 * MS + self.prng.below(200) * MS;
+            self.clients[i].timer_at = Some(at);
+            self.schedule(at, Ev::ClientTimer { client: i });
+        }
+        for (fault, rate) in self.fault_rates() {
+            if let Some(r) = rate {
+                let at = 1_000 * MS + self.prng.below(2 * r) * MS;
+                self.schedule(at, Ev::Fault(fault));
+            }
+        }
+        while let Some(Reverse(s)) = self.queue.pop() {
+            if s.at > self.end {
+                break;
+            }
+            self.now = s.at;
+            self.env.now = s.at;
+            self.events += 1;
+            self.dispatch(s.ev);
+            self.flush_clients();
+        }
+        self.finish(opts)
+    }
+
+    fn fault_rates(&self) -> Vec<(Fault, Option<u64>)> {
+        let p = &self.profile;
+        let members = if p.groups.is_empty() {
+            None
+        } else {
+            p.member_faults
+        };
+        vec![
+            (Fault::Crash, p.crash),
+            (Fault::PowerLoss, p.power_loss),
+            (Fault::ConnReset, p.conn_reset),
+            (Fault::Partition, p.partition),
+            (Fault::Clog, p.clog),
+            (Fault::ClockJump, p.clock_jump),
+            (Fault::DiskFull, p.disk_full),
+            (Fault::Member, members),
+        ]
+    }
+
+    /// Create the topic before the workload starts (as an operator would), driving the world
+    /// until the broker has answered.
+    fn setup_topic(&mut self) {
+        let conn = self.open_conn(usize::MAX);
+        self.admin_conn = Some(conn);
+        let t = create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_num_partitions(self.profile.partitions)
+            .with_replication_factor(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::CreateTopics as i16)
+            .with_request_api_version(5)
+            .with_correlation_id(1);
+        let body = RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![t]));
+        self.broker_input(Input::Request {
+            now: self.broker_clock(self.now),
+            conn: ConnId(conn),
+            request: Request { header, body },
+        });
+        while !self.topic_ready {
+            let Some(Reverse(s)) = self.queue.pop() else {
+                panic!("setup: the broker never answered CreateTopics")
+            };
+            self.now = s.at;
+            self.env.now = s.at;
+            self.events += 1;
+            self.dispatch(s.ev);
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::ToBroker { conn, request } => {
+                let (key, corr) = (
+                    request.header.request_api_key,
+                    request.header.correlation_id,
+                );
+                self.note(1, conn, ((key as u64) << 32) | corr as u32 as u64, || {
+                    format!("conn {conn} -> broker: api {key} corr {corr}")
+                });
+                let alive = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| !c.broken && c.incarnation == self.incarnation);
+                if alive && self.broker.is_some() {
+                    self.broker_input(Input::Request {
+                        now: self.broker_clock(self.now),
+                        conn: ConnId(conn),
+                        request,
+                    });
+                }
+            }
+            Ev::ToClient { conn, corr, body } => {
+                self.note(2, conn, corr as u64, || {
+                    format!("broker -> conn {conn}: corr {corr}")
+                });
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if c.broken {
+                    return;
+                }
+                let client = c.client;
+                if client == usize::MAX {
+                    if matches!(body, ResponseKind::CreateTopics(_)) {
+                        self.topic_ready = true;
+                    }
+                    return;
+                }
+                let until = self.clients[client].stalled_until;
+                if until > self.now {
+                    self.schedule(until, Ev::ToClient { conn, corr, body });
+                    return;
+                }
+                let cl = &mut self.clients[client];
+                if cl.conn == Some(conn) && !cl.down {
+                    cl.on_response(&mut self.env, corr, body);
+                    self.after_client(client);
+                }
+            }
+            Ev::Reset { conn } => {
+                self.note(3, conn, 0, || format!("conn {conn}: reset seen by client"));
+                let Some(client) = self.conns.get(&conn).map(|c| c.client) else {
+                    return;
+                };
+                if client == usize::MAX {
+                    return;
+                }
+                if self.defer_if_stalled(client, Ev::Reset { conn }) {
+                    return;
+                }
+                let cl = &mut self.clients[client];
+                if cl.conn == Some(conn) && !cl.down {
+                    cl.on_conn_lost(&mut self.env);
+                    self.after_client(client);
+                }
+            }
+            Ev::Closed { conn, incarnation } => {
+                self.note(4, conn, incarnation, || {
+                    format!("conn {conn}: closed seen by broker")
+                });
+                if incarnation == self.incarnation && self.broker.is_some() {
+                    self.broker_input(Input::ConnClosed {
+                        now: self.broker_clock(self.now),
+                        conn: ConnId(conn),
+                    });
+                }
+            }
+            Ev::Disk {
+                incarnation,
+                op,
+                request,
+            } => {
+                if incarnation != self.incarnation || self.broker.is_none() {
+                    return; // the process that asked is gone; the write never happened
+                }
+                let result = self.disk.exec(&request, &mut self.prng);
+                self.note(5, op.0, result.is_ok() as u64, || {
+                    let r = match &result {
+                        Ok(gregor_core::StorageReply::Read(b)) => format!("read {} bytes", b.len()),
+                        other => format!("{other:?}"),
+                    };
+                    format!("disk: op {} {} -> {r}", op.0, describe(&request))
+                });
+                if result.is_err() && matches!(request, StorageRequest::Sync { .. }) {
+                    // Kafka halts a broker whose log directory fails; a supervisor restarts it.
+                    self.count("fsync failures");
+                    let at = self.now + (500 + self.prng.below(2_000)) * MS;
+                    self.schedule(at, Ev::SupervisorRestart);
+                }
+                self.broker_input(Input::StorageDone {
+                    now: self.broker_clock(self.now),
+                    op,
+                    result,
+                });
+            }
+            Ev::BrokerTimer { incarnation } => {
+                if incarnation != self.incarnation || self.broker_timer != Some(self.now) {
+                    return;
+                }
+                self.note(6, 0, 0, || "broker: tick".into());
+                self.broker_timer = None;
+                if self.broker.is_some() {
+                    self.broker_input(Input::Tick {
+                        now: self.broker_clock(self.now),
+                    });
+                }
+            }
+            Ev::ClientTimer { client } => {
+                if self.clients[client].timer_at != Some(self.now) {
+                    return;
+                }
+                self.note(7, client as u64, 0, || format!("client {client}: timer"));
+                self.clients[client].timer_at = None;
+                if self.clients[client].down {
+                    return;
+                }
+                if self.clients[client].stalled_until > self.now {
+                    let at = self.clients[client].stalled_until;
+                    self.clients[client].timer_at = Some(at);
+                    self.schedule(at, Ev::ClientTimer { client });
+                    return;
+                }
+                self.clients[client].on_timer(&mut self.env);
+                self.after_client(client);
+            }
+            Ev::Fault(f) => self.fault(f),
+            Ev::Heal(h) => {
+                self.note(9, 0, 0, || format!("heal {h:?}"));
+                match h {
+                    Heal::Link { client } => self.links[client] = Link::default(),
+                    Heal::DiskFull => self.disk.faults.full = false,
+                }
+            }
+            Ev::Restart => {
+                self.restart_pending = false;
+                if self.broker.is_none() {
+                    self.start_broker();
+                }
+            }
+            Ev::SupervisorRestart => {
+                self.note(14, 0, 0, || {
+                    "supervisor: restarting the broker after a storage failure".into()
+                });
+                self.stop_broker(false);
+            }
+            Ev::MemberRestart { client } => {
+                self.note(10, client as u64, 0, || {
+                    format!("client {client}: restarted")
+                });
+                self.clients[client].down = false;
+                self.clients[client].kick(&mut self.env);
+                self.after_client(client);
+            }
+            Ev::Liveness => {
+                self.note(11, 0, 0, || "--- liveness phase: faults healed".into());
+                self.liveness = true;
+                self.env.liveness = true;
+                for l in &mut self.links {
+                    *l = Link::default();
+                }
+                self.disk.faults.full = false;
+                self.disk.faults.fsync_fail_per_mille = 0;
+                for c in &mut self.clients {
+                    c.stalled_until = c.stalled_until.min(self.now);
+                }
+                if self.broker.is_none() && !self.restart_pending {
+                    self.start_broker();
+                }
+                let give_up = self.now + (self.end - self.now) / 4;
+                self.schedule(give_up, Ev::GiveUp);
+            }
+            Ev::GiveUp => {
+                self.note(13, 0, 0, || {
+                    "--- producers abandon unfinished batches".into()
+                });
+                self.env.producers_give_up = true;
+                for i in 0..self.clients.len() {
+                    self.clients[i].kick(&mut self.env);
+                    self.after_client(i);
+                }
+            }
+            Ev::AuditorStart => {
+                self.note(12, 0, 0, || "--- auditor starts the final read".into());
+                let a = self.clients.len() - 1;
+                if let Role::Reader(r) = &mut self.clients[a].role {
+                    r.active = true;
+                }
+                self.clients[a].kick(&mut self.env);
+                self.after_client(a);
+            }
+        }
+    }
+}
+
+fn describe(r: &StorageRequest) -> String {
+    match r {
+        StorageRequest::CreatePartition { dir, .. } => format!("create {}", dir.dir_name()),
+        StorageRequest::DeletePartition { dir } => format!("delete {}", dir.dir_name()),
+        StorageRequest::CreateSegment { file, .. } => {
+            format!("create {}/{}", file.dir.dir_name(), file.file_name())
+        }
+        StorageRequest::Append {
+            file,
+            position,
+            data,
+        } => format!(
+            "append {}/{} @{position} +{}",
+            file.dir.dir_name(),
+            file.file_name(),
+            data.len()
+        ),
+        StorageRequest::Sync { file } => {
+            format!("fsync {}/{}", file.dir.dir_name(), file.file_name())
+        }
+        StorageRequest::Read {
+            file,
+            position,
+            len,
+        } => format!(
+            "read {}/{} @{position} {len}",
+            file.dir.dir_name(),
+            file.file_name()
+        ),
+        StorageRequest::Truncate { file, len } => {
+            format!(
+                "truncate {}/{} to {len}",
+                file.dir.dir_name(),
+                file.file_name()
+            )
+        }
+        StorageRequest::DeleteSegment { file } => {
+            format!("delete {}/{}", file.dir.dir_name(), file.file_name())
+        }
+        StorageRequest::WriteBrokerMeta { .. } => "write broker.meta".into(),
+    }
+}
+
+impl World {
+    // ------------------------------------------------------------------ the broker process
+
+    fn start_broker(&mut self) {
+        self.incarnation += 1;
+        let recovered = self.disk.recovered();
+        let config = Config {
+            seed: self.prng.next_u64(),
+            ..self.config.clone()
+        };
+        let broker = Broker::new(config, recovered, self.broker_clock(self.now))
+            .expect("the simulator's configuration is valid");
+        let mut log_ends = Vec::new();
+        if let Some(t) = broker.topics().get(TOPIC) {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let end = p.log.log_end_offset();
+                log_ends.push((i as i32, end));
+                // Per-step invariant across restarts: the acknowledged (high-watermark) prefix is
+                // never cut, unless a power loss did it under a policy that allows it.
+                let prev = self.hw.get(&(i as i32)).copied().unwrap_or(0);
+                let lossy_restart = matches!(
+                    self.env
+                        .history
+                        .events
+                        .iter()
+                        .rev()
+                        .find(|e| matches!(e, Event::Crash { .. })),
+                    Some(Event::Crash {
+                        power_loss: true,
+                        ..
+                    })
+                ) && !self.profile.acks_survive_power_loss();
+                if end < prev && !lossy_restart {
+                    self.failures.push(format!(
+                        "t={}ms: restart found partition {i} ending at {end}, below high watermark {prev}",
+                        self.now / MS
+                    ));
+                }
+                // From here the new incarnation's high watermark must only grow.
+                self.hw.insert(i as i32, p.high_watermark);
+            }
+        }
+        let inc = self.incarnation;
+        self.note(20, inc, 0, || {
+            format!("broker: started (incarnation {inc})")
+        });
+        if self.incarnation > 1 {
+            self.env.history.events.push(Event::Restart {
+                t: self.now / MS,
+                log_ends,
+            });
+        }
+        self.broker = Some(broker);
+        self.broker_timer = None;
+        self.drain_broker();
+    }
+
+    fn stop_broker(&mut self, power_loss: bool) {
+        if self.broker.is_none() {
+            return;
+        }
+        let mut power_loss = power_loss;
+        if power_loss {
+            let notes = self.disk.power_loss(
+                &mut self.prng,
+                self.profile.torn_writes,
+                self.profile.torn_bit_flips,
+            );
+            for n in notes {
+                self.note(21, 0, 0, || format!("power loss: {n}"));
+            }
+        } else {
+            let before: u64 = self
+                .disk
+                .files
+                .values()
+                .map(|f| f.written.len() as u64)
+                .sum();
+            self.disk.process_crash(&mut self.prng);
+            let after: u64 = self
+                .disk
+                .files
+                .values()
+                .map(|f| f.written.len() as u64)
+                .sum();
+            // Pages of a file whose fsync failed were dropped: to the log, that is a power loss.
+            power_loss = after != before;
+        }
+        self.note(22, power_loss as u64, 0, || {
+            format!(
+                "broker: {}",
+                if power_loss {
+                    "power loss"
+                } else {
+                    "process crash"
+                }
+            )
+        });
+        self.env.history.events.push(Event::Crash {
+            t: self.now / MS,
+            power_loss,
+        });
+        self.count(if power_loss {
+            "power losses"
+        } else {
+            "crashes"
+        });
+        self.broker = None;
+        self.incarnation += 1;
+        self.broker_timer = None;
+        let conns: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.broken)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in conns {
+            self.conns.get_mut(&id).expect("listed").broken = true;
+            // A crashed process's kernel resets its connections; a dead machine says nothing.
+            if !power_loss {
+                let at = self.now + self.latency();
+                self.schedule(at, Ev::Reset { conn: id });
+            }
+        }
+        if !self.restart_pending {
+            self.restart_pending = true;
+            let at = self.now + (100 + self.prng.below(3_000)) * MS;
+            self.schedule(at, Ev::Restart);
+        }
+    }
+
+    fn broker_input(&mut self, input: Input) {
+        let Some(b) = self.broker.as_mut() else {
+            return;
+        };
+        b.handle(input);
+        self.drain_broker();
+    }
+
+    fn drain_broker(&mut self) {
+        loop {
+            let Some(out) = self.broker.as_mut().and_then(|b| b.poll_output()) else {
+                break;
+            };
+            match out {
+                Output::Response {
+                    conn,
+                    correlation_id,
+                    body,
+                    ..
+                } => self.transmit_to_client(conn.0, correlation_id, body),
+                Output::Close { conn, reason } => {
+                    self.note(23, conn.0, 0, || {
+                        format!("broker closes conn {}: {reason}", conn.0)
+                    });
+                    if let Some(c) = self.conns.get_mut(&conn.0) {
+                        if !c.broken {
+                            c.broken = true;
+                            let at = self.now + self.latency();
+                            self.schedule(at, Ev::Reset { conn: conn.0 });
+                        }
+                    }
+                }
+                Output::Storage { op, request } => {
+                    let at = self.disk_completion(&request);
+                    let incarnation = self.incarnation;
+                    self.schedule(
+                        at,
+                        Ev::Disk {
+                            incarnation,
+                            op,
+                            request,
+                        },
+                    );
+                }
+                Output::Log { level, message } => {
+                    if self.trace.print {
+                        println!(
+                            "{:>10.3}ms   broker log {level:?}: {message}",
+                            self.now as f64 / 1000.0
+                        );
+                    }
+                }
+            }
+        }
+        self.check_step();
+        if let Some(deadline) = self.broker.as_ref().and_then(|b| b.poll_timeout()) {
+            let mut at = self.true_time_of(deadline);
+            if at <= self.now {
+                // Rounding between the two clocks: step a microsecond (time always advances).
+                at = self.now + 1;
+            }
+            if self.broker_timer.is_none_or(|t| at < t || t < self.now) {
+                self.broker_timer = Some(at);
+                let incarnation = self.incarnation;
+                self.schedule(at, Ev::BrokerTimer { incarnation });
+            }
+        }
+    }
+
+    /// When a storage operation completes. Writes complete in the order issued (each after the
+    /// previous); an fsync takes its own, longer, time and may finish after later writes.
+    fn disk_completion(&mut self, r: &StorageRequest) -> Us {
+        let start = self.disk_busy_until.max(self.now);
+        match r {
+            StorageRequest::Sync { .. } => {
+                let (lo, hi) = self.profile.fsync_us;
+                start + lo + self.prng.below(hi - lo + 1)
+            }
+            _ => {
+                let (lo, hi) = self.profile.write_us;
+                let done = start + lo + self.prng.below(hi - lo + 1);
+                self.disk_busy_until = done;
+                done
+            }
+        }
+    }
+
+    /// Per-step invariants on what the broker exposes: the high watermark never goes back.
+    fn check_step(&mut self) {
+        let Some(b) = &self.broker else { return };
+        let Some(t) = b.topics().get(TOPIC) else {
+            return;
+        };
+        for (i, p) in t.partitions.iter().enumerate() {
+            let prev = self.hw.entry(i as i32).or_insert(0);
+            if p.high_watermark < *prev {
+                self.failures.push(format!(
+                    "t={}ms: partition {i} high watermark went back from {prev} to {}",
+                    self.now / MS,
+                    p.high_watermark
+                ));
+            }
+            *prev = (*prev).max(p.high_watermark);
+        }
+    }
+
+    // ------------------------------------------------------------------ the network
+
+    fn open_conn(&mut self, client: usize) -> u64 {
+        self.next_conn += 1;
+        let id = self.next_conn;
+        self.conns.insert(
+            id,
+            Conn {
+                client,
+                broken: false,
+                to_broker_at: 0,
+                to_client_at: 0,
+                incarnation: self.incarnation,
+            },
+        );
+        id
+    }
+
+    fn transmit_to_client(&mut self, conn: u64, corr: i32, body: ResponseKind) {
+        let lat = self.latency();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.broken {
+            return;
+        }
+        let link = if c.client == usize::MAX {
+            Link::default()
+        } else {
+            self.links[c.client]
+        };
+        if link.cut_to_client {
+            // A TCP connection that loses a segment for good is dead; nobody is told.
+            c.broken = true;
+            return;
+        }
+        // TCP: in order on one connection.
+        let at = (self.now + lat).max(c.to_client_at).max(link.clogged_until);
+        c.to_client_at = at;
+        self.schedule(at, Ev::ToClient { conn, corr, body });
+    }
+
+    /// Carry out what clients left in the outbox.
+    fn flush_clients(&mut self) {
+        while !self.env.outbox.is_empty() {
+            let outs = std::mem::take(&mut self.env.outbox);
+            for (client, out) in outs {
+                match out {
+                    Out::Drop => {
+                        let Some(conn) = self.clients[client].conn.take() else {
+                            continue;
+                        };
+                        let at = self.now + self.latency();
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            if !c.broken {
+                                c.broken = true;
+                                let incarnation = c.incarnation;
+                                self.schedule(at, Ev::Closed { conn, incarnation });
+                            }
+                        }
+                    }
+                    Out::Send { header, body } => self.transmit_to_broker(client, header, body),
+                }
+            }
+        }
+    }
+
+    fn transmit_to_broker(&mut self, client: usize, header: RequestHeader, body: RequestKind) {
+        let link = self.links[client];
+        let conn = match self.clients[client].conn {
+            Some(c) => c,
+            None => {
+                // Connecting needs the broker up and the link open both ways; otherwise the
+                // attempt hangs and the client's request timeout ends it.
+                if self.broker.is_none() || link.cut_to_broker || link.cut_to_client {
+                    return;
+                }
+                let c = self.open_conn(client);
+                self.clients[client].conn = Some(c);
+                c
+            }
+        };
+        let lat = self.latency();
+        let c = self.conns.get_mut(&conn).expect("client's conn exists");
+        if c.broken {
+            return;
+        }
+        if link.cut_to_broker {
+            c.broken = true;
+            return;
+        }
+        let at = (self.now + lat).max(c.to_broker_at).max(link.clogged_until);
+        c.to_broker_at = at;
+        self.schedule(
+            at,
+            Ev::ToBroker {
+                conn,
+                request: Request { header, body },
+            },
+        );
+    }
+
+    fn after_client(&mut self, client: usize) {
+        // Whatever could be done now was done by the callback that just ran: only future
+        // instants need a timer.
+        let Some(at) = self.clients[client].next_wake(self.now) else {
+            return;
+        };
+        if at <= self.now {
+            return;
+        }
+        let c = &mut self.clients[client];
+        if c.timer_at.is_none_or(|t| at < t || t < self.now) {
+            c.timer_at = Some(at);
+            self.schedule(at, Ev::ClientTimer { client });
+        }
+    }
+
+    fn defer_if_stalled(&mut self, client: usize, ev: Ev) -> bool {
+        let until = self.clients[client].stalled_until;
+        if until > self.now {
+            self.schedule(until, ev);
+            true
+        } else {
+            false
+        }
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    fn fault(&mut self, f: Fault) {
+        if self.liveness {
+            return;
+        }
+        let rate = self
+            .fault_rates()
+            .into_iter()
+            .find(|(k, _)| std::mem::discriminant(k) == std::mem::discriminant(&f))
+            .and_then(|(_, r)| r);
+        if let Some(r) = rate {
+            let at = self.now + (1 + self.prng.below(2 * r)) * MS;
+            self.schedule(at, Ev::Fault(f));
+        }
+        self.note(8, f as u64, 0, || format!("fault: {f:?}"));
+        match f {
+            Fault::Crash => self.stop_broker(false),
+            Fault::PowerLoss => self.stop_broker(true),
+            Fault::ConnReset => {
+                let live: Vec<u64> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| !c.broken && c.client != usize::MAX)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if live.is_empty() {
+                    return;
+                }
+                let conn = live[self.prng.below(live.len() as u64) as usize];
+                let c = self.conns.get_mut(&conn).expect("listed");
+                c.broken = true;
+                let incarnation = c.incarnation;
+                let (a, b) = (self.now + self.latency(), self.now + self.latency());
+                self.schedule(a, Ev::Reset { conn });
+                self.schedule(b, Ev::Closed { conn, incarnation });
+                self.count("connection resets");
+            }
+            Fault::Partition => {
+                let client = self.prng.below(self.clients.len() as u64 - 1) as usize;
+                let l = &mut self.links[client];
+                match self.prng.below(3) {
+                    0 => l.cut_to_broker = true,
+                    1 => l.cut_to_client = true,
+                    _ => {
+                        l.cut_to_broker = true;
+                        l.cut_to_client = true;
+                    }
+                }
+                let at = self.now + (1_000 + self.prng.below(9_000)) * MS;
+                self.schedule(at, Ev::Heal(Heal::Link { client }));
+                self.count("network partitions");
+            }
+            Fault::Clog => {
+                let client = self.prng.below(self.clients.len() as u64 - 1) as usize;
+                self.links[client].clogged_until = self.now + (500 + self.prng.below(4_500)) * MS;
+                self.count("clogs");
+            }
+            Fault::ClockJump => {
+                let jump = self.prng.below(90_000) as i64 - 30_000;
+                self.clock_offset_ns += jump * 1_000_000;
+                self.count("clock jumps");
+            }
+            Fault::DiskFull => {
+                self.disk.faults.full = true;
+                let at = self.now + (500 + self.prng.below(4_500)) * MS;
+                self.schedule(at, Ev::Heal(Heal::DiskFull));
+                self.count("disk full");
+            }
+            Fault::Member => {
+                let members: Vec<usize> = self
+                    .clients
+                    .iter()
+                    .filter(|c| matches!(c.role, Role::Member(_)) && !c.down)
+                    .map(|c| c.id)
+                    .collect();
+                if members.is_empty() {
+                    return;
+                }
+                let id = members[self.prng.below(members.len() as u64) as usize];
+                match self.prng.below(3) {
+                    0 => {
+                        self.clients[id].crash_member(&mut self.env);
+                        let at = self.now + (1_000 + self.prng.below(7_000)) * MS;
+                        self.schedule(at, Ev::MemberRestart { client: id });
+                        self.count("member crashes");
+                    }
+                    1 => {
+                        // Stall past the session timeout: the group must evict it and move on.
+                        self.clients[id].stalled_until =
+                            self.now + (6_000 + self.prng.below(8_000)) * MS;
+                        self.count("member stalls");
+                    }
+                    _ => {
+                        let back = self.now + (1_000 + self.prng.below(4_000)) * MS;
+                        self.clients[id].leave_member(&mut self.env, back);
+                        self.count("member leaves");
+                    }
+                }
+                self.after_client(id);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the verdict
+
+    fn finish(mut self, opts: &Options) -> Report {
+        let auditor = self.clients.last().expect("the auditor");
+        if let Role::Reader(r) = &auditor.role {
+            if !r.finished {
+                self.failures.push(
+                    "liveness: the auditor could not read every partition to its end after faults healed"
+                        .into(),
+                );
+            }
+        }
+        let h = &self.env.history;
+        let anomalies = if self.failures.is_empty() {
+            check::check(h)
+        } else {
+            vec![]
+        };
+        let mut acked = 0u64;
+        let mut sends = 0u64;
+        let mut polled = 0u64;
+        let mut processed = 0u64;
+        let mut assigned = 0u64;
+        for e in &h.events {
+            match e {
+                Event::Send { .. } => sends += 1,
+                Event::SendDone {
+                    outcome: crate::history::Outcome::Ok { .. },
+                    values,
+                    ..
+                } => acked += values.len() as u64,
+                Event::Poll { records, .. } => polled += records.len() as u64,
+                Event::Processed { .. } => processed += 1,
+                Event::Assigned { .. } => assigned += 1,
+                _ => {}
+            }
+        }
+        let mut summary = vec![format!(
+            "{} events; {} sends, {} records acknowledged, {} polled, {} processed by groups, {} assignments; disk: {} bytes written, {} fsyncs ({} failed), {} rejected as full",
+            self.events, sends, acked, polled, processed, assigned,
+            self.disk.bytes_written, self.disk.syncs, self.disk.failed_syncs, self.disk.full_rejections
+        )];
+        if !self.stats.is_empty() {
+            summary.push(format!(
+                "faults: {}",
+                self.stats
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.trace.word(acked);
+        self.trace.word(polled);
+        Report {
+            seed: opts.seed,
+            profile: self.profile.describe(),
+            summary,
+            anomalies,
+            failures: self.failures,
+            trace_hash: self.trace.hash,
+            events: self.events,
+            simulated_ms: self.end / MS,
+        }
+    }
+}
+
+/// Run one seed.
+pub fn run(opts: &Options) -> Report {
+    World::new(opts).run(opts)
+}
