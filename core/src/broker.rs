@@ -68,6 +68,10 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// before any id from it is handed out, so a restart never reuses one.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// Where an internal write ended: (topic, topic id, partition, end offset). A response that
+/// reveals state derived from that write waits until it is durable.
+pub(crate) type WriteMark = (String, [u8; 16], i32, i64);
+
 /// One partition's replica on this broker (with one broker, always the leader).
 #[derive(Debug)]
 pub struct Partition {
@@ -271,7 +275,7 @@ pub struct Broker {
     /// Responses (from the group coordinator) waiting for an internal append to be durable.
     internal_waits: Vec<InternalWait>,
     /// The last internal append: (topic, topic id, partition, end offset).
-    last_internal: Option<(String, [u8; 16], i32, i64)>,
+    last_internal: Option<WriteMark>,
     /// Partitions whose ends may have moved in this step.
     touched: BTreeSet<(String, i32)>,
     next_retention_check: Instant,
@@ -1344,21 +1348,37 @@ impl Broker {
         }
     }
 
-    /// Send `ok` once the most recent internal append is durable.
-    pub(crate) fn respond_after_last_write(&mut self, to: ReplyTo, ok: ResponseKind) {
-        match self.last_internal.clone() {
-            Some((topic, topic_id, partition, end)) => {
-                let err = ok.clone();
-                self.internal_waits.push(InternalWait {
-                    reply: to,
-                    ok,
-                    err,
-                    topic,
-                    topic_id,
-                    partition,
-                    end,
-                });
-            }
+    /// The most recent internal append: (topic, topic id, partition, end offset).
+    pub(crate) fn last_internal_write(&self) -> Option<WriteMark> {
+        self.last_internal.clone()
+    }
+
+    /// A mark at the current end of an internal partition (what is there now, durable or not).
+    pub(crate) fn end_mark(&self, topic: &str, partition: i32) -> Option<WriteMark> {
+        let t = self.topics.get(topic)?;
+        let p = t.partitions.get(partition as usize)?;
+        Some((topic.to_string(), t.id, partition, p.log.log_end_offset()))
+    }
+
+    /// Send `ok` once the write `mark` is durable under the policy (`err` if its partition
+    /// fails first); at once if there is nothing to wait for.
+    pub(crate) fn respond_after(
+        &mut self,
+        to: ReplyTo,
+        ok: ResponseKind,
+        err: ResponseKind,
+        mark: Option<WriteMark>,
+    ) {
+        match mark {
+            Some((topic, topic_id, partition, end)) => self.internal_waits.push(InternalWait {
+                reply: to,
+                ok,
+                err,
+                topic,
+                topic_id,
+                partition,
+                end,
+            }),
             None => self.respond(to, Some(ok)),
         }
     }

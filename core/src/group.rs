@@ -343,6 +343,10 @@ pub struct Group {
     /// A new group's first rebalance does not complete before this (initial rebalance delay).
     initial_delay_until: Option<Instant>,
     pub state_ms: i64,
+    /// The group's latest record in `__consumer_offsets`. Until it is durable, nothing derived
+    /// from it (an assignment, a generation, a committed offset) is shown to a client: otherwise
+    /// a power loss could take back what a client was told (found by the simulator, seed 152).
+    last_write: Option<crate::broker::WriteMark>,
 }
 
 impl Group {
@@ -358,6 +362,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             state_ms: now_ms,
+            last_write: None,
         }
     }
 }
@@ -647,6 +652,13 @@ pub(crate) fn load_done(b: &mut Broker, slot: usize, result: Result<StorageReply
             ),
         }
     }
+    // What was loaded may not be durable yet (see `Broker::new`): answers wait for it.
+    let n = b.coordinator.offsets_partitions;
+    let ids: Vec<String> = b.coordinator.groups.keys().cloned().collect();
+    for id in ids {
+        let mark = b.end_mark(OFFSETS_TOPIC, partition_for(&id, n));
+        b.coordinator.groups.get_mut(&id).unwrap().last_write = mark;
+    }
     // Loaded groups with members restart their rebalance so members resynchronise.
     for g in b.coordinator.groups.values_mut() {
         for m in g.members.values_mut() {
@@ -675,7 +687,14 @@ fn commit_records(
     }
     let partition = partition_for(group, b.coordinator.offsets_partitions);
     let batch = encode_batch(&records, now.unix_ms());
+    let before = b.last_internal_write();
     b.append_internal(OFFSETS_TOPIC, partition, batch, reply);
+    let after = b.last_internal_write();
+    if after != before {
+        if let Some(g) = b.coordinator.groups.get_mut(group) {
+            g.last_write = after;
+        }
+    }
 }
 
 /// Handle a group API request. Returns false if `body` is not a group API.
@@ -898,8 +917,15 @@ fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bool {
                         .with_leader(sb(group.leader.clone().unwrap_or_default()))
                         .with_member_id(sb(new_id.clone()));
                     group.members.insert(new_id, m);
+                    let before = b.last_internal_write();
                     persist_group(b, &group_id, None);
-                    b.respond(to, Some(ResponseKind::JoinGroup(resp)));
+                    let after = b.last_internal_write();
+                    let err = join_error(COORDINATOR_NOT_AVAILABLE, "");
+                    if after != before {
+                        b.respond_after(to, ResponseKind::JoinGroup(resp), err, after);
+                    } else {
+                        b.respond(to, Some(err));
+                    }
                     return true;
                 }
                 m.awaiting_join = Some(to);
@@ -1278,7 +1304,9 @@ fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bool {
                 .with_protocol_type(Some(sb(group.protocol_type.clone())))
                 .with_protocol_name(group.protocol.clone().map(sb))
                 .with_assignment(m.assignment.clone());
-            b.respond(to, Some(ResponseKind::SyncGroup(resp)));
+            let mark = group.last_write.clone();
+            let err = sync_error(COORDINATOR_NOT_AVAILABLE);
+            b.respond_after(to, ResponseKind::SyncGroup(resp), err, mark);
         }
         GroupState::CompletingRebalance => {
             if let Some(old) = m.awaiting_sync.replace(to) {
@@ -1310,6 +1338,7 @@ fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bool {
             );
             // The assignment is answered once it is durable; each member gets its own share.
             let mut first = true;
+            let mut written = None;
             for (to, assignment) in waiting {
                 let ok = ResponseKind::SyncGroup(
                     SyncGroupResponse::default()
@@ -1317,15 +1346,19 @@ fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bool {
                         .with_protocol_name(pn.clone().map(sb))
                         .with_assignment(assignment),
                 );
+                let err = sync_error(COORDINATOR_NOT_AVAILABLE);
                 if first {
-                    persist_group(
-                        b,
-                        &group_id,
-                        Some((to, ok, sync_error(COORDINATOR_NOT_AVAILABLE))),
-                    );
+                    let before = b.last_internal_write();
+                    persist_group(b, &group_id, Some((to, ok, err)));
+                    let after = b.last_internal_write();
+                    // If the write was refused (say the partition is offline), every member
+                    // gets the error: an assignment that is not durable was never made.
+                    written = (after != before).then_some(after).flatten();
                     first = false;
+                } else if written.is_some() {
+                    b.respond_after(to, ok, err, written.clone());
                 } else {
-                    b.respond_after_last_write(to, ok);
+                    b.respond(to, Some(err));
                 }
             }
         }
@@ -1675,7 +1708,17 @@ fn offset_fetch(b: &mut Broker, to: ReplyTo, r: OffsetFetchRequest) -> bool {
             resp.groups.push(gr);
         }
     }
-    b.respond(to, Some(ResponseKind::OffsetFetch(resp)));
+    // Committed offsets are replayed into memory when written; answer only once everything
+    // written to the group's offsets partition so far is durable, so a power loss can never
+    // take back an offset a consumer was told (the committed offset never moves backwards).
+    let mark = b.end_mark(
+        OFFSETS_TOPIC,
+        partition_for(&r.group_id.0, b.coordinator.offsets_partitions),
+    );
+    let err = ResponseKind::OffsetFetch(
+        OffsetFetchResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
+    );
+    b.respond_after(to, ResponseKind::OffsetFetch(resp), err, mark);
     true
 }
 

@@ -164,11 +164,30 @@ pub fn check(h: &History) -> Vec<Anomaly> {
 
     // Everything any consumer (reader or group member) ever received.
     let mut seen: BTreeSet<Value> = BTreeSet::new();
+    // ... and where and when: value → (partition, offset, time).
+    let mut seen_at: BTreeMap<Value, Vec<(Part, i64, Ms)>> = BTreeMap::new();
     for e in &h.events {
         match e {
-            Event::Poll { records, .. } => seen.extend(records.iter().map(|r| r.1)),
-            Event::Processed { value, .. } => {
+            Event::Poll {
+                t, part, records, ..
+            } => {
+                for &(o, v) in records {
+                    seen.insert(v);
+                    seen_at.entry(v).or_default().push((*part, o, *t));
+                }
+            }
+            Event::Processed {
+                t,
+                part,
+                offset,
+                value,
+                ..
+            } => {
                 seen.insert(*value);
+                seen_at
+                    .entry(*value)
+                    .or_default()
+                    .push((*part, *offset, *t));
             }
             _ => {}
         }
@@ -251,7 +270,12 @@ pub fn check(h: &History) -> Vec<Anomaly> {
             }
             Outcome::Fail { code } => {
                 for v in values {
-                    if seen.contains(v) || fin_by_value.contains_key(v) {
+                    // A read that a policy-permitted power loss later cut does not count: the
+                    // write happened, was lost, and its retry was then refused.
+                    let read = seen_at
+                        .get(v)
+                        .is_some_and(|obs| obs.iter().any(|&(p, o, at)| !cuts.excused(p, o, at)));
+                    if read || fin_by_value.contains_key(v) {
                         bad(
                             Kind::FailedWriteRead,
                             format!("value {v} was refused with error {code} (t={t}) but was read"),

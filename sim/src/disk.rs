@@ -34,6 +34,8 @@ pub struct DiskFaults {
     pub full: bool,
     /// Probability (per mille) that an fsync fails with EIO.
     pub fsync_fail_per_mille: u64,
+    /// Planted bug: fsync succeeds without syncing anything.
+    pub lying_fsync: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -116,7 +118,9 @@ impl SimDisk {
                         f.in_doubt = true;
                         return Err(StorageFault::Io("fsync: EIO (injected)".into()));
                     }
-                    f.synced = f.written.clone();
+                    if !self.faults.lying_fsync {
+                        f.synced = f.written.clone();
+                    }
                 }
             }
             StorageRequest::Read {

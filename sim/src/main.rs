@@ -34,6 +34,9 @@ struct Cli {
     /// Print every event of the one seed.
     #[arg(long)]
     trace: bool,
+    /// Print the recorded history of the one seed (every invoke and outcome).
+    #[arg(long)]
+    history: bool,
     /// Measure: run N seeds one after another and print seeds/s.
     #[arg(long, value_name = "N")]
     bench: Option<u64>,
@@ -64,6 +67,7 @@ fn options(cli: &Cli, seed: u64) -> Options {
         safety_ms: cli.safety_ms,
         liveness_ms: cli.liveness_ms,
         trace: cli.trace,
+        plant: None,
     }
 }
 
@@ -86,6 +90,11 @@ fn one(cli: &Cli, seed: u64) -> bool {
     );
     match run_caught(&opts) {
         Ok(r) => {
+            if cli.history {
+                for e in &r.history.events {
+                    println!("history: {e:?}");
+                }
+            }
             println!("profile:\n  {}", r.profile.replace('\n', "\n  "));
             for s in &r.summary {
                 println!("summary: {s}");

@@ -28,6 +28,15 @@ pub struct Options {
     pub liveness_ms: u64,
     /// Print every event as it happens.
     pub trace: bool,
+    /// Plant a bug in the simulated world, to prove the checkers catch it (tests only).
+    pub plant: Option<Plant>,
+}
+
+/// Bugs the tests plant on purpose: if the simulator cannot see these, it cannot see anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plant {
+    /// The disk acknowledges fsync without making anything durable (a lying disk cache).
+    LyingFsync,
 }
 
 impl Options {
@@ -37,6 +46,7 @@ impl Options {
             safety_ms: 60_000,
             liveness_ms: 40_000,
             trace: false,
+            plant: None,
         }
     }
 }
@@ -53,6 +63,8 @@ pub struct Report {
     pub trace_hash: u64,
     pub events: u64,
     pub simulated_ms: u64,
+    /// The recorded history, for `--history` and for tests.
+    pub history: History,
 }
 
 impl Report {
@@ -190,6 +202,8 @@ pub struct World {
     broker: Option<Broker>,
     incarnation: u64,
     restart_pending: bool,
+    /// The broker's machine lost power (and is still off).
+    power_off: bool,
     broker_timer: Option<Us>,
     disk: SimDisk,
     disk_busy_until: Us,
@@ -278,6 +292,7 @@ impl World {
             broker: None,
             incarnation: 0,
             restart_pending: false,
+            power_off: false,
             broker_timer: None,
             disk: SimDisk::default(),
             disk_busy_until: 0,
@@ -301,6 +316,7 @@ impl World {
             topic_ready: false,
         };
         w.disk.faults.fsync_fail_per_mille = w.profile.fsync_fail_per_mille;
+        w.disk.faults.lying_fsync = opts.plant == Some(Plant::LyingFsync);
         w.schedule(opts.safety_ms * MS, Ev::Liveness);
         w.schedule(
             (opts.safety_ms + opts.liveness_ms / 2) * MS,
@@ -734,6 +750,7 @@ impl World {
             });
         }
         self.broker = Some(broker);
+        self.power_off = false;
         self.broker_timer = None;
         self.drain_broker();
     }
@@ -789,6 +806,7 @@ impl World {
             "crashes"
         });
         self.broker = None;
+        self.power_off = power_loss;
         self.incarnation += 1;
         self.broker_timer = None;
         let conns: Vec<u64> = self
@@ -990,9 +1008,22 @@ impl World {
         let conn = match self.clients[client].conn {
             Some(c) => c,
             None => {
-                // Connecting needs the broker up and the link open both ways; otherwise the
-                // attempt hangs and the client's request timeout ends it.
-                if self.broker.is_none() || link.cut_to_broker || link.cut_to_client {
+                // Connecting needs the link open both ways; otherwise the SYN is lost, the
+                // attempt hangs and the client's request timeout ends it. A machine that is
+                // up with no broker process refuses the connection at once (RST); a machine
+                // without power says nothing.
+                if link.cut_to_broker
+                    || link.cut_to_client
+                    || (self.broker.is_none() && self.power_off)
+                {
+                    return;
+                }
+                if self.broker.is_none() {
+                    let c = self.open_conn(client);
+                    self.conns.get_mut(&c).expect("just opened").broken = true;
+                    self.clients[client].conn = Some(c);
+                    let at = self.now + self.latency();
+                    self.schedule(at, Ev::Reset { conn: c });
                     return;
                 }
                 let c = self.open_conn(client);
@@ -1162,9 +1193,9 @@ impl World {
                 );
             }
         }
-        let h = &self.env.history;
+        let h = std::mem::replace(&mut self.env.history, History::new(true));
         let anomalies = if self.failures.is_empty() {
-            check::check(h)
+            check::check(&h)
         } else {
             vec![]
         };
@@ -1213,6 +1244,7 @@ impl World {
             trace_hash: self.trace.hash,
             events: self.events,
             simulated_ms: self.end / MS,
+            history: h,
         }
     }
 }
