@@ -24,3 +24,7 @@ cargo build --release --workspace
 
 echo "== tests"
 cargo test --release --workspace
+
+echo "== simulator: a fixed seed range, then fresh random seeds (printed, so a failure replays)"
+./target/release/gregor-sim --seeds 0..300
+./target/release/gregor-sim --random 40
