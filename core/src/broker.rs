@@ -236,14 +236,19 @@ struct PendingFetch {
 struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
 
 #[derive(Debug)]
+/// An internal write (to `__consumer_offsets`) waiting to be durable: then its deferred records
+/// are applied and `reply` gets its `ok` response; if the write is lost first (failed and cut
+/// back, partition offline or gone), nothing is applied and `reply` gets `err`.
 struct InternalWait {
-    reply: ReplyTo,
-    ok: ResponseKind,
-    err: ResponseKind,
+    reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
+    apply: Vec<crate::group::GroupRecord>,
     topic: String,
     topic_id: [u8; 16],
     partition: i32,
     end: i64,
+    /// The partition's generation when written: a cut after a failed write bumps it, and the
+    /// offsets this write held may since have been filled by other records.
+    generation: u64,
 }
 
 #[derive(Debug)]
@@ -653,7 +658,14 @@ impl Broker {
 
     fn on_conn_closed(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
-        self.internal_waits.retain(|w| w.reply.conn != conn);
+        // The answer has nowhere to go, but what the write applies still applies.
+        for w in &mut self.internal_waits {
+            if w.reply.as_ref().is_some_and(|r| r.0.conn == conn) {
+                w.reply = None;
+            }
+        }
+        self.internal_waits
+            .retain(|w| w.reply.is_some() || !w.apply.is_empty());
         self.fetches
             .retain(|_, f| f.reply.conn != conn || f.reading.is_some());
         for p in self.produces.values_mut() {
@@ -1191,18 +1203,30 @@ impl Broker {
                 .filter(|t| t.id == w.topic_id)
                 .and_then(|t| t.partitions.get(w.partition as usize));
             match p {
-                Some(p) if p.offline.is_none() && p.log.log_end_offset() >= w.end => {
+                Some(p)
+                    if p.offline.is_none()
+                        && p.generation == w.generation
+                        && p.log.log_end_offset() >= w.end =>
+                {
                     if p.ack_end(durability) >= w.end {
-                        done.push((w.reply, w.ok));
+                        done.push((w, true));
                     } else {
                         self.internal_waits.push(w);
                     }
                 }
-                _ => done.push((w.reply, w.err)),
+                _ => done.push((w, false)),
             }
         }
-        for (to, body) in done {
-            self.respond(to, Some(body));
+        let now = self.now;
+        for (w, ok) in done {
+            if ok {
+                for r in w.apply {
+                    self.coordinator.replay(r, now);
+                }
+            }
+            if let Some((to, ok_body, err_body)) = w.reply {
+                self.respond(to, Some(if ok { ok_body } else { err_body }));
+            }
         }
     }
 
@@ -1261,20 +1285,22 @@ impl Broker {
         partition: i32,
         batch: Bytes,
         reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
+        apply: Vec<crate::group::GroupRecord>,
     ) {
         match self.append_one(topic, partition, Some(batch), true) {
             Ok((_, _, wait)) => {
                 let w = wait.expect("an append always waits");
                 self.last_internal = Some((topic.to_string(), w.topic_id, partition, w.end));
-                if let Some((to, ok, err)) = reply {
+                if reply.is_some() || !apply.is_empty() {
+                    let generation = self.topics[topic].partitions[partition as usize].generation;
                     self.internal_waits.push(InternalWait {
-                        reply: to,
-                        ok,
-                        err,
+                        reply,
+                        apply,
                         topic: topic.to_string(),
                         topic_id: w.topic_id,
                         partition,
                         end: w.end,
+                        generation,
                     });
                 }
             }
@@ -1319,7 +1345,7 @@ impl Broker {
                 },
             );
         }
-        self.append_internal(name, p, batch, None);
+        self.append_internal(name, p, batch, None, Vec::new());
         let part = &self.topics[name].partitions[p as usize];
         (part.log.log_end_offset() > base).then_some(base)
     }
@@ -1370,15 +1396,22 @@ impl Broker {
         mark: Option<WriteMark>,
     ) {
         match mark {
-            Some((topic, topic_id, partition, end)) => self.internal_waits.push(InternalWait {
-                reply: to,
-                ok,
-                err,
-                topic,
-                topic_id,
-                partition,
-                end,
-            }),
+            Some((topic, topic_id, partition, end)) => {
+                let generation = self
+                    .topics
+                    .get(&topic)
+                    .and_then(|t| t.partitions.get(partition as usize))
+                    .map_or(0, |p| p.generation);
+                self.internal_waits.push(InternalWait {
+                    reply: Some((to, ok, err)),
+                    apply: Vec::new(),
+                    topic,
+                    topic_id,
+                    partition,
+                    end,
+                    generation,
+                })
+            }
             None => self.respond(to, Some(ok)),
         }
     }

@@ -681,14 +681,23 @@ fn commit_records(
     reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
 ) {
     let now = b.now();
+    // Membership changes take effect at once (the rebalance protocol runs on them; a failed
+    // write fails the SyncGroup that depends on it). Committed offsets take effect only once
+    // durable, as in Kafka: a commit that fails to write must never be read back (found by the
+    // broker_ops fuzz target: a commit refused on a full disk was returned by OffsetFetch).
+    let mut deferred = Vec::new();
     for r in &records {
         assert_eq!(r.group(), group);
-        b.coordinator.replay(r.clone(), now);
+        if matches!(r, GroupRecord::Offset { .. }) {
+            deferred.push(r.clone());
+        } else {
+            b.coordinator.replay(r.clone(), now);
+        }
     }
     let partition = partition_for(group, b.coordinator.offsets_partitions);
     let batch = encode_batch(&records, now.unix_ms());
     let before = b.last_internal_write();
-    b.append_internal(OFFSETS_TOPIC, partition, batch, reply);
+    b.append_internal(OFFSETS_TOPIC, partition, batch, reply, deferred);
     let after = b.last_internal_write();
     if after != before {
         if let Some(g) = b.coordinator.groups.get_mut(group) {

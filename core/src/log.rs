@@ -325,7 +325,10 @@ impl PartitionLog {
     pub fn truncate_to(&mut self, offset: i64) -> Vec<StorageRequest> {
         assert!(offset >= self.log_start_offset && offset <= self.log_end_offset);
         let mut reqs = Vec::new();
-        while self.segments.len() > 1 && self.segments.last().unwrap().base_offset > offset {
+        // A segment starting at `offset` would be left empty: drop it too. This matters when a
+        // roll's CreateSegment failed (a full disk): keeping that segment would direct every
+        // later append at a file that does not exist (found by the simulator, seed 106).
+        while self.segments.len() > 1 && self.segments.last().unwrap().base_offset >= offset {
             let seg = self.segments.pop().unwrap();
             reqs.push(StorageRequest::DeleteSegment {
                 file: self.file_of(seg.base_offset),

@@ -7,6 +7,7 @@
 //! ```
 
 mod admin;
+mod alloc;
 mod clock;
 mod config;
 mod connection;
@@ -17,6 +18,10 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing::{error, info};
+
+/// See `alloc`: the system allocator, guarded against a decoding hazard in `kafka-protocol`.
+#[global_allocator]
+static ALLOC: alloc::GuardedAlloc = alloc::GuardedAlloc;
 
 #[derive(Parser)]
 #[command(

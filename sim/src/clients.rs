@@ -202,7 +202,7 @@ fn decode_parts(mut b: Bytes) -> Vec<Part> {
 }
 
 /// Encode values as one v2 batch, as a producer would (value = the u64, big-endian).
-fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) -> Bytes {
+pub fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) -> Bytes {
     let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = values
         .iter()
@@ -242,7 +242,7 @@ fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) ->
 }
 
 /// Decode a fetch response's record bytes into (offset, value); stops at a partial batch.
-fn decode_records(bytes: Option<Bytes>) -> Vec<(i64, Value)> {
+pub fn decode_records(bytes: Option<Bytes>) -> Vec<(i64, Value)> {
     let mut out = Vec::new();
     let Some(mut bytes) = bytes else { return out };
     while bytes.remaining() >= 61 {

@@ -49,7 +49,11 @@ fn regression_seeds_pass() {
         152, // A refused retry after a permitted power loss had cut its first write.
         206,
         // Generation numbers restart after a permitted power loss wiped the group's state.
-        51,
+        51, // Connecting to a machine whose broker is down must be refused at once.
+        179,
+        // A roll's CreateSegment failed on a full disk; the empty segment stayed in memory and
+        // every later append to that partition failed.
+        106,
     ];
     for seed in seeds {
         let r = run(&Options::new(seed));
