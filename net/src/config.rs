@@ -24,6 +24,9 @@ pub struct ServeConfig {
     pub connections_max: usize,
     /// Largest request frame accepted (Kafka `socket.request.max.bytes`, 100 MiB).
     pub request_bytes_max: usize,
+    /// Response bytes waiting to be written to one connection before the broker stops reading
+    /// its requests (until the client reads its answers).
+    pub connection_buffer_bytes_max: usize,
     pub broker: Config,
 }
 
@@ -34,6 +37,7 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from("gregor-data"),
             connections_max: 10_000,
             request_bytes_max: 100 * 1024 * 1024,
+            connection_buffer_bytes_max: 16 * 1024 * 1024,
             broker: Config::default(),
         }
     }

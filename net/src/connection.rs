@@ -7,13 +7,16 @@
 //! connection on a frame it cannot decode, with a log line naming the peer and the problem.
 //! Flow control: the reader takes a permit per request from a semaphore holding
 //! `requests_per_connection_max`; the broker task gives permits back as requests finish, so a
-//! client that pipelines without limit is simply not read from until it catches up.
+//! client that pipelines without limit is simply not read from until it catches up. And a client
+//! that does not read its answers is not read from either, once `connection_buffer_bytes_max`
+//! of them are waiting (see [`Backlog`]).
 
 use crate::runtime::Event;
 use bytes::{Bytes, BytesMut};
 use gregor_core::wire;
 use gregor_core::ConnId;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -59,21 +62,74 @@ pub async fn read_loop(
     let _ = events.send(Event::Closed { conn });
 }
 
-pub async fn write_loop(write: OwnedWriteHalf, mut frames: mpsc::UnboundedReceiver<Bytes>) {
+/// Response bytes queued for one connection and not yet written to its socket, and the request
+/// permits held back because of them.
+///
+/// A client that sends requests but does not read the answers would otherwise make the broker
+/// buffer responses without bound. When more than `connection_buffer_bytes_max` is waiting, the
+/// broker stops giving the reader permits back, so it stops reading requests; the writer gives
+/// them back once the client has drained its answers below the limit.
+pub struct Backlog {
+    pub queued: AtomicUsize,
+    withheld: AtomicUsize,
+    limit: usize,
+    permits: Arc<Semaphore>,
+}
+
+impl Backlog {
+    pub fn new(limit: usize, permits: Arc<Semaphore>) -> Backlog {
+        Backlog {
+            queued: AtomicUsize::new(0),
+            withheld: AtomicUsize::new(0),
+            limit,
+            permits,
+        }
+    }
+
+    /// `n` requests finished: give their permits back, unless too much is waiting to be written.
+    pub fn release(&self, n: usize) {
+        if self.queued.load(Ordering::SeqCst) < self.limit {
+            self.permits.add_permits(n);
+            return;
+        }
+        self.withheld.fetch_add(n, Ordering::SeqCst);
+        // The writer may have drained meanwhile; check again so no permit is lost.
+        self.drained();
+    }
+
+    /// Called after writing: hand back permits held while the backlog was over the limit.
+    fn drained(&self) {
+        if self.queued.load(Ordering::SeqCst) < self.limit {
+            let n = self.withheld.swap(0, Ordering::SeqCst);
+            if n > 0 {
+                self.permits.add_permits(n);
+            }
+        }
+    }
+}
+
+pub async fn write_loop(
+    write: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<Bytes>,
+    backlog: Arc<Backlog>,
+) {
     let mut write = BufWriter::with_capacity(64 * 1024, write);
     while let Some(frame) = frames.recv().await {
         if write.write_all(&frame).await.is_err() {
             return;
         }
+        backlog.queued.fetch_sub(frame.len(), Ordering::SeqCst);
         // Coalesce whatever else is ready into the same flush.
         while let Ok(more) = frames.try_recv() {
             if write.write_all(&more).await.is_err() {
                 return;
             }
+            backlog.queued.fetch_sub(more.len(), Ordering::SeqCst);
         }
         if write.flush().await.is_err() {
             return;
         }
+        backlog.drained();
     }
     let _ = write.shutdown().await;
 }

@@ -97,6 +97,18 @@ struct ServeArgs {
     /// Delay before a new group's first rebalance, ms [default: 3000]
     #[arg(long, env = "GREGOR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
+    /// Most client connections at once; more are refused [default: 10000]
+    #[arg(long, env = "GREGOR_CONNECTIONS_MAX")]
+    connections_max: Option<usize>,
+    /// Largest request frame; a larger length prefix closes the connection [default: 104857600]
+    #[arg(long, env = "GREGOR_REQUEST_BYTES_MAX")]
+    request_bytes_max: Option<usize>,
+    /// Requests from one connection in flight at once; the rest wait unread [default: 64]
+    #[arg(long, env = "GREGOR_REQUESTS_PER_CONNECTION_MAX")]
+    requests_per_connection_max: Option<usize>,
+    /// Unread response bytes per connection before its requests stop being read [default: 16777216]
+    #[arg(long, env = "GREGOR_CONNECTION_BUFFER_BYTES_MAX")]
+    connection_buffer_bytes_max: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +168,18 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     }
     if let Some(ms) = args.group_min_session_timeout_ms {
         c.broker.group_session_timeout_ms_min = ms;
+    }
+    if let Some(n) = args.connections_max {
+        c.connections_max = n;
+    }
+    if let Some(n) = args.request_bytes_max {
+        c.request_bytes_max = n;
+    }
+    if let Some(n) = args.requests_per_connection_max {
+        c.broker.requests_per_connection_max = n;
+    }
+    if let Some(n) = args.connection_buffer_bytes_max {
+        c.connection_buffer_bytes_max = n;
     }
     if let Some(ms) = args.group_initial_rebalance_delay_ms {
         c.broker.group_initial_rebalance_delay_ms = ms;

@@ -31,6 +31,7 @@ pub enum Event {
         peer: SocketAddr,
         writer: mpsc::UnboundedSender<Bytes>,
         permits: Arc<Semaphore>,
+        backlog: Arc<connection::Backlog>,
     },
     Request {
         conn: ConnId,
@@ -49,6 +50,7 @@ struct ConnHandle {
     peer: SocketAddr,
     writer: mpsc::UnboundedSender<Bytes>,
     permits: Arc<Semaphore>,
+    backlog: Arc<connection::Backlog>,
     /// Requests handed to the broker and not yet finished (for flow control).
     outstanding: usize,
 }
@@ -86,6 +88,7 @@ impl Driver {
                     };
                     match wire::encode_response(correlation_id, api_version, &body) {
                         Ok(frame) => {
+                            h.backlog.queued.fetch_add(frame.len(), Ordering::SeqCst);
                             let _ = h.writer.send(frame);
                         }
                         Err(e) => {
@@ -142,6 +145,7 @@ impl Driver {
                 peer,
                 writer,
                 permits,
+                backlog,
             } => {
                 self.conns.insert(
                     conn,
@@ -149,6 +153,7 @@ impl Driver {
                         peer,
                         writer,
                         permits,
+                        backlog,
                         outstanding: 0,
                     },
                 );
@@ -176,7 +181,7 @@ impl Driver {
             }
             let now = self.broker.in_flight(*conn);
             if now < h.outstanding {
-                h.permits.add_permits(h.outstanding - now);
+                h.backlog.release(h.outstanding - now);
                 h.outstanding = now;
             }
         }
@@ -294,18 +299,23 @@ async fn accept_loop(
         let (read, write) = socket.into_split();
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(config.broker.requests_per_connection_max));
+        let backlog = Arc::new(connection::Backlog::new(
+            config.connection_buffer_bytes_max,
+            permits.clone(),
+        ));
         if events
             .send(Event::Open {
                 conn,
                 peer,
                 writer: writer_tx,
                 permits: permits.clone(),
+                backlog: backlog.clone(),
             })
             .is_err()
         {
             return;
         }
-        tokio::spawn(connection::write_loop(write, writer_rx));
+        tokio::spawn(connection::write_loop(write, writer_rx, backlog));
         let events = events.clone();
         let active = active.clone();
         let max = config.request_bytes_max;

@@ -83,6 +83,11 @@ impl Broker {
         }
     }
 
+    /// The broker process's id (for reading its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

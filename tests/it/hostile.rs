@@ -210,3 +210,132 @@ fn hostile_input_is_refused_and_the_broker_keeps_serving() {
     drop(idle);
     drop(silent);
 }
+
+/// Resident memory of a process, from /proc, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+fn fetch_all(topic: &str, max_bytes: i32) -> Bytes {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(max_bytes)])]);
+    request(ApiKey::Fetch, 12, RequestKind::Fetch(req))
+}
+
+/// The limits hold: connections beyond `--connections-max` are refused and the limit frees up
+/// again; a fetch asking for 2 GB gets at most what the broker allows; a client that pipelines
+/// thousands of fetches and never reads the answers is simply not read from, and the broker's
+/// memory stays bounded; well-behaved clients are served throughout and acknowledged data stays.
+#[test]
+fn limits_bound_memory_and_keep_others_served() {
+    let mut b = Broker::start(&[
+        "--connections-max",
+        "200",
+        "--connection-buffer-bytes-max",
+        "1048576",
+        "--requests-per-connection-max",
+        "16",
+    ]);
+    let pid = b.pid();
+    let mut good = connect(&b);
+    let md = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_static_str("big"))))]))
+        .with_allow_auto_topic_creation(true);
+    call(&mut good, ApiKey::Metadata, 9, RequestKind::Metadata(md));
+    // About 1 MB of acknowledged data.
+    let value = "v".repeat(100_000);
+    for i in 0..10 {
+        assert_eq!(produce(&mut good, "big", batch(&value)), (0, i));
+    }
+    let base = rss_mib(pid);
+
+    // Thousands of connection attempts: 200 are held, the rest refused; service goes on.
+    let mut idle = Vec::new();
+    let mut refused = 0;
+    for _ in 0..2_000 {
+        let mut s = connect(&b);
+        s.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let mut one = [0u8; 1];
+        match s.read(&mut one) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                idle.push(s)
+            }
+            _ => refused += 1,
+        }
+    }
+    assert!(refused >= 1_700, "only {refused} of 2000 refused");
+    assert!(b.log().contains("connection limit reached"));
+    assert_eq!(produce(&mut good, "big", batch("during")), (0, 10));
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut again = connect(&b);
+    call(
+        &mut again,
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+
+    // A fetch for 2 GB: answered, with no more than the broker's response limit.
+    again.write_all(&fetch_all("big", i32::MAX)).unwrap();
+    let resp = read_frame(&mut again).expect("answered");
+    assert!(resp.len() > 1_000_000 && resp.len() < 60 * 1024 * 1024);
+
+    // A client pipelining 3000 fetches of ~1 MB each without reading: not 3 GB of buffers.
+    let mut greedy = connect(&b);
+    greedy
+        .set_write_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let f = fetch_all("big", 4 * 1024 * 1024);
+    let mut written = 0;
+    for _ in 0..3_000 {
+        if greedy.write_all(&f).is_err() {
+            break; // the broker stopped reading us: exactly the point
+        }
+        written += 1;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let grown = rss_mib(pid).saturating_sub(base);
+    assert!(
+        grown < 200,
+        "broker grew by {grown} MiB for a client that never reads ({written} fetches written)"
+    );
+    // Everyone else is still served, and the data is intact.
+    assert_eq!(produce(&mut good, "big", batch("after")), (0, 11));
+    drop(greedy);
+    assert!(b.alive());
+    let got = python("consume_all.py", &[&b.bootstrap(), "big", "12"]);
+    let vals: Vec<String> = got
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[2].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(vals.len(), 12);
+    assert_eq!(vals[10], "during");
+    assert_eq!(vals[11], "after");
+}
