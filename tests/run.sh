@@ -25,6 +25,9 @@ cargo build --release --workspace
 echo "== tests"
 cargo test --release --workspace
 
+echo "== madsim: the real tokio shell over simulated TCP (kill, restart, clog), deterministic"
+RUSTFLAGS="--cfg madsim" cargo test --release -p gregor-net --target-dir target/madsim madsim_tests
+
 echo "== simulator: a fixed seed range, then fresh random seeds (printed, so a failure replays)"
 ./target/release/gregor-sim --seeds 0..300
 ./target/release/gregor-sim --random 40

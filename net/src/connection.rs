@@ -19,7 +19,21 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+#[cfg(not(madsim))]
+pub use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+// madsim's TcpStream has no `into_split`; tokio's generic split works on any stream.
+#[cfg(madsim)]
+pub type OwnedReadHalf = tokio::io::ReadHalf<tokio::net::TcpStream>;
+#[cfg(madsim)]
+pub type OwnedWriteHalf = tokio::io::WriteHalf<tokio::net::TcpStream>;
+
+/// Split a socket into its reading and writing halves.
+pub fn split(socket: tokio::net::TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
+    #[cfg(not(madsim))]
+    return socket.into_split();
+    #[cfg(madsim)]
+    return tokio::io::split(socket);
+}
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, warn};
 

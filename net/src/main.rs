@@ -12,6 +12,8 @@ mod clock;
 mod config;
 mod connection;
 mod disk;
+#[cfg(all(test, madsim))]
+mod madsim_tests;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -240,12 +242,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Ctrl-C or SIGTERM.
+#[cfg(not(madsim))]
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
     tokio::select! {
+        biased;
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
+}
+
+/// Under madsim there are no Unix signals; nodes are killed by the simulation.
+#[cfg(madsim)]
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
 }

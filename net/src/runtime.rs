@@ -113,13 +113,19 @@ impl Driver {
                     }),
                     Executed::Sync(file) => {
                         let events = self.events.clone();
-                        tokio::task::spawn_blocking(move || {
+                        let sync = move || {
                             let result = file
                                 .sync_data()
                                 .map(|_| gregor_core::StorageReply::Done)
                                 .map_err(fault);
                             let _ = events.send(Event::SyncDone { op, result });
-                        });
+                        };
+                        // fsync blocks: off the broker task. Under madsim there are no threads;
+                        // the (real) file is synced in place.
+                        #[cfg(not(madsim))]
+                        tokio::task::spawn_blocking(sync);
+                        #[cfg(madsim)]
+                        sync();
                     }
                 },
                 Output::Log { level, message } => match level {
@@ -296,7 +302,7 @@ async fn accept_loop(
         active.fetch_add(1, Ordering::Relaxed);
         next += 1;
         let conn = ConnId(next);
-        let (read, write) = socket.into_split();
+        let (read, write) = connection::split(socket);
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(config.broker.requests_per_connection_max));
         let backlog = Arc::new(connection::Backlog::new(
