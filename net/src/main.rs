@@ -9,6 +9,8 @@
 mod admin;
 mod alloc;
 mod clock;
+#[cfg(test)]
+mod codec_props;
 mod config;
 mod connection;
 mod disk;

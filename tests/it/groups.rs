@@ -19,14 +19,30 @@ fn produce(b: &Broker, topic: &str, partitions: i32, n: usize) {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut p = Command::new("kcat")
-        .args(["-b", &b.bootstrap(), "-t", topic, "-P", "-p", "-1"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("kcat");
-    let input: String = (0..n).map(|i| format!("m{i}\n")).collect();
-    std::io::Write::write_all(&mut p.stdin.take().unwrap(), input.as_bytes()).unwrap();
-    assert!(p.wait().unwrap().success());
+    // Record i goes to partition i mod partitions, so every partition has records. (Left to
+    // librdkafka, keyless records follow the sticky partitioner, KIP-480, and a small burst can
+    // land in a single partition.)
+    for part in 0..partitions {
+        let mut p = Command::new("kcat")
+            .args([
+                "-b",
+                &b.bootstrap(),
+                "-t",
+                topic,
+                "-P",
+                "-p",
+                &part.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("kcat");
+        let input: String = (0..n)
+            .filter(|i| i % partitions as usize == part as usize)
+            .map(|i| format!("m{i}\n"))
+            .collect();
+        std::io::Write::write_all(&mut p.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        assert!(p.wait().unwrap().success());
+    }
 }
 
 fn member(b: &Broker, topic: &str, group: &str, seconds: &str) -> std::process::Child {
