@@ -86,6 +86,10 @@ pub struct Partition {
     /// Bumped when the log is cut after a failed write; completions from before are stale.
     generation: u64,
     sync: Option<SyncInFlight>,
+    /// Syncs issued so far: each sync's number, so a completion is matched to its own sync. (A
+    /// late completion taken for a later sync's would move the high watermark past unsynced
+    /// data: found by simulator seed 528.)
+    syncs_issued: u64,
     /// The log end offset the last sync issued covers.
     sync_requested_end: i64,
     /// Since when records have been waiting for a sync (the interval policy).
@@ -97,6 +101,7 @@ pub struct Partition {
 
 #[derive(Debug, Clone, Copy)]
 struct SyncInFlight {
+    id: u64,
     remaining: usize,
     covers_end: i64,
     generation: u64,
@@ -113,6 +118,7 @@ impl Partition {
             high_watermark: end,
             generation: 0,
             sync: None,
+            syncs_issued: 0,
             sync_requested_end: end,
             unsynced_since: None,
             offline: None,
@@ -151,7 +157,8 @@ enum OpPurpose {
         topic: String,
         topic_id: [u8; 16],
         partition: i32,
-        generation: u64,
+        /// Which sync of the partition this file's fsync belongs to.
+        id: u64,
     },
     Read {
         fetch: u64,
@@ -1450,20 +1457,21 @@ impl Broker {
                 topic,
                 topic_id,
                 partition,
-                generation,
+                id,
             } => {
                 let Some(p) = self.partition_mut(&topic, topic_id, partition) else {
                     return;
                 };
                 match result {
                     Ok(_) => {
-                        let Some(mut s) = p.sync else { return };
+                        // A sync abandoned after a failed write: it proves nothing about the
+                        // sync in flight now.
+                        let Some(mut s) = p.sync.filter(|s| s.id == id) else {
+                            return;
+                        };
                         s.remaining -= 1;
                         p.sync = if s.remaining == 0 { None } else { Some(s) };
-                        if s.remaining == 0
-                            && s.generation == generation
-                            && p.generation == generation
-                        {
+                        if s.remaining == 0 && s.generation == p.generation {
                             p.durable_end = p.durable_end.max(s.covers_end);
                             self.touched.insert((topic, partition));
                         }
@@ -1566,7 +1574,13 @@ impl Broker {
         p.producers.truncate_to(keep);
         p.sync_requested_end = p.sync_requested_end.min(keep);
         p.durable_end = p.durable_end.min(keep);
-        p.sync = None;
+        if let Some(s) = p.sync.as_mut() {
+            // The fsync in flight still covers everything written before it, up to the cut; it
+            // must not be abandoned, or what it alone covered (a recovered log, say) would wait
+            // for a sync that is never issued (found by simulator seed 1742).
+            s.covers_end = s.covers_end.min(keep);
+            s.generation = p.generation;
+        }
         self.log(
             LogLevel::Error,
             format!("{topic}-{partition}: {why}; log cut back to offset {keep}"),
@@ -1675,7 +1689,9 @@ impl Broker {
             let mut syncs = Vec::new();
             if want_sync {
                 let files = p.log.files_since(p.sync_requested_end);
+                p.syncs_issued += 1;
                 p.sync = Some(SyncInFlight {
+                    id: p.syncs_issued,
                     remaining: files.len(),
                     covers_end: p.log.log_end_offset(),
                     generation: p.generation,
@@ -1689,7 +1705,7 @@ impl Broker {
             }
             let hw = p.ack_end(durability).max(p.high_watermark);
             p.high_watermark = hw;
-            let generation = p.generation;
+            let id = p.syncs_issued;
             for file in syncs {
                 self.storage(
                     StorageRequest::Sync { file },
@@ -1697,7 +1713,7 @@ impl Broker {
                         topic: name.clone(),
                         topic_id,
                         partition: *index,
-                        generation,
+                        id,
                     },
                 );
             }

@@ -589,6 +589,50 @@ fn full_disk_answers_storage_error_and_keeps_earlier_data() {
     assert_eq!(vals, vec![b"kept".to_vec(), b"next".to_vec()]);
 }
 
+/// A failed write (full disk) while an fsync is in flight: the fsync still covers what was
+/// written before it and must count when it completes (else what it alone covered — a whole
+/// recovered log, say — waits for an fsync never issued: simulator seed 1742), and it must
+/// count only for that (else later records are acknowledged before any fsync covered them, and
+/// a power loss takes them: simulator seed 528).
+#[test]
+fn an_fsync_in_flight_across_a_failed_write_acknowledges_exactly_what_it_covers() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    h.hold_syncs = true;
+    // Each produce on its own connection: answers on one connection keep request order.
+    let a = h.produce(1, "t", 0, batch(&["a"], None), 1); // fsync S1 issued, held
+    h.disk.full = true;
+    let b = h.produce(3, "t", 0, batch(&["b"], None), 1); // the write fails: log cut to 1
+    assert_eq!(h.produce_result(b).unwrap().0, KAFKA_STORAGE_ERROR);
+    assert!(h.produce_result(a).is_none(), "a waits for S1");
+    h.disk.full = false;
+    let c = h.produce(4, "t", 0, batch(&["c"], None), 1); // S1 still in flight: wait
+    let d = h.produce(5, "t", 0, batch(&["d"], None), 1);
+    let release_first = |h: &mut Harness| {
+        let (op, req) = h.held.remove(0);
+        let result = h.disk.exec(&req);
+        h.broker.handle(Input::StorageDone {
+            now: h.now,
+            op,
+            result,
+        });
+        h.drain();
+    };
+    release_first(&mut h); // S1 completes; S2 is issued for c and d
+    assert_eq!(h.produce_result(a), Some((NONE, 0)), "S1 still counts");
+    assert!(
+        h.produce_result(c).is_none() && h.produce_result(d).is_none(),
+        "S1 was issued before c and d were written"
+    );
+    let e = h.produce(6, "t", 0, batch(&["e"], None), 1);
+    release_first(&mut h); // S2
+    assert_eq!(h.produce_result(c), Some((NONE, 1)));
+    assert_eq!(h.produce_result(d), Some((NONE, 2)));
+    assert!(h.produce_result(e).is_none(), "e waits for S3");
+    h.release_syncs();
+    assert_eq!(h.produce_result(e), Some((NONE, 3)));
+}
+
 #[test]
 fn api_versions_above_max_answers_v0_with_error() {
     let mut h = Harness::new(Config::default());

@@ -54,6 +54,9 @@ pub struct Env {
     pub producers_give_up: bool,
     pub partitions: i32,
     pub outbox: Vec<(usize, Out)>,
+    /// Clients whose connection's buffers are full (the broker is not reading): their sends
+    /// would block, so they start nothing new until it drains.
+    pub socket_full: BTreeSet<usize>,
 }
 
 impl Env {
@@ -575,6 +578,11 @@ impl Client {
         let attempt = match &mut p.current {
             None => {
                 if env.liveness || env.now < p.next_at {
+                    return;
+                }
+                if env.socket_full.contains(&self.id) {
+                    // A blocked send: try again a gap later.
+                    p.next_at = env.now + p.gap;
                     return;
                 }
                 let n = 1 + env.prng.below(4) as usize;

@@ -16,7 +16,7 @@ use gregor_core::kafka_protocol::protocol::StrBytes;
 use gregor_core::prng::Prng;
 use gregor_core::{Broker, Config, Instant};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 /// How a run is set up.
 #[derive(Clone, Debug)]
@@ -79,6 +79,8 @@ enum Ev {
         conn: u64,
         request: Request,
     },
+    /// The broker may read the requests held while it was busy writing.
+    Unhold,
     /// A response reaches a client.
     ToClient {
         conn: u64,
@@ -163,6 +165,8 @@ impl Ord for Scheduled {
 struct Conn {
     client: usize,
     broken: bool,
+    /// Requests sent on this connection that the broker has not read yet.
+    unread: usize,
     to_broker_at: Us,
     to_client_at: Us,
     incarnation: u64,
@@ -192,6 +196,18 @@ impl Trace {
 /// Wall-clock base of the simulation (the broker's epoch-ns clock starts here).
 const EPOCH_NS: i64 = 1_700_000_000_000 * 1_000_000;
 
+/// Most queued disk writes (in simulated time) before the broker stops reading requests.
+///
+/// The real runtime writes inline: its broker task is inside `write()` while a slow disk works,
+/// so requests wait in the sockets, the sockets fill, and producers are held back (the way
+/// Kafka's request handlers hold them back). Without this, acks=0 producers could queue
+/// minutes of writes ahead of everyone's fsync, which no real gregor does (found by seed 515).
+const WRITE_BACKLOG_MAX: Us = 50 * MS;
+
+/// Requests a connection holds unread by the broker before the client's sends block (the TCP
+/// send and receive buffers are full).
+const SOCKET_REQUESTS_MAX: usize = 16;
+
 pub struct World {
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
@@ -207,6 +223,10 @@ pub struct World {
     broker_timer: Option<Us>,
     disk: SimDisk,
     disk_busy_until: Us,
+    /// Requests that reached the broker's machine while it was busy writing, in arrival order.
+    held: VecDeque<(u64, Request)>,
+    /// When the held requests are next looked at.
+    unhold_at: Option<Us>,
     /// The broker's clock: offset from true time (ns) and drift.
     clock_offset_ns: i64,
     conns: BTreeMap<u64, Conn>,
@@ -249,6 +269,7 @@ impl World {
             producers_give_up: false,
             partitions: profile.partitions,
             outbox: Vec::new(),
+            socket_full: BTreeSet::new(),
         };
         let mut clients = Vec::new();
         for _ in 0..profile.producers {
@@ -296,6 +317,8 @@ impl World {
             broker_timer: None,
             disk: SimDisk::default(),
             disk_busy_until: 0,
+            held: VecDeque::new(),
+            unhold_at: None,
             clock_offset_ns: 0,
             conns: BTreeMap::new(),
             next_conn: 0,
@@ -452,24 +475,30 @@ impl World {
     fn dispatch(&mut self, ev: Ev) {
         match ev {
             Ev::ToBroker { conn, request } => {
-                let (key, corr) = (
-                    request.header.request_api_key,
-                    request.header.correlation_id,
-                );
-                self.note(1, conn, ((key as u64) << 32) | corr as u32 as u64, || {
-                    format!("conn {conn} -> broker: api {key} corr {corr}")
-                });
-                let alive = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| !c.broken && c.incarnation == self.incarnation);
-                if alive && self.broker.is_some() {
-                    self.broker_input(Input::Request {
-                        now: self.broker_clock(self.now),
-                        conn: ConnId(conn),
-                        request,
-                    });
+                if self.broker.is_some()
+                    && (!self.held.is_empty()
+                        || self.disk_busy_until > self.now + WRITE_BACKLOG_MAX)
+                {
+                    // Held in the socket while the broker is busy writing (see
+                    // WRITE_BACKLOG_MAX), behind anything held before it.
+                    self.held.push_back((conn, request));
+                    self.schedule_unhold();
+                    return;
                 }
+                self.deliver(conn, request);
+            }
+            Ev::Unhold => {
+                if self.unhold_at != Some(self.now) {
+                    return;
+                }
+                self.unhold_at = None;
+                while self.disk_busy_until <= self.now + WRITE_BACKLOG_MAX {
+                    let Some((conn, request)) = self.held.pop_front() else {
+                        break;
+                    };
+                    self.deliver(conn, request);
+                }
+                self.schedule_unhold();
             }
             Ev::ToClient { conn, corr, body } => {
                 self.note(2, conn, corr as u64, || {
@@ -938,7 +967,50 @@ impl World {
 
     // ------------------------------------------------------------------ the network
 
+    /// A request is read by the broker (or, on a dead connection, dropped).
+    fn deliver(&mut self, conn: u64, request: Request) {
+        let (key, corr) = (
+            request.header.request_api_key,
+            request.header.correlation_id,
+        );
+        self.note(1, conn, ((key as u64) << 32) | corr as u32 as u64, || {
+            format!("conn {conn} -> broker: api {key} corr {corr}")
+        });
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.unread -= 1;
+            if c.unread < SOCKET_REQUESTS_MAX && c.client != usize::MAX {
+                self.env.socket_full.remove(&c.client);
+            }
+        }
+        let alive = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| !c.broken && c.incarnation == self.incarnation);
+        if alive && self.broker.is_some() {
+            self.broker_input(Input::Request {
+                now: self.broker_clock(self.now),
+                conn: ConnId(conn),
+                request,
+            });
+        }
+    }
+
+    /// Look at the held requests again once the disk has caught up enough.
+    fn schedule_unhold(&mut self) {
+        if self.held.is_empty() || self.unhold_at.is_some() {
+            return;
+        }
+        let at = self
+            .disk_busy_until
+            .saturating_sub(WRITE_BACKLOG_MAX)
+            .max(self.now + 1);
+        self.unhold_at = Some(at);
+        self.schedule(at, Ev::Unhold);
+    }
+
     fn open_conn(&mut self, client: usize) -> u64 {
+        // A new connection has empty buffers.
+        self.env.socket_full.remove(&client);
         self.next_conn += 1;
         let id = self.next_conn;
         self.conns.insert(
@@ -946,6 +1018,7 @@ impl World {
             Conn {
                 client,
                 broken: false,
+                unread: 0,
                 to_broker_at: 0,
                 to_client_at: 0,
                 incarnation: self.incarnation,
@@ -1042,6 +1115,10 @@ impl World {
         }
         let at = (self.now + lat).max(c.to_broker_at).max(link.clogged_until);
         c.to_broker_at = at;
+        c.unread += 1;
+        if c.unread >= SOCKET_REQUESTS_MAX {
+            self.env.socket_full.insert(client);
+        }
         self.schedule(
             at,
             Ev::ToBroker {

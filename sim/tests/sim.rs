@@ -40,26 +40,23 @@ const PINNED: &[(u64, &str)] = &[(3, "1cb067a457048541"), (11, "1e3b8634875fe2fe
 /// Seeds that once failed, each with the bug it found. They run at full length.
 #[test]
 fn regression_seeds_pass() {
-    let seeds = [
-        // A process crash kept unsynced writes; the restarted broker exposed them and answered
-        // a retried batch from them; a power loss then took an acknowledged record.
-        2,
-        // A follower's SyncGroup was answered although the group's record failed to write
-        // (partition offline): a generation was announced that a restart took back.
-        152, // A refused retry after a permitted power loss had cut its first write.
-        206,
-        // Generation numbers restart after a permitted power loss wiped the group's state.
-        51, // Connecting to a machine whose broker is down must be refused at once.
-        179,
-        // A roll's CreateSegment failed on a full disk; the empty segment stayed in memory and
-        // every later append to that partition failed.
-        106,
+    let seeds: &[(u64, &str)] = &[
+        (2, "a process crash kept unsynced writes; the restarted broker exposed them and answered a retried batch from them; a power loss then took an acknowledged record"),
+        (152, "a follower's SyncGroup was answered although the group's record failed to write (partition offline): a generation was announced that a restart took back"),
+        (206, "a refused retry after a permitted power loss had cut its first write"),
+        (51, "generation numbers restarted after a permitted power loss wiped the group's state"),
+        (179, "connecting to a machine whose broker is down must be refused at once"),
+        (106, "a roll's CreateSegment failed on a full disk; the empty segment stayed in memory and every later append to that partition failed"),
+        (528, "an fsync abandoned after a failed write completed late and was counted as the next fsync's completion: records were acknowledged before any fsync covered them, and a power loss took them"),
+        (1742, "a full disk during the fsync of a recovered log abandoned that fsync, and the log was never synced again: its records stayed unreadable"),
+        (1634, "acks=0 producers flooding a slow disk: every held request rescheduled itself over and over (the simulator now keeps them in one queue and blocks full sockets)"),
+        (515, "acks=0 producers queued minutes of writes ahead of every fsync (the simulator now holds requests while the disk is behind, as the real runtime's inline writes do)"),
     ];
-    for seed in seeds {
+    for &(seed, bug) in seeds {
         let r = run(&Options::new(seed));
         assert!(
             r.ok(),
-            "seed {seed}: {:?} {:?}",
+            "seed {seed} (once found: {bug}): {:?} {:?}",
             r.failures,
             r.anomalies.first()
         );
