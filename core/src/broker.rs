@@ -68,9 +68,10 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// before any id from it is handed out, so a restart never reuses one.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Where an internal write ended: (topic, topic id, partition, end offset). A response that
+/// Where an internal write ended: (topic, topic id, partition, end offset, the partition's
+/// generation then: see `Partition::generation`). A response that
 /// reveals state derived from that write waits until it is durable.
-pub(crate) type WriteMark = (String, [u8; 16], i32, i64);
+pub(crate) type WriteMark = (String, [u8; 16], i32, i64, u64);
 
 /// One partition's replica on this broker (with one broker, always the leader).
 #[derive(Debug)]
@@ -249,6 +250,10 @@ struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
 struct InternalWait {
     reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
     apply: Vec<crate::group::GroupRecord>,
+    /// A group's membership record at this generation: if the write fails, the group must
+    /// rebalance (as Kafka's coordinator does), or it would stay on a record that was never
+    /// written and every SyncGroup would fail forever (found by simulator seed 610).
+    group: Option<(String, i32)>,
     topic: String,
     topic_id: [u8; 16],
     partition: i32,
@@ -1234,6 +1239,9 @@ impl Broker {
             if let Some((to, ok_body, err_body)) = w.reply {
                 self.respond(to, Some(if ok { ok_body } else { err_body }));
             }
+            if let (false, Some((g, generation))) = (ok, w.group) {
+                crate::group::membership_write_failed(self, &g, generation);
+            }
         }
     }
 
@@ -1293,16 +1301,19 @@ impl Broker {
         batch: Bytes,
         reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
         apply: Vec<crate::group::GroupRecord>,
+        group: Option<(String, i32)>,
     ) {
         match self.append_one(topic, partition, Some(batch), true) {
             Ok((_, _, wait)) => {
                 let w = wait.expect("an append always waits");
-                self.last_internal = Some((topic.to_string(), w.topic_id, partition, w.end));
-                if reply.is_some() || !apply.is_empty() {
-                    let generation = self.topics[topic].partitions[partition as usize].generation;
+                let generation = self.topics[topic].partitions[partition as usize].generation;
+                self.last_internal =
+                    Some((topic.to_string(), w.topic_id, partition, w.end, generation));
+                if reply.is_some() || !apply.is_empty() || group.is_some() {
                     self.internal_waits.push(InternalWait {
                         reply,
                         apply,
+                        group,
                         topic: topic.to_string(),
                         topic_id: w.topic_id,
                         partition,
@@ -1318,6 +1329,9 @@ impl Broker {
                 );
                 if let Some((to, _, err)) = reply {
                     self.respond(to, Some(err));
+                }
+                if let Some((g, generation)) = group {
+                    crate::group::membership_write_failed(self, &g, generation);
                 }
             }
         }
@@ -1352,7 +1366,7 @@ impl Broker {
                 },
             );
         }
-        self.append_internal(name, p, batch, None, Vec::new());
+        self.append_internal(name, p, batch, None, Vec::new(), None);
         let part = &self.topics[name].partitions[p as usize];
         (part.log.log_end_offset() > base).then_some(base)
     }
@@ -1390,7 +1404,13 @@ impl Broker {
     pub(crate) fn end_mark(&self, topic: &str, partition: i32) -> Option<WriteMark> {
         let t = self.topics.get(topic)?;
         let p = t.partitions.get(partition as usize)?;
-        Some((topic.to_string(), t.id, partition, p.log.log_end_offset()))
+        Some((
+            topic.to_string(),
+            t.id,
+            partition,
+            p.log.log_end_offset(),
+            p.generation,
+        ))
     }
 
     /// Send `ok` once the write `mark` is durable under the policy (`err` if its partition
@@ -1403,15 +1423,13 @@ impl Broker {
         mark: Option<WriteMark>,
     ) {
         match mark {
-            Some((topic, topic_id, partition, end)) => {
-                let generation = self
-                    .topics
-                    .get(&topic)
-                    .and_then(|t| t.partitions.get(partition as usize))
-                    .map_or(0, |p| p.generation);
+            // The generation is the partition's when the write was made: if a failed write cut
+            // the partition since, this write may be gone even though the log grew past it.
+            Some((topic, topic_id, partition, end, generation)) => {
                 self.internal_waits.push(InternalWait {
                     reply: Some((to, ok, err)),
                     apply: Vec::new(),
+                    group: None,
                     topic,
                     topic_id,
                     partition,

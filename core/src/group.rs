@@ -343,9 +343,9 @@ pub struct Group {
     /// A new group's first rebalance does not complete before this (initial rebalance delay).
     initial_delay_until: Option<Instant>,
     pub state_ms: i64,
-    /// The group's latest record in `__consumer_offsets`. Until it is durable, nothing derived
-    /// from it (an assignment, a generation, a committed offset) is shown to a client: otherwise
-    /// a power loss could take back what a client was told (found by the simulator, seed 152).
+    /// The group's latest membership record in `__consumer_offsets`. Until it is durable,
+    /// nothing derived from it (an assignment, a generation) is shown to a client: otherwise a
+    /// power loss could take back what a client was told (found by the simulator, seed 152).
     last_write: Option<crate::broker::WriteMark>,
 }
 
@@ -696,10 +696,23 @@ fn commit_records(
     }
     let partition = partition_for(group, b.coordinator.offsets_partitions);
     let batch = encode_batch(&records, now.unix_ms());
+    let membership = records
+        .iter()
+        .find_map(|r| match r {
+            GroupRecord::Group { value: Some(v), .. } => Some(v.generation),
+            _ => None,
+        })
+        .map(|generation| (group.to_string(), generation));
+    let writes_membership = records
+        .iter()
+        .any(|r| matches!(r, GroupRecord::Group { .. }));
     let before = b.last_internal_write();
-    b.append_internal(OFFSETS_TOPIC, partition, batch, reply, deferred);
+    b.append_internal(OFFSETS_TOPIC, partition, batch, reply, deferred, membership);
     let after = b.last_internal_write();
-    if after != before {
+    // Only membership records: a committed offset takes effect when durable anyway, and a
+    // failed commit must not hold up the group's SyncGroup answers forever (seed 610: a commit
+    // failed on a full disk, and every rejoin's SyncGroup waited on it and failed).
+    if after != before && writes_membership {
         if let Some(g) = b.coordinator.groups.get_mut(group) {
             g.last_write = after;
         }
@@ -1066,6 +1079,32 @@ fn add_member(
             awaiting_join: Some(to),
             awaiting_sync: None,
         },
+    );
+    maybe_prepare(b, group_id);
+}
+
+/// A group's membership record (its generation, leader, assignment) failed to write. The
+/// generation it describes was never made durable, so it cannot stand: start a new rebalance,
+/// as Kafka's coordinator does when storing a group's assignment fails. Members learn it from
+/// their next heartbeat (REBALANCE_IN_PROGRESS) and join the next generation, whose record is
+/// written anew.
+pub(crate) fn membership_write_failed(b: &mut Broker, group_id: &str, generation: i32) {
+    let Some(g) = b.coordinator.groups.get(group_id) else {
+        return;
+    };
+    if g.generation != generation
+        || !matches!(
+            g.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        )
+    {
+        return;
+    }
+    b.log_line(
+        LogLevel::Warn,
+        format!(
+            "group {group_id}: the record of generation {generation} failed to write; rebalancing"
+        ),
     );
     maybe_prepare(b, group_id);
 }

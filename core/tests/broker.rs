@@ -823,6 +823,47 @@ fn fetch_offset(h: &mut Harness, group: &str, partition: i32) -> i64 {
     }
 }
 
+/// The record of a new generation fails to write (full disk): the generation cannot stand, so
+/// the group rebalances — members hear REBALANCE_IN_PROGRESS and the next generation is written
+/// anew — instead of staying "stable" on a record that does not exist, where every SyncGroup
+/// would fail forever.
+#[test]
+fn a_generation_whose_record_fails_to_write_is_rebalanced_away() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let c = join(&mut h, 1, "g", "", 10_000);
+    let id = join_result(&mut h, c).unwrap().member_id.to_string();
+    let c = join(&mut h, 1, "g", &id, 10_000);
+    h.advance(3_500);
+    let j = join_result(&mut h, c).expect("joined");
+    assert_eq!((j.error_code, j.generation_id), (NONE, 1));
+    h.disk.full = true;
+    let s = sync(&mut h, 1, "g", &id, 1, &[(&id, "p0")]);
+    match h.take(s) {
+        Some(ResponseKind::SyncGroup(r)) => assert_eq!(r.error_code, COORDINATOR_NOT_AVAILABLE),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        heartbeat(&mut h, 1, "g", &id, 1),
+        REBALANCE_IN_PROGRESS,
+        "generation 1 was never durable"
+    );
+    h.disk.full = false;
+    let c = join(&mut h, 1, "g", &id, 10_000);
+    h.advance(100);
+    let j = join_result(&mut h, c).expect("rejoined");
+    assert_eq!((j.error_code, j.generation_id), (NONE, 2));
+    let s = sync(&mut h, 1, "g", &id, 2, &[(&id, "p0")]);
+    match h.take(s) {
+        Some(ResponseKind::SyncGroup(r)) => {
+            assert_eq!(r.error_code, NONE);
+            assert_eq!(&r.assignment[..], b"p0");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(heartbeat(&mut h, 1, "g", &id, 2), NONE);
+}
+
 /// Two members join (with the KIP-394 member-id round trip), sync, commit; one goes silent and
 /// the other is told to rebalance; committed offsets survive a restart.
 #[test]
