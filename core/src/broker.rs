@@ -86,6 +86,9 @@ pub struct Partition {
     pub high_watermark: i64,
     /// Bumped when the log is cut after a failed write; completions from before are stale.
     generation: u64,
+    /// `cuts[g]`: where the log was cut back to when generation `g` ended. A write made in
+    /// generation `g` ending at `end` survived iff every cut since left it whole.
+    cuts: Vec<i64>,
     sync: Option<SyncInFlight>,
     /// Syncs issued so far: each sync's number, so a completion is matched to its own sync. (A
     /// late completion taken for a later sync's would move the high watermark past unsynced
@@ -118,12 +121,21 @@ impl Partition {
             durable_end: end,
             high_watermark: end,
             generation: 0,
+            cuts: Vec::new(),
             sync: None,
             syncs_issued: 0,
             sync_requested_end: end,
             unsynced_since: None,
             offline: None,
         }
+    }
+
+    /// Whether a write made in generation `generation`, ending at `end`, is still in the log:
+    /// no failed write since cut the log below its end.
+    fn write_survives(&self, end: i64, generation: u64) -> bool {
+        self.cuts
+            .get(generation as usize..)
+            .is_some_and(|cuts| cuts.iter().all(|&keep| keep >= end))
     }
 
     /// The end offset that the durability policy lets the broker acknowledge and expose.
@@ -258,8 +270,10 @@ struct InternalWait {
     topic_id: [u8; 16],
     partition: i32,
     end: i64,
-    /// The partition's generation when written: a cut after a failed write bumps it, and the
-    /// offsets this write held may since have been filled by other records.
+    /// The partition's generation when written: a cut after a failed write bumps it, and if
+    /// the cut went below this write, its offsets may since have been filled by other records.
+    /// (A cut above it leaves it standing: seed 727, a group's long-durable record taken for
+    /// lost after a later offset commit failed.)
     generation: u64,
 }
 
@@ -1217,7 +1231,7 @@ impl Broker {
             match p {
                 Some(p)
                     if p.offline.is_none()
-                        && p.generation == w.generation
+                        && p.write_survives(w.end, w.generation)
                         && p.log.log_end_offset() >= w.end =>
                 {
                     if p.ack_end(durability) >= w.end {
@@ -1583,7 +1597,9 @@ impl Broker {
     fn write_failed(&mut self, topic: &str, partition: i32, why: String) {
         let p = &mut self.topics.get_mut(topic).unwrap().partitions[partition as usize];
         let keep = p.written_end.max(p.log.log_start_offset());
+        p.cuts.push(keep);
         p.generation += 1;
+        assert_eq!(p.cuts.len() as u64, p.generation);
         let reqs = if p.log.log_end_offset() > keep {
             p.log.truncate_to(keep)
         } else {

@@ -864,6 +864,39 @@ fn a_generation_whose_record_fails_to_write_is_rebalanced_away() {
     assert_eq!(heartbeat(&mut h, 1, "g", &id, 2), NONE);
 }
 
+/// A failed offset commit (full disk) cuts the offsets partition back, but the group's
+/// membership record, durable long before, still stands: a member that resynchronises gets its
+/// assignment (simulator seeds 610 and 727: the group stopped consuming for good).
+#[test]
+fn a_failed_commit_does_not_undo_a_durable_generation() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let c = join(&mut h, 1, "g", "", 10_000);
+    let id = join_result(&mut h, c).unwrap().member_id.to_string();
+    let c = join(&mut h, 1, "g", &id, 10_000);
+    h.advance(3_500);
+    assert_eq!(join_result(&mut h, c).unwrap().generation_id, 1);
+    let s = sync(&mut h, 1, "g", &id, 1, &[(&id, "p0")]);
+    assert!(matches!(h.take(s), Some(ResponseKind::SyncGroup(r)) if r.error_code == NONE));
+    h.disk.full = true;
+    assert_ne!(
+        commit(&mut h, 1, "g", &id, 1, 0, 5),
+        NONE,
+        "the commit cannot be written"
+    );
+    h.disk.full = false;
+    let s = sync(&mut h, 1, "g", &id, 1, &[]);
+    match h.take(s) {
+        Some(ResponseKind::SyncGroup(r)) => {
+            assert_eq!(r.error_code, NONE, "generation 1 is still durable");
+            assert_eq!(&r.assignment[..], b"p0");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(commit(&mut h, 1, "g", &id, 1, 0, 5), NONE);
+    assert_eq!(fetch_offset(&mut h, "g", 0), 5);
+}
+
 /// Two members join (with the KIP-394 member-id round trip), sync, commit; one goes silent and
 /// the other is told to rebalance; committed offsets survive a restart.
 #[test]

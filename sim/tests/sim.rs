@@ -51,6 +51,7 @@ fn regression_seeds_pass() {
         (1742, "a full disk during the fsync of a recovered log abandoned that fsync, and the log was never synced again: its records stayed unreadable"),
         (1634, "acks=0 producers flooding a slow disk: every held request rescheduled itself over and over (the simulator now keeps them in one queue and blocks full sockets)"),
         (610, "an offset commit failed on a full disk; every later SyncGroup of the stable group waited on that failed write and failed, so the group never consumed again"),
+        (727, "after a failed offset commit cut the offsets partition, the group's long-durable membership record was taken for lost, and every SyncGroup failed"),
         (515, "acks=0 producers queued minutes of writes ahead of every fsync (the simulator now holds requests while the disk is behind, as the real runtime's inline writes do)"),
     ];
     for &(seed, bug) in seeds {
