@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     latency_secs: u64,
     /// Rounds (each runs every target once, alternating).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// gregor's durability policies to measure (group-commit is the default).
     #[arg(long, default_value = "group-commit,none")]
