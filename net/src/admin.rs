@@ -196,11 +196,8 @@ pub fn topics_describe(bootstrap: &str, name: Option<&str>) -> anyhow::Result<()
         if t.error_code != 0 {
             bail!("topic {tname}: {}", error_name(t.error_code));
         }
-        println!(
-            "topic {tname}  id {}  partitions {}",
-            t.topic_id,
-            t.partitions.len()
-        );
+        // (No topic id: Metadata carries it from v10, and gregor speaks up to v9.)
+        println!("topic {tname}  partitions {}", t.partitions.len());
         let parts: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
         let start = c.list_offsets(&tname, &parts, -2)?;
         let end = c.list_offsets(&tname, &parts, -1)?;
