@@ -503,6 +503,20 @@ impl Coordinator {
                     } else if g.state == GroupState::Empty || g.state == GroupState::Dead {
                         // Loaded from the log: members must heartbeat again within their session.
                         g.state = GroupState::Stable;
+                        if !g.leader.as_ref().is_some_and(|l| g.members.contains_key(l)) {
+                            // Written mid-rebalance, after the leader left: the leader's
+                            // partitions are nobody's. Rebalance, so every member rejoins and the
+                            // next generation covers them (simulator seed 3311 found this record
+                            // loaded as a Stable group without a leader).
+                            let timeout = g
+                                .members
+                                .values()
+                                .map(|m| m.rebalance_timeout_ms.max(0))
+                                .max()
+                                .unwrap_or(0);
+                            g.state = GroupState::PreparingRebalance;
+                            g.rebalance_deadline = Some(now + Duration::from_ms(timeout as u64));
+                        }
                     }
                 }
             },
@@ -1465,7 +1479,10 @@ fn leave_group(b: &mut Broker, to: ReplyTo, r: LeaveGroupRequest) -> bool {
         return true;
     };
     let mut removed = 0;
-    let mut parked = Vec::new();
+    // A leaving member's parked requests are answered each in its own kind (a SyncGroup with a
+    // SyncGroup response: simulator seed 2378 caught a JoinGroup body sent for a SyncGroup).
+    let mut parked_joins = Vec::new();
+    let mut parked_syncs = Vec::new();
     for (mid, iid) in leaving {
         // A static member may leave by instance id alone.
         let id = if mid.is_empty() {
@@ -1482,8 +1499,8 @@ fn leave_group(b: &mut Broker, to: ReplyTo, r: LeaveGroupRequest) -> bool {
         let code = match id.and_then(|id| group.members.remove(&id)) {
             Some(m) => {
                 removed += 1;
-                parked.extend(m.awaiting_join);
-                parked.extend(m.awaiting_sync);
+                parked_joins.extend(m.awaiting_join);
+                parked_syncs.extend(m.awaiting_sync);
                 NONE
             }
             None => UNKNOWN_MEMBER_ID,
@@ -1499,8 +1516,11 @@ fn leave_group(b: &mut Broker, to: ReplyTo, r: LeaveGroupRequest) -> bool {
         resp.error_code = resp.members[0].error_code;
         resp.members.clear();
     }
-    for p in parked {
+    for p in parked_joins {
         b.respond_pub(p, Some(join_error(UNKNOWN_MEMBER_ID, "")));
+    }
+    for p in parked_syncs {
+        b.respond_pub(p, Some(sync_error(UNKNOWN_MEMBER_ID)));
     }
     if removed > 0 {
         b.log_line(

@@ -52,6 +52,8 @@ fn regression_seeds_pass() {
         (1634, "acks=0 producers flooding a slow disk: every held request rescheduled itself over and over (the simulator now keeps them in one queue and blocks full sockets)"),
         (610, "an offset commit failed on a full disk; every later SyncGroup of the stable group waited on that failed write and failed, so the group never consumed again"),
         (727, "after a failed offset commit cut the offsets partition, the group's long-durable membership record was taken for lost, and every SyncGroup failed"),
+        (2378, "a member left while its SyncGroup was parked, and the SyncGroup was answered with a JoinGroup body"),
+        (3311, "a group record written mid-rebalance after its leader left was loaded at restart as a Stable group whose leader was not a member (a core assertion fired)"),
         (515, "acks=0 producers queued minutes of writes ahead of every fsync (the simulator now holds requests while the disk is behind, as the real runtime's inline writes do)"),
     ];
     for &(seed, bug) in seeds {
