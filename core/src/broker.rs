@@ -108,7 +108,6 @@ struct SyncInFlight {
     id: u64,
     remaining: usize,
     covers_end: i64,
-    generation: u64,
 }
 
 impl Partition {
@@ -1503,7 +1502,7 @@ impl Broker {
                         };
                         s.remaining -= 1;
                         p.sync = if s.remaining == 0 { None } else { Some(s) };
-                        if s.remaining == 0 && s.generation == p.generation {
+                        if s.remaining == 0 {
                             p.durable_end = p.durable_end.max(s.covers_end);
                             self.touched.insert((topic, partition));
                         }
@@ -1613,7 +1612,6 @@ impl Broker {
             // must not be abandoned, or what it alone covered (a recovered log, say) would wait
             // for a sync that is never issued (found by simulator seed 1742).
             s.covers_end = s.covers_end.min(keep);
-            s.generation = p.generation;
         }
         self.log(
             LogLevel::Error,
@@ -1728,7 +1726,6 @@ impl Broker {
                     id: p.syncs_issued,
                     remaining: files.len(),
                     covers_end: p.log.log_end_offset(),
-                    generation: p.generation,
                 });
                 p.sync_requested_end = p.log.log_end_offset();
                 p.unsynced_since = None;

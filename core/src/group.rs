@@ -365,6 +365,19 @@ impl Group {
             last_write: None,
         }
     }
+
+    /// How long a rebalance may wait for members to rejoin: the longest rebalance timeout of
+    /// any member (Kafka's rule).
+    fn rebalance_timeout(&self) -> Duration {
+        let ms = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0)
+            .max(0);
+        Duration::from_ms(ms as u64)
+    }
 }
 
 /// Where the coordinator is in loading `__consumer_offsets` at start.
@@ -508,14 +521,8 @@ impl Coordinator {
                             // partitions are nobody's. Rebalance, so every member rejoins and the
                             // next generation covers them (simulator seed 3311 found this record
                             // loaded as a Stable group without a leader).
-                            let timeout = g
-                                .members
-                                .values()
-                                .map(|m| m.rebalance_timeout_ms.max(0))
-                                .max()
-                                .unwrap_or(0);
                             g.state = GroupState::PreparingRebalance;
-                            g.rebalance_deadline = Some(now + Duration::from_ms(timeout as u64));
+                            g.rebalance_deadline = Some(now + g.rebalance_timeout());
                         }
                     }
                 }
@@ -1130,15 +1137,8 @@ fn maybe_prepare(b: &mut Broker, group_id: &str) {
     if group.state == GroupState::PreparingRebalance {
         return;
     }
-    let timeout = group
-        .members
-        .values()
-        .map(|m| m.rebalance_timeout_ms)
-        .max()
-        .unwrap_or(0)
-        .max(0);
     group.state = GroupState::PreparingRebalance;
-    group.rebalance_deadline = Some(now + Duration::from_ms(timeout as u64));
+    group.rebalance_deadline = Some(now + group.rebalance_timeout());
     let mut parked = Vec::new();
     for m in group.members.values_mut() {
         if let Some(s) = m.awaiting_sync.take() {

@@ -823,6 +823,18 @@ fn fetch_offset(h: &mut Harness, group: &str, partition: i32) -> i64 {
     }
 }
 
+/// A lone member joins group `g` (with the KIP-394 member-id round trip) and is given
+/// generation 1 once the initial rebalance delay has passed. Returns its member id.
+fn join_alone(h: &mut Harness) -> String {
+    let c = join(h, 1, "g", "", 10_000);
+    let id = join_result(h, c).unwrap().member_id.to_string();
+    let c = join(h, 1, "g", &id, 10_000);
+    h.advance(3_500);
+    let j = join_result(h, c).expect("joined");
+    assert_eq!((j.error_code, j.generation_id), (NONE, 1));
+    id
+}
+
 /// The record of a new generation fails to write (full disk): the generation cannot stand, so
 /// the group rebalances — members hear REBALANCE_IN_PROGRESS and the next generation is written
 /// anew — instead of staying "stable" on a record that does not exist, where every SyncGroup
@@ -831,12 +843,7 @@ fn fetch_offset(h: &mut Harness, group: &str, partition: i32) -> i64 {
 fn a_generation_whose_record_fails_to_write_is_rebalanced_away() {
     let mut h = Harness::new(Config::default());
     h.create("t", 1);
-    let c = join(&mut h, 1, "g", "", 10_000);
-    let id = join_result(&mut h, c).unwrap().member_id.to_string();
-    let c = join(&mut h, 1, "g", &id, 10_000);
-    h.advance(3_500);
-    let j = join_result(&mut h, c).expect("joined");
-    assert_eq!((j.error_code, j.generation_id), (NONE, 1));
+    let id = join_alone(&mut h);
     h.disk.full = true;
     let s = sync(&mut h, 1, "g", &id, 1, &[(&id, "p0")]);
     match h.take(s) {
@@ -871,11 +878,7 @@ fn a_generation_whose_record_fails_to_write_is_rebalanced_away() {
 fn a_failed_commit_does_not_undo_a_durable_generation() {
     let mut h = Harness::new(Config::default());
     h.create("t", 1);
-    let c = join(&mut h, 1, "g", "", 10_000);
-    let id = join_result(&mut h, c).unwrap().member_id.to_string();
-    let c = join(&mut h, 1, "g", &id, 10_000);
-    h.advance(3_500);
-    assert_eq!(join_result(&mut h, c).unwrap().generation_id, 1);
+    let id = join_alone(&mut h);
     let s = sync(&mut h, 1, "g", &id, 1, &[(&id, "p0")]);
     assert!(matches!(h.take(s), Some(ResponseKind::SyncGroup(r)) if r.error_code == NONE));
     h.disk.full = true;
