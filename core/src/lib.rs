@@ -27,6 +27,7 @@ pub mod files;
 pub mod group;
 pub mod io;
 pub mod log;
+pub mod partition;
 pub mod prng;
 pub mod producer;
 pub mod time;

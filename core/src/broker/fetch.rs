@@ -1,0 +1,261 @@
+//! Fetch (with long-poll) and ListOffsets.
+
+use super::*;
+
+impl Broker {
+    pub(super) fn fetch(&mut self, to: ReplyTo, r: FetchRequest) {
+        let mut parts = Vec::new();
+        for t in &r.topics {
+            for p in &t.partitions {
+                parts.push(FetchPart {
+                    topic: name_of(&t.topic.0),
+                    partition: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes.max(0) as u32,
+                });
+            }
+        }
+        let wait = Duration::from_ms(r.max_wait_ms.max(0) as u64).min(self.config.fetch_wait_max());
+        let max_bytes = (r.max_bytes.max(0) as u32).min(self.config.fetch_response_bytes_max);
+        let id = self.next_pending;
+        self.next_pending += 1;
+        let f = PendingFetch {
+            reply: to,
+            parts,
+            min_bytes: r.min_bytes.max(0) as u32,
+            max_bytes,
+            deadline: self.now + wait,
+            reading: None,
+        };
+        let ready = self.fetch_ready(&f) || self.fetches.len() >= self.config.fetches_parked_max;
+        self.fetches.insert(id, f);
+        if ready {
+            self.start_reads(id);
+        }
+    }
+
+    /// Is there enough to answer now: an error to report, or at least min_bytes of data?
+    pub(super) fn fetch_ready(&self, f: &PendingFetch) -> bool {
+        // min_bytes = 0 means "answer at once", as in Kafka.
+        if f.deadline <= self.now || f.min_bytes == 0 {
+            return true;
+        }
+        let mut bytes = 0u64;
+        for part in &f.parts {
+            match self.fetch_check(part) {
+                Err(_) => return true,
+                Ok(p) => {
+                    if let Some(plan) =
+                        p.log
+                            .plan_read(part.fetch_offset, p.high_watermark, part.max_bytes)
+                    {
+                        bytes += plan.len as u64;
+                    }
+                }
+            }
+        }
+        bytes >= f.min_bytes.max(1) as u64
+    }
+
+    pub(super) fn fetch_check(&self, part: &FetchPart) -> Result<&Partition, i16> {
+        let t = self
+            .topics
+            .get(&part.topic)
+            .ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;
+        let p = usize::try_from(part.partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+            .ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;
+        if p.offline.is_some() {
+            return Err(KAFKA_STORAGE_ERROR);
+        }
+        if part.fetch_offset < p.log.log_start_offset()
+            || part.fetch_offset > p.log.log_end_offset()
+        {
+            return Err(OFFSET_OUT_OF_RANGE);
+        }
+        Ok(p)
+    }
+
+    pub(super) fn wake_fetches(&mut self, touched: &BTreeSet<(String, i32)>) {
+        let now = self.now;
+        let ids: Vec<u64> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.reading.is_none())
+            .filter(|(_, f)| {
+                f.deadline <= now
+                    || f.parts
+                        .iter()
+                        .any(|p| touched.contains(&(p.topic.clone(), p.partition)))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if self.fetch_ready(&self.fetches[&id]) {
+                self.start_reads(id);
+            }
+        }
+    }
+
+    /// Plan and issue the reads for a fetch; the response is sent when they complete.
+    pub(super) fn start_reads(&mut self, id: u64) {
+        let f = self.fetches.get(&id).unwrap();
+        let mut resp = FetchResponse::default().with_session_id(0);
+        let mut slots = Vec::new();
+        let mut plans: Vec<(usize, usize, ReadPlan)> = Vec::new();
+        let mut budget = f.max_bytes as u64;
+        let mut first_data = true;
+        for part in &f.parts {
+            let ti = match resp
+                .responses
+                .iter()
+                .position(|t| t.topic.0.as_str() == part.topic)
+            {
+                Some(i) => i,
+                None => {
+                    resp.responses.push(
+                        FetchableTopicResponse::default()
+                            .with_topic(TopicName(sb(part.topic.clone()))),
+                    );
+                    resp.responses.len() - 1
+                }
+            };
+            let mut pd = PartitionData::default()
+                .with_partition_index(part.partition)
+                .with_records(Some(Bytes::new()))
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            match self.fetch_check(part) {
+                Err(code) => pd.error_code = code,
+                Ok(p) => {
+                    pd.high_watermark = p.high_watermark;
+                    pd.last_stable_offset = p.high_watermark;
+                    pd.log_start_offset = p.log.log_start_offset();
+                    // KIP-74: the first batch is returned even if bigger than the limits, so
+                    // a consumer can always make progress.
+                    let limit = if first_data {
+                        part.max_bytes.max(1)
+                    } else {
+                        (part.max_bytes as u64).min(budget) as u32
+                    };
+                    if budget > 0 || first_data {
+                        if let Some(plan) =
+                            p.log.plan_read(part.fetch_offset, p.high_watermark, limit)
+                        {
+                            if first_data || plan.len as u64 <= budget {
+                                budget = budget.saturating_sub(plan.len as u64);
+                                first_data = false;
+                                let pi = resp.responses[ti].partitions.len();
+                                plans.push((ti, pi, plan));
+                            }
+                        }
+                    }
+                }
+            }
+            resp.responses[ti].partitions.push(pd);
+        }
+        let n = plans.len();
+        for (slot, (ti, pi, plan)) in plans.into_iter().enumerate() {
+            slots.push((ti, pi));
+            self.storage(
+                StorageRequest::Read {
+                    file: plan.file,
+                    position: plan.position,
+                    len: plan.len,
+                },
+                OpPurpose::Read { fetch: id, slot },
+            );
+        }
+        self.fetches.get_mut(&id).unwrap().reading = Some(Reading(resp, slots, n));
+        if n == 0 {
+            self.finish_fetch(id);
+        }
+    }
+
+    pub(super) fn read_done(
+        &mut self,
+        id: u64,
+        slot: usize,
+        result: Result<StorageReply, StorageFault>,
+    ) {
+        let mut failed = None;
+        let Some(f) = self.fetches.get_mut(&id) else {
+            return;
+        };
+        let Reading(resp, slots, outstanding) = f.reading.as_mut().expect("reads were issued");
+        let (ti, pi) = slots[slot];
+        let pd = &mut resp.responses[ti].partitions[pi];
+        match result {
+            Ok(StorageReply::Read(bytes)) => pd.records = Some(bytes),
+            Ok(StorageReply::Done) => panic!("driver answered a read with Done"),
+            Err(fault) => {
+                pd.error_code = KAFKA_STORAGE_ERROR;
+                pd.records = Some(Bytes::new());
+                failed = Some(format!("fetch read failed: {fault}"));
+            }
+        }
+        *outstanding -= 1;
+        let finished = *outstanding == 0;
+        if let Some(msg) = failed {
+            self.log(LogLevel::Error, msg);
+        }
+        if finished {
+            self.finish_fetch(id);
+        }
+    }
+
+    pub(super) fn finish_fetch(&mut self, id: u64) {
+        let f = self.fetches.remove(&id).unwrap();
+        let Reading(resp, _, _) = f.reading.unwrap();
+        self.respond(f.reply, Some(ResponseKind::Fetch(resp)));
+    }
+
+    pub(super) fn list_offsets(&mut self, to: ReplyTo, r: ListOffsetsRequest) {
+        let mut resp = ListOffsetsResponse::default();
+        for t in r.topics {
+            let name = name_of(&t.name.0);
+            let mut tr = ListOffsetsTopicResponse::default().with_name(t.name.clone());
+            for p in t.partitions {
+                let mut pr = ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_timestamp(-1)
+                    .with_offset(-1)
+                    .with_leader_epoch(-1);
+                let part = self.topics.get(&name).and_then(|t| {
+                    usize::try_from(p.partition_index)
+                        .ok()
+                        .and_then(|i| t.partitions.get(i))
+                });
+                match part {
+                    None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(part) if part.offline.is_some() => pr.error_code = KAFKA_STORAGE_ERROR,
+                    Some(part) => {
+                        let hw = part.high_watermark;
+                        match p.timestamp {
+                            -1 => pr.offset = hw,
+                            -2 => pr.offset = part.log.log_start_offset(),
+                            -3 => {
+                                if let Some((o, ts)) = part.log.max_timestamp_offset(hw) {
+                                    pr.offset = o;
+                                    pr.timestamp = ts;
+                                }
+                            }
+                            ts if ts >= 0 => {
+                                if let Some((o, ts)) = part.log.offset_for_timestamp(ts, hw) {
+                                    pr.offset = o;
+                                    pr.timestamp = ts;
+                                }
+                            }
+                            _ => pr.error_code = INVALID_REQUEST,
+                        }
+                    }
+                }
+                tr.partitions.push(pr);
+            }
+            resp.topics.push(tr);
+        }
+        self.respond(to, Some(ResponseKind::ListOffsets(resp)));
+    }
+}

@@ -1,0 +1,508 @@
+//! The broker: one state machine behind one front door.
+//!
+//! ```text
+//!            Input (with now)                      Output
+//!  driver ───────────────────▶ Broker::handle ──▶ poll_output() ──▶ driver
+//!    ▲                              │                               │
+//!    └──────── poll_timeout() ◀─────┘   responses, storage requests ┘
+//! ```
+//!
+//! The calling contract, for every driver:
+//! 1. call [`Broker::handle`] with one [`Input`];
+//! 2. drain [`Broker::poll_output`] until it returns `None`, carrying out each output;
+//! 3. ask [`Broker::poll_timeout`] when to call again with [`Input::Tick`] if nothing else
+//!    happens first.
+//!
+//! After every input the broker runs [`Broker::invariants`], in release builds too.
+//!
+//! ## How a produce travels (acks = 1 or all)
+//! 1. `Input::Request` with a Produce: each partition's batch is checked (header, CRC, size,
+//!    idempotent sequence), given its offsets by rewriting `baseOffset`, and indexed in memory.
+//! 2. The write leaves as `Output::Storage(Append)`; under the group-commit policy an
+//!    `Output::Storage(Sync)` follows, covering every batch appended since the last sync.
+//! 3. `Input::StorageDone` for the write, then for the sync, advances the partition's written
+//!    and durable ends; the high watermark follows the end the policy promises.
+//! 4. Once the high watermark covers the batch, the produce response is released, in request
+//!    order for its connection, and parked fetches waiting for data wake up.
+//!
+//! "Persist before acknowledge" is therefore data: a response waits on offsets, and offsets only
+//! become acknowledged through storage completions.
+
+use crate::batch::{self, BatchError, BatchHeader};
+use crate::config::{Config, ConfigError, Durability};
+use crate::error::*;
+use crate::files::{BrokerMeta, PartitionMeta, Recovered, TopicSettings};
+use crate::group::Coordinator;
+use crate::io::{
+    ConnId, Input, LogLevel, OpId, Output, PartitionDir, Request, StorageFault, StorageReply,
+    StorageRequest,
+};
+use crate::log::{PartitionLog, ReadPlan, RollPolicy};
+use crate::prng::Prng;
+use crate::producer::{ProducerStates, SequenceCheck};
+use crate::time::{Duration, Instant};
+use crate::wire::SUPPORTED;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use uuid::Uuid;
+
+/// How often retention is checked (Kafka `log.retention.check.interval.ms` defaults to 5 min).
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+/// Producer ids are reserved in blocks; `broker.meta` records the end of the current block
+/// before any id from it is handed out, so a restart never reuses one.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Where an internal write ended: (topic, topic id, partition, end offset, the partition's
+/// generation then: see `Partition::generation`). A response that
+/// reveals state derived from that write waits until it is durable.
+pub(crate) type WriteMark = (String, [u8; 16], i32, i64, u64);
+
+pub use crate::partition::Partition;
+use crate::partition::SyncInFlight;
+
+mod admin;
+mod fetch;
+mod produce;
+mod producer_ids;
+mod recovery;
+mod services;
+mod step;
+mod storage;
+
+#[derive(Debug)]
+pub struct Topic {
+    pub id: [u8; 16],
+    pub settings: TopicSettings,
+    pub partitions: Vec<Partition>,
+    /// Internal topics (the offsets log) are hidden from clients' produce and listings.
+    pub internal: bool,
+}
+
+/// What a storage operation was for, so its completion can be applied.
+#[derive(Debug, Clone)]
+enum OpPurpose {
+    Append {
+        topic: String,
+        topic_id: [u8; 16],
+        partition: i32,
+        end: i64,
+        generation: u64,
+    },
+    Sync {
+        topic: String,
+        topic_id: [u8; 16],
+        partition: i32,
+        /// Which sync of the partition this file's fsync belongs to.
+        id: u64,
+    },
+    Read {
+        fetch: u64,
+        slot: usize,
+    },
+    /// A chunk of `__consumer_offsets` read back at start.
+    GroupLoad {
+        slot: usize,
+    },
+    Create {
+        topic: String,
+        topic_id: [u8; 16],
+        waiter: Option<u64>,
+    },
+    BrokerMeta,
+    /// Housekeeping (truncate, delete, repair): a failure is logged.
+    Other {
+        what: String,
+    },
+}
+
+/// A response being assembled, released in request order for its connection.
+#[derive(Debug)]
+struct ConnState {
+    /// The client id from the latest request header (shown in group descriptions).
+    client_id: String,
+    next_seq: u64,
+    next_to_send: u64,
+    /// Finished responses waiting for earlier ones; `None` means "no response" (acks = 0).
+    ready: BTreeMap<u64, Option<Output>>,
+}
+
+/// Where to send a response: connection, position in its order, header fields.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTo {
+    pub conn: ConnId,
+    pub seq: u64,
+    pub correlation_id: i32,
+    pub api_version: i16,
+}
+
+#[derive(Debug)]
+struct ProduceWait {
+    topic: usize,
+    partition: usize,
+    name: String,
+    topic_id: [u8; 16],
+    index: i32,
+    end: i64,
+}
+
+#[derive(Debug)]
+struct PendingProduce {
+    reply: Option<ReplyTo>,
+    response: ProduceResponse,
+    waits: Vec<ProduceWait>,
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct FetchPart {
+    topic: String,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: u32,
+}
+
+#[derive(Debug)]
+struct PendingFetch {
+    reply: ReplyTo,
+    parts: Vec<FetchPart>,
+    min_bytes: u32,
+    max_bytes: u32,
+    deadline: Instant,
+    /// Set once reads are issued: the response under construction and reads outstanding.
+    reading: Option<Reading>,
+}
+
+/// A fetch whose reads are in flight: the response under construction, where each read's
+/// bytes go (topic index, partition index), and how many reads are outstanding.
+#[derive(Debug)]
+struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
+
+#[derive(Debug)]
+/// An internal write (to `__consumer_offsets`) waiting to be durable: then its deferred records
+/// are applied and `reply` gets its `ok` response; if the write is lost first (failed and cut
+/// back, partition offline or gone), nothing is applied and `reply` gets `err`.
+struct InternalWait {
+    reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
+    apply: Vec<crate::group::GroupRecord>,
+    /// A group's membership record at this generation: if the write fails, the group must
+    /// rebalance (as Kafka's coordinator does), or it would stay on a record that was never
+    /// written and every SyncGroup would fail forever (found by simulator seed 610).
+    group: Option<(String, i32)>,
+    topic: String,
+    topic_id: [u8; 16],
+    partition: i32,
+    end: i64,
+    /// The partition's generation when written: a cut after a failed write bumps it, and if
+    /// the cut went below this write, its offsets may since have been filled by other records.
+    /// (A cut above it leaves it standing: seed 727, a group's long-durable record taken for
+    /// lost after a later offset commit failed.)
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct PendingCreate {
+    reply: ReplyTo,
+    response: CreateTopicsResponse,
+    /// (topic name, ops outstanding)
+    outstanding: BTreeMap<String, usize>,
+}
+
+pub struct Broker {
+    config: Config,
+    now: Instant,
+    prng: Prng,
+    cluster_id: [u8; 16],
+    next_producer_id: i64,
+    producer_id_block_end: i64,
+    meta_write_in_flight: bool,
+    meta_waiters: Vec<ReplyTo>,
+    pub(crate) topics: BTreeMap<String, Topic>,
+    next_op: u64,
+    ops: BTreeMap<OpId, OpPurpose>,
+    outputs: VecDeque<Output>,
+    conns: BTreeMap<ConnId, ConnState>,
+    next_pending: u64,
+    produces: BTreeMap<u64, PendingProduce>,
+    fetches: BTreeMap<u64, PendingFetch>,
+    creates: BTreeMap<u64, PendingCreate>,
+    /// Responses (from the group coordinator) waiting for an internal append to be durable.
+    internal_waits: Vec<InternalWait>,
+    /// The last internal append: (topic, topic id, partition, end offset).
+    last_internal: Option<WriteMark>,
+    /// Partitions whose ends may have moved in this step.
+    touched: BTreeSet<(String, i32)>,
+    next_retention_check: Instant,
+    pub(crate) coordinator: Coordinator,
+}
+
+fn name_of(s: &StrBytes) -> String {
+    s.to_string()
+}
+fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Kafka's legal topic names: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!(
+            "topic name length {} is not within 1..=249",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err("topic name cannot be '.' or '..'".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
+    {
+        return Err(format!("topic name contains illegal character {c:?}"));
+    }
+    Ok(())
+}
+
+impl Broker {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    pub fn topics(&self) -> &BTreeMap<String, Topic> {
+        &self.topics
+    }
+    pub fn cluster_id_string(&self) -> String {
+        Uuid::from_bytes(self.cluster_id).simple().to_string()
+    }
+
+    /// How many requests of `conn` are inside the broker, not yet answered. The driver stops
+    /// reading a connection at `requests_per_connection_max`.
+    pub fn in_flight(&self, conn: ConnId) -> usize {
+        self.conns
+            .get(&conn)
+            .map(|c| (c.next_seq - c.next_to_send) as usize)
+            .unwrap_or(0)
+    }
+
+    /// Apply one input. Then drain [`Broker::poll_output`].
+    pub fn handle(&mut self, input: Input) {
+        // The driver's clock may jump back; the broker's does not.
+        self.now = self.now.max(input.now());
+        match input {
+            Input::Request { conn, request, .. } => self.on_request(conn, request),
+            Input::ConnClosed { conn, .. } => self.on_conn_closed(conn),
+            Input::StorageDone { op, result, .. } => self.on_storage_done(op, result),
+            Input::Tick { .. } => {}
+        }
+        self.on_time();
+        self.after_step();
+        self.invariants();
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next instant at which the broker wants an [`Input::Tick`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = Some(self.next_retention_check);
+        let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
+        for p in self.produces.values() {
+            consider(p.deadline);
+        }
+        for f in self.fetches.values() {
+            if f.reading.is_none() {
+                consider(f.deadline);
+            }
+        }
+        if let Durability::Interval { interval_ms, .. } = self.config.durability {
+            for t in self.topics.values() {
+                for p in &t.partitions {
+                    if let Some(s) = p.unsynced_since {
+                        consider(s + Duration::from_ms(interval_ms));
+                    }
+                }
+            }
+        }
+        if let Some(d) = self.coordinator.next_deadline() {
+            consider(d);
+        }
+        t
+    }
+
+    /// Whole-broker invariants, checked after every step (release builds too).
+    pub fn invariants(&self) {
+        for (name, t) in &self.topics {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if p.offline.is_some() {
+                    continue;
+                }
+                assert!(
+                    p.written_end <= p.log.log_end_offset(),
+                    "{name}-{i}: written past the log end"
+                );
+                assert!(
+                    p.high_watermark <= p.written_end.max(p.log.log_start_offset()),
+                    "{name}-{i}: high watermark {} above written end {}",
+                    p.high_watermark,
+                    p.written_end
+                );
+                assert!(
+                    p.high_watermark >= p.log.log_start_offset()
+                        || p.high_watermark == p.written_end
+                );
+            }
+        }
+        for c in self.conns.values() {
+            assert!(c.next_to_send <= c.next_seq);
+            assert!(c.ready.len() as u64 <= c.next_seq - c.next_to_send);
+        }
+        assert!(
+            self.fetches.len()
+                <= self.config.fetches_parked_max
+                    + self.conns.len() * self.config.requests_per_connection_max
+        );
+        self.coordinator.invariants();
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.outputs.push_back(Output::Log { level, message });
+    }
+
+    fn storage(&mut self, request: StorageRequest, purpose: OpPurpose) -> OpId {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        self.ops.insert(op, purpose);
+        self.outputs.push_back(Output::Storage { op, request });
+        op
+    }
+
+    pub(crate) fn reply_to(&mut self, conn: ConnId, request: &Request) -> ReplyTo {
+        let state = self.conns.entry(conn).or_insert(ConnState {
+            client_id: String::new(),
+            next_seq: 0,
+            next_to_send: 0,
+            ready: BTreeMap::new(),
+        });
+        if let Some(c) = &request.header.client_id {
+            if state.client_id.as_str() != c.as_str() {
+                state.client_id = c.to_string();
+            }
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        ReplyTo {
+            conn,
+            seq,
+            correlation_id: request.header.correlation_id,
+            api_version: request.header.request_api_version,
+        }
+    }
+
+    /// Hand a finished response to its connection's ordered queue.
+    pub(crate) fn respond(&mut self, to: ReplyTo, body: Option<ResponseKind>) {
+        self.respond_at(to, to.api_version, body)
+    }
+
+    fn respond_at(&mut self, to: ReplyTo, api_version: i16, body: Option<ResponseKind>) {
+        let Some(state) = self.conns.get_mut(&to.conn) else {
+            return; // connection gone
+        };
+        let out = body.map(|body| Output::Response {
+            conn: to.conn,
+            correlation_id: to.correlation_id,
+            api_version,
+            body,
+        });
+        assert!(to.seq >= state.next_to_send && to.seq < state.next_seq);
+        let previous = state.ready.insert(to.seq, out);
+        assert!(previous.is_none(), "one response per request");
+        while let Some(out) = state.ready.remove(&state.next_to_send) {
+            state.next_to_send += 1;
+            if let Some(out) = out {
+                self.outputs.push_back(out);
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, reason: String) {
+        self.outputs.push_back(Output::Close { conn, reason });
+        self.on_conn_closed(conn);
+    }
+
+    fn on_conn_closed(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+        // The answer has nowhere to go, but what the write applies still applies.
+        for w in &mut self.internal_waits {
+            if w.reply.as_ref().is_some_and(|r| r.0.conn == conn) {
+                w.reply = None;
+            }
+        }
+        self.internal_waits
+            .retain(|w| w.reply.is_some() || !w.apply.is_empty());
+        self.fetches
+            .retain(|_, f| f.reply.conn != conn || f.reading.is_some());
+        for p in self.produces.values_mut() {
+            if p.reply.is_some_and(|r| r.conn == conn) {
+                p.reply = None;
+            }
+        }
+        self.coordinator.on_conn_closed(conn);
+    }
+
+    fn write_broker_meta(&mut self) {
+        let data = BrokerMeta {
+            cluster_id: self.cluster_id,
+            producer_id_block_end: self.producer_id_block_end,
+        }
+        .encode();
+        self.meta_write_in_flight = true;
+        self.storage(
+            StorageRequest::WriteBrokerMeta { data },
+            OpPurpose::BrokerMeta,
+        );
+    }
+
+    fn on_request(&mut self, conn: ConnId, request: Request) {
+        let to = self.reply_to(conn, &request);
+        let version = request.header.request_api_version;
+        match request.body {
+            RequestKind::ApiVersions(_) => self.api_versions(to, version),
+            RequestKind::Metadata(r) => self.metadata(to, version, r),
+            RequestKind::Produce(r) => self.produce(to, version, r),
+            RequestKind::Fetch(r) => self.fetch(to, r),
+            RequestKind::ListOffsets(r) => self.list_offsets(to, r),
+            RequestKind::CreateTopics(r) => self.create_topics(to, r),
+            RequestKind::DeleteTopics(r) => self.delete_topics(to, version, r),
+            RequestKind::InitProducerId(r) => self.init_producer_id(to, r),
+            RequestKind::DescribeConfigs(r) => self.describe_configs(to, r),
+            body => {
+                if !crate::group::handle(self, to, body) {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("{conn:?}: request for an API gregor does not serve; closing"),
+                    );
+                    self.respond(to, None);
+                    self.close(conn, "unsupported API".into());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Produce: checking, appending and acknowledging batches (acks 0, 1 and all).
+
+use super::*;
+
+impl Broker {
+    pub(super) fn produce(&mut self, to: ReplyTo, version: i16, r: ProduceRequest) {
+        let acks = r.acks;
+        let mut response = ProduceResponse::default();
+        let mut waits = Vec::new();
+        let mut any_error = false;
+        let refuse_all = if version < 3 {
+            Some((
+                UNSUPPORTED_VERSION,
+                "Produce v0-v2 (message format v0/v1) is not supported".to_string(),
+            ))
+        } else if !matches!(acks, -1..=1) {
+            Some((
+                INVALID_REQUIRED_ACKS,
+                format!("acks must be -1, 0 or 1, not {acks}"),
+            ))
+        } else if r.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+            Some((
+                TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "transactions are not supported".to_string(),
+            ))
+        } else {
+            None
+        };
+        for td in r.topic_data {
+            let name = name_of(&td.name.0);
+            let mut tr = TopicProduceResponse::default().with_name(td.name.clone());
+            for pd in td.partition_data {
+                let mut pr = PartitionProduceResponse::default()
+                    .with_index(pd.index)
+                    .with_base_offset(-1);
+                let result = match &refuse_all {
+                    Some((code, msg)) => Err((*code, msg.clone())),
+                    None => self.append_one(&name, pd.index, pd.records, false),
+                };
+                match result {
+                    Ok((base, log_start, wait)) => {
+                        pr.base_offset = base;
+                        pr.log_start_offset = log_start;
+                        if let Some(w) = wait {
+                            waits.push(ProduceWait {
+                                topic: response.responses.len(),
+                                partition: tr.partition_responses.len(),
+                                ..w
+                            });
+                        }
+                    }
+                    Err((code, msg)) => {
+                        any_error = true;
+                        self.log(
+                            LogLevel::Warn,
+                            format!(
+                                "produce to {name}-{} from {:?} refused: {msg}",
+                                pd.index, to.conn
+                            ),
+                        );
+                        pr.error_code = code;
+                        pr.error_message = Some(sb(msg));
+                    }
+                }
+                tr.partition_responses.push(pr);
+            }
+            response.responses.push(tr);
+        }
+        if acks == 0 {
+            // Fire and forget: no response. On an error Kafka closes the connection, the only
+            // way to tell an acks=0 producer that something went wrong.
+            self.respond(to, None);
+            if any_error {
+                self.close(to.conn, "acks=0 produce failed".into());
+            }
+            return;
+        }
+        let id = self.next_pending;
+        self.next_pending += 1;
+        // A zero or negative timeout would fail every acks>=1 produce before its fsync could
+        // complete; treat it as Kafka's default request timeout (30 s) instead.
+        let timeout_ms = if r.timeout_ms > 0 {
+            r.timeout_ms as u64
+        } else {
+            30_000
+        };
+        let timeout = Duration::from_ms(timeout_ms);
+        self.produces.insert(
+            id,
+            PendingProduce {
+                reply: Some(to),
+                response,
+                waits,
+                deadline: self.now + timeout,
+            },
+        );
+        // Completion happens in after_step, once the ends have been looked at.
+    }
+
+    /// Validate and append one partition's records. Returns (base offset, log start offset,
+    /// what to wait for) or an error code with a message naming what was wrong.
+    pub(super) fn append_one(
+        &mut self,
+        name: &str,
+        index: i32,
+        records: Option<Bytes>,
+        internal: bool,
+    ) -> Result<(i64, i64, Option<ProduceWait>), (i16, String)> {
+        let now = self.now;
+        let Some(topic) = self.topics.get_mut(name) else {
+            return Err((
+                UNKNOWN_TOPIC_OR_PARTITION,
+                format!("unknown topic {name:?}"),
+            ));
+        };
+        if topic.internal && !internal {
+            return Err((
+                INVALID_TOPIC_EXCEPTION,
+                format!("{name} is an internal topic"),
+            ));
+        }
+        let topic_id = topic.id;
+        let settings = topic.settings.clone();
+        let Some(p) = usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get_mut(i))
+        else {
+            return Err((
+                UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic {name} has no partition {index}"),
+            ));
+        };
+        if let Some(why) = &p.offline {
+            return Err((KAFKA_STORAGE_ERROR, format!("partition offline: {why}")));
+        }
+        let records = records.unwrap_or_default();
+        if records.len() as u64 > settings.max_message_bytes as u64 {
+            return Err((
+                MESSAGE_TOO_LARGE,
+                format!(
+                    "batch of {} bytes exceeds max.message.bytes {}",
+                    records.len(),
+                    settings.max_message_bytes
+                ),
+            ));
+        }
+        let header = BatchHeader::parse(&records).map_err(batch_error)?;
+        if header.size != records.len() {
+            if header.size < records.len() {
+                return Err((
+                    INVALID_RECORD,
+                    "a produce request must carry exactly one record batch per partition".into(),
+                ));
+            }
+            return Err(batch_error(BatchError::Truncated {
+                have: records.len(),
+                need: header.size,
+            }));
+        }
+        header.verify(&records).map_err(batch_error)?;
+        if header.is_transactional() || header.is_control() {
+            return Err((
+                INVALID_RECORD,
+                "transactional and control batches are not supported".into(),
+            ));
+        }
+        let mut base = p.log.log_end_offset();
+        let mut wait_end = None;
+        if header.has_producer_id() {
+            match p.producers.check(&header) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate(orig) => {
+                    base = orig.base_offset;
+                    wait_end = Some(orig.last_offset + 1);
+                }
+                SequenceCheck::OutOfOrder { expected } => {
+                    return Err((
+                        OUT_OF_ORDER_SEQUENCE_NUMBER,
+                        format!(
+                            "producer {} sent sequence {} where {} was expected",
+                            header.producer_id, header.base_sequence, expected
+                        ),
+                    ))
+                }
+                SequenceCheck::StaleEpoch { current } => {
+                    return Err((
+                        INVALID_PRODUCER_EPOCH,
+                        format!(
+                            "producer {} epoch {} is older than {current}",
+                            header.producer_id, header.producer_epoch
+                        ),
+                    ))
+                }
+            }
+        }
+        let end = match wait_end {
+            Some(end) => end,
+            None => {
+                let mut owned = BytesMut::from(&records[..]);
+                batch::assign(&mut owned, base, 0);
+                let owned = owned.freeze();
+                let assigned = BatchHeader::parse(&owned).expect("just parsed");
+                let roll = RollPolicy {
+                    segment_bytes_max: settings.segment_bytes,
+                    segment_age_ns_max: Duration::from_ms(settings.segment_ms).0,
+                };
+                let reqs = p.log.append(owned, &assigned, now, roll);
+                p.producers.record(&assigned);
+                p.producers
+                    .evict_beyond(self.config.producers_per_partition_max);
+                let end = assigned.next_offset();
+                if p.unsynced_since.is_none() {
+                    p.unsynced_since = Some(now);
+                }
+                let generation = p.generation;
+                for req in reqs {
+                    let purpose = match req {
+                        StorageRequest::Append { .. } => OpPurpose::Append {
+                            topic: name.to_string(),
+                            topic_id,
+                            partition: index,
+                            end,
+                            generation,
+                        },
+                        _ => OpPurpose::Other {
+                            what: format!("roll {name}-{index}"),
+                        },
+                    };
+                    self.storage(req, purpose);
+                }
+                self.touched.insert((name.to_string(), index));
+                end
+            }
+        };
+        let log_start = self.topics[name].partitions[index as usize]
+            .log
+            .log_start_offset();
+        let wait = ProduceWait {
+            topic: 0,
+            partition: 0,
+            name: name.to_string(),
+            topic_id,
+            index,
+            end,
+        };
+        Ok((base, log_start, Some(wait)))
+    }
+
+    /// Release produce responses whose batches the policy now covers; time out the rest.
+    pub(super) fn complete_produces(&mut self) {
+        let durability = self.config.durability;
+        let now = self.now;
+        let mut done = Vec::new();
+        for (id, pp) in self.produces.iter_mut() {
+            let topics = &self.topics;
+            pp.waits.retain(|w| {
+                let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
+                let Some(t) = topics.get(&w.name).filter(|t| t.id == w.topic_id) else {
+                    pr.error_code = UNKNOWN_TOPIC_OR_PARTITION;
+                    pr.error_message = Some(sb("topic deleted while the produce was pending"));
+                    return false;
+                };
+                let p = &t.partitions[w.index as usize];
+                if let Some(why) = &p.offline {
+                    pr.error_code = KAFKA_STORAGE_ERROR;
+                    pr.error_message = Some(sb(format!("partition offline: {why}")));
+                    return false;
+                }
+                if p.log.log_end_offset() < w.end {
+                    // The write failed and the log was cut below this batch.
+                    pr.error_code = KAFKA_STORAGE_ERROR;
+                    pr.error_message = Some(sb("write to storage failed"));
+                    return false;
+                }
+                p.ack_end(durability) < w.end
+            });
+            if !pp.waits.is_empty() && pp.deadline <= now {
+                for w in pp.waits.drain(..) {
+                    let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
+                    pr.error_code = REQUEST_TIMED_OUT;
+                    pr.error_message =
+                        Some(sb("timed out waiting for the write to become durable"));
+                }
+            }
+            if pp.waits.is_empty() {
+                done.push(*id);
+            }
+        }
+        for id in done {
+            let pp = self.produces.remove(&id).unwrap();
+            if let Some(to) = pp.reply {
+                self.respond(to, Some(ResponseKind::Produce(pp.response)));
+            }
+        }
+    }
+
+    pub(super) fn complete_internal_waits(&mut self) {
+        let durability = self.config.durability;
+        let mut done = Vec::new();
+        let waits = std::mem::take(&mut self.internal_waits);
+        for w in waits {
+            let p = self
+                .topics
+                .get(&w.topic)
+                .filter(|t| t.id == w.topic_id)
+                .and_then(|t| t.partitions.get(w.partition as usize));
+            match p {
+                Some(p)
+                    if p.offline.is_none()
+                        && p.write_survives(w.end, w.generation)
+                        && p.log.log_end_offset() >= w.end =>
+                {
+                    if p.ack_end(durability) >= w.end {
+                        done.push((w, true));
+                    } else {
+                        self.internal_waits.push(w);
+                    }
+                }
+                _ => done.push((w, false)),
+            }
+        }
+        let now = self.now;
+        for (w, ok) in done {
+            if ok {
+                for r in w.apply {
+                    self.coordinator.replay(r, now);
+                }
+            }
+            if let Some((to, ok_body, err_body)) = w.reply {
+                self.respond(to, Some(if ok { ok_body } else { err_body }));
+            }
+            if let (false, Some((g, generation))) = (ok, w.group) {
+                crate::group::membership_write_failed(self, &g, generation);
+            }
+        }
+    }
+}
+
+pub(super) fn batch_error(e: BatchError) -> (i16, String) {
+    let code = match e {
+        BatchError::Truncated { .. } | BatchError::Crc { .. } => CORRUPT_MESSAGE,
+        BatchError::Magic(_) => UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        BatchError::Invalid(_) => INVALID_RECORD,
+    };
+    (code, e.to_string())
+}

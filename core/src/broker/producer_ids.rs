@@ -1,0 +1,51 @@
+//! InitProducerId: producer ids handed out in blocks that survive restarts.
+
+use super::*;
+
+impl Broker {
+    pub(super) fn init_producer_id(&mut self, to: ReplyTo, r: InitProducerIdRequest) {
+        // Clients send a null transactional id for a plain idempotent producer; an empty one is
+        // treated the same way.
+        if r.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+            let resp = InitProducerIdResponse::default()
+                .with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            self.log(LogLevel::Warn, format!("{:?}: InitProducerId with a transactional id refused: transactions are not supported", to.conn));
+            self.respond(to, Some(ResponseKind::InitProducerId(resp)));
+            return;
+        }
+        self.meta_waiters.push(to);
+        if self.next_producer_id >= self.producer_id_block_end {
+            if !self.meta_write_in_flight {
+                // Reserve the next block durably before handing out any id from it.
+                self.producer_id_block_end = self.next_producer_id + PRODUCER_ID_BLOCK;
+                self.write_broker_meta();
+            }
+            return;
+        }
+        if !self.meta_write_in_flight {
+            let waiters = std::mem::take(&mut self.meta_waiters);
+            for to in waiters {
+                self.hand_out_producer_id(to);
+            }
+        }
+    }
+
+    pub(super) fn hand_out_producer_id(&mut self, to: ReplyTo) {
+        if self.next_producer_id >= self.producer_id_block_end {
+            self.meta_waiters.push(to);
+            if !self.meta_write_in_flight {
+                self.producer_id_block_end = self.next_producer_id + PRODUCER_ID_BLOCK;
+                self.write_broker_meta();
+            }
+            return;
+        }
+        let pid = self.next_producer_id;
+        self.next_producer_id += 1;
+        let resp = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(0);
+        self.respond(to, Some(ResponseKind::InitProducerId(resp)));
+    }
+}

@@ -1,0 +1,174 @@
+//! Starting a broker from what the driver recovered from storage.
+
+use super::*;
+
+impl Broker {
+    /// Start a broker from what the driver found on storage. The first outputs are the repairs
+    /// recovery decided on (cutting torn tails) and log lines describing them.
+    pub fn new(config: Config, recovered: Recovered, now: Instant) -> Result<Broker, ConfigError> {
+        config.validate()?;
+        let mut prng = Prng::new(config.seed);
+        let mut broker = Broker {
+            now,
+            cluster_id: [0; 16],
+            next_producer_id: 0,
+            producer_id_block_end: 0,
+            meta_write_in_flight: false,
+            meta_waiters: Vec::new(),
+            topics: BTreeMap::new(),
+            next_op: 0,
+            ops: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            conns: BTreeMap::new(),
+            next_pending: 0,
+            produces: BTreeMap::new(),
+            fetches: BTreeMap::new(),
+            creates: BTreeMap::new(),
+            internal_waits: Vec::new(),
+            last_internal: None,
+            touched: BTreeSet::new(),
+            next_retention_check: now + RETENTION_CHECK_INTERVAL,
+            coordinator: Coordinator::new(&config),
+            prng: Prng::new(0),
+            config,
+        };
+        let meta = match recovered.broker_meta.as_deref().map(BrokerMeta::decode) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                broker.log(
+                    LogLevel::Error,
+                    format!("broker.meta unreadable ({e}); starting with a new one"),
+                );
+                None
+            }
+            None => None,
+        };
+        match meta {
+            Some(m) => {
+                broker.cluster_id = m.cluster_id;
+                broker.next_producer_id = m.producer_id_block_end;
+                broker.producer_id_block_end = m.producer_id_block_end;
+            }
+            None => {
+                broker.cluster_id = prng.uuid_bytes();
+                broker.write_broker_meta();
+            }
+        }
+        broker.prng = prng;
+
+        for rp in recovered.partitions {
+            let meta = match rp.meta.as_deref().map(PartitionMeta::decode) {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    broker.log(
+                        LogLevel::Error,
+                        format!(
+                            "{}: partition.meta unreadable ({e}); ignoring the directory",
+                            rp.dir_name
+                        ),
+                    );
+                    continue;
+                }
+                None => {
+                    broker.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: no partition.meta (interrupted creation?); ignoring the directory",
+                            rp.dir_name
+                        ),
+                    );
+                    continue;
+                }
+            };
+            // Rebuild idempotent producer state from the batch headers the scan kept, then
+            // forget whatever recovery cuts away.
+            let mut producers = ProducerStates::default();
+            let mut scans = rp.segments;
+            scans.sort_by_key(|s| s.base_offset);
+            for scan in &scans {
+                for b in &scan.batches {
+                    producers.record(&b.header);
+                }
+            }
+            let dir = PartitionDir {
+                topic: meta.topic.clone(),
+                partition: meta.partition,
+            };
+            let (log, repairs, notes) = PartitionLog::recover(dir, scans, now);
+            producers.truncate_to(log.log_end_offset());
+            producers.evict_beyond(broker.config.producers_per_partition_max);
+            for n in notes {
+                broker.log(LogLevel::Warn, n);
+            }
+            for r in repairs {
+                let what = format!("recovery repair of {}", rp.dir_name);
+                broker.storage(r, OpPurpose::Other { what });
+            }
+            let topic = broker
+                .topics
+                .entry(meta.topic.clone())
+                .or_insert_with(|| Topic {
+                    id: meta.topic_id,
+                    settings: meta.settings.clone(),
+                    partitions: Vec::new(),
+                    internal: meta.topic.starts_with("__"),
+                });
+            let mut p = Partition::new(log, producers);
+            // What recovery found may have been in the page cache only: a process crash keeps
+            // unsynced writes, and a later power loss would take them. So nothing recovered is
+            // treated as durable until this broker has synced it; under group commit consumers
+            // see it, and retried batches are acknowledged, only after that fsync (found by the
+            // simulator: seed 2, a crash then a power loss lost a duplicate's acknowledgement).
+            p.durable_end = p.log.log_start_offset();
+            p.sync_requested_end = p.log.log_start_offset();
+            if p.log.log_end_offset() > p.log.log_start_offset() {
+                p.unsynced_since = Some(now);
+                if broker.config.durability == Durability::GroupCommit {
+                    p.high_watermark = p.log.log_start_offset();
+                }
+                broker.touched.insert((meta.topic.clone(), meta.partition));
+            }
+            let idx = meta.partition as usize;
+            // Placeholders for partitions not (yet) found; each real one replaces its own.
+            while topic.partitions.len() < (idx + 1).max(meta.partition_count.max(0) as usize) {
+                let dir = PartitionDir {
+                    topic: meta.topic.clone(),
+                    partition: topic.partitions.len() as i32,
+                };
+                let mut missing =
+                    Partition::new(PartitionLog::create(dir, now).0, ProducerStates::default());
+                missing.offline = Some("missing".into());
+                topic.partitions.push(missing);
+            }
+            topic.partitions[idx] = p;
+            if let Some(max) = topic.partitions[idx].producers.max_producer_id() {
+                broker.next_producer_id = broker.next_producer_id.max(max + 1);
+            }
+        }
+        // A topic is whole only if every partition directory was found.
+        let missing: Vec<(String, usize)> = broker
+            .topics
+            .iter()
+            .flat_map(|(n, t)| {
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.offline.as_deref() == Some("missing"))
+                    .map(move |(i, _)| (n.clone(), i))
+            })
+            .collect();
+        for (name, i) in missing {
+            broker.log(
+                LogLevel::Error,
+                format!("{name}-{i}: partition directory missing; partition offline"),
+            );
+            broker.topics.get_mut(&name).unwrap().partitions[i].offline =
+                Some("partition directory missing at start".into());
+        }
+        broker.next_producer_id = broker.next_producer_id.max(broker.producer_id_block_end);
+        crate::group::start(&mut broker);
+        broker.after_step();
+        broker.invariants();
+        Ok(broker)
+    }
+}

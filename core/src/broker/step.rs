@@ -1,0 +1,130 @@
+//! Work after every input: time-driven checks, retention, releasing what became ready.
+
+use super::*;
+
+impl Broker {
+    pub(super) fn on_time(&mut self) {
+        if self.now >= self.next_retention_check {
+            self.next_retention_check = self.now + RETENTION_CHECK_INTERVAL;
+            let now_ms = self.now.unix_ms();
+            let mut deletions = Vec::new();
+            for (name, t) in self.topics.iter_mut() {
+                for (i, p) in t.partitions.iter_mut().enumerate() {
+                    if p.offline.is_some() {
+                        continue;
+                    }
+                    let reqs = p.log.apply_retention(
+                        now_ms,
+                        t.settings.retention_ms,
+                        t.settings.retention_bytes,
+                        p.high_watermark,
+                    );
+                    if !reqs.is_empty() {
+                        deletions.push((format!("{name}-{i}"), reqs, p.log.log_start_offset()));
+                    }
+                }
+            }
+            for (what, reqs, start) in deletions {
+                self.log(
+                    LogLevel::Info,
+                    format!("retention: {what} now starts at offset {start}"),
+                );
+                for r in reqs {
+                    self.storage(
+                        r,
+                        OpPurpose::Other {
+                            what: format!("retention {what}"),
+                        },
+                    );
+                }
+            }
+        }
+        if let Durability::Interval { interval_ms, .. } = self.config.durability {
+            let now = self.now;
+            let mut due = Vec::new();
+            for (n, t) in &self.topics {
+                for (i, p) in t.partitions.iter().enumerate() {
+                    if p.unsynced_since
+                        .is_some_and(|s| s + Duration::from_ms(interval_ms) <= now)
+                    {
+                        due.push((n.clone(), i as i32));
+                    }
+                }
+            }
+            self.touched.extend(due);
+        }
+        self.coordinator_tick();
+    }
+
+    pub(super) fn coordinator_tick(&mut self) {
+        crate::group::tick(self);
+    }
+
+    pub(super) fn after_step(&mut self) {
+        let touched = std::mem::take(&mut self.touched);
+        let durability = self.config.durability;
+        for (name, index) in &touched {
+            let Some(t) = self.topics.get_mut(name) else {
+                continue;
+            };
+            let topic_id = t.id;
+            let Some(p) = t.partitions.get_mut(*index as usize) else {
+                continue;
+            };
+            if p.offline.is_some() {
+                continue;
+            }
+            // Issue a sync if the policy wants one and none is in flight (group commit: one
+            // fsync covers everything appended while the previous one ran).
+            let unsynced = p.log.log_end_offset() - p.sync_requested_end;
+            let want_sync = unsynced > 0
+                && p.sync.is_none()
+                && match durability {
+                    Durability::None => false,
+                    Durability::GroupCommit => true,
+                    Durability::Interval {
+                        records,
+                        interval_ms,
+                    } => {
+                        unsynced as u64 >= records
+                            || p.unsynced_since
+                                .is_some_and(|s| s + Duration::from_ms(interval_ms) <= self.now)
+                    }
+                };
+            let mut syncs = Vec::new();
+            if want_sync {
+                let files = p.log.files_since(p.sync_requested_end);
+                p.syncs_issued += 1;
+                p.sync = Some(SyncInFlight {
+                    id: p.syncs_issued,
+                    remaining: files.len(),
+                    covers_end: p.log.log_end_offset(),
+                });
+                p.sync_requested_end = p.log.log_end_offset();
+                p.unsynced_since = None;
+                syncs = files;
+            }
+            if durability == Durability::None {
+                p.unsynced_since = None;
+            }
+            let hw = p.ack_end(durability).max(p.high_watermark);
+            p.high_watermark = hw;
+            let id = p.syncs_issued;
+            for file in syncs {
+                self.storage(
+                    StorageRequest::Sync { file },
+                    OpPurpose::Sync {
+                        topic: name.clone(),
+                        topic_id,
+                        partition: *index,
+                        id,
+                    },
+                );
+            }
+        }
+        self.complete_produces();
+        self.complete_internal_waits();
+        self.wake_fetches(&touched);
+        crate::group::after_step(self);
+    }
+}

@@ -1,0 +1,177 @@
+//! Storage completions: appends, syncs, reads and truncations coming back from the driver.
+
+use super::*;
+
+impl Broker {
+    pub(super) fn on_storage_done(&mut self, op: OpId, result: Result<StorageReply, StorageFault>) {
+        let Some(purpose) = self.ops.remove(&op) else {
+            panic!("storage completion for unknown op {op:?}: driver bug");
+        };
+        match purpose {
+            OpPurpose::Append {
+                topic,
+                topic_id,
+                partition,
+                end,
+                generation,
+            } => {
+                let Some(p) = self.partition_mut(&topic, topic_id, partition) else {
+                    return;
+                };
+                if p.generation != generation {
+                    return; // issued before a failure cut the log; already accounted for
+                }
+                match result {
+                    Ok(_) => {
+                        p.written_end = p.written_end.max(end);
+                        self.touched.insert((topic, partition));
+                    }
+                    Err(fault) => {
+                        self.write_failed(&topic, partition, format!("append failed: {fault}"))
+                    }
+                }
+            }
+            OpPurpose::Sync {
+                topic,
+                topic_id,
+                partition,
+                id,
+            } => {
+                let Some(p) = self.partition_mut(&topic, topic_id, partition) else {
+                    return;
+                };
+                match result {
+                    Ok(_) => {
+                        // A sync abandoned after a failed write: it proves nothing about the
+                        // sync in flight now.
+                        let Some(mut s) = p.sync.filter(|s| s.id == id) else {
+                            return;
+                        };
+                        s.remaining -= 1;
+                        p.sync = if s.remaining == 0 { None } else { Some(s) };
+                        if s.remaining == 0 {
+                            p.durable_end = p.durable_end.max(s.covers_end);
+                            self.touched.insert((topic, partition));
+                        }
+                    }
+                    Err(fault) => {
+                        // After a failed fsync the kernel may have dropped the dirty pages: what
+                        // is on disk is unknown (PostgreSQL's "fsyncgate"). Take the partition
+                        // offline; a restart recovers it from what is really there.
+                        p.sync = None;
+                        let why = format!("fsync failed: {fault}");
+                        p.offline = Some(why.clone());
+                        self.log(
+                            LogLevel::Error,
+                            format!("{topic}-{partition}: {why}; partition offline until restart"),
+                        );
+                        self.touched.insert((topic, partition));
+                    }
+                }
+            }
+            OpPurpose::Read { fetch, slot } => self.read_done(fetch, slot, result),
+            OpPurpose::GroupLoad { slot } => crate::group::load_done(self, slot, result),
+            OpPurpose::Create {
+                topic,
+                topic_id,
+                waiter,
+            } => {
+                if let Err(fault) = &result {
+                    self.log(
+                        LogLevel::Error,
+                        format!("creating topic {topic} failed: {fault}"),
+                    );
+                    if self.topics.get(&topic).is_some_and(|t| t.id == topic_id) {
+                        for p in &mut self.topics.get_mut(&topic).unwrap().partitions {
+                            p.offline = Some(format!("creation failed: {fault}"));
+                        }
+                    }
+                }
+                if let Some(w) = waiter {
+                    self.create_op_done(w, &topic, result.is_err());
+                }
+            }
+            OpPurpose::BrokerMeta => {
+                self.meta_write_in_flight = false;
+                match result {
+                    Ok(_) => {
+                        let waiters = std::mem::take(&mut self.meta_waiters);
+                        for to in waiters {
+                            self.hand_out_producer_id(to);
+                        }
+                    }
+                    Err(fault) => {
+                        self.log(
+                            LogLevel::Error,
+                            format!("writing broker.meta failed: {fault}"),
+                        );
+                        let waiters = std::mem::take(&mut self.meta_waiters);
+                        for to in waiters {
+                            let resp = InitProducerIdResponse::default()
+                                .with_error_code(KAFKA_STORAGE_ERROR)
+                                .with_producer_id(ProducerId(-1));
+                            self.respond(to, Some(ResponseKind::InitProducerId(resp)));
+                        }
+                    }
+                }
+            }
+            OpPurpose::Other { what } => {
+                if let Err(fault) = result {
+                    self.log(
+                        LogLevel::Error,
+                        format!("storage operation failed ({what}): {fault}"),
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn partition_mut(
+        &mut self,
+        topic: &str,
+        topic_id: [u8; 16],
+        partition: i32,
+    ) -> Option<&mut Partition> {
+        self.topics
+            .get_mut(topic)
+            .filter(|t| t.id == topic_id)
+            .and_then(|t| t.partitions.get_mut(partition as usize))
+    }
+
+    /// A write failed (disk full, I/O error): cut the log back to what was written, so nothing
+    /// after a hole can ever be read, and fail the produces that were waiting on the cut part.
+    pub(super) fn write_failed(&mut self, topic: &str, partition: i32, why: String) {
+        let p = &mut self.topics.get_mut(topic).unwrap().partitions[partition as usize];
+        let keep = p.written_end.max(p.log.log_start_offset());
+        p.cuts.push(keep);
+        p.generation += 1;
+        assert_eq!(p.cuts.len() as u64, p.generation);
+        let reqs = if p.log.log_end_offset() > keep {
+            p.log.truncate_to(keep)
+        } else {
+            Vec::new()
+        };
+        p.producers.truncate_to(keep);
+        p.sync_requested_end = p.sync_requested_end.min(keep);
+        p.durable_end = p.durable_end.min(keep);
+        if let Some(s) = p.sync.as_mut() {
+            // The fsync in flight still covers everything written before it, up to the cut; it
+            // must not be abandoned, or what it alone covered (a recovered log, say) would wait
+            // for a sync that is never issued (found by simulator seed 1742).
+            s.covers_end = s.covers_end.min(keep);
+        }
+        self.log(
+            LogLevel::Error,
+            format!("{topic}-{partition}: {why}; log cut back to offset {keep}"),
+        );
+        for r in reqs {
+            self.storage(
+                r,
+                OpPurpose::Other {
+                    what: format!("cut {topic}-{partition} after a failed write"),
+                },
+            );
+        }
+        self.touched.insert((topic.to_string(), partition));
+    }
+}

@@ -1,0 +1,110 @@
+//! DescribeGroups, ListGroups and DeleteGroups.
+
+use super::*;
+
+pub(super) fn describe_groups(b: &mut Broker, to: ReplyTo, r: DescribeGroupsRequest) -> bool {
+    let mut resp = DescribeGroupsResponse::default();
+    for gid in r.groups {
+        let name = gid.0.to_string();
+        let d = match b.coordinator.groups.get(&name) {
+            None => DescribedGroup::default()
+                .with_group_id(gid)
+                .with_group_state(sb("Dead")),
+            Some(g) => {
+                let protocol = g.protocol.clone().unwrap_or_default();
+                DescribedGroup::default()
+                    .with_group_id(gid)
+                    .with_group_state(sb(g.state.name()))
+                    .with_protocol_type(sb(g.protocol_type.clone()))
+                    .with_protocol_data(sb(protocol.clone()))
+                    .with_members(
+                        g.members
+                            .values()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(sb(m.member_id.clone()))
+                                    .with_group_instance_id(m.instance_id.clone().map(sb))
+                                    .with_client_id(sb(m.client_id.clone()))
+                                    .with_client_host(sb("/127.0.0.1"))
+                                    .with_member_metadata(m.metadata_for(&protocol))
+                                    .with_member_assignment(m.assignment.clone())
+                            })
+                            .collect(),
+                    )
+            }
+        };
+        resp.groups.push(d);
+    }
+    b.respond(to, Some(ResponseKind::DescribeGroups(resp)));
+    true
+}
+
+pub(super) fn list_groups(b: &mut Broker, to: ReplyTo, r: ListGroupsRequest) -> bool {
+    let states: Vec<String> = r
+        .states_filter
+        .iter()
+        .map(|s| s.to_string().to_lowercase())
+        .collect();
+    let groups = b
+        .coordinator
+        .groups
+        .iter()
+        .filter(|(_, g)| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+        .map(|(id, g)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(sb(id.clone())))
+                .with_protocol_type(sb(g.protocol_type.clone()))
+                .with_group_state(sb(g.state.name()))
+                .with_group_type(sb("classic"))
+        })
+        .collect();
+    b.respond(
+        to,
+        Some(ResponseKind::ListGroups(
+            ListGroupsResponse::default().with_groups(groups),
+        )),
+    );
+    true
+}
+
+pub(super) fn delete_groups(b: &mut Broker, to: ReplyTo, r: DeleteGroupsRequest) -> bool {
+    let mut resp = DeleteGroupsResponse::default();
+    for gid in r.groups_names {
+        let name = gid.0.to_string();
+        let code = match b.coordinator.groups.get(&name) {
+            None if !b.coordinator.offsets.contains_key(&name) => GROUP_ID_NOT_FOUND,
+            Some(g) if g.state != GroupState::Empty => NON_EMPTY_GROUP,
+            _ => {
+                let mut records: Vec<GroupRecord> = b
+                    .coordinator
+                    .offsets
+                    .get(&name)
+                    .map(|o| {
+                        o.keys()
+                            .map(|(t, p)| GroupRecord::Offset {
+                                group: name.clone(),
+                                topic: t.clone(),
+                                partition: *p,
+                                value: None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                records.push(GroupRecord::Group {
+                    group: name.clone(),
+                    value: None,
+                });
+                commit_records(b, &name, records, None);
+                b.log_line(LogLevel::Info, format!("group {name} deleted"));
+                NONE
+            }
+        };
+        resp.results.push(
+            delete_groups_response::DeletableGroupResult::default()
+                .with_group_id(gid)
+                .with_error_code(code),
+        );
+    }
+    b.respond(to, Some(ResponseKind::DeleteGroups(resp)));
+    true
+}

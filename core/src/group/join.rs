@@ -1,0 +1,483 @@
+//! JoinGroup and the rebalance: preparing, completing, persisting membership.
+
+use super::*;
+
+pub(super) fn join_error(code: i16, member_id: &str) -> ResponseKind {
+    ResponseKind::JoinGroup(
+        JoinGroupResponse::default()
+            .with_error_code(code)
+            .with_generation_id(-1)
+            .with_member_id(sb(member_id))
+            .with_protocol_name(None)
+            .with_protocol_type(None),
+    )
+}
+
+pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bool {
+    let now = b.now();
+    let group_id = r.group_id.0.to_string();
+    let member_id = r.member_id.to_string();
+    let instance_id = r.group_instance_id.as_ref().map(|s| s.to_string());
+    let c = &b.coordinator;
+    if group_id.is_empty() {
+        b.respond(to, Some(join_error(INVALID_GROUP_ID, &member_id)));
+        return true;
+    }
+    if r.session_timeout_ms < c.session_timeout_ms_min
+        || r.session_timeout_ms > c.session_timeout_ms_max
+    {
+        b.log_line(
+            LogLevel::Warn,
+            format!(
+                "JoinGroup {group_id}: session timeout {} ms outside {}..={}",
+                r.session_timeout_ms, c.session_timeout_ms_min, c.session_timeout_ms_max
+            ),
+        );
+        b.respond(to, Some(join_error(INVALID_SESSION_TIMEOUT, &member_id)));
+        return true;
+    }
+    let protocols: Vec<(String, Bytes)> = r
+        .protocols
+        .iter()
+        .map(|p| (p.name.to_string(), p.metadata.clone()))
+        .collect();
+    let protocol_type = r.protocol_type.to_string();
+    if protocol_type.is_empty() || protocols.is_empty() {
+        b.respond(
+            to,
+            Some(join_error(INCONSISTENT_GROUP_PROTOCOL, &member_id)),
+        );
+        return true;
+    }
+    let now_ms = now.unix_ms();
+    let group = b
+        .coordinator
+        .groups
+        .entry(group_id.clone())
+        .or_insert_with(|| Group::new(now_ms));
+    // A non-empty group only admits members speaking its protocol type and sharing an assignor.
+    if !group.members.is_empty() {
+        let shares = protocols.iter().any(|(n, _)| {
+            group
+                .members
+                .values()
+                .all(|m| m.protocols.iter().any(|(mn, _)| mn == n))
+        });
+        if group.protocol_type != protocol_type || !shares {
+            b.respond(
+                to,
+                Some(join_error(INCONSISTENT_GROUP_PROTOCOL, &member_id)),
+            );
+            return true;
+        }
+    }
+    let rebalance_ms = if r.rebalance_timeout_ms > 0 {
+        r.rebalance_timeout_ms
+    } else {
+        r.session_timeout_ms
+    };
+    let session = Duration::from_ms(r.session_timeout_ms as u64);
+
+    // Static membership (KIP-345): a known instance id takes over its old member.
+    if let Some(iid) = &instance_id {
+        let old = group
+            .members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(iid))
+            .map(|m| m.member_id.clone());
+        if let Some(old_id) = old {
+            if member_id.is_empty() || member_id != old_id {
+                let new_id = format!("{iid}-{}", b.random_suffix());
+                let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+                let mut m = group.members.remove(&old_id).unwrap();
+                if let Some(parked) = m.awaiting_sync.take() {
+                    b.respond_pub(
+                        parked,
+                        Some(ResponseKind::SyncGroup(
+                            SyncGroupResponse::default().with_error_code(FENCED_INSTANCE_ID),
+                        )),
+                    );
+                }
+                let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+                m.member_id = new_id.clone();
+                m.session_deadline = now + session;
+                m.protocols = protocols;
+                if group.leader.as_deref() == Some(old_id.as_str()) {
+                    group.leader = Some(new_id.clone());
+                }
+                let stable = group.state == GroupState::Stable;
+                if stable {
+                    // Same place, same assignment, no rebalance: answer with the current
+                    // generation so the member can SyncGroup and carry on.
+                    let resp = JoinGroupResponse::default()
+                        .with_generation_id(group.generation)
+                        .with_protocol_type(Some(sb(group.protocol_type.clone())))
+                        .with_protocol_name(group.protocol.clone().map(sb))
+                        .with_leader(sb(group.leader.clone().unwrap_or_default()))
+                        .with_member_id(sb(new_id.clone()));
+                    group.members.insert(new_id, m);
+                    let before = b.last_internal_write();
+                    persist_group(b, &group_id, None);
+                    let after = b.last_internal_write();
+                    let err = join_error(COORDINATOR_NOT_AVAILABLE, "");
+                    if after != before {
+                        b.respond_after(to, ResponseKind::JoinGroup(resp), err, after);
+                    } else {
+                        b.respond(to, Some(err));
+                    }
+                    return true;
+                }
+                m.awaiting_join = Some(to);
+                group.members.insert(new_id, m);
+                maybe_prepare(b, &group_id);
+                return true;
+            }
+        }
+    }
+
+    let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+    let known = group.members.contains_key(&member_id);
+    if member_id.is_empty() {
+        let new_id = format!(
+            "{}-{}",
+            if r.protocol_type.is_empty() {
+                "member"
+            } else {
+                "consumer"
+            },
+            b.random_suffix()
+        );
+        let new_id = match &instance_id {
+            Some(iid) => format!("{iid}-{new_id}"),
+            None => new_id,
+        };
+        let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+        if to.api_version >= 4 && instance_id.is_none() {
+            // KIP-394: hand out the id first; the member joins again with it.
+            group.pending.insert(new_id.clone(), now + session);
+            b.respond(to, Some(join_error(MEMBER_ID_REQUIRED, &new_id)));
+            return true;
+        }
+        add_member(
+            b,
+            &group_id,
+            new_id,
+            instance_id,
+            &r,
+            protocols,
+            rebalance_ms,
+            to,
+        );
+        return true;
+    }
+    if !known {
+        if group.pending.remove(&member_id).is_some() {
+            add_member(
+                b,
+                &group_id,
+                member_id,
+                instance_id,
+                &r,
+                protocols,
+                rebalance_ms,
+                to,
+            );
+        } else {
+            b.respond(to, Some(join_error(UNKNOWN_MEMBER_ID, &member_id)));
+        }
+        return true;
+    }
+    // A known member rejoining.
+    let m = group.members.get_mut(&member_id).unwrap();
+    let same = m.protocols == protocols;
+    m.protocols = protocols;
+    m.session_timeout_ms = r.session_timeout_ms;
+    m.rebalance_timeout_ms = rebalance_ms;
+    m.session_deadline = now + session;
+    if let Some(old) = m.awaiting_join.replace(to) {
+        // A duplicate join: the older one is superseded.
+        b.respond_pub(old, Some(join_error(REBALANCE_IN_PROGRESS, &member_id)));
+    }
+    let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+    let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+    if group.state == GroupState::Stable && same && !is_leader {
+        // Nothing changed for a follower in a stable group: answer with the current generation.
+        let m = group.members.get_mut(&member_id).unwrap();
+        let parked = m.awaiting_join.take().unwrap();
+        let resp = JoinGroupResponse::default()
+            .with_generation_id(group.generation)
+            .with_protocol_type(Some(sb(group.protocol_type.clone())))
+            .with_protocol_name(group.protocol.clone().map(sb))
+            .with_leader(sb(group.leader.clone().unwrap_or_default()))
+            .with_member_id(sb(member_id));
+        b.respond(parked, Some(ResponseKind::JoinGroup(resp)));
+        return true;
+    }
+    maybe_prepare(b, &group_id);
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_member(
+    b: &mut Broker,
+    group_id: &str,
+    member_id: String,
+    instance_id: Option<String>,
+    r: &JoinGroupRequest,
+    protocols: Vec<(String, Bytes)>,
+    rebalance_ms: i32,
+    to: ReplyTo,
+) {
+    let now = b.now();
+    let client_id = b.client_id_of(to.conn);
+    let delay = b.coordinator.initial_rebalance_delay;
+    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    if group.members.is_empty() {
+        group.protocol_type = r.protocol_type.to_string();
+        if group.state == GroupState::Empty && delay > Duration::ZERO {
+            group.initial_delay_until = Some(now + delay);
+        }
+    } else if let Some(until) = group.initial_delay_until {
+        // Another member during the initial delay extends it, up to the rebalance timeout.
+        let cap = now + Duration::from_ms(rebalance_ms as u64);
+        group.initial_delay_until = Some((until.max(now) + delay).min(cap));
+    }
+    group.members.insert(
+        member_id.clone(),
+        Member {
+            member_id,
+            instance_id,
+            client_id,
+            session_timeout_ms: r.session_timeout_ms,
+            rebalance_timeout_ms: rebalance_ms,
+            protocols,
+            assignment: Bytes::new(),
+            session_deadline: now + Duration::from_ms(r.session_timeout_ms as u64),
+            awaiting_join: Some(to),
+            awaiting_sync: None,
+        },
+    );
+    maybe_prepare(b, group_id);
+}
+
+/// A group's membership record (its generation, leader, assignment) failed to write. The
+/// generation it describes was never made durable, so it cannot stand: start a new rebalance,
+/// as Kafka's coordinator does when storing a group's assignment fails. Members learn it from
+/// their next heartbeat (REBALANCE_IN_PROGRESS) and join the next generation, whose record is
+/// written anew.
+pub(crate) fn membership_write_failed(b: &mut Broker, group_id: &str, generation: i32) {
+    let Some(g) = b.coordinator.groups.get(group_id) else {
+        return;
+    };
+    if g.generation != generation
+        || !matches!(
+            g.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        )
+    {
+        return;
+    }
+    b.log_line(
+        LogLevel::Warn,
+        format!(
+            "group {group_id}: the record of generation {generation} failed to write; rebalancing"
+        ),
+    );
+    maybe_prepare(b, group_id);
+}
+
+/// Move a group into PreparingRebalance if it is not there yet, parking syncs.
+pub(super) fn maybe_prepare(b: &mut Broker, group_id: &str) {
+    let now = b.now();
+    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    if group.state == GroupState::PreparingRebalance {
+        return;
+    }
+    group.state = GroupState::PreparingRebalance;
+    group.rebalance_deadline = Some(now + group.rebalance_timeout());
+    let mut parked = Vec::new();
+    for m in group.members.values_mut() {
+        if let Some(s) = m.awaiting_sync.take() {
+            parked.push(s);
+        }
+    }
+    b.log_line(
+        LogLevel::Info,
+        format!("group {group_id}: preparing rebalance"),
+    );
+    for s in parked {
+        b.respond_pub(
+            s,
+            Some(ResponseKind::SyncGroup(
+                SyncGroupResponse::default().with_error_code(REBALANCE_IN_PROGRESS),
+            )),
+        );
+    }
+}
+
+/// Complete the join phase if every member has rejoined (or the deadline passed).
+pub(super) fn try_complete_join(b: &mut Broker, group_id: &str) {
+    let now = b.now();
+    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    if group.state != GroupState::PreparingRebalance {
+        return;
+    }
+    let deadline_passed = group.rebalance_deadline.is_some_and(|d| d <= now);
+    let all_joined =
+        group.members.values().all(|m| m.awaiting_join.is_some()) && group.pending.is_empty();
+    let delayed = group.initial_delay_until.is_some_and(|d| d > now);
+    if !(deadline_passed || (all_joined && !delayed)) {
+        return;
+    }
+    group.initial_delay_until = None;
+    // Members that did not rejoin in time are out.
+    let gone: Vec<String> = group
+        .members
+        .values()
+        .filter(|m| m.awaiting_join.is_none())
+        .map(|m| m.member_id.clone())
+        .collect();
+    for id in &gone {
+        group.members.remove(id);
+    }
+    group.pending.clear();
+    group.rebalance_deadline = None;
+    group.generation += 1;
+    if group.members.is_empty() {
+        group.state = GroupState::Empty;
+        group.protocol = None;
+        group.leader = None;
+        group.state_ms = now.unix_ms();
+        let generation = group.generation;
+        b.log_line(
+            LogLevel::Info,
+            format!("group {group_id}: empty at generation {generation}"),
+        );
+        persist_group(b, group_id, None);
+        return;
+    }
+    // Choose the assignor: among those every member supports, the one most members prefer.
+    let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+    let candidates: Vec<String> = group
+        .members
+        .values()
+        .next()
+        .unwrap()
+        .protocols
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| {
+            group
+                .members
+                .values()
+                .all(|m| m.protocols.iter().any(|(mn, _)| mn == n))
+        })
+        .collect();
+    for m in group.members.values() {
+        if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(n)) {
+            *votes.entry(n.clone()).or_default() += 1;
+        }
+    }
+    let protocol = candidates
+        .iter()
+        .max_by_key(|c| {
+            (
+                votes.get(*c).copied().unwrap_or(0),
+                std::cmp::Reverse(candidates.iter().position(|x| x == *c)),
+            )
+        })
+        .cloned();
+    let Some(protocol) = protocol else {
+        // Cannot happen: joins are refused unless they share a protocol with the group.
+        panic!("group {group_id}: no common protocol among members");
+    };
+    group.protocol = Some(protocol.clone());
+    if !group
+        .leader
+        .as_ref()
+        .is_some_and(|l| group.members.contains_key(l))
+    {
+        group.leader = group.members.keys().next().cloned();
+    }
+    group.state = GroupState::CompletingRebalance;
+    let leader = group.leader.clone().unwrap();
+    let generation = group.generation;
+    let members_list: Vec<JoinGroupResponseMember> = group
+        .members
+        .values()
+        .map(|m| {
+            JoinGroupResponseMember::default()
+                .with_member_id(sb(m.member_id.clone()))
+                .with_group_instance_id(m.instance_id.clone().map(sb))
+                .with_metadata(m.metadata_for(&protocol))
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for m in group.members.values_mut() {
+        m.session_deadline = now + Duration::from_ms(m.session_timeout_ms as u64);
+        let to = m.awaiting_join.take().unwrap();
+        let resp = JoinGroupResponse::default()
+            .with_generation_id(generation)
+            .with_protocol_type(Some(sb(group.protocol_type.clone())))
+            .with_protocol_name(Some(sb(protocol.clone())))
+            .with_leader(sb(leader.clone()))
+            .with_member_id(sb(m.member_id.clone()))
+            .with_members(if m.member_id == leader {
+                members_list.clone()
+            } else {
+                vec![]
+            });
+        replies.push((to, resp));
+    }
+    let n = group.members.len();
+    b.log_line(LogLevel::Info, format!("group {group_id}: generation {generation} with {n} member(s), protocol {protocol}, leader {leader}"));
+    for (to, resp) in replies {
+        b.respond_pub(to, Some(ResponseKind::JoinGroup(resp)));
+    }
+}
+
+/// Write the group's current membership as a record (after a sync, or when it empties).
+pub(super) fn persist_group(
+    b: &mut Broker,
+    group_id: &str,
+    reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
+) {
+    let value = group_value(&b.coordinator.groups[group_id]);
+    commit_records(
+        b,
+        group_id,
+        vec![GroupRecord::Group {
+            group: group_id.to_string(),
+            value: Some(value),
+        }],
+        reply,
+    );
+}
+
+/// The durable form of a group's membership.
+pub(super) fn group_value(g: &Group) -> GroupValue {
+    let protocol = g.protocol.clone();
+    GroupValue {
+        protocol_type: g.protocol_type.clone(),
+        generation: g.generation,
+        protocol: protocol.clone(),
+        leader: g.leader.clone(),
+        members: g
+            .members
+            .values()
+            .map(|m| MemberValue {
+                member_id: m.member_id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                session_timeout_ms: m.session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                subscription: protocol
+                    .as_deref()
+                    .map(|p| m.metadata_for(p).to_vec())
+                    .unwrap_or_default(),
+                assignment: m.assignment.to_vec(),
+            })
+            .collect(),
+        state_ms: g.state_ms,
+    }
+}

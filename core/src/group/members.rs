@@ -1,0 +1,241 @@
+//! SyncGroup, Heartbeat and LeaveGroup.
+
+use super::*;
+
+pub(super) fn sync_error(code: i16) -> ResponseKind {
+    ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+}
+
+pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bool {
+    let now = b.now();
+    let group_id = r.group_id.0.to_string();
+    let member_id = r.member_id.to_string();
+    let Some(group) = b.coordinator.groups.get_mut(&group_id) else {
+        b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID)));
+        return true;
+    };
+    let Some(m) = group.members.get_mut(&member_id) else {
+        b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID)));
+        return true;
+    };
+    m.session_deadline = now + Duration::from_ms(m.session_timeout_ms as u64);
+    if r.generation_id != group.generation {
+        b.respond(to, Some(sync_error(ILLEGAL_GENERATION)));
+        return true;
+    }
+    if r.protocol_type
+        .as_ref()
+        .is_some_and(|p| p.as_str() != group.protocol_type)
+        || r.protocol_name
+            .as_ref()
+            .is_some_and(|p| Some(p.as_str()) != group.protocol.as_deref())
+    {
+        b.respond(to, Some(sync_error(INCONSISTENT_GROUP_PROTOCOL)));
+        return true;
+    }
+    match group.state {
+        GroupState::PreparingRebalance => {
+            b.respond(to, Some(sync_error(REBALANCE_IN_PROGRESS)));
+        }
+        GroupState::Stable => {
+            let resp = SyncGroupResponse::default()
+                .with_protocol_type(Some(sb(group.protocol_type.clone())))
+                .with_protocol_name(group.protocol.clone().map(sb))
+                .with_assignment(m.assignment.clone());
+            let mark = group.last_write.clone();
+            let err = sync_error(COORDINATOR_NOT_AVAILABLE);
+            b.respond_after(to, ResponseKind::SyncGroup(resp), err, mark);
+        }
+        GroupState::CompletingRebalance => {
+            if let Some(old) = m.awaiting_sync.replace(to) {
+                b.respond_pub(old, Some(sync_error(REBALANCE_IN_PROGRESS)));
+            }
+            let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+            if group.leader.as_deref() != Some(member_id.as_str()) {
+                return true; // followers wait for the leader's assignment
+            }
+            let assignments: BTreeMap<String, Bytes> = r
+                .assignments
+                .iter()
+                .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                .collect();
+            for (id, m) in group.members.iter_mut() {
+                m.assignment = assignments.get(id).cloned().unwrap_or_default();
+            }
+            group.state = GroupState::Stable;
+            group.state_ms = now.unix_ms();
+            let waiting: Vec<(ReplyTo, Bytes)> = group
+                .members
+                .values_mut()
+                .filter_map(|m| m.awaiting_sync.take().map(|t| (t, m.assignment.clone())))
+                .collect();
+            let (pt, pn) = (group.protocol_type.clone(), group.protocol.clone());
+            b.log_line(
+                LogLevel::Info,
+                format!("group {group_id}: stable at generation {}", r.generation_id),
+            );
+            // The assignment is answered once it is durable; each member gets its own share.
+            let mut first = true;
+            let mut written = None;
+            for (to, assignment) in waiting {
+                let ok = ResponseKind::SyncGroup(
+                    SyncGroupResponse::default()
+                        .with_protocol_type(Some(sb(pt.clone())))
+                        .with_protocol_name(pn.clone().map(sb))
+                        .with_assignment(assignment),
+                );
+                let err = sync_error(COORDINATOR_NOT_AVAILABLE);
+                if first {
+                    let before = b.last_internal_write();
+                    persist_group(b, &group_id, Some((to, ok, err)));
+                    let after = b.last_internal_write();
+                    // If the write was refused (say the partition is offline), every member
+                    // gets the error: an assignment that is not durable was never made.
+                    written = (after != before).then_some(after).flatten();
+                    first = false;
+                } else if written.is_some() {
+                    b.respond_after(to, ok, err, written.clone());
+                } else {
+                    b.respond(to, Some(err));
+                }
+            }
+        }
+        GroupState::Empty | GroupState::Dead => b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID))),
+    }
+    true
+}
+
+pub(super) fn heartbeat(b: &mut Broker, to: ReplyTo, r: HeartbeatRequest) -> bool {
+    let now = b.now();
+    let group_id = r.group_id.0.to_string();
+    let code = match b.coordinator.groups.get_mut(&group_id) {
+        None => UNKNOWN_MEMBER_ID,
+        Some(g) => match g.members.get_mut(r.member_id.as_str()) {
+            None => UNKNOWN_MEMBER_ID,
+            Some(m) => {
+                m.session_deadline = now + Duration::from_ms(m.session_timeout_ms as u64);
+                if r.generation_id != g.generation {
+                    ILLEGAL_GENERATION
+                } else if g.state == GroupState::PreparingRebalance {
+                    REBALANCE_IN_PROGRESS
+                } else {
+                    NONE
+                }
+            }
+        },
+    };
+    b.respond(
+        to,
+        Some(ResponseKind::Heartbeat(
+            HeartbeatResponse::default().with_error_code(code),
+        )),
+    );
+    true
+}
+
+pub(super) fn leave_group(b: &mut Broker, to: ReplyTo, r: LeaveGroupRequest) -> bool {
+    let group_id = r.group_id.0.to_string();
+    let leaving: Vec<(String, Option<String>)> = if to.api_version >= 3 {
+        r.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|s| s.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(r.member_id.to_string(), None)]
+    };
+    let mut resp = LeaveGroupResponse::default();
+    let Some(group) = b.coordinator.groups.get_mut(&group_id) else {
+        resp.error_code = UNKNOWN_MEMBER_ID;
+        b.respond(to, Some(ResponseKind::LeaveGroup(resp)));
+        return true;
+    };
+    let mut removed = 0;
+    // A leaving member's parked requests are answered each in its own kind (a SyncGroup with a
+    // SyncGroup response: simulator seed 2378 caught a JoinGroup body sent for a SyncGroup).
+    let mut parked_joins = Vec::new();
+    let mut parked_syncs = Vec::new();
+    for (mid, iid) in leaving {
+        // A static member may leave by instance id alone.
+        let id = if mid.is_empty() {
+            iid.as_ref().and_then(|i| {
+                group
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(i))
+                    .map(|m| m.member_id.clone())
+            })
+        } else {
+            Some(mid.clone())
+        };
+        let code = match id.and_then(|id| group.members.remove(&id)) {
+            Some(m) => {
+                removed += 1;
+                parked_joins.extend(m.awaiting_join);
+                parked_syncs.extend(m.awaiting_sync);
+                NONE
+            }
+            None => UNKNOWN_MEMBER_ID,
+        };
+        resp.members.push(
+            MemberResponse::default()
+                .with_member_id(sb(mid))
+                .with_group_instance_id(iid.map(sb))
+                .with_error_code(code),
+        );
+    }
+    if to.api_version < 3 {
+        resp.error_code = resp.members[0].error_code;
+        resp.members.clear();
+    }
+    for p in parked_joins {
+        b.respond_pub(p, Some(join_error(UNKNOWN_MEMBER_ID, "")));
+    }
+    for p in parked_syncs {
+        b.respond_pub(p, Some(sync_error(UNKNOWN_MEMBER_ID)));
+    }
+    if removed > 0 {
+        b.log_line(
+            LogLevel::Info,
+            format!("group {group_id}: {removed} member(s) left"),
+        );
+        member_gone(b, &group_id);
+    }
+    b.respond(to, Some(ResponseKind::LeaveGroup(resp)));
+    true
+}
+
+/// After members left or expired: rebalance the rest, or empty the group.
+pub(super) fn member_gone(b: &mut Broker, group_id: &str) {
+    let now = b.now();
+    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    if group.members.is_empty() {
+        if group.state != GroupState::PreparingRebalance || group.pending.is_empty() {
+            group.state = GroupState::Empty;
+            group.generation += 1;
+            group.protocol = None;
+            group.leader = None;
+            group.rebalance_deadline = None;
+            group.initial_delay_until = None;
+            group.state_ms = now.unix_ms();
+            persist_group(b, group_id, None);
+        }
+        return;
+    }
+    if group
+        .leader
+        .as_ref()
+        .is_some_and(|l| !group.members.contains_key(l))
+    {
+        group.leader = group.members.keys().next().cloned();
+    }
+    match group.state {
+        GroupState::Stable | GroupState::CompletingRebalance => maybe_prepare(b, group_id),
+        GroupState::PreparingRebalance => try_complete_join(b, group_id),
+        GroupState::Empty | GroupState::Dead => {}
+    }
+}

@@ -1,0 +1,229 @@
+//! OffsetCommit and OffsetFetch.
+
+use super::*;
+
+pub(super) fn commit_errors(r: &OffsetCommitRequest, code: i16) -> OffsetCommitResponse {
+    OffsetCommitResponse::default().with_topics(
+        r.topics
+            .iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest) -> bool {
+    let now = b.now();
+    let group_id = r.group_id.0.to_string();
+    let member_id = r.member_id.to_string();
+    let generation = r.generation_id_or_member_epoch;
+    // Who may commit (Kafka's GroupCoordinator.handleCommitOffsets).
+    let group_code = if group_id.is_empty() {
+        INVALID_GROUP_ID
+    } else {
+        match b.coordinator.groups.get_mut(&group_id) {
+            None if generation < 0 => NONE,
+            None => ILLEGAL_GENERATION,
+            Some(g) if generation < 0 && g.state == GroupState::Empty => NONE,
+            Some(g) => match g.members.get_mut(&member_id) {
+                None => {
+                    if generation < 0 {
+                        // A consumer outside the group may not commit while the group is active.
+                        UNKNOWN_MEMBER_ID
+                    } else {
+                        UNKNOWN_MEMBER_ID
+                    }
+                }
+                Some(m) => {
+                    m.session_deadline = now + Duration::from_ms(m.session_timeout_ms as u64);
+                    if generation != g.generation {
+                        ILLEGAL_GENERATION
+                    } else if g.state == GroupState::PreparingRebalance
+                        || g.state == GroupState::CompletingRebalance
+                    {
+                        REBALANCE_IN_PROGRESS
+                    } else {
+                        NONE
+                    }
+                }
+            },
+        }
+    };
+    if group_code != NONE {
+        b.log_line(LogLevel::Info, format!("OffsetCommit for group {group_id} by {member_id:?} gen {generation} refused with error {group_code}"));
+        b.respond(
+            to,
+            Some(ResponseKind::OffsetCommit(commit_errors(&r, group_code))),
+        );
+        return true;
+    }
+    let mut resp = OffsetCommitResponse::default();
+    let mut records = Vec::new();
+    for t in &r.topics {
+        let topic = t.name.0.to_string();
+        let mut tr = OffsetCommitResponseTopic::default().with_name(t.name.clone());
+        for p in &t.partitions {
+            let known = b.topics.get(&topic).is_some_and(|tt| {
+                p.partition_index >= 0 && (p.partition_index as usize) < tt.partitions.len()
+            });
+            let code = if !known {
+                UNKNOWN_TOPIC_OR_PARTITION
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX)
+            {
+                12 // OFFSET_METADATA_TOO_LARGE
+            } else {
+                records.push(GroupRecord::Offset {
+                    group: group_id.clone(),
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                    value: Some(OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        commit_ms: now.unix_ms(),
+                    }),
+                });
+                NONE
+            };
+            tr.partitions.push(
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code),
+            );
+        }
+        resp.topics.push(tr);
+    }
+    if records.is_empty() {
+        b.respond(to, Some(ResponseKind::OffsetCommit(resp)));
+        return true;
+    }
+    if !b.coordinator.groups.contains_key(&group_id) {
+        // A simple (group-less) consumer's commits create an Empty group, as in Kafka.
+        b.coordinator
+            .groups
+            .insert(group_id.clone(), Group::new(now.unix_ms()));
+    }
+    let mut failed = resp.clone();
+    for t in &mut failed.topics {
+        for p in &mut t.partitions {
+            if p.error_code == NONE {
+                p.error_code = COORDINATOR_NOT_AVAILABLE;
+            }
+        }
+    }
+    commit_records(
+        b,
+        &group_id,
+        records,
+        Some((
+            to,
+            ResponseKind::OffsetCommit(resp),
+            ResponseKind::OffsetCommit(failed),
+        )),
+    );
+    true
+}
+
+pub(super) fn offset_fetch(b: &mut Broker, to: ReplyTo, r: OffsetFetchRequest) -> bool {
+    let c = &b.coordinator;
+    let lookup = |group: &str, topic: &str, partition: i32| -> (i64, i32, Option<String>) {
+        match c
+            .offsets
+            .get(group)
+            .and_then(|o| o.get(&(topic.to_string(), partition)))
+        {
+            Some(v) => (v.offset, v.leader_epoch, v.metadata.clone()),
+            None => (-1, -1, Some(String::new())),
+        }
+    };
+    let all_for = |group: &str| -> BTreeMap<String, Vec<i32>> {
+        let mut m: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        if let Some(o) = c.offsets.get(group) {
+            for (t, p) in o.keys() {
+                m.entry(t.clone()).or_default().push(*p);
+            }
+        }
+        m
+    };
+    let mut resp = OffsetFetchResponse::default();
+    if to.api_version <= 7 {
+        let group = r.group_id.0.to_string();
+        let wanted: BTreeMap<String, Vec<i32>> = match &r.topics {
+            Some(ts) => ts
+                .iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                .collect(),
+            None => all_for(&group),
+        };
+        for (topic, parts) in wanted {
+            let mut tr =
+                OffsetFetchResponseTopic::default().with_name(TopicName(sb(topic.clone())));
+            for p in parts {
+                let (offset, epoch, metadata) = lookup(&group, &topic, p);
+                tr.partitions.push(
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(metadata.map(sb)),
+                );
+            }
+            resp.topics.push(tr);
+        }
+    } else {
+        for g in &r.groups {
+            let group = g.group_id.0.to_string();
+            let wanted: BTreeMap<String, Vec<i32>> = match &g.topics {
+                Some(ts) => ts
+                    .iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                    .collect(),
+                None => all_for(&group),
+            };
+            let mut gr = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            for (topic, parts) in wanted {
+                let mut tr =
+                    OffsetFetchResponseTopics::default().with_name(TopicName(sb(topic.clone())));
+                for p in parts {
+                    let (offset, epoch, metadata) = lookup(&group, &topic, p);
+                    tr.partitions.push(
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(metadata.map(sb)),
+                    );
+                }
+                gr.topics.push(tr);
+            }
+            resp.groups.push(gr);
+        }
+    }
+    // Committed offsets are replayed into memory when written; answer only once everything
+    // written to the group's offsets partition so far is durable, so a power loss can never
+    // take back an offset a consumer was told (the committed offset never moves backwards).
+    let mark = b.end_mark(
+        OFFSETS_TOPIC,
+        partition_for(&r.group_id.0, b.coordinator.offsets_partitions),
+    );
+    let err = ResponseKind::OffsetFetch(
+        OffsetFetchResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
+    );
+    b.respond_after(to, ResponseKind::OffsetFetch(resp), err, mark);
+    true
+}

@@ -1,0 +1,160 @@
+//! Timers: sessions, rebalance deadlines, offset expiry, and compaction of the offsets log.
+
+use super::*;
+
+/// Timers: expired sessions, rebalance deadlines, the initial delay, offset expiry.
+pub fn tick(b: &mut Broker) {
+    if b.coordinator.is_loading() {
+        return;
+    }
+    let now = b.now();
+    let ids: Vec<String> = b.coordinator.groups.keys().cloned().collect();
+    for id in ids {
+        let g = b.coordinator.groups.get_mut(&id).unwrap();
+        g.pending.retain(|_, d| *d > now);
+        let expired: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| m.awaiting_join.is_none() && m.session_deadline <= now)
+            .map(|m| m.member_id.clone())
+            .collect();
+        let mut parked = Vec::new();
+        for m in &expired {
+            let m = g.members.remove(m).unwrap();
+            parked.extend(m.awaiting_sync);
+        }
+        let state = g.state;
+        for p in parked {
+            b.respond_pub(p, Some(sync_error(REBALANCE_IN_PROGRESS)));
+        }
+        if !expired.is_empty() {
+            b.log_line(
+                LogLevel::Info,
+                format!("group {id}: session expired for {}", expired.join(", ")),
+            );
+            member_gone(b, &id);
+        } else if state == GroupState::PreparingRebalance {
+            try_complete_join(b, &id);
+        }
+    }
+    // Offset expiry (Kafka offsets.retention.minutes): offsets of a group that has been Empty
+    // longer than the retention are deleted.
+    let due = b.coordinator.next_expiry_check.is_none_or(|t| t <= now);
+    if due {
+        b.coordinator.next_expiry_check = Some(now + EXPIRY_CHECK_INTERVAL);
+        compact(b);
+        let retention = b.coordinator.offsets_retention_ms;
+        if retention >= 0 {
+            let now_ms = now.unix_ms();
+            let expired: Vec<String> = b
+                .coordinator
+                .offsets
+                .keys()
+                .filter(|g| match b.coordinator.groups.get(*g) {
+                    Some(grp) => {
+                        grp.state == GroupState::Empty && now_ms - grp.state_ms > retention
+                    }
+                    None => true,
+                })
+                .filter(|g| {
+                    b.coordinator.offsets[*g]
+                        .values()
+                        .map(|v| v.commit_ms)
+                        .max()
+                        .unwrap_or(0)
+                        + retention
+                        < now_ms
+                })
+                .cloned()
+                .collect();
+            for g in expired {
+                let records: Vec<GroupRecord> = b.coordinator.offsets[&g]
+                    .keys()
+                    .map(|(t, p)| GroupRecord::Offset {
+                        group: g.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                        value: None,
+                    })
+                    .collect();
+                b.log_line(
+                    LogLevel::Info,
+                    format!("group {g}: committed offsets expired"),
+                );
+                commit_records(b, &g, records, None);
+            }
+        }
+    }
+}
+
+/// Keep `__consumer_offsets` small. Kafka compacts the topic (keeping the last record per key);
+/// gregor does the same job more simply: when a partition's log outgrows
+/// `Config::offsets_log_bytes_max`, it writes a *snapshot* — a `Reset` record followed by the current
+/// value of every key in that partition, in one batch at the start of a new segment — and once
+/// that batch is durable it deletes every older segment. A crash in between is harmless:
+/// replaying the old segments and then the snapshot ends in the same state, because `Reset`
+/// wipes what came before. The snapshot is not replayed live: live state already equals it.
+pub(super) fn compact(b: &mut Broker) {
+    let n = b.coordinator.offsets_partitions;
+    for p in 0..n {
+        // Finish a snapshot whose batch is now durable.
+        if let Some(base) = b.coordinator.snapshots.get(&p).copied() {
+            if b.offsets_partition_hw(p).is_some_and(|hw| hw > base) {
+                b.coordinator.snapshots.remove(&p);
+                b.offsets_delete_before(p, base);
+            }
+            continue;
+        }
+        if b.offsets_partition_bytes(p) < b.config().offsets_log_bytes_max {
+            continue;
+        }
+        let mut records = vec![GroupRecord::Reset { partition: p }];
+        for (g, grp) in &b.coordinator.groups {
+            if partition_for(g, n) == p {
+                records.push(GroupRecord::Group {
+                    group: g.clone(),
+                    value: Some(group_value(grp)),
+                });
+            }
+        }
+        for (g, offs) in &b.coordinator.offsets {
+            if partition_for(g, n) != p {
+                continue;
+            }
+            for ((t, part), v) in offs {
+                records.push(GroupRecord::Offset {
+                    group: g.clone(),
+                    topic: t.clone(),
+                    partition: *part,
+                    value: Some(v.clone()),
+                });
+            }
+        }
+        let count = records.len();
+        let batch = encode_batch(&records, b.now().unix_ms());
+        if let Some(base) = b.offsets_snapshot(p, batch) {
+            b.log_line(
+                LogLevel::Info,
+                format!("{OFFSETS_TOPIC}-{p}: snapshot of {count} records at offset {base}"),
+            );
+            b.coordinator.snapshots.insert(p, base);
+        }
+    }
+}
+
+/// After every step: complete joins whose last member just arrived.
+pub fn after_step(b: &mut Broker) {
+    if b.coordinator.is_loading() {
+        return;
+    }
+    let ready: Vec<String> = b
+        .coordinator
+        .groups
+        .iter()
+        .filter(|(_, g)| g.state == GroupState::PreparingRebalance)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in ready {
+        try_complete_join(b, &id);
+    }
+}
