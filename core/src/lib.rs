@@ -13,10 +13,15 @@
 //! 3. [`log`] — the partition log: segments, offsets, the offset and time indexes.
 //! 4. [`files`] — what is stored on disk and how a crashed log is recovered.
 //! 5. [`producer`] — the idempotent producer: sequence numbers and epochs (KIP-98).
-//! 6. [`broker`] — one front door: how produce, fetch and the admin APIs are served, and how
-//!    "persist before acknowledge" is kept.
-//! 7. [`group`] — consumer groups and committed offsets; [`assignor`] — who reads which partition.
-//! 8. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
+//! 6. [`partition`] — one partition replica: written, durable and acknowledged ends, the fsync in
+//!    flight, and the safety properties it checks after every step.
+//! 7. [`broker`] — one front door (`broker/mod.rs`) routing each input to the file serving it:
+//!    `produce.rs`, `fetch.rs`, `admin.rs`, `producer_ids.rs`; storage completions in
+//!    `storage.rs`; what runs after every input in `step.rs`; how "persist before acknowledge" is
+//!    kept.
+//! 8. [`group`] — consumer groups and committed offsets, one file per concern (records, state,
+//!    join and rebalance, members, offsets, timers); [`assignor`] — who reads which partition.
+//! 9. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
 
 pub mod assignor;
 pub mod batch;
