@@ -17,9 +17,9 @@ pub struct Partition {
     /// Consumers read below this; acks wait for it. Never moves backwards.
     pub high_watermark: i64,
     /// Bumped when the log is cut after a failed write; completions from before are stale.
-    pub(crate) generation: u64,
-    /// `cuts[g]`: where the log was cut back to when generation `g` ended. A write made in
-    /// generation `g` ending at `end` survived iff every cut since left it whole.
+    pub(crate) cut_epoch: u64,
+    /// `cuts[g]`: where the log was cut back to when cut epoch `g` ended. A write made in
+    /// cut epoch `g` ending at `end` survived iff every cut since left it whole.
     pub(crate) cuts: Vec<i64>,
     pub(crate) sync: Option<SyncInFlight>,
     /// Syncs issued so far: each sync's number, so a completion is matched to its own sync. (A
@@ -51,7 +51,7 @@ impl Partition {
             written_end: end,
             durable_end: end,
             high_watermark: end,
-            generation: 0,
+            cut_epoch: 0,
             cuts: Vec::new(),
             sync: None,
             syncs_issued: 0,
@@ -61,12 +61,78 @@ impl Partition {
         }
     }
 
-    /// Whether a write made in generation `generation`, ending at `end`, is still in the log:
+    /// Whether a write made in cut epoch `cut_epoch`, ending at `end`, is still in the log:
     /// no failed write since cut the log below its end.
-    pub(crate) fn write_survives(&self, end: i64, generation: u64) -> bool {
+    pub(crate) fn write_survives(&self, end: i64, cut_epoch: u64) -> bool {
         self.cuts
-            .get(generation as usize..)
+            .get(cut_epoch as usize..)
             .is_some_and(|cuts| cuts.iter().all(|&keep| keep >= end))
+    }
+
+    /// The partition's own safety properties, checked after every step (in release builds too).
+    /// An offline partition is exempt: its storage is no longer trusted, and a restart recovers it.
+    pub(crate) fn invariants(&self, durability: Durability) {
+        if self.offline.is_some() {
+            return;
+        }
+        let start = self.log.log_start_offset();
+        let end = self.log.log_end_offset();
+        assert!(start <= end, "log start {start} above log end {end}");
+        assert!(
+            self.written_end <= end,
+            "written end {} past the log end {end}",
+            self.written_end
+        );
+        assert!(
+            self.high_watermark <= self.written_end.max(start),
+            "high watermark {} above written end {}",
+            self.high_watermark,
+            self.written_end
+        );
+        assert!(self.high_watermark >= start || self.high_watermark == self.written_end);
+        // What is durable was written before a sync was issued for it, and a sync is issued for
+        // no more than the log holds.
+        assert!(
+            self.durable_end <= self.sync_requested_end,
+            "durable end {} past what syncs were issued for ({})",
+            self.durable_end,
+            self.sync_requested_end
+        );
+        assert!(
+            self.sync_requested_end <= end,
+            "a sync was issued past the log end {end}"
+        );
+        assert!(
+            self.durable_end <= end,
+            "durable end {} past log end {end}",
+            self.durable_end
+        );
+        // Under group commit the high watermark never passes what is durable: the README's
+        // promise, "an acknowledged record survives power loss".
+        assert!(
+            durability != Durability::GroupCommit
+                || self.high_watermark <= self.durable_end.max(start),
+            "group commit: high watermark {} above durable end {}",
+            self.high_watermark,
+            self.durable_end
+        );
+        // An fsync covers no more than was issued for it; an fsync in flight has files left.
+        if let Some(s) = self.sync {
+            assert!(s.remaining > 0, "sync {} in flight with nothing left", s.id);
+            assert!(
+                s.covers_end <= self.sync_requested_end,
+                "sync {} covers {} past what was issued ({})",
+                s.id,
+                s.covers_end,
+                self.sync_requested_end
+            );
+            assert_eq!(
+                s.id, self.syncs_issued,
+                "the sync in flight is the last one issued"
+            );
+        }
+        // One cut per cut epoch.
+        assert_eq!(self.cuts.len() as u64, self.cut_epoch);
     }
 
     /// The end offset that the durability policy lets the broker acknowledge and expose.

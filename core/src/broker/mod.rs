@@ -69,7 +69,7 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// Where an internal write ended: (topic, topic id, partition, end offset, the partition's
-/// generation then: see `Partition::generation`). A response that
+/// cut epoch then: see `Partition::cut_epoch`). A response that
 /// reveals state derived from that write waits until it is durable.
 pub(crate) type WriteMark = (String, [u8; 16], i32, i64, u64);
 
@@ -102,7 +102,7 @@ enum OpPurpose {
         topic_id: [u8; 16],
         partition: i32,
         end: i64,
-        generation: u64,
+        cut_epoch: u64,
     },
     Sync {
         topic: String,
@@ -208,11 +208,11 @@ struct InternalWait {
     topic_id: [u8; 16],
     partition: i32,
     end: i64,
-    /// The partition's generation when written: a cut after a failed write bumps it, and if
+    /// The partition's cut epoch when written: a cut after a failed write bumps it, and if
     /// the cut went below this write, its offsets may since have been filled by other records.
     /// (A cut above it leaves it standing: seed 727, a group's long-durable record taken for
     /// lost after a later offset commit failed.)
-    generation: u64,
+    cut_epoch: u64,
 }
 
 #[derive(Debug)]
@@ -350,25 +350,13 @@ impl Broker {
     /// Whole-broker invariants, checked after every step (release builds too).
     pub fn invariants(&self) {
         for (name, t) in &self.topics {
-            for (i, p) in t.partitions.iter().enumerate() {
-                if p.offline.is_some() {
-                    continue;
-                }
-                assert!(
-                    p.written_end <= p.log.log_end_offset(),
-                    "{name}-{i}: written past the log end"
-                );
-                assert!(
-                    p.high_watermark <= p.written_end.max(p.log.log_start_offset()),
-                    "{name}-{i}: high watermark {} above written end {}",
-                    p.high_watermark,
-                    p.written_end
-                );
-                assert!(
-                    p.high_watermark >= p.log.log_start_offset()
-                        || p.high_watermark == p.written_end
-                );
+            for p in &t.partitions {
+                p.invariants(self.config.durability);
             }
+            assert!(
+                t.partitions.len() as i64 <= i32::MAX as i64,
+                "{name}: too many partitions"
+            );
         }
         for c in self.conns.values() {
             assert!(c.next_to_send <= c.next_seq);

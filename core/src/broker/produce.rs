@@ -212,7 +212,7 @@ impl Broker {
                 if p.unsynced_since.is_none() {
                     p.unsynced_since = Some(now);
                 }
-                let generation = p.generation;
+                let cut_epoch = p.cut_epoch;
                 for req in reqs {
                     let purpose = match req {
                         StorageRequest::Append { .. } => OpPurpose::Append {
@@ -220,7 +220,7 @@ impl Broker {
                             topic_id,
                             partition: index,
                             end,
-                            generation,
+                            cut_epoch,
                         },
                         _ => OpPurpose::Other {
                             what: format!("roll {name}-{index}"),
@@ -307,7 +307,7 @@ impl Broker {
             match p {
                 Some(p)
                     if p.offline.is_none()
-                        && p.write_survives(w.end, w.generation)
+                        && p.write_survives(w.end, w.cut_epoch)
                         && p.log.log_end_offset() >= w.end =>
                 {
                     if p.ack_end(durability) >= w.end {

@@ -62,9 +62,9 @@ impl Broker {
         match self.append_one(topic, partition, Some(batch), true) {
             Ok((_, _, wait)) => {
                 let w = wait.expect("an append always waits");
-                let generation = self.topics[topic].partitions[partition as usize].generation;
+                let cut_epoch = self.topics[topic].partitions[partition as usize].cut_epoch;
                 self.last_internal =
-                    Some((topic.to_string(), w.topic_id, partition, w.end, generation));
+                    Some((topic.to_string(), w.topic_id, partition, w.end, cut_epoch));
                 if reply.is_some() || !apply.is_empty() || group.is_some() {
                     self.internal_waits.push(InternalWait {
                         reply,
@@ -74,7 +74,7 @@ impl Broker {
                         topic_id: w.topic_id,
                         partition,
                         end: w.end,
-                        generation,
+                        cut_epoch,
                     });
                 }
             }
@@ -165,7 +165,7 @@ impl Broker {
             t.id,
             partition,
             p.log.log_end_offset(),
-            p.generation,
+            p.cut_epoch,
         ))
     }
 
@@ -179,9 +179,9 @@ impl Broker {
         mark: Option<WriteMark>,
     ) {
         match mark {
-            // The generation is the partition's when the write was made: if a failed write cut
+            // The cut epoch is the partition's when the write was made: if a failed write cut
             // the partition since, this write may be gone even though the log grew past it.
-            Some((topic, topic_id, partition, end, generation)) => {
+            Some((topic, topic_id, partition, end, cut_epoch)) => {
                 self.internal_waits.push(InternalWait {
                     reply: Some((to, ok, err)),
                     apply: Vec::new(),
@@ -190,7 +190,7 @@ impl Broker {
                     topic_id,
                     partition,
                     end,
-                    generation,
+                    cut_epoch,
                 })
             }
             None => self.respond(to, Some(ok)),

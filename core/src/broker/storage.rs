@@ -13,12 +13,12 @@ impl Broker {
                 topic_id,
                 partition,
                 end,
-                generation,
+                cut_epoch,
             } => {
                 let Some(p) = self.partition_mut(&topic, topic_id, partition) else {
                     return;
                 };
-                if p.generation != generation {
+                if p.cut_epoch != cut_epoch {
                     return; // issued before a failure cut the log; already accounted for
                 }
                 match result {
@@ -144,8 +144,8 @@ impl Broker {
         let p = &mut self.topics.get_mut(topic).unwrap().partitions[partition as usize];
         let keep = p.written_end.max(p.log.log_start_offset());
         p.cuts.push(keep);
-        p.generation += 1;
-        assert_eq!(p.cuts.len() as u64, p.generation);
+        p.cut_epoch += 1;
+        assert_eq!(p.cuts.len() as u64, p.cut_epoch);
         let reqs = if p.log.log_end_offset() > keep {
             p.log.truncate_to(keep)
         } else {

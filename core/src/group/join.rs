@@ -293,6 +293,11 @@ pub(super) fn maybe_prepare(b: &mut Broker, group_id: &str) {
     if group.state == GroupState::PreparingRebalance {
         return;
     }
+    assert!(
+        GroupState::PreparingRebalance.may_follow(group.state),
+        "{group_id}: {:?} cannot start a rebalance",
+        group.state
+    );
     group.state = GroupState::PreparingRebalance;
     group.rebalance_deadline = Some(now + group.rebalance_timeout());
     let mut parked = Vec::new();
@@ -342,7 +347,15 @@ pub(super) fn try_complete_join(b: &mut Broker, group_id: &str) {
     }
     group.pending.clear();
     group.rebalance_deadline = None;
+    // A rebalance completes from PreparingRebalance and moves the generation up by exactly one.
+    assert_eq!(
+        group.state,
+        GroupState::PreparingRebalance,
+        "{group_id}: rebalance completes outside PreparingRebalance"
+    );
+    let generation_before = group.generation;
     group.generation += 1;
+    assert_eq!(group.generation, generation_before + 1);
     if group.members.is_empty() {
         group.state = GroupState::Empty;
         group.protocol = None;

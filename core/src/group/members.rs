@@ -62,6 +62,11 @@ pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bo
             for (id, m) in group.members.iter_mut() {
                 m.assignment = assignments.get(id).cloned().unwrap_or_default();
             }
+            assert!(
+                GroupState::Stable.may_follow(group.state),
+                "{:?} cannot become Stable",
+                group.state
+            );
             group.state = GroupState::Stable;
             group.state_ms = now.unix_ms();
             let waiting: Vec<(ReplyTo, Bytes)> = group

@@ -14,6 +14,19 @@ pub enum GroupState {
 }
 
 impl GroupState {
+    /// Whether Kafka's group state machine lets a group move from `from` to `self`
+    /// (`GroupMetadata.scala`, `validPreviousStates`).
+    pub(crate) fn may_follow(self, from: GroupState) -> bool {
+        use GroupState::*;
+        match self {
+            Empty => from == PreparingRebalance,
+            PreparingRebalance => matches!(from, Stable | CompletingRebalance | Empty),
+            CompletingRebalance => from == PreparingRebalance,
+            Stable => from == CompletingRebalance,
+            Dead => true,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             GroupState::Empty => "Empty",
