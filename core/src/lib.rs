@@ -29,6 +29,9 @@ pub mod io;
 pub mod log;
 pub mod prng;
 pub mod producer;
+/// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 pub mod wire;
 

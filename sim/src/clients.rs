@@ -15,10 +15,9 @@ use gregor_core::assignor::{self, Strategy, Subscription};
 use gregor_core::error::*;
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
-use gregor_core::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_core::kafka_protocol::records::{Compression, RecordBatchDecoder};
 use gregor_core::prng::Prng;
+use gregor_core::testkit::{self, Rec};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const TOPIC: &str = "t";
@@ -206,42 +205,18 @@ fn decode_parts(mut b: Bytes) -> Vec<Part> {
 
 /// Encode values as one v2 batch, as a producer would (value = the u64, big-endian).
 pub fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    // The workload's record shape: the value names the record, the key spreads values over
+    // seven keys; the encoding is the shared one (gregor_core::testkit::batch).
+    let recs: Vec<Rec> = values
         .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset − sequence is constant.
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: ts,
+        .map(|v| Rec {
             key: Some(Bytes::copy_from_slice(&(*v % 7).to_be_bytes())),
             value: Some(Bytes::copy_from_slice(&v.to_be_bytes())),
-            headers: Default::default(),
-            delete_horizon: false,
+            timestamp_ms: ts,
+            headers: Vec::new(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding a small batch");
-    buf.freeze()
+    testkit::batch(&recs, producer, Compression::None)
 }
 
 /// Decode a fetch response's record bytes into (offset, value); stops at a partial batch.
