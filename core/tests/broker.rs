@@ -416,6 +416,54 @@ fn long_poll_fetch_wakes_on_new_data_and_times_out() {
     );
 }
 
+/// KIP-74: the request's top-level max_bytes bounds the whole response, even when a
+/// partition's own limit is larger; the first batch still goes out whole so a consumer
+/// always makes progress (librdkafka failed with "Invalid response size" on a 19 MB answer
+/// to fetch.max.bytes=1000000).
+#[test]
+fn fetch_response_is_bounded_by_request_max_bytes() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 2);
+    let big = "x".repeat(300);
+    for p in 0..2 {
+        for _ in 0..4 {
+            let c = h.produce(1, "t", p, batch(&[&big], None), 1);
+            assert_eq!(h.produce_result(c).unwrap().0, NONE);
+        }
+    }
+    let one = batch(&[&big], None).len();
+    let mut fetch = |max_bytes: i32| {
+        let parts = (0..2)
+            .map(|p| {
+                fetch_request::FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(20_000_000)
+            })
+            .collect();
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(parts)]);
+        let c = h.send(2, ApiKey::Fetch, 12, RequestKind::Fetch(req));
+        let Some(ResponseKind::Fetch(r)) = h.take(c) else {
+            panic!("no fetch response")
+        };
+        r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().unwrap().len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fetch(10), vec![one, 0], "the first batch goes out whole");
+    assert_eq!(fetch(one as i32 * 5 / 2), vec![2 * one, 0]);
+    assert_eq!(fetch(one as i32 * 5), vec![4 * one, one]);
+    assert_eq!(fetch(1 << 20), vec![4 * one, 4 * one]);
+}
+
 #[test]
 fn bad_batches_get_kafka_errors_and_nothing_is_written() {
     let mut h = Harness::new(Config::default());
