@@ -1140,3 +1140,112 @@ fn offsets_log_is_compacted_and_still_recovers() {
     assert_eq!(fetch_offset(&mut h2, "solo", 0), 198);
     assert_eq!(fetch_offset(&mut h2, "solo", 1), 199);
 }
+
+/// A JoinGroup v5 naming its protocols in order of preference and, for a static member, its
+/// `group.instance.id`.
+fn join_as(
+    h: &mut Harness,
+    conn: u64,
+    member: &str,
+    instance: Option<&str>,
+    protocols: &[&str],
+) -> i32 {
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_group_instance_id(instance.map(|i| StrBytes::from_string(i.into())))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(
+            protocols
+                .iter()
+                .map(|p| {
+                    join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_string(p.to_string()))
+                        .with_metadata(Bytes::from_static(b"sub"))
+                })
+                .collect(),
+        );
+    h.send(conn, ApiKey::JoinGroup, 5, RequestKind::JoinGroup(req))
+}
+
+/// KIP-345: a consumer joining with a `group.instance.id` already in use takes the instance
+/// over; the old member is fenced — its heartbeat, sync, commit and rejoin get
+/// FENCED_INSTANCE_ID — while the new one carries on.
+#[test]
+fn a_replaced_static_member_is_fenced() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    // A static member gets its id at once (no KIP-394 round trip).
+    let c = join_as(&mut h, 1, "", Some("inst"), &["range"]);
+    h.advance(3_500);
+    let a = join_result(&mut h, c).expect("joined");
+    assert_eq!((a.error_code, a.generation_id), (NONE, 1));
+    let a_id = a.member_id.to_string();
+    assert!(a_id.starts_with("inst-"), "{a_id}");
+    let s = sync(&mut h, 1, "g", &a_id, 1, &[(&a_id, "p0")]);
+    assert!(matches!(h.take(s), Some(ResponseKind::SyncGroup(r)) if r.error_code == NONE));
+
+    let c = join_as(&mut h, 2, "", Some("inst"), &["range"]);
+    let b = join_result(&mut h, c).expect("a stable group answers a static rejoin at once");
+    assert_eq!((b.error_code, b.generation_id), (NONE, 1));
+    let b_id = b.member_id.to_string();
+    assert_ne!(a_id, b_id);
+
+    let inst = Some(StrBytes::from_static_str("inst"));
+    let hb = |h: &mut Harness, conn: u64, id: &str| {
+        let req = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id(1)
+            .with_member_id(StrBytes::from_string(id.into()))
+            .with_group_instance_id(inst.clone());
+        let c = h.send(conn, ApiKey::Heartbeat, 3, RequestKind::Heartbeat(req));
+        match h.take(c) {
+            Some(ResponseKind::Heartbeat(r)) => r.error_code,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(hb(&mut h, 1, &a_id), FENCED_INSTANCE_ID);
+    assert_eq!(hb(&mut h, 2, &b_id), NONE);
+
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_string(a_id.clone()))
+        .with_group_instance_id(inst.clone());
+    let s = h.send(1, ApiKey::SyncGroup, 3, RequestKind::SyncGroup(req));
+    assert!(
+        matches!(h.take(s), Some(ResponseKind::SyncGroup(r)) if r.error_code == FENCED_INSTANCE_ID)
+    );
+
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id_or_member_epoch(1)
+        .with_member_id(StrBytes::from_string(a_id.clone()))
+        .with_group_instance_id(inst.clone())
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let c = h.send(1, ApiKey::OffsetCommit, 7, RequestKind::OffsetCommit(req));
+    match h.take(c) {
+        Some(ResponseKind::OffsetCommit(r)) => {
+            assert_eq!(r.topics[0].partitions[0].error_code, FENCED_INSTANCE_ID)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let c = join_as(&mut h, 1, &a_id, Some("inst"), &["range"]);
+    assert_eq!(
+        join_result(&mut h, c).unwrap().error_code,
+        FENCED_INSTANCE_ID,
+        "a zombie's rejoin with its old id does not take the instance back"
+    );
+    assert_eq!(hb(&mut h, 2, &b_id), NONE);
+}

@@ -37,3 +37,34 @@ fn fetch_max_bytes_bounds_the_whole_response() {
         "{v}"
     );
 }
+
+/// KIP-345: a second consumer with the same group.instance.id takes the instance over; the
+/// first is fenced (FENCED_INSTANCE_ID on its next heartbeat, sync or commit), which librdkafka
+/// raises as a fatal error.
+#[test]
+fn a_static_member_replaced_by_its_instance_id_is_fenced() {
+    let b = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    create(&b, "st", 2);
+    let v = python(
+        "conformance.py",
+        &["static_fence", &b.bootstrap(), "st", "gs"],
+    );
+    assert_eq!(v["a_assigned"], serde_json::json!([0, 1]), "{v}");
+    // librdkafka reports it through the error callback as _FATAL (-150) naming the fencing.
+    let fenced = v["errors"]["a"].as_array().unwrap().iter().any(|e| {
+        (e["code"] == -150 || e["fatal"] == true)
+            && e["str"]
+                .as_str()
+                .unwrap()
+                .contains("fenced by other consumer")
+    });
+    assert!(fenced, "the first member was not fenced: {v}");
+    assert!(
+        v["errors"]["b"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["code"] != -150 && e["fatal"] == false),
+        "the new member goes on: {v}"
+    );
+}
