@@ -1007,19 +1007,15 @@ fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bool {
     let group = b.coordinator.groups.get_mut(&group_id).unwrap();
     let known = group.members.contains_key(&member_id);
     if member_id.is_empty() {
-        let new_id = format!(
-            "{}-{}",
-            if r.protocol_type.is_empty() {
-                "member"
-            } else {
-                "consumer"
-            },
-            b.random_suffix()
-        );
-        let new_id = match &instance_id {
-            Some(iid) => format!("{iid}-{new_id}"),
-            None => new_id,
+        // As Kafka names members: the instance id or else the client id, then a random
+        // suffix. Client-side assignors order members by id, so members come out in the order
+        // of their client ids (librdkafka's test 0132 expects client c0 to get roundrobin's
+        // first share).
+        let prefix = match &instance_id {
+            Some(iid) => iid.clone(),
+            None => b.client_id_of(to.conn),
         };
+        let new_id = format!("{prefix}-{}", b.random_suffix());
         let group = b.coordinator.groups.get_mut(&group_id).unwrap();
         if to.api_version >= 4 && instance_id.is_none() {
             // KIP-394: hand out the id first; the member joins again with it.

@@ -1170,6 +1170,34 @@ fn join_as(
     h.send(conn, ApiKey::JoinGroup, 5, RequestKind::JoinGroup(req))
 }
 
+/// Kafka's `GroupMetadata.selectProtocol`: among the protocols every member supports, each
+/// member votes for its first choice and the most votes win — here roundrobin, although the
+/// first member to join prefers range.
+#[test]
+fn the_protocol_most_members_prefer_wins_the_vote() {
+    let mut h = Harness::new(Config::default());
+    let prefs: [&[&str]; 3] = [
+        &["range", "roundrobin"],
+        &["roundrobin", "range", "sticky"],
+        &["sticky", "roundrobin", "range"],
+    ];
+    let mut waits = Vec::new();
+    for (i, p) in prefs.iter().enumerate() {
+        let conn = 10 + i as u64;
+        let c = join_as(&mut h, conn, "", None, p);
+        let id = join_result(&mut h, c).unwrap().member_id.to_string();
+        waits.push(join_as(&mut h, conn, &id, None, p));
+    }
+    h.advance(10_000);
+    for c in waits {
+        let j = join_result(&mut h, c).expect("joined");
+        assert_eq!(j.error_code, NONE);
+        // sticky is not supported by the first member, so it is no candidate; of the votes
+        // for the candidates, roundrobin has two (the third member's first common choice).
+        assert_eq!(j.protocol_name.as_deref(), Some("roundrobin"));
+    }
+}
+
 /// KIP-345: a consumer joining with a `group.instance.id` already in use takes the instance
 /// over; the old member is fenced — its heartbeat, sync, commit and rejoin get
 /// FENCED_INSTANCE_ID — while the new one carries on.

@@ -68,3 +68,17 @@ fn a_static_member_replaced_by_its_instance_id_is_fenced() {
         "the new member goes on: {v}"
     );
 }
+
+/// Members listing `roundrobin,range` vote for roundrobin, so it wins (librdkafka test 0132):
+/// over four partitions the first member (client.id c0) gets 0 and 2, the second 1 and 3.
+#[test]
+fn the_protocol_most_members_prefer_is_chosen() {
+    let b = Broker::start(&["--group-initial-rebalance-delay-ms", "1500"]);
+    create(&b, "rr", 4);
+    let v = python(
+        "conformance.py",
+        &["roundrobin", &b.bootstrap(), "rr", "grr"],
+    );
+    assert_eq!(v["assignments"], serde_json::json!([[0, 2], [1, 3]]), "{v}");
+    assert_eq!(v["protocol"], "roundrobin", "{v}");
+}
