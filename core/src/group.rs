@@ -350,6 +350,23 @@ pub struct Group {
 }
 
 impl Group {
+    /// Static membership (KIP-345): is a request that names `instance_id` with `member_id` from
+    /// a member that was replaced? The instance id now belongs to another member id, so the
+    /// old member is fenced: FENCED_INSTANCE_ID, fatal to the client (Kafka's
+    /// `GroupMetadata.isStaticMemberFenced`).
+    fn is_fenced(&self, instance_id: Option<&str>, member_id: &str) -> bool {
+        let Some(iid) = instance_id else {
+            return false;
+        };
+        let holders: Vec<&Member> = self
+            .members
+            .values()
+            .filter(|m| m.instance_id.as_deref() == Some(iid))
+            .collect();
+        assert!(holders.len() <= 1, "instance id {iid} held by two members");
+        holders.first().is_some_and(|m| m.member_id != member_id)
+    }
+
     fn new(now_ms: i64) -> Group {
         Group {
             state: GroupState::Empty,
@@ -930,7 +947,12 @@ fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bool {
             .find(|m| m.instance_id.as_deref() == Some(iid))
             .map(|m| m.member_id.clone());
         if let Some(old_id) = old {
-            if member_id.is_empty() || member_id != old_id {
+            if !member_id.is_empty() && member_id != old_id {
+                // The instance id was taken over by a newer member: this one is a zombie.
+                b.respond(to, Some(join_error(FENCED_INSTANCE_ID, &member_id)));
+                return true;
+            }
+            if member_id.is_empty() {
                 let new_id = format!("{iid}-{}", b.random_suffix());
                 let group = b.coordinator.groups.get_mut(&group_id).unwrap();
                 let mut m = group.members.remove(&old_id).unwrap();
@@ -941,6 +963,9 @@ fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bool {
                             SyncGroupResponse::default().with_error_code(FENCED_INSTANCE_ID),
                         )),
                     );
+                }
+                if let Some(parked) = m.awaiting_join.take() {
+                    b.respond_pub(parked, Some(join_error(FENCED_INSTANCE_ID, &old_id)));
                 }
                 let group = b.coordinator.groups.get_mut(&group_id).unwrap();
                 m.member_id = new_id.clone();
@@ -982,19 +1007,15 @@ fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bool {
     let group = b.coordinator.groups.get_mut(&group_id).unwrap();
     let known = group.members.contains_key(&member_id);
     if member_id.is_empty() {
-        let new_id = format!(
-            "{}-{}",
-            if r.protocol_type.is_empty() {
-                "member"
-            } else {
-                "consumer"
-            },
-            b.random_suffix()
-        );
-        let new_id = match &instance_id {
-            Some(iid) => format!("{iid}-{new_id}"),
-            None => new_id,
+        // As Kafka names members: the instance id or else the client id, then a random
+        // suffix. Client-side assignors order members by id, so members come out in the order
+        // of their client ids (librdkafka's test 0132 expects client c0 to get roundrobin's
+        // first share).
+        let prefix = match &instance_id {
+            Some(iid) => iid.clone(),
+            None => b.client_id_of(to.conn),
         };
+        let new_id = format!("{prefix}-{}", b.random_suffix());
         let group = b.coordinator.groups.get_mut(&group_id).unwrap();
         if to.api_version >= 4 && instance_id.is_none() {
             // KIP-394: hand out the id first; the member joins again with it.
@@ -1338,6 +1359,10 @@ fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bool {
         b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID)));
         return true;
     };
+    if group.is_fenced(r.group_instance_id.as_deref(), &member_id) {
+        b.respond(to, Some(sync_error(FENCED_INSTANCE_ID)));
+        return true;
+    }
     let Some(m) = group.members.get_mut(&member_id) else {
         b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID)));
         return true;
@@ -1434,6 +1459,9 @@ fn heartbeat(b: &mut Broker, to: ReplyTo, r: HeartbeatRequest) -> bool {
     let group_id = r.group_id.0.to_string();
     let code = match b.coordinator.groups.get_mut(&group_id) {
         None => UNKNOWN_MEMBER_ID,
+        Some(g) if g.is_fenced(r.group_instance_id.as_deref(), r.member_id.as_str()) => {
+            FENCED_INSTANCE_ID
+        }
         Some(g) => match g.members.get_mut(r.member_id.as_str()) {
             None => UNKNOWN_MEMBER_ID,
             Some(m) => {
@@ -1599,6 +1627,9 @@ fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest) -> bool {
             None if generation < 0 => NONE,
             None => ILLEGAL_GENERATION,
             Some(g) if generation < 0 && g.state == GroupState::Empty => NONE,
+            Some(g) if g.is_fenced(r.group_instance_id.as_deref(), &member_id) => {
+                FENCED_INSTANCE_ID
+            }
             Some(g) => match g.members.get_mut(&member_id) {
                 None => {
                     if generation < 0 {
