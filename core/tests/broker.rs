@@ -7,9 +7,8 @@ use gregor_core::files::{scan_segment, Recovered, RecoveredPartition};
 use gregor_core::io::{ConnId, Input, Output, Request, StorageFault, StorageReply, StorageRequest};
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
-use gregor_core::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_core::kafka_protocol::records::Compression;
+use gregor_core::testkit;
 use gregor_core::{Broker, Config, Durability, Instant};
 use std::collections::BTreeMap;
 
@@ -295,42 +294,17 @@ impl Harness {
 }
 
 fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    let recs: Vec<testkit::Rec> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder groups records whose offset-minus-sequence agree into one batch.
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: 1_700_000_000_000 + i as i64,
+        .map(|(i, v)| testkit::Rec {
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
+            timestamp_ms: 1_700_000_000_000 + i as i64,
+            headers: Vec::new(),
         })
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    testkit::batch(&recs, producer, Compression::None)
 }
 
 #[test]

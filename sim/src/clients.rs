@@ -149,6 +149,8 @@ pub struct Reader {
     done: BTreeSet<Part>,
     found: BTreeMap<Part, Vec<(i64, Value)>>,
     pub finished: bool,
+    /// The fetch's top-level byte limit (a consumer's `fetch.max.bytes`).
+    fetch_max_bytes: i32,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -217,6 +219,16 @@ pub fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64
         })
         .collect();
     testkit::batch(&recs, producer, Compression::None)
+}
+
+/// The length of the first batch in `records`: its 12-byte prefix (base offset, batch length)
+/// plus the batch length; the whole of `records` if that is shorter (a partial batch).
+fn first_batch_len(records: &[u8]) -> u64 {
+    if records.len() < 12 {
+        return records.len() as u64;
+    }
+    let len = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+    (12 + len.max(0) as u64).min(records.len() as u64)
 }
 
 /// Decode a fetch response's record bytes into (offset, value); stops at a partial batch.
@@ -290,8 +302,17 @@ impl Client {
             done: BTreeSet::new(),
             found: BTreeMap::new(),
             finished: false,
+            fetch_max_bytes: 1 << 20,
         };
         Client::new(id, Role::Reader(r), 4_000 * MS)
+    }
+
+    /// Make a reader fetch with this top-level byte limit; its responses are recorded for the
+    /// `fetch-over-limit` checker.
+    pub fn set_fetch_max_bytes(&mut self, max_bytes: i32) {
+        if let Role::Reader(r) = &mut self.role {
+            r.fetch_max_bytes = max_bytes;
+        }
     }
 
     pub fn member(id: usize, group: usize, mode: CommitMode, prng: &mut Prng) -> Client {
@@ -715,7 +736,7 @@ impl Client {
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(if r.auditor { 0 } else { 500 })
             .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
+            .with_max_bytes(r.fetch_max_bytes)
             .with_topics(vec![fetch_request::FetchTopic::default()
                 .with_topic(TopicName(name(TOPIC)))
                 .with_partitions(
@@ -744,6 +765,28 @@ impl Client {
             unreachable!()
         };
         r.fetch_inflight = false;
+        if r.fetch_max_bytes < 1 << 20 {
+            // What KIP-74 bounds: the records bytes of all partitions together, except that the
+            // first batch is returned whole even when it alone is larger.
+            let sizes: Vec<&Bytes> = resp
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter_map(|p| p.records.as_ref())
+                .filter(|b| !b.is_empty())
+                .collect();
+            let total: u64 = sizes.iter().map(|b| b.len() as u64).sum();
+            let first_batch = sizes.first().map_or(0, |b| first_batch_len(b));
+            if total > 0 {
+                env.history.events.push(Event::FetchBytes {
+                    t: env.now / MS,
+                    reader: id,
+                    max_bytes: r.fetch_max_bytes,
+                    total,
+                    first_batch,
+                });
+            }
+        }
         let mut resets = Vec::new();
         let mut any = false;
         for t in resp.responses {

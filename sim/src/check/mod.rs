@@ -1,5 +1,5 @@
 //! Checkers: pure functions from a [`History`] to the anomalies in it, one module per family of
-//! guarantees: [`durability`], [`idempotence`], [`order`], [`groups`], [`offsets`].
+//! guarantees: [`durability`], [`idempotence`], [`order`], [`groups`], [`offsets`], [`fetch`].
 //!
 //! Each checker is named after the anomaly it looks for (the names follow Jepsen's Kafka test,
 //! so a reader can compare) and maps to one of gregor's three guarantees:
@@ -20,6 +20,7 @@
 //! | `commit-backwards`    | offsets | a committed offset never moves back |
 //! | `group-skip`          | groups | at-least-once groups never skip a record |
 //! | `group-double`        | groups | at-most-once groups never process a record twice |
+//! | `fetch-over-limit`    | fetch | a fetch response respects the request's total `max_bytes` (KIP-74) |
 //!
 //! The durability policy is taken into account: under a policy that does not promise survival of
 //! power loss (`none`, `interval`), what a power loss cut from the log is excused — and only that,
@@ -30,6 +31,7 @@
 //! [`Facts`]) and on `history`, never on each other or on the world.
 
 mod durability;
+mod fetch;
 mod groups;
 mod idempotence;
 mod offsets;
@@ -54,10 +56,11 @@ pub enum Kind {
     CommitBackwards,
     GroupSkip,
     GroupDouble,
+    FetchOverLimit,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -72,6 +75,7 @@ impl Kind {
         Kind::CommitBackwards,
         Kind::GroupSkip,
         Kind::GroupDouble,
+        Kind::FetchOverLimit,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -89,6 +93,7 @@ impl Kind {
             Kind::CommitBackwards => "commit-backwards",
             Kind::GroupSkip => "group-skip",
             Kind::GroupDouble => "group-double",
+            Kind::FetchOverLimit => "fetch-over-limit",
         }
     }
 }
@@ -266,6 +271,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     order::check(h, &cuts, &facts, &mut bad);
     groups::check(h, &cuts, &facts, &mut bad);
     offsets::check(h, &cuts, &mut bad);
+    fetch::check(h, &mut bad);
     out
 }
 
@@ -434,6 +440,7 @@ mod tests {
             Kind::CommitBackwards,
             Kind::GroupSkip,
             Kind::GroupDouble,
+            Kind::FetchOverLimit,
         ];
         assert_eq!(tested.len(), Kind::ALL.len());
     }
