@@ -8,12 +8,14 @@
 
 mod admin;
 mod alloc;
+mod backlog;
 mod clock;
 #[cfg(test)]
 mod codec_props;
 mod config;
 mod connection;
 mod disk;
+mod event;
 #[cfg(all(test, madsim))]
 mod madsim_tests;
 mod runtime;
