@@ -49,10 +49,6 @@ struct Cli {
     /// Worker threads for ranges (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Also run the workloads whose checkers catch a known, not yet fixed broker bug (today:
-    /// fetches with a small top-level max_bytes, KIP-74). Off in CI until the fix lands.
-    #[arg(long)]
-    unfixed: bool,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -72,7 +68,6 @@ fn options(cli: &Cli, seed: u64) -> Options {
         liveness_ms: cli.liveness_ms,
         trace: cli.trace,
         plant: None,
-        unfixed: cli.unfixed,
     }
 }
 
@@ -83,9 +78,6 @@ fn replay(cli: &Cli, seed: u64) -> String {
     }
     if cli.liveness_ms != 40_000 {
         cmd += &format!(" --liveness-ms {}", cli.liveness_ms);
-    }
-    if cli.unfixed {
-        cmd += " --unfixed";
     }
     cmd
 }

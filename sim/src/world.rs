@@ -33,11 +33,6 @@ pub struct Options {
     pub trace: bool,
     /// Plant a bug in the simulated world, to prove the checkers catch it (tests only).
     pub plant: Option<Plant>,
-    /// Also run the workloads whose checkers catch a known, not yet fixed broker bug. Off by
-    /// default (and in CI): today that is the top-level fetch limit (KIP-74), which the broker
-    /// ignores. Turning it on draws from a PRNG of its own, so every other choice of the seed
-    /// stays the same.
-    pub unfixed: bool,
 }
 
 /// Bugs the tests plant on purpose: if the simulator cannot see these, it cannot see anything.
@@ -55,7 +50,6 @@ impl Options {
             liveness_ms: 40_000,
             trace: false,
             plant: None,
-            unfixed: false,
         }
     }
 }
@@ -241,9 +235,8 @@ impl World {
         }
         // A reader with a small top-level fetch limit, over every partition (KIP-74). Drawn
         // from its own PRNG so that the rest of the seed is unchanged.
-        let mut unfixed = Prng::new(opts.seed ^ 0x6b69_7037_3400_0000);
-        let fetch_max_bytes =
-            (opts.unfixed && unfixed.ratio(2, 3)).then(|| 80 + unfixed.below(600) as i32);
+        let mut kip74 = Prng::new(opts.seed ^ 0x6b69_7037_3400_0000);
+        let fetch_max_bytes = kip74.ratio(2, 3).then(|| 80 + kip74.below(600) as i32);
         for r in 0..profile.readers {
             let parts = (0..profile.partitions)
                 .filter(|p| *p as usize % profile.readers == r)

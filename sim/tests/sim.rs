@@ -67,19 +67,14 @@ fn regression_seeds_pass() {
     }
 }
 
-/// Seeds whose KIP-74 workload (a reader with a small top-level fetch `max_bytes`, behind
-/// `--unfixed`) caught the broker ignoring the limit: it answered with every partition's data up
-/// to each partition's own limit (seed 3: 8,716 bytes against a limit of 483). The conformance
-/// fix (Fetch's total `max_bytes`) makes them pass; then drop `#[ignore]` and turn the workload
-/// on by default (`Options::unfixed`), so the swarm range covers it.
+/// Seeds whose KIP-74 workload (a reader with a small top-level fetch `max_bytes`) caught the
+/// broker ignoring the limit: it answered with every partition's data up to each partition's own
+/// limit (seed 3: 8,716 bytes against a limit of 483). Fixed in Fetch (the whole response is
+/// bounded by `max_bytes`; only a first batch may exceed it).
 #[test]
-#[ignore = "fails until the broker honours Fetch's top-level max_bytes (KIP-74)"]
 fn fetch_limit_seeds_pass() {
     for seed in [1, 3, 5, 6] {
-        let r = run(&Options {
-            unfixed: true,
-            ..Options::new(seed)
-        });
+        let r = run(&Options::new(seed));
         assert!(
             r.ok(),
             "seed {seed}: {:?} {:?}",
@@ -87,21 +82,6 @@ fn fetch_limit_seeds_pass() {
             r.anomalies.first()
         );
     }
-}
-
-/// The KIP-74 checker sees the bug today: if this starts failing, the fix has landed (see
-/// `fetch_limit_seeds_pass`).
-#[test]
-fn the_fetch_limit_checker_catches_the_unfixed_broker() {
-    let r = run(&Options {
-        unfixed: true,
-        ..short(5)
-    });
-    assert!(
-        r.anomalies.iter().any(|a| a.kind == Kind::FetchOverLimit),
-        "{:?}",
-        r.anomalies.first()
-    );
 }
 
 /// A disk that lies about fsync loses acknowledged records on power loss: under group commit
