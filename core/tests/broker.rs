@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use gregor_core::error::*;
-use gregor_core::files::{scan_segment, Recovered, RecoveredPartition};
+use gregor_core::files::{recover_segment, Recovered, RecoveredPartition};
 use gregor_core::io::{ConnId, Input, Output, Request, StorageFault, StorageReply, StorageRequest};
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
@@ -80,8 +80,36 @@ impl MemDisk {
             StorageRequest::DeleteSegment { file } => {
                 self.files
                     .remove(&format!("{}/{}", file.dir.dir_name(), file.file_name()));
+                self.files.remove(&format!(
+                    "{}/{}",
+                    file.dir.dir_name(),
+                    file.index_file_name()
+                ));
             }
             StorageRequest::WriteBrokerMeta { data } => self.broker_meta = Some(data.to_vec()),
+            StorageRequest::WriteSegmentIndex {
+                file,
+                covers,
+                index,
+            } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
+                let (w, s) = self.files.get_mut(&path).expect("segment exists");
+                if (w.len() as u64) < *covers {
+                    return Err(StorageFault::Io("segment shorter than its index".into()));
+                }
+                *s = w.clone();
+                self.files.insert(
+                    format!("{}/{}", file.dir.dir_name(), file.index_file_name()),
+                    (index.to_vec(), index.to_vec()),
+                );
+            }
+            StorageRequest::DeleteSegmentIndex { file } => {
+                self.files.remove(&format!(
+                    "{}/{}",
+                    file.dir.dir_name(),
+                    file.index_file_name()
+                ));
+            }
         }
         Ok(StorageReply::Done)
     }
@@ -99,12 +127,19 @@ impl MemDisk {
             });
             if name == "partition.meta" {
                 p.meta = Some(Bytes::copy_from_slice(bytes));
-            } else {
-                let base = gregor_core::files::parse_segment_file_name(name).unwrap();
-                p.segments.push(scan_segment(base, bytes));
+            } else if let Some(base) = gregor_core::files::parse_segment_file_name(name) {
+                let index = self
+                    .files
+                    .get(&format!("{dir}/{base:020}.index"))
+                    .map(|(w, s)| if power_loss { s } else { w }.as_slice());
+                let scan = recover_segment(base, index, bytes.len() as u64, |from| {
+                    Ok::<_, ()>(bytes[from as usize..].to_vec())
+                });
+                p.segments.push(scan.unwrap());
             }
         }
         Recovered {
+            clean_shutdown: false,
             broker_meta: self.broker_meta.clone().map(Bytes::from),
             partitions: parts.into_values().collect(),
         }

@@ -250,7 +250,12 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
     }
     info!("shutting down: no longer accepting connections");
     accept.abort();
-    driver.disk.sync_all();
+    // Index files and the clean-shutdown marker (net/src/disk.rs), so the next start reads no
+    // segment data.
+    let requests = driver.broker.clean_shutdown_requests();
+    for failure in driver.disk.clean_shutdown(requests) {
+        tracing::warn!("clean shutdown: {failure}");
+    }
     info!("all segment files synced; bye");
     Ok(())
 }

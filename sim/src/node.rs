@@ -248,5 +248,13 @@ pub fn describe(r: &StorageRequest) -> String {
             format!("delete {}/{}", file.dir.dir_name(), file.file_name())
         }
         StorageRequest::WriteBrokerMeta { .. } => "write broker.meta".into(),
+        StorageRequest::WriteSegmentIndex { file, covers, .. } => format!(
+            "write index {}/{} covering {covers}",
+            file.dir.dir_name(),
+            file.file_name()
+        ),
+        StorageRequest::DeleteSegmentIndex { file } => {
+            format!("delete index {}/{}", file.dir.dir_name(), file.file_name())
+        }
     }
 }

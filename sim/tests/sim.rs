@@ -26,7 +26,8 @@ fn the_same_seed_gives_the_same_trace() {
 
 /// Trace hashes pinned at the time of writing: the same seed gives the same run on every
 /// machine. A deliberate change to the simulator or the core changes them; update them then,
-/// in the same commit, and say why.
+/// in the same commit, and say why. (Re-pinned on branch `index`: segment index writes at each
+/// roll and index deletes before each cut are new storage requests.)
 #[test]
 fn trace_hashes_are_stable_across_machines() {
     for &(seed, pinned) in PINNED {
