@@ -50,6 +50,10 @@ impl SegmentFile {
     pub fn file_name(&self) -> String {
         format!("{:020}.log", self.base_offset)
     }
+    /// The segment's index file: `<base_offset:020>.index`, beside it.
+    pub fn index_file_name(&self) -> String {
+        format!("{:020}.index", self.base_offset)
+    }
 }
 
 /// An effect on storage. See the module docs for the ordering contract.
@@ -77,8 +81,21 @@ pub enum StorageRequest {
     },
     /// Cut the file to `len` bytes, durably.
     Truncate { file: SegmentFile, len: u64 },
-    /// Delete a segment file.
+    /// Delete a segment file and its index file.
     DeleteSegment { file: SegmentFile },
+    /// Write a segment's index file (`files::encode_segment_index`), which describes the first
+    /// `covers` bytes of the segment. First make the segment durable (fsync), then replace the
+    /// index file atomically and durably: an index never vouches for bytes a power loss could
+    /// take. If the segment is shorter than `covers` (a write the core counted failed), write
+    /// nothing and fail. A failure only costs a longer scan at the next start.
+    WriteSegmentIndex {
+        file: SegmentFile,
+        covers: u64,
+        index: Bytes,
+    },
+    /// Delete a segment's index file, durably, if it exists (before the segment is cut, so a
+    /// stale index never outlives the bytes it described).
+    DeleteSegmentIndex { file: SegmentFile },
     /// Replace the broker's own metadata file (`broker.meta`) atomically and durably.
     WriteBrokerMeta { data: Bytes },
 }

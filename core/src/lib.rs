@@ -35,6 +35,9 @@ pub mod log;
 pub mod partition;
 pub mod prng;
 pub mod producer;
+/// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 pub mod wire;
 

@@ -17,12 +17,28 @@
 //! * a **time index**: per segment, an entry each time the largest timestamp seen grows, as
 //!   Kafka's `.timeindex` does, so ListOffsets by timestamp binary-searches it.
 //!
-//! Both are rebuilt at start by scanning the segments ([`crate::files::scan_segment`]) rather
-//! than read from index files: start-up reads every segment once. Kafka avoids that with a
-//! recovery-point checkpoint; that is future work here.
+//! ## Index files
+//! Each segment also has an index file on storage (`<base>.index`,
+//! [`crate::files::encode_segment_index`]): the position and stored header of each batch in a
+//! prefix of the segment. It lets a restart rebuild the in-memory indexes, and the idempotent
+//! producer state, without reading segment data:
+//! * a segment's index is written when the segment is closed (a roll), as the active segment
+//!   grows (every [`INDEX_CHECKPOINT_BYTES`]), and at clean shutdown
+//!   ([`PartitionLog::shutdown_index`]); so after a crash at most that many bytes per partition
+//!   are scanned, and after a clean shutdown none;
+//! * the request that writes it makes the segment durable first, so an index never vouches for
+//!   bytes a power loss could take;
+//! * a cut ([`PartitionLog::truncate_to`]) deletes the segment's index before cutting, so a stale
+//!   index never describes bytes that were replaced;
+//! * an index is a cache: at start one that is missing, damaged or disagrees with its segment is
+//!   ignored, the segment is scanned, and the index of a closed segment is rewritten.
 
 use crate::batch::BatchHeader;
-use crate::files::{segment_header, SegmentScan, SEGMENT_HEADER_BYTES};
+use crate::batch::HEADER_BYTES;
+use crate::files::{
+    encode_segment_index, index_entry, segment_header, SegmentScan, INDEX_ENTRY_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
 use crate::io::{PartitionDir, SegmentFile, StorageRequest};
 use crate::time::Instant;
 use bytes::Bytes;
@@ -46,7 +62,17 @@ pub struct Segment {
     pub batches: Vec<BatchEntry>,
     /// (largest timestamp so far, offset of the batch that set it), Kafka's time index.
     pub time_index: Vec<(i64, i64)>,
+    /// The index-file entries of every batch, kept while the segment is active so its index
+    /// can be written; dropped when it is closed. None also for a closed segment a cut made
+    /// active again: it gets no index this run (the next start rebuilds one).
+    index_entries: Option<Vec<u8>>,
+    /// How many bytes of the segment its index file on storage covers (0: none).
+    indexed_len: u64,
 }
+
+/// How many bytes the active segment may grow past what its index file covers before the
+/// index is written again: after a crash, recovery scans at most this much per partition.
+pub const INDEX_CHECKPOINT_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Segment {
     fn new(base_offset: i64, created: Instant) -> Segment {
@@ -56,7 +82,25 @@ impl Segment {
             created,
             batches: Vec::new(),
             time_index: Vec::new(),
+            index_entries: Some(Vec::new()),
+            indexed_len: 0,
         }
+    }
+    /// The request that writes this segment's index file, if it has entries to write and the
+    /// file on storage does not already cover them.
+    fn index_request(&mut self, file: SegmentFile) -> Option<StorageRequest> {
+        let entries = self.index_entries.as_ref()?;
+        if self.batches.is_empty() || self.indexed_len == self.size {
+            return None;
+        }
+        assert_eq!(entries.len(), self.batches.len() * INDEX_ENTRY_BYTES);
+        assert!(self.indexed_len < self.size);
+        self.indexed_len = self.size;
+        Some(StorageRequest::WriteSegmentIndex {
+            file,
+            covers: self.size,
+            index: encode_segment_index(self.base_offset, self.size, entries),
+        })
     }
     pub fn max_timestamp(&self) -> i64 {
         self.time_index.last().map(|e| e.0).unwrap_or(-1)
@@ -166,10 +210,22 @@ impl PartitionLog {
                 continue;
             }
             let mut seg = Segment::new(scan.base_offset, now);
+            let mut entries = Vec::with_capacity(scan.batches.len() * INDEX_ENTRY_BYTES);
             for b in &scan.batches {
                 seg.push(entry_of(&b.header, b.position));
+                entries.extend_from_slice(&index_entry(b.position, &b.raw_header));
             }
+            seg.index_entries = Some(entries);
             seg.size = scan.valid_len;
+            assert!(scan.indexed_len <= scan.valid_len);
+            seg.indexed_len = scan.indexed_len;
+            if let Some(problem) = &scan.index_problem {
+                notes.push(format!(
+                    "{}: index of {} not used ({problem}); scanned the segment",
+                    dir.dir_name(),
+                    file.file_name()
+                ));
+            }
             if scan.valid_len < scan.file_len {
                 notes.push(format!(
                     "{}: cutting {} bytes of torn or corrupt tail from {} ({})",
@@ -189,6 +245,23 @@ impl PartitionLog {
         if segments.is_empty() {
             let (log, req) = PartitionLog::create(dir, now);
             return (log, vec![req], notes);
+        }
+        // Closed segments keep no index entries in memory; one whose index file was missing,
+        // damaged or short is given a new one (the request makes the scanned bytes durable
+        // first). The active segment's index is written when it is due.
+        let last = segments.len() - 1;
+        for (i, seg) in segments.iter_mut().enumerate() {
+            let file = SegmentFile {
+                dir: dir.clone(),
+                base_offset: seg.base_offset,
+            };
+            let due = i < last || seg.size - seg.indexed_len >= INDEX_CHECKPOINT_BYTES;
+            if due {
+                repairs.extend(seg.index_request(file));
+            }
+            if i < last {
+                seg.index_entries = None;
+            }
         }
         let log_start_offset = segments[0].base_offset;
         let log_end_offset = segments.last().unwrap().next_offset();
@@ -246,16 +319,14 @@ impl PartitionLog {
         let too_big = active.size + batch.len() as u64 > roll.segment_bytes_max;
         let too_old = now.saturating_since(active.created).0 > roll.segment_age_ns_max;
         if !active.batches.is_empty() && (too_big || too_old) {
-            let base = self.log_end_offset;
-            self.segments.push(Segment::new(base, now));
-            reqs.push(StorageRequest::CreateSegment {
-                file: self.file_of(base),
-                header: segment_header(base),
-            });
+            reqs.extend(self.roll(now));
         }
         let seg = self.segments.last_mut().unwrap();
         let position = seg.size;
         seg.push(entry_of(header, position));
+        if let Some(entries) = &mut seg.index_entries {
+            entries.extend_from_slice(&index_entry(position, &batch[..HEADER_BYTES]));
+        }
         seg.size += batch.len() as u64;
         self.log_end_offset = header.next_offset();
         let file = SegmentFile {
@@ -263,11 +334,22 @@ impl PartitionLog {
             base_offset: seg.base_offset,
         };
         reqs.push(StorageRequest::Append {
-            file,
+            file: file.clone(),
             position,
             data: batch,
         });
+        // The index follows the write it covers (storage requests run in order).
+        if seg.size - seg.indexed_len >= INDEX_CHECKPOINT_BYTES {
+            reqs.extend(seg.index_request(file));
+        }
         reqs
+    }
+
+    /// At clean shutdown: the request that writes the active segment's index, so the next start
+    /// reads no segment data (None if the index on storage already covers it, or it has none).
+    pub fn shutdown_index(&mut self) -> Option<StorageRequest> {
+        let file = self.active_file();
+        self.segments.last_mut().unwrap().index_request(file)
     }
 
     /// Start a new segment now if the active one holds anything (used before writing a
@@ -282,12 +364,19 @@ impl PartitionLog {
         {
             return Vec::new();
         }
+        // Close the active segment: write its index (which makes it durable first), then
+        // forget the entries.
+        let closing = self.active_file();
+        let active = self.segments.last_mut().unwrap();
+        let mut reqs: Vec<StorageRequest> = active.index_request(closing).into_iter().collect();
+        active.index_entries = None;
         let base = self.log_end_offset;
         self.segments.push(Segment::new(base, now));
-        vec![StorageRequest::CreateSegment {
+        reqs.push(StorageRequest::CreateSegment {
             file: self.file_of(base),
             header: segment_header(base),
-        }]
+        });
+        reqs
     }
 
     /// Delete every segment entirely below `offset`, which must be a segment's base offset.
@@ -342,6 +431,10 @@ impl PartitionLog {
             "truncation at a batch boundary"
         );
         seg.batches.truncate(keep);
+        if let Some(entries) = &mut seg.index_entries {
+            entries.truncate(keep * INDEX_ENTRY_BYTES);
+        }
+        seg.indexed_len = 0;
         seg.time_index.retain(|&(_, o)| o < offset);
         let new_size = seg
             .batches
@@ -349,11 +442,14 @@ impl PartitionLog {
             .map(|b| b.position + b.size as u64)
             .unwrap_or(SEGMENT_HEADER_BYTES);
         seg.size = new_size;
+        let file = SegmentFile {
+            dir,
+            base_offset: seg.base_offset,
+        };
+        // The index goes first: it must never describe bytes the cut replaces.
+        reqs.push(StorageRequest::DeleteSegmentIndex { file: file.clone() });
         reqs.push(StorageRequest::Truncate {
-            file: SegmentFile {
-                dir,
-                base_offset: seg.base_offset,
-            },
+            file,
             len: new_size,
         });
         self.log_end_offset = offset.max(seg.base_offset);
@@ -499,7 +595,21 @@ impl PartitionLog {
                 next = b.last_offset + 1;
             }
             assert_eq!(seg.size, pos);
+            assert!(
+                seg.indexed_len <= seg.size,
+                "an index covers only stored bytes"
+            );
+            if let Some(entries) = &seg.index_entries {
+                assert_eq!(entries.len(), seg.batches.len() * INDEX_ENTRY_BYTES);
+            }
         }
+        let last = self.segments.len() - 1;
+        assert!(
+            self.segments[..last]
+                .iter()
+                .all(|s| s.index_entries.is_none()),
+            "closed segments keep no index entries in memory"
+        );
         assert_eq!(next, self.log_end_offset);
     }
 }

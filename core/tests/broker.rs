@@ -3,13 +3,12 @@
 
 use bytes::Bytes;
 use gregor_core::error::*;
-use gregor_core::files::{scan_segment, Recovered, RecoveredPartition};
+use gregor_core::files::{recover_segment, Recovered, RecoveredPartition};
 use gregor_core::io::{ConnId, Input, Output, Request, StorageFault, StorageReply, StorageRequest};
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
-use gregor_core::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_core::kafka_protocol::records::Compression;
+use gregor_core::testkit;
 use gregor_core::{Broker, Config, Durability, Instant};
 use std::collections::BTreeMap;
 
@@ -81,8 +80,36 @@ impl MemDisk {
             StorageRequest::DeleteSegment { file } => {
                 self.files
                     .remove(&format!("{}/{}", file.dir.dir_name(), file.file_name()));
+                self.files.remove(&format!(
+                    "{}/{}",
+                    file.dir.dir_name(),
+                    file.index_file_name()
+                ));
             }
             StorageRequest::WriteBrokerMeta { data } => self.broker_meta = Some(data.to_vec()),
+            StorageRequest::WriteSegmentIndex {
+                file,
+                covers,
+                index,
+            } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
+                let (w, s) = self.files.get_mut(&path).expect("segment exists");
+                if (w.len() as u64) < *covers {
+                    return Err(StorageFault::Io("segment shorter than its index".into()));
+                }
+                *s = w.clone();
+                self.files.insert(
+                    format!("{}/{}", file.dir.dir_name(), file.index_file_name()),
+                    (index.to_vec(), index.to_vec()),
+                );
+            }
+            StorageRequest::DeleteSegmentIndex { file } => {
+                self.files.remove(&format!(
+                    "{}/{}",
+                    file.dir.dir_name(),
+                    file.index_file_name()
+                ));
+            }
         }
         Ok(StorageReply::Done)
     }
@@ -100,12 +127,19 @@ impl MemDisk {
             });
             if name == "partition.meta" {
                 p.meta = Some(Bytes::copy_from_slice(bytes));
-            } else {
-                let base = gregor_core::files::parse_segment_file_name(name).unwrap();
-                p.segments.push(scan_segment(base, bytes));
+            } else if let Some(base) = gregor_core::files::parse_segment_file_name(name) {
+                let index = self
+                    .files
+                    .get(&format!("{dir}/{base:020}.index"))
+                    .map(|(w, s)| if power_loss { s } else { w }.as_slice());
+                let scan = recover_segment(base, index, bytes.len() as u64, |from| {
+                    Ok::<_, ()>(bytes[from as usize..].to_vec())
+                });
+                p.segments.push(scan.unwrap());
             }
         }
         Recovered {
+            clean_shutdown: false,
             broker_meta: self.broker_meta.clone().map(Bytes::from),
             partitions: parts.into_values().collect(),
         }
@@ -295,42 +329,17 @@ impl Harness {
 }
 
 fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    let recs: Vec<testkit::Rec> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder groups records whose offset-minus-sequence agree into one batch.
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: 1_700_000_000_000 + i as i64,
+        .map(|(i, v)| testkit::Rec {
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
+            timestamp_ms: 1_700_000_000_000 + i as i64,
+            headers: Vec::new(),
         })
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    testkit::batch(&recs, producer, Compression::None)
 }
 
 #[test]
@@ -414,6 +423,54 @@ fn long_poll_fetch_wakes_on_new_data_and_times_out() {
         h.fetch_result(unknown).unwrap().0,
         UNKNOWN_TOPIC_OR_PARTITION
     );
+}
+
+/// KIP-74: the request's top-level max_bytes bounds the whole response, even when a
+/// partition's own limit is larger; the first batch still goes out whole so a consumer
+/// always makes progress (librdkafka failed with "Invalid response size" on a 19 MB answer
+/// to fetch.max.bytes=1000000).
+#[test]
+fn fetch_response_is_bounded_by_request_max_bytes() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 2);
+    let big = "x".repeat(300);
+    for p in 0..2 {
+        for _ in 0..4 {
+            let c = h.produce(1, "t", p, batch(&[&big], None), 1);
+            assert_eq!(h.produce_result(c).unwrap().0, NONE);
+        }
+    }
+    let one = batch(&[&big], None).len();
+    let mut fetch = |max_bytes: i32| {
+        let parts = (0..2)
+            .map(|p| {
+                fetch_request::FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(20_000_000)
+            })
+            .collect();
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(parts)]);
+        let c = h.send(2, ApiKey::Fetch, 12, RequestKind::Fetch(req));
+        let Some(ResponseKind::Fetch(r)) = h.take(c) else {
+            panic!("no fetch response")
+        };
+        r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().unwrap().len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fetch(10), vec![one, 0], "the first batch goes out whole");
+    assert_eq!(fetch(one as i32 * 5 / 2), vec![2 * one, 0]);
+    assert_eq!(fetch(one as i32 * 5), vec![4 * one, one]);
+    assert_eq!(fetch(1 << 20), vec![4 * one, 4 * one]);
 }
 
 #[test]
@@ -1091,4 +1148,141 @@ fn offsets_log_is_compacted_and_still_recovers() {
     let mut h2 = Harness::with_disk(config, disk, true);
     assert_eq!(fetch_offset(&mut h2, "solo", 0), 198);
     assert_eq!(fetch_offset(&mut h2, "solo", 1), 199);
+}
+
+/// A JoinGroup v5 naming its protocols in order of preference and, for a static member, its
+/// `group.instance.id`.
+fn join_as(
+    h: &mut Harness,
+    conn: u64,
+    member: &str,
+    instance: Option<&str>,
+    protocols: &[&str],
+) -> i32 {
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_group_instance_id(instance.map(|i| StrBytes::from_string(i.into())))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(
+            protocols
+                .iter()
+                .map(|p| {
+                    join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_string(p.to_string()))
+                        .with_metadata(Bytes::from_static(b"sub"))
+                })
+                .collect(),
+        );
+    h.send(conn, ApiKey::JoinGroup, 5, RequestKind::JoinGroup(req))
+}
+
+/// Kafka's `GroupMetadata.selectProtocol`: among the protocols every member supports, each
+/// member votes for its first choice and the most votes win — here roundrobin, although the
+/// first member to join prefers range.
+#[test]
+fn the_protocol_most_members_prefer_wins_the_vote() {
+    let mut h = Harness::new(Config::default());
+    let prefs: [&[&str]; 3] = [
+        &["range", "roundrobin"],
+        &["roundrobin", "range", "sticky"],
+        &["sticky", "roundrobin", "range"],
+    ];
+    let mut waits = Vec::new();
+    for (i, p) in prefs.iter().enumerate() {
+        let conn = 10 + i as u64;
+        let c = join_as(&mut h, conn, "", None, p);
+        let id = join_result(&mut h, c).unwrap().member_id.to_string();
+        waits.push(join_as(&mut h, conn, &id, None, p));
+    }
+    h.advance(10_000);
+    for c in waits {
+        let j = join_result(&mut h, c).expect("joined");
+        assert_eq!(j.error_code, NONE);
+        // sticky is not supported by the first member, so it is no candidate; of the votes
+        // for the candidates, roundrobin has two (the third member's first common choice).
+        assert_eq!(j.protocol_name.as_deref(), Some("roundrobin"));
+    }
+}
+
+/// KIP-345: a consumer joining with a `group.instance.id` already in use takes the instance
+/// over; the old member is fenced — its heartbeat, sync, commit and rejoin get
+/// FENCED_INSTANCE_ID — while the new one carries on.
+#[test]
+fn a_replaced_static_member_is_fenced() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    // A static member gets its id at once (no KIP-394 round trip).
+    let c = join_as(&mut h, 1, "", Some("inst"), &["range"]);
+    h.advance(3_500);
+    let a = join_result(&mut h, c).expect("joined");
+    assert_eq!((a.error_code, a.generation_id), (NONE, 1));
+    let a_id = a.member_id.to_string();
+    assert!(a_id.starts_with("inst-"), "{a_id}");
+    let s = sync(&mut h, 1, "g", &a_id, 1, &[(&a_id, "p0")]);
+    assert!(matches!(h.take(s), Some(ResponseKind::SyncGroup(r)) if r.error_code == NONE));
+
+    let c = join_as(&mut h, 2, "", Some("inst"), &["range"]);
+    let b = join_result(&mut h, c).expect("a stable group answers a static rejoin at once");
+    assert_eq!((b.error_code, b.generation_id), (NONE, 1));
+    let b_id = b.member_id.to_string();
+    assert_ne!(a_id, b_id);
+
+    let inst = Some(StrBytes::from_static_str("inst"));
+    let hb = |h: &mut Harness, conn: u64, id: &str| {
+        let req = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id(1)
+            .with_member_id(StrBytes::from_string(id.into()))
+            .with_group_instance_id(inst.clone());
+        let c = h.send(conn, ApiKey::Heartbeat, 3, RequestKind::Heartbeat(req));
+        match h.take(c) {
+            Some(ResponseKind::Heartbeat(r)) => r.error_code,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(hb(&mut h, 1, &a_id), FENCED_INSTANCE_ID);
+    assert_eq!(hb(&mut h, 2, &b_id), NONE);
+
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_string(a_id.clone()))
+        .with_group_instance_id(inst.clone());
+    let s = h.send(1, ApiKey::SyncGroup, 3, RequestKind::SyncGroup(req));
+    assert!(
+        matches!(h.take(s), Some(ResponseKind::SyncGroup(r)) if r.error_code == FENCED_INSTANCE_ID)
+    );
+
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id_or_member_epoch(1)
+        .with_member_id(StrBytes::from_string(a_id.clone()))
+        .with_group_instance_id(inst.clone())
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let c = h.send(1, ApiKey::OffsetCommit, 7, RequestKind::OffsetCommit(req));
+    match h.take(c) {
+        Some(ResponseKind::OffsetCommit(r)) => {
+            assert_eq!(r.topics[0].partitions[0].error_code, FENCED_INSTANCE_ID)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let c = join_as(&mut h, 1, &a_id, Some("inst"), &["range"]);
+    assert_eq!(
+        join_result(&mut h, c).unwrap().error_code,
+        FENCED_INSTANCE_ID,
+        "a zombie's rejoin with its old id does not take the instance back"
+    );
+    assert_eq!(hb(&mut h, 2, &b_id), NONE);
 }

@@ -10,7 +10,7 @@
 //! The Kafka request codec is checked the same way in `net` (`net/src/codec_props.rs`), where the
 //! broker binary's allocator guard is installed.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use gregor_core::batch::{assign, BatchError, BatchHeader, HEADER_BYTES};
 use gregor_core::files::{
     scan_segment, segment_header, BrokerMeta, FileError, PartitionMeta, TopicSettings,
@@ -19,9 +19,8 @@ use gregor_core::files::{
 use gregor_core::group::{
     decode_batches, encode_batch, GroupRecord, GroupValue, MemberValue, OffsetValue,
 };
-use gregor_core::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_core::kafka_protocol::records::{Compression, RecordBatchDecoder};
+use gregor_core::testkit;
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ generators
@@ -69,47 +68,20 @@ fn producer_batch(
     producer: Option<(i64, i16, i32)>,
     compression: Compression,
 ) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = recs
+    let recs: Vec<testkit::Rec> = recs
         .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset − sequence is constant; without
-            // a producer id the batch's base sequence is −1.
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: 1_700_000_000_000 + r.ts_delta,
+        .map(|r| testkit::Rec {
             key: r.key.clone().map(Bytes::from),
             value: r.value.clone().map(Bytes::from),
+            timestamp_ms: 1_700_000_000_000 + r.ts_delta,
             headers: r
                 .headers
                 .iter()
-                .map(|(k, v)| (k.clone().into(), v.clone().map(Bytes::from)))
+                .map(|(k, v)| (k.clone(), v.clone().map(Bytes::from)))
                 .collect(),
-            delete_horizon: false,
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encodes");
-    buf.freeze()
+    testkit::batch(&recs, producer, compression)
 }
 
 fn group_record() -> impl Strategy<Value = GroupRecord> {

@@ -138,15 +138,15 @@ impl Model {
     }
 
     fn restart(&mut self) {
-        let disk = std::mem::take(&mut self.h.disk);
-        self.h = Harness::with_disk(Config::default(), disk);
+        let disk = std::mem::take(&mut self.h.storage);
+        self.h = gregor_fuzz::harness_on(Config::default(), disk);
         self.h.advance_ms(10);
     }
 }
 
 fuzz_target!(|ops: Vec<Op>| {
     let mut m = Model {
-        h: Harness::new(Config::default()),
+        h: gregor_fuzz::harness(Config::default()),
         corr: 0,
         next_value: 0,
         acked: BTreeMap::new(),
@@ -252,14 +252,14 @@ fuzz_target!(|ops: Vec<Op>| {
                 m.send(ApiKey::JoinGroup, 5, RequestKind::JoinGroup(r));
             }
             Op::Advance { ms } => m.h.advance_ms(ms as u64),
-            Op::DiskFull(on) => m.h.disk.faults.full = on,
+            Op::DiskFull(on) => m.h.storage.faults.full = on,
             Op::Crash => {
-                m.h.disk.process_crash(&mut m.prng);
+                m.h.storage.process_crash(&mut m.prng);
                 m.restart();
                 m.audit();
             }
             Op::PowerLoss { torn, flip } => {
-                m.h.disk.power_loss(&mut m.prng, torn, flip);
+                m.h.storage.power_loss(&mut m.prng, torn, flip);
                 m.restart();
                 m.audit();
             }

@@ -5,11 +5,10 @@
 #[global_allocator]
 static ALLOC: gregor_fuzz::alloc::GuardedAlloc = gregor_fuzz::alloc::GuardedAlloc;
 use gregor_core::Config;
-use gregor_fuzz::Harness;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut h = Harness::new(Config::default());
+    let mut h = gregor_fuzz::harness(Config::default());
     h.feed_stream(1, data);
     // Let parked fetches, produce timeouts and group timers fire.
     h.advance_ms(40_000);

@@ -5,6 +5,8 @@
 //! broker.meta
 //! <topic>-<partition>/partition.meta
 //! <topic>-<partition>/<base offset, 20 digits>.log
+//! <topic>-<partition>/<base offset, 20 digits>.index
+//! .kafka_cleanshutdown              (between a clean shutdown and the next start)
 //! ```
 //! Requests are executed in the order the core emits them (the storage contract in
 //! `gregor_core::io`). Everything is done inline on the broker task — writes land in the page
@@ -13,10 +15,12 @@
 //! fsync runs, new batches accumulate and the next fsync covers them all.
 
 use bytes::Bytes;
-use gregor_core::files::{parse_segment_file_name, scan_segment, RecoveredPartition};
+use gregor_core::files::{
+    parse_segment_file_name, recover_segment, RecoveredPartition, CLEAN_SHUTDOWN_FILE,
+};
 use gregor_core::io::{PartitionDir, SegmentFile, StorageFault, StorageReply, StorageRequest};
 use gregor_core::Recovered;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -33,6 +37,9 @@ pub enum Executed {
 pub struct Disk {
     root: PathBuf,
     open: HashMap<(String, i64), File>,
+    /// Segments with a failed write since they were created or last cut: no index may vouch
+    /// for their contents (a partial write may have left a torn batch inside what it covers).
+    failed: HashSet<(String, i64)>,
 }
 
 /// Turn an I/O error into the core's fault type; a full disk is its own kind
@@ -65,6 +72,7 @@ impl Disk {
         Ok(Disk {
             root: root.to_path_buf(),
             open: HashMap::new(),
+            failed: HashSet::new(),
         })
     }
 
@@ -119,6 +127,7 @@ impl Disk {
             }
             StorageRequest::CreateSegment { file, header } => {
                 self.open.remove(&Self::key(&file));
+                self.failed.remove(&Self::key(&file));
                 let path = self.segment_path(&file);
                 let dir = self.dir_path(&file.dir);
                 let r = (|| {
@@ -145,11 +154,15 @@ impl Disk {
                 file,
                 position,
                 data,
-            } => done(
-                self.file(&file)
-                    .and_then(|f| f.write_all_at(&data, position))
-                    .map(|_| StorageReply::Done),
-            ),
+            } => {
+                let r = self
+                    .file(&file)
+                    .and_then(|f| f.write_all_at(&data, position));
+                if r.is_err() {
+                    self.failed.insert(Self::key(&file));
+                }
+                done(r.map(|_| StorageReply::Done))
+            }
             StorageRequest::Sync { file } => match self.file(&file).and_then(|f| f.try_clone()) {
                 Ok(f) => Executed::Sync(f),
                 Err(e) => Executed::Done(Err(fault(e))),
@@ -171,21 +184,62 @@ impl Disk {
                 buf.truncate(filled);
                 Ok(StorageReply::Read(Bytes::from(buf)))
             })),
-            StorageRequest::Truncate { file, len } => done(self.file(&file).and_then(|f| {
-                f.set_len(len)?;
-                f.sync_all()?;
-                Ok(StorageReply::Done)
-            })),
+            StorageRequest::Truncate { file, len } => {
+                let r = self.file(&file).and_then(|f| {
+                    f.set_len(len)?;
+                    f.sync_all()
+                });
+                if r.is_ok() {
+                    self.failed.remove(&Self::key(&file));
+                }
+                done(r.map(|_| StorageReply::Done))
+            }
             StorageRequest::DeleteSegment { file } => {
                 self.open.remove(&Self::key(&file));
+                self.failed.remove(&Self::key(&file));
                 let path = self.segment_path(&file);
+                let index = self.dir_path(&file.dir).join(file.index_file_name());
                 let dir = self.dir_path(&file.dir);
                 done((|| {
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
+                    remove_if_present(&path)?;
+                    remove_if_present(&index)?;
+                    sync_dir(&dir)?;
+                    Ok(StorageReply::Done)
+                })())
+            }
+            StorageRequest::WriteSegmentIndex {
+                file,
+                covers,
+                index,
+            } => {
+                if self.failed.contains(&Self::key(&file)) {
+                    return Executed::Done(Err(StorageFault::Io(format!(
+                        "{}: a write failed since the segment was last cut; no index written",
+                        file.file_name()
+                    ))));
+                }
+                let dir = self.dir_path(&file.dir);
+                let name = file.index_file_name();
+                // The segment is made durable before the index that vouches for it. This fsync
+                // runs inline: it happens once per roll, per INDEX_CHECKPOINT_BYTES and at
+                // shutdown, not per request.
+                done(self.file(&file).and_then(|f| {
+                    let len = f.metadata()?.len();
+                    if len < covers {
+                        return Err(std::io::Error::other(format!(
+                            "segment holds {len} bytes, the index covers {covers}"
+                        )));
                     }
+                    f.sync_data()?;
+                    write_atomic(&dir, &name, &index)?;
+                    Ok(StorageReply::Done)
+                }))
+            }
+            StorageRequest::DeleteSegmentIndex { file } => {
+                let dir = self.dir_path(&file.dir);
+                let path = dir.join(file.index_file_name());
+                done((|| {
+                    remove_if_present(&path)?;
                     sync_dir(&dir)?;
                     Ok(StorageReply::Done)
                 })())
@@ -197,19 +251,65 @@ impl Disk {
         }
     }
 
-    /// fsync every open segment (clean shutdown).
-    pub fn sync_all(&self) {
-        for f in self.open.values() {
-            let _ = f.sync_data();
+    /// Clean shutdown: carry out the core's final requests (the active segments' index files,
+    /// from `Broker::clean_shutdown_requests`), fsync every open segment, and, if all of it
+    /// worked, leave the clean-shutdown marker. Returns what failed, for the operator's log.
+    pub fn clean_shutdown(&mut self, requests: Vec<StorageRequest>) -> Vec<String> {
+        let mut failures = Vec::new();
+        for request in requests {
+            let what = format!("{request:?}").chars().take(120).collect::<String>();
+            let result = match self.execute(request) {
+                Executed::Done(r) => r.map(|_| ()),
+                Executed::Sync(f) => f.sync_data().map_err(fault),
+            };
+            if let Err(e) = result {
+                failures.push(format!("{what}: {e}"));
+            }
         }
+        for f in self.open.values() {
+            if let Err(e) = f.sync_data() {
+                failures.push(format!("fsync at shutdown: {e}"));
+            }
+        }
+        if failures.is_empty() {
+            if let Err(e) = write_atomic(&self.root, CLEAN_SHUTDOWN_FILE, b"") {
+                failures.push(format!("clean-shutdown marker: {e}"));
+            }
+        }
+        failures
     }
 }
 
-/// Read what is on disk at start: `broker.meta`, each partition's `partition.meta`, and every
-/// segment, scanned by the core's own recovery code ([`scan_segment`]).
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Read a file from `from` to its end.
+fn read_from(path: &Path, from: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    let mut buf = vec![0u8; (len - from) as usize];
+    f.read_exact_at(&mut buf, from)?;
+    Ok(buf)
+}
+
+/// Read what is on disk at start: the clean-shutdown marker (removed), `broker.meta`, each
+/// partition's `partition.meta`, and every segment, recovered by the core's own code
+/// ([`recover_segment`]): from its index file where that is valid, reading only the tail past
+/// what the index covers.
 pub fn recover(root: &Path) -> std::io::Result<Recovered> {
     fs::create_dir_all(root)?;
     let mut recovered = Recovered::default();
+    let marker = root.join(CLEAN_SHUTDOWN_FILE);
+    if marker.exists() {
+        // Removed before anything else happens: a crash from here on is not a clean shutdown.
+        fs::remove_file(&marker)?;
+        sync_dir(root)?;
+        recovered.clean_shutdown = true;
+    }
     match fs::read(root.join("broker.meta")) {
         Ok(b) => recovered.broker_meta = Some(Bytes::from(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -238,8 +338,18 @@ pub fn recover(root: &Path) -> std::io::Result<Recovered> {
             let Some(base) = parse_segment_file_name(&name) else {
                 continue;
             };
-            let bytes = fs::read(dir.join(&name))?;
-            segments.push(scan_segment(base, &bytes));
+            let path = dir.join(&name);
+            let file_len = fs::metadata(&path)?.len();
+            let index_name = format!("{base:020}.index");
+            let index = match fs::read(dir.join(&index_name)) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            let scan = recover_segment(base, index.as_deref(), file_len, |from| {
+                read_from(&path, from, file_len)
+            })?;
+            segments.push(scan);
         }
         recovered.partitions.push(RecoveredPartition {
             dir_name,
@@ -247,5 +357,17 @@ pub fn recover(root: &Path) -> std::io::Result<Recovered> {
             segments,
         });
     }
+    let scans = recovered.partitions.iter().flat_map(|p| &p.segments);
+    let (mut from_index, mut read) = (0u64, 0u64);
+    for s in scans {
+        from_index += s.indexed_len;
+        read += s.file_len - s.indexed_len;
+    }
+    tracing::info!(
+        clean_shutdown = recovered.clean_shutdown,
+        bytes_from_index = from_index,
+        bytes_read = read,
+        "recovery read {read} bytes of segment data; index files vouched for {from_index}"
+    );
     Ok(recovered)
 }

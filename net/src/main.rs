@@ -8,12 +8,14 @@
 
 mod admin;
 mod alloc;
+mod backlog;
 mod clock;
 #[cfg(test)]
 mod codec_props;
 mod config;
 mod connection;
 mod disk;
+mod event;
 #[cfg(all(test, madsim))]
 mod madsim_tests;
 mod runtime;
@@ -59,6 +61,7 @@ enum Command {
     Groups {
         #[command(subcommand)]
         command: GroupsCommand,
+        /// The broker to talk to.
         #[arg(
             long,
             global = true,
@@ -117,27 +120,42 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum TopicsCommand {
+    /// Create a topic (CreateTopics).
     Create {
+        /// The topic's name: letters, digits, '.', '_' and '-', at most 249 characters.
         name: String,
+        /// How many partitions the topic has.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
         /// Topic config, key=value (repeatable): retention.ms, retention.bytes, segment.bytes, ...
         #[arg(long = "config")]
         configs: Vec<String>,
     },
+    /// List the topics with their partition counts (Metadata).
     List,
+    /// Show a topic's partitions, offsets and configs, or every topic's (Metadata,
+    /// ListOffsets, DescribeConfigs).
     Describe {
+        /// The topic to describe [default: all topics].
         name: Option<String>,
     },
+    /// Delete a topic and its data (DeleteTopics).
     Delete {
+        /// The topic to delete.
         name: String,
     },
 }
 
 #[derive(Subcommand)]
 enum GroupsCommand {
+    /// List the consumer groups with their states (ListGroups).
     List,
-    Describe { group: String },
+    /// Show a group's state, members, assignments, committed offsets and lag
+    /// (DescribeGroups, OffsetFetch, ListOffsets).
+    Describe {
+        /// The group id.
+        group: String,
+    },
 }
 
 fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
@@ -200,6 +218,8 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

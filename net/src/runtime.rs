@@ -7,13 +7,15 @@
 //! results that are ready at once are fed straight back; fsyncs run on blocking threads and
 //! come back as events.
 
+use crate::backlog::Backlog;
 use crate::clock::Clock;
 use crate::config::ServeConfig;
 use crate::connection;
-use crate::disk::{fault, Disk, Executed, StorageResult};
+use crate::disk::{fault, Disk, Executed};
+use crate::event::Event;
 use bytes::Bytes;
-use gregor_core::io::{LogLevel, Request};
-use gregor_core::{wire, Broker, ConnId, Input, OpId, Output};
+use gregor_core::io::LogLevel;
+use gregor_core::{wire, Broker, ConnId, Input, Output};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,35 +24,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{error, info, warn};
 
-/// Everything that reaches the broker task.
-// Requests dominate the size; boxing them would add an allocation per request for nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Event {
-    Open {
-        conn: ConnId,
-        peer: SocketAddr,
-        writer: mpsc::UnboundedSender<Bytes>,
-        permits: Arc<Semaphore>,
-        backlog: Arc<connection::Backlog>,
-    },
-    Request {
-        conn: ConnId,
-        request: Request,
-    },
-    Closed {
-        conn: ConnId,
-    },
-    SyncDone {
-        op: OpId,
-        result: StorageResult,
-    },
-}
-
 struct ConnHandle {
     peer: SocketAddr,
     writer: mpsc::UnboundedSender<Bytes>,
     permits: Arc<Semaphore>,
-    backlog: Arc<connection::Backlog>,
+    backlog: Arc<Backlog>,
     /// Requests handed to the broker and not yet finished (for flow control).
     outstanding: usize,
 }
@@ -272,7 +250,12 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
     }
     info!("shutting down: no longer accepting connections");
     accept.abort();
-    driver.disk.sync_all();
+    // Index files and the clean-shutdown marker (net/src/disk.rs), so the next start reads no
+    // segment data.
+    let requests = driver.broker.clean_shutdown_requests();
+    for failure in driver.disk.clean_shutdown(requests) {
+        tracing::warn!("clean shutdown: {failure}");
+    }
     info!("all segment files synced; bye");
     Ok(())
 }
@@ -305,7 +288,7 @@ async fn accept_loop(
         let (read, write) = connection::split(socket);
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(config.broker.requests_per_connection_max));
-        let backlog = Arc::new(connection::Backlog::new(
+        let backlog = Arc::new(Backlog::new(
             config.connection_buffer_bytes_max,
             permits.clone(),
         ));

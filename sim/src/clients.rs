@@ -15,10 +15,9 @@ use gregor_core::assignor::{self, Strategy, Subscription};
 use gregor_core::error::*;
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
-use gregor_core::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_core::kafka_protocol::records::{Compression, RecordBatchDecoder};
 use gregor_core::prng::Prng;
+use gregor_core::testkit::{self, Rec};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const TOPIC: &str = "t";
@@ -150,6 +149,8 @@ pub struct Reader {
     done: BTreeSet<Part>,
     found: BTreeMap<Part, Vec<(i64, Value)>>,
     pub finished: bool,
+    /// The fetch's top-level byte limit (a consumer's `fetch.max.bytes`).
+    fetch_max_bytes: i32,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -206,42 +207,28 @@ fn decode_parts(mut b: Bytes) -> Vec<Part> {
 
 /// Encode values as one v2 batch, as a producer would (value = the u64, big-endian).
 pub fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    // The workload's record shape: the value names the record, the key spreads values over
+    // seven keys; the encoding is the shared one (gregor_core::testkit::batch).
+    let recs: Vec<Rec> = values
         .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset − sequence is constant.
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: ts,
+        .map(|v| Rec {
             key: Some(Bytes::copy_from_slice(&(*v % 7).to_be_bytes())),
             value: Some(Bytes::copy_from_slice(&v.to_be_bytes())),
-            headers: Default::default(),
-            delete_horizon: false,
+            timestamp_ms: ts,
+            headers: Vec::new(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding a small batch");
-    buf.freeze()
+    testkit::batch(&recs, producer, Compression::None)
+}
+
+/// The length of the first batch in `records`: its 12-byte prefix (base offset, batch length)
+/// plus the batch length; the whole of `records` if that is shorter (a partial batch).
+fn first_batch_len(records: &[u8]) -> u64 {
+    if records.len() < 12 {
+        return records.len() as u64;
+    }
+    let len = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+    (12 + len.max(0) as u64).min(records.len() as u64)
 }
 
 /// Decode a fetch response's record bytes into (offset, value); stops at a partial batch.
@@ -315,8 +302,17 @@ impl Client {
             done: BTreeSet::new(),
             found: BTreeMap::new(),
             finished: false,
+            fetch_max_bytes: 1 << 20,
         };
         Client::new(id, Role::Reader(r), 4_000 * MS)
+    }
+
+    /// Make a reader fetch with this top-level byte limit; its responses are recorded for the
+    /// `fetch-over-limit` checker.
+    pub fn set_fetch_max_bytes(&mut self, max_bytes: i32) {
+        if let Role::Reader(r) = &mut self.role {
+            r.fetch_max_bytes = max_bytes;
+        }
     }
 
     pub fn member(id: usize, group: usize, mode: CommitMode, prng: &mut Prng) -> Client {
@@ -740,7 +736,7 @@ impl Client {
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(if r.auditor { 0 } else { 500 })
             .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
+            .with_max_bytes(r.fetch_max_bytes)
             .with_topics(vec![fetch_request::FetchTopic::default()
                 .with_topic(TopicName(name(TOPIC)))
                 .with_partitions(
@@ -769,6 +765,28 @@ impl Client {
             unreachable!()
         };
         r.fetch_inflight = false;
+        if r.fetch_max_bytes < 1 << 20 {
+            // What KIP-74 bounds: the records bytes of all partitions together, except that the
+            // first batch is returned whole even when it alone is larger.
+            let sizes: Vec<&Bytes> = resp
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter_map(|p| p.records.as_ref())
+                .filter(|b| !b.is_empty())
+                .collect();
+            let total: u64 = sizes.iter().map(|b| b.len() as u64).sum();
+            let first_batch = sizes.first().map_or(0, |b| first_batch_len(b));
+            if total > 0 {
+                env.history.events.push(Event::FetchBytes {
+                    t: env.now / MS,
+                    reader: id,
+                    max_bytes: r.fetch_max_bytes,
+                    total,
+                    first_batch,
+                });
+            }
+        }
         let mut resets = Vec::new();
         let mut any = false;
         for t in resp.responses {

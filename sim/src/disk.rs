@@ -9,9 +9,14 @@
 //! `gregor_core::io`): each takes effect when it completes, and completion times never go
 //! backwards for writes, so an effect never overtakes an earlier one. An fsync may complete after
 //! later writes; when it does it makes them durable too, as a real fsync may.
+//!
+//! Segment index files (`<base>.index`) follow the same model: writing one first syncs its
+//! segment (an fsync, with the same injected failures and the same planted lying fsync), then
+//! stores the index durably, as the real driver's atomic rename does. An index is refused for a
+//! segment shorter than it covers or with a failed write since its last cut.
 
 use bytes::Bytes;
-use gregor_core::files::{parse_segment_file_name, scan_segment, Recovered, RecoveredPartition};
+use gregor_core::files::{parse_segment_file_name, recover_segment, Recovered, RecoveredPartition};
 use gregor_core::io::{StorageFault, StorageReply, StorageRequest};
 use gregor_core::prng::Prng;
 use std::collections::BTreeMap;
@@ -25,6 +30,9 @@ pub struct SimFile {
     /// An fsync of this file failed: what was written since the last good sync is in doubt
     /// (Linux may have dropped the dirty pages; see "fsyncgate").
     pub in_doubt: bool,
+    /// A write to this segment failed since it was created or last cut: its contents past the
+    /// last good write are unknown, so no index may vouch for them.
+    pub write_failed: bool,
 }
 
 /// Faults the disk is currently injecting.
@@ -53,6 +61,10 @@ fn seg_path(file: &gregor_core::io::SegmentFile) -> String {
     format!("{}/{}", file.dir.dir_name(), file.file_name())
 }
 
+fn index_path(file: &gregor_core::io::SegmentFile) -> String {
+    format!("{}/{}", file.dir.dir_name(), file.index_file_name())
+}
+
 const BROKER_META: &str = "broker.meta";
 
 impl SimDisk {
@@ -67,7 +79,7 @@ impl SimDisk {
                 let f = SimFile {
                     written: meta.to_vec(),
                     synced: meta.to_vec(),
-                    in_doubt: false,
+                    ..SimFile::default()
                 };
                 self.files
                     .insert(format!("{}/partition.meta", dir.dir_name()), f);
@@ -84,7 +96,7 @@ impl SimDisk {
                 let f = SimFile {
                     written: header.to_vec(),
                     synced: header.to_vec(),
-                    in_doubt: false,
+                    ..SimFile::default()
                 };
                 self.files.insert(seg_path(file), f);
             }
@@ -95,6 +107,9 @@ impl SimDisk {
             } => {
                 if self.faults.full {
                     self.full_rejections += 1;
+                    if let Some(f) = self.files.get_mut(&seg_path(file)) {
+                        f.write_failed = true;
+                    }
                     return Err(StorageFault::DiskFull);
                 }
                 let Some(f) = self.files.get_mut(&seg_path(file)) else {
@@ -144,16 +159,58 @@ impl SimDisk {
                 if let Some(f) = self.files.get_mut(&seg_path(file)) {
                     f.written.truncate(*len as usize);
                     f.synced.truncate(*len as usize);
+                    f.write_failed = false;
                 }
             }
             StorageRequest::DeleteSegment { file } => {
                 self.files.remove(&seg_path(file));
+                self.files.remove(&index_path(file));
+            }
+            StorageRequest::WriteSegmentIndex {
+                file,
+                covers,
+                index,
+            } => {
+                if self.faults.full {
+                    self.full_rejections += 1;
+                    return Err(StorageFault::DiskFull);
+                }
+                let Some(f) = self.files.get_mut(&seg_path(file)) else {
+                    return Err(StorageFault::Io(format!(
+                        "{}: no such file",
+                        seg_path(file)
+                    )));
+                };
+                if f.write_failed || (f.written.len() as u64) < *covers {
+                    return Err(StorageFault::Io(format!(
+                        "{}: segment does not hold what the index covers",
+                        seg_path(file)
+                    )));
+                }
+                self.syncs += 1;
+                if prng.ratio(self.faults.fsync_fail_per_mille, 1000) {
+                    self.failed_syncs += 1;
+                    f.in_doubt = true;
+                    return Err(StorageFault::Io("fsync: EIO (injected)".into()));
+                }
+                if !self.faults.lying_fsync {
+                    f.synced = f.written.clone();
+                }
+                let idx = SimFile {
+                    written: index.to_vec(),
+                    synced: index.to_vec(),
+                    ..SimFile::default()
+                };
+                self.files.insert(index_path(file), idx);
+            }
+            StorageRequest::DeleteSegmentIndex { file } => {
+                self.files.remove(&index_path(file));
             }
             StorageRequest::WriteBrokerMeta { data } => {
                 let f = SimFile {
                     written: data.to_vec(),
                     synced: data.to_vec(),
-                    in_doubt: false,
+                    ..SimFile::default()
                 };
                 self.files.insert(BROKER_META.into(), f);
             }
@@ -221,10 +278,19 @@ impl SimDisk {
             if name == "partition.meta" {
                 p.meta = Some(Bytes::copy_from_slice(&f.written));
             } else if let Some(base) = parse_segment_file_name(name) {
-                p.segments.push(scan_segment(base, &f.written));
+                let index = self
+                    .files
+                    .get(&format!("{dir}/{base:020}.index"))
+                    .map(|i| i.written.as_slice());
+                let scan = recover_segment(base, index, f.written.len() as u64, |from| {
+                    Ok::<_, ()>(f.written[from as usize..].to_vec())
+                });
+                p.segments.push(scan.expect("reading memory does not fail"));
             }
         }
         Recovered {
+            // The simulated broker never shuts down cleanly: it crashes or loses power.
+            clean_shutdown: false,
             broker_meta,
             partitions: parts.into_values().collect(),
         }

@@ -99,6 +99,17 @@ pub enum Event {
         part: Part,
         offset: i64,
     },
+    // ---- fetch limits
+    /// A fetch over several partitions asked for at most `max_bytes` in all (the top-level
+    /// limit, a consumer's `fetch.max.bytes`); the response carried `total` bytes of records,
+    /// of which the first batch was `first_batch` bytes.
+    FetchBytes {
+        t: Ms,
+        reader: usize,
+        max_bytes: i32,
+        total: u64,
+        first_batch: u64,
+    },
 }
 
 impl Event {
@@ -112,7 +123,8 @@ impl Event {
             | Event::Assigned { t, .. }
             | Event::Processed { t, .. }
             | Event::Committed { t, .. }
-            | Event::CommittedRead { t, .. } => *t,
+            | Event::CommittedRead { t, .. }
+            | Event::FetchBytes { t, .. } => *t,
             Event::Final { .. } => Ms::MAX,
         }
     }

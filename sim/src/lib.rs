@@ -7,11 +7,16 @@
 //! recorded ([`history`]) and the history is judged by [`check`]ers that never look inside the
 //! broker. The same seed replays the same run, event for event: the trace hash proves it.
 //!
-//! Reading order: [`history`], [`check`], [`disk`], [`profile`], [`world`].
+//! Reading order: [`history`], [`check`], [`disk`], [`node`], [`network`], [`faults`],
+//! [`profile`], [`world`]. Module dependencies run one way: `world` uses everything; `node`,
+//! `network` and `faults` know nothing of `world`; `check` knows only `history`.
 
 pub mod check;
 pub mod clients;
 pub mod disk;
+pub mod faults;
 pub mod history;
+pub mod network;
+pub mod node;
 pub mod profile;
 pub mod world;

@@ -1,5 +1,6 @@
-//! The simulated world: virtual time, the network, the broker process and its disk and clock,
-//! the fault injector, and the run's two phases.
+//! The simulated world: virtual time and the event queue, the nodes ([`crate::node`]), the
+//! network between them and the clients ([`crate::network`]), the fault injector
+//! ([`crate::faults`]), the run's two phases and the verdict.
 //!
 //! Everything happens as an [`Ev`] popped from one priority queue ordered by (time, sequence
 //! number): the sequence number breaks ties in the order events were scheduled, so a run is a
@@ -7,16 +8,18 @@
 
 use crate::check::{self, Anomaly};
 use crate::clients::{Client, Env, Out, Role, Us, MS, TOPIC};
-use crate::disk::SimDisk;
+use crate::faults::{self, Fault, Heal};
 use crate::history::{CommitMode, Event, History};
+use crate::network::{Endpoint, Network};
+use crate::node::{describe, Node};
 use crate::profile::Profile;
 use gregor_core::io::{ConnId, Input, OpId, Output, Request, StorageRequest};
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
 use gregor_core::prng::Prng;
-use gregor_core::{Broker, Config, Instant};
+use gregor_core::Config;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// How a run is set up.
 #[derive(Clone, Debug)]
@@ -79,8 +82,10 @@ enum Ev {
         conn: u64,
         request: Request,
     },
-    /// The broker may read the requests held while it was busy writing.
-    Unhold,
+    /// A node's broker may read the requests held while it was busy writing.
+    Unhold {
+        node: usize,
+    },
     /// A response reaches a client.
     ToClient {
         conn: u64,
@@ -98,11 +103,13 @@ enum Ev {
     },
     /// A storage operation completes.
     Disk {
+        node: usize,
         incarnation: u64,
         op: OpId,
         request: StorageRequest,
     },
     BrokerTimer {
+        node: usize,
         incarnation: u64,
     },
     ClientTimer {
@@ -110,34 +117,20 @@ enum Ev {
     },
     Fault(Fault),
     Heal(Heal),
-    Restart,
-    /// The broker halted on a storage failure; its supervisor kills and restarts it (in either
+    Restart {
+        node: usize,
+    },
+    /// A broker halted on a storage failure; its supervisor kills and restarts it (in either
     /// phase: this is recovery, not a new fault).
-    SupervisorRestart,
+    SupervisorRestart {
+        node: usize,
+    },
     MemberRestart {
         client: usize,
     },
     Liveness,
     GiveUp,
     AuditorStart,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    Crash,
-    PowerLoss,
-    ConnReset,
-    Partition,
-    Clog,
-    ClockJump,
-    DiskFull,
-    Member,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Heal {
-    Link { client: usize },
-    DiskFull,
 }
 
 struct Scheduled {
@@ -162,23 +155,6 @@ impl Ord for Scheduled {
     }
 }
 
-struct Conn {
-    client: usize,
-    broken: bool,
-    /// Requests sent on this connection that the broker has not read yet.
-    unread: usize,
-    to_broker_at: Us,
-    to_client_at: Us,
-    incarnation: u64,
-}
-
-#[derive(Default, Clone, Copy)]
-struct Link {
-    cut_to_broker: bool,
-    cut_to_client: bool,
-    clogged_until: Us,
-}
-
 /// FNV-1a over 64-bit words: small, stable across platforms and Rust versions.
 struct Trace {
     hash: u64,
@@ -192,9 +168,6 @@ impl Trace {
         }
     }
 }
-
-/// Wall-clock base of the simulation (the broker's epoch-ns clock starts here).
-const EPOCH_NS: i64 = 1_700_000_000_000 * 1_000_000;
 
 /// Most queued disk writes (in simulated time) before the broker stops reading requests.
 ///
@@ -215,31 +188,15 @@ pub struct World {
     prng: Prng,
     profile: Profile,
     config: Config,
-    broker: Option<Broker>,
-    incarnation: u64,
-    restart_pending: bool,
-    /// The broker's machine lost power (and is still off).
-    power_off: bool,
-    broker_timer: Option<Us>,
-    disk: SimDisk,
-    disk_busy_until: Us,
-    /// Requests that reached the broker's machine while it was busy writing, in arrival order.
-    held: VecDeque<(u64, Request)>,
-    /// When the held requests are next looked at.
-    unhold_at: Option<Us>,
-    /// The broker's clock: offset from true time (ns) and drift.
-    clock_offset_ns: i64,
-    conns: BTreeMap<u64, Conn>,
-    next_conn: u64,
-    links: Vec<Link>,
+    /// The broker machines (one today).
+    nodes: Vec<Node>,
+    net: Network,
     clients: Vec<Client>,
     env: Env,
     trace: Trace,
     events: u64,
     end: Us,
     liveness: bool,
-    /// Per-step invariants: the highest high watermark seen per partition.
-    hw: BTreeMap<i32, i64>,
     failures: Vec<String>,
     stats: BTreeMap<&'static str, u64>,
     admin_conn: Option<u64>,
@@ -276,12 +233,22 @@ impl World {
             let id = clients.len();
             clients.push(Client::producer(id, &mut env.prng, profile.produce_gap_ms));
         }
+        // A reader with a small top-level fetch limit, over every partition (KIP-74). Drawn
+        // from its own PRNG so that the rest of the seed is unchanged.
+        let mut kip74 = Prng::new(opts.seed ^ 0x6b69_7037_3400_0000);
+        let fetch_max_bytes = kip74.ratio(2, 3).then(|| 80 + kip74.below(600) as i32);
         for r in 0..profile.readers {
             let parts = (0..profile.partitions)
                 .filter(|p| *p as usize % profile.readers == r)
                 .collect();
             let id = clients.len();
             clients.push(Client::reader(id, parts, false));
+        }
+        if let Some(max_bytes) = fetch_max_bytes {
+            let id = clients.len();
+            let mut c = Client::reader(id, (0..profile.partitions).collect(), false);
+            c.set_fetch_max_bytes(max_bytes);
+            clients.push(c);
         }
         for (g, &(members, after)) in profile.groups.iter().enumerate() {
             let mode = if after {
@@ -301,28 +268,16 @@ impl World {
             (0..profile.partitions).collect(),
             true,
         ));
-        let links = vec![Link::default(); clients.len()];
         let end = (opts.safety_ms + opts.liveness_ms) * MS;
         let mut w = World {
             queue: BinaryHeap::new(),
             seq: 0,
             now: 0,
             prng,
+            nodes: vec![Node::new(profile.clock_drift_ppm)],
+            net: Network::new(profile.net_latency_ms),
             profile,
             config,
-            broker: None,
-            incarnation: 0,
-            restart_pending: false,
-            power_off: false,
-            broker_timer: None,
-            disk: SimDisk::default(),
-            disk_busy_until: 0,
-            held: VecDeque::new(),
-            unhold_at: None,
-            clock_offset_ns: 0,
-            conns: BTreeMap::new(),
-            next_conn: 0,
-            links,
             clients,
             env,
             trace: Trace {
@@ -332,14 +287,15 @@ impl World {
             events: 0,
             end,
             liveness: false,
-            hw: BTreeMap::new(),
             failures: Vec::new(),
             stats: BTreeMap::new(),
             admin_conn: None,
             topic_ready: false,
         };
-        w.disk.faults.fsync_fail_per_mille = w.profile.fsync_fail_per_mille;
-        w.disk.faults.lying_fsync = opts.plant == Some(Plant::LyingFsync);
+        for n in &mut w.nodes {
+            n.disk.faults.fsync_fail_per_mille = w.profile.fsync_fail_per_mille;
+            n.disk.faults.lying_fsync = opts.plant == Some(Plant::LyingFsync);
+        }
         w.schedule(opts.safety_ms * MS, Ev::Liveness);
         w.schedule(
             (opts.safety_ms + opts.liveness_ms / 2) * MS,
@@ -371,33 +327,25 @@ impl World {
         }
     }
 
-    /// The broker's reading of its clock at true time `t`.
-    fn broker_clock(&self, t: Us) -> Instant {
-        let ns = t as i64 * 1000;
-        let drift = ns / 1_000_000 * self.profile.clock_drift_ppm;
-        Instant((EPOCH_NS + ns + drift + self.clock_offset_ns).max(0) as u64)
-    }
-
-    /// The true time at which the broker's clock reads `deadline`.
-    fn true_time_of(&self, deadline: Instant) -> Us {
-        let want = deadline.0 as i64 - EPOCH_NS - self.clock_offset_ns;
-        if want <= 0 {
-            return self.now;
-        }
-        let ns =
-            (want as i128 * 1_000_000 / (1_000_000 + self.profile.clock_drift_ppm) as i128) as i64;
-        ((ns / 1000) as Us + 1).max(self.now)
-    }
-
     fn latency(&mut self) -> Us {
-        let (base, extra) = self.profile.net_latency_ms;
-        base * MS + self.prng.below(extra * MS + 1) + 20
+        self.net.latency(&mut self.prng)
+    }
+
+    /// The node a fault strikes: with one node no draw is made (so a one-node run's trace does
+    /// not depend on how many nodes a run could have).
+    fn pick_node(&mut self) -> usize {
+        match self.nodes.len() {
+            1 => 0,
+            n => self.prng.below(n as u64) as usize,
+        }
     }
 
     // ------------------------------------------------------------------ the run
 
     pub fn run(mut self, opts: &Options) -> Report {
-        self.start_broker();
+        for n in 0..self.nodes.len() {
+            self.start_broker(n);
+        }
         self.setup_topic();
         for i in 0..self.clients.len() {
             let at = 100 * MS + self.prng.below(200) * MS;
@@ -424,28 +372,13 @@ impl World {
     }
 
     fn fault_rates(&self) -> Vec<(Fault, Option<u64>)> {
-        let p = &self.profile;
-        let members = if p.groups.is_empty() {
-            None
-        } else {
-            p.member_faults
-        };
-        vec![
-            (Fault::Crash, p.crash),
-            (Fault::PowerLoss, p.power_loss),
-            (Fault::ConnReset, p.conn_reset),
-            (Fault::Partition, p.partition),
-            (Fault::Clog, p.clog),
-            (Fault::ClockJump, p.clock_jump),
-            (Fault::DiskFull, p.disk_full),
-            (Fault::Member, members),
-        ]
+        faults::rates(&self.profile)
     }
 
     /// Create the topic before the workload starts (as an operator would), driving the world
     /// until the broker has answered.
     fn setup_topic(&mut self) {
-        let conn = self.open_conn(usize::MAX);
+        let conn = self.open_conn(Endpoint::Admin, 0);
         self.admin_conn = Some(conn);
         let t = create_topics_request::CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
@@ -456,11 +389,14 @@ impl World {
             .with_request_api_version(5)
             .with_correlation_id(1);
         let body = RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![t]));
-        self.broker_input(Input::Request {
-            now: self.broker_clock(self.now),
-            conn: ConnId(conn),
-            request: Request { header, body },
-        });
+        self.broker_input(
+            0,
+            Input::Request {
+                now: self.nodes[0].clock(self.now),
+                conn: ConnId(conn),
+                request: Request { header, body },
+            },
+        );
         while !self.topic_ready {
             let Some(Reverse(s)) = self.queue.pop() else {
                 panic!("setup: the broker never answered CreateTopics")
@@ -475,48 +411,48 @@ impl World {
     fn dispatch(&mut self, ev: Ev) {
         match ev {
             Ev::ToBroker { conn, request } => {
-                if self.broker.is_some()
-                    && (!self.held.is_empty()
-                        || self.disk_busy_until > self.now + WRITE_BACKLOG_MAX)
+                let node = self.net.conns.get(&conn).map_or(0, |c| c.node);
+                let n = &mut self.nodes[node];
+                if n.broker.is_some()
+                    && (!n.held.is_empty() || n.disk_busy_until > self.now + WRITE_BACKLOG_MAX)
                 {
                     // Held in the socket while the broker is busy writing (see
                     // WRITE_BACKLOG_MAX), behind anything held before it.
-                    self.held.push_back((conn, request));
-                    self.schedule_unhold();
+                    n.held.push_back((conn, request));
+                    self.schedule_unhold(node);
                     return;
                 }
                 self.deliver(conn, request);
             }
-            Ev::Unhold => {
-                if self.unhold_at != Some(self.now) {
+            Ev::Unhold { node } => {
+                if self.nodes[node].unhold_at != Some(self.now) {
                     return;
                 }
-                self.unhold_at = None;
-                while self.disk_busy_until <= self.now + WRITE_BACKLOG_MAX {
-                    let Some((conn, request)) = self.held.pop_front() else {
+                self.nodes[node].unhold_at = None;
+                while self.nodes[node].disk_busy_until <= self.now + WRITE_BACKLOG_MAX {
+                    let Some((conn, request)) = self.nodes[node].held.pop_front() else {
                         break;
                     };
                     self.deliver(conn, request);
                 }
-                self.schedule_unhold();
+                self.schedule_unhold(node);
             }
             Ev::ToClient { conn, corr, body } => {
                 self.note(2, conn, corr as u64, || {
                     format!("broker -> conn {conn}: corr {corr}")
                 });
-                let Some(c) = self.conns.get(&conn) else {
+                let Some(c) = self.net.conns.get(&conn) else {
                     return;
                 };
                 if c.broken {
                     return;
                 }
-                let client = c.client;
-                if client == usize::MAX {
+                let Some(client) = c.client() else {
                     if matches!(body, ResponseKind::CreateTopics(_)) {
                         self.topic_ready = true;
                     }
                     return;
-                }
+                };
                 let until = self.clients[client].stalled_until;
                 if until > self.now {
                     self.schedule(until, Ev::ToClient { conn, corr, body });
@@ -530,12 +466,9 @@ impl World {
             }
             Ev::Reset { conn } => {
                 self.note(3, conn, 0, || format!("conn {conn}: reset seen by client"));
-                let Some(client) = self.conns.get(&conn).map(|c| c.client) else {
+                let Some(client) = self.net.conns.get(&conn).and_then(|c| c.client()) else {
                     return;
                 };
-                if client == usize::MAX {
-                    return;
-                }
                 if self.defer_if_stalled(client, Ev::Reset { conn }) {
                     return;
                 }
@@ -549,22 +482,30 @@ impl World {
                 self.note(4, conn, incarnation, || {
                     format!("conn {conn}: closed seen by broker")
                 });
-                if incarnation == self.incarnation && self.broker.is_some() {
-                    self.broker_input(Input::ConnClosed {
-                        now: self.broker_clock(self.now),
-                        conn: ConnId(conn),
-                    });
+                let node = self.net.conns.get(&conn).map_or(0, |c| c.node);
+                let n = &self.nodes[node];
+                if incarnation == n.incarnation && n.broker.is_some() {
+                    let now = n.clock(self.now);
+                    self.broker_input(
+                        node,
+                        Input::ConnClosed {
+                            now,
+                            conn: ConnId(conn),
+                        },
+                    );
                 }
             }
             Ev::Disk {
+                node,
                 incarnation,
                 op,
                 request,
             } => {
-                if incarnation != self.incarnation || self.broker.is_none() {
+                let n = &mut self.nodes[node];
+                if incarnation != n.incarnation || n.broker.is_none() {
                     return; // the process that asked is gone; the write never happened
                 }
-                let result = self.disk.exec(&request, &mut self.prng);
+                let result = n.disk.exec(&request, &mut self.prng);
                 self.note(5, op.0, result.is_ok() as u64, || {
                     let r = match &result {
                         Ok(gregor_core::StorageReply::Read(b)) => format!("read {} bytes", b.len()),
@@ -576,24 +517,21 @@ impl World {
                     // Kafka halts a broker whose log directory fails; a supervisor restarts it.
                     self.count("fsync failures");
                     let at = self.now + (500 + self.prng.below(2_000)) * MS;
-                    self.schedule(at, Ev::SupervisorRestart);
+                    self.schedule(at, Ev::SupervisorRestart { node });
                 }
-                self.broker_input(Input::StorageDone {
-                    now: self.broker_clock(self.now),
-                    op,
-                    result,
-                });
+                let now = self.nodes[node].clock(self.now);
+                self.broker_input(node, Input::StorageDone { now, op, result });
             }
-            Ev::BrokerTimer { incarnation } => {
-                if incarnation != self.incarnation || self.broker_timer != Some(self.now) {
+            Ev::BrokerTimer { node, incarnation } => {
+                let n = &self.nodes[node];
+                if incarnation != n.incarnation || n.timer != Some(self.now) {
                     return;
                 }
                 self.note(6, 0, 0, || "broker: tick".into());
-                self.broker_timer = None;
-                if self.broker.is_some() {
-                    self.broker_input(Input::Tick {
-                        now: self.broker_clock(self.now),
-                    });
+                self.nodes[node].timer = None;
+                if self.nodes[node].broker.is_some() {
+                    let now = self.nodes[node].clock(self.now);
+                    self.broker_input(node, Input::Tick { now });
                 }
             }
             Ev::ClientTimer { client } => {
@@ -618,21 +556,23 @@ impl World {
             Ev::Heal(h) => {
                 self.note(9, 0, 0, || format!("heal {h:?}"));
                 match h {
-                    Heal::Link { client } => self.links[client] = Link::default(),
-                    Heal::DiskFull => self.disk.faults.full = false,
+                    Heal::Link { client, node } => self
+                        .net
+                        .heal(Endpoint::Client(client), Endpoint::Node(node)),
+                    Heal::DiskFull { node } => self.nodes[node].disk.faults.full = false,
                 }
             }
-            Ev::Restart => {
-                self.restart_pending = false;
-                if self.broker.is_none() {
-                    self.start_broker();
+            Ev::Restart { node } => {
+                self.nodes[node].restart_pending = false;
+                if self.nodes[node].broker.is_none() {
+                    self.start_broker(node);
                 }
             }
-            Ev::SupervisorRestart => {
+            Ev::SupervisorRestart { node } => {
                 self.note(14, 0, 0, || {
                     "supervisor: restarting the broker after a storage failure".into()
                 });
-                self.stop_broker(false);
+                self.stop_broker(node, false);
             }
             Ev::MemberRestart { client } => {
                 self.note(10, client as u64, 0, || {
@@ -646,16 +586,18 @@ impl World {
                 self.note(11, 0, 0, || "--- liveness phase: faults healed".into());
                 self.liveness = true;
                 self.env.liveness = true;
-                for l in &mut self.links {
-                    *l = Link::default();
+                self.net.heal_all();
+                for n in &mut self.nodes {
+                    n.disk.faults.full = false;
+                    n.disk.faults.fsync_fail_per_mille = 0;
                 }
-                self.disk.faults.full = false;
-                self.disk.faults.fsync_fail_per_mille = 0;
                 for c in &mut self.clients {
                     c.stalled_until = c.stalled_until.min(self.now);
                 }
-                if self.broker.is_none() && !self.restart_pending {
-                    self.start_broker();
+                for node in 0..self.nodes.len() {
+                    if self.nodes[node].broker.is_none() && !self.nodes[node].restart_pending {
+                        self.start_broker(node);
+                    }
                 }
                 let give_up = self.now + (self.end - self.now) / 4;
                 self.schedule(give_up, Ev::GiveUp);
@@ -683,137 +625,63 @@ impl World {
     }
 }
 
-fn describe(r: &StorageRequest) -> String {
-    match r {
-        StorageRequest::CreatePartition { dir, .. } => format!("create {}", dir.dir_name()),
-        StorageRequest::DeletePartition { dir } => format!("delete {}", dir.dir_name()),
-        StorageRequest::CreateSegment { file, .. } => {
-            format!("create {}/{}", file.dir.dir_name(), file.file_name())
-        }
-        StorageRequest::Append {
-            file,
-            position,
-            data,
-        } => format!(
-            "append {}/{} @{position} +{}",
-            file.dir.dir_name(),
-            file.file_name(),
-            data.len()
-        ),
-        StorageRequest::Sync { file } => {
-            format!("fsync {}/{}", file.dir.dir_name(), file.file_name())
-        }
-        StorageRequest::Read {
-            file,
-            position,
-            len,
-        } => format!(
-            "read {}/{} @{position} {len}",
-            file.dir.dir_name(),
-            file.file_name()
-        ),
-        StorageRequest::Truncate { file, len } => {
-            format!(
-                "truncate {}/{} to {len}",
-                file.dir.dir_name(),
-                file.file_name()
-            )
-        }
-        StorageRequest::DeleteSegment { file } => {
-            format!("delete {}/{}", file.dir.dir_name(), file.file_name())
-        }
-        StorageRequest::WriteBrokerMeta { .. } => "write broker.meta".into(),
-    }
-}
-
 impl World {
-    // ------------------------------------------------------------------ the broker process
+    // ------------------------------------------------------------------ the broker processes
 
-    fn start_broker(&mut self) {
-        self.incarnation += 1;
-        let recovered = self.disk.recovered();
+    fn start_broker(&mut self, node: usize) {
         let config = Config {
             seed: self.prng.next_u64(),
             ..self.config.clone()
         };
-        let broker = Broker::new(config, recovered, self.broker_clock(self.now))
-            .expect("the simulator's configuration is valid");
+        let found = self.nodes[node].start(config, self.now);
         let mut log_ends = Vec::new();
-        if let Some(t) = broker.topics().get(TOPIC) {
-            for (i, p) in t.partitions.iter().enumerate() {
-                let end = p.log.log_end_offset();
-                log_ends.push((i as i32, end));
-                // Per-step invariant across restarts: the acknowledged (high-watermark) prefix is
-                // never cut, unless a power loss did it under a policy that allows it.
-                let prev = self.hw.get(&(i as i32)).copied().unwrap_or(0);
-                let lossy_restart = matches!(
-                    self.env
-                        .history
-                        .events
-                        .iter()
-                        .rev()
-                        .find(|e| matches!(e, Event::Crash { .. })),
-                    Some(Event::Crash {
-                        power_loss: true,
-                        ..
-                    })
-                ) && !self.profile.acks_survive_power_loss();
-                if end < prev && !lossy_restart {
-                    self.failures.push(format!(
-                        "t={}ms: restart found partition {i} ending at {end}, below high watermark {prev}",
-                        self.now / MS
-                    ));
-                }
-                // From here the new incarnation's high watermark must only grow.
-                self.hw.insert(i as i32, p.high_watermark);
+        // Per-step invariant across restarts: the acknowledged (high-watermark) prefix is never
+        // cut, unless a power loss did it under a policy that allows it.
+        let lossy_restart = matches!(
+            self.env
+                .history
+                .events
+                .iter()
+                .rev()
+                .find(|e| matches!(e, Event::Crash { .. })),
+            Some(Event::Crash {
+                power_loss: true,
+                ..
+            })
+        ) && !self.profile.acks_survive_power_loss();
+        for (i, end, hw) in found {
+            log_ends.push((i, end));
+            let prev = self.nodes[node].hw.get(&i).copied().unwrap_or(0);
+            if end < prev && !lossy_restart {
+                self.failures.push(format!(
+                    "t={}ms: restart found partition {i} ending at {end}, below high watermark {prev}",
+                    self.now / MS
+                ));
             }
+            // From here the new incarnation's high watermark must only grow.
+            self.nodes[node].hw.insert(i, hw);
         }
-        let inc = self.incarnation;
+        let inc = self.nodes[node].incarnation;
         self.note(20, inc, 0, || {
             format!("broker: started (incarnation {inc})")
         });
-        if self.incarnation > 1 {
+        if inc > 1 {
             self.env.history.events.push(Event::Restart {
                 t: self.now / MS,
                 log_ends,
             });
         }
-        self.broker = Some(broker);
-        self.power_off = false;
-        self.broker_timer = None;
-        self.drain_broker();
+        let outputs = self.nodes[node].outputs();
+        self.carry_out(node, outputs);
     }
 
-    fn stop_broker(&mut self, power_loss: bool) {
-        if self.broker.is_none() {
+    fn stop_broker(&mut self, node: usize, power_loss: bool) {
+        if self.nodes[node].broker.is_none() {
             return;
         }
-        let mut power_loss = power_loss;
-        if power_loss {
-            let notes = self.disk.power_loss(
-                &mut self.prng,
-                self.profile.torn_writes,
-                self.profile.torn_bit_flips,
-            );
-            for n in notes {
-                self.note(21, 0, 0, || format!("power loss: {n}"));
-            }
-        } else {
-            let before: u64 = self
-                .disk
-                .files
-                .values()
-                .map(|f| f.written.len() as u64)
-                .sum();
-            self.disk.process_crash(&mut self.prng);
-            let after: u64 = self
-                .disk
-                .files
-                .values()
-                .map(|f| f.written.len() as u64)
-                .sum();
-            // Pages of a file whose fsync failed were dropped: to the log, that is a power loss.
-            power_loss = after != before;
+        let (power_loss, notes) = self.nodes[node].stop(power_loss, &mut self.prng, &self.profile);
+        for n in notes {
+            self.note(21, 0, 0, || format!("power loss: {n}"));
         }
         self.note(22, power_loss as u64, 0, || {
             format!(
@@ -834,44 +702,38 @@ impl World {
         } else {
             "crashes"
         });
-        self.broker = None;
-        self.power_off = power_loss;
-        self.incarnation += 1;
-        self.broker_timer = None;
         let conns: Vec<u64> = self
+            .net
             .conns
             .iter()
-            .filter(|(_, c)| !c.broken)
+            .filter(|(_, c)| !c.broken && c.node == node)
             .map(|(id, _)| *id)
             .collect();
         for id in conns {
-            self.conns.get_mut(&id).expect("listed").broken = true;
+            self.net.conns.get_mut(&id).expect("listed").broken = true;
             // A crashed process's kernel resets its connections; a dead machine says nothing.
             if !power_loss {
                 let at = self.now + self.latency();
                 self.schedule(at, Ev::Reset { conn: id });
             }
         }
-        if !self.restart_pending {
-            self.restart_pending = true;
+        if !self.nodes[node].restart_pending {
+            self.nodes[node].restart_pending = true;
             let at = self.now + (100 + self.prng.below(3_000)) * MS;
-            self.schedule(at, Ev::Restart);
+            self.schedule(at, Ev::Restart { node });
         }
     }
 
-    fn broker_input(&mut self, input: Input) {
-        let Some(b) = self.broker.as_mut() else {
-            return;
-        };
-        b.handle(input);
-        self.drain_broker();
+    fn broker_input(&mut self, node: usize, input: Input) {
+        if let Some(outputs) = self.nodes[node].handle(input) {
+            self.carry_out(node, outputs);
+        }
     }
 
-    fn drain_broker(&mut self) {
-        loop {
-            let Some(out) = self.broker.as_mut().and_then(|b| b.poll_output()) else {
-                break;
-            };
+    /// Carry out a node's outputs in the order the broker gave them, check the per-step
+    /// invariants, and set the node's timer.
+    fn carry_out(&mut self, node: usize, outputs: Vec<Output>) {
+        for out in outputs {
             match out {
                 Output::Response {
                     conn,
@@ -883,7 +745,7 @@ impl World {
                     self.note(23, conn.0, 0, || {
                         format!("broker closes conn {}: {reason}", conn.0)
                     });
-                    if let Some(c) = self.conns.get_mut(&conn.0) {
+                    if let Some(c) = self.net.conns.get_mut(&conn.0) {
                         if !c.broken {
                             c.broken = true;
                             let at = self.now + self.latency();
@@ -892,11 +754,17 @@ impl World {
                     }
                 }
                 Output::Storage { op, request } => {
-                    let at = self.disk_completion(&request);
-                    let incarnation = self.incarnation;
+                    let at = self.nodes[node].disk_completion(
+                        &request,
+                        self.now,
+                        &mut self.prng,
+                        &self.profile,
+                    );
+                    let incarnation = self.nodes[node].incarnation;
                     self.schedule(
                         at,
                         Ev::Disk {
+                            node,
                             incarnation,
                             op,
                             request,
@@ -913,55 +781,24 @@ impl World {
                 }
             }
         }
-        self.check_step();
-        if let Some(deadline) = self.broker.as_ref().and_then(|b| b.poll_timeout()) {
-            let mut at = self.true_time_of(deadline);
+        for (i, prev, now_hw) in self.nodes[node].check_hw() {
+            self.failures.push(format!(
+                "t={}ms: partition {i} high watermark went back from {prev} to {now_hw}",
+                self.now / MS
+            ));
+        }
+        let n = &self.nodes[node];
+        if let Some(deadline) = n.broker.as_ref().and_then(|b| b.poll_timeout()) {
+            let mut at = n.true_time_of(deadline, self.now);
             if at <= self.now {
                 // Rounding between the two clocks: step a microsecond (time always advances).
                 at = self.now + 1;
             }
-            if self.broker_timer.is_none_or(|t| at < t || t < self.now) {
-                self.broker_timer = Some(at);
-                let incarnation = self.incarnation;
-                self.schedule(at, Ev::BrokerTimer { incarnation });
+            if n.timer.is_none_or(|t| at < t || t < self.now) {
+                self.nodes[node].timer = Some(at);
+                let incarnation = self.nodes[node].incarnation;
+                self.schedule(at, Ev::BrokerTimer { node, incarnation });
             }
-        }
-    }
-
-    /// When a storage operation completes. Writes complete in the order issued (each after the
-    /// previous); an fsync takes its own, longer, time and may finish after later writes.
-    fn disk_completion(&mut self, r: &StorageRequest) -> Us {
-        let start = self.disk_busy_until.max(self.now);
-        match r {
-            StorageRequest::Sync { .. } => {
-                let (lo, hi) = self.profile.fsync_us;
-                start + lo + self.prng.below(hi - lo + 1)
-            }
-            _ => {
-                let (lo, hi) = self.profile.write_us;
-                let done = start + lo + self.prng.below(hi - lo + 1);
-                self.disk_busy_until = done;
-                done
-            }
-        }
-    }
-
-    /// Per-step invariants on what the broker exposes: the high watermark never goes back.
-    fn check_step(&mut self) {
-        let Some(b) = &self.broker else { return };
-        let Some(t) = b.topics().get(TOPIC) else {
-            return;
-        };
-        for (i, p) in t.partitions.iter().enumerate() {
-            let prev = self.hw.entry(i as i32).or_insert(0);
-            if p.high_watermark < *prev {
-                self.failures.push(format!(
-                    "t={}ms: partition {i} high watermark went back from {prev} to {}",
-                    self.now / MS,
-                    p.high_watermark
-                ));
-            }
-            *prev = (*prev).max(p.high_watermark);
         }
     }
 
@@ -976,79 +813,59 @@ impl World {
         self.note(1, conn, ((key as u64) << 32) | corr as u32 as u64, || {
             format!("conn {conn} -> broker: api {key} corr {corr}")
         });
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.unread -= 1;
-            if c.unread < SOCKET_REQUESTS_MAX && c.client != usize::MAX {
-                self.env.socket_full.remove(&c.client);
+        let Some(c) = self.net.conns.get_mut(&conn) else {
+            return;
+        };
+        c.unread -= 1;
+        if c.unread < SOCKET_REQUESTS_MAX {
+            if let Some(client) = c.client() {
+                self.env.socket_full.remove(&client);
             }
         }
-        let alive = self
-            .conns
-            .get(&conn)
-            .is_some_and(|c| !c.broken && c.incarnation == self.incarnation);
-        if alive && self.broker.is_some() {
-            self.broker_input(Input::Request {
-                now: self.broker_clock(self.now),
-                conn: ConnId(conn),
-                request,
-            });
+        let node = c.node;
+        let n = &self.nodes[node];
+        let alive = !c.broken && c.incarnation == n.incarnation;
+        if alive && n.broker.is_some() {
+            let now = n.clock(self.now);
+            self.broker_input(
+                node,
+                Input::Request {
+                    now,
+                    conn: ConnId(conn),
+                    request,
+                },
+            );
         }
     }
 
-    /// Look at the held requests again once the disk has caught up enough.
-    fn schedule_unhold(&mut self) {
-        if self.held.is_empty() || self.unhold_at.is_some() {
+    /// Look at a node's held requests again once its disk has caught up enough.
+    fn schedule_unhold(&mut self, node: usize) {
+        let n = &self.nodes[node];
+        if n.held.is_empty() || n.unhold_at.is_some() {
             return;
         }
-        let at = self
+        let at = n
             .disk_busy_until
             .saturating_sub(WRITE_BACKLOG_MAX)
             .max(self.now + 1);
-        self.unhold_at = Some(at);
-        self.schedule(at, Ev::Unhold);
+        self.nodes[node].unhold_at = Some(at);
+        self.schedule(at, Ev::Unhold { node });
     }
 
-    fn open_conn(&mut self, client: usize) -> u64 {
+    fn open_conn(&mut self, from: Endpoint, node: usize) -> u64 {
         // A new connection has empty buffers.
-        self.env.socket_full.remove(&client);
-        self.next_conn += 1;
-        let id = self.next_conn;
-        self.conns.insert(
-            id,
-            Conn {
-                client,
-                broken: false,
-                unread: 0,
-                to_broker_at: 0,
-                to_client_at: 0,
-                incarnation: self.incarnation,
-            },
-        );
-        id
+        if let Endpoint::Client(c) = from {
+            self.env.socket_full.remove(&c);
+        }
+        let incarnation = self.nodes[node].incarnation;
+        self.net.open(from, node, incarnation)
     }
 
     fn transmit_to_client(&mut self, conn: u64, corr: i32, body: ResponseKind) {
         let lat = self.latency();
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if c.broken {
-            return;
+        if let Some(at) = self.net.send_from_node(conn, self.now, lat) {
+            self.schedule(at, Ev::ToClient { conn, corr, body });
         }
-        let link = if c.client == usize::MAX {
-            Link::default()
-        } else {
-            self.links[c.client]
-        };
-        if link.cut_to_client {
-            // A TCP connection that loses a segment for good is dead; nobody is told.
-            c.broken = true;
-            return;
-        }
-        // TCP: in order on one connection.
-        let at = (self.now + lat).max(c.to_client_at).max(link.clogged_until);
-        c.to_client_at = at;
-        self.schedule(at, Ev::ToClient { conn, corr, body });
     }
 
     /// Carry out what clients left in the outbox.
@@ -1062,7 +879,7 @@ impl World {
                             continue;
                         };
                         let at = self.now + self.latency();
-                        if let Some(c) = self.conns.get_mut(&conn) {
+                        if let Some(c) = self.net.conns.get_mut(&conn) {
                             if !c.broken {
                                 c.broken = true;
                                 let incarnation = c.incarnation;
@@ -1077,7 +894,9 @@ impl World {
     }
 
     fn transmit_to_broker(&mut self, client: usize, header: RequestHeader, body: RequestKind) {
-        let link = self.links[client];
+        // Every client talks to node 0 today; with more nodes, metadata will say which.
+        let node = 0;
+        let (from, to) = (Endpoint::Client(client), Endpoint::Node(node));
         let conn = match self.clients[client].conn {
             Some(c) => c,
             None => {
@@ -1085,36 +904,28 @@ impl World {
                 // attempt hangs and the client's request timeout ends it. A machine that is
                 // up with no broker process refuses the connection at once (RST); a machine
                 // without power says nothing.
-                if link.cut_to_broker
-                    || link.cut_to_client
-                    || (self.broker.is_none() && self.power_off)
-                {
+                let n = &self.nodes[node];
+                if !self.net.can_connect(from, to) || (n.broker.is_none() && n.power_off) {
                     return;
                 }
-                if self.broker.is_none() {
-                    let c = self.open_conn(client);
-                    self.conns.get_mut(&c).expect("just opened").broken = true;
+                if n.broker.is_none() {
+                    let c = self.open_conn(from, node);
+                    self.net.conns.get_mut(&c).expect("just opened").broken = true;
                     self.clients[client].conn = Some(c);
                     let at = self.now + self.latency();
                     self.schedule(at, Ev::Reset { conn: c });
                     return;
                 }
-                let c = self.open_conn(client);
+                let c = self.open_conn(from, node);
                 self.clients[client].conn = Some(c);
                 c
             }
         };
         let lat = self.latency();
-        let c = self.conns.get_mut(&conn).expect("client's conn exists");
-        if c.broken {
+        let Some(at) = self.net.send_to_node(conn, self.now, lat) else {
             return;
-        }
-        if link.cut_to_broker {
-            c.broken = true;
-            return;
-        }
-        let at = (self.now + lat).max(c.to_broker_at).max(link.clogged_until);
-        c.to_broker_at = at;
+        };
+        let c = self.net.conns.get_mut(&conn).expect("client's conn exists");
         c.unread += 1;
         if c.unread >= SOCKET_REQUESTS_MAX {
             self.env.socket_full.insert(client);
@@ -1160,31 +971,33 @@ impl World {
         if self.liveness {
             return;
         }
-        let rate = self
-            .fault_rates()
-            .into_iter()
-            .find(|(k, _)| std::mem::discriminant(k) == std::mem::discriminant(&f))
-            .and_then(|(_, r)| r);
-        if let Some(r) = rate {
+        if let Some(r) = faults::rate(&self.profile, f) {
             let at = self.now + (1 + self.prng.below(2 * r)) * MS;
             self.schedule(at, Ev::Fault(f));
         }
         self.note(8, f as u64, 0, || format!("fault: {f:?}"));
         match f {
-            Fault::Crash => self.stop_broker(false),
-            Fault::PowerLoss => self.stop_broker(true),
+            Fault::Crash => {
+                let node = self.pick_node();
+                self.stop_broker(node, false)
+            }
+            Fault::PowerLoss => {
+                let node = self.pick_node();
+                self.stop_broker(node, true)
+            }
             Fault::ConnReset => {
                 let live: Vec<u64> = self
+                    .net
                     .conns
                     .iter()
-                    .filter(|(_, c)| !c.broken && c.client != usize::MAX)
+                    .filter(|(_, c)| !c.broken && c.client().is_some())
                     .map(|(id, _)| *id)
                     .collect();
                 if live.is_empty() {
                     return;
                 }
                 let conn = live[self.prng.below(live.len() as u64) as usize];
-                let c = self.conns.get_mut(&conn).expect("listed");
+                let c = self.net.conns.get_mut(&conn).expect("listed");
                 c.broken = true;
                 let incarnation = c.incarnation;
                 let (a, b) = (self.now + self.latency(), self.now + self.latency());
@@ -1194,33 +1007,39 @@ impl World {
             }
             Fault::Partition => {
                 let client = self.prng.below(self.clients.len() as u64 - 1) as usize;
-                let l = &mut self.links[client];
+                let node = self.pick_node();
+                let (c, n) = (Endpoint::Client(client), Endpoint::Node(node));
                 match self.prng.below(3) {
-                    0 => l.cut_to_broker = true,
-                    1 => l.cut_to_client = true,
+                    0 => self.net.cut(c, n),
+                    1 => self.net.cut(n, c),
                     _ => {
-                        l.cut_to_broker = true;
-                        l.cut_to_client = true;
+                        self.net.cut(c, n);
+                        self.net.cut(n, c);
                     }
                 }
                 let at = self.now + (1_000 + self.prng.below(9_000)) * MS;
-                self.schedule(at, Ev::Heal(Heal::Link { client }));
+                self.schedule(at, Ev::Heal(Heal::Link { client, node }));
                 self.count("network partitions");
             }
             Fault::Clog => {
                 let client = self.prng.below(self.clients.len() as u64 - 1) as usize;
-                self.links[client].clogged_until = self.now + (500 + self.prng.below(4_500)) * MS;
+                let node = self.pick_node();
+                let until = self.now + (500 + self.prng.below(4_500)) * MS;
+                self.net
+                    .clog(Endpoint::Client(client), Endpoint::Node(node), until);
                 self.count("clogs");
             }
             Fault::ClockJump => {
+                let node = self.pick_node();
                 let jump = self.prng.below(90_000) as i64 - 30_000;
-                self.clock_offset_ns += jump * 1_000_000;
+                self.nodes[node].clock_offset_ns += jump * 1_000_000;
                 self.count("clock jumps");
             }
             Fault::DiskFull => {
-                self.disk.faults.full = true;
+                let node = self.pick_node();
+                self.nodes[node].disk.faults.full = true;
                 let at = self.now + (500 + self.prng.below(4_500)) * MS;
-                self.schedule(at, Ev::Heal(Heal::DiskFull));
+                self.schedule(at, Ev::Heal(Heal::DiskFull { node }));
                 self.count("disk full");
             }
             Fault::Member => {
@@ -1295,10 +1114,18 @@ impl World {
                 _ => {}
             }
         }
+        let disks = self.nodes.iter().map(|n| &n.disk);
+        let (written, syncs, failed, full) = disks.fold((0, 0, 0, 0), |a, d| {
+            (
+                a.0 + d.bytes_written,
+                a.1 + d.syncs,
+                a.2 + d.failed_syncs,
+                a.3 + d.full_rejections,
+            )
+        });
         let mut summary = vec![format!(
             "{} events; {} sends, {} records acknowledged, {} polled, {} processed by groups, {} assignments; disk: {} bytes written, {} fsyncs ({} failed), {} rejected as full",
-            self.events, sends, acked, polled, processed, assigned,
-            self.disk.bytes_written, self.disk.syncs, self.disk.failed_syncs, self.disk.full_rejections
+            self.events, sends, acked, polled, processed, assigned, written, syncs, failed, full
         )];
         if !self.stats.is_empty() {
             summary.push(format!(

@@ -4,6 +4,7 @@
 //! with a message saying so.
 
 mod clients;
+mod conformance;
 mod crash;
 mod groups;
 mod harness;

@@ -133,13 +133,12 @@ impl Broker {
                     pd.high_watermark = p.high_watermark;
                     pd.last_stable_offset = p.high_watermark;
                     pd.log_start_offset = p.log.log_start_offset();
-                    // KIP-74: the first batch is returned even if bigger than the limits, so
-                    // a consumer can always make progress.
-                    let limit = if first_data {
-                        part.max_bytes.max(1)
-                    } else {
-                        (part.max_bytes as u64).min(budget) as u32
-                    };
+                    // KIP-74: the whole response is bounded by the request's max_bytes, and
+                    // so is every partition's share of it; only the first batch of the first
+                    // partition with data goes out whole even when bigger than both limits,
+                    // so a consumer can always make progress (`plan_read` always includes
+                    // the first batch).
+                    let limit = (part.max_bytes as u64).min(budget) as u32;
                     if budget > 0 || first_data {
                         if let Some(plan) =
                             p.log.plan_read(part.fetch_offset, p.high_watermark, limit)
@@ -157,6 +156,11 @@ impl Broker {
             resp.responses[ti].partitions.push(pd);
         }
         let n = plans.len();
+        let planned: u64 = plans.iter().map(|(_, _, plan)| plan.len as u64).sum();
+        assert!(
+            planned <= f.max_bytes as u64 || n == 1,
+            "KIP-74: only a lone first batch may exceed the response's max_bytes"
+        );
         for (slot, (ti, pi, plan)) in plans.into_iter().enumerate() {
             slots.push((ti, pi));
             self.storage(

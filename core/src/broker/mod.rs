@@ -320,6 +320,20 @@ impl Broker {
         self.outputs.pop_front()
     }
 
+    /// Clean shutdown: the storage requests that write each partition's active-segment index,
+    /// so the next start reads no segment data. The driver carries them out after the last
+    /// input, without reporting completions, then fsyncs and leaves the clean-shutdown marker.
+    pub fn clean_shutdown_requests(&mut self) -> Vec<StorageRequest> {
+        let partitions = self
+            .topics
+            .values_mut()
+            .flat_map(|t| t.partitions.iter_mut());
+        partitions
+            .filter(|p| p.offline.is_none())
+            .filter_map(|p| p.log.shutdown_index())
+            .collect()
+    }
+
     /// The next instant at which the broker wants an [`Input::Tick`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = Some(self.next_retention_check);

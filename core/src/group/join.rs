@@ -86,7 +86,12 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
             .find(|m| m.instance_id.as_deref() == Some(iid))
             .map(|m| m.member_id.clone());
         if let Some(old_id) = old {
-            if member_id.is_empty() || member_id != old_id {
+            if !member_id.is_empty() && member_id != old_id {
+                // The instance id was taken over by a newer member: this one is a zombie.
+                b.respond(to, Some(join_error(FENCED_INSTANCE_ID, &member_id)));
+                return true;
+            }
+            if member_id.is_empty() {
                 let new_id = format!("{iid}-{}", b.random_suffix());
                 let group = b.coordinator.groups.get_mut(&group_id).unwrap();
                 let mut m = group.members.remove(&old_id).unwrap();
@@ -97,6 +102,9 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
                             SyncGroupResponse::default().with_error_code(FENCED_INSTANCE_ID),
                         )),
                     );
+                }
+                if let Some(parked) = m.awaiting_join.take() {
+                    b.respond_pub(parked, Some(join_error(FENCED_INSTANCE_ID, &old_id)));
                 }
                 let group = b.coordinator.groups.get_mut(&group_id).unwrap();
                 m.member_id = new_id.clone();
@@ -138,19 +146,15 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
     let group = b.coordinator.groups.get_mut(&group_id).unwrap();
     let known = group.members.contains_key(&member_id);
     if member_id.is_empty() {
-        let new_id = format!(
-            "{}-{}",
-            if r.protocol_type.is_empty() {
-                "member"
-            } else {
-                "consumer"
-            },
-            b.random_suffix()
-        );
-        let new_id = match &instance_id {
-            Some(iid) => format!("{iid}-{new_id}"),
-            None => new_id,
+        // As Kafka names members: the instance id or else the client id, then a random
+        // suffix. Client-side assignors order members by id, so members come out in the order
+        // of their client ids (librdkafka's test 0132 expects client c0 to get roundrobin's
+        // first share).
+        let prefix = match &instance_id {
+            Some(iid) => iid.clone(),
+            None => b.client_id_of(to.conn),
         };
+        let new_id = format!("{prefix}-{}", b.random_suffix());
         let group = b.coordinator.groups.get_mut(&group_id).unwrap();
         if to.api_version >= 4 && instance_id.is_none() {
             // KIP-394: hand out the id first; the member joins again with it.

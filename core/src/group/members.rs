@@ -14,6 +14,10 @@ pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bo
         b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID)));
         return true;
     };
+    if group.is_fenced(r.group_instance_id.as_deref(), &member_id) {
+        b.respond(to, Some(sync_error(FENCED_INSTANCE_ID)));
+        return true;
+    }
     let Some(m) = group.members.get_mut(&member_id) else {
         b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID)));
         return true;
@@ -115,6 +119,9 @@ pub(super) fn heartbeat(b: &mut Broker, to: ReplyTo, r: HeartbeatRequest) -> boo
     let group_id = r.group_id.0.to_string();
     let code = match b.coordinator.groups.get_mut(&group_id) {
         None => UNKNOWN_MEMBER_ID,
+        Some(g) if g.is_fenced(r.group_instance_id.as_deref(), r.member_id.as_str()) => {
+            FENCED_INSTANCE_ID
+        }
         Some(g) => match g.members.get_mut(r.member_id.as_str()) {
             None => UNKNOWN_MEMBER_ID,
             Some(m) => {

@@ -37,6 +37,9 @@ pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest)
             None if generation < 0 => NONE,
             None => ILLEGAL_GENERATION,
             Some(g) if generation < 0 && g.state == GroupState::Empty => NONE,
+            Some(g) if g.is_fenced(r.group_instance_id.as_deref(), &member_id) => {
+                FENCED_INSTANCE_ID
+            }
             Some(g) => match g.members.get_mut(&member_id) {
                 None => {
                     if generation < 0 {

@@ -83,6 +83,23 @@ pub struct Group {
 }
 
 impl Group {
+    /// Static membership (KIP-345): is a request that names `instance_id` with `member_id` from
+    /// a member that was replaced? The instance id now belongs to another member id, so the
+    /// old member is fenced: FENCED_INSTANCE_ID, fatal to the client (Kafka's
+    /// `GroupMetadata.isStaticMemberFenced`).
+    pub(super) fn is_fenced(&self, instance_id: Option<&str>, member_id: &str) -> bool {
+        let Some(iid) = instance_id else {
+            return false;
+        };
+        let holders: Vec<&Member> = self
+            .members
+            .values()
+            .filter(|m| m.instance_id.as_deref() == Some(iid))
+            .collect();
+        assert!(holders.len() <= 1, "instance id {iid} held by two members");
+        holders.first().is_some_and(|m| m.member_id != member_id)
+    }
+
     pub(super) fn new(now_ms: i64) -> Group {
         Group {
             state: GroupState::Empty,

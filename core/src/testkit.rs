@@ -1,0 +1,238 @@
+//! A synchronous, in-memory driver for tests, fuzz targets and workloads (cargo feature
+//! `testkit`; quinn's `Pair` plays the same part).
+//!
+//! The runtime (`gregor-net`) and the simulator drive the broker with real or simulated time and
+//! a disk that takes time. Tests mostly want neither: [`Pair`] hands every storage operation to a
+//! [`Storage`] at once, feeds the completion straight back, and repeats until the broker is quiet,
+//! so one call of [`Pair::request`] is one whole exchange. Time moves only when the test says so
+//! ([`Pair::advance_ms`]).
+//!
+//! [`batch`] is the one record-batch encoder every test and workload uses: it goes through the
+//! same `kafka-protocol` encoder Rust clients use, so the broker is fed what producers send.
+//!
+//! Nothing here is compiled into the production broker.
+
+use crate::io::{ConnId, Input, OpId, Output, Request, StorageFault, StorageReply, StorageRequest};
+use crate::kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use crate::kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use crate::prng::Prng;
+use crate::{wire, Broker, Config, Duration, Instant, Recovered};
+use bytes::{Bytes, BytesMut};
+
+/// A disk that carries out one storage operation at once. Randomness (for fault injection)
+/// comes from the driver's own seeded PRNG, so a test stays a pure function of its inputs.
+pub trait Storage {
+    fn exec(
+        &mut self,
+        request: &StorageRequest,
+        prng: &mut Prng,
+    ) -> Result<StorageReply, StorageFault>;
+}
+
+/// The wall-clock instant every [`Pair`] starts at (14 November 2023, as Kafka's own tests pick
+/// a fixed instant).
+pub const START_UNIX_MS: i64 = 1_700_000_000_000;
+
+/// One broker and its disk, driven synchronously.
+pub struct Pair<S> {
+    pub broker: Broker,
+    pub storage: S,
+    pub now: Instant,
+    pub prng: Prng,
+    /// Every response in the order the broker released it. Each one was checked to encode at
+    /// the version the client asked for: a broker that cannot answer what it accepted has a bug.
+    pub responses: Vec<(ConnId, i32, ResponseKind)>,
+    /// Connections the broker closed.
+    pub closed: Vec<ConnId>,
+    /// Hold fsyncs back instead of completing them (to test what waits for durability);
+    /// [`Pair::release_syncs`] completes them.
+    pub hold_syncs: bool,
+    pub held: Vec<(OpId, StorageRequest)>,
+    next_corr: i32,
+}
+
+impl<S: Storage> Pair<S> {
+    /// A broker recovered from `storage` (what it holds), at [`START_UNIX_MS`].
+    pub fn new(config: Config, recovered: Recovered, storage: S) -> Pair<S> {
+        let now = Instant::from_unix_ms(START_UNIX_MS);
+        let broker = Broker::new(config, recovered, now).expect("a valid test configuration");
+        let mut p = Pair {
+            broker,
+            storage,
+            now,
+            prng: Prng::new(1),
+            responses: Vec::new(),
+            closed: Vec::new(),
+            hold_syncs: false,
+            held: Vec::new(),
+            next_corr: 0,
+        };
+        p.drain();
+        p
+    }
+
+    /// Carry out every output until the broker is quiet. Completions are fed back after the
+    /// broker's outputs are drained, as a driver that polls to `None` first would.
+    pub fn drain(&mut self) {
+        loop {
+            let mut done = Vec::new();
+            while let Some(out) = self.broker.poll_output() {
+                match out {
+                    Output::Response {
+                        conn,
+                        correlation_id,
+                        api_version,
+                        body,
+                    } => {
+                        if let Err(e) = wire::encode_response(correlation_id, api_version, &body) {
+                            panic!("response does not encode at v{api_version}: {e}: {body:?}");
+                        }
+                        self.responses.push((conn, correlation_id, body));
+                    }
+                    Output::Close { conn, .. } => self.closed.push(conn),
+                    Output::Log { .. } => {}
+                    Output::Storage { op, request } => {
+                        if self.hold_syncs && matches!(request, StorageRequest::Sync { .. }) {
+                            self.held.push((op, request));
+                            continue;
+                        }
+                        let result = self.storage.exec(&request, &mut self.prng);
+                        done.push(Input::StorageDone {
+                            now: self.now,
+                            op,
+                            result,
+                        });
+                    }
+                }
+            }
+            if done.is_empty() {
+                return;
+            }
+            for input in done {
+                self.broker.handle(input);
+            }
+        }
+    }
+
+    /// Complete the fsyncs held back by [`Pair::hold_syncs`].
+    pub fn release_syncs(&mut self) {
+        for (op, request) in std::mem::take(&mut self.held) {
+            let result = self.storage.exec(&request, &mut self.prng);
+            self.broker.handle(Input::StorageDone {
+                now: self.now,
+                op,
+                result,
+            });
+        }
+        self.drain();
+    }
+
+    /// Hand the broker one request and carry out everything it leads to.
+    pub fn request(&mut self, conn: u64, request: Request) {
+        self.broker.handle(Input::Request {
+            now: self.now,
+            conn: ConnId(conn),
+            request,
+        });
+        self.drain();
+    }
+
+    /// Send a request body with a fresh correlation id; returns the id.
+    pub fn send(&mut self, conn: u64, key: ApiKey, version: i16, body: RequestKind) -> i32 {
+        self.next_corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.next_corr);
+        self.request(conn, Request { header, body });
+        self.next_corr
+    }
+
+    /// Take the response with correlation id `corr`, if it was released.
+    pub fn take(&mut self, corr: i32) -> Option<ResponseKind> {
+        let i = self.responses.iter().position(|(_, c, _)| *c == corr)?;
+        Some(self.responses.remove(i).2)
+    }
+
+    /// Feed a byte stream as one connection would: length-prefixed frames, each decoded by the
+    /// wire layer and handed to the broker when it decodes (frames that do not decode are
+    /// dropped, as the runtime answers them with a close).
+    pub fn feed_stream(&mut self, conn: u64, mut data: &[u8]) {
+        while data.len() >= 4 {
+            let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+            data = &data[4..];
+            if len > data.len() {
+                break;
+            }
+            let frame = Bytes::copy_from_slice(&data[..len]);
+            data = &data[len..];
+            if let Ok(request) = wire::decode_request(frame) {
+                self.request(conn, request);
+            }
+        }
+    }
+
+    /// Move the clock forward and let the broker's timers fire.
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.now = self.now + Duration::from_ms(ms);
+        self.broker.handle(Input::Tick { now: self.now });
+        self.drain();
+    }
+}
+
+/// One record to put in a [`batch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rec {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp_ms: i64,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// Encode records as a producer does: one Kafka v2 batch with base offset 0. `producer` is
+/// `(producer id, epoch, base sequence)` for an idempotent producer, `None` for a plain one.
+pub fn batch(recs: &[Rec], producer: Option<(i64, i16, i32)>, compression: Compression) -> Bytes {
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset − sequence is constant; without
+            // a producer id the batch's base sequence is −1.
+            sequence: if seq < 0 {
+                i as i32 - 1
+            } else {
+                seq + i as i32
+            },
+            timestamp: r.timestamp_ms,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone().into(), v.clone()))
+                .collect(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encoding a test batch");
+    buf.freeze()
+}

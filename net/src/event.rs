@@ -1,0 +1,36 @@
+//! What reaches the broker task: connection readers send requests and closes, the disk's
+//! blocking threads send finished fsyncs, the accept loop sends new connections. Its own module
+//! so that `connection` and `runtime` depend on it and not on each other.
+
+use crate::backlog::Backlog;
+use crate::disk::StorageResult;
+use bytes::Bytes;
+use gregor_core::io::Request;
+use gregor_core::{ConnId, OpId};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Everything that reaches the broker task.
+// Requests dominate the size; boxing them would add an allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    Open {
+        conn: ConnId,
+        peer: SocketAddr,
+        writer: mpsc::UnboundedSender<Bytes>,
+        permits: Arc<Semaphore>,
+        backlog: Arc<Backlog>,
+    },
+    Request {
+        conn: ConnId,
+        request: Request,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    SyncDone {
+        op: OpId,
+        result: StorageResult,
+    },
+}
