@@ -1,21 +1,7 @@
 //! Conformance fixes found by running librdkafka's own test suite against gregor (issue 8,
 //! item 10), each checked here with confluent-kafka (librdkafka 2.16).
 
-use crate::harness::{cli, python, Broker};
-
-fn create(b: &Broker, topic: &str, partitions: i32) {
-    let o = cli(
-        b,
-        &[
-            "topics",
-            "create",
-            topic,
-            "--partitions",
-            &partitions.to_string(),
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
+use crate::harness::{create_topic as create, python, Broker};
 
 /// KIP-74: with fetch.max.bytes=1000000 and max.partition.fetch.bytes=20000000 a consumer
 /// reads a ~19 MB partition to the end; a response over receive.message.max.bytes would fail

@@ -1,24 +1,14 @@
 //! Consumer groups with real clients: a queue inside a group, a broadcast across groups,
 //! failover when a member dies, and resuming at the committed offset across a broker restart.
 
-use crate::harness::{cli, run, Broker};
+use crate::harness::{cli, create_topic, run, Broker};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn produce(b: &Broker, topic: &str, partitions: i32, n: usize) {
-    let o = cli(
-        b,
-        &[
-            "topics",
-            "create",
-            topic,
-            "--partitions",
-            &partitions.to_string(),
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    create_topic(b, topic, partitions);
     // Record i goes to partition i mod partitions, so every partition has records. (Left to
     // librdkafka, keyless records follow the sticky partitioner, KIP-480, and a small burst can
     // land in a single partition.)

@@ -185,3 +185,18 @@ pub fn cli(broker: &Broker, args: &[&str]) -> Output {
     cmd.args(args).arg("--bootstrap").arg(broker.bootstrap());
     run(&mut cmd, "gregor")
 }
+
+/// Create `topic` with `partitions` partitions through `gregor topics create`.
+pub fn create_topic(b: &Broker, topic: &str, partitions: i32) {
+    let o = cli(
+        b,
+        &[
+            "topics",
+            "create",
+            topic,
+            "--partitions",
+            &partitions.to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
