@@ -64,6 +64,24 @@ fn values(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The partitions a member held at wall-clock time `t`, from its assignment timeline.
+fn held_at(v: &Value, t: f64) -> BTreeSet<u64> {
+    v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take_while(|e| e[0].as_f64().unwrap() <= t)
+        .last()
+        .map(|e| {
+            e[1].as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_u64().unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn two_members_split_partitions_and_another_group_gets_everything() {
     let b = Broker::start(&["--group-initial-rebalance-delay-ms", "1500"]);
@@ -72,19 +90,21 @@ fn two_members_split_partitions_and_another_group_gets_everything() {
     let c = member(&b, "jobs", "workers", "12");
     let other = member(&b, "jobs", "auditors", "10");
     let (a, c, other) = (finish(a), finish(c), finish(other));
-    let pa: BTreeSet<u64> = a["assignment"]
-        .as_array()
+    // Compare the two members at one instant while both were still in the group: half a
+    // second before the first of them stopped (the last moment is a race, since the first to
+    // leave hands its partitions to the other).
+    let stopped = a["stopped"]
+        .as_f64()
         .unwrap()
-        .iter()
-        .map(|p| p.as_u64().unwrap())
-        .collect();
-    let pc: BTreeSet<u64> = c["assignment"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_u64().unwrap())
-        .collect();
-    assert_eq!(pa.len() + pc.len(), 4, "{pa:?} {pc:?}");
+        .min(c["stopped"].as_f64().unwrap());
+    let (pa, pc) = (held_at(&a, stopped - 0.5), held_at(&c, stopped - 0.5));
+    assert_eq!(
+        pa.len() + pc.len(),
+        4,
+        "{pa:?} {pc:?}; timelines {} {}",
+        a["timeline"],
+        c["timeline"]
+    );
     assert!(
         pa.is_disjoint(&pc),
         "no partition owned by both: {pa:?} {pc:?}"

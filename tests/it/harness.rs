@@ -147,6 +147,21 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            // A failing test keeps the broker's log and prints its tail: CI shows only the
+            // output, and the log is what tells a client's fault from the broker's.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(200).collect();
+            eprintln!(
+                "---- broker log ({}), last {} lines ----",
+                self.log_path().display(),
+                tail.len()
+            );
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
         let _ = std::fs::remove_file(self.log_path());
     }
