@@ -132,7 +132,66 @@ pub fn assign(
             }
         }
     }
+    assert_assignment_is_a_partitioning(strategy, members, partitions, &out);
     out
+}
+
+/// The postcondition every assignor promises, checked on every assignment it returns: each
+/// partition of a subscribed topic goes to exactly one member, and only to a member subscribed
+/// to its topic; every member is in the assignment (with an empty list if it gets nothing).
+/// Range and round-robin are also balanced (per topic, resp. over all partitions when every
+/// member has the same subscription): no member gets two more than another.
+fn assert_assignment_is_a_partitioning(
+    strategy: Strategy,
+    members: &BTreeMap<String, Subscription>,
+    partitions: &BTreeMap<String, i32>,
+    out: &Assignment,
+) {
+    assert_eq!(out.len(), members.len(), "one entry per member");
+    let mut seen: BTreeSet<&TopicPartition> = BTreeSet::new();
+    for (m, tps) in out {
+        let sub = &members[m];
+        for tp in tps {
+            assert!(sub.topics.contains(&tp.0), "{m} got {tp:?} unsubscribed");
+            assert!(
+                partitions
+                    .get(&tp.0)
+                    .is_some_and(|&c| (0..c).contains(&tp.1)),
+                "{m} got {tp:?}, which does not exist"
+            );
+            assert!(seen.insert(tp), "{tp:?} assigned twice");
+        }
+    }
+    let wanted: usize = partitions
+        .iter()
+        .filter(|(t, _)| members.values().any(|s| s.topics.contains(*t)))
+        .map(|(_, &c)| c.max(0) as usize)
+        .sum();
+    assert_eq!(seen.len(), wanted, "every subscribed partition assigned");
+    if strategy == Strategy::Range {
+        for topic in partitions.keys() {
+            let counts: Vec<usize> = members
+                .iter()
+                .filter(|(_, s)| s.topics.contains(topic))
+                .map(|(m, _)| out[m].iter().filter(|tp| &tp.0 == topic).count())
+                .collect();
+            if let (Some(lo), Some(hi)) = (counts.iter().min(), counts.iter().max()) {
+                assert!(hi - lo <= 1, "range is balanced per topic: {counts:?}");
+            }
+        }
+    }
+    let same_subscriptions = members.values().all(|s| {
+        members
+            .values()
+            .next()
+            .is_some_and(|f| f.topics == s.topics)
+    });
+    if strategy == Strategy::RoundRobin && same_subscriptions {
+        let lens: Vec<usize> = out.values().map(Vec::len).collect();
+        if let (Some(lo), Some(hi)) = (lens.iter().min(), lens.iter().max()) {
+            assert!(hi - lo <= 1, "round-robin is balanced: {lens:?}");
+        }
+    }
 }
 
 #[cfg(test)]

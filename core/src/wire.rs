@@ -45,6 +45,19 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
 ];
 
+// Every advertised range is a range: checked when the crate compiles.
+const _: () = {
+    let mut i = 0;
+    while i < SUPPORTED.len() {
+        let (_, lo, hi) = SUPPORTED[i];
+        assert!(
+            0 <= lo && lo <= hi,
+            "an advertised version range is lo..=hi"
+        );
+        i += 1;
+    }
+};
+
 /// The advertised range for an API, if gregor speaks it at all.
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
@@ -179,6 +192,12 @@ pub fn decode_request(frame: Bytes) -> Result<Request, WireError> {
     let header_version = key.request_header_version(api_version);
     let header = RequestHeader::decode(&mut buf, header_version)
         .map_err(|e| malformed(format!("header: {e}")))?;
+    // The header decoder read the same eight bytes we peeked at.
+    assert_eq!(
+        (header.request_api_key, header.request_api_version),
+        (api_key, api_version)
+    );
+    assert_eq!(header.correlation_id, correlation_id);
     let body = RequestKind::decode(key, &mut buf, api_version)
         .map_err(|e| malformed(format!("body: {e}")))?;
     // Bytes left over after the body are ignored, as Apache Kafka ignores them: some clients
@@ -203,8 +222,9 @@ pub fn encode_response(
         .with_correlation_id(correlation_id)
         .encode(&mut buf, header_version)?;
     body.encode(&mut buf, api_version)?;
-    let len = (buf.len() - FRAME_PREFIX_BYTES) as u32;
+    let len = u32::try_from(buf.len() - FRAME_PREFIX_BYTES)?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(buf.len(), FRAME_PREFIX_BYTES + len as usize);
     Ok(buf.freeze())
 }
 
