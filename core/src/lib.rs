@@ -35,6 +35,7 @@ pub mod log;
 pub mod partition;
 pub mod prng;
 pub mod producer;
+pub mod raft;
 /// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod testkit;
