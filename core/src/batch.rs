@@ -2,7 +2,9 @@
 //!
 //! gregor never decodes the records inside a batch on the produce or fetch path: it checks the
 //! header and the CRC, assigns offsets by rewriting the `baseOffset` field, and stores and serves
-//! the producer's bytes as they came. The CRC-32C covers everything from `attributes` to the end,
+//! the producer's bytes as they came. The one place it looks inside is ListOffsets by timestamp
+//! ([`first_record_at_or_after`]), which Kafka answers at record granularity, decompressing the
+//! batch (gzip, snappy, lz4 or zstd) as its `LogSegment.findOffsetByTimestamp` does. The CRC-32C covers everything from `attributes` to the end,
 //! so the broker may rewrite `baseOffset` and `partitionLeaderEpoch` without recomputing it.
 //!
 //! ```text
@@ -185,6 +187,55 @@ impl BatchHeader {
     }
 }
 
+/// The first record of `batch` (one whole, stored v2 batch) whose timestamp is at least `ts`, as
+/// (offset, timestamp); None if no record reaches `ts`. Records are decoded, decompressing the
+/// batch if needed: pure computation, no I/O. A batch whose timestamps are the broker's
+/// (LogAppendTime, attribute bit 3) gives every record the batch's `maxTimestamp`, as Kafka does.
+/// An undecodable batch is the caller's to handle (the stored bytes passed their CRC at append,
+/// so this means a codec gregor cannot read, not damage).
+///
+/// Reference: Kafka's `LogSegment.findOffsetByTimestamp` and `RecordBatch.iterator`.
+pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Result<Option<(i64, i64)>, String> {
+    let header = BatchHeader::parse(batch).map_err(|e| e.to_string())?;
+    if batch.len() < header.size {
+        return Err(format!(
+            "batch {} cut short: {} of {} bytes",
+            header.base_offset,
+            batch.len(),
+            header.size
+        ));
+    }
+    let mut buf = bytes::Bytes::copy_from_slice(&batch[..header.size]);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+        format!(
+            "cannot decode the records of batch {}: {e}",
+            header.base_offset
+        )
+    })?;
+    let log_append_time = header.attributes & 0x08 != 0;
+    for r in &set.records {
+        // A producer's bytes, not gregor's state: a record outside its header's range is bad
+        // input, reported, never asserted.
+        if r.offset < header.base_offset || r.offset > header.last_offset() {
+            return Err(format!(
+                "record offset {} outside its batch {}..={}",
+                r.offset,
+                header.base_offset,
+                header.last_offset()
+            ));
+        }
+        let t = if log_append_time {
+            header.max_timestamp
+        } else {
+            r.timestamp
+        };
+        if t >= ts {
+            return Ok(Some((r.offset, t)));
+        }
+    }
+    Ok(None)
+}
+
 /// Rewrite the broker-owned fields of a batch in place: the base offset it was assigned and the
 /// leader epoch under which it was appended. Neither is covered by the CRC.
 pub fn assign(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
@@ -234,6 +285,43 @@ pub(crate) mod tests {
         assert_eq!(h2.last_offset(), 44);
         h2.verify(&b)
             .expect("rewriting the base offset keeps the CRC valid");
+    }
+
+    #[test]
+    fn the_first_record_at_or_after_a_timestamp_is_found_in_every_codec() {
+        use crate::kafka_protocol::records::Compression;
+        use crate::testkit::{batch, Rec};
+        let recs: Vec<Rec> = (0..5)
+            .map(|i| Rec {
+                value: Some(bytes::Bytes::from(vec![b'v'; 300])),
+                timestamp_ms: 1000 + 10 * i,
+                ..Rec::default()
+            })
+            .collect();
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut b = batch(&recs, None, c).to_vec();
+            assign(&mut b, 40, 0);
+            let h = BatchHeader::parse(&b).unwrap();
+            h.verify(&b).unwrap();
+            assert_eq!(h.compression(), c as i16, "{c:?}");
+            for (ts, want) in [
+                (0, Some((40, 1000))),
+                (1000, Some((40, 1000))),
+                (1001, Some((41, 1010))),
+                (1020, Some((42, 1020))),
+                (1040, Some((44, 1040))),
+                (1041, None),
+            ] {
+                assert_eq!(first_record_at_or_after(&b, ts), Ok(want), "{c:?} at {ts}");
+            }
+            assert!(first_record_at_or_after(&b[..b.len() - 1], 0).is_err());
+        }
     }
 
     #[test]
