@@ -206,7 +206,11 @@ pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Result<Option<(i64, i6
         ));
     }
     let mut buf = bytes::Bytes::copy_from_slice(&batch[..header.size]);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+    let set = kafka_protocol::records::RecordBatchDecoder::decode_with_custom_compression(
+        &mut buf,
+        Some(decompress),
+    )
+    .map_err(|e| {
         format!(
             "cannot decode the records of batch {}: {e}",
             header.base_offset
@@ -234,6 +238,36 @@ pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Result<Option<(i64, i6
         }
     }
     Ok(None)
+}
+
+/// The records section of a batch, decompressed. gzip, snappy (raw or xerial-framed) and zstd
+/// are kafka-protocol's codecs; LZ4 (Kafka writes the LZ4 frame format, KIP-57) is decoded by the
+/// pure-Rust `lz4_flex`, because kafka-protocol's LZ4 links a C library that brings libc into the
+/// sans-IO core.
+fn decompress(
+    records: &mut bytes::Bytes,
+    codec: kafka_protocol::records::Compression,
+) -> anyhow::Result<bytes::Bytes> {
+    use bytes::Buf;
+    use kafka_protocol::compression::{Decompressor, Gzip, Snappy, Zstd};
+    use kafka_protocol::records::Compression;
+    fn whole(b: &mut bytes::Bytes) -> anyhow::Result<bytes::Bytes> {
+        Ok(b.copy_to_bytes(b.remaining()))
+    }
+    match codec {
+        Compression::None => whole(records),
+        Compression::Gzip => Gzip::decompress(records, whole),
+        Compression::Snappy => Snappy::decompress(records, whole),
+        Compression::Zstd => Zstd::decompress(records, whole),
+        Compression::Lz4 => {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(
+                &mut lz4_flex::frame::FrameDecoder::new(&records[..]),
+                &mut out,
+            )?;
+            Ok(out.into())
+        }
+    }
 }
 
 /// Rewrite the broker-owned fields of a batch in place: the base offset it was assigned and the
@@ -287,6 +321,24 @@ pub(crate) mod tests {
             .expect("rewriting the base offset keeps the CRC valid");
     }
 
+    /// An uncompressed batch re-encoded as a producer's LZ4 batch (the test encoder has no
+    /// LZ4: see [`decompress`]): the records section as an LZ4 frame, attributes, length and
+    /// CRC updated.
+    pub fn lz4_batch(plain: &[u8]) -> Vec<u8> {
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut enc, &plain[HEADER_BYTES..]).unwrap();
+        let frame = enc.finish().unwrap();
+        let mut b = plain[..HEADER_BYTES].to_vec();
+        b.extend_from_slice(&frame);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let attributes = i16_at(&b, 21) | 3;
+        b[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
     #[test]
     fn the_first_record_at_or_after_a_timestamp_is_found_in_every_codec() {
         use crate::kafka_protocol::records::Compression;
@@ -305,7 +357,11 @@ pub(crate) mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let mut b = batch(&recs, None, c).to_vec();
+            let mut b = if c == Compression::Lz4 {
+                lz4_batch(&batch(&recs, None, Compression::None))
+            } else {
+                batch(&recs, None, c).to_vec()
+            };
             assign(&mut b, 40, 0);
             let h = BatchHeader::parse(&b).unwrap();
             h.verify(&b).unwrap();
