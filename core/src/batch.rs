@@ -2,7 +2,9 @@
 //!
 //! gregor never decodes the records inside a batch on the produce or fetch path: it checks the
 //! header and the CRC, assigns offsets by rewriting the `baseOffset` field, and stores and serves
-//! the producer's bytes as they came. The CRC-32C covers everything from `attributes` to the end,
+//! the producer's bytes as they came. The one place it looks inside is ListOffsets by timestamp
+//! ([`first_record_at_or_after`]), which Kafka answers at record granularity, decompressing the
+//! batch (gzip, snappy, lz4 or zstd) as its `LogSegment.findOffsetByTimestamp` does. The CRC-32C covers everything from `attributes` to the end,
 //! so the broker may rewrite `baseOffset` and `partitionLeaderEpoch` without recomputing it.
 //!
 //! ```text
@@ -185,6 +187,89 @@ impl BatchHeader {
     }
 }
 
+/// The first record of `batch` (one whole, stored v2 batch) whose timestamp is at least `ts`, as
+/// (offset, timestamp); None if no record reaches `ts`. Records are decoded, decompressing the
+/// batch if needed: pure computation, no I/O. A batch whose timestamps are the broker's
+/// (LogAppendTime, attribute bit 3) gives every record the batch's `maxTimestamp`, as Kafka does.
+/// An undecodable batch is the caller's to handle (the stored bytes passed their CRC at append,
+/// so this means a codec gregor cannot read, not damage).
+///
+/// Reference: Kafka's `LogSegment.findOffsetByTimestamp` and `RecordBatch.iterator`.
+pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Result<Option<(i64, i64)>, String> {
+    let header = BatchHeader::parse(batch).map_err(|e| e.to_string())?;
+    if batch.len() < header.size {
+        return Err(format!(
+            "batch {} cut short: {} of {} bytes",
+            header.base_offset,
+            batch.len(),
+            header.size
+        ));
+    }
+    let mut buf = bytes::Bytes::copy_from_slice(&batch[..header.size]);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode_with_custom_compression(
+        &mut buf,
+        Some(decompress),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot decode the records of batch {}: {e}",
+            header.base_offset
+        )
+    })?;
+    let log_append_time = header.attributes & 0x08 != 0;
+    for r in &set.records {
+        // A producer's bytes, not gregor's state: a record outside its header's range is bad
+        // input, reported, never asserted.
+        if r.offset < header.base_offset || r.offset > header.last_offset() {
+            return Err(format!(
+                "record offset {} outside its batch {}..={}",
+                r.offset,
+                header.base_offset,
+                header.last_offset()
+            ));
+        }
+        let t = if log_append_time {
+            header.max_timestamp
+        } else {
+            r.timestamp
+        };
+        if t >= ts {
+            return Ok(Some((r.offset, t)));
+        }
+    }
+    Ok(None)
+}
+
+/// The records section of a batch, decompressed. gzip, snappy (raw or xerial-framed) and zstd
+/// are kafka-protocol's codecs; LZ4 (Kafka writes the LZ4 frame format, KIP-57) is decoded by the
+/// pure-Rust `lz4_flex`, because kafka-protocol's LZ4 links a C library that brings libc into the
+/// sans-IO core.
+fn decompress(
+    records: &mut bytes::Bytes,
+    codec: kafka_protocol::records::Compression,
+) -> anyhow::Result<bytes::Bytes> {
+    use bytes::Buf;
+    use kafka_protocol::compression::{Decompressor, Gzip, Snappy, Zstd};
+    use kafka_protocol::records::Compression;
+    fn whole(b: &mut bytes::Bytes) -> anyhow::Result<bytes::Bytes> {
+        Ok(b.copy_to_bytes(b.remaining()))
+    }
+    match codec {
+        Compression::None => whole(records),
+        Compression::Gzip => Gzip::decompress(records, whole),
+        Compression::Snappy => Snappy::decompress(records, whole),
+        Compression::Zstd => Zstd::decompress(records, whole),
+        Compression::Lz4 => {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(
+                &mut lz4_flex::frame::FrameDecoder::new(&records[..]),
+                &mut out,
+            )?;
+            Ok(out.into())
+        }
+    }
+}
+
 /// Rewrite the broker-owned fields of a batch in place: the base offset it was assigned and the
 /// leader epoch under which it was appended. Neither is covered by the CRC.
 pub fn assign(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
@@ -234,6 +319,65 @@ pub(crate) mod tests {
         assert_eq!(h2.last_offset(), 44);
         h2.verify(&b)
             .expect("rewriting the base offset keeps the CRC valid");
+    }
+
+    /// An uncompressed batch re-encoded as a producer's LZ4 batch (the test encoder has no
+    /// LZ4: see [`decompress`]): the records section as an LZ4 frame, attributes, length and
+    /// CRC updated.
+    pub fn lz4_batch(plain: &[u8]) -> Vec<u8> {
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut enc, &plain[HEADER_BYTES..]).unwrap();
+        let frame = enc.finish().unwrap();
+        let mut b = plain[..HEADER_BYTES].to_vec();
+        b.extend_from_slice(&frame);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let attributes = i16_at(&b, 21) | 3;
+        b[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn the_first_record_at_or_after_a_timestamp_is_found_in_every_codec() {
+        use crate::kafka_protocol::records::Compression;
+        use crate::testkit::{batch, Rec};
+        let recs: Vec<Rec> = (0..5)
+            .map(|i| Rec {
+                value: Some(bytes::Bytes::from(vec![b'v'; 300])),
+                timestamp_ms: 1000 + 10 * i,
+                ..Rec::default()
+            })
+            .collect();
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut b = if c == Compression::Lz4 {
+                lz4_batch(&batch(&recs, None, Compression::None))
+            } else {
+                batch(&recs, None, c).to_vec()
+            };
+            assign(&mut b, 40, 0);
+            let h = BatchHeader::parse(&b).unwrap();
+            h.verify(&b).unwrap();
+            assert_eq!(h.compression(), c as i16, "{c:?}");
+            for (ts, want) in [
+                (0, Some((40, 1000))),
+                (1000, Some((40, 1000))),
+                (1001, Some((41, 1010))),
+                (1020, Some((42, 1020))),
+                (1040, Some((44, 1040))),
+                (1041, None),
+            ] {
+                assert_eq!(first_record_at_or_after(&b, ts), Ok(want), "{c:?} at {ts}");
+            }
+            assert!(first_record_at_or_after(&b[..b.len() - 1], 0).is_err());
+        }
     }
 
     #[test]

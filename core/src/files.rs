@@ -209,9 +209,19 @@ fn scan_tail(scan: &mut SegmentScan, bytes: &[u8], origin: u64, mut next_offset:
         });
         next_offset = header.next_offset();
         pos += header.size;
+        assert!(
+            pos <= bytes.len(),
+            "a kept batch lies wholly inside the bytes read"
+        );
     }
     scan.valid_len = origin + pos as u64;
     assert!(scan.valid_len <= scan.file_len);
+    assert!(scan.valid_len >= origin);
+    // Postcondition: the kept batches are packed and dense up to the valid length.
+    if let [.., last] = scan.batches.as_slice() {
+        assert_eq!(last.position + last.header.size as u64, scan.valid_len);
+        assert_eq!(last.header.next_offset(), next_offset);
+    }
 }
 
 /// Encode a segment's index file: `entries` is the concatenation of [`INDEX_ENTRY_BYTES`]-long
@@ -229,6 +239,7 @@ pub fn encode_segment_index(base_offset: i64, segment_len: u64, entries: &[u8]) 
     b.put_slice(entries);
     let crc = crc32fast::hash(&b);
     b.put_u32(crc);
+    assert_eq!(b.len(), entries.len() + INDEX_FRAME_BYTES);
     b.freeze()
 }
 
@@ -311,6 +322,8 @@ pub fn decode_segment_index(
     if pos != covered {
         return Err(format!("index entries end at {pos}, not at {covered}"));
     }
+    assert_eq!(batches.len(), count);
+    assert!(covered <= file_len && covered >= SEGMENT_HEADER_BYTES);
     Ok((covered, batches))
 }
 
@@ -349,6 +362,7 @@ pub fn recover_segment<E>(
                 );
                 scan_tail(&mut scan, &tail, covered, next);
             }
+            assert!(scan.indexed_len <= scan.valid_len && scan.valid_len <= scan.file_len);
             Ok(scan)
         }
         Some(Err(problem)) => {

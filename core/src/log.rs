@@ -328,7 +328,18 @@ impl PartitionLog {
             entries.extend_from_slice(&index_entry(position, &batch[..HEADER_BYTES]));
         }
         seg.size += batch.len() as u64;
+        assert!(
+            seg.size
+                <= roll
+                    .segment_bytes_max
+                    .max(SEGMENT_HEADER_BYTES + batch.len() as u64)
+        );
         self.log_end_offset = header.next_offset();
+        assert!(
+            self.log_end_offset > header.base_offset,
+            "a batch holds a record"
+        );
+        assert_eq!(seg.next_offset(), self.log_end_offset);
         let file = SegmentFile {
             dir: self.dir.clone(),
             base_offset: seg.base_offset,
@@ -370,7 +381,12 @@ impl PartitionLog {
         let active = self.segments.last_mut().unwrap();
         let mut reqs: Vec<StorageRequest> = active.index_request(closing).into_iter().collect();
         active.index_entries = None;
+        assert!(active.index_entries.is_none());
         let base = self.log_end_offset;
+        assert!(
+            base > active.base_offset,
+            "the closed segment holds a batch"
+        );
         self.segments.push(Segment::new(base, now));
         reqs.push(StorageRequest::CreateSegment {
             file: self.file_of(base),
@@ -394,6 +410,7 @@ impl PartitionLog {
             });
         }
         self.log_start_offset = offset;
+        assert_eq!(self.segments[0].base_offset, offset);
         self.invariants();
         reqs
     }
@@ -488,6 +505,22 @@ impl PartitionLog {
                 len += b.size as u64;
                 next = b.last_offset + 1;
             }
+            // A fetch read starts at the batch holding the target, never past it, holds whole
+            // batches below `upper` only, and stays inside its segment.
+            assert!(
+                first.base_offset <= offset.max(seg.base_offset) && first.last_offset >= offset
+            );
+            assert!(next <= upper && next > offset);
+            assert!(first.position >= SEGMENT_HEADER_BYTES);
+            assert!(
+                first.position + len <= seg.size,
+                "a read stays inside its segment"
+            );
+            assert!(len <= u32::MAX as u64);
+            assert!(
+                len == first.size as u64 || len <= max_bytes as u64,
+                "KIP-74"
+            );
             return Some(ReadPlan {
                 file: self.file_of(seg.base_offset),
                 position: first.position,
@@ -499,11 +532,13 @@ impl PartitionLog {
         None
     }
 
-    /// ListOffsets by timestamp: the first batch whose largest timestamp is at least `ts`, as
-    /// (offset, timestamp). Kafka answers at record granularity by decoding that batch; gregor
-    /// answers with the batch's first offset, which is at or before the exact record, so a
-    /// consumer that seeks there misses nothing.
-    pub fn offset_for_timestamp(&self, ts: i64, upper: i64) -> Option<(i64, i64)> {
+    /// ListOffsets by timestamp, first step: the first batch below `upper` whose largest
+    /// timestamp is at least `ts`, found through the time index, as a plan to read exactly that
+    /// batch, and the batch's largest timestamp. The broker reads it and answers with the first
+    /// record at or after `ts` inside it ([`crate::batch::first_record_at_or_after`]), as Kafka
+    /// does; the batch's first offset (at or before that record) is the fallback if it cannot be
+    /// decoded.
+    pub fn offset_for_timestamp(&self, ts: i64, upper: i64) -> Option<(ReadPlan, i64)> {
         for seg in &self.segments {
             if seg.max_timestamp() < ts {
                 continue;
@@ -514,13 +549,25 @@ impl PartitionLog {
                 .get(ti)
                 .map(|&(_, o)| o)
                 .unwrap_or(seg.base_offset);
+            // The time index's entry names a batch whose largest timestamp reaches `ts`, and
+            // no earlier batch of the segment does (the entries record each growth).
+            assert!(start >= seg.base_offset && start < seg.next_offset());
             let bi = seg.batches.partition_point(|b| b.base_offset < start);
             for b in &seg.batches[bi..] {
-                if b.base_offset >= upper {
+                if b.last_offset >= upper {
                     return None;
                 }
                 if b.max_timestamp >= ts {
-                    return Some((b.base_offset.max(self.log_start_offset), b.max_timestamp));
+                    assert!(b.base_offset >= self.log_start_offset);
+                    assert!(b.position >= SEGMENT_HEADER_BYTES && b.position < seg.size);
+                    let plan = ReadPlan {
+                        file: self.file_of(seg.base_offset),
+                        position: b.position,
+                        len: b.size,
+                        first_offset: b.base_offset,
+                        next_offset: b.last_offset + 1,
+                    };
+                    return Some((plan, b.max_timestamp));
                 }
             }
         }
@@ -574,7 +621,15 @@ impl PartitionLog {
                 file: self.file_of(seg.base_offset),
             });
             self.log_start_offset = self.segments[0].base_offset;
+            assert!(
+                self.log_start_offset <= keep_from,
+                "retention keeps what is not visible"
+            );
         }
+        assert!(
+            !self.segments.is_empty(),
+            "the active segment is never deleted"
+        );
         reqs
     }
 
@@ -595,6 +650,24 @@ impl PartitionLog {
                 next = b.last_offset + 1;
             }
             assert_eq!(seg.size, pos);
+            // The time index records each growth of the largest timestamp, at the batch that
+            // made it: strictly increasing in both timestamp and offset, inside the segment.
+            for w in seg.time_index.windows(2) {
+                assert!(w[0].0 < w[1].0 && w[0].1 < w[1].1, "time index increases");
+            }
+            for &(_, o) in &seg.time_index {
+                assert!(
+                    o >= seg.base_offset && o < next,
+                    "time index inside its segment"
+                );
+            }
+            let max_ts = seg
+                .batches
+                .iter()
+                .map(|b| b.max_timestamp)
+                .max()
+                .unwrap_or(-1);
+            assert!(seg.max_timestamp() == max_ts || max_ts < 0);
             assert!(
                 seg.indexed_len <= seg.size,
                 "an index covers only stored bytes"

@@ -757,10 +757,14 @@ fn metadata_auto_creates_and_list_offsets_by_time() {
                     .with_timestamp(ts)]),
         ])
     };
+    // A timestamp answers with the first record at or after it (the batch's records are at
+    // t, t+1, t+2), as Kafka does, not the batch's first offset.
     for (ts, want) in [
         (-1, 3),
         (-2, 0),
-        (1_700_000_000_001, 0),
+        (1_700_000_000_000, 0),
+        (1_700_000_000_001, 1),
+        (1_700_000_000_002, 2),
         (1_800_000_000_000, -1),
     ] {
         let c = h.send(1, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(lo(ts)));

@@ -221,8 +221,15 @@ impl Disk {
                 let dir = self.dir_path(&file.dir);
                 let name = file.index_file_name();
                 // The segment is made durable before the index that vouches for it. This fsync
-                // runs inline: it happens once per roll, per INDEX_CHECKPOINT_BYTES and at
-                // shutdown, not per request.
+                // runs inline, on the broker task, and that is a choice, not an oversight: an
+                // index write has an effect on the file system (the renamed file) that a later
+                // request may undo (a cut's DeleteSegmentIndex, a DeleteSegment), and the
+                // storage contract says no effect overtakes an earlier one. Run on a blocking
+                // thread, it could land after the deletion emitted behind it and resurrect a
+                // stale index. (A plain Sync may run off the task because it changes no file's
+                // contents.) Doing it off the task needs a per-segment queue that holds later
+                // index and cut requests of that segment until the write is done; it happens
+                // once per roll, per INDEX_CHECKPOINT_BYTES and at shutdown, not per request.
                 done(self.file(&file).and_then(|f| {
                     let len = f.metadata()?.len();
                     if len < covers {

@@ -67,7 +67,57 @@ fn index_path(file: &gregor_core::io::SegmentFile) -> String {
 
 const BROKER_META: &str = "broker.meta";
 
+/// What a write goes to, for [`SimDisk::writable`]: a full disk marks a segment's failed write
+/// (its contents past the last good write are unknown) but not its index's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Segment,
+    Index,
+}
+
 impl SimDisk {
+    /// The one fault check for a write to a segment or to its index: a full disk refuses it,
+    /// and the segment must exist. Returns the segment file.
+    fn writable(
+        &mut self,
+        file: &gregor_core::io::SegmentFile,
+        what: Write,
+    ) -> Result<&mut SimFile, StorageFault> {
+        if self.faults.full {
+            self.full_rejections += 1;
+            if what == Write::Segment {
+                if let Some(f) = self.files.get_mut(&seg_path(file)) {
+                    f.write_failed = true;
+                }
+            }
+            return Err(StorageFault::DiskFull);
+        }
+        self.files
+            .get_mut(&seg_path(file))
+            .ok_or_else(|| StorageFault::Io(format!("{}: no such file", seg_path(file))))
+    }
+
+    /// The one fsync of a segment (a Sync, or the first step of writing its index), with the
+    /// injected EIO and the planted lying fsync. A missing file syncs nothing.
+    fn fsync(
+        &mut self,
+        file: &gregor_core::io::SegmentFile,
+        prng: &mut Prng,
+    ) -> Result<(), StorageFault> {
+        self.syncs += 1;
+        if let Some(f) = self.files.get_mut(&seg_path(file)) {
+            if prng.ratio(self.faults.fsync_fail_per_mille, 1000) {
+                self.failed_syncs += 1;
+                f.in_doubt = true;
+                return Err(StorageFault::Io("fsync: EIO (injected)".into()));
+            }
+            if !self.faults.lying_fsync {
+                f.synced = f.written.clone();
+            }
+        }
+        Ok(())
+    }
+
     /// Carry out one operation now.
     pub fn exec(
         &mut self,
@@ -105,19 +155,7 @@ impl SimDisk {
                 position,
                 data,
             } => {
-                if self.faults.full {
-                    self.full_rejections += 1;
-                    if let Some(f) = self.files.get_mut(&seg_path(file)) {
-                        f.write_failed = true;
-                    }
-                    return Err(StorageFault::DiskFull);
-                }
-                let Some(f) = self.files.get_mut(&seg_path(file)) else {
-                    return Err(StorageFault::Io(format!(
-                        "{}: no such file",
-                        seg_path(file)
-                    )));
-                };
+                let f = self.writable(file, Write::Segment)?;
                 let pos = *position as usize;
                 if f.written.len() < pos + data.len() {
                     f.written.resize(pos + data.len(), 0);
@@ -126,17 +164,7 @@ impl SimDisk {
                 self.bytes_written += data.len() as u64;
             }
             StorageRequest::Sync { file } => {
-                self.syncs += 1;
-                if let Some(f) = self.files.get_mut(&seg_path(file)) {
-                    if prng.ratio(self.faults.fsync_fail_per_mille, 1000) {
-                        self.failed_syncs += 1;
-                        f.in_doubt = true;
-                        return Err(StorageFault::Io("fsync: EIO (injected)".into()));
-                    }
-                    if !self.faults.lying_fsync {
-                        f.synced = f.written.clone();
-                    }
-                }
+                self.fsync(file, prng)?;
             }
             StorageRequest::Read {
                 file,
@@ -171,31 +199,14 @@ impl SimDisk {
                 covers,
                 index,
             } => {
-                if self.faults.full {
-                    self.full_rejections += 1;
-                    return Err(StorageFault::DiskFull);
-                }
-                let Some(f) = self.files.get_mut(&seg_path(file)) else {
-                    return Err(StorageFault::Io(format!(
-                        "{}: no such file",
-                        seg_path(file)
-                    )));
-                };
+                let f = self.writable(file, Write::Index)?;
                 if f.write_failed || (f.written.len() as u64) < *covers {
                     return Err(StorageFault::Io(format!(
                         "{}: segment does not hold what the index covers",
                         seg_path(file)
                     )));
                 }
-                self.syncs += 1;
-                if prng.ratio(self.faults.fsync_fail_per_mille, 1000) {
-                    self.failed_syncs += 1;
-                    f.in_doubt = true;
-                    return Err(StorageFault::Io("fsync: EIO (injected)".into()));
-                }
-                if !self.faults.lying_fsync {
-                    f.synced = f.written.clone();
-                }
+                self.fsync(file, prng)?;
                 let idx = SimFile {
                     written: index.to_vec(),
                     synced: index.to_vec(),

@@ -68,3 +68,26 @@ fn the_protocol_most_members_prefer_is_chosen() {
     assert_eq!(v["assignments"], serde_json::json!([[0, 2], [1, 3]]), "{v}");
     assert_eq!(v["protocol"], "roundrobin", "{v}");
 }
+
+/// ListOffsets by timestamp answers at record granularity (librdkafka's offsets-for-times test
+/// got the batch's first offset, 0, where the record's, 1, was right): three records at t0,
+/// t0+10 and t0+20 produced in one compressed batch, in each codec Kafka knows; the broker
+/// decompresses the batch to find the first record at or after the target.
+#[test]
+fn offsets_for_times_finds_the_record_inside_a_compressed_batch() {
+    let b = Broker::start(&[]);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("oft-{codec}");
+        create(&b, &topic, 1);
+        let v = python(
+            "conformance.py",
+            &["offsets_for_times", &b.bootstrap(), &topic, codec],
+        );
+        assert_eq!(
+            v["answers"],
+            serde_json::json!({"0": 0, "5": 1, "10": 1, "11": 2, "20": 2, "21": -1}),
+            "{codec}: {v}"
+        );
+        assert_eq!(v["first"], serde_json::json!([1, 10]), "{codec}: {v}");
+    }
+}

@@ -1,4 +1,4 @@
-//! Fetch (with long-poll) and ListOffsets.
+//! Fetch (with long-poll). ListOffsets is in `list_offsets.rs`.
 
 use super::*;
 
@@ -214,52 +214,5 @@ impl Broker {
         let f = self.fetches.remove(&id).unwrap();
         let Reading(resp, _, _) = f.reading.unwrap();
         self.respond(f.reply, Some(ResponseKind::Fetch(resp)));
-    }
-
-    pub(super) fn list_offsets(&mut self, to: ReplyTo, r: ListOffsetsRequest) {
-        let mut resp = ListOffsetsResponse::default();
-        for t in r.topics {
-            let name = name_of(&t.name.0);
-            let mut tr = ListOffsetsTopicResponse::default().with_name(t.name.clone());
-            for p in t.partitions {
-                let mut pr = ListOffsetsPartitionResponse::default()
-                    .with_partition_index(p.partition_index)
-                    .with_timestamp(-1)
-                    .with_offset(-1)
-                    .with_leader_epoch(-1);
-                let part = self.topics.get(&name).and_then(|t| {
-                    usize::try_from(p.partition_index)
-                        .ok()
-                        .and_then(|i| t.partitions.get(i))
-                });
-                match part {
-                    None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
-                    Some(part) if part.offline.is_some() => pr.error_code = KAFKA_STORAGE_ERROR,
-                    Some(part) => {
-                        let hw = part.high_watermark;
-                        match p.timestamp {
-                            -1 => pr.offset = hw,
-                            -2 => pr.offset = part.log.log_start_offset(),
-                            -3 => {
-                                if let Some((o, ts)) = part.log.max_timestamp_offset(hw) {
-                                    pr.offset = o;
-                                    pr.timestamp = ts;
-                                }
-                            }
-                            ts if ts >= 0 => {
-                                if let Some((o, ts)) = part.log.offset_for_timestamp(ts, hw) {
-                                    pr.offset = o;
-                                    pr.timestamp = ts;
-                                }
-                            }
-                            _ => pr.error_code = INVALID_REQUEST,
-                        }
-                    }
-                }
-                tr.partitions.push(pr);
-            }
-            resp.topics.push(tr);
-        }
-        self.respond(to, Some(ResponseKind::ListOffsets(resp)));
     }
 }

@@ -78,6 +78,7 @@ use crate::partition::SyncInFlight;
 
 mod admin;
 mod fetch;
+mod list_offsets;
 mod produce;
 mod producer_ids;
 mod recovery;
@@ -113,6 +114,11 @@ enum OpPurpose {
     },
     Read {
         fetch: u64,
+        slot: usize,
+    },
+    /// The batch a ListOffsets by timestamp decodes (`list_offsets.rs`).
+    TimestampRead {
+        list: u64,
         slot: usize,
     },
     /// A chunk of `__consumer_offsets` read back at start.
@@ -240,6 +246,8 @@ pub struct Broker {
     next_pending: u64,
     produces: BTreeMap<u64, PendingProduce>,
     fetches: BTreeMap<u64, PendingFetch>,
+    /// ListOffsets requests waiting for the batches they decode.
+    list_offsets: BTreeMap<u64, list_offsets::PendingListOffsets>,
     creates: BTreeMap<u64, PendingCreate>,
     /// Responses (from the group coordinator) waiting for an internal append to be durable.
     internal_waits: Vec<InternalWait>,
@@ -381,6 +389,9 @@ impl Broker {
                 <= self.config.fetches_parked_max
                     + self.conns.len() * self.config.requests_per_connection_max
         );
+        for l in self.list_offsets.values() {
+            l.invariants();
+        }
         self.coordinator.invariants();
     }
 
@@ -461,6 +472,8 @@ impl Broker {
             .retain(|w| w.reply.is_some() || !w.apply.is_empty());
         self.fetches
             .retain(|_, f| f.reply.conn != conn || f.reading.is_some());
+        // A ListOffsets with reads in flight stays until they return (its answer then goes
+        // nowhere), so every read's completion finds its request.
         for p in self.produces.values_mut() {
             if p.reply.is_some_and(|r| r.conn == conn) {
                 p.reply = None;

@@ -23,6 +23,7 @@ impl Broker {
             next_pending: 0,
             produces: BTreeMap::new(),
             fetches: BTreeMap::new(),
+            list_offsets: BTreeMap::new(),
             creates: BTreeMap::new(),
             internal_waits: Vec::new(),
             last_internal: None,

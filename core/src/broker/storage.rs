@@ -70,6 +70,7 @@ impl Broker {
                 }
             }
             OpPurpose::Read { fetch, slot } => self.read_done(fetch, slot, result),
+            OpPurpose::TimestampRead { list, slot } => self.timestamp_read_done(list, slot, result),
             OpPurpose::GroupLoad { slot } => crate::group::load_done(self, slot, result),
             OpPurpose::Create {
                 topic,
