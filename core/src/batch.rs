@@ -240,34 +240,81 @@ pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Result<Option<(i64, i6
     Ok(None)
 }
 
-/// The records section of a batch, decompressed. gzip, snappy (raw or xerial-framed) and zstd
-/// are kafka-protocol's codecs; LZ4 (Kafka writes the LZ4 frame format, KIP-57) is decoded by the
-/// pure-Rust `lz4_flex`, because kafka-protocol's LZ4 links a C library that brings libc into the
-/// sans-IO core.
+/// The most bytes the records of one batch may decompress to before gregor gives up on them.
+/// A producer's compressed bytes are bad input until shown otherwise: a few kilobytes of zstd or
+/// gzip can claim gigabytes (a "decompression bomb"), and the broker must not allocate them.
+/// Beyond this the batch counts as undecodable (ListOffsets then answers with the batch's first
+/// offset, never past the right record).
+pub const DECOMPRESSED_RECORDS_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The records section of a batch, decompressed, at most [`DECOMPRESSED_RECORDS_BYTES_MAX`]
+/// bytes. Each codec is read as a stream and stopped at the limit, so a bomb costs the limit and
+/// no more. gzip, snappy, zstd and LZ4 as Kafka writes them: gzip members, snappy raw or in
+/// xerial's framing (the Java client's), zstd frames, the LZ4 frame format (KIP-57).
 fn decompress(
     records: &mut bytes::Bytes,
     codec: kafka_protocol::records::Compression,
 ) -> anyhow::Result<bytes::Bytes> {
     use bytes::Buf;
-    use kafka_protocol::compression::{Decompressor, Gzip, Snappy, Zstd};
     use kafka_protocol::records::Compression;
-    fn whole(b: &mut bytes::Bytes) -> anyhow::Result<bytes::Bytes> {
-        Ok(b.copy_to_bytes(b.remaining()))
+    let input = records.copy_to_bytes(records.remaining());
+    let out = match codec {
+        Compression::None => return Ok(input),
+        Compression::Gzip => bounded(flate2::read::MultiGzDecoder::new(&input[..]))?,
+        Compression::Zstd => bounded(zstd::stream::read::Decoder::new(&input[..])?)?,
+        Compression::Lz4 => bounded(lz4_flex::frame::FrameDecoder::new(&input[..]))?,
+        Compression::Snappy => snappy(&input)?,
+    };
+    assert!(out.len() <= DECOMPRESSED_RECORDS_BYTES_MAX);
+    Ok(out.into())
+}
+
+/// Read a decompressing stream to its end, refusing more than the limit.
+fn bounded(r: impl std::io::Read) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(r, DECOMPRESSED_RECORDS_BYTES_MAX as u64 + 1),
+        &mut out,
+    )?;
+    anyhow::ensure!(
+        out.len() <= DECOMPRESSED_RECORDS_BYTES_MAX,
+        "records decompress to more than {DECOMPRESSED_RECORDS_BYTES_MAX} bytes"
+    );
+    Ok(out)
+}
+
+/// Snappy as Kafka clients write it: xerial's framing (an 8-byte magic, two 4-byte version
+/// fields, then blocks each prefixed by its 4-byte length), or a bare raw block as librdkafka
+/// may send. Each block declares its decompressed length up front: checked before allocating.
+fn snappy(input: &[u8]) -> anyhow::Result<Vec<u8>> {
+    const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+    let mut out = Vec::new();
+    let block = |b: &[u8], out: &mut Vec<u8>| -> anyhow::Result<()> {
+        let n = snap::raw::decompress_len(b)?;
+        anyhow::ensure!(
+            out.len() + n <= DECOMPRESSED_RECORDS_BYTES_MAX,
+            "records decompress to more than {DECOMPRESSED_RECORDS_BYTES_MAX} bytes"
+        );
+        let at = out.len();
+        out.resize(at + n, 0);
+        let written = snap::raw::Decoder::new().decompress(b, &mut out[at..])?;
+        out.truncate(at + written);
+        Ok(())
+    };
+    if !input.starts_with(XERIAL_MAGIC) {
+        block(input, &mut out)?;
+        return Ok(out);
     }
-    match codec {
-        Compression::None => whole(records),
-        Compression::Gzip => Gzip::decompress(records, whole),
-        Compression::Snappy => Snappy::decompress(records, whole),
-        Compression::Zstd => Zstd::decompress(records, whole),
-        Compression::Lz4 => {
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(
-                &mut lz4_flex::frame::FrameDecoder::new(&records[..]),
-                &mut out,
-            )?;
-            Ok(out.into())
-        }
+    anyhow::ensure!(input.len() >= 16, "xerial snappy header cut short");
+    let mut rest = &input[16..];
+    while !rest.is_empty() {
+        anyhow::ensure!(rest.len() >= 4, "xerial snappy block length cut short");
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        anyhow::ensure!(rest.len() - 4 >= len, "xerial snappy block cut short");
+        block(&rest[4..4 + len], &mut out)?;
+        rest = &rest[4 + len..];
     }
+    Ok(out)
 }
 
 /// Rewrite the broker-owned fields of a batch in place: the base offset it was assigned and the
@@ -378,6 +425,35 @@ pub(crate) mod tests {
             }
             assert!(first_record_at_or_after(&b[..b.len() - 1], 0).is_err());
         }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_at_the_limit_in_every_codec() {
+        use kafka_protocol::records::Compression;
+        use std::io::Write;
+        let zeros = vec![0u8; DECOMPRESSED_RECORDS_BYTES_MAX + 1];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&zeros).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::bulk::compress(&zeros, 1).unwrap();
+        let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        lz4.write_all(&zeros).unwrap();
+        let lz4 = lz4.finish().unwrap();
+        let snappy = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        for (codec, bytes) in [
+            (Compression::Gzip, gz),
+            (Compression::Zstd, zst),
+            (Compression::Lz4, lz4),
+            (Compression::Snappy, snappy),
+        ] {
+            assert!(bytes.len() < zeros.len() / 10, "{codec:?}: a bomb is small");
+            let err = decompress(&mut bytes::Bytes::from(bytes), codec).unwrap_err();
+            assert!(err.to_string().contains("more than"), "{codec:?}: {err}");
+        }
+        // Exactly at the limit is fine.
+        let ok = zstd::bulk::compress(&zeros[1..], 1).unwrap();
+        let out = decompress(&mut bytes::Bytes::from(ok), Compression::Zstd).unwrap();
+        assert_eq!(out.len(), DECOMPRESSED_RECORDS_BYTES_MAX);
     }
 
     #[test]
