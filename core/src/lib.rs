@@ -27,6 +27,7 @@ pub mod assignor;
 pub mod batch;
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod error;
 pub mod files;
 pub mod group;

@@ -68,20 +68,16 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// before any id from it is handed out, so a restart never reuses one.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Where an internal write ended: (topic, topic id, partition, end offset, the partition's
-/// cut epoch then: see `Partition::cut_epoch`). A response that
-/// reveals state derived from that write waits until it is durable.
-pub(crate) type WriteMark = (String, [u8; 16], i32, i64, u64);
-
+pub use crate::coordinator::ReplyTo;
 pub use crate::partition::Partition;
 use crate::partition::SyncInFlight;
 
 mod admin;
 mod fetch;
+mod host;
 mod produce;
 mod producer_ids;
 mod recovery;
-mod services;
 mod step;
 mod storage;
 
@@ -142,15 +138,6 @@ struct ConnState {
     ready: BTreeMap<u64, Option<Output>>,
 }
 
-/// Where to send a response: connection, position in its order, header fields.
-#[derive(Debug, Clone, Copy)]
-pub struct ReplyTo {
-    pub conn: ConnId,
-    pub seq: u64,
-    pub correlation_id: i32,
-    pub api_version: i16,
-}
-
 #[derive(Debug)]
 struct ProduceWait {
     topic: usize,
@@ -194,28 +181,6 @@ struct PendingFetch {
 struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
 
 #[derive(Debug)]
-/// An internal write (to `__consumer_offsets`) waiting to be durable: then its deferred records
-/// are applied and `reply` gets its `ok` response; if the write is lost first (failed and cut
-/// back, partition offline or gone), nothing is applied and `reply` gets `err`.
-struct InternalWait {
-    reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
-    apply: Vec<crate::group::GroupRecord>,
-    /// A group's membership record at this generation: if the write fails, the group must
-    /// rebalance (as Kafka's coordinator does), or it would stay on a record that was never
-    /// written and every SyncGroup would fail forever (found by simulator seed 610).
-    group: Option<(String, i32)>,
-    topic: String,
-    topic_id: [u8; 16],
-    partition: i32,
-    end: i64,
-    /// The partition's cut epoch when written: a cut after a failed write bumps it, and if
-    /// the cut went below this write, its offsets may since have been filled by other records.
-    /// (A cut above it leaves it standing: seed 727, a group's long-durable record taken for
-    /// lost after a later offset commit failed.)
-    cut_epoch: u64,
-}
-
-#[derive(Debug)]
 struct PendingCreate {
     reply: ReplyTo,
     response: CreateTopicsResponse,
@@ -241,14 +206,15 @@ pub struct Broker {
     produces: BTreeMap<u64, PendingProduce>,
     fetches: BTreeMap<u64, PendingFetch>,
     creates: BTreeMap<u64, PendingCreate>,
-    /// Responses (from the group coordinator) waiting for an internal append to be durable.
-    internal_waits: Vec<InternalWait>,
-    /// The last internal append: (topic, topic id, partition, end offset).
-    last_internal: Option<WriteMark>,
+    /// The coordinator runtime's purgatory: internal writes (to `__consumer_offsets`) waiting
+    /// to be durable, with the responses and deferred records they release.
+    internal_waits: crate::coordinator::PendingWrites<crate::group::GroupRecord>,
     /// Partitions whose ends may have moved in this step.
     touched: BTreeSet<(String, i32)>,
     next_retention_check: Instant,
     pub(crate) coordinator: Coordinator,
+    /// Whether `coordinator` is lent to group code right now (see `Broker::with_groups`).
+    coordinator_lent: bool,
 }
 
 fn name_of(s: &StrBytes) -> String {
@@ -381,7 +347,14 @@ impl Broker {
                 <= self.config.fetches_parked_max
                     + self.conns.len() * self.config.requests_per_connection_max
         );
+        assert!(
+            !self.coordinator_lent,
+            "the coordinator is home between inputs"
+        );
         self.coordinator.invariants();
+        self.internal_waits.invariants();
+        assert!(self.internal_waits.len() <= self.config.coordinator_writes_pending_max);
+        assert!(self.meta_waiters.len() <= self.config.producer_id_waiters_max);
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
@@ -452,13 +425,7 @@ impl Broker {
     fn on_conn_closed(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
         // The answer has nowhere to go, but what the write applies still applies.
-        for w in &mut self.internal_waits {
-            if w.reply.as_ref().is_some_and(|r| r.0.conn == conn) {
-                w.reply = None;
-            }
-        }
-        self.internal_waits
-            .retain(|w| w.reply.is_some() || !w.apply.is_empty());
+        self.internal_waits.forget_conn(conn);
         self.fetches
             .retain(|_, f| f.reply.conn != conn || f.reading.is_some());
         for p in self.produces.values_mut() {
@@ -496,7 +463,7 @@ impl Broker {
             RequestKind::InitProducerId(r) => self.init_producer_id(to, r),
             RequestKind::DescribeConfigs(r) => self.describe_configs(to, r),
             body => {
-                if !crate::group::handle(self, to, body) {
+                if !self.with_groups(|c, host| crate::group::handle(c, host, to, body)) {
                     self.log(
                         LogLevel::Warn,
                         format!("{conn:?}: request for an API gregor does not serve; closing"),

@@ -294,13 +294,14 @@ impl Broker {
         }
     }
 
-    pub(super) fn complete_internal_waits(&mut self) {
+    /// Release the internal writes that became durable (replaying their deferred records
+    /// first, then answering) or were lost (answering with the error, and telling the group
+    /// coordinator a membership record is gone). Only partitions that moved are looked at.
+    pub(super) fn complete_internal_waits(&mut self, touched: &BTreeSet<(String, i32)>) {
         let durability = self.config.durability;
-        let mut done = Vec::new();
-        let waits = std::mem::take(&mut self.internal_waits);
-        for w in waits {
-            let p = self
-                .topics
+        let topics = &self.topics;
+        let done = self.internal_waits.take_settled(touched, |w| {
+            let p = topics
                 .get(&w.topic)
                 .filter(|t| t.id == w.topic_id)
                 .and_then(|t| t.partitions.get(w.partition as usize));
@@ -310,18 +311,17 @@ impl Broker {
                         && p.write_survives(w.end, w.cut_epoch)
                         && p.log.log_end_offset() >= w.end =>
                 {
-                    if p.ack_end(durability) >= w.end {
-                        done.push((w, true));
-                    } else {
-                        self.internal_waits.push(w);
-                    }
+                    (p.ack_end(durability) >= w.end).then_some(true)
                 }
-                _ => done.push((w, false)),
+                _ => Some(false),
             }
-        }
+        });
         let now = self.now;
         for (w, ok) in done {
             if ok {
+                // Released only once durable: the high watermark covers the write.
+                let p = &self.topics[&w.mark.topic].partitions[w.mark.partition as usize];
+                assert!(p.ack_end(durability) >= w.mark.end);
                 for r in w.apply {
                     self.coordinator.replay(r, now);
                 }
@@ -329,8 +329,10 @@ impl Broker {
             if let Some((to, ok_body, err_body)) = w.reply {
                 self.respond(to, Some(if ok { ok_body } else { err_body }));
             }
-            if let (false, Some((g, generation))) = (ok, w.group) {
-                crate::group::membership_write_failed(self, &g, generation);
+            if let (false, Some((g, generation))) = (ok, w.membership) {
+                self.with_groups(|c, host| {
+                    crate::group::membership_write_failed(c, host, &g, generation)
+                });
             }
         }
     }

@@ -57,7 +57,7 @@ impl Broker {
     }
 
     pub(super) fn coordinator_tick(&mut self) {
-        crate::group::tick(self);
+        self.with_groups(crate::group::tick);
     }
 
     pub(super) fn after_step(&mut self) {
@@ -123,8 +123,8 @@ impl Broker {
             }
         }
         self.complete_produces();
-        self.complete_internal_waits();
+        self.complete_internal_waits(&touched);
         self.wake_fetches(&touched);
-        crate::group::after_step(self);
+        self.with_groups(crate::group::after_step);
     }
 }

@@ -70,7 +70,9 @@ impl Broker {
                 }
             }
             OpPurpose::Read { fetch, slot } => self.read_done(fetch, slot, result),
-            OpPurpose::GroupLoad { slot } => crate::group::load_done(self, slot, result),
+            OpPurpose::GroupLoad { slot } => {
+                self.with_groups(|c, host| crate::group::load_done(c, host, slot, result))
+            }
             OpPurpose::Create {
                 topic,
                 topic_id,
@@ -82,8 +84,11 @@ impl Broker {
                         format!("creating topic {topic} failed: {fault}"),
                     );
                     if self.topics.get(&topic).is_some_and(|t| t.id == topic_id) {
-                        for p in &mut self.topics.get_mut(&topic).unwrap().partitions {
+                        let t = self.topics.get_mut(&topic).unwrap();
+                        for (i, p) in t.partitions.iter_mut().enumerate() {
                             p.offline = Some(format!("creation failed: {fault}"));
+                            // Writes waiting on it are lost now, though no step touches it.
+                            self.internal_waits.recheck(&topic, i as i32);
                         }
                     }
                 }

@@ -38,8 +38,8 @@
 //! records through the same function (answering COORDINATOR_LOAD_IN_PROGRESS until it is done).
 //! Offsets of a group that has been empty for `offsets.retention.minutes` expire (tombstones).
 
-use crate::broker::{Broker, ReplyTo};
 use crate::config::Config;
+use crate::coordinator::{PendingWrite, Reply, ReplyTo, WriteMark};
 use crate::error::*;
 use crate::io::{ConnId, LogLevel, StorageFault, StorageReply};
 use crate::time::{Duration, Instant};
@@ -53,8 +53,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -84,6 +83,9 @@ use runtime::*;
 pub(crate) use runtime::{load_done, start};
 pub use state::*;
 pub use timers::{after_step, tick};
+
+/// The coordinator runtime as the group coordinator sees it (the broker, behind a trait).
+pub type Rt = dyn crate::coordinator::Host<GroupRecord>;
 
 /// Where the coordinator is in loading `__consumer_offsets` at start.
 #[derive(Debug)]
