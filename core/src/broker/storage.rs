@@ -148,9 +148,7 @@ impl Broker {
     pub(super) fn write_failed(&mut self, topic: &str, partition: i32, why: String) {
         let p = &mut self.topics.get_mut(topic).unwrap().partitions[partition as usize];
         let keep = p.written_end.max(p.log.log_start_offset());
-        p.cuts.push(keep);
-        p.cut_epoch += 1;
-        assert_eq!(p.cuts.len() as u64, p.cut_epoch);
+        p.record_cut(keep, self.config.partition_cuts_max);
         let reqs = if p.log.log_end_offset() > keep {
             p.log.truncate_to(keep)
         } else {
