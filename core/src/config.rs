@@ -88,6 +88,10 @@ pub struct Config {
     /// An offsets partition larger than this is rewritten as a snapshot of its live keys, and
     /// its older segments deleted (gregor's form of Kafka's compaction of the offsets topic).
     pub offsets_log_bytes_max: u64,
+    /// Most produces (acks 1 or all) parked waiting for their batches to be acknowledged; a
+    /// produce beyond it is refused before anything is written, with REQUEST_TIMED_OUT
+    /// (retriable; an idempotent producer's retry is deduplicated).
+    pub produces_parked_max: usize,
     /// Most internal writes (to `__consumer_offsets`) waiting for durability at once, each with
     /// the response it releases. A group operation beyond it is refused before anything is
     /// written, with COORDINATOR_NOT_AVAILABLE (retriable: the client finds the coordinator
@@ -130,6 +134,7 @@ impl Default for Config {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_topic_partitions: 4,
             offsets_log_bytes_max: 16 * 1024 * 1024,
+            produces_parked_max: 10_000,
             coordinator_writes_pending_max: 10_000,
             partition_cuts_max: 64,
             producer_id_waiters_max: 1_000,
@@ -190,6 +195,9 @@ impl Config {
         }
         if self.offsets_topic_partitions < 1 || self.offsets_topic_partitions > 1000 {
             return bad("offsets_topic_partitions must be between 1 and 1000");
+        }
+        if self.produces_parked_max == 0 || self.fetches_parked_max == 0 {
+            return bad("produces_parked_max and fetches_parked_max must be at least 1");
         }
         if self.coordinator_writes_pending_max == 0 {
             return bad("coordinator_writes_pending_max must be at least 1");

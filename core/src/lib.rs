@@ -36,6 +36,7 @@ pub mod log;
 pub mod partition;
 pub mod prng;
 pub mod producer;
+pub mod purgatory;
 /// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -356,6 +356,8 @@ impl Broker {
                 Some(_) => {
                     let t = self.topics.remove(&name).unwrap();
                     for i in 0..t.partitions.len() {
+                        // Produces waiting on it fail now (UNKNOWN_TOPIC_OR_PARTITION).
+                        self.produce_waits.touch(&(name.clone(), i as i32));
                         self.storage(
                             StorageRequest::DeletePartition {
                                 dir: PartitionDir {

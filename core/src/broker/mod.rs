@@ -40,6 +40,7 @@ use crate::io::{
 use crate::log::{PartitionLog, ReadPlan, RollPolicy};
 use crate::prng::Prng;
 use crate::producer::{ProducerStates, SequenceCheck};
+use crate::purgatory::Purgatory;
 use crate::time::{Duration, Instant};
 use crate::wire::SUPPORTED;
 use bytes::{Bytes, BytesMut};
@@ -175,6 +176,16 @@ struct PendingFetch {
     reading: Option<Reading>,
 }
 
+impl PendingFetch {
+    /// The partitions the fetch waits on (its purgatory keys).
+    fn keys(&self) -> Vec<(String, i32)> {
+        self.parts
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect()
+    }
+}
+
 /// A fetch whose reads are in flight: the response under construction, where each read's
 /// bytes go (topic index, partition index), and how many reads are outstanding.
 #[derive(Debug)]
@@ -204,7 +215,15 @@ pub struct Broker {
     conns: BTreeMap<ConnId, ConnState>,
     next_pending: u64,
     produces: BTreeMap<u64, PendingProduce>,
+    /// The purgatory of produces (Kafka's `DelayedProduce`): each watched under the partitions
+    /// its batches wait on, with its request timeout.
+    produce_waits: Purgatory<(String, i32)>,
+    /// Produces answered without waiting (every partition refused): released this step.
+    produces_settled: BTreeSet<u64>,
     fetches: BTreeMap<u64, PendingFetch>,
+    /// The purgatory of fetches parked for data (Kafka's `DelayedFetch`), watched under the
+    /// partitions they read; a fetch leaves it when its reads are issued.
+    fetch_waits: Purgatory<(String, i32)>,
     creates: BTreeMap<u64, PendingCreate>,
     /// The coordinator runtime's purgatory: internal writes (to `__consumer_offsets`) waiting
     /// to be durable, with the responses and deferred records they release.
@@ -304,13 +323,12 @@ impl Broker {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = Some(self.next_retention_check);
         let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
-        for p in self.produces.values() {
-            consider(p.deadline);
+        // Parked produces and fetches: a lookup in their timer tables.
+        if let Some(d) = self.produce_waits.next_deadline() {
+            consider(d);
         }
-        for f in self.fetches.values() {
-            if f.reading.is_none() {
-                consider(f.deadline);
-            }
+        if let Some(d) = self.fetch_waits.next_deadline() {
+            consider(d);
         }
         if let Durability::Interval { interval_ms, .. } = self.config.durability {
             for t in self.topics.values() {
@@ -351,6 +369,24 @@ impl Broker {
             !self.coordinator_lent,
             "the coordinator is home between inputs"
         );
+
+        // Every parked produce is in the purgatory, every fetch not yet reading too.
+        self.produce_waits.invariants();
+        self.fetch_waits.invariants();
+        assert!(
+            self.produces_settled.is_empty(),
+            "settled produces are released in their step"
+        );
+        assert_eq!(self.produces.len(), self.produce_waits.len());
+        assert!(self
+            .produces
+            .keys()
+            .all(|id| self.produce_waits.contains(*id)));
+        assert!(self.produce_waits.len() <= self.config.produces_parked_max);
+        for (id, f) in &self.fetches {
+            assert_eq!(f.reading.is_none(), self.fetch_waits.contains(*id));
+        }
+        assert!(self.fetch_waits.len() <= self.config.fetches_parked_max);
         self.coordinator.invariants();
         self.internal_waits.invariants();
         assert!(self.internal_waits.len() <= self.config.coordinator_writes_pending_max);
@@ -426,8 +462,16 @@ impl Broker {
         self.conns.remove(&conn);
         // The answer has nowhere to go, but what the write applies still applies.
         self.internal_waits.forget_conn(conn);
-        self.fetches
-            .retain(|_, f| f.reply.conn != conn || f.reading.is_some());
+        let gone: Vec<u64> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.reply.conn == conn && f.reading.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.fetches.remove(&id);
+            self.fetch_waits.unwatch(id);
+        }
         for p in self.produces.values_mut() {
             if p.reply.is_some_and(|r| r.conn == conn) {
                 p.reply = None;

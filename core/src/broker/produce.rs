@@ -18,6 +18,14 @@ impl Broker {
                 INVALID_REQUIRED_ACKS,
                 format!("acks must be -1, 0 or 1, not {acks}"),
             ))
+        } else if acks != 0 && self.produce_waits.is_full() {
+            Some((
+                REQUEST_TIMED_OUT,
+                format!(
+                    "{} produces already wait for acknowledgement (produces_parked_max)",
+                    self.produce_waits.len()
+                ),
+            ))
         } else if r.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
             Some((
                 TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -85,6 +93,12 @@ impl Broker {
             30_000
         };
         let timeout = Duration::from_ms(timeout_ms);
+        if waits.is_empty() {
+            self.produces_settled.insert(id);
+        } else {
+            let keys = waits.iter().map(|w| (w.name.clone(), w.index)).collect();
+            self.produce_waits.watch(id, keys, self.now + timeout);
+        }
         self.produces.insert(
             id,
             PendingProduce {
@@ -247,11 +261,16 @@ impl Broker {
     }
 
     /// Release produce responses whose batches the policy now covers; time out the rest.
-    pub(super) fn complete_produces(&mut self) {
+    pub(super) fn complete_produces(&mut self, touched: &BTreeSet<(String, i32)>) {
         let durability = self.config.durability;
         let now = self.now;
         let mut done = Vec::new();
-        for (id, pp) in self.produces.iter_mut() {
+        // Only the produces that may be ready: on partitions that moved, past their deadline,
+        // parked this step, or settled without waiting.
+        let mut ids = self.produce_waits.candidates(touched, now);
+        ids.extend(std::mem::take(&mut self.produces_settled));
+        for id in &ids {
+            let pp = self.produces.get_mut(id).expect("a candidate is parked");
             let topics = &self.topics;
             pp.waits.retain(|w| {
                 let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
@@ -287,6 +306,7 @@ impl Broker {
             }
         }
         for id in done {
+            self.produce_waits.unwatch(id);
             let pp = self.produces.remove(&id).unwrap();
             if let Some(to) = pp.reply {
                 self.respond(to, Some(ResponseKind::Produce(pp.response)));

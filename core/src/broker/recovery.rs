@@ -22,7 +22,10 @@ impl Broker {
             conns: BTreeMap::new(),
             next_pending: 0,
             produces: BTreeMap::new(),
+            produce_waits: Purgatory::new(config.produces_parked_max),
+            produces_settled: BTreeSet::new(),
             fetches: BTreeMap::new(),
+            fetch_waits: Purgatory::new(config.fetches_parked_max),
             creates: BTreeMap::new(),
             internal_waits: crate::coordinator::PendingWrites::new(
                 config.coordinator_writes_pending_max,

@@ -122,7 +122,7 @@ impl Broker {
                 );
             }
         }
-        self.complete_produces();
+        self.complete_produces(&touched);
         self.complete_internal_waits(&touched);
         self.wake_fetches(&touched);
         self.with_groups(crate::group::after_step);

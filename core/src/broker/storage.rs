@@ -89,6 +89,7 @@ impl Broker {
                             p.offline = Some(format!("creation failed: {fault}"));
                             // Writes waiting on it are lost now, though no step touches it.
                             self.internal_waits.recheck(&topic, i as i32);
+                            self.produce_waits.touch(&(topic.clone(), i as i32));
                         }
                     }
                 }
