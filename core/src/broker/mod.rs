@@ -419,6 +419,8 @@ impl Broker {
         }
         let seq = state.next_seq;
         state.next_seq += 1;
+        // Requests of a connection are numbered in arrival order, none skipped.
+        assert!(state.next_to_send <= seq && seq < state.next_seq);
         ReplyTo {
             conn,
             seq,

@@ -223,6 +223,9 @@ impl Broker {
                 p.producers
                     .evict_beyond(self.config.producers_per_partition_max);
                 let end = assigned.next_offset();
+                // Offsets are dense: the batch took exactly the offsets from `base` on.
+                assert!(end > base, "a batch holds at least one record");
+                assert_eq!(p.log.log_end_offset(), end, "the batch ends the log");
                 if p.unsynced_since.is_none() {
                     p.unsynced_since = Some(now);
                 }
@@ -308,6 +311,10 @@ impl Broker {
         for id in done {
             self.produce_waits.unwatch(id);
             let pp = self.produces.remove(&id).unwrap();
+            assert!(
+                pp.waits.is_empty(),
+                "a produce is answered when every partition is settled"
+            );
             if let Some(to) = pp.reply {
                 self.respond(to, Some(ResponseKind::Produce(pp.response)));
             }

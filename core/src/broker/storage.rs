@@ -23,7 +23,15 @@ impl Broker {
                 }
                 match result {
                     Ok(_) => {
+                        // Nothing cut the log since this append was issued (same cut epoch),
+                        // so the log still holds it.
+                        assert!(
+                            end <= p.log.log_end_offset(),
+                            "a completed append past the log end"
+                        );
+                        let before = p.written_end;
                         p.written_end = p.written_end.max(end);
+                        assert!(p.written_end >= before, "the written end never moves back");
                         self.touched.insert((topic, partition));
                     }
                     Err(fault) => {
@@ -50,6 +58,9 @@ impl Broker {
                         s.remaining -= 1;
                         p.sync = if s.remaining == 0 { None } else { Some(s) };
                         if s.remaining == 0 {
+                            // An fsync counts for what was written before it was issued, no more.
+                            assert!(s.covers_end <= p.sync_requested_end);
+                            assert!(s.covers_end <= p.log.log_end_offset());
                             p.durable_end = p.durable_end.max(s.covers_end);
                             self.touched.insert((topic, partition));
                         }
@@ -164,6 +175,21 @@ impl Broker {
             // for a sync that is never issued (found by simulator seed 1742).
             s.covers_end = s.covers_end.min(keep);
         }
+        // Postconditions of a cut: the log ends at `keep`, and nothing acknowledged, durable or
+        // promised to a sync lies beyond it (an offline partition's ends are not trusted).
+        if p.offline.is_none() {
+            assert_eq!(
+                p.log.log_end_offset(),
+                keep,
+                "the log is cut back to what was written"
+            );
+            assert!(
+                p.high_watermark <= keep,
+                "a cut never takes an acknowledged record"
+            );
+        }
+        assert!(p.durable_end <= keep && p.sync_requested_end <= keep);
+        assert!(p.sync.is_none_or(|s| s.covers_end <= keep));
         self.log(
             LogLevel::Error,
             format!("{topic}-{partition}: {why}; log cut back to offset {keep}"),

@@ -323,6 +323,9 @@ pub(super) fn maybe_prepare(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
         LogLevel::Info,
         format!("group {group_id}: preparing rebalance"),
     );
+    // Postcondition: a rebalance answers every parked SyncGroup, and has a deadline.
+    assert!(group.members.values().all(|m| m.awaiting_sync.is_none()));
+    assert!(group.rebalance_deadline.is_some_and(|d| d >= now));
     for s in parked {
         b.respond(
             s,
@@ -427,6 +430,16 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
     }
     group.state = GroupState::CompletingRebalance;
     let leader = group.leader.clone().unwrap();
+    // The new generation: a leader among the members, and an assignor every member speaks.
+    assert!(
+        group.members.contains_key(&leader),
+        "{group_id}: leader is a member"
+    );
+    assert!(group
+        .members
+        .values()
+        .all(|m| m.protocols.iter().any(|(n, _)| *n == protocol)));
+    assert!(group.rebalance_deadline.is_none() && group.pending.is_empty());
     let generation = group.generation;
     let members_list: Vec<JoinGroupResponseMember> = group
         .members

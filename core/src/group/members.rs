@@ -234,6 +234,11 @@ pub(super) fn member_gone(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
     let group = c.groups.get_mut(group_id).unwrap();
     if group.members.is_empty() {
         if group.state != GroupState::PreparingRebalance || group.pending.is_empty() {
+            assert_ne!(
+                group.state,
+                GroupState::Dead,
+                "{group_id}: a dead group loses no members"
+            );
             group.state = GroupState::Empty;
             group.generation += 1;
             group.protocol = None;

@@ -160,23 +160,31 @@ impl Coordinator {
                 value,
             } => {
                 let offsets = self.offsets.entry(group.clone()).or_default();
+                let key = (topic, partition);
                 match value {
                     Some(v) => {
-                        offsets.insert((topic, partition), v);
+                        offsets.insert(key.clone(), v);
+                        assert!(self.offsets[&group].contains_key(&key));
                     }
                     None => {
-                        offsets.remove(&(topic, partition));
+                        offsets.remove(&key);
                         if offsets.is_empty() {
                             self.offsets.remove(&group);
                         }
+                        assert!(self
+                            .offsets
+                            .get(&group)
+                            .is_none_or(|o| !o.contains_key(&key)));
                     }
                 }
             }
             GroupRecord::Group { group, value } => match value {
                 None => {
                     self.groups.remove(&group);
+                    assert!(!self.groups.contains_key(&group));
                 }
                 Some(v) => {
+                    let generation = v.generation;
                     let g = self
                         .groups
                         .entry(group)
@@ -218,6 +226,9 @@ impl Coordinator {
                         );
                     }
                     g.members = members;
+                    // The record is the group's membership now: its generation, its members.
+                    assert_eq!(g.generation, generation);
+
                     if g.members.is_empty() {
                         g.state = GroupState::Empty;
                     } else if g.state == GroupState::Empty || g.state == GroupState::Dead {
@@ -276,8 +287,35 @@ impl Coordinator {
 
     /// Group invariants, checked after every step.
     pub fn invariants(&self) {
+        assert!(self.offsets_partitions >= 1);
+        for (id, offsets) in &self.offsets {
+            assert!(
+                !offsets.is_empty(),
+                "{id}: an empty offsets entry is removed"
+            );
+        }
         for (id, g) in &self.groups {
             assert!(g.generation >= 0, "{id}: negative generation");
+            // A group's records all go to its own offsets partition.
+            assert!(g
+                .last_write
+                .as_ref()
+                .is_none_or(|m| m.topic == OFFSETS_TOPIC
+                    && m.partition == partition_for(id, self.offsets_partitions)));
+            for (mid, m) in &g.members {
+                assert_eq!(mid, &m.member_id, "{id}: members keyed by their id");
+            }
+            let iids: Vec<&String> = g
+                .members
+                .values()
+                .filter_map(|m| m.instance_id.as_ref())
+                .collect();
+            let unique: std::collections::BTreeSet<&String> = iids.iter().copied().collect();
+            assert_eq!(
+                iids.len(),
+                unique.len(),
+                "{id}: a static instance id held twice"
+            );
             match g.state {
                 GroupState::Empty => {
                     assert!(g.members.is_empty(), "{id}: Empty group with members")

@@ -125,6 +125,12 @@ pub(super) fn commit_records(
     }
     let partition = partition_for(group, c.offsets_partitions);
     let batch = encode_batch(&records, now.unix_ms());
+    let header = crate::batch::BatchHeader::parse(&batch).expect("a batch we built parses");
+    assert_eq!(
+        header.records_count as usize,
+        records.len(),
+        "one batch, every record"
+    );
     let membership = records
         .iter()
         .find_map(|r| match r {

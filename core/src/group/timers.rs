@@ -131,6 +131,8 @@ pub(super) fn compact(c: &mut Coordinator, b: &mut Rt) {
                 });
             }
         }
+        // A snapshot wipes the partition's earlier state first, then restates every live key.
+        assert!(matches!(records[0], GroupRecord::Reset { partition } if partition == p));
         let count = records.len();
         let batch = encode_batch(&records, b.now().unix_ms());
         if let Some(base) = b.append_in_new_segment(OFFSETS_TOPIC, p, batch) {
