@@ -19,9 +19,13 @@
 //!    `produce.rs`, `fetch.rs`, `admin.rs`, `producer_ids.rs`; storage completions in
 //!    `storage.rs`; what runs after every input in `step.rs`; how "persist before acknowledge" is
 //!    kept.
-//! 8. [`group`] — consumer groups and committed offsets, one file per concern (records, state,
-//!    join and rebalance, members, offsets, timers); [`assignor`] — who reads which partition.
-//! 9. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
+//! 8. [`purgatory`] — requests parked until what they wait for happens (Kafka's
+//!    `DelayedProduce` / `DelayedFetch`), woken by key; deadlines in [`time::TimerTable`].
+//! 9. [`coordinator`] — the coordinator runtime (KIP-848's `CoordinatorRuntime`): an operation's
+//!    records are appended, replayed, and its response released once they are durable.
+//! 10. [`group`] — consumer groups and committed offsets, one file per concern (records, state,
+//!     join and rebalance, members, offsets, timers); [`assignor`] — who reads which partition.
+//! 11. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
 
 pub mod assignor;
 pub mod batch;
