@@ -88,6 +88,22 @@ pub struct Config {
     /// An offsets partition larger than this is rewritten as a snapshot of its live keys, and
     /// its older segments deleted (gregor's form of Kafka's compaction of the offsets topic).
     pub offsets_log_bytes_max: u64,
+    /// Most produces (acks 1 or all) parked waiting for their batches to be acknowledged; a
+    /// produce beyond it is refused before anything is written, with REQUEST_TIMED_OUT
+    /// (retriable; an idempotent producer's retry is deduplicated).
+    pub produces_parked_max: usize,
+    /// Most internal writes (to `__consumer_offsets`) waiting for durability at once, each with
+    /// the response it releases. A group operation beyond it is refused before anything is
+    /// written, with COORDINATOR_NOT_AVAILABLE (retriable: the client finds the coordinator
+    /// again and retries). Kafka bounds the same queue by its request queue.
+    pub coordinator_writes_pending_max: usize,
+    /// Most cuts (failed writes) a partition remembers individually; older ones are folded
+    /// into one conservative floor (a write is then taken for lost if it reached above the
+    /// lowest folded cut, which is never wrong, only pessimistic).
+    pub partition_cuts_max: usize,
+    /// Most InitProducerId requests waiting for `broker.meta` to be written at once; more get
+    /// COORDINATOR_LOAD_IN_PROGRESS (retriable).
+    pub producer_id_waiters_max: usize,
 }
 
 impl Default for Config {
@@ -118,6 +134,10 @@ impl Default for Config {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_topic_partitions: 4,
             offsets_log_bytes_max: 16 * 1024 * 1024,
+            produces_parked_max: 10_000,
+            coordinator_writes_pending_max: 10_000,
+            partition_cuts_max: 64,
+            producer_id_waiters_max: 1_000,
         }
     }
 }
@@ -175,6 +195,18 @@ impl Config {
         }
         if self.offsets_topic_partitions < 1 || self.offsets_topic_partitions > 1000 {
             return bad("offsets_topic_partitions must be between 1 and 1000");
+        }
+        if self.produces_parked_max == 0 || self.fetches_parked_max == 0 {
+            return bad("produces_parked_max and fetches_parked_max must be at least 1");
+        }
+        if self.coordinator_writes_pending_max == 0 {
+            return bad("coordinator_writes_pending_max must be at least 1");
+        }
+        if self.partition_cuts_max == 0 {
+            return bad("partition_cuts_max must be at least 1");
+        }
+        if self.producer_id_waiters_max == 0 {
+            return bad("producer_id_waiters_max must be at least 1");
         }
         if self.advertised_port <= 0 || self.advertised_port > 65535 {
             return bad("advertised_port must be a TCP port");

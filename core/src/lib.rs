@@ -19,14 +19,19 @@
 //!    `produce.rs`, `fetch.rs`, `admin.rs`, `producer_ids.rs`; storage completions in
 //!    `storage.rs`; what runs after every input in `step.rs`; how "persist before acknowledge" is
 //!    kept.
-//! 8. [`group`] — consumer groups and committed offsets, one file per concern (records, state,
-//!    join and rebalance, members, offsets, timers); [`assignor`] — who reads which partition.
-//! 9. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
+//! 8. [`purgatory`] — requests parked until what they wait for happens (Kafka's
+//!    `DelayedProduce` / `DelayedFetch`), woken by key; deadlines in [`time::TimerTable`].
+//! 9. [`coordinator`] — the coordinator runtime (KIP-848's `CoordinatorRuntime`): an operation's
+//!    records are appended, replayed, and its response released once they are durable.
+//! 10. [`group`] — consumer groups and committed offsets, one file per concern (records, state,
+//!     join and rebalance, members, offsets, timers); [`assignor`] — who reads which partition.
+//! 11. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
 
 pub mod assignor;
 pub mod batch;
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod error;
 pub mod files;
 pub mod group;
@@ -35,6 +40,7 @@ pub mod log;
 pub mod partition;
 pub mod prng;
 pub mod producer;
+pub mod purgatory;
 pub mod raft;
 /// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
 #[cfg(feature = "testkit")]

@@ -4,6 +4,7 @@ use crate::config::Durability;
 use crate::log::PartitionLog;
 use crate::producer::ProducerStates;
 use crate::time::Instant;
+use std::collections::VecDeque;
 
 /// One partition's replica on this broker (with one broker, always the leader).
 #[derive(Debug)]
@@ -18,9 +19,17 @@ pub struct Partition {
     pub high_watermark: i64,
     /// Bumped when the log is cut after a failed write; completions from before are stale.
     pub(crate) cut_epoch: u64,
-    /// `cuts[g]`: where the log was cut back to when cut epoch `g` ended. A write made in
-    /// cut epoch `g` ending at `end` survived iff every cut since left it whole.
-    pub(crate) cuts: Vec<i64>,
+    /// The cuts a waiting write may still need, as `(cut epoch, offset cut back to)`. A write
+    /// made in cut epoch `g` ending at `end` survived iff every cut since (epochs `>= g`) left
+    /// it whole, i.e. iff the lowest of them is `>= end`. Only that suffix minimum matters, so
+    /// a cut that a later, lower cut dominates is dropped: epochs and offsets both strictly
+    /// increase along the deque. It holds at most `partition_cuts_max` entries; older ones
+    /// are folded into `cuts_folded`.
+    pub(crate) cuts: VecDeque<(u64, i64)>,
+    /// `(last folded epoch, lowest folded offset)`: a write from that epoch or earlier is
+    /// checked against the lowest folded cut too. That is pessimistic (a write may be taken
+    /// for lost that a finer record would keep), never wrong.
+    pub(crate) cuts_folded: Option<(u64, i64)>,
     pub(crate) sync: Option<SyncInFlight>,
     /// Syncs issued so far: each sync's number, so a completion is matched to its own sync. (A
     /// late completion taken for a later sync's would move the high watermark past unsynced
@@ -52,7 +61,8 @@ impl Partition {
             durable_end: end,
             high_watermark: end,
             cut_epoch: 0,
-            cuts: Vec::new(),
+            cuts: VecDeque::new(),
+            cuts_folded: None,
             sync: None,
             syncs_issued: 0,
             sync_requested_end: end,
@@ -64,9 +74,43 @@ impl Partition {
     /// Whether a write made in cut epoch `cut_epoch`, ending at `end`, is still in the log:
     /// no failed write since cut the log below its end.
     pub(crate) fn write_survives(&self, end: i64, cut_epoch: u64) -> bool {
-        self.cuts
-            .get(cut_epoch as usize..)
-            .is_some_and(|cuts| cuts.iter().all(|&keep| keep >= end))
+        assert!(
+            cut_epoch <= self.cut_epoch,
+            "a write from a future cut epoch"
+        );
+        let retained = self
+            .cuts
+            .iter()
+            .find(|(epoch, _)| *epoch >= cut_epoch)
+            .is_none_or(|(_, keep)| *keep >= end);
+        let folded = self
+            .cuts_folded
+            .is_none_or(|(last, lowest)| last < cut_epoch || lowest >= end);
+        retained && folded
+    }
+
+    /// A failed write cut the log back to `keep`: a new cut epoch begins. Keeps at most
+    /// `cuts_max` cuts (see `cuts`).
+    pub(crate) fn record_cut(&mut self, keep: i64, cuts_max: usize) {
+        assert!(cuts_max > 0);
+        // A cut never takes an acknowledged record: it keeps what was written.
+        assert!(
+            keep >= self.high_watermark,
+            "a cut below the high watermark"
+        );
+        let epoch = self.cut_epoch;
+        while self.cuts.back().is_some_and(|(_, k)| *k >= keep) {
+            self.cuts.pop_back();
+        }
+        self.cuts.push_back((epoch, keep));
+        self.cut_epoch += 1;
+        while self.cuts.len() > cuts_max {
+            let (e, k) = self.cuts.pop_front().expect("over the limit, so not empty");
+            let lowest = self.cuts_folded.map_or(k, |(_, low)| low.min(k));
+            self.cuts_folded = Some((e, lowest));
+        }
+        assert!(self.cuts.len() <= cuts_max);
+        assert!(!self.write_survives(keep + 1, epoch), "the cut is recorded");
     }
 
     /// The partition's own safety properties, checked after every step (in release builds too).
@@ -131,8 +175,19 @@ impl Partition {
                 "the sync in flight is the last one issued"
             );
         }
-        // One cut per cut epoch.
-        assert_eq!(self.cuts.len() as u64, self.cut_epoch);
+        // Cuts kept in strictly increasing epoch and offset order (the suffix minima), every
+        // epoch one that has ended, the folded ones older than every kept one.
+        for ((e1, k1), (e2, k2)) in self.cuts.iter().zip(self.cuts.iter().skip(1)) {
+            assert!(e1 < e2 && k1 < k2, "cuts are suffix minima");
+        }
+        assert!(self.cuts.back().is_none_or(|(e, _)| *e < self.cut_epoch));
+        assert_eq!(
+            self.cut_epoch == 0,
+            self.cuts.is_empty() && self.cuts_folded.is_none()
+        );
+        if let (Some((last, _)), Some((first, _))) = (self.cuts_folded, self.cuts.front()) {
+            assert!(last < *first, "folded cuts are older than kept ones");
+        }
     }
 
     /// The end offset that the durability policy lets the broker acknowledge and expose.

@@ -6,6 +6,7 @@
 //! virtual clock per broker that may drift and jump. The broker clamps `now` so that its own
 //! notion of time never goes backwards (a clock that jumps back simply stands still for a while).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::{Add, Sub};
 
@@ -70,5 +71,70 @@ impl fmt::Debug for Instant {
             self.0 / 1_000_000_000,
             self.0 % 1_000_000_000
         )
+    }
+}
+
+/// Deadlines by key, in the shape of quinn's `timer.rs`: each key has at most one deadline, and
+/// the earliest is a lookup, not a scan (a `BTreeSet` ordered by deadline, plus the deadline of
+/// each key so a key can be moved or removed without searching).
+#[derive(Debug, Clone)]
+pub struct TimerTable<K: Ord + Clone> {
+    by_deadline: BTreeSet<(Instant, K)>,
+    of_key: BTreeMap<K, Instant>,
+}
+
+impl<K: Ord + Clone> Default for TimerTable<K> {
+    fn default() -> Self {
+        TimerTable {
+            by_deadline: BTreeSet::new(),
+            of_key: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> TimerTable<K> {
+    /// Set `key`'s deadline, replacing any earlier one.
+    pub fn set(&mut self, key: K, deadline: Instant) {
+        if let Some(old) = self.of_key.insert(key.clone(), deadline) {
+            assert!(self.by_deadline.remove(&(old, key.clone())));
+        }
+        assert!(self.by_deadline.insert((deadline, key)));
+    }
+    /// Remove `key`'s deadline, if it has one.
+    pub fn stop(&mut self, key: &K) {
+        if let Some(old) = self.of_key.remove(key) {
+            assert!(self.by_deadline.remove(&(old, key.clone())));
+        }
+    }
+    pub fn get(&self, key: &K) -> Option<Instant> {
+        self.of_key.get(key).copied()
+    }
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Instant> {
+        self.by_deadline.first().map(|(t, _)| *t)
+    }
+    /// The keys whose deadline is at or before `now`, earliest first (they stay set).
+    pub fn expired(&self, now: Instant) -> impl Iterator<Item = &K> + '_ {
+        self.by_deadline
+            .iter()
+            .take_while(move |(t, _)| *t <= now)
+            .map(|(_, k)| k)
+    }
+    pub fn len(&self) -> usize {
+        self.of_key.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.of_key.is_empty()
+    }
+    /// Each key has exactly one entry in each index.
+    pub fn invariants(&self) {
+        assert_eq!(self.by_deadline.len(), self.of_key.len());
+        for (t, k) in &self.by_deadline {
+            assert_eq!(
+                self.of_key.get(k),
+                Some(t),
+                "a key's deadline in both indexes"
+            );
+        }
     }
 }

@@ -339,14 +339,13 @@ impl Broker {
     }
 
     pub(super) fn delete_topics(&mut self, to: ReplyTo, version: i16, r: DeleteTopicsRequest) {
-        let names: Vec<String> = if version >= 6 {
-            r.topics
-                .iter()
-                .filter_map(|t| t.name.as_ref().map(|n| name_of(&n.0)))
-                .collect()
-        } else {
-            r.topic_names.iter().map(|n| name_of(&n.0)).collect()
-        };
+        // DeleteTopics is served up to v4 (see `wire::SUPPORTED`); the v6 `topics` field (names
+        // or ids, KIP-516) never arrives, so only `topic_names` is read.
+        assert!(
+            version <= 4,
+            "DeleteTopics v{version} is above the negotiated cap"
+        );
+        let names: Vec<String> = r.topic_names.iter().map(|n| name_of(&n.0)).collect();
         let mut resp = DeleteTopicsResponse::default();
         for name in names {
             let mut res =
@@ -357,6 +356,8 @@ impl Broker {
                 Some(_) => {
                     let t = self.topics.remove(&name).unwrap();
                     for i in 0..t.partitions.len() {
+                        // Produces waiting on it fail now (UNKNOWN_TOPIC_OR_PARTITION).
+                        self.produce_waits.touch(&(name.clone(), i as i32));
                         self.storage(
                             StorageRequest::DeletePartition {
                                 dir: PartitionDir {

@@ -28,9 +28,12 @@ impl Broker {
             reading: None,
         };
         let ready = self.fetch_ready(&f) || self.fetches.len() >= self.config.fetches_parked_max;
+        let (keys, deadline) = (f.keys(), f.deadline);
         self.fetches.insert(id, f);
         if ready {
             self.start_reads(id);
+        } else {
+            self.fetch_waits.watch(id, keys, deadline);
         }
     }
 
@@ -78,20 +81,13 @@ impl Broker {
     }
 
     pub(super) fn wake_fetches(&mut self, touched: &BTreeSet<(String, i32)>) {
-        let now = self.now;
-        let ids: Vec<u64> = self
-            .fetches
-            .iter()
-            .filter(|(_, f)| f.reading.is_none())
-            .filter(|(_, f)| {
-                f.deadline <= now
-                    || f.parts
-                        .iter()
-                        .any(|p| touched.contains(&(p.topic.clone(), p.partition)))
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        // Only the fetches watching a partition that moved, or past their deadline.
+        let ids = self.fetch_waits.candidates(touched, self.now);
         for id in ids {
+            assert!(
+                self.fetches[&id].reading.is_none(),
+                "a reading fetch is not parked"
+            );
             if self.fetch_ready(&self.fetches[&id]) {
                 self.start_reads(id);
             }
@@ -100,6 +96,7 @@ impl Broker {
 
     /// Plan and issue the reads for a fetch; the response is sent when they complete.
     pub(super) fn start_reads(&mut self, id: u64) {
+        self.fetch_waits.unwatch(id);
         let f = self.fetches.get(&id).unwrap();
         let mut resp = FetchResponse::default().with_session_id(0);
         let mut slots = Vec::new();

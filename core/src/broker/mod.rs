@@ -40,6 +40,7 @@ use crate::io::{
 use crate::log::{PartitionLog, ReadPlan, RollPolicy};
 use crate::prng::Prng;
 use crate::producer::{ProducerStates, SequenceCheck};
+use crate::purgatory::Purgatory;
 use crate::time::{Duration, Instant};
 use crate::wire::SUPPORTED;
 use bytes::{Bytes, BytesMut};
@@ -68,21 +69,17 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// before any id from it is handed out, so a restart never reuses one.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Where an internal write ended: (topic, topic id, partition, end offset, the partition's
-/// cut epoch then: see `Partition::cut_epoch`). A response that
-/// reveals state derived from that write waits until it is durable.
-pub(crate) type WriteMark = (String, [u8; 16], i32, i64, u64);
-
+pub use crate::coordinator::ReplyTo;
 pub use crate::partition::Partition;
 use crate::partition::SyncInFlight;
 
 mod admin;
 mod fetch;
+mod host;
 mod list_offsets;
 mod produce;
 mod producer_ids;
 mod recovery;
-mod services;
 mod step;
 mod storage;
 
@@ -148,15 +145,6 @@ struct ConnState {
     ready: BTreeMap<u64, Option<Output>>,
 }
 
-/// Where to send a response: connection, position in its order, header fields.
-#[derive(Debug, Clone, Copy)]
-pub struct ReplyTo {
-    pub conn: ConnId,
-    pub seq: u64,
-    pub correlation_id: i32,
-    pub api_version: i16,
-}
-
 #[derive(Debug)]
 struct ProduceWait {
     topic: usize,
@@ -194,32 +182,20 @@ struct PendingFetch {
     reading: Option<Reading>,
 }
 
+impl PendingFetch {
+    /// The partitions the fetch waits on (its purgatory keys).
+    fn keys(&self) -> Vec<(String, i32)> {
+        self.parts
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect()
+    }
+}
+
 /// A fetch whose reads are in flight: the response under construction, where each read's
 /// bytes go (topic index, partition index), and how many reads are outstanding.
 #[derive(Debug)]
 struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
-
-#[derive(Debug)]
-/// An internal write (to `__consumer_offsets`) waiting to be durable: then its deferred records
-/// are applied and `reply` gets its `ok` response; if the write is lost first (failed and cut
-/// back, partition offline or gone), nothing is applied and `reply` gets `err`.
-struct InternalWait {
-    reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
-    apply: Vec<crate::group::GroupRecord>,
-    /// A group's membership record at this generation: if the write fails, the group must
-    /// rebalance (as Kafka's coordinator does), or it would stay on a record that was never
-    /// written and every SyncGroup would fail forever (found by simulator seed 610).
-    group: Option<(String, i32)>,
-    topic: String,
-    topic_id: [u8; 16],
-    partition: i32,
-    end: i64,
-    /// The partition's cut epoch when written: a cut after a failed write bumps it, and if
-    /// the cut went below this write, its offsets may since have been filled by other records.
-    /// (A cut above it leaves it standing: seed 727, a group's long-durable record taken for
-    /// lost after a later offset commit failed.)
-    cut_epoch: u64,
-}
 
 #[derive(Debug)]
 struct PendingCreate {
@@ -245,18 +221,27 @@ pub struct Broker {
     conns: BTreeMap<ConnId, ConnState>,
     next_pending: u64,
     produces: BTreeMap<u64, PendingProduce>,
+    /// The purgatory of produces (Kafka's `DelayedProduce`): each watched under the partitions
+    /// its batches wait on, with its request timeout.
+    produce_waits: Purgatory<(String, i32)>,
+    /// Produces answered without waiting (every partition refused): released this step.
+    produces_settled: BTreeSet<u64>,
     fetches: BTreeMap<u64, PendingFetch>,
     /// ListOffsets requests waiting for the batches they decode.
     list_offsets: BTreeMap<u64, list_offsets::PendingListOffsets>,
+    /// The purgatory of fetches parked for data (Kafka's `DelayedFetch`), watched under the
+    /// partitions they read; a fetch leaves it when its reads are issued.
+    fetch_waits: Purgatory<(String, i32)>,
     creates: BTreeMap<u64, PendingCreate>,
-    /// Responses (from the group coordinator) waiting for an internal append to be durable.
-    internal_waits: Vec<InternalWait>,
-    /// The last internal append: (topic, topic id, partition, end offset).
-    last_internal: Option<WriteMark>,
+    /// The coordinator runtime's purgatory: internal writes (to `__consumer_offsets`) waiting
+    /// to be durable, with the responses and deferred records they release.
+    internal_waits: crate::coordinator::PendingWrites<crate::group::GroupRecord>,
     /// Partitions whose ends may have moved in this step.
     touched: BTreeSet<(String, i32)>,
     next_retention_check: Instant,
     pub(crate) coordinator: Coordinator,
+    /// Whether `coordinator` is lent to group code right now (see `Broker::with_groups`).
+    coordinator_lent: bool,
 }
 
 fn name_of(s: &StrBytes) -> String {
@@ -346,13 +331,12 @@ impl Broker {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = Some(self.next_retention_check);
         let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
-        for p in self.produces.values() {
-            consider(p.deadline);
+        // Parked produces and fetches: a lookup in their timer tables.
+        if let Some(d) = self.produce_waits.next_deadline() {
+            consider(d);
         }
-        for f in self.fetches.values() {
-            if f.reading.is_none() {
-                consider(f.deadline);
-            }
+        if let Some(d) = self.fetch_waits.next_deadline() {
+            consider(d);
         }
         if let Durability::Interval { interval_ms, .. } = self.config.durability {
             for t in self.topics.values() {
@@ -389,10 +373,36 @@ impl Broker {
                 <= self.config.fetches_parked_max
                     + self.conns.len() * self.config.requests_per_connection_max
         );
+        assert!(
+            !self.coordinator_lent,
+            "the coordinator is home between inputs"
+        );
+
+        // Every parked produce is in the purgatory, every fetch not yet reading too.
+        self.produce_waits.invariants();
+        self.fetch_waits.invariants();
+        assert!(
+            self.produces_settled.is_empty(),
+            "settled produces are released in their step"
+        );
+        assert_eq!(self.produces.len(), self.produce_waits.len());
+        assert!(self
+            .produces
+            .keys()
+            .all(|id| self.produce_waits.contains(*id)));
+        assert!(self.produce_waits.len() <= self.config.produces_parked_max);
+        for (id, f) in &self.fetches {
+            assert_eq!(f.reading.is_none(), self.fetch_waits.contains(*id));
+        }
+        assert!(self.fetch_waits.len() <= self.config.fetches_parked_max);
+
         for l in self.list_offsets.values() {
             l.invariants();
         }
         self.coordinator.invariants();
+        self.internal_waits.invariants();
+        assert!(self.internal_waits.len() <= self.config.coordinator_writes_pending_max);
+        assert!(self.meta_waiters.len() <= self.config.producer_id_waiters_max);
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
@@ -421,6 +431,8 @@ impl Broker {
         }
         let seq = state.next_seq;
         state.next_seq += 1;
+        // Requests of a connection are numbered in arrival order, none skipped.
+        assert!(state.next_to_send <= seq && seq < state.next_seq);
         ReplyTo {
             conn,
             seq,
@@ -463,15 +475,17 @@ impl Broker {
     fn on_conn_closed(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
         // The answer has nowhere to go, but what the write applies still applies.
-        for w in &mut self.internal_waits {
-            if w.reply.as_ref().is_some_and(|r| r.0.conn == conn) {
-                w.reply = None;
-            }
+        self.internal_waits.forget_conn(conn);
+        let gone: Vec<u64> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.reply.conn == conn && f.reading.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.fetches.remove(&id);
+            self.fetch_waits.unwatch(id);
         }
-        self.internal_waits
-            .retain(|w| w.reply.is_some() || !w.apply.is_empty());
-        self.fetches
-            .retain(|_, f| f.reply.conn != conn || f.reading.is_some());
         // A ListOffsets with reads in flight stays until they return (its answer then goes
         // nowhere), so every read's completion finds its request.
         for p in self.produces.values_mut() {
@@ -509,7 +523,7 @@ impl Broker {
             RequestKind::InitProducerId(r) => self.init_producer_id(to, r),
             RequestKind::DescribeConfigs(r) => self.describe_configs(to, r),
             body => {
-                if !crate::group::handle(self, to, body) {
+                if !self.with_groups(|c, host| crate::group::handle(c, host, to, body)) {
                     self.log(
                         LogLevel::Warn,
                         format!("{conn:?}: request for an API gregor does not serve; closing"),

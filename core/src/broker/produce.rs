@@ -18,6 +18,14 @@ impl Broker {
                 INVALID_REQUIRED_ACKS,
                 format!("acks must be -1, 0 or 1, not {acks}"),
             ))
+        } else if acks != 0 && self.produce_waits.is_full() {
+            Some((
+                REQUEST_TIMED_OUT,
+                format!(
+                    "{} produces already wait for acknowledgement (produces_parked_max)",
+                    self.produce_waits.len()
+                ),
+            ))
         } else if r.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
             Some((
                 TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -85,6 +93,12 @@ impl Broker {
             30_000
         };
         let timeout = Duration::from_ms(timeout_ms);
+        if waits.is_empty() {
+            self.produces_settled.insert(id);
+        } else {
+            let keys = waits.iter().map(|w| (w.name.clone(), w.index)).collect();
+            self.produce_waits.watch(id, keys, self.now + timeout);
+        }
         self.produces.insert(
             id,
             PendingProduce {
@@ -209,6 +223,9 @@ impl Broker {
                 p.producers
                     .evict_beyond(self.config.producers_per_partition_max);
                 let end = assigned.next_offset();
+                // Offsets are dense: the batch took exactly the offsets from `base` on.
+                assert!(end > base, "a batch holds at least one record");
+                assert_eq!(p.log.log_end_offset(), end, "the batch ends the log");
                 if p.unsynced_since.is_none() {
                     p.unsynced_since = Some(now);
                 }
@@ -247,11 +264,16 @@ impl Broker {
     }
 
     /// Release produce responses whose batches the policy now covers; time out the rest.
-    pub(super) fn complete_produces(&mut self) {
+    pub(super) fn complete_produces(&mut self, touched: &BTreeSet<(String, i32)>) {
         let durability = self.config.durability;
         let now = self.now;
         let mut done = Vec::new();
-        for (id, pp) in self.produces.iter_mut() {
+        // Only the produces that may be ready: on partitions that moved, past their deadline,
+        // parked this step, or settled without waiting.
+        let mut ids = self.produce_waits.candidates(touched, now);
+        ids.extend(std::mem::take(&mut self.produces_settled));
+        for id in &ids {
+            let pp = self.produces.get_mut(id).expect("a candidate is parked");
             let topics = &self.topics;
             pp.waits.retain(|w| {
                 let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
@@ -287,20 +309,26 @@ impl Broker {
             }
         }
         for id in done {
+            self.produce_waits.unwatch(id);
             let pp = self.produces.remove(&id).unwrap();
+            assert!(
+                pp.waits.is_empty(),
+                "a produce is answered when every partition is settled"
+            );
             if let Some(to) = pp.reply {
                 self.respond(to, Some(ResponseKind::Produce(pp.response)));
             }
         }
     }
 
-    pub(super) fn complete_internal_waits(&mut self) {
+    /// Release the internal writes that became durable (replaying their deferred records
+    /// first, then answering) or were lost (answering with the error, and telling the group
+    /// coordinator a membership record is gone). Only partitions that moved are looked at.
+    pub(super) fn complete_internal_waits(&mut self, touched: &BTreeSet<(String, i32)>) {
         let durability = self.config.durability;
-        let mut done = Vec::new();
-        let waits = std::mem::take(&mut self.internal_waits);
-        for w in waits {
-            let p = self
-                .topics
+        let topics = &self.topics;
+        let done = self.internal_waits.take_settled(touched, |w| {
+            let p = topics
                 .get(&w.topic)
                 .filter(|t| t.id == w.topic_id)
                 .and_then(|t| t.partitions.get(w.partition as usize));
@@ -310,18 +338,17 @@ impl Broker {
                         && p.write_survives(w.end, w.cut_epoch)
                         && p.log.log_end_offset() >= w.end =>
                 {
-                    if p.ack_end(durability) >= w.end {
-                        done.push((w, true));
-                    } else {
-                        self.internal_waits.push(w);
-                    }
+                    (p.ack_end(durability) >= w.end).then_some(true)
                 }
-                _ => done.push((w, false)),
+                _ => Some(false),
             }
-        }
+        });
         let now = self.now;
         for (w, ok) in done {
             if ok {
+                // Released only once durable: the high watermark covers the write.
+                let p = &self.topics[&w.mark.topic].partitions[w.mark.partition as usize];
+                assert!(p.ack_end(durability) >= w.mark.end);
                 for r in w.apply {
                     self.coordinator.replay(r, now);
                 }
@@ -329,8 +356,10 @@ impl Broker {
             if let Some((to, ok_body, err_body)) = w.reply {
                 self.respond(to, Some(if ok { ok_body } else { err_body }));
             }
-            if let (false, Some((g, generation))) = (ok, w.group) {
-                crate::group::membership_write_failed(self, &g, generation);
+            if let (false, Some((g, generation))) = (ok, w.membership) {
+                self.with_groups(|c, host| {
+                    crate::group::membership_write_failed(c, host, &g, generation)
+                });
             }
         }
     }

@@ -15,6 +15,16 @@ impl Broker {
             self.respond(to, Some(ResponseKind::InitProducerId(resp)));
             return;
         }
+        if self.meta_waiters.len() >= self.config.producer_id_waiters_max {
+            // Too many wait for broker.meta to be written: the client retries (Kafka's
+            // producer treats COORDINATOR_LOAD_IN_PROGRESS as retriable).
+            let resp = InitProducerIdResponse::default()
+                .with_error_code(COORDINATOR_LOAD_IN_PROGRESS)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            self.respond(to, Some(ResponseKind::InitProducerId(resp)));
+            return;
+        }
         self.meta_waiters.push(to);
         if self.next_producer_id >= self.producer_id_block_end {
             if !self.meta_write_in_flight {
@@ -33,7 +43,9 @@ impl Broker {
     }
 
     pub(super) fn hand_out_producer_id(&mut self, to: ReplyTo) {
-        if self.next_producer_id >= self.producer_id_block_end {
+        // While the next block's reservation is being written, nothing from it is handed out
+        // (a restart before it is durable would hand the same ids out again).
+        if self.next_producer_id >= self.producer_id_block_end || self.meta_write_in_flight {
             self.meta_waiters.push(to);
             if !self.meta_write_in_flight {
                 self.producer_id_block_end = self.next_producer_id + PRODUCER_ID_BLOCK;
@@ -42,6 +54,8 @@ impl Broker {
             return;
         }
         let pid = self.next_producer_id;
+        // Every id handed out lies in a block that broker.meta already reserves.
+        assert!(pid < self.producer_id_block_end && !self.meta_write_in_flight);
         self.next_producer_id += 1;
         let resp = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(pid))

@@ -22,14 +22,19 @@ impl Broker {
             conns: BTreeMap::new(),
             next_pending: 0,
             produces: BTreeMap::new(),
+            produce_waits: Purgatory::new(config.produces_parked_max),
+            produces_settled: BTreeSet::new(),
             fetches: BTreeMap::new(),
             list_offsets: BTreeMap::new(),
+            fetch_waits: Purgatory::new(config.fetches_parked_max),
             creates: BTreeMap::new(),
-            internal_waits: Vec::new(),
-            last_internal: None,
+            internal_waits: crate::coordinator::PendingWrites::new(
+                config.coordinator_writes_pending_max,
+            ),
             touched: BTreeSet::new(),
             next_retention_check: now + RETENTION_CHECK_INTERVAL,
             coordinator: Coordinator::new(&config),
+            coordinator_lent: false,
             prng: Prng::new(0),
             config,
         };
@@ -167,7 +172,7 @@ impl Broker {
                 Some("partition directory missing at start".into());
         }
         broker.next_producer_id = broker.next_producer_id.max(broker.producer_id_block_end);
-        crate::group::start(&mut broker);
+        broker.with_groups(crate::group::start);
         broker.after_step();
         broker.invariants();
         Ok(broker)

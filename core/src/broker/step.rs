@@ -57,7 +57,7 @@ impl Broker {
     }
 
     pub(super) fn coordinator_tick(&mut self) {
-        crate::group::tick(self);
+        self.with_groups(crate::group::tick);
     }
 
     pub(super) fn after_step(&mut self) {
@@ -94,6 +94,9 @@ impl Broker {
             let mut syncs = Vec::new();
             if want_sync {
                 let files = p.log.files_since(p.sync_requested_end);
+                // Unsynced records live in some file; one fsync at a time per partition.
+                assert!(!files.is_empty(), "unsynced records but no file to sync");
+                assert!(p.sync.is_none());
                 p.syncs_issued += 1;
                 p.sync = Some(SyncInFlight {
                     id: p.syncs_issued,
@@ -107,8 +110,12 @@ impl Broker {
             if durability == Durability::None {
                 p.unsynced_since = None;
             }
+            let before = p.high_watermark;
             let hw = p.ack_end(durability).max(p.high_watermark);
             p.high_watermark = hw;
+            // The high watermark never moves back, and never past what was written.
+            assert!(p.high_watermark >= before);
+            assert!(p.high_watermark <= p.written_end.max(p.log.log_start_offset()));
             let id = p.syncs_issued;
             for file in syncs {
                 self.storage(
@@ -122,9 +129,9 @@ impl Broker {
                 );
             }
         }
-        self.complete_produces();
-        self.complete_internal_waits();
+        self.complete_produces(&touched);
+        self.complete_internal_waits(&touched);
         self.wake_fetches(&touched);
-        crate::group::after_step(self);
+        self.with_groups(crate::group::after_step);
     }
 }

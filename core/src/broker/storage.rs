@@ -23,7 +23,15 @@ impl Broker {
                 }
                 match result {
                     Ok(_) => {
+                        // Nothing cut the log since this append was issued (same cut epoch),
+                        // so the log still holds it.
+                        assert!(
+                            end <= p.log.log_end_offset(),
+                            "a completed append past the log end"
+                        );
+                        let before = p.written_end;
                         p.written_end = p.written_end.max(end);
+                        assert!(p.written_end >= before, "the written end never moves back");
                         self.touched.insert((topic, partition));
                     }
                     Err(fault) => {
@@ -50,6 +58,9 @@ impl Broker {
                         s.remaining -= 1;
                         p.sync = if s.remaining == 0 { None } else { Some(s) };
                         if s.remaining == 0 {
+                            // An fsync counts for what was written before it was issued, no more.
+                            assert!(s.covers_end <= p.sync_requested_end);
+                            assert!(s.covers_end <= p.log.log_end_offset());
                             p.durable_end = p.durable_end.max(s.covers_end);
                             self.touched.insert((topic, partition));
                         }
@@ -71,7 +82,9 @@ impl Broker {
             }
             OpPurpose::Read { fetch, slot } => self.read_done(fetch, slot, result),
             OpPurpose::TimestampRead { list, slot } => self.timestamp_read_done(list, slot, result),
-            OpPurpose::GroupLoad { slot } => crate::group::load_done(self, slot, result),
+            OpPurpose::GroupLoad { slot } => {
+                self.with_groups(|c, host| crate::group::load_done(c, host, slot, result))
+            }
             OpPurpose::Create {
                 topic,
                 topic_id,
@@ -83,8 +96,12 @@ impl Broker {
                         format!("creating topic {topic} failed: {fault}"),
                     );
                     if self.topics.get(&topic).is_some_and(|t| t.id == topic_id) {
-                        for p in &mut self.topics.get_mut(&topic).unwrap().partitions {
+                        let t = self.topics.get_mut(&topic).unwrap();
+                        for (i, p) in t.partitions.iter_mut().enumerate() {
                             p.offline = Some(format!("creation failed: {fault}"));
+                            // Writes waiting on it are lost now, though no step touches it.
+                            self.internal_waits.recheck(&topic, i as i32);
+                            self.produce_waits.touch(&(topic.clone(), i as i32));
                         }
                     }
                 }
@@ -144,9 +161,7 @@ impl Broker {
     pub(super) fn write_failed(&mut self, topic: &str, partition: i32, why: String) {
         let p = &mut self.topics.get_mut(topic).unwrap().partitions[partition as usize];
         let keep = p.written_end.max(p.log.log_start_offset());
-        p.cuts.push(keep);
-        p.cut_epoch += 1;
-        assert_eq!(p.cuts.len() as u64, p.cut_epoch);
+        p.record_cut(keep, self.config.partition_cuts_max);
         let reqs = if p.log.log_end_offset() > keep {
             p.log.truncate_to(keep)
         } else {
@@ -161,6 +176,21 @@ impl Broker {
             // for a sync that is never issued (found by simulator seed 1742).
             s.covers_end = s.covers_end.min(keep);
         }
+        // Postconditions of a cut: the log ends at `keep`, and nothing acknowledged, durable or
+        // promised to a sync lies beyond it (an offline partition's ends are not trusted).
+        if p.offline.is_none() {
+            assert_eq!(
+                p.log.log_end_offset(),
+                keep,
+                "the log is cut back to what was written"
+            );
+            assert!(
+                p.high_watermark <= keep,
+                "a cut never takes an acknowledged record"
+            );
+        }
+        assert!(p.durable_end <= keep && p.sync_requested_end <= keep);
+        assert!(p.sync.is_none_or(|s| s.covers_end <= keep));
         self.log(
             LogLevel::Error,
             format!("{topic}-{partition}: {why}; log cut back to offset {keep}"),

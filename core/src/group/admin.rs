@@ -2,11 +2,16 @@
 
 use super::*;
 
-pub(super) fn describe_groups(b: &mut Broker, to: ReplyTo, r: DescribeGroupsRequest) -> bool {
+pub(super) fn describe_groups(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: DescribeGroupsRequest,
+) -> bool {
     let mut resp = DescribeGroupsResponse::default();
     for gid in r.groups {
         let name = gid.0.to_string();
-        let d = match b.coordinator.groups.get(&name) {
+        let d = match c.groups.get(&name) {
             None => DescribedGroup::default()
                 .with_group_id(gid)
                 .with_group_state(sb("Dead")),
@@ -39,14 +44,18 @@ pub(super) fn describe_groups(b: &mut Broker, to: ReplyTo, r: DescribeGroupsRequ
     true
 }
 
-pub(super) fn list_groups(b: &mut Broker, to: ReplyTo, r: ListGroupsRequest) -> bool {
+pub(super) fn list_groups(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: ListGroupsRequest,
+) -> bool {
     let states: Vec<String> = r
         .states_filter
         .iter()
         .map(|s| s.to_string().to_lowercase())
         .collect();
-    let groups = b
-        .coordinator
+    let groups = c
         .groups
         .iter()
         .filter(|(_, g)| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
@@ -67,16 +76,20 @@ pub(super) fn list_groups(b: &mut Broker, to: ReplyTo, r: ListGroupsRequest) -> 
     true
 }
 
-pub(super) fn delete_groups(b: &mut Broker, to: ReplyTo, r: DeleteGroupsRequest) -> bool {
+pub(super) fn delete_groups(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: DeleteGroupsRequest,
+) -> bool {
     let mut resp = DeleteGroupsResponse::default();
     for gid in r.groups_names {
         let name = gid.0.to_string();
-        let code = match b.coordinator.groups.get(&name) {
-            None if !b.coordinator.offsets.contains_key(&name) => GROUP_ID_NOT_FOUND,
+        let code = match c.groups.get(&name) {
+            None if !c.offsets.contains_key(&name) => GROUP_ID_NOT_FOUND,
             Some(g) if g.state != GroupState::Empty => NON_EMPTY_GROUP,
             _ => {
-                let mut records: Vec<GroupRecord> = b
-                    .coordinator
+                let mut records: Vec<GroupRecord> = c
                     .offsets
                     .get(&name)
                     .map(|o| {
@@ -94,8 +107,8 @@ pub(super) fn delete_groups(b: &mut Broker, to: ReplyTo, r: DeleteGroupsRequest)
                     group: name.clone(),
                     value: None,
                 });
-                commit_records(b, &name, records, None);
-                b.log_line(LogLevel::Info, format!("group {name} deleted"));
+                commit_records(c, b, &name, records, None);
+                b.log(LogLevel::Info, format!("group {name} deleted"));
                 NONE
             }
         };

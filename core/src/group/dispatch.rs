@@ -3,8 +3,8 @@
 use super::*;
 
 /// Handle a group API request. Returns false if `body` is not a group API.
-pub fn handle(b: &mut Broker, to: ReplyTo, body: RequestKind) -> bool {
-    if b.coordinator.is_loading() {
+pub fn handle(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, body: RequestKind) -> bool {
+    if c.is_loading() {
         let code = COORDINATOR_LOAD_IN_PROGRESS;
         let resp = match body {
             RequestKind::FindCoordinator(r) => return find_coordinator(b, to, r),
@@ -60,20 +60,20 @@ pub fn handle(b: &mut Broker, to: ReplyTo, body: RequestKind) -> bool {
     }
     match body {
         RequestKind::FindCoordinator(r) => find_coordinator(b, to, r),
-        RequestKind::JoinGroup(r) => join_group(b, to, r),
-        RequestKind::SyncGroup(r) => sync_group(b, to, r),
-        RequestKind::Heartbeat(r) => heartbeat(b, to, r),
-        RequestKind::LeaveGroup(r) => leave_group(b, to, r),
-        RequestKind::OffsetCommit(r) => offset_commit(b, to, r),
-        RequestKind::OffsetFetch(r) => offset_fetch(b, to, r),
-        RequestKind::DescribeGroups(r) => describe_groups(b, to, r),
-        RequestKind::ListGroups(r) => list_groups(b, to, r),
-        RequestKind::DeleteGroups(r) => delete_groups(b, to, r),
+        RequestKind::JoinGroup(r) => join_group(c, b, to, r),
+        RequestKind::SyncGroup(r) => sync_group(c, b, to, r),
+        RequestKind::Heartbeat(r) => heartbeat(c, b, to, r),
+        RequestKind::LeaveGroup(r) => leave_group(c, b, to, r),
+        RequestKind::OffsetCommit(r) => offset_commit(c, b, to, r),
+        RequestKind::OffsetFetch(r) => offset_fetch(c, b, to, r),
+        RequestKind::DescribeGroups(r) => describe_groups(c, b, to, r),
+        RequestKind::ListGroups(r) => list_groups(c, b, to, r),
+        RequestKind::DeleteGroups(r) => delete_groups(c, b, to, r),
         _ => false,
     }
 }
 
-pub(super) fn find_coordinator(b: &mut Broker, to: ReplyTo, r: FindCoordinatorRequest) -> bool {
+pub(super) fn find_coordinator(b: &mut Rt, to: ReplyTo, r: FindCoordinatorRequest) -> bool {
     let (id, host, port) = (
         b.config().broker_id,
         b.config().advertised_host.clone(),

@@ -13,12 +13,16 @@ pub(super) fn join_error(code: i16, member_id: &str) -> ResponseKind {
     )
 }
 
-pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bool {
+pub(super) fn join_group(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: JoinGroupRequest,
+) -> bool {
     let now = b.now();
     let group_id = r.group_id.0.to_string();
     let member_id = r.member_id.to_string();
     let instance_id = r.group_instance_id.as_ref().map(|s| s.to_string());
-    let c = &b.coordinator;
     if group_id.is_empty() {
         b.respond(to, Some(join_error(INVALID_GROUP_ID, &member_id)));
         return true;
@@ -26,7 +30,7 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
     if r.session_timeout_ms < c.session_timeout_ms_min
         || r.session_timeout_ms > c.session_timeout_ms_max
     {
-        b.log_line(
+        b.log(
             LogLevel::Warn,
             format!(
                 "JoinGroup {group_id}: session timeout {} ms outside {}..={}",
@@ -50,8 +54,7 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
         return true;
     }
     let now_ms = now.unix_ms();
-    let group = b
-        .coordinator
+    let group = c
         .groups
         .entry(group_id.clone())
         .or_insert_with(|| Group::new(now_ms));
@@ -93,10 +96,10 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
             }
             if member_id.is_empty() {
                 let new_id = format!("{iid}-{}", b.random_suffix());
-                let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+                let group = c.groups.get_mut(&group_id).unwrap();
                 let mut m = group.members.remove(&old_id).unwrap();
                 if let Some(parked) = m.awaiting_sync.take() {
-                    b.respond_pub(
+                    b.respond(
                         parked,
                         Some(ResponseKind::SyncGroup(
                             SyncGroupResponse::default().with_error_code(FENCED_INSTANCE_ID),
@@ -104,9 +107,9 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
                     );
                 }
                 if let Some(parked) = m.awaiting_join.take() {
-                    b.respond_pub(parked, Some(join_error(FENCED_INSTANCE_ID, &old_id)));
+                    b.respond(parked, Some(join_error(FENCED_INSTANCE_ID, &old_id)));
                 }
-                let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+                let group = c.groups.get_mut(&group_id).unwrap();
                 m.member_id = new_id.clone();
                 m.session_deadline = now + session;
                 m.protocols = protocols;
@@ -124,26 +127,24 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
                         .with_leader(sb(group.leader.clone().unwrap_or_default()))
                         .with_member_id(sb(new_id.clone()));
                     group.members.insert(new_id, m);
-                    let before = b.last_internal_write();
-                    persist_group(b, &group_id, None);
-                    let after = b.last_internal_write();
                     let err = join_error(COORDINATOR_NOT_AVAILABLE, "");
-                    if after != before {
-                        b.respond_after(to, ResponseKind::JoinGroup(resp), err, after);
-                    } else {
-                        b.respond(to, Some(err));
+                    match persist_group(c, b, &group_id, None) {
+                        Some(mark) => {
+                            respond_after(b, to, ResponseKind::JoinGroup(resp), err, Some(mark))
+                        }
+                        None => b.respond(to, Some(err)),
                     }
                     return true;
                 }
                 m.awaiting_join = Some(to);
                 group.members.insert(new_id, m);
-                maybe_prepare(b, &group_id);
+                maybe_prepare(c, b, &group_id);
                 return true;
             }
         }
     }
 
-    let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+    let group = c.groups.get_mut(&group_id).unwrap();
     let known = group.members.contains_key(&member_id);
     if member_id.is_empty() {
         // As Kafka names members: the instance id or else the client id, then a random
@@ -155,7 +156,7 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
             None => b.client_id_of(to.conn),
         };
         let new_id = format!("{prefix}-{}", b.random_suffix());
-        let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+        let group = c.groups.get_mut(&group_id).unwrap();
         if to.api_version >= 4 && instance_id.is_none() {
             // KIP-394: hand out the id first; the member joins again with it.
             group.pending.insert(new_id.clone(), now + session);
@@ -163,6 +164,7 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
             return true;
         }
         add_member(
+            c,
             b,
             &group_id,
             new_id,
@@ -177,6 +179,7 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
     if !known {
         if group.pending.remove(&member_id).is_some() {
             add_member(
+                c,
                 b,
                 &group_id,
                 member_id,
@@ -200,9 +203,9 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
     m.session_deadline = now + session;
     if let Some(old) = m.awaiting_join.replace(to) {
         // A duplicate join: the older one is superseded.
-        b.respond_pub(old, Some(join_error(REBALANCE_IN_PROGRESS, &member_id)));
+        b.respond(old, Some(join_error(REBALANCE_IN_PROGRESS, &member_id)));
     }
-    let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+    let group = c.groups.get_mut(&group_id).unwrap();
     let is_leader = group.leader.as_deref() == Some(member_id.as_str());
     if group.state == GroupState::Stable && same && !is_leader {
         // Nothing changed for a follower in a stable group: answer with the current generation.
@@ -217,13 +220,14 @@ pub(super) fn join_group(b: &mut Broker, to: ReplyTo, r: JoinGroupRequest) -> bo
         b.respond(parked, Some(ResponseKind::JoinGroup(resp)));
         return true;
     }
-    maybe_prepare(b, &group_id);
+    maybe_prepare(c, b, &group_id);
     true
 }
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn add_member(
-    b: &mut Broker,
+    c: &mut Coordinator,
+    b: &mut Rt,
     group_id: &str,
     member_id: String,
     instance_id: Option<String>,
@@ -234,8 +238,8 @@ pub(super) fn add_member(
 ) {
     let now = b.now();
     let client_id = b.client_id_of(to.conn);
-    let delay = b.coordinator.initial_rebalance_delay;
-    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    let delay = c.initial_rebalance_delay;
+    let group = c.groups.get_mut(group_id).unwrap();
     if group.members.is_empty() {
         group.protocol_type = r.protocol_type.to_string();
         if group.state == GroupState::Empty && delay > Duration::ZERO {
@@ -261,7 +265,7 @@ pub(super) fn add_member(
             awaiting_sync: None,
         },
     );
-    maybe_prepare(b, group_id);
+    maybe_prepare(c, b, group_id);
 }
 
 /// A group's membership record (its generation, leader, assignment) failed to write. The
@@ -269,8 +273,13 @@ pub(super) fn add_member(
 /// as Kafka's coordinator does when storing a group's assignment fails. Members learn it from
 /// their next heartbeat (REBALANCE_IN_PROGRESS) and join the next generation, whose record is
 /// written anew.
-pub(crate) fn membership_write_failed(b: &mut Broker, group_id: &str, generation: i32) {
-    let Some(g) = b.coordinator.groups.get(group_id) else {
+pub(crate) fn membership_write_failed(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    group_id: &str,
+    generation: i32,
+) {
+    let Some(g) = c.groups.get(group_id) else {
         return;
     };
     if g.generation != generation
@@ -281,19 +290,19 @@ pub(crate) fn membership_write_failed(b: &mut Broker, group_id: &str, generation
     {
         return;
     }
-    b.log_line(
+    b.log(
         LogLevel::Warn,
         format!(
             "group {group_id}: the record of generation {generation} failed to write; rebalancing"
         ),
     );
-    maybe_prepare(b, group_id);
+    maybe_prepare(c, b, group_id);
 }
 
 /// Move a group into PreparingRebalance if it is not there yet, parking syncs.
-pub(super) fn maybe_prepare(b: &mut Broker, group_id: &str) {
+pub(super) fn maybe_prepare(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
     let now = b.now();
-    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    let group = c.groups.get_mut(group_id).unwrap();
     if group.state == GroupState::PreparingRebalance {
         return;
     }
@@ -310,12 +319,15 @@ pub(super) fn maybe_prepare(b: &mut Broker, group_id: &str) {
             parked.push(s);
         }
     }
-    b.log_line(
+    b.log(
         LogLevel::Info,
         format!("group {group_id}: preparing rebalance"),
     );
+    // Postcondition: a rebalance answers every parked SyncGroup, and has a deadline.
+    assert!(group.members.values().all(|m| m.awaiting_sync.is_none()));
+    assert!(group.rebalance_deadline.is_some_and(|d| d >= now));
     for s in parked {
-        b.respond_pub(
+        b.respond(
             s,
             Some(ResponseKind::SyncGroup(
                 SyncGroupResponse::default().with_error_code(REBALANCE_IN_PROGRESS),
@@ -325,9 +337,9 @@ pub(super) fn maybe_prepare(b: &mut Broker, group_id: &str) {
 }
 
 /// Complete the join phase if every member has rejoined (or the deadline passed).
-pub(super) fn try_complete_join(b: &mut Broker, group_id: &str) {
+pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
     let now = b.now();
-    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    let group = c.groups.get_mut(group_id).unwrap();
     if group.state != GroupState::PreparingRebalance {
         return;
     }
@@ -366,11 +378,11 @@ pub(super) fn try_complete_join(b: &mut Broker, group_id: &str) {
         group.leader = None;
         group.state_ms = now.unix_ms();
         let generation = group.generation;
-        b.log_line(
+        b.log(
             LogLevel::Info,
             format!("group {group_id}: empty at generation {generation}"),
         );
-        persist_group(b, group_id, None);
+        persist_group(c, b, group_id, None);
         return;
     }
     // Choose the assignor: among those every member supports, the one most members prefer.
@@ -418,6 +430,16 @@ pub(super) fn try_complete_join(b: &mut Broker, group_id: &str) {
     }
     group.state = GroupState::CompletingRebalance;
     let leader = group.leader.clone().unwrap();
+    // The new generation: a leader among the members, and an assignor every member speaks.
+    assert!(
+        group.members.contains_key(&leader),
+        "{group_id}: leader is a member"
+    );
+    assert!(group
+        .members
+        .values()
+        .all(|m| m.protocols.iter().any(|(n, _)| *n == protocol)));
+    assert!(group.rebalance_deadline.is_none() && group.pending.is_empty());
     let generation = group.generation;
     let members_list: Vec<JoinGroupResponseMember> = group
         .members
@@ -447,20 +469,22 @@ pub(super) fn try_complete_join(b: &mut Broker, group_id: &str) {
         replies.push((to, resp));
     }
     let n = group.members.len();
-    b.log_line(LogLevel::Info, format!("group {group_id}: generation {generation} with {n} member(s), protocol {protocol}, leader {leader}"));
+    b.log(LogLevel::Info, format!("group {group_id}: generation {generation} with {n} member(s), protocol {protocol}, leader {leader}"));
     for (to, resp) in replies {
-        b.respond_pub(to, Some(ResponseKind::JoinGroup(resp)));
+        b.respond(to, Some(ResponseKind::JoinGroup(resp)));
     }
 }
 
 /// Write the group's current membership as a record (after a sync, or when it empties).
 pub(super) fn persist_group(
-    b: &mut Broker,
+    c: &mut Coordinator,
+    b: &mut Rt,
     group_id: &str,
-    reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
-) {
-    let value = group_value(&b.coordinator.groups[group_id]);
+    reply: Option<Reply>,
+) -> Option<WriteMark> {
+    let value = group_value(&c.groups[group_id]);
     commit_records(
+        c,
         b,
         group_id,
         vec![GroupRecord::Group {
@@ -468,7 +492,7 @@ pub(super) fn persist_group(
             value: Some(value),
         }],
         reply,
-    );
+    )
 }
 
 /// The durable form of a group's membership.

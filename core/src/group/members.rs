@@ -6,11 +6,16 @@ pub(super) fn sync_error(code: i16) -> ResponseKind {
     ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
 }
 
-pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bool {
+pub(super) fn sync_group(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: SyncGroupRequest,
+) -> bool {
     let now = b.now();
     let group_id = r.group_id.0.to_string();
     let member_id = r.member_id.to_string();
-    let Some(group) = b.coordinator.groups.get_mut(&group_id) else {
+    let Some(group) = c.groups.get_mut(&group_id) else {
         b.respond(to, Some(sync_error(UNKNOWN_MEMBER_ID)));
         return true;
     };
@@ -48,13 +53,13 @@ pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bo
                 .with_assignment(m.assignment.clone());
             let mark = group.last_write.clone();
             let err = sync_error(COORDINATOR_NOT_AVAILABLE);
-            b.respond_after(to, ResponseKind::SyncGroup(resp), err, mark);
+            respond_after(b, to, ResponseKind::SyncGroup(resp), err, mark);
         }
         GroupState::CompletingRebalance => {
             if let Some(old) = m.awaiting_sync.replace(to) {
-                b.respond_pub(old, Some(sync_error(REBALANCE_IN_PROGRESS)));
+                b.respond(old, Some(sync_error(REBALANCE_IN_PROGRESS)));
             }
-            let group = b.coordinator.groups.get_mut(&group_id).unwrap();
+            let group = c.groups.get_mut(&group_id).unwrap();
             if group.leader.as_deref() != Some(member_id.as_str()) {
                 return true; // followers wait for the leader's assignment
             }
@@ -79,7 +84,7 @@ pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bo
                 .filter_map(|m| m.awaiting_sync.take().map(|t| (t, m.assignment.clone())))
                 .collect();
             let (pt, pn) = (group.protocol_type.clone(), group.protocol.clone());
-            b.log_line(
+            b.log(
                 LogLevel::Info,
                 format!("group {group_id}: stable at generation {}", r.generation_id),
             );
@@ -95,15 +100,12 @@ pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bo
                 );
                 let err = sync_error(COORDINATOR_NOT_AVAILABLE);
                 if first {
-                    let before = b.last_internal_write();
-                    persist_group(b, &group_id, Some((to, ok, err)));
-                    let after = b.last_internal_write();
                     // If the write was refused (say the partition is offline), every member
                     // gets the error: an assignment that is not durable was never made.
-                    written = (after != before).then_some(after).flatten();
+                    written = persist_group(c, b, &group_id, Some((to, ok, err)));
                     first = false;
                 } else if written.is_some() {
-                    b.respond_after(to, ok, err, written.clone());
+                    respond_after(b, to, ok, err, written.clone());
                 } else {
                     b.respond(to, Some(err));
                 }
@@ -114,10 +116,10 @@ pub(super) fn sync_group(b: &mut Broker, to: ReplyTo, r: SyncGroupRequest) -> bo
     true
 }
 
-pub(super) fn heartbeat(b: &mut Broker, to: ReplyTo, r: HeartbeatRequest) -> bool {
+pub(super) fn heartbeat(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, r: HeartbeatRequest) -> bool {
     let now = b.now();
     let group_id = r.group_id.0.to_string();
-    let code = match b.coordinator.groups.get_mut(&group_id) {
+    let code = match c.groups.get_mut(&group_id) {
         None => UNKNOWN_MEMBER_ID,
         Some(g) if g.is_fenced(r.group_instance_id.as_deref(), r.member_id.as_str()) => {
             FENCED_INSTANCE_ID
@@ -145,7 +147,12 @@ pub(super) fn heartbeat(b: &mut Broker, to: ReplyTo, r: HeartbeatRequest) -> boo
     true
 }
 
-pub(super) fn leave_group(b: &mut Broker, to: ReplyTo, r: LeaveGroupRequest) -> bool {
+pub(super) fn leave_group(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: LeaveGroupRequest,
+) -> bool {
     let group_id = r.group_id.0.to_string();
     let leaving: Vec<(String, Option<String>)> = if to.api_version >= 3 {
         r.members
@@ -161,7 +168,7 @@ pub(super) fn leave_group(b: &mut Broker, to: ReplyTo, r: LeaveGroupRequest) -> 
         vec![(r.member_id.to_string(), None)]
     };
     let mut resp = LeaveGroupResponse::default();
-    let Some(group) = b.coordinator.groups.get_mut(&group_id) else {
+    let Some(group) = c.groups.get_mut(&group_id) else {
         resp.error_code = UNKNOWN_MEMBER_ID;
         b.respond(to, Some(ResponseKind::LeaveGroup(resp)));
         return true;
@@ -205,28 +212,33 @@ pub(super) fn leave_group(b: &mut Broker, to: ReplyTo, r: LeaveGroupRequest) -> 
         resp.members.clear();
     }
     for p in parked_joins {
-        b.respond_pub(p, Some(join_error(UNKNOWN_MEMBER_ID, "")));
+        b.respond(p, Some(join_error(UNKNOWN_MEMBER_ID, "")));
     }
     for p in parked_syncs {
-        b.respond_pub(p, Some(sync_error(UNKNOWN_MEMBER_ID)));
+        b.respond(p, Some(sync_error(UNKNOWN_MEMBER_ID)));
     }
     if removed > 0 {
-        b.log_line(
+        b.log(
             LogLevel::Info,
             format!("group {group_id}: {removed} member(s) left"),
         );
-        member_gone(b, &group_id);
+        member_gone(c, b, &group_id);
     }
     b.respond(to, Some(ResponseKind::LeaveGroup(resp)));
     true
 }
 
 /// After members left or expired: rebalance the rest, or empty the group.
-pub(super) fn member_gone(b: &mut Broker, group_id: &str) {
+pub(super) fn member_gone(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
     let now = b.now();
-    let group = b.coordinator.groups.get_mut(group_id).unwrap();
+    let group = c.groups.get_mut(group_id).unwrap();
     if group.members.is_empty() {
         if group.state != GroupState::PreparingRebalance || group.pending.is_empty() {
+            assert_ne!(
+                group.state,
+                GroupState::Dead,
+                "{group_id}: a dead group loses no members"
+            );
             group.state = GroupState::Empty;
             group.generation += 1;
             group.protocol = None;
@@ -234,7 +246,7 @@ pub(super) fn member_gone(b: &mut Broker, group_id: &str) {
             group.rebalance_deadline = None;
             group.initial_delay_until = None;
             group.state_ms = now.unix_ms();
-            persist_group(b, group_id, None);
+            persist_group(c, b, group_id, None);
         }
         return;
     }
@@ -246,8 +258,8 @@ pub(super) fn member_gone(b: &mut Broker, group_id: &str) {
         group.leader = group.members.keys().next().cloned();
     }
     match group.state {
-        GroupState::Stable | GroupState::CompletingRebalance => maybe_prepare(b, group_id),
-        GroupState::PreparingRebalance => try_complete_join(b, group_id),
+        GroupState::Stable | GroupState::CompletingRebalance => maybe_prepare(c, b, group_id),
+        GroupState::PreparingRebalance => try_complete_join(c, b, group_id),
         GroupState::Empty | GroupState::Dead => {}
     }
 }

@@ -38,8 +38,8 @@
 //! records through the same function (answering COORDINATOR_LOAD_IN_PROGRESS until it is done).
 //! Offsets of a group that has been empty for `offsets.retention.minutes` expire (tombstones).
 
-use crate::broker::{Broker, ReplyTo};
 use crate::config::Config;
+use crate::coordinator::{PendingWrite, Reply, ReplyTo, WriteMark};
 use crate::error::*;
 use crate::io::{ConnId, LogLevel, StorageFault, StorageReply};
 use crate::time::{Duration, Instant};
@@ -53,8 +53,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -84,6 +83,9 @@ use runtime::*;
 pub(crate) use runtime::{load_done, start};
 pub use state::*;
 pub use timers::{after_step, tick};
+
+/// The coordinator runtime as the group coordinator sees it (the broker, behind a trait).
+pub type Rt = dyn crate::coordinator::Host<GroupRecord>;
 
 /// Where the coordinator is in loading `__consumer_offsets` at start.
 #[derive(Debug)]
@@ -158,23 +160,31 @@ impl Coordinator {
                 value,
             } => {
                 let offsets = self.offsets.entry(group.clone()).or_default();
+                let key = (topic, partition);
                 match value {
                     Some(v) => {
-                        offsets.insert((topic, partition), v);
+                        offsets.insert(key.clone(), v);
+                        assert!(self.offsets[&group].contains_key(&key));
                     }
                     None => {
-                        offsets.remove(&(topic, partition));
+                        offsets.remove(&key);
                         if offsets.is_empty() {
                             self.offsets.remove(&group);
                         }
+                        assert!(self
+                            .offsets
+                            .get(&group)
+                            .is_none_or(|o| !o.contains_key(&key)));
                     }
                 }
             }
             GroupRecord::Group { group, value } => match value {
                 None => {
                     self.groups.remove(&group);
+                    assert!(!self.groups.contains_key(&group));
                 }
                 Some(v) => {
+                    let generation = v.generation;
                     let g = self
                         .groups
                         .entry(group)
@@ -216,6 +226,9 @@ impl Coordinator {
                         );
                     }
                     g.members = members;
+                    // The record is the group's membership now: its generation, its members.
+                    assert_eq!(g.generation, generation);
+
                     if g.members.is_empty() {
                         g.state = GroupState::Empty;
                     } else if g.state == GroupState::Empty || g.state == GroupState::Dead {
@@ -274,8 +287,35 @@ impl Coordinator {
 
     /// Group invariants, checked after every step.
     pub fn invariants(&self) {
+        assert!(self.offsets_partitions >= 1);
+        for (id, offsets) in &self.offsets {
+            assert!(
+                !offsets.is_empty(),
+                "{id}: an empty offsets entry is removed"
+            );
+        }
         for (id, g) in &self.groups {
             assert!(g.generation >= 0, "{id}: negative generation");
+            // A group's records all go to its own offsets partition.
+            assert!(g
+                .last_write
+                .as_ref()
+                .is_none_or(|m| m.topic == OFFSETS_TOPIC
+                    && m.partition == partition_for(id, self.offsets_partitions)));
+            for (mid, m) in &g.members {
+                assert_eq!(mid, &m.member_id, "{id}: members keyed by their id");
+            }
+            let iids: Vec<&String> = g
+                .members
+                .values()
+                .filter_map(|m| m.instance_id.as_ref())
+                .collect();
+            let unique: std::collections::BTreeSet<&String> = iids.iter().copied().collect();
+            assert_eq!(
+                iids.len(),
+                unique.len(),
+                "{id}: a static instance id held twice"
+            );
             match g.state {
                 GroupState::Empty => {
                     assert!(g.members.is_empty(), "{id}: Empty group with members")

@@ -24,7 +24,12 @@ pub(super) fn commit_errors(r: &OffsetCommitRequest, code: i16) -> OffsetCommitR
     )
 }
 
-pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest) -> bool {
+pub(super) fn offset_commit(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: OffsetCommitRequest,
+) -> bool {
     let now = b.now();
     let group_id = r.group_id.0.to_string();
     let member_id = r.member_id.to_string();
@@ -33,7 +38,7 @@ pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest)
     let group_code = if group_id.is_empty() {
         INVALID_GROUP_ID
     } else {
-        match b.coordinator.groups.get_mut(&group_id) {
+        match c.groups.get_mut(&group_id) {
             None if generation < 0 => NONE,
             None => ILLEGAL_GENERATION,
             Some(g) if generation < 0 && g.state == GroupState::Empty => NONE,
@@ -65,7 +70,7 @@ pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest)
         }
     };
     if group_code != NONE {
-        b.log_line(LogLevel::Info, format!("OffsetCommit for group {group_id} by {member_id:?} gen {generation} refused with error {group_code}"));
+        b.log(LogLevel::Info, format!("OffsetCommit for group {group_id} by {member_id:?} gen {generation} refused with error {group_code}"));
         b.respond(
             to,
             Some(ResponseKind::OffsetCommit(commit_errors(&r, group_code))),
@@ -78,9 +83,9 @@ pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest)
         let topic = t.name.0.to_string();
         let mut tr = OffsetCommitResponseTopic::default().with_name(t.name.clone());
         for p in &t.partitions {
-            let known = b.topics.get(&topic).is_some_and(|tt| {
-                p.partition_index >= 0 && (p.partition_index as usize) < tt.partitions.len()
-            });
+            let known = b
+                .partitions_of(&topic)
+                .is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
             let code = if !known {
                 UNKNOWN_TOPIC_OR_PARTITION
             } else if p
@@ -115,11 +120,9 @@ pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest)
         b.respond(to, Some(ResponseKind::OffsetCommit(resp)));
         return true;
     }
-    if !b.coordinator.groups.contains_key(&group_id) {
+    if !c.groups.contains_key(&group_id) {
         // A simple (group-less) consumer's commits create an Empty group, as in Kafka.
-        b.coordinator
-            .groups
-            .insert(group_id.clone(), Group::new(now.unix_ms()));
+        c.groups.insert(group_id.clone(), Group::new(now.unix_ms()));
     }
     let mut failed = resp.clone();
     for t in &mut failed.topics {
@@ -130,6 +133,7 @@ pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest)
         }
     }
     commit_records(
+        c,
         b,
         &group_id,
         records,
@@ -142,8 +146,13 @@ pub(super) fn offset_commit(b: &mut Broker, to: ReplyTo, r: OffsetCommitRequest)
     true
 }
 
-pub(super) fn offset_fetch(b: &mut Broker, to: ReplyTo, r: OffsetFetchRequest) -> bool {
-    let c = &b.coordinator;
+pub(super) fn offset_fetch(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: OffsetFetchRequest,
+) -> bool {
+    let c = &*c;
     let lookup = |group: &str, topic: &str, partition: i32| -> (i64, i32, Option<String>) {
         match c
             .offsets
@@ -164,69 +173,45 @@ pub(super) fn offset_fetch(b: &mut Broker, to: ReplyTo, r: OffsetFetchRequest) -
         m
     };
     let mut resp = OffsetFetchResponse::default();
-    if to.api_version <= 7 {
-        let group = r.group_id.0.to_string();
-        let wanted: BTreeMap<String, Vec<i32>> = match &r.topics {
-            Some(ts) => ts
-                .iter()
-                .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-                .collect(),
-            None => all_for(&group),
-        };
-        for (topic, parts) in wanted {
-            let mut tr =
-                OffsetFetchResponseTopic::default().with_name(TopicName(sb(topic.clone())));
-            for p in parts {
-                let (offset, epoch, metadata) = lookup(&group, &topic, p);
-                tr.partitions.push(
-                    OffsetFetchResponsePartition::default()
-                        .with_partition_index(p)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(epoch)
-                        .with_metadata(metadata.map(sb)),
-                );
-            }
-            resp.topics.push(tr);
+    // OffsetFetch is served up to v7 (see `wire::SUPPORTED`): one group per request. The v8
+    // batched form (KIP-709, `groups`) never arrives.
+    assert!(
+        to.api_version <= 7,
+        "OffsetFetch v{} is above the negotiated cap",
+        to.api_version
+    );
+    let group = r.group_id.0.to_string();
+    let wanted: BTreeMap<String, Vec<i32>> = match &r.topics {
+        Some(ts) => ts
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect(),
+        None => all_for(&group),
+    };
+    for (topic, parts) in wanted {
+        let mut tr = OffsetFetchResponseTopic::default().with_name(TopicName(sb(topic.clone())));
+        for p in parts {
+            let (offset, epoch, metadata) = lookup(&group, &topic, p);
+            tr.partitions.push(
+                OffsetFetchResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(epoch)
+                    .with_metadata(metadata.map(sb)),
+            );
         }
-    } else {
-        for g in &r.groups {
-            let group = g.group_id.0.to_string();
-            let wanted: BTreeMap<String, Vec<i32>> = match &g.topics {
-                Some(ts) => ts
-                    .iter()
-                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-                    .collect(),
-                None => all_for(&group),
-            };
-            let mut gr = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            for (topic, parts) in wanted {
-                let mut tr =
-                    OffsetFetchResponseTopics::default().with_name(TopicName(sb(topic.clone())));
-                for p in parts {
-                    let (offset, epoch, metadata) = lookup(&group, &topic, p);
-                    tr.partitions.push(
-                        OffsetFetchResponsePartitions::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(metadata.map(sb)),
-                    );
-                }
-                gr.topics.push(tr);
-            }
-            resp.groups.push(gr);
-        }
+        resp.topics.push(tr);
     }
     // Committed offsets are replayed into memory when written; answer only once everything
     // written to the group's offsets partition so far is durable, so a power loss can never
     // take back an offset a consumer was told (the committed offset never moves backwards).
     let mark = b.end_mark(
         OFFSETS_TOPIC,
-        partition_for(&r.group_id.0, b.coordinator.offsets_partitions),
+        partition_for(&r.group_id.0, c.offsets_partitions),
     );
     let err = ResponseKind::OffsetFetch(
         OffsetFetchResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
     );
-    b.respond_after(to, ResponseKind::OffsetFetch(resp), err, mark);
+    respond_after(b, to, ResponseKind::OffsetFetch(resp), err, mark);
     true
 }

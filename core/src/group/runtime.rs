@@ -1,41 +1,47 @@
-//! The broker's side: loading `__consumer_offsets` at start, and writing records.
+//! The group coordinator's use of the coordinator runtime: loading `__consumer_offsets` at
+//! start (Kafka's `CoordinatorLoader`) and writing the records its operations produce.
 
 use super::*;
 
 /// At start: make sure `__consumer_offsets` exists and read it back.
-pub(crate) fn start(b: &mut Broker) {
-    let n = b.coordinator.offsets_partitions;
-    if !b.topics.contains_key(OFFSETS_TOPIC) {
-        let mut s = b.default_settings_pub();
+pub(crate) fn start(c: &mut Coordinator, b: &mut Rt) {
+    let n = c.offsets_partitions;
+    let Some(existing) = b.partitions_of(OFFSETS_TOPIC) else {
+        let mut s = b.default_settings();
         // Offsets are kept by key, not by time: never delete the log by retention (Kafka
         // compacts this topic instead; see `compact`).
         s.retention_ms = -1;
         s.retention_bytes = -1;
         // A snapshot (see `compact`) is one batch holding every live key of a partition.
         s.max_message_bytes = (s.segment_bytes - 64).min(64 * 1024 * 1024) as u32;
-        b.create_topic(OFFSETS_TOPIC, n, s, None);
+        b.create_topic(OFFSETS_TOPIC, n, s);
         return;
-    }
+    };
     // The partition count is the topic's, whatever the configuration says now: groups hash
     // onto the partitions that exist.
-    b.coordinator.offsets_partitions = b.topics[OFFSETS_TOPIC].partitions.len() as i32;
-    let reads = b.offsets_log_reads();
+    c.offsets_partitions = existing;
+    let reads = b.load_reads(OFFSETS_TOPIC);
     if reads.is_empty() {
         return;
     }
-    b.coordinator.loading = Some(Loading {
+    c.loading = Some(Loading {
         chunks: vec![None; reads.len()],
         outstanding: reads.len(),
     });
     for (slot, req) in reads.into_iter().enumerate() {
-        b.storage_for_group(req, slot);
+        b.read_for_load(req, slot);
     }
 }
 
 /// A chunk of `__consumer_offsets` was read at start.
-pub(crate) fn load_done(b: &mut Broker, slot: usize, result: Result<StorageReply, StorageFault>) {
+pub(crate) fn load_done(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    slot: usize,
+    result: Result<StorageReply, StorageFault>,
+) {
     let now = b.now();
-    let Some(loading) = b.coordinator.loading.as_mut() else {
+    let Some(loading) = c.loading.as_mut() else {
         return;
     };
     match result {
@@ -44,7 +50,7 @@ pub(crate) fn load_done(b: &mut Broker, slot: usize, result: Result<StorageReply
         Err(fault) => {
             // Without its log the coordinator cannot know the committed offsets; answering
             // "none committed" would make consumers reprocess or skip. Stay unavailable.
-            b.log_line(
+            b.log(
                 LogLevel::Error,
                 format!("loading {OFFSETS_TOPIC} failed: {fault}; group coordinator unavailable"),
             );
@@ -55,50 +61,54 @@ pub(crate) fn load_done(b: &mut Broker, slot: usize, result: Result<StorageReply
     if loading.outstanding > 0 {
         return;
     }
-    let chunks = b.coordinator.loading.take().unwrap().chunks;
+    let chunks = c.loading.take().unwrap().chunks;
     let mut count = 0;
     for chunk in chunks.into_iter().flatten() {
         match decode_batches(chunk) {
             Ok(records) => {
                 for r in records {
                     count += 1;
-                    b.coordinator.replay(r, now);
+                    c.replay(r, now);
                 }
             }
-            Err(e) => b.log_line(
+            Err(e) => b.log(
                 LogLevel::Error,
                 format!("{OFFSETS_TOPIC}: undecodable records skipped: {e}"),
             ),
         }
     }
     // What was loaded may not be durable yet (see `Broker::new`): answers wait for it.
-    let n = b.coordinator.offsets_partitions;
-    let ids: Vec<String> = b.coordinator.groups.keys().cloned().collect();
+    let n = c.offsets_partitions;
+    let ids: Vec<String> = c.groups.keys().cloned().collect();
     for id in ids {
         let mark = b.end_mark(OFFSETS_TOPIC, partition_for(&id, n));
-        b.coordinator.groups.get_mut(&id).unwrap().last_write = mark;
+        c.groups.get_mut(&id).unwrap().last_write = mark;
     }
     // Loaded groups with members restart their rebalance so members resynchronise.
-    for g in b.coordinator.groups.values_mut() {
+    for g in c.groups.values_mut() {
         for m in g.members.values_mut() {
             m.session_deadline = now + Duration::from_ms(m.session_timeout_ms.max(0) as u64);
         }
     }
-    let groups = b.coordinator.groups.len();
-    b.log_line(
+    let groups = c.groups.len();
+    b.log(
         LogLevel::Info,
         format!("group coordinator loaded {count} records: {groups} groups"),
     );
 }
 
-/// Write records: replay them now, append them to the group's offsets partition, and send
-/// `response` once they are durable (or `on_error` if the write fails).
+/// Write records (a `CoordinatorResult`): replay membership records now, append all of them to
+/// the group's offsets partition through the runtime, and send `reply`'s response once they are
+/// durable (its error response if the write fails). Returns where the write ended, `None` if it
+/// was refused (then the group rebalances away from the unwritten generation).
 pub(super) fn commit_records(
-    b: &mut Broker,
+    c: &mut Coordinator,
+    b: &mut Rt,
     group: &str,
     records: Vec<GroupRecord>,
-    reply: Option<(ReplyTo, ResponseKind, ResponseKind)>,
-) {
+    reply: Option<Reply>,
+) -> Option<WriteMark> {
+    assert!(!records.is_empty(), "a write of no records");
     let now = b.now();
     // Membership changes take effect at once (the rebalance protocol runs on them; a failed
     // write fails the SyncGroup that depends on it). Committed offsets take effect only once
@@ -110,11 +120,17 @@ pub(super) fn commit_records(
         if matches!(r, GroupRecord::Offset { .. }) {
             deferred.push(r.clone());
         } else {
-            b.coordinator.replay(r.clone(), now);
+            c.replay(r.clone(), now);
         }
     }
-    let partition = partition_for(group, b.coordinator.offsets_partitions);
+    let partition = partition_for(group, c.offsets_partitions);
     let batch = encode_batch(&records, now.unix_ms());
+    let header = crate::batch::BatchHeader::parse(&batch).expect("a batch we built parses");
+    assert_eq!(
+        header.records_count as usize,
+        records.len(),
+        "one batch, every record"
+    );
     let membership = records
         .iter()
         .find_map(|r| match r {
@@ -125,15 +141,64 @@ pub(super) fn commit_records(
     let writes_membership = records
         .iter()
         .any(|r| matches!(r, GroupRecord::Group { .. }));
-    let before = b.last_internal_write();
-    b.append_internal(OFFSETS_TOPIC, partition, batch, reply, deferred, membership);
-    let after = b.last_internal_write();
-    // Only membership records: a committed offset takes effect when durable anyway, and a
-    // failed commit must not hold up the group's SyncGroup answers forever (seed 610: a commit
-    // failed on a full disk, and every rejoin's SyncGroup waited on it and failed).
-    if after != before && writes_membership {
-        if let Some(g) = b.coordinator.groups.get_mut(group) {
-            g.last_write = after;
+    let written = crate::coordinator::runtime::write(
+        b,
+        OFFSETS_TOPIC,
+        partition,
+        batch,
+        deferred,
+        reply,
+        membership.clone(),
+    );
+    match written {
+        Ok(mark) => {
+            assert!(mark.end > 0, "a write ends after its first record");
+            // Only membership records: a committed offset takes effect when durable anyway,
+            // and a failed commit must not hold up the group's SyncGroup answers forever (seed
+            // 610: a commit failed on a full disk, and every rejoin's SyncGroup waited on it
+            // and failed).
+            if writes_membership {
+                if let Some(g) = c.groups.get_mut(group) {
+                    g.last_write = Some(mark.clone());
+                }
+            }
+            Some(mark)
         }
+        Err(_) => {
+            if let Some((g, generation)) = membership {
+                membership_write_failed(c, b, &g, generation);
+            }
+            None
+        }
+    }
+}
+
+/// Send `ok` once the write `mark` is durable (`err` if it is lost first); at once if there is
+/// nothing to wait for; `err` at once if too many writes wait already.
+pub(super) fn respond_after(
+    b: &mut Rt,
+    to: ReplyTo,
+    ok: ResponseKind,
+    err: ResponseKind,
+    mark: Option<WriteMark>,
+) {
+    match mark {
+        Some(mark) if b.parking_full() => {
+            b.log(
+                LogLevel::Warn,
+                format!(
+                    "{}-{}: too many answers wait for durability; refusing one",
+                    mark.topic, mark.partition
+                ),
+            );
+            b.respond(to, Some(err))
+        }
+        Some(mark) => b.park(PendingWrite {
+            mark,
+            reply: Some((to, ok, err)),
+            apply: Vec::new(),
+            membership: None,
+        }),
+        None => b.respond(to, Some(ok)),
     }
 }

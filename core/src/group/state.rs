@@ -79,7 +79,7 @@ pub struct Group {
     /// The group's latest membership record in `__consumer_offsets`. Until it is durable,
     /// nothing derived from it (an assignment, a generation) is shown to a client: otherwise a
     /// power loss could take back what a client was told (found by the simulator, seed 152).
-    pub(super) last_write: Option<crate::broker::WriteMark>,
+    pub(super) last_write: Option<WriteMark>,
 }
 
 impl Group {

@@ -3,14 +3,14 @@
 use super::*;
 
 /// Timers: expired sessions, rebalance deadlines, the initial delay, offset expiry.
-pub fn tick(b: &mut Broker) {
-    if b.coordinator.is_loading() {
+pub fn tick(c: &mut Coordinator, b: &mut Rt) {
+    if c.is_loading() {
         return;
     }
     let now = b.now();
-    let ids: Vec<String> = b.coordinator.groups.keys().cloned().collect();
+    let ids: Vec<String> = c.groups.keys().cloned().collect();
     for id in ids {
-        let g = b.coordinator.groups.get_mut(&id).unwrap();
+        let g = c.groups.get_mut(&id).unwrap();
         g.pending.retain(|_, d| *d > now);
         let expired: Vec<String> = g
             .members
@@ -25,39 +25,38 @@ pub fn tick(b: &mut Broker) {
         }
         let state = g.state;
         for p in parked {
-            b.respond_pub(p, Some(sync_error(REBALANCE_IN_PROGRESS)));
+            b.respond(p, Some(sync_error(REBALANCE_IN_PROGRESS)));
         }
         if !expired.is_empty() {
-            b.log_line(
+            b.log(
                 LogLevel::Info,
                 format!("group {id}: session expired for {}", expired.join(", ")),
             );
-            member_gone(b, &id);
+            member_gone(c, b, &id);
         } else if state == GroupState::PreparingRebalance {
-            try_complete_join(b, &id);
+            try_complete_join(c, b, &id);
         }
     }
     // Offset expiry (Kafka offsets.retention.minutes): offsets of a group that has been Empty
     // longer than the retention are deleted.
-    let due = b.coordinator.next_expiry_check.is_none_or(|t| t <= now);
+    let due = c.next_expiry_check.is_none_or(|t| t <= now);
     if due {
-        b.coordinator.next_expiry_check = Some(now + EXPIRY_CHECK_INTERVAL);
-        compact(b);
-        let retention = b.coordinator.offsets_retention_ms;
+        c.next_expiry_check = Some(now + EXPIRY_CHECK_INTERVAL);
+        compact(c, b);
+        let retention = c.offsets_retention_ms;
         if retention >= 0 {
             let now_ms = now.unix_ms();
-            let expired: Vec<String> = b
-                .coordinator
+            let expired: Vec<String> = c
                 .offsets
                 .keys()
-                .filter(|g| match b.coordinator.groups.get(*g) {
+                .filter(|g| match c.groups.get(*g) {
                     Some(grp) => {
                         grp.state == GroupState::Empty && now_ms - grp.state_ms > retention
                     }
                     None => true,
                 })
                 .filter(|g| {
-                    b.coordinator.offsets[*g]
+                    c.offsets[*g]
                         .values()
                         .map(|v| v.commit_ms)
                         .max()
@@ -68,7 +67,7 @@ pub fn tick(b: &mut Broker) {
                 .cloned()
                 .collect();
             for g in expired {
-                let records: Vec<GroupRecord> = b.coordinator.offsets[&g]
+                let records: Vec<GroupRecord> = c.offsets[&g]
                     .keys()
                     .map(|(t, p)| GroupRecord::Offset {
                         group: g.clone(),
@@ -77,11 +76,11 @@ pub fn tick(b: &mut Broker) {
                         value: None,
                     })
                     .collect();
-                b.log_line(
+                b.log(
                     LogLevel::Info,
                     format!("group {g}: committed offsets expired"),
                 );
-                commit_records(b, &g, records, None);
+                commit_records(c, b, &g, records, None);
             }
         }
     }
@@ -94,22 +93,24 @@ pub fn tick(b: &mut Broker) {
 /// that batch is durable it deletes every older segment. A crash in between is harmless:
 /// replaying the old segments and then the snapshot ends in the same state, because `Reset`
 /// wipes what came before. The snapshot is not replayed live: live state already equals it.
-pub(super) fn compact(b: &mut Broker) {
-    let n = b.coordinator.offsets_partitions;
+pub(super) fn compact(c: &mut Coordinator, b: &mut Rt) {
+    let n = c.offsets_partitions;
     for p in 0..n {
         // Finish a snapshot whose batch is now durable.
-        if let Some(base) = b.coordinator.snapshots.get(&p).copied() {
-            if b.offsets_partition_hw(p).is_some_and(|hw| hw > base) {
-                b.coordinator.snapshots.remove(&p);
-                b.offsets_delete_before(p, base);
+        if let Some(base) = c.snapshots.get(&p).copied() {
+            if b.high_watermark(OFFSETS_TOPIC, p)
+                .is_some_and(|hw| hw > base)
+            {
+                c.snapshots.remove(&p);
+                b.delete_before(OFFSETS_TOPIC, p, base);
             }
             continue;
         }
-        if b.offsets_partition_bytes(p) < b.config().offsets_log_bytes_max {
+        if b.size_bytes(OFFSETS_TOPIC, p) < b.config().offsets_log_bytes_max {
             continue;
         }
         let mut records = vec![GroupRecord::Reset { partition: p }];
-        for (g, grp) in &b.coordinator.groups {
+        for (g, grp) in &c.groups {
             if partition_for(g, n) == p {
                 records.push(GroupRecord::Group {
                     group: g.clone(),
@@ -117,7 +118,7 @@ pub(super) fn compact(b: &mut Broker) {
                 });
             }
         }
-        for (g, offs) in &b.coordinator.offsets {
+        for (g, offs) in &c.offsets {
             if partition_for(g, n) != p {
                 continue;
             }
@@ -130,31 +131,32 @@ pub(super) fn compact(b: &mut Broker) {
                 });
             }
         }
+        // A snapshot wipes the partition's earlier state first, then restates every live key.
+        assert!(matches!(records[0], GroupRecord::Reset { partition } if partition == p));
         let count = records.len();
         let batch = encode_batch(&records, b.now().unix_ms());
-        if let Some(base) = b.offsets_snapshot(p, batch) {
-            b.log_line(
+        if let Some(base) = b.append_in_new_segment(OFFSETS_TOPIC, p, batch) {
+            b.log(
                 LogLevel::Info,
                 format!("{OFFSETS_TOPIC}-{p}: snapshot of {count} records at offset {base}"),
             );
-            b.coordinator.snapshots.insert(p, base);
+            c.snapshots.insert(p, base);
         }
     }
 }
 
 /// After every step: complete joins whose last member just arrived.
-pub fn after_step(b: &mut Broker) {
-    if b.coordinator.is_loading() {
+pub fn after_step(c: &mut Coordinator, b: &mut Rt) {
+    if c.is_loading() {
         return;
     }
-    let ready: Vec<String> = b
-        .coordinator
+    let ready: Vec<String> = c
         .groups
         .iter()
         .filter(|(_, g)| g.state == GroupState::PreparingRebalance)
         .map(|(id, _)| id.clone())
         .collect();
     for id in ready {
-        try_complete_join(b, &id);
+        try_complete_join(c, b, &id);
     }
 }

@@ -1,0 +1,114 @@
+//! The coordinator runtime: how a coordinator (groups today, transactions later) writes the
+//! records its operations produce, and answers only once they are durable.
+//!
+//! Kafka's new group coordinator (KIP-848) splits a coordinator in two. A *shard*
+//! (`GroupMetadataManager`) holds the state and decides: every operation returns a
+//! `CoordinatorResult(records, response)` and changes nothing by itself. The
+//! `CoordinatorRuntime` carries the result out: it appends the records to the coordinator's
+//! partition of an internal topic (`__consumer_offsets`), replays them into the shard, and
+//! completes the response when the high watermark passes them, or fails it if the write is
+//! lost. gregor keeps that split:
+//!
+//! - the shard is [`crate::group::Coordinator`], changed only by `replay(record)`;
+//! - [`Host`] is what the runtime needs from the broker (Kafka's `PartitionWriter` and the
+//!   request channel): append a batch, report where it ended, park a response until that end
+//!   is durable, read the partition back at start;
+//! - [`runtime`] holds the writes waiting for durability and the rules for releasing them.
+//!
+//! Architecture invariant: the group coordinator never names the broker. It sees only [`Host`],
+//! so `broker` imports `group` and `coordinator`, `group` imports `coordinator`, and nothing
+//! points back (checked by `core/tests/shape.rs`).
+
+use crate::config::Config;
+use crate::files::TopicSettings;
+use crate::io::{ConnId, LogLevel, StorageRequest};
+use crate::time::Instant;
+use bytes::Bytes;
+use kafka_protocol::messages::ResponseKind;
+
+pub mod runtime;
+
+pub use runtime::{PendingWrite, PendingWrites, Reply};
+
+/// Where to send a response: connection, position in its order, header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub conn: ConnId,
+    pub seq: u64,
+    pub correlation_id: i32,
+    pub api_version: i16,
+}
+
+/// Where an internal write ended. A response that reveals state derived from that write waits
+/// until the partition's high watermark reaches `end`, and fails if the write is lost first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteMark {
+    pub topic: String,
+    pub topic_id: [u8; 16],
+    pub partition: i32,
+    /// The offset after the write's last record.
+    pub end: i64,
+    /// The partition's cut epoch when the write was made (see `Partition::cut_epoch`): if a
+    /// failed write cut the partition below `end` since, this write may be gone even though the
+    /// log has grown past `end` again.
+    pub cut_epoch: u64,
+}
+
+/// Why the runtime could not take a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRefused {
+    pub code: i16,
+    pub message: String,
+}
+
+/// What the coordinator runtime needs from the broker it runs in. The broker implements it;
+/// coordinators receive it as `&mut dyn Host<R>`, `R` being their record type.
+pub trait Host<R> {
+    fn now(&self) -> Instant;
+    fn config(&self) -> &Config;
+    /// Hand a response to its connection's ordered queue (`None`: the request gets no answer).
+    fn respond(&mut self, to: ReplyTo, body: Option<ResponseKind>);
+    fn log(&mut self, level: LogLevel, message: String);
+    /// A random UUID in text form (member ids), from the broker's seeded PRNG.
+    fn random_suffix(&mut self) -> String;
+    /// The client id of the latest request on `conn`.
+    fn client_id_of(&self, conn: ConnId) -> String;
+
+    // Kafka's `PartitionWriter`: the internal topic's partitions.
+    /// Append a batch the coordinator built, through the same path as a produce.
+    fn append(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+    ) -> Result<WriteMark, WriteRefused>;
+    /// A mark at the current end of a partition (what is there now, durable or not).
+    fn end_mark(&self, topic: &str, partition: i32) -> Option<WriteMark>;
+    /// The partition's high watermark, if it is online.
+    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64>;
+    /// The bytes the partition's log holds (0 if offline).
+    fn size_bytes(&self, topic: &str, partition: i32) -> u64;
+    /// Roll the partition and append `batch` as the first batch of the new segment. Returns
+    /// the batch's offset.
+    fn append_in_new_segment(&mut self, topic: &str, partition: i32, batch: Bytes) -> Option<i64>;
+    /// Delete every segment of the partition below `base` (a snapshot's offset).
+    fn delete_before(&mut self, topic: &str, partition: i32, base: i64);
+
+    // The purgatory for internal writes.
+    /// Whether `coordinator_writes_pending_max` writes already wait: then a write that would
+    /// wait is refused before anything is appended.
+    fn parking_full(&self) -> bool;
+    /// Park `write` until `write.mark` is durable (or lost). Precondition: not
+    /// [`Host::parking_full`].
+    fn park(&mut self, write: PendingWrite<R>);
+
+    // Kafka's `CoordinatorLoader`: reading the topic back at start.
+    fn default_settings(&self) -> TopicSettings;
+    /// The partition count of `topic`, if it exists.
+    fn partitions_of(&self, topic: &str) -> Option<i32>;
+    fn create_topic(&mut self, topic: &str, partitions: i32, settings: TopicSettings);
+    /// Reads that bring back everything stored in `topic`, in log order.
+    fn load_reads(&self, topic: &str) -> Vec<StorageRequest>;
+    /// Issue read `slot` of the load; its completion comes back to the coordinator.
+    fn read_for_load(&mut self, request: StorageRequest, slot: usize);
+}
