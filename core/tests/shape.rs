@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// No core source file is longer than this (a file that grows past it holds two concepts).
 const FILE_LINES_MAX: usize = 800;
 /// The floor for assertion density. It only ever goes up, toward the 40 the house style asks.
-const ASSERTIONS_PER_KLOC_MIN: f64 = 24.0;
+const ASSERTIONS_PER_KLOC_MIN: f64 = 31.0;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
