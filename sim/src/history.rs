@@ -34,6 +34,9 @@ pub enum Event {
         acks: i16,
         idempotent: bool,
         attempt: u32,
+        /// The records' timestamp (CreateTime), the same for every record of the batch and
+        /// every attempt.
+        timestamp_ms: i64,
     },
     /// The outcome of the producer's outstanding send of `values`.
     SendDone {

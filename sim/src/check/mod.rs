@@ -9,6 +9,7 @@
 //! | `lost-write`          | durability | at-least-once: an acknowledged record is never lost |
 //! | `unseen`              | durability | at-least-once: consumers eventually read every acknowledged record |
 //! | `duplicate`           | idempotence | exactly-once appends of the idempotent producer |
+//! | `idempotent-reorder`  | idempotence | an idempotent producer's records keep its send order, five in flight |
 //! | `failed-write-read`   | durability | at-most-once: a write the broker refused never appears |
 //! | `inconsistent-offsets`| order | per-partition ordering: an offset names one record, forever |
 //! | `nonmonotonic-send`   | order | per-partition ordering: a producer's records keep its order |
@@ -45,6 +46,7 @@ pub enum Kind {
     LostWrite,
     Unseen,
     Duplicate,
+    IdempotentReorder,
     FailedWriteRead,
     InconsistentOffsets,
     NonmonotonicSend,
@@ -60,10 +62,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
+        Kind::IdempotentReorder,
         Kind::FailedWriteRead,
         Kind::InconsistentOffsets,
         Kind::NonmonotonicSend,
@@ -82,6 +85,7 @@ impl Kind {
             Kind::LostWrite => "lost-write",
             Kind::Unseen => "unseen",
             Kind::Duplicate => "duplicate",
+            Kind::IdempotentReorder => "idempotent-reorder",
             Kind::FailedWriteRead => "failed-write-read",
             Kind::InconsistentOffsets => "inconsistent-offsets",
             Kind::NonmonotonicSend => "nonmonotonic-send",
@@ -150,6 +154,8 @@ pub(crate) struct Facts {
     pub fin_by_value: BTreeMap<Value, Vec<(Part, i64)>>,
     /// What each value's producer promised: (idempotent, retried).
     pub sent: BTreeMap<Value, (bool, bool)>,
+    /// Which producer sent each value, and whether it is idempotent.
+    pub producer_of: BTreeMap<Value, (usize, bool)>,
     /// Everything any consumer (reader or group member) ever received.
     pub seen: BTreeSet<Value>,
     /// ... and where and when: value → (partition, offset, time).
@@ -174,8 +180,10 @@ impl Facts {
 
         // What each value's producer promised: (idempotent, retried).
         let mut sent: BTreeMap<Value, (bool, bool)> = BTreeMap::new();
+        let mut producer_of: BTreeMap<Value, (usize, bool)> = BTreeMap::new();
         for e in &h.events {
             if let Event::Send {
+                producer,
                 values,
                 idempotent,
                 attempt,
@@ -183,6 +191,7 @@ impl Facts {
             } = e
             {
                 for v in values {
+                    producer_of.insert(*v, (*producer, *idempotent));
                     let s = sent.entry(*v).or_insert((*idempotent, false));
                     s.1 |= *attempt > 0;
                 }
@@ -246,6 +255,7 @@ impl Facts {
             fin,
             fin_by_value,
             sent,
+            producer_of,
             seen,
             seen_at,
             shadows,
@@ -267,7 +277,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     let mut out = Vec::new();
     let mut bad = |kind: Kind, detail: String| out.push(Anomaly { kind, detail });
     durability::check(h, &cuts, &facts, &mut bad);
-    idempotence::check(&facts, &mut bad);
+    idempotence::check(&facts, &cuts, &mut bad);
     order::check(h, &cuts, &facts, &mut bad);
     groups::check(h, &cuts, &facts, &mut bad);
     offsets::check(h, &cuts, &mut bad);
@@ -296,6 +306,7 @@ pub(crate) mod testing {
             acks: -1,
             idempotent: true,
             attempt,
+            timestamp_ms: 1_700_000_000_000 + t as i64,
         };
         ev.push(send(1, vec![1, 2], 0));
         ev.push(Event::SendDone {
@@ -429,6 +440,7 @@ mod tests {
             Kind::LostWrite,
             Kind::Unseen,
             Kind::Duplicate,
+            Kind::IdempotentReorder,
             Kind::FailedWriteRead,
             Kind::InconsistentOffsets,
             Kind::NonmonotonicSend,

@@ -9,7 +9,7 @@
 //! A client never touches the world directly: it is handed an [`Env`] and leaves requests and
 //! connection drops in its outbox; the world carries them over the simulated network.
 
-use crate::history::{CommitMode, Event, History, Outcome, Part, Value};
+use crate::history::{CommitMode, Event, History, Part, Value};
 use bytes::{Buf, Bytes, BytesMut};
 use gregor_core::assignor::{self, Strategy, Subscription};
 use gregor_core::error::*;
@@ -19,6 +19,10 @@ use gregor_core::kafka_protocol::records::{Compression, RecordBatchDecoder};
 use gregor_core::prng::Prng;
 use gregor_core::testkit::{self, Rec};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod producer;
+
+pub use producer::{Producer, IN_FLIGHT_MAX};
 
 pub const TOPIC: &str = "t";
 
@@ -62,14 +66,13 @@ impl Env {
     pub fn ms(&self) -> u64 {
         self.now / MS
     }
-    fn record(&mut self, e: Event) {
-        self.history.events.push(e);
-    }
 }
 
 #[derive(Debug, Clone)]
 enum Pending {
-    Produce,
+    Produce {
+        batch: u64,
+    },
     InitProducerId,
     Fetch {
         epoch: u64,
@@ -111,29 +114,6 @@ pub enum Role {
     Producer(Producer),
     Reader(Reader),
     Member(Member),
-}
-
-pub struct Producer {
-    pub acks: i16,
-    pub idempotent: bool,
-    pub retries: bool,
-    gap: Us,
-    pid: i64,
-    epoch: i16,
-    seqs: BTreeMap<Part, i32>,
-    current: Option<Batch>,
-    next_at: Us,
-    init_inflight: bool,
-    stopped: bool,
-}
-
-struct Batch {
-    part: Part,
-    values: Vec<Value>,
-    seq: i32,
-    attempt: u32,
-    inflight: bool,
-    retry_at: Us,
 }
 
 pub struct Reader {
@@ -267,26 +247,7 @@ impl Client {
     }
 
     pub fn producer(id: usize, prng: &mut Prng, gap_ms: u64) -> Client {
-        let idempotent = prng.ratio(1, 2);
-        let acks = if idempotent {
-            -1
-        } else {
-            [0, 1, -1][prng.below(3) as usize]
-        };
-        let p = Producer {
-            acks,
-            idempotent,
-            retries: idempotent || prng.ratio(1, 2),
-            gap: gap_ms * MS,
-            pid: -1,
-            epoch: -1,
-            seqs: BTreeMap::new(),
-            current: None,
-            next_at: 0,
-            init_inflight: false,
-            stopped: false,
-        };
-        Client::new(id, Role::Producer(p), 4_000 * MS)
+        Client::new(id, Role::Producer(Producer::new(prng, gap_ms)), 4_000 * MS)
     }
 
     pub fn reader(id: usize, parts: Vec<Part>, auditor: bool) -> Client {
@@ -353,14 +314,7 @@ impl Client {
             }
         };
         match &self.role {
-            Role::Producer(p) if !p.stopped => {
-                consider(p.next_at);
-                if let Some(b) = &p.current {
-                    if !b.inflight {
-                        consider(b.retry_at);
-                    }
-                }
-            }
+            Role::Producer(p) => p.next_wake(&mut consider),
             Role::Reader(r) if r.active => consider(r.next_at),
             Role::Member(m) => {
                 consider(m.retry_at);
@@ -427,24 +381,17 @@ impl Client {
             return; // answered after we gave up on it
         };
         match (&mut self.role, what, body) {
-            (Role::Producer(_), Pending::Produce, ResponseKind::Produce(r)) => {
+            (Role::Producer(_), Pending::Produce { batch }, ResponseKind::Produce(r)) => {
                 let p = r
                     .responses
                     .first()
                     .and_then(|t| t.partition_responses.first())
                     .map(|p| (p.error_code, p.base_offset))
                     .unwrap_or((UNKNOWN_TOPIC_OR_PARTITION, -1));
-                self.produce_done(env, p.0, p.1);
+                self.produce_done(env, batch, p.0, p.1);
             }
             (Role::Producer(p), Pending::InitProducerId, ResponseKind::InitProducerId(r)) => {
-                p.init_inflight = false;
-                if r.error_code == NONE {
-                    p.pid = r.producer_id.0;
-                    p.epoch = r.producer_epoch;
-                    p.seqs.clear();
-                } else {
-                    p.next_at = env.now + 100 * MS;
-                }
+                p.init_done(env, r)
             }
             (Role::Reader(_), Pending::Fetch { .. }, ResponseKind::Fetch(r)) => {
                 self.reader_fetched(env, r)
@@ -471,27 +418,8 @@ impl Client {
     /// A request's outcome is unknown (timeout or lost connection).
     fn lost(&mut self, env: &mut Env, what: Pending) {
         match (&mut self.role, what) {
-            (Role::Producer(p), Pending::Produce) => {
-                if let Some(b) = &mut p.current {
-                    env.history.events.push(Event::SendDone {
-                        t: env.now / MS,
-                        producer: self.id,
-                        part: b.part,
-                        values: b.values.clone(),
-                        outcome: Outcome::Unknown,
-                    });
-                    if p.retries && !env.producers_give_up {
-                        b.inflight = false;
-                        b.retry_at = env.now + 50 * MS + env.prng.below(200) * MS;
-                    } else {
-                        p.current = None;
-                    }
-                }
-            }
-            (Role::Producer(p), Pending::InitProducerId) => {
-                p.init_inflight = false;
-                p.next_at = env.now + 100 * MS;
-            }
+            (Role::Producer(_), Pending::Produce { batch }) => self.produce_lost(env, batch),
+            (Role::Producer(p), Pending::InitProducerId) => p.init_lost(env),
             (Role::Reader(r), Pending::Fetch { .. }) => {
                 r.fetch_inflight = false;
                 r.next_at = env.now + 100 * MS;
@@ -532,184 +460,6 @@ impl Client {
             Role::Producer(_) => self.producer_kick(env),
             Role::Reader(_) => self.reader_kick(env),
             Role::Member(_) => self.member_kick(env),
-        }
-    }
-
-    // ------------------------------------------------------------------ producer
-
-    fn producer_kick(&mut self, env: &mut Env) {
-        let Role::Producer(p) = &mut self.role else {
-            unreachable!()
-        };
-        if p.stopped {
-            return;
-        }
-        if env.producers_give_up {
-            if let Some(b) = &p.current {
-                if !b.inflight {
-                    p.current = None;
-                }
-            }
-            if p.current.is_none() {
-                p.stopped = true;
-                return;
-            }
-        }
-        if p.idempotent && p.pid < 0 {
-            if !p.init_inflight && env.now >= p.next_at {
-                p.init_inflight = true;
-                let req = InitProducerIdRequest::default()
-                    .with_transactional_id(None)
-                    .with_transaction_timeout_ms(60_000);
-                self.send(
-                    env,
-                    ApiKey::InitProducerId,
-                    4,
-                    RequestKind::InitProducerId(req),
-                    Some(Pending::InitProducerId),
-                );
-            }
-            return;
-        }
-        let attempt = match &mut p.current {
-            None => {
-                if env.liveness || env.now < p.next_at {
-                    return;
-                }
-                if env.socket_full.contains(&self.id) {
-                    // A blocked send: try again a gap later.
-                    p.next_at = env.now + p.gap;
-                    return;
-                }
-                let n = 1 + env.prng.below(4) as usize;
-                let values: Vec<Value> = (0..n)
-                    .map(|_| {
-                        env.next_value += 1;
-                        env.next_value
-                    })
-                    .collect();
-                let part = env.prng.below(env.partitions as u64) as Part;
-                let seq = *p.seqs.get(&part).unwrap_or(&0);
-                p.current = Some(Batch {
-                    part,
-                    values,
-                    seq,
-                    attempt: 0,
-                    inflight: false,
-                    retry_at: 0,
-                });
-                0
-            }
-            Some(b) if !b.inflight && env.now >= b.retry_at => {
-                b.attempt += 1;
-                b.attempt
-            }
-            Some(_) => return,
-        };
-        let b = p.current.as_mut().expect("just set");
-        b.inflight = true;
-        env.history.events.push(Event::Send {
-            t: env.now / MS,
-            producer: self.id,
-            part: b.part,
-            values: b.values.clone(),
-            acks: p.acks,
-            idempotent: p.idempotent,
-            attempt,
-        });
-        let producer = p.idempotent.then_some((p.pid, p.epoch, b.seq));
-        let batch = encode_batch(
-            &b.values,
-            producer,
-            1_700_000_000_000 + (env.now / MS) as i64,
-        );
-        let req = ProduceRequest::default()
-            .with_acks(p.acks)
-            .with_timeout_ms(2_000)
-            .with_topic_data(vec![produce_request::TopicProduceData::default()
-                .with_name(TopicName(name(TOPIC)))
-                .with_partition_data(vec![
-                    produce_request::PartitionProduceData::default()
-                        .with_index(b.part)
-                        .with_records(Some(batch)),
-                ])]);
-        let acks0 = p.acks == 0;
-        let (part, values) = (b.part, b.values.clone());
-        if acks0 {
-            // Fire and forget: no response will come, so the outcome is unknown at once.
-            p.current = None;
-            p.next_at = env.now + p.gap;
-            env.record(Event::SendDone {
-                t: env.now / MS,
-                producer: self.id,
-                part,
-                values,
-                outcome: Outcome::Unknown,
-            });
-            self.send(env, ApiKey::Produce, 9, RequestKind::Produce(req), None);
-        } else {
-            self.send(
-                env,
-                ApiKey::Produce,
-                9,
-                RequestKind::Produce(req),
-                Some(Pending::Produce),
-            );
-        }
-    }
-
-    fn produce_done(&mut self, env: &mut Env, code: i16, base_offset: i64) {
-        let Role::Producer(p) = &mut self.role else {
-            unreachable!()
-        };
-        let Some(b) = p.current.as_mut() else { return };
-        let (part, values) = (b.part, b.values.clone());
-        let outcome = match code {
-            NONE => Outcome::Ok { base_offset },
-            // Refusals: the batch was not written.
-            CORRUPT_MESSAGE
-            | MESSAGE_TOO_LARGE
-            | INVALID_RECORD
-            | UNKNOWN_TOPIC_OR_PARTITION
-            | OUT_OF_ORDER_SEQUENCE_NUMBER
-            | INVALID_PRODUCER_EPOCH
-            | 59 => Outcome::Fail { code },
-            // Timeouts and storage errors: it may have been written.
-            _ => Outcome::Unknown,
-        };
-        env.history.events.push(Event::SendDone {
-            t: env.now / MS,
-            producer: self.id,
-            part,
-            values,
-            outcome: outcome.clone(),
-        });
-        match outcome {
-            Outcome::Ok { .. } => {
-                if p.idempotent {
-                    p.seqs.insert(part, b.seq + b.values.len() as i32);
-                }
-                p.current = None;
-                p.next_at = env.now + p.gap;
-            }
-            Outcome::Fail { code } => {
-                if code == OUT_OF_ORDER_SEQUENCE_NUMBER || code == 59 {
-                    // The broker lost our earlier batches (a policy-permitted power loss):
-                    // start over with a new producer id, as the Java client does.
-                    p.pid = -1;
-                }
-                p.current = None;
-                p.next_at = env.now + p.gap;
-            }
-            Outcome::Unknown => {
-                if p.retries && !env.producers_give_up {
-                    b.inflight = false;
-                    b.retry_at = env.now + 100 * MS;
-                } else {
-                    p.current = None;
-                    p.next_at = env.now + p.gap;
-                }
-            }
         }
     }
 
