@@ -22,6 +22,11 @@
 //! | `group-skip`          | groups | at-least-once groups never skip a record |
 //! | `group-double`        | groups | at-most-once groups never process a record twice |
 //! | `fetch-over-limit`    | fetch | a fetch response respects the request's total `max_bytes` (KIP-74) |
+//! | `log-start-backwards` | retention | the log start offset never moves back (within a broker process) |
+//! | `log-start-above-hw`  | retention | the log start is never above the high watermark |
+//! | `fetch-below-start`   | retention | a fetch below the log start gets OFFSET_OUT_OF_RANGE |
+//! | `latest-not-hw`       | retention | ListOffsets latest is the high watermark |
+//! | `offset-for-timestamp`| retention | ListOffsets by time: the first record at or after it (KIP-79) |
 //!
 //! The durability policy is taken into account: under a policy that does not promise survival of
 //! power loss (`none`, `interval`), what a power loss cut from the log is excused — and only that,
@@ -37,6 +42,7 @@ mod groups;
 mod idempotence;
 mod offsets;
 mod order;
+mod retention;
 
 use crate::history::{Event, History, Ms, Part, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,10 +65,15 @@ pub enum Kind {
     GroupSkip,
     GroupDouble,
     FetchOverLimit,
+    LogStartBackwards,
+    LogStartAboveHw,
+    FetchBelowStart,
+    LatestNotHw,
+    OffsetForTimestamp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 21] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -79,6 +90,11 @@ impl Kind {
         Kind::GroupSkip,
         Kind::GroupDouble,
         Kind::FetchOverLimit,
+        Kind::LogStartBackwards,
+        Kind::LogStartAboveHw,
+        Kind::FetchBelowStart,
+        Kind::LatestNotHw,
+        Kind::OffsetForTimestamp,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -98,6 +114,11 @@ impl Kind {
             Kind::GroupSkip => "group-skip",
             Kind::GroupDouble => "group-double",
             Kind::FetchOverLimit => "fetch-over-limit",
+            Kind::LogStartBackwards => "log-start-backwards",
+            Kind::LogStartAboveHw => "log-start-above-hw",
+            Kind::FetchBelowStart => "fetch-below-start",
+            Kind::LatestNotHw => "latest-not-hw",
+            Kind::OffsetForTimestamp => "offset-for-timestamp",
         }
     }
 }
@@ -152,6 +173,10 @@ pub(crate) struct Facts {
     /// The auditor's final read: the log as it stands after the liveness phase.
     pub fin: BTreeMap<Part, BTreeMap<i64, Value>>,
     pub fin_by_value: BTreeMap<Value, Vec<(Part, i64)>>,
+    /// Where each partition's final log starts (retention deleted what is below).
+    pub fin_start: BTreeMap<Part, i64>,
+    /// Each value's record timestamp.
+    pub timestamp_of: BTreeMap<Value, i64>,
     /// What each value's producer promised: (idempotent, retried).
     pub sent: BTreeMap<Value, (bool, bool)>,
     /// Which producer sent each value, and whether it is idempotent.
@@ -169,8 +194,15 @@ impl Facts {
         // The auditor's final read: the log as it stands after the liveness phase.
         let mut fin: BTreeMap<Part, BTreeMap<i64, Value>> = BTreeMap::new();
         let mut fin_by_value: BTreeMap<Value, Vec<(Part, i64)>> = BTreeMap::new();
+        let mut fin_start: BTreeMap<Part, i64> = BTreeMap::new();
         for e in &h.events {
-            if let Event::Final { part, records } = e {
+            if let Event::Final {
+                part,
+                log_start,
+                records,
+            } = e
+            {
+                fin_start.insert(*part, *log_start);
                 for &(o, v) in records {
                     fin.entry(*part).or_default().insert(o, v);
                     fin_by_value.entry(v).or_default().push((*part, o));
@@ -181,9 +213,11 @@ impl Facts {
         // What each value's producer promised: (idempotent, retried).
         let mut sent: BTreeMap<Value, (bool, bool)> = BTreeMap::new();
         let mut producer_of: BTreeMap<Value, (usize, bool)> = BTreeMap::new();
+        let mut timestamp_of: BTreeMap<Value, i64> = BTreeMap::new();
         for e in &h.events {
             if let Event::Send {
                 producer,
+                timestamp_ms,
                 values,
                 idempotent,
                 attempt,
@@ -192,6 +226,7 @@ impl Facts {
             {
                 for v in values {
                     producer_of.insert(*v, (*producer, *idempotent));
+                    timestamp_of.insert(*v, *timestamp_ms);
                     let s = sent.entry(*v).or_insert((*idempotent, false));
                     s.1 |= *attempt > 0;
                 }
@@ -254,6 +289,8 @@ impl Facts {
         Facts {
             fin,
             fin_by_value,
+            fin_start,
+            timestamp_of,
             sent,
             producer_of,
             seen,
@@ -282,6 +319,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     groups::check(h, &cuts, &facts, &mut bad);
     offsets::check(h, &cuts, &mut bad);
     fetch::check(h, &mut bad);
+    retention::check(h, &cuts, &facts, &mut bad);
     out
 }
 
@@ -400,6 +438,7 @@ pub(crate) mod testing {
         });
         ev.push(Event::Final {
             part: 0,
+            log_start: 0,
             records: vec![(0, 1), (1, 2), (2, 3)],
         });
         h
@@ -453,6 +492,11 @@ mod tests {
             Kind::GroupSkip,
             Kind::GroupDouble,
             Kind::FetchOverLimit,
+            Kind::LogStartBackwards,
+            Kind::LogStartAboveHw,
+            Kind::FetchBelowStart,
+            Kind::LatestNotHw,
+            Kind::OffsetForTimestamp,
         ];
         assert_eq!(tested.len(), Kind::ALL.len());
     }

@@ -90,7 +90,7 @@ pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kin
                 value,
                 ..
             } => obs.observe(&mut *bad, *part, *offset, *value, *t, "a group member"),
-            Event::Final { part, records } => {
+            Event::Final { part, records, .. } => {
                 for &(o, v) in records {
                     obs.observe(&mut *bad, *part, o, v, Ms::MAX, "the final read");
                 }

@@ -21,8 +21,10 @@ use gregor_core::testkit::{self, Rec};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod producer;
+mod reader;
 
 pub use producer::{Producer, IN_FLIGHT_MAX};
+pub use reader::{Reader, EARLIEST, LATEST};
 
 pub const TOPIC: &str = "t";
 
@@ -76,9 +78,12 @@ enum Pending {
     InitProducerId,
     Fetch {
         epoch: u64,
+        sent: u64,
     },
     ListOffsets {
         part: Part,
+        spec: i64,
+        sent: u64,
     },
     Join,
     Sync,
@@ -92,7 +97,17 @@ enum Pending {
         held: Vec<(Part, i64, Value)>,
     },
     Leave,
+    /// A group member's ListOffsets earliest after OFFSET_OUT_OF_RANGE, for its assignment
+    /// `epoch`.
+    MemberReset {
+        part: Part,
+        epoch: u64,
+    },
 }
+
+/// A member's position that must be reset (auto.offset.reset=earliest) / is being reset.
+const RESET_NEEDED: i64 = -2;
+const RESET_INFLIGHT: i64 = -3;
 
 /// One simulated client process.
 pub struct Client {
@@ -114,23 +129,6 @@ pub enum Role {
     Producer(Producer),
     Reader(Reader),
     Member(Member),
-}
-
-pub struct Reader {
-    parts: Vec<Part>,
-    pos: BTreeMap<Part, i64>,
-    session: BTreeMap<Part, u32>,
-    resetting: BTreeSet<Part>,
-    fetch_inflight: bool,
-    next_at: Us,
-    /// The auditor reads everything once, at the end, to produce the final log.
-    pub auditor: bool,
-    pub active: bool,
-    done: BTreeSet<Part>,
-    found: BTreeMap<Part, Vec<(i64, Value)>>,
-    pub finished: bool,
-    /// The fetch's top-level byte limit (a consumer's `fetch.max.bytes`).
-    fetch_max_bytes: i32,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -213,6 +211,14 @@ fn first_batch_len(records: &[u8]) -> u64 {
 
 /// Decode a fetch response's record bytes into (offset, value); stops at a partial batch.
 pub fn decode_records(bytes: Option<Bytes>) -> Vec<(i64, Value)> {
+    decode_records_ts(bytes)
+        .into_iter()
+        .map(|(o, v, _)| (o, v))
+        .collect()
+}
+
+/// Decode a fetch response's record bytes into (offset, value, timestamp).
+pub fn decode_records_ts(bytes: Option<Bytes>) -> Vec<(i64, Value, i64)> {
     let mut out = Vec::new();
     let Some(mut bytes) = bytes else { return out };
     while bytes.remaining() >= 61 {
@@ -225,7 +231,7 @@ pub fn decode_records(bytes: Option<Bytes>) -> Vec<(i64, Value)> {
                 .filter(|v| v.len() == 8)
                 .map(|mut v| v.get_u64())
                 .unwrap_or(u64::MAX);
-            out.push((r.offset, v));
+            out.push((r.offset, v, r.timestamp));
         }
     }
     out
@@ -251,21 +257,7 @@ impl Client {
     }
 
     pub fn reader(id: usize, parts: Vec<Part>, auditor: bool) -> Client {
-        let r = Reader {
-            pos: parts.iter().map(|p| (*p, 0)).collect(),
-            session: parts.iter().map(|p| (*p, 0)).collect(),
-            parts,
-            resetting: BTreeSet::new(),
-            fetch_inflight: false,
-            next_at: 0,
-            auditor,
-            active: !auditor,
-            done: BTreeSet::new(),
-            found: BTreeMap::new(),
-            finished: false,
-            fetch_max_bytes: 1 << 20,
-        };
-        Client::new(id, Role::Reader(r), 4_000 * MS)
+        Client::new(id, Role::Reader(Reader::new(parts, auditor)), 4_000 * MS)
     }
 
     /// Make a reader fetch with this top-level byte limit; its responses are recorded for the
@@ -315,7 +307,7 @@ impl Client {
         };
         match &self.role {
             Role::Producer(p) => p.next_wake(&mut consider),
-            Role::Reader(r) if r.active => consider(r.next_at),
+            Role::Reader(r) => r.next_wake(&mut consider),
             Role::Member(m) => {
                 consider(m.retry_at);
                 if matches!(
@@ -325,7 +317,6 @@ impl Client {
                     consider(m.next_heartbeat);
                 }
             }
-            _ => {}
         }
         t
     }
@@ -393,22 +384,14 @@ impl Client {
             (Role::Producer(p), Pending::InitProducerId, ResponseKind::InitProducerId(r)) => {
                 p.init_done(env, r)
             }
-            (Role::Reader(_), Pending::Fetch { .. }, ResponseKind::Fetch(r)) => {
-                self.reader_fetched(env, r)
+            (Role::Reader(_), Pending::Fetch { sent, .. }, ResponseKind::Fetch(r)) => {
+                self.reader_fetched(env, sent, r)
             }
-            (Role::Reader(rd), Pending::ListOffsets { part }, ResponseKind::ListOffsets(r)) => {
-                rd.resetting.remove(&part);
-                let o = r
-                    .topics
-                    .first()
-                    .and_then(|t| t.partitions.first())
-                    .filter(|p| p.error_code == NONE)
-                    .map(|p| p.offset);
-                if let Some(o) = o {
-                    rd.pos.insert(part, o);
-                    *rd.session.entry(part).or_default() += 1;
-                }
-            }
+            (
+                Role::Reader(_),
+                Pending::ListOffsets { part, spec, sent },
+                ResponseKind::ListOffsets(r),
+            ) => self.reader_listed(env, part, spec, sent, r),
             (Role::Member(_), what, body) => self.member_response(env, what, body),
             (_, what, body) => panic!("client {}: unexpected {body:?} for {what:?}", self.id),
         }
@@ -424,14 +407,20 @@ impl Client {
                 r.fetch_inflight = false;
                 r.next_at = env.now + 100 * MS;
             }
-            (Role::Reader(r), Pending::ListOffsets { part }) => {
+            (Role::Reader(r), Pending::ListOffsets { part, .. }) => {
                 r.resetting.remove(&part);
+                r.query_inflight = false;
                 r.next_at = env.now + 100 * MS;
             }
             (Role::Member(m), what) => {
                 match what {
                     Pending::Heartbeat => m.hb_inflight = false,
                     Pending::Fetch { .. } => m.fetch_inflight = false,
+                    Pending::MemberReset { part, epoch }
+                        if epoch == m.epoch && m.pos.get(&part) == Some(&RESET_INFLIGHT) =>
+                    {
+                        m.pos.insert(part, RESET_NEEDED);
+                    }
                     Pending::Commit { .. } => {
                         // Unknown whether it was committed: an at-most-once member must not
                         // process what it held; either kind rejoins to learn where it stands.
@@ -460,158 +449,6 @@ impl Client {
             Role::Producer(_) => self.producer_kick(env),
             Role::Reader(_) => self.reader_kick(env),
             Role::Member(_) => self.member_kick(env),
-        }
-    }
-
-    // ------------------------------------------------------------------ reader
-
-    fn reader_kick(&mut self, env: &mut Env) {
-        let Role::Reader(r) = &mut self.role else {
-            unreachable!()
-        };
-        if !r.active || r.fetch_inflight || env.now < r.next_at {
-            return;
-        }
-        let parts: Vec<Part> = r
-            .parts
-            .iter()
-            .filter(|p| !r.done.contains(p) && !r.resetting.contains(p))
-            .copied()
-            .collect();
-        if parts.is_empty() {
-            return;
-        }
-        r.fetch_inflight = true;
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(if r.auditor { 0 } else { 500 })
-            .with_min_bytes(1)
-            .with_max_bytes(r.fetch_max_bytes)
-            .with_topics(vec![fetch_request::FetchTopic::default()
-                .with_topic(TopicName(name(TOPIC)))
-                .with_partitions(
-                    parts
-                        .iter()
-                        .map(|p| {
-                            fetch_request::FetchPartition::default()
-                                .with_partition(*p)
-                                .with_fetch_offset(r.pos[p])
-                                .with_partition_max_bytes(64 * 1024)
-                        })
-                        .collect(),
-                )]);
-        self.send(
-            env,
-            ApiKey::Fetch,
-            12,
-            RequestKind::Fetch(req),
-            Some(Pending::Fetch { epoch: 0 }),
-        );
-    }
-
-    fn reader_fetched(&mut self, env: &mut Env, resp: FetchResponse) {
-        let id = self.id;
-        let Role::Reader(r) = &mut self.role else {
-            unreachable!()
-        };
-        r.fetch_inflight = false;
-        if r.fetch_max_bytes < 1 << 20 {
-            // What KIP-74 bounds: the records bytes of all partitions together, except that the
-            // first batch is returned whole even when it alone is larger.
-            let sizes: Vec<&Bytes> = resp
-                .responses
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .filter_map(|p| p.records.as_ref())
-                .filter(|b| !b.is_empty())
-                .collect();
-            let total: u64 = sizes.iter().map(|b| b.len() as u64).sum();
-            let first_batch = sizes.first().map_or(0, |b| first_batch_len(b));
-            if total > 0 {
-                env.history.events.push(Event::FetchBytes {
-                    t: env.now / MS,
-                    reader: id,
-                    max_bytes: r.fetch_max_bytes,
-                    total,
-                    first_batch,
-                });
-            }
-        }
-        let mut resets = Vec::new();
-        let mut any = false;
-        for t in resp.responses {
-            for p in t.partitions {
-                let part = p.partition_index;
-                match p.error_code {
-                    NONE => {
-                        let recs: Vec<(i64, Value)> = decode_records(p.records)
-                            .into_iter()
-                            .filter(|(o, _)| *o >= r.pos[&part])
-                            .collect();
-                        if let Some(last) = recs.last() {
-                            r.pos.insert(part, last.0 + 1);
-                            any = true;
-                        }
-                        if r.auditor {
-                            r.found
-                                .entry(part)
-                                .or_default()
-                                .extend(recs.iter().copied());
-                            if recs.is_empty() && r.pos[&part] >= p.high_watermark {
-                                r.done.insert(part);
-                            }
-                        } else if !recs.is_empty() {
-                            env.history.events.push(Event::Poll {
-                                t: env.now / MS,
-                                reader: id,
-                                session: r.session[&part],
-                                part,
-                                records: recs,
-                            });
-                        }
-                    }
-                    OFFSET_OUT_OF_RANGE => resets.push(part),
-                    _ => {}
-                }
-            }
-        }
-        if r.auditor && r.done.len() == r.parts.len() && !r.finished {
-            r.finished = true;
-            r.active = false;
-            for part in &r.parts {
-                env.history.events.push(Event::Final {
-                    part: *part,
-                    records: r.found.remove(part).unwrap_or_default(),
-                });
-            }
-            return;
-        }
-        if !any {
-            r.next_at = env.now + if r.auditor { 10 * MS } else { 50 * MS };
-        }
-        let auditor = r.auditor;
-        for part in resets {
-            // The auditor reads from the start of a settled log and is never out of range.
-            assert!(!auditor, "auditor: partition {part} offset out of range");
-            if let Role::Reader(r) = &mut self.role {
-                r.resetting.insert(part);
-            }
-            let req = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-                    .with_name(TopicName(name(TOPIC)))
-                    .with_partitions(vec![
-                        list_offsets_request::ListOffsetsPartition::default()
-                            .with_partition_index(part)
-                            .with_timestamp(-2),
-                    ])]);
-            self.send(
-                env,
-                ApiKey::ListOffsets,
-                5,
-                RequestKind::ListOffsets(req),
-                Some(Pending::ListOffsets { part }),
-            );
         }
     }
 
@@ -703,7 +540,27 @@ impl Client {
             }
             MemberState::Syncing | MemberState::FetchingOffsets => {}
             MemberState::Consuming => {
-                if !m.fetch_inflight && !m.commit_inflight && !m.assigned.is_empty() {
+                for (&part, pos) in m.pos.iter_mut() {
+                    if *pos == RESET_NEEDED {
+                        *pos = RESET_INFLIGHT;
+                        reqs.push((
+                            ApiKey::ListOffsets,
+                            5,
+                            reader::list_offsets(part, EARLIEST),
+                            Pending::MemberReset {
+                                part,
+                                epoch: m.epoch,
+                            },
+                        ));
+                    }
+                }
+                let fetchable: Vec<Part> = m
+                    .assigned
+                    .iter()
+                    .copied()
+                    .filter(|p| m.pos.get(p).is_some_and(|o| *o >= 0))
+                    .collect();
+                if !m.fetch_inflight && !m.commit_inflight && !fetchable.is_empty() {
                     m.fetch_inflight = true;
                     let req = FetchRequest::default()
                         .with_replica_id(BrokerId(-1))
@@ -713,7 +570,7 @@ impl Client {
                         .with_topics(vec![fetch_request::FetchTopic::default()
                             .with_topic(TopicName(name(TOPIC)))
                             .with_partitions(
-                                m.assigned
+                                fetchable
                                     .iter()
                                     .map(|p| {
                                         fetch_request::FetchPartition::default()
@@ -727,7 +584,10 @@ impl Client {
                         ApiKey::Fetch,
                         12,
                         RequestKind::Fetch(req),
-                        Pending::Fetch { epoch: m.epoch },
+                        Pending::Fetch {
+                            epoch: m.epoch,
+                            sent: env.now / MS,
+                        },
                     ));
                 }
             }
@@ -898,7 +758,7 @@ impl Client {
                     m.on_group_error(env, r.error_code);
                 }
             }
-            (Pending::Fetch { epoch }, ResponseKind::Fetch(r)) => {
+            (Pending::Fetch { epoch, .. }, ResponseKind::Fetch(r)) => {
                 m.fetch_inflight = false;
                 if epoch != m.epoch || m.state != MemberState::Consuming {
                     return; // a fetch for an assignment we no longer hold
@@ -929,10 +789,9 @@ impl Client {
                                 m.pos.insert(part, recs.last().expect("nonempty").0 + 1);
                                 got.extend(recs.into_iter().map(|(o, v)| (part, o, v)));
                             }
-                            // auto.offset.reset=earliest
+                            // auto.offset.reset=earliest: ListOffsets, then a fresh position.
                             OFFSET_OUT_OF_RANGE => {
-                                m.pos.insert(part, 0);
-                                m.session += 1;
+                                m.pos.insert(part, RESET_NEEDED);
                             }
                             _ => {}
                         }
@@ -1022,6 +881,23 @@ impl Client {
                 }
             }
             (Pending::Leave, ResponseKind::LeaveGroup(_)) => {}
+            (Pending::MemberReset { part, epoch }, ResponseKind::ListOffsets(r)) => {
+                let answer = r
+                    .topics
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .filter(|p| p.error_code == NONE)
+                    .map(|p| p.offset);
+                if epoch == m.epoch && m.pos.get(&part) == Some(&RESET_INFLIGHT) {
+                    if let Some(o) = answer {
+                        m.pos.insert(part, o);
+                        m.session += 1;
+                    } else {
+                        m.pos.insert(part, RESET_NEEDED);
+                        m.retry_at = env.now + 100 * MS;
+                    }
+                }
+            }
             (what, body) => panic!("member {id}: unexpected {body:?} for {what:?}"),
         }
         if let Some((k, v, body, what)) = next {
