@@ -17,6 +17,7 @@
 //! | `poll-skip`           | order | per-partition ordering: a consumer never jumps over a record |
 //! | `group-ownership`     | groups | a queue inside a group: one owner per partition per generation |
 //! | `generation-backwards`| groups | group generations only grow |
+//! | `zombie-commit`       | groups | a commit from a stale generation (an evicted member, one that missed a rebalance) is refused |
 //! | `commit-past-fetched` | offsets | a committed offset never runs ahead of what was read |
 //! | `commit-backwards`    | offsets | a committed offset never moves back |
 //! | `group-skip`          | groups | at-least-once groups never skip a record |
@@ -60,6 +61,7 @@ pub enum Kind {
     PollSkip,
     GroupOwnership,
     GenerationBackwards,
+    ZombieCommit,
     CommitPastFetched,
     CommitBackwards,
     GroupSkip,
@@ -73,7 +75,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -85,6 +87,7 @@ impl Kind {
         Kind::PollSkip,
         Kind::GroupOwnership,
         Kind::GenerationBackwards,
+        Kind::ZombieCommit,
         Kind::CommitPastFetched,
         Kind::CommitBackwards,
         Kind::GroupSkip,
@@ -109,6 +112,7 @@ impl Kind {
             Kind::PollSkip => "poll-skip",
             Kind::GroupOwnership => "group-ownership",
             Kind::GenerationBackwards => "generation-backwards",
+            Kind::ZombieCommit => "zombie-commit",
             Kind::CommitPastFetched => "commit-past-fetched",
             Kind::CommitBackwards => "commit-backwards",
             Kind::GroupSkip => "group-skip",
@@ -487,6 +491,7 @@ mod tests {
             Kind::PollSkip,
             Kind::GroupOwnership,
             Kind::GenerationBackwards,
+            Kind::ZombieCommit,
             Kind::CommitPastFetched,
             Kind::CommitBackwards,
             Kind::GroupSkip,

@@ -93,8 +93,13 @@ enum Pending {
     },
     Commit {
         sent: u64,
+        /// The generation and member id the commit was sent with.
+        generation: i32,
+        member_id: String,
         offsets: Vec<(Part, i64)>,
         held: Vec<(Part, i64, Value)>,
+        /// A zombie's second try after a refusal.
+        again: bool,
     },
     Leave,
     /// A group member's ListOffsets earliest after OFFSET_OUT_OF_RANGE, for its assignment
@@ -147,6 +152,8 @@ pub struct Member {
     strategy: Strategy,
     instance_id: Option<String>,
     member_id: String,
+    /// A zombie retries a refused commit once with its stale generation and member id.
+    zombie: bool,
     generation: i32,
     state: MemberState,
     assigned: Vec<Part>,
@@ -165,6 +172,37 @@ pub struct Member {
 
 fn name(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
+}
+
+/// An OffsetCommit of `offsets` in `generation` as `member_id`.
+fn commit_request(
+    gid: GroupId,
+    generation: i32,
+    member_id: &str,
+    instance: Option<StrBytes>,
+    offsets: &[(Part, i64)],
+) -> RequestKind {
+    RequestKind::OffsetCommit(
+        OffsetCommitRequest::default()
+            .with_group_id(gid)
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(name(member_id))
+            .with_group_instance_id(instance)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(name(TOPIC)))
+                    .with_partitions(
+                        offsets
+                            .iter()
+                            .map(|(p, o)| {
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(*o)
+                            })
+                            .collect(),
+                    ),
+            ]),
+    )
 }
 
 fn encode_parts(parts: &[Part]) -> Bytes {
@@ -278,6 +316,7 @@ impl Client {
             strategy,
             instance_id: prng.ratio(1, 3).then(|| format!("g{group}-i{id}")),
             member_id: String::new(),
+            zombie: prng.ratio(1, 2),
             generation: -1,
             state: MemberState::Joining,
             assigned: vec![],
@@ -813,41 +852,29 @@ impl Client {
                     vec![]
                 };
                 m.commit_inflight = true;
-                let req = OffsetCommitRequest::default()
-                    .with_group_id(gid)
-                    .with_generation_id_or_member_epoch(m.generation)
-                    .with_member_id(name(&m.member_id))
-                    .with_group_instance_id(instance)
-                    .with_topics(
-                        vec![offset_commit_request::OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(name(TOPIC)))
-                        .with_partitions(
-                            offsets
-                                .iter()
-                                .map(|(p, o)| {
-                                    offset_commit_request::OffsetCommitRequestPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_committed_offset(*o)
-                                })
-                                .collect(),
-                        )],
-                    );
+                let req = commit_request(gid, m.generation, &m.member_id, instance, &offsets);
                 next = Some((
                     ApiKey::OffsetCommit,
                     7,
-                    RequestKind::OffsetCommit(req),
+                    req,
                     Pending::Commit {
                         sent: env.now / MS,
+                        generation: m.generation,
+                        member_id: m.member_id.clone(),
                         offsets,
                         held,
+                        again: false,
                     },
                 ));
             }
             (
                 Pending::Commit {
                     sent,
+                    generation,
+                    member_id,
                     offsets,
                     held,
+                    again,
                 },
                 ResponseKind::OffsetCommit(r),
             ) => {
@@ -864,7 +891,7 @@ impl Client {
                             sent,
                             group: m.group,
                             member: id,
-                            generation: m.generation,
+                            generation,
                             part,
                             offset,
                         });
@@ -877,7 +904,37 @@ impl Client {
                         .into_iter()
                         .find(|c| *c != NONE)
                         .unwrap_or(UNKNOWN_MEMBER_ID);
-                    m.on_group_error(env, code);
+                    let fenced = matches!(
+                        code,
+                        ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID
+                    );
+                    let moved_on = generation != m.generation
+                        || member_id != m.member_id
+                        || m.state != MemberState::Consuming;
+                    if moved_on {
+                        // The member has rejoined since it sent this: the refusal is old news.
+                    } else if m.zombie && fenced && !again {
+                        // A zombie: it was evicted or missed a rebalance, and commits the same
+                        // offsets once more with its stale generation and member id. The
+                        // coordinator must refuse it again (`zombie-commit`).
+                        m.commit_inflight = true;
+                        let req = commit_request(gid, generation, &member_id, instance, &offsets);
+                        next = Some((
+                            ApiKey::OffsetCommit,
+                            7,
+                            req,
+                            Pending::Commit {
+                                sent: env.now / MS,
+                                generation,
+                                member_id,
+                                offsets,
+                                held: vec![],
+                                again: true,
+                            },
+                        ));
+                    } else {
+                        m.on_group_error(env, code);
+                    }
                 }
             }
             (Pending::Leave, ResponseKind::LeaveGroup(_)) => {}
