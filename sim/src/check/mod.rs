@@ -181,6 +181,8 @@ pub(crate) struct Facts {
     pub fin_start: BTreeMap<Part, i64>,
     /// Each value's record timestamp.
     pub timestamp_of: BTreeMap<Value, i64>,
+    /// When the broker crashed (process crash or power loss).
+    pub crashes: Vec<Ms>,
     /// What each value's producer promised: (idempotent, retried).
     pub sent: BTreeMap<Value, (bool, bool)>,
     /// Which producer sent each value, and whether it is idempotent.
@@ -295,6 +297,14 @@ impl Facts {
             fin_by_value,
             fin_start,
             timestamp_of,
+            crashes: h
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Crash { t, .. } => Some(*t),
+                    _ => None,
+                })
+                .collect(),
             sent,
             producer_of,
             seen,

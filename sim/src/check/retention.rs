@@ -266,7 +266,10 @@ fn offset_for_timestamp(f: &Facts, cuts: &Cuts, q: &Query, bad: &mut dyn FnMut(K
             };
             let read_before = f.seen_at.get(v).is_some_and(|obs| {
                 obs.iter().any(|&(p, po, at)| {
-                    p == part && po == *o && at < sent && !cuts.excused(p, po, at)
+                    // Within one broker process: a restarted broker's high watermark starts again
+                    // from what it recovered, and ListOffsets looks only below it.
+                    let crashed = f.crashes.iter().any(|c| *c >= at && *c <= t);
+                    p == part && po == *o && at < sent && !cuts.excused(p, po, at) && !crashed
                 })
             });
             if read_before {
