@@ -34,6 +34,9 @@ pub enum Event {
         acks: i16,
         idempotent: bool,
         attempt: u32,
+        /// The records' timestamp (CreateTime), the same for every record of the batch and
+        /// every attempt.
+        timestamp_ms: i64,
     },
     /// The outcome of the producer's outstanding send of `values`.
     SendDone {
@@ -56,10 +59,35 @@ pub enum Event {
     Crash { t: Ms, power_loss: bool },
     /// The broker started again; per partition, the log end offset recovery found.
     Restart { t: Ms, log_ends: Vec<(Part, i64)> },
-    /// The auditor's complete read of each partition at the end of the liveness phase.
+    /// The auditor's complete read of each partition at the end of the liveness phase, from the
+    /// log start offset it found (retention may have deleted what was below it).
     Final {
         part: Part,
+        log_start: i64,
         records: Vec<(i64, Value)>,
+    },
+    // ---- log start, retention and ListOffsets
+    /// One partition of a reader's fetch, sent at `sent`, answered at `t`: the offset asked for,
+    /// the error code, and the log start offset and high watermark the broker reported.
+    Fetched {
+        t: Ms,
+        sent: Ms,
+        reader: usize,
+        part: Part,
+        offset: i64,
+        error: i16,
+        log_start: i64,
+        high_watermark: i64,
+    },
+    /// A ListOffsets answer: `spec` is −2 (earliest), −1 (latest) or a timestamp in ms; the
+    /// broker answered `offset` (−1: no record at or after the timestamp).
+    Offsets {
+        t: Ms,
+        sent: Ms,
+        reader: usize,
+        part: Part,
+        spec: i64,
+        offset: i64,
     },
     // ---- consumer groups
     /// A group member was handed `parts` for `generation` (SyncGroup answered).
@@ -124,7 +152,9 @@ impl Event {
             | Event::Processed { t, .. }
             | Event::Committed { t, .. }
             | Event::CommittedRead { t, .. }
-            | Event::FetchBytes { t, .. } => *t,
+            | Event::FetchBytes { t, .. }
+            | Event::Fetched { t, .. }
+            | Event::Offsets { t, .. } => *t,
             Event::Final { .. } => Ms::MAX,
         }
     }

@@ -131,26 +131,26 @@ impl Network {
     /// When a message sent now on `conn` towards the node arrives, or `None` if the link cut it
     /// (which kills the connection). TCP: in order on one connection.
     pub fn send_to_node(&mut self, conn: u64, now: Us, latency: Us) -> Option<Us> {
-        let c = self.conns.get(&conn)?;
-        let link = self.link(c.from, Endpoint::Node(c.node));
-        let c = self.conns.get_mut(&conn).expect("looked up");
-        if c.broken {
-            return None;
-        }
-        if link.cut {
-            c.broken = true;
-            return None;
-        }
-        let at = (now + latency).max(c.to_broker_at).max(link.clogged_until);
-        c.to_broker_at = at;
-        Some(at)
+        self.send(conn, Direction::ToNode, now, latency)
     }
 
     /// When a message sent now on `conn` from the node arrives, or `None` (see
     /// [`Network::send_to_node`]).
     pub fn send_from_node(&mut self, conn: u64, now: Us, latency: Us) -> Option<Us> {
+        self.send(conn, Direction::FromNode, now, latency)
+    }
+
+    /// One message over one direction of a connection: lost (and the connection dead) if that
+    /// direction's link is cut, else delivered after its latency, behind everything sent before
+    /// it in the same direction and after any clog on the link.
+    fn send(&mut self, conn: u64, dir: Direction, now: Us, latency: Us) -> Option<Us> {
         let c = self.conns.get(&conn)?;
-        let link = self.link(Endpoint::Node(c.node), c.from);
+        let node = Endpoint::Node(c.node);
+        let (from, to) = match dir {
+            Direction::ToNode => (c.from, node),
+            Direction::FromNode => (node, c.from),
+        };
+        let link = self.link(from, to);
         let c = self.conns.get_mut(&conn).expect("looked up");
         if c.broken {
             return None;
@@ -160,8 +160,19 @@ impl Network {
             c.broken = true;
             return None;
         }
-        let at = (now + latency).max(c.to_client_at).max(link.clogged_until);
-        c.to_client_at = at;
+        let last = match dir {
+            Direction::ToNode => &mut c.to_broker_at,
+            Direction::FromNode => &mut c.to_client_at,
+        };
+        let at = (now + latency).max(*last).max(link.clogged_until);
+        *last = at;
         Some(at)
     }
+}
+
+/// The two directions of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    ToNode,
+    FromNode,
 }

@@ -52,6 +52,10 @@ pub struct Profile {
     pub produce_gap_ms: u64,
     /// Segment size, small so rolling happens.
     pub segment_bytes: u64,
+    /// Retention by time and by size (Kafka `retention.ms`, `retention.bytes`; −1 is off), small
+    /// enough that whole segments are deleted within a run; `None` keeps the defaults (a week,
+    /// no size limit: nothing is deleted).
+    pub retention: Option<(i64, i64)>,
 }
 
 fn rate(prng: &mut Prng, on_per_10: u64, lo: u64, hi: u64) -> Rate {
@@ -108,6 +112,37 @@ impl Profile {
             groups,
             produce_gap_ms: 1 + prng.below(50),
             segment_bytes: 2_048 + prng.below(64 * 1024),
+            retention: None,
+        }
+    }
+
+    /// In one seed of two, retention by time, by size or both, with small segments so whole
+    /// segments expire. Drawn from a PRNG of its own (so the rest of the seed's profile does not
+    /// change with it). The broker checks retention once a minute of its clock (Kafka's
+    /// `log.retention.check.interval.ms`), and a restart starts that minute again: such a seed
+    /// runs without broker crashes or power losses in two cases of three, so deletion happens.
+    pub fn draw_retention(&mut self, seed: u64) {
+        let mut prng = Prng::new(seed ^ 0x7265_7465_6e74_696f);
+        if !prng.ratio(1, 2) {
+            return;
+        }
+        let by_time = prng.ratio(2, 3);
+        let by_size = !by_time || prng.ratio(1, 2);
+        let ms = if by_time {
+            5_000 + prng.below(30_000) as i64
+        } else {
+            -1
+        };
+        let bytes = if by_size {
+            4_096 + prng.below(16 * 1024) as i64
+        } else {
+            -1
+        };
+        self.retention = Some((ms, bytes));
+        self.segment_bytes = 2_048 + prng.below(6 * 1024);
+        if prng.ratio(2, 3) {
+            self.crash = None;
+            self.power_loss = None;
         }
     }
 
@@ -124,7 +159,8 @@ impl Profile {
              network: latency {}+{}ms; resets {}; partitions {}; clogs {}\n\
              disk: write {}-{}us, fsync {}-{}us; full {}; fsync failures {}‰\n\
              broker: crashes {}; power loss {} (torn writes {}, bit flips {}); clock jumps {}, drift {}ppm\n\
-             workload: {} partitions, {} producers, {} readers, groups {:?} (members, commit-after); gap {}ms; segments {}B; member faults {}",
+             workload: {} partitions, {} producers, {} readers, groups {:?} (members, commit-after); gap {}ms; segments {}B; member faults {}\n\
+             retention: {}",
             self.durability,
             self.net_latency_ms.0,
             self.net_latency_ms.1,
@@ -150,6 +186,7 @@ impl Profile {
             self.produce_gap_ms,
             self.segment_bytes,
             r(self.member_faults),
+            self.retention.map_or("default (nothing deleted)".to_string(), |(ms, b)| format!("{ms}ms, {b}B (-1: off)")),
         )
     }
 }

@@ -206,8 +206,15 @@ pub struct World {
 impl World {
     pub fn new(opts: &Options) -> World {
         let mut prng = Prng::new(opts.seed);
-        let profile = Profile::draw(&mut prng);
+        let mut profile = Profile::draw(&mut prng);
+        profile.draw_retention(opts.seed);
+        let (retention_ms, retention_bytes) = profile.retention.unwrap_or((
+            Config::default().retention_ms,
+            Config::default().retention_bytes,
+        ));
         let config = Config {
+            retention_ms,
+            retention_bytes,
             seed: prng.next_u64(),
             durability: profile.durability,
             segment_bytes_max: profile.segment_bytes,

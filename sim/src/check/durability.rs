@@ -2,7 +2,8 @@
 //! eventually read it (`unseen`), and what it refused never appears (`failed-write-read`).
 //!
 //! A power loss under a policy that does not promise survival excuses what it cut, and only
-//! that ([`Cuts`]); a process crash excuses nothing.
+//! that ([`Cuts`]); a process crash excuses nothing. Retention excuses what it deleted: records
+//! below the final log start.
 
 use super::{Cuts, Facts, Kind};
 use crate::history::{Event, History, Outcome};
@@ -24,6 +25,10 @@ pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kin
                 for (i, v) in values.iter().enumerate() {
                     let offset = base_offset + i as i64;
                     if cuts.excused(*part, offset, *t) {
+                        continue;
+                    }
+                    // Retention deleted it: below the log start is not lost, and only below.
+                    if offset < f.fin_start.get(part).copied().unwrap_or(0) {
                         continue;
                     }
                     match f.fin.get(part).and_then(|m| m.get(&offset)) {
@@ -110,6 +115,22 @@ mod tests {
                 *power_loss = false;
             }
         }
+        assert!(kinds(&h).contains(&Kind::LostWrite));
+    }
+
+    #[test]
+    fn retention_excuses_only_what_is_below_the_log_start() {
+        let mut h = clean();
+        // Retention deleted offsets 0 and 1: the final read starts at 2.
+        fin(&mut h).drain(..2);
+        for e in &mut h.events {
+            if let Event::Final { log_start, .. } = e {
+                *log_start = 2;
+            }
+        }
+        assert!(!kinds(&h).contains(&Kind::LostWrite));
+        // ... but a record above the log start must be there.
+        fin(&mut h).clear();
         assert!(kinds(&h).contains(&Kind::LostWrite));
     }
 

@@ -1,9 +1,10 @@
 //! Consumer groups: within one generation a partition has one owner (`group-ownership`),
 //! a member's generations only grow (`generation-backwards`), an at-least-once group processes
-//! every record (`group-skip`) and an at-most-once group none twice (`group-double`).
+//! every record (`group-skip`) and an at-most-once group none twice (`group-double`), and no
+//! zombie's commit is accepted (`zombie-commit`).
 
 use super::{Cuts, Facts, Kind};
-use crate::history::{CommitMode, Event, History, Part};
+use crate::history::{CommitMode, Event, History, Ms, Part};
 use std::collections::BTreeMap;
 
 pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kind, String)) {
@@ -41,6 +42,54 @@ pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kin
                 }
             }
             last_gen.insert((*group, *member), *generation);
+        }
+    }
+
+    // zombie-commit: the coordinator accepts an OffsetCommit only from a member of the current
+    // generation (else ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, or FENCED_INSTANCE_ID for a static
+    // member replaced by a new instance). A member evicted after its session timed out, or one
+    // that missed a rebalance, is a zombie: it still holds an older generation. So a commit sent
+    // after some member of the group had been handed a newer generation must not be
+    // acknowledged, and the committed offset of a partition only ever comes from the current
+    // generation. (A policy-permitted power loss may wipe the group and restart generations:
+    // `era`.)
+    let mut newest: BTreeMap<(usize, usize), Vec<(Ms, i32)>> = BTreeMap::new();
+    for e in &h.events {
+        match e {
+            Event::Assigned {
+                t,
+                group,
+                generation,
+                ..
+            } => {
+                let list = newest.entry((*group, cuts.era(*t))).or_default();
+                let max = list.last().map_or(*generation, |l| l.1.max(*generation));
+                list.push((*t, max));
+            }
+            Event::Committed {
+                t,
+                sent,
+                group,
+                member,
+                generation,
+                part,
+                offset,
+            } => {
+                if cuts.era(*sent) != cuts.era(*t) {
+                    continue;
+                }
+                let Some(list) = newest.get(&(*group, cuts.era(*sent))) else {
+                    continue;
+                };
+                let i = list.partition_point(|x| x.0 < *sent);
+                if i > 0 && list[i - 1].1 > *generation {
+                    bad(
+                        Kind::ZombieCommit,
+                        format!("group {group} member {member}: a commit of {part}/{offset} in generation {generation}, sent at t={sent} after generation {} was handed out, was accepted (t={t})", list[i - 1].1),
+                    );
+                }
+            }
+            _ => {}
         }
     }
 
@@ -126,6 +175,36 @@ mod tests {
             });
         }
         assert_eq!(kinds(&h), BTreeSet::from([Kind::GenerationBackwards]));
+    }
+
+    #[test]
+    fn zombie_commit_fires() {
+        let mut h = clean();
+        // Member 23 is handed generation 2 at t=30; member 20, still in generation 1 (stalled
+        // past its session timeout), then has a commit accepted.
+        h.events.push(Event::Assigned {
+            t: 30,
+            group: 0,
+            member: 23,
+            generation: 2,
+            parts: vec![0],
+        });
+        let zombie = Event::Committed {
+            t: 32,
+            sent: 31,
+            group: 0,
+            member: 20,
+            generation: 1,
+            part: 0,
+            offset: 3,
+        };
+        h.events.push(zombie.clone());
+        assert_eq!(kinds(&h), BTreeSet::from([Kind::ZombieCommit]));
+        // Sent before the new generation existed, it may be accepted.
+        if let Some(Event::Committed { sent, .. }) = h.events.last_mut() {
+            *sent = 29;
+        }
+        assert_eq!(kinds(&h), BTreeSet::new());
     }
 
     #[test]

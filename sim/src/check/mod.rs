@@ -9,6 +9,7 @@
 //! | `lost-write`          | durability | at-least-once: an acknowledged record is never lost |
 //! | `unseen`              | durability | at-least-once: consumers eventually read every acknowledged record |
 //! | `duplicate`           | idempotence | exactly-once appends of the idempotent producer |
+//! | `idempotent-reorder`  | idempotence | an idempotent producer's records keep its send order, five in flight |
 //! | `failed-write-read`   | durability | at-most-once: a write the broker refused never appears |
 //! | `inconsistent-offsets`| order | per-partition ordering: an offset names one record, forever |
 //! | `nonmonotonic-send`   | order | per-partition ordering: a producer's records keep its order |
@@ -16,11 +17,17 @@
 //! | `poll-skip`           | order | per-partition ordering: a consumer never jumps over a record |
 //! | `group-ownership`     | groups | a queue inside a group: one owner per partition per generation |
 //! | `generation-backwards`| groups | group generations only grow |
+//! | `zombie-commit`       | groups | a commit from a stale generation (an evicted member, one that missed a rebalance) is refused |
 //! | `commit-past-fetched` | offsets | a committed offset never runs ahead of what was read |
 //! | `commit-backwards`    | offsets | a committed offset never moves back |
 //! | `group-skip`          | groups | at-least-once groups never skip a record |
 //! | `group-double`        | groups | at-most-once groups never process a record twice |
 //! | `fetch-over-limit`    | fetch | a fetch response respects the request's total `max_bytes` (KIP-74) |
+//! | `log-start-backwards` | retention | the log start offset never moves back (within a broker process) |
+//! | `log-start-above-hw`  | retention | the log start is never above the high watermark |
+//! | `fetch-below-start`   | retention | a fetch below the log start gets OFFSET_OUT_OF_RANGE |
+//! | `latest-not-hw`       | retention | ListOffsets latest is the high watermark |
+//! | `offset-for-timestamp`| retention | ListOffsets by time: the first record at or after it (KIP-79) |
 //!
 //! The durability policy is taken into account: under a policy that does not promise survival of
 //! power loss (`none`, `interval`), what a power loss cut from the log is excused — and only that,
@@ -36,6 +43,7 @@ mod groups;
 mod idempotence;
 mod offsets;
 mod order;
+mod retention;
 
 use crate::history::{Event, History, Ms, Part, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +53,7 @@ pub enum Kind {
     LostWrite,
     Unseen,
     Duplicate,
+    IdempotentReorder,
     FailedWriteRead,
     InconsistentOffsets,
     NonmonotonicSend,
@@ -52,18 +61,25 @@ pub enum Kind {
     PollSkip,
     GroupOwnership,
     GenerationBackwards,
+    ZombieCommit,
     CommitPastFetched,
     CommitBackwards,
     GroupSkip,
     GroupDouble,
     FetchOverLimit,
+    LogStartBackwards,
+    LogStartAboveHw,
+    FetchBelowStart,
+    LatestNotHw,
+    OffsetForTimestamp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 22] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
+        Kind::IdempotentReorder,
         Kind::FailedWriteRead,
         Kind::InconsistentOffsets,
         Kind::NonmonotonicSend,
@@ -71,17 +87,24 @@ impl Kind {
         Kind::PollSkip,
         Kind::GroupOwnership,
         Kind::GenerationBackwards,
+        Kind::ZombieCommit,
         Kind::CommitPastFetched,
         Kind::CommitBackwards,
         Kind::GroupSkip,
         Kind::GroupDouble,
         Kind::FetchOverLimit,
+        Kind::LogStartBackwards,
+        Kind::LogStartAboveHw,
+        Kind::FetchBelowStart,
+        Kind::LatestNotHw,
+        Kind::OffsetForTimestamp,
     ];
     pub fn name(self) -> &'static str {
         match self {
             Kind::LostWrite => "lost-write",
             Kind::Unseen => "unseen",
             Kind::Duplicate => "duplicate",
+            Kind::IdempotentReorder => "idempotent-reorder",
             Kind::FailedWriteRead => "failed-write-read",
             Kind::InconsistentOffsets => "inconsistent-offsets",
             Kind::NonmonotonicSend => "nonmonotonic-send",
@@ -89,11 +112,17 @@ impl Kind {
             Kind::PollSkip => "poll-skip",
             Kind::GroupOwnership => "group-ownership",
             Kind::GenerationBackwards => "generation-backwards",
+            Kind::ZombieCommit => "zombie-commit",
             Kind::CommitPastFetched => "commit-past-fetched",
             Kind::CommitBackwards => "commit-backwards",
             Kind::GroupSkip => "group-skip",
             Kind::GroupDouble => "group-double",
             Kind::FetchOverLimit => "fetch-over-limit",
+            Kind::LogStartBackwards => "log-start-backwards",
+            Kind::LogStartAboveHw => "log-start-above-hw",
+            Kind::FetchBelowStart => "fetch-below-start",
+            Kind::LatestNotHw => "latest-not-hw",
+            Kind::OffsetForTimestamp => "offset-for-timestamp",
         }
     }
 }
@@ -148,8 +177,16 @@ pub(crate) struct Facts {
     /// The auditor's final read: the log as it stands after the liveness phase.
     pub fin: BTreeMap<Part, BTreeMap<i64, Value>>,
     pub fin_by_value: BTreeMap<Value, Vec<(Part, i64)>>,
+    /// Where each partition's final log starts (retention deleted what is below).
+    pub fin_start: BTreeMap<Part, i64>,
+    /// Each value's record timestamp.
+    pub timestamp_of: BTreeMap<Value, i64>,
+    /// When the broker crashed (process crash or power loss).
+    pub crashes: Vec<Ms>,
     /// What each value's producer promised: (idempotent, retried).
     pub sent: BTreeMap<Value, (bool, bool)>,
+    /// Which producer sent each value, and whether it is idempotent.
+    pub producer_of: BTreeMap<Value, (usize, bool)>,
     /// Everything any consumer (reader or group member) ever received.
     pub seen: BTreeSet<Value>,
     /// ... and where and when: value → (partition, offset, time).
@@ -163,8 +200,15 @@ impl Facts {
         // The auditor's final read: the log as it stands after the liveness phase.
         let mut fin: BTreeMap<Part, BTreeMap<i64, Value>> = BTreeMap::new();
         let mut fin_by_value: BTreeMap<Value, Vec<(Part, i64)>> = BTreeMap::new();
+        let mut fin_start: BTreeMap<Part, i64> = BTreeMap::new();
         for e in &h.events {
-            if let Event::Final { part, records } = e {
+            if let Event::Final {
+                part,
+                log_start,
+                records,
+            } = e
+            {
+                fin_start.insert(*part, *log_start);
                 for &(o, v) in records {
                     fin.entry(*part).or_default().insert(o, v);
                     fin_by_value.entry(v).or_default().push((*part, o));
@@ -174,8 +218,12 @@ impl Facts {
 
         // What each value's producer promised: (idempotent, retried).
         let mut sent: BTreeMap<Value, (bool, bool)> = BTreeMap::new();
+        let mut producer_of: BTreeMap<Value, (usize, bool)> = BTreeMap::new();
+        let mut timestamp_of: BTreeMap<Value, i64> = BTreeMap::new();
         for e in &h.events {
             if let Event::Send {
+                producer,
+                timestamp_ms,
                 values,
                 idempotent,
                 attempt,
@@ -183,6 +231,8 @@ impl Facts {
             } = e
             {
                 for v in values {
+                    producer_of.insert(*v, (*producer, *idempotent));
+                    timestamp_of.insert(*v, *timestamp_ms);
                     let s = sent.entry(*v).or_insert((*idempotent, false));
                     s.1 |= *attempt > 0;
                 }
@@ -245,7 +295,18 @@ impl Facts {
         Facts {
             fin,
             fin_by_value,
+            fin_start,
+            timestamp_of,
+            crashes: h
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Crash { t, .. } => Some(*t),
+                    _ => None,
+                })
+                .collect(),
             sent,
+            producer_of,
             seen,
             seen_at,
             shadows,
@@ -267,11 +328,12 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     let mut out = Vec::new();
     let mut bad = |kind: Kind, detail: String| out.push(Anomaly { kind, detail });
     durability::check(h, &cuts, &facts, &mut bad);
-    idempotence::check(&facts, &mut bad);
+    idempotence::check(&facts, &cuts, &mut bad);
     order::check(h, &cuts, &facts, &mut bad);
     groups::check(h, &cuts, &facts, &mut bad);
     offsets::check(h, &cuts, &mut bad);
     fetch::check(h, &mut bad);
+    retention::check(h, &cuts, &facts, &mut bad);
     out
 }
 
@@ -296,6 +358,7 @@ pub(crate) mod testing {
             acks: -1,
             idempotent: true,
             attempt,
+            timestamp_ms: 1_700_000_000_000 + t as i64,
         };
         ev.push(send(1, vec![1, 2], 0));
         ev.push(Event::SendDone {
@@ -389,6 +452,7 @@ pub(crate) mod testing {
         });
         ev.push(Event::Final {
             part: 0,
+            log_start: 0,
             records: vec![(0, 1), (1, 2), (2, 3)],
         });
         h
@@ -429,6 +493,7 @@ mod tests {
             Kind::LostWrite,
             Kind::Unseen,
             Kind::Duplicate,
+            Kind::IdempotentReorder,
             Kind::FailedWriteRead,
             Kind::InconsistentOffsets,
             Kind::NonmonotonicSend,
@@ -436,11 +501,17 @@ mod tests {
             Kind::PollSkip,
             Kind::GroupOwnership,
             Kind::GenerationBackwards,
+            Kind::ZombieCommit,
             Kind::CommitPastFetched,
             Kind::CommitBackwards,
             Kind::GroupSkip,
             Kind::GroupDouble,
             Kind::FetchOverLimit,
+            Kind::LogStartBackwards,
+            Kind::LogStartAboveHw,
+            Kind::FetchBelowStart,
+            Kind::LatestNotHw,
+            Kind::OffsetForTimestamp,
         ];
         assert_eq!(tested.len(), Kind::ALL.len());
     }

@@ -4,11 +4,15 @@
 
 use super::{Cuts, Facts, Kind};
 use crate::history::{Event, History, Ms, Outcome, Part, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kind, String)) {
-    // nonmonotonic-send
-    let mut last_sent: BTreeMap<(usize, Part), (i64, Ms)> = BTreeMap::new();
+    // nonmonotonic-send: per producer and partition, the acknowledged batches in the order the
+    // producer made them (their values grow with it) sit at growing offsets. Acknowledgements may
+    // come in another order: a retried batch is answered with its original offset after later
+    // batches were answered (five in flight, KIP-98).
+    let mut acked: BTreeMap<(usize, Part), Vec<AckedBatch>> = BTreeMap::new();
+    let mut first_ack: BTreeSet<Value> = BTreeSet::new();
     for e in &h.events {
         let Event::SendDone {
             t,
@@ -20,20 +24,28 @@ pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kin
         else {
             continue;
         };
-        if *base_offset < 0 {
+        if *base_offset < 0 || values.is_empty() || !first_ack.insert(values[0]) {
             continue;
         }
         let last = base_offset + values.len() as i64 - 1;
-        if let Some(&(prev, prev_t)) = last_sent.get(&(*producer, *part)) {
-            let cut_between = cuts.0.iter().any(|(at, _)| *at > prev_t && *at <= *t);
-            if *base_offset <= prev && !cut_between {
+        acked
+            .entry((*producer, *part))
+            .or_default()
+            .push((values[0], *base_offset, last, *t));
+    }
+    for ((producer, part), mut batches) in acked {
+        batches.sort();
+        for w in batches.windows(2) {
+            let ((_, _, prev, prev_t), (_, base, _, t)) = (w[0], w[1]);
+            let (lo, hi) = (prev_t.min(t), prev_t.max(t));
+            let cut_between = cuts.0.iter().any(|(at, _)| *at > lo && *at <= hi);
+            if base <= prev && !cut_between {
                 bad(
                     Kind::NonmonotonicSend,
-                    format!("producer {producer}: batch acknowledged at {part}/{base_offset} (t={t}) after one at {prev}"),
+                    format!("producer {producer}: a later batch was acknowledged at {part}/{base} (t={t}), not after an earlier one ending at {prev} (t={prev_t})"),
                 );
             }
         }
-        last_sent.insert((*producer, *part), (last, *t));
     }
 
     // inconsistent-offsets: every observation of an offset names the same value, and every
@@ -78,7 +90,7 @@ pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kin
                 value,
                 ..
             } => obs.observe(&mut *bad, *part, *offset, *value, *t, "a group member"),
-            Event::Final { part, records } => {
+            Event::Final { part, records, .. } => {
                 for &(o, v) in records {
                     obs.observe(&mut *bad, *part, o, v, Ms::MAX, "the final read");
                 }
@@ -131,6 +143,9 @@ pub(super) fn check(h: &History, cuts: &Cuts, f: &Facts, bad: &mut dyn FnMut(Kin
         }
     }
 }
+
+/// An acknowledged batch: (first value, base offset, last offset, time of the acknowledgement).
+type AckedBatch = (Value, i64, i64, Ms);
 
 /// What has been observed at each offset and of each value (for `inconsistent-offsets`).
 struct Observed<'a> {

@@ -9,7 +9,7 @@
 //! A client never touches the world directly: it is handed an [`Env`] and leaves requests and
 //! connection drops in its outbox; the world carries them over the simulated network.
 
-use crate::history::{CommitMode, Event, History, Outcome, Part, Value};
+use crate::history::{CommitMode, Event, History, Part, Value};
 use bytes::{Buf, Bytes, BytesMut};
 use gregor_core::assignor::{self, Strategy, Subscription};
 use gregor_core::error::*;
@@ -19,6 +19,12 @@ use gregor_core::kafka_protocol::records::{Compression, RecordBatchDecoder};
 use gregor_core::prng::Prng;
 use gregor_core::testkit::{self, Rec};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod producer;
+mod reader;
+
+pub use producer::{Producer, IN_FLIGHT_MAX};
+pub use reader::{Reader, EARLIEST, LATEST};
 
 pub const TOPIC: &str = "t";
 
@@ -62,20 +68,22 @@ impl Env {
     pub fn ms(&self) -> u64 {
         self.now / MS
     }
-    fn record(&mut self, e: Event) {
-        self.history.events.push(e);
-    }
 }
 
 #[derive(Debug, Clone)]
 enum Pending {
-    Produce,
+    Produce {
+        batch: u64,
+    },
     InitProducerId,
     Fetch {
         epoch: u64,
+        sent: u64,
     },
     ListOffsets {
         part: Part,
+        spec: i64,
+        sent: u64,
     },
     Join,
     Sync,
@@ -85,11 +93,26 @@ enum Pending {
     },
     Commit {
         sent: u64,
+        /// The generation and member id the commit was sent with.
+        generation: i32,
+        member_id: String,
         offsets: Vec<(Part, i64)>,
         held: Vec<(Part, i64, Value)>,
+        /// A zombie's second try after a refusal.
+        again: bool,
     },
     Leave,
+    /// A group member's ListOffsets earliest after OFFSET_OUT_OF_RANGE, for its assignment
+    /// `epoch`.
+    MemberReset {
+        part: Part,
+        epoch: u64,
+    },
 }
+
+/// A member's position that must be reset (auto.offset.reset=earliest) / is being reset.
+const RESET_NEEDED: i64 = -2;
+const RESET_INFLIGHT: i64 = -3;
 
 /// One simulated client process.
 pub struct Client {
@@ -113,46 +136,6 @@ pub enum Role {
     Member(Member),
 }
 
-pub struct Producer {
-    pub acks: i16,
-    pub idempotent: bool,
-    pub retries: bool,
-    gap: Us,
-    pid: i64,
-    epoch: i16,
-    seqs: BTreeMap<Part, i32>,
-    current: Option<Batch>,
-    next_at: Us,
-    init_inflight: bool,
-    stopped: bool,
-}
-
-struct Batch {
-    part: Part,
-    values: Vec<Value>,
-    seq: i32,
-    attempt: u32,
-    inflight: bool,
-    retry_at: Us,
-}
-
-pub struct Reader {
-    parts: Vec<Part>,
-    pos: BTreeMap<Part, i64>,
-    session: BTreeMap<Part, u32>,
-    resetting: BTreeSet<Part>,
-    fetch_inflight: bool,
-    next_at: Us,
-    /// The auditor reads everything once, at the end, to produce the final log.
-    pub auditor: bool,
-    pub active: bool,
-    done: BTreeSet<Part>,
-    found: BTreeMap<Part, Vec<(i64, Value)>>,
-    pub finished: bool,
-    /// The fetch's top-level byte limit (a consumer's `fetch.max.bytes`).
-    fetch_max_bytes: i32,
-}
-
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum MemberState {
     Joining,
@@ -169,6 +152,8 @@ pub struct Member {
     strategy: Strategy,
     instance_id: Option<String>,
     member_id: String,
+    /// A zombie retries a refused commit once with its stale generation and member id.
+    zombie: bool,
     generation: i32,
     state: MemberState,
     assigned: Vec<Part>,
@@ -187,6 +172,37 @@ pub struct Member {
 
 fn name(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
+}
+
+/// An OffsetCommit of `offsets` in `generation` as `member_id`.
+fn commit_request(
+    gid: GroupId,
+    generation: i32,
+    member_id: &str,
+    instance: Option<StrBytes>,
+    offsets: &[(Part, i64)],
+) -> RequestKind {
+    RequestKind::OffsetCommit(
+        OffsetCommitRequest::default()
+            .with_group_id(gid)
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(name(member_id))
+            .with_group_instance_id(instance)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(name(TOPIC)))
+                    .with_partitions(
+                        offsets
+                            .iter()
+                            .map(|(p, o)| {
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(*o)
+                            })
+                            .collect(),
+                    ),
+            ]),
+    )
 }
 
 fn encode_parts(parts: &[Part]) -> Bytes {
@@ -233,6 +249,14 @@ fn first_batch_len(records: &[u8]) -> u64 {
 
 /// Decode a fetch response's record bytes into (offset, value); stops at a partial batch.
 pub fn decode_records(bytes: Option<Bytes>) -> Vec<(i64, Value)> {
+    decode_records_ts(bytes)
+        .into_iter()
+        .map(|(o, v, _)| (o, v))
+        .collect()
+}
+
+/// Decode a fetch response's record bytes into (offset, value, timestamp).
+pub fn decode_records_ts(bytes: Option<Bytes>) -> Vec<(i64, Value, i64)> {
     let mut out = Vec::new();
     let Some(mut bytes) = bytes else { return out };
     while bytes.remaining() >= 61 {
@@ -245,7 +269,7 @@ pub fn decode_records(bytes: Option<Bytes>) -> Vec<(i64, Value)> {
                 .filter(|v| v.len() == 8)
                 .map(|mut v| v.get_u64())
                 .unwrap_or(u64::MAX);
-            out.push((r.offset, v));
+            out.push((r.offset, v, r.timestamp));
         }
     }
     out
@@ -267,44 +291,11 @@ impl Client {
     }
 
     pub fn producer(id: usize, prng: &mut Prng, gap_ms: u64) -> Client {
-        let idempotent = prng.ratio(1, 2);
-        let acks = if idempotent {
-            -1
-        } else {
-            [0, 1, -1][prng.below(3) as usize]
-        };
-        let p = Producer {
-            acks,
-            idempotent,
-            retries: idempotent || prng.ratio(1, 2),
-            gap: gap_ms * MS,
-            pid: -1,
-            epoch: -1,
-            seqs: BTreeMap::new(),
-            current: None,
-            next_at: 0,
-            init_inflight: false,
-            stopped: false,
-        };
-        Client::new(id, Role::Producer(p), 4_000 * MS)
+        Client::new(id, Role::Producer(Producer::new(prng, gap_ms)), 4_000 * MS)
     }
 
     pub fn reader(id: usize, parts: Vec<Part>, auditor: bool) -> Client {
-        let r = Reader {
-            pos: parts.iter().map(|p| (*p, 0)).collect(),
-            session: parts.iter().map(|p| (*p, 0)).collect(),
-            parts,
-            resetting: BTreeSet::new(),
-            fetch_inflight: false,
-            next_at: 0,
-            auditor,
-            active: !auditor,
-            done: BTreeSet::new(),
-            found: BTreeMap::new(),
-            finished: false,
-            fetch_max_bytes: 1 << 20,
-        };
-        Client::new(id, Role::Reader(r), 4_000 * MS)
+        Client::new(id, Role::Reader(Reader::new(parts, auditor)), 4_000 * MS)
     }
 
     /// Make a reader fetch with this top-level byte limit; its responses are recorded for the
@@ -325,6 +316,7 @@ impl Client {
             strategy,
             instance_id: prng.ratio(1, 3).then(|| format!("g{group}-i{id}")),
             member_id: String::new(),
+            zombie: prng.ratio(1, 2),
             generation: -1,
             state: MemberState::Joining,
             assigned: vec![],
@@ -353,15 +345,8 @@ impl Client {
             }
         };
         match &self.role {
-            Role::Producer(p) if !p.stopped => {
-                consider(p.next_at);
-                if let Some(b) = &p.current {
-                    if !b.inflight {
-                        consider(b.retry_at);
-                    }
-                }
-            }
-            Role::Reader(r) if r.active => consider(r.next_at),
+            Role::Producer(p) => p.next_wake(&mut consider),
+            Role::Reader(r) => r.next_wake(&mut consider),
             Role::Member(m) => {
                 consider(m.retry_at);
                 if matches!(
@@ -371,7 +356,6 @@ impl Client {
                     consider(m.next_heartbeat);
                 }
             }
-            _ => {}
         }
         t
     }
@@ -427,41 +411,26 @@ impl Client {
             return; // answered after we gave up on it
         };
         match (&mut self.role, what, body) {
-            (Role::Producer(_), Pending::Produce, ResponseKind::Produce(r)) => {
+            (Role::Producer(_), Pending::Produce { batch }, ResponseKind::Produce(r)) => {
                 let p = r
                     .responses
                     .first()
                     .and_then(|t| t.partition_responses.first())
                     .map(|p| (p.error_code, p.base_offset))
                     .unwrap_or((UNKNOWN_TOPIC_OR_PARTITION, -1));
-                self.produce_done(env, p.0, p.1);
+                self.produce_done(env, batch, p.0, p.1);
             }
             (Role::Producer(p), Pending::InitProducerId, ResponseKind::InitProducerId(r)) => {
-                p.init_inflight = false;
-                if r.error_code == NONE {
-                    p.pid = r.producer_id.0;
-                    p.epoch = r.producer_epoch;
-                    p.seqs.clear();
-                } else {
-                    p.next_at = env.now + 100 * MS;
-                }
+                p.init_done(env, r)
             }
-            (Role::Reader(_), Pending::Fetch { .. }, ResponseKind::Fetch(r)) => {
-                self.reader_fetched(env, r)
+            (Role::Reader(_), Pending::Fetch { sent, .. }, ResponseKind::Fetch(r)) => {
+                self.reader_fetched(env, sent, r)
             }
-            (Role::Reader(rd), Pending::ListOffsets { part }, ResponseKind::ListOffsets(r)) => {
-                rd.resetting.remove(&part);
-                let o = r
-                    .topics
-                    .first()
-                    .and_then(|t| t.partitions.first())
-                    .filter(|p| p.error_code == NONE)
-                    .map(|p| p.offset);
-                if let Some(o) = o {
-                    rd.pos.insert(part, o);
-                    *rd.session.entry(part).or_default() += 1;
-                }
-            }
+            (
+                Role::Reader(_),
+                Pending::ListOffsets { part, spec, sent },
+                ResponseKind::ListOffsets(r),
+            ) => self.reader_listed(env, part, spec, sent, r),
             (Role::Member(_), what, body) => self.member_response(env, what, body),
             (_, what, body) => panic!("client {}: unexpected {body:?} for {what:?}", self.id),
         }
@@ -471,39 +440,26 @@ impl Client {
     /// A request's outcome is unknown (timeout or lost connection).
     fn lost(&mut self, env: &mut Env, what: Pending) {
         match (&mut self.role, what) {
-            (Role::Producer(p), Pending::Produce) => {
-                if let Some(b) = &mut p.current {
-                    env.history.events.push(Event::SendDone {
-                        t: env.now / MS,
-                        producer: self.id,
-                        part: b.part,
-                        values: b.values.clone(),
-                        outcome: Outcome::Unknown,
-                    });
-                    if p.retries && !env.producers_give_up {
-                        b.inflight = false;
-                        b.retry_at = env.now + 50 * MS + env.prng.below(200) * MS;
-                    } else {
-                        p.current = None;
-                    }
-                }
-            }
-            (Role::Producer(p), Pending::InitProducerId) => {
-                p.init_inflight = false;
-                p.next_at = env.now + 100 * MS;
-            }
+            (Role::Producer(_), Pending::Produce { batch }) => self.produce_lost(env, batch),
+            (Role::Producer(p), Pending::InitProducerId) => p.init_lost(env),
             (Role::Reader(r), Pending::Fetch { .. }) => {
                 r.fetch_inflight = false;
                 r.next_at = env.now + 100 * MS;
             }
-            (Role::Reader(r), Pending::ListOffsets { part }) => {
+            (Role::Reader(r), Pending::ListOffsets { part, .. }) => {
                 r.resetting.remove(&part);
+                r.query_inflight = false;
                 r.next_at = env.now + 100 * MS;
             }
             (Role::Member(m), what) => {
                 match what {
                     Pending::Heartbeat => m.hb_inflight = false,
                     Pending::Fetch { .. } => m.fetch_inflight = false,
+                    Pending::MemberReset { part, epoch }
+                        if epoch == m.epoch && m.pos.get(&part) == Some(&RESET_INFLIGHT) =>
+                    {
+                        m.pos.insert(part, RESET_NEEDED);
+                    }
                     Pending::Commit { .. } => {
                         // Unknown whether it was committed: an at-most-once member must not
                         // process what it held; either kind rejoins to learn where it stands.
@@ -532,336 +488,6 @@ impl Client {
             Role::Producer(_) => self.producer_kick(env),
             Role::Reader(_) => self.reader_kick(env),
             Role::Member(_) => self.member_kick(env),
-        }
-    }
-
-    // ------------------------------------------------------------------ producer
-
-    fn producer_kick(&mut self, env: &mut Env) {
-        let Role::Producer(p) = &mut self.role else {
-            unreachable!()
-        };
-        if p.stopped {
-            return;
-        }
-        if env.producers_give_up {
-            if let Some(b) = &p.current {
-                if !b.inflight {
-                    p.current = None;
-                }
-            }
-            if p.current.is_none() {
-                p.stopped = true;
-                return;
-            }
-        }
-        if p.idempotent && p.pid < 0 {
-            if !p.init_inflight && env.now >= p.next_at {
-                p.init_inflight = true;
-                let req = InitProducerIdRequest::default()
-                    .with_transactional_id(None)
-                    .with_transaction_timeout_ms(60_000);
-                self.send(
-                    env,
-                    ApiKey::InitProducerId,
-                    4,
-                    RequestKind::InitProducerId(req),
-                    Some(Pending::InitProducerId),
-                );
-            }
-            return;
-        }
-        let attempt = match &mut p.current {
-            None => {
-                if env.liveness || env.now < p.next_at {
-                    return;
-                }
-                if env.socket_full.contains(&self.id) {
-                    // A blocked send: try again a gap later.
-                    p.next_at = env.now + p.gap;
-                    return;
-                }
-                let n = 1 + env.prng.below(4) as usize;
-                let values: Vec<Value> = (0..n)
-                    .map(|_| {
-                        env.next_value += 1;
-                        env.next_value
-                    })
-                    .collect();
-                let part = env.prng.below(env.partitions as u64) as Part;
-                let seq = *p.seqs.get(&part).unwrap_or(&0);
-                p.current = Some(Batch {
-                    part,
-                    values,
-                    seq,
-                    attempt: 0,
-                    inflight: false,
-                    retry_at: 0,
-                });
-                0
-            }
-            Some(b) if !b.inflight && env.now >= b.retry_at => {
-                b.attempt += 1;
-                b.attempt
-            }
-            Some(_) => return,
-        };
-        let b = p.current.as_mut().expect("just set");
-        b.inflight = true;
-        env.history.events.push(Event::Send {
-            t: env.now / MS,
-            producer: self.id,
-            part: b.part,
-            values: b.values.clone(),
-            acks: p.acks,
-            idempotent: p.idempotent,
-            attempt,
-        });
-        let producer = p.idempotent.then_some((p.pid, p.epoch, b.seq));
-        let batch = encode_batch(
-            &b.values,
-            producer,
-            1_700_000_000_000 + (env.now / MS) as i64,
-        );
-        let req = ProduceRequest::default()
-            .with_acks(p.acks)
-            .with_timeout_ms(2_000)
-            .with_topic_data(vec![produce_request::TopicProduceData::default()
-                .with_name(TopicName(name(TOPIC)))
-                .with_partition_data(vec![
-                    produce_request::PartitionProduceData::default()
-                        .with_index(b.part)
-                        .with_records(Some(batch)),
-                ])]);
-        let acks0 = p.acks == 0;
-        let (part, values) = (b.part, b.values.clone());
-        if acks0 {
-            // Fire and forget: no response will come, so the outcome is unknown at once.
-            p.current = None;
-            p.next_at = env.now + p.gap;
-            env.record(Event::SendDone {
-                t: env.now / MS,
-                producer: self.id,
-                part,
-                values,
-                outcome: Outcome::Unknown,
-            });
-            self.send(env, ApiKey::Produce, 9, RequestKind::Produce(req), None);
-        } else {
-            self.send(
-                env,
-                ApiKey::Produce,
-                9,
-                RequestKind::Produce(req),
-                Some(Pending::Produce),
-            );
-        }
-    }
-
-    fn produce_done(&mut self, env: &mut Env, code: i16, base_offset: i64) {
-        let Role::Producer(p) = &mut self.role else {
-            unreachable!()
-        };
-        let Some(b) = p.current.as_mut() else { return };
-        let (part, values) = (b.part, b.values.clone());
-        let outcome = match code {
-            NONE => Outcome::Ok { base_offset },
-            // Refusals: the batch was not written.
-            CORRUPT_MESSAGE
-            | MESSAGE_TOO_LARGE
-            | INVALID_RECORD
-            | UNKNOWN_TOPIC_OR_PARTITION
-            | OUT_OF_ORDER_SEQUENCE_NUMBER
-            | INVALID_PRODUCER_EPOCH
-            | 59 => Outcome::Fail { code },
-            // Timeouts and storage errors: it may have been written.
-            _ => Outcome::Unknown,
-        };
-        env.history.events.push(Event::SendDone {
-            t: env.now / MS,
-            producer: self.id,
-            part,
-            values,
-            outcome: outcome.clone(),
-        });
-        match outcome {
-            Outcome::Ok { .. } => {
-                if p.idempotent {
-                    p.seqs.insert(part, b.seq + b.values.len() as i32);
-                }
-                p.current = None;
-                p.next_at = env.now + p.gap;
-            }
-            Outcome::Fail { code } => {
-                if code == OUT_OF_ORDER_SEQUENCE_NUMBER || code == 59 {
-                    // The broker lost our earlier batches (a policy-permitted power loss):
-                    // start over with a new producer id, as the Java client does.
-                    p.pid = -1;
-                }
-                p.current = None;
-                p.next_at = env.now + p.gap;
-            }
-            Outcome::Unknown => {
-                if p.retries && !env.producers_give_up {
-                    b.inflight = false;
-                    b.retry_at = env.now + 100 * MS;
-                } else {
-                    p.current = None;
-                    p.next_at = env.now + p.gap;
-                }
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------ reader
-
-    fn reader_kick(&mut self, env: &mut Env) {
-        let Role::Reader(r) = &mut self.role else {
-            unreachable!()
-        };
-        if !r.active || r.fetch_inflight || env.now < r.next_at {
-            return;
-        }
-        let parts: Vec<Part> = r
-            .parts
-            .iter()
-            .filter(|p| !r.done.contains(p) && !r.resetting.contains(p))
-            .copied()
-            .collect();
-        if parts.is_empty() {
-            return;
-        }
-        r.fetch_inflight = true;
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(if r.auditor { 0 } else { 500 })
-            .with_min_bytes(1)
-            .with_max_bytes(r.fetch_max_bytes)
-            .with_topics(vec![fetch_request::FetchTopic::default()
-                .with_topic(TopicName(name(TOPIC)))
-                .with_partitions(
-                    parts
-                        .iter()
-                        .map(|p| {
-                            fetch_request::FetchPartition::default()
-                                .with_partition(*p)
-                                .with_fetch_offset(r.pos[p])
-                                .with_partition_max_bytes(64 * 1024)
-                        })
-                        .collect(),
-                )]);
-        self.send(
-            env,
-            ApiKey::Fetch,
-            12,
-            RequestKind::Fetch(req),
-            Some(Pending::Fetch { epoch: 0 }),
-        );
-    }
-
-    fn reader_fetched(&mut self, env: &mut Env, resp: FetchResponse) {
-        let id = self.id;
-        let Role::Reader(r) = &mut self.role else {
-            unreachable!()
-        };
-        r.fetch_inflight = false;
-        if r.fetch_max_bytes < 1 << 20 {
-            // What KIP-74 bounds: the records bytes of all partitions together, except that the
-            // first batch is returned whole even when it alone is larger.
-            let sizes: Vec<&Bytes> = resp
-                .responses
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .filter_map(|p| p.records.as_ref())
-                .filter(|b| !b.is_empty())
-                .collect();
-            let total: u64 = sizes.iter().map(|b| b.len() as u64).sum();
-            let first_batch = sizes.first().map_or(0, |b| first_batch_len(b));
-            if total > 0 {
-                env.history.events.push(Event::FetchBytes {
-                    t: env.now / MS,
-                    reader: id,
-                    max_bytes: r.fetch_max_bytes,
-                    total,
-                    first_batch,
-                });
-            }
-        }
-        let mut resets = Vec::new();
-        let mut any = false;
-        for t in resp.responses {
-            for p in t.partitions {
-                let part = p.partition_index;
-                match p.error_code {
-                    NONE => {
-                        let recs: Vec<(i64, Value)> = decode_records(p.records)
-                            .into_iter()
-                            .filter(|(o, _)| *o >= r.pos[&part])
-                            .collect();
-                        if let Some(last) = recs.last() {
-                            r.pos.insert(part, last.0 + 1);
-                            any = true;
-                        }
-                        if r.auditor {
-                            r.found
-                                .entry(part)
-                                .or_default()
-                                .extend(recs.iter().copied());
-                            if recs.is_empty() && r.pos[&part] >= p.high_watermark {
-                                r.done.insert(part);
-                            }
-                        } else if !recs.is_empty() {
-                            env.history.events.push(Event::Poll {
-                                t: env.now / MS,
-                                reader: id,
-                                session: r.session[&part],
-                                part,
-                                records: recs,
-                            });
-                        }
-                    }
-                    OFFSET_OUT_OF_RANGE => resets.push(part),
-                    _ => {}
-                }
-            }
-        }
-        if r.auditor && r.done.len() == r.parts.len() && !r.finished {
-            r.finished = true;
-            r.active = false;
-            for part in &r.parts {
-                env.history.events.push(Event::Final {
-                    part: *part,
-                    records: r.found.remove(part).unwrap_or_default(),
-                });
-            }
-            return;
-        }
-        if !any {
-            r.next_at = env.now + if r.auditor { 10 * MS } else { 50 * MS };
-        }
-        let auditor = r.auditor;
-        for part in resets {
-            // The auditor reads from the start of a settled log and is never out of range.
-            assert!(!auditor, "auditor: partition {part} offset out of range");
-            if let Role::Reader(r) = &mut self.role {
-                r.resetting.insert(part);
-            }
-            let req = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-                    .with_name(TopicName(name(TOPIC)))
-                    .with_partitions(vec![
-                        list_offsets_request::ListOffsetsPartition::default()
-                            .with_partition_index(part)
-                            .with_timestamp(-2),
-                    ])]);
-            self.send(
-                env,
-                ApiKey::ListOffsets,
-                5,
-                RequestKind::ListOffsets(req),
-                Some(Pending::ListOffsets { part }),
-            );
         }
     }
 
@@ -953,7 +579,27 @@ impl Client {
             }
             MemberState::Syncing | MemberState::FetchingOffsets => {}
             MemberState::Consuming => {
-                if !m.fetch_inflight && !m.commit_inflight && !m.assigned.is_empty() {
+                for (&part, pos) in m.pos.iter_mut() {
+                    if *pos == RESET_NEEDED {
+                        *pos = RESET_INFLIGHT;
+                        reqs.push((
+                            ApiKey::ListOffsets,
+                            5,
+                            reader::list_offsets(part, EARLIEST),
+                            Pending::MemberReset {
+                                part,
+                                epoch: m.epoch,
+                            },
+                        ));
+                    }
+                }
+                let fetchable: Vec<Part> = m
+                    .assigned
+                    .iter()
+                    .copied()
+                    .filter(|p| m.pos.get(p).is_some_and(|o| *o >= 0))
+                    .collect();
+                if !m.fetch_inflight && !m.commit_inflight && !fetchable.is_empty() {
                     m.fetch_inflight = true;
                     let req = FetchRequest::default()
                         .with_replica_id(BrokerId(-1))
@@ -963,7 +609,7 @@ impl Client {
                         .with_topics(vec![fetch_request::FetchTopic::default()
                             .with_topic(TopicName(name(TOPIC)))
                             .with_partitions(
-                                m.assigned
+                                fetchable
                                     .iter()
                                     .map(|p| {
                                         fetch_request::FetchPartition::default()
@@ -977,7 +623,10 @@ impl Client {
                         ApiKey::Fetch,
                         12,
                         RequestKind::Fetch(req),
-                        Pending::Fetch { epoch: m.epoch },
+                        Pending::Fetch {
+                            epoch: m.epoch,
+                            sent: env.now / MS,
+                        },
                     ));
                 }
             }
@@ -1148,7 +797,7 @@ impl Client {
                     m.on_group_error(env, r.error_code);
                 }
             }
-            (Pending::Fetch { epoch }, ResponseKind::Fetch(r)) => {
+            (Pending::Fetch { epoch, .. }, ResponseKind::Fetch(r)) => {
                 m.fetch_inflight = false;
                 if epoch != m.epoch || m.state != MemberState::Consuming {
                     return; // a fetch for an assignment we no longer hold
@@ -1179,10 +828,9 @@ impl Client {
                                 m.pos.insert(part, recs.last().expect("nonempty").0 + 1);
                                 got.extend(recs.into_iter().map(|(o, v)| (part, o, v)));
                             }
-                            // auto.offset.reset=earliest
+                            // auto.offset.reset=earliest: ListOffsets, then a fresh position.
                             OFFSET_OUT_OF_RANGE => {
-                                m.pos.insert(part, 0);
-                                m.session += 1;
+                                m.pos.insert(part, RESET_NEEDED);
                             }
                             _ => {}
                         }
@@ -1204,41 +852,29 @@ impl Client {
                     vec![]
                 };
                 m.commit_inflight = true;
-                let req = OffsetCommitRequest::default()
-                    .with_group_id(gid)
-                    .with_generation_id_or_member_epoch(m.generation)
-                    .with_member_id(name(&m.member_id))
-                    .with_group_instance_id(instance)
-                    .with_topics(
-                        vec![offset_commit_request::OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(name(TOPIC)))
-                        .with_partitions(
-                            offsets
-                                .iter()
-                                .map(|(p, o)| {
-                                    offset_commit_request::OffsetCommitRequestPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_committed_offset(*o)
-                                })
-                                .collect(),
-                        )],
-                    );
+                let req = commit_request(gid, m.generation, &m.member_id, instance, &offsets);
                 next = Some((
                     ApiKey::OffsetCommit,
                     7,
-                    RequestKind::OffsetCommit(req),
+                    req,
                     Pending::Commit {
                         sent: env.now / MS,
+                        generation: m.generation,
+                        member_id: m.member_id.clone(),
                         offsets,
                         held,
+                        again: false,
                     },
                 ));
             }
             (
                 Pending::Commit {
                     sent,
+                    generation,
+                    member_id,
                     offsets,
                     held,
+                    again,
                 },
                 ResponseKind::OffsetCommit(r),
             ) => {
@@ -1255,7 +891,7 @@ impl Client {
                             sent,
                             group: m.group,
                             member: id,
-                            generation: m.generation,
+                            generation,
                             part,
                             offset,
                         });
@@ -1268,10 +904,57 @@ impl Client {
                         .into_iter()
                         .find(|c| *c != NONE)
                         .unwrap_or(UNKNOWN_MEMBER_ID);
-                    m.on_group_error(env, code);
+                    let fenced = matches!(
+                        code,
+                        ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID
+                    );
+                    let moved_on = generation != m.generation
+                        || member_id != m.member_id
+                        || m.state != MemberState::Consuming;
+                    if moved_on {
+                        // The member has rejoined since it sent this: the refusal is old news.
+                    } else if m.zombie && fenced && !again {
+                        // A zombie: it was evicted or missed a rebalance, and commits the same
+                        // offsets once more with its stale generation and member id. The
+                        // coordinator must refuse it again (`zombie-commit`).
+                        m.commit_inflight = true;
+                        let req = commit_request(gid, generation, &member_id, instance, &offsets);
+                        next = Some((
+                            ApiKey::OffsetCommit,
+                            7,
+                            req,
+                            Pending::Commit {
+                                sent: env.now / MS,
+                                generation,
+                                member_id,
+                                offsets,
+                                held: vec![],
+                                again: true,
+                            },
+                        ));
+                    } else {
+                        m.on_group_error(env, code);
+                    }
                 }
             }
             (Pending::Leave, ResponseKind::LeaveGroup(_)) => {}
+            (Pending::MemberReset { part, epoch }, ResponseKind::ListOffsets(r)) => {
+                let answer = r
+                    .topics
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .filter(|p| p.error_code == NONE)
+                    .map(|p| p.offset);
+                if epoch == m.epoch && m.pos.get(&part) == Some(&RESET_INFLIGHT) {
+                    if let Some(o) = answer {
+                        m.pos.insert(part, o);
+                        m.session += 1;
+                    } else {
+                        m.pos.insert(part, RESET_NEEDED);
+                        m.retry_at = env.now + 100 * MS;
+                    }
+                }
+            }
             (what, body) => panic!("member {id}: unexpected {body:?} for {what:?}"),
         }
         if let Some((k, v, body, what)) = next {
