@@ -4,6 +4,8 @@
 //! input. This test fails if the core's source reaches for the outside world or if its
 //! dependencies include an async runtime.
 
+mod common;
+use common::rust_files;
 use std::path::Path;
 
 const FORBIDDEN_IN_SOURCE: &[&str] = &[
@@ -31,17 +33,6 @@ const FORBIDDEN_DEPENDENCIES: &[&str] = &[
     "socket2",
     "libc",
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
 
 #[test]
 fn core_source_does_no_io_and_reads_no_clock() {

@@ -8,23 +8,14 @@
 //! `assert_ne!` in those lines (`debug_assert!` is not counted: the core's assertions stay on in
 //! release builds). `cargo test -p gregor-core --test shape -- --nocapture` prints the figures.
 
+mod common;
+use common::rust_files;
 use std::path::{Path, PathBuf};
 
 /// No core source file is longer than this (a file that grows past it holds two concepts).
 const FILE_LINES_MAX: usize = 800;
 /// The floor for assertion density. It only ever goes up, toward the 40 the house style asks.
 const ASSERTIONS_PER_KLOC_MIN: f64 = 31.0;
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
 
 /// (code lines, assertions) of one file, by the rules above.
 fn count(text: &str) -> (usize, usize) {

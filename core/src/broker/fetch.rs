@@ -61,13 +61,8 @@ impl Broker {
     }
 
     pub(super) fn fetch_check(&self, part: &FetchPart) -> Result<&Partition, i16> {
-        let t = self
-            .topics
-            .get(&part.topic)
-            .ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;
-        let p = usize::try_from(part.partition)
-            .ok()
-            .and_then(|i| t.partitions.get(i))
+        let p = self
+            .partition(&part.topic, part.partition)
             .ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;
         if p.offline.is_some() {
             return Err(KAFKA_STORAGE_ERROR);

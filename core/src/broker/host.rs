@@ -29,10 +29,7 @@ impl Broker {
     }
 
     fn online_partition(&self, topic: &str, p: i32) -> Option<&Partition> {
-        self.topics
-            .get(topic)
-            .and_then(|t| t.partitions.get(usize::try_from(p).ok()?))
-            .filter(|p| p.offline.is_none())
+        self.partition(topic, p).filter(|p| p.offline.is_none())
     }
 }
 

@@ -68,12 +68,7 @@ impl Broker {
                     .with_timestamp(-1)
                     .with_offset(-1)
                     .with_leader_epoch(-1);
-                let part = self.topics.get(&name).and_then(|t| {
-                    usize::try_from(p.partition_index)
-                        .ok()
-                        .and_then(|i| t.partitions.get(i))
-                });
-                match part {
+                match self.partition(&name, p.partition_index) {
                     None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                     Some(part) if part.offline.is_some() => pr.error_code = KAFKA_STORAGE_ERROR,
                     Some(part) => {

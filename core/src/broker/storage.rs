@@ -144,6 +144,13 @@ impl Broker {
         }
     }
 
+    /// Partition `index` of `topic`, if both exist (a negative or too large index is none).
+    pub(super) fn partition(&self, topic: &str, index: i32) -> Option<&Partition> {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+    }
+
     pub(super) fn partition_mut(
         &mut self,
         topic: &str,

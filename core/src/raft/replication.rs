@@ -188,10 +188,8 @@ impl RaftNode {
                     // truncate what was committed; the simulator's checkers flag the cause.
                     return self.set_next_fetch();
                 }
-                {
-                    self.log.truncate(end);
-                    self.outputs.push_back(Output::Truncate { end_offset: end });
-                }
+                self.log.truncate(end);
+                self.outputs.push_back(Output::Truncate { end_offset: end });
                 self.send_fetch(from);
             }
             FetchResult::Entries {

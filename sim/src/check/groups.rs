@@ -189,7 +189,7 @@ mod tests {
             generation: 2,
             parts: vec![0],
         });
-        let zombie = Event::Committed {
+        h.events.push(Event::Committed {
             t: 32,
             sent: 31,
             group: 0,
@@ -197,8 +197,7 @@ mod tests {
             generation: 1,
             part: 0,
             offset: 3,
-        };
-        h.events.push(zombie.clone());
+        });
         assert_eq!(kinds(&h), BTreeSet::from([Kind::ZombieCommit]));
         // Sent before the new generation existed, it may be accepted.
         if let Some(Event::Committed { sent, .. }) = h.events.last_mut() {
