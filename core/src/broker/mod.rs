@@ -307,6 +307,16 @@ impl Broker {
         self.on_time();
         self.after_step();
         self.invariants();
+        // Every timer that came due has been served: a deadline at or before `now` would have
+        // the driver wake the broker again at once, and again, a busy loop that burns a core
+        // until something else changes (a bug the simulator found: seed 35 spun for 40 s).
+        for (what, at) in self.timers() {
+            assert!(
+                at > self.now,
+                "{what}: a timer due at {at:?} is still pending after a step at {:?}",
+                self.now
+            );
+        }
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -329,28 +339,37 @@ impl Broker {
 
     /// The next instant at which the broker wants an [`Input::Tick`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = Some(self.next_retention_check);
-        let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
-        // Parked produces and fetches: a lookup in their timer tables.
-        if let Some(d) = self.produce_waits.next_deadline() {
-            consider(d);
-        }
-        if let Some(d) = self.fetch_waits.next_deadline() {
-            consider(d);
-        }
-        if let Durability::Interval { interval_ms, .. } = self.config.durability {
-            for t in self.topics.values() {
-                for p in &t.partitions {
-                    if let Some(s) = p.unsynced_since {
-                        consider(s + Duration::from_ms(interval_ms));
-                    }
+        self.timers().map(|(_, at)| at).min()
+    }
+
+    /// Every deadline the broker keeps, named by what it is for: the retention check, parked
+    /// produces and fetches (lookups in their timer tables), the fsync interval of each
+    /// partition with unsynced data, and the group coordinator's sessions and rebalances.
+    fn timers(&self) -> impl Iterator<Item = (&'static str, Instant)> + '_ {
+        let interval = match self.config.durability {
+            Durability::Interval { interval_ms, .. } => Some(Duration::from_ms(interval_ms)),
+            _ => None,
+        };
+        let fsync_interval = self.topics.values().flat_map(move |t| {
+            // Only while no fsync is in flight: one runs at a time per partition, and its
+            // completion looks at the interval again.
+            t.partitions.iter().filter_map(move |p| {
+                if p.sync.is_some() || p.offline.is_some() {
+                    return None;
                 }
-            }
-        }
-        if let Some(d) = self.coordinator.next_deadline() {
-            consider(d);
-        }
-        t
+                let since = p.unsynced_since?;
+                Some(("fsync interval", since + interval?))
+            })
+        });
+        [
+            ("retention check", Some(self.next_retention_check)),
+            ("delayed produce", self.produce_waits.next_deadline()),
+            ("delayed fetch", self.fetch_waits.next_deadline()),
+            ("group coordinator", self.coordinator.next_deadline()),
+        ]
+        .into_iter()
+        .filter_map(|(what, at)| Some((what, at?)))
+        .chain(fsync_interval)
     }
 
     /// Whole-broker invariants, checked after every step (release builds too).

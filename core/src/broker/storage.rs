@@ -177,6 +177,11 @@ impl Broker {
         p.producers.truncate_to(keep);
         p.sync_requested_end = p.sync_requested_end.min(keep);
         p.durable_end = p.durable_end.min(keep);
+        if p.log.log_end_offset() <= p.sync_requested_end {
+            // Nothing unsynced is left: the fsync-interval clock stops, or its deadline would
+            // stay due with nothing to sync (a busy loop, simulator seeds 96 and 98).
+            p.unsynced_since = None;
+        }
         if let Some(s) = p.sync.as_mut() {
             // The fsync in flight still covers everything written before it, up to the cut; it
             // must not be abandoned, or what it alone covered (a recovered log, say) would wait

@@ -347,6 +347,12 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
     let all_joined =
         group.members.values().all(|m| m.awaiting_join.is_some()) && group.pending.is_empty();
     let delayed = group.initial_delay_until.is_some_and(|d| d > now);
+    if !delayed {
+        // The initial delay (group.initial.rebalance.delay.ms) is over: forget it, so members
+        // joining from now on do not extend it (as Kafka's InitialDelayedJoin, which fires once)
+        // and no timer is left pending in the past while the join waits for pending members.
+        group.initial_delay_until = None;
+    }
     if !(deadline_passed || (all_joined && !delayed)) {
         return;
     }
