@@ -27,6 +27,8 @@ pub struct ServeConfig {
     /// Response bytes waiting to be written to one connection before the broker stops reading
     /// its requests (until the client reads its answers).
     pub connection_buffer_bytes_max: usize,
+    /// Where to serve Prometheus metrics (`http://ADDR/metrics`); none unless set.
+    pub metrics_listen: Option<SocketAddr>,
     pub broker: Config,
 }
 
@@ -38,6 +40,7 @@ impl Default for ServeConfig {
             connections_max: 10_000,
             request_bytes_max: 100 * 1024 * 1024,
             connection_buffer_bytes_max: 16 * 1024 * 1024,
+            metrics_listen: None,
             broker: Config::default(),
         }
     }

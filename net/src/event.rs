@@ -32,5 +32,11 @@ pub enum Event {
     SyncDone {
         op: OpId,
         result: StorageResult,
+        /// How long the fsync took (for the fsync latency histogram).
+        took: std::time::Duration,
+    },
+    /// The metrics endpoint asks for the current metrics, encoded as text.
+    Scrape {
+        reply: tokio::sync::oneshot::Sender<String>,
     },
 }

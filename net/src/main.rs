@@ -18,6 +18,7 @@ mod disk;
 mod event;
 #[cfg(all(test, madsim))]
 mod madsim_tests;
+mod metrics;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -116,6 +117,9 @@ struct ServeArgs {
     /// Unread response bytes per connection before its requests stop being read [default: 16777216]
     #[arg(long, env = "GREGOR_CONNECTION_BUFFER_BYTES_MAX")]
     connection_buffer_bytes_max: Option<usize>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off unless set), e.g. 127.0.0.1:9308
+    #[arg(long, env = "GREGOR_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -202,6 +206,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     }
     if let Some(n) = args.connection_buffer_bytes_max {
         c.connection_buffer_bytes_max = n;
+    }
+    if let Some(a) = args.metrics_listen {
+        c.metrics_listen = Some(a);
     }
     if let Some(ms) = args.group_initial_rebalance_delay_ms {
         c.broker.group_initial_rebalance_delay_ms = ms;

@@ -13,6 +13,7 @@ use crate::config::ServeConfig;
 use crate::connection;
 use crate::disk::{fault, Disk, Executed};
 use crate::event::Event;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use gregor_core::io::LogLevel;
 use gregor_core::{wire, Broker, ConnId, Input, Output};
@@ -40,6 +41,8 @@ struct Driver {
     conns: HashMap<ConnId, ConnHandle>,
     events: mpsc::UnboundedSender<Event>,
     ready: VecDeque<Input>,
+    /// Counted only when a metrics listener is configured.
+    metrics: Option<Metrics>,
 }
 
 impl Driver {
@@ -61,6 +64,9 @@ impl Driver {
                     api_version,
                     body,
                 } => {
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.on_response(conn, correlation_id, &body);
+                    }
                     let Some(h) = self.conns.get(&conn) else {
                         continue;
                     };
@@ -83,29 +89,39 @@ impl Driver {
                     }
                     self.close(conn);
                 }
-                Output::Storage { op, request } => match self.disk.execute(request) {
-                    Executed::Done(result) => self.ready.push_back(Input::StorageDone {
-                        now: self.clock.now(),
-                        op,
-                        result,
-                    }),
-                    Executed::Sync(file) => {
-                        let events = self.events.clone();
-                        let sync = move || {
-                            let result = file
-                                .sync_data()
-                                .map(|_| gregor_core::StorageReply::Done)
-                                .map_err(fault);
-                            let _ = events.send(Event::SyncDone { op, result });
-                        };
-                        // fsync blocks: off the broker task. Under madsim there are no threads;
-                        // the (real) file is synced in place.
-                        #[cfg(not(madsim))]
-                        tokio::task::spawn_blocking(sync);
-                        #[cfg(madsim)]
-                        sync();
+                Output::Storage { op, request } => {
+                    let what = storage_op_name(&request);
+                    match self.disk.execute(request) {
+                        Executed::Done(result) => {
+                            if let (Err(_), Some(m)) = (&result, &self.metrics) {
+                                m.on_storage_error(what);
+                            }
+                            self.ready.push_back(Input::StorageDone {
+                                now: self.clock.now(),
+                                op,
+                                result,
+                            })
+                        }
+                        Executed::Sync(file) => {
+                            let events = self.events.clone();
+                            let sync = move || {
+                                let started = std::time::Instant::now();
+                                let result = file
+                                    .sync_data()
+                                    .map(|_| gregor_core::StorageReply::Done)
+                                    .map_err(fault);
+                                let took = started.elapsed();
+                                let _ = events.send(Event::SyncDone { op, result, took });
+                            };
+                            // fsync blocks: off the broker task. Under madsim there are no threads;
+                            // the (real) file is synced in place.
+                            #[cfg(not(madsim))]
+                            tokio::task::spawn_blocking(sync);
+                            #[cfg(madsim)]
+                            sync();
+                        }
                     }
-                },
+                }
                 Output::Log { level, message } => match level {
                     LogLevel::Info => info!(target: "gregor::core", "{message}"),
                     LogLevel::Warn => warn!(target: "gregor::core", "{message}"),
@@ -131,6 +147,10 @@ impl Driver {
                 permits,
                 backlog,
             } => {
+                if let Some(m) = &self.metrics {
+                    m.connections.opened.inc();
+                    m.connections.open.inc();
+                }
                 self.conns.insert(
                     conn,
                     ConnHandle {
@@ -147,13 +167,40 @@ impl Driver {
                     return;
                 };
                 h.outstanding += 1;
+                if let Some(m) = self.metrics.as_mut() {
+                    let header = &request.header;
+                    m.on_request(
+                        conn,
+                        header.correlation_id,
+                        header.request_api_key,
+                        &request.body,
+                    );
+                }
                 self.apply(Input::Request { now, conn, request });
             }
             Event::Closed { conn } => {
                 self.conns.remove(&conn);
+                if let Some(m) = self.metrics.as_mut() {
+                    m.on_closed(conn);
+                }
                 self.apply(Input::ConnClosed { now, conn });
             }
-            Event::SyncDone { op, result } => self.apply(Input::StorageDone { now, op, result }),
+            Event::SyncDone { op, result, took } => {
+                if let Some(m) = &self.metrics {
+                    m.on_fsync(took);
+                    if result.is_err() {
+                        m.on_storage_error("sync");
+                    }
+                }
+                self.apply(Input::StorageDone { now, op, result })
+            }
+            Event::Scrape { reply } => {
+                let text = match &self.metrics {
+                    Some(m) => m.scrape(&self.broker),
+                    None => String::new(),
+                };
+                let _ = reply.send(text);
+            }
         }
     }
 
@@ -216,6 +263,7 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
         conns: HashMap::new(),
         events: events_tx.clone(),
         ready: VecDeque::new(),
+        metrics: config.metrics_listen.map(|_| Metrics::new()),
     };
     driver.drain();
     while let Some(next) = driver.ready.pop_front() {
@@ -223,7 +271,27 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
         driver.drain();
     }
 
-    let accept = tokio::spawn(accept_loop(listener, events_tx, config.clone()));
+    let connection_metrics = driver.metrics.as_ref().map(|m| m.connections.clone());
+    #[cfg(not(madsim))]
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+            info!(metrics = %format!("http://{addr}/metrics"), "serving Prometheus metrics");
+            Some(tokio::spawn(crate::metrics::serve_http(
+                l,
+                events_tx.clone(),
+            )))
+        }
+        None => None,
+    };
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        events_tx,
+        config.clone(),
+        connection_metrics,
+    ));
     loop {
         let deadline = driver.broker.poll_timeout().map(|t| clock.to_tokio(t));
         tokio::select! {
@@ -250,6 +318,10 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
     }
     info!("shutting down: no longer accepting connections");
     accept.abort();
+    #[cfg(not(madsim))]
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     // Index files and the clean-shutdown marker (net/src/disk.rs), so the next start reads no
     // segment data.
     let requests = driver.broker.clean_shutdown_requests();
@@ -264,6 +336,7 @@ async fn accept_loop(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
     config: ServeConfig,
+    metrics: Option<crate::metrics::ConnectionMetrics>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
     let mut next = 0u64;
@@ -278,6 +351,9 @@ async fn accept_loop(
         };
         if active.load(Ordering::Relaxed) >= config.connections_max {
             warn!(%peer, max = config.connections_max, "refusing connection: connection limit reached");
+            if let Some(m) = &metrics {
+                m.refused.inc();
+            }
             drop(socket);
             continue;
         }
@@ -312,5 +388,16 @@ async fn accept_loop(
             connection::read_loop(conn, peer, read, events, permits, max).await;
             active.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// A storage request's kind, as the storage-errors metric labels it.
+fn storage_op_name(request: &gregor_core::StorageRequest) -> &'static str {
+    use gregor_core::StorageRequest as R;
+    match request {
+        R::Append { .. } => "append",
+        R::Sync { .. } => "sync",
+        R::Read { .. } => "read",
+        _ => "other",
     }
 }

@@ -20,7 +20,7 @@ pub fn gregor_bin() -> PathBuf {
     panic!("no gregor binary: run `cargo build --release -p gregor-net` (tests/run.sh does)");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -9,3 +9,4 @@ mod crash;
 mod groups;
 mod harness;
 mod hostile;
+mod metrics;

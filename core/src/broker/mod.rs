@@ -72,11 +72,13 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 pub use crate::coordinator::ReplyTo;
 pub use crate::partition::Partition;
 use crate::partition::SyncInFlight;
+pub use observe::{GroupView, PartitionView};
 
 mod admin;
 mod fetch;
 mod host;
 mod list_offsets;
+mod observe;
 mod produce;
 mod producer_ids;
 mod recovery;
