@@ -46,7 +46,8 @@ struct Args {
     /// Rounds (each runs every target once, alternating).
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// gregor's durability policies to measure (group-commit is the default).
+    /// gregor's durability policies to measure (group-commit is the default); a policy
+    /// followed by `+metrics` also serves metrics, scraped every second.
     #[arg(long, default_value = "group-commit,none")]
     durability: String,
     /// The gregor binary.
@@ -263,24 +264,42 @@ struct Gregor {
     child: Child,
     addr: String,
     _dir: PathBuf,
+    /// With `+metrics`: a thread scraping `/metrics` every second until dropped.
+    scraper: Option<(std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<u64>)>,
 }
 
 impl Drop for Gregor {
     fn drop(&mut self) {
+        if let Some((stop, thread)) = self.scraper.take() {
+            stop.store(true, Ordering::Relaxed);
+            let scrapes = thread.join().unwrap_or(0);
+            eprintln!("  metrics scraped {scrapes} times");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
 
-fn start_gregor(bin: &PathBuf, durability: &str, round: u32) -> Result<Gregor> {
+/// Start gregor with a durability policy; `POLICY+metrics` also turns on the metrics listener
+/// and scrapes it every second (Prometheus' default is every 15 s), to measure what metrics cost.
+fn start_gregor(bin: &PathBuf, policy: &str, round: u32) -> Result<Gregor> {
+    let (durability, metrics) = match policy.strip_suffix("+metrics") {
+        Some(d) => (d, true),
+        None => (policy, false),
+    };
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
-    let dir = std::env::temp_dir().join(format!("gregor-bench-{}-{round}-{durability}", std::process::id()));
+    let metrics_addr = format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
+    let dir = std::env::temp_dir().join(format!("gregor-bench-{}-{round}-{policy}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(bin)
-        .args(["serve", "--listen", &addr, "--durability", durability, "--data-dir"])
-        .arg(&dir)
+    let mut cmd = Command::new(bin);
+    cmd.args(["serve", "--listen", &addr, "--durability", durability, "--data-dir"])
+        .arg(&dir);
+    if metrics {
+        cmd.args(["--metrics-listen", &metrics_addr]);
+    }
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -292,10 +311,31 @@ fn start_gregor(bin: &PathBuf, durability: &str, round: u32) -> Result<Gregor> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let scraper = metrics.then(|| {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut scrapes = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(mut c) = TcpStream::connect(&metrics_addr) {
+                    let _ = c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+                    let mut body = Vec::new();
+                    if c.read_to_end(&mut body).is_ok() && body.get(9..12) == Some(&b"200"[..]) {
+                        scrapes += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            scrapes
+        });
+        (stop, thread)
+    });
     Ok(Gregor {
         child,
         addr,
         _dir: dir,
+        scraper,
     })
 }
 
