@@ -14,13 +14,18 @@
 //!
 //! * [`records`]: the record types (mirroring Kafka's, named after them) and their frame.
 //! * [`image`]: the image and its `replay`, with the invariants checked after every record.
+//! * [`controller`]: the active controller's decisions (register, heartbeat, fence, place a
+//!   topic, elect a leader), each returned as records to write.
 //!
-//! Not wired into the broker yet (issue 9 goes on): the controller's decisions, and the brokers
-//! serving Metadata from the image.
+//! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
+//! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
+//! Metadata from the image.
 
+pub mod controller;
 pub mod image;
 pub mod records;
 
+pub use controller::{Controller, ControllerError, Registration};
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, ReplayError};
 pub use records::{decode, DecodeError, LeaderChange, MetadataRecord, RegisterBroker};
 
