@@ -891,3 +891,40 @@ fn a_leader_answers_fetches_behind_its_snapshot_with_the_snapshot() {
         }
     ));
 }
+
+/// An observer (a broker) that loses its disk while the voters commit and snapshot comes back
+/// empty: its log starts at 0, far below the leader's log start, and it catches up from the
+/// snapshot. (Only an observer may come back empty: a voter that forgot its vote could vote
+/// twice in one epoch.)
+#[test]
+fn an_observer_that_lost_its_disk_catches_up_from_the_snapshot() {
+    for seed in 0..10 {
+        let mut c = Cluster::new(seed, 3, 1);
+        let observer = NodeId(4);
+        c.run(c.now + Duration::from_secs(5));
+        c.crash(observer);
+        c.disks.insert(observer, Disk::default());
+        for _ in 0..100 {
+            c.propose_somewhere();
+            c.run(c.now + Duration::from_ms(5));
+        }
+        c.run(c.now + Duration::from_secs(10));
+        for id in c.ids() {
+            c.snapshot(id);
+        }
+        c.start(observer);
+        c.run(c.now + Duration::from_secs(10));
+        let leader = c.leader().expect("a leader");
+        let hw = c.nodes[&leader].as_ref().unwrap().high_watermark();
+        let o = c.nodes[&observer].as_ref().unwrap();
+        assert!(o.log().start() > 50, "seed {seed}: started from a snapshot");
+        assert_eq!(o.high_watermark(), hw, "seed {seed}: caught up");
+        assert_eq!(c.machines[&observer], c.machines[&leader], "seed {seed}");
+        assert!(c.installs[&observer] >= 1);
+        assert!(
+            c.checker.violations.is_empty(),
+            "seed {seed}: {:?}",
+            first(&c.checker.violations)
+        );
+    }
+}
