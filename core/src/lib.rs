@@ -30,6 +30,7 @@
 pub mod assignor;
 pub mod batch;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod error;

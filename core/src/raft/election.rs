@@ -20,7 +20,7 @@ impl RaftNode {
             voted_for: Some(self.id),
             leader: None,
         });
-        self.fetch_in_flight = None;
+        self.stop_fetching();
         self.role = Role::Candidate {
             granted: BTreeSet::from([self.id]),
             election_at: self.election_deadline(),
@@ -202,7 +202,7 @@ impl RaftNode {
             .position(|s| *s == self.id)
             .unwrap_or(successors.len());
         let backoff = self.config.election_backoff_max.0 / (successors.len() as u64 + 1);
-        self.fetch_in_flight = None;
+        self.stop_fetching();
         self.role = Role::Unattached {
             election_at: self.now + Duration(backoff * rank as u64),
         };

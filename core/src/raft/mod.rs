@@ -35,18 +35,34 @@
 //! Call [`RaftNode::handle`] for every message from a peer, [`RaftNode::tick`] when the time
 //! from [`RaftNode::poll_timeout`] has come, and [`RaftNode::propose`] to append on the leader;
 //! after each call drain [`RaftNode::poll_output`] to `None` and perform the outputs **in order**:
-//! a storage output ([`Output::SaveQuorumState`], [`Output::Append`], [`Output::Truncate`]) must
-//! be durable before any output after it is performed. That is what makes a vote count (it is on
+//! a storage output ([`Output::SaveQuorumState`], [`Output::Append`], [`Output::Truncate`],
+//! [`Output::SaveSnapshot`], [`Output::InstallSnapshot`]) must be durable before any output
+//! after it is performed. [`RaftNode::take_snapshot`] is the fourth call: the driver's state
+//! machine hands over its serialized state at an offset it has applied. That is what makes a vote count (it is on
 //! disk before the candidate hears of it) and a fetch offset safe to count toward the high
 //! watermark (the follower has the entries on disk before it asks for more).
 //!
-//! Not here yet (issue 9 goes on): snapshots (KIP-630) and log truncation behind them, PreVote
-//! (KIP-996), dynamic voters (KIP-853), the Kafka wire encoding of these messages.
+//! ## Snapshots (KIP-630)
+//! The metadata log would grow forever, and a node that restarts would replay all of it. So each
+//! node, on its own schedule, asks its state machine for a snapshot of the state as of an offset
+//! it has committed and applied ([`RaftNode::snapshot`]); the node keeps it and drops its log
+//! behind it, so the log now *starts* at the snapshot's end offset. A follower (or observer) that
+//! fetches from below the leader's log start, or whose last fetched epoch is older than the
+//! snapshot's, cannot be sent entries the leader no longer has: the leader answers with its
+//! snapshot's id ([`FetchResult::Snapshot`]), the follower downloads it in chunks
+//! ([`Message::FetchSnapshot`]), replaces its log and state machine by it
+//! ([`Output::InstallSnapshot`]) and fetches on from its end. A snapshot holds only committed
+//! entries, so its end is committed everywhere: a restarted node's high watermark starts there,
+//! and a vote or a fetch compares the snapshot's (end offset, epoch) where the log is empty.
+//!
+//! Not here yet (issue 9 goes on): PreVote (KIP-996), dynamic voters (KIP-853), the Kafka wire
+//! encoding of these messages.
 
 mod election;
 mod log;
 mod node;
 mod replication;
+mod snapshot;
 
 pub use log::RaftLog;
 pub use node::{RaftNode, Role};
@@ -86,6 +102,22 @@ pub struct Entry {
     /// The epoch of the leader that appended it.
     pub epoch: Epoch,
     pub record: Record,
+}
+
+/// Names a snapshot: it holds the state after applying every entry below `end_offset`, the last
+/// of which has epoch `epoch` (Kafka's `OffsetAndEpoch`, the `<endOffset>-<epoch>.checkpoint`
+/// file name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SnapshotId {
+    pub end_offset: i64,
+    pub epoch: Epoch,
+}
+
+/// A snapshot: its id and the state machine's bytes, opaque to Raft.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: SnapshotId,
+    pub data: Bytes,
 }
 
 /// What a node must persist besides its log: Kafka's `quorum-state` file.
@@ -139,6 +171,37 @@ pub enum Message {
         result: FetchResult,
         high_watermark: i64,
     },
+    /// KIP-630's FetchSnapshot: the bytes of snapshot `snapshot_id` from `position` on.
+    FetchSnapshot {
+        epoch: Epoch,
+        /// Shares the id space (and the one-in-flight rule) of `Fetch`.
+        fetch_id: u64,
+        snapshot_id: SnapshotId,
+        position: u64,
+    },
+    FetchSnapshotResponse {
+        epoch: Epoch,
+        fetch_id: u64,
+        leader: Option<NodeId>,
+        result: SnapshotResult,
+    },
+}
+
+/// The answer to a FetchSnapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotResult {
+    /// The bytes `[position, position + bytes.len())` of a snapshot of `size` bytes.
+    Chunk {
+        snapshot_id: SnapshotId,
+        size: u64,
+        position: u64,
+        bytes: Bytes,
+    },
+    /// The leader no longer has that snapshot (it took a newer one) or the position is past its
+    /// end (Kafka's SNAPSHOT_NOT_FOUND / POSITION_OUT_OF_RANGE): fetch again to learn the new id.
+    NotFound,
+    /// The responder is not the leader of the fetcher's epoch.
+    NotLeader,
 }
 
 /// The answer to a fetch.
@@ -152,6 +215,9 @@ pub enum FetchResult {
     /// The fetcher's log stops agreeing with the leader's: the leader's log has `epoch` ending
     /// at `end_offset` (exclusive). Truncate there and fetch again.
     Diverging { epoch: Epoch, end_offset: i64 },
+    /// The fetcher's log ends below the leader's log start, or stops agreeing behind it: the
+    /// entries it needs are only in the leader's snapshot. Fetch that (KIP-630).
+    Snapshot { snapshot_id: SnapshotId },
     /// The responder is not the leader of the fetcher's epoch (or the fetcher's epoch is stale).
     NotLeader,
 }
@@ -174,6 +240,13 @@ pub enum Output {
         to: NodeId,
         message: Message,
     },
+    /// Durably store this node's own snapshot, then delete the log entries below its end
+    /// offset (the log start moves there). The state machine made it and keeps its state.
+    SaveSnapshot(Snapshot),
+    /// Durably store a snapshot fetched from the leader, delete the whole log (it now starts
+    /// and ends at the snapshot's end offset), and load the state machine from the snapshot:
+    /// every entry below its end offset counts as applied.
+    InstallSnapshot(Snapshot),
     /// The high watermark moved up: entries below it are committed and may be applied.
     Committed {
         high_watermark: i64,
@@ -201,6 +274,9 @@ pub struct RaftConfig {
     pub fetch_entries_max: usize,
     /// The most entries the leader holds uncommitted before `propose` refuses (back-pressure).
     pub uncommitted_entries_max: usize,
+    /// The most snapshot bytes one FetchSnapshot response carries (Kafka's
+    /// `MaxBytes` of FetchSnapshot, bounded by `replica.fetch.response.max.bytes`).
+    pub snapshot_chunk_bytes_max: usize,
 }
 
 impl Default for RaftConfig {
@@ -213,6 +289,7 @@ impl Default for RaftConfig {
             request_timeout: Duration::from_ms(2000),
             fetch_entries_max: 512,
             uncommitted_entries_max: 10_000,
+            snapshot_chunk_bytes_max: 1 << 20,
         }
     }
 }

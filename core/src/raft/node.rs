@@ -18,6 +18,7 @@
 
 use super::{
     Entry, Epoch, Message, NodeId, Output, ProposeError, QuorumState, RaftConfig, RaftLog, Record,
+    Snapshot, SnapshotId,
 };
 use crate::prng::Prng;
 use crate::time::Instant;
@@ -80,6 +81,10 @@ pub struct RaftNode {
     pub(super) state: QuorumState,
     pub(super) role: Role,
     pub(super) log: RaftLog,
+    /// The latest snapshot; it ends where the log starts (KIP-630).
+    pub(super) snapshot: Option<Snapshot>,
+    /// A leader's snapshot being downloaded: its id and the bytes received so far.
+    pub(super) pending_snapshot: Option<(SnapshotId, Vec<u8>)>,
     pub(super) high_watermark: i64,
     /// The fetch in flight (its id and when it was sent), if any.
     pub(super) fetch_in_flight: Option<(u64, Instant)>,
@@ -90,8 +95,10 @@ pub struct RaftNode {
 }
 
 impl RaftNode {
-    /// A node starting from what it persisted: its quorum state and its log (both empty on a
-    /// first start). `seed` drives the randomized election timeouts.
+    /// A node starting from what it persisted: its quorum state, its latest snapshot, and its log
+    /// entries from the snapshot's end on (all empty on a first start). `seed` drives the
+    /// randomized election timeouts.
+    #[allow(clippy::too_many_arguments)]
     pub fn restore(
         id: NodeId,
         voters: BTreeSet<NodeId>,
@@ -99,10 +106,19 @@ impl RaftNode {
         seed: u64,
         now: Instant,
         state: QuorumState,
+        snapshot: Option<Snapshot>,
         entries: Vec<Entry>,
     ) -> RaftNode {
         assert!(!voters.is_empty(), "a quorum has voters");
         assert!(config.fetch_entries_max > 0 && config.uncommitted_entries_max > 0);
+        assert!(config.snapshot_chunk_bytes_max > 0);
+        let log = match &snapshot {
+            Some(s) => RaftLog::restore(s.id.end_offset, s.id.epoch, entries),
+            None => RaftLog::from_entries(entries),
+        };
+        // A snapshot holds only committed entries, so its end is committed: the high watermark
+        // starts there (and at 0 without one) until the leader says more.
+        let high_watermark = log.start();
         let mut node = RaftNode {
             id,
             voters,
@@ -111,8 +127,10 @@ impl RaftNode {
             now,
             state,
             role: Role::Unattached { election_at: now },
-            log: RaftLog::from_entries(entries),
-            high_watermark: 0,
+            log,
+            snapshot,
+            pending_snapshot: None,
+            high_watermark,
             fetch_in_flight: None,
             next_fetch_id: 0,
             probe: 0,
@@ -153,6 +171,10 @@ impl RaftNode {
     }
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark
+    }
+    /// The latest snapshot this node holds (its own or one installed from the leader).
+    pub fn latest_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader(_))
@@ -230,7 +252,7 @@ impl RaftNode {
             } => {
                 if now >= heard_at + self.config.fetch_timeout {
                     // The leader has gone quiet: KIP-595 has a voter stand at once.
-                    self.fetch_in_flight = None;
+                    self.stop_fetching();
                     if self.is_voter() {
                         self.become_candidate();
                     } else {
@@ -281,7 +303,8 @@ impl RaftNode {
             // the node unattached in the new epoch (not yet having voted in it).
             let leader = match &message {
                 Message::BeginQuorumEpoch { .. } => Some(from),
-                Message::FetchResponse { leader, .. } => *leader,
+                Message::FetchResponse { leader, .. }
+                | Message::FetchSnapshotResponse { leader, .. } => *leader,
                 _ => None,
             };
             self.enter_epoch(epoch, leader);
@@ -314,6 +337,18 @@ impl RaftNode {
                 result,
                 high_watermark,
             } => self.on_fetch_response(from, epoch, fetch_id, leader, result, high_watermark),
+            Message::FetchSnapshot {
+                epoch,
+                fetch_id,
+                snapshot_id,
+                position,
+            } => self.on_fetch_snapshot(from, epoch, fetch_id, snapshot_id, position),
+            Message::FetchSnapshotResponse {
+                epoch,
+                fetch_id,
+                leader,
+                result,
+            } => self.on_fetch_snapshot_response(from, epoch, fetch_id, leader, result),
         }
         self.invariants();
     }
@@ -350,12 +385,38 @@ impl RaftNode {
     }
 
     /// Checked after every step.
-    fn invariants(&self) {
+    pub(super) fn invariants(&self) {
         assert!(
             self.high_watermark <= self.log.end(),
             "committed entries are in the log"
         );
+        assert!(
+            self.log.start() <= self.high_watermark,
+            "a snapshot holds only committed entries"
+        );
         assert!(self.log.last_epoch() <= self.state.epoch);
+        match &self.snapshot {
+            Some(s) => {
+                assert_eq!(
+                    s.id.end_offset,
+                    self.log.start(),
+                    "the log starts at the snapshot"
+                );
+                assert_eq!(s.id.epoch, self.log.epoch_before(self.log.start()));
+            }
+            None => assert_eq!(self.log.start(), 0, "only a snapshot moves the log start"),
+        }
+        if let Some((id, bytes)) = &self.pending_snapshot {
+            assert!(
+                matches!(self.role, Role::Follower { .. }),
+                "only a follower downloads"
+            );
+            assert!(id.end_offset > self.log.start() && id.epoch <= self.state.epoch);
+            assert!(
+                !bytes.is_empty() || self.fetch_in_flight.is_some(),
+                "a download asks on"
+            );
+        }
         match &self.role {
             Role::Leader(l) => {
                 assert!(self.is_voter());
@@ -365,9 +426,10 @@ impl RaftNode {
                     l.epoch_start < self.log.end(),
                     "the LeaderChange record is written"
                 );
-                assert_eq!(
-                    self.log.get(l.epoch_start).map(|e| e.epoch),
-                    Some(self.state.epoch)
+                // (Unless a snapshot has since covered it.)
+                assert!(
+                    l.epoch_start < self.log.start()
+                        || self.log.get(l.epoch_start).map(|e| e.epoch) == Some(self.state.epoch)
                 );
                 assert!(l.replicas.values().all(|p| p.matched <= self.log.end()));
             }
@@ -393,6 +455,8 @@ fn message_epoch(m: &Message) -> Epoch {
         | Message::BeginQuorumEpoch { epoch }
         | Message::EndQuorumEpoch { epoch, .. }
         | Message::Fetch { epoch, .. }
-        | Message::FetchResponse { epoch, .. } => *epoch,
+        | Message::FetchResponse { epoch, .. }
+        | Message::FetchSnapshot { epoch, .. }
+        | Message::FetchSnapshotResponse { epoch, .. } => *epoch,
     }
 }

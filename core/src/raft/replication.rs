@@ -24,7 +24,7 @@ impl RaftNode {
             };
             self.save(state);
         }
-        self.fetch_in_flight = None;
+        self.stop_fetching();
         self.role = self.follower(leader);
         self.send_fetch(leader);
     }
@@ -37,7 +37,7 @@ impl RaftNode {
             voted_for: None,
             leader: None,
         });
-        self.fetch_in_flight = None;
+        self.stop_fetching();
         self.role = Role::Unattached {
             election_at: self.election_deadline(),
         };
@@ -56,17 +56,34 @@ impl RaftNode {
         self.send_fetch(to);
     }
 
+    /// Ask `to` for what comes next: log entries from our log end, or, while downloading a
+    /// snapshot, its next chunk.
     pub(super) fn send_fetch(&mut self, to: NodeId) {
         self.next_fetch_id += 1;
         self.fetch_in_flight = Some((self.next_fetch_id, self.now));
         let fetch_offset = self.log.end();
-        let message = Message::Fetch {
-            epoch: self.state.epoch,
-            fetch_id: self.next_fetch_id,
-            fetch_offset,
-            last_fetched_epoch: self.log.epoch_before(fetch_offset),
+        let message = match &self.pending_snapshot {
+            Some((snapshot_id, bytes)) => Message::FetchSnapshot {
+                epoch: self.state.epoch,
+                fetch_id: self.next_fetch_id,
+                snapshot_id: *snapshot_id,
+                position: bytes.len() as u64,
+            },
+            None => Message::Fetch {
+                epoch: self.state.epoch,
+                fetch_id: self.next_fetch_id,
+                fetch_offset,
+                last_fetched_epoch: self.log.epoch_before(fetch_offset),
+            },
         };
         self.send(to, message);
+    }
+
+    /// Forget any request in flight and any snapshot half downloaded: the node stops
+    /// following whom it fetched from.
+    pub(super) fn stop_fetching(&mut self) {
+        self.fetch_in_flight = None;
+        self.pending_snapshot = None;
     }
 
     pub(super) fn on_fetch(
@@ -106,6 +123,20 @@ impl RaftNode {
                 },
             );
         }
+        // Below our log start, or agreeing with us at most up to somewhere behind it (its last
+        // epoch is older than our snapshot's, or differs at the very start): the entries it
+        // needs are only in our snapshot (KIP-630; Kafka's `validateOffsetAndEpoch`).
+        if let Some(s) = &self.snapshot {
+            let start = self.log.start();
+            if fetch_offset < start
+                || last_fetched_epoch < s.id.epoch
+                || (fetch_offset == start && last_fetched_epoch != s.id.epoch)
+            {
+                let snapshot_id = s.id;
+                self.fetched_by(from, None);
+                return respond(self, FetchResult::Snapshot { snapshot_id });
+            }
+        }
         // Does the fetcher's log agree with ours up to fetch_offset? It does when our log has
         // its last fetched epoch ending at or after fetch_offset (KIP-595's validation).
         let (found, end) = self.log.end_offset_for_epoch(last_fetched_epoch);
@@ -118,18 +149,8 @@ impl RaftNode {
                 },
             );
         }
-        assert!(fetch_offset <= self.log.end());
-        let now = self.now;
-        if let Role::Leader(l) = &mut self.role {
-            let p = l.replicas.entry(from).or_insert(Progress {
-                matched: 0,
-                last_fetch: now,
-            });
-            // A delayed fetch may carry an older offset; agreement, once shown, holds for the
-            // rest of this leader's epoch (the leader never truncates its own log).
-            p.matched = p.matched.max(fetch_offset);
-            p.last_fetch = now;
-        }
+        assert!(self.log.start() <= fetch_offset && fetch_offset <= self.log.end());
+        self.fetched_by(from, Some(fetch_offset));
         self.advance_leader_high_watermark();
         let entries = self.log.read(fetch_offset, self.config.fetch_entries_max);
         respond(
@@ -151,25 +172,20 @@ impl RaftNode {
         result: FetchResult,
         high_watermark: i64,
     ) {
-        if self.fetch_in_flight.map(|(id, _)| id) != Some(fetch_id) || epoch < self.state.epoch {
-            return; // an answer to a fetch we no longer wait for
-        }
-        self.fetch_in_flight = None;
-        let following = matches!(self.role, Role::Follower { leader: l, .. } if l == from);
-        if !following {
-            // A probe answered, or the node we fetched from is not the leader.
-            match leader {
-                Some(l) if l != self.id && epoch == self.state.epoch => self.follow(l),
-                _ => self.set_next_fetch(),
-            }
+        if !self.answer_from_leader(from, epoch, fetch_id, leader) {
             return;
         }
         match result {
             FetchResult::NotLeader => {
                 // Our leader no longer leads this epoch (it resigned): wait for the next.
+                self.stop_fetching();
                 self.role = Role::Unattached {
                     election_at: self.election_deadline(),
                 };
+            }
+            FetchResult::Snapshot { snapshot_id } => {
+                self.heard_from_leader();
+                self.start_snapshot_download(from, snapshot_id);
             }
             FetchResult::Diverging { epoch, end_offset } => {
                 self.heard_from_leader();
@@ -225,6 +241,48 @@ impl RaftNode {
                 }
             }
         }
+    }
+
+    /// Whether an answer to a Fetch or FetchSnapshot comes from the leader we follow, for the
+    /// request we wait on; if so it is no longer in flight. An answer to a probe names the
+    /// leader, which we then follow.
+    pub(super) fn answer_from_leader(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        fetch_id: u64,
+        leader: Option<NodeId>,
+    ) -> bool {
+        if self.fetch_in_flight.map(|(id, _)| id) != Some(fetch_id) || epoch < self.state.epoch {
+            return false; // an answer to a request we no longer wait for
+        }
+        self.fetch_in_flight = None;
+        let following = matches!(self.role, Role::Follower { leader: l, .. } if l == from);
+        if !following {
+            // A probe answered, or the node we fetched from is not the leader.
+            match leader {
+                Some(l) if l != self.id && epoch == self.state.epoch => self.follow(l),
+                _ => self.set_next_fetch(),
+            }
+        }
+        following
+    }
+
+    /// The leader heard from a replica (which counts for check-quorum); with `agreed`, that
+    /// replica's log matches ours below that offset.
+    pub(super) fn fetched_by(&mut self, from: NodeId, agreed: Option<i64>) {
+        let now = self.now;
+        let Role::Leader(l) = &mut self.role else {
+            unreachable!("only the leader answers fetches")
+        };
+        let p = l.replicas.entry(from).or_insert(Progress {
+            matched: 0,
+            last_fetch: now,
+        });
+        // A delayed fetch may carry an older offset; agreement, once shown, holds for the
+        // rest of this leader's epoch (the leader never truncates its own log).
+        p.matched = p.matched.max(agreed.unwrap_or(0));
+        p.last_fetch = now;
     }
 
     pub(super) fn heard_from_leader(&mut self) {

@@ -1,0 +1,398 @@
+//! The active controller's decisions: which records to write when a broker registers or
+//! heartbeats, when its session lapses, and when a topic is created or deleted (Kafka's
+//! `QuorumController` with its `ClusterControlManager`, `BrokerHeartbeatManager` and
+//! `ReplicationControlManager`; KIP-631).
+//!
+//! The controller changes nothing itself. Each decision reads the [`MetadataImage`] and returns
+//! the [`MetadataRecord`]s that carry it out; the caller proposes them to the Raft quorum, and
+//! every node (this one included) replays them once committed. The image it decides on must
+//! include every record this controller has already written (Kafka's controller applies its own
+//! records to its in-memory state as it writes them), or two decisions could contradict.
+//!
+//! The one thing kept outside the log is each broker's session: when it last heartbeat. Kafka
+//! does not log heartbeats either, so a newly elected controller starts every session afresh and
+//! fencing a dead broker can take one more session timeout after a failover.
+//!
+//! Rules, each from Kafka:
+//! * A registration is fenced until the broker's heartbeat shows it has replayed the metadata
+//!   log up to its own registration record (`currentMetadataOffset >= brokerEpoch`): only then
+//!   can it know what it leads. The broker epoch is that record's offset.
+//! * A broker whose session lapses (`broker.session.timeout.ms`, 9 s) is fenced: it leaves every
+//!   ISR it is in (never emptying one: the last member stays, to be elected when it returns) and
+//!   every partition it led gets a new leader: the first replica in assignment order that is in
+//!   the ISR and unfenced (`PartitionChangeBuilder.electAnyLeader`, not "the longest log": every
+//!   ISR member has every committed record), or none, and the partition is offline.
+//! * When a broker is unfenced, offline partitions whose ISR holds it get it as leader.
+//! * New partitions are placed round-robin over the unfenced brokers from a random start, each
+//!   replica list shifted by a random step, so leaders spread evenly (Kafka's rack-unaware
+//!   placement in `AdminUtils`/`StripedReplicaPlacer`).
+
+use super::records::{Endpoint, PartitionChange, PartitionRecord, RegisterBroker};
+use super::{BrokerEpoch, BrokerId, LeaderChange, MetadataImage, MetadataRecord, TopicId};
+use crate::prng::Prng;
+use crate::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why the controller refused a request; each maps to Kafka's error code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllerError {
+    /// Another incarnation of this broker id still has a live session.
+    DuplicateBrokerRegistration(BrokerId),
+    /// A heartbeat from a broker id with no registration.
+    BrokerIdNotRegistered(BrokerId),
+    /// A heartbeat naming an older incarnation's epoch.
+    StaleBrokerEpoch(BrokerId),
+    TopicAlreadyExists(String),
+    UnknownTopic(String),
+    InvalidPartitions(i32),
+    /// More replicas asked for than there are unfenced brokers.
+    InvalidReplicationFactor {
+        asked: i32,
+        brokers: usize,
+    },
+}
+
+impl ControllerError {
+    /// Kafka's error code (`Errors.java`).
+    pub fn code(&self) -> i16 {
+        match self {
+            ControllerError::DuplicateBrokerRegistration(_) => 101,
+            ControllerError::BrokerIdNotRegistered(_) => 102,
+            ControllerError::StaleBrokerEpoch(_) => 77,
+            ControllerError::TopicAlreadyExists(_) => 36,
+            ControllerError::UnknownTopic(_) => 3,
+            ControllerError::InvalidPartitions(_) => 37,
+            ControllerError::InvalidReplicationFactor { .. } => 38,
+        }
+    }
+}
+
+/// What a broker sends to register (Kafka's BrokerRegistrationRequest, the fields used here).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub broker_id: BrokerId,
+    pub incarnation_id: [u8; 16],
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+/// The active controller's decision-making state: broker sessions and the placement PRNG.
+#[derive(Debug)]
+pub struct Controller {
+    /// `broker.session.timeout.ms` (9 s).
+    session_timeout: Duration,
+    /// When each registered broker last heartbeat (or registered).
+    sessions: BTreeMap<BrokerId, Instant>,
+    prng: Prng,
+}
+
+impl Controller {
+    /// A controller that has just become active: every session starts now.
+    pub fn new(session_timeout: Duration, seed: u64) -> Controller {
+        assert!(session_timeout.0 > 0, "a session lasts some time");
+        Controller {
+            session_timeout,
+            sessions: BTreeMap::new(),
+            prng: Prng::new(seed),
+        }
+    }
+
+    /// BrokerRegistration: a broker (re)joins. Returns its broker epoch, which is
+    /// `next_offset`, the offset its RegisterBrokerRecord will have, and the records to write
+    /// (none when this incarnation is already registered: a retried request).
+    pub fn register(
+        &mut self,
+        now: Instant,
+        image: &MetadataImage,
+        next_offset: i64,
+        req: &Registration,
+    ) -> Result<(BrokerEpoch, Vec<MetadataRecord>), ControllerError> {
+        assert!(next_offset > image.offset(), "records go after the image");
+        if let Some(old) = image.broker(req.broker_id) {
+            if old.incarnation_id == req.incarnation_id {
+                self.sessions.insert(req.broker_id, now);
+                return Ok((old.broker_epoch, Vec::new()));
+            }
+            if self.session_live(req.broker_id, now) {
+                return Err(ControllerError::DuplicateBrokerRegistration(req.broker_id));
+            }
+        }
+        let epoch = BrokerEpoch(next_offset);
+        let mut records = vec![MetadataRecord::RegisterBroker(RegisterBroker {
+            broker_id: req.broker_id,
+            incarnation_id: req.incarnation_id,
+            broker_epoch: epoch,
+            endpoints: req.endpoints.clone(),
+            rack: req.rack.clone(),
+            fenced: true,
+            in_controlled_shutdown: false,
+        })];
+        // The new incarnation starts fenced: what the old one led moves now.
+        records.extend(leave_partitions(image, req.broker_id));
+        self.sessions.insert(req.broker_id, now);
+        assert!(image
+            .broker(req.broker_id)
+            .is_none_or(|o| o.broker_epoch < epoch));
+        assert!(
+            self.session_live(req.broker_id, now),
+            "a registration opens a session"
+        );
+        Ok((epoch, records))
+    }
+
+    /// BrokerHeartbeat: the broker is alive and has replayed the log up to
+    /// `metadata_offset`. Unfences it once that reaches its registration record, and gives it
+    /// the offline partitions it can lead. Returns whether it is (still) fenced after the
+    /// records are applied, and the records.
+    pub fn heartbeat(
+        &mut self,
+        now: Instant,
+        image: &MetadataImage,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+        metadata_offset: i64,
+    ) -> Result<(bool, Vec<MetadataRecord>), ControllerError> {
+        let reg = image
+            .broker(broker)
+            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
+        if reg.broker_epoch != epoch {
+            return Err(ControllerError::StaleBrokerEpoch(broker));
+        }
+        self.sessions.insert(broker, now);
+        if !reg.fenced || metadata_offset < epoch.0 {
+            return Ok((reg.fenced, Vec::new()));
+        }
+        let mut records = vec![MetadataRecord::BrokerRegistrationChange {
+            broker_id: broker,
+            broker_epoch: epoch,
+            fenced: Some(false),
+            in_controlled_shutdown: None,
+        }];
+        for (topic_id, t) in image.topics() {
+            for (p, r) in &t.partitions {
+                if r.leader.is_none() && r.isr.contains(&broker) {
+                    assert!(r.replicas.contains(&broker), "ISR within the replicas");
+                    records.push(change(*topic_id, *p, None, LeaderChange::To(broker)));
+                }
+            }
+        }
+        assert!(epoch.0 <= metadata_offset, "unfenced only once caught up");
+        Ok((false, records))
+    }
+
+    /// Fence every unfenced broker whose session has lapsed; returns the records.
+    pub fn tick(&mut self, now: Instant, image: &MetadataImage) -> Vec<MetadataRecord> {
+        let lapsed: Vec<BrokerId> = image
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced && !self.session_live(b.broker_id, now))
+            .map(|b| b.broker_id)
+            .collect();
+        // Fence them one at a time on an image that already has the previous ones fenced, so
+        // no leader is moved onto a broker fenced in the same tick.
+        let mut staged = image.clone();
+        let mut records = Vec::new();
+        for b in lapsed {
+            let epoch = staged.broker(b).expect("registered").broker_epoch;
+            let mut mine = vec![MetadataRecord::BrokerRegistrationChange {
+                broker_id: b,
+                broker_epoch: epoch,
+                fenced: Some(true),
+                in_controlled_shutdown: None,
+            }];
+            mine.extend(leave_partitions(&staged, b));
+            for r in &mine {
+                let at = staged.offset() + 1;
+                staged
+                    .replay(at, r)
+                    .expect("the controller's own records fit");
+            }
+            records.extend(mine);
+            let fenced = staged.broker(b).expect("registered");
+            assert!(fenced.fenced && fenced.broker_epoch == epoch);
+            assert!(
+                staged
+                    .topics()
+                    .values()
+                    .all(|t| t.partitions.values().all(|p| p.leader != Some(b))),
+                "a fenced broker leads nothing"
+            );
+        }
+        records
+    }
+
+    /// When [`Controller::tick`] next has something to do (the earliest session end).
+    pub fn next_deadline(&self, image: &MetadataImage) -> Option<Instant> {
+        image
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| self.sessions.get(&b.broker_id))
+            .map(|t| *t + self.session_timeout)
+            .min()
+    }
+
+    /// CreateTopics: a topic of `partitions` partitions with `replication_factor` replicas each,
+    /// placed over the unfenced brokers. `name` must already be a legal topic name (the broker
+    /// that takes the request checks it).
+    pub fn create_topic(
+        &mut self,
+        image: &MetadataImage,
+        name: &str,
+        partitions: i32,
+        replication_factor: i32,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        if image.topic_id(name).is_some() {
+            return Err(ControllerError::TopicAlreadyExists(name.to_string()));
+        }
+        if partitions <= 0 {
+            return Err(ControllerError::InvalidPartitions(partitions));
+        }
+        let brokers: Vec<BrokerId> = image
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.broker_id)
+            .collect();
+        if replication_factor <= 0 || replication_factor as usize > brokers.len() {
+            return Err(ControllerError::InvalidReplicationFactor {
+                asked: replication_factor,
+                brokers: brokers.len(),
+            });
+        }
+        let topic_id = loop {
+            let id = TopicId(self.prng.uuid_bytes());
+            if !image.topics().contains_key(&id) {
+                break id;
+            }
+        };
+        let mut records = vec![MetadataRecord::Topic {
+            name: name.to_string(),
+            topic_id,
+        }];
+        let start = self.prng.below(brokers.len() as u64) as usize;
+        let shift = self.prng.below(brokers.len() as u64) as usize;
+        let mut leads = BTreeMap::<BrokerId, i32>::new();
+        for p in 0..partitions {
+            let replicas = place(
+                &brokers,
+                p as usize,
+                replication_factor as usize,
+                start,
+                shift,
+            );
+            *leads.entry(replicas[0]).or_default() += 1;
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                topic_id,
+                partition: p,
+                leader: Some(replicas[0]),
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }));
+        }
+        // Leaders spread evenly: counts differ by at most one across the brokers used.
+        let (most, least) = (leads.values().max(), leads.values().min());
+        assert!(most.zip(least).is_some_and(|(m, l)| m - l <= 1));
+        assert!(leads.len() == brokers.len() || partitions < brokers.len() as i32);
+        assert_eq!(
+            records.len(),
+            partitions as usize + 1,
+            "a topic and its partitions"
+        );
+        Ok(records)
+    }
+
+    /// DeleteTopics: the topic and its partitions go.
+    pub fn delete_topic(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic_id = image
+            .topic_id(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        Ok(vec![MetadataRecord::RemoveTopic { topic_id }])
+    }
+
+    fn session_live(&self, broker: BrokerId, now: Instant) -> bool {
+        self.sessions
+            .get(&broker)
+            .is_some_and(|t| now < *t + self.session_timeout)
+    }
+}
+
+/// The replicas of partition `p`: Kafka's rack-unaware placement. The first replica walks the
+/// brokers round-robin from `start`; the others follow it at a distance that changes every full
+/// round of brokers, so replica pairs spread too.
+fn place(brokers: &[BrokerId], p: usize, rf: usize, start: usize, shift: usize) -> Vec<BrokerId> {
+    let n = brokers.len();
+    assert!(rf >= 1 && rf <= n, "{rf} replicas over {n} brokers");
+    let first = (start + p) % n;
+    let mut out = vec![brokers[first]];
+    // The distance of the j-th follower; never 0 (a repeat) nor a multiple of n.
+    let round_shift = shift + p / n;
+    for j in 0..rf - 1 {
+        let distance = 1 + (round_shift + j) % (n - 1);
+        out.push(brokers[(first + distance) % n]);
+    }
+    let distinct: BTreeSet<BrokerId> = out.iter().copied().collect();
+    assert_eq!(distinct.len(), rf, "replicas of one partition are distinct");
+    out
+}
+
+/// The records that take fenced (or re-registering) `broker` out of every partition: it leaves
+/// each ISR it is in unless it is the last member, and each partition it led gets the first
+/// other ISR member that is unfenced, in assignment order, or goes offline.
+fn leave_partitions(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
+    let unfenced = |b: &BrokerId| *b != broker && image.broker(*b).is_some_and(|r| !r.fenced);
+    let mut records = Vec::new();
+    for (topic_id, t) in image.topics() {
+        for (p, r) in &t.partitions {
+            if !r.isr.contains(&broker) && r.leader != Some(broker) {
+                continue;
+            }
+            let isr: Vec<BrokerId> = if r.isr.len() > 1 {
+                r.isr.iter().copied().filter(|b| *b != broker).collect()
+            } else {
+                r.isr.clone()
+            };
+            let leader = if r.leader == Some(broker) {
+                match r.replicas.iter().find(|b| isr.contains(b) && unfenced(b)) {
+                    Some(b) => {
+                        assert_ne!(*b, broker, "a leader moves off the fenced broker");
+                        LeaderChange::To(*b)
+                    }
+                    None => LeaderChange::NoLeader,
+                }
+            } else {
+                LeaderChange::Unchanged
+            };
+            let new_isr = (isr != r.isr).then_some(isr);
+            assert!(
+                new_isr.as_ref().is_none_or(|i| !i.is_empty()),
+                "never an empty ISR"
+            );
+            if new_isr.is_some() || leader != LeaderChange::Unchanged {
+                records.push(change(*topic_id, *p, new_isr, leader));
+            }
+        }
+    }
+    records
+}
+
+fn change(
+    topic_id: TopicId,
+    partition: i32,
+    isr: Option<Vec<BrokerId>>,
+    leader: LeaderChange,
+) -> MetadataRecord {
+    MetadataRecord::PartitionChange(PartitionChange {
+        topic_id,
+        partition,
+        isr,
+        leader,
+        replicas: None,
+    })
+}

@@ -1,0 +1,451 @@
+//! The metadata image: the cluster's state as of one offset of the metadata log, built only by
+//! replaying committed records (Kafka's `MetadataImage`, which its brokers and controllers build
+//! through a `MetadataDelta` from the same records).
+//!
+//! Invariants, asserted after every record replayed (`invariants`):
+//! * each topic name maps to one topic id and back;
+//! * a topic's partitions are numbered 0..n without gaps;
+//! * for every partition: the replicas are distinct and not empty, **leader ∈ ISR ⊆ replicas**
+//!   (or no leader: the partition is offline), epochs are not negative;
+//! * a broker registration is keyed by its id, and its epoch is not above the image's offset.
+//!
+//! And for every PartitionChange replayed (asserted in `replay`): the partition epoch rises by
+//! one; the leader epoch rises by one when the leader changes and stays otherwise. Those epochs
+//! are how Kafka fences stale leaders and stale ISR updates (KIP-320, AlterPartition), so a
+//! replay that got them wrong would let two brokers both believe they lead.
+//!
+//! A record that does not fit the image (a partition of an unknown topic, a leader outside the
+//! ISR, a change for an older broker incarnation) is refused with a [`ReplayError`] and leaves
+//! the image as it was. The controller only writes records that fit, so on a committed log
+//! this does not happen; a node that sees it has a corrupt log or a controller bug to report.
+
+use super::records::{
+    LeaderChange, MetadataRecord, PartitionChange, PartitionRecord, RegisterBroker,
+};
+use super::{BrokerEpoch, BrokerId, TopicId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the image knows of one broker (Kafka's `BrokerRegistration`): its registration record,
+/// with the fencing and shutdown flags as later changes left them. A fenced broker leads
+/// nothing and joins no ISR (KIP-841).
+pub type BrokerRegistration = RegisterBroker;
+
+/// What the image knows of one partition (Kafka's `PartitionRegistration`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionRegistration {
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub leader: Option<BrokerId>,
+    /// Raised on every leader change: stamped into the batches the leader writes, and checked
+    /// on every fetch and produce (KIP-101, KIP-320).
+    pub leader_epoch: i32,
+    /// Raised on every change: AlterPartition names it, so a stale ISR update is refused.
+    pub partition_epoch: i32,
+}
+
+/// One topic: its name and its partitions by index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
+}
+
+/// Why a record does not fit the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    /// The record's offset is not after the last one replayed.
+    OffsetNotAfter {
+        offset: i64,
+        last: i64,
+    },
+    UnknownBroker(BrokerId),
+    /// The record names a broker epoch other than the registration's.
+    StaleBrokerEpoch {
+        broker: BrokerId,
+        record: BrokerEpoch,
+        registered: BrokerEpoch,
+    },
+    /// A registration not newer than the one it replaces, or from after its own offset.
+    BadBrokerEpoch(BrokerId, BrokerEpoch),
+    DuplicateTopicName(String),
+    DuplicateTopicId(TopicId),
+    EmptyTopicName,
+    UnknownTopic(TopicId),
+    /// A PartitionRecord whose index is not the next one of its topic.
+    PartitionNotNext {
+        topic: TopicId,
+        partition: i32,
+    },
+    UnknownPartition {
+        topic: TopicId,
+        partition: i32,
+    },
+    /// The replica set, ISR and leader break leader ∈ ISR ⊆ replicas (or similar).
+    InvalidAssignment(String),
+}
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "metadata record does not fit the image: {self:?}")
+    }
+}
+
+/// The cluster's metadata as of `offset`. See the module docs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    /// The offset of the last record replayed (-1 before any).
+    offset: i64,
+    features: BTreeMap<String, i16>,
+    brokers: BTreeMap<BrokerId, BrokerRegistration>,
+    topics: BTreeMap<TopicId, TopicImage>,
+    topic_ids: BTreeMap<String, TopicId>,
+}
+
+impl MetadataImage {
+    /// The image of an empty log.
+    pub fn new() -> MetadataImage {
+        MetadataImage {
+            offset: -1,
+            ..MetadataImage::default()
+        }
+    }
+
+    /// The offset of the last record replayed (-1 for an empty image).
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+    pub fn brokers(&self) -> &BTreeMap<BrokerId, BrokerRegistration> {
+        &self.brokers
+    }
+    pub fn broker(&self, id: BrokerId) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id)
+    }
+    pub fn topics(&self) -> &BTreeMap<TopicId, TopicImage> {
+        &self.topics
+    }
+    pub fn topic_id(&self, name: &str) -> Option<TopicId> {
+        self.topic_ids.get(name).copied()
+    }
+    pub fn partition(&self, topic: TopicId, partition: i32) -> Option<&PartitionRegistration> {
+        self.topics.get(&topic)?.partitions.get(&partition)
+    }
+    pub fn feature(&self, name: &str) -> Option<i16> {
+        self.features.get(name).copied()
+    }
+
+    /// Apply the record at `offset` of the metadata log. On error the image is unchanged.
+    pub fn replay(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ReplayError> {
+        if offset <= self.offset {
+            return Err(ReplayError::OffsetNotAfter {
+                offset,
+                last: self.offset,
+            });
+        }
+        let before = self.epochs_of(record);
+        self.apply(offset, record)?;
+        assert!(offset > self.offset, "offsets only go up");
+        self.offset = offset;
+        if let (MetadataRecord::PartitionChange(c), Some(old)) = (record, before) {
+            let new = self.partition(c.topic_id, c.partition).expect("changed");
+            assert_eq!(new.partition_epoch, old.partition_epoch + 1);
+            if new.leader != old.leader {
+                assert_eq!(
+                    new.leader_epoch,
+                    old.leader_epoch + 1,
+                    "a new leader, a new epoch"
+                );
+            } else {
+                assert_eq!(new.leader_epoch, old.leader_epoch);
+            }
+        }
+        self.invariants();
+        Ok(())
+    }
+
+    /// The image of a snapshot: its records (as [`MetadataImage::to_records`] wrote them)
+    /// replayed in order, as of `end_offset` (the snapshot holds every record below it).
+    pub fn load_snapshot(
+        end_offset: i64,
+        records: &[MetadataRecord],
+    ) -> Result<MetadataImage, ReplayError> {
+        assert!(end_offset >= 0, "a snapshot ends at or after 0");
+        let mut image = MetadataImage::new();
+        for r in records {
+            // Every record of a snapshot counts as of its last offset: broker epochs, which
+            // are older offsets, stay at or below it.
+            image.apply(end_offset - 1, r)?;
+        }
+        image.offset = end_offset - 1;
+        image.invariants();
+        assert_eq!(
+            image.to_records().len(),
+            records.len(),
+            "a snapshot has no repeats"
+        );
+        Ok(image)
+    }
+
+    /// The records that rebuild this image from nothing: what a metadata snapshot holds
+    /// (Kafka writes its snapshots as records too). `load_snapshot` of them gives this image.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out: Vec<MetadataRecord> = self
+            .features
+            .iter()
+            .map(|(name, level)| MetadataRecord::FeatureLevel {
+                name: name.clone(),
+                level: *level,
+            })
+            .collect();
+        out.extend(
+            self.brokers
+                .values()
+                .map(|b| MetadataRecord::RegisterBroker(b.clone())),
+        );
+        for (id, t) in &self.topics {
+            out.push(MetadataRecord::Topic {
+                name: t.name.clone(),
+                topic_id: *id,
+            });
+            for (p, r) in &t.partitions {
+                out.push(MetadataRecord::Partition(PartitionRecord {
+                    topic_id: *id,
+                    partition: *p,
+                    replicas: r.replicas.clone(),
+                    isr: r.isr.clone(),
+                    leader: r.leader,
+                    leader_epoch: r.leader_epoch,
+                    partition_epoch: r.partition_epoch,
+                }));
+            }
+        }
+        let partitions: usize = self.topics.values().map(|t| t.partitions.len()).sum();
+        let records = self.features.len() + self.brokers.len() + self.topics.len() + partitions;
+        assert_eq!(out.len(), records, "one record per fact");
+        out
+    }
+
+    /// The partition a PartitionChange names, as it was, for the postconditions.
+    fn epochs_of(&self, record: &MetadataRecord) -> Option<PartitionRegistration> {
+        match record {
+            MetadataRecord::PartitionChange(c) => self.partition(c.topic_id, c.partition).cloned(),
+            _ => None,
+        }
+    }
+
+    /// Check, then change: nothing is modified before every check has passed.
+    fn apply(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ReplayError> {
+        match record {
+            MetadataRecord::RegisterBroker(r) => {
+                let newer = self
+                    .brokers
+                    .get(&r.broker_id)
+                    .is_none_or(|b| b.broker_epoch < r.broker_epoch);
+                if !newer || r.broker_epoch.0 > offset || r.broker_epoch.0 < 0 {
+                    return Err(ReplayError::BadBrokerEpoch(r.broker_id, r.broker_epoch));
+                }
+                // A new incarnation replaces the old registration whole.
+                let old = self.brokers.insert(r.broker_id, r.clone());
+                assert!(old.is_none_or(|o| o.broker_epoch < r.broker_epoch));
+            }
+            MetadataRecord::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                self.registered(*broker_id, *broker_epoch)?;
+                let gone = self.brokers.remove(broker_id);
+                assert!(gone.is_some_and(|g| g.broker_epoch == *broker_epoch));
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                self.registered(*broker_id, *broker_epoch)?;
+                let b = self.brokers.get_mut(broker_id).expect("registered");
+                b.fenced = fenced.unwrap_or(b.fenced);
+                b.in_controlled_shutdown =
+                    in_controlled_shutdown.unwrap_or(b.in_controlled_shutdown);
+                assert_eq!(
+                    b.broker_epoch, *broker_epoch,
+                    "a change keeps the incarnation"
+                );
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                if name.is_empty() {
+                    return Err(ReplayError::EmptyTopicName);
+                }
+                if self.topic_ids.contains_key(name) {
+                    return Err(ReplayError::DuplicateTopicName(name.clone()));
+                }
+                if self.topics.contains_key(topic_id) {
+                    return Err(ReplayError::DuplicateTopicId(*topic_id));
+                }
+                self.topic_ids.insert(name.clone(), *topic_id);
+                let topic = TopicImage {
+                    name: name.clone(),
+                    partitions: BTreeMap::new(),
+                };
+                let old = self.topics.insert(*topic_id, topic);
+                assert!(old.is_none(), "a new topic id");
+            }
+            MetadataRecord::Partition(p) => {
+                let topic = self
+                    .topics
+                    .get(&p.topic_id)
+                    .ok_or(ReplayError::UnknownTopic(p.topic_id))?;
+                if p.partition != topic.partitions.len() as i32 {
+                    return Err(ReplayError::PartitionNotNext {
+                        topic: p.topic_id,
+                        partition: p.partition,
+                    });
+                }
+                if p.leader_epoch < 0 || p.partition_epoch < 0 {
+                    return Err(ReplayError::InvalidAssignment("negative epoch".into()));
+                }
+                check_assignment(&p.replicas, &p.isr, p.leader)?;
+                let registration = PartitionRegistration {
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                };
+                let topic = self.topics.get_mut(&p.topic_id).expect("looked up");
+                let old = topic.partitions.insert(p.partition, registration);
+                assert!(old.is_none(), "a new partition");
+                assert_eq!(topic.partitions.len() as i32, p.partition + 1);
+            }
+            MetadataRecord::PartitionChange(c) => {
+                let merged = self.merged(c)?;
+                let topic = self.topics.get_mut(&c.topic_id).expect("merged");
+                let old = topic.partitions.insert(c.partition, merged);
+                assert!(old.is_some(), "a change to an existing partition");
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let t = self
+                    .topics
+                    .remove(topic_id)
+                    .ok_or(ReplayError::UnknownTopic(*topic_id))?;
+                let id = self.topic_ids.remove(&t.name);
+                assert_eq!(id, Some(*topic_id), "the name goes with the topic");
+            }
+            MetadataRecord::FeatureLevel { name, level } => {
+                if *level == 0 {
+                    self.features.remove(name);
+                } else {
+                    self.features.insert(name.clone(), *level);
+                }
+                assert_eq!(self.feature(name).unwrap_or(0), *level);
+            }
+            MetadataRecord::NoOp => {}
+        }
+        Ok(())
+    }
+
+    /// `broker` is registered with exactly `epoch`.
+    fn registered(&self, broker: BrokerId, epoch: BrokerEpoch) -> Result<(), ReplayError> {
+        let b = self
+            .brokers
+            .get(&broker)
+            .ok_or(ReplayError::UnknownBroker(broker))?;
+        if b.broker_epoch != epoch {
+            return Err(ReplayError::StaleBrokerEpoch {
+                broker,
+                record: epoch,
+                registered: b.broker_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// The partition after a PartitionChange (Kafka's `PartitionRegistration.merge`).
+    fn merged(&self, c: &PartitionChange) -> Result<PartitionRegistration, ReplayError> {
+        let old = self
+            .partition(c.topic_id, c.partition)
+            .ok_or(ReplayError::UnknownPartition {
+                topic: c.topic_id,
+                partition: c.partition,
+            })?;
+        let leader = match c.leader {
+            LeaderChange::Unchanged => old.leader,
+            LeaderChange::NoLeader => None,
+            LeaderChange::To(b) => Some(b),
+        };
+        let new = PartitionRegistration {
+            replicas: c.replicas.clone().unwrap_or_else(|| old.replicas.clone()),
+            isr: c.isr.clone().unwrap_or_else(|| old.isr.clone()),
+            leader,
+            leader_epoch: bump(old.leader_epoch, leader != old.leader)?,
+            partition_epoch: bump(old.partition_epoch, true)?,
+        };
+        check_assignment(&new.replicas, &new.isr, new.leader)?;
+        assert!(new.partition_epoch > old.partition_epoch);
+        assert!(new.leader_epoch >= old.leader_epoch);
+        Ok(new)
+    }
+
+    /// Checked after every replay.
+    fn invariants(&self) {
+        assert_eq!(
+            self.topics.len(),
+            self.topic_ids.len(),
+            "names and ids pair up"
+        );
+        for (name, id) in &self.topic_ids {
+            assert_eq!(self.topics.get(id).map(|t| &t.name), Some(name));
+        }
+        for t in self.topics.values() {
+            let n = t.partitions.len() as i32;
+            assert!(t.partitions.keys().copied().eq(0..n), "partitions 0..{n}");
+            for p in t.partitions.values() {
+                assert!(check_assignment(&p.replicas, &p.isr, p.leader).is_ok());
+                assert!(p.leader_epoch >= 0 && p.partition_epoch >= 0);
+            }
+        }
+        for (id, b) in &self.brokers {
+            assert_eq!(*id, b.broker_id, "a registration under its own id");
+            assert!(
+                b.broker_epoch.0 <= self.offset,
+                "registered at or before this offset"
+            );
+        }
+        assert!(
+            self.features.values().all(|l| *l != 0),
+            "level 0 means absent"
+        );
+    }
+}
+
+/// `epoch`, plus one if `changed`; an epoch at its maximum cannot change again.
+fn bump(epoch: i32, changed: bool) -> Result<i32, ReplayError> {
+    epoch
+        .checked_add(i32::from(changed))
+        .ok_or_else(|| ReplayError::InvalidAssignment(format!("epoch {epoch} at its maximum")))
+}
+
+/// Replicas distinct and not empty; ISR distinct, not empty and within the replicas; the leader,
+/// if any, in the ISR.
+fn check_assignment(
+    replicas: &[BrokerId],
+    isr: &[BrokerId],
+    leader: Option<BrokerId>,
+) -> Result<(), ReplayError> {
+    let bad = |m: String| Err(ReplayError::InvalidAssignment(m));
+    let replica_set: BTreeSet<BrokerId> = replicas.iter().copied().collect();
+    let isr_set: BTreeSet<BrokerId> = isr.iter().copied().collect();
+    if replicas.is_empty() || replica_set.len() != replicas.len() {
+        return bad(format!("replicas {replicas:?} empty or repeated"));
+    }
+    // Kafka never shrinks the ISR to empty (without KIP-966's ELR): the last member stays
+    // as the one to elect when it returns.
+    if isr.is_empty() || isr_set.len() != isr.len() || !isr_set.is_subset(&replica_set) {
+        return bad(format!(
+            "ISR {isr:?} empty, repeated or outside {replicas:?}"
+        ));
+    }
+    if leader.is_some_and(|l| !isr_set.contains(&l)) {
+        return bad(format!("leader {leader:?} outside the ISR {isr:?}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The cluster's metadata: what the controller decides and every broker replays (KRaft,
+//! KIP-500/KIP-631).
+//!
+//! Since KRaft, a Kafka cluster keeps everything about itself (which brokers exist and whether
+//! they may serve, which topics exist, where each partition's replicas are and who leads it) as
+//! records in one replicated log, `__cluster_metadata`, agreed by the Raft quorum in
+//! [`crate::raft`]. The active controller is the only writer: it turns requests (a broker
+//! registering, a topic to create, a broker that stopped heartbeating) into
+//! [records](records::MetadataRecord). Every broker, and every controller, then *replays* the
+//! committed records in log order into a [`MetadataImage`], and answers clients (Metadata,
+//! DescribeCluster, FindCoordinator) from that image alone. There is no other way for the
+//! metadata to change, so a node that restarts, or catches up from a snapshot, ends up with
+//! exactly the image every other node had at that offset.
+//!
+//! * [`records`]: the record types (mirroring Kafka's, named after them) and their frame.
+//! * [`image`]: the image and its `replay`, with the invariants checked after every record.
+//! * [`controller`]: the active controller's decisions (register, heartbeat, fence, place a
+//!   topic, elect a leader), each returned as records to write.
+//!
+//! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
+//! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
+//! Metadata from the image.
+
+pub mod controller;
+pub mod image;
+pub mod records;
+
+pub use controller::{Controller, ControllerError, Registration};
+pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, ReplayError};
+pub use records::{decode, DecodeError, LeaderChange, MetadataRecord, RegisterBroker};
+
+use serde::{Deserialize, Serialize};
+
+/// A broker's `node.id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BrokerId(pub i32);
+
+/// A broker epoch: the metadata-log offset of the broker's RegisterBrokerRecord, so each new
+/// incarnation of a broker has a larger one (not a leader epoch, nor the quorum epoch: see
+/// `REPLICATION.md` §1.1 for Kafka's four epochs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BrokerEpoch(pub i64);
+
+/// A topic's id (KIP-516): a UUID that outlives renames and tells a re-created topic of the same
+/// name from the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicId(pub [u8; 16]);

@@ -1,0 +1,215 @@
+//! The metadata records: the facts the controller writes to the metadata log, one per change.
+//!
+//! These mirror KRaft's record types (the JSON schemas in Kafka's
+//! `metadata/src/main/resources/common/metadata/`, numbered by their `apiKey`), keeping the
+//! fields that gregor uses. A broker learns the cluster's state only by replaying them, in log
+//! order, into a [`MetadataImage`](super::MetadataImage) (KIP-631).
+//!
+//! ## Encoding
+//! A record travels inside a Raft entry ([`crate::raft::Record::Data`]) as gregor's own frame:
+//! one version byte ([`RECORD_VERSION`]), a CRC-32C of the rest (little-endian), then the record
+//! in postcard (serde). A frame with another version, a wrong checksum or bytes that do not
+//! decode is refused with a [`DecodeError`] naming which, never a panic: the log is input.
+
+use super::{BrokerEpoch, BrokerId, TopicId};
+use serde::{Deserialize, Serialize};
+
+/// The version byte of every metadata record frame gregor writes.
+pub const RECORD_VERSION: u8 = 1;
+/// The longest frame [`decode`] accepts: larger is corrupt (Kafka caps a metadata batch at
+/// `metadata.max.record.bytes`-like limits; a record here is a few hundred bytes).
+pub const RECORD_BYTES_MAX: usize = 1 << 20;
+
+/// Where a broker listens: one of its listeners (Kafka's `BrokerEndpoint`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The listener's name, e.g. `PLAINTEXT`.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// RegisterBrokerRecord (apiKey 0): a broker (a new incarnation of it) joined. It starts
+/// fenced: it may not lead or join an ISR until it has caught up with the metadata log up to
+/// this record and the controller unfences it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBroker {
+    pub broker_id: BrokerId,
+    /// Random per process start: tells a restarted broker from a delayed request of its
+    /// previous life (DUPLICATE_BROKER_REGISTRATION while the old session lives).
+    pub incarnation_id: [u8; 16],
+    /// The offset of this record in the metadata log (Kafka's `QuorumController` passes the
+    /// next write offset). Every later request of this incarnation carries it (KIP-841/903).
+    pub broker_epoch: BrokerEpoch,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+/// PartitionRecord (apiKey 3): one partition of a topic, as created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub topic_id: TopicId,
+    pub partition: i32,
+    /// The brokers holding a copy, in assignment order (the first is the preferred leader).
+    pub replicas: Vec<BrokerId>,
+    /// The in-sync replicas: those with every committed record.
+    pub isr: Vec<BrokerId>,
+    /// `None` is Kafka's leader -1: no live ISR member, the partition is offline.
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// How a PartitionChangeRecord changes the leader (Kafka encodes these as -2 = unchanged,
+/// -1 = none, else the broker id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaderChange {
+    Unchanged,
+    /// The partition goes offline.
+    NoLeader,
+    To(BrokerId),
+}
+
+/// PartitionChangeRecord (apiKey 5): a sparse change to one partition; what is `None` (or
+/// [`LeaderChange::Unchanged`]) stays. Replaying it raises the partition epoch by one, and the
+/// leader epoch by one if the leader changes (since metadata version 3.6 an ISR change alone
+/// leaves the leader epoch: KAFKA-15021).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionChange {
+    pub topic_id: TopicId,
+    pub partition: i32,
+    pub isr: Option<Vec<BrokerId>>,
+    pub leader: LeaderChange,
+    pub replicas: Option<Vec<BrokerId>>,
+}
+
+/// One fact in the metadata log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    RegisterBroker(RegisterBroker),
+    /// UnregisterBrokerRecord (apiKey 1): the registration of that epoch is removed.
+    UnregisterBroker {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
+    /// BrokerRegistrationChangeRecord (apiKey 17): fence or unfence a broker, or mark it in
+    /// controlled shutdown (what FenceBroker/UnfenceBroker records did before it). `None`
+    /// leaves a flag as it is. Names the epoch, so a change meant for an older incarnation
+    /// does not apply.
+    BrokerRegistrationChange {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        fenced: Option<bool>,
+        in_controlled_shutdown: Option<bool>,
+    },
+    /// TopicRecord (apiKey 2): a topic exists, with no partitions until PartitionRecords follow.
+    Topic {
+        name: String,
+        topic_id: TopicId,
+    },
+    Partition(PartitionRecord),
+    PartitionChange(PartitionChange),
+    /// RemoveTopicRecord (apiKey 9): the topic and all its partitions are gone.
+    RemoveTopic {
+        topic_id: TopicId,
+    },
+    /// FeatureLevelRecord (apiKey 12): a feature's finalized level; every log starts with the
+    /// `metadata.version` one. Level 0 removes the feature.
+    FeatureLevel {
+        name: String,
+        level: i16,
+    },
+    /// NoOpRecord (apiKey 20): written when the controller is idle, so the high watermark
+    /// (and the brokers' images) keep moving and a stale broker can tell it is stale.
+    NoOp,
+}
+
+impl MetadataRecord {
+    /// Kafka's `apiKey` of the record type this mirrors.
+    pub fn api_key(&self) -> i16 {
+        match self {
+            MetadataRecord::RegisterBroker(_) => 0,
+            MetadataRecord::UnregisterBroker { .. } => 1,
+            MetadataRecord::Topic { .. } => 2,
+            MetadataRecord::Partition(_) => 3,
+            MetadataRecord::PartitionChange(_) => 5,
+            MetadataRecord::RemoveTopic { .. } => 9,
+            MetadataRecord::FeatureLevel { .. } => 12,
+            MetadataRecord::BrokerRegistrationChange { .. } => 17,
+            MetadataRecord::NoOp => 20,
+        }
+    }
+
+    /// The record as a versioned, checksummed frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let body = postcard::to_allocvec(self).expect("a metadata record always encodes");
+        let mut out = Vec::with_capacity(5 + body.len());
+        out.push(RECORD_VERSION);
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        assert!(
+            out.len() <= RECORD_BYTES_MAX,
+            "a metadata record fits a frame"
+        );
+        out
+    }
+}
+
+/// Why a frame is not a metadata record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the version byte and checksum, or longer than [`RECORD_BYTES_MAX`].
+    BadLength(usize),
+    /// A version this build does not read.
+    UnknownVersion(u8),
+    /// The bytes changed after they were written.
+    Checksum { stored: u32, computed: u32 },
+    /// The checksum holds but the body is not a record this version knows.
+    Malformed(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::BadLength(n) => write!(f, "metadata record frame of {n} bytes"),
+            DecodeError::UnknownVersion(v) => write!(f, "metadata record version {v} unknown"),
+            DecodeError::Checksum { stored, computed } => write!(
+                f,
+                "metadata record checksum {stored:#010x}, computed {computed:#010x}"
+            ),
+            DecodeError::Malformed(e) => write!(f, "metadata record malformed: {e}"),
+        }
+    }
+}
+
+/// Read a frame written by [`MetadataRecord::encode`].
+pub fn decode(frame: &[u8]) -> Result<MetadataRecord, DecodeError> {
+    if frame.len() < 5 || frame.len() > RECORD_BYTES_MAX {
+        return Err(DecodeError::BadLength(frame.len()));
+    }
+    if frame[0] != RECORD_VERSION {
+        return Err(DecodeError::UnknownVersion(frame[0]));
+    }
+    let stored = u32::from_le_bytes(frame[1..5].try_into().expect("four bytes"));
+    let body = &frame[5..];
+    let computed = crc32c::crc32c(body);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    let (record, rest) = postcard::take_from_bytes::<MetadataRecord>(body)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed(format!(
+            "{} bytes after the record",
+            rest.len()
+        )));
+    }
+    assert_eq!(
+        postcard::to_allocvec(&record).ok().as_deref(),
+        Some(body),
+        "one encoding per record"
+    );
+    Ok(record)
+}
