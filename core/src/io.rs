@@ -50,9 +50,21 @@ impl SegmentFile {
     pub fn file_name(&self) -> String {
         format!("{:020}.log", self.base_offset)
     }
-    /// The segment's index file: `<base_offset:020>.index`, beside it.
+    /// The segment's sparse offset index: `<base_offset:020>.index`, beside it.
     pub fn index_file_name(&self) -> String {
         format!("{:020}.index", self.base_offset)
+    }
+    /// The segment's time index: `<base_offset:020>.timeindex`, beside it.
+    pub fn time_index_file_name(&self) -> String {
+        format!("{:020}.timeindex", self.base_offset)
+    }
+}
+
+impl PartitionDir {
+    /// A producer-state snapshot's file name: `<offset:020>.snapshot` (Kafka's name).
+    pub fn snapshot_file_name(offset: i64) -> String {
+        assert!(offset >= 0, "snapshots are taken at log offsets");
+        format!("{offset:020}.snapshot")
     }
 }
 
@@ -81,21 +93,38 @@ pub enum StorageRequest {
     },
     /// Cut the file to `len` bytes, durably.
     Truncate { file: SegmentFile, len: u64 },
-    /// Delete a segment file and its index file.
+    /// Delete a segment file and its two index files.
     DeleteSegment { file: SegmentFile },
-    /// Write a segment's index file (`files::encode_segment_index`), which describes the first
-    /// `covers` bytes of the segment. First make the segment durable (fsync), then replace the
-    /// index file atomically and durably: an index never vouches for bytes a power loss could
-    /// take. If the segment is shorter than `covers` (a write the core counted failed), write
-    /// nothing and fail. A failure only costs a longer scan at the next start.
+    /// Write a segment's sparse offset index (`.index`) and time index (`.timeindex`)
+    /// (`log::index::encode_indexes`), which describe the first `covers` bytes of the segment.
+    /// First make the segment durable (fsync), then replace each file atomically and durably:
+    /// an index never vouches for bytes a power loss could take. If the segment is shorter than
+    /// `covers` (a write the core counted failed), write nothing and fail. A failure only costs
+    /// a longer scan at the next start.
     WriteSegmentIndex {
         file: SegmentFile,
         covers: u64,
         index: Bytes,
+        time_index: Bytes,
     },
-    /// Delete a segment's index file, durably, if it exists (before the segment is cut, so a
-    /// stale index never outlives the bytes it described).
+    /// Delete a segment's two index files, durably, if they exist (before the segment is cut,
+    /// so a stale index never outlives the bytes it described).
     DeleteSegmentIndex { file: SegmentFile },
+    /// Write a producer-state snapshot (`<offset>.snapshot` in the partition directory): the
+    /// idempotent producers' state after every batch below `offset`. First make `segment` (the
+    /// active segment, which holds the newest batches the snapshot covers) durable, then write
+    /// the file atomically and durably, then delete the directory's snapshots below
+    /// `delete_below`. A failure only costs a longer replay at the next start.
+    WriteProducerSnapshot {
+        dir: PartitionDir,
+        segment: SegmentFile,
+        offset: i64,
+        data: Bytes,
+        delete_below: i64,
+    },
+    /// Delete, durably, every producer snapshot of the directory taken above `above` (the log
+    /// was cut there: they describe batches that are gone).
+    DeleteProducerSnapshots { dir: PartitionDir, above: i64 },
     /// Replace the broker's own metadata file (`broker.meta`) atomically and durably.
     WriteBrokerMeta { data: Bytes },
 }

@@ -51,8 +51,8 @@ pub mod wire;
 
 pub use broker::Broker;
 pub use config::{Config, Durability};
-pub use files::Recovered;
 pub use io::{ConnId, Input, OpId, Output, Request, StorageFault, StorageReply, StorageRequest};
+pub use log::recover::Recovered;
 pub use time::{Duration, Instant};
 
 /// Re-exported so drivers and tests use the same message types as the core.

@@ -71,6 +71,41 @@ impl Partition {
         }
     }
 
+    /// Storage work due after a step: batches now visible leave the log's unsettled tail, and
+    /// a producer snapshot is written if a roll or an index checkpoint made one due.
+    pub(crate) fn checkpoint_requests(&mut self) -> Option<crate::io::StorageRequest> {
+        if self.offline.is_some() {
+            return None;
+        }
+        self.log.settle(self.high_watermark.min(self.written_end));
+        let producers = &self.producers;
+        let end = self.log.log_end_offset();
+        let snapshot = self.log.snapshot_request(false, |offset| {
+            crate::producer::encode_snapshot(producers, offset)
+        });
+        assert!(
+            snapshot.as_ref().is_none_or(|r| matches!(r,
+                crate::io::StorageRequest::WriteProducerSnapshot { offset, .. } if *offset == end)),
+            "a snapshot is taken at the log end"
+        );
+        snapshot
+    }
+
+    /// At clean shutdown: the active segment's index files and a producer snapshot at the log
+    /// end, so the next start reads no segment data.
+    pub(crate) fn shutdown_requests(&mut self) -> Vec<crate::io::StorageRequest> {
+        if self.offline.is_some() {
+            return Vec::new();
+        }
+        let mut reqs: Vec<_> = self.log.shutdown_index().into_iter().collect();
+        let producers = &self.producers;
+        let snapshot = self.log.snapshot_request(true, |offset| {
+            crate::producer::encode_snapshot(producers, offset)
+        });
+        reqs.extend(snapshot);
+        reqs
+    }
+
     /// Whether a write made in cut epoch `cut_epoch`, ending at `end`, is still in the log:
     /// no failed write since cut the log below its end.
     pub(crate) fn write_survives(&self, end: i64, cut_epoch: u64) -> bool {

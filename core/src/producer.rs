@@ -11,10 +11,16 @@
 //!   batch was lost, and appending would reorder the producer's records;
 //! * refuse a **zombie** with an older epoch (INVALID_PRODUCER_EPOCH).
 //!
-//! The state is rebuilt at start from the batch headers in the log, so a broker restart does not
-//! turn a retry into a duplicate.
+//! The state survives a restart, so a restart does not turn a retry into a duplicate. As in
+//! Kafka's `ProducerStateManager`, it is snapshotted to `<offset>.snapshot` files
+//! ([`encode_snapshot`]) when a segment rolls, at each index checkpoint and at clean shutdown;
+//! at start the latest valid snapshot is loaded and only the batches after it are replayed
+//! ([`ProducerStates::record`], the same path as a live append).
 
 use crate::batch::BatchHeader;
+use crate::files::{decode_file, encode_file, FileError, PRODUCER_SNAPSHOT_MAGIC};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many appended batches are remembered per producer and partition.
@@ -134,6 +140,15 @@ impl ProducerStates {
         self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
+    /// The largest offset any remembered batch ends at.
+    pub fn max_last_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.batches.back())
+            .map(|b| b.last_offset)
+            .max()
+    }
+
     /// The largest producer id seen, to keep new ids above it.
     pub fn max_producer_id(&self) -> Option<i64> {
         self.producers.keys().next_back().copied()
@@ -151,6 +166,81 @@ impl ProducerStates {
             self.producers.remove(&oldest);
         }
     }
+}
+
+/// One producer in a snapshot: id, epoch, and its remembered batches as (first sequence, last
+/// sequence, base offset, last offset).
+type SnapshotProducer = (i64, i16, Vec<(i32, i32, i64, i64)>);
+
+/// A snapshot file's contents: the state after every batch below `offset`.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    offset: i64,
+    producers: Vec<SnapshotProducer>,
+}
+
+/// Encode `states`, the state after every batch below `offset`, as a snapshot file.
+pub fn encode_snapshot(states: &ProducerStates, offset: i64) -> Bytes {
+    let producers = states.producers.iter().map(|(pid, e)| {
+        assert!(e.batches.len() <= BATCHES_REMEMBERED);
+        let batches = e
+            .batches
+            .iter()
+            .map(|b| (b.first_seq, b.last_seq, b.base_offset, b.last_offset));
+        (*pid, e.epoch, batches.collect())
+    });
+    let snapshot = Snapshot {
+        offset,
+        producers: producers.collect(),
+    };
+    assert!(snapshot
+        .producers
+        .iter()
+        .flat_map(|p| &p.2)
+        .all(|b| b.3 < offset));
+    encode_file(PRODUCER_SNAPSHOT_MAGIC, &snapshot)
+}
+
+/// Decode a snapshot file that should describe the state below `expected_offset` (from its
+/// name). Refuses damage, another format, and contents that cannot be true (a batch at or
+/// above the offset, more batches than remembered, batches out of order).
+pub fn decode_snapshot(bytes: &[u8], expected_offset: i64) -> Result<ProducerStates, FileError> {
+    let s: Snapshot = decode_file(PRODUCER_SNAPSHOT_MAGIC, bytes)?;
+    if s.offset != expected_offset {
+        return Err(FileError::Decode(format!(
+            "snapshot of offset {} in the file of {expected_offset}",
+            s.offset
+        )));
+    }
+    let mut states = ProducerStates::default();
+    for (pid, epoch, batches) in s.producers {
+        let ordered = batches.windows(2).all(|w| w[0].3 < w[1].2);
+        let sane = batches.iter().all(|b| b.2 <= b.3 && b.3 < s.offset);
+        if pid < 0 || batches.is_empty() || batches.len() > BATCHES_REMEMBERED || !ordered || !sane
+        {
+            return Err(FileError::Decode(format!(
+                "producer {pid}: impossible batches"
+            )));
+        }
+        let batches = batches
+            .into_iter()
+            .map(
+                |(first_seq, last_seq, base_offset, last_offset)| RememberedBatch {
+                    first_seq,
+                    last_seq,
+                    base_offset,
+                    last_offset,
+                },
+            );
+        let entry = ProducerEntry {
+            epoch,
+            batches: batches.collect(),
+        };
+        if states.producers.insert(pid, entry).is_some() {
+            return Err(FileError::Decode(format!("producer {pid} twice")));
+        }
+    }
+    Ok(states)
 }
 
 #[cfg(test)]
@@ -193,6 +283,27 @@ mod tests {
         // Truncation forgets what was cut.
         s.truncate_to(3);
         assert!(s.get(1).is_none());
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_refuse_damage() {
+        let mut s = ProducerStates::default();
+        for i in 0..7 {
+            s.record(&hdr(9, 0, i, 1, i as i64));
+        }
+        s.record(&hdr(4, 2, 0, 3, 7));
+        let snap = encode_snapshot(&s, 10);
+        let back = decode_snapshot(&snap, 10).unwrap();
+        assert_eq!(back.producers.len(), 2);
+        assert_eq!(back.get(9).unwrap().batches, s.get(9).unwrap().batches);
+        assert_eq!(back.get(4).unwrap().epoch, 2);
+        assert!(
+            decode_snapshot(&snap, 11).is_err(),
+            "the name and the contents disagree"
+        );
+        let mut bad = snap.to_vec();
+        bad[20] ^= 1;
+        assert!(decode_snapshot(&bad, 10).is_err());
     }
 
     #[test]

@@ -3,12 +3,14 @@
 
 use bytes::Bytes;
 use gregor_core::error::*;
-use gregor_core::files::{recover_segment, Recovered, RecoveredPartition};
+use gregor_core::io::PartitionDir;
 use gregor_core::io::{ConnId, Input, Output, Request, StorageFault, StorageReply, StorageRequest};
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
 use gregor_core::kafka_protocol::records::Compression;
+use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::testkit;
+use gregor_core::Recovered;
 use gregor_core::{Broker, Config, Durability, Instant};
 use std::collections::BTreeMap;
 
@@ -78,19 +80,21 @@ impl MemDisk {
                 }
             }
             StorageRequest::DeleteSegment { file } => {
-                self.files
-                    .remove(&format!("{}/{}", file.dir.dir_name(), file.file_name()));
-                self.files.remove(&format!(
-                    "{}/{}",
-                    file.dir.dir_name(),
-                    file.index_file_name()
-                ));
+                let dir = file.dir.dir_name();
+                for name in [
+                    file.file_name(),
+                    file.index_file_name(),
+                    file.time_index_file_name(),
+                ] {
+                    self.files.remove(&format!("{dir}/{name}"));
+                }
             }
             StorageRequest::WriteBrokerMeta { data } => self.broker_meta = Some(data.to_vec()),
             StorageRequest::WriteSegmentIndex {
                 file,
                 covers,
                 index,
+                time_index,
             } => {
                 let path = format!("{}/{}", file.dir.dir_name(), file.file_name());
                 let (w, s) = self.files.get_mut(&path).expect("segment exists");
@@ -98,50 +102,80 @@ impl MemDisk {
                     return Err(StorageFault::Io("segment shorter than its index".into()));
                 }
                 *s = w.clone();
-                self.files.insert(
-                    format!("{}/{}", file.dir.dir_name(), file.index_file_name()),
-                    (index.to_vec(), index.to_vec()),
-                );
+                let dir = file.dir.dir_name();
+                for (name, bytes) in [
+                    (file.index_file_name(), index),
+                    (file.time_index_file_name(), time_index),
+                ] {
+                    self.files
+                        .insert(format!("{dir}/{name}"), (bytes.to_vec(), bytes.to_vec()));
+                }
             }
             StorageRequest::DeleteSegmentIndex { file } => {
-                self.files.remove(&format!(
-                    "{}/{}",
-                    file.dir.dir_name(),
-                    file.index_file_name()
-                ));
+                let dir = file.dir.dir_name();
+                for name in [file.index_file_name(), file.time_index_file_name()] {
+                    self.files.remove(&format!("{dir}/{name}"));
+                }
+            }
+            StorageRequest::WriteProducerSnapshot {
+                dir,
+                segment,
+                offset,
+                data,
+                delete_below,
+            } => {
+                let path = format!("{}/{}", segment.dir.dir_name(), segment.file_name());
+                let (w, s) = self.files.get_mut(&path).expect("segment exists");
+                *s = w.clone();
+                self.remove_snapshots(dir, |o| o < *delete_below);
+                let name = PartitionDir::snapshot_file_name(*offset);
+                self.files.insert(
+                    format!("{}/{name}", dir.dir_name()),
+                    (data.to_vec(), data.to_vec()),
+                );
+            }
+            StorageRequest::DeleteProducerSnapshots { dir, above } => {
+                self.remove_snapshots(dir, |o| o > *above);
             }
         }
         Ok(StorageReply::Done)
     }
 
+    fn remove_snapshots(&mut self, dir: &PartitionDir, doomed: impl Fn(i64) -> bool) {
+        let prefix = format!("{}/", dir.dir_name());
+        self.files.retain(|path, _| {
+            let name = path.strip_prefix(&prefix).unwrap_or("");
+            let offset = name.strip_suffix(".snapshot").and_then(|s| s.parse().ok());
+            !offset.is_some_and(&doomed)
+        });
+    }
+
     /// What a restarted broker finds: after a power loss only synced bytes survive.
     fn recovered(&self, power_loss: bool) -> Recovered {
-        let mut parts: BTreeMap<String, RecoveredPartition> = BTreeMap::new();
-        for (path, (w, s)) in &self.files {
-            let bytes = if power_loss { s } else { w };
+        let image = |(w, s): &(Vec<u8>, Vec<u8>)| if power_loss { s.clone() } else { w.clone() };
+        let mut dirs: BTreeMap<String, Vec<DirEntry>> = BTreeMap::new();
+        for (path, f) in &self.files {
             let (dir, name) = path.split_once('/').unwrap();
-            let p = parts.entry(dir.to_string()).or_insert(RecoveredPartition {
-                dir_name: dir.into(),
-                meta: None,
-                segments: vec![],
+            dirs.entry(dir.to_string()).or_default().push(DirEntry {
+                name: name.to_string(),
+                len: image(f).len() as u64,
             });
-            if name == "partition.meta" {
-                p.meta = Some(Bytes::copy_from_slice(bytes));
-            } else if let Some(base) = gregor_core::files::parse_segment_file_name(name) {
-                let index = self
-                    .files
-                    .get(&format!("{dir}/{base:020}.index"))
-                    .map(|(w, s)| if power_loss { s } else { w }.as_slice());
-                let scan = recover_segment(base, index, bytes.len() as u64, |from| {
-                    Ok::<_, ()>(bytes[from as usize..].to_vec())
-                });
-                p.segments.push(scan.unwrap());
-            }
         }
+        let partitions = dirs.into_iter().map(|(dir, entries)| {
+            let meta = self
+                .files
+                .get(&format!("{dir}/partition.meta"))
+                .map(|f| Bytes::from(image(f)));
+            let read = |name: &str, from: u64, to: u64| {
+                let f = image(&self.files[&format!("{dir}/{name}")]);
+                Ok::<_, ()>(f[from as usize..to as usize].to_vec())
+            };
+            recover_partition(dir.clone(), meta, &entries, read).unwrap()
+        });
         Recovered {
             clean_shutdown: false,
             broker_meta: self.broker_meta.clone().map(Bytes::from),
-            partitions: parts.into_values().collect(),
+            partitions: partitions.collect(),
         }
     }
 }

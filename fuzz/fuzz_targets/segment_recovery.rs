@@ -1,34 +1,62 @@
-//! Recovery from arbitrary file contents: a segment recovered with or without an index file
-//! never panics, keeps only whole valid batches, and the metadata decoders reject garbage
-//! cleanly. An index the broker itself would have written for any prefix of the segment changes
-//! nothing that recovery finds, only how much it reads.
+//! Recovery from arbitrary file contents: a partition directory whose segment, index files
+//! (`.index`, `.timeindex`) and producer snapshot hold anything never panics, keeps only whole
+//! valid batches, and the metadata decoders reject garbage cleanly. Index files and a snapshot
+//! the broker itself would have written for any prefix of the segment change nothing that
+//! recovery finds (the log, its sparse index, the producers' state), only how much it reads.
 //!
-//! Input: one byte choosing where the index file ends, the index file's bytes, then the segment.
+//! Input: a byte of choices, a byte choosing where the fuzzed index bytes end, those bytes,
+//! then the segment.
 #![no_main]
 
 #[global_allocator]
 static ALLOC: gregor_fuzz::alloc::GuardedAlloc = gregor_fuzz::alloc::GuardedAlloc;
-use gregor_core::files::{
-    encode_segment_index, index_entry, recover_segment, scan_segment, BrokerMeta, PartitionMeta,
-};
+use gregor_core::batch::BatchHeader;
+use gregor_core::files::{walk_batches, BrokerMeta, PartitionMeta, SEGMENT_HEADER_BYTES};
 use gregor_core::io::PartitionDir;
+use gregor_core::log::index::{encode_indexes, SparseIndex};
+use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::log::PartitionLog;
-use gregor_core::Instant;
+use gregor_core::producer::{encode_snapshot, ProducerStates};
+use gregor_core::{Instant, Recovered};
 use libfuzzer_sys::fuzz_target;
+use std::collections::BTreeMap;
 
-fn recover(base: i64, index: Option<&[u8]>, segment: &[u8]) -> gregor_core::files::SegmentScan {
-    recover_segment(base, index, segment.len() as u64, |from| {
-        Ok::<_, ()>(segment[from as usize..].to_vec())
+type Files = BTreeMap<String, Vec<u8>>;
+
+/// Recover the directory; returns the partition and the segment bytes read.
+fn recover(files: &Files) -> (gregor_core::log::recover::RecoveredPartition, u64) {
+    let entries: Vec<DirEntry> = files
+        .iter()
+        .map(|(name, b)| DirEntry {
+            name: name.clone(),
+            len: b.len() as u64,
+        })
+        .collect();
+    let mut read = 0;
+    let rp = recover_partition("t-0".into(), None, &entries, |name, from, to| {
+        if name.ends_with(".log") {
+            read += to - from;
+        }
+        Ok::<_, ()>(files[name][from as usize..to as usize].to_vec())
     })
-    .unwrap()
+    .unwrap();
+    (rp, read)
+}
+
+fn same_state(a: &ProducerStates, b: &ProducerStates) -> bool {
+    encode_snapshot(a, i64::MAX) == encode_snapshot(b, i64::MAX)
 }
 
 fuzz_target!(|data: &[u8]| {
     let _ = PartitionMeta::decode(data);
     let _ = BrokerMeta::decode(data);
-    let (split, rest) = data.split_first().unwrap_or((&0, &[]));
-    let split = (*split as usize * 4).min(rest.len());
-    let (index, segment) = rest.split_at(split);
+    let _ = gregor_core::producer::decode_snapshot(data, 0);
+    let [choice, split, rest @ ..] = data else {
+        return;
+    };
+    let keep_choice = *split as usize;
+    let split = (keep_choice * 4).min(rest.len());
+    let (junk, segment) = rest.split_at(split);
     let base = if segment.len() > 8 {
         (segment[0] as i64) * 10
     } else {
@@ -38,31 +66,108 @@ fuzz_target!(|data: &[u8]| {
         topic: "t".into(),
         partition: 0,
     };
+    let log_name = format!("{base:020}.log");
+    let (index_name, time_name) = (format!("{base:020}.index"), format!("{base:020}.timeindex"));
 
-    // Whatever the index file holds, recovery yields a consistent log.
-    let scan = recover(base, Some(index), segment);
-    assert!(scan.indexed_len <= scan.valid_len && scan.valid_len <= scan.file_len);
-    let (log, _repairs, _notes) = PartitionLog::recover(dir.clone(), vec![scan], Instant(1));
-    log.invariants();
-    assert!(log.log_end_offset() >= log.log_start_offset());
-
-    // An index written by the broker for a prefix of the segment agrees with a full scan.
-    let full = scan_segment(base, segment);
-    if full.valid_len > 0 {
-        let keep = split % (full.batches.len() + 1);
-        let entries: Vec<u8> = full.batches[..keep]
-            .iter()
-            .flat_map(|b| index_entry(b.position, &b.raw_header))
-            .collect();
-        let covers = full
-            .batches
-            .get(keep)
-            .map(|b| b.position)
-            .unwrap_or(full.valid_len);
-        let ours = encode_segment_index(base, covers, &entries);
-        let scan = recover(base, Some(&ours), segment);
-        assert_eq!(scan.batches, full.batches);
-        assert_eq!(scan.valid_len, full.valid_len);
-        assert_eq!(scan.indexed_len, covers);
+    // Whatever the index and snapshot files hold, recovery yields a consistent log.
+    let mut files = Files::new();
+    files.insert(log_name.clone(), segment.to_vec());
+    let half = junk.len() / 2;
+    if choice & 1 != 0 {
+        files.insert(index_name.clone(), junk[..half].to_vec());
     }
+    if choice & 2 != 0 {
+        files.insert(time_name.clone(), junk[half..].to_vec());
+    }
+    if choice & 4 != 0 {
+        files.insert(
+            format!("{:020}.snapshot", base + (choice >> 3) as i64),
+            junk.to_vec(),
+        );
+    }
+    let (rp, _) = recover(&files);
+    let (log, _, _) =
+        PartitionLog::recover(dir.clone(), rp.segments.clone(), rp.snapshot, Instant(1));
+    log.invariants();
+    let _ = Recovered::default();
+
+    // The truth: walk the whole segment.
+    let mut headers: Vec<(u64, BatchHeader)> = Vec::new();
+    let valid = segment.len() >= SEGMENT_HEADER_BYTES as usize
+        && gregor_core::files::check_segment_header(segment) == Ok(base);
+    if valid {
+        walk_batches(
+            &segment[SEGMENT_HEADER_BYTES as usize..],
+            SEGMENT_HEADER_BYTES,
+            base,
+            |p, h, _| headers.push((p, *h)),
+        );
+    }
+    let full = recover(&BTreeMap::from([(log_name.clone(), segment.to_vec())])).0;
+    let truth = &full.segments[0];
+    assert_eq!(
+        rp.segments[0].valid_len, truth.valid_len,
+        "damaged caches never change the log"
+    );
+    assert_eq!(rp.segments[0].next_offset, truth.next_offset);
+    if !valid {
+        return;
+    }
+
+    // Index files and a snapshot the broker would write for a prefix of `keep` batches.
+    let keep = keep_choice % (headers.len() + 1);
+    let mut index = SparseIndex::new(base);
+    let mut producers = ProducerStates::default();
+    for (p, h) in &headers[..keep] {
+        index.on_append(
+            h.base_offset,
+            h.last_offset(),
+            *p,
+            h.size as u64,
+            h.max_timestamp,
+        );
+        producers.record(h);
+    }
+    let covers = headers
+        .get(keep)
+        .map(|(p, _)| *p)
+        .unwrap_or(truth.valid_len);
+    let next = headers
+        .get(keep)
+        .map(|(_, h)| h.base_offset)
+        .unwrap_or(truth.next_offset);
+    let (o, t) = encode_indexes(&index, covers, next);
+    let mut ours = Files::from([
+        (log_name, segment.to_vec()),
+        (index_name, o.to_vec()),
+        (time_name, t.to_vec()),
+    ]);
+    ours.insert(
+        format!("{next:020}.snapshot"),
+        encode_snapshot(&producers, next).to_vec(),
+    );
+    let (rp, read) = recover(&ours);
+    let s = &rp.segments[0];
+    assert_eq!(
+        (s.valid_len, s.next_offset),
+        (truth.valid_len, truth.next_offset)
+    );
+    assert_eq!(
+        s.index, truth.index,
+        "a loaded index extended by the walk is the one a walk builds"
+    );
+    assert_eq!(s.indexed_len, covers);
+    // The tail past the index is walked, and the producer replay walks from the index entry
+    // at or below the snapshot's offset: nothing before those is read.
+    let len = segment.len() as u64;
+    let replay_from = index.floor(next).1;
+    assert!(
+        read <= (len - covers) + (len - replay_from),
+        "only the tail is read"
+    );
+    assert_eq!(rp.snapshot, Some(next));
+    assert!(
+        same_state(&rp.producers, &full.producers),
+        "snapshot plus replay equals a full replay"
+    );
 });

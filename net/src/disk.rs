@@ -5,7 +5,9 @@
 //! broker.meta
 //! <topic>-<partition>/partition.meta
 //! <topic>-<partition>/<base offset, 20 digits>.log
-//! <topic>-<partition>/<base offset, 20 digits>.index
+//! <topic>-<partition>/<base offset, 20 digits>.index       (sparse offset index)
+//! <topic>-<partition>/<base offset, 20 digits>.timeindex   (sparse time index)
+//! <topic>-<partition>/<offset, 20 digits>.snapshot         (producer state)
 //! .kafka_cleanshutdown              (between a clean shutdown and the next start)
 //! ```
 //! Requests are executed in the order the core emits them (the storage contract in
@@ -15,10 +17,9 @@
 //! fsync runs, new batches accumulate and the next fsync covers them all.
 
 use bytes::Bytes;
-use gregor_core::files::{
-    parse_segment_file_name, recover_segment, RecoveredPartition, CLEAN_SHUTDOWN_FILE,
-};
+use gregor_core::files::CLEAN_SHUTDOWN_FILE;
 use gregor_core::io::{PartitionDir, SegmentFile, StorageFault, StorageReply, StorageRequest};
+use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::Recovered;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -199,10 +200,12 @@ impl Disk {
                 self.failed.remove(&Self::key(&file));
                 let path = self.segment_path(&file);
                 let index = self.dir_path(&file.dir).join(file.index_file_name());
+                let time_index = self.dir_path(&file.dir).join(file.time_index_file_name());
                 let dir = self.dir_path(&file.dir);
                 done((|| {
                     remove_if_present(&path)?;
                     remove_if_present(&index)?;
+                    remove_if_present(&time_index)?;
                     sync_dir(&dir)?;
                     Ok(StorageReply::Done)
                 })())
@@ -211,6 +214,7 @@ impl Disk {
                 file,
                 covers,
                 index,
+                time_index,
             } => {
                 if self.failed.contains(&Self::key(&file)) {
                     return Executed::Done(Err(StorageFault::Io(format!(
@@ -239,17 +243,47 @@ impl Disk {
                     }
                     f.sync_data()?;
                     write_atomic(&dir, &name, &index)?;
+                    write_atomic(&dir, &file.time_index_file_name(), &time_index)?;
                     Ok(StorageReply::Done)
                 }))
             }
             StorageRequest::DeleteSegmentIndex { file } => {
                 let dir = self.dir_path(&file.dir);
                 let path = dir.join(file.index_file_name());
+                let time_path = dir.join(file.time_index_file_name());
                 done((|| {
                     remove_if_present(&path)?;
+                    remove_if_present(&time_path)?;
                     sync_dir(&dir)?;
                     Ok(StorageReply::Done)
                 })())
+            }
+            StorageRequest::WriteProducerSnapshot {
+                dir,
+                segment,
+                offset,
+                data,
+                delete_below,
+            } => {
+                if self.failed.contains(&Self::key(&segment)) {
+                    return Executed::Done(Err(StorageFault::Io(format!(
+                        "{}: a write failed since the segment was last cut; no snapshot written",
+                        segment.file_name()
+                    ))));
+                }
+                let path = self.dir_path(&dir);
+                // As for an index: the batches the snapshot covers are made durable first, and
+                // inline, so a later deletion emitted behind it cannot be overtaken.
+                done(self.file(&segment).and_then(|f| {
+                    f.sync_data()?;
+                    write_atomic(&path, &PartitionDir::snapshot_file_name(offset), &data)?;
+                    remove_snapshots(&path, |o| o < delete_below)?;
+                    Ok(StorageReply::Done)
+                }))
+            }
+            StorageRequest::DeleteProducerSnapshots { dir, above } => {
+                let path = self.dir_path(&dir);
+                done(remove_snapshots(&path, |o| o > above).map(|_| StorageReply::Done))
             }
             StorageRequest::WriteBrokerMeta { data } => {
                 let root = self.root.clone();
@@ -295,18 +329,37 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Read a file from `from` to its end.
-fn read_from(path: &Path, from: u64, len: u64) -> std::io::Result<Vec<u8>> {
+/// Delete, durably, the producer snapshots of a directory whose offsets `doomed` picks.
+fn remove_snapshots(dir: &Path, doomed: impl Fn(i64) -> bool) -> std::io::Result<()> {
+    let mut removed = false;
+    for e in fs::read_dir(dir)? {
+        let name = e?.file_name().to_string_lossy().to_string();
+        let offset = name
+            .strip_suffix(".snapshot")
+            .and_then(|s| s.parse::<i64>().ok());
+        if offset.is_some_and(&doomed) {
+            remove_if_present(&dir.join(&name))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Read bytes `from..to` of a file.
+fn read_range(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
     let f = File::open(path)?;
-    let mut buf = vec![0u8; (len - from) as usize];
+    let mut buf = vec![0u8; (to - from) as usize];
     f.read_exact_at(&mut buf, from)?;
     Ok(buf)
 }
 
 /// Read what is on disk at start: the clean-shutdown marker (removed), `broker.meta`, each
-/// partition's `partition.meta`, and every segment, recovered by the core's own code
-/// ([`recover_segment`]): from its index file where that is valid, reading only the tail past
-/// what the index covers.
+/// partition's `partition.meta`, and every partition directory, recovered by the core's own
+/// code ([`recover_partition`]): segments from their index files where those are valid, reading
+/// only the tail past what they cover, and producer state from the newest valid snapshot.
 pub fn recover(root: &Path) -> std::io::Result<Recovered> {
     fs::create_dir_all(root)?;
     let mut recovered = Recovered::default();
@@ -335,41 +388,30 @@ pub fn recover(root: &Path) -> std::io::Result<Recovered> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        let mut segments = Vec::new();
-        let mut names: Vec<String> = fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
-        for name in names {
-            let Some(base) = parse_segment_file_name(&name) else {
-                continue;
-            };
-            let path = dir.join(&name);
-            let file_len = fs::metadata(&path)?.len();
-            let index_name = format!("{base:020}.index");
-            let index = match fs::read(dir.join(&index_name)) {
-                Ok(b) => Some(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            };
-            let scan = recover_segment(base, index.as_deref(), file_len, |from| {
-                read_from(&path, from, file_len)
-            })?;
-            segments.push(scan);
+        let mut entries = Vec::new();
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.file_type()?.is_file() && !name.ends_with(".tmp") {
+                entries.push(DirEntry {
+                    name,
+                    len: e.metadata()?.len(),
+                });
+            }
         }
-        recovered.partitions.push(RecoveredPartition {
-            dir_name,
-            meta,
-            segments,
-        });
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let part = recover_partition(dir_name, meta, &entries, |name, from, to| {
+            read_range(&dir.join(name), from, to)
+        })?;
+        recovered.partitions.push(part);
     }
     let scans = recovered.partitions.iter().flat_map(|p| &p.segments);
-    let (mut from_index, mut read) = (0u64, 0u64);
-    for s in scans {
-        from_index += s.indexed_len;
-        read += s.file_len - s.indexed_len;
-    }
+    let from_index: u64 = scans.map(|s| s.indexed_len).sum();
+    let read: u64 = recovered
+        .partitions
+        .iter()
+        .map(|p| p.segment_bytes_read)
+        .sum();
     tracing::info!(
         clean_shutdown = recovered.clean_shutdown,
         bytes_from_index = from_index,

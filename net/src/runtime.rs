@@ -225,16 +225,15 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
     let started = std::time::Instant::now();
     let recovered = crate::disk::recover(&config.data_dir)?;
     let segments: usize = recovered.partitions.iter().map(|p| p.segments.len()).sum();
-    let batches: usize = recovered
+    let bytes_read: u64 = recovered
         .partitions
         .iter()
-        .flat_map(|p| &p.segments)
-        .map(|s| s.batches.len())
+        .map(|p| p.segment_bytes_read)
         .sum();
     info!(
         partitions = recovered.partitions.len(),
         segments,
-        batches,
+        segment_bytes_read = bytes_read,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered data directory {}",
         config.data_dir.display()

@@ -16,9 +16,11 @@
 //! segment shorter than it covers or with a failed write since its last cut.
 
 use bytes::Bytes;
-use gregor_core::files::{parse_segment_file_name, recover_segment, Recovered, RecoveredPartition};
+use gregor_core::io::PartitionDir;
 use gregor_core::io::{StorageFault, StorageReply, StorageRequest};
+use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::prng::Prng;
+use gregor_core::Recovered;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default)]
@@ -63,6 +65,19 @@ fn seg_path(file: &gregor_core::io::SegmentFile) -> String {
 
 fn index_path(file: &gregor_core::io::SegmentFile) -> String {
     format!("{}/{}", file.dir.dir_name(), file.index_file_name())
+}
+
+fn time_index_path(file: &gregor_core::io::SegmentFile) -> String {
+    format!("{}/{}", file.dir.dir_name(), file.time_index_file_name())
+}
+
+/// A file written atomically and durably (an index, a snapshot).
+fn durable(data: &[u8]) -> SimFile {
+    SimFile {
+        written: data.to_vec(),
+        synced: data.to_vec(),
+        ..SimFile::default()
+    }
 }
 
 const BROKER_META: &str = "broker.meta";
@@ -193,11 +208,13 @@ impl SimDisk {
             StorageRequest::DeleteSegment { file } => {
                 self.files.remove(&seg_path(file));
                 self.files.remove(&index_path(file));
+                self.files.remove(&time_index_path(file));
             }
             StorageRequest::WriteSegmentIndex {
                 file,
                 covers,
                 index,
+                time_index,
             } => {
                 let f = self.writable(file, Write::Index)?;
                 if f.write_failed || (f.written.len() as u64) < *covers {
@@ -207,15 +224,36 @@ impl SimDisk {
                     )));
                 }
                 self.fsync(file, prng)?;
-                let idx = SimFile {
-                    written: index.to_vec(),
-                    synced: index.to_vec(),
-                    ..SimFile::default()
-                };
-                self.files.insert(index_path(file), idx);
+                self.files.insert(index_path(file), durable(index));
+                self.files
+                    .insert(time_index_path(file), durable(time_index));
             }
             StorageRequest::DeleteSegmentIndex { file } => {
                 self.files.remove(&index_path(file));
+                self.files.remove(&time_index_path(file));
+            }
+            StorageRequest::WriteProducerSnapshot {
+                dir,
+                segment,
+                offset,
+                data,
+                delete_below,
+            } => {
+                let f = self.writable(segment, Write::Index)?;
+                if f.write_failed {
+                    return Err(StorageFault::Io(format!(
+                        "{}: a write failed; no snapshot written",
+                        seg_path(segment)
+                    )));
+                }
+                self.fsync(segment, prng)?;
+                let name = PartitionDir::snapshot_file_name(*offset);
+                self.files
+                    .insert(format!("{}/{name}", dir.dir_name()), durable(data));
+                self.remove_snapshots(dir, |o| o < *delete_below);
+            }
+            StorageRequest::DeleteProducerSnapshots { dir, above } => {
+                self.remove_snapshots(dir, |o| o > *above);
             }
             StorageRequest::WriteBrokerMeta { data } => {
                 let f = SimFile {
@@ -269,9 +307,23 @@ impl SimDisk {
         }
     }
 
-    /// What a starting broker finds, read through the same recovery scan the real binary runs.
+    /// Delete the snapshots of a partition directory whose offsets `doomed` picks.
+    fn remove_snapshots(&mut self, dir: &PartitionDir, doomed: impl Fn(i64) -> bool) {
+        let prefix = format!("{}/", dir.dir_name());
+        self.files.retain(|path, _| {
+            let Some(name) = path.strip_prefix(&prefix) else {
+                return true;
+            };
+            let offset = name
+                .strip_suffix(".snapshot")
+                .and_then(|s| s.parse::<i64>().ok());
+            !offset.is_some_and(&doomed)
+        });
+    }
+
+    /// What a starting broker finds, read through the same recovery code the real binary runs.
     pub fn recovered(&self) -> Recovered {
-        let mut parts: BTreeMap<String, RecoveredPartition> = BTreeMap::new();
+        let mut dirs: BTreeMap<String, Vec<DirEntry>> = BTreeMap::new();
         let mut broker_meta = None;
         for (path, f) in &self.files {
             if path == BROKER_META {
@@ -281,29 +333,28 @@ impl SimDisk {
             let Some((dir, name)) = path.split_once('/') else {
                 continue;
             };
-            let p = parts.entry(dir.to_string()).or_insert(RecoveredPartition {
-                dir_name: dir.into(),
-                meta: None,
-                segments: vec![],
+            dirs.entry(dir.to_string()).or_default().push(DirEntry {
+                name: name.to_string(),
+                len: f.written.len() as u64,
             });
-            if name == "partition.meta" {
-                p.meta = Some(Bytes::copy_from_slice(&f.written));
-            } else if let Some(base) = parse_segment_file_name(name) {
-                let index = self
-                    .files
-                    .get(&format!("{dir}/{base:020}.index"))
-                    .map(|i| i.written.as_slice());
-                let scan = recover_segment(base, index, f.written.len() as u64, |from| {
-                    Ok::<_, ()>(f.written[from as usize..].to_vec())
-                });
-                p.segments.push(scan.expect("reading memory does not fail"));
-            }
         }
+        let partitions = dirs.into_iter().map(|(dir, entries)| {
+            let meta = self
+                .files
+                .get(&format!("{dir}/partition.meta"))
+                .map(|f| Bytes::copy_from_slice(&f.written));
+            let read = |name: &str, from: u64, to: u64| {
+                let f = &self.files[&format!("{dir}/{name}")];
+                Ok::<_, ()>(f.written[from as usize..to as usize].to_vec())
+            };
+            recover_partition(dir.clone(), meta, &entries, read)
+                .expect("reading memory does not fail")
+        });
         Recovered {
             // The simulated broker never shuts down cleanly: it crashes or loses power.
             clean_shutdown: false,
             broker_meta,
-            partitions: parts.into_values().collect(),
+            partitions: partitions.collect(),
         }
     }
 }

@@ -256,5 +256,14 @@ pub fn describe(r: &StorageRequest) -> String {
         StorageRequest::DeleteSegmentIndex { file } => {
             format!("delete index {}/{}", file.dir.dir_name(), file.file_name())
         }
+        StorageRequest::WriteProducerSnapshot { dir, offset, .. } => {
+            format!("write producer snapshot {}@{offset}", dir.dir_name())
+        }
+        StorageRequest::DeleteProducerSnapshots { dir, above } => {
+            format!(
+                "delete producer snapshots of {} above {above}",
+                dir.dir_name()
+            )
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Fetch (with long-poll). ListOffsets is in `list_offsets.rs`.
 
 use super::*;
+use crate::log::{advance, Goal, ReadStep};
 
 impl Broker {
     pub(super) fn fetch(&mut self, to: ReplyTo, r: FetchRequest) {
@@ -48,11 +49,12 @@ impl Broker {
             match self.fetch_check(part) {
                 Err(_) => return true,
                 Ok(p) => {
-                    if let Some(plan) =
+                    let plan =
                         p.log
-                            .plan_read(part.fetch_offset, p.high_watermark, part.max_bytes)
-                    {
-                        bytes += plan.len as u64;
+                            .plan_read(part.fetch_offset, p.high_watermark, part.max_bytes, true);
+                    if let Some(plan) = plan {
+                        // An upper bound, known without reading (the sparse index).
+                        bytes += plan.bytes_bound.max(1);
                     }
                 }
             }
@@ -128,19 +130,20 @@ impl Broker {
                     // KIP-74: the whole response is bounded by the request's max_bytes, and
                     // so is every partition's share of it; only the first batch of the first
                     // partition with data goes out whole even when bigger than both limits,
-                    // so a consumer can always make progress (`plan_read` always includes
-                    // the first batch).
+                    // so a consumer can always make progress. The share is charged with the
+                    // plan's upper bound (what the read can return), since the exact length
+                    // is known only once the read's batch headers are walked.
                     let limit = (part.max_bytes as u64).min(budget) as u32;
                     if budget > 0 || first_data {
-                        if let Some(plan) =
-                            p.log.plan_read(part.fetch_offset, p.high_watermark, limit)
-                        {
-                            if first_data || plan.len as u64 <= budget {
-                                budget = budget.saturating_sub(plan.len as u64);
-                                first_data = false;
-                                let pi = resp.responses[ti].partitions.len();
-                                plans.push((ti, pi, plan));
-                            }
+                        let plan =
+                            p.log
+                                .plan_read(part.fetch_offset, p.high_watermark, limit, first_data);
+                        if let Some(plan) = plan {
+                            assert!(plan.bytes_bound <= limit as u64);
+                            budget -= plan.bytes_bound;
+                            first_data = false;
+                            let pi = resp.responses[ti].partitions.len();
+                            plans.push((ti, pi, plan));
                         }
                     }
                 }
@@ -148,21 +151,14 @@ impl Broker {
             resp.responses[ti].partitions.push(pd);
         }
         let n = plans.len();
-        let planned: u64 = plans.iter().map(|(_, _, plan)| plan.len as u64).sum();
+        let planned: u64 = plans.iter().map(|(_, _, plan)| plan.bytes_bound).sum();
         assert!(
-            planned <= f.max_bytes as u64 || n == 1,
+            planned <= f.max_bytes as u64,
             "KIP-74: only a lone first batch may exceed the response's max_bytes"
         );
         for (slot, (ti, pi, plan)) in plans.into_iter().enumerate() {
-            slots.push((ti, pi));
-            self.storage(
-                StorageRequest::Read {
-                    file: plan.file,
-                    position: plan.position,
-                    len: plan.len,
-                },
-                OpPurpose::Read { fetch: id, slot },
-            );
+            self.storage(read_of(&plan), OpPurpose::Read { fetch: id, slot });
+            slots.push((ti, pi, plan));
         }
         self.fetches.get_mut(&id).unwrap().reading = Some(Reading(resp, slots, n));
         if n == 0 {
@@ -181,15 +177,32 @@ impl Broker {
             return;
         };
         let Reading(resp, slots, outstanding) = f.reading.as_mut().expect("reads were issued");
-        let (ti, pi) = slots[slot];
-        let pd = &mut resp.responses[ti].partitions[pi];
-        match result {
-            Ok(StorageReply::Read(bytes)) => pd.records = Some(bytes),
+        let (ti, pi, plan) = &mut slots[slot];
+        let pd = &mut resp.responses[*ti].partitions[*pi];
+        let step = match result {
+            Ok(StorageReply::Read(bytes)) => advance(plan, bytes),
             Ok(StorageReply::Done) => panic!("driver answered a read with Done"),
-            Err(fault) => {
+            Err(fault) => Err(format!("fetch read failed: {fault}")),
+        };
+        match step {
+            Ok(ReadStep::Done { bytes, .. }) => {
+                // Whole batches only, within the partition's share unless a lone first batch.
+                assert!(
+                    bytes.len() as u64 <= plan.bytes_bound || bytes.len() as u64 > plan_limit(plan)
+                );
+                pd.records = Some(bytes);
+            }
+            Ok(ReadStep::More(next)) => {
+                // The sparse index's scan goes on: the same slot, one more read.
+                *plan = next;
+                let request = read_of(plan);
+                self.storage(request, OpPurpose::Read { fetch: id, slot });
+                return;
+            }
+            Err(problem) => {
                 pd.error_code = KAFKA_STORAGE_ERROR;
                 pd.records = Some(Bytes::new());
-                failed = Some(format!("fetch read failed: {fault}"));
+                failed = Some(problem);
             }
         }
         *outstanding -= 1;
@@ -206,5 +219,22 @@ impl Broker {
         let f = self.fetches.remove(&id).unwrap();
         let Reading(resp, _, _) = f.reading.unwrap();
         self.respond(f.reply, Some(ResponseKind::Fetch(resp)));
+    }
+}
+
+/// The storage read a plan asks for.
+pub(super) fn read_of(plan: &ReadPlan) -> StorageRequest {
+    StorageRequest::Read {
+        file: plan.file.clone(),
+        position: plan.position,
+        len: plan.len,
+    }
+}
+
+/// A fetch plan's byte limit.
+fn plan_limit(plan: &ReadPlan) -> u64 {
+    match plan.goal {
+        Goal::Offset { max_bytes, .. } => max_bytes as u64,
+        Goal::Timestamp { .. } => u64::MAX,
     }
 }

@@ -206,16 +206,7 @@ impl Host<GroupRecord> for Broker {
                 if p.offline.is_some() {
                     continue;
                 }
-                for seg in p.log.segments() {
-                    if let (Some(first), Some(last)) = (seg.batches.first(), seg.batches.last()) {
-                        let len = last.position + last.size as u64 - first.position;
-                        reads.push(StorageRequest::Read {
-                            file: p.log.file_of(seg.base_offset),
-                            position: first.position,
-                            len: len as u32,
-                        });
-                    }
-                }
+                reads.extend(p.log.data_reads());
             }
         }
         reads

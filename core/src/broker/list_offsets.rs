@@ -3,9 +3,10 @@
 //!
 //! Earliest (−2), latest (−1, the high watermark: a consumer sees nothing above it) and
 //! max-timestamp (−3) are answered from memory at once. A timestamp (≥ 0) is answered at record
-//! granularity, as Kafka's `LogSegment.findOffsetByTimestamp` does: the time index names the first
-//! batch whose largest timestamp reaches the target, the broker reads that one batch
-//! (`StorageRequest::Read`) and decodes its records, decompressing them if needed
+//! granularity, as Kafka's `LogSegment.findOffsetByTimestamp` does: the sparse time index names
+//! where to start, the broker reads forward through batch headers (`StorageRequest::Read`,
+//! [`crate::log::advance`]) to the first batch whose largest timestamp reaches the target, and
+//! decodes that batch's records, decompressing them if needed
 //! ([`crate::batch::first_record_at_or_after`]). The request is parked until its reads return;
 //! its response still goes out in request order for its connection.
 //!
@@ -18,6 +19,7 @@
 
 use super::*;
 use crate::batch::first_record_at_or_after;
+use crate::log::{advance, Goal, ReadStep};
 
 /// A ListOffsets request waiting for the batches it decodes.
 #[derive(Debug)]
@@ -35,8 +37,8 @@ struct TimestampSlot {
     topic: usize,
     partition: usize,
     target: i64,
+    /// The read in flight (the scan moves it forward).
     plan: ReadPlan,
-    max_timestamp: i64,
 }
 
 impl PendingListOffsets {
@@ -49,8 +51,13 @@ impl PendingListOffsets {
         for s in &self.slots {
             assert!(s.topic < self.response.topics.len());
             assert!(s.partition < self.response.topics[s.topic].partitions.len());
-            assert!(s.max_timestamp >= s.target, "the batch reaches the target");
-            assert!(s.plan.first_offset < s.plan.next_offset);
+            assert_eq!(
+                s.plan.goal,
+                Goal::Timestamp {
+                    timestamp: s.target
+                }
+            );
+            assert!(s.plan.scan_offset < s.plan.upper);
         }
     }
 }
@@ -84,17 +91,13 @@ impl Broker {
                                 }
                             }
                             ts if ts >= 0 => {
-                                if let Some((plan, max_timestamp)) =
-                                    part.log.offset_for_timestamp(ts, hw)
-                                {
-                                    assert!(plan.next_offset <= hw);
-                                    assert!(max_timestamp >= ts);
+                                if let Some(plan) = part.log.offset_for_timestamp(ts, hw) {
+                                    assert!(plan.scan_offset < hw && plan.upper == hw);
                                     slots.push(TimestampSlot {
                                         topic: resp.topics.len(),
                                         partition: tr.partitions.len(),
                                         target: ts,
                                         plan,
-                                        max_timestamp,
                                     });
                                 }
                             }
@@ -123,14 +126,8 @@ impl Broker {
             },
         );
         for (slot, plan) in reads.into_iter().enumerate() {
-            self.storage(
-                StorageRequest::Read {
-                    file: plan.file,
-                    position: plan.position,
-                    len: plan.len,
-                },
-                OpPurpose::TimestampRead { list: id, slot },
-            );
+            let request = super::fetch::read_of(&plan);
+            self.storage(request, OpPurpose::TimestampRead { list: id, slot });
         }
     }
 
@@ -146,41 +143,63 @@ impl Broker {
             .list_offsets
             .get_mut(&id)
             .expect("a ListOffsets stays parked until its reads return");
-        let s = &l.slots[slot];
+        let s = &mut l.slots[slot];
         let pr = &mut l.response.topics[s.topic].partitions[s.partition];
         assert_eq!(pr.offset, -1, "one read per partition answer");
+        let step = match result {
+            Ok(StorageReply::Read(bytes)) => advance(&s.plan, bytes),
+            Ok(StorageReply::Done) => panic!("driver answered a read with Done"),
+            Err(fault) => Err(format!("ListOffsets read failed: {fault}")),
+        };
         let mut note = None;
-        match result {
-            Ok(StorageReply::Read(bytes)) => {
-                let found = first_record_at_or_after(&bytes, s.target);
-                let (offset, timestamp) = match found {
+        match step {
+            Ok(ReadStep::More(next)) => {
+                // The scan goes on: the same slot, one more read.
+                s.plan = next;
+                let request = super::fetch::read_of(&s.plan);
+                self.storage(request, OpPurpose::TimestampRead { list: id, slot });
+                return;
+            }
+            // Nothing below the high watermark reaches the target: no answer (-1).
+            Ok(ReadStep::Done { bytes, .. }) if bytes.is_empty() => {}
+            Ok(ReadStep::Done {
+                bytes,
+                first_offset,
+                next_offset,
+                max_timestamp,
+            }) => {
+                assert!(max_timestamp >= s.target, "the batch reaches the target");
+                let (offset, timestamp) = match first_record_at_or_after(&bytes, s.target) {
                     Ok(Some(hit)) => hit,
                     Ok(None) => {
                         note = Some(format!(
-                            "ListOffsets: batch {} has no record at or after {} though its \
-                             maxTimestamp is {}; answering with its first offset",
-                            s.plan.first_offset, s.target, s.max_timestamp
+                            "ListOffsets: batch {first_offset} has no record at or after {} though \
+                             its maxTimestamp is {max_timestamp}; answering with its first offset",
+                            s.target
                         ));
-                        (s.plan.first_offset, s.max_timestamp)
+                        (first_offset, max_timestamp)
                     }
                     Err(e) => {
                         note = Some(format!(
                             "ListOffsets: {e}; answering with the batch's first offset"
                         ));
-                        (s.plan.first_offset, s.max_timestamp)
+                        (first_offset, max_timestamp)
                     }
                 };
                 assert!(
-                    offset >= s.plan.first_offset && offset < s.plan.next_offset,
+                    offset >= first_offset && offset < next_offset,
                     "the answer lies inside the batch read"
+                );
+                assert!(
+                    next_offset <= s.plan.upper,
+                    "the answer is below the high watermark"
                 );
                 pr.offset = offset;
                 pr.timestamp = timestamp;
             }
-            Ok(StorageReply::Done) => panic!("driver answered a read with Done"),
-            Err(fault) => {
+            Err(problem) => {
                 pr.error_code = KAFKA_STORAGE_ERROR;
-                note = Some(format!("ListOffsets read failed: {fault}"));
+                note = Some(problem);
             }
         }
         l.outstanding -= 1;

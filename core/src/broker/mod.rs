@@ -31,12 +31,13 @@
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::config::{Config, ConfigError, Durability};
 use crate::error::*;
-use crate::files::{BrokerMeta, PartitionMeta, Recovered, TopicSettings};
+use crate::files::{BrokerMeta, PartitionMeta, TopicSettings};
 use crate::group::Coordinator;
 use crate::io::{
     ConnId, Input, LogLevel, OpId, Output, PartitionDir, Request, StorageFault, StorageReply,
     StorageRequest,
 };
+use crate::log::recover::Recovered;
 use crate::log::{PartitionLog, ReadPlan, RollPolicy};
 use crate::prng::Prng;
 use crate::producer::{ProducerStates, SequenceCheck};
@@ -197,7 +198,7 @@ impl PendingFetch {
 /// A fetch whose reads are in flight: the response under construction, where each read's
 /// bytes go (topic index, partition index), and how many reads are outstanding.
 #[derive(Debug)]
-struct Reading(FetchResponse, Vec<(usize, usize)>, usize);
+struct Reading(FetchResponse, Vec<(usize, usize, ReadPlan)>, usize);
 
 #[derive(Debug)]
 struct PendingCreate {
@@ -333,10 +334,7 @@ impl Broker {
             .topics
             .values_mut()
             .flat_map(|t| t.partitions.iter_mut());
-        partitions
-            .filter(|p| p.offline.is_none())
-            .filter_map(|p| p.log.shutdown_index())
-            .collect()
+        partitions.flat_map(|p| p.shutdown_requests()).collect()
     }
 
     /// The next instant at which the broker wants an [`Input::Tick`].

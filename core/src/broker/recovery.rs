@@ -86,23 +86,23 @@ impl Broker {
                     continue;
                 }
             };
-            // Rebuild idempotent producer state from the batch headers the scan kept, then
-            // forget whatever recovery cuts away.
-            let mut producers = ProducerStates::default();
-            let mut scans = rp.segments;
-            scans.sort_by_key(|s| s.base_offset);
-            for scan in &scans {
-                for b in &scan.batches {
-                    producers.record(&b.header);
-                }
+            // Idempotent producer state was rebuilt by recovery (a snapshot and the batches
+            // after it); forget whatever recovery cuts away.
+            let mut producers = rp.producers;
+            for n in rp.notes {
+                broker.log(LogLevel::Warn, n);
             }
             let dir = PartitionDir {
                 topic: meta.topic.clone(),
                 partition: meta.partition,
             };
-            let (log, repairs, notes) = PartitionLog::recover(dir, scans, now);
+            let (log, repairs, notes) = PartitionLog::recover(dir, rp.segments, rp.snapshot, now);
             producers.truncate_to(log.log_end_offset());
             producers.evict_beyond(broker.config.producers_per_partition_max);
+            assert!(producers.len() <= broker.config.producers_per_partition_max);
+            assert!(producers
+                .max_last_offset()
+                .is_none_or(|o| o < log.log_end_offset()));
             for n in notes {
                 broker.log(LogLevel::Warn, n);
             }

@@ -117,6 +117,7 @@ impl Broker {
             assert!(p.high_watermark >= before);
             assert!(p.high_watermark <= p.written_end.max(p.log.log_start_offset()));
             let id = p.syncs_issued;
+            let checkpoint = p.checkpoint_requests();
             for file in syncs {
                 self.storage(
                     StorageRequest::Sync { file },
@@ -127,6 +128,10 @@ impl Broker {
                         id,
                     },
                 );
+            }
+            if let Some(r) = checkpoint {
+                let what = format!("producer snapshot of {name}-{index}");
+                self.storage(r, OpPurpose::Other { what });
             }
         }
         self.complete_produces(&touched);
