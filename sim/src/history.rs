@@ -34,9 +34,8 @@ pub enum Event {
         acks: i16,
         idempotent: bool,
         attempt: u32,
-        /// The records' timestamp (CreateTime), the same for every record of the batch and
-        /// every attempt.
-        timestamp_ms: i64,
+        /// Each record's timestamp (CreateTime), one per value, the same in every attempt.
+        timestamps_ms: Vec<i64>,
     },
     /// The outcome of the producer's outstanding send of `values`.
     SendDone {

@@ -223,16 +223,16 @@ impl Facts {
         for e in &h.events {
             if let Event::Send {
                 producer,
-                timestamp_ms,
+                timestamps_ms,
                 values,
                 idempotent,
                 attempt,
                 ..
             } = e
             {
-                for v in values {
+                for (v, ts) in values.iter().zip(timestamps_ms) {
                     producer_of.insert(*v, (*producer, *idempotent));
-                    timestamp_of.insert(*v, *timestamp_ms);
+                    timestamp_of.insert(*v, *ts);
                     let s = sent.entry(*v).or_insert((*idempotent, false));
                     s.1 |= *attempt > 0;
                 }
@@ -351,6 +351,10 @@ pub(crate) mod testing {
         h.groups = vec![CommitMode::AfterProcessing, CommitMode::BeforeProcessing];
         let ev = &mut h.events;
         let send = |t, values: Vec<u64>, attempt| Event::Send {
+            timestamps_ms: values
+                .iter()
+                .map(|_| 1_700_000_000_000 + t as i64)
+                .collect(),
             t,
             producer: 0,
             part: 0,
@@ -358,7 +362,6 @@ pub(crate) mod testing {
             acks: -1,
             idempotent: true,
             attempt,
-            timestamp_ms: 1_700_000_000_000 + t as i64,
         };
         ev.push(send(1, vec![1, 2], 0));
         ev.push(Event::SendDone {

@@ -221,16 +221,27 @@ fn decode_parts(mut b: Bytes) -> Vec<Part> {
     out
 }
 
-/// Encode values as one v2 batch, as a producer would (value = the u64, big-endian).
-pub fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) -> Bytes {
+/// Encode values as one v2 batch, as a producer would (value = the u64, big-endian), each record
+/// with its own timestamp.
+pub fn encode_batch(
+    values: &[Value],
+    producer: Option<(i64, i16, i32)>,
+    timestamps_ms: &[i64],
+) -> Bytes {
+    assert_eq!(
+        values.len(),
+        timestamps_ms.len(),
+        "one timestamp per record"
+    );
     // The workload's record shape: the value names the record, the key spreads values over
     // seven keys; the encoding is the shared one (gregor_core::testkit::batch).
     let recs: Vec<Rec> = values
         .iter()
-        .map(|v| Rec {
+        .zip(timestamps_ms)
+        .map(|(v, ts)| Rec {
             key: Some(Bytes::copy_from_slice(&(*v % 7).to_be_bytes())),
             value: Some(Bytes::copy_from_slice(&v.to_be_bytes())),
-            timestamp_ms: ts,
+            timestamp_ms: *ts,
             headers: Vec::new(),
         })
         .collect();

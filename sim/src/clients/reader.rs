@@ -103,8 +103,8 @@ impl Client {
         }
         if !r.auditor && !r.query_inflight && env.now >= r.next_query && !r.parts.is_empty() {
             // A ListOffsets query: earliest, latest, or a timestamp. The targets are timestamps
-            // of records read: every record of a batch carries its batch's timestamp in this
-            // workload, so a batch-granular answer and Kafka's record-granular one agree (see
+            // of records read; records carry their own timestamps, so a target often names a
+            // record inside a batch, where only a record-granular answer is right (see
             // check/retention.rs, `offset-for-timestamp`).
             r.query_inflight = true;
             r.next_query = env.now + (500 + env.prng.below(2_500)) * MS;
