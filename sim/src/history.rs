@@ -97,6 +97,17 @@ pub enum Event {
         generation: i32,
         parts: Vec<Part>,
     },
+    /// A group member gave up `parts`: it revoked them (a cooperative member whose new
+    /// assignment lacks them; an eager member, all of them, as it rejoins; a member leaving), or
+    /// lost them (`lost`: it crashed, or learned it was no longer a member). Its ownership of
+    /// them, begun by an `Assigned`, ends here.
+    Revoked {
+        t: Ms,
+        group: usize,
+        member: usize,
+        parts: Vec<Part>,
+        lost: bool,
+    },
     /// A group member processed one record (handed it to the application).
     Processed {
         t: Ms,
@@ -148,6 +159,7 @@ impl Event {
             | Event::Crash { t, .. }
             | Event::Restart { t, .. }
             | Event::Assigned { t, .. }
+            | Event::Revoked { t, .. }
             | Event::Processed { t, .. }
             | Event::Committed { t, .. }
             | Event::CommittedRead { t, .. }

@@ -16,6 +16,7 @@
 //! | `nonmonotonic-poll`   | order | per-partition ordering: a consumer reads offsets in order |
 //! | `poll-skip`           | order | per-partition ordering: a consumer never jumps over a record |
 //! | `group-ownership`     | groups | a queue inside a group: one owner per partition per generation |
+//! | `two-owners`          | ownership | a queue inside a group: a partition is not handed on until its owner gave it up (KIP-429) |
 //! | `generation-backwards`| groups | group generations only grow |
 //! | `zombie-commit`       | groups | a commit from a stale generation (an evicted member, one that missed a rebalance) is refused |
 //! | `commit-past-fetched` | offsets | a committed offset never runs ahead of what was read |
@@ -43,6 +44,7 @@ mod groups;
 mod idempotence;
 mod offsets;
 mod order;
+mod ownership;
 mod retention;
 
 use crate::history::{Event, History, Ms, Part, Value};
@@ -60,6 +62,7 @@ pub enum Kind {
     NonmonotonicPoll,
     PollSkip,
     GroupOwnership,
+    TwoOwners,
     GenerationBackwards,
     ZombieCommit,
     CommitPastFetched,
@@ -75,7 +78,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 23] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -86,6 +89,7 @@ impl Kind {
         Kind::NonmonotonicPoll,
         Kind::PollSkip,
         Kind::GroupOwnership,
+        Kind::TwoOwners,
         Kind::GenerationBackwards,
         Kind::ZombieCommit,
         Kind::CommitPastFetched,
@@ -111,6 +115,7 @@ impl Kind {
             Kind::NonmonotonicPoll => "nonmonotonic-poll",
             Kind::PollSkip => "poll-skip",
             Kind::GroupOwnership => "group-ownership",
+            Kind::TwoOwners => "two-owners",
             Kind::GenerationBackwards => "generation-backwards",
             Kind::ZombieCommit => "zombie-commit",
             Kind::CommitPastFetched => "commit-past-fetched",
@@ -331,6 +336,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     idempotence::check(&facts, &cuts, &mut bad);
     order::check(h, &cuts, &facts, &mut bad);
     groups::check(h, &cuts, &facts, &mut bad);
+    ownership::check(h, &cuts, &mut bad);
     offsets::check(h, &cuts, &mut bad);
     fetch::check(h, &mut bad);
     retention::check(h, &cuts, &facts, &mut bad);
@@ -503,6 +509,7 @@ mod tests {
             Kind::NonmonotonicPoll,
             Kind::PollSkip,
             Kind::GroupOwnership,
+            Kind::TwoOwners,
             Kind::GenerationBackwards,
             Kind::ZombieCommit,
             Kind::CommitPastFetched,
