@@ -88,6 +88,16 @@ pub enum Event {
         spec: i64,
         offset: i64,
     },
+    /// A consumer reset its position in `part` (`auto.offset.reset`, after OFFSET_OUT_OF_RANGE)
+    /// to `offset`, the ListOffsets earliest or latest answer; its reads from there on are
+    /// `session`.
+    Reset {
+        t: Ms,
+        reader: usize,
+        part: Part,
+        session: u32,
+        offset: i64,
+    },
     // ---- consumer groups
     /// A group member was handed `parts` for `generation` (SyncGroup answered).
     Assigned {
@@ -165,7 +175,8 @@ impl Event {
             | Event::CommittedRead { t, .. }
             | Event::FetchBytes { t, .. }
             | Event::Fetched { t, .. }
-            | Event::Offsets { t, .. } => *t,
+            | Event::Offsets { t, .. }
+            | Event::Reset { t, .. } => *t,
             Event::Final { .. } => Ms::MAX,
         }
     }

@@ -1,5 +1,6 @@
 //! Checkers: pure functions from a [`History`] to the anomalies in it, one module per family of
-//! guarantees: [`durability`], [`idempotence`], [`order`], [`groups`], [`offsets`], [`fetch`].
+//! guarantees: [`durability`], [`idempotence`], [`order`], [`groups`], [`ownership`], [`offsets`],
+//! [`fetch`], [`retention`], [`reset`].
 //!
 //! Each checker is named after the anomaly it looks for (the names follow Jepsen's Kafka test,
 //! so a reader can compare) and maps to one of gregor's three guarantees:
@@ -27,6 +28,7 @@
 //! | `log-start-backwards` | retention | the log start offset never moves back (within a broker process) |
 //! | `log-start-above-hw`  | retention | the log start is never above the high watermark |
 //! | `fetch-below-start`   | retention | a fetch below the log start gets OFFSET_OUT_OF_RANGE |
+//! | `spurious-out-of-range` | reset | OFFSET_OUT_OF_RANGE only for a position really outside the log; after a reset reading goes on from the new position (`poll-skip`) |
 //! | `latest-not-hw`       | retention | ListOffsets latest is the high watermark |
 //! | `offset-for-timestamp`| retention | ListOffsets by time: the first record at or after it (KIP-79) |
 //!
@@ -45,6 +47,7 @@ mod idempotence;
 mod offsets;
 mod order;
 mod ownership;
+mod reset;
 mod retention;
 
 use crate::history::{Event, History, Ms, Part, Value};
@@ -73,12 +76,13 @@ pub enum Kind {
     LogStartBackwards,
     LogStartAboveHw,
     FetchBelowStart,
+    SpuriousOutOfRange,
     LatestNotHw,
     OffsetForTimestamp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -100,6 +104,7 @@ impl Kind {
         Kind::LogStartBackwards,
         Kind::LogStartAboveHw,
         Kind::FetchBelowStart,
+        Kind::SpuriousOutOfRange,
         Kind::LatestNotHw,
         Kind::OffsetForTimestamp,
     ];
@@ -126,6 +131,7 @@ impl Kind {
             Kind::LogStartBackwards => "log-start-backwards",
             Kind::LogStartAboveHw => "log-start-above-hw",
             Kind::FetchBelowStart => "fetch-below-start",
+            Kind::SpuriousOutOfRange => "spurious-out-of-range",
             Kind::LatestNotHw => "latest-not-hw",
             Kind::OffsetForTimestamp => "offset-for-timestamp",
         }
@@ -340,6 +346,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     offsets::check(h, &cuts, &mut bad);
     fetch::check(h, &mut bad);
     retention::check(h, &cuts, &facts, &mut bad);
+    reset::check(h, &cuts, &mut bad);
     out
 }
 
@@ -520,6 +527,7 @@ mod tests {
             Kind::LogStartBackwards,
             Kind::LogStartAboveHw,
             Kind::FetchBelowStart,
+            Kind::SpuriousOutOfRange,
             Kind::LatestNotHw,
             Kind::OffsetForTimestamp,
         ];

@@ -334,8 +334,9 @@ mod tests {
             offsets(29, 1_700_000_000_002, 2),
             offsets(30, 1_700_000_000_003, 2),
             offsets(31, 1_700_000_000_004, -1),
-            // Out of range below the start is what Kafka answers.
-            fetched(32, 0, 1, -1, -1),
+            // Out of range above the end is what Kafka answers (at 0, inside the log, it would be
+            // `spurious-out-of-range`).
+            fetched(32, 4, 1, -1, -1),
             // A later look at the log start bounds where it was during the queries.
             fetched(34, 3, 0, 0, 3),
         ];

@@ -363,6 +363,14 @@ impl Client {
         Client::new(id, Role::Member(m), 16_000 * MS)
     }
 
+    /// Make a reader reset a position that fell out of range to the high watermark
+    /// (`auto.offset.reset=latest`) instead of the log start.
+    pub fn set_reset_latest(&mut self) {
+        if let Role::Reader(r) = &mut self.role {
+            r.reset_to = LATEST;
+        }
+    }
+
     /// Make a group member use this assignor (the world gives some groups one for all their
     /// members); cooperative-sticky makes it a cooperative member.
     pub fn set_strategy(&mut self, strategy: Strategy) {
@@ -1052,6 +1060,13 @@ impl Client {
                     if let Some(o) = answer {
                         m.pos.insert(part, o);
                         m.session += 1;
+                        env.history.events.push(Event::Reset {
+                            t: env.now / MS,
+                            reader: id,
+                            part,
+                            session: m.session,
+                            offset: o,
+                        });
                     } else {
                         m.pos.insert(part, RESET_NEEDED);
                         m.retry_at = env.now + 100 * MS;
