@@ -133,3 +133,17 @@ fn a_lying_fsync_is_caught() {
         "the lying fsync went unnoticed in some seeds"
     );
 }
+
+/// Seed 198 (cooperative groups): after every member of group 1 left or lost its partitions,
+/// three members join the empty group again at t≈70 s; the broker logs "preparing rebalance"
+/// and never completes it: every JoinGroup stays parked until the members' 16 s request timeout,
+/// again after they reconnect, to the end of the run, so `group-skip` reports the records the
+/// group never processed. It passes on the tree before the cooperative workload (whose groups
+/// there were not cooperative), and fails on that tree merged with main 48361fc too. Not yet
+/// known whether the broker's rebalance completion or the simulated members are at fault.
+#[test]
+#[ignore = "open: seed 198's group 1 never completes a rebalance after rejoining an empty group"]
+fn seed_198_group_rebalance_completes() {
+    let r = run(&Options::new(198));
+    assert!(r.ok(), "{:?} {:?}", r.failures, r.anomalies.first());
+}
