@@ -1,5 +1,6 @@
-//! Broker-level tests: the core driven by a tiny in-memory driver, as the runtime and the
-//! simulator drive it. One `Harness` helper, many small scenarios.
+//! Broker-level tests: the core driven by the shared synchronous driver (`testkit::Pair`, the
+//! one the fuzz targets and the simulator's tests use) over an in-memory disk. One `Harness`
+//! helper, many small scenarios.
 
 use bytes::Bytes;
 use gregor_core::error::*;
@@ -11,7 +12,7 @@ use gregor_core::kafka_protocol::records::Compression;
 use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::testkit;
 use gregor_core::Recovered;
-use gregor_core::{Broker, Config, Durability, Instant};
+use gregor_core::{Config, Durability};
 use std::collections::BTreeMap;
 
 /// In-memory files: path -> (bytes written, bytes synced).
@@ -183,106 +184,42 @@ impl MemDisk {
 /// (error code, high watermark, (offset, value) of every record read)
 type Fetched = (i16, i64, Vec<(i64, Vec<u8>)>);
 
-struct Harness {
-    broker: Broker,
-    disk: MemDisk,
-    now: Instant,
-    responses: Vec<(ConnId, i32, ResponseKind)>,
-    closed: Vec<ConnId>,
-    /// Storage ops held back (to test ordering of acknowledgements).
-    hold_syncs: bool,
-    held: Vec<(gregor_core::OpId, StorageRequest)>,
-    next_corr: i32,
+/// The shared driver over the in-memory disk, plus the helpers these scenarios share. It
+/// dereferences to [`testkit::Pair`]: `broker`, `storage`, `now`, `responses`, `closed`,
+/// `hold_syncs`, `send`, `take`, `drain`, `release_syncs` and `advance_ms` come from there.
+struct Harness(testkit::Pair<MemDisk>);
+
+impl std::ops::Deref for Harness {
+    type Target = testkit::Pair<MemDisk>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl testkit::Storage for MemDisk {
+    fn exec(
+        &mut self,
+        request: &StorageRequest,
+        _prng: &mut gregor_core::prng::Prng,
+    ) -> Result<StorageReply, StorageFault> {
+        MemDisk::exec(self, request)
+    }
 }
 
 impl Harness {
     fn new(config: Config) -> Harness {
         Self::with_disk(config, MemDisk::default(), false)
     }
+    /// A broker started on what `disk` holds (after a power loss: only its synced bytes).
     fn with_disk(config: Config, disk: MemDisk, power_loss: bool) -> Harness {
-        let now = Instant::from_unix_ms(1_700_000_000_000);
-        let broker = Broker::new(config, disk.recovered(power_loss), now).unwrap();
-        let mut h = Harness {
-            broker,
-            disk,
-            now,
-            responses: vec![],
-            closed: vec![],
-            hold_syncs: false,
-            held: vec![],
-            next_corr: 0,
-        };
-        h.drain();
-        h
-    }
-    fn drain(&mut self) {
-        loop {
-            let mut inputs = Vec::new();
-            while let Some(out) = self.broker.poll_output() {
-                match out {
-                    Output::Response {
-                        conn,
-                        correlation_id,
-                        body,
-                        ..
-                    } => self.responses.push((conn, correlation_id, body)),
-                    Output::Close { conn, .. } => self.closed.push(conn),
-                    Output::Log { .. } => {}
-                    Output::Storage { op, request } => {
-                        if self.hold_syncs && matches!(request, StorageRequest::Sync { .. }) {
-                            self.held.push((op, request));
-                            continue;
-                        }
-                        let result = self.disk.exec(&request);
-                        inputs.push(Input::StorageDone {
-                            now: self.now,
-                            op,
-                            result,
-                        });
-                    }
-                }
-            }
-            if inputs.is_empty() {
-                return;
-            }
-            for i in inputs {
-                self.broker.handle(i);
-            }
-        }
-    }
-    fn release_syncs(&mut self) {
-        for (op, req) in std::mem::take(&mut self.held) {
-            let result = self.disk.exec(&req);
-            self.broker.handle(Input::StorageDone {
-                now: self.now,
-                op,
-                result,
-            });
-        }
-        self.drain();
-    }
-    fn advance(&mut self, ms: u64) {
-        self.now = self.now + gregor_core::Duration::from_ms(ms);
-        self.broker.handle(Input::Tick { now: self.now });
-        self.drain();
-    }
-    fn send(&mut self, conn: u64, key: ApiKey, version: i16, body: RequestKind) -> i32 {
-        self.next_corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.next_corr);
-        self.broker.handle(Input::Request {
-            now: self.now,
-            conn: ConnId(conn),
-            request: Request { header, body },
-        });
-        self.drain();
-        self.next_corr
-    }
-    fn take(&mut self, corr: i32) -> Option<ResponseKind> {
-        let i = self.responses.iter().position(|(_, c, _)| *c == corr)?;
-        Some(self.responses.remove(i).2)
+        let recovered = disk.recovered(power_loss);
+        Harness(testkit::Pair::new(config, recovered, disk))
     }
     fn create(&mut self, topic: &str, partitions: i32) {
         let t = create_topics_request::CreatableTopic::default()
@@ -445,9 +382,9 @@ fn long_poll_fetch_wakes_on_new_data_and_times_out() {
     assert_eq!(vals.len(), 1);
     let f2 = h.fetch("t", 0, 1, 500);
     assert!(h.fetch_result(f2).is_none());
-    h.advance(499);
+    h.advance_ms(499);
     assert!(h.fetch_result(f2).is_none());
-    h.advance(2);
+    h.advance_ms(2);
     let (err, hw, vals) = h.fetch_result(f2).expect("answered at max_wait");
     assert_eq!((err, hw, vals.len()), (NONE, 1, 0));
     let bad = h.fetch("t", 0, 5, 0);
@@ -579,7 +516,7 @@ fn idempotent_retries_get_their_original_offset_and_gaps_are_refused() {
     assert_eq!(h.produce_result(c), Some((NONE, 3)));
 
     // The producer state survives a restart: the retry is still recognised.
-    let disk = h.disk.clone();
+    let disk = h.storage.clone();
     let mut h2 = Harness::with_disk(Config::default(), disk, false);
     let c = h2.produce(1, "t", 0, batch(&["c"], Some((pid, 0, 2))), -1);
     assert_eq!(h2.produce_result(c), Some((NONE, 3)));
@@ -616,7 +553,7 @@ fn power_loss_keeps_every_acknowledged_record_under_group_commit() {
     h.hold_syncs = true;
     let c = h.produce(1, "t", 0, batch(&["unacked"], None), 1);
     assert!(h.produce_result(c).is_none());
-    let disk = h.disk.clone();
+    let disk = h.storage.clone();
     let mut h2 = Harness::with_disk(Config::default(), disk, true);
     let f = h2.fetch("t", 0, 0, 0);
     let (_, hw, vals) = h2.fetch_result(f).unwrap();
@@ -635,7 +572,7 @@ fn torn_tail_is_cut_at_recovery() {
         let c = h.produce(1, "t", 0, batch(&[&format!("v{i}")], None), 1);
         assert_eq!(h.produce_result(c).unwrap().0, NONE);
     }
-    let mut disk = h.disk.clone();
+    let mut disk = h.storage.clone();
     let seg = disk.files.get_mut("t-0/00000000000000000000.log").unwrap();
     let n = seg.0.len();
     seg.0.truncate(n - 7); // the last write was torn
@@ -659,10 +596,10 @@ fn full_disk_answers_storage_error_and_keeps_earlier_data() {
     h.create("t", 1);
     let c = h.produce(1, "t", 0, batch(&["kept"], None), 1);
     assert_eq!(h.produce_result(c), Some((NONE, 0)));
-    h.disk.full = true;
+    h.storage.full = true;
     let c = h.produce(1, "t", 0, batch(&["lost"], None), 1);
     assert_eq!(h.produce_result(c).unwrap().0, KAFKA_STORAGE_ERROR);
-    h.disk.full = false;
+    h.storage.full = false;
     let c = h.produce(1, "t", 0, batch(&["next"], None), 1);
     assert_eq!(
         h.produce_result(c),
@@ -692,21 +629,18 @@ fn an_fsync_in_flight_across_a_failed_write_acknowledges_exactly_what_it_covers(
     h.hold_syncs = true;
     // Each produce on its own connection: answers on one connection keep request order.
     let a = h.produce(1, "t", 0, batch(&["a"], None), 1); // fsync S1 issued, held
-    h.disk.full = true;
+    h.storage.full = true;
     let b = h.produce(3, "t", 0, batch(&["b"], None), 1); // the write fails: log cut to 1
     assert_eq!(h.produce_result(b).unwrap().0, KAFKA_STORAGE_ERROR);
     assert!(h.produce_result(a).is_none(), "a waits for S1");
-    h.disk.full = false;
+    h.storage.full = false;
     let c = h.produce(4, "t", 0, batch(&["c"], None), 1); // S1 still in flight: wait
     let d = h.produce(5, "t", 0, batch(&["d"], None), 1);
     let release_first = |h: &mut Harness| {
         let (op, req) = h.held.remove(0);
-        let result = h.disk.exec(&req);
-        h.broker.handle(Input::StorageDone {
-            now: h.now,
-            op,
-            result,
-        });
+        let result = h.storage.exec(&req);
+        let now = h.now;
+        h.broker.handle(Input::StorageDone { now, op, result });
         h.drain();
     };
     release_first(&mut h); // S1 completes; S2 is issued for c and d
@@ -727,13 +661,13 @@ fn an_fsync_in_flight_across_a_failed_write_acknowledges_exactly_what_it_covers(
 #[test]
 fn api_versions_above_max_answers_v0_with_error() {
     let mut h = Harness::new(Config::default());
-    h.next_corr += 1;
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::ApiVersions as i16)
         .with_request_api_version(99)
         .with_correlation_id(42);
+    let now = h.now;
     h.broker.handle(Input::Request {
-        now: h.now,
+        now,
         conn: ConnId(3),
         request: Request {
             header,
@@ -924,7 +858,7 @@ fn join_alone(h: &mut Harness) -> String {
     let c = join(h, 1, "g", "", 10_000);
     let id = join_result(h, c).unwrap().member_id.to_string();
     let c = join(h, 1, "g", &id, 10_000);
-    h.advance(3_500);
+    h.advance_ms(3_500);
     let j = join_result(h, c).expect("joined");
     assert_eq!((j.error_code, j.generation_id), (NONE, 1));
     id
@@ -939,7 +873,7 @@ fn a_generation_whose_record_fails_to_write_is_rebalanced_away() {
     let mut h = Harness::new(Config::default());
     h.create("t", 1);
     let id = join_alone(&mut h);
-    h.disk.full = true;
+    h.storage.full = true;
     let s = sync(&mut h, 1, "g", &id, 1, &[(&id, "p0")]);
     match h.take(s) {
         Some(ResponseKind::SyncGroup(r)) => assert_eq!(r.error_code, COORDINATOR_NOT_AVAILABLE),
@@ -950,9 +884,9 @@ fn a_generation_whose_record_fails_to_write_is_rebalanced_away() {
         REBALANCE_IN_PROGRESS,
         "generation 1 was never durable"
     );
-    h.disk.full = false;
+    h.storage.full = false;
     let c = join(&mut h, 1, "g", &id, 10_000);
-    h.advance(100);
+    h.advance_ms(100);
     let j = join_result(&mut h, c).expect("rejoined");
     assert_eq!((j.error_code, j.generation_id), (NONE, 2));
     let s = sync(&mut h, 1, "g", &id, 2, &[(&id, "p0")]);
@@ -976,13 +910,13 @@ fn a_failed_commit_does_not_undo_a_durable_generation() {
     let id = join_alone(&mut h);
     let s = sync(&mut h, 1, "g", &id, 1, &[(&id, "p0")]);
     assert!(matches!(h.take(s), Some(ResponseKind::SyncGroup(r)) if r.error_code == NONE));
-    h.disk.full = true;
+    h.storage.full = true;
     assert_ne!(
         commit(&mut h, 1, "g", &id, 1, 0, 5),
         NONE,
         "the commit cannot be written"
     );
-    h.disk.full = false;
+    h.storage.full = false;
     let s = sync(&mut h, 1, "g", &id, 1, &[]);
     match h.take(s) {
         Some(ResponseKind::SyncGroup(r)) => {
@@ -1013,12 +947,12 @@ fn group_rebalance_commit_and_restart() {
         join_result(&mut h, ca).is_none(),
         "the first rebalance waits out the initial delay"
     );
-    h.advance(3_500);
+    h.advance_ms(3_500);
     assert!(
         join_result(&mut h, ca).is_none(),
         "a second member extends the initial delay"
     );
-    h.advance(3_000);
+    h.advance_ms(3_000);
     let ja = join_result(&mut h, ca).expect("joined");
     let jb = join_result(&mut h, cb).expect("joined");
     assert_eq!((ja.error_code, jb.error_code), (NONE, NONE));
@@ -1078,7 +1012,7 @@ fn group_rebalance_commit_and_restart() {
 
     // The follower goes silent; the leader keeps heartbeating and is told to rebalance.
     for _ in 0..4 {
-        h.advance(3_000);
+        h.advance_ms(3_000);
         let code = heartbeat(&mut h, lconn, "g", leader, 1);
         if code == REBALANCE_IN_PROGRESS {
             break;
@@ -1102,7 +1036,7 @@ fn group_rebalance_commit_and_restart() {
     );
 
     // Committed offsets come back after a restart, through the same replay path.
-    let disk = h.disk.clone();
+    let disk = h.storage.clone();
     let mut h2 = Harness::with_disk(Config::default(), disk, true);
     assert_eq!(fetch_offset(&mut h2, "g", 0), 42);
 }
@@ -1142,7 +1076,7 @@ fn simple_consumer_commits_and_groups_are_listed_and_deleted() {
     };
     assert_eq!(d.results[0].error_code, NONE);
     assert_eq!(fetch_offset(&mut h, "solo", 0), -1);
-    let disk = h.disk.clone();
+    let disk = h.storage.clone();
     let mut h2 = Harness::with_disk(Config::default(), disk, false);
     assert_eq!(
         fetch_offset(&mut h2, "solo", 0),
@@ -1173,8 +1107,8 @@ fn offsets_log_is_compacted_and_still_recovers() {
     let before = h.broker.topics()["__consumer_offsets"].partitions[0]
         .log
         .size_bytes();
-    h.advance(61_000);
-    h.advance(61_000);
+    h.advance_ms(61_000);
+    h.advance_ms(61_000);
     let log = &h.broker.topics()["__consumer_offsets"].partitions[0].log;
     assert!(
         log.size_bytes() < before / 4,
@@ -1182,7 +1116,7 @@ fn offsets_log_is_compacted_and_still_recovers() {
         log.size_bytes()
     );
     assert!(log.log_start_offset() > 0);
-    let disk = h.disk.clone();
+    let disk = h.storage.clone();
     let mut h2 = Harness::with_disk(config, disk, true);
     assert_eq!(fetch_offset(&mut h2, "solo", 0), 198);
     assert_eq!(fetch_offset(&mut h2, "solo", 1), 199);
@@ -1235,7 +1169,7 @@ fn the_protocol_most_members_prefer_wins_the_vote() {
         let id = join_result(&mut h, c).unwrap().member_id.to_string();
         waits.push(join_as(&mut h, conn, &id, None, p));
     }
-    h.advance(10_000);
+    h.advance_ms(10_000);
     for c in waits {
         let j = join_result(&mut h, c).expect("joined");
         assert_eq!(j.error_code, NONE);
@@ -1254,7 +1188,7 @@ fn a_replaced_static_member_is_fenced() {
     h.create("t", 1);
     // A static member gets its id at once (no KIP-394 round trip).
     let c = join_as(&mut h, 1, "", Some("inst"), &["range"]);
-    h.advance(3_500);
+    h.advance_ms(3_500);
     let a = join_result(&mut h, c).expect("joined");
     assert_eq!((a.error_code, a.generation_id), (NONE, 1));
     let a_id = a.member_id.to_string();

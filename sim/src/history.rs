@@ -34,9 +34,8 @@ pub enum Event {
         acks: i16,
         idempotent: bool,
         attempt: u32,
-        /// The records' timestamp (CreateTime), the same for every record of the batch and
-        /// every attempt.
-        timestamp_ms: i64,
+        /// Each record's timestamp (CreateTime), one per value, the same in every attempt.
+        timestamps_ms: Vec<i64>,
     },
     /// The outcome of the producer's outstanding send of `values`.
     SendDone {
@@ -89,6 +88,16 @@ pub enum Event {
         spec: i64,
         offset: i64,
     },
+    /// A consumer reset its position in `part` (`auto.offset.reset`, after OFFSET_OUT_OF_RANGE)
+    /// to `offset`, the ListOffsets earliest or latest answer; its reads from there on are
+    /// `session`.
+    Reset {
+        t: Ms,
+        reader: usize,
+        part: Part,
+        session: u32,
+        offset: i64,
+    },
     // ---- consumer groups
     /// A group member was handed `parts` for `generation` (SyncGroup answered).
     Assigned {
@@ -97,6 +106,17 @@ pub enum Event {
         member: usize,
         generation: i32,
         parts: Vec<Part>,
+    },
+    /// A group member gave up `parts`: it revoked them (a cooperative member whose new
+    /// assignment lacks them; an eager member, all of them, as it rejoins; a member leaving), or
+    /// lost them (`lost`: it crashed, or learned it was no longer a member). Its ownership of
+    /// them, begun by an `Assigned`, ends here.
+    Revoked {
+        t: Ms,
+        group: usize,
+        member: usize,
+        parts: Vec<Part>,
+        lost: bool,
     },
     /// A group member processed one record (handed it to the application).
     Processed {
@@ -149,12 +169,14 @@ impl Event {
             | Event::Crash { t, .. }
             | Event::Restart { t, .. }
             | Event::Assigned { t, .. }
+            | Event::Revoked { t, .. }
             | Event::Processed { t, .. }
             | Event::Committed { t, .. }
             | Event::CommittedRead { t, .. }
             | Event::FetchBytes { t, .. }
             | Event::Fetched { t, .. }
-            | Event::Offsets { t, .. } => *t,
+            | Event::Offsets { t, .. }
+            | Event::Reset { t, .. } => *t,
             Event::Final { .. } => Ms::MAX,
         }
     }

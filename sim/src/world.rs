@@ -13,6 +13,7 @@ use crate::history::{CommitMode, Event, History};
 use crate::network::{Endpoint, Network};
 use crate::node::{describe, Node};
 use crate::profile::Profile;
+use gregor_core::assignor::Strategy;
 use gregor_core::io::{ConnId, Input, OpId, Output, Request, StorageRequest};
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
@@ -255,6 +256,11 @@ impl World {
             let id = clients.len();
             let mut c = Client::reader(id, (0..profile.partitions).collect(), false);
             c.set_fetch_max_bytes(max_bytes);
+            // In half of these seeds it resets with auto.offset.reset=latest: it skips to the
+            // high watermark (the other readers still read every partition from the start).
+            if kip74.ratio(1, 2) {
+                c.set_reset_latest();
+            }
             clients.push(c);
         }
         for (g, &(members, after)) in profile.groups.iter().enumerate() {
@@ -264,9 +270,18 @@ impl World {
                 CommitMode::BeforeProcessing
             };
             env.history.groups.push(mode);
+            // Half the groups are cooperative (KIP-429): every member uses cooperative-sticky.
+            // In the others each member draws its assignor, so some groups mix assignors and
+            // are refused (INCONSISTENT_GROUP_PROTOCOL). Drawn from a PRNG of its own so the
+            // rest of the seed is unchanged.
+            let cooperative = Prng::new(opts.seed ^ 0x636f_6f70_0000_0000 ^ g as u64).ratio(1, 2);
             for _ in 0..members {
                 let id = clients.len();
-                clients.push(Client::member(id, g, mode, &mut env.prng));
+                let mut c = Client::member(id, g, mode, &mut env.prng);
+                if cooperative {
+                    c.set_strategy(Strategy::Sticky);
+                }
+                clients.push(c);
             }
         }
         let auditor = clients.len();

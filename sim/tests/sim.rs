@@ -31,8 +31,10 @@ fn the_same_seed_gives_the_same_trace() {
 /// the KIP-74 reader runs in two seeds of three. Re-pinned again the same day: idempotent
 /// producers keep up to five batches in flight, readers ask ListOffsets, half the seeds run
 /// retention, half the group members are zombies that retry a refused commit. And once more on merging: ListOffsets
-/// by timestamp now reads the batch it decodes, a storage request of its own. Re-pinned 2026-12-06:
-/// a group's spent initial rebalance delay is forgotten, so a later member does not extend it.)
+/// by timestamp now reads the batch it decodes, a storage request of its own. Re-pinned
+/// 2026-12-06: a group's spent initial rebalance delay is forgotten, so a later member does not
+/// extend it; reads go through sparse index files; half the groups are cooperative (KIP-429),
+/// producers stamp each record on its own, the KIP-74 reader resets to latest in half its seeds.)
 #[test]
 fn trace_hashes_are_stable_across_machines() {
     for &(seed, pinned) in PINNED {
@@ -94,7 +96,7 @@ fn fetch_limit_seeds_pass() {
     }
 }
 
-/// A disk that lies about fsync loses acknowledged records on power loss: under group commit
+/// A disk that lies about fsync loses acknowledged records or commits on power loss: under group commit
 /// the checkers must say so.
 #[test]
 fn a_lying_fsync_is_caught() {
@@ -119,7 +121,11 @@ fn a_lying_fsync_is_caught() {
         }
         tried += 1;
         let kinds: Vec<Kind> = r.anomalies.iter().map(|a| a.kind).collect();
-        if kinds.contains(&Kind::LostWrite) || !r.failures.is_empty() {
+        // The lie loses acknowledged records, or acknowledged offset commits (an OffsetFetch
+        // then answers below a commit it had acknowledged: seed 30 since the cooperative
+        // groups), or trips a per-step invariant.
+        let lost = kinds.contains(&Kind::LostWrite) || kinds.contains(&Kind::CommitBackwards);
+        if lost || !r.failures.is_empty() {
             caught += 1;
         }
     }
@@ -131,4 +137,18 @@ fn a_lying_fsync_is_caught() {
         caught, tried,
         "the lying fsync went unnoticed in some seeds"
     );
+}
+
+/// Seed 198 (cooperative groups): after every member of group 1 left or lost its partitions,
+/// three members join the empty group again at t≈70 s; the broker logs "preparing rebalance"
+/// and never completes it: every JoinGroup stays parked until the members' 16 s request timeout,
+/// again after they reconnect, to the end of the run, so `group-skip` reports the records the
+/// group never processed. It passes on the tree before the cooperative workload (whose groups
+/// there were not cooperative), and fails on that tree merged with main 48361fc too. Not yet
+/// known whether the broker's rebalance completion or the simulated members are at fault.
+#[test]
+#[ignore = "open: seed 198's group 1 never completes a rebalance after rejoining an empty group"]
+fn seed_198_group_rebalance_completes() {
+    let r = run(&Options::new(198));
+    assert!(r.ok(), "{:?} {:?}", r.failures, r.anomalies.first());
 }

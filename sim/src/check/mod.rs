@@ -1,5 +1,6 @@
 //! Checkers: pure functions from a [`History`] to the anomalies in it, one module per family of
-//! guarantees: [`durability`], [`idempotence`], [`order`], [`groups`], [`offsets`], [`fetch`].
+//! guarantees: [`durability`], [`idempotence`], [`order`], [`groups`], [`ownership`], [`offsets`],
+//! [`fetch`], [`retention`], [`reset`].
 //!
 //! Each checker is named after the anomaly it looks for (the names follow Jepsen's Kafka test,
 //! so a reader can compare) and maps to one of gregor's three guarantees:
@@ -16,6 +17,7 @@
 //! | `nonmonotonic-poll`   | order | per-partition ordering: a consumer reads offsets in order |
 //! | `poll-skip`           | order | per-partition ordering: a consumer never jumps over a record |
 //! | `group-ownership`     | groups | a queue inside a group: one owner per partition per generation |
+//! | `two-owners`          | ownership | a queue inside a group: a partition is not handed on until its owner gave it up (KIP-429) |
 //! | `generation-backwards`| groups | group generations only grow |
 //! | `zombie-commit`       | groups | a commit from a stale generation (an evicted member, one that missed a rebalance) is refused |
 //! | `commit-past-fetched` | offsets | a committed offset never runs ahead of what was read |
@@ -26,6 +28,7 @@
 //! | `log-start-backwards` | retention | the log start offset never moves back (within a broker process) |
 //! | `log-start-above-hw`  | retention | the log start is never above the high watermark |
 //! | `fetch-below-start`   | retention | a fetch below the log start gets OFFSET_OUT_OF_RANGE |
+//! | `spurious-out-of-range` | reset | OFFSET_OUT_OF_RANGE only for a position really outside the log; after a reset reading goes on from the new position (`poll-skip`) |
 //! | `latest-not-hw`       | retention | ListOffsets latest is the high watermark |
 //! | `offset-for-timestamp`| retention | ListOffsets by time: the first record at or after it (KIP-79) |
 //!
@@ -43,6 +46,8 @@ mod groups;
 mod idempotence;
 mod offsets;
 mod order;
+mod ownership;
+mod reset;
 mod retention;
 
 use crate::history::{Event, History, Ms, Part, Value};
@@ -60,6 +65,7 @@ pub enum Kind {
     NonmonotonicPoll,
     PollSkip,
     GroupOwnership,
+    TwoOwners,
     GenerationBackwards,
     ZombieCommit,
     CommitPastFetched,
@@ -70,12 +76,13 @@ pub enum Kind {
     LogStartBackwards,
     LogStartAboveHw,
     FetchBelowStart,
+    SpuriousOutOfRange,
     LatestNotHw,
     OffsetForTimestamp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 24] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -86,6 +93,7 @@ impl Kind {
         Kind::NonmonotonicPoll,
         Kind::PollSkip,
         Kind::GroupOwnership,
+        Kind::TwoOwners,
         Kind::GenerationBackwards,
         Kind::ZombieCommit,
         Kind::CommitPastFetched,
@@ -96,6 +104,7 @@ impl Kind {
         Kind::LogStartBackwards,
         Kind::LogStartAboveHw,
         Kind::FetchBelowStart,
+        Kind::SpuriousOutOfRange,
         Kind::LatestNotHw,
         Kind::OffsetForTimestamp,
     ];
@@ -111,6 +120,7 @@ impl Kind {
             Kind::NonmonotonicPoll => "nonmonotonic-poll",
             Kind::PollSkip => "poll-skip",
             Kind::GroupOwnership => "group-ownership",
+            Kind::TwoOwners => "two-owners",
             Kind::GenerationBackwards => "generation-backwards",
             Kind::ZombieCommit => "zombie-commit",
             Kind::CommitPastFetched => "commit-past-fetched",
@@ -121,6 +131,7 @@ impl Kind {
             Kind::LogStartBackwards => "log-start-backwards",
             Kind::LogStartAboveHw => "log-start-above-hw",
             Kind::FetchBelowStart => "fetch-below-start",
+            Kind::SpuriousOutOfRange => "spurious-out-of-range",
             Kind::LatestNotHw => "latest-not-hw",
             Kind::OffsetForTimestamp => "offset-for-timestamp",
         }
@@ -223,16 +234,16 @@ impl Facts {
         for e in &h.events {
             if let Event::Send {
                 producer,
-                timestamp_ms,
+                timestamps_ms,
                 values,
                 idempotent,
                 attempt,
                 ..
             } = e
             {
-                for v in values {
+                for (v, ts) in values.iter().zip(timestamps_ms) {
                     producer_of.insert(*v, (*producer, *idempotent));
-                    timestamp_of.insert(*v, *timestamp_ms);
+                    timestamp_of.insert(*v, *ts);
                     let s = sent.entry(*v).or_insert((*idempotent, false));
                     s.1 |= *attempt > 0;
                 }
@@ -331,9 +342,11 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     idempotence::check(&facts, &cuts, &mut bad);
     order::check(h, &cuts, &facts, &mut bad);
     groups::check(h, &cuts, &facts, &mut bad);
+    ownership::check(h, &cuts, &mut bad);
     offsets::check(h, &cuts, &mut bad);
     fetch::check(h, &mut bad);
     retention::check(h, &cuts, &facts, &mut bad);
+    reset::check(h, &cuts, &mut bad);
     out
 }
 
@@ -351,6 +364,10 @@ pub(crate) mod testing {
         h.groups = vec![CommitMode::AfterProcessing, CommitMode::BeforeProcessing];
         let ev = &mut h.events;
         let send = |t, values: Vec<u64>, attempt| Event::Send {
+            timestamps_ms: values
+                .iter()
+                .map(|_| 1_700_000_000_000 + t as i64)
+                .collect(),
             t,
             producer: 0,
             part: 0,
@@ -358,7 +375,6 @@ pub(crate) mod testing {
             acks: -1,
             idempotent: true,
             attempt,
-            timestamp_ms: 1_700_000_000_000 + t as i64,
         };
         ev.push(send(1, vec![1, 2], 0));
         ev.push(Event::SendDone {
@@ -500,6 +516,7 @@ mod tests {
             Kind::NonmonotonicPoll,
             Kind::PollSkip,
             Kind::GroupOwnership,
+            Kind::TwoOwners,
             Kind::GenerationBackwards,
             Kind::ZombieCommit,
             Kind::CommitPastFetched,
@@ -510,6 +527,7 @@ mod tests {
             Kind::LogStartBackwards,
             Kind::LogStartAboveHw,
             Kind::FetchBelowStart,
+            Kind::SpuriousOutOfRange,
             Kind::LatestNotHw,
             Kind::OffsetForTimestamp,
         ];

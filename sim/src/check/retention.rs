@@ -217,11 +217,9 @@ struct Query {
 /// target. Every record before the answer (above the log start) has a timestamp < target, and
 /// the record at the answer one ≥ target. That is what is checked, against the final log.
 ///
-/// Today's core answers at batch granularity (the first batch whose largest timestamp is ≥ the
-/// target); the workload gives every record of a batch its batch's timestamp, so the two answers
-/// agree and this record-level check holds already. When the core answers per record, the
-/// workload can give the records of a batch different timestamps, and this check then also
-/// covers targets inside a batch.
+/// The workload stamps each record on its own (timestamps inside a batch mostly grow but may tie
+/// or go back), so a target often falls inside a batch: an answer at batch granularity (the
+/// batch's first offset) is caught here, as the planted test shows.
 fn offset_for_timestamp(f: &Facts, cuts: &Cuts, q: &Query, bad: &mut dyn FnMut(Kind, String)) {
     let &Query {
         part,
@@ -336,8 +334,9 @@ mod tests {
             offsets(29, 1_700_000_000_002, 2),
             offsets(30, 1_700_000_000_003, 2),
             offsets(31, 1_700_000_000_004, -1),
-            // Out of range below the start is what Kafka answers.
-            fetched(32, 0, 1, -1, -1),
+            // Out of range above the end is what Kafka answers (at 0, inside the log, it would be
+            // `spurious-out-of-range`).
+            fetched(32, 4, 1, -1, -1),
             // A later look at the log start bounds where it was during the queries.
             fetched(34, 3, 0, 0, 3),
         ];
@@ -416,6 +415,29 @@ mod tests {
             with(vec![offsets(20, 1_700_000_000_001, 2)]),
             BTreeSet::new()
         );
+        // Inside a batch: values 1 and 2 (offsets 0 and 1) share a batch but carry timestamps 1
+        // and 6. Target 4 is the record at 1; the batch's first offset, 0, is too early.
+        let inside = |answer: i64| {
+            let mut h = super::super::testing::clean();
+            for e in &mut h.events {
+                if let Event::Send {
+                    values,
+                    timestamps_ms,
+                    ..
+                } = e
+                {
+                    if values == &vec![1, 2] {
+                        timestamps_ms[1] = 1_700_000_000_006;
+                    }
+                }
+            }
+            let at = h.events.len() - 1;
+            h.events.insert(at, offsets(20, 1_700_000_000_004, answer));
+            h.events.insert(at + 1, fetched(40, 3, 0, 0, 3));
+            kinds(&h)
+        };
+        assert_eq!(inside(0), BTreeSet::from([Kind::OffsetForTimestamp]));
+        assert_eq!(inside(1), BTreeSet::new());
         // None found, though the record at 2 (timestamp 3) had been read before.
         assert_eq!(
             with(vec![

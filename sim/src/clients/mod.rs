@@ -20,6 +20,7 @@ use gregor_core::prng::Prng;
 use gregor_core::testkit::{self, Rec};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod cooperative;
 mod producer;
 mod reader;
 
@@ -146,10 +147,21 @@ enum MemberState {
 }
 
 pub struct Member {
+    /// The client's id (as the history names the member).
+    client: usize,
     pub group: usize,
     group_id: String,
     pub mode: CommitMode,
     strategy: Strategy,
+    /// Incremental cooperative rebalancing (KIP-429): the member keeps its partitions through
+    /// a rebalance, reports them in JoinGroup, revokes only what its new assignment lacks, and
+    /// then rejoins. Members whose assignor is cooperative-sticky; the others are eager.
+    cooperative: bool,
+    /// The generation the member's current partitions were assigned in (its claim's).
+    owned_generation: i32,
+    /// A cooperative member revoked partitions in the last rebalance and rejoins once it is
+    /// consuming again, so the next rebalance can hand them on.
+    rejoin_after: bool,
     instance_id: Option<String>,
     member_id: String,
     /// A zombie retries a refused commit once with its stale generation and member id.
@@ -221,16 +233,27 @@ fn decode_parts(mut b: Bytes) -> Vec<Part> {
     out
 }
 
-/// Encode values as one v2 batch, as a producer would (value = the u64, big-endian).
-pub fn encode_batch(values: &[Value], producer: Option<(i64, i16, i32)>, ts: i64) -> Bytes {
+/// Encode values as one v2 batch, as a producer would (value = the u64, big-endian), each record
+/// with its own timestamp.
+pub fn encode_batch(
+    values: &[Value],
+    producer: Option<(i64, i16, i32)>,
+    timestamps_ms: &[i64],
+) -> Bytes {
+    assert_eq!(
+        values.len(),
+        timestamps_ms.len(),
+        "one timestamp per record"
+    );
     // The workload's record shape: the value names the record, the key spreads values over
     // seven keys; the encoding is the shared one (gregor_core::testkit::batch).
     let recs: Vec<Rec> = values
         .iter()
-        .map(|v| Rec {
+        .zip(timestamps_ms)
+        .map(|(v, ts)| Rec {
             key: Some(Bytes::copy_from_slice(&(*v % 7).to_be_bytes())),
             value: Some(Bytes::copy_from_slice(&v.to_be_bytes())),
-            timestamp_ms: ts,
+            timestamp_ms: *ts,
             headers: Vec::new(),
         })
         .collect();
@@ -310,10 +333,14 @@ impl Client {
         let strategy =
             [Strategy::Range, Strategy::RoundRobin, Strategy::Sticky][prng.below(3) as usize];
         let m = Member {
+            client: id,
             group,
             group_id: format!("g{group}"),
             mode,
             strategy,
+            cooperative: strategy == Strategy::Sticky,
+            owned_generation: -1,
+            rejoin_after: false,
             instance_id: prng.ratio(1, 3).then(|| format!("g{group}-i{id}")),
             member_id: String::new(),
             zombie: prng.ratio(1, 2),
@@ -334,6 +361,23 @@ impl Client {
         // A JoinGroup may be held for the whole rebalance: give it the rebalance timeout and more
         // (as the Java client does).
         Client::new(id, Role::Member(m), 16_000 * MS)
+    }
+
+    /// Make a reader reset a position that fell out of range to the high watermark
+    /// (`auto.offset.reset=latest`) instead of the log start.
+    pub fn set_reset_latest(&mut self) {
+        if let Role::Reader(r) = &mut self.role {
+            r.reset_to = LATEST;
+        }
+    }
+
+    /// Make a group member use this assignor (the world gives some groups one for all their
+    /// members); cooperative-sticky makes it a cooperative member.
+    pub fn set_strategy(&mut self, strategy: Strategy) {
+        if let Role::Member(m) = &mut self.role {
+            m.strategy = strategy;
+            m.cooperative = strategy == Strategy::Sticky;
+        }
     }
 
     /// When the client next needs its timer.
@@ -503,7 +547,7 @@ impl Client {
         if let Role::Member(m) = &mut self.role {
             m.member_id.clear();
             m.generation = -1;
-            m.drop_assignment();
+            m.release(env, true);
             m.state = MemberState::Joining;
             m.hb_inflight = false;
             m.fetch_inflight = false;
@@ -527,7 +571,7 @@ impl Client {
             ]);
         m.member_id.clear();
         m.generation = -1;
-        m.drop_assignment();
+        m.release(env, false);
         m.state = MemberState::Left;
         m.retry_at = back_at;
         self.send(
@@ -569,7 +613,7 @@ impl Client {
                     .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
                     )
                     .with_name(StrBytes::from_static_str(m.strategy.name()))
-                    .with_metadata(Bytes::from_static(TOPIC.as_bytes()))]);
+                    .with_metadata(cooperative::subscription(TOPIC, &m.claim()))]);
                 reqs.push((
                     ApiKey::JoinGroup,
                     5,
@@ -675,7 +719,25 @@ impl Client {
                         m.generation = r.generation_id;
                         m.state = MemberState::Syncing;
                         let mut assignments = vec![];
-                        if r.leader == r.member_id {
+                        if r.leader == r.member_id && m.cooperative {
+                            // The leader of a cooperative group runs cooperative-sticky on
+                            // what every member reports it owns.
+                            let claims: BTreeMap<String, cooperative::Claim> = r
+                                .members
+                                .iter()
+                                .map(|mm| {
+                                    let claim = cooperative::claim_of(TOPIC, mm.metadata.clone());
+                                    (mm.member_id.to_string(), claim.unwrap_or_default())
+                                })
+                                .collect();
+                            for (member, parts) in cooperative::assign(&claims, partitions) {
+                                assignments.push(
+                                    sync_group_request::SyncGroupRequestAssignment::default()
+                                        .with_member_id(name(&member))
+                                        .with_assignment(encode_parts(&parts)),
+                                );
+                            }
+                        } else if r.leader == r.member_id {
                             let members: BTreeMap<String, Subscription> = r
                                 .members
                                 .iter()
@@ -718,7 +780,10 @@ impl Client {
                         m.member_id = r.member_id.to_string();
                     }
                     UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID => {
+                        // No longer a member (evicted, or replaced by a newer instance): what a
+                        // cooperative member still held is lost; it joins anew with nothing.
                         m.member_id.clear();
+                        m.release(env, true);
                         m.retry_at = env.now + 200 * MS;
                     }
                     _ => m.retry_at = env.now + 200 * MS,
@@ -729,24 +794,66 @@ impl Client {
                 if m.state != MemberState::Syncing {
                     // A rebalance overtook this answer; the member is already rejoining.
                 } else if r.error_code == NONE {
-                    m.assigned = decode_parts(r.assignment);
-                    m.session += 1;
+                    let new = decode_parts(r.assignment);
                     env.history.events.push(Event::Assigned {
                         t: env.now / MS,
                         group: m.group,
                         member: id,
                         generation: m.generation,
-                        parts: m.assigned.clone(),
+                        parts: new.clone(),
                     });
+                    if m.cooperative {
+                        // Revoke only what the new assignment lacks, keep the rest with its
+                        // position, and rejoin after, so the revoked partitions can be handed
+                        // on in the next rebalance (KIP-429).
+                        let revoked: Vec<Part> = m
+                            .assigned
+                            .iter()
+                            .filter(|p| !new.contains(p))
+                            .copied()
+                            .collect();
+                        if !revoked.is_empty() {
+                            for p in &revoked {
+                                m.pos.remove(p);
+                            }
+                            env.history.events.push(Event::Revoked {
+                                t: env.now / MS,
+                                group: m.group,
+                                member: id,
+                                parts: revoked,
+                                lost: false,
+                            });
+                            m.rejoin_after = true;
+                        }
+                        if new.iter().any(|p| !m.assigned.contains(p)) {
+                            m.session += 1;
+                        }
+                        m.owned_generation = m.generation;
+                    } else {
+                        m.session += 1;
+                    }
+                    m.assigned = new;
                     m.state = MemberState::FetchingOffsets;
                     m.next_heartbeat = env.now + 1_000 * MS;
+                    // The committed offsets of the partitions without a position (an eager
+                    // member: all of them).
+                    let unknown: Vec<Part> = m
+                        .assigned
+                        .iter()
+                        .filter(|p| !m.pos.contains_key(p))
+                        .copied()
+                        .collect();
+                    if m.cooperative && unknown.is_empty() {
+                        m.consuming(env);
+                        return;
+                    }
                     m.step_inflight = true;
                     let req = OffsetFetchRequest::default()
                         .with_group_id(gid)
                         .with_topics(Some(vec![
                             offset_fetch_request::OffsetFetchRequestTopic::default()
                                 .with_name(TopicName(name(TOPIC)))
-                                .with_partition_indexes(m.assigned.clone()),
+                                .with_partition_indexes(unknown),
                         ]))
                         .with_require_stable(true);
                     next = Some((
@@ -785,7 +892,7 @@ impl Client {
                         }
                     }
                     if ok && m.assigned.iter().all(|p| m.pos.contains_key(p)) {
-                        m.state = MemberState::Consuming;
+                        m.consuming(env);
                     } else {
                         m.rejoin(env, false);
                     }
@@ -897,7 +1004,11 @@ impl Client {
                         });
                     }
                     // At-most-once: only now, with the commit acknowledged, is the batch
-                    // handed to the application.
+                    // handed to the application: what it still owns of it.
+                    let held: Vec<(Part, i64, Value)> = held
+                        .into_iter()
+                        .filter(|(p, _, _)| m.assigned.contains(p))
+                        .collect();
                     m.process(env, id, &held);
                 } else {
                     let code = codes
@@ -949,6 +1060,13 @@ impl Client {
                     if let Some(o) = answer {
                         m.pos.insert(part, o);
                         m.session += 1;
+                        env.history.events.push(Event::Reset {
+                            t: env.now / MS,
+                            reader: id,
+                            part,
+                            session: m.session,
+                            offset: o,
+                        });
                     } else {
                         m.pos.insert(part, RESET_NEEDED);
                         m.retry_at = env.now + 100 * MS;
@@ -970,7 +1088,52 @@ impl Member {
         self.epoch += 1;
     }
 
-    /// Go back to JoinGroup; `forget` drops the member id (the coordinator no longer knows it).
+    /// Give up every partition: revoke them (`lost` false: the member chose to, as an eager
+    /// member does before it rejoins) or lose them (it crashed, or learned it is no longer in
+    /// the group's generation). Either way it owns nothing after this.
+    fn release(&mut self, env: &mut Env, lost: bool) {
+        if !self.assigned.is_empty() {
+            env.history.events.push(Event::Revoked {
+                t: env.now / MS,
+                group: self.group,
+                member: self.client,
+                parts: self.assigned.clone(),
+                lost,
+            });
+        }
+        self.drop_assignment();
+        self.rejoin_after = false;
+    }
+
+    /// What the member tells the leader it owns (a cooperative member; an eager one revoked
+    /// everything before it rejoined).
+    fn claim(&self) -> cooperative::Claim {
+        if self.cooperative && !self.assigned.is_empty() {
+            cooperative::Claim {
+                owned: self.assigned.clone(),
+                generation: self.owned_generation,
+            }
+        } else {
+            cooperative::Claim {
+                owned: vec![],
+                generation: -1,
+            }
+        }
+    }
+
+    /// Every partition has a position: consume. A cooperative member that revoked partitions
+    /// in this rebalance rejoins now, so they can be handed on.
+    fn consuming(&mut self, env: &mut Env) {
+        self.state = MemberState::Consuming;
+        if self.rejoin_after {
+            self.rejoin_after = false;
+            self.rejoin(env, false);
+        }
+    }
+
+    /// Go back to JoinGroup; `forget` drops the member id (the coordinator no longer knows it),
+    /// and with it the partitions (lost). An eager member revokes everything before rejoining;
+    /// a cooperative one keeps its partitions and reports them in JoinGroup (KIP-429).
     fn rejoin(&mut self, env: &mut Env, forget: bool) {
         if forget {
             self.member_id.clear();
@@ -978,7 +1141,9 @@ impl Member {
         if self.state == MemberState::Left {
             return;
         }
-        self.drop_assignment();
+        if forget || !self.cooperative {
+            self.release(env, forget);
+        }
         self.state = MemberState::Joining;
         self.step_inflight = false;
         self.retry_at = env.now;
@@ -987,6 +1152,12 @@ impl Member {
     fn on_group_error(&mut self, env: &mut Env, code: i16) {
         match code {
             UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID => self.rejoin(env, true),
+            // The member's generation is gone: a cooperative member has lost its partitions
+            // (another member may own them by now) and rejoins with none.
+            ILLEGAL_GENERATION if self.cooperative => {
+                self.release(env, true);
+                self.rejoin(env, false);
+            }
             REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => self.rejoin(env, false),
             _ => {
                 self.rejoin(env, false);

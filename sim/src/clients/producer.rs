@@ -54,9 +54,9 @@ struct Batch {
     part: Part,
     values: Vec<Value>,
     seq: i32,
-    /// The records' timestamp (CreateTime), fixed when the batch is made: a retry carries the
-    /// original batch.
-    timestamp_ms: i64,
+    /// Each record's timestamp (CreateTime), fixed when the batch is made: a retry carries the
+    /// original ones.
+    timestamps_ms: Vec<i64>,
     attempt: u32,
     inflight: bool,
     retry_at: Us,
@@ -237,7 +237,7 @@ impl Client {
                     part,
                     values,
                     seq,
-                    timestamp_ms: 1_700_000_000_000 + (env.now / MS) as i64,
+                    timestamps_ms: record_timestamps(env, n),
                     attempt: 0,
                     inflight: false,
                     retry_at: 0,
@@ -269,10 +269,10 @@ impl Client {
             acks,
             idempotent,
             attempt,
-            timestamp_ms: b.timestamp_ms,
+            timestamps_ms: b.timestamps_ms.clone(),
         });
         let producer = idempotent.then_some((pid, epoch, b.seq));
-        let batch = super::encode_batch(&b.values, producer, b.timestamp_ms);
+        let batch = super::encode_batch(&b.values, producer, &b.timestamps_ms);
         let req = ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(2_000)
@@ -372,4 +372,18 @@ impl Client {
         let backoff = 50 * MS + env.prng.below(200) * MS;
         p.retry_later(env, i, backoff);
     }
+}
+
+/// The timestamps of a new batch's `n` records. A producer stamps each record when the
+/// application hands it over (CreateTime), not once per batch: the records of a batch were
+/// handed over about a millisecond apart, by application threads whose clocks disagree by up to
+/// five milliseconds, so timestamps inside a batch mostly grow but may tie or go back. That is
+/// what makes ListOffsets by timestamp look inside a batch: Kafka answers the first record whose
+/// timestamp is at or after the target, not the batch's first offset (KIP-79;
+/// `offset-for-timestamp`).
+fn record_timestamps(env: &mut Env, n: usize) -> Vec<i64> {
+    let now_ms = 1_700_000_000_000 + (env.now / MS) as i64;
+    (0..n)
+        .map(|i| now_ms + i as i64 - env.prng.below(6) as i64)
+        .collect()
 }

@@ -45,6 +45,9 @@ pub struct Reader {
     pub(super) query_inflight: bool,
     /// Timestamps of records recently read: targets for ListOffsets by timestamp.
     timestamps: Vec<i64>,
+    /// `auto.offset.reset`: where a position that fell out of range starts again, EARLIEST
+    /// (the log start) or LATEST (the high watermark, skipping what is there).
+    pub(super) reset_to: i64,
 }
 
 impl Reader {
@@ -66,6 +69,7 @@ impl Reader {
             next_query: 1_000 * MS,
             query_inflight: false,
             timestamps: Vec::new(),
+            reset_to: EARLIEST,
         }
     }
 
@@ -103,8 +107,8 @@ impl Client {
         }
         if !r.auditor && !r.query_inflight && env.now >= r.next_query && !r.parts.is_empty() {
             // A ListOffsets query: earliest, latest, or a timestamp. The targets are timestamps
-            // of records read: every record of a batch carries its batch's timestamp in this
-            // workload, so a batch-granular answer and Kafka's record-granular one agree (see
+            // of records read; records carry their own timestamps, so a target often names a
+            // record inside a batch, where only a record-granular answer is right (see
             // check/retention.rs, `offset-for-timestamp`).
             r.query_inflight = true;
             r.next_query = env.now + (500 + env.prng.below(2_500)) * MS;
@@ -186,7 +190,7 @@ impl Client {
             .and_then(|t| t.partitions.first())
             .filter(|p| p.error_code == NONE)
             .map(|p| p.offset);
-        let reset = spec == EARLIEST && r.resetting.contains(&part);
+        let reset = spec == r.reset_to && r.resetting.contains(&part);
         if reset {
             r.resetting.remove(&part);
         } else {
@@ -207,7 +211,17 @@ impl Client {
         }
         if reset {
             r.pos.insert(part, o);
-            *r.session.entry(part).or_default() += 1;
+            let session = r.session.entry(part).or_default();
+            *session += 1;
+            if !r.auditor {
+                env.history.events.push(Event::Reset {
+                    t: env.now / MS,
+                    reader: id,
+                    part,
+                    session: *session,
+                    offset: o,
+                });
+            }
             if r.auditor {
                 // Retention moved the log start under the auditor: the final log starts there.
                 r.log_start.insert(part, o);
@@ -322,9 +336,10 @@ impl Client {
         if !any {
             r.next_at = env.now + if r.auditor { 10 * MS } else { 50 * MS };
         }
+        let reset_to = r.reset_to;
         for part in resets {
-            // auto.offset.reset=earliest. The auditor, too, starts from the log start: retention
-            // may have deleted the beginning of the log.
+            // auto.offset.reset: earliest or latest. The auditor starts from the log start:
+            // retention may have deleted the beginning of the log.
             if let Role::Reader(r) = &mut self.role {
                 r.resetting.insert(part);
             }
@@ -333,10 +348,10 @@ impl Client {
                 env,
                 ApiKey::ListOffsets,
                 5,
-                list_offsets(part, EARLIEST),
+                list_offsets(part, reset_to),
                 Some(Pending::ListOffsets {
                     part,
-                    spec: EARLIEST,
+                    spec: reset_to,
                     sent,
                 }),
             );
