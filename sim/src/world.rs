@@ -182,6 +182,12 @@ const WRITE_BACKLOG_MAX: Us = 50 * MS;
 /// send and receive buffers are full).
 const SOCKET_REQUESTS_MAX: usize = 16;
 
+/// How long a client waits for a connection to be set up before it gives up on it and on the
+/// requests queued behind it (the Java client's `socket.connection.setup.timeout.ms`, 10 s by
+/// default). A request's own timeout usually ends a hanging attempt first; this ends it for a
+/// client with nothing awaiting an answer (an acks=0 producer).
+const CONNECT_TIMEOUT: Us = 10_000 * MS;
+
 pub struct World {
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
@@ -935,19 +941,29 @@ impl World {
         let conn = match self.clients[client].conn {
             Some(c) => c,
             None => {
-                // Connecting needs the link open both ways; otherwise the SYN is lost, the
-                // attempt hangs and the client's request timeout ends it. A machine that is
-                // up with no broker process refuses the connection at once (RST); a machine
-                // without power says nothing.
+                // Connecting needs the link open both ways; otherwise the SYN is lost and the
+                // attempt hangs until the client's request timeout (or its connection-setup
+                // timeout) ends it. A machine that is up with no broker process refuses the
+                // connection at once (RST); a machine without power says nothing.
+                //
+                // A failed attempt is still the client's one connection: what the client sends
+                // meanwhile queues behind it and is lost with it (librdkafka holds requests in
+                // the broker's output queue until the connection is up; the Java client sends
+                // nothing to a node that is not ready). Were a later request to open a fresh
+                // connection instead, it could overtake the stranded one: an idempotent
+                // producer's later batch would be appended while the earlier one waits for its
+                // timeout, which no real client lets happen (seed 1226).
                 let n = &self.nodes[node];
-                if !self.net.can_connect(from, to) || (n.broker.is_none() && n.power_off) {
-                    return;
-                }
-                if n.broker.is_none() {
+                let hangs = !self.net.can_connect(from, to) || (n.broker.is_none() && n.power_off);
+                if hangs || n.broker.is_none() {
                     let c = self.open_conn(from, node);
                     self.net.conns.get_mut(&c).expect("just opened").broken = true;
                     self.clients[client].conn = Some(c);
-                    let at = self.now + self.latency();
+                    let at = if hangs {
+                        self.now + CONNECT_TIMEOUT
+                    } else {
+                        self.now + self.latency()
+                    };
                     self.schedule(at, Ev::Reset { conn: c });
                     return;
                 }

@@ -34,7 +34,9 @@ fn the_same_seed_gives_the_same_trace() {
 /// by timestamp now reads the batch it decodes, a storage request of its own. Re-pinned
 /// 2026-12-06: a group's spent initial rebalance delay is forgotten, so a later member does not
 /// extend it; reads go through sparse index files; half the groups are cooperative (KIP-429),
-/// producers stamp each record on its own, the KIP-74 reader resets to latest in half its seeds.)
+/// producers stamp each record on its own, the KIP-74 reader resets to latest in half its seeds;
+/// a connect attempt that fails over a cut link or to an unpowered machine is the client's
+/// connection until it times out, so requests queue behind it (seed 1226).)
 #[test]
 fn trace_hashes_are_stable_across_machines() {
     for &(seed, pinned) in PINNED {
@@ -43,7 +45,7 @@ fn trace_hashes_are_stable_across_machines() {
     }
 }
 
-const PINNED: &[(u64, &str)] = &[(3, "bc9848e7ed94d33c"), (11, "0b90993bd7ed3dc8")];
+const PINNED: &[(u64, &str)] = &[(3, "6a83343160cce3b0"), (11, "462bbd18e6fabbc6")];
 
 /// Seeds that once failed, each with the bug it found. They run at full length.
 #[test]
@@ -66,6 +68,7 @@ fn regression_seeds_pass() {
         (15, "with fsync by interval, the interval's deadline stayed due while an fsync was in flight: a busy loop until it completed"),
         (96, "with fsync by interval, a failed write cut away everything unsynced but left the interval clock running: a busy loop"),
         (734, "not a broker bug: the auditor, reading 45k records one 2.5 KB segment per fetch, ran out of simulated time; it now has one more liveness window"),
+        (1226, "not a broker bug: a request sent while the client's connect hung was dropped, and the next request opened a fresh connection, so an idempotent producer's later batches overtook an earlier one still unresolved; the earlier batch's late retry got OUT_OF_ORDER_SEQUENCE_NUMBER though it was written (a failed connect is now the client's one connection until it times out)"),
         (515, "acks=0 producers queued minutes of writes ahead of every fsync (the simulator now holds requests while the disk is behind, as the real runtime's inline writes do)"),
     ];
     for &(seed, bug) in seeds {
