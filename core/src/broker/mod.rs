@@ -33,6 +33,7 @@ use crate::config::{Config, ConfigError, Durability};
 use crate::error::*;
 use crate::files::{BrokerMeta, PartitionMeta, Recovered, TopicSettings};
 use crate::group::Coordinator;
+use crate::ids::{TopicId, TopicPartition};
 use crate::io::{
     ConnId, Input, LogLevel, OpId, Output, PartitionDir, Request, StorageFault, StorageReply,
     StorageRequest,
@@ -150,7 +151,7 @@ struct ProduceWait {
     topic: usize,
     partition: usize,
     name: String,
-    topic_id: [u8; 16],
+    topic_id: TopicId,
     index: i32,
     end: i64,
 }
