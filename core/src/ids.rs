@@ -11,6 +11,7 @@
 //! The string ids borrow as `str`, so a map keyed by [`GroupId`] or [`MemberId`] is looked up
 //! with the `&str` a request carries, without building a key.
 
+use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::fmt;
 
@@ -19,7 +20,8 @@ use std::fmt;
 macro_rules! int_id {
     ($(#[$doc:meta])* $name:ident($t:ty)) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
         pub struct $name(pub $t);
 
         impl $name {
@@ -143,6 +145,12 @@ int_id! {
     /// A broker's id in its cluster (`broker.id` / `node.id`): what Metadata names as a
     /// partition's leader and a group's coordinator.
     BrokerId(i32)
+}
+
+impl From<BrokerId> for kafka_protocol::messages::BrokerId {
+    fn from(id: BrokerId) -> Self {
+        kafka_protocol::messages::BrokerId(id.0)
+    }
 }
 
 int_id! {

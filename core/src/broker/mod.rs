@@ -33,7 +33,7 @@ use crate::config::{Config, ConfigError, Durability};
 use crate::error::*;
 use crate::files::{BrokerMeta, PartitionMeta, Recovered, TopicSettings};
 use crate::group::Coordinator;
-use crate::ids::{TopicId, TopicPartition};
+use crate::ids::{LeaderEpoch, TopicId, TopicPartition};
 use crate::io::{
     ConnId, Input, LogLevel, OpId, Output, PartitionDir, Request, StorageFault, StorageReply,
     StorageRequest,
@@ -330,6 +330,7 @@ impl Broker {
 
     /// The next instant at which the broker wants an [`Input::Tick`].
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // The retention check is always scheduled, so there is always a next tick.
         let mut t = Some(self.next_retention_check);
         let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
         // Parked produces and fetches: a lookup in their timer tables.
@@ -351,6 +352,7 @@ impl Broker {
         if let Some(d) = self.coordinator.next_deadline() {
             consider(d);
         }
+        assert!(t.is_some_and(|t| t <= self.next_retention_check));
         t
     }
 
@@ -413,7 +415,11 @@ impl Broker {
     fn storage(&mut self, request: StorageRequest, purpose: OpPurpose) -> OpId {
         let op = OpId(self.next_op);
         self.next_op += 1;
-        self.ops.insert(op, purpose);
+        // Op ids are never reused: a completion finds exactly the op it answers.
+        assert!(
+            self.ops.insert(op, purpose).is_none(),
+            "{op:?} issued twice"
+        );
         self.outputs.push_back(Output::Storage { op, request });
         op
     }
@@ -466,6 +472,9 @@ impl Broker {
                 self.outputs.push_back(out);
             }
         }
+        // Responses leave in request order: what waits is only what follows a gap.
+        assert!(state.next_to_send <= state.next_seq);
+        assert!(!state.ready.contains_key(&state.next_to_send));
     }
 
     fn close(&mut self, conn: ConnId, reason: String) {
@@ -495,9 +504,25 @@ impl Broker {
             }
         }
         self.coordinator.on_conn_closed(conn);
+        // Postcondition: nothing parked waits to answer the closed connection.
+        assert!(!self.conns.contains_key(&conn));
+        assert!(self
+            .fetches
+            .values()
+            .all(|f| f.reply.conn != conn || f.reading.is_some()));
+        assert!(self
+            .produces
+            .values()
+            .all(|p| p.reply.is_none_or(|r| r.conn != conn)));
     }
 
     fn write_broker_meta(&mut self) {
+        // One write of broker.meta at a time, reserving ids beyond every one handed out.
+        assert!(
+            !self.meta_write_in_flight,
+            "broker.meta written twice at once"
+        );
+        assert!(self.next_producer_id <= self.producer_id_block_end);
         let data = BrokerMeta {
             cluster_id: self.cluster_id,
             producer_id_block_end: self.producer_id_block_end,

@@ -74,6 +74,10 @@ impl Broker {
             }
             response.responses.push(tr);
         }
+        // Each wait points at the partition answer it completes.
+        assert!(waits
+            .iter()
+            .all(|w| w.partition < response.responses[w.topic].partition_responses.len()));
         if acks == 0 {
             // Fire and forget: no response. On an error Kafka closes the connection, the only
             // way to tell an acks=0 producer that something went wrong.
@@ -187,6 +191,8 @@ impl Broker {
             match p.producers.check(&header) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(orig) => {
+                    // A retried batch this partition already holds: answered with its offsets.
+                    assert!(orig.base_offset <= orig.last_offset);
                     base = orig.base_offset;
                     wait_end = Some(orig.last_offset + 1);
                 }

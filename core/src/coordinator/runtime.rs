@@ -127,7 +127,7 @@ impl<R> PendingWrites<R> {
         let key = &w.mark.partition;
         let ids = self
             .by_partition
-            .get_mut(&key)
+            .get_mut(key)
             .expect("indexed by partition");
         assert!(ids.remove(&id), "pending write under its own partition");
         if ids.is_empty() {

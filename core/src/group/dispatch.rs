@@ -91,19 +91,21 @@ pub(super) fn find_coordinator(b: &mut Rt, to: ReplyTo, r: FindCoordinatorReques
     let found = code.is_none();
     let mut resp = FindCoordinatorResponse::default()
         .with_error_code(code.into())
-        .with_node_id(BrokerId(if found { id } else { -1 }))
+        .with_node_id(BrokerId(if found { id.0 } else { -1 }))
         .with_host(sb(if found { host.clone() } else { String::new() }))
         .with_port(if found { port } else { -1 });
     // v4+ batches keys; answer each the same way.
+    let keys = r.coordinator_keys.len();
     for k in r.coordinator_keys {
         resp.coordinators.push(
             FoundCoordinator::default()
                 .with_key(k)
-                .with_node_id(BrokerId(id))
+                .with_node_id(id.into())
                 .with_host(sb(host.clone()))
                 .with_port(port),
         );
     }
+    assert_eq!(resp.coordinators.len(), keys);
     b.respond(to, Some(ResponseKind::FindCoordinator(resp)));
     true
 }

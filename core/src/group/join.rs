@@ -153,7 +153,15 @@ pub(super) fn join_group(
                         .with_protocol_name(group.protocol.clone().map(sb))
                         .with_leader(sb(group.leader.clone().unwrap_or_default()))
                         .with_member_id(sb(new_id.clone()));
-                    group.members.insert(new_id, m);
+                    assert!(
+                        group.members.insert(new_id, m).is_none(),
+                        "a fresh member id"
+                    );
+                    // The static member took its old place: same instance, same leadership.
+                    assert!(group
+                        .leader
+                        .as_ref()
+                        .is_some_and(|l| group.members.contains_key(l)));
                     let err = join_error(ErrorCode::COORDINATOR_NOT_AVAILABLE, "");
                     match persist_group(c, b, &group_id, None) {
                         Some(mark) => {
@@ -164,7 +172,10 @@ pub(super) fn join_group(
                     return true;
                 }
                 m.awaiting_join = Some(to);
-                group.members.insert(new_id, m);
+                assert!(
+                    group.members.insert(new_id, m).is_none(),
+                    "a fresh member id"
+                );
                 maybe_prepare(c, b, &group_id);
                 return true;
             }
@@ -461,6 +472,14 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &Grou
         // Cannot happen: joins are refused unless they share a protocol with the group.
         panic!("group {group_id}: no common protocol among members");
     };
+    // The chosen protocol has the most votes; ties go to the one listed first.
+    let chosen_votes = votes.get(&protocol).copied().unwrap_or(0);
+    assert!(votes.values().all(|v| *v <= chosen_votes));
+    assert_eq!(
+        votes.values().sum::<usize>(),
+        group.members.len(),
+        "every member votes once"
+    );
     group.protocol = Some(protocol.clone());
     if !group
         .leader

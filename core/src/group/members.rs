@@ -84,6 +84,9 @@ pub(super) fn sync_group(
                 .values_mut()
                 .filter_map(|m| m.awaiting_sync.take().map(|t| (t, m.assignment.clone())))
                 .collect();
+            // The leader's own SyncGroup is among them: the assignment is answered at least once.
+            assert!(waiting.iter().any(|(t, _)| *t == to));
+            assert!(group.members.values().all(|m| m.awaiting_sync.is_none()));
             let (pt, pn) = (group.protocol_type.clone(), group.protocol.clone());
             b.log(
                 LogLevel::Info,
@@ -170,6 +173,7 @@ pub(super) fn leave_group(
     } else {
         vec![(r.member_id.to_string(), None)]
     };
+    let leaving_count = leaving.len();
     let mut resp = LeaveGroupResponse::default();
     let Some(group) = c.groups.get_mut(&group_id) else {
         resp.error_code = ErrorCode::UNKNOWN_MEMBER_ID.into();
@@ -210,6 +214,11 @@ pub(super) fn leave_group(
                 .with_error_code(code.into()),
         );
     }
+    assert_eq!(
+        resp.members.len(),
+        leaving_count,
+        "every leaving member is answered"
+    );
     if to.api_version < 3 {
         resp.error_code = resp.members[0].error_code;
         resp.members.clear();

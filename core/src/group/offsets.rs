@@ -121,12 +121,25 @@ pub(super) fn offset_commit(
         }
         resp.topics.push(tr);
     }
+    // Every partition asked about is answered, and exactly those answered NONE are written.
+    assert_eq!(resp.topics.len(), r.topics.len());
+    let accepted = resp
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| ErrorCode::from_wire(p.error_code).is_none())
+        .count();
+    assert_eq!(accepted, records.len());
     if records.is_empty() {
         b.respond(to, Some(ResponseKind::OffsetCommit(resp)));
         return true;
     }
     if !c.groups.contains_key(&group_id) {
         // A simple (group-less) consumer's commits create an Empty group, as in Kafka.
+        assert!(
+            generation < GenerationId::FIRST,
+            "only a group-less commit creates a group"
+        );
         c.groups.insert(group_id.clone(), Group::new(now.unix_ms()));
     }
     let mut failed = resp.clone();
@@ -193,6 +206,7 @@ pub(super) fn offset_fetch(
             .collect(),
         None => all_for(&group),
     };
+    let wanted_topics = wanted.len();
     for (topic, parts) in wanted {
         let mut tr = OffsetFetchResponseTopic::default().with_name(TopicName(sb(topic.clone())));
         for p in parts {
@@ -207,6 +221,11 @@ pub(super) fn offset_fetch(
         }
         resp.topics.push(tr);
     }
+    assert_eq!(
+        resp.topics.len(),
+        wanted_topics,
+        "every topic asked about is answered"
+    );
     // Committed offsets are replayed into memory when written; answer only once everything
     // written to the group's offsets partition so far is durable, so a power loss can never
     // take back an offset a consumer was told (the committed offset never moves backwards).

@@ -44,6 +44,11 @@ pub(crate) fn load_done(
     let Some(loading) = c.loading.as_mut() else {
         return;
     };
+    assert!(loading.outstanding > 0, "a load read completes once");
+    assert!(
+        loading.chunks.get(slot).is_some_and(|c| c.is_none()),
+        "load slot {slot} filled once"
+    );
     match result {
         Ok(StorageReply::Read(bytes)) => loading.chunks[slot] = Some(bytes),
         Ok(StorageReply::Done) => panic!("a read completed without data"),
