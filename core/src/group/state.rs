@@ -91,7 +91,6 @@ impl Group {
     /// old member is fenced: FENCED_INSTANCE_ID, fatal to the client (Kafka's
     /// `GroupMetadata.isStaticMemberFenced`).
     pub(super) fn is_fenced(&self, instance_id: Option<&str>, member_id: &str) -> bool {
-        // Members are keyed by their own id (checked in `Coordinator::invariants`).
         let Some(iid) = instance_id else {
             return false;
         };
