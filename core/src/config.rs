@@ -3,6 +3,7 @@
 //! Names follow the house rule `thing_unit_max`; where a setting mirrors a Kafka broker or topic
 //! config, the Kafka name is given in the doc comment so a reader can look it up.
 
+use crate::ids::BrokerId;
 use crate::time::Duration;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,7 @@ pub enum Durability {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// This broker's id (Kafka `node.id`).
-    pub broker_id: i32,
+    pub broker_id: BrokerId,
     /// Seed for the core's PRNG. The binary draws it from the OS and logs it.
     pub seed: u64,
     /// The host and port clients are told to connect to (Kafka `advertised.listeners`).
@@ -109,7 +110,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            broker_id: 0,
+            broker_id: BrokerId(0),
             seed: 0,
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
@@ -156,7 +157,7 @@ impl std::error::Error for ConfigError {}
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |s: &str| Err(ConfigError(s.to_string()));
-        if self.broker_id < 0 {
+        if self.broker_id < BrokerId(0) {
             return bad("broker_id must be >= 0");
         }
         if self.default_partitions < 1 || self.default_partitions > self.partitions_per_topic_max {

@@ -36,6 +36,7 @@ pub mod coordinator;
 pub mod error;
 pub mod files;
 pub mod group;
+pub mod ids;
 pub mod io;
 pub mod log;
 pub mod partition;
@@ -51,6 +52,7 @@ pub mod wire;
 
 pub use broker::Broker;
 pub use config::{Config, Durability};
+pub use error::{ClientError, ErrorCode};
 pub use io::{ConnId, Input, OpId, Output, Request, StorageFault, StorageReply, StorageRequest};
 pub use log::recover::Recovered;
 pub use time::{Duration, Instant};

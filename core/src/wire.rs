@@ -240,8 +240,9 @@ pub fn encode_request(header: &RequestHeader, body: &RequestKind) -> anyhow::Res
         key.request_header_version(header.request_api_version),
     )?;
     body.encode(&mut buf, header.request_api_version)?;
-    let len = (buf.len() - FRAME_PREFIX_BYTES) as u32;
+    let len = u32::try_from(buf.len() - FRAME_PREFIX_BYTES)?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(buf.len(), FRAME_PREFIX_BYTES + len as usize);
     Ok(buf.freeze())
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// No core source file is longer than this (a file that grows past it holds two concepts).
 const FILE_LINES_MAX: usize = 800;
 /// The floor for assertion density. It only ever goes up, toward the 40 the house style asks.
-const ASSERTIONS_PER_KLOC_MIN: f64 = 31.0;
+const ASSERTIONS_PER_KLOC_MIN: f64 = 40.0;
 
 /// (code lines, assertions) of one file, by the rules above.
 fn count(text: &str) -> (usize, usize) {

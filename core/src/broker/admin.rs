@@ -17,7 +17,7 @@ impl Broker {
         let mut resp = ApiVersionsResponse::default().with_api_keys(keys);
         if version > max {
             // KIP-511: answer in v0 so any client can read it, and say which versions we speak.
-            resp.error_code = UNSUPPORTED_VERSION;
+            resp.error_code = ErrorCode::UNSUPPORTED_VERSION.into();
             self.respond_at(to, 0, Some(ResponseKind::ApiVersions(resp)));
         } else {
             self.respond(to, Some(ResponseKind::ApiVersions(resp)));
@@ -43,7 +43,15 @@ impl Broker {
         settings: TopicSettings,
         waiter: Option<u64>,
     ) -> usize {
-        assert!(partitions >= 1);
+        assert!(
+            partitions >= 1
+                && partitions
+                    <= self
+                        .config
+                        .partitions_per_topic_max
+                        .max(self.config.offsets_topic_partitions)
+        );
+        assert!(!self.topics.contains_key(name), "{name} created twice");
         let id = self.prng.uuid_bytes();
         let mut parts = Vec::new();
         let mut ops = 0;
@@ -91,6 +99,12 @@ impl Broker {
                 internal: name.starts_with("__"),
             },
         );
+        // Postcondition: the topic exists with every partition empty, and each partition's two
+        // creation steps (directory with its metadata, first segment) are issued.
+        let t = &self.topics[name];
+        assert_eq!(t.partitions.len(), partitions as usize);
+        assert!(t.partitions.iter().all(|p| p.log.log_end_offset() == 0));
+        assert_eq!(ops, 2 * partitions as usize);
         self.log(
             LogLevel::Info,
             format!("created topic {name} with {partitions} partition(s)"),
@@ -133,19 +147,20 @@ impl Broker {
                     self.create_topic(&name, n, s, None);
                 } else {
                     let code = if valid.is_err() {
-                        INVALID_TOPIC_EXCEPTION
+                        ErrorCode::INVALID_TOPIC_EXCEPTION
                     } else {
-                        UNKNOWN_TOPIC_OR_PARTITION
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
                     };
                     topics.push(
                         MetadataResponseTopic::default()
                             .with_name(Some(TopicName(sb(name))))
-                            .with_error_code(code),
+                            .with_error_code(code.into()),
                     );
                     continue;
                 }
             }
             let t = &self.topics[&name];
+            assert!(!t.partitions.is_empty(), "{name}: a topic has partitions");
             let partitions = t
                 .partitions
                 .iter()
@@ -153,34 +168,37 @@ impl Broker {
                 .map(|(i, p)| {
                     MetadataResponsePartition::default()
                         .with_partition_index(i as i32)
-                        .with_error_code(if p.offline.is_some() {
-                            KAFKA_STORAGE_ERROR
-                        } else {
-                            NONE
-                        })
-                        .with_leader_id(BrokerId(self.config.broker_id))
+                        .with_error_code(
+                            if p.offline.is_some() {
+                                ErrorCode::KAFKA_STORAGE_ERROR
+                            } else {
+                                ErrorCode::NONE
+                            }
+                            .into(),
+                        )
+                        .with_leader_id(self.config.broker_id.into())
                         // -1: leader epochs are not tracked yet, which turns off clients'
                         // KIP-320 offset validation instead of confusing it.
-                        .with_leader_epoch(-1)
-                        .with_replica_nodes(vec![BrokerId(self.config.broker_id)])
-                        .with_isr_nodes(vec![BrokerId(self.config.broker_id)])
+                        .with_leader_epoch(LeaderEpoch::NONE.0)
+                        .with_replica_nodes(vec![self.config.broker_id.into()])
+                        .with_isr_nodes(vec![self.config.broker_id.into()])
                 })
                 .collect();
             topics.push(
                 MetadataResponseTopic::default()
                     .with_name(Some(TopicName(sb(name))))
-                    .with_topic_id(Uuid::from_bytes(t.id))
+                    .with_topic_id(TopicId(t.id).to_uuid())
                     .with_is_internal(t.internal)
                     .with_partitions(partitions),
             );
         }
         let resp = MetadataResponse::default()
             .with_brokers(vec![MetadataResponseBroker::default()
-                .with_node_id(BrokerId(self.config.broker_id))
+                .with_node_id(self.config.broker_id.into())
                 .with_host(sb(self.config.advertised_host.clone()))
                 .with_port(self.config.advertised_port)])
             .with_cluster_id(Some(sb(self.cluster_id_string())))
-            .with_controller_id(BrokerId(self.config.broker_id))
+            .with_controller_id(self.config.broker_id.into())
             .with_topics(topics);
         self.respond(to, Some(ResponseKind::Metadata(resp)));
     }
@@ -233,6 +251,7 @@ impl Broker {
             response: CreateTopicsResponse::default(),
             outstanding: BTreeMap::new(),
         };
+        let requested = r.topics.len();
         for t in r.topics {
             let name = name_of(&t.name.0);
             let mut res = CreatableTopicResult::default().with_name(t.name.clone());
@@ -247,63 +266,68 @@ impl Broker {
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
             let check = validate_topic_name(&name)
-                .map_err(|e| (INVALID_TOPIC_EXCEPTION, e))
+                .map_err(|e| ClientError::new(ErrorCode::INVALID_TOPIC_EXCEPTION, e))
                 .and_then(|_| {
                     if self.topics.contains_key(&name) {
-                        Err((TOPIC_ALREADY_EXISTS, format!("topic {name} already exists")))
+                        Err(ClientError::new(
+                            ErrorCode::TOPIC_ALREADY_EXISTS,
+                            format!("topic {name} already exists"),
+                        ))
                     } else if !t.assignments.is_empty() {
-                        Err((
-                            INVALID_REQUEST,
-                            "manual replica assignment is not supported".into(),
+                        Err(ClientError::new(
+                            ErrorCode::INVALID_REQUEST,
+                            "manual replica assignment is not supported",
                         ))
                     } else if partitions < 1 || partitions > self.config.partitions_per_topic_max {
-                        Err((
-                            INVALID_PARTITIONS,
+                        Err(ClientError::new(
+                            ErrorCode::INVALID_PARTITIONS,
                             format!(
                                 "partition count {partitions} is not within 1..={}",
                                 self.config.partitions_per_topic_max
                             ),
                         ))
                     } else if !(t.replication_factor == -1 || t.replication_factor == 1) {
-                        Err((
-                            INVALID_REPLICATION_FACTOR,
+                        Err(ClientError::new(
+                            ErrorCode::INVALID_REPLICATION_FACTOR,
                             format!(
                                 "replication factor {} is larger than the 1 broker available",
                                 t.replication_factor
                             ),
                         ))
                     } else if self.topics.len() >= self.config.topics_max {
-                        Err((
-                            INVALID_REQUEST,
+                        Err(ClientError::new(
+                            ErrorCode::INVALID_REQUEST,
                             format!("topic limit {} reached", self.config.topics_max),
                         ))
                     } else if name.starts_with("__") {
-                        Err((
-                            INVALID_TOPIC_EXCEPTION,
-                            "names starting with __ are reserved for internal topics".into(),
+                        Err(ClientError::new(
+                            ErrorCode::INVALID_TOPIC_EXCEPTION,
+                            "names starting with __ are reserved for internal topics",
                         ))
                     } else {
                         self.topic_settings_from(&configs)
-                            .map_err(|e| (INVALID_CONFIG, e))
+                            .map_err(|e| ClientError::new(ErrorCode::INVALID_CONFIG, e))
                     }
                 });
             match check {
-                Err((code, msg)) => {
-                    res.error_code = code;
-                    res.error_message = Some(sb(msg));
+                Err(e) => {
+                    res.error_code = e.code.into();
+                    res.error_message = Some(sb(e.message));
                 }
                 Ok(settings) => {
                     res.num_partitions = partitions;
                     res.replication_factor = 1;
                     if !r.validate_only {
                         let ops = self.create_topic(&name, partitions, settings, Some(id));
-                        res.topic_id = Uuid::from_bytes(self.topics[&name].id);
+                        res.topic_id = TopicId(self.topics[&name].id).to_uuid();
                         pending.outstanding.insert(name.clone(), ops);
                     }
                 }
             }
             pending.response.topics.push(res);
         }
+        // Every topic asked for is answered, in order.
+        assert_eq!(pending.response.topics.len(), requested);
         if pending.outstanding.is_empty() {
             self.respond(to, Some(ResponseKind::CreateTopics(pending.response)));
         } else {
@@ -322,11 +346,12 @@ impl Broker {
                 .iter_mut()
                 .find(|r| r.name.0.as_str() == topic)
             {
-                r.error_code = KAFKA_STORAGE_ERROR;
+                r.error_code = ErrorCode::KAFKA_STORAGE_ERROR.into();
                 r.error_message = Some(sb("storage failed while creating the topic"));
             }
         }
         if let Some(n) = pc.outstanding.get_mut(topic) {
+            assert!(*n > 0, "a creation step completes once");
             *n -= 1;
             if *n == 0 {
                 pc.outstanding.remove(topic);
@@ -351,8 +376,8 @@ impl Broker {
             let mut res =
                 DeletableTopicResult::default().with_name(Some(TopicName(sb(name.clone()))));
             match self.topics.get(&name) {
-                None => res.error_code = UNKNOWN_TOPIC_OR_PARTITION,
-                Some(t) if t.internal => res.error_code = INVALID_TOPIC_EXCEPTION,
+                None => res.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into(),
+                Some(t) if t.internal => res.error_code = ErrorCode::INVALID_TOPIC_EXCEPTION.into(),
                 Some(_) => {
                     let t = self.topics.remove(&name).unwrap();
                     for i in 0..t.partitions.len() {
@@ -371,6 +396,7 @@ impl Broker {
                         );
                         self.touched.insert((name.clone(), i as i32));
                     }
+                    assert!(!self.topics.contains_key(&name));
                     self.log(LogLevel::Info, format!("deleted topic {name}"));
                 }
             }
@@ -381,6 +407,7 @@ impl Broker {
 
     pub(super) fn describe_configs(&mut self, to: ReplyTo, r: DescribeConfigsRequest) {
         let mut resp = DescribeConfigsResponse::default();
+        let requested = r.resources.len();
         for res in r.resources {
             let name = res.resource_name.to_string();
             let mut out = DescribeConfigsResult::default()
@@ -389,7 +416,7 @@ impl Broker {
             let entries: Vec<(String, String, bool)> = match res.resource_type {
                 2 => match self.topics.get(&name) {
                     None => {
-                        out.error_code = UNKNOWN_TOPIC_OR_PARTITION;
+                        out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
                         out.error_message = Some(sb(format!("unknown topic {name}")));
                         vec![]
                     }
@@ -477,7 +504,7 @@ impl Broker {
                     ]
                 }
                 4 => {
-                    out.error_code = INVALID_REQUEST;
+                    out.error_code = ErrorCode::INVALID_REQUEST.into();
                     out.error_message = Some(sb(format!(
                         "this broker is {}, not {name}",
                         self.config.broker_id
@@ -485,7 +512,7 @@ impl Broker {
                     vec![]
                 }
                 other => {
-                    out.error_code = INVALID_REQUEST;
+                    out.error_code = ErrorCode::INVALID_REQUEST.into();
                     out.error_message = Some(sb(format!("resource type {other} is not supported")));
                     vec![]
                 }
@@ -516,8 +543,11 @@ impl Broker {
                         .with_config_source(source),
                 );
             }
+            // An error answers with no entries; a success with at most what was asked for.
+            assert!(out.error_code == 0 || out.configs.is_empty());
             resp.results.push(out);
         }
+        assert_eq!(resp.results.len(), requested, "every resource is answered");
         self.respond(to, Some(ResponseKind::DescribeConfigs(resp)));
     }
 }

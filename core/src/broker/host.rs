@@ -3,8 +3,9 @@
 //! (see [`crate::coordinator`]). The group code sees only the [`Host`] trait, never `Broker`.
 
 use super::*;
-use crate::coordinator::{Host, PendingWrite, WriteMark, WriteRefused};
+use crate::coordinator::{Host, PendingWrite, WriteMark};
 use crate::group::GroupRecord;
+use crate::ids::{Offset, PartitionIndex, TopicId, TopicPartition};
 
 impl Broker {
     /// Run group code with the broker as its host. The coordinator is lent out for the call, so
@@ -28,8 +29,13 @@ impl Broker {
         result
     }
 
-    fn online_partition(&self, topic: &str, p: i32) -> Option<&Partition> {
-        self.partition(topic, p).filter(|p| p.offline.is_none())
+    fn online_partition(&self, topic: &str, p: PartitionIndex) -> Option<&Partition> {
+        self.partition(topic, p.0).filter(|p| p.offline.is_none())
+    }
+
+    fn partition_mut_at(&mut self, topic: &str, p: PartitionIndex) -> Option<&mut Partition> {
+        let index = usize::try_from(p.0).ok()?;
+        self.topics.get_mut(topic)?.partitions.get_mut(index)
     }
 }
 
@@ -59,61 +65,60 @@ impl Host<GroupRecord> for Broker {
     fn append(
         &mut self,
         topic: &str,
-        partition: i32,
+        partition: PartitionIndex,
         batch: Bytes,
-    ) -> Result<WriteMark, WriteRefused> {
+    ) -> Result<WriteMark, ClientError> {
         assert!(
             self.coordinator_lent,
             "internal writes come from the coordinator"
         );
         assert!(self.topics.get(topic).is_none_or(|t| t.internal));
-        match self.append_one(topic, partition, Some(batch), true) {
-            Ok((_, _, wait)) => {
-                let w = wait.expect("an append always waits");
-                let p = &self.topics[topic].partitions[partition as usize];
-                assert_eq!(p.log.log_end_offset(), w.end, "the append is the log's end");
-                Ok(WriteMark {
-                    topic: topic.to_string(),
-                    topic_id: w.topic_id,
-                    partition,
-                    end: w.end,
-                    cut_epoch: p.cut_epoch,
-                })
-            }
-            Err((code, message)) => Err(WriteRefused { code, message }),
-        }
-    }
-
-    fn end_mark(&self, topic: &str, partition: i32) -> Option<WriteMark> {
-        let t = self.topics.get(topic)?;
-        let p = t.partitions.get(usize::try_from(partition).ok()?)?;
-        Some(WriteMark {
-            topic: topic.to_string(),
-            topic_id: t.id,
-            partition,
-            end: p.log.log_end_offset(),
+        let (_, _, wait) = self.append_one(topic, partition.0, Some(batch), true)?;
+        let w = wait.expect("an append always waits");
+        let p = &self.topics[topic].partitions[partition.0 as usize];
+        assert_eq!(p.log.log_end_offset(), w.end, "the append is the log's end");
+        assert!(
+            p.high_watermark < w.end,
+            "an append is not acknowledged yet"
+        );
+        Ok(WriteMark {
+            partition: TopicPartition::new(topic, partition),
+            topic_id: w.topic_id,
+            end: Offset(w.end),
             cut_epoch: p.cut_epoch,
         })
     }
 
-    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.online_partition(topic, partition)
-            .map(|p| p.high_watermark)
+    fn end_mark(&self, topic: &str, partition: PartitionIndex) -> Option<WriteMark> {
+        let t = self.topics.get(topic)?;
+        let p = t.partitions.get(usize::try_from(partition.0).ok()?)?;
+        Some(WriteMark {
+            partition: TopicPartition::new(topic, partition),
+            topic_id: TopicId(t.id),
+            end: Offset(p.log.log_end_offset()),
+            cut_epoch: p.cut_epoch,
+        })
     }
 
-    fn size_bytes(&self, topic: &str, partition: i32) -> u64 {
+    fn high_watermark(&self, topic: &str, partition: PartitionIndex) -> Option<Offset> {
+        self.online_partition(topic, partition)
+            .map(|p| Offset(p.high_watermark))
+    }
+
+    fn size_bytes(&self, topic: &str, partition: PartitionIndex) -> u64 {
         self.online_partition(topic, partition)
             .map(|p| p.log.size_bytes())
             .unwrap_or(0)
     }
 
-    fn append_in_new_segment(&mut self, topic: &str, partition: i32, batch: Bytes) -> Option<i64> {
+    fn append_in_new_segment(
+        &mut self,
+        topic: &str,
+        partition: PartitionIndex,
+        batch: Bytes,
+    ) -> Option<Offset> {
         let now = self.now;
-        let part = self
-            .topics
-            .get_mut(topic)?
-            .partitions
-            .get_mut(partition as usize)?;
+        let part = self.partition_mut_at(topic, partition)?;
         let base = part.log.log_end_offset();
         for r in part.log.roll(now) {
             self.storage(
@@ -134,22 +139,28 @@ impl Host<GroupRecord> for Broker {
             None,
             None,
         );
-        let part = &self.topics[topic].partitions[partition as usize];
+        let part = &self.topics[topic].partitions[partition.0 as usize];
         let end = part.log.log_end_offset();
         assert_eq!(
             written.is_ok(),
             end > base,
             "a snapshot is written or not at all"
         );
-        (end > base).then_some(base)
+        // Postcondition: a written snapshot is the first batch of the active segment.
+        assert!(
+            written.is_err()
+                || part
+                    .log
+                    .segments()
+                    .last()
+                    .is_some_and(|s| s.base_offset == base)
+        );
+        (end > base).then_some(Offset(base))
     }
 
-    fn delete_before(&mut self, topic: &str, partition: i32, base: i64) {
-        let Some(part) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(partition as usize))
-        else {
+    fn delete_before(&mut self, topic: &str, partition: PartitionIndex, base: Offset) {
+        let base = base.0;
+        let Some(part) = self.partition_mut_at(topic, partition) else {
             return;
         };
         if part.log.log_start_offset() >= base
@@ -162,7 +173,13 @@ impl Host<GroupRecord> for Broker {
             part.high_watermark > base,
             "compaction below a durable snapshot only"
         );
-        for r in part.log.delete_before(base) {
+        let end_before = part.log.log_end_offset();
+        let requests = part.log.delete_before(base);
+        // Compaction removes segments from the front only: the log's end is untouched, and it
+        // now starts at the snapshot.
+        assert_eq!(part.log.log_end_offset(), end_before);
+        assert_eq!(part.log.log_start_offset(), base);
+        for r in requests {
             self.storage(
                 r,
                 OpPurpose::Other {
@@ -179,10 +196,11 @@ impl Host<GroupRecord> for Broker {
     fn park(&mut self, write: PendingWrite<GroupRecord>) {
         assert!(
             self.topics
-                .get(&write.mark.topic)
-                .is_some_and(|t| t.id == write.mark.topic_id),
+                .get(&write.mark.partition.topic)
+                .is_some_and(|t| TopicId(t.id) == write.mark.topic_id),
             "a write waits on a partition that exists"
         );
+        assert!(!self.internal_waits.is_full(), "park only below the limit");
         self.internal_waits.push(write);
     }
 
@@ -213,7 +231,7 @@ impl Host<GroupRecord> for Broker {
     }
 
     fn read_for_load(&mut self, request: StorageRequest, slot: usize) {
-        assert!(matches!(request, StorageRequest::Read { .. }));
+        assert!(matches!(request, StorageRequest::Read { len, .. } if len > 0));
         self.storage(request, OpPurpose::GroupLoad { slot });
     }
 }

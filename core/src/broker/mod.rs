@@ -33,6 +33,7 @@ use crate::config::{Config, ConfigError, Durability};
 use crate::error::*;
 use crate::files::{BrokerMeta, PartitionMeta, TopicSettings};
 use crate::group::Coordinator;
+use crate::ids::{LeaderEpoch, TopicId, TopicPartition};
 use crate::io::{
     ConnId, Input, LogLevel, OpId, Output, PartitionDir, Request, StorageFault, StorageReply,
     StorageRequest,
@@ -153,7 +154,7 @@ struct ProduceWait {
     topic: usize,
     partition: usize,
     name: String,
-    topic_id: [u8; 16],
+    topic_id: TopicId,
     index: i32,
     end: i64,
 }
@@ -339,7 +340,10 @@ impl Broker {
 
     /// The next instant at which the broker wants an [`Input::Tick`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers().map(|(_, at)| at).min()
+        let next = self.timers().map(|(_, at)| at).min();
+        // The retention check is always scheduled, so there is always a next tick.
+        assert!(next.is_some_and(|t| t <= self.next_retention_check));
+        next
     }
 
     /// Every deadline the broker keeps, named by what it is for: the retention check, parked
@@ -431,7 +435,11 @@ impl Broker {
     fn storage(&mut self, request: StorageRequest, purpose: OpPurpose) -> OpId {
         let op = OpId(self.next_op);
         self.next_op += 1;
-        self.ops.insert(op, purpose);
+        // Op ids are never reused: a completion finds exactly the op it answers.
+        assert!(
+            self.ops.insert(op, purpose).is_none(),
+            "{op:?} issued twice"
+        );
         self.outputs.push_back(Output::Storage { op, request });
         op
     }
@@ -484,6 +492,9 @@ impl Broker {
                 self.outputs.push_back(out);
             }
         }
+        // Responses leave in request order: what waits is only what follows a gap.
+        assert!(state.next_to_send <= state.next_seq);
+        assert!(!state.ready.contains_key(&state.next_to_send));
     }
 
     fn close(&mut self, conn: ConnId, reason: String) {
@@ -513,9 +524,25 @@ impl Broker {
             }
         }
         self.coordinator.on_conn_closed(conn);
+        // Postcondition: nothing parked waits to answer the closed connection.
+        assert!(!self.conns.contains_key(&conn));
+        assert!(self
+            .fetches
+            .values()
+            .all(|f| f.reply.conn != conn || f.reading.is_some()));
+        assert!(self
+            .produces
+            .values()
+            .all(|p| p.reply.is_none_or(|r| r.conn != conn)));
     }
 
     fn write_broker_meta(&mut self) {
+        // One write of broker.meta at a time, reserving ids beyond every one handed out.
+        assert!(
+            !self.meta_write_in_flight,
+            "broker.meta written twice at once"
+        );
+        assert!(self.next_producer_id <= self.producer_id_block_end);
         let data = BrokerMeta {
             cluster_id: self.cluster_id,
             producer_id_block_end: self.producer_id_block_end,

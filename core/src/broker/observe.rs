@@ -62,7 +62,8 @@ impl Broker {
     /// Every group the coordinator knows, with the offsets it has committed.
     pub fn group_views(&self) -> Vec<GroupView> {
         let c = &self.coordinator;
-        let mut names: Vec<&String> = c.groups.keys().chain(c.offsets.keys()).collect();
+        let mut names: Vec<&crate::ids::GroupId> =
+            c.groups.keys().chain(c.offsets.keys()).collect();
         names.sort();
         names.dedup();
         names
@@ -74,17 +75,18 @@ impl Broker {
                     .get(g)
                     .into_iter()
                     .flatten()
-                    .map(|((topic, partition), v)| {
+                    .map(|(tp, v)| {
+                        let partition = tp.partition.get();
                         let hw = self
-                            .partition(topic, *partition)
+                            .partition(&tp.topic, partition)
                             .map_or(v.offset, |p| p.high_watermark);
                         let lag = (hw - v.offset).max(0);
                         assert!(lag >= 0);
-                        (topic.clone(), *partition, v.offset, lag)
+                        (tp.topic.clone(), partition, v.offset, lag)
                     })
                     .collect();
                 GroupView {
-                    group: g.clone(),
+                    group: g.as_str().to_string(),
                     state: group.map_or("Empty".into(), |g| format!("{:?}", g.state)),
                     members: group.map_or(0, |g| g.members.len()),
                     offsets,

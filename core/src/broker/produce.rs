@@ -9,26 +9,26 @@ impl Broker {
         let mut waits = Vec::new();
         let mut any_error = false;
         let refuse_all = if version < 3 {
-            Some((
-                UNSUPPORTED_VERSION,
+            Some(ClientError::new(
+                ErrorCode::UNSUPPORTED_VERSION,
                 "Produce v0-v2 (message format v0/v1) is not supported".to_string(),
             ))
         } else if !matches!(acks, -1..=1) {
-            Some((
-                INVALID_REQUIRED_ACKS,
+            Some(ClientError::new(
+                ErrorCode::INVALID_REQUIRED_ACKS,
                 format!("acks must be -1, 0 or 1, not {acks}"),
             ))
         } else if acks != 0 && self.produce_waits.is_full() {
-            Some((
-                REQUEST_TIMED_OUT,
+            Some(ClientError::new(
+                ErrorCode::REQUEST_TIMED_OUT,
                 format!(
                     "{} produces already wait for acknowledgement (produces_parked_max)",
                     self.produce_waits.len()
                 ),
             ))
         } else if r.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
-            Some((
-                TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            Some(ClientError::new(
+                ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                 "transactions are not supported".to_string(),
             ))
         } else {
@@ -42,7 +42,7 @@ impl Broker {
                     .with_index(pd.index)
                     .with_base_offset(-1);
                 let result = match &refuse_all {
-                    Some((code, msg)) => Err((*code, msg.clone())),
+                    Some(e) => Err(e.clone()),
                     None => self.append_one(&name, pd.index, pd.records, false),
                 };
                 match result {
@@ -57,23 +57,27 @@ impl Broker {
                             });
                         }
                     }
-                    Err((code, msg)) => {
+                    Err(e) => {
                         any_error = true;
                         self.log(
                             LogLevel::Warn,
                             format!(
-                                "produce to {name}-{} from {:?} refused: {msg}",
+                                "produce to {name}-{} from {:?} refused: {e}",
                                 pd.index, to.conn
                             ),
                         );
-                        pr.error_code = code;
-                        pr.error_message = Some(sb(msg));
+                        pr.error_code = e.code.into();
+                        pr.error_message = Some(sb(e.message));
                     }
                 }
                 tr.partition_responses.push(pr);
             }
             response.responses.push(tr);
         }
+        // Each wait points at the partition answer it completes.
+        assert!(waits
+            .iter()
+            .all(|w| w.partition < response.responses[w.topic].partition_responses.len()));
         if acks == 0 {
             // Fire and forget: no response. On an error Kafka closes the connection, the only
             // way to tell an acks=0 producer that something went wrong.
@@ -119,17 +123,17 @@ impl Broker {
         index: i32,
         records: Option<Bytes>,
         internal: bool,
-    ) -> Result<(i64, i64, Option<ProduceWait>), (i16, String)> {
+    ) -> Result<(i64, i64, Option<ProduceWait>), ClientError> {
         let now = self.now;
         let Some(topic) = self.topics.get_mut(name) else {
-            return Err((
-                UNKNOWN_TOPIC_OR_PARTITION,
+            return Err(ClientError::new(
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                 format!("unknown topic {name:?}"),
             ));
         };
         if topic.internal && !internal {
-            return Err((
-                INVALID_TOPIC_EXCEPTION,
+            return Err(ClientError::new(
+                ErrorCode::INVALID_TOPIC_EXCEPTION,
                 format!("{name} is an internal topic"),
             ));
         }
@@ -139,18 +143,21 @@ impl Broker {
             .ok()
             .and_then(|i| topic.partitions.get_mut(i))
         else {
-            return Err((
-                UNKNOWN_TOPIC_OR_PARTITION,
+            return Err(ClientError::new(
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                 format!("topic {name} has no partition {index}"),
             ));
         };
         if let Some(why) = &p.offline {
-            return Err((KAFKA_STORAGE_ERROR, format!("partition offline: {why}")));
+            return Err(ClientError::new(
+                ErrorCode::KAFKA_STORAGE_ERROR,
+                format!("partition offline: {why}"),
+            ));
         }
         let records = records.unwrap_or_default();
         if records.len() as u64 > settings.max_message_bytes as u64 {
-            return Err((
-                MESSAGE_TOO_LARGE,
+            return Err(ClientError::new(
+                ErrorCode::MESSAGE_TOO_LARGE,
                 format!(
                     "batch of {} bytes exceeds max.message.bytes {}",
                     records.len(),
@@ -161,9 +168,9 @@ impl Broker {
         let header = BatchHeader::parse(&records).map_err(batch_error)?;
         if header.size != records.len() {
             if header.size < records.len() {
-                return Err((
-                    INVALID_RECORD,
-                    "a produce request must carry exactly one record batch per partition".into(),
+                return Err(ClientError::new(
+                    ErrorCode::INVALID_RECORD,
+                    "a produce request must carry exactly one record batch per partition",
                 ));
             }
             return Err(batch_error(BatchError::Truncated {
@@ -173,9 +180,9 @@ impl Broker {
         }
         header.verify(&records).map_err(batch_error)?;
         if header.is_transactional() || header.is_control() {
-            return Err((
-                INVALID_RECORD,
-                "transactional and control batches are not supported".into(),
+            return Err(ClientError::new(
+                ErrorCode::INVALID_RECORD,
+                "transactional and control batches are not supported",
             ));
         }
         let mut base = p.log.log_end_offset();
@@ -184,12 +191,14 @@ impl Broker {
             match p.producers.check(&header) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(orig) => {
+                    // A retried batch this partition already holds: answered with its offsets.
+                    assert!(orig.base_offset <= orig.last_offset);
                     base = orig.base_offset;
                     wait_end = Some(orig.last_offset + 1);
                 }
                 SequenceCheck::OutOfOrder { expected } => {
-                    return Err((
-                        OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    return Err(ClientError::new(
+                        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
                         format!(
                             "producer {} sent sequence {} where {} was expected",
                             header.producer_id, header.base_sequence, expected
@@ -197,8 +206,8 @@ impl Broker {
                     ))
                 }
                 SequenceCheck::StaleEpoch { current } => {
-                    return Err((
-                        INVALID_PRODUCER_EPOCH,
+                    return Err(ClientError::new(
+                        ErrorCode::INVALID_PRODUCER_EPOCH,
                         format!(
                             "producer {} epoch {} is older than {current}",
                             header.producer_id, header.producer_epoch
@@ -256,7 +265,7 @@ impl Broker {
             topic: 0,
             partition: 0,
             name: name.to_string(),
-            topic_id,
+            topic_id: TopicId(topic_id),
             index,
             end,
         };
@@ -277,20 +286,20 @@ impl Broker {
             let topics = &self.topics;
             pp.waits.retain(|w| {
                 let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
-                let Some(t) = topics.get(&w.name).filter(|t| t.id == w.topic_id) else {
-                    pr.error_code = UNKNOWN_TOPIC_OR_PARTITION;
+                let Some(t) = topics.get(&w.name).filter(|t| TopicId(t.id) == w.topic_id) else {
+                    pr.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
                     pr.error_message = Some(sb("topic deleted while the produce was pending"));
                     return false;
                 };
                 let p = &t.partitions[w.index as usize];
                 if let Some(why) = &p.offline {
-                    pr.error_code = KAFKA_STORAGE_ERROR;
+                    pr.error_code = ErrorCode::KAFKA_STORAGE_ERROR.into();
                     pr.error_message = Some(sb(format!("partition offline: {why}")));
                     return false;
                 }
                 if p.log.log_end_offset() < w.end {
                     // The write failed and the log was cut below this batch.
-                    pr.error_code = KAFKA_STORAGE_ERROR;
+                    pr.error_code = ErrorCode::KAFKA_STORAGE_ERROR.into();
                     pr.error_message = Some(sb("write to storage failed"));
                     return false;
                 }
@@ -299,7 +308,7 @@ impl Broker {
             if !pp.waits.is_empty() && pp.deadline <= now {
                 for w in pp.waits.drain(..) {
                     let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
-                    pr.error_code = REQUEST_TIMED_OUT;
+                    pr.error_code = ErrorCode::REQUEST_TIMED_OUT.into();
                     pr.error_message =
                         Some(sb("timed out waiting for the write to become durable"));
                 }
@@ -327,18 +336,23 @@ impl Broker {
     pub(super) fn complete_internal_waits(&mut self, touched: &BTreeSet<(String, i32)>) {
         let durability = self.config.durability;
         let topics = &self.topics;
-        let done = self.internal_waits.take_settled(touched, |w| {
+        let moved = touched.iter().map(TopicPartition::from);
+        let done = self.internal_waits.take_settled(moved, |w| {
             let p = topics
-                .get(&w.topic)
-                .filter(|t| t.id == w.topic_id)
-                .and_then(|t| t.partitions.get(w.partition as usize));
+                .get(&w.partition.topic)
+                .filter(|t| TopicId(t.id) == w.topic_id)
+                .and_then(|t| {
+                    t.partitions
+                        .get(usize::try_from(w.partition.partition.0).ok()?)
+                });
+            let end = w.end.0;
             match p {
                 Some(p)
                     if p.offline.is_none()
-                        && p.write_survives(w.end, w.cut_epoch)
-                        && p.log.log_end_offset() >= w.end =>
+                        && p.write_survives(end, w.cut_epoch)
+                        && p.log.log_end_offset() >= end =>
                 {
-                    (p.ack_end(durability) >= w.end).then_some(true)
+                    (p.ack_end(durability) >= end).then_some(true)
                 }
                 _ => Some(false),
             }
@@ -347,8 +361,13 @@ impl Broker {
         for (w, ok) in done {
             if ok {
                 // Released only once durable: the high watermark covers the write.
-                let p = &self.topics[&w.mark.topic].partitions[w.mark.partition as usize];
-                assert!(p.ack_end(durability) >= w.mark.end);
+                let at = &w.mark.partition;
+                let p = &self.topics[&at.topic].partitions[at.partition.0 as usize];
+                assert!(p.ack_end(durability) >= w.mark.end.0);
+                assert!(
+                    p.high_watermark >= w.mark.end.0,
+                    "released under the high watermark"
+                );
                 for r in w.apply {
                     self.coordinator.replay(r, now);
                 }
@@ -365,11 +384,13 @@ impl Broker {
     }
 }
 
-pub(super) fn batch_error(e: BatchError) -> (i16, String) {
+/// The Kafka error for a batch that failed its header checks (the client's fault: a corrupt or
+/// malformed batch, or an old message format).
+pub(super) fn batch_error(e: BatchError) -> ClientError {
     let code = match e {
-        BatchError::Truncated { .. } | BatchError::Crc { .. } => CORRUPT_MESSAGE,
-        BatchError::Magic(_) => UNSUPPORTED_FOR_MESSAGE_FORMAT,
-        BatchError::Invalid(_) => INVALID_RECORD,
+        BatchError::Truncated { .. } | BatchError::Crc { .. } => ErrorCode::CORRUPT_MESSAGE,
+        BatchError::Magic(_) => ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        BatchError::Invalid(_) => ErrorCode::INVALID_RECORD,
     };
-    (code, e.to_string())
+    ClientError::new(code, e.to_string())
 }

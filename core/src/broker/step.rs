@@ -51,6 +51,12 @@ impl Broker {
                     }
                 }
             }
+            // Every due partition is looked at after this step, where its fsync is issued.
+            assert!(due
+                .iter()
+                .all(|(n, i)| self.topics[n].partitions[*i as usize]
+                    .unsynced_since
+                    .is_some()));
             self.touched.extend(due);
         }
         self.coordinator_tick();
@@ -105,6 +111,8 @@ impl Broker {
                 });
                 p.sync_requested_end = p.log.log_end_offset();
                 p.unsynced_since = None;
+                // A fsync covers no more than was written when it was issued.
+                assert!(p.sync.is_some_and(|s| s.covers_end == p.sync_requested_end));
                 syncs = files;
             }
             if durability == Durability::None {

@@ -20,7 +20,9 @@
 //! points back (checked by `core/tests/shape.rs`).
 
 use crate::config::Config;
+use crate::error::ClientError;
 use crate::files::TopicSettings;
+use crate::ids::{Offset, PartitionIndex, TopicId, TopicPartition};
 use crate::io::{ConnId, LogLevel, StorageRequest};
 use crate::time::Instant;
 use bytes::Bytes;
@@ -43,22 +45,17 @@ pub struct ReplyTo {
 /// until the partition's high watermark reaches `end`, and fails if the write is lost first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteMark {
-    pub topic: String,
-    pub topic_id: [u8; 16],
-    pub partition: i32,
+    /// The internal topic's partition written to.
+    pub partition: TopicPartition,
+    /// The topic's id when written: a topic deleted and created again under the same name is
+    /// another topic, and the write is lost with the first.
+    pub topic_id: TopicId,
     /// The offset after the write's last record.
-    pub end: i64,
+    pub end: Offset,
     /// The partition's cut epoch when the write was made (see `Partition::cut_epoch`): if a
     /// failed write cut the partition below `end` since, this write may be gone even though the
     /// log has grown past `end` again.
     pub cut_epoch: u64,
-}
-
-/// Why the runtime could not take a write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteRefused {
-    pub code: i16,
-    pub message: String,
 }
 
 /// What the coordinator runtime needs from the broker it runs in. The broker implements it;
@@ -79,20 +76,25 @@ pub trait Host<R> {
     fn append(
         &mut self,
         topic: &str,
-        partition: i32,
+        partition: PartitionIndex,
         batch: Bytes,
-    ) -> Result<WriteMark, WriteRefused>;
+    ) -> Result<WriteMark, ClientError>;
     /// A mark at the current end of a partition (what is there now, durable or not).
-    fn end_mark(&self, topic: &str, partition: i32) -> Option<WriteMark>;
+    fn end_mark(&self, topic: &str, partition: PartitionIndex) -> Option<WriteMark>;
     /// The partition's high watermark, if it is online.
-    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64>;
+    fn high_watermark(&self, topic: &str, partition: PartitionIndex) -> Option<Offset>;
     /// The bytes the partition's log holds (0 if offline).
-    fn size_bytes(&self, topic: &str, partition: i32) -> u64;
+    fn size_bytes(&self, topic: &str, partition: PartitionIndex) -> u64;
     /// Roll the partition and append `batch` as the first batch of the new segment. Returns
     /// the batch's offset.
-    fn append_in_new_segment(&mut self, topic: &str, partition: i32, batch: Bytes) -> Option<i64>;
+    fn append_in_new_segment(
+        &mut self,
+        topic: &str,
+        partition: PartitionIndex,
+        batch: Bytes,
+    ) -> Option<Offset>;
     /// Delete every segment of the partition below `base` (a snapshot's offset).
-    fn delete_before(&mut self, topic: &str, partition: i32, base: i64);
+    fn delete_before(&mut self, topic: &str, partition: PartitionIndex, base: Offset);
 
     // The purgatory for internal writes.
     /// Whether `coordinator_writes_pending_max` writes already wait: then a write that would

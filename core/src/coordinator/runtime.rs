@@ -12,7 +12,9 @@
 //!   beyond it is refused before anything is appended;
 //! - a write is released at most once, as durable or as lost, never both.
 
-use super::{Host, ReplyTo, WriteMark, WriteRefused};
+use super::{Host, ReplyTo, WriteMark};
+use crate::error::{ClientError, ErrorCode};
+use crate::ids::{GenerationId, GroupId, PartitionIndex, TopicPartition};
 use crate::io::{ConnId, LogLevel};
 use kafka_protocol::messages::ResponseKind;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,7 +34,7 @@ pub struct PendingWrite<R> {
     /// A group's membership record at this generation: if the write is lost, the group must
     /// rebalance (as Kafka's coordinator does), or it would stay on a record that was never
     /// written and every SyncGroup would fail forever (found by simulator seed 610).
-    pub membership: Option<(String, i32)>,
+    pub membership: Option<(GroupId, GenerationId)>,
 }
 
 /// The purgatory of internal writes, keyed by the partition they wait on.
@@ -43,10 +45,10 @@ pub struct PendingWrites<R> {
     /// Every pending write by id; ids grow, so this is also the order writes were parked in,
     /// the order they are released in.
     writes: BTreeMap<u64, PendingWrite<R>>,
-    by_partition: BTreeMap<(String, i32), BTreeSet<u64>>,
+    by_partition: BTreeMap<TopicPartition, BTreeSet<u64>>,
     /// Partitions with writes parked since the last release: their marks may be durable
     /// already, without the partition moving again.
-    fresh: BTreeSet<(String, i32)>,
+    fresh: BTreeSet<TopicPartition>,
 }
 
 impl<R> PendingWrites<R> {
@@ -74,18 +76,25 @@ impl<R> PendingWrites<R> {
     /// before appending, so a refused write is never in the log).
     pub fn push(&mut self, write: PendingWrite<R>) {
         assert!(!self.is_full(), "pending internal writes over their limit");
-        let key = (write.mark.topic.clone(), write.mark.partition);
+        // A write waits for something: an answer to release, records to replay, or a
+        // membership to undo if it is lost.
+        assert!(write.reply.is_some() || !write.apply.is_empty() || write.membership.is_some());
+        assert!(write.mark.end.0 > 0, "a write ends after its first record");
+        let len_before = self.writes.len();
+        let key = write.mark.partition.clone();
         let id = self.next_id;
         self.next_id += 1;
         self.fresh.insert(key.clone());
         assert!(self.by_partition.entry(key).or_default().insert(id));
         assert!(self.writes.insert(id, write).is_none());
+        assert_eq!(self.writes.len(), len_before + 1);
+        assert!(self.writes.len() <= self.max);
     }
 
     /// A partition whose writes must be looked at in the next release even if it did not move
     /// (it went offline without a step touching it).
     pub fn recheck(&mut self, topic: &str, partition: i32) {
-        let key = (topic.to_string(), partition);
+        let key = TopicPartition::new(topic, partition);
         if self.by_partition.contains_key(&key) {
             self.fresh.insert(key);
         }
@@ -106,32 +115,41 @@ impl<R> PendingWrites<R> {
         for id in gone {
             self.remove(id);
         }
+        // Postcondition: no answer is left for the closed connection.
+        assert!(self
+            .writes
+            .values()
+            .all(|w| w.reply.as_ref().is_none_or(|r| r.0.conn != conn)));
     }
 
     fn remove(&mut self, id: u64) -> PendingWrite<R> {
         let w = self.writes.remove(&id).expect("pending write indexed");
-        let key = (w.mark.topic.clone(), w.mark.partition);
+        let key = &w.mark.partition;
         let ids = self
             .by_partition
-            .get_mut(&key)
+            .get_mut(key)
             .expect("indexed by partition");
         assert!(ids.remove(&id), "pending write under its own partition");
         if ids.is_empty() {
-            self.by_partition.remove(&key);
+            self.by_partition.remove(key);
         }
+        assert!(
+            !self.writes.contains_key(&id),
+            "a write is released at most once"
+        );
         w
     }
 
     /// Take the writes of `moved` partitions (and of partitions with fresh writes) that are
     /// settled: `settled(mark)` says `Some(true)` once durable, `Some(false)` once lost, `None`
     /// while still waiting. Returned in the order they were parked.
-    pub fn take_settled<'a>(
+    pub fn take_settled(
         &mut self,
-        moved: impl IntoIterator<Item = &'a (String, i32)>,
+        moved: impl IntoIterator<Item = TopicPartition>,
         mut settled: impl FnMut(&WriteMark) -> Option<bool>,
     ) -> Vec<(PendingWrite<R>, bool)> {
         let mut keys = std::mem::take(&mut self.fresh);
-        keys.extend(moved.into_iter().cloned());
+        keys.extend(moved);
         let mut done = BTreeMap::new();
         for key in &keys {
             let Some(ids) = self.by_partition.get(key) else {
@@ -143,9 +161,14 @@ impl<R> PendingWrites<R> {
                 }
             }
         }
-        done.into_iter()
+        let len_before = self.writes.len();
+        let settled: Vec<(PendingWrite<R>, bool)> = done
+            .into_iter()
             .map(|(id, ok)| (self.remove(id), ok))
-            .collect()
+            .collect();
+        assert_eq!(self.writes.len() + settled.len(), len_before);
+        assert!(self.fresh.is_empty(), "every fresh partition was looked at");
+        settled
     }
 
     pub fn invariants(&self) {
@@ -163,7 +186,7 @@ impl<R> PendingWrites<R> {
             assert!(!ids.is_empty(), "no empty partition entries");
             for id in ids {
                 let w = &self.writes[id];
-                assert_eq!((&w.mark.topic, w.mark.partition), (&key.0, key.1));
+                assert_eq!(&w.mark.partition, key);
                 assert!(*id < self.next_id);
                 // A write with nothing to release or replay would never be looked for.
                 assert!(w.reply.is_some() || !w.apply.is_empty() || w.membership.is_some());
@@ -181,27 +204,28 @@ impl<R> PendingWrites<R> {
 pub fn write<R>(
     host: &mut dyn Host<R>,
     topic: &str,
-    partition: i32,
+    partition: PartitionIndex,
     batch: bytes::Bytes,
     apply: Vec<R>,
     reply: Option<Reply>,
-    membership: Option<(String, i32)>,
-) -> Result<WriteMark, WriteRefused> {
+    membership: Option<(GroupId, GenerationId)>,
+) -> Result<WriteMark, ClientError> {
+    assert!(!batch.is_empty(), "a write carries a batch");
     let waits = reply.is_some() || !apply.is_empty() || membership.is_some();
     let result = if waits && host.parking_full() {
-        Err(WriteRefused {
-            code: crate::error::COORDINATOR_NOT_AVAILABLE,
-            message: format!(
+        Err(ClientError::new(
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            format!(
                 "{} internal writes already wait for durability (coordinator_writes_pending_max)",
                 host.config().coordinator_writes_pending_max
             ),
-        })
+        ))
     } else {
         host.append(topic, partition, batch)
     };
     match result {
         Ok(mark) => {
-            assert_eq!((mark.topic.as_str(), mark.partition), (topic, partition));
+            assert_eq!(mark.partition, TopicPartition::new(topic, partition));
             if waits {
                 host.park(PendingWrite {
                     mark: mark.clone(),
@@ -215,10 +239,7 @@ pub fn write<R>(
         Err(refused) => {
             host.log(
                 LogLevel::Error,
-                format!(
-                    "writing to {topic}-{partition} failed ({}): {}",
-                    refused.code, refused.message
-                ),
+                format!("writing to {topic}-{partition} failed: {refused}"),
             );
             if let Some((to, _, err)) = reply {
                 host.respond(to, Some(err));

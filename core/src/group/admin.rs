@@ -10,8 +10,7 @@ pub(super) fn describe_groups(
 ) -> bool {
     let mut resp = DescribeGroupsResponse::default();
     for gid in r.groups {
-        let name = gid.0.to_string();
-        let d = match c.groups.get(&name) {
+        let d = match c.groups.get(gid.0.as_str()) {
             None => DescribedGroup::default()
                 .with_group_id(gid)
                 .with_group_state(sb("Dead")),
@@ -27,7 +26,7 @@ pub(super) fn describe_groups(
                             .values()
                             .map(|m| {
                                 DescribedGroupMember::default()
-                                    .with_member_id(sb(m.member_id.clone()))
+                                    .with_member_id(sb(m.member_id.as_str()))
                                     .with_group_instance_id(m.instance_id.clone().map(sb))
                                     .with_client_id(sb(m.client_id.clone()))
                                     .with_client_host(sb("/127.0.0.1"))
@@ -61,7 +60,7 @@ pub(super) fn list_groups(
         .filter(|(_, g)| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
         .map(|(id, g)| {
             ListedGroup::default()
-                .with_group_id(GroupId(sb(id.clone())))
+                .with_group_id(kafka_protocol::messages::GroupId(sb(id.as_str())))
                 .with_protocol_type(sb(g.protocol_type.clone()))
                 .with_group_state(sb(g.state.name()))
                 .with_group_type(sb("classic"))
@@ -84,38 +83,40 @@ pub(super) fn delete_groups(
 ) -> bool {
     let mut resp = DeleteGroupsResponse::default();
     for gid in r.groups_names {
-        let name = gid.0.to_string();
+        let name = GroupId(gid.0.to_string());
         let code = match c.groups.get(&name) {
-            None if !c.offsets.contains_key(&name) => GROUP_ID_NOT_FOUND,
-            Some(g) if g.state != GroupState::Empty => NON_EMPTY_GROUP,
+            None if !c.offsets.contains_key(&name) => ErrorCode::GROUP_ID_NOT_FOUND,
+            Some(g) if g.state != GroupState::Empty => ErrorCode::NON_EMPTY_GROUP,
             _ => {
                 let mut records: Vec<GroupRecord> = c
                     .offsets
                     .get(&name)
                     .map(|o| {
                         o.keys()
-                            .map(|(t, p)| GroupRecord::Offset {
-                                group: name.clone(),
-                                topic: t.clone(),
-                                partition: *p,
+                            .map(|tp| GroupRecord::Offset {
+                                group: name.0.clone(),
+                                topic: tp.topic.clone(),
+                                partition: tp.partition.0,
                                 value: None,
                             })
                             .collect()
                     })
                     .unwrap_or_default();
                 records.push(GroupRecord::Group {
-                    group: name.clone(),
+                    group: name.0.clone(),
                     value: None,
                 });
                 commit_records(c, b, &name, records, None);
+                // Deleting replays at once: the group and its offsets are gone.
+                assert!(!c.groups.contains_key(&name));
                 b.log(LogLevel::Info, format!("group {name} deleted"));
-                NONE
+                ErrorCode::NONE
             }
         };
         resp.results.push(
             delete_groups_response::DeletableGroupResult::default()
                 .with_group_id(gid)
-                .with_error_code(code),
+                .with_error_code(code.into()),
         );
     }
     b.respond(to, Some(ResponseKind::DeleteGroups(resp)));

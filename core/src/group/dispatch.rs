@@ -5,13 +5,13 @@ use super::*;
 /// Handle a group API request. Returns false if `body` is not a group API.
 pub fn handle(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, body: RequestKind) -> bool {
     if c.is_loading() {
-        let code = COORDINATOR_LOAD_IN_PROGRESS;
+        let code: i16 = ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.into();
         let resp = match body {
             RequestKind::FindCoordinator(r) => return find_coordinator(b, to, r),
             RequestKind::JoinGroup(_) => ResponseKind::JoinGroup(
                 JoinGroupResponse::default()
                     .with_error_code(code)
-                    .with_generation_id(-1),
+                    .with_generation_id(GenerationId::NONE.0),
             ),
             RequestKind::SyncGroup(_) => {
                 ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
@@ -22,7 +22,10 @@ pub fn handle(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, body: RequestKind) -
             RequestKind::LeaveGroup(_) => {
                 ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
             }
-            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(commit_errors(&r, code)),
+            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(commit_errors(
+                &r,
+                ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            )),
             RequestKind::OffsetFetch(_) => {
                 ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(code))
             }
@@ -81,29 +84,28 @@ pub(super) fn find_coordinator(b: &mut Rt, to: ReplyTo, r: FindCoordinatorReques
     );
     // key_type 0 = group, 1 = transaction (not supported).
     let code = if r.key_type == 0 {
-        NONE
+        ErrorCode::NONE
     } else {
-        COORDINATOR_NOT_AVAILABLE
+        ErrorCode::COORDINATOR_NOT_AVAILABLE
     };
+    let found = code.is_none();
     let mut resp = FindCoordinatorResponse::default()
-        .with_error_code(code)
-        .with_node_id(BrokerId(if code == NONE { id } else { -1 }))
-        .with_host(sb(if code == NONE {
-            host.clone()
-        } else {
-            String::new()
-        }))
-        .with_port(if code == NONE { port } else { -1 });
+        .with_error_code(code.into())
+        .with_node_id(BrokerId(if found { id.0 } else { -1 }))
+        .with_host(sb(if found { host.clone() } else { String::new() }))
+        .with_port(if found { port } else { -1 });
     // v4+ batches keys; answer each the same way.
+    let keys = r.coordinator_keys.len();
     for k in r.coordinator_keys {
         resp.coordinators.push(
             FoundCoordinator::default()
                 .with_key(k)
-                .with_node_id(BrokerId(id))
+                .with_node_id(id.into())
                 .with_host(sb(host.clone()))
                 .with_port(port),
         );
     }
+    assert_eq!(resp.coordinators.len(), keys);
     b.respond(to, Some(ResponseKind::FindCoordinator(resp)));
     true
 }

@@ -2,11 +2,12 @@
 
 use super::*;
 
-pub(super) fn join_error(code: i16, member_id: &str) -> ResponseKind {
+pub(super) fn join_error(code: ErrorCode, member_id: &str) -> ResponseKind {
+    assert!(!code.is_none(), "a join error is an error");
     ResponseKind::JoinGroup(
         JoinGroupResponse::default()
-            .with_error_code(code)
-            .with_generation_id(-1)
+            .with_error_code(code.into())
+            .with_generation_id(GenerationId::NONE.0)
             .with_member_id(sb(member_id))
             .with_protocol_name(None)
             .with_protocol_type(None),
@@ -20,11 +21,14 @@ pub(super) fn join_group(
     r: JoinGroupRequest,
 ) -> bool {
     let now = b.now();
-    let group_id = r.group_id.0.to_string();
-    let member_id = r.member_id.to_string();
+    let group_id = GroupId(r.group_id.0.to_string());
+    let member_id = MemberId(r.member_id.to_string());
     let instance_id = r.group_instance_id.as_ref().map(|s| s.to_string());
     if group_id.is_empty() {
-        b.respond(to, Some(join_error(INVALID_GROUP_ID, &member_id)));
+        b.respond(
+            to,
+            Some(join_error(ErrorCode::INVALID_GROUP_ID, member_id.as_str())),
+        );
         return true;
     }
     if r.session_timeout_ms < c.session_timeout_ms_min
@@ -37,7 +41,13 @@ pub(super) fn join_group(
                 r.session_timeout_ms, c.session_timeout_ms_min, c.session_timeout_ms_max
             ),
         );
-        b.respond(to, Some(join_error(INVALID_SESSION_TIMEOUT, &member_id)));
+        b.respond(
+            to,
+            Some(join_error(
+                ErrorCode::INVALID_SESSION_TIMEOUT,
+                member_id.as_str(),
+            )),
+        );
         return true;
     }
     let protocols: Vec<(String, Bytes)> = r
@@ -49,7 +59,10 @@ pub(super) fn join_group(
     if protocol_type.is_empty() || protocols.is_empty() {
         b.respond(
             to,
-            Some(join_error(INCONSISTENT_GROUP_PROTOCOL, &member_id)),
+            Some(join_error(
+                ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+                member_id.as_str(),
+            )),
         );
         return true;
     }
@@ -69,7 +82,10 @@ pub(super) fn join_group(
         if group.protocol_type != protocol_type || !shares {
             b.respond(
                 to,
-                Some(join_error(INCONSISTENT_GROUP_PROTOCOL, &member_id)),
+                Some(join_error(
+                    ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+                    member_id.as_str(),
+                )),
             );
             return true;
         }
@@ -88,32 +104,43 @@ pub(super) fn join_group(
             .values()
             .find(|m| m.instance_id.as_deref() == Some(iid))
             .map(|m| m.member_id.clone());
+        assert!(old.as_ref().is_none_or(|id| group.members.contains_key(id)));
         if let Some(old_id) = old {
             if !member_id.is_empty() && member_id != old_id {
                 // The instance id was taken over by a newer member: this one is a zombie.
-                b.respond(to, Some(join_error(FENCED_INSTANCE_ID, &member_id)));
+                b.respond(
+                    to,
+                    Some(join_error(
+                        ErrorCode::FENCED_INSTANCE_ID,
+                        member_id.as_str(),
+                    )),
+                );
                 return true;
             }
             if member_id.is_empty() {
-                let new_id = format!("{iid}-{}", b.random_suffix());
+                let new_id = MemberId(format!("{iid}-{}", b.random_suffix()));
                 let group = c.groups.get_mut(&group_id).unwrap();
                 let mut m = group.members.remove(&old_id).unwrap();
                 if let Some(parked) = m.awaiting_sync.take() {
                     b.respond(
                         parked,
                         Some(ResponseKind::SyncGroup(
-                            SyncGroupResponse::default().with_error_code(FENCED_INSTANCE_ID),
+                            SyncGroupResponse::default()
+                                .with_error_code(ErrorCode::FENCED_INSTANCE_ID.into()),
                         )),
                     );
                 }
                 if let Some(parked) = m.awaiting_join.take() {
-                    b.respond(parked, Some(join_error(FENCED_INSTANCE_ID, &old_id)));
+                    b.respond(
+                        parked,
+                        Some(join_error(ErrorCode::FENCED_INSTANCE_ID, old_id.as_str())),
+                    );
                 }
                 let group = c.groups.get_mut(&group_id).unwrap();
                 m.member_id = new_id.clone();
                 m.session_deadline = now + session;
                 m.protocols = protocols;
-                if group.leader.as_deref() == Some(old_id.as_str()) {
+                if group.leader.as_ref() == Some(&old_id) {
                     group.leader = Some(new_id.clone());
                 }
                 let stable = group.state == GroupState::Stable;
@@ -121,13 +148,21 @@ pub(super) fn join_group(
                     // Same place, same assignment, no rebalance: answer with the current
                     // generation so the member can SyncGroup and carry on.
                     let resp = JoinGroupResponse::default()
-                        .with_generation_id(group.generation)
+                        .with_generation_id(group.generation.0)
                         .with_protocol_type(Some(sb(group.protocol_type.clone())))
                         .with_protocol_name(group.protocol.clone().map(sb))
                         .with_leader(sb(group.leader.clone().unwrap_or_default()))
                         .with_member_id(sb(new_id.clone()));
-                    group.members.insert(new_id, m);
-                    let err = join_error(COORDINATOR_NOT_AVAILABLE, "");
+                    assert!(
+                        group.members.insert(new_id, m).is_none(),
+                        "a fresh member id"
+                    );
+                    // The static member took its old place: same instance, same leadership.
+                    assert!(group
+                        .leader
+                        .as_ref()
+                        .is_some_and(|l| group.members.contains_key(l)));
+                    let err = join_error(ErrorCode::COORDINATOR_NOT_AVAILABLE, "");
                     match persist_group(c, b, &group_id, None) {
                         Some(mark) => {
                             respond_after(b, to, ResponseKind::JoinGroup(resp), err, Some(mark))
@@ -137,7 +172,10 @@ pub(super) fn join_group(
                     return true;
                 }
                 m.awaiting_join = Some(to);
-                group.members.insert(new_id, m);
+                assert!(
+                    group.members.insert(new_id, m).is_none(),
+                    "a fresh member id"
+                );
                 maybe_prepare(c, b, &group_id);
                 return true;
             }
@@ -155,12 +193,15 @@ pub(super) fn join_group(
             Some(iid) => iid.clone(),
             None => b.client_id_of(to.conn),
         };
-        let new_id = format!("{prefix}-{}", b.random_suffix());
+        let new_id = MemberId(format!("{prefix}-{}", b.random_suffix()));
         let group = c.groups.get_mut(&group_id).unwrap();
         if to.api_version >= 4 && instance_id.is_none() {
             // KIP-394: hand out the id first; the member joins again with it.
             group.pending.insert(new_id.clone(), now + session);
-            b.respond(to, Some(join_error(MEMBER_ID_REQUIRED, &new_id)));
+            b.respond(
+                to,
+                Some(join_error(ErrorCode::MEMBER_ID_REQUIRED, new_id.as_str())),
+            );
             return true;
         }
         add_member(
@@ -190,7 +231,10 @@ pub(super) fn join_group(
                 to,
             );
         } else {
-            b.respond(to, Some(join_error(UNKNOWN_MEMBER_ID, &member_id)));
+            b.respond(
+                to,
+                Some(join_error(ErrorCode::UNKNOWN_MEMBER_ID, member_id.as_str())),
+            );
         }
         return true;
     }
@@ -203,16 +247,22 @@ pub(super) fn join_group(
     m.session_deadline = now + session;
     if let Some(old) = m.awaiting_join.replace(to) {
         // A duplicate join: the older one is superseded.
-        b.respond(old, Some(join_error(REBALANCE_IN_PROGRESS, &member_id)));
+        b.respond(
+            old,
+            Some(join_error(
+                ErrorCode::REBALANCE_IN_PROGRESS,
+                member_id.as_str(),
+            )),
+        );
     }
     let group = c.groups.get_mut(&group_id).unwrap();
-    let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+    let is_leader = group.leader.as_ref() == Some(&member_id);
     if group.state == GroupState::Stable && same && !is_leader {
         // Nothing changed for a follower in a stable group: answer with the current generation.
         let m = group.members.get_mut(&member_id).unwrap();
         let parked = m.awaiting_join.take().unwrap();
         let resp = JoinGroupResponse::default()
-            .with_generation_id(group.generation)
+            .with_generation_id(group.generation.0)
             .with_protocol_type(Some(sb(group.protocol_type.clone())))
             .with_protocol_name(group.protocol.clone().map(sb))
             .with_leader(sb(group.leader.clone().unwrap_or_default()))
@@ -228,8 +278,8 @@ pub(super) fn join_group(
 pub(super) fn add_member(
     c: &mut Coordinator,
     b: &mut Rt,
-    group_id: &str,
-    member_id: String,
+    group_id: &GroupId,
+    member_id: MemberId,
     instance_id: Option<String>,
     r: &JoinGroupRequest,
     protocols: Vec<(String, Bytes)>,
@@ -240,6 +290,12 @@ pub(super) fn add_member(
     let client_id = b.client_id_of(to.conn);
     let delay = c.initial_rebalance_delay;
     let group = c.groups.get_mut(group_id).unwrap();
+    assert!(!member_id.is_empty(), "a member joins with its id");
+    assert!(
+        !group.members.contains_key(&member_id),
+        "{group_id}: {member_id} added twice"
+    );
+    let members_before = group.members.len();
     if group.members.is_empty() {
         group.protocol_type = r.protocol_type.to_string();
         if group.state == GroupState::Empty && delay > Duration::ZERO {
@@ -265,6 +321,7 @@ pub(super) fn add_member(
             awaiting_sync: None,
         },
     );
+    assert_eq!(group.members.len(), members_before + 1);
     maybe_prepare(c, b, group_id);
 }
 
@@ -276,8 +333,8 @@ pub(super) fn add_member(
 pub(crate) fn membership_write_failed(
     c: &mut Coordinator,
     b: &mut Rt,
-    group_id: &str,
-    generation: i32,
+    group_id: &GroupId,
+    generation: GenerationId,
 ) {
     let Some(g) = c.groups.get(group_id) else {
         return;
@@ -300,18 +357,17 @@ pub(crate) fn membership_write_failed(
 }
 
 /// Move a group into PreparingRebalance if it is not there yet, parking syncs.
-pub(super) fn maybe_prepare(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
+pub(super) fn maybe_prepare(c: &mut Coordinator, b: &mut Rt, group_id: &GroupId) {
     let now = b.now();
     let group = c.groups.get_mut(group_id).unwrap();
     if group.state == GroupState::PreparingRebalance {
         return;
     }
-    assert!(
-        GroupState::PreparingRebalance.may_follow(group.state),
-        "{group_id}: {:?} cannot start a rebalance",
-        group.state
-    );
-    group.state = GroupState::PreparingRebalance;
+    let generation = group.generation;
+    group.transition(GroupState::PreparingRebalance);
+    // Preparing a rebalance does not end the generation: members of it may still heartbeat
+    // and are told to rejoin.
+    assert_eq!(group.generation, generation);
     group.rebalance_deadline = Some(now + group.rebalance_timeout());
     let mut parked = Vec::new();
     for m in group.members.values_mut() {
@@ -330,14 +386,15 @@ pub(super) fn maybe_prepare(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
         b.respond(
             s,
             Some(ResponseKind::SyncGroup(
-                SyncGroupResponse::default().with_error_code(REBALANCE_IN_PROGRESS),
+                SyncGroupResponse::default()
+                    .with_error_code(ErrorCode::REBALANCE_IN_PROGRESS.into()),
             )),
         );
     }
 }
 
 /// Complete the join phase if every member has rejoined (or the deadline passed).
-pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str) {
+pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &GroupId) {
     let now = b.now();
     let group = c.groups.get_mut(group_id).unwrap();
     if group.state != GroupState::PreparingRebalance {
@@ -358,7 +415,7 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
     }
     group.initial_delay_until = None;
     // Members that did not rejoin in time are out.
-    let gone: Vec<String> = group
+    let gone: Vec<MemberId> = group
         .members
         .values()
         .filter(|m| m.awaiting_join.is_none())
@@ -369,17 +426,12 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
     }
     group.pending.clear();
     group.rebalance_deadline = None;
+    // Postcondition of the join phase: every member left has rejoined.
+    assert!(group.members.values().all(|m| m.awaiting_join.is_some()));
     // A rebalance completes from PreparingRebalance and moves the generation up by exactly one.
-    assert_eq!(
-        group.state,
-        GroupState::PreparingRebalance,
-        "{group_id}: rebalance completes outside PreparingRebalance"
-    );
-    let generation_before = group.generation;
-    group.generation += 1;
-    assert_eq!(group.generation, generation_before + 1);
+    group.next_generation();
     if group.members.is_empty() {
-        group.state = GroupState::Empty;
+        group.transition(GroupState::Empty);
         group.protocol = None;
         group.leader = None;
         group.state_ms = now.unix_ms();
@@ -426,6 +478,14 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
         // Cannot happen: joins are refused unless they share a protocol with the group.
         panic!("group {group_id}: no common protocol among members");
     };
+    // The chosen protocol has the most votes; ties go to the one listed first.
+    let chosen_votes = votes.get(&protocol).copied().unwrap_or(0);
+    assert!(votes.values().all(|v| *v <= chosen_votes));
+    assert_eq!(
+        votes.values().sum::<usize>(),
+        group.members.len(),
+        "every member votes once"
+    );
     group.protocol = Some(protocol.clone());
     if !group
         .leader
@@ -434,7 +494,7 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
     {
         group.leader = group.members.keys().next().cloned();
     }
-    group.state = GroupState::CompletingRebalance;
+    group.transition(GroupState::CompletingRebalance);
     let leader = group.leader.clone().unwrap();
     // The new generation: a leader among the members, and an assignor every member speaks.
     assert!(
@@ -452,7 +512,7 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
         .values()
         .map(|m| {
             JoinGroupResponseMember::default()
-                .with_member_id(sb(m.member_id.clone()))
+                .with_member_id(sb(m.member_id.as_str()))
                 .with_group_instance_id(m.instance_id.clone().map(sb))
                 .with_metadata(m.metadata_for(&protocol))
         })
@@ -462,11 +522,11 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
         m.session_deadline = now + Duration::from_ms(m.session_timeout_ms as u64);
         let to = m.awaiting_join.take().unwrap();
         let resp = JoinGroupResponse::default()
-            .with_generation_id(generation)
+            .with_generation_id(generation.0)
             .with_protocol_type(Some(sb(group.protocol_type.clone())))
             .with_protocol_name(Some(sb(protocol.clone())))
-            .with_leader(sb(leader.clone()))
-            .with_member_id(sb(m.member_id.clone()))
+            .with_leader(sb(leader.as_str()))
+            .with_member_id(sb(m.member_id.as_str()))
             .with_members(if m.member_id == leader {
                 members_list.clone()
             } else {
@@ -475,6 +535,11 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
         replies.push((to, resp));
     }
     let n = group.members.len();
+    assert_eq!(
+        replies.len(),
+        n,
+        "every member of the new generation is answered"
+    );
     b.log(LogLevel::Info, format!("group {group_id}: generation {generation} with {n} member(s), protocol {protocol}, leader {leader}"));
     for (to, resp) in replies {
         b.respond(to, Some(ResponseKind::JoinGroup(resp)));
@@ -485,7 +550,7 @@ pub(super) fn try_complete_join(c: &mut Coordinator, b: &mut Rt, group_id: &str)
 pub(super) fn persist_group(
     c: &mut Coordinator,
     b: &mut Rt,
-    group_id: &str,
+    group_id: &GroupId,
     reply: Option<Reply>,
 ) -> Option<WriteMark> {
     let value = group_value(&c.groups[group_id]);
@@ -494,7 +559,7 @@ pub(super) fn persist_group(
         b,
         group_id,
         vec![GroupRecord::Group {
-            group: group_id.to_string(),
+            group: group_id.0.clone(),
             value: Some(value),
         }],
         reply,
@@ -506,14 +571,14 @@ pub(super) fn group_value(g: &Group) -> GroupValue {
     let protocol = g.protocol.clone();
     GroupValue {
         protocol_type: g.protocol_type.clone(),
-        generation: g.generation,
+        generation: g.generation.0,
         protocol: protocol.clone(),
-        leader: g.leader.clone(),
+        leader: g.leader.clone().map(String::from),
         members: g
             .members
             .values()
             .map(|m| MemberValue {
-                member_id: m.member_id.clone(),
+                member_id: m.member_id.0.clone(),
                 instance_id: m.instance_id.clone(),
                 client_id: m.client_id.clone(),
                 session_timeout_ms: m.session_timeout_ms,

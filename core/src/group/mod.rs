@@ -41,6 +41,9 @@
 use crate::config::Config;
 use crate::coordinator::{PendingWrite, Reply, ReplyTo, WriteMark};
 use crate::error::*;
+use crate::ids::{
+    GenerationId, GroupId, LeaderEpoch, MemberId, Offset, PartitionIndex, TopicPartition,
+};
 use crate::io::{ConnId, LogLevel, StorageFault, StorageReply};
 use crate::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
@@ -97,17 +100,18 @@ pub(crate) struct Loading {
 #[derive(Debug)]
 pub struct Coordinator {
     pub(crate) loading: Option<Loading>,
-    pub groups: BTreeMap<String, Group>,
-    /// group → (topic, partition) → committed offset
-    pub offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetValue>>,
+    pub groups: BTreeMap<GroupId, Group>,
+    /// group → partition → committed offset
+    pub offsets: BTreeMap<GroupId, BTreeMap<TopicPartition, OffsetValue>>,
     session_timeout_ms_min: i32,
     session_timeout_ms_max: i32,
     initial_rebalance_delay: Duration,
     offsets_retention_ms: i64,
     pub(crate) offsets_partitions: i32,
     next_expiry_check: Option<Instant>,
-    /// Offsets partitions with a snapshot written but older segments not yet deleted.
-    snapshots: BTreeMap<i32, i64>,
+    /// Offsets partitions with a snapshot written but older segments not yet deleted, and the
+    /// snapshot's offset.
+    snapshots: BTreeMap<PartitionIndex, Offset>,
 }
 
 fn sb(s: impl Into<String>) -> StrBytes {
@@ -115,14 +119,17 @@ fn sb(s: impl Into<String>) -> StrBytes {
 }
 
 /// Which `__consumer_offsets` partition holds a group (Kafka: `abs(groupId.hashCode) % 50`).
-pub fn partition_for(group: &str, partitions: i32) -> i32 {
+pub fn partition_for(group: &str, partitions: i32) -> PartitionIndex {
+    assert!(partitions >= 1, "the offsets topic has partitions");
     // FNV-1a: stable across runs and machines, unlike Rust's default hasher.
     let mut h: u32 = 0x811c_9dc5;
     for b in group.bytes() {
         h ^= b as u32;
         h = h.wrapping_mul(0x0100_0193);
     }
-    (h % partitions as u32) as i32
+    let p = PartitionIndex((h % partitions as u32) as i32);
+    assert!(p.is_within(partitions));
+    p
 }
 
 impl Coordinator {
@@ -150,8 +157,15 @@ impl Coordinator {
         match record {
             GroupRecord::Reset { partition } => {
                 let n = self.offsets_partitions;
-                self.groups.retain(|g, _| partition_for(g, n) != partition);
-                self.offsets.retain(|g, _| partition_for(g, n) != partition);
+                let partition = PartitionIndex(partition);
+                self.groups
+                    .retain(|g, _| partition_for(g.as_str(), n) != partition);
+                self.offsets
+                    .retain(|g, _| partition_for(g.as_str(), n) != partition);
+                assert!(self
+                    .groups
+                    .keys()
+                    .all(|g| partition_for(g.as_str(), n) != partition));
             }
             GroupRecord::Offset {
                 group,
@@ -159,8 +173,9 @@ impl Coordinator {
                 partition,
                 value,
             } => {
+                let group = GroupId(group);
                 let offsets = self.offsets.entry(group.clone()).or_default();
-                let key = (topic, partition);
+                let key = TopicPartition::new(topic, partition);
                 match value {
                     Some(v) => {
                         offsets.insert(key.clone(), v);
@@ -178,26 +193,31 @@ impl Coordinator {
                     }
                 }
             }
-            GroupRecord::Group { group, value } => match value {
-                None => {
+            GroupRecord::Group { group, value } => match (GroupId(group), value) {
+                (group, None) => {
                     self.groups.remove(&group);
                     assert!(!self.groups.contains_key(&group));
                 }
-                Some(v) => {
-                    let generation = v.generation;
+                (group, Some(v)) => {
+                    let generation = GenerationId(v.generation);
+                    assert!(
+                        generation >= GenerationId::FIRST,
+                        "{group}: a stored generation"
+                    );
                     let g = self
                         .groups
                         .entry(group)
                         .or_insert_with(|| Group::new(v.state_ms));
-                    g.generation = v.generation;
+                    g.generation = generation;
                     g.protocol_type = v.protocol_type;
                     g.protocol = v.protocol.clone();
-                    g.leader = v.leader;
+                    g.leader = v.leader.map(MemberId);
                     g.state_ms = v.state_ms;
                     // Replace the member set (keeping live per-member state of survivors).
                     let mut members = BTreeMap::new();
+                    let member_count = v.members.len();
                     for m in v.members {
-                        let old = g.members.remove(&m.member_id);
+                        let old = g.members.remove(m.member_id.as_str());
                         let protocols = match (&old, &v.protocol) {
                             (Some(o), _) => o.protocols.clone(),
                             (None, Some(p)) => {
@@ -206,10 +226,11 @@ impl Coordinator {
                             (None, None) => vec![],
                         };
                         let session = Duration::from_ms(m.session_timeout_ms.max(0) as u64);
+                        let member_id = MemberId(m.member_id);
                         members.insert(
-                            m.member_id.clone(),
+                            member_id.clone(),
                             Member {
-                                member_id: m.member_id,
+                                member_id,
                                 instance_id: m.instance_id,
                                 client_id: m.client_id,
                                 session_timeout_ms: m.session_timeout_ms,
@@ -228,6 +249,7 @@ impl Coordinator {
                     g.members = members;
                     // The record is the group's membership now: its generation, its members.
                     assert_eq!(g.generation, generation);
+                    assert_eq!(g.members.len(), member_count, "member ids are unique");
 
                     if g.members.is_empty() {
                         g.state = GroupState::Empty;
@@ -294,16 +316,32 @@ impl Coordinator {
                 "{id}: an empty offsets entry is removed"
             );
         }
+        for (p, base) in &self.snapshots {
+            assert!(
+                p.is_within(self.offsets_partitions),
+                "a snapshot of a real partition"
+            );
+            assert!(*base >= Offset(0));
+        }
         for (id, g) in &self.groups {
-            assert!(g.generation >= 0, "{id}: negative generation");
+            assert!(!id.is_empty(), "the empty group id is refused");
+            assert!(
+                g.generation >= GenerationId::FIRST,
+                "{id}: negative generation"
+            );
             // A group's records all go to its own offsets partition.
-            assert!(g
-                .last_write
-                .as_ref()
-                .is_none_or(|m| m.topic == OFFSETS_TOPIC
-                    && m.partition == partition_for(id, self.offsets_partitions)));
+            assert!(g.last_write.as_ref().is_none_or(|m| m.partition
+                == TopicPartition::new(
+                    OFFSETS_TOPIC,
+                    partition_for(id.as_str(), self.offsets_partitions)
+                )));
+            assert!(
+                g.pending.keys().all(|p| !g.members.contains_key(p)),
+                "{id}: a pending member id is not a member yet"
+            );
             for (mid, m) in &g.members {
                 assert_eq!(mid, &m.member_id, "{id}: members keyed by their id");
+                assert!(!mid.is_empty(), "{id}: a member has an id");
             }
             let iids: Vec<&String> = g
                 .members
@@ -318,7 +356,7 @@ impl Coordinator {
             );
             match g.state {
                 GroupState::Empty => {
-                    assert!(g.members.is_empty(), "{id}: Empty group with members")
+                    assert!(g.members.is_empty(), "{id}: Empty group with members");
                 }
                 GroupState::Stable | GroupState::CompletingRebalance => {
                     assert!(!g.members.is_empty(), "{id}: {:?} without members", g.state);
@@ -329,6 +367,12 @@ impl Coordinator {
                     assert!(
                         g.members.values().all(|m| m.awaiting_join.is_none()),
                         "{id}: join parked outside a rebalance"
+                    );
+                    assert!(g.protocol.is_some(), "{id}: a generation has its protocol");
+                    assert!(
+                        g.generation > GenerationId::FIRST,
+                        "{id}: {:?} before any rebalance",
+                        g.state
                     );
                 }
                 GroupState::PreparingRebalance => assert!(
@@ -400,7 +444,7 @@ mod tests {
         };
         c.replay(off(1), Instant::ZERO);
         c.replay(off(7), Instant::ZERO);
-        assert_eq!(c.offsets["g"][&("t".to_string(), 0)].offset, 7);
+        assert_eq!(c.offsets["g"][&TopicPartition::new("t", 0)].offset, 7);
         c.replay(
             GroupRecord::Offset {
                 group: "g".into(),
@@ -416,7 +460,7 @@ mod tests {
     #[test]
     fn group_partition_is_stable() {
         assert_eq!(partition_for("my-group", 4), partition_for("my-group", 4));
-        let spread: std::collections::BTreeSet<i32> = (0..50)
+        let spread: std::collections::BTreeSet<PartitionIndex> = (0..50)
             .map(|i| partition_for(&format!("g{i}"), 4))
             .collect();
         assert_eq!(spread.len(), 4);

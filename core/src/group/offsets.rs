@@ -2,7 +2,8 @@
 
 use super::*;
 
-pub(super) fn commit_errors(r: &OffsetCommitRequest, code: i16) -> OffsetCommitResponse {
+pub(super) fn commit_errors(r: &OffsetCommitRequest, code: ErrorCode) -> OffsetCommitResponse {
+    assert!(!code.is_none(), "a refused commit has an error");
     OffsetCommitResponse::default().with_topics(
         r.topics
             .iter()
@@ -15,7 +16,7 @@ pub(super) fn commit_errors(r: &OffsetCommitRequest, code: i16) -> OffsetCommitR
                             .map(|p| {
                                 OffsetCommitResponsePartition::default()
                                     .with_partition_index(p.partition_index)
-                                    .with_error_code(code)
+                                    .with_error_code(code.into())
                             })
                             .collect(),
                     )
@@ -31,46 +32,50 @@ pub(super) fn offset_commit(
     r: OffsetCommitRequest,
 ) -> bool {
     let now = b.now();
-    let group_id = r.group_id.0.to_string();
-    let member_id = r.member_id.to_string();
-    let generation = r.generation_id_or_member_epoch;
+    let group_id = GroupId(r.group_id.0.to_string());
+    let member_id = MemberId(r.member_id.to_string());
+    let generation = GenerationId(r.generation_id_or_member_epoch);
     // Who may commit (Kafka's GroupCoordinator.handleCommitOffsets).
     let group_code = if group_id.is_empty() {
-        INVALID_GROUP_ID
+        ErrorCode::INVALID_GROUP_ID
     } else {
         match c.groups.get_mut(&group_id) {
-            None if generation < 0 => NONE,
-            None => ILLEGAL_GENERATION,
-            Some(g) if generation < 0 && g.state == GroupState::Empty => NONE,
-            Some(g) if g.is_fenced(r.group_instance_id.as_deref(), &member_id) => {
-                FENCED_INSTANCE_ID
+            None if generation < GenerationId::FIRST => ErrorCode::NONE,
+            None => ErrorCode::ILLEGAL_GENERATION,
+            Some(g) if generation < GenerationId::FIRST && g.state == GroupState::Empty => {
+                ErrorCode::NONE
             }
+            Some(g) if g.is_fenced(r.group_instance_id.as_deref(), member_id.as_str()) => {
+                ErrorCode::FENCED_INSTANCE_ID
+            }
+            // A member the group does not know; also a consumer outside the group
+            // (generation -1), which may not commit while the group is active.
             Some(g) => match g.members.get_mut(&member_id) {
-                None => {
-                    if generation < 0 {
-                        // A consumer outside the group may not commit while the group is active.
-                        UNKNOWN_MEMBER_ID
-                    } else {
-                        UNKNOWN_MEMBER_ID
-                    }
-                }
+                None => ErrorCode::UNKNOWN_MEMBER_ID,
                 Some(m) => {
                     m.session_deadline = now + Duration::from_ms(m.session_timeout_ms as u64);
                     if generation != g.generation {
-                        ILLEGAL_GENERATION
+                        ErrorCode::ILLEGAL_GENERATION
                     } else if g.state == GroupState::PreparingRebalance
                         || g.state == GroupState::CompletingRebalance
                     {
-                        REBALANCE_IN_PROGRESS
+                        ErrorCode::REBALANCE_IN_PROGRESS
                     } else {
-                        NONE
+                        ErrorCode::NONE
                     }
                 }
             },
         }
     };
-    if group_code != NONE {
-        b.log(LogLevel::Info, format!("OffsetCommit for group {group_id} by {member_id:?} gen {generation} refused with error {group_code}"));
+    if !group_code.is_none() {
+        b.log(
+            LogLevel::Info,
+            format!(
+                "OffsetCommit for group {group_id} by {:?} gen {generation} refused with error {}",
+                member_id.as_str(),
+                group_code.wire()
+            ),
+        );
         b.respond(
             to,
             Some(ResponseKind::OffsetCommit(commit_errors(&r, group_code))),
@@ -87,16 +92,16 @@ pub(super) fn offset_commit(
                 .partitions_of(&topic)
                 .is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
             let code = if !known {
-                UNKNOWN_TOPIC_OR_PARTITION
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             } else if p
                 .committed_metadata
                 .as_ref()
                 .is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX)
             {
-                12 // OFFSET_METADATA_TOO_LARGE
+                ErrorCode::OFFSET_METADATA_TOO_LARGE
             } else {
                 records.push(GroupRecord::Offset {
-                    group: group_id.clone(),
+                    group: group_id.0.clone(),
                     topic: topic.clone(),
                     partition: p.partition_index,
                     value: Some(OffsetValue {
@@ -106,29 +111,42 @@ pub(super) fn offset_commit(
                         commit_ms: now.unix_ms(),
                     }),
                 });
-                NONE
+                ErrorCode::NONE
             };
             tr.partitions.push(
                 OffsetCommitResponsePartition::default()
                     .with_partition_index(p.partition_index)
-                    .with_error_code(code),
+                    .with_error_code(code.into()),
             );
         }
         resp.topics.push(tr);
     }
+    // Every partition asked about is answered, and exactly those answered NONE are written.
+    assert_eq!(resp.topics.len(), r.topics.len());
+    let accepted = resp
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| ErrorCode::from_wire(p.error_code).is_none())
+        .count();
+    assert_eq!(accepted, records.len());
     if records.is_empty() {
         b.respond(to, Some(ResponseKind::OffsetCommit(resp)));
         return true;
     }
     if !c.groups.contains_key(&group_id) {
         // A simple (group-less) consumer's commits create an Empty group, as in Kafka.
+        assert!(
+            generation < GenerationId::FIRST,
+            "only a group-less commit creates a group"
+        );
         c.groups.insert(group_id.clone(), Group::new(now.unix_ms()));
     }
     let mut failed = resp.clone();
     for t in &mut failed.topics {
         for p in &mut t.partitions {
-            if p.error_code == NONE {
-                p.error_code = COORDINATOR_NOT_AVAILABLE;
+            if ErrorCode::from_wire(p.error_code).is_none() {
+                p.error_code = ErrorCode::COORDINATOR_NOT_AVAILABLE.into();
             }
         }
     }
@@ -157,17 +175,17 @@ pub(super) fn offset_fetch(
         match c
             .offsets
             .get(group)
-            .and_then(|o| o.get(&(topic.to_string(), partition)))
+            .and_then(|o| o.get(&TopicPartition::new(topic, partition)))
         {
             Some(v) => (v.offset, v.leader_epoch, v.metadata.clone()),
-            None => (-1, -1, Some(String::new())),
+            None => (Offset::NONE.0, LeaderEpoch::NONE.0, Some(String::new())),
         }
     };
     let all_for = |group: &str| -> BTreeMap<String, Vec<i32>> {
         let mut m: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         if let Some(o) = c.offsets.get(group) {
-            for (t, p) in o.keys() {
-                m.entry(t.clone()).or_default().push(*p);
+            for tp in o.keys() {
+                m.entry(tp.topic.clone()).or_default().push(tp.partition.0);
             }
         }
         m
@@ -188,6 +206,7 @@ pub(super) fn offset_fetch(
             .collect(),
         None => all_for(&group),
     };
+    let wanted_topics = wanted.len();
     for (topic, parts) in wanted {
         let mut tr = OffsetFetchResponseTopic::default().with_name(TopicName(sb(topic.clone())));
         for p in parts {
@@ -202,6 +221,11 @@ pub(super) fn offset_fetch(
         }
         resp.topics.push(tr);
     }
+    assert_eq!(
+        resp.topics.len(),
+        wanted_topics,
+        "every topic asked about is answered"
+    );
     // Committed offsets are replayed into memory when written; answer only once everything
     // written to the group's offsets partition so far is durable, so a power loss can never
     // take back an offset a consumer was told (the committed offset never moves backwards).
@@ -210,7 +234,7 @@ pub(super) fn offset_fetch(
         partition_for(&r.group_id.0, c.offsets_partitions),
     );
     let err = ResponseKind::OffsetFetch(
-        OffsetFetchResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
+        OffsetFetchResponse::default().with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.into()),
     );
     respond_after(b, to, ResponseKind::OffsetFetch(resp), err, mark);
     true

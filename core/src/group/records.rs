@@ -115,6 +115,10 @@ impl GroupRecord {
             Bytes::from(b)
         };
         let key = versioned(postcard::to_allocvec(&self.key()).expect("encodes"));
+        assert!(
+            key.len() > 1 && key[0] == RECORD_VERSION,
+            "a key carries its version"
+        );
         let value = match self {
             GroupRecord::Offset { value, .. } => value
                 .as_ref()
@@ -124,6 +128,7 @@ impl GroupRecord {
                 .map(|v| versioned(postcard::to_allocvec(v).expect("encodes"))),
             GroupRecord::Reset { .. } => None,
         };
+        assert!(value.as_ref().is_none_or(|v| v[0] == RECORD_VERSION));
         (key, value)
     }
 
@@ -171,6 +176,7 @@ impl GroupRecord {
 
 /// Encode records as one Kafka v2 record batch, the format of every log in gregor.
 pub fn encode_batch(records: &[GroupRecord], timestamp_ms: i64) -> Bytes {
+    assert!(!records.is_empty(), "a batch holds at least one record");
     let recs: Vec<Record> = records
         .iter()
         .enumerate()

@@ -44,6 +44,11 @@ pub(crate) fn load_done(
     let Some(loading) = c.loading.as_mut() else {
         return;
     };
+    assert!(loading.outstanding > 0, "a load read completes once");
+    assert!(
+        loading.chunks.get(slot).is_some_and(|c| c.is_none()),
+        "load slot {slot} filled once"
+    );
     match result {
         Ok(StorageReply::Read(bytes)) => loading.chunks[slot] = Some(bytes),
         Ok(StorageReply::Done) => panic!("a read completed without data"),
@@ -79,9 +84,9 @@ pub(crate) fn load_done(
     }
     // What was loaded may not be durable yet (see `Broker::new`): answers wait for it.
     let n = c.offsets_partitions;
-    let ids: Vec<String> = c.groups.keys().cloned().collect();
+    let ids: Vec<GroupId> = c.groups.keys().cloned().collect();
     for id in ids {
-        let mark = b.end_mark(OFFSETS_TOPIC, partition_for(&id, n));
+        let mark = b.end_mark(OFFSETS_TOPIC, partition_for(id.as_str(), n));
         c.groups.get_mut(&id).unwrap().last_write = mark;
     }
     // Loaded groups with members restart their rebalance so members resynchronise.
@@ -104,7 +109,7 @@ pub(crate) fn load_done(
 pub(super) fn commit_records(
     c: &mut Coordinator,
     b: &mut Rt,
-    group: &str,
+    group: &GroupId,
     records: Vec<GroupRecord>,
     reply: Option<Reply>,
 ) -> Option<WriteMark> {
@@ -116,14 +121,14 @@ pub(super) fn commit_records(
     // broker_ops fuzz target: a commit refused on a full disk was returned by OffsetFetch).
     let mut deferred = Vec::new();
     for r in &records {
-        assert_eq!(r.group(), group);
+        assert_eq!(r.group(), group.as_str());
         if matches!(r, GroupRecord::Offset { .. }) {
             deferred.push(r.clone());
         } else {
             c.replay(r.clone(), now);
         }
     }
-    let partition = partition_for(group, c.offsets_partitions);
+    let partition = partition_for(group.as_str(), c.offsets_partitions);
     let batch = encode_batch(&records, now.unix_ms());
     let header = crate::batch::BatchHeader::parse(&batch).expect("a batch we built parses");
     assert_eq!(
@@ -134,10 +139,10 @@ pub(super) fn commit_records(
     let membership = records
         .iter()
         .find_map(|r| match r {
-            GroupRecord::Group { value: Some(v), .. } => Some(v.generation),
+            GroupRecord::Group { value: Some(v), .. } => Some(GenerationId(v.generation)),
             _ => None,
         })
-        .map(|generation| (group.to_string(), generation));
+        .map(|generation| (group.clone(), generation));
     let writes_membership = records
         .iter()
         .any(|r| matches!(r, GroupRecord::Group { .. }));
@@ -152,7 +157,11 @@ pub(super) fn commit_records(
     );
     match written {
         Ok(mark) => {
-            assert!(mark.end > 0, "a write ends after its first record");
+            assert!(mark.end > Offset(0), "a write ends after its first record");
+            assert_eq!(
+                mark.partition,
+                TopicPartition::new(OFFSETS_TOPIC, partition)
+            );
             // Only membership records: a committed offset takes effect when durable anyway,
             // and a failed commit must not hold up the group's SyncGroup answers forever (seed
             // 610: a commit failed on a full disk, and every rejoin's SyncGroup waited on it
@@ -187,8 +196,8 @@ pub(super) fn respond_after(
             b.log(
                 LogLevel::Warn,
                 format!(
-                    "{}-{}: too many answers wait for durability; refusing one",
-                    mark.topic, mark.partition
+                    "{}: too many answers wait for durability; refusing one",
+                    mark.partition
                 ),
             );
             b.respond(to, Some(err))

@@ -40,7 +40,7 @@ impl GroupState {
 
 #[derive(Clone, Debug)]
 pub struct Member {
-    pub member_id: String,
+    pub member_id: MemberId,
     pub instance_id: Option<String>,
     pub client_id: String,
     pub session_timeout_ms: i32,
@@ -64,14 +64,17 @@ impl Member {
 
 #[derive(Clone, Debug)]
 pub struct Group {
+    /// Where the group is in Kafka's state machine; changed only through [`Group::transition`]
+    /// (and by replaying a record at load).
     pub state: GroupState,
-    pub generation: i32,
+    /// Rebalances completed; moved only by [`Group::next_generation`] (and by replay).
+    pub generation: GenerationId,
     pub protocol_type: String,
     pub protocol: Option<String>,
-    pub leader: Option<String>,
-    pub members: BTreeMap<String, Member>,
+    pub leader: Option<MemberId>,
+    pub members: BTreeMap<MemberId, Member>,
     /// Members told MEMBER_ID_REQUIRED, until they join with their id or the session times out.
-    pub(super) pending: BTreeMap<String, Instant>,
+    pub(super) pending: BTreeMap<MemberId, Instant>,
     pub(super) rebalance_deadline: Option<Instant>,
     /// A new group's first rebalance does not complete before this (initial rebalance delay).
     pub(super) initial_delay_until: Option<Instant>,
@@ -97,13 +100,43 @@ impl Group {
             .filter(|m| m.instance_id.as_deref() == Some(iid))
             .collect();
         assert!(holders.len() <= 1, "instance id {iid} held by two members");
-        holders.first().is_some_and(|m| m.member_id != member_id)
+        holders.first().is_some_and(|m| m.member_id != *member_id)
+    }
+
+    /// Move the group to state `to`, which must be a legal successor of its current state in
+    /// Kafka's group state machine (see [`GroupState::may_follow`]).
+    pub(super) fn transition(&mut self, to: GroupState) {
+        assert!(
+            to.may_follow(self.state),
+            "group state {:?} cannot become {to:?}",
+            self.state
+        );
+        self.state = to;
+        assert_eq!(self.state, to);
+    }
+
+    /// A rebalance completed: the generation moves up by exactly one. Precondition: the group
+    /// is completing its join phase (PreparingRebalance).
+    pub(super) fn next_generation(&mut self) -> GenerationId {
+        assert_eq!(
+            self.state,
+            GroupState::PreparingRebalance,
+            "a generation ends with a rebalance"
+        );
+        let before = self.generation;
+        self.generation = before.next();
+        assert_eq!(
+            self.generation.0,
+            before.0 + 1,
+            "one rebalance, one generation"
+        );
+        self.generation
     }
 
     pub(super) fn new(now_ms: i64) -> Group {
         Group {
             state: GroupState::Empty,
-            generation: 0,
+            generation: GenerationId::FIRST,
             protocol_type: String::new(),
             protocol: None,
             leader: None,

@@ -8,11 +8,11 @@ pub fn tick(c: &mut Coordinator, b: &mut Rt) {
         return;
     }
     let now = b.now();
-    let ids: Vec<String> = c.groups.keys().cloned().collect();
+    let ids: Vec<GroupId> = c.groups.keys().cloned().collect();
     for id in ids {
         let g = c.groups.get_mut(&id).unwrap();
         g.pending.retain(|_, d| *d > now);
-        let expired: Vec<String> = g
+        let expired: Vec<MemberId> = g
             .members
             .values()
             .filter(|m| m.awaiting_join.is_none() && m.session_deadline <= now)
@@ -23,14 +23,27 @@ pub fn tick(c: &mut Coordinator, b: &mut Rt) {
             let m = g.members.remove(m).unwrap();
             parked.extend(m.awaiting_sync);
         }
+        // Postcondition: no live member's session is past (those parked in a join wait for the
+        // rebalance's own deadline instead).
+        assert!(g
+            .members
+            .values()
+            .all(|m| m.awaiting_join.is_some() || m.session_deadline > now));
         let state = g.state;
         for p in parked {
-            b.respond(p, Some(sync_error(REBALANCE_IN_PROGRESS)));
+            b.respond(p, Some(sync_error(ErrorCode::REBALANCE_IN_PROGRESS)));
         }
         if !expired.is_empty() {
             b.log(
                 LogLevel::Info,
-                format!("group {id}: session expired for {}", expired.join(", ")),
+                format!(
+                    "group {id}: session expired for {}",
+                    expired
+                        .iter()
+                        .map(MemberId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             );
             member_gone(c, b, &id);
         } else if state == GroupState::PreparingRebalance {
@@ -46,7 +59,7 @@ pub fn tick(c: &mut Coordinator, b: &mut Rt) {
         let retention = c.offsets_retention_ms;
         if retention >= 0 {
             let now_ms = now.unix_ms();
-            let expired: Vec<String> = c
+            let expired: Vec<GroupId> = c
                 .offsets
                 .keys()
                 .filter(|g| match c.groups.get(*g) {
@@ -69,13 +82,14 @@ pub fn tick(c: &mut Coordinator, b: &mut Rt) {
             for g in expired {
                 let records: Vec<GroupRecord> = c.offsets[&g]
                     .keys()
-                    .map(|(t, p)| GroupRecord::Offset {
-                        group: g.clone(),
-                        topic: t.clone(),
-                        partition: *p,
+                    .map(|tp| GroupRecord::Offset {
+                        group: g.0.clone(),
+                        topic: tp.topic.clone(),
+                        partition: tp.partition.0,
                         value: None,
                     })
                     .collect();
+                assert!(!records.is_empty(), "an offsets entry is never empty");
                 b.log(
                     LogLevel::Info,
                     format!("group {g}: committed offsets expired"),
@@ -95,7 +109,7 @@ pub fn tick(c: &mut Coordinator, b: &mut Rt) {
 /// wipes what came before. The snapshot is not replayed live: live state already equals it.
 pub(super) fn compact(c: &mut Coordinator, b: &mut Rt) {
     let n = c.offsets_partitions;
-    for p in 0..n {
+    for p in (0..n).map(PartitionIndex) {
         // Finish a snapshot whose batch is now durable.
         if let Some(base) = c.snapshots.get(&p).copied() {
             if b.high_watermark(OFFSETS_TOPIC, p)
@@ -109,30 +123,34 @@ pub(super) fn compact(c: &mut Coordinator, b: &mut Rt) {
         if b.size_bytes(OFFSETS_TOPIC, p) < b.config().offsets_log_bytes_max {
             continue;
         }
-        let mut records = vec![GroupRecord::Reset { partition: p }];
+        let mut records = vec![GroupRecord::Reset { partition: p.0 }];
         for (g, grp) in &c.groups {
-            if partition_for(g, n) == p {
+            if partition_for(g.as_str(), n) == p {
                 records.push(GroupRecord::Group {
-                    group: g.clone(),
+                    group: g.0.clone(),
                     value: Some(group_value(grp)),
                 });
             }
         }
         for (g, offs) in &c.offsets {
-            if partition_for(g, n) != p {
+            if partition_for(g.as_str(), n) != p {
                 continue;
             }
-            for ((t, part), v) in offs {
+            for (tp, v) in offs {
                 records.push(GroupRecord::Offset {
-                    group: g.clone(),
-                    topic: t.clone(),
-                    partition: *part,
+                    group: g.0.clone(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition.0,
                     value: Some(v.clone()),
                 });
             }
         }
         // A snapshot wipes the partition's earlier state first, then restates every live key.
-        assert!(matches!(records[0], GroupRecord::Reset { partition } if partition == p));
+        assert!(matches!(records[0], GroupRecord::Reset { partition } if partition == p.0));
+        // Only the Reset is first; every other record belongs to a group of this partition.
+        assert!(records[1..]
+            .iter()
+            .all(|r| partition_for(r.group(), n) == p));
         let count = records.len();
         let batch = encode_batch(&records, b.now().unix_ms());
         if let Some(base) = b.append_in_new_segment(OFFSETS_TOPIC, p, batch) {
@@ -140,7 +158,10 @@ pub(super) fn compact(c: &mut Coordinator, b: &mut Rt) {
                 LogLevel::Info,
                 format!("{OFFSETS_TOPIC}-{p}: snapshot of {count} records at offset {base}"),
             );
-            c.snapshots.insert(p, base);
+            assert!(
+                c.snapshots.insert(p, base).is_none(),
+                "one snapshot at a time"
+            );
         }
     }
 }
@@ -150,7 +171,7 @@ pub fn after_step(c: &mut Coordinator, b: &mut Rt) {
     if c.is_loading() {
         return;
     }
-    let ready: Vec<String> = c
+    let ready: Vec<GroupId> = c
         .groups
         .iter()
         .filter(|(_, g)| g.state == GroupState::PreparingRebalance)
