@@ -173,7 +173,8 @@ fuzz_target!(|ops: Vec<Op>| {
                     })
                     .collect();
                 let acks = [0, 1, -1][acks as usize % 3];
-                let batch = encode_batch(&values, None, 1_700_000_000_000);
+                let timestamps = vec![1_700_000_000_000; values.len()];
+                let batch = encode_batch(&values, None, &timestamps);
                 if let Some((NONE, base)) = m.produce(part, batch, acks) {
                     assert!(acks != 0, "acks=0 gets no response");
                     for (i, v) in values.iter().enumerate() {
@@ -182,7 +183,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
             }
             Op::CorruptProduce { part, flip } => {
-                let batch = encode_batch(&[u64::MAX], None, 0);
+                let batch = encode_batch(&[u64::MAX], None, &[0]);
                 let mut b = batch.to_vec();
                 let at = 21 + flip as usize % (b.len() - 21);
                 b[at] ^= 1 << (flip % 8);
