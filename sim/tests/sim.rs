@@ -45,7 +45,7 @@ fn trace_hashes_are_stable_across_machines() {
     }
 }
 
-const PINNED: &[(u64, &str)] = &[(3, "6a83343160cce3b0"), (11, "462bbd18e6fabbc6")];
+const PINNED: &[(u64, &str)] = &[(3, "7c63f0989fc6bfc4"), (11, "71fa9151a6d21aae")];
 
 /// Seeds that once failed, each with the bug it found. They run at full length.
 #[test]
@@ -148,7 +148,10 @@ fn a_lying_fsync_is_caught() {
 /// again after they reconnect, to the end of the run, so `group-skip` reports the records the
 /// group never processed. It passes on the tree before the cooperative workload (whose groups
 /// there were not cooperative), and fails on that tree merged with main 48361fc too. Not yet
-/// known whether the broker's rebalance completion or the simulated members are at fault.
+/// known whether the broker's rebalance completion or the simulated members are at fault. On the
+/// merged tree of 2026-12-06 (where a failed connect became the client's connection, seed 1226)
+/// the seed's run differs and passes, so this no longer reproduces the bug; kept ignored until
+/// the cause is found from the simwl2 branch's run (commit 6a5d4fe).
 #[test]
 #[ignore = "open: seed 198's group 1 never completes a rebalance after rejoining an empty group"]
 fn seed_198_group_rebalance_completes() {
