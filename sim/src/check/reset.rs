@@ -20,7 +20,12 @@ use std::collections::BTreeMap;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 pub(super) fn check(h: &History, cuts: &Cuts, bad: &mut dyn FnMut(Kind, String)) {
-    // Every observation of a high watermark and of a log start: (time, broker process, value).
+    // Every observation of a high watermark, by when its answer arrived, and of a log start, by
+    // when its request was sent: (time, broker process, value). A high watermark received
+    // before a request was sent was the broker's before it saw that request; a log start asked
+    // for after an answer arrived is the broker's after it gave that answer. (Timing a log start
+    // by its arrival is wrong: a response held up on a clogged link arrives late with an old
+    // log start; seed 609.)
     let mut hws: BTreeMap<Part, Vec<(Ms, usize, i64)>> = BTreeMap::new();
     let mut starts: BTreeMap<Part, Vec<(Ms, usize, i64)>> = BTreeMap::new();
     let mut incarnation = 0;
@@ -29,6 +34,7 @@ pub(super) fn check(h: &History, cuts: &Cuts, bad: &mut dyn FnMut(Kind, String))
             Event::Crash { .. } => incarnation += 1,
             Event::Fetched {
                 t,
+                sent,
                 part,
                 error: 0,
                 log_start,
@@ -41,19 +47,24 @@ pub(super) fn check(h: &History, cuts: &Cuts, bad: &mut dyn FnMut(Kind, String))
                 starts
                     .entry(*part)
                     .or_default()
-                    .push((*t, incarnation, *log_start));
+                    .push((*sent, incarnation, *log_start));
             }
             Event::Offsets {
                 t,
+                sent,
                 part,
                 spec,
                 offset,
                 ..
             } if *spec == -1 || *spec == -2 => {
-                let to = if *spec == -1 { &mut hws } else { &mut starts };
+                let (to, at) = if *spec == -1 {
+                    (&mut hws, *t)
+                } else {
+                    (&mut starts, *sent)
+                };
                 to.entry(*part)
                     .or_default()
-                    .push((*t, incarnation, *offset));
+                    .push((at, incarnation, *offset));
             }
             _ => {}
         }
@@ -189,6 +200,20 @@ mod tests {
             fetched(24, 3, 0, 2, 3),
         ];
         assert_eq!(with(below), BTreeSet::new());
+        // An answer that arrives after the error but was asked for before it (held up on a
+        // clogged link) says nothing about the log start after the error (seed 609).
+        let late = Event::Fetched {
+            t: 24,
+            sent: 21,
+            reader: 10,
+            part: 0,
+            offset: 3,
+            error: 0,
+            log_start: 0,
+            high_watermark: 3,
+        };
+        let held_up = vec![fetched(20, 3, 0, 0, 3), fetched(22, 1, 1, -1, -1), late];
+        assert_eq!(with(held_up), BTreeSet::new());
     }
 
     #[test]
