@@ -11,7 +11,7 @@
 //! | `ConnReset`  | one live connection is reset (both ends are told)                   |
 //! | `Partition`  | one link between a client and a broker is cut, one way or both     |
 //! | `Clog`       | one link delays everything for a while (then delivers in order)     |
-//! | `ClockJump`  | a broker's clock jumps (−30 s to +60 s)                             |
+//! | `ClockJump`  | a broker's clock jumps forward (to +60 s) at once, or the machine's wall clock steps back (to −30 s), which the next broker process starts from |
 //! | `DiskFull`   | a broker's disk refuses writes for a while                          |
 //! | `Member`     | a group member crashes, stalls past its session, or leaves          |
 

@@ -49,6 +49,9 @@ pub struct Node {
     pub unhold_at: Option<Us>,
     /// The machine's clock: offset from true time (ns) and drift (parts per million).
     pub clock_offset_ns: i64,
+    /// Steps back of the machine's wall clock not yet seen by a broker process: the next
+    /// process reads them at start.
+    pub wall_step_ns: i64,
     pub clock_drift_ppm: i64,
     /// Per-step invariants: the highest high watermark seen per partition.
     pub hw: BTreeMap<i32, i64>,
@@ -67,6 +70,7 @@ impl Node {
             held: VecDeque::new(),
             unhold_at: None,
             clock_offset_ns: 0,
+            wall_step_ns: 0,
             clock_drift_ppm,
             hw: BTreeMap::new(),
         }
@@ -94,6 +98,7 @@ impl Node {
     pub fn start(&mut self, config: Config, now: Us) -> Vec<(i32, i64, i64)> {
         assert!(self.broker.is_none(), "one process per node");
         self.incarnation += 1;
+        self.clock_offset_ns += std::mem::take(&mut self.wall_step_ns);
         let broker = Broker::new(config, self.disk.recovered(), self.clock(now))
             .expect("the simulator's configuration is valid");
         let mut found = Vec::new();

@@ -1083,7 +1083,18 @@ impl World {
             Fault::ClockJump => {
                 let node = self.pick_node();
                 let jump = self.prng.below(90_000) as i64 - 30_000;
-                self.nodes[node].clock_offset_ns += jump * 1_000_000;
+                let n = &mut self.nodes[node];
+                if jump >= 0 {
+                    n.clock_offset_ns += jump * 1_000_000;
+                } else {
+                    // The wall clock steps back (NTP). A running broker does not see it: the
+                    // driver's time is the wall clock read at start plus a monotonic clock
+                    // (net/src/clock.rs). The next process starts from the stepped clock. (A
+                    // step back applied to a running broker froze its time, since the core's
+                    // clock never goes back: sessions and rebalances stood still for minutes,
+                    // simulator seed 1706.)
+                    n.wall_step_ns += jump * 1_000_000;
+                }
                 self.count("clock jumps");
             }
             Fault::DiskFull => {
