@@ -72,6 +72,8 @@ fn regression_seeds_pass() {
         (609, "not a broker bug: the spurious-out-of-range checker timed a log start by when its answer arrived; an answer held up on a clogged link carried the log start from before retention moved it"),
         (1706, "not a broker bug: the simulator stepped a running broker's clock back by tens of seconds (three times); the core's clock never goes back, so its time stood still, and a cooperative group's rebalance never reached its deadline. The real driver's clock is monotonic (net/src/clock.rs): a step back of the wall clock now reaches only the next process"),
         (198, "on the branch that added cooperative members: a group rejoining an empty group at 70 s never completed its rebalance; its run had six clock jumps, and the likely cause is the same clock freeze (the merged run no longer reproduces it)"),
+        (1898, "not a broker bug: the two-owners checker compared a member's ownership from before a permitted power loss (which wiped the group and restarted its generations) with the new group's generations"),
+        (1131, "the same two-owners comparison across a permitted power loss"),
         (515, "acks=0 producers queued minutes of writes ahead of every fsync (the simulator now holds requests while the disk is behind, as the real runtime's inline writes do)"),
     ];
     for &(seed, bug) in seeds {

@@ -50,7 +50,22 @@ pub(super) fn check(h: &History, cuts: &Cuts, bad: &mut dyn FnMut(Kind, String))
     // (group, partition) → every ownership; (group, member, partition) → the open one's index.
     let mut all: BTreeMap<(usize, Part), Vec<Ownership>> = BTreeMap::new();
     let mut open: BTreeMap<(usize, usize, Part), usize> = BTreeMap::new();
+    let mut era = 0;
     for (i, e) in h.events.iter().enumerate() {
+        // A power loss the durability policy permits may wipe every group's state, and the
+        // generations start again: what a member held before it is a claim from a group that
+        // no longer exists, so every ownership ends there (seeds 1131 and 1898 compared a
+        // pre-loss owner's generation range with the new group's generations).
+        let now_era = match e {
+            Event::Assigned { t, .. } | Event::Revoked { t, .. } => cuts.era(*t),
+            _ => era,
+        };
+        if now_era != era {
+            era = now_era;
+            for ((g, _, p), k) in std::mem::take(&mut open) {
+                all.get_mut(&(g, p)).expect("an open ownership")[k].to = Some(i);
+            }
+        }
         match e {
             Event::Assigned {
                 t,
