@@ -478,6 +478,31 @@ pub(crate) mod testing {
         check(h).into_iter().map(|a| a.kind).collect()
     }
 
+    /// The kinds reported for the clean history with `evs` added just before the final read.
+    pub fn kinds_with(evs: Vec<Event>) -> BTreeSet<Kind> {
+        let mut h = clean();
+        let at = h.events.len() - 1;
+        for (i, e) in evs.into_iter().enumerate() {
+            h.events.insert(at + i, e);
+        }
+        kinds(&h)
+    }
+
+    /// Reader 10's fetch of partition 0 at `offset`, answered at `t` (sent 1 ms before) with
+    /// `error` and the partition's log start and high watermark.
+    pub fn fetched(t: u64, offset: i64, error: i16, log_start: i64, hw: i64) -> Event {
+        Event::Fetched {
+            t,
+            sent: t - 1,
+            reader: 10,
+            part: 0,
+            offset,
+            error,
+            log_start,
+            high_watermark: hw,
+        }
+    }
+
     pub fn fin(h: &mut History) -> &mut Vec<(i64, Value)> {
         h.events
             .iter_mut()

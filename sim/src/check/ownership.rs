@@ -137,7 +137,7 @@ pub(super) fn check(h: &History, cuts: &Cuts, bad: &mut dyn FnMut(Kind, String))
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean, kinds};
+    use super::super::testing::kinds_with;
     use super::super::Kind;
     use crate::history::Event;
     use std::collections::BTreeSet;
@@ -162,17 +162,6 @@ mod tests {
         }
     }
 
-    /// The clean history (member 20 of group 0 owns partition 0 since generation 1) with these
-    /// events added before the final read.
-    fn with(evs: Vec<Event>) -> BTreeSet<Kind> {
-        let mut h = clean();
-        let at = h.events.len() - 1;
-        for (i, e) in evs.into_iter().enumerate() {
-            h.events.insert(at + i, e);
-        }
-        kinds(&h)
-    }
-
     #[test]
     fn two_owners_fires() {
         // Generation 2 hands partition 0 to member 23 while member 20, in generation 2 too,
@@ -182,7 +171,7 @@ mod tests {
             assigned(31, 20, 2, vec![]),
             revoked(31, 20, vec![0]),
         ];
-        assert_eq!(with(planted), BTreeSet::from([Kind::TwoOwners]));
+        assert_eq!(kinds_with(planted), BTreeSet::from([Kind::TwoOwners]));
     }
 
     #[test]
@@ -194,14 +183,14 @@ mod tests {
             assigned(32, 23, 3, vec![0]),
             assigned(32, 20, 3, vec![]),
         ];
-        assert_eq!(with(handed_on), BTreeSet::new());
+        assert_eq!(kinds_with(handed_on), BTreeSet::new());
         // Eager: 20 gave everything up as it rejoined.
         let eager = vec![
             revoked(29, 20, vec![0]),
             assigned(30, 23, 2, vec![0]),
             assigned(30, 20, 2, vec![]),
         ];
-        assert_eq!(with(eager), BTreeSet::new());
+        assert_eq!(kinds_with(eager), BTreeSet::new());
         // 20 stalled past its session timeout and was evicted: generation 2 goes on without
         // it; it learns later and loses the partition. A zombie, fenced by its commits.
         let zombie = vec![
@@ -214,6 +203,6 @@ mod tests {
                 lost: true,
             },
         ];
-        assert_eq!(with(zombie), BTreeSet::new());
+        assert_eq!(kinds_with(zombie), BTreeSet::new());
     }
 }

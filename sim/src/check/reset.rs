@@ -150,33 +150,10 @@ pub(super) fn check(h: &History, cuts: &Cuts, bad: &mut dyn FnMut(Kind, String))
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean, kinds};
+    use super::super::testing::{fetched, kinds_with};
     use super::super::Kind;
     use crate::history::Event;
     use std::collections::BTreeSet;
-
-    fn fetched(t: u64, offset: i64, error: i16, log_start: i64, hw: i64) -> Event {
-        Event::Fetched {
-            t,
-            sent: t - 1,
-            reader: 10,
-            part: 0,
-            offset,
-            error,
-            log_start,
-            high_watermark: hw,
-        }
-    }
-
-    /// The clean history with these events added before the final read.
-    fn with(evs: Vec<Event>) -> BTreeSet<Kind> {
-        let mut h = clean();
-        let at = h.events.len() - 1;
-        for (i, e) in evs.into_iter().enumerate() {
-            h.events.insert(at + i, e);
-        }
-        kinds(&h)
-    }
 
     #[test]
     fn spurious_out_of_range_fires() {
@@ -186,20 +163,23 @@ mod tests {
             fetched(22, 1, 1, -1, -1),
             fetched(24, 3, 0, 0, 3),
         ];
-        assert_eq!(with(planted), BTreeSet::from([Kind::SpuriousOutOfRange]));
+        assert_eq!(
+            kinds_with(planted),
+            BTreeSet::from([Kind::SpuriousOutOfRange])
+        );
         // Beyond the high watermark, or below a log start seen later, it may be out of range.
         let above = vec![
             fetched(20, 3, 0, 0, 3),
             fetched(22, 5, 1, -1, -1),
             fetched(24, 3, 0, 0, 3),
         ];
-        assert_eq!(with(above), BTreeSet::new());
+        assert_eq!(kinds_with(above), BTreeSet::new());
         let below = vec![
             fetched(20, 3, 0, 0, 3),
             fetched(22, 1, 1, -1, -1),
             fetched(24, 3, 0, 2, 3),
         ];
-        assert_eq!(with(below), BTreeSet::new());
+        assert_eq!(kinds_with(below), BTreeSet::new());
         // An answer that arrives after the error but was asked for before it (held up on a
         // clogged link) says nothing about the log start after the error (seed 609).
         let late = Event::Fetched {
@@ -213,7 +193,7 @@ mod tests {
             high_watermark: 3,
         };
         let held_up = vec![fetched(20, 3, 0, 0, 3), fetched(22, 1, 1, -1, -1), late];
-        assert_eq!(with(held_up), BTreeSet::new());
+        assert_eq!(kinds_with(held_up), BTreeSet::new());
     }
 
     #[test]
@@ -233,9 +213,9 @@ mod tests {
             records: vec![(1, 2), (2, 3)],
         };
         assert_eq!(
-            with(vec![reset(0), poll.clone()]),
+            kinds_with(vec![reset(0), poll.clone()]),
             BTreeSet::from([Kind::PollSkip])
         );
-        assert_eq!(with(vec![reset(1), poll]), BTreeSet::new());
+        assert_eq!(kinds_with(vec![reset(1), poll]), BTreeSet::new());
     }
 }

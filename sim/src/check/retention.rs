@@ -283,23 +283,10 @@ fn offset_for_timestamp(f: &Facts, cuts: &Cuts, q: &Query, bad: &mut dyn FnMut(K
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean, kinds};
+    use super::super::testing::{fetched, kinds, kinds_with};
     use super::super::Kind;
     use crate::history::Event;
     use std::collections::BTreeSet;
-
-    fn fetched(t: u64, offset: i64, error: i16, log_start: i64, hw: i64) -> Event {
-        Event::Fetched {
-            t,
-            sent: t - 1,
-            reader: 10,
-            part: 0,
-            offset,
-            error,
-            log_start,
-            high_watermark: hw,
-        }
-    }
 
     fn offsets(t: u64, spec: i64, offset: i64) -> Event {
         Event::Offsets {
@@ -310,16 +297,6 @@ mod tests {
             spec,
             offset,
         }
-    }
-
-    /// The clean history with these events added before the final read.
-    fn with(evs: Vec<Event>) -> BTreeSet<Kind> {
-        let mut h = clean();
-        let at = h.events.len() - 1;
-        for (i, e) in evs.into_iter().enumerate() {
-            h.events.insert(at + i, e);
-        }
-        kinds(&h)
     }
 
     #[test]
@@ -340,15 +317,15 @@ mod tests {
             // A later look at the log start bounds where it was during the queries.
             fetched(34, 3, 0, 0, 3),
         ];
-        assert_eq!(with(ok), BTreeSet::new());
+        assert_eq!(kinds_with(ok), BTreeSet::new());
     }
 
     #[test]
     fn log_start_backwards_fires() {
-        let h = with(vec![offsets(20, -2, 2), fetched(22, 2, 0, 1, 3)]);
+        let h = kinds_with(vec![offsets(20, -2, 2), fetched(22, 2, 0, 1, 3)]);
         assert_eq!(h, BTreeSet::from([Kind::LogStartBackwards]));
         // Across a crash the log start is recovered anew: not an anomaly.
-        let h = with(vec![
+        let h = kinds_with(vec![
             offsets(20, -2, 2),
             Event::Crash {
                 t: 21,
@@ -366,7 +343,7 @@ mod tests {
     #[test]
     fn log_start_above_hw_fires() {
         assert_eq!(
-            with(vec![fetched(20, 3, 0, 3, 2)]),
+            kinds_with(vec![fetched(20, 3, 0, 3, 2)]),
             BTreeSet::from([Kind::LogStartAboveHw])
         );
     }
@@ -375,7 +352,7 @@ mod tests {
     fn fetch_below_start_fires() {
         // The reader saw the log start at 2, then a fetch at 0 came back with records.
         assert_eq!(
-            with(vec![offsets(20, -2, 2), fetched(22, 0, 0, 2, 3)]),
+            kinds_with(vec![offsets(20, -2, 2), fetched(22, 0, 0, 2, 3)]),
             BTreeSet::from([Kind::FetchBelowStart])
         );
     }
@@ -383,11 +360,11 @@ mod tests {
     #[test]
     fn latest_not_hw_fires() {
         assert_eq!(
-            with(vec![fetched(20, 3, 0, 0, 3), offsets(22, -1, 2)]),
+            kinds_with(vec![fetched(20, 3, 0, 0, 3), offsets(22, -1, 2)]),
             BTreeSet::from([Kind::LatestNotHw])
         );
         assert_eq!(
-            with(vec![offsets(20, -1, 3), fetched(22, 2, 0, 0, 2)]),
+            kinds_with(vec![offsets(20, -1, 3), fetched(22, 2, 0, 0, 2)]),
             BTreeSet::from([Kind::LatestNotHw])
         );
     }
@@ -396,7 +373,7 @@ mod tests {
     fn offset_for_timestamp_fires() {
         // Too late: offset 2 holds timestamp 3, but offsets 0 and 1 (timestamp 1) answer target 1.
         assert_eq!(
-            with(vec![
+            kinds_with(vec![
                 offsets(20, 1_700_000_000_001, 2),
                 fetched(40, 3, 0, 0, 3)
             ]),
@@ -404,7 +381,7 @@ mod tests {
         );
         // Too early: the record at 0 has timestamp 1 < 3.
         assert_eq!(
-            with(vec![
+            kinds_with(vec![
                 offsets(20, 1_700_000_000_003, 0),
                 fetched(40, 3, 0, 0, 3)
             ]),
@@ -412,7 +389,7 @@ mod tests {
         );
         // Without a later look at the log start, retention may have deleted what was before.
         assert_eq!(
-            with(vec![offsets(20, 1_700_000_000_001, 2)]),
+            kinds_with(vec![offsets(20, 1_700_000_000_001, 2)]),
             BTreeSet::new()
         );
         // Inside a batch: values 1 and 2 (offsets 0 and 1) share a batch but carry timestamps 1
@@ -440,7 +417,7 @@ mod tests {
         assert_eq!(inside(1), BTreeSet::new());
         // None found, though the record at 2 (timestamp 3) had been read before.
         assert_eq!(
-            with(vec![
+            kinds_with(vec![
                 offsets(20, 1_700_000_000_003, -1),
                 fetched(40, 3, 0, 0, 3)
             ]),
