@@ -95,7 +95,8 @@ pub fn advance(plan: &ReadPlan, bytes: Bytes) -> Result<ReadStep, String> {
             // The segment ends before anything qualified.
             return Ok(empty(expected));
         }
-        let rest = &bytes[at..];
+        // A skipped batch may end past the bytes read: then nothing of the next one is here.
+        let rest = bytes.get(at..).unwrap_or_default();
         if rest.len() < HEADER_BYTES {
             return more(
                 plan,
@@ -123,19 +124,6 @@ pub fn advance(plan: &ReadPlan, bytes: Bytes) -> Result<ReadStep, String> {
             // Skip it by its length, whether or not its bytes are all here.
             at += h.size;
             expected = h.next_offset();
-            if at >= bytes.len() {
-                let position = plan.position + at as u64;
-                if position >= plan.segment_end {
-                    return Ok(empty(expected));
-                }
-                return more(
-                    plan,
-                    position,
-                    expected,
-                    None,
-                    bytes.len() < plan.len as usize,
-                );
-            }
             continue;
         }
         if rest.len() < h.size {
