@@ -285,10 +285,14 @@ impl Metrics {
                 }
             }
             if p.acks == 0 {
-                // No response will come (acks=0): count what arrived.
-                for (topic, _, bytes, records) in produced.drain(..) {
+                // No response will come (acks=0): count what arrived, and the request, now;
+                // nothing waits in `in_flight` for an answer that never leaves.
+                for (topic, _, bytes, records) in produced {
                     self.count_in(&topic, bytes, records);
                 }
+                let labels = api_labels(&mut self.api_labels, api_key);
+                self.requests.get_or_create(labels).inc();
+                return;
             }
         }
         self.in_flight.insert(
@@ -306,12 +310,7 @@ impl Metrics {
         let Some(f) = self.in_flight.remove(&(conn, correlation_id)) else {
             return;
         };
-        let labels = self
-            .api_labels
-            .entry(f.api_key)
-            .or_insert_with(|| ApiLabels {
-                api: ApiKey::try_from(f.api_key).map_or("Unknown".into(), |k| format!("{k:?}")),
-            });
+        let labels = api_labels(&mut self.api_labels, f.api_key);
         self.requests.get_or_create(labels).inc();
         self.request_seconds
             .get_or_create(labels)
@@ -451,6 +450,13 @@ fn record_count(records: &Bytes) -> u64 {
         rest = next;
     }
     total
+}
+
+/// The label set of an API, named as Kafka names it (`Produce`, `Fetch`), made on first use.
+fn api_labels(cache: &mut HashMap<i16, ApiLabels>, key: i16) -> &ApiLabels {
+    cache.entry(key).or_insert_with(|| ApiLabels {
+        api: ApiKey::try_from(key).map_or("Unknown".into(), |k| format!("{k:?}")),
+    })
 }
 
 /// The label set of a topic, made on first use.
