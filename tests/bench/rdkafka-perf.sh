@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# librdkafka's own benchmark tool, `rdkafka_performance`, against gregor and against librdkafka's
+# in-process mock broker, in one run: the A/B of issue 11, as a new user would measure it.
+#
+# Usage (from anywhere; builds what is missing):
+#   tests/bench/rdkafka-perf.sh                    # burst: 500k x 1 KiB, plus one-record batches
+#   ROUNDS=5 RECORDS=1000000 tests/bench/rdkafka-perf.sh
+#   SUSTAINED=1 RECORDS=5000000 tests/bench/rdkafka-perf.sh   # long run, beside dd on the same disk
+#
+# What it runs, per round (A B A B, so drift on the machine hits every target alike):
+#   - for each gregor durability policy in $POLICIES (default "group-commit none"): a fresh
+#     `gregor serve` on a new data directory under $DATA (default: the system temp dir), then
+#       burst:      rdkafka_performance -P -s 1024 -a 1 -X linger.ms=5 -c $RECORDS, one partition
+#       one-record: rdkafka_performance -P -s 100 -a 1 -X batch.num.messages=1 -X linger.ms=0
+#                   -c $SMALL_RECORDS (what a chatty producer or a log shipper sends)
+#     and the broker's CPU seconds (user+system, /proc/PID/stat) per GB produced;
+#   - the same two commands against librdkafka's mock broker (`-X test.mock.num.brokers=1`), an
+#     in-memory broker inside the client process: the 100% line.
+# It prints every run's rate as it goes, then the median of rounds per target and gregor's ratio
+# to the mock's median. It asserts nothing about time: it is a measuring command.
+#
+# With SUSTAINED=1 it also writes the same number of bytes with `dd` (1 MiB blocks, fdatasync at
+# the end) to the same disk, once per round: past the first gigabyte a fresh VM's page cache is
+# the bound (shared/guide/PERFORMANCE.md), so a long run is compared with dd, not only the mock.
+#
+# librdkafka: $LIBRDKAFKA_TAG (default v2.15.0) is built from $LIBRDKAFKA_SRC, a checkout of
+# librdkafka (cloned from $LIBRDKAFKA_GIT at that tag if missing) into that directory; the binary
+# is $LIBRDKAFKA_SRC/examples/rdkafka_performance (librdkafka linked in statically). gregor is
+# $GREGOR (default: target/release/gregor of this repository, built if missing).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+LIBRDKAFKA_TAG=${LIBRDKAFKA_TAG:-v2.15.0}
+LIBRDKAFKA_SRC=${LIBRDKAFKA_SRC:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-bench/librdkafka-${LIBRDKAFKA_TAG#v}}
+LIBRDKAFKA_GIT=${LIBRDKAFKA_GIT:-https://github.com/confluentinc/librdkafka}
+GREGOR=${GREGOR:-$repo/target/release/gregor}
+ROUNDS=${ROUNDS:-3}
+RECORDS=${RECORDS:-500000}
+SMALL_RECORDS=${SMALL_RECORDS:-100000}
+POLICIES=${POLICIES:-group-commit none}
+SUSTAINED=${SUSTAINED:-0}
+DATA=${DATA:-${TMPDIR:-/tmp}}
+# Extra -X settings for every run (both targets), e.g. EXTRA="-X queue.buffering.max.messages=1000000".
+EXTRA=${EXTRA:-}
+
+perf="$LIBRDKAFKA_SRC/examples/rdkafka_performance"
+if [[ ! -x $perf ]]; then
+    if [[ ! -f $LIBRDKAFKA_SRC/configure ]]; then
+        echo "# cloning librdkafka $LIBRDKAFKA_TAG into $LIBRDKAFKA_SRC" >&2
+        git clone --depth 1 --branch "$LIBRDKAFKA_TAG" "$LIBRDKAFKA_GIT" "$LIBRDKAFKA_SRC" >&2
+    fi
+    echo "# building librdkafka and rdkafka_performance in $LIBRDKAFKA_SRC (a few minutes)" >&2
+    (cd "$LIBRDKAFKA_SRC" && ./configure --disable-gssapi >&2 && make -j"$(nproc)" -C src >&2 &&
+        make -C examples rdkafka_performance >&2)
+fi
+if [[ ! -x $GREGOR ]]; then
+    echo "# building gregor" >&2
+    (cd "$repo" && cargo build --release -p gregor-net >&2)
+fi
+echo "rdkafka_performance from librdkafka $LIBRDKAFKA_TAG ($LIBRDKAFKA_SRC); gregor $GREGOR"
+echo "burst: $RECORDS x 1024 B, acks=1, linger.ms=5; one-record: $SMALL_RECORDS x 100 B, batch.num.messages=1, linger.ms=0; $ROUNDS rounds; one partition"
+
+# rdkafka_performance prints "... in 2053ms: 243502 msgs/s and 249.35 MB/s, ...": the msgs/s.
+rate() { sed -n 's/.* \([0-9][0-9]*\) msgs\/s and .*/\1/p' | tail -1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_perf TARGET ARGS...: one rdkafka_performance producer run; prints its rate (msgs/s).
+run_perf() {
+    local out
+    out=$("$perf" -P -p 0 -q "$@" $EXTRA 2>&1) || { echo "$out" >&2; return 1; }
+    local r
+    r=$(echo "$out" | rate)
+    [[ -n $r ]] || { echo "$out" >&2; return 1; }
+    echo "$r"
+}
+
+declare -A results
+gregor_pid=""
+stop_gregor() {
+    if [[ -n $gregor_pid ]]; then
+        kill "$gregor_pid" 2>/dev/null || true
+        wait "$gregor_pid" 2>/dev/null || true
+        gregor_pid=""
+    fi
+}
+trap stop_gregor EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_gregor() { # policy round
+    local port dir
+    port=$(free_port)
+    dir=$(mktemp -d "$DATA/gregor-rdkperf-XXXXXX")
+    "$GREGOR" serve --listen "127.0.0.1:$port" --data-dir "$dir" --durability "$1" >"$dir.log" 2>&1 &
+    gregor_pid=$!
+    gregor_dir=$dir
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+    done
+    gregor_addr="127.0.0.1:$port"
+}
+
+for round in $(seq "$ROUNDS"); do
+    for policy in $POLICIES; do
+        start_gregor "$policy" "$round"
+        t0=$(cpu_ticks "$gregor_pid")
+        big=$(run_perf -b "$gregor_addr" -t "burst-$round" -s 1024 -a 1 -c "$RECORDS" -X linger.ms=5)
+        t1=$(cpu_ticks "$gregor_pid")
+        small=$(run_perf -b "$gregor_addr" -t "small-$round" -s 100 -a 1 -c "$SMALL_RECORDS" \
+            -X batch.num.messages=1 -X linger.ms=0)
+        cpu=$(awk -v t="$((t1 - t0))" -v n="$RECORDS" 'BEGIN { printf "%.2f", t / 100 / (n * 1024 / 1e9) }')
+        stop_gregor
+        rm -rf "$gregor_dir" "$gregor_dir.log"
+        echo "round $round gregor ($policy): burst $big rec/s, one-record $small rec/s, broker CPU $cpu s/GB" >&2
+        results["$policy burst"]+="$big "
+        results["$policy small"]+="$small "
+        results["$policy cpu"]+="$cpu "
+    done
+    big=$(run_perf -X test.mock.num.brokers=1 -t "burst-$round" -s 1024 -a 1 -c "$RECORDS" -X linger.ms=5)
+    small=$(run_perf -X test.mock.num.brokers=1 -t "small-$round" -s 100 -a 1 -c "$SMALL_RECORDS" \
+        -X batch.num.messages=1 -X linger.ms=0)
+    echo "round $round mock: burst $big rec/s, one-record $small rec/s" >&2
+    results["mock burst"]+="$big "
+    results["mock small"]+="$small "
+    if [[ $SUSTAINED == 1 ]]; then
+        dir=$(mktemp -d "$DATA/gregor-rdkperf-dd-XXXXXX")
+        mib=$((RECORDS * 1024 / 1048576))
+        ddout=$(dd if=/dev/zero of="$dir/f" bs=1M count="$mib" conv=fdatasync 2>&1 | tail -1)
+        rm -rf "$dir"
+        # dd prints "... bytes (...) copied, 2.1 s, 1.2 GB/s": turn the seconds into rec/s.
+        secs=$(echo "$ddout" | sed -n 's/.*copied, \([0-9.]*\) s.*/\1/p')
+        ddr=$(awk -v s="$secs" -v n="$RECORDS" 'BEGIN { printf "%.0f", n / s }')
+        echo "round $round dd, same bytes, same disk: $ddr rec/s equivalent ($ddout)" >&2
+        results["dd burst"]+="$ddr "
+    fi
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
+
+mock_big=$(echo "${results["mock burst"]}" | median)
+mock_small=$(echo "${results["mock small"]}" | median)
+echo
+printf '%-26s %12s %16s %12s %18s %8s %10s\n' "median of $ROUNDS rounds" "burst rec/s" "(min-max)" "one-record" "(min-max)" "CPU s/GB" ""
+for policy in $POLICIES; do
+    b=$(echo "${results["$policy burst"]}" | median)
+    s=$(echo "${results["$policy small"]}" | median)
+    c=$(echo "${results["$policy cpu"]}" | median)
+    printf '%-26s %12s %16s %12s %18s %8s\n' "gregor ($policy)" "$b" "($(echo "${results["$policy burst"]}" | range))" \
+        "$s" "($(echo "${results["$policy small"]}" | range))" "$c"
+done
+printf '%-26s %12s %16s %12s %18s %8s\n' "librdkafka mock" "$mock_big" "($(echo "${results["mock burst"]}" | range))" \
+    "$mock_small" "($(echo "${results["mock small"]}" | range))" "-"
+if [[ $SUSTAINED == 1 ]]; then
+    printf '%-26s %12s %16s\n' "dd, same bytes and disk" "$(echo "${results["dd burst"]}" | median)" \
+        "($(echo "${results["dd burst"]}" | range))"
+fi
+echo
+for policy in $POLICIES; do
+    b=$(echo "${results["$policy burst"]}" | median)
+    s=$(echo "${results["$policy small"]}" | median)
+    line=$(awk -v b="$b" -v s="$s" -v mb="$mock_big" -v ms="$mock_small" \
+        'BEGIN { printf "burst %.2fx, one-record %.2fx", b / mb, s / ms }')
+    if [[ $SUSTAINED == 1 ]]; then
+        d=$(echo "${results["dd burst"]}" | median)
+        line+=$(awk -v b="$b" -v d="$d" 'BEGIN { printf ", produce / dd %.2fx", b / d }')
+    fi
+    echo "gregor ($policy) / mock: $line"
+done
