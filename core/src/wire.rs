@@ -16,8 +16,12 @@
 
 use crate::io::Request;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::buf::ByteBufMut;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::collections::BTreeMap;
 
 /// The API versions gregor speaks: (API, min, max).
 ///
@@ -198,12 +202,53 @@ pub fn decode_request(frame: Bytes) -> Result<Request, WireError> {
         (api_key, api_version)
     );
     assert_eq!(header.correlation_id, correlation_id);
-    let body = RequestKind::decode(key, &mut buf, api_version)
+    let mut body = RequestKind::decode(key, &mut buf, api_version)
         .map_err(|e| malformed(format!("body: {e}")))?;
     // Bytes left over after the body are ignored, as Apache Kafka ignores them: some clients
     // send them (librdkafka 2.16's admin Metadata v9 request carries one extra byte), and a
     // broker that refused them would be unusable with those clients.
+    let mut header = header;
+    if let RequestKind::Produce(produce) = &mut body {
+        detach_from_frame(&mut header, produce);
+    }
     Ok(Request { header, body })
+}
+
+/// Leave a produce request's record batches the only holders of the frame they were read into.
+///
+/// The decoder hands out every string and byte field as a slice of the request frame, sharing
+/// its buffer. A produce request's strings (client id, transactional id, topic names, tagged
+/// fields) are a few bytes; its record batch is nearly all of the frame. Copying the strings out
+/// leaves a lone batch (one partition per request, what a producer sends a partition's leader
+/// most often) the only reference to the frame's buffer, so the broker can take it as a mutable
+/// buffer (`Bytes::try_into_mut`), rewrite the base offset in the batch header in place and write
+/// the very bytes the socket delivered to the segment: no copy of the batch in user space. With
+/// several batches in one request they still share the buffer, and each is copied once when
+/// appended, as before.
+fn detach_from_frame(header: &mut RequestHeader, produce: &mut ProduceRequest) {
+    fn own(s: &StrBytes) -> StrBytes {
+        StrBytes::from_string(s.to_string())
+    }
+    fn own_tags(tags: &mut BTreeMap<i32, Bytes>) {
+        for v in tags.values_mut() {
+            *v = Bytes::copy_from_slice(v);
+        }
+    }
+    if let Some(c) = &mut header.client_id {
+        *c = own(c);
+    }
+    own_tags(&mut header.unknown_tagged_fields);
+    if let Some(t) = &mut produce.transactional_id {
+        t.0 = own(&t.0);
+    }
+    own_tags(&mut produce.unknown_tagged_fields);
+    for topic in &mut produce.topic_data {
+        topic.name.0 = own(&topic.name.0);
+        own_tags(&mut topic.unknown_tagged_fields);
+        for p in &mut topic.partition_data {
+            own_tags(&mut p.unknown_tagged_fields);
+        }
+    }
 }
 
 /// Encode a response as a whole frame: length prefix, response header, body.
@@ -215,17 +260,61 @@ pub fn encode_response(
     api_version: i16,
     body: &ResponseKind,
 ) -> anyhow::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(128);
+    let records: usize = record_sections(body).iter().map(|r| r.len()).sum();
+    let mut buf = BytesMut::with_capacity(128 + records);
     buf.put_u32(0);
-    let header_version = body.header_version(api_version);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
-        .encode(&mut buf, header_version)?;
+        .encode(&mut buf, body.header_version(api_version))?;
     body.encode(&mut buf, api_version)?;
     let len = u32::try_from(buf.len() - FRAME_PREFIX_BYTES)?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     assert_eq!(buf.len(), FRAME_PREFIX_BYTES + len as usize);
     Ok(buf.freeze())
+}
+
+/// Encode a response's header and body (the frame without its length prefix) into `buf`.
+///
+/// The buffer is any of `kafka-protocol`'s `ByteBufMut`s, such as the network runtime's frame
+/// builder, which keeps the record sections listed by
+/// [`record_sections`] as references to the stored bytes instead of copying them.
+pub fn encode_response_into<B: ByteBufMut>(
+    buf: &mut B,
+    correlation_id: i32,
+    api_version: i16,
+    body: &ResponseKind,
+) -> anyhow::Result<()> {
+    let header_version = body.header_version(api_version);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(buf, header_version)?;
+    match body {
+        // Generic over the buffer: its record sections reach `buf` as the stored `Bytes`.
+        ResponseKind::Fetch(fetch) => fetch.encode(buf, api_version)?,
+        // `ResponseKind` encodes only into a `BytesMut`; the other responses are small.
+        other => {
+            let mut b = BytesMut::with_capacity(128);
+            other.encode(&mut b, api_version)?;
+            buf.put_slice(&b);
+        }
+    }
+    Ok(())
+}
+
+/// The record sections a response carries, in the order they are encoded: a fetch response's
+/// batches, read from the segment files. They are nearly all of a fetch response's bytes, and
+/// are sent as they were read: whole stored batches, never rebuilt.
+pub fn record_sections(body: &ResponseKind) -> Vec<&Bytes> {
+    match body {
+        ResponseKind::Fetch(f) => f
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.records.as_ref())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Encode a request as a whole frame. Used by gregor's own tools (`gregor topics`), the

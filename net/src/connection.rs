@@ -16,13 +16,16 @@
 
 use crate::backlog::Backlog;
 use crate::event::Event;
-use bytes::{Bytes, BytesMut};
+use bytes::buf::UninitSlice;
+use bytes::{BufMut, Bytes, BytesMut};
 use gregor_core::wire;
 use gregor_core::ConnId;
+use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::protocol::buf::ByteBufMut;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 #[cfg(not(madsim))]
 pub use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 // madsim's TcpStream has no `into_split`; tokio's generic split works on any stream.
@@ -56,11 +59,13 @@ pub async fn read_loop(
             warn!(%peer, len, max = request_bytes_max, "closing connection: request frame length out of bounds");
             break;
         }
-        let mut frame = BytesMut::zeroed(len as usize);
-        if let Err(e) = read.read_exact(&mut frame).await {
-            debug!(%peer, len, error = %e, "connection closed mid-frame");
-            break;
-        }
+        let frame = match read_frame(&mut read, len as usize).await {
+            Ok(frame) => frame,
+            Err(e) => {
+                debug!(%peer, len, error = %e, "connection closed mid-frame");
+                break;
+            }
+        };
         let Ok(permit) = permits.acquire().await else {
             break; // the broker closed this connection
         };
@@ -80,20 +85,175 @@ pub async fn read_loop(
     let _ = events.send(Event::Closed { conn });
 }
 
+/// Read one frame's `len` bytes into a buffer of its own, without zeroing it first: the
+/// socket's bytes land in uninitialised capacity (`read_buf`), and whatever the 64 KiB reader
+/// buffer already holds is copied once. Bytes the client sent are then the bytes the broker keeps
+/// and, for a produce, the bytes written to the segment (`wire::decode_request` leaves a lone
+/// record batch the only owner of this buffer, so the core can rewrite its base offset in place).
+///
+/// A frame gets its own allocation rather than a slice of one shared, reused arena because a
+/// slice of a shared arena can never be written in place by the core: the arena's other slices
+/// hold references to it. The allocation's cost is kept low by the allocator set-up in
+/// `runtime::keep_freed_memory`: freed request buffers stay in the process, so the next request
+/// reuses their pages rather than faulting in fresh, zero-filled ones from the kernel.
+async fn read_frame<R: AsyncRead + Unpin>(read: &mut R, len: usize) -> std::io::Result<BytesMut> {
+    let mut frame = BytesMut::with_capacity(len);
+    let mut rest = read.take(len as u64);
+    while frame.len() < len {
+        if rest.read_buf(&mut frame).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    assert_eq!(frame.len(), len, "take() stops at the frame's end");
+    Ok(frame)
+}
+
+/// A response frame as the chunks it is written in: the length prefix and the encoded header and
+/// fields, with a fetch response's record sections between them as they were read from the
+/// segment files (`Bytes` handles on the read buffers, not copies).
+pub struct Frame {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Frame {
+    /// The frame's length in bytes, length prefix included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Encode a response frame (`wire::encode_response_into`), keeping its record sections
+/// (`wire::record_sections`) as references to the bytes read from the segments.
+///
+/// Before, a fetch response was encoded into one buffer that grew from 128 bytes by doubling:
+/// every stored byte was copied into it at least once and, with the regrowth, up to twice more.
+/// Now the stored bytes go from the read buffer to the socket; the writer's `BufWriter` passes
+/// a chunk larger than its buffer straight to the socket.
+pub fn encode_frame(
+    correlation_id: i32,
+    api_version: i16,
+    body: &ResponseKind,
+) -> anyhow::Result<Frame> {
+    let sections = wire::record_sections(body);
+    let mut b = FrameBuilder {
+        sections: &sections,
+        next: 0,
+        done: Vec::with_capacity(1 + 2 * sections.len()),
+        head: BytesMut::with_capacity(256),
+        len: 0,
+    };
+    wire::encode_response_into(&mut b, correlation_id, api_version, body)?;
+    b.flush();
+    let len = u32::try_from(b.len)?;
+    let mut chunks = Vec::with_capacity(1 + b.done.len());
+    chunks.push(Bytes::copy_from_slice(&len.to_be_bytes()));
+    chunks.extend(b.done);
+    let frame = Frame {
+        chunks,
+        len: wire::FRAME_PREFIX_BYTES + len as usize,
+    };
+    assert_eq!(
+        frame.len,
+        frame.chunks.iter().map(|c| c.len()).sum::<usize>()
+    );
+    Ok(frame)
+}
+
+/// `kafka-protocol`'s encoders write into a `ByteBufMut`. This one gathers what they write in
+/// `head`, except a slice that is the next expected record section (the same bytes at the same
+/// address, as the encoder puts a `Bytes` field): that becomes a chunk of its own, a clone of
+/// the section's handle.
+struct FrameBuilder<'a> {
+    sections: &'a [&'a Bytes],
+    /// The next section to expect: sections are encoded in the order listed.
+    next: usize,
+    /// Finished chunks.
+    done: Vec<Bytes>,
+    /// Bytes written since the last finished chunk.
+    head: BytesMut,
+    /// Bytes in `done`.
+    len: usize,
+}
+
+impl FrameBuilder<'_> {
+    fn flush(&mut self) {
+        if !self.head.is_empty() {
+            let part = self.head.split().freeze();
+            self.len += part.len();
+            self.done.push(part);
+        }
+    }
+}
+
+// SAFETY: the three required methods forward to `head`, a `BytesMut`: the chunk `chunk_mut`
+// hands out is `head`'s spare capacity, and `advance_mut` advances `head` by what was written
+// into it, which is `BytesMut`'s own contract. `put_slice` only appends, safely.
+#[allow(unsafe_code)]
+unsafe impl BufMut for FrameBuilder<'_> {
+    fn remaining_mut(&self) -> usize {
+        self.head.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller initialised `cnt` bytes of the chunk `chunk_mut` returned, which
+        // is `head`'s.
+        unsafe { self.head.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        self.head.chunk_mut()
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        let section = self
+            .sections
+            .get(self.next)
+            .filter(|s| s.as_ptr() == src.as_ptr() && s.len() == src.len());
+        match section {
+            Some(section) => {
+                self.next += 1;
+                self.flush();
+                self.len += section.len();
+                self.done.push((*section).clone());
+            }
+            None => self.head.extend_from_slice(src),
+        }
+    }
+}
+
+impl ByteBufMut for FrameBuilder<'_> {
+    fn offset(&self) -> usize {
+        self.len + self.head.len()
+    }
+
+    // `kafka-protocol` seeks and rewrites only to fill gaps it reserved (`put_gap`), which none
+    // of its generated messages do; both work within the unfinished `head`.
+    fn seek(&mut self, offset: usize) {
+        assert!(offset >= self.len, "a seek back into a finished chunk");
+        self.head.resize(offset - self.len, 0);
+    }
+
+    fn range(&mut self, r: std::ops::Range<usize>) -> &mut [u8] {
+        assert!(r.start >= self.len, "a range inside a finished chunk");
+        &mut self.head[r.start - self.len..r.end - self.len]
+    }
+}
+
 pub async fn write_loop(
     write: OwnedWriteHalf,
-    mut frames: mpsc::UnboundedReceiver<Bytes>,
+    mut frames: mpsc::UnboundedReceiver<Frame>,
     backlog: Arc<Backlog>,
 ) {
     let mut write = BufWriter::with_capacity(64 * 1024, write);
     while let Some(frame) = frames.recv().await {
-        if write.write_all(&frame).await.is_err() {
+        if write_frame(&mut write, &frame).await.is_err() {
             return;
         }
         backlog.queued.fetch_sub(frame.len(), Ordering::SeqCst);
         // Coalesce whatever else is ready into the same flush.
         while let Ok(more) = frames.try_recv() {
-            if write.write_all(&more).await.is_err() {
+            if write_frame(&mut write, &more).await.is_err() {
                 return;
             }
             backlog.queued.fetch_sub(more.len(), Ordering::SeqCst);
@@ -104,4 +264,75 @@ pub async fn write_loop(
         backlog.drained();
     }
     let _ = write.shutdown().await;
+}
+
+/// Write a frame's chunks: small ones gather in the `BufWriter`, one at least as large as its
+/// buffer goes to the socket directly (after what is buffered).
+async fn write_frame(write: &mut BufWriter<OwnedWriteHalf>, frame: &Frame) -> std::io::Result<()> {
+    for chunk in &frame.chunks {
+        write.write_all(chunk).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::{FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    fn fetch_response(records: &[Bytes]) -> ResponseKind {
+        let partitions = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                PartitionData::default()
+                    .with_partition_index(i as i32)
+                    .with_records(Some(r.clone()))
+            })
+            .collect();
+        ResponseKind::Fetch(FetchResponse::default().with_responses(
+            vec![FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(partitions)],
+        ))
+    }
+
+    /// The chunked frame is byte for byte the frame `wire::encode_response` builds, at every
+    /// Fetch version (old int32-length records and flexible varint-length ones), and its
+    /// record sections are the stored buffers themselves, not copies.
+    #[test]
+    fn a_fetch_frame_is_the_encoded_frame_with_the_stored_bytes_in_place() {
+        let records = [
+            Bytes::from(vec![7u8; 100_000]),
+            Bytes::new(),
+            Bytes::from(vec![9u8; 33]),
+        ];
+        let body = fetch_response(&records);
+        for version in [4i16, 11, 12, 13] {
+            let whole = wire::encode_response(42, version, &body).unwrap();
+            let frame = encode_frame(42, version, &body).unwrap();
+            assert_eq!(frame.len(), whole.len());
+            assert_eq!(frame.chunks.concat(), whole.to_vec(), "version {version}");
+            for r in records.iter().filter(|r| !r.is_empty()) {
+                assert!(
+                    frame
+                        .chunks
+                        .iter()
+                        .any(|c| c.as_ptr() == r.as_ptr() && c.len() == r.len()),
+                    "version {version}: a record section was copied"
+                );
+            }
+        }
+    }
+
+    /// Any other response is one chunk after the length prefix, equal to the whole frame.
+    #[test]
+    fn other_responses_encode_as_before() {
+        let body = ResponseKind::ApiVersions(Default::default());
+        let whole = wire::encode_response(7, 3, &body).unwrap();
+        let frame = encode_frame(7, 3, &body).unwrap();
+        assert_eq!(frame.chunks.concat(), whole.to_vec());
+    }
 }

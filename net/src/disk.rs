@@ -23,7 +23,7 @@ use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::Recovered;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -172,17 +172,14 @@ impl Disk {
                 file,
                 position,
                 len,
-            } => done(self.file(&file).and_then(|f| {
-                let mut buf = vec![0u8; len as usize];
-                let mut filled = 0;
-                while filled < buf.len() {
-                    let n = f.read_at(&mut buf[filled..], position + filled as u64)?;
-                    if n == 0 {
-                        break;
-                    }
-                    filled += n;
-                }
-                buf.truncate(filled);
+            } => done(self.file(&file).and_then(|mut f| {
+                // Into capacity that is not zeroed first: `read_to_end` reads a file straight
+                // into a vector's spare room. The file's own offset is free to move: every
+                // write is positional (`write_all_at`), and only reads seek.
+                let mut buf = Vec::with_capacity(len as usize);
+                f.seek(SeekFrom::Start(position))?;
+                f.take(len as u64).read_to_end(&mut buf)?;
+                assert!(buf.len() <= len as usize);
                 Ok(StorageReply::Read(Bytes::from(buf)))
             })),
             StorageRequest::Truncate { file, len } => {

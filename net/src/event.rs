@@ -3,8 +3,8 @@
 //! so that `connection` and `runtime` depend on it and not on each other.
 
 use crate::backlog::Backlog;
+use crate::connection::Frame;
 use crate::disk::StorageResult;
-use bytes::Bytes;
 use gregor_core::io::Request;
 use gregor_core::{ConnId, OpId};
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ pub enum Event {
     Open {
         conn: ConnId,
         peer: SocketAddr,
-        writer: mpsc::UnboundedSender<Bytes>,
+        writer: mpsc::UnboundedSender<Frame>,
         permits: Arc<Semaphore>,
         backlog: Arc<Backlog>,
     },

@@ -14,9 +14,8 @@ use crate::connection;
 use crate::disk::{fault, Disk, Executed};
 use crate::event::Event;
 use crate::metrics::Metrics;
-use bytes::Bytes;
 use gregor_core::io::LogLevel;
-use gregor_core::{wire, Broker, ConnId, Input, Output};
+use gregor_core::{Broker, ConnId, Input, Output};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +26,7 @@ use tracing::{error, info, warn};
 
 struct ConnHandle {
     peer: SocketAddr,
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: mpsc::UnboundedSender<connection::Frame>,
     permits: Arc<Semaphore>,
     backlog: Arc<Backlog>,
     /// Requests handed to the broker and not yet finished (for flow control).
@@ -70,7 +69,7 @@ impl Driver {
                     let Some(h) = self.conns.get(&conn) else {
                         continue;
                     };
-                    match wire::encode_response(correlation_id, api_version, &body) {
+                    match connection::encode_frame(correlation_id, api_version, &body) {
                         Ok(frame) => {
                             h.backlog.queued.fetch_add(frame.len(), Ordering::SeqCst);
                             let _ = h.writer.send(frame);
@@ -219,8 +218,32 @@ impl Driver {
     }
 }
 
+/// Tell glibc's allocator to keep memory the broker frees, so request buffers are recycled.
+///
+/// Each request frame is read into a buffer of its own (`connection::read_frame`) and freed once
+/// the broker is done with it: a produce's batch right after its write to the segment. With
+/// glibc's defaults a buffer of a megabyte (a typical produce request) is served by a fresh
+/// `mmap` and given back with `munmap`, or carved from the heap whose top is trimmed back to the
+/// kernel after it is freed; either way the next request faults in new pages that the kernel
+/// zero-fills, which a profile of the produce path showed as 6-7% page faults and 6% memset.
+/// Fixing both thresholds (which also turns off glibc's adaptive threshold) keeps buffers up to
+/// 32 MiB on the heap and up to 256 MiB of freed memory in the process, so the broker's memory
+/// stays at its working set's peak instead of being handed back and faulted in again. Requests
+/// are bounded by `requests_per_connection_max` and `request_bytes_max`, so the peak is too.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(madsim)))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any request buffer
+    // exists and takes no pointers.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 /// Run the broker until `shutdown` fires.
 pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    keep_freed_memory();
     let clock = Clock::new();
     let started = std::time::Instant::now();
     let recovered = crate::disk::recover(&config.data_dir)?;

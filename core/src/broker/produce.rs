@@ -219,7 +219,12 @@ impl Broker {
         let end = match wait_end {
             Some(end) => end,
             None => {
-                let mut owned = BytesMut::from(&records[..]);
+                // The batch is taken as it arrived when nothing else holds its buffer (the wire
+                // decoder arranges that for a request's lone batch); only then is it rewritten in
+                // place. Otherwise it is copied once.
+                let mut owned = records
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
                 batch::assign(&mut owned, base, 0);
                 let owned = owned.freeze();
                 let assigned = BatchHeader::parse(&owned).expect("just parsed");
