@@ -9,7 +9,8 @@
 #
 # What it runs, per round (A B A B, so drift on the machine hits every target alike):
 #   - for each gregor durability policy in $POLICIES (default "group-commit none"): a fresh
-#     `gregor serve` on a new data directory under $DATA (default: the system temp dir), then
+#     `gregor serve` on a new data directory under $DATA (default: the system temp dir) per run,
+#     after `sync` (so no earlier run's write-back lands on this run's fsyncs), for
 #       burst:      rdkafka_performance -P -s 1024 -a 1 -X linger.ms=5 -c $RECORDS, one partition
 #       one-record: rdkafka_performance -P -s 100 -a 1 -X batch.num.messages=1 -X linger.ms=0
 #                   -c $SMALL_RECORDS (what a chatty producer or a log shipper sends)
@@ -23,10 +24,16 @@
 # the end) to the same disk, once per round: past the first gigabyte a fresh VM's page cache is
 # the bound (shared/guide/PERFORMANCE.md), so a long run is compared with dd, not only the mock.
 #
-# librdkafka: $LIBRDKAFKA_TAG (default v2.15.0) is built from $LIBRDKAFKA_SRC, a checkout of
-# librdkafka (cloned from $LIBRDKAFKA_GIT at that tag if missing) into that directory; the binary
-# is $LIBRDKAFKA_SRC/examples/rdkafka_performance (librdkafka linked in statically). gregor is
-# $GREGOR (default: target/release/gregor of this repository, built if missing).
+# librdkafka: $LIBRDKAFKA_TAG (default v2.15.0, the newest tag the project could fetch) is built
+# from $LIBRDKAFKA_SRC, a checkout of librdkafka (cloned from $LIBRDKAFKA_GIT at that tag if
+# missing); its binary is $LIBRDKAFKA_SRC/examples/rdkafka_performance, librdkafka linked in
+# statically. With LINK=wheel (the default when it is installed: tests/run.sh installs it), the
+# same tool's source is also compiled against the librdkafka that the confluent-kafka wheel
+# bundles (2.16.0 for confluent-kafka 2.16), and that binary is used: the producer and the mock
+# broker are the library's code, the tool is a thin driver, so this measures librdkafka 2.16.
+# LINK=static keeps the tag's own build. gregor is
+# $GREGOR (default: target/release/gregor of this repository, built if missing). BEFORE=PATH adds
+# a second gregor binary (a build from before a change) to every round, as "before (POLICY)".
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +46,7 @@ ROUNDS=${ROUNDS:-3}
 RECORDS=${RECORDS:-500000}
 SMALL_RECORDS=${SMALL_RECORDS:-100000}
 POLICIES=${POLICIES:-group-commit none}
+BEFORE=${BEFORE:-}
 SUSTAINED=${SUSTAINED:-0}
 DATA=${DATA:-${TMPDIR:-/tmp}}
 # Extra -X settings for every run (both targets), e.g. EXTRA="-X queue.buffering.max.messages=1000000".
@@ -53,6 +61,22 @@ if [[ ! -x $perf ]]; then
     echo "# building librdkafka and rdkafka_performance in $LIBRDKAFKA_SRC (a few minutes)" >&2
     (cd "$LIBRDKAFKA_SRC" && ./configure --disable-gssapi >&2 && make -j"$(nproc)" -C src >&2 &&
         make -C examples rdkafka_performance >&2)
+fi
+LINK=${LINK:-auto}
+wheel_lib=$(python3 -c 'import confluent_kafka, glob, os
+d = os.path.dirname(confluent_kafka.__file__) + ".libs"
+print((glob.glob(d + "/librdkafka*.so*") or [""])[0])' 2>/dev/null || true)
+if [[ $LINK == wheel || ($LINK == auto && -n $wheel_lib) ]]; then
+    [[ -n $wheel_lib ]] || { echo "LINK=wheel: no confluent-kafka wheel with a bundled librdkafka" >&2; exit 1; }
+    wheel_version=$(python3 -c 'import confluent_kafka; print(confluent_kafka.libversion()[0])')
+    linked="$LIBRDKAFKA_SRC/examples/rdkafka_performance-$wheel_version"
+    if [[ ! -x $linked ]]; then
+        echo "# compiling rdkafka_performance against librdkafka $wheel_version ($wheel_lib)" >&2
+        gcc -O2 -I "$LIBRDKAFKA_SRC/src" -I "$LIBRDKAFKA_SRC" "$LIBRDKAFKA_SRC/examples/rdkafka_performance.c" \
+            -o "$linked" "$wheel_lib" -Wl,-rpath,"$(dirname "$wheel_lib")" -lpthread -lm
+    fi
+    perf=$linked
+    LIBRDKAFKA_TAG="$wheel_version (the confluent-kafka wheel's; tool source $LIBRDKAFKA_TAG)"
 fi
 if [[ ! -x $GREGOR ]]; then
     echo "# building gregor" >&2
@@ -77,6 +101,12 @@ run_perf() {
 }
 
 declare -A results
+targets=""
+for policy in $POLICIES; do
+    targets+=" gregor:$policy"
+    [[ -n $BEFORE ]] && targets+=" before:$policy"
+done
+label() { echo "${1%%:*} (${1#*:})"; }
 gregor_pid=""
 stop_gregor() {
     if [[ -n $gregor_pid ]]; then
@@ -89,11 +119,11 @@ trap stop_gregor EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_gregor() { # policy round
+start_gregor() { # policy binary
     local port dir
     port=$(free_port)
     dir=$(mktemp -d "$DATA/gregor-rdkperf-XXXXXX")
-    "$GREGOR" serve --listen "127.0.0.1:$port" --data-dir "$dir" --durability "$1" >"$dir.log" 2>&1 &
+    "$2" serve --listen "127.0.0.1:$port" --data-dir "$dir" --durability "$1" >"$dir.log" 2>&1 &
     gregor_pid=$!
     gregor_dir=$dir
     for _ in $(seq 200); do
@@ -104,20 +134,30 @@ start_gregor() { # policy round
 }
 
 for round in $(seq "$ROUNDS"); do
-    for policy in $POLICIES; do
-        start_gregor "$policy" "$round"
+    for target in $targets; do
+        policy=${target#*:}
+        bin=$GREGOR
+        [[ $target == before:* ]] && bin=$BEFORE
+        # A fresh broker for each run, and `sync` first: the previous run's dirty pages would
+        # otherwise be written back during this run's fsyncs.
+        sync
+        start_gregor "$policy" "$bin"
         t0=$(cpu_ticks "$gregor_pid")
         big=$(run_perf -b "$gregor_addr" -t "burst-$round" -s 1024 -a 1 -c "$RECORDS" -X linger.ms=5)
         t1=$(cpu_ticks "$gregor_pid")
+        stop_gregor
+        rm -rf "$gregor_dir" "$gregor_dir.log"
+        sync
+        start_gregor "$policy" "$bin"
         small=$(run_perf -b "$gregor_addr" -t "small-$round" -s 100 -a 1 -c "$SMALL_RECORDS" \
             -X batch.num.messages=1 -X linger.ms=0)
         cpu=$(awk -v t="$((t1 - t0))" -v n="$RECORDS" 'BEGIN { printf "%.2f", t / 100 / (n * 1024 / 1e9) }')
         stop_gregor
         rm -rf "$gregor_dir" "$gregor_dir.log"
-        echo "round $round gregor ($policy): burst $big rec/s, one-record $small rec/s, broker CPU $cpu s/GB" >&2
-        results["$policy burst"]+="$big "
-        results["$policy small"]+="$small "
-        results["$policy cpu"]+="$cpu "
+        echo "round $round $(label "$target"): burst $big rec/s, one-record $small rec/s, broker CPU $cpu s/GB" >&2
+        results["$target burst"]+="$big "
+        results["$target small"]+="$small "
+        results["$target cpu"]+="$cpu "
     done
     big=$(run_perf -X test.mock.num.brokers=1 -t "burst-$round" -s 1024 -a 1 -c "$RECORDS" -X linger.ms=5)
     small=$(run_perf -X test.mock.num.brokers=1 -t "small-$round" -s 100 -a 1 -c "$SMALL_RECORDS" \
@@ -138,19 +178,23 @@ for round in $(seq "$ROUNDS"); do
     fi
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# The middle value, or the mean of the two middle ones for an even count.
+median() {
+    tr ' ' '\n' | grep -v '^$' | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
 range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 
 mock_big=$(echo "${results["mock burst"]}" | median)
 mock_small=$(echo "${results["mock small"]}" | median)
 echo
 printf '%-26s %12s %16s %12s %18s %8s %10s\n' "median of $ROUNDS rounds" "burst rec/s" "(min-max)" "one-record" "(min-max)" "CPU s/GB" ""
-for policy in $POLICIES; do
-    b=$(echo "${results["$policy burst"]}" | median)
-    s=$(echo "${results["$policy small"]}" | median)
-    c=$(echo "${results["$policy cpu"]}" | median)
-    printf '%-26s %12s %16s %12s %18s %8s\n' "gregor ($policy)" "$b" "($(echo "${results["$policy burst"]}" | range))" \
-        "$s" "($(echo "${results["$policy small"]}" | range))" "$c"
+for target in $targets; do
+    b=$(echo "${results["$target burst"]}" | median)
+    s=$(echo "${results["$target small"]}" | median)
+    c=$(echo "${results["$target cpu"]}" | median)
+    printf '%-26s %12s %16s %12s %18s %8s\n' "$(label "$target")" "$b" "($(echo "${results["$target burst"]}" | range))" \
+        "$s" "($(echo "${results["$target small"]}" | range))" "$c"
 done
 printf '%-26s %12s %16s %12s %18s %8s\n' "librdkafka mock" "$mock_big" "($(echo "${results["mock burst"]}" | range))" \
     "$mock_small" "($(echo "${results["mock small"]}" | range))" "-"
@@ -159,14 +203,14 @@ if [[ $SUSTAINED == 1 ]]; then
         "($(echo "${results["dd burst"]}" | range))"
 fi
 echo
-for policy in $POLICIES; do
-    b=$(echo "${results["$policy burst"]}" | median)
-    s=$(echo "${results["$policy small"]}" | median)
+for target in $targets; do
+    b=$(echo "${results["$target burst"]}" | median)
+    s=$(echo "${results["$target small"]}" | median)
     line=$(awk -v b="$b" -v s="$s" -v mb="$mock_big" -v ms="$mock_small" \
         'BEGIN { printf "burst %.2fx, one-record %.2fx", b / mb, s / ms }')
     if [[ $SUSTAINED == 1 ]]; then
         d=$(echo "${results["dd burst"]}" | median)
         line+=$(awk -v b="$b" -v d="$d" 'BEGIN { printf ", produce / dd %.2fx", b / d }')
     fi
-    echo "gregor ($policy) / mock: $line"
+    echo "$(label "$target") / mock: $line"
 done
