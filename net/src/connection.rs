@@ -136,6 +136,15 @@ pub fn encode_frame(
     body: &ResponseKind,
 ) -> anyhow::Result<Frame> {
     let sections = wire::record_sections(body);
+    if sections.is_empty() {
+        // Nothing stored to keep by reference (every response but a fetch with data): one
+        // buffer, one allocation, as small responses such as a produce's acknowledgement need.
+        let whole = wire::encode_response(correlation_id, api_version, body)?;
+        return Ok(Frame {
+            len: whole.len(),
+            chunks: vec![whole],
+        });
+    }
     let mut b = FrameBuilder {
         sections: &sections,
         next: 0,
