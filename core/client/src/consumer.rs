@@ -35,7 +35,7 @@ use gregor_core::{Duration, Instant};
 use kafka_protocol::messages::*;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use kafka_protocol::ResponseError;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// ListOffsets' special timestamps.
 const EARLIEST: i64 = -2;
@@ -71,8 +71,9 @@ struct PartPos {
 #[derive(Clone, Debug, Default)]
 pub struct Consumer {
     parts: BTreeMap<TopicPartition, PartPos>,
-    /// Topics whose every partition is assigned, including partitions added later.
-    whole_topics: BTreeSet<String>,
+    /// Topics whose every partition is assigned, including partitions added later, with the
+    /// lookup each new partition starts with (`None`: `auto.offset.reset`).
+    whole_topics: BTreeMap<String, Option<i64>>,
 }
 
 fn decompress(buf: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
@@ -155,6 +156,15 @@ pub fn read_records(
     Ok((out, position))
 }
 
+/// The ListOffsets timestamp that finds `to`.
+fn lookup_timestamp(to: SeekTo) -> i64 {
+    match to {
+        SeekTo::Beginning => EARLIEST,
+        SeekTo::End => LATEST,
+        SeekTo::Time(ms) => ms.max(0),
+    }
+}
+
 impl Client {
     /// Read these partitions (in addition to those already assigned). Without a position, each
     /// starts where `auto.offset.reset` says.
@@ -167,11 +177,14 @@ impl Client {
         self.step();
     }
 
-    /// Read every partition of `topic`, including partitions added to it later.
-    pub fn assign_topic(&mut self, now: Instant, topic: &str) {
+    /// Read every partition of `topic`, including partitions added to it later, each starting
+    /// where `start` says (or where `auto.offset.reset` says).
+    pub fn assign_topic(&mut self, now: Instant, topic: &str, start: Option<SeekTo>) {
         self.advance(now);
         self.want_topic(topic);
-        self.consumer.whole_topics.insert(topic.to_string());
+        self.consumer
+            .whole_topics
+            .insert(topic.to_string(), start.map(lookup_timestamp));
         self.step();
     }
 
@@ -193,11 +206,7 @@ impl Client {
         let p = self.consumer.parts.entry(tp).or_default();
         p.position = None;
         p.stopped = false;
-        p.reset_to = Some(match to {
-            SeekTo::Beginning => EARLIEST,
-            SeekTo::End => LATEST,
-            SeekTo::Time(ms) => ms.max(0),
-        });
+        p.reset_to = Some(lookup_timestamp(to));
         self.step();
     }
 
@@ -248,11 +257,22 @@ impl Client {
     }
 
     pub(crate) fn metadata_changed(&mut self) {
-        let topics: Vec<String> = self.consumer.whole_topics.iter().cloned().collect();
-        for t in topics {
+        let topics: Vec<(String, Option<i64>)> = self
+            .consumer
+            .whole_topics
+            .iter()
+            .map(|(t, s)| (t.clone(), *s))
+            .collect();
+        for (t, start) in topics {
             if let Some(n) = self.meta.partitions(&t) {
                 for p in 0..n {
-                    self.consumer.parts.entry((t.clone(), p)).or_default();
+                    self.consumer
+                        .parts
+                        .entry((t.clone(), p))
+                        .or_insert_with(|| PartPos {
+                            reset_to: start,
+                            ..PartPos::default()
+                        });
                 }
             }
         }

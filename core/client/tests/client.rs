@@ -724,7 +724,7 @@ fn consumer(reset: OffsetReset) -> Harness {
         auto_offset_reset: reset,
         ..config()
     });
-    h.client.assign_topic(h.now, "t");
+    h.client.assign_topic(h.now, "t", None);
     h.pump();
     h.handshake();
     h.metadata(1, "t", &[1]);
