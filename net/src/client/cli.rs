@@ -110,7 +110,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 }
             }
         });
-        let (mut eof, mut sent, mut failed, mut line_no) = (false, 0u64, 0u64, 0u64);
+        let (mut eof, mut delivered, mut failed, mut line_no) = (false, 0u64, 0u64, 0u64);
         loop {
             if eof && driver.client().unreported() == 0 {
                 break;
@@ -141,7 +141,6 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                             headers: headers.clone(),
                             timestamp_ms: None,
                         });
-                        sent += 1;
                     }
                     None => {
                         eof = true;
@@ -152,9 +151,12 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 outs = driver.next() => {
                     for o in outs {
                         if let Output::Delivered(d) = o {
-                            if let Err(e) = d.result {
-                                failed += 1;
-                                eprintln!("error: record {} to {}: {e}", d.id.0 + 1, d.topic);
+                            match d.result {
+                                Ok(_) => delivered += 1,
+                                Err(e) => {
+                                    failed += 1;
+                                    eprintln!("error: record {} to {}: {e}", d.id.0 + 1, d.topic);
+                                }
                             }
                         }
                     }
@@ -162,8 +164,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             }
         }
         eprintln!(
-            "{} record(s) delivered to {}, {failed} failed",
-            sent - failed.min(sent),
+            "{delivered} record(s) delivered to {}, {failed} failed",
             args.topic
         );
         anyhow::ensure!(failed == 0, "{failed} record(s) not delivered");
