@@ -319,3 +319,83 @@ fn the_client_works_against_librdkafkas_mock_cluster() {
     drop(mock.stdin.take());
     let _ = mock.wait();
 }
+
+/// A `gregor consume --group` member that exits after `idle_ms` without a record.
+fn member(bootstrap: &str, group: &str, idle_ms: &str) -> std::process::Child {
+    Command::new(gregor_bin())
+        .args([
+            "consume",
+            "--topic",
+            "shared",
+            "--group",
+            group,
+            "--from-beginning",
+        ])
+        .args(["--timeout-ms", idle_ms, "--format", "%p|%o|%k|%v|%h\\n"])
+        .args(["--bootstrap", bootstrap])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn lines_of(c: std::process::Child) -> Vec<Vec<String>> {
+    let o = c.wait_with_output().unwrap();
+    ok(&o);
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('|').map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn two_group_members_share_the_partitions_and_commits_carry_over() {
+    let b = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    create_topic(&b, "shared", 4);
+    let first = member(&b.bootstrap(), "readers", "6000");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let second = member(&b.bootstrap(), "readers", "6000");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let input: String = (0..400).map(|i| format!("key{i}:v{i}\n")).collect();
+    ok(&produce(
+        &b.bootstrap(),
+        &["--topic", "shared", "--key-separator", ":"],
+        &input,
+    ));
+    let (a, b2) = (lines_of(first), lines_of(second));
+    assert!(
+        !a.is_empty() && !b2.is_empty(),
+        "both members read: {} and {}",
+        a.len(),
+        b2.len()
+    );
+    let parts = |ls: &[Vec<String>]| ls.iter().map(|l| l[0].clone()).collect::<BTreeSet<_>>();
+    assert!(
+        parts(&a).is_disjoint(&parts(&b2)),
+        "a partition has one reader"
+    );
+    let all: BTreeSet<String> = a.iter().chain(&b2).map(|l| l[3].clone()).collect();
+    assert_eq!(all.len(), 400, "together they read everything");
+    assert_eq!(a.len() + b2.len(), 400, "once");
+    // Everything was committed: the group has nothing left for a new member.
+    let again = lines_of(member(&b.bootstrap(), "readers", "3000"));
+    assert!(again.is_empty(), "{again:?}");
+    let described = run(
+        Command::new(gregor_bin()).args([
+            "groups",
+            "describe",
+            "readers",
+            "--bootstrap",
+            &b.bootstrap(),
+        ]),
+        "gregor groups",
+    );
+    let text = String::from_utf8_lossy(&described.stdout);
+    let committed: i64 = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("shared"))
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(committed, 400, "{text}");
+}

@@ -13,6 +13,7 @@
 use crate::config::Config;
 use crate::conn::{Conn, ConnState, Pending, Purpose, API_VERSIONS_FIRST};
 use crate::consumer::Consumer;
+use crate::group::Group;
 use crate::io::{error_name, Input, NodeId, Output};
 use crate::metadata::{Metadata, PartitionMeta};
 use crate::producer::Producer;
@@ -35,6 +36,9 @@ pub struct Client {
     pub(crate) meta: Metadata,
     pub(crate) producer: Producer,
     pub(crate) consumer: Consumer,
+    pub(crate) group: Option<Group>,
+    /// The group coordinator's own connection: its node id and address.
+    pub(crate) coordinator_address: Option<(NodeId, (String, u16))>,
     pub(crate) outputs: VecDeque<Output>,
 }
 
@@ -55,8 +59,15 @@ impl Client {
             meta: Metadata::default(),
             producer: Producer::default(),
             consumer: Consumer::default(),
+            group: None,
+            coordinator_address: None,
             outputs: VecDeque::new(),
         })
+    }
+
+    /// Whether any request still waits for its answer.
+    pub fn requests_in_flight(&self) -> bool {
+        self.conns.values().any(|c| !c.in_flight.is_empty())
     }
 
     pub fn config(&self) -> &Config {
@@ -93,15 +104,12 @@ impl Client {
         };
         at(self.meta.next_deadline(self.config.metadata_max_age_ms));
         at(self.down_until.values().min().copied());
-        let timeout = Duration::from_ms(self.config.request_timeout_ms);
         for c in self.conns.values() {
-            // A fetch may rightly be held by the broker for its max wait on top.
-            at(c.in_flight.front().map(|p| {
-                p.sent_at + timeout + Duration::from_ms(self.config.fetch_wait_ms_max as u64)
-            }));
+            at(c.in_flight.iter().map(|p| p.deadline).min());
         }
         at(self.producer_deadline());
         at(self.consumer_deadline());
+        at(self.group_deadline());
         t
     }
 
@@ -111,6 +119,7 @@ impl Client {
         self.down_until.retain(|_, t| *t > now);
         self.step_metadata();
         self.step_producer();
+        self.step_group();
         self.step_consumer();
         self.invariants();
     }
@@ -122,11 +131,17 @@ impl Client {
         }
         self.producer_invariants();
         self.consumer_invariants();
+        self.group_invariants();
     }
 
     // ---- connections ---------------------------------------------------------------------
 
     fn address(&self, node: NodeId) -> Option<(String, u16)> {
+        if let Some((n, addr)) = &self.coordinator_address {
+            if *n == node {
+                return Some(addr.clone());
+            }
+        }
         if node.is_bootstrap() {
             self.config.bootstrap.get((-1 - node.0) as usize).cloned()
         } else {
@@ -209,11 +224,20 @@ impl Client {
         let conn = self.conns.get_mut(&node).expect("sending on a connection");
         assert!(conn.state == ConnState::Ready || key == ApiKey::ApiVersions);
         if expect_response {
+            let held_ms = match purpose {
+                Purpose::Fetch(_) => self.config.fetch_wait_ms_max as u64,
+                Purpose::JoinGroup => self
+                    .group
+                    .as_ref()
+                    .map_or(0, |g| g.rebalance_timeout_ms() as u64),
+                _ => 0,
+            };
             conn.in_flight.push_back(Pending {
                 correlation_id,
                 key,
                 version,
                 sent_at: self.now,
+                deadline: self.now + Duration::from_ms(self.config.request_timeout_ms + held_ms),
                 purpose,
             });
         }
@@ -286,21 +310,16 @@ impl Client {
             Purpose::InitProducerId => self.producer.pid_in_flight = false,
             Purpose::Produce(batches) => self.produce_lost(batches, reason),
             Purpose::ListOffsets(parts) | Purpose::Fetch(parts) => self.consumer_lost(parts),
+            group => self.group_lost(&group),
         }
     }
 
-    /// Close connections whose oldest request has waited longer than `request.timeout.ms`.
+    /// Close connections with a request unanswered past its deadline.
     fn expire_requests(&mut self) {
-        let timeout = Duration::from_ms(self.config.request_timeout_ms);
-        let wait = Duration::from_ms(self.config.fetch_wait_ms_max as u64);
         let late: Vec<NodeId> = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                c.in_flight
-                    .front()
-                    .is_some_and(|p| self.now >= p.sent_at + timeout + wait)
-            })
+            .filter(|(_, c)| c.in_flight.iter().any(|p| self.now >= p.deadline))
             .map(|(n, _)| *n)
             .collect();
         for n in late {
@@ -354,6 +373,17 @@ impl Client {
                 self.on_list_offsets(parts, r)
             }
             (Purpose::Fetch(parts), ResponseKind::Fetch(r)) => self.on_fetch(parts, r),
+            (Purpose::FindCoordinator, ResponseKind::FindCoordinator(r)) => {
+                self.on_find_coordinator(r)
+            }
+            (Purpose::JoinGroup, ResponseKind::JoinGroup(r)) => self.on_join(r),
+            (Purpose::SyncGroup, ResponseKind::SyncGroup(r)) => self.on_sync(r),
+            (Purpose::Heartbeat, ResponseKind::Heartbeat(r)) => self.on_heartbeat(r),
+            (Purpose::OffsetFetch, ResponseKind::OffsetFetch(r)) => self.on_offset_fetch(r),
+            (Purpose::OffsetCommit(sent), ResponseKind::OffsetCommit(r)) => {
+                self.on_offset_commit(sent, r)
+            }
+            (Purpose::LeaveGroup, ResponseKind::LeaveGroup(_)) => {}
             (purpose, _) => panic!("a {purpose:?} request decoded as another response"),
         }
     }
@@ -466,6 +496,11 @@ impl Client {
                 .conns
                 .keys()
                 .filter(|n| !n.is_bootstrap() && !brokers.contains_key(&n.0))
+                .filter(|n| {
+                    self.coordinator_address
+                        .as_ref()
+                        .is_none_or(|(c, _)| c != *n)
+                })
                 .copied()
                 .collect();
             self.meta.brokers = brokers;

@@ -20,6 +20,16 @@ pub const SPEAKS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::InitProducerId, 0, 4),
+    // The group APIs stop below their flexible versions, at what librdkafka itself sends:
+    // librdkafka's mock cluster closes the connection on a flexible JoinGroup (v6+) or
+    // SyncGroup (v4+).
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::JoinGroup, 1, 5),
+    (ApiKey::SyncGroup, 0, 3),
+    (ApiKey::Heartbeat, 0, 3),
+    (ApiKey::LeaveGroup, 0, 3),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::OffsetCommit, 2, 7),
 ];
 
 /// The highest ApiVersions version we send first (v3 carries the client's software name).
@@ -45,6 +55,14 @@ pub enum Purpose {
     Produce(Vec<(TopicPartition, u64)>),
     ListOffsets(Vec<TopicPartition>),
     Fetch(Vec<TopicPartition>),
+    FindCoordinator,
+    JoinGroup,
+    SyncGroup,
+    Heartbeat,
+    OffsetFetch,
+    /// The offsets committed, by partition.
+    OffsetCommit(Vec<(TopicPartition, i64)>),
+    LeaveGroup,
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +71,9 @@ pub struct Pending {
     pub key: ApiKey,
     pub version: i16,
     pub sent_at: Instant,
+    /// When the connection is given up on if no answer came: `request.timeout.ms`, plus what
+    /// the broker may rightly hold the request for (a fetch's max wait, a rebalance).
+    pub deadline: Instant,
     pub purpose: Purpose,
 }
 

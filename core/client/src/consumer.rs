@@ -20,8 +20,8 @@
 //!   epoch −1).
 //!
 //! ## Invariants (checked after every step)
-//! * a partition waits on at most one request (a fetch or an offset lookup), never both;
-//! * a partition with a fetch in flight has a position, and the fetch asked for it;
+//! * a partition waits on at most one request (a fetch or an offset lookup), never both, and
+//!   one it waits on is in flight (so it never waits forever);
 //! * each broker has at most one fetch in flight.
 
 use crate::client::{sb, Client};
@@ -35,7 +35,7 @@ use gregor_core::{Duration, Instant};
 use kafka_protocol::messages::*;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use kafka_protocol::ResponseError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// ListOffsets' special timestamps.
 const EARLIEST: i64 = -2;
@@ -55,8 +55,10 @@ pub enum SeekTo {
 }
 
 #[derive(Clone, Debug, Default)]
-struct PartPos {
-    position: Option<i64>,
+pub(crate) struct PartPos {
+    pub(crate) position: Option<i64>,
+    /// The group's committed offset is being looked up; nothing else happens until it is.
+    pub(crate) awaiting_committed: bool,
     /// A lookup to make: the ListOffsets timestamp.
     reset_to: Option<i64>,
     /// The offset a fetch in flight asked for.
@@ -70,7 +72,7 @@ struct PartPos {
 
 #[derive(Clone, Debug, Default)]
 pub struct Consumer {
-    parts: BTreeMap<TopicPartition, PartPos>,
+    pub(crate) parts: BTreeMap<TopicPartition, PartPos>,
     /// Topics whose every partition is assigned, including partitions added later, with the
     /// lookup each new partition starts with (`None`: `auto.offset.reset`).
     whole_topics: BTreeMap<String, Option<i64>>,
@@ -162,6 +164,16 @@ fn lookup_timestamp(to: SeekTo) -> i64 {
         SeekTo::Beginning => EARLIEST,
         SeekTo::End => LATEST,
         SeekTo::Time(ms) => ms.max(0),
+    }
+}
+
+impl PartPos {
+    /// A partition the group assigned: it waits for the group's committed offset.
+    pub(crate) fn awaiting_committed() -> PartPos {
+        PartPos {
+            awaiting_committed: true,
+            ..PartPos::default()
+        }
     }
 }
 
@@ -322,7 +334,9 @@ impl Client {
             .consumer
             .parts
             .iter()
-            .filter(|(_, p)| p.position.is_none() && p.reset_to.is_none() && !p.stopped)
+            .filter(|(_, p)| {
+                p.position.is_none() && p.reset_to.is_none() && !p.stopped && !p.awaiting_committed
+            })
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in need_reset {
@@ -341,7 +355,12 @@ impl Client {
         let mut lookups: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
         let mut fetches: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
         for (tp, p) in &self.consumer.parts {
-            if p.stopped || p.listing || p.fetching.is_some() || now < p.backoff_until {
+            if p.stopped
+                || p.awaiting_committed
+                || p.listing
+                || p.fetching.is_some()
+                || now < p.backoff_until
+            {
                 continue;
             }
             let Some(leader) = self.meta.leader(tp) else {
@@ -638,18 +657,22 @@ impl Client {
 
     pub(crate) fn consumer_invariants(&self) {
         let mut fetching: BTreeMap<NodeId, usize> = BTreeMap::new();
+        let mut in_fetches: BTreeSet<&TopicPartition> = BTreeSet::new();
+        let mut in_lookups: BTreeSet<&TopicPartition> = BTreeSet::new();
         for (n, c) in &self.conns {
             for r in &c.in_flight {
-                if let Purpose::Fetch(tps) = &r.purpose {
-                    *fetching.entry(*n).or_default() += 1;
-                    for tp in tps {
-                        if let Some(p) = self.consumer.parts.get(tp) {
-                            assert!(p.fetching.is_some(), "{tp:?}: in a fetch, not marked");
-                        }
+                match &r.purpose {
+                    Purpose::Fetch(tps) => {
+                        *fetching.entry(*n).or_default() += 1;
+                        in_fetches.extend(tps);
                     }
+                    Purpose::ListOffsets(tps) => in_lookups.extend(tps),
+                    _ => {}
                 }
             }
         }
+        // (A partition in a fetch may be unmarked: it was given up and assigned again while the
+        // fetch was out; its answer is then ignored.)
         assert!(
             fetching.values().all(|&n| n <= 1),
             "one fetch per broker: {fetching:?}"
@@ -662,6 +685,14 @@ impl Client {
             assert!(
                 p.position.is_none_or(|o| o >= 0),
                 "{tp:?}: a negative position"
+            );
+            assert!(
+                p.fetching.is_none() || in_fetches.contains(tp),
+                "{tp:?}: marked as fetching with no fetch in flight"
+            );
+            assert!(
+                !p.listing || in_lookups.contains(tp),
+                "{tp:?}: marked as looking up with no ListOffsets in flight"
             );
         }
     }

@@ -186,6 +186,9 @@ pub enum Output {
         partition: i32,
         error: ClientError,
     },
+    /// The consumer group cannot be joined (the broker refused for good: an unsupported
+    /// assignor, a bad session timeout, a missing API); the member has left it.
+    GroupError { group: String, error: ClientError },
     /// A line for the application's log (a retry, a leader change). The client does no logging.
     Log { message: String },
 }

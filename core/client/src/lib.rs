@@ -22,11 +22,13 @@
 //! 6. [`partitioner`] — murmur2 for keys (as the Java client), sticky for the rest (KIP-480).
 //! 7. [`producer`] — batching, idempotence (KIP-98), retries in order, delivery reports.
 //! 8. [`consumer`] — positions, `auto.offset.reset`, fetching.
+//! 9. [`group`] — the classic consumer group member: join, sync, heartbeat, commit.
 
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod consumer;
+pub mod group;
 pub mod io;
 pub mod metadata;
 pub mod partitioner;
@@ -35,6 +37,7 @@ pub mod producer;
 pub use client::Client;
 pub use config::{Acks, Config, OffsetReset};
 pub use consumer::SeekTo;
+pub use group::GroupConfig;
 pub use io::{
     ClientError, ConsumerRecord, Delivery, Fetched, Input, NodeId, Output, ProducerRecord, RecordId,
 };

@@ -906,3 +906,200 @@ fn records_decode_from_every_codec_the_encoder_writes() {
         assert!(RecordBatchDecoder::decode(&mut b.clone()).is_ok());
     }
 }
+
+// ---- group member ----------------------------------------------------------------------
+
+#[test]
+fn a_group_member_joins_leads_assigns_resumes_from_commits_and_rejoins_on_rebalance() {
+    use gregor_client::kafka_protocol::protocol::{Decodable, Encodable};
+    let mut h = Harness::new(config());
+    h.client
+        .subscribe(h.now, GroupConfig::new("g"), &["t".to_string()]);
+    h.pump();
+    h.handshake();
+    h.metadata(1, "t", &[1, 1]);
+    let (node, r) = h.take(ApiKey::FindCoordinator);
+    let coordinator = FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(1))
+        .with_host(sb("localhost"))
+        .with_port(9001);
+    h.answer(node, &r, ResponseKind::FindCoordinator(coordinator));
+    let (node, r) = h.take(ApiKey::JoinGroup);
+    assert_eq!(
+        node,
+        NodeId(i32::MAX - 1),
+        "JoinGroup goes to the coordinator, on a connection of its own"
+    );
+    let RequestKind::JoinGroup(join) = &r.body else {
+        panic!()
+    };
+    assert_eq!(join.member_id.as_str(), "");
+    assert_eq!(join.protocols[0].name.as_str(), "range");
+    let metadata = join.protocols[0].metadata.clone();
+    // KIP-394: a new member is told its id and joins again with it.
+    h.answer(
+        node,
+        &r,
+        ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::MemberIdRequired.code())
+                .with_member_id(sb("m-1")),
+        ),
+    );
+    let (node, r) = h.take(ApiKey::JoinGroup);
+    let RequestKind::JoinGroup(join) = &r.body else {
+        panic!()
+    };
+    assert_eq!(join.member_id.as_str(), "m-1");
+    let members = ["m-1", "m-2"]
+        .iter()
+        .map(|m| {
+            join_group_response::JoinGroupResponseMember::default()
+                .with_member_id(sb(m))
+                .with_metadata(metadata.clone())
+        })
+        .collect();
+    h.answer(
+        node,
+        &r,
+        ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_generation_id(1)
+                .with_protocol_name(Some(sb("range")))
+                .with_leader(sb("m-1"))
+                .with_member_id(sb("m-1"))
+                .with_members(members),
+        ),
+    );
+    let (node, r) = h.take(ApiKey::SyncGroup);
+    let RequestKind::SyncGroup(sync) = &r.body else {
+        panic!()
+    };
+    assert_eq!(sync.generation_id, 1);
+    let decode = |b: &Bytes| {
+        let mut b = b.clone();
+        let v = i16::from_be_bytes([b[0], b[1]]);
+        let _ = bytes::Buf::get_i16(&mut b);
+        let a = ConsumerProtocolAssignment::decode(&mut b, v).unwrap();
+        a.assigned_partitions
+            .iter()
+            .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.to_string(), *p)))
+            .collect::<Vec<_>>()
+    };
+    let plan: Vec<(String, Vec<(String, i32)>)> = sync
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), decode(&a.assignment)))
+        .collect();
+    assert_eq!(
+        plan,
+        vec![
+            ("m-1".to_string(), vec![("t".to_string(), 0)]),
+            ("m-2".to_string(), vec![("t".to_string(), 1)])
+        ],
+        "the leader's range assignment"
+    );
+    let mine = sync.assignments[0].assignment.clone();
+    h.answer(
+        node,
+        &r,
+        ResponseKind::SyncGroup(SyncGroupResponse::default().with_assignment(mine)),
+    );
+    assert_eq!(h.client.assignment(), vec![("t".to_string(), 0)]);
+    let (node, r) = h.take(ApiKey::OffsetFetch);
+    let committed = OffsetFetchResponse::default().with_topics(vec![
+        offset_fetch_response::OffsetFetchResponseTopic::default()
+            .with_name(TopicName(sb("t")))
+            .with_partitions(vec![
+                offset_fetch_response::OffsetFetchResponsePartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(7),
+            ]),
+    ]);
+    h.answer(node, &r, ResponseKind::OffsetFetch(committed));
+    let (node, f) = h.take(ApiKey::Fetch);
+    let RequestKind::Fetch(body) = &f.body else {
+        panic!()
+    };
+    assert_eq!(
+        body.topics[0].partitions[0].fetch_offset, 7,
+        "from the commit"
+    );
+    h.answer(
+        node,
+        &f,
+        fetch_answer(&f, 0, stored(7, 2, Compression::None), 9),
+    );
+    assert_eq!(records(&mut h).len(), 2);
+    // A heartbeat learns of a rebalance: commit the position, give up, join again.
+    h.advance_ms(3_000);
+    let (node, r) = h.take(ApiKey::Heartbeat);
+    h.answer(
+        node,
+        &r,
+        ResponseKind::Heartbeat(
+            HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code()),
+        ),
+    );
+    assert!(
+        h.client.assignment().is_empty(),
+        "eager: gave everything up"
+    );
+    let (_, c) = h.take(ApiKey::OffsetCommit);
+    let RequestKind::OffsetCommit(commit) = &c.body else {
+        panic!()
+    };
+    assert_eq!(commit.generation_id_or_member_epoch, 1);
+    assert_eq!(commit.topics[0].partitions[0].committed_offset, 9);
+    let (_, r) = h.take(ApiKey::JoinGroup);
+    let RequestKind::JoinGroup(join) = &r.body else {
+        panic!()
+    };
+    assert_eq!(join.member_id.as_str(), "m-1", "keeps its id");
+    let mut m = join.protocols[0].metadata.clone();
+    let v = bytes::Buf::get_i16(&mut m);
+    let s = ConsumerProtocolSubscription::decode(&mut m, v).unwrap();
+    assert_eq!(
+        s.owned_partitions[0].partitions,
+        vec![0],
+        "reports what it owned"
+    );
+    let _ = s.encode(&mut bytes::BytesMut::new(), v);
+}
+
+#[test]
+fn a_group_refusing_the_assignor_is_reported_and_left() {
+    let mut h = Harness::new(config());
+    h.client
+        .subscribe(h.now, GroupConfig::new("g"), &["t".to_string()]);
+    h.pump();
+    h.handshake();
+    h.metadata(1, "t", &[1]);
+    let (node, r) = h.take(ApiKey::FindCoordinator);
+    let coordinator = FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(1))
+        .with_host(sb("localhost"))
+        .with_port(9001);
+    h.answer(node, &r, ResponseKind::FindCoordinator(coordinator));
+    let (node, r) = h.take(ApiKey::JoinGroup);
+    h.answer(
+        node,
+        &r,
+        ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::InconsistentGroupProtocol.code()),
+        ),
+    );
+    match h.app.as_slice() {
+        [Output::GroupError { group, error }] => {
+            assert_eq!(group, "g");
+            assert_eq!(
+                error.code(),
+                Some(ResponseError::InconsistentGroupProtocol.code())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    h.advance_ms(10_000);
+    assert!(h.sent.is_empty() || h.keys().iter().all(|(_, k)| *k == ApiKey::Metadata as i16));
+}

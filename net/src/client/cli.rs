@@ -4,7 +4,7 @@
 use super::Driver;
 use bytes::Bytes;
 use gregor_client::config::{parse_compression, parse_host_port};
-use gregor_client::{Acks, Config, OffsetReset, Output, ProducerRecord, SeekTo};
+use gregor_client::{Acks, Config, GroupConfig, OffsetReset, Output, ProducerRecord, SeekTo};
 use std::io::{BufRead, Write};
 
 #[derive(clap::Args)]
@@ -53,6 +53,13 @@ pub struct ConsumeArgs {
     /// Start at the first record at or after this time, Unix ms.
     #[arg(long, conflicts_with = "offset")]
     from_time: Option<i64>,
+    /// Join this consumer group: share the partitions with its other members, start from its
+    /// committed offsets, and commit as records are printed.
+    #[arg(long, conflicts_with_all = ["partition", "offset", "from_time"])]
+    group: Option<String>,
+    /// The group's assignor: range or cooperative-sticky.
+    #[arg(long, default_value = "range", requires = "group")]
+    assignor: String,
     /// Exit after this many records.
     #[arg(long)]
     max_messages: Option<u64>,
@@ -197,18 +204,30 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let mut driver = Driver::new(config)?;
         let now = driver.now();
-        match (args.partition, args.offset, args.from_time) {
-            (Some(p), Some(o), _) => driver.client().seek(now, (args.topic.clone(), p), o),
-            (Some(p), None, Some(t)) => {
-                driver
-                    .client()
-                    .seek_to(now, (args.topic.clone(), p), SeekTo::Time(t))
-            }
-            (Some(p), None, None) => driver.client().assign(now, &[(args.topic.clone(), p)]),
-            (None, _, time) => {
-                driver
-                    .client()
-                    .assign_topic(now, &args.topic, time.map(SeekTo::Time))
+        if let Some(group) = &args.group {
+            let mut cfg = GroupConfig::new(group);
+            cfg.strategy = match args.assignor.as_str() {
+                "range" => gregor_core::assignor::Strategy::Range,
+                "cooperative-sticky" => gregor_core::assignor::Strategy::Sticky,
+                other => anyhow::bail!("--assignor is range or cooperative-sticky, not {other:?}"),
+            };
+            driver
+                .client()
+                .subscribe(now, cfg, std::slice::from_ref(&args.topic));
+        } else {
+            match (args.partition, args.offset, args.from_time) {
+                (Some(p), Some(o), _) => driver.client().seek(now, (args.topic.clone(), p), o),
+                (Some(p), None, Some(t)) => {
+                    driver
+                        .client()
+                        .seek_to(now, (args.topic.clone(), p), SeekTo::Time(t))
+                }
+                (Some(p), None, None) => driver.client().assign(now, &[(args.topic.clone(), p)]),
+                (None, _, time) => {
+                    driver
+                        .client()
+                        .assign_topic(now, &args.topic, time.map(SeekTo::Time))
+                }
             }
         }
         let stdout = std::io::stdout();
@@ -230,6 +249,15 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
                     Output::Records(f) => {
                         for r in f.records {
                             if count >= limit {
+                                if args.group.is_some() {
+                                    // Commit only what was printed: the rest is read next time.
+                                    let now = driver.now();
+                                    driver.client().seek(
+                                        now,
+                                        (f.topic.clone(), f.partition),
+                                        r.offset,
+                                    );
+                                }
                                 break;
                             }
                             count += 1;
@@ -244,10 +272,26 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
                         out.flush()?;
                         anyhow::bail!("cannot read {topic}-{partition}: {error}");
                     }
+                    Output::GroupError { group, error } => {
+                        out.flush()?;
+                        anyhow::bail!("cannot join group {group}: {error}");
+                    }
                     _ => {}
                 }
             }
             out.flush()?;
+        }
+        if args.group.is_some() {
+            // Commit what was printed, then leave so the others take the partitions at once.
+            let now = driver.now();
+            driver.client().commit(now);
+            let limit = std::time::Duration::from_secs(10);
+            driver
+                .run_until(|c| c.commits_in_flight() == 0, limit)
+                .await;
+            let now = driver.now();
+            driver.client().leave(now);
+            driver.run_until(|c| !c.requests_in_flight(), limit).await;
         }
         eprintln!("processed a total of {count} messages");
         Ok(())

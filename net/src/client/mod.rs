@@ -94,17 +94,40 @@ impl Driver {
             if !app.is_empty() {
                 return app;
             }
-            let deadline = self.client.poll_timeout().map(|t| self.clock.to_tokio(t));
-            let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-            tokio::select! {
-                ev = self.events_rx.recv() => {
-                    let ev = ev.expect("the driver holds a sender");
-                    self.feed(ev);
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {
-                    let now = self.now();
-                    self.client.handle(Input::Tick { now });
-                }
+            self.wait_one().await;
+        }
+    }
+
+    /// Run until `done(client)` holds or `limit` passes; returns the application's results
+    /// meanwhile (used to finish commits and leave a group before exiting).
+    pub async fn run_until(
+        &mut self,
+        done: impl Fn(&Client) -> bool,
+        limit: std::time::Duration,
+    ) -> Vec<Output> {
+        let end = tokio::time::Instant::now() + limit;
+        let mut app = Vec::new();
+        loop {
+            app.extend(self.carry_out());
+            if done(&self.client) || tokio::time::Instant::now() >= end {
+                return app;
+            }
+            let _ = tokio::time::timeout_at(end, self.wait_one()).await;
+        }
+    }
+
+    /// Wait for one network event or the client's next deadline, and feed it.
+    async fn wait_one(&mut self) {
+        let deadline = self.client.poll_timeout().map(|t| self.clock.to_tokio(t));
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+        tokio::select! {
+            ev = self.events_rx.recv() => {
+                let ev = ev.expect("the driver holds a sender");
+                self.feed(ev);
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {
+                let now = self.now();
+                self.client.handle(Input::Tick { now });
             }
         }
     }
