@@ -22,12 +22,12 @@ pub const SPEAKS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 4),
     // The group APIs stop below their flexible versions, at what librdkafka itself sends:
     // librdkafka's mock cluster closes the connection on a flexible JoinGroup (v6+) or
-    // SyncGroup (v4+).
+    // SyncGroup (v4+), and answers LeaveGroup v3 in a form that does not decode.
     (ApiKey::FindCoordinator, 0, 3),
     (ApiKey::JoinGroup, 1, 5),
     (ApiKey::SyncGroup, 0, 3),
     (ApiKey::Heartbeat, 0, 3),
-    (ApiKey::LeaveGroup, 0, 3),
+    (ApiKey::LeaveGroup, 0, 2),
     (ApiKey::OffsetFetch, 1, 7),
     (ApiKey::OffsetCommit, 2, 7),
 ];

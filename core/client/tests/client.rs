@@ -1103,3 +1103,43 @@ fn a_group_refusing_the_assignor_is_reported_and_left() {
     h.advance_ms(10_000);
     assert!(h.sent.is_empty() || h.keys().iter().all(|(_, k)| *k == ApiKey::Metadata as i16));
 }
+
+/// The crate's first promise, enforced as gregor-core enforces its own (core/tests/sans_io.rs):
+/// no I/O, no clocks, no entropy, no threads, no unordered maps in the source.
+#[test]
+fn the_client_does_no_io_and_reads_no_clock() {
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::thread",
+        "std::time",
+        "std::env",
+        "std::process",
+        "tokio",
+        "SystemTime",
+        "Instant::now",
+        "thread_rng",
+        "rand::",
+        "HashMap",
+        "HashSet",
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        checked += 1;
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            for bad in forbidden {
+                assert!(
+                    !code.contains(bad),
+                    "{}:{}: uses {bad}",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+    assert!(checked >= 9, "read the client's sources");
+}
