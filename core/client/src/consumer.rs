@@ -389,17 +389,31 @@ impl Client {
         }
     }
 
-    fn send_list_offsets(&mut self, node: NodeId, tps: Vec<TopicPartition>) {
-        let Some(version) = self.conns[&node].version(ApiKey::ListOffsets) else {
-            for tp in &tps {
+    /// The version of `key` to use on `node`; if there is none, the partitions that needed it
+    /// stop with an error saying so.
+    fn version_or_stop(
+        &mut self,
+        node: NodeId,
+        key: ApiKey,
+        tps: &[TopicPartition],
+    ) -> Option<i16> {
+        let v = self.conns[&node].version(key);
+        if v.is_none() {
+            for tp in tps {
                 self.stop(
                     tp,
                     ClientError::Invalid(format!(
-                        "node {} speaks no ListOffsets version this client speaks",
+                        "node {} speaks no {key:?} version this client speaks",
                         node.0
                     )),
                 );
             }
+        }
+        v
+    }
+
+    fn send_list_offsets(&mut self, node: NodeId, tps: Vec<TopicPartition>) {
+        let Some(version) = self.version_or_stop(node, ApiKey::ListOffsets, &tps) else {
             return;
         };
         let mut topics: BTreeMap<String, Vec<list_offsets_request::ListOffsetsPartition>> =
@@ -438,16 +452,7 @@ impl Client {
     }
 
     fn send_fetch(&mut self, node: NodeId, tps: Vec<TopicPartition>) {
-        let Some(version) = self.conns[&node].version(ApiKey::Fetch) else {
-            for tp in &tps {
-                self.stop(
-                    tp,
-                    ClientError::Invalid(format!(
-                        "node {} speaks no Fetch version this client speaks",
-                        node.0
-                    )),
-                );
-            }
+        let Some(version) = self.version_or_stop(node, ApiKey::Fetch, &tps) else {
             return;
         };
         let mut topics: BTreeMap<String, Vec<fetch_request::FetchPartition>> = BTreeMap::new();
