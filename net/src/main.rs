@@ -4,11 +4,13 @@
 //! gregor serve [--data-dir DIR] [--listen HOST:PORT] [--config FILE] [--durability POLICY] ...
 //! gregor topics create|list|describe|delete ... [--bootstrap HOST:PORT]
 //! gregor groups list|describe GROUP [--bootstrap HOST:PORT]
+//! gregor produce|consume --topic T ... [--bootstrap HOST:PORT]
 //! ```
 
 mod admin;
 mod alloc;
 mod backlog;
+mod client;
 mod clock;
 #[cfg(test)]
 mod codec_props;
@@ -71,6 +73,10 @@ enum Command {
         )]
         bootstrap: String,
     },
+    /// Write lines from stdin to a topic, one record per line (Kafka's console producer).
+    Produce(client::cli::ProduceArgs),
+    /// Print a topic's records (Kafka's console consumer).
+    Consume(client::cli::ConsumeArgs),
 }
 
 #[derive(clap::Args)]
@@ -245,6 +251,8 @@ fn main() {
             GroupsCommand::List => admin::groups_list(&bootstrap),
             GroupsCommand::Describe { group } => admin::groups_describe(&bootstrap, &group),
         },
+        Command::Produce(args) => client::cli::produce(args),
+        Command::Consume(args) => client::cli::consume(args),
     };
     if let Err(e) = result {
         error!("{e:#}");

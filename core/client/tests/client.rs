@@ -1,0 +1,1145 @@
+//! The client against scripted brokers: every request it sends is decoded as a broker would
+//! decode it (gregor-core's wire layer), and every answer is a response body encoded at the
+//! version the client asked for. Happy paths and the error paths a real cluster produces.
+
+use bytes::Bytes;
+use gregor_client::kafka_protocol::messages::*;
+use gregor_client::kafka_protocol::protocol::StrBytes;
+use gregor_client::kafka_protocol::records::{Compression, RecordBatchDecoder};
+use gregor_client::kafka_protocol::ResponseError;
+use gregor_client::partitioner::partition_for_key;
+use gregor_client::*;
+use gregor_core::io::Request;
+use gregor_core::testkit::{batch, Rec};
+use gregor_core::wire;
+
+const T0: u64 = 1_700_000_000_000_000_000;
+
+struct Harness {
+    client: Client,
+    now: Instant,
+    /// Requests sent and not yet answered, in order: (node, request).
+    sent: Vec<(NodeId, Request)>,
+    connecting: Vec<NodeId>,
+    closed: Vec<NodeId>,
+    app: Vec<Output>,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let now = Instant(T0);
+        let mut h = Harness {
+            client: Client::new(config, now).unwrap(),
+            now,
+            sent: vec![],
+            connecting: vec![],
+            closed: vec![],
+            app: vec![],
+        };
+        h.pump();
+        h
+    }
+
+    fn pump(&mut self) {
+        while let Some(o) = self.client.poll_output() {
+            match o {
+                Output::Connect { node, .. } => self.connecting.push(node),
+                Output::Send { node, frame } => {
+                    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+                    assert_eq!(len + 4, frame.len(), "one whole frame");
+                    let r = wire::decode_request(frame.slice(4..)).expect("a request decodes");
+                    self.sent.push((node, r));
+                }
+                Output::Close { node, .. } => self.closed.push(node),
+                Output::Log { .. } => {}
+                other => self.app.push(other),
+            }
+        }
+    }
+
+    fn advance_ms(&mut self, ms: u64) {
+        self.now = self.now + Duration::from_ms(ms);
+        self.client.handle(Input::Tick { now: self.now });
+        self.pump();
+    }
+
+    fn connect_all(&mut self) {
+        for node in std::mem::take(&mut self.connecting) {
+            self.client.handle(Input::Connected {
+                now: self.now,
+                node,
+            });
+        }
+        self.pump();
+    }
+
+    /// Take the oldest unanswered request of this API.
+    fn take(&mut self, key: ApiKey) -> (NodeId, Request) {
+        if key != ApiKey::ApiVersions {
+            // Connections the client opened meanwhile finish their handshake first.
+            self.handshake();
+        }
+        let i = self
+            .sent
+            .iter()
+            .position(|(_, r)| r.header.request_api_key == key as i16)
+            .unwrap_or_else(|| panic!("no {key:?} request among {:?}", self.keys()));
+        self.sent.remove(i)
+    }
+
+    fn keys(&self) -> Vec<(i32, i16)> {
+        self.sent
+            .iter()
+            .map(|(n, r)| (n.0, r.header.request_api_key))
+            .collect()
+    }
+
+    fn answer(&mut self, node: NodeId, req: &Request, body: ResponseKind) {
+        let f = wire::encode_response(
+            req.header.correlation_id,
+            req.header.request_api_version,
+            &body,
+        )
+        .unwrap();
+        self.client.handle(Input::Frame {
+            now: self.now,
+            node,
+            frame: f.slice(4..),
+        });
+        self.pump();
+    }
+
+    /// Connect, answer ApiVersions with gregor's list, on every node asked for.
+    fn handshake(&mut self) {
+        self.connect_all();
+        while let Some(i) = self
+            .sent
+            .iter()
+            .position(|(_, r)| r.header.request_api_key == ApiKey::ApiVersions as i16)
+        {
+            let (node, r) = self.sent.remove(i);
+            let keys = wire::SUPPORTED
+                .iter()
+                .map(|(k, lo, hi)| {
+                    api_versions_response::ApiVersion::default()
+                        .with_api_key(*k as i16)
+                        .with_min_version(*lo)
+                        .with_max_version(*hi)
+                })
+                .collect();
+            self.answer(
+                node,
+                &r,
+                ResponseKind::ApiVersions(ApiVersionsResponse::default().with_api_keys(keys)),
+            );
+            self.connect_all();
+        }
+    }
+
+    /// Answer the next Metadata request: brokers 1..=n on localhost, `topic` with `leaders`.
+    fn metadata(&mut self, brokers: i32, topic: &str, leaders: &[i32]) {
+        let (node, r) = self.take(ApiKey::Metadata);
+        let body = MetadataResponse::default()
+            .with_brokers(
+                (1..=brokers)
+                    .map(|b| {
+                        metadata_response::MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(b))
+                            .with_host(sb("localhost"))
+                            .with_port(9000 + b)
+                    })
+                    .collect(),
+            )
+            .with_topics(vec![metadata_response::MetadataResponseTopic::default()
+                .with_name(Some(TopicName(sb(topic))))
+                .with_partitions(
+                    leaders
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            metadata_response::MetadataResponsePartition::default()
+                                .with_partition_index(i as i32)
+                                .with_leader_id(BrokerId(*l))
+                                .with_leader_epoch(0)
+                        })
+                        .collect(),
+                )]);
+        self.answer(node, &r, ResponseKind::Metadata(body));
+        self.handshake();
+    }
+
+    fn send(&mut self, topic: &str, key: Option<&str>, value: &str) -> RecordId {
+        let id = self.client.send(
+            self.now,
+            ProducerRecord {
+                topic: topic.into(),
+                key: key.map(|k| Bytes::from(k.to_string())),
+                value: Some(Bytes::from(value.to_string())),
+                ..Default::default()
+            },
+        );
+        self.pump();
+        id
+    }
+
+    fn deliveries(&mut self) -> Vec<Delivery> {
+        let (d, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.app)
+            .into_iter()
+            .partition(|o| matches!(o, Output::Delivered(_)));
+        self.app = rest;
+        d.into_iter()
+            .map(|o| match o {
+                Output::Delivered(d) => d,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+}
+
+fn produce_answer(req: &Request, code: i16, base: i64) -> ResponseKind {
+    let RequestKind::Produce(p) = &req.body else {
+        panic!("not a produce")
+    };
+    ResponseKind::Produce(
+        ProduceResponse::default().with_responses(
+            p.topic_data
+                .iter()
+                .map(|t| {
+                    produce_response::TopicProduceResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partition_responses(
+                            t.partition_data
+                                .iter()
+                                .map(|pd| {
+                                    produce_response::PartitionProduceResponse::default()
+                                        .with_index(pd.index)
+                                        .with_error_code(code)
+                                        .with_base_offset(if code == 0 { base } else { -1 })
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    )
+}
+
+/// The one batch of a produce request: (partition, bytes).
+fn produced(req: &Request) -> Vec<(i32, Bytes)> {
+    let RequestKind::Produce(p) = &req.body else {
+        panic!("not a produce")
+    };
+    p.topic_data
+        .iter()
+        .flat_map(|t| {
+            t.partition_data
+                .iter()
+                .map(|pd| (pd.index, pd.records.clone().unwrap()))
+        })
+        .collect()
+}
+
+fn header(b: &Bytes) -> gregor_core::batch::BatchHeader {
+    gregor_core::batch::BatchHeader::parse(b).unwrap()
+}
+
+fn init_pid(h: &mut Harness, pid: i64) {
+    let (node, r) = h.take(ApiKey::InitProducerId);
+    h.answer(
+        node,
+        &r,
+        ResponseKind::InitProducerId(
+            InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(0),
+        ),
+    );
+}
+
+fn config() -> Config {
+    Config {
+        linger_ms: 10,
+        ..Config::default()
+    }
+}
+
+/// Bootstrap, one broker leading every partition of `t`, producer id 7 known.
+fn ready_producer(partitions: usize, config: Config) -> Harness {
+    let mut h = Harness::new(config);
+    h.send("t", Some("k"), "first");
+    assert_eq!(h.connecting, vec![NodeId::bootstrap(0)]);
+    h.handshake();
+    h.metadata(1, "t", &vec![1; partitions]);
+    if h.client.config().idempotent() {
+        h.advance_ms(10);
+        init_pid(&mut h, 7);
+    }
+    h.advance_ms(h.client.config().linger_ms);
+    let (node, r) = h.take(ApiKey::Produce);
+    if h.client.config().acks != Acks::None {
+        h.answer(node, &r, produce_answer(&r, 0, 0));
+    }
+    assert_eq!(h.deliveries().len(), 1);
+    h
+}
+
+#[test]
+fn bootstrap_handshake_metadata_then_an_idempotent_keyed_batch() {
+    let mut h = Harness::new(config());
+    assert!(
+        h.connecting.is_empty(),
+        "nothing to do yet, nothing connects"
+    );
+    let a = h.send("orders", Some("alice"), "1");
+    let b = h.send("orders", Some("alice"), "2");
+    h.connect_all();
+    let (node, r) = h.take(ApiKey::ApiVersions);
+    assert_eq!(node, NodeId::bootstrap(0));
+    assert_eq!(r.header.request_api_version, 3, "ApiVersions v3 first");
+    assert!(h.sent.is_empty(), "nothing else before the handshake ends");
+    h.sent.push((node, r));
+    h.handshake();
+    let (_, m) = h.take(ApiKey::Metadata);
+    assert_eq!(
+        m.header.request_api_version, 9,
+        "highest Metadata both speak"
+    );
+    let RequestKind::Metadata(body) = &m.body else {
+        panic!()
+    };
+    assert!(body.allow_auto_topic_creation);
+    h.sent.insert(0, (NodeId::bootstrap(0), m));
+    h.metadata(3, "orders", &[1, 2, 3, 1]);
+    h.advance_ms(10);
+    init_pid(&mut h, 42);
+    h.pump();
+    let want = partition_for_key(b"alice", 4);
+    let (node, r) = h.take(ApiKey::Produce);
+    assert_eq!(
+        node,
+        NodeId([1, 2, 3, 1][want as usize]),
+        "sent to the leader"
+    );
+    let batches = produced(&r);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].0, want, "murmur2 partition");
+    let hd = header(&batches[0].1);
+    assert_eq!(
+        (hd.producer_id, hd.producer_epoch, hd.base_sequence),
+        (42, 0, 0)
+    );
+    assert_eq!(hd.records_count, 2, "both records in one batch");
+    let RequestKind::Produce(p) = &r.body else {
+        panic!()
+    };
+    assert_eq!(p.acks, -1);
+    h.answer(node, &r, produce_answer(&r, 0, 100));
+    let d = h.deliveries();
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.id, d.partition, d.result.clone()))
+            .collect::<Vec<_>>(),
+        vec![(a, want, Ok(100)), (b, want, Ok(101))]
+    );
+    assert_eq!(h.client.unreported(), 0);
+}
+
+#[test]
+fn api_versions_above_the_brokers_falls_back_as_kip_511_says() {
+    let mut h = Harness::new(config());
+    h.send("t", None, "v");
+    h.connect_all();
+    let (node, r) = h.take(ApiKey::ApiVersions);
+    // An old broker answers a v0 body: UNSUPPORTED_VERSION and its ApiVersions range 0..=2.
+    let body = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(vec![api_versions_response::ApiVersion::default()
+            .with_api_key(ApiKey::ApiVersions as i16)
+            .with_max_version(2)]);
+    let f = wire::encode_response(r.header.correlation_id, 0, &ResponseKind::ApiVersions(body))
+        .unwrap();
+    h.client.handle(Input::Frame {
+        now: h.now,
+        node,
+        frame: f.slice(4..),
+    });
+    h.pump();
+    let (_, again) = h.take(ApiKey::ApiVersions);
+    assert_eq!(again.header.request_api_version, 2);
+}
+
+#[test]
+fn not_leader_refreshes_metadata_and_resends_the_same_bytes_to_the_new_leader() {
+    let mut h = ready_producer(1, config());
+    h.send("t", None, "x");
+    h.advance_ms(10);
+    let (node, r) = h.take(ApiKey::Produce);
+    assert_eq!(node, NodeId(1));
+    let first = produced(&r);
+    h.answer(
+        node,
+        &r,
+        produce_answer(&r, ResponseError::NotLeaderOrFollower.code(), 0),
+    );
+    assert!(h.deliveries().is_empty(), "retriable: not reported");
+    h.advance_ms(100);
+    h.metadata(2, "t", &[2]);
+    h.advance_ms(100);
+    let (node, r) = h.take(ApiKey::Produce);
+    assert_eq!(node, NodeId(2), "the new leader");
+    assert_eq!(produced(&r), first, "the very same batch, same sequence");
+    h.answer(node, &r, produce_answer(&r, 0, 5));
+    assert_eq!(h.deliveries()[0].result, Ok(5));
+}
+
+#[test]
+fn batches_in_flight_retry_in_sequence_order_after_a_failure() {
+    let mut cfg = config();
+    cfg.batch_bytes_max = 140;
+    let mut h = ready_producer(1, cfg);
+    for i in 0..6 {
+        h.send("t", Some("k"), &format!("{i:0>40}"));
+    }
+    h.advance_ms(10);
+    // Three batches of two records: three requests in flight, sequences 1, 3, 5.
+    let reqs: Vec<(NodeId, Request)> = (0..3).map(|_| h.take(ApiKey::Produce)).collect();
+    let seqs: Vec<i32> = reqs
+        .iter()
+        .map(|(_, r)| header(&produced(r)[0].1).base_sequence)
+        .collect();
+    assert_eq!(seqs, vec![1, 3, 5]);
+    h.answer(
+        reqs[0].0,
+        &reqs[0].1,
+        produce_answer(&reqs[0].1, ResponseError::NotEnoughReplicas.code(), 0),
+    );
+    h.answer(
+        reqs[1].0,
+        &reqs[1].1,
+        produce_answer(
+            &reqs[1].1,
+            ResponseError::OutOfOrderSequenceNumber.code(),
+            0,
+        ),
+    );
+    h.advance_ms(100);
+    assert!(
+        h.sent
+            .iter()
+            .all(|(_, r)| r.header.request_api_key != ApiKey::Produce as i16),
+        "nothing resent while a batch is still in flight"
+    );
+    h.answer(
+        reqs[2].0,
+        &reqs[2].1,
+        produce_answer(
+            &reqs[2].1,
+            ResponseError::OutOfOrderSequenceNumber.code(),
+            0,
+        ),
+    );
+    assert!(h.deliveries().is_empty());
+    h.advance_ms(100);
+    let again: Vec<i32> = (0..3)
+        .map(|_| header(&produced(&h.take(ApiKey::Produce).1)[0].1).base_sequence)
+        .collect();
+    assert_eq!(again, vec![1, 3, 5], "resent in order with their sequences");
+}
+
+#[test]
+fn a_batch_refused_for_good_fails_its_records_and_renumbers_under_a_new_producer_id() {
+    let mut h = ready_producer(1, config());
+    let bad = h.send("t", Some("k"), "too big for the broker");
+    h.advance_ms(10);
+    let (node, r) = h.take(ApiKey::Produce);
+    h.answer(
+        node,
+        &r,
+        produce_answer(&r, ResponseError::MessageTooLarge.code(), 0),
+    );
+    let d = h.deliveries();
+    assert_eq!(d[0].id, bad);
+    assert_eq!(
+        d[0].result.as_ref().unwrap_err().code(),
+        Some(ResponseError::MessageTooLarge.code())
+    );
+    h.send("t", Some("k"), "next");
+    h.advance_ms(10);
+    init_pid(&mut h, 8);
+    let (_, r) = h.take(ApiKey::Produce);
+    let hd = header(&produced(&r)[0].1);
+    assert_eq!(
+        (hd.producer_id, hd.base_sequence),
+        (8, 0),
+        "a new id, sequences from 0"
+    );
+}
+
+#[test]
+fn duplicate_sequence_counts_as_delivered() {
+    let mut h = ready_producer(1, config());
+    let id = h.send("t", Some("k"), "v");
+    h.advance_ms(10);
+    let (node, r) = h.take(ApiKey::Produce);
+    h.answer(
+        node,
+        &r,
+        produce_answer(&r, ResponseError::DuplicateSequenceNumber.code(), 0),
+    );
+    let d = h.deliveries();
+    assert_eq!((d[0].id, d[0].result.clone()), (id, Ok(-1)));
+}
+
+#[test]
+fn a_dropped_connection_resends_what_was_in_flight() {
+    let mut h = ready_producer(1, config());
+    h.send("t", Some("k"), "v");
+    h.advance_ms(10);
+    let (node, r) = h.take(ApiKey::Produce);
+    let bytes = produced(&r);
+    h.client.handle(Input::Disconnected {
+        now: h.now,
+        node,
+        reason: "reset".into(),
+    });
+    h.pump();
+    h.advance_ms(100);
+    h.handshake();
+    h.metadata(1, "t", &[1]);
+    h.advance_ms(100);
+    let (node, r) = h.take(ApiKey::Produce);
+    assert_eq!(produced(&r), bytes);
+    h.answer(node, &r, produce_answer(&r, 0, 1));
+    assert_eq!(h.deliveries()[0].result, Ok(1));
+}
+
+#[test]
+fn acks_zero_reports_on_send_and_expects_no_answer() {
+    let cfg = Config {
+        acks: Acks::None,
+        ..config()
+    };
+    let mut h = ready_producer(1, cfg);
+    let id = h.send("t", None, "fire and forget");
+    h.advance_ms(10);
+    let (_, r) = h.take(ApiKey::Produce);
+    let RequestKind::Produce(p) = &r.body else {
+        panic!()
+    };
+    assert_eq!(p.acks, 0);
+    assert_eq!(header(&produced(&r)[0].1).producer_id, -1, "no idempotence");
+    let d = h.deliveries();
+    assert_eq!((d[0].id, d[0].result.clone()), (id, Ok(-1)));
+}
+
+#[test]
+fn linger_holds_a_batch_and_batch_size_closes_it() {
+    let mut cfg = config();
+    cfg.linger_ms = 50;
+    cfg.batch_bytes_max = 1000;
+    let mut h = ready_producer(1, cfg);
+    h.send("t", Some("k"), "a");
+    h.advance_ms(49);
+    assert!(h.sent.is_empty(), "lingering");
+    assert_eq!(h.client.poll_timeout(), Some(h.now + Duration::from_ms(1)));
+    h.advance_ms(1);
+    let (node, r) = h.take(ApiKey::Produce);
+    h.answer(node, &r, produce_answer(&r, 0, 1));
+    for i in 0..30 {
+        h.send("t", Some("k"), &format!("{i:0>60}"));
+    }
+    // 30 records of ~90 bytes: full batches leave without lingering.
+    let (_, r) = h.take(ApiKey::Produce);
+    let n = header(&produced(&r)[0].1).records_count;
+    assert!((9..=12).contains(&n), "a full batch: {n} records");
+}
+
+#[test]
+fn unkeyed_records_stick_to_one_partition_until_the_batch_closes() {
+    let mut cfg = config();
+    cfg.batch_bytes_max = 500;
+    let mut h = ready_producer(8, cfg);
+    for i in 0..40 {
+        h.send("t", None, &format!("{i:0>60}"));
+    }
+    h.advance_ms(10);
+    let mut parts = vec![];
+    while let Some(i) = h
+        .sent
+        .iter()
+        .position(|(_, r)| r.header.request_api_key == 0)
+    {
+        let (_, r) = h.sent.remove(i);
+        for (p, b) in produced(&r) {
+            parts.push((p, header(&b).records_count));
+        }
+    }
+    assert!(
+        parts.iter().all(|(_, n)| *n >= 5 || parts.len() == 1),
+        "whole batches: {parts:?}"
+    );
+    let distinct: std::collections::BTreeSet<i32> = parts.iter().map(|(p, _)| *p).collect();
+    assert!(distinct.len() > 1, "moves on after a batch: {parts:?}");
+}
+
+#[test]
+fn records_for_a_topic_that_never_appears_time_out() {
+    let cfg = Config {
+        delivery_timeout_ms: 1000,
+        ..config()
+    };
+    let mut h = Harness::new(cfg);
+    let id = h.send("ghost", None, "v");
+    h.handshake();
+    for _ in 0..5 {
+        let (node, r) = h.take(ApiKey::Metadata);
+        let body = MetadataResponse::default().with_topics(vec![
+            metadata_response::MetadataResponseTopic::default()
+                .with_name(Some(TopicName(sb("ghost"))))
+                .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+        ]);
+        h.answer(node, &r, ResponseKind::Metadata(body));
+        h.advance_ms(200);
+    }
+    let d = h.deliveries();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].id, id);
+    assert!(matches!(d[0].result, Err(ClientError::Timeout(_))), "{d:?}");
+    assert_eq!(h.client.unreported(), 0);
+}
+
+#[test]
+fn a_record_larger_than_a_request_fails_at_once() {
+    let mut h = Harness::new(config());
+    h.client.send(
+        h.now,
+        ProducerRecord {
+            topic: "t".into(),
+            value: Some(Bytes::from(vec![0u8; 2 * 1024 * 1024])),
+            ..Default::default()
+        },
+    );
+    h.pump();
+    let d = h.deliveries();
+    assert!(matches!(d[0].result, Err(ClientError::Invalid(_))));
+    assert!(h.connecting.is_empty());
+}
+
+// ---- consumer --------------------------------------------------------------------------
+
+fn fetch_answer(req: &Request, code: i16, records: Bytes, hw: i64) -> ResponseKind {
+    let RequestKind::Fetch(f) = &req.body else {
+        panic!("not a fetch")
+    };
+    ResponseKind::Fetch(
+        FetchResponse::default().with_responses(
+            f.topics
+                .iter()
+                .map(|t| {
+                    fetch_response::FetchableTopicResponse::default()
+                        .with_topic(t.topic.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    fetch_response::PartitionData::default()
+                                        .with_partition_index(p.partition)
+                                        .with_error_code(code)
+                                        .with_high_watermark(hw)
+                                        .with_records(Some(records.clone()))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    )
+}
+
+fn list_answer(req: &Request, offset: i64) -> ResponseKind {
+    let RequestKind::ListOffsets(l) = &req.body else {
+        panic!("not a list offsets")
+    };
+    ResponseKind::ListOffsets(
+        ListOffsetsResponse::default().with_topics(
+            l.topics
+                .iter()
+                .map(|t| {
+                    list_offsets_response::ListOffsetsTopicResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    list_offsets_response::ListOffsetsPartitionResponse::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_offset(offset)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    )
+}
+
+/// A stored batch of `n` records from `base`, as a broker serves it.
+fn stored(base: i64, n: usize, compression: Compression) -> Bytes {
+    let recs: Vec<Rec> = (0..n)
+        .map(|i| Rec {
+            key: Some(Bytes::from(format!("k{}", base + i as i64))),
+            value: Some(Bytes::from(format!("v{}", base + i as i64))),
+            timestamp_ms: 1,
+            headers: vec![("h".into(), Some(Bytes::from_static(b"x")))],
+        })
+        .collect();
+    let mut b = batch(&recs, None, compression).to_vec();
+    gregor_core::batch::assign(&mut b, base, 0);
+    Bytes::from(b)
+}
+
+fn records(h: &mut Harness) -> Vec<(i32, i64, String)> {
+    let mut out = vec![];
+    for o in std::mem::take(&mut h.app) {
+        match o {
+            Output::Records(f) => out.extend(f.records.iter().map(|r| {
+                (
+                    f.partition,
+                    r.offset,
+                    String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap(),
+                )
+            })),
+            other => h.app.push(other),
+        }
+    }
+    out
+}
+
+fn consumer(reset: OffsetReset) -> Harness {
+    let mut h = Harness::new(Config {
+        auto_offset_reset: reset,
+        ..config()
+    });
+    h.client.assign_topic(h.now, "t", None);
+    h.pump();
+    h.handshake();
+    h.metadata(1, "t", &[1]);
+    h
+}
+
+#[test]
+fn consumer_resets_to_earliest_fetches_and_skips_what_precedes_its_position() {
+    let mut h = consumer(OffsetReset::Earliest);
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    let RequestKind::ListOffsets(l) = &r.body else {
+        panic!()
+    };
+    assert_eq!(l.topics[0].partitions[0].timestamp, -2, "earliest");
+    h.answer(node, &r, list_answer(&r, 3));
+    let (node, f) = h.take(ApiKey::Fetch);
+    let RequestKind::Fetch(body) = &f.body else {
+        panic!()
+    };
+    assert_eq!(body.topics[0].partitions[0].fetch_offset, 3);
+    assert_eq!(
+        (body.session_id, body.session_epoch),
+        (0, -1),
+        "sessionless"
+    );
+    // The stored batch starts at 0; the consumer asked for 3. Then a batch cut by the limit.
+    let mut data = stored(0, 5, Compression::None).to_vec();
+    let next = stored(5, 3, Compression::Gzip);
+    data.extend_from_slice(&next[..next.len() - 7]);
+    h.answer(node, &f, fetch_answer(&f, 0, Bytes::from(data), 8));
+    assert_eq!(
+        records(&mut h),
+        vec![(0, 3, "v3".into()), (0, 4, "v4".into())]
+    );
+    assert_eq!(h.client.position(&("t".into(), 0)), Some(5));
+    let (node, f) = h.take(ApiKey::Fetch);
+    h.answer(node, &f, fetch_answer(&f, 0, next, 8));
+    assert_eq!(records(&mut h).len(), 3);
+    assert!(h.client.caught_up());
+}
+
+#[test]
+fn offset_out_of_range_resets_by_policy_or_stops_with_none() {
+    let mut h = consumer(OffsetReset::Latest);
+    h.client.seek(h.now, ("t".into(), 0), 1000);
+    h.pump();
+    // The lookup made before the seek is answered and ignored.
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    h.answer(node, &r, list_answer(&r, 7));
+    assert_eq!(h.client.position(&("t".into(), 0)), Some(1000));
+    let (node, f) = h.take(ApiKey::Fetch);
+    h.answer(
+        node,
+        &f,
+        fetch_answer(&f, ResponseError::OffsetOutOfRange.code(), Bytes::new(), 10),
+    );
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    let RequestKind::ListOffsets(l) = &r.body else {
+        panic!()
+    };
+    assert_eq!(l.topics[0].partitions[0].timestamp, -1, "latest");
+    h.answer(node, &r, list_answer(&r, 10));
+    assert_eq!(h.client.position(&("t".into(), 0)), Some(10));
+
+    let mut h = consumer(OffsetReset::None);
+    assert!(
+        matches!(h.app.as_slice(), [Output::ConsumeError { .. }]),
+        "no position and no reset policy: {:?}",
+        h.app
+    );
+    h.app.clear();
+    h.client.seek(h.now, ("t".into(), 0), 1000);
+    h.pump();
+    let (node, f) = h.take(ApiKey::Fetch);
+    h.answer(
+        node,
+        &f,
+        fetch_answer(&f, ResponseError::OffsetOutOfRange.code(), Bytes::new(), 10),
+    );
+    match h.app.as_slice() {
+        [Output::ConsumeError { error, .. }] => {
+            assert_eq!(error.code(), Some(ResponseError::OffsetOutOfRange.code()))
+        }
+        other => panic!("{other:?}"),
+    }
+    h.advance_ms(1000);
+    assert!(h.sent.is_empty(), "a stopped partition is not fetched");
+}
+
+#[test]
+fn a_fetch_from_a_follower_refreshes_metadata_and_moves_to_the_leader() {
+    let mut h = consumer(OffsetReset::Earliest);
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    h.answer(node, &r, list_answer(&r, 0));
+    let (node, f) = h.take(ApiKey::Fetch);
+    h.answer(
+        node,
+        &f,
+        fetch_answer(
+            &f,
+            ResponseError::NotLeaderOrFollower.code(),
+            Bytes::new(),
+            0,
+        ),
+    );
+    h.advance_ms(100);
+    h.metadata(2, "t", &[2]);
+    h.advance_ms(100);
+    let (node, f) = h.take(ApiKey::Fetch);
+    assert_eq!(node, NodeId(2));
+    h.answer(
+        node,
+        &f,
+        fetch_answer(&f, 0, stored(0, 2, Compression::Snappy), 2),
+    );
+    assert_eq!(records(&mut h).len(), 2);
+}
+
+#[test]
+fn seek_to_time_uses_list_offsets_and_falls_back_to_the_end() {
+    let mut h = consumer(OffsetReset::Earliest);
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    h.answer(node, &r, list_answer(&r, 0));
+    let (node, f) = h.take(ApiKey::Fetch);
+    h.client
+        .seek_to(h.now, ("t".into(), 0), SeekTo::Time(5_000));
+    h.pump();
+    // The fetch for the old position answers after the seek: ignored.
+    h.answer(
+        node,
+        &f,
+        fetch_answer(&f, 0, stored(0, 2, Compression::None), 2),
+    );
+    assert!(records(&mut h).is_empty());
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    let RequestKind::ListOffsets(l) = &r.body else {
+        panic!()
+    };
+    assert_eq!(l.topics[0].partitions[0].timestamp, 5_000);
+    h.answer(node, &r, list_answer(&r, -1));
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    h.answer(node, &r, list_answer(&r, 2));
+    assert_eq!(h.client.position(&("t".into(), 0)), Some(2));
+}
+
+#[test]
+fn a_response_out_of_order_closes_the_connection() {
+    let mut h = consumer(OffsetReset::Earliest);
+    let (node, r) = h.take(ApiKey::ListOffsets);
+    let mut wrong = r.clone();
+    wrong.header.correlation_id += 100;
+    h.answer(node, &wrong, list_answer(&r, 0));
+    assert_eq!(h.closed, vec![node]);
+}
+
+#[test]
+fn records_decode_from_every_codec_the_encoder_writes() {
+    for c in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Zstd,
+    ] {
+        let b = stored(10, 3, c);
+        let (recs, next) = gregor_client::consumer::read_records(b.clone(), 11).unwrap();
+        assert_eq!(
+            recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![11, 12]
+        );
+        assert_eq!(next, 13);
+        assert_eq!(
+            recs[0].headers,
+            vec![("h".to_string(), Some(Bytes::from_static(b"x")))]
+        );
+        let mut corrupt = b.to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        assert!(gregor_client::consumer::read_records(Bytes::from(corrupt), 0).is_err());
+        assert!(RecordBatchDecoder::decode(&mut b.clone()).is_ok());
+    }
+}
+
+// ---- group member ----------------------------------------------------------------------
+
+#[test]
+fn a_group_member_joins_leads_assigns_resumes_from_commits_and_rejoins_on_rebalance() {
+    use gregor_client::kafka_protocol::protocol::{Decodable, Encodable};
+    let mut h = Harness::new(config());
+    h.client
+        .subscribe(h.now, GroupConfig::new("g"), &["t".to_string()]);
+    h.pump();
+    h.handshake();
+    h.metadata(1, "t", &[1, 1]);
+    let (node, r) = h.take(ApiKey::FindCoordinator);
+    let coordinator = FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(1))
+        .with_host(sb("localhost"))
+        .with_port(9001);
+    h.answer(node, &r, ResponseKind::FindCoordinator(coordinator));
+    let (node, r) = h.take(ApiKey::JoinGroup);
+    assert_eq!(
+        node,
+        NodeId(i32::MAX - 1),
+        "JoinGroup goes to the coordinator, on a connection of its own"
+    );
+    let RequestKind::JoinGroup(join) = &r.body else {
+        panic!()
+    };
+    assert_eq!(join.member_id.as_str(), "");
+    assert_eq!(join.protocols[0].name.as_str(), "range");
+    let metadata = join.protocols[0].metadata.clone();
+    // KIP-394: a new member is told its id and joins again with it.
+    h.answer(
+        node,
+        &r,
+        ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::MemberIdRequired.code())
+                .with_member_id(sb("m-1")),
+        ),
+    );
+    let (node, r) = h.take(ApiKey::JoinGroup);
+    let RequestKind::JoinGroup(join) = &r.body else {
+        panic!()
+    };
+    assert_eq!(join.member_id.as_str(), "m-1");
+    let members = ["m-1", "m-2"]
+        .iter()
+        .map(|m| {
+            join_group_response::JoinGroupResponseMember::default()
+                .with_member_id(sb(m))
+                .with_metadata(metadata.clone())
+        })
+        .collect();
+    h.answer(
+        node,
+        &r,
+        ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_generation_id(1)
+                .with_protocol_name(Some(sb("range")))
+                .with_leader(sb("m-1"))
+                .with_member_id(sb("m-1"))
+                .with_members(members),
+        ),
+    );
+    let (node, r) = h.take(ApiKey::SyncGroup);
+    let RequestKind::SyncGroup(sync) = &r.body else {
+        panic!()
+    };
+    assert_eq!(sync.generation_id, 1);
+    let decode = |b: &Bytes| {
+        let mut b = b.clone();
+        let v = i16::from_be_bytes([b[0], b[1]]);
+        let _ = bytes::Buf::get_i16(&mut b);
+        let a = ConsumerProtocolAssignment::decode(&mut b, v).unwrap();
+        a.assigned_partitions
+            .iter()
+            .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.to_string(), *p)))
+            .collect::<Vec<_>>()
+    };
+    let plan: Vec<(String, Vec<(String, i32)>)> = sync
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), decode(&a.assignment)))
+        .collect();
+    assert_eq!(
+        plan,
+        vec![
+            ("m-1".to_string(), vec![("t".to_string(), 0)]),
+            ("m-2".to_string(), vec![("t".to_string(), 1)])
+        ],
+        "the leader's range assignment"
+    );
+    let mine = sync.assignments[0].assignment.clone();
+    h.answer(
+        node,
+        &r,
+        ResponseKind::SyncGroup(SyncGroupResponse::default().with_assignment(mine)),
+    );
+    assert_eq!(h.client.assignment(), vec![("t".to_string(), 0)]);
+    let (node, r) = h.take(ApiKey::OffsetFetch);
+    let committed = OffsetFetchResponse::default().with_topics(vec![
+        offset_fetch_response::OffsetFetchResponseTopic::default()
+            .with_name(TopicName(sb("t")))
+            .with_partitions(vec![
+                offset_fetch_response::OffsetFetchResponsePartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(7),
+            ]),
+    ]);
+    h.answer(node, &r, ResponseKind::OffsetFetch(committed));
+    let (node, f) = h.take(ApiKey::Fetch);
+    let RequestKind::Fetch(body) = &f.body else {
+        panic!()
+    };
+    assert_eq!(
+        body.topics[0].partitions[0].fetch_offset, 7,
+        "from the commit"
+    );
+    h.answer(
+        node,
+        &f,
+        fetch_answer(&f, 0, stored(7, 2, Compression::None), 9),
+    );
+    assert_eq!(records(&mut h).len(), 2);
+    // A heartbeat learns of a rebalance: commit the position, give up, join again.
+    h.advance_ms(3_000);
+    let (node, r) = h.take(ApiKey::Heartbeat);
+    h.answer(
+        node,
+        &r,
+        ResponseKind::Heartbeat(
+            HeartbeatResponse::default().with_error_code(ResponseError::RebalanceInProgress.code()),
+        ),
+    );
+    assert!(
+        h.client.assignment().is_empty(),
+        "eager: gave everything up"
+    );
+    let (_, c) = h.take(ApiKey::OffsetCommit);
+    let RequestKind::OffsetCommit(commit) = &c.body else {
+        panic!()
+    };
+    assert_eq!(commit.generation_id_or_member_epoch, 1);
+    assert_eq!(commit.topics[0].partitions[0].committed_offset, 9);
+    let (_, r) = h.take(ApiKey::JoinGroup);
+    let RequestKind::JoinGroup(join) = &r.body else {
+        panic!()
+    };
+    assert_eq!(join.member_id.as_str(), "m-1", "keeps its id");
+    let mut m = join.protocols[0].metadata.clone();
+    let v = bytes::Buf::get_i16(&mut m);
+    let s = ConsumerProtocolSubscription::decode(&mut m, v).unwrap();
+    assert_eq!(
+        s.owned_partitions[0].partitions,
+        vec![0],
+        "reports what it owned"
+    );
+    let _ = s.encode(&mut bytes::BytesMut::new(), v);
+}
+
+#[test]
+fn a_group_refusing_the_assignor_is_reported_and_left() {
+    let mut h = Harness::new(config());
+    h.client
+        .subscribe(h.now, GroupConfig::new("g"), &["t".to_string()]);
+    h.pump();
+    h.handshake();
+    h.metadata(1, "t", &[1]);
+    let (node, r) = h.take(ApiKey::FindCoordinator);
+    let coordinator = FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(1))
+        .with_host(sb("localhost"))
+        .with_port(9001);
+    h.answer(node, &r, ResponseKind::FindCoordinator(coordinator));
+    let (node, r) = h.take(ApiKey::JoinGroup);
+    h.answer(
+        node,
+        &r,
+        ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::InconsistentGroupProtocol.code()),
+        ),
+    );
+    match h.app.as_slice() {
+        [Output::GroupError { group, error }] => {
+            assert_eq!(group, "g");
+            assert_eq!(
+                error.code(),
+                Some(ResponseError::InconsistentGroupProtocol.code())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    h.advance_ms(10_000);
+    assert!(h.sent.is_empty() || h.keys().iter().all(|(_, k)| *k == ApiKey::Metadata as i16));
+}
+
+/// The crate's first promise, enforced as gregor-core enforces its own (core/tests/sans_io.rs):
+/// no I/O, no clocks, no entropy, no threads, no unordered maps in the source.
+#[test]
+fn the_client_does_no_io_and_reads_no_clock() {
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::thread",
+        "std::time",
+        "std::env",
+        "std::process",
+        "tokio",
+        "SystemTime",
+        "Instant::now",
+        "thread_rng",
+        "rand::",
+        "HashMap",
+        "HashSet",
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        checked += 1;
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            for bad in forbidden {
+                assert!(
+                    !code.contains(bad),
+                    "{}:{}: uses {bad}",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+    assert!(checked >= 9, "read the client's sources");
+}
