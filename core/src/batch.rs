@@ -26,6 +26,11 @@
 //! 61      ...   records
 //! ```
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
 /// Size of the fixed v2 batch header.
 pub const HEADER_BYTES: usize = 61;
 /// `baseOffset` + `batchLength`: the prefix not counted by `batchLength`.
@@ -323,6 +328,77 @@ pub fn assign(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     assert!(batch.len() >= HEADER_BYTES);
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// One record to put in a batch with [`encode`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rec {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp_ms: i64,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// Encode records as a producer does: one Kafka v2 batch with base offset 0, through the same
+/// `kafka-protocol` encoder Rust clients use. `producer` is `(producer id, epoch, base
+/// sequence)` for an idempotent producer (KIP-98), `None` for a plain one. It fails only when
+/// the compression codec does (the broker rewrites the offsets on append).
+pub fn encode(
+    recs: &[Rec],
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+) -> Result<Bytes, EncodeError> {
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset − sequence is constant; without
+            // a producer id the batch's base sequence is −1.
+            sequence: if seq < 0 {
+                i as i32 - 1
+            } else {
+                seq + i as i32
+            },
+            timestamp: r.timestamp_ms,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone().into(), v.clone()))
+                .collect(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .map_err(|e| EncodeError(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
+/// A batch could not be encoded (its compression codec failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot encode a record batch: {}", self.0)
+    }
 }
 
 #[cfg(test)]

@@ -7,19 +7,17 @@
 //! so one call of [`Pair::request`] is one whole exchange. Time moves only when the test says so
 //! ([`Pair::advance_ms`]).
 //!
-//! [`batch`] is the one record-batch encoder every test and workload uses: it goes through the
-//! same `kafka-protocol` encoder Rust clients use, so the broker is fed what producers send.
+//! [`batch`] encodes test records with [`crate::batch::encode`], the one record-batch encoder of
+//! every test, workload and gregor's own client.
 //!
 //! Nothing here is compiled into the production broker.
 
 use crate::io::{ConnId, Input, OpId, Output, Request, StorageFault, StorageReply, StorageRequest};
 use crate::kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
-use crate::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use crate::kafka_protocol::records::Compression;
 use crate::prng::Prng;
 use crate::{wire, Broker, Config, Duration, Instant, Recovered};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// A disk that carries out one storage operation at once. Randomness (for fault injection)
 /// comes from the driver's own seeded PRNG, so a test stays a pure function of its inputs.
@@ -182,57 +180,10 @@ impl<S: Storage> Pair<S> {
     }
 }
 
-/// One record to put in a [`batch`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rec {
-    pub key: Option<Bytes>,
-    pub value: Option<Bytes>,
-    pub timestamp_ms: i64,
-    pub headers: Vec<(String, Option<Bytes>)>,
-}
+pub use crate::batch::Rec;
 
-/// Encode records as a producer does: one Kafka v2 batch with base offset 0. `producer` is
-/// `(producer id, epoch, base sequence)` for an idempotent producer, `None` for a plain one.
+/// Encode records as a producer does: one Kafka v2 batch with base offset 0 (see
+/// [`crate::batch::encode`]); a test's records always encode.
 pub fn batch(recs: &[Rec], producer: Option<(i64, i16, i32)>, compression: Compression) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = recs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset − sequence is constant; without
-            // a producer id the batch's base sequence is −1.
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: r.timestamp_ms,
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: r
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone().into(), v.clone()))
-                .collect(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encoding a test batch");
-    buf.freeze()
+    crate::batch::encode(recs, producer, compression).expect("encoding a test batch")
 }

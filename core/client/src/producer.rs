@@ -40,7 +40,7 @@ use crate::io::{ClientError, Delivery, NodeId, Output, ProducerRecord, RecordId}
 use crate::metadata::TopicPartition;
 use crate::partitioner::partition_for_key;
 use bytes::Bytes;
-use gregor_core::testkit::{batch as encode_batch, Rec};
+use gregor_core::batch::{encode as encode_batch, Rec};
 use gregor_core::{Duration, Instant};
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
@@ -545,7 +545,15 @@ impl Client {
                 let producer = pid
                     .filter(|_| idempotent)
                     .map(|(id, epoch)| (id, epoch, seq));
-                let bytes = encode_batch(&recs, producer, compression);
+                let bytes = match encode_batch(&recs, producer, compression) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        // The codec failed on these records: they can never be sent, so they
+                        // fail now and the partition's sequence is left as it was.
+                        self.report_batch(&tp, b, Err(ClientError::Invalid(e.to_string())));
+                        continue;
+                    }
+                };
                 if idempotent {
                     part.next_sequence = increment_sequence(seq, recs.len() as i32);
                 }
