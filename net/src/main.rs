@@ -4,11 +4,13 @@
 //! gregor serve [--data-dir DIR] [--listen HOST:PORT] [--config FILE] [--durability POLICY] ...
 //! gregor topics create|list|describe|delete ... [--bootstrap HOST:PORT]
 //! gregor groups list|describe GROUP [--bootstrap HOST:PORT]
+//! gregor topics alter | configs | records | groups delete-offsets|reset-offsets  (see cli/)
 //! ```
 
 mod admin;
 mod alloc;
 mod backlog;
+mod cli;
 mod clock;
 #[cfg(test)]
 mod codec_props;
@@ -70,6 +72,20 @@ enum Command {
             env = "GREGOR_BOOTSTRAP"
         )]
         bootstrap: String,
+    },
+    /// Describe and alter topic configs (DescribeConfigs, IncrementalAlterConfigs).
+    Configs {
+        #[command(subcommand)]
+        command: cli::ConfigsCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
+    /// Delete records below an offset (DeleteRecords).
+    Records {
+        #[command(subcommand)]
+        command: cli::RecordsCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
     },
 }
 
@@ -148,6 +164,8 @@ enum TopicsCommand {
         /// The topic to delete.
         name: String,
     },
+    /// Add partitions and change configs (CreatePartitions, IncrementalAlterConfigs).
+    Alter(cli::TopicsAlter),
 }
 
 #[derive(Subcommand)]
@@ -160,6 +178,10 @@ enum GroupsCommand {
         /// The group id.
         group: String,
     },
+    /// Delete a group's committed offsets for a topic (OffsetDelete).
+    DeleteOffsets(cli::GroupPartitions),
+    /// Move a group's committed offsets (ListOffsets, OffsetCommit); the group must be empty.
+    ResetOffsets(cli::ResetOffsets),
 }
 
 fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
@@ -240,11 +262,16 @@ fn main() {
             TopicsCommand::List => admin::topics_list(&bootstrap),
             TopicsCommand::Describe { name } => admin::topics_describe(&bootstrap, name.as_deref()),
             TopicsCommand::Delete { name } => admin::topics_delete(&bootstrap, &name),
+            TopicsCommand::Alter(a) => cli::topics_alter(&bootstrap, &a),
         },
         Command::Groups { command, bootstrap } => match command {
             GroupsCommand::List => admin::groups_list(&bootstrap),
             GroupsCommand::Describe { group } => admin::groups_describe(&bootstrap, &group),
+            GroupsCommand::DeleteOffsets(t) => cli::delete_offsets(&bootstrap, &t),
+            GroupsCommand::ResetOffsets(r) => cli::reset_offsets(&bootstrap, &r),
         },
+        Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
+        Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
     };
     if let Err(e) = result {
         error!("{e:#}");
