@@ -51,11 +51,8 @@ impl PendingListOffsets {
         for s in &self.slots {
             assert!(s.topic < self.response.topics.len());
             assert!(s.partition < self.response.topics[s.topic].partitions.len());
-            assert_eq!(
-                s.plan.goal,
-                Goal::Timestamp {
-                    timestamp: s.target
-                }
+            assert!(
+                matches!(s.plan.goal, Goal::Timestamp { timestamp, .. } if timestamp == s.target)
             );
             assert!(s.plan.scan_offset < s.plan.upper);
         }
@@ -169,7 +166,12 @@ impl Broker {
                 max_timestamp,
             }) => {
                 assert!(max_timestamp >= s.target, "the batch reaches the target");
-                let (offset, timestamp) = match first_record_at_or_after(&bytes, s.target) {
+                let Goal::Timestamp { from, .. } = s.plan.goal else {
+                    unreachable!("a timestamp slot reads for a timestamp")
+                };
+                // The first record at or after the target, and not below the log start.
+                let first_offset = first_offset.max(from);
+                let (offset, timestamp) = match first_record_at_or_after(&bytes, s.target, from) {
                     Ok(Some(hit)) => hit,
                     Ok(None) => {
                         note = Some(format!(

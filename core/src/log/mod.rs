@@ -596,7 +596,7 @@ impl PartitionLog {
         let from = seg.index.time_floor(ts);
         assert!(from >= seg.base_offset && from < seg.next_offset);
         let (scan_offset, position) = self.floor(seg, from);
-        if scan_offset >= upper || scan_offset < self.log_start_offset {
+        if scan_offset >= upper {
             return None;
         }
         let want = seg.index.ceiling_position(from).unwrap_or(seg.size) - position
@@ -609,7 +609,12 @@ impl PartitionLog {
             scan_offset,
             upper,
             segment_end: seg.size,
-            goal: Goal::Timestamp { timestamp: ts },
+            // Records below the log start are skipped: DeleteRecords may have moved it inside
+            // this segment (Kafka's `LogSegment.findOffsetByTimestamp` takes the same bound).
+            goal: Goal::Timestamp {
+                timestamp: ts,
+                from: self.log_start_offset,
+            },
             bytes_bound: 0,
         })
     }

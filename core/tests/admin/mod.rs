@@ -560,3 +560,39 @@ fn cluster_log_dirs_and_producers_are_described() {
     assert_eq!(ps[1].active_producers[0].last_sequence, 1);
     assert_eq!(ps[2].error_code, UNKNOWN_TOPIC_OR_PARTITION);
 }
+
+/// ListOffsets by timestamp never answers a record below a log start DeleteRecords moved into
+/// the middle of a batch: it answers the first record at or above the start that reaches the
+/// timestamp (Kafka's `findOffsetByTimestamp(timestamp, logStartOffset)`).
+#[test]
+fn offsets_by_timestamp_skip_deleted_records() {
+    let mut h = Harness::new(Config::default());
+    h.create("t", 1);
+    let c = h.produce(1, "t", 0, batch(&["a", "b", "c", "d", "e"], None), 1);
+    assert_eq!(h.produce_result(c), Some((NONE, 0)));
+    assert_eq!(delete_records(&mut h, "t", 0, 2), (NONE, 2));
+    for (ts, want) in [
+        (1_700_000_000_000, 2),
+        (1_700_000_000_003, 3),
+        (1_700_000_000_009, -1),
+    ] {
+        let req = ListOffsetsRequest::default().with_topics(vec![
+            list_offsets_request::ListOffsetsTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(ts)]),
+        ]);
+        let c = h.send(1, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(req));
+        let Some(ResponseKind::ListOffsets(r)) = h.take(c) else {
+            panic!()
+        };
+        assert_eq!(r.topics[0].partitions[0].offset, want, "timestamp {ts}");
+    }
+    // A fetch at the start gets the batch holding it; the records below are the consumer's to
+    // skip, as with any fetch that starts inside a batch.
+    let f = h.fetch("t", 0, 2, 0);
+    let (err, _, vals) = h.fetch_result(f).unwrap();
+    assert_eq!(err, NONE);
+    assert!(vals.iter().any(|(o, _)| *o == 2));
+}
