@@ -136,6 +136,20 @@ impl Broker {
         slot: usize,
         result: Result<StorageReply, StorageFault>,
     ) {
+        // Where the search would go on if this segment holds no answer: the next segment that
+        // reaches the target (its answers all lay below a log start DeleteRecords moved).
+        let next_segment = {
+            let s = &self.list_offsets[&id].slots[slot];
+            let dir = &s.plan.file.dir;
+            self.topics
+                .get(&dir.topic)
+                .and_then(|t| t.partitions.get(dir.partition as usize))
+                .and_then(|p| {
+                    let after = s.plan.file.base_offset;
+                    p.log
+                        .offset_for_timestamp_after(s.target, s.plan.upper, after)
+                })
+        };
         let l = self
             .list_offsets
             .get_mut(&id)
@@ -152,6 +166,17 @@ impl Broker {
         match step {
             Ok(ReadStep::More(next)) => {
                 // The scan goes on: the same slot, one more read.
+                s.plan = next;
+                let request = super::fetch::read_of(&s.plan);
+                self.storage(request, OpPurpose::TimestampRead { list: id, slot });
+                return;
+            }
+            Ok(ReadStep::Done { bytes, .. }) if bytes.is_empty() && next_segment.is_some() => {
+                let next = next_segment.expect("checked");
+                assert!(
+                    next.file.base_offset > s.plan.file.base_offset,
+                    "the search moves on"
+                );
                 s.plan = next;
                 let request = super::fetch::read_of(&s.plan);
                 self.storage(request, OpPurpose::TimestampRead { list: id, slot });

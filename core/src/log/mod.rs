@@ -592,7 +592,17 @@ impl PartitionLog {
     /// broker then answers with the first record at or after `ts` inside that batch
     /// ([`crate::batch::first_record_at_or_after`]), as Kafka does.
     pub fn offset_for_timestamp(&self, ts: i64, upper: i64) -> Option<ReadPlan> {
-        let seg = self.segments.iter().find(|s| s.index.max.timestamp >= ts)?;
+        self.offset_for_timestamp_after(ts, upper, i64::MIN)
+    }
+
+    /// [`PartitionLog::offset_for_timestamp`] among the segments based above `after`: where the
+    /// search goes on when a segment that reaches `ts` held no batch at or above the log start
+    /// that does (DeleteRecords moved the start past them).
+    pub fn offset_for_timestamp_after(&self, ts: i64, upper: i64, after: i64) -> Option<ReadPlan> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.base_offset > after && s.index.max.timestamp >= ts)?;
         let from = seg.index.time_floor(ts);
         assert!(from >= seg.base_offset && from < seg.next_offset);
         let (scan_offset, position) = self.floor(seg, from);

@@ -596,3 +596,36 @@ fn offsets_by_timestamp_skip_deleted_records() {
     assert_eq!(err, NONE);
     assert!(vals.iter().any(|(o, _)| *o == 2));
 }
+
+/// When the only records of the first segment that reach a timestamp lie below the log start,
+/// the search goes on in the next segment instead of answering "none".
+#[test]
+fn offsets_by_timestamp_look_past_a_segment_whose_hits_were_deleted() {
+    let mut h = Harness::new(small_segments());
+    h.create("t", 1);
+    let pad = "x".repeat(60);
+    let mut batches = vec![batch(&["a", "b"], None)];
+    batches.extend((0..20).map(|_| batch(&[&pad], None)));
+    batches.push(batch(&["y", "z"], None));
+    let mut end = 0;
+    for b in batches {
+        let c = h.produce(1, "t", 0, b, 1);
+        assert_eq!(h.produce_result(c).map(|r| r.0), Some(NONE));
+        end = h.broker.topics()["t"].partitions[0].log.log_end_offset();
+    }
+    assert!(h.broker.topics()["t"].partitions[0].log.segments().len() >= 2);
+    assert_eq!(delete_records(&mut h, "t", 0, 2), (NONE, 2));
+    // Only records "b" (deleted) and "z" (the last) carry the later timestamp.
+    let req = ListOffsetsRequest::default().with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(name("t"))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(1_700_000_000_001)]),
+    ]);
+    let c = h.send(1, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(req));
+    let Some(ResponseKind::ListOffsets(r)) = h.take(c) else {
+        panic!()
+    };
+    assert_eq!(r.topics[0].partitions[0].offset, end - 1);
+}
