@@ -192,15 +192,19 @@ impl BatchHeader {
     }
 }
 
-/// The first record of `batch` (one whole, stored v2 batch) whose timestamp is at least `ts`, as
-/// (offset, timestamp); None if no record reaches `ts`. Records are decoded, decompressing the
+/// The first record of `batch` (one whole, stored v2 batch) at or above offset `from` (the log
+/// start) whose timestamp is at least `ts`, as (offset, timestamp); None if there is none. Records are decoded, decompressing the
 /// batch if needed: pure computation, no I/O. A batch whose timestamps are the broker's
 /// (LogAppendTime, attribute bit 3) gives every record the batch's `maxTimestamp`, as Kafka does.
 /// An undecodable batch is the caller's to handle (the stored bytes passed their CRC at append,
 /// so this means a codec gregor cannot read, not damage).
 ///
 /// Reference: Kafka's `LogSegment.findOffsetByTimestamp` and `RecordBatch.iterator`.
-pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Result<Option<(i64, i64)>, String> {
+pub fn first_record_at_or_after(
+    batch: &[u8],
+    ts: i64,
+    from: i64,
+) -> Result<Option<(i64, i64)>, String> {
     let header = BatchHeader::parse(batch).map_err(|e| e.to_string())?;
     if batch.len() < header.size {
         return Err(format!(
@@ -238,7 +242,7 @@ pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Result<Option<(i64, i6
         } else {
             r.timestamp
         };
-        if t >= ts {
+        if t >= ts && r.offset >= from {
             return Ok(Some((r.offset, t)));
         }
     }
@@ -497,9 +501,13 @@ pub(crate) mod tests {
                 (1040, Some((44, 1040))),
                 (1041, None),
             ] {
-                assert_eq!(first_record_at_or_after(&b, ts), Ok(want), "{c:?} at {ts}");
+                assert_eq!(
+                    first_record_at_or_after(&b, ts, 0),
+                    Ok(want),
+                    "{c:?} at {ts}"
+                );
             }
-            assert!(first_record_at_or_after(&b[..b.len() - 1], 0).is_err());
+            assert!(first_record_at_or_after(&b[..b.len() - 1], 0, 0).is_err());
         }
     }
 

@@ -265,7 +265,26 @@ pub struct PartitionMeta {
     /// again at start even if created partitions were interrupted).
     pub partition_count: i32,
     pub settings: TopicSettings,
+    /// The partition's log start offset (Kafka's `log-start-offset-checkpoint`): records below
+    /// it were deleted by DeleteRecords (KIP-107) and are never served again, even while the
+    /// segment holding them still exists. Retention and compaction move the start only by
+    /// deleting whole segments, which the segment files themselves record, so this is the
+    /// start as DeleteRecords last left it (0 if never used).
+    pub log_start_offset: i64,
 }
+
+/// `partition.meta` before format 2, which added `log_start_offset`; still read.
+#[derive(Serialize, Deserialize)]
+struct PartitionMetaV1 {
+    topic: String,
+    topic_id: [u8; 16],
+    partition: i32,
+    partition_count: i32,
+    settings: TopicSettings,
+}
+
+/// The format version of `partition.meta` (2: with the log start offset).
+pub const PARTITION_META_VERSION: u16 = 2;
 
 /// The contents of `broker.meta`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,10 +295,14 @@ pub struct BrokerMeta {
 }
 
 pub(crate) fn encode_file<T: Serialize>(magic: &[u8; 8], value: &T) -> Bytes {
+    encode_file_at(magic, FORMAT_VERSION, value)
+}
+
+fn encode_file_at<T: Serialize>(magic: &[u8; 8], version: u16, value: &T) -> Bytes {
     let payload = postcard::to_allocvec(value).expect("postcard encodes plain structs");
     let mut b = BytesMut::with_capacity(payload.len() + 18);
     b.put_slice(magic);
-    b.put_u16(FORMAT_VERSION);
+    b.put_u16(version);
     b.put_u32(payload.len() as u32);
     b.put_slice(&payload);
     let crc = crc32fast::hash(&b);
@@ -291,6 +314,21 @@ pub(crate) fn decode_file<T: for<'de> Deserialize<'de>>(
     magic: &[u8; 8],
     bytes: &[u8],
 ) -> Result<T, FileError> {
+    let (_, payload) = file_payload(magic, bytes, &[FORMAT_VERSION])?;
+    decode_payload(payload)
+}
+
+fn decode_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, FileError> {
+    postcard::from_bytes(payload).map_err(|e| FileError::Decode(e.to_string()))
+}
+
+/// Check a file's magic, version (one of `versions`), length and CRC; return the version and
+/// the payload.
+fn file_payload<'a>(
+    magic: &[u8; 8],
+    bytes: &'a [u8],
+    versions: &[u16],
+) -> Result<(u16, &'a [u8]), FileError> {
     if bytes.len() < 18 {
         return Err(FileError::Truncated);
     }
@@ -298,7 +336,7 @@ pub(crate) fn decode_file<T: for<'de> Deserialize<'de>>(
         return Err(FileError::BadMagic);
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if !versions.contains(&version) {
         return Err(FileError::UnsupportedVersion(version));
     }
     let len = u32::from_be_bytes(bytes[10..14].try_into().unwrap()) as usize;
@@ -309,15 +347,32 @@ pub(crate) fn decode_file<T: for<'de> Deserialize<'de>>(
     if crc32fast::hash(&bytes[..14 + len]) != crc {
         return Err(FileError::Checksum);
     }
-    postcard::from_bytes(&bytes[14..14 + len]).map_err(|e| FileError::Decode(e.to_string()))
+    Ok((version, &bytes[14..14 + len]))
 }
 
 impl PartitionMeta {
     pub fn encode(&self) -> Bytes {
-        encode_file(PARTITION_META_MAGIC, self)
+        assert!(self.log_start_offset >= 0, "a log starts at an offset");
+        encode_file_at(PARTITION_META_MAGIC, PARTITION_META_VERSION, self)
     }
+    /// Read either format: a version-1 file (written before DeleteRecords existed) has its
+    /// log start at 0, which recovery raises to the first segment's base offset.
     pub fn decode(bytes: &[u8]) -> Result<PartitionMeta, FileError> {
-        decode_file(PARTITION_META_MAGIC, bytes)
+        let accepted = [FORMAT_VERSION, PARTITION_META_VERSION];
+        match file_payload(PARTITION_META_MAGIC, bytes, &accepted)? {
+            (1, payload) => {
+                let v1: PartitionMetaV1 = decode_payload(payload)?;
+                Ok(PartitionMeta {
+                    topic: v1.topic,
+                    topic_id: v1.topic_id,
+                    partition: v1.partition,
+                    partition_count: v1.partition_count,
+                    settings: v1.settings,
+                    log_start_offset: 0,
+                })
+            }
+            (_, payload) => decode_payload(payload),
+        }
     }
 }
 
@@ -400,5 +455,38 @@ mod tests {
             Some(42)
         );
         assert_eq!(parse_segment_file_name("42.log"), None);
+    }
+
+    #[test]
+    fn partition_meta_of_format_1_is_still_read() {
+        let settings = TopicSettings {
+            segment_bytes: 4096,
+            segment_ms: 1,
+            retention_bytes: -1,
+            retention_ms: 7,
+            max_message_bytes: 1000,
+        };
+        let old = PartitionMetaV1 {
+            topic: "t".into(),
+            topic_id: [3; 16],
+            partition: 1,
+            partition_count: 2,
+            settings: settings.clone(),
+        };
+        let bytes = encode_file_at(PARTITION_META_MAGIC, 1, &old);
+        let m = PartitionMeta::decode(&bytes).unwrap();
+        assert_eq!((m.partition, m.log_start_offset), (1, 0));
+        assert_eq!(m.settings, settings);
+        let new = PartitionMeta {
+            log_start_offset: 42,
+            ..m
+        };
+        assert_eq!(PartitionMeta::decode(&new.encode()).unwrap(), new);
+        let mut future = new.encode().to_vec();
+        future[9] = 3;
+        assert_eq!(
+            PartitionMeta::decode(&future),
+            Err(FileError::UnsupportedVersion(3))
+        );
     }
 }

@@ -72,6 +72,10 @@ impl ProducerStates {
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
+    /// Every producer remembered, by id (DescribeProducers lists them).
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> + '_ {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
 
     /// Decide what to do with a batch (Kafka's `ProducerAppendInfo.checkSequence`).
     pub fn check(&self, h: &BatchHeader) -> SequenceCheck {

@@ -1258,3 +1258,8 @@ fn a_replaced_static_member_is_fenced() {
     );
     assert_eq!(hb(&mut h, 2, &b_id), NONE);
 }
+
+// ---------------------------------------------------------------- admin APIs (admin/mod.rs)
+
+/// CreatePartitions, DeleteRecords, the config alters, OffsetDelete and the descriptions.
+mod admin;

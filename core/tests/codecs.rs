@@ -383,8 +383,9 @@ proptest! {
         settings in settings(),
         cluster_id in any::<[u8; 16]>(),
         block_end in any::<i64>(),
+        log_start_offset in 0i64..i64::MAX,
     ) {
-        let p = PartitionMeta { topic, topic_id, partition, partition_count, settings };
+        let p = PartitionMeta { topic, topic_id, partition, partition_count, settings, log_start_offset };
         prop_assert_eq!(PartitionMeta::decode(&p.encode()).unwrap(), p);
         let b = BrokerMeta { cluster_id, producer_id_block_end: block_end };
         prop_assert_eq!(BrokerMeta::decode(&b.encode()).unwrap(), b);
@@ -399,7 +400,7 @@ proptest! {
         xor in 1u8..=255,
         cut in any::<prop::sample::Index>(),
     ) {
-        let p = PartitionMeta { topic, topic_id: [9; 16], partition: 3, partition_count: 4, settings };
+        let p = PartitionMeta { topic, topic_id: [9; 16], partition: 3, partition_count: 4, settings, log_start_offset: 7 };
         let good = p.encode().to_vec();
         let mut bad = good.clone();
         let at = at.index(bad.len());

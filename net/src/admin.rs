@@ -97,8 +97,18 @@ impl Client {
         }
     }
 
+    /// How many partitions `topic` has (an error if the broker does not know it).
+    pub(crate) fn partition_count(&mut self, topic: &str) -> anyhow::Result<i32> {
+        let m = self.metadata(Some(vec![topic.to_string()]))?;
+        match m.topics.first() {
+            Some(t) if t.error_code == 0 => Ok(t.partitions.len() as i32),
+            Some(t) => bail!("topic {topic}: {}", error_name(t.error_code)),
+            None => bail!("topic {topic}: not in the metadata answer"),
+        }
+    }
+
     /// (partition → offset) for `timestamp` (−1 latest, −2 earliest).
-    fn list_offsets(
+    pub(crate) fn list_offsets(
         &mut self,
         topic: &str,
         partitions: &[i32],

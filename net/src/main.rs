@@ -5,11 +5,13 @@
 //! gregor topics create|list|describe|delete ... [--bootstrap HOST:PORT]
 //! gregor groups list|describe GROUP [--bootstrap HOST:PORT]
 //! gregor produce|consume --topic T ... [--bootstrap HOST:PORT]
+//! gregor topics alter | configs | records | groups delete-offsets|reset-offsets  (see cli/)
 //! ```
 
 mod admin;
 mod alloc;
 mod backlog;
+mod cli;
 mod client;
 mod clock;
 #[cfg(test)]
@@ -77,6 +79,20 @@ enum Command {
     Produce(client::cli::ProduceArgs),
     /// Print a topic's records (Kafka's console consumer).
     Consume(client::cli::ConsumeArgs),
+    /// Describe and alter topic configs (DescribeConfigs, IncrementalAlterConfigs).
+    Configs {
+        #[command(subcommand)]
+        command: cli::ConfigsCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
+    /// Delete records below an offset (DeleteRecords).
+    Records {
+        #[command(subcommand)]
+        command: cli::RecordsCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
 }
 
 #[derive(clap::Args)]
@@ -154,6 +170,8 @@ enum TopicsCommand {
         /// The topic to delete.
         name: String,
     },
+    /// Add partitions and change configs (CreatePartitions, IncrementalAlterConfigs).
+    Alter(cli::TopicsAlter),
 }
 
 #[derive(Subcommand)]
@@ -166,6 +184,10 @@ enum GroupsCommand {
         /// The group id.
         group: String,
     },
+    /// Delete a group's committed offsets for a topic (OffsetDelete).
+    DeleteOffsets(cli::GroupPartitions),
+    /// Move a group's committed offsets (ListOffsets, OffsetCommit); the group must be empty.
+    ResetOffsets(cli::ResetOffsets),
 }
 
 fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
@@ -246,13 +268,18 @@ fn main() {
             TopicsCommand::List => admin::topics_list(&bootstrap),
             TopicsCommand::Describe { name } => admin::topics_describe(&bootstrap, name.as_deref()),
             TopicsCommand::Delete { name } => admin::topics_delete(&bootstrap, &name),
+            TopicsCommand::Alter(a) => cli::topics_alter(&bootstrap, &a),
         },
         Command::Groups { command, bootstrap } => match command {
             GroupsCommand::List => admin::groups_list(&bootstrap),
             GroupsCommand::Describe { group } => admin::groups_describe(&bootstrap, &group),
+            GroupsCommand::DeleteOffsets(t) => cli::delete_offsets(&bootstrap, &t),
+            GroupsCommand::ResetOffsets(r) => cli::reset_offsets(&bootstrap, &r),
         },
         Command::Produce(args) => client::cli::produce(args),
         Command::Consume(args) => client::cli::consume(args),
+        Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
+        Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
     };
     if let Err(e) = result {
         error!("{e:#}");

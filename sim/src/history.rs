@@ -98,6 +98,15 @@ pub enum Event {
         session: u32,
         offset: i64,
     },
+    /// A DeleteRecords (KIP-107) of `part`, sent at `sent`, acknowledged at `t`: the partition's
+    /// log start (low watermark) is now `low_watermark`, and nothing below it may be served.
+    RecordsDeleted {
+        t: Ms,
+        sent: Ms,
+        reader: usize,
+        part: Part,
+        low_watermark: i64,
+    },
     // ---- consumer groups
     /// A group member was handed `parts` for `generation` (SyncGroup answered).
     Assigned {
@@ -176,7 +185,8 @@ impl Event {
             | Event::FetchBytes { t, .. }
             | Event::Fetched { t, .. }
             | Event::Offsets { t, .. }
-            | Event::Reset { t, .. } => *t,
+            | Event::Reset { t, .. }
+            | Event::RecordsDeleted { t, .. } => *t,
             Event::Final { .. } => Ms::MAX,
         }
     }

@@ -51,11 +51,8 @@ impl PendingListOffsets {
         for s in &self.slots {
             assert!(s.topic < self.response.topics.len());
             assert!(s.partition < self.response.topics[s.topic].partitions.len());
-            assert_eq!(
-                s.plan.goal,
-                Goal::Timestamp {
-                    timestamp: s.target
-                }
+            assert!(
+                matches!(s.plan.goal, Goal::Timestamp { timestamp, .. } if timestamp == s.target)
             );
             assert!(s.plan.scan_offset < s.plan.upper);
         }
@@ -139,6 +136,20 @@ impl Broker {
         slot: usize,
         result: Result<StorageReply, StorageFault>,
     ) {
+        // Where the search would go on if this segment holds no answer: the next segment that
+        // reaches the target (its answers all lay below a log start DeleteRecords moved).
+        let next_segment = {
+            let s = &self.list_offsets[&id].slots[slot];
+            let dir = &s.plan.file.dir;
+            self.topics
+                .get(&dir.topic)
+                .and_then(|t| t.partitions.get(dir.partition as usize))
+                .and_then(|p| {
+                    let after = s.plan.file.base_offset;
+                    p.log
+                        .offset_for_timestamp_after(s.target, s.plan.upper, after)
+                })
+        };
         let l = self
             .list_offsets
             .get_mut(&id)
@@ -160,6 +171,17 @@ impl Broker {
                 self.storage(request, OpPurpose::TimestampRead { list: id, slot });
                 return;
             }
+            Ok(ReadStep::Done { bytes, .. }) if bytes.is_empty() && next_segment.is_some() => {
+                let next = next_segment.expect("checked");
+                assert!(
+                    next.file.base_offset > s.plan.file.base_offset,
+                    "the search moves on"
+                );
+                s.plan = next;
+                let request = super::fetch::read_of(&s.plan);
+                self.storage(request, OpPurpose::TimestampRead { list: id, slot });
+                return;
+            }
             // Nothing below the high watermark reaches the target: no answer (-1).
             Ok(ReadStep::Done { bytes, .. }) if bytes.is_empty() => {}
             Ok(ReadStep::Done {
@@ -169,7 +191,12 @@ impl Broker {
                 max_timestamp,
             }) => {
                 assert!(max_timestamp >= s.target, "the batch reaches the target");
-                let (offset, timestamp) = match first_record_at_or_after(&bytes, s.target) {
+                let Goal::Timestamp { from, .. } = s.plan.goal else {
+                    unreachable!("a timestamp slot reads for a timestamp")
+                };
+                // The first record at or after the target, and not below the log start.
+                let first_offset = first_offset.max(from);
+                let (offset, timestamp) = match first_record_at_or_after(&bytes, s.target, from) {
                     Ok(Some(hit)) => hit,
                     Ok(None) => {
                         note = Some(format!(

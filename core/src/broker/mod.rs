@@ -204,7 +204,8 @@ struct Reading(FetchResponse, Vec<(usize, usize, ReadPlan)>, usize);
 #[derive(Debug)]
 struct PendingCreate {
     reply: ReplyTo,
-    response: CreateTopicsResponse,
+    /// CreateTopics, CreatePartitions, (Incremental)AlterConfigs or DeleteRecords.
+    response: ResponseKind,
     /// (topic name, ops outstanding)
     outstanding: BTreeMap<String, usize>,
 }
@@ -568,6 +569,13 @@ impl Broker {
             RequestKind::DeleteTopics(r) => self.delete_topics(to, version, r),
             RequestKind::InitProducerId(r) => self.init_producer_id(to, r),
             RequestKind::DescribeConfigs(r) => self.describe_configs(to, r),
+            RequestKind::CreatePartitions(r) => self.create_partitions(to, r),
+            RequestKind::DeleteRecords(r) => self.delete_records(to, r),
+            RequestKind::IncrementalAlterConfigs(r) => self.incremental_alter_configs(to, r),
+            RequestKind::AlterConfigs(r) => self.alter_configs(to, r),
+            RequestKind::DescribeCluster(r) => self.describe_cluster(to, r),
+            RequestKind::DescribeLogDirs(r) => self.describe_log_dirs(to, r),
+            RequestKind::DescribeProducers(r) => self.describe_producers(to, r),
             body => {
                 if !self.with_groups(|c, host| crate::group::handle(c, host, to, body)) {
                     self.log(

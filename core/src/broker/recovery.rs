@@ -96,7 +96,20 @@ impl Broker {
                 topic: meta.topic.clone(),
                 partition: meta.partition,
             };
-            let (log, repairs, notes) = PartitionLog::recover(dir, rp.segments, rp.snapshot, now);
+            let (mut log, mut repairs, mut notes) =
+                PartitionLog::recover(dir, rp.segments, rp.snapshot, now);
+            // KIP-107: the log start DeleteRecords left, checkpointed in partition.meta;
+            // segments wholly below it that a crash kept are deleted now.
+            let start = meta.log_start_offset.min(log.log_end_offset());
+            if start < meta.log_start_offset {
+                notes.push(format!(
+                    "{}: log start {} is past the recovered log end {start}; starting there",
+                    rp.dir_name, meta.log_start_offset
+                ));
+            }
+            if start > log.log_start_offset() {
+                repairs.extend(log.advance_log_start(start));
+            }
             producers.truncate_to(log.log_end_offset());
             producers.evict_beyond(broker.config.producers_per_partition_max);
             assert!(producers.len() <= broker.config.producers_per_partition_max);

@@ -56,6 +56,9 @@ pub fn handle(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, body: RequestKind) -
                         .collect(),
                 ),
             ),
+            RequestKind::OffsetDelete(_) => {
+                ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
+            }
             _ => return false,
         };
         b.respond(to, Some(resp));
@@ -72,6 +75,7 @@ pub fn handle(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, body: RequestKind) -
         RequestKind::DescribeGroups(r) => describe_groups(c, b, to, r),
         RequestKind::ListGroups(r) => list_groups(c, b, to, r),
         RequestKind::DeleteGroups(r) => delete_groups(c, b, to, r),
+        RequestKind::OffsetDelete(r) => offset_delete(c, b, to, r),
         _ => false,
     }
 }

@@ -1,6 +1,10 @@
-//! OffsetCommit and OffsetFetch.
+//! OffsetCommit, OffsetFetch and OffsetDelete.
 
 use super::*;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use std::collections::BTreeSet;
 
 pub(super) fn commit_errors(r: &OffsetCommitRequest, code: ErrorCode) -> OffsetCommitResponse {
     assert!(!code.is_none(), "a refused commit has an error");
@@ -88,10 +92,7 @@ pub(super) fn offset_commit(
         let topic = t.name.0.to_string();
         let mut tr = OffsetCommitResponseTopic::default().with_name(t.name.clone());
         for p in &t.partitions {
-            let known = b
-                .partitions_of(&topic)
-                .is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
-            let code = if !known {
+            let code = if !partition_known(b, &topic, p.partition_index) {
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             } else if p
                 .committed_metadata
@@ -238,4 +239,152 @@ pub(super) fn offset_fetch(
     );
     respond_after(b, to, ResponseKind::OffsetFetch(resp), err, mark);
     true
+}
+
+/// OffsetDelete (KIP-496): forget a group's committed offsets for some partitions, so the
+/// group starts there by its `auto.offset.reset` next time. A group with members may not lose
+/// the offsets of a topic it still consumes (GROUP_SUBSCRIBED_TO_TOPIC, per partition): its
+/// members would be reset under their feet. Partitions of topics it does not consume, or any
+/// partition of an Empty group, are deleted. Deletion writes tombstones to
+/// `__consumer_offsets` and answers once they are durable, as commits do.
+pub(super) fn offset_delete(
+    c: &mut Coordinator,
+    b: &mut Rt,
+    to: ReplyTo,
+    r: OffsetDeleteRequest,
+) -> bool {
+    let group_id = GroupId(r.group_id.0.to_string());
+    let refuse = |b: &mut Rt, code: ErrorCode| {
+        let resp = OffsetDeleteResponse::default().with_error_code(code.into());
+        b.respond(to, Some(ResponseKind::OffsetDelete(resp)));
+        true
+    };
+    if group_id.is_empty() {
+        return refuse(b, ErrorCode::INVALID_GROUP_ID);
+    }
+    let group = c.groups.get(&group_id);
+    if group.is_none() && !c.offsets.contains_key(&group_id) {
+        return refuse(b, ErrorCode::GROUP_ID_NOT_FOUND);
+    }
+    // The topics the group's members consume, from their subscriptions; None: the group has
+    // members that are not consumers, whose offsets are not ours to judge.
+    let subscribed: Option<BTreeSet<String>> = match group {
+        None => Some(BTreeSet::new()),
+        Some(g) if g.state == GroupState::Empty => Some(BTreeSet::new()),
+        Some(g) if g.protocol_type == "consumer" => {
+            let protocol = g.protocol.clone().unwrap_or_default();
+            Some(
+                g.members
+                    .values()
+                    .flat_map(|m| subscription_topics(&m.metadata_for(&protocol)))
+                    .collect(),
+            )
+        }
+        Some(_) => None,
+    };
+    let Some(subscribed) = subscribed else {
+        return refuse(b, ErrorCode::NON_EMPTY_GROUP);
+    };
+    let mut resp = OffsetDeleteResponse::default();
+    let mut records = Vec::new();
+    for t in &r.topics {
+        let topic = t.name.0.to_string();
+        let mut tr = OffsetDeleteResponseTopic::default().with_name(t.name.clone());
+        for p in &t.partitions {
+            let code = if !partition_known(b, &topic, p.partition_index) {
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            } else if subscribed.contains(&topic) {
+                ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
+            } else {
+                let tp = TopicPartition {
+                    topic: topic.clone(),
+                    partition: PartitionIndex(p.partition_index),
+                };
+                // Nothing committed: nothing to delete, and success.
+                if c.offsets
+                    .get(&group_id)
+                    .is_some_and(|o| o.contains_key(&tp))
+                {
+                    records.push(GroupRecord::Offset {
+                        group: group_id.0.clone(),
+                        topic: topic.clone(),
+                        partition: p.partition_index,
+                        value: None,
+                    });
+                }
+                ErrorCode::NONE
+            };
+            tr.partitions.push(
+                OffsetDeleteResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code.into()),
+            );
+        }
+        resp.topics.push(tr);
+    }
+    assert_eq!(resp.topics.len(), r.topics.len(), "every topic is answered");
+    if records.is_empty() {
+        b.respond(to, Some(ResponseKind::OffsetDelete(resp)));
+        return true;
+    }
+    b.log(
+        LogLevel::Info,
+        format!(
+            "OffsetDelete: group {group_id} forgets {} offset(s)",
+            records.len()
+        ),
+    );
+    let failed = OffsetDeleteResponse::default()
+        .with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.into());
+    commit_records(
+        c,
+        b,
+        &group_id,
+        records,
+        Some((
+            to,
+            ResponseKind::OffsetDelete(resp),
+            ResponseKind::OffsetDelete(failed),
+        )),
+    );
+    true
+}
+
+/// The topics of a consumer's subscription (the `consumer` protocol's member metadata:
+/// version, then an array of topic names; later versions add fields after it, which are
+/// not needed here). Unreadable metadata subscribes to nothing.
+fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    let mut topics = Vec::new();
+    let mut at = 2usize; // the version
+    let read_i16 = |at: usize| {
+        Some(i16::from_be_bytes(
+            metadata.get(at..at + 2)?.try_into().ok()?,
+        ))
+    };
+    let Some(count) = metadata
+        .get(at..at + 4)
+        .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+    else {
+        return topics;
+    };
+    at += 4;
+    for _ in 0..count.max(0) {
+        let Some(len) = read_i16(at).filter(|l| *l >= 0) else {
+            break;
+        };
+        at += 2;
+        let Some(name) = metadata.get(at..at + len as usize) else {
+            break;
+        };
+        topics.push(String::from_utf8_lossy(name).into_owned());
+        at += len as usize;
+    }
+    assert!(topics.len() <= count.max(0) as usize);
+    topics
+}
+
+/// Whether the broker has partition `index` of `topic`.
+fn partition_known(b: &Rt, topic: &str, index: i32) -> bool {
+    b.partitions_of(topic)
+        .is_some_and(|n| index >= 0 && index < n)
 }

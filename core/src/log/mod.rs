@@ -363,10 +363,43 @@ impl PartitionLog {
             .is_none_or(|b| b.last_offset < self.log_end_offset));
     }
 
+    /// Forget the tail batches wholly below `offset` (a batch holding `offset` stays).
     fn drop_tail_below(&mut self, offset: i64) {
-        while self.tail.front().is_some_and(|b| b.base_offset < offset) {
+        while self.tail.front().is_some_and(|b| b.last_offset < offset) {
             self.tail.pop_front();
         }
+    }
+
+    /// Move the log start offset up to `offset` (DeleteRecords, KIP-107): records below it are
+    /// never served again, and every segment wholly below it (never the active one) is
+    /// deleted. `offset` may fall inside a segment, even inside a batch: a fetch at the new
+    /// start gets the batch holding it, and the consumer skips the records before it, as with
+    /// any fetch that starts inside a batch. Returns the segment deletions, oldest first.
+    ///
+    /// The caller persists the new start (in `partition.meta`) before these deletions are
+    /// carried out, so a restart never finds segments gone and the start not moved; the
+    /// reverse (start moved, segments still there) is finished by recovery with this same
+    /// function.
+    pub fn advance_log_start(&mut self, offset: i64) -> Vec<StorageRequest> {
+        assert!(
+            offset > self.log_start_offset && offset <= self.log_end_offset,
+            "the log start moves up, never past the log end"
+        );
+        let mut reqs = Vec::new();
+        while self.segments.len() > 1 && self.segments[1].base_offset <= offset {
+            let seg = self.segments.remove(0);
+            reqs.push(StorageRequest::DeleteSegment {
+                file: self.file_of(seg.base_offset),
+            });
+        }
+        self.log_start_offset = offset;
+        self.drop_tail_below(offset);
+        // Postconditions: the first segment holds the start (or ends at it, when it is the
+        // active one and the start is the log end), and nothing wholly below it is kept.
+        assert!(self.segments[0].base_offset <= offset);
+        assert!(self.segments.len() == 1 || self.segments[1].base_offset > offset);
+        self.invariants();
+        reqs
     }
 
     /// Delete every segment entirely below `offset`, which must be a segment's base offset.
@@ -559,11 +592,21 @@ impl PartitionLog {
     /// broker then answers with the first record at or after `ts` inside that batch
     /// ([`crate::batch::first_record_at_or_after`]), as Kafka does.
     pub fn offset_for_timestamp(&self, ts: i64, upper: i64) -> Option<ReadPlan> {
-        let seg = self.segments.iter().find(|s| s.index.max.timestamp >= ts)?;
+        self.offset_for_timestamp_after(ts, upper, i64::MIN)
+    }
+
+    /// [`PartitionLog::offset_for_timestamp`] among the segments based above `after`: where the
+    /// search goes on when a segment that reaches `ts` held no batch at or above the log start
+    /// that does (DeleteRecords moved the start past them).
+    pub fn offset_for_timestamp_after(&self, ts: i64, upper: i64, after: i64) -> Option<ReadPlan> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.base_offset > after && s.index.max.timestamp >= ts)?;
         let from = seg.index.time_floor(ts);
         assert!(from >= seg.base_offset && from < seg.next_offset);
         let (scan_offset, position) = self.floor(seg, from);
-        if scan_offset >= upper || scan_offset < self.log_start_offset {
+        if scan_offset >= upper {
             return None;
         }
         let want = seg.index.ceiling_position(from).unwrap_or(seg.size) - position
@@ -576,7 +619,12 @@ impl PartitionLog {
             scan_offset,
             upper,
             segment_end: seg.size,
-            goal: Goal::Timestamp { timestamp: ts },
+            // Records below the log start are skipped: DeleteRecords may have moved it inside
+            // this segment (Kafka's `LogSegment.findOffsetByTimestamp` takes the same bound).
+            goal: Goal::Timestamp {
+                timestamp: ts,
+                from: self.log_start_offset,
+            },
             bytes_bound: 0,
         })
     }
@@ -590,9 +638,13 @@ impl PartitionLog {
             base_offset: b.base_offset,
             last_offset: b.last_offset,
         });
+        // A segment's maximum may belong to a batch below a log start that DeleteRecords moved
+        // into it; such a batch is gone for clients, so it does not count (the segment's other
+        // batches are then not considered either: a known imprecision until a rescan).
+        let start = self.log_start_offset;
         let best = settled
             .chain(tail)
-            .filter(|m| m.timestamp >= 0 && m.last_offset < upper)
+            .filter(|m| m.timestamp >= 0 && m.last_offset < upper && m.last_offset >= start)
             .max_by_key(|m| (m.timestamp, std::cmp::Reverse(m.last_offset)))
             .map(|m| (m.last_offset, m.timestamp));
         assert!(best.is_none_or(|(o, _)| o < upper && o >= self.log_start_offset));
@@ -639,7 +691,8 @@ impl PartitionLog {
             reqs.push(StorageRequest::DeleteSegment {
                 file: self.file_of(seg.base_offset),
             });
-            self.log_start_offset = self.segments[0].base_offset;
+            // A start DeleteRecords moved into the new first segment stays where it is.
+            self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
             assert!(
                 self.log_start_offset <= keep_from,
                 "retention keeps what is not visible"
@@ -658,8 +711,13 @@ impl PartitionLog {
     pub fn invariants(&self) {
         assert!(!self.segments.is_empty());
         assert!(self.log_start_offset <= self.log_end_offset);
-        assert_eq!(self.segments[0].base_offset, self.log_start_offset);
-        let mut next = self.log_start_offset;
+        // The first segment holds the log start; DeleteRecords may have put it inside.
+        assert!(
+            self.segments[0].base_offset <= self.log_start_offset
+                && self.log_start_offset <= self.segments[0].next_offset,
+            "the log start lies in the first segment"
+        );
+        let mut next = self.segments[0].base_offset;
         for seg in &self.segments {
             assert_eq!(seg.base_offset, next, "segments are contiguous");
             assert!(seg.next_offset >= seg.base_offset);
@@ -692,7 +750,7 @@ impl PartitionLog {
             assert!(seg.is_some_and(|s| last.position + last.size == s.size));
         }
         for b in &self.tail {
-            assert!(b.base_offset >= self.log_start_offset && b.size >= 61);
+            assert!(b.last_offset >= self.log_start_offset && b.size >= 61);
         }
         assert!(self.last_snapshot.is_none_or(|s| s <= self.log_end_offset));
     }

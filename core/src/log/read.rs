@@ -25,8 +25,9 @@ pub enum Goal {
         max_bytes: u32,
         whole_first: bool,
     },
-    /// The first batch whose largest timestamp is at least `timestamp`.
-    Timestamp { timestamp: i64 },
+    /// The first batch whose largest timestamp is at least `timestamp` and that holds a record
+    /// at or above `from` (the log start: a batch wholly below it was deleted by DeleteRecords).
+    Timestamp { timestamp: i64, from: i64 },
 }
 
 /// One storage read of a scan, and what to look for in it.
@@ -118,7 +119,9 @@ pub fn advance(plan: &ReadPlan, bytes: Bytes) -> Result<ReadStep, String> {
         }
         let wanted = match plan.goal {
             Goal::Offset { offset, .. } => h.last_offset() >= offset,
-            Goal::Timestamp { timestamp } => h.max_timestamp >= timestamp,
+            Goal::Timestamp { timestamp, from } => {
+                h.max_timestamp >= timestamp && h.last_offset() >= from
+            }
         };
         if !wanted {
             // Skip it by its length, whether or not its bytes are all here.

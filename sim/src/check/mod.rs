@@ -40,6 +40,7 @@
 //! Architecture invariant: the family modules depend on this one (for [`Kind`], [`Cuts`] and
 //! [`Facts`]) and on `history`, never on each other or on the world.
 
+mod deleted;
 mod durability;
 mod fetch;
 mod groups;
@@ -79,10 +80,11 @@ pub enum Kind {
     SpuriousOutOfRange,
     LatestNotHw,
     OffsetForTimestamp,
+    DeletedServed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -107,6 +109,7 @@ impl Kind {
         Kind::SpuriousOutOfRange,
         Kind::LatestNotHw,
         Kind::OffsetForTimestamp,
+        Kind::DeletedServed,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -134,6 +137,7 @@ impl Kind {
             Kind::SpuriousOutOfRange => "spurious-out-of-range",
             Kind::LatestNotHw => "latest-not-hw",
             Kind::OffsetForTimestamp => "offset-for-timestamp",
+            Kind::DeletedServed => "deleted-served",
         }
     }
 }
@@ -347,6 +351,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     fetch::check(h, &mut bad);
     retention::check(h, &cuts, &facts, &mut bad);
     reset::check(h, &cuts, &mut bad);
+    deleted::check(h, &cuts, &mut bad);
     out
 }
 
@@ -555,6 +560,7 @@ mod tests {
             Kind::SpuriousOutOfRange,
             Kind::LatestNotHw,
             Kind::OffsetForTimestamp,
+            Kind::DeletedServed,
         ];
         assert_eq!(tested.len(), Kind::ALL.len());
     }

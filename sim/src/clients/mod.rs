@@ -86,6 +86,11 @@ enum Pending {
         spec: i64,
         sent: u64,
     },
+    /// A reader's DeleteRecords of `part` below `offset`.
+    DeleteRecords {
+        part: Part,
+        sent: u64,
+    },
     Join,
     Sync,
     Heartbeat,
@@ -475,6 +480,11 @@ impl Client {
                 Pending::ListOffsets { part, spec, sent },
                 ResponseKind::ListOffsets(r),
             ) => self.reader_listed(env, part, spec, sent, r),
+            (
+                Role::Reader(_),
+                Pending::DeleteRecords { part, sent },
+                ResponseKind::DeleteRecords(r),
+            ) => self.reader_deleted(env, part, sent, r),
             (Role::Member(_), what, body) => self.member_response(env, what, body),
             (_, what, body) => panic!("client {}: unexpected {body:?} for {what:?}", self.id),
         }
@@ -495,6 +505,7 @@ impl Client {
                 r.query_inflight = false;
                 r.next_at = env.now + 100 * MS;
             }
+            (Role::Reader(r), Pending::DeleteRecords { .. }) => r.query_inflight = false,
             (Role::Member(m), what) => {
                 match what {
                     Pending::Heartbeat => m.hb_inflight = false,

@@ -7,7 +7,9 @@
 //! `session` in the history). Every fetched partition is recorded with the log start offset and
 //! high watermark the broker reported, and now and then a reader asks ListOffsets for a
 //! partition's earliest or latest offset, or the first offset at a timestamp: the retention
-//! checkers judge those answers.
+//! checkers judge those answers. Once in a while, instead, a reader deletes the records it has
+//! read (DeleteRecords, KIP-107, below its position): the `deleted-served` checker holds the
+//! broker to the low watermark it acknowledges.
 
 use super::{decode_records_ts, first_batch_len, name, Client, Env, Pending, Role, Us, MS, TOPIC};
 use crate::history::{Event, Part, Value};
@@ -19,6 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// ListOffsets' special timestamps.
 pub const EARLIEST: i64 = -2;
 pub const LATEST: i64 = -1;
+
+/// One query in this many is a DeleteRecords instead of a ListOffsets.
+const DELETE_RECORDS_ONE_IN: u64 = 12;
 
 /// How many recently read record timestamps a reader keeps, to aim its timestamp queries at.
 const TIMESTAMPS_KEPT_MAX: usize = 64;
@@ -113,6 +118,34 @@ impl Client {
             r.query_inflight = true;
             r.next_query = env.now + (500 + env.prng.below(2_500)) * MS;
             let part = r.parts[env.prng.below(r.parts.len() as u64) as usize];
+            let pos = r.pos.get(&part).copied().unwrap_or(0);
+            // Not in the liveness phase: the auditor's final read must see a settled log start.
+            if env.prng.below(DELETE_RECORDS_ONE_IN) == 0
+                && pos > 0
+                && !env.liveness
+                && !r.resetting.contains(&part)
+            {
+                // Everything this reader has read goes; its position is at most a high
+                // watermark it saw, so the request is valid unless a power loss cut the log.
+                let sent = env.now / MS;
+                let req = DeleteRecordsRequest::default()
+                    .with_timeout_ms(5_000)
+                    .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                        .with_name(TopicName(name(TOPIC)))
+                        .with_partitions(vec![
+                            delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(part)
+                                .with_offset(pos),
+                        ])]);
+                self.send(
+                    env,
+                    ApiKey::DeleteRecords,
+                    2,
+                    RequestKind::DeleteRecords(req),
+                    Some(Pending::DeleteRecords { part, sent }),
+                );
+                return;
+            }
             let spec = match env.prng.below(3) {
                 0 => EARLIEST,
                 1 => LATEST,
@@ -355,6 +388,32 @@ impl Client {
                     sent,
                 }),
             );
+        }
+    }
+}
+
+impl Client {
+    /// A DeleteRecords answered: an acknowledged low watermark goes into the history.
+    pub(super) fn reader_deleted(
+        &mut self,
+        env: &mut Env,
+        part: Part,
+        sent: u64,
+        r: DeleteRecordsResponse,
+    ) {
+        let Role::Reader(reader) = &mut self.role else {
+            unreachable!()
+        };
+        reader.query_inflight = false;
+        let p = r.topics.first().and_then(|t| t.partitions.first());
+        if let Some(p) = p.filter(|p| p.error_code == NONE && p.partition_index == part) {
+            env.history.events.push(Event::RecordsDeleted {
+                t: env.now / MS,
+                sent,
+                reader: self.id,
+                part,
+                low_watermark: p.low_watermark,
+            });
         }
     }
 }

@@ -1,6 +1,16 @@
-//! The admin APIs: ApiVersions, Metadata, CreateTopics, DeleteTopics, DescribeConfigs.
+//! The admin APIs: ApiVersions, Metadata, CreateTopics, DeleteTopics, DescribeConfigs; and in
+//! submodules CreatePartitions, the config alters, DeleteRecords and the cluster descriptions.
+//!
+//! An admin change that touches storage (a topic created or grown, a config altered, a log
+//! start moved) is answered only once every file it writes is durable: the response waits in
+//! [`Broker::creates`] for its storage operations, as a CreateTopics does.
 
 use super::*;
+
+mod cluster;
+mod configs;
+mod partitions;
+mod records;
 
 impl Broker {
     pub(super) fn api_versions(&mut self, to: ReplyTo, version: i16) {
@@ -56,39 +66,16 @@ impl Broker {
         let mut parts = Vec::new();
         let mut ops = 0;
         for i in 0..partitions {
-            let dir = PartitionDir {
-                topic: name.to_string(),
-                partition: i,
-            };
             let meta = PartitionMeta {
                 topic: name.to_string(),
                 topic_id: id,
                 partition: i,
                 partition_count: partitions,
                 settings: settings.clone(),
+                log_start_offset: 0,
             };
-            self.storage(
-                StorageRequest::CreatePartition {
-                    dir: dir.clone(),
-                    meta: meta.encode(),
-                },
-                OpPurpose::Create {
-                    topic: name.to_string(),
-                    topic_id: id,
-                    waiter,
-                },
-            );
-            let (log, seg) = PartitionLog::create(dir, self.now);
-            self.storage(
-                seg,
-                OpPurpose::Create {
-                    topic: name.to_string(),
-                    topic_id: id,
-                    waiter,
-                },
-            );
+            parts.push(self.create_partition_files(&meta, waiter));
             ops += 2;
-            parts.push(Partition::new(log, ProducerStates::default()));
         }
         self.topics.insert(
             name.to_string(),
@@ -203,12 +190,122 @@ impl Broker {
         self.respond(to, Some(ResponseKind::Metadata(resp)));
     }
 
+    /// Write (or replace, atomically and durably) a partition's `partition.meta`, as one
+    /// storage operation of the admin request `waiter` is waiting for.
+    pub(super) fn write_partition_meta(&mut self, meta: &PartitionMeta, waiter: Option<u64>) {
+        let dir = PartitionDir {
+            topic: meta.topic.clone(),
+            partition: meta.partition,
+        };
+        // CreatePartition on an existing directory replaces its metadata file atomically
+        // (both drivers write it to a temporary file and rename it), which is what a rewrite
+        // needs.
+        self.storage(
+            StorageRequest::CreatePartition {
+                dir,
+                meta: meta.encode(),
+            },
+            OpPurpose::Create {
+                topic: meta.topic.clone(),
+                topic_id: meta.topic_id,
+                waiter,
+            },
+        );
+    }
+
+    /// Issue the two storage requests that create a new, empty partition (its directory with
+    /// `meta`, then its first segment) for the admin request `waiter`; returns the partition.
+    pub(super) fn create_partition_files(
+        &mut self,
+        meta: &PartitionMeta,
+        waiter: Option<u64>,
+    ) -> Partition {
+        assert_eq!(meta.log_start_offset, 0, "a new partition starts at 0");
+        self.write_partition_meta(meta, waiter);
+        let dir = PartitionDir {
+            topic: meta.topic.clone(),
+            partition: meta.partition,
+        };
+        let (log, seg) = PartitionLog::create(dir, self.now);
+        self.storage(
+            seg,
+            OpPurpose::Create {
+                topic: meta.topic.clone(),
+                topic_id: meta.topic_id,
+                waiter,
+            },
+        );
+        Partition::new(log, ProducerStates::default())
+    }
+
+    /// The metadata file of partition `i` of an existing topic, as it stands now.
+    pub(super) fn partition_meta_now(&self, name: &str, i: usize) -> PartitionMeta {
+        let t = &self.topics[name];
+        PartitionMeta {
+            topic: name.to_string(),
+            topic_id: t.id,
+            partition: i as i32,
+            partition_count: t.partitions.len() as i32,
+            settings: t.settings.clone(),
+            log_start_offset: t.partitions[i].log.log_start_offset(),
+        }
+    }
+
+    /// Park an admin response until its storage operations (`outstanding`, per topic) are
+    /// done, or send it now if there are none.
+    pub(super) fn answer_when_durable(
+        &mut self,
+        id: u64,
+        to: ReplyTo,
+        response: ResponseKind,
+        outstanding: BTreeMap<String, usize>,
+    ) {
+        assert!(outstanding.values().all(|n| *n > 0));
+        if outstanding.is_empty() {
+            self.respond(to, Some(response));
+        } else {
+            let pending = PendingCreate {
+                reply: to,
+                response,
+                outstanding,
+            };
+            assert!(self.creates.insert(id, pending).is_none());
+        }
+    }
+
     pub(super) fn topic_settings_from(
         &self,
         configs: &[(String, Option<String>)],
     ) -> Result<TopicSettings, String> {
-        let mut s = self.default_settings();
+        self.apply_topic_configs(self.default_settings(), configs)
+    }
+
+    /// `base` with the topic configs `configs` applied (a `None` value restores the broker's
+    /// default), checked as a whole. The configs gregor honours are the fields of
+    /// [`TopicSettings`]; a few others are accepted at the only value gregor implements.
+    pub(super) fn apply_topic_configs(
+        &self,
+        base: TopicSettings,
+        configs: &[(String, Option<String>)],
+    ) -> Result<TopicSettings, String> {
+        let d = self.default_settings();
+        let mut s = base;
         for (k, v) in configs {
+            if v.is_none() {
+                match k.as_str() {
+                    "retention.ms" => s.retention_ms = d.retention_ms,
+                    "retention.bytes" => s.retention_bytes = d.retention_bytes,
+                    "segment.bytes" => s.segment_bytes = d.segment_bytes,
+                    "segment.ms" => s.segment_ms = d.segment_ms,
+                    "max.message.bytes" => s.max_message_bytes = d.max_message_bytes,
+                    "cleanup.policy"
+                    | "min.insync.replicas"
+                    | "compression.type"
+                    | "message.timestamp.type" => {}
+                    _ => return Err(format!("unknown topic config {k}")),
+                }
+                continue;
+            }
             let v = v.as_deref().unwrap_or("");
             let num = || {
                 v.parse::<i64>()
@@ -227,18 +324,37 @@ impl Broker {
                 "segment.ms" => s.segment_ms = num()?.max(1) as u64,
                 "max.message.bytes" => {
                     let n = num()?;
-                    if n < 128 || n as u64 + 64 > s.segment_bytes {
-                        return Err(
-                            "max.message.bytes must be at least 128 and fit in a segment".into(),
-                        );
+                    if !(128..=u32::MAX as i64).contains(&n) {
+                        return Err("max.message.bytes must be at least 128".into());
                     }
                     s.max_message_bytes = n as u32;
                 }
                 "cleanup.policy" if v == "delete" => {}
                 "min.insync.replicas" if v == "1" => {}
                 "compression.type" if v == "producer" => {}
-                _ => return Err(format!("unsupported topic config {k}={v}")),
+                "message.timestamp.type" if v == "CreateTime" => {}
+                "cleanup.policy"
+                | "min.insync.replicas"
+                | "compression.type"
+                | "message.timestamp.type" => {
+                    return Err(format!(
+                        "topic config {k}={v} is not supported: gregor implements only {}",
+                        match k.as_str() {
+                            "cleanup.policy" => "delete",
+                            "min.insync.replicas" => "1",
+                            "compression.type" => "producer",
+                            _ => "CreateTime",
+                        }
+                    ))
+                }
+                _ => return Err(format!("unknown topic config {k}")),
             }
+        }
+        if s.max_message_bytes as u64 + 64 > s.segment_bytes {
+            return Err(format!(
+                "max.message.bytes {} does not fit in a segment of segment.bytes {}",
+                s.max_message_bytes, s.segment_bytes
+            ));
         }
         Ok(s)
     }
@@ -246,11 +362,8 @@ impl Broker {
     pub(super) fn create_topics(&mut self, to: ReplyTo, r: CreateTopicsRequest) {
         let id = self.next_pending;
         self.next_pending += 1;
-        let mut pending = PendingCreate {
-            reply: to,
-            response: CreateTopicsResponse::default(),
-            outstanding: BTreeMap::new(),
-        };
+        let mut response = CreateTopicsResponse::default();
+        let mut outstanding = BTreeMap::new();
         let requested = r.topics.len();
         for t in r.topics {
             let name = name_of(&t.name.0);
@@ -320,35 +433,24 @@ impl Broker {
                     if !r.validate_only {
                         let ops = self.create_topic(&name, partitions, settings, Some(id));
                         res.topic_id = TopicId(self.topics[&name].id).to_uuid();
-                        pending.outstanding.insert(name.clone(), ops);
+                        outstanding.insert(name.clone(), ops);
                     }
                 }
             }
-            pending.response.topics.push(res);
+            response.topics.push(res);
         }
         // Every topic asked for is answered, in order.
-        assert_eq!(pending.response.topics.len(), requested);
-        if pending.outstanding.is_empty() {
-            self.respond(to, Some(ResponseKind::CreateTopics(pending.response)));
-        } else {
-            self.creates.insert(id, pending);
-        }
+        assert_eq!(response.topics.len(), requested);
+        self.answer_when_durable(id, to, ResponseKind::CreateTopics(response), outstanding);
     }
 
+    /// One storage operation of the admin request `id` completed (or failed) for `topic`.
     pub(super) fn create_op_done(&mut self, id: u64, topic: &str, failed: bool) {
         let Some(pc) = self.creates.get_mut(&id) else {
             return;
         };
         if failed {
-            if let Some(r) = pc
-                .response
-                .topics
-                .iter_mut()
-                .find(|r| r.name.0.as_str() == topic)
-            {
-                r.error_code = ErrorCode::KAFKA_STORAGE_ERROR.into();
-                r.error_message = Some(sb("storage failed while creating the topic"));
-            }
+            mark_storage_failed(&mut pc.response, topic);
         }
         if let Some(n) = pc.outstanding.get_mut(topic) {
             assert!(*n > 0, "a creation step completes once");
@@ -359,7 +461,7 @@ impl Broker {
         }
         if pc.outstanding.is_empty() {
             let pc = self.creates.remove(&id).unwrap();
-            self.respond(pc.reply, Some(ResponseKind::CreateTopics(pc.response)));
+            self.respond(pc.reply, Some(pc.response));
         }
     }
 
@@ -549,5 +651,55 @@ impl Broker {
         }
         assert_eq!(resp.results.len(), requested, "every resource is answered");
         self.respond(to, Some(ResponseKind::DescribeConfigs(resp)));
+    }
+}
+
+/// A storage operation an admin response waits for failed: every entry of the response about
+/// `topic` becomes KAFKA_STORAGE_ERROR (the topic's partitions were taken offline).
+fn mark_storage_failed(response: &mut ResponseKind, topic: &str) {
+    let code: i16 = ErrorCode::KAFKA_STORAGE_ERROR.into();
+    let message = Some(sb(format!("storage failed while writing topic {topic}")));
+    match response {
+        ResponseKind::CreateTopics(r) => {
+            for t in r.topics.iter_mut().filter(|t| t.name.0.as_str() == topic) {
+                t.error_code = code;
+                t.error_message = message.clone();
+            }
+        }
+        ResponseKind::CreatePartitions(r) => {
+            for t in r.results.iter_mut().filter(|t| t.name.0.as_str() == topic) {
+                t.error_code = code;
+                t.error_message = message.clone();
+            }
+        }
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            for t in r
+                .responses
+                .iter_mut()
+                .filter(|t| t.resource_name.as_str() == topic)
+            {
+                t.error_code = code;
+                t.error_message = message.clone();
+            }
+        }
+        ResponseKind::AlterConfigs(r) => {
+            for t in r
+                .responses
+                .iter_mut()
+                .filter(|t| t.resource_name.as_str() == topic)
+            {
+                t.error_code = code;
+                t.error_message = message.clone();
+            }
+        }
+        ResponseKind::DeleteRecords(r) => {
+            for t in r.topics.iter_mut().filter(|t| t.name.0.as_str() == topic) {
+                for p in &mut t.partitions {
+                    p.error_code = code;
+                    p.low_watermark = -1;
+                }
+            }
+        }
+        other => unreachable!("no admin response of kind {other:?} waits for storage"),
     }
 }
