@@ -23,10 +23,14 @@
 
 pub mod controller;
 pub mod image;
+pub mod quorum_controller;
 pub mod records;
 
-pub use controller::{Controller, ControllerError, Registration};
+pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK};
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, ReplayError};
+pub use quorum_controller::{
+    Durable, QuorumController, QuorumControllerConfig, Reply, Request, RequestId,
+};
 pub use records::{decode, DecodeError, LeaderChange, MetadataRecord, RegisterBroker};
 
 use serde::{Deserialize, Serialize};
