@@ -612,8 +612,8 @@ fn decide(
 /// Replay one log entry into an image: a metadata record, or a control record that only moves
 /// the image's offset. A committed record that does not decode or fit is a corrupt log or a
 /// controller bug; like Kafka's metadata loader (whose fault handler stops a controller), the
-/// node cannot go on from there.
-fn replay(image: &mut MetadataImage, offset: i64, entry: &Entry) {
+/// node cannot go on from there. (Public so a checker can replay a log exactly as a node does.)
+pub fn replay(image: &mut MetadataImage, offset: i64, entry: &Entry) {
     match &entry.record {
         Record::LeaderChange { .. } => image.skip(offset),
         Record::Data(bytes) => {
