@@ -15,7 +15,10 @@
 //! * [`records`]: the record types (mirroring Kafka's, named after them) and their frame.
 //! * [`image`]: the image and its `replay`, with the invariants checked after every record.
 //! * [`controller`]: the active controller's decisions (register, heartbeat, fence, place a
-//!   topic, elect a leader), each returned as records to write.
+//!   topic, elect a leader, hand out producer ids), each returned as records to write.
+//! * [`quorum_controller`]: one controller process: a Raft voter, its committed image, and while
+//!   it leads the active controller on a working image; answers released only on commit.
+//!   `docs/kraft.md` walks through all of it.
 //!
 //! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
 //! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
