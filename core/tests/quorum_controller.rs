@@ -3,6 +3,7 @@
 //! after commit, NOT_CONTROLLER with the leader's id elsewhere, metadata that survives a
 //! failover and a restart, fencing after a lapsed session, snapshots that catch up a laggard.
 
+use gregor_core::cluster::broker_lifecycle::{self, BrokerLifecycle, BrokerState};
 use gregor_core::cluster::controller::PRODUCER_ID_BLOCK;
 use gregor_core::cluster::quorum_controller::{
     Output, METADATA_VERSION_FEATURE, METADATA_VERSION_LEVEL,
@@ -31,6 +32,12 @@ struct Cluster {
     isolated: BTreeSet<NodeId>,
     answers: Vec<(NodeId, RequestId, Answer)>,
     next_request: u64,
+    /// Brokers (observers), their disks, and their requests in flight: our id → (broker, theirs).
+    brokers: BTreeMap<NodeId, BrokerLifecycle>,
+    broker_disks: BTreeMap<NodeId, Durable>,
+    broker_asks: BTreeMap<RequestId, (NodeId, RequestId)>,
+    /// Answers to brokers, delivered at the next step.
+    to_brokers: Vec<(NodeId, RequestId, Answer)>,
 }
 
 impl Cluster {
@@ -47,6 +54,10 @@ impl Cluster {
             isolated: BTreeSet::new(),
             answers: Vec::new(),
             next_request: 0,
+            brokers: BTreeMap::new(),
+            broker_disks: BTreeMap::new(),
+            broker_asks: BTreeMap::new(),
+            to_brokers: Vec::new(),
         };
         for v in voters {
             c.start(v);
@@ -92,7 +103,70 @@ impl Cluster {
                         self.wire.push((at, self.seq, id, to, message));
                     }
                 }
-                Output::Respond { id: rid, result } => self.answers.push((id, rid, result)),
+                Output::Respond { id: rid, result } => match self.broker_asks.remove(&rid) {
+                    Some((b, theirs)) => self.to_brokers.push((b, theirs, result)),
+                    None => self.answers.push((id, rid, result)),
+                },
+            }
+        }
+    }
+
+    /// Start (or restart, as a new incarnation) broker `id` from its disk.
+    fn start_broker(&mut self, id: NodeId, incarnation: u8) {
+        let d = self.broker_disks.entry(id).or_default().clone();
+        let Request::BrokerRegistration(reg) = registration(id.0, incarnation) else {
+            unreachable!()
+        };
+        let b = BrokerLifecycle::restore(
+            id,
+            reg,
+            self.voters.clone(),
+            broker_lifecycle::BrokerLifecycleConfig::default(),
+            id.0 as u64,
+            self.now,
+            d.state,
+            d.snapshot,
+            d.log,
+        );
+        self.brokers.insert(id, b);
+        self.drain_broker(id);
+    }
+
+    fn drain_broker(&mut self, id: NodeId) {
+        let Some(b) = self.brokers.get_mut(&id) else {
+            return;
+        };
+        let mut outs = Vec::new();
+        while let Some(o) = b.poll_output() {
+            outs.push(o);
+        }
+        for o in outs {
+            match o {
+                broker_lifecycle::Output::Raft(r) => {
+                    self.broker_disks.get_mut(&id).unwrap().perform(&r);
+                    if let raft::Output::Send { to, message } = r {
+                        self.seq += 1;
+                        let at = self.now + Duration::from_ms(3);
+                        self.wire.push((at, self.seq, id, to, message));
+                    }
+                }
+                broker_lifecycle::Output::Request {
+                    to,
+                    id: theirs,
+                    request,
+                } => {
+                    self.next_request += 1;
+                    let ours = RequestId(self.next_request);
+                    self.broker_asks.insert(ours, (id, theirs));
+                    let now = self.now;
+                    match self.nodes.get_mut(&to).and_then(|n| n.as_mut()) {
+                        Some(n) if !self.isolated.contains(&to) => {
+                            n.request(now, ours, request);
+                            self.drain(to);
+                        }
+                        _ => {} // lost: the broker times out
+                    }
+                }
             }
         }
     }
@@ -120,10 +194,16 @@ impl Cluster {
         let until = self.now + Duration::from_ms(ms);
         loop {
             let msg = self.wire.iter().map(|w| (w.0, w.1)).min();
+            for (b, rid, result) in std::mem::take(&mut self.to_brokers) {
+                let now = self.now;
+                self.brokers.get_mut(&b).unwrap().response(now, rid, result);
+                self.drain_broker(b);
+            }
             let timer = self
                 .nodes
                 .iter()
                 .filter_map(|(id, n)| n.as_ref().map(|n| (n.poll_timeout(), *id)))
+                .chain(self.brokers.iter().map(|(id, b)| (b.poll_timeout(), *id)))
                 .min();
             let next = msg.map(|m| m.0).into_iter().chain(timer.map(|t| t.0)).min();
             let Some(next) = next.filter(|t| *t <= until) else {
@@ -139,14 +219,22 @@ impl Cluster {
                     .unwrap();
                 let (_, _, from, to, message) = self.wire.remove(i);
                 let cut = self.isolated.contains(&from) || self.isolated.contains(&to);
-                if let (false, Some(Some(n))) = (cut, self.nodes.get_mut(&to)) {
+                if let (false, Some(b)) = (cut, self.brokers.get_mut(&to)) {
+                    b.handle(now, from, message);
+                    self.drain_broker(to);
+                } else if let (false, Some(Some(n))) = (cut, self.nodes.get_mut(&to)) {
                     n.handle(now, from, message);
                     self.drain(to);
                 }
             } else {
                 let id = timer.unwrap().1;
-                self.nodes.get_mut(&id).unwrap().as_mut().unwrap().tick(now);
-                self.drain(id);
+                if let Some(b) = self.brokers.get_mut(&id) {
+                    b.tick(now);
+                    self.drain_broker(id);
+                } else {
+                    self.nodes.get_mut(&id).unwrap().as_mut().unwrap().tick(now);
+                    self.drain(id);
+                }
             }
         }
         self.now = until;
@@ -556,4 +644,70 @@ fn a_snapshot_frame_round_trips_and_refuses_cut_or_corrupt_bytes() {
         decode_snapshot(&flipped),
         Err(DecodeError::Checksum { .. })
     ));
+}
+
+#[test]
+fn brokers_register_replay_as_observers_get_unfenced_and_follow_a_failover() {
+    let mut c = Cluster::new(3, fast());
+    let (b1, b2) = (NodeId(101), NodeId(102));
+    c.start_broker(b1, 1);
+    c.start_broker(b2, 1);
+    c.run_for(8_000);
+    let active = c.the_active();
+    for b in [b1, b2] {
+        let BrokerState::Unfenced { epoch } = c.brokers[&b].state() else {
+            panic!("broker {b:?} unfenced: {:?}", c.brokers[&b].state());
+        };
+        let reg = c
+            .node(active)
+            .image()
+            .broker(BrokerId(b.0))
+            .cloned()
+            .unwrap();
+        assert_eq!((reg.broker_epoch, reg.fenced), (epoch, false));
+        // The broker's image is the committed log, replayed as an observer: it has its own
+        // registration and never runs ahead of the controller's.
+        let image = c.brokers[&b].image();
+        assert!(image.offset() >= epoch.0);
+        assert!(image.offset() <= c.node(active).image().offset());
+        assert!(!c.brokers[&b].raft().is_leader());
+    }
+    let t = c.request(
+        active,
+        Request::CreateTopic {
+            name: "seen".into(),
+            partitions: 2,
+            replication_factor: 2,
+        },
+    );
+    c.run_for(1_000);
+    let Some(Ok(Reply::CreateTopic { topic_id })) = c.answer(t).cloned() else {
+        panic!("created: {:?}", c.answer(t));
+    };
+    assert_eq!(c.brokers[&b1].image().topic_id("seen"), Some(topic_id));
+    // The active controller dies: brokers find the next one by NOT_CONTROLLER hints and
+    // timeouts, keep their sessions, and keep replaying.
+    c.crash(active);
+    c.run_for(15_000);
+    let next = c.the_active();
+    assert_ne!(next, active);
+    for b in [b1, b2] {
+        assert!(
+            matches!(c.brokers[&b].state(), BrokerState::Unfenced { .. }),
+            "{b:?}"
+        );
+        assert!(!c.node(next).image().broker(BrokerId(b.0)).unwrap().fenced);
+    }
+    // A broker that restarts as a new incarnation registers again, with a larger epoch.
+    let BrokerState::Unfenced { epoch: old } = c.brokers[&b2].state() else {
+        unreachable!()
+    };
+    c.brokers.remove(&b2);
+    c.run_for(12_000); // the old incarnation's session lapses first
+    c.start_broker(b2, 2);
+    c.run_for(6_000);
+    let BrokerState::Unfenced { epoch: new } = c.brokers[&b2].state() else {
+        panic!("re-registered: {:?}", c.brokers[&b2].state());
+    };
+    assert!(new > old, "a new incarnation, a new broker epoch");
 }

@@ -19,11 +19,13 @@
 //! * [`quorum_controller`]: one controller process: a Raft voter, its committed image, and while
 //!   it leads the active controller on a working image; answers released only on commit.
 //!   `docs/kraft.md` walks through all of it.
+//! * [`broker_lifecycle`]: the broker's side: register, heartbeat, replay the log as an observer.
 //!
 //! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
 //! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
 //! Metadata from the image.
 
+pub mod broker_lifecycle;
 pub mod controller;
 pub mod image;
 pub mod quorum_controller;

@@ -399,28 +399,13 @@ impl QuorumController {
 
     /// What one quorum output means for the image.
     fn absorb(&mut self, o: &raft::Output) {
+        follow_commits(&mut self.image, &mut self.applied, self.raft.log(), o);
         match o {
-            raft::Output::Committed { high_watermark } => {
-                let hw = *high_watermark;
-                assert!(hw >= self.applied, "the high watermark only goes up");
-                for offset in self.applied..hw {
-                    let entry = self
-                        .raft
-                        .log()
-                        .get(offset)
-                        .unwrap_or_else(|| panic!("committed entry {offset} is in the log"));
-                    replay(&mut self.image, offset, entry);
-                }
-                self.applied = hw;
-            }
             raft::Output::InstallSnapshot(s) => {
                 assert!(
                     !self.raft.is_leader(),
                     "only a follower installs a snapshot"
                 );
-                assert!(s.id.end_offset > self.applied, "an install moves forward");
-                self.image = load(s);
-                self.applied = s.id.end_offset;
                 self.snapshot_end = s.id.end_offset;
             }
             raft::Output::SaveSnapshot(s) => {
@@ -437,7 +422,8 @@ impl QuorumController {
                 );
                 assert!(!self.raft.is_leader(), "a leader never truncates its log");
             }
-            raft::Output::SaveQuorumState(_)
+            raft::Output::Committed { .. }
+            | raft::Output::SaveQuorumState(_)
             | raft::Output::Append { .. }
             | raft::Output::Send { .. } => {}
         }
@@ -627,8 +613,43 @@ pub fn replay(image: &mut MetadataImage, offset: i64, entry: &Entry) {
     assert_eq!(image.offset(), offset);
 }
 
+/// What a quorum output means for a node's committed image, controller or broker alike: a
+/// higher high watermark replays the entries below it (they are in the log: appends come
+/// first), an installed snapshot replaces the image. Everything else leaves it alone.
+pub(super) fn follow_commits(
+    image: &mut MetadataImage,
+    applied: &mut i64,
+    log: &raft::RaftLog,
+    o: &raft::Output,
+) {
+    match o {
+        raft::Output::Committed { high_watermark } => {
+            let hw = *high_watermark;
+            assert!(hw >= *applied, "the high watermark only goes up");
+            for offset in *applied..hw {
+                let entry = log
+                    .get(offset)
+                    .unwrap_or_else(|| panic!("committed entry {offset} is in the log"));
+                replay(image, offset, entry);
+            }
+            *applied = hw;
+        }
+        raft::Output::InstallSnapshot(s) => {
+            assert!(s.id.end_offset > *applied, "an install moves forward");
+            *image = load(s);
+            *applied = s.id.end_offset;
+        }
+        _ => {}
+    }
+    assert_eq!(
+        image.offset(),
+        *applied - 1,
+        "the image is the committed prefix"
+    );
+}
+
 /// The image a snapshot holds.
-fn load(s: &Snapshot) -> MetadataImage {
+pub(super) fn load(s: &Snapshot) -> MetadataImage {
     let records = decode_snapshot(&s.data)
         .unwrap_or_else(|e| panic!("snapshot {:?} does not decode: {e}", s.id));
     let image = MetadataImage::load_snapshot(s.id.end_offset, &records)
