@@ -19,4 +19,5 @@ pub mod history;
 pub mod network;
 pub mod node;
 pub mod profile;
+pub mod quorum;
 pub mod world;

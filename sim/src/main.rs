@@ -6,6 +6,7 @@
 //! gregor-sim --seeds 0..2000      # a range, on all cores; prints each failing seed's replay command
 //! gregor-sim --random 200         # 200 fresh random seeds (printed, so a failure can be replayed)
 //! gregor-sim --bench 200          # seeds/s and simulated seconds per real second
+//! gregor-sim --quorum 3 --seeds 0..100   # the KRaft quorum simulator (3 or 5 controllers)
 //! ```
 
 use clap::Parser;
@@ -49,6 +50,10 @@ struct Cli {
     /// Worker threads for ranges (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Run the metadata-quorum simulator with this many controllers instead of the broker
+    /// world (same --seed/--seeds/--random/--bench/--trace and phase lengths).
+    #[arg(long, value_name = "N")]
+    quorum: Option<usize>,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -189,8 +194,50 @@ fn many(cli: &Cli, seeds: Vec<u64>) -> bool {
     failed.is_empty()
 }
 
+/// `--quorum N`: the same seed selection, run through [`gregor_sim::quorum`].
+fn quorum(cli: &Cli, nodes: usize) -> bool {
+    use gregor_sim::quorum::{cli as q, Options as QOptions};
+    let template = QOptions {
+        seed: 0,
+        nodes,
+        safety_ms: cli.safety_ms,
+        liveness_ms: cli.liveness_ms,
+        trace: cli.trace,
+    };
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(seed) = cli.seed {
+        return q::one(&QOptions { seed, ..template });
+    }
+    let seeds: Vec<u64> = if let Some(range) = &cli.seeds {
+        let parsed = range
+            .split_once("..")
+            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+        let Some((a, b)) = parsed else {
+            eprintln!("--seeds wants two numbers A..B, got {range:?}");
+            std::process::exit(2);
+        };
+        (a..b).collect()
+    } else if let Some(n) = cli.random {
+        let seeds: Vec<u64> = (0..n).map(|_| rand::random::<u64>() >> 1).collect();
+        println!("random seeds: {seeds:?}");
+        seeds
+    } else if let Some(n) = cli.bench {
+        println!("bench: {n} seeds on one thread");
+        return q::many(&template, &(0..n).collect::<Vec<_>>(), 1);
+    } else {
+        eprintln!("nothing to do: pass --seed N, --seeds A..B, --random N or --bench N");
+        std::process::exit(2);
+    };
+    q::many(&template, &seeds, threads)
+}
+
 fn main() {
     let cli = Cli::parse();
+    if let Some(nodes) = cli.quorum {
+        std::process::exit(if quorum(&cli, nodes) { 0 } else { 1 });
+    }
     let ok = if let Some(seed) = cli.seed {
         one(&cli, seed)
     } else if let Some(range) = &cli.seeds {

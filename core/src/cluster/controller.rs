@@ -44,12 +44,23 @@ pub enum ControllerError {
     StaleBrokerEpoch(BrokerId),
     TopicAlreadyExists(String),
     UnknownTopic(String),
+    /// A topic name Kafka does not allow (empty, too long, bad characters): the reason.
+    InvalidTopic(String),
     InvalidPartitions(i32),
     /// More replicas asked for than there are unfenced brokers.
     InvalidReplicationFactor {
         asked: i32,
         brokers: usize,
     },
+    /// This node is not the active controller (or stopped being it before the request's
+    /// records committed: they may still commit under the next one). `leader` is the quorum
+    /// leader it knows of, the node to ask instead.
+    NotController {
+        leader: Option<i32>,
+    },
+    /// Too many of the active controller's records are waiting to commit (a majority of the
+    /// quorum is slow or unreachable): nothing was written; ask again later.
+    RequestTimedOut,
 }
 
 impl ControllerError {
@@ -61,11 +72,18 @@ impl ControllerError {
             ControllerError::StaleBrokerEpoch(_) => 77,
             ControllerError::TopicAlreadyExists(_) => 36,
             ControllerError::UnknownTopic(_) => 3,
+            ControllerError::InvalidTopic(_) => 17,
             ControllerError::InvalidPartitions(_) => 37,
             ControllerError::InvalidReplicationFactor { .. } => 38,
+            ControllerError::NotController { .. } => 41,
+            ControllerError::RequestTimedOut => 7,
         }
     }
 }
+
+/// How many producer ids one AllocateProducerIds hands out (Kafka's
+/// `ProducerIdManager` block size).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// What a broker sends to register (Kafka's BrokerRegistrationRequest, the fields used here).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +113,44 @@ impl Controller {
             sessions: BTreeMap::new(),
             prng: Prng::new(seed),
         }
+    }
+
+    /// The controller has become active over `image`: every registered broker's session starts
+    /// now, as Kafka's new controller does (sessions are not in the log). Without this a
+    /// failover would fence every broker at the first tick.
+    pub fn start_sessions(&mut self, now: Instant, image: &MetadataImage) {
+        for b in image.brokers().keys() {
+            self.sessions.insert(*b, now);
+        }
+        assert!(image.brokers().keys().all(|b| self.session_live(*b, now)));
+    }
+
+    /// AllocateProducerIds (KIP-730): the next block of [`PRODUCER_ID_BLOCK`] producer ids for
+    /// broker `broker` of incarnation `epoch`. Returns the block's first id and the record that
+    /// moves the cluster's next id past it.
+    pub fn allocate_producer_ids(
+        &self,
+        image: &MetadataImage,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Result<(i64, MetadataRecord), ControllerError> {
+        let reg = image
+            .broker(broker)
+            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
+        if reg.broker_epoch != epoch {
+            return Err(ControllerError::StaleBrokerEpoch(broker));
+        }
+        let start = image.next_producer_id();
+        let next = start
+            .checked_add(PRODUCER_ID_BLOCK)
+            .expect("2^63 producer ids are never handed out");
+        assert!(start >= 0 && next > start, "blocks move forward");
+        let record = MetadataRecord::ProducerIds {
+            broker_id: broker,
+            broker_epoch: epoch,
+            next_producer_id: next,
+        };
+        Ok((start, record))
     }
 
     /// BrokerRegistration: a broker (re)joins. Returns its broker epoch, which is

@@ -82,6 +82,8 @@ pub enum ReplayError {
     },
     /// The replica set, ISR and leader break leader ∈ ISR ⊆ replicas (or similar).
     InvalidAssignment(String),
+    /// A producer-id block that does not start after the last one handed out.
+    ProducerIdsNotAfter(i64),
 }
 
 impl std::fmt::Display for ReplayError {
@@ -99,6 +101,8 @@ pub struct MetadataImage {
     brokers: BTreeMap<BrokerId, BrokerRegistration>,
     topics: BTreeMap<TopicId, TopicImage>,
     topic_ids: BTreeMap<String, TopicId>,
+    /// The last producer-id block handed out (KIP-730), as its record said.
+    producer_ids: Option<(BrokerId, BrokerEpoch, i64)>,
 }
 
 impl MetadataImage {
@@ -131,6 +135,19 @@ impl MetadataImage {
     }
     pub fn feature(&self, name: &str) -> Option<i16> {
         self.features.get(name).copied()
+    }
+    /// Where the next producer-id block starts (0 before any was handed out).
+    pub fn next_producer_id(&self) -> i64 {
+        self.producer_ids.map_or(0, |(_, _, next)| next)
+    }
+
+    /// A Raft control record (a `LeaderChange`) sits at `offset`: it holds no metadata, but the
+    /// image is now as of that offset (Kafka's image provenance counts control batches too), so
+    /// an image's offset is always the last log offset it has seen.
+    pub fn skip(&mut self, offset: i64) {
+        assert!(offset > self.offset, "offsets only go up");
+        self.offset = offset;
+        self.invariants();
     }
 
     /// Apply the record at `offset` of the metadata log. On error the image is unchanged.
@@ -218,8 +235,22 @@ impl MetadataImage {
                 }));
             }
         }
+        out.extend(
+            self.producer_ids
+                .map(
+                    |(broker_id, broker_epoch, next_producer_id)| MetadataRecord::ProducerIds {
+                        broker_id,
+                        broker_epoch,
+                        next_producer_id,
+                    },
+                ),
+        );
         let partitions: usize = self.topics.values().map(|t| t.partitions.len()).sum();
-        let records = self.features.len() + self.brokers.len() + self.topics.len() + partitions;
+        let records = self.features.len()
+            + self.brokers.len()
+            + self.topics.len()
+            + partitions
+            + usize::from(self.producer_ids.is_some());
         assert_eq!(out.len(), records, "one record per fact");
         out
     }
@@ -337,6 +368,18 @@ impl MetadataImage {
                     self.features.insert(name.clone(), *level);
                 }
                 assert_eq!(self.feature(name).unwrap_or(0), *level);
+            }
+            MetadataRecord::ProducerIds {
+                broker_id,
+                broker_epoch,
+                next_producer_id,
+            } => {
+                // Blocks only move forward; which broker asked is checked by the controller
+                // when it decides (the broker may have gone since, so replay does not).
+                if *next_producer_id <= self.next_producer_id() {
+                    return Err(ReplayError::ProducerIdsNotAfter(*next_producer_id));
+                }
+                self.producer_ids = Some((*broker_id, *broker_epoch, *next_producer_id));
             }
             MetadataRecord::NoOp => {}
         }

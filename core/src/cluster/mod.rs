@@ -15,18 +15,27 @@
 //! * [`records`]: the record types (mirroring Kafka's, named after them) and their frame.
 //! * [`image`]: the image and its `replay`, with the invariants checked after every record.
 //! * [`controller`]: the active controller's decisions (register, heartbeat, fence, place a
-//!   topic, elect a leader), each returned as records to write.
+//!   topic, elect a leader, hand out producer ids), each returned as records to write.
+//! * [`quorum_controller`]: one controller process: a Raft voter, its committed image, and while
+//!   it leads the active controller on a working image; answers released only on commit.
+//!   `docs/kraft.md` walks through all of it.
+//! * [`broker_lifecycle`]: the broker's side: register, heartbeat, replay the log as an observer.
 //!
 //! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
 //! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
 //! Metadata from the image.
 
+pub mod broker_lifecycle;
 pub mod controller;
 pub mod image;
+pub mod quorum_controller;
 pub mod records;
 
-pub use controller::{Controller, ControllerError, Registration};
+pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK};
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, ReplayError};
+pub use quorum_controller::{
+    Durable, QuorumController, QuorumControllerConfig, Reply, Request, RequestId,
+};
 pub use records::{decode, DecodeError, LeaderChange, MetadataRecord, RegisterBroker};
 
 use serde::{Deserialize, Serialize};

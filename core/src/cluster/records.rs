@@ -124,6 +124,16 @@ pub enum MetadataRecord {
     /// NoOpRecord (apiKey 20): written when the controller is idle, so the high watermark
     /// (and the brokers' images) keep moving and a stale broker can tell it is stale.
     NoOp,
+    /// ProducerIdsRecord (apiKey 15, KIP-730): the controller handed broker `broker_id` (of
+    /// incarnation `broker_epoch`) a block of producer ids ending below `next_producer_id`;
+    /// the next block starts there. Logged so a new controller never hands the same ids out
+    /// twice: producer ids must be unique across the cluster and its whole history, or two
+    /// idempotent producers would share sequence numbers.
+    ProducerIds {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        next_producer_id: i64,
+    },
 }
 
 impl MetadataRecord {
@@ -138,6 +148,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::FeatureLevel { .. } => 12,
             MetadataRecord::BrokerRegistrationChange { .. } => 17,
+            MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::NoOp => 20,
         }
     }
@@ -212,4 +223,36 @@ pub fn decode(frame: &[u8]) -> Result<MetadataRecord, DecodeError> {
         "one encoding per record"
     );
     Ok(record)
+}
+
+/// A metadata snapshot's bytes (KIP-630: Kafka writes its snapshots as record batches too):
+/// the records of [`MetadataImage::to_records`](super::MetadataImage::to_records), each as its
+/// own checksummed frame behind a 4-byte little-endian length.
+pub fn encode_snapshot(records: &[MetadataRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records {
+        let frame = r.encode();
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&frame);
+    }
+    assert!(records.is_empty() || !out.is_empty());
+    out
+}
+
+/// Read the bytes [`encode_snapshot`] wrote; a cut or corrupt frame is a [`DecodeError`].
+pub fn decode_snapshot(mut bytes: &[u8]) -> Result<Vec<MetadataRecord>, DecodeError> {
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 4 {
+            return Err(DecodeError::BadLength(bytes.len()));
+        }
+        let len = u32::from_le_bytes(bytes[..4].try_into().expect("four bytes")) as usize;
+        let rest = &bytes[4..];
+        if len > rest.len() {
+            return Err(DecodeError::BadLength(len));
+        }
+        records.push(decode(&rest[..len])?);
+        bytes = &rest[len..];
+    }
+    Ok(records)
 }

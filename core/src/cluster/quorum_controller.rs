@@ -1,0 +1,718 @@
+//! The controller process: one Raft voter, the metadata image it replays, and, while it leads,
+//! the active controller deciding on requests (Kafka's `QuorumController` over its
+//! `KafkaRaftClient`; KIP-500, KIP-595, KIP-631).
+//!
+//! A KRaft controller node is three things stacked:
+//!
+//! 1. **A voter of the metadata quorum** ([`RaftNode`]): it votes, follows, fetches, and may be
+//!    elected leader of the `__cluster_metadata` log.
+//! 2. **The committed image** ([`MetadataImage`]): every record below the high watermark,
+//!    replayed in log order, and nothing else. It changes only by replaying records, live as the
+//!    high watermark moves, and after a restart or a snapshot install (from the snapshot, then the
+//!    log after it). Every controller, leader or not, keeps one; brokers keep the same image.
+//! 3. **The active controller**, only while this node leads the quorum: a [`Controller`] that
+//!    turns requests into records, deciding on a *working* image = the committed image plus this
+//!    leader's own uncommitted records. Kafka's controller applies its records to its in-memory
+//!    state as it writes them, so two requests in flight cannot contradict each other (two
+//!    topics of one name, two brokers given one producer-id block). When leadership is lost the
+//!    working image is dropped with whatever uncommitted records it held (the next leader may
+//!    truncate them) and rebuilt from the committed image the next time this node leads.
+//!
+//! ## When a request is answered
+//! A response leaves only once every record it wrote (and every record before them, since its
+//! decision read them) is committed: a quorum has them on disk, so no failover can take them
+//! back. A request to a node that is not the active controller is answered at once with
+//! NOT_CONTROLLER and the leader it knows; a request whose records were written but not
+//! committed when leadership was lost is answered NOT_CONTROLLER too. That answer is not a
+//! refusal: the next leader may still commit the records (the client must treat it as "maybe").
+//!
+//! ## Timers
+//! * the quorum's own ([`RaftNode::poll_timeout`]): elections, fetches, check-quorum;
+//! * broker sessions (`broker.session.timeout.ms`): [`Controller::tick`] fences a broker that
+//!   stopped heartbeating;
+//! * `metadata.max.idle.interval.ms` (500 ms): an idle active controller writes a NoOp record, so
+//!   the high watermark keeps moving and a broker whose image stops moving knows it is cut off;
+//! * snapshots: after every [`QuorumControllerConfig::snapshot_every`] committed offsets the node
+//!   writes its image as records ([`MetadataImage::to_records`]) and hands them to
+//!   [`RaftNode::take_snapshot`], which drops the log behind them (KIP-630).
+//!
+//! ## The calling contract
+//! [`Output::Raft`] carries the quorum's own outputs unchanged, with their strict in-order
+//! durability contract (see [`crate::raft`]); [`Output::Respond`] answers a request. Perform
+//! them in order: a response that follows a storage output must wait for it to be durable.
+
+use super::controller::{Controller, ControllerError, Registration};
+use super::records::{decode, decode_snapshot, encode_snapshot, MetadataRecord};
+use super::{BrokerEpoch, BrokerId, MetadataImage, TopicId, PRODUCER_ID_BLOCK};
+use crate::raft::{
+    self, Entry, Epoch, Message, NodeId, ProposeError, QuorumState, RaftConfig, RaftNode, Record,
+    Snapshot,
+};
+use crate::time::{Duration, Instant};
+use bytes::Bytes;
+use std::collections::{BTreeSet, VecDeque};
+
+/// The `metadata.version` feature's name, and the level the first leader writes: 19 is Kafka
+/// 3.7-IV4, the version whose records gregor's mirror.
+pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
+pub const METADATA_VERSION_LEVEL: i16 = 19;
+
+/// The controller's settings, Kafka's names.
+#[derive(Clone, Debug)]
+pub struct QuorumControllerConfig {
+    pub raft: RaftConfig,
+    /// `broker.session.timeout.ms` (9 s).
+    pub session_timeout: Duration,
+    /// `metadata.max.idle.interval.ms` (500 ms): the most time an active controller lets pass
+    /// without writing a record.
+    pub max_idle_interval: Duration,
+    /// Committed offsets between two snapshots (Kafka counts bytes,
+    /// `metadata.log.max.record.bytes.between.snapshots`; offsets are simpler and as good here).
+    pub snapshot_every: i64,
+}
+
+impl Default for QuorumControllerConfig {
+    fn default() -> QuorumControllerConfig {
+        QuorumControllerConfig {
+            raft: RaftConfig::default(),
+            session_timeout: Duration::from_ms(9000),
+            max_idle_interval: Duration::from_ms(500),
+            snapshot_every: 1000,
+        }
+    }
+}
+
+/// The caller's name for a request, handed back with its response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// A request to the controller, in domain terms (the wire layer decodes Kafka's RPCs into these).
+/// CreateTopics and DeleteTopics carry many topics on the wire; each topic is one request here,
+/// answered on its own, as Kafka answers each topic of them on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// BrokerRegistration (KIP-631): a broker incarnation joins.
+    BrokerRegistration(Registration),
+    /// BrokerHeartbeat: the broker is alive and has replayed the metadata log to
+    /// `metadata_offset` (Kafka's `CurrentMetadataOffset`).
+    BrokerHeartbeat {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        metadata_offset: i64,
+    },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        replication_factor: i32,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// AllocateProducerIds (KIP-730): a broker wants a block of producer ids.
+    AllocateProducerIds {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    BrokerRegistration {
+        broker_epoch: BrokerEpoch,
+    },
+    /// Whether the broker is fenced once this heartbeat's records are applied.
+    BrokerHeartbeat {
+        fenced: bool,
+    },
+    CreateTopic {
+        topic_id: TopicId,
+    },
+    DeleteTopic,
+    /// Producer ids `first .. first + count` are the broker's alone.
+    AllocateProducerIds {
+        first: i64,
+        count: i64,
+    },
+}
+
+/// What the node asks its driver to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The quorum's own output, unchanged (storage or a message to a peer).
+    Raft(raft::Output),
+    /// Answer request `id`.
+    Respond {
+        id: RequestId,
+        result: Result<Reply, ControllerError>,
+    },
+}
+
+/// The active controller's state: it exists only while this node leads the quorum.
+#[derive(Debug)]
+struct Active {
+    /// The quorum epoch it leads; a later leadership of this node is a new `Active`.
+    epoch: Epoch,
+    /// The committed image plus every entry of this leader's log above the high watermark.
+    working: MetadataImage,
+    controller: Controller,
+    /// When this leader last wrote a record (for the idle NoOp).
+    last_write: Instant,
+    /// Answers waiting for commit: released once the high watermark passes `.0`.
+    pending: VecDeque<(i64, RequestId, Result<Reply, ControllerError>)>,
+}
+
+/// A controller node. See the module docs.
+#[derive(Debug)]
+pub struct QuorumController {
+    config: QuorumControllerConfig,
+    seed: u64,
+    now: Instant,
+    raft: RaftNode,
+    /// Every committed entry replayed: its offset is `applied - 1`.
+    image: MetadataImage,
+    /// The next log offset to replay into `image`; equals the high watermark between calls.
+    applied: i64,
+    /// Where this node's latest snapshot ends (0 without one).
+    snapshot_end: i64,
+    active: Option<Active>,
+    outputs: VecDeque<Output>,
+}
+
+impl QuorumController {
+    /// A controller starting from what its quorum outputs made durable: the quorum state, the
+    /// latest snapshot, and the log entries after it (all empty on a first start). The image is
+    /// the snapshot's; the entries after it are replayed as the high watermark reaches them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: NodeId,
+        voters: BTreeSet<NodeId>,
+        config: QuorumControllerConfig,
+        seed: u64,
+        now: Instant,
+        state: QuorumState,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+    ) -> QuorumController {
+        assert!(voters.contains(&id), "a controller is a voter");
+        assert!(config.snapshot_every > 0);
+        assert!(config.max_idle_interval.0 > 0 && config.session_timeout.0 > 0);
+        let (image, applied) = match &snapshot {
+            Some(s) => (load(s), s.id.end_offset),
+            None => (MetadataImage::new(), 0),
+        };
+        let raft = RaftNode::restore(
+            id,
+            voters,
+            config.raft.clone(),
+            seed,
+            now,
+            state,
+            snapshot,
+            entries,
+        );
+        // (A quorum of one elects itself inside `restore` and may have committed more already:
+        // its outputs are drained below.)
+        assert!(
+            raft.high_watermark() >= applied,
+            "a restart commits up to its snapshot"
+        );
+        let mut node = QuorumController {
+            config,
+            seed,
+            now,
+            raft,
+            image,
+            applied,
+            snapshot_end: applied,
+            active: None,
+            outputs: VecDeque::new(),
+        };
+        node.pump();
+        node
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.raft.id()
+    }
+    pub fn raft(&self) -> &RaftNode {
+        &self.raft
+    }
+    /// The committed image: every record below the high watermark replayed.
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+    /// The active controller's working image (committed + its own uncommitted records).
+    pub fn working_image(&self) -> Option<&MetadataImage> {
+        self.active.as_ref().map(|a| &a.working)
+    }
+    /// The next offset to replay: every entry below it is in [`QuorumController::image`].
+    pub fn applied(&self) -> i64 {
+        self.applied
+    }
+    /// Whether this node is the active controller.
+    pub fn is_active(&self) -> bool {
+        self.active.is_some()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next instant [`QuorumController::tick`] has work to do.
+    pub fn poll_timeout(&self) -> Instant {
+        let raft = self.raft.poll_timeout();
+        match &self.active {
+            None => raft,
+            Some(a) => {
+                let idle = a.last_write + self.config.max_idle_interval;
+                let fence = a.controller.next_deadline(&a.working).unwrap_or(idle);
+                raft.min(idle).min(fence)
+            }
+        }
+    }
+
+    /// A message from another quorum member.
+    pub fn handle(&mut self, now: Instant, from: NodeId, message: Message) {
+        self.advance_clock(now);
+        self.raft.handle(now, from, message);
+        self.pump();
+    }
+
+    /// Time passed: the quorum's deadlines, then, when active, fencing and the idle NoOp.
+    pub fn tick(&mut self, now: Instant) {
+        self.advance_clock(now);
+        self.raft.tick(now);
+        self.pump();
+        let idle = self.config.max_idle_interval;
+        if let Some(a) = &mut self.active {
+            let fence = a.controller.tick(now, &a.working);
+            let mut records = fence;
+            if records.is_empty() && now >= a.last_write + idle {
+                records.push(MetadataRecord::NoOp);
+            }
+            if !records.is_empty() && self.room_for(records.len()) {
+                self.write(records);
+            } else if !records.is_empty() {
+                // No room: a majority is not keeping up. Fencing is decided again next tick
+                // (the sessions are still lapsed); the NoOp is pointless until it catches up.
+                self.active.as_mut().expect("active").last_write = now;
+            }
+        }
+        self.pump();
+    }
+
+    /// A request from a broker (or forwarded by one). Its answer comes as an
+    /// [`Output::Respond`] once its records are committed, or at once when it writes none
+    /// and nothing before it waits, or when this node is not the active controller.
+    pub fn request(&mut self, now: Instant, id: RequestId, request: Request) {
+        self.advance_clock(now);
+        let Some(a) = &mut self.active else {
+            let leader = self.raft.leader().map(|n| n.0);
+            self.outputs.push_back(Output::Respond {
+                id,
+                result: Err(ControllerError::NotController { leader }),
+            });
+            return;
+        };
+        let next_offset = self.raft.log().end();
+        let decided = decide(&mut a.controller, now, &a.working, next_offset, &request);
+        let result = match decided {
+            Ok((_, records)) if !self.room_for(records.len()) => {
+                Err(ControllerError::RequestTimedOut)
+            }
+            Ok((reply, records)) => {
+                self.write(records);
+                Ok(reply)
+            }
+            Err(e) => Err(e),
+        };
+        // The decision read everything in the log so far: answer once all of it commits.
+        let wait_for = self.raft.log().end() - 1;
+        let a = self.active.as_mut().expect("still active");
+        assert!(a.pending.back().is_none_or(|p| p.0 <= wait_for));
+        a.pending.push_back((wait_for, id, result));
+        self.release();
+        self.pump();
+    }
+
+    // ----- inside -----
+
+    fn advance_clock(&mut self, now: Instant) {
+        assert!(now >= self.now, "time never goes back for a node");
+        self.now = now;
+    }
+
+    /// Whether `n` more records fit under the quorum's uncommitted-entries bound.
+    fn room_for(&self, n: usize) -> bool {
+        let waiting = (self.raft.log().end() - self.raft.high_watermark()) as usize;
+        waiting + n <= self.config.raft.uncommitted_entries_max
+    }
+
+    /// Append records as the active controller and apply each to the working image.
+    fn write(&mut self, records: Vec<MetadataRecord>) {
+        assert!(self.room_for(records.len()), "room was checked");
+        for r in records {
+            let offset = match self.raft.propose(self.now, Bytes::from(r.encode())) {
+                Ok(offset) => offset,
+                Err(ProposeError::NotLeader { .. } | ProposeError::Backlog) => {
+                    unreachable!("the active controller leads and checked for room")
+                }
+            };
+            let a = self
+                .active
+                .as_mut()
+                .expect("only the active controller writes");
+            a.working
+                .replay(offset, &r)
+                .unwrap_or_else(|e| panic!("the controller's own record at {offset}: {e}"));
+            a.last_write = self.now;
+        }
+    }
+
+    /// Drain the quorum's outputs, applying what they mean here, until it has no more; keep the
+    /// active controller in step with the quorum's leadership; take a snapshot when due.
+    fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(o) = self.raft.poll_output() {
+                busy = true;
+                self.absorb(&o);
+                self.outputs.push_back(Output::Raft(o));
+                self.release();
+            }
+            busy |= self.follow_leadership();
+            if self.applied - self.snapshot_end >= self.config.snapshot_every
+                && self.applied > self.raft.log().start()
+            {
+                let data = encode_snapshot(&self.image.to_records());
+                let id = self.raft.take_snapshot(self.applied, Bytes::from(data));
+                assert_eq!(id.end_offset, self.applied);
+                busy = true;
+            }
+            if !busy {
+                break;
+            }
+        }
+        self.invariants();
+    }
+
+    /// What one quorum output means for the image.
+    fn absorb(&mut self, o: &raft::Output) {
+        follow_commits(&mut self.image, &mut self.applied, self.raft.log(), o);
+        match o {
+            raft::Output::InstallSnapshot(s) => {
+                assert!(
+                    !self.raft.is_leader(),
+                    "only a follower installs a snapshot"
+                );
+                self.snapshot_end = s.id.end_offset;
+            }
+            raft::Output::SaveSnapshot(s) => {
+                assert_eq!(
+                    s.id.end_offset, self.applied,
+                    "this node's snapshot, just taken"
+                );
+                self.snapshot_end = s.id.end_offset;
+            }
+            raft::Output::Truncate { end_offset } => {
+                assert!(
+                    *end_offset >= self.applied,
+                    "committed entries are never truncated"
+                );
+                assert!(!self.raft.is_leader(), "a leader never truncates its log");
+            }
+            raft::Output::Committed { .. }
+            | raft::Output::SaveQuorumState(_)
+            | raft::Output::Append { .. }
+            | raft::Output::Send { .. } => {}
+        }
+    }
+
+    /// Release every answer whose records are now committed.
+    fn release(&mut self) {
+        let Some(a) = &mut self.active else { return };
+        while a.pending.front().is_some_and(|p| p.0 < self.applied) {
+            let (_, id, result) = a.pending.pop_front().expect("front");
+            self.outputs.push_back(Output::Respond { id, result });
+        }
+    }
+
+    /// Start or stop being the active controller as the quorum's leadership changes; whether
+    /// anything changed.
+    fn follow_leadership(&mut self) -> bool {
+        let leading = self.raft.is_leader().then(|| self.raft.epoch());
+        if self.active.as_ref().map(|a| a.epoch) == leading {
+            return false;
+        }
+        if let Some(old) = self.active.take() {
+            // Leadership lost: what was written but not committed may or may not survive.
+            let leader = self.raft.leader().map(|n| n.0);
+            for (_, id, _) in old.pending {
+                self.outputs.push_back(Output::Respond {
+                    id,
+                    result: Err(ControllerError::NotController { leader }),
+                });
+            }
+        }
+        let Some(epoch) = leading else { return true };
+        // The working image: the committed one plus every entry above the high watermark.
+        // They will all commit under this leader (a leader never truncates its own log), so
+        // deciding on anything less would be deciding on stale state (KAFKA-17333).
+        let mut working = self.image.clone();
+        for offset in self.applied..self.raft.log().end() {
+            let entry = self
+                .raft
+                .log()
+                .get(offset)
+                .expect("above the high watermark");
+            replay(&mut working, offset, entry);
+        }
+        let mut controller = Controller::new(
+            self.config.session_timeout,
+            self.seed ^ (epoch.0 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        controller.start_sessions(self.now, &working);
+        self.active = Some(Active {
+            epoch,
+            working,
+            controller,
+            last_write: self.now,
+            pending: VecDeque::new(),
+        });
+        let has_version = self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.working.feature(METADATA_VERSION_FEATURE).is_some());
+        if !has_version {
+            // The first leader of an empty log: every metadata log starts with the version.
+            self.write(vec![MetadataRecord::FeatureLevel {
+                name: METADATA_VERSION_FEATURE.to_string(),
+                level: METADATA_VERSION_LEVEL,
+            }]);
+        }
+        true
+    }
+
+    /// Checked after every step.
+    fn invariants(&self) {
+        assert_eq!(
+            self.image.offset(),
+            self.applied - 1,
+            "the image is the committed prefix"
+        );
+        assert_eq!(
+            self.applied,
+            self.raft.high_watermark(),
+            "every committed entry replayed"
+        );
+        assert_eq!(
+            self.snapshot_end,
+            self.raft.log().start(),
+            "the log starts at the snapshot"
+        );
+        assert_eq!(
+            self.raft.latest_snapshot().map_or(0, |s| s.id.end_offset),
+            self.snapshot_end
+        );
+        match &self.active {
+            Some(a) => {
+                assert!(self.raft.is_leader() && a.epoch == self.raft.epoch());
+                assert_eq!(
+                    a.working.offset(),
+                    self.raft.log().end() - 1,
+                    "the working image has every entry of the leader's log"
+                );
+                assert!(a.working.offset() >= self.image.offset());
+                assert!(
+                    a.pending.iter().all(|p| p.0 >= self.applied),
+                    "released on commit"
+                );
+                assert!(a
+                    .pending
+                    .iter()
+                    .zip(a.pending.iter().skip(1))
+                    .all(|(x, y)| x.0 <= y.0));
+                assert!(a.last_write <= self.now);
+            }
+            None => assert!(!self.raft.is_leader(), "a leader is the active controller"),
+        }
+    }
+}
+
+/// The active controller's decision on one request: the reply, and the records to write.
+fn decide(
+    controller: &mut Controller,
+    now: Instant,
+    working: &MetadataImage,
+    next_offset: i64,
+    request: &Request,
+) -> Result<(Reply, Vec<MetadataRecord>), ControllerError> {
+    match request {
+        Request::BrokerRegistration(reg) => {
+            let (broker_epoch, records) = controller.register(now, working, next_offset, reg)?;
+            Ok((Reply::BrokerRegistration { broker_epoch }, records))
+        }
+        Request::BrokerHeartbeat {
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+        } => {
+            let (fenced, records) =
+                controller.heartbeat(now, working, *broker_id, *broker_epoch, *metadata_offset)?;
+            Ok((Reply::BrokerHeartbeat { fenced }, records))
+        }
+        Request::CreateTopic {
+            name,
+            partitions,
+            replication_factor,
+        } => {
+            crate::broker::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
+            let records =
+                controller.create_topic(working, name, *partitions, *replication_factor)?;
+            let topic_id = match records.first() {
+                Some(MetadataRecord::Topic { topic_id, .. }) => *topic_id,
+                other => unreachable!("a new topic starts with its TopicRecord, not {other:?}"),
+            };
+            Ok((Reply::CreateTopic { topic_id }, records))
+        }
+        Request::DeleteTopic { name } => {
+            let records = controller.delete_topic(working, name)?;
+            Ok((Reply::DeleteTopic, records))
+        }
+        Request::AllocateProducerIds {
+            broker_id,
+            broker_epoch,
+        } => {
+            let (first, record) =
+                controller.allocate_producer_ids(working, *broker_id, *broker_epoch)?;
+            let reply = Reply::AllocateProducerIds {
+                first,
+                count: PRODUCER_ID_BLOCK,
+            };
+            Ok((reply, vec![record]))
+        }
+    }
+}
+
+/// Replay one log entry into an image: a metadata record, or a control record that only moves
+/// the image's offset. A committed record that does not decode or fit is a corrupt log or a
+/// controller bug; like Kafka's metadata loader (whose fault handler stops a controller), the
+/// node cannot go on from there. (Public so a checker can replay a log exactly as a node does.)
+pub fn replay(image: &mut MetadataImage, offset: i64, entry: &Entry) {
+    match &entry.record {
+        Record::LeaderChange { .. } => image.skip(offset),
+        Record::Data(bytes) => {
+            let record = decode(bytes)
+                .unwrap_or_else(|e| panic!("metadata log entry {offset} does not decode: {e}"));
+            image
+                .replay(offset, &record)
+                .unwrap_or_else(|e| panic!("metadata log entry {offset}: {e}"));
+        }
+    }
+    assert_eq!(image.offset(), offset);
+}
+
+/// What a quorum output means for a node's committed image, controller or broker alike: a
+/// higher high watermark replays the entries below it (they are in the log: appends come
+/// first), an installed snapshot replaces the image. Everything else leaves it alone.
+pub(super) fn follow_commits(
+    image: &mut MetadataImage,
+    applied: &mut i64,
+    log: &raft::RaftLog,
+    o: &raft::Output,
+) {
+    match o {
+        raft::Output::Committed { high_watermark } => {
+            let hw = *high_watermark;
+            assert!(hw >= *applied, "the high watermark only goes up");
+            for offset in *applied..hw {
+                let entry = log
+                    .get(offset)
+                    .unwrap_or_else(|| panic!("committed entry {offset} is in the log"));
+                replay(image, offset, entry);
+            }
+            *applied = hw;
+        }
+        raft::Output::InstallSnapshot(s) => {
+            assert!(s.id.end_offset > *applied, "an install moves forward");
+            *image = load(s);
+            *applied = s.id.end_offset;
+        }
+        _ => {}
+    }
+    assert_eq!(
+        image.offset(),
+        *applied - 1,
+        "the image is the committed prefix"
+    );
+}
+
+/// The image a snapshot holds.
+pub(super) fn load(s: &Snapshot) -> MetadataImage {
+    let records = decode_snapshot(&s.data)
+        .unwrap_or_else(|e| panic!("snapshot {:?} does not decode: {e}", s.id));
+    let image = MetadataImage::load_snapshot(s.id.end_offset, &records)
+        .unwrap_or_else(|e| panic!("snapshot {:?}: {e}", s.id));
+    assert_eq!(image.offset(), s.id.end_offset - 1);
+    image
+}
+
+/// What a controller has on disk, as its quorum outputs left it: Kafka's `quorum-state` file,
+/// the latest `<endOffset>-<epoch>.checkpoint` snapshot, and the log segments after it. A
+/// driver that performs each storage output durably before the next keeps exactly this; it is
+/// what [`QuorumController::restore`] starts from. (The simulator keeps one per node; a real
+/// driver keeps files.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durable {
+    pub state: QuorumState,
+    pub snapshot: Option<Snapshot>,
+    /// The entries from the snapshot's end on (from 0 without a snapshot).
+    pub log: Vec<Entry>,
+}
+
+impl Durable {
+    /// The offset of the first entry of `log`.
+    pub fn start(&self) -> i64 {
+        self.snapshot.as_ref().map_or(0, |s| s.id.end_offset)
+    }
+    /// The offset after the last entry.
+    pub fn end(&self) -> i64 {
+        self.start() + self.log.len() as i64
+    }
+
+    /// Make one storage output durable (messages and commits change nothing on disk).
+    pub fn perform(&mut self, o: &raft::Output) {
+        match o {
+            raft::Output::SaveQuorumState(s) => {
+                assert!(
+                    s.epoch >= self.state.epoch,
+                    "the stored epoch never goes down"
+                );
+                self.state = s.clone();
+            }
+            raft::Output::Append {
+                base_offset,
+                entries,
+            } => {
+                assert_eq!(*base_offset, self.end(), "appends go at the end");
+                self.log.extend(entries.iter().cloned());
+            }
+            raft::Output::Truncate { end_offset } => {
+                assert!(*end_offset >= self.start() && *end_offset <= self.end());
+                self.log.truncate((end_offset - self.start()) as usize);
+            }
+            raft::Output::SaveSnapshot(s) => {
+                assert!(s.id.end_offset > self.start() && s.id.end_offset <= self.end());
+                let behind = (s.id.end_offset - self.start()) as usize;
+                self.log.drain(..behind);
+                self.snapshot = Some(s.clone());
+            }
+            raft::Output::InstallSnapshot(s) => {
+                self.log.clear();
+                self.snapshot = Some(s.clone());
+            }
+            raft::Output::Send { .. } | raft::Output::Committed { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The quorum simulator's checkers. Each reads only what a node exposes (its role, its epoch,
+//! its committed entries as its outputs delivered them, its image) and what the client was told,
+//! never the simulator's own bookkeeping, and each has a unit test that plants exactly the
+//! anomaly it looks for.
+//!
+//! * [`one_leader`]: at most one leader per quorum epoch (Raft's Election Safety).
+//! * [`committed`]: committed entries are never lost or changed: every node's committed prefix,
+//!   across restarts and snapshots, is a prefix of one log (Log Matching + Leader Completeness).
+//! * [`image`]: a node's metadata image is exactly a fresh replay of the committed log up to its
+//!   offset (the image changes only by replay).
+//! * [`liveness`]: once the faults heal, a leader is elected and a new record commits within a
+//!   bound.
+//! * [`acked_topics`]: a topic whose creation the client saw acknowledged is in every later
+//!   image until the client asks to delete it.
+
+pub mod acked_topics;
+pub mod committed;
+pub mod image;
+pub mod liveness;
+pub mod one_leader;
+
+/// One thing a checker found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anomaly {
+    /// Which checker (its module's name).
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
