@@ -10,3 +10,4 @@ mod groups;
 mod harness;
 mod hostile;
 mod metrics;
+mod quorum;
