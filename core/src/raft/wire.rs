@@ -492,7 +492,8 @@ fn node_id(api: &'static str, id: i32) -> Result<NodeId, WireError> {
 }
 
 fn epoch(api: &'static str, e: i32) -> Result<Epoch, WireError> {
-    if e < 0 {
+    // The last epoch has no next one: a node that met it could never stand for election.
+    if e < 0 || e == i32::MAX {
         return Err(malformed(api, format!("epoch {e}")));
     }
     Ok(Epoch(e))

@@ -50,11 +50,10 @@ pub async fn run(
     config: QuorumConfig,
     storage: Storage,
     recovered: Recovered,
-    listener: std::net::TcpListener,
+    listener: tokio::net::TcpListener,
 ) -> anyhow::Result<()> {
     let clock = Clock::new();
     let (events, mut inbox) = mpsc::channel(EVENT_QUEUE_MAX);
-    let listener = tokio::net::TcpListener::from_std(listener)?;
     info!(node_id = config.node_id.0, listen = %config.listen, voters = ?config.voters,
         "metadata quorum member starting");
     tokio::spawn(transport::accept_loop(listener, events.clone()));

@@ -131,9 +131,9 @@ impl QuorumConfig {
 pub fn spawn(config: QuorumConfig) -> anyhow::Result<()> {
     // Open the storage here, so a damaged log stops `serve` before anything else starts.
     let (storage, recovered) = storage::Storage::open(&config.metadata_log_dir)?;
-    let listener = std::net::TcpListener::bind(config.listen)
-        .map_err(|e| anyhow::anyhow!("binding the controller listener {}: {e}", config.listen))?;
-    listener.set_nonblocking(true)?;
+    // The listener is bound on the quorum's own runtime; whether that worked comes back here,
+    // so a taken port stops `serve` with a clear error too.
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("gregor-quorum".into())
         .spawn(move || {
@@ -141,13 +141,27 @@ pub fn spawn(config: QuorumConfig) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .expect("building the quorum's runtime");
-            let result = rt.block_on(driver::run(config, storage, recovered, listener));
+            let result = rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind(config.listen).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let why = format!("binding the controller listener {}: {e}", config.listen);
+                        let _ = bound_tx.send(Err(why));
+                        return Ok(());
+                    }
+                };
+                let _ = bound_tx.send(Ok(()));
+                driver::run(config, storage, recovered, listener).await
+            });
             if let Err(e) = result {
                 tracing::error!("metadata quorum stopped: {e:#}");
                 std::process::exit(1);
             }
         })?;
-    Ok(())
+    bound_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the quorum thread ended at start"))?
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 #[cfg(test)]

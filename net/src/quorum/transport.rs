@@ -226,7 +226,7 @@ async fn run_connection(
     events: &mpsc::Sender<Event>,
 ) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
-    let (mut read, mut write) = stream.into_split();
+    let (mut read, mut write) = tokio::io::split(stream);
     let pending: Arc<Mutex<HashMap<i32, Pending>>> = Arc::default();
     let reader = {
         let pending = pending.clone();
