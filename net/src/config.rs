@@ -39,6 +39,9 @@ pub struct ServeConfig {
     pub controller_quorum_voters: Option<String>,
     /// Kafka's `metadata.log.dir` [default: `<data_dir>-metadata`, beside the data directory].
     pub metadata_log_dir: Option<PathBuf>,
+    /// Committed metadata entries between two snapshots of the image (KIP-630; Kafka's
+    /// `metadata.log.max.snapshot.interval` counts bytes and time instead) [default: 10000].
+    pub metadata_snapshot_interval_entries: Option<i64>,
     pub broker: Config,
 }
 
@@ -55,6 +58,7 @@ impl Default for ServeConfig {
             controller_listen: None,
             controller_quorum_voters: None,
             metadata_log_dir: None,
+            metadata_snapshot_interval_entries: None,
             broker: Config::default(),
         }
     }

@@ -150,6 +150,9 @@ struct ServeArgs {
     /// Where the metadata log lives [default: <data-dir>-metadata]
     #[arg(long, env = "GREGOR_METADATA_LOG_DIR")]
     metadata_log_dir: Option<PathBuf>,
+    /// Committed metadata entries between snapshots of the metadata image [default: 10000]
+    #[arg(long, env = "GREGOR_METADATA_SNAPSHOT_INTERVAL_ENTRIES")]
+    metadata_snapshot_interval_entries: Option<i64>,
 }
 
 #[derive(Subcommand)]
@@ -247,6 +250,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     c.controller_listen = args.controller_listen.or(c.controller_listen);
     c.controller_quorum_voters = args.controller_quorum_voters.or(c.controller_quorum_voters);
     c.metadata_log_dir = args.metadata_log_dir.or(c.metadata_log_dir);
+    c.metadata_snapshot_interval_entries = args
+        .metadata_snapshot_interval_entries
+        .or(c.metadata_snapshot_interval_entries);
     // The core's PRNG seed comes from the OS here (and is logged, so a run can be replayed).
     c.broker.seed = rand::random();
     c.broker.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -294,14 +300,7 @@ fn main() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = serve_config(args)?;
-    let quorum = quorum::QuorumConfig::from_parts(
-        config.node_id,
-        config.controller_listen,
-        config.controller_quorum_voters.as_deref(),
-        config.metadata_log_dir.clone(),
-        &config.data_dir,
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    let quorum = quorum::QuorumConfig::from_serve(&config).map_err(|e| anyhow::anyhow!(e))?;
     if let Some(q) = quorum {
         quorum::spawn(q)?;
     }

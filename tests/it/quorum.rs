@@ -131,6 +131,10 @@ fn a_killed_leader_is_replaced_and_rejoins() {
                 &voters,
                 "--metadata-log-dir",
                 meta_dirs[i - 1].to_str().unwrap(),
+                // A snapshot after every committed entry: a node that comes back behind the
+                // leader's snapshot must fetch it (FetchSnapshot) and install it.
+                "--metadata-snapshot-interval-entries",
+                "1",
             ])
         })
         .collect();
@@ -194,6 +198,12 @@ fn a_killed_leader_is_replaced_and_rejoins() {
             .voters
             .iter()
             .any(|(id, _, lag)| *id == old && *lag == 0));
+        assert!(
+            nodes[(old - 1) as usize]
+                .log()
+                .contains("installed the leader's metadata snapshot"),
+            "node {old} came back behind the leader's snapshot and installed it"
+        );
         s = back;
     }
     let ms: Vec<u128> = failovers.iter().map(|d| d.as_millis()).collect();
@@ -201,6 +211,17 @@ fn a_killed_leader_is_replaced_and_rejoins() {
     for d in &failovers {
         // The fetch timeout (2 s) plus a few election rounds (1-2 s each).
         assert!(*d < Duration::from_secs(15), "failover took {d:?}");
+    }
+    for d in &meta_dirs {
+        let dir = d.join("__cluster_metadata-0");
+        let checkpoints = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".checkpoint")
+            })
+            .count();
+        assert_eq!(checkpoints, 1, "one snapshot kept in {}", dir.display());
     }
     drop(nodes);
     for d in &meta_dirs {

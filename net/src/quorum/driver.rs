@@ -11,7 +11,7 @@
 //! On [`Output::Committed`] the newly committed data entries are decoded
 //! ([`gregor_core::cluster::decode`]) and replayed into the node's [`MetadataImage`]: the only
 //! way the image changes, live and after a restart alike. The driver takes a snapshot of the
-//! image every [`SNAPSHOT_INTERVAL_ENTRIES`] committed entries (KIP-630), and loads one a
+//! image every `snapshot_interval_entries` committed entries (KIP-630), and loads one a
 //! leader sends.
 //!
 //! Until the controller composition (`gregor_core::cluster`) drives this loop, a newly elected
@@ -32,8 +32,6 @@ use tracing::{debug, info, warn};
 
 /// Events waiting for the driver; the network's tasks wait when it is full.
 pub const EVENT_QUEUE_MAX: usize = 1024;
-/// A snapshot of the image is taken after this many committed entries past the last one.
-pub const SNAPSHOT_INTERVAL_ENTRIES: i64 = 10_000;
 /// How often a leader repeats BeginQuorumEpoch to a voter that has not fetched for as long.
 ///
 /// A voter that restarts, or was cut off during the election, does not know the new leader.
@@ -78,6 +76,7 @@ pub async fn run(
     let mut d = Driver {
         applied: image.offset() + 1,
         snapshot_end: node.log().start(),
+        snapshot_interval: config.snapshot_interval_entries,
         node,
         voters,
         storage,
@@ -114,6 +113,7 @@ struct Driver {
     applied: i64,
     /// The end of the latest snapshot (the log start).
     snapshot_end: i64,
+    snapshot_interval: i64,
     clock: Clock,
     /// The request being handled and where its answer goes.
     reply: Option<(NodeId, oneshot::Sender<Reply>)>,
@@ -201,7 +201,7 @@ impl Driver {
         }
         self.log_changes();
         self.bootstrap()?;
-        if self.applied - self.snapshot_end >= SNAPSHOT_INTERVAL_ENTRIES {
+        if self.applied - self.snapshot_end >= self.snapshot_interval {
             let data = encode_image(&self.image);
             self.node.take_snapshot(self.applied, data);
             self.perform()?;

@@ -37,7 +37,12 @@ pub struct QuorumConfig {
     pub voters: BTreeMap<NodeId, SocketAddr>,
     /// Where `__cluster_metadata-0/` lives.
     pub metadata_log_dir: PathBuf,
+    /// Committed entries between two snapshots of the image.
+    pub snapshot_interval_entries: i64,
 }
+
+/// The default of `metadata_snapshot_interval_entries`.
+pub const SNAPSHOT_INTERVAL_ENTRIES: i64 = 10_000;
 
 /// Parse `controller.quorum.voters`: `ID@HOST:PORT` separated by commas, ids distinct.
 pub fn parse_voters(s: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
@@ -66,6 +71,24 @@ pub fn parse_voters(s: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
 }
 
 impl QuorumConfig {
+    /// [`QuorumConfig::from_parts`] of `serve`'s configuration.
+    pub fn from_serve(c: &crate::config::ServeConfig) -> Result<Option<QuorumConfig>, String> {
+        let mut q = QuorumConfig::from_parts(
+            c.node_id,
+            c.controller_listen,
+            c.controller_quorum_voters.as_deref(),
+            c.metadata_log_dir.clone(),
+            &c.data_dir,
+        )?;
+        if let (Some(q), Some(n)) = (q.as_mut(), c.metadata_snapshot_interval_entries) {
+            if n < 1 {
+                return Err(format!("metadata_snapshot_interval_entries {n} is below 1"));
+            }
+            q.snapshot_interval_entries = n;
+        }
+        Ok(q)
+    }
+
     /// The quorum settings from `serve`'s configuration: `None` when none of node id,
     /// controller listener and voters is set (a single broker, as before); an error naming what
     /// is missing or wrong when only some are.
@@ -121,6 +144,7 @@ impl QuorumConfig {
             listen,
             voters,
             metadata_log_dir,
+            snapshot_interval_entries: SNAPSHOT_INTERVAL_ENTRIES,
         }))
     }
 }
