@@ -29,6 +29,19 @@ pub struct ServeConfig {
     pub connection_buffer_bytes_max: usize,
     /// Where to serve Prometheus metrics (`http://ADDR/metrics`); none unless set.
     pub metrics_listen: Option<SocketAddr>,
+    /// Kafka's `node.id`: this node's id in the metadata quorum (net/src/quorum). With
+    /// `controller_listen` and `controller_quorum_voters` it makes the process a controller;
+    /// with none of the three it is a single broker.
+    pub node_id: Option<i32>,
+    /// Where the controller listens for the quorum's RPCs, e.g. `127.0.0.1:9093`.
+    pub controller_listen: Option<SocketAddr>,
+    /// Kafka's `controller.quorum.voters`: `1@127.0.0.1:9093,2@127.0.0.1:9193,...`.
+    pub controller_quorum_voters: Option<String>,
+    /// Kafka's `metadata.log.dir` [default: `<data_dir>-metadata`, beside the data directory].
+    pub metadata_log_dir: Option<PathBuf>,
+    /// Committed metadata entries between two snapshots of the image (KIP-630; Kafka's
+    /// `metadata.log.max.snapshot.interval` counts bytes and time instead) [default: 10000].
+    pub metadata_snapshot_interval_entries: Option<i64>,
     pub broker: Config,
 }
 
@@ -41,6 +54,11 @@ impl Default for ServeConfig {
             request_bytes_max: 100 * 1024 * 1024,
             connection_buffer_bytes_max: 16 * 1024 * 1024,
             metrics_listen: None,
+            node_id: None,
+            controller_listen: None,
+            controller_quorum_voters: None,
+            metadata_log_dir: None,
+            metadata_snapshot_interval_entries: None,
             broker: Config::default(),
         }
     }
@@ -99,6 +117,16 @@ mod tests {
             }
         );
         assert!(toml::from_str::<ServeConfig>("nonsense = 1").is_err());
+        let q: ServeConfig = toml::from_str(
+            "node_id = 2\ncontroller_listen = \"127.0.0.1:9193\"\ncontroller_quorum_voters = \"1@127.0.0.1:9093,2@127.0.0.1:9193\"\n",
+        )
+        .unwrap();
+        assert_eq!(q.node_id, Some(2));
+        assert_eq!(q.controller_listen.map(|a| a.port()), Some(9193));
+        assert_eq!(
+            q.controller_quorum_voters.as_deref(),
+            Some("1@127.0.0.1:9093,2@127.0.0.1:9193")
+        );
         assert_eq!(
             parse_durability("interval:100:20"),
             Ok(Durability::Interval {

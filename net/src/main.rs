@@ -6,6 +6,7 @@
 //! gregor groups list|describe GROUP [--bootstrap HOST:PORT]
 //! gregor produce|consume --topic T ... [--bootstrap HOST:PORT]
 //! gregor topics alter | configs | records | groups delete-offsets|reset-offsets  (see cli/)
+//! gregor cluster status --bootstrap-controller HOST:PORT[,HOST:PORT...]
 //! ```
 
 mod admin;
@@ -23,6 +24,7 @@ mod event;
 #[cfg(all(test, madsim))]
 mod madsim_tests;
 mod metrics;
+mod quorum;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -48,7 +50,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, describe and delete topics on a running broker.
     Topics {
         #[command(subcommand)]
@@ -92,6 +94,22 @@ enum Command {
         command: cli::RecordsCommand,
         #[command(flatten)]
         bootstrap: cli::Bootstrap,
+    },
+    /// The metadata quorum: leader, epoch, high watermark, each voter's log end and lag
+    /// (DescribeQuorum, like `kafka-metadata-quorum describe --status --replication`).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Ask the controllers, in turn, until the quorum's leader answers.
+    Status {
+        /// Controller listeners, comma-separated.
+        #[arg(long, env = "GREGOR_BOOTSTRAP_CONTROLLER")]
+        bootstrap_controller: String,
     },
 }
 
@@ -142,6 +160,21 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (off unless set), e.g. 127.0.0.1:9308
     #[arg(long, env = "GREGOR_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// This node's id in the metadata quorum (Kafka's node.id)
+    #[arg(long, env = "GREGOR_NODE_ID")]
+    node_id: Option<i32>,
+    /// Where the controller listens for the quorum, e.g. 127.0.0.1:9093
+    #[arg(long, env = "GREGOR_CONTROLLER_LISTEN")]
+    controller_listen: Option<SocketAddr>,
+    /// The quorum's voters: ID@HOST:PORT,... (Kafka's controller.quorum.voters)
+    #[arg(long, env = "GREGOR_CONTROLLER_QUORUM_VOTERS")]
+    controller_quorum_voters: Option<String>,
+    /// Where the metadata log lives [default: <data-dir>-metadata]
+    #[arg(long, env = "GREGOR_METADATA_LOG_DIR")]
+    metadata_log_dir: Option<PathBuf>,
+    /// Committed metadata entries between snapshots of the metadata image [default: 10000]
+    #[arg(long, env = "GREGOR_METADATA_SNAPSHOT_INTERVAL_ENTRIES")]
+    metadata_snapshot_interval_entries: Option<i64>,
 }
 
 #[derive(Subcommand)]
@@ -241,6 +274,13 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     if let Some(ms) = args.group_initial_rebalance_delay_ms {
         c.broker.group_initial_rebalance_delay_ms = ms;
     }
+    c.node_id = args.node_id.or(c.node_id);
+    c.controller_listen = args.controller_listen.or(c.controller_listen);
+    c.controller_quorum_voters = args.controller_quorum_voters.or(c.controller_quorum_voters);
+    c.metadata_log_dir = args.metadata_log_dir.or(c.metadata_log_dir);
+    c.metadata_snapshot_interval_entries = args
+        .metadata_snapshot_interval_entries
+        .or(c.metadata_snapshot_interval_entries);
     // The core's PRNG seed comes from the OS here (and is logged, so a run can be replayed).
     c.broker.seed = rand::random();
     c.broker.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -258,7 +298,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Topics { command, bootstrap } => match command {
             TopicsCommand::Create {
                 name,
@@ -280,6 +320,11 @@ fn main() {
         Command::Consume(args) => client::cli::consume(args),
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
+        Command::Cluster {
+            command: ClusterCommand::Status {
+                bootstrap_controller,
+            },
+        } => quorum::status::cluster_status(&bootstrap_controller),
     };
     if let Err(e) = result {
         error!("{e:#}");
@@ -290,6 +335,10 @@ fn main() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = serve_config(args)?;
+    let quorum = quorum::QuorumConfig::from_serve(&config).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(q) = quorum {
+        quorum::spawn(q)?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -12,3 +12,4 @@ mod groups;
 mod harness;
 mod hostile;
 mod metrics;
+mod quorum;

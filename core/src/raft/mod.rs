@@ -63,6 +63,7 @@ mod log;
 mod node;
 mod replication;
 mod snapshot;
+pub mod wire;
 
 pub use log::RaftLog;
 pub use node::{RaftNode, Role};
