@@ -392,7 +392,18 @@ pub fn encode(
         },
     )
     .map_err(|e| EncodeError(e.to_string()))?;
-    Ok(buf.freeze())
+    let bytes = buf.freeze();
+    if !recs.is_empty() {
+        // What the encoder wrote is what a broker will check: one whole v2 batch whose CRC
+        // holds, at base offset 0, counting every record, for the producer it was given.
+        let h = BatchHeader::parse(&bytes).expect("the encoder writes a v2 batch header");
+        assert_eq!(h.size, bytes.len(), "the records went into one batch");
+        assert!(h.verify(&bytes).is_ok(), "the encoder's CRC holds");
+        assert_eq!(h.base_offset, 0);
+        assert_eq!(h.records_count as usize, recs.len());
+        assert_eq!(h.producer_id, producer.map_or(-1, |p| p.0));
+    }
+    Ok(bytes)
 }
 
 /// A batch could not be encoded (its compression codec failed).
@@ -469,7 +480,7 @@ pub(crate) mod tests {
     #[test]
     fn the_first_record_at_or_after_a_timestamp_is_found_in_every_codec() {
         use crate::kafka_protocol::records::Compression;
-        use crate::testkit::{batch, Rec};
+        let batch = |recs: &[Rec], p, c| encode(recs, p, c).unwrap();
         let recs: Vec<Rec> = (0..5)
             .map(|i| Rec {
                 value: Some(bytes::Bytes::from(vec![b'v'; 300])),

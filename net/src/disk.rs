@@ -53,12 +53,12 @@ pub fn fault(e: std::io::Error) -> StorageFault {
     }
 }
 
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     File::open(path)?.sync_all()
 }
 
 /// Write a small file atomically: temp file, fsync, rename, fsync the directory.
-fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(data)?;

@@ -110,6 +110,8 @@ impl Broker {
             if start > log.log_start_offset() {
                 repairs.extend(log.advance_log_start(start));
             }
+            assert!(log.log_start_offset() >= start.min(log.log_end_offset()));
+            assert!(log.log_start_offset() <= log.log_end_offset());
             producers.truncate_to(log.log_end_offset());
             producers.evict_beyond(broker.config.producers_per_partition_max);
             assert!(producers.len() <= broker.config.producers_per_partition_max);

@@ -26,6 +26,7 @@
 //!   behind it is dropped, so a crash in between leaves entries the snapshot already covers,
 //!   which recovery skips.
 
+use crate::disk::{sync_dir, write_atomic};
 use bytes::Bytes;
 use gregor_core::raft::wire::{encode_entries, read_batch};
 use gregor_core::raft::{Entry, Epoch, NodeId, QuorumState, Snapshot, SnapshotId};
@@ -59,19 +60,6 @@ pub struct Storage {
     /// `positions[i]`: where entry `start + i` begins in the file; `len` is the file's end.
     positions: Vec<u64>,
     len: u64,
-}
-
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    File::open(path)?.sync_all()
-}
-
-fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
 }
 
 /// gregor's frame: version, CRC-32C (little-endian) of the body, the body.

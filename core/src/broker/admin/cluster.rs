@@ -53,6 +53,8 @@ impl Broker {
                     .with_port(self.config.advertised_port),
             );
         }
+        assert!(resp.brokers.len() <= 1, "a single broker describes itself");
+        assert_eq!(resp.error_code == 0, resp.brokers.len() == 1);
         self.respond(to, Some(ResponseKind::DescribeCluster(resp)));
     }
 
@@ -84,6 +86,7 @@ impl Broker {
                 .into_iter()
                 .map(|i| {
                     let p = &t.partitions[i];
+                    assert!(p.log.log_start_offset() <= p.log.log_end_offset());
                     DescribeLogDirsPartition::default()
                         .with_partition_index(i as i32)
                         .with_partition_size(p.log.size_bytes() as i64)
@@ -124,6 +127,7 @@ impl Broker {
                     }
                     Some(p) => {
                         for (id, e) in p.producers.iter() {
+                            assert!(e.batches.len() <= crate::producer::BATCHES_REMEMBERED);
                             let last_sequence = e.batches.back().map_or(-1, |b| b.last_seq);
                             pr.active_producers.push(
                                 ProducerState::default()

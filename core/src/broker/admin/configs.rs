@@ -207,8 +207,13 @@ impl Broker {
         }
         t.settings = settings;
         let n = t.partitions.len();
+        assert!(n > 0, "a topic has partitions");
         for i in 0..n {
             let meta = self.partition_meta_now(name, i);
+            assert_eq!(
+                meta.settings, self.topics[name].settings,
+                "the file gets the new configs"
+            );
             self.write_partition_meta(&meta, Some(waiter));
         }
         self.log(
