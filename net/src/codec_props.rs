@@ -94,6 +94,24 @@ fn default_response(key: ApiKey) -> ResponseKind {
             ResponseKind::DescribeConfigs(m::DescribeConfigsResponse::default())
         }
         ApiKey::DeleteGroups => ResponseKind::DeleteGroups(m::DeleteGroupsResponse::default()),
+        ApiKey::CreatePartitions => {
+            ResponseKind::CreatePartitions(m::CreatePartitionsResponse::default())
+        }
+        ApiKey::DeleteRecords => ResponseKind::DeleteRecords(m::DeleteRecordsResponse::default()),
+        ApiKey::AlterConfigs => ResponseKind::AlterConfigs(m::AlterConfigsResponse::default()),
+        ApiKey::IncrementalAlterConfigs => {
+            ResponseKind::IncrementalAlterConfigs(m::IncrementalAlterConfigsResponse::default())
+        }
+        ApiKey::DescribeLogDirs => {
+            ResponseKind::DescribeLogDirs(m::DescribeLogDirsResponse::default())
+        }
+        ApiKey::DescribeCluster => {
+            ResponseKind::DescribeCluster(m::DescribeClusterResponse::default())
+        }
+        ApiKey::OffsetDelete => ResponseKind::OffsetDelete(m::OffsetDeleteResponse::default()),
+        ApiKey::DescribeProducers => {
+            ResponseKind::DescribeProducers(m::DescribeProducersResponse::default())
+        }
         other => panic!("no default response for {other:?}; add it with the API"),
     }
 }
