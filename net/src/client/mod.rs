@@ -112,7 +112,8 @@ impl Driver {
             if done(&self.client) || tokio::time::Instant::now() >= end {
                 return app;
             }
-            let _ = tokio::time::timeout_at(end, self.wait_one()).await;
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            let _ = tokio::time::timeout(left, self.wait_one()).await;
         }
     }
 
@@ -233,7 +234,7 @@ async fn run_connection(
         .map_err(|_| anyhow::anyhow!("connecting to {host}:{port} timed out"))?
         .map_err(|e| anyhow::anyhow!("cannot connect to {host}:{port}: {e}"))?;
     stream.set_nodelay(true)?;
-    let (mut r, mut w) = stream.into_split();
+    let (mut r, mut w) = crate::connection::split(stream);
     let _ = events.send(Event::Connected { node, generation });
     // The reader is a future of this task, not a task of its own: aborting the connection's
     // task (Output::Close) drops it and the socket with it.
@@ -254,7 +255,7 @@ async fn run_connection(
 
 /// Hand every response frame read from `r` to the driver, until the connection fails.
 async fn read_frames(
-    r: &mut tokio::net::tcp::OwnedReadHalf,
+    r: &mut crate::connection::OwnedReadHalf,
     node: NodeId,
     generation: u64,
     events: &mpsc::UnboundedSender<Event>,
