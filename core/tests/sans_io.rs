@@ -1,7 +1,8 @@
 //! The core's first promise, enforced: no I/O, no clocks, no entropy, no threads.
 //!
 //! The simulator can only replay a run bit-for-bit if every fact the core acts on arrives as an
-//! input. This test fails if the core's source reaches for the outside world or if its
+//! input. This test fails if the core's source (or the source of gregor's client, which lives
+//! in `core/client` under the same rule) reaches for the outside world, or if the core's
 //! dependencies include an async runtime.
 
 mod common;
@@ -34,15 +35,13 @@ const FORBIDDEN_DEPENDENCIES: &[&str] = &[
     "libc",
 ];
 
-#[test]
-fn core_source_does_no_io_and_reads_no_clock() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// Every use of a forbidden name in the Rust files under `dir`, and how many files were read.
+fn violations_under(dir: &Path) -> (usize, Vec<String>) {
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    assert!(files.len() > 5, "found the core's sources");
+    rust_files(dir, &mut files);
     let mut violations = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap();
             for bad in FORBIDDEN_IN_SOURCE {
@@ -52,9 +51,30 @@ fn core_source_does_no_io_and_reads_no_clock() {
             }
         }
     }
+    (files.len(), violations)
+}
+
+#[test]
+fn core_source_does_no_io_and_reads_no_clock() {
+    let (files, violations) = violations_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(files > 5, "found the core's sources");
     assert!(
         violations.is_empty(),
         "sans-IO violations:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// gregor's own client (`core/client`, package gregor-client) makes the same promise, so the
+/// simulator can drive it like the core.
+#[test]
+fn the_client_source_does_no_io_and_reads_no_clock() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("client/src");
+    let (files, violations) = violations_under(&dir);
+    assert!(files >= 9, "found the client's sources");
+    assert!(
+        violations.is_empty(),
+        "sans-IO violations in gregor-client:\n{}",
         violations.join("\n")
     );
 }
