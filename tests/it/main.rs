@@ -6,6 +6,7 @@
 mod admin_ops;
 mod client_cli;
 mod clients;
+mod cluster;
 mod conformance;
 mod crash;
 mod groups;
