@@ -1263,3 +1263,4 @@ fn a_replaced_static_member_is_fenced() {
 
 /// CreatePartitions, DeleteRecords, the config alters, OffsetDelete and the descriptions.
 mod admin;
+mod coordinator_ownership;

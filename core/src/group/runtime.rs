@@ -235,6 +235,9 @@ fn loaded(c: &mut Coordinator, b: &mut Rt, p: PartitionIndex, count: usize) {
             m.session_deadline = now + Duration::from_ms(m.session_timeout_ms.max(0) as u64);
         }
     }
+    // Look for expired offsets and an oversized log at the next tick: a partition long led
+    // elsewhere may be due for both.
+    c.next_expiry_check = None;
     b.log(
         LogLevel::Info,
         format!("group coordinator loaded {OFFSETS_TOPIC}-{p}: {count} records, {groups} groups"),
