@@ -36,6 +36,10 @@
 //! with [`Coordinator::replay`], appends them to `__consumer_offsets` and answers once they are
 //! durable. At start, the coordinator reads `__consumer_offsets` back and replays the same
 //! records through the same function (answering COORDINATOR_LOAD_IN_PROGRESS until it is done).
+//! In a cluster each broker coordinates only the groups of the offsets partitions it leads,
+//! loading a partition when it becomes its leader and dropping it when it stops (see
+//! `group/runtime.rs`: election and resignation); the groups of any other partition hear
+//! NOT_COORDINATOR.
 //! Offsets of a group that has been empty for `offsets.retention.minutes` expire (tombstones).
 
 use crate::config::Config;
@@ -90,7 +94,7 @@ pub use timers::{after_step, tick};
 /// The coordinator runtime as the group coordinator sees it (the broker, behind a trait).
 pub type Rt = dyn crate::coordinator::Host<GroupRecord>;
 
-/// A load of one `__consumer_offsets` partition in progress (see [`runtime`]).
+/// A load of one `__consumer_offsets` partition in progress (see `runtime.rs`).
 #[derive(Debug)]
 pub(crate) struct Loading {
     /// The slot of the load's first read; its reads hold slots `first_slot..first_slot +

@@ -68,27 +68,6 @@ fn simple_commit(h: &mut Harness, group: &str, partition: i32, offset: i64) -> i
     commit(h, 1, group, "", -1, partition, offset)
 }
 
-/// (top-level error, committed offset of `t`-`partition`)
-fn fetch_offset_or_error(h: &mut Harness, group: &str, partition: i32) -> (i16, i64) {
-    let req = OffsetFetchRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.into())))
-        .with_topics(Some(vec![
-            offset_fetch_request::OffsetFetchRequestTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("t")))
-                .with_partition_indexes(vec![partition]),
-        ]));
-    let c = h.send(9, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req));
-    match h.take(c) {
-        Some(ResponseKind::OffsetFetch(r)) => (
-            r.error_code,
-            r.topics
-                .first()
-                .map_or(-1, |t| t.partitions[0].committed_offset),
-        ),
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
 fn describe(h: &mut Harness, groups: &[&str]) -> Vec<(String, i16, String)> {
     let req = DescribeGroupsRequest::default().with_groups(
         groups
@@ -161,7 +140,7 @@ fn a_lost_partition_stops_serving_its_groups_and_a_regained_one_loads_them_back(
 
     lose(&mut h, pa);
     assert_eq!(simple_commit(&mut h, a, 0, 43), NOT_COORDINATOR);
-    assert_eq!(fetch_offset_or_error(&mut h, a, 0).0, NOT_COORDINATOR);
+    assert_eq!(fetch_offset_and_error(&mut h, a, 0).0, NOT_COORDINATOR);
     assert_eq!(heartbeat(&mut h, 1, a, "m", 1), NOT_COORDINATOR);
     let j = join(&mut h, 1, a, "", 10_000);
     assert_eq!(join_result(&mut h, j).unwrap().error_code, NOT_COORDINATOR);
@@ -171,14 +150,14 @@ fn a_lost_partition_stops_serving_its_groups_and_a_regained_one_loads_them_back(
     assert_eq!((described[1].1, described[1].2.as_str()), (NONE, "Empty"));
     assert_eq!(list(&mut h), (NONE, vec![b.to_string()]));
     // The other partition's group is served as before.
-    assert_eq!(fetch_offset_or_error(&mut h, b, 0), (NONE, 5));
+    assert_eq!(fetch_offset_and_error(&mut h, b, 0), (NONE, 5));
     assert_eq!(simple_commit(&mut h, b, 0, 6), NONE);
-    assert_eq!(fetch_offset_or_error(&mut h, b, 0), (NONE, 6));
+    assert_eq!(fetch_offset_and_error(&mut h, b, 0), (NONE, 6));
 
     let held = gain_holding_reads(&mut h, pa);
     assert!(!held.is_empty(), "the partition's log is read back");
     assert_eq!(
-        fetch_offset_or_error(&mut h, a, 0).0,
+        fetch_offset_and_error(&mut h, a, 0).0,
         COORDINATOR_LOAD_IN_PROGRESS
     );
     assert_eq!(
@@ -192,28 +171,16 @@ fn a_lost_partition_stops_serving_its_groups_and_a_regained_one_loads_them_back(
         "the list is incomplete while a partition loads, and says so"
     );
     release(&mut h, held);
-    assert_eq!(fetch_offset_or_error(&mut h, a, 0), (NONE, 42));
-    assert_eq!(fetch_offset_or_error(&mut h, a, 1), (NONE, 7));
+    assert_eq!(fetch_offset_and_error(&mut h, a, 0), (NONE, 42));
+    assert_eq!(fetch_offset_and_error(&mut h, a, 1), (NONE, 7));
     assert_eq!(list(&mut h).0, NONE);
     assert_eq!(simple_commit(&mut h, a, 0, 43), NONE);
-    assert_eq!(fetch_offset_or_error(&mut h, a, 0), (NONE, 43));
+    assert_eq!(fetch_offset_and_error(&mut h, a, 0), (NONE, 43));
 }
 
 /// A commit to `group` (group-less) at `offset` of `t`-0, sent without waiting for its answer.
 fn send_commit(h: &mut Harness, conn: u64, group: &str, offset: i64) -> i32 {
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.into())))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(StrBytes::from_static_str(""))
-        .with_topics(vec![
-            offset_commit_request::OffsetCommitRequestTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("t")))
-                .with_partitions(vec![
-                    offset_commit_request::OffsetCommitRequestPartition::default()
-                        .with_partition_index(0)
-                        .with_committed_offset(offset),
-                ]),
-        ]);
+    let req = commit_request(group, "", -1, 0, offset);
     h.send(
         conn,
         ApiKey::OffsetCommit,
@@ -303,13 +270,13 @@ fn operations_waiting_on_a_lost_partition_hear_not_coordinator() {
     // Nothing of the lost groups is left to fire: their members' sessions pass in silence.
     h.advance_ms(30_000);
     assert!(h.responses.is_empty(), "no timer of a lost group fires");
-    assert_eq!(fetch_offset_or_error(&mut h, &other, 0), (NONE, 11));
+    assert_eq!(fetch_offset_and_error(&mut h, &other, 0), (NONE, 11));
 
     // Gained back, the partition holds what its log holds: `a`'s generation, `d`'s commit (it
     // was written, though its committer was told to look elsewhere), nothing parked.
     let reads = gain_holding_reads(&mut h, pa);
     release(&mut h, reads);
-    assert_eq!(fetch_offset_or_error(&mut h, d, 0), (NONE, 9));
+    assert_eq!(fetch_offset_and_error(&mut h, d, 0), (NONE, 9));
 }
 
 /// A partition lost while its load's reads are out, then gained again (twice): the reads of
@@ -334,16 +301,16 @@ fn late_reads_of_an_abandoned_load_are_ignored() {
 
     release(&mut h, first);
     assert_eq!(
-        fetch_offset_or_error(&mut h, a, 0).0,
+        fetch_offset_and_error(&mut h, a, 0).0,
         COORDINATOR_LOAD_IN_PROGRESS,
         "an abandoned load's reads do not complete the current one"
     );
     release(&mut h, third);
-    assert_eq!(fetch_offset_or_error(&mut h, a, 0), (NONE, 42));
+    assert_eq!(fetch_offset_and_error(&mut h, a, 0), (NONE, 42));
     assert_eq!(simple_commit(&mut h, a, 0, 99), NONE);
     release(&mut h, second);
     assert_eq!(
-        fetch_offset_or_error(&mut h, a, 0),
+        fetch_offset_and_error(&mut h, a, 0),
         (NONE, 99),
         "a late read of an older ownership is never replayed"
     );
@@ -351,5 +318,5 @@ fn late_reads_of_an_abandoned_load_are_ignored() {
     lose(&mut h, pa);
     let again = gain_holding_reads(&mut h, pa);
     release(&mut h, again);
-    assert_eq!(fetch_offset_or_error(&mut h, a, 0), (NONE, 99));
+    assert_eq!(fetch_offset_and_error(&mut h, a, 0), (NONE, 99));
 }
