@@ -803,16 +803,15 @@ fn heartbeat(h: &mut Harness, conn: u64, group: &str, member: &str, generation: 
     }
 }
 
-fn commit(
-    h: &mut Harness,
-    conn: u64,
+/// An OffsetCommit v7 of `offset` for `t`-`partition`.
+fn commit_request(
     group: &str,
     member: &str,
     generation: i32,
     partition: i32,
     offset: i64,
-) -> i16 {
-    let req = OffsetCommitRequest::default()
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.into())))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(StrBytes::from_string(member.into()))
@@ -824,7 +823,19 @@ fn commit(
                         .with_partition_index(partition)
                         .with_committed_offset(offset),
                 ]),
-        ]);
+        ])
+}
+
+fn commit(
+    h: &mut Harness,
+    conn: u64,
+    group: &str,
+    member: &str,
+    generation: i32,
+    partition: i32,
+    offset: i64,
+) -> i16 {
+    let req = commit_request(group, member, generation, partition, offset);
     let c = h.send(
         conn,
         ApiKey::OffsetCommit,
@@ -838,6 +849,13 @@ fn commit(
 }
 
 fn fetch_offset(h: &mut Harness, group: &str, partition: i32) -> i64 {
+    let (error, offset) = fetch_offset_and_error(h, group, partition);
+    assert_eq!(error, NONE);
+    offset
+}
+
+/// (top-level error, committed offset of `t`-`partition`, -1 if none is answered)
+fn fetch_offset_and_error(h: &mut Harness, group: &str, partition: i32) -> (i16, i64) {
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.into())))
         .with_topics(Some(vec![
@@ -847,7 +865,12 @@ fn fetch_offset(h: &mut Harness, group: &str, partition: i32) -> i64 {
         ]));
     let c = h.send(9, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req));
     match h.take(c) {
-        Some(ResponseKind::OffsetFetch(r)) => r.topics[0].partitions[0].committed_offset,
+        Some(ResponseKind::OffsetFetch(r)) => (
+            r.error_code,
+            r.topics
+                .first()
+                .map_or(-1, |t| t.partitions[0].committed_offset),
+        ),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -1263,3 +1286,4 @@ fn a_replaced_static_member_is_fenced() {
 
 /// CreatePartitions, DeleteRecords, the config alters, OffsetDelete and the descriptions.
 mod admin;
+mod coordinator_ownership;

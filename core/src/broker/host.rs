@@ -29,6 +29,30 @@ impl Broker {
         result
     }
 
+    /// This broker became the coordinator of `__consumer_offsets` partition `p` (Kafka's
+    /// `GroupCoordinator.onElection`): the partition is read back, and its groups answer
+    /// COORDINATOR_LOAD_IN_PROGRESS until the reads complete. One step, as an input is: drain
+    /// [`Broker::poll_output`] after it. A standalone broker gains every partition at start; a
+    /// broker in a cluster is told as the metadata image moves.
+    pub fn offsets_partition_gained(&mut self, now: Instant, p: PartitionIndex) {
+        self.now = self.now.max(now);
+        self.with_groups(|c, host| crate::group::partition_gained(c, host, p));
+        self.handle(Input::Tick { now: self.now });
+    }
+
+    /// This broker is no longer the coordinator of `__consumer_offsets` partition `p` (Kafka's
+    /// `onResignation`): its groups and committed offsets leave memory, and everything waiting
+    /// on them (parked joins and syncs, writes waiting to be durable) is answered
+    /// NOT_COORDINATOR. A load in progress is abandoned. One step, as an input is.
+    pub fn offsets_partition_lost(&mut self, now: Instant, p: PartitionIndex) {
+        self.now = self.now.max(now);
+        let waits = self
+            .internal_waits
+            .take_partition(&TopicPartition::new(crate::group::OFFSETS_TOPIC, p));
+        self.with_groups(|c, host| crate::group::partition_lost(c, host, p, waits));
+        self.handle(Input::Tick { now: self.now });
+    }
+
     fn online_partition(&self, topic: &str, p: PartitionIndex) -> Option<&Partition> {
         self.partition(topic, p.0).filter(|p| p.offline.is_none())
     }
@@ -217,17 +241,10 @@ impl Host<GroupRecord> for Broker {
         Broker::create_topic(self, topic, partitions, settings, None);
     }
 
-    fn load_reads(&self, topic: &str) -> Vec<StorageRequest> {
-        let mut reads = Vec::new();
-        if let Some(t) = self.topics.get(topic) {
-            for p in &t.partitions {
-                if p.offline.is_some() {
-                    continue;
-                }
-                reads.extend(p.log.data_reads());
-            }
-        }
-        reads
+    fn load_reads(&self, topic: &str, partition: PartitionIndex) -> Vec<StorageRequest> {
+        self.online_partition(topic, partition)
+            .map(|p| p.log.data_reads())
+            .unwrap_or_default()
     }
 
     fn read_for_load(&mut self, request: StorageRequest, slot: usize) {

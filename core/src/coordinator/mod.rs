@@ -104,13 +104,15 @@ pub trait Host<R> {
     /// [`Host::parking_full`].
     fn park(&mut self, write: PendingWrite<R>);
 
-    // Kafka's `CoordinatorLoader`: reading the topic back at start.
+    // Kafka's `CoordinatorLoader`: reading a partition of the topic back when it is gained.
     fn default_settings(&self) -> TopicSettings;
     /// The partition count of `topic`, if it exists.
     fn partitions_of(&self, topic: &str) -> Option<i32>;
     fn create_topic(&mut self, topic: &str, partitions: i32, settings: TopicSettings);
-    /// Reads that bring back everything stored in `topic`, in log order.
-    fn load_reads(&self, topic: &str) -> Vec<StorageRequest>;
-    /// Issue read `slot` of the load; its completion comes back to the coordinator.
+    /// Reads that bring back everything stored in one partition of `topic`, in log order
+    /// (none if the partition is empty, offline or missing).
+    fn load_reads(&self, topic: &str, partition: PartitionIndex) -> Vec<StorageRequest>;
+    /// Issue read `slot` of a load; its completion comes back to the coordinator with the same
+    /// slot. Slots are the coordinator's to number (it never reuses one).
     fn read_for_load(&mut self, request: StorageRequest, slot: usize);
 }

@@ -129,6 +129,23 @@ impl<R> PendingWrites<R> {
             .all(|w| w.reply.as_ref().is_none_or(|r| r.0.conn != conn)));
     }
 
+    /// Take every write waiting on `partition`, in the order they were parked: the coordinator
+    /// resigned that partition (Kafka's runtime fails its deferred events then), so none of
+    /// them is released or replayed here any more.
+    pub fn take_partition(&mut self, partition: &TopicPartition) -> Vec<PendingWrite<R>> {
+        let ids = self
+            .by_partition
+            .get(partition)
+            .cloned()
+            .unwrap_or_default();
+        let taken: Vec<PendingWrite<R>> = ids.into_iter().map(|id| self.remove(id)).collect();
+        self.fresh.remove(partition);
+        // Postcondition: nothing waits on the partition any more.
+        assert!(!self.by_partition.contains_key(partition));
+        assert!(self.writes.values().all(|w| &w.mark.partition != partition));
+        taken
+    }
+
     fn remove(&mut self, id: u64) -> PendingWrite<R> {
         let w = self.writes.remove(&id).expect("pending write indexed");
         let key = &w.mark.partition;

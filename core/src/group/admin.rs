@@ -10,11 +10,14 @@ pub(super) fn describe_groups(
 ) -> bool {
     let mut resp = DescribeGroupsResponse::default();
     for gid in r.groups {
-        let d = match c.groups.get(gid.0.as_str()) {
-            None => DescribedGroup::default()
+        let d = match (c.serves(&gid.0), c.groups.get(gid.0.as_str())) {
+            (Err(code), _) => DescribedGroup::default()
+                .with_group_id(gid)
+                .with_error_code(code.into()),
+            (Ok(()), None) => DescribedGroup::default()
                 .with_group_id(gid)
                 .with_group_state(sb("Dead")),
-            Some(g) => {
+            (Ok(()), Some(g)) => {
                 let protocol = g.protocol.clone().unwrap_or_default();
                 DescribedGroup::default()
                     .with_group_id(gid)
@@ -66,10 +69,19 @@ pub(super) fn list_groups(
                 .with_group_type(sb("classic"))
         })
         .collect();
+    // Only loaded partitions' groups are in memory, so only they are listed; while any owned
+    // partition still loads the list is incomplete, and says so (as Kafka's does).
+    let code = if c.is_loading() {
+        ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+    } else {
+        ErrorCode::NONE
+    };
     b.respond(
         to,
         Some(ResponseKind::ListGroups(
-            ListGroupsResponse::default().with_groups(groups),
+            ListGroupsResponse::default()
+                .with_error_code(code.into())
+                .with_groups(groups),
         )),
     );
     true
@@ -84,10 +96,11 @@ pub(super) fn delete_groups(
     let mut resp = DeleteGroupsResponse::default();
     for gid in r.groups_names {
         let name = GroupId(gid.0.to_string());
-        let code = match c.groups.get(&name) {
-            None if !c.offsets.contains_key(&name) => ErrorCode::GROUP_ID_NOT_FOUND,
-            Some(g) if g.state != GroupState::Empty => ErrorCode::NON_EMPTY_GROUP,
-            _ => {
+        let code = match (c.serves(name.as_str()), c.groups.get(&name)) {
+            (Err(code), _) => code,
+            (Ok(()), None) if !c.offsets.contains_key(&name) => ErrorCode::GROUP_ID_NOT_FOUND,
+            (Ok(()), Some(g)) if g.state != GroupState::Empty => ErrorCode::NON_EMPTY_GROUP,
+            (Ok(()), _) => {
                 let mut records: Vec<GroupRecord> = c
                     .offsets
                     .get(&name)

@@ -3,65 +3,14 @@
 use super::*;
 
 /// Handle a group API request. Returns false if `body` is not a group API.
+///
+/// A request about one group is answered here with NOT_COORDINATOR or
+/// COORDINATOR_LOAD_IN_PROGRESS if this broker does not serve that group now (see
+/// [`Coordinator::serves`]); the APIs about several groups (DescribeGroups, DeleteGroups) answer
+/// so per group, and ListGroups lists the groups of loaded partitions.
 pub fn handle(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, body: RequestKind) -> bool {
-    if c.is_loading() {
-        let code: i16 = ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.into();
-        let resp = match body {
-            RequestKind::FindCoordinator(r) => return find_coordinator(b, to, r),
-            RequestKind::JoinGroup(_) => ResponseKind::JoinGroup(
-                JoinGroupResponse::default()
-                    .with_error_code(code)
-                    .with_generation_id(GenerationId::NONE.0),
-            ),
-            RequestKind::SyncGroup(_) => {
-                ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
-            }
-            RequestKind::Heartbeat(_) => {
-                ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
-            }
-            RequestKind::LeaveGroup(_) => {
-                ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
-            }
-            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(commit_errors(
-                &r,
-                ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
-            )),
-            RequestKind::OffsetFetch(_) => {
-                ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(code))
-            }
-            RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(
-                DescribeGroupsResponse::default().with_groups(
-                    r.groups
-                        .into_iter()
-                        .map(|g| {
-                            DescribedGroup::default()
-                                .with_group_id(g)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                ),
-            ),
-            RequestKind::ListGroups(_) => {
-                ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code))
-            }
-            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(
-                DeleteGroupsResponse::default().with_results(
-                    r.groups_names
-                        .into_iter()
-                        .map(|g| {
-                            delete_groups_response::DeletableGroupResult::default()
-                                .with_group_id(g)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                ),
-            ),
-            RequestKind::OffsetDelete(_) => {
-                ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
-            }
-            _ => return false,
-        };
-        b.respond(to, Some(resp));
+    if let Some(refusal) = refusal(c, &body) {
+        b.respond(to, Some(refusal));
         return true;
     }
     match body {
@@ -78,6 +27,40 @@ pub fn handle(c: &mut Coordinator, b: &mut Rt, to: ReplyTo, body: RequestKind) -
         RequestKind::OffsetDelete(r) => offset_delete(c, b, to, r),
         _ => false,
     }
+}
+
+/// The answer to a request about one group this coordinator does not serve now, if it is one.
+fn refusal(c: &Coordinator, body: &RequestKind) -> Option<ResponseKind> {
+    let group = match body {
+        RequestKind::JoinGroup(r) => &r.group_id.0,
+        RequestKind::SyncGroup(r) => &r.group_id.0,
+        RequestKind::Heartbeat(r) => &r.group_id.0,
+        RequestKind::LeaveGroup(r) => &r.group_id.0,
+        RequestKind::OffsetCommit(r) => &r.group_id.0,
+        RequestKind::OffsetFetch(r) => &r.group_id.0,
+        RequestKind::OffsetDelete(r) => &r.group_id.0,
+        _ => return None,
+    };
+    let code = c.serves(group).err()?;
+    let wire: i16 = code.into();
+    Some(match body {
+        RequestKind::JoinGroup(r) => join_error(code, r.member_id.as_str()),
+        RequestKind::SyncGroup(_) => sync_error(code),
+        RequestKind::Heartbeat(_) => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(wire))
+        }
+        RequestKind::LeaveGroup(_) => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(wire))
+        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(commit_errors(r, code)),
+        RequestKind::OffsetFetch(_) => {
+            ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(wire))
+        }
+        RequestKind::OffsetDelete(_) => {
+            ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(wire))
+        }
+        _ => unreachable!("a request about one group"),
+    })
 }
 
 pub(super) fn find_coordinator(b: &mut Rt, to: ReplyTo, r: FindCoordinatorRequest) -> bool {

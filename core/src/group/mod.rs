@@ -36,6 +36,10 @@
 //! with [`Coordinator::replay`], appends them to `__consumer_offsets` and answers once they are
 //! durable. At start, the coordinator reads `__consumer_offsets` back and replays the same
 //! records through the same function (answering COORDINATOR_LOAD_IN_PROGRESS until it is done).
+//! In a cluster each broker coordinates only the groups of the offsets partitions it leads,
+//! loading a partition when it becomes its leader and dropping it when it stops (see
+//! `group/runtime.rs`: election and resignation); the groups of any other partition hear
+//! NOT_COORDINATOR.
 //! Offsets of a group that has been empty for `offsets.retention.minutes` expire (tombstones).
 
 use crate::config::Config;
@@ -83,23 +87,46 @@ use members::*;
 use offsets::*;
 pub use records::*;
 use runtime::*;
-pub(crate) use runtime::{load_done, start};
+pub(crate) use runtime::{load_done, partition_gained, partition_lost, start};
 pub use state::*;
 pub use timers::{after_step, tick};
 
 /// The coordinator runtime as the group coordinator sees it (the broker, behind a trait).
 pub type Rt = dyn crate::coordinator::Host<GroupRecord>;
 
-/// Where the coordinator is in loading `__consumer_offsets` at start.
+/// A load of one `__consumer_offsets` partition in progress (see `runtime.rs`).
 #[derive(Debug)]
 pub(crate) struct Loading {
+    /// The slot of the load's first read; its reads hold slots `first_slot..first_slot +
+    /// chunks.len()`. Slots are never reused, so a read of an abandoned load matches no load.
+    pub first_slot: usize,
+    /// What each read brought back, in log order.
     pub chunks: Vec<Option<Bytes>>,
     pub outstanding: usize,
+    /// The partition's end when the reads were issued: if the log was cut or grew since, the
+    /// reads may miss or hold records that are not the log's, and the load starts again.
+    pub issued_at: Option<WriteMark>,
+    /// A read failed: the partition stays unavailable (loading) until it is gained again.
+    pub failed: bool,
+}
+
+/// Whether this broker coordinates the groups of an offsets partition (Kafka: the partition's
+/// leader does). A partition absent from [`Coordinator::owned`] is not ours.
+#[derive(Debug)]
+pub(crate) enum Ownership {
+    /// Gained; its log is being read back. Its groups answer COORDINATOR_LOAD_IN_PROGRESS and
+    /// nothing of it is in memory yet.
+    Loading(Loading),
+    /// Read back and replayed: its groups and offsets are in memory and served.
+    Loaded,
 }
 
 #[derive(Debug)]
 pub struct Coordinator {
-    pub(crate) loading: Option<Loading>,
+    /// The offsets partitions this coordinator owns, loading or loaded.
+    pub(crate) owned: BTreeMap<PartitionIndex, Ownership>,
+    /// The next read slot a load may use (never reused).
+    pub(crate) next_load_slot: usize,
     pub groups: BTreeMap<GroupId, Group>,
     /// group → partition → committed offset
     pub offsets: BTreeMap<GroupId, BTreeMap<TopicPartition, OffsetValue>>,
@@ -135,7 +162,8 @@ pub fn partition_for(group: &str, partitions: i32) -> PartitionIndex {
 impl Coordinator {
     pub fn new(config: &Config) -> Coordinator {
         Coordinator {
-            loading: None,
+            owned: BTreeMap::new(),
+            next_load_slot: 0,
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
             session_timeout_ms_min: config.group_session_timeout_ms_min,
@@ -148,8 +176,43 @@ impl Coordinator {
         }
     }
 
+    /// Whether any owned offsets partition is still loading.
     pub fn is_loading(&self) -> bool {
-        self.loading.is_some()
+        self.owned
+            .values()
+            .any(|o| matches!(o, Ownership::Loading(_)))
+    }
+
+    /// Whether offsets partition `p` is owned and loaded: its groups are in memory and served.
+    pub fn is_loaded(&self, p: PartitionIndex) -> bool {
+        matches!(self.owned.get(&p), Some(Ownership::Loaded))
+    }
+
+    /// The offsets partitions this coordinator owns, each with whether it is loaded yet.
+    pub fn owned_partitions(&self) -> Vec<(PartitionIndex, bool)> {
+        self.owned
+            .iter()
+            .map(|(p, o)| (*p, matches!(o, Ownership::Loaded)))
+            .collect()
+    }
+
+    /// Whether this coordinator serves `group` now: `Err(NOT_COORDINATOR)` if another broker
+    /// owns its offsets partition, `Err(COORDINATOR_LOAD_IN_PROGRESS)` while that partition is
+    /// being read back (Kafka's `GroupCoordinator.validateGroupStatus`). A client that hears
+    /// the first looks the coordinator up again (FindCoordinator); the second, it retries.
+    /// The empty group id passes, to be refused by its handler (Kafka checks the id first).
+    pub fn serves(&self, group: &str) -> Result<(), ErrorCode> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        match self
+            .owned
+            .get(&partition_for(group, self.offsets_partitions))
+        {
+            None => Err(ErrorCode::NOT_COORDINATOR),
+            Some(Ownership::Loading(_)) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+            Some(Ownership::Loaded) => Ok(()),
+        }
     }
 
     /// Apply one record: the only way group state and committed offsets change, live and at load.
@@ -310,6 +373,40 @@ impl Coordinator {
     /// Group invariants, checked after every step.
     pub fn invariants(&self) {
         assert!(self.offsets_partitions >= 1);
+        // Ownership: only what an owned, loaded partition holds is in memory, so a group is
+        // never served (nor timed) by a broker that is not its coordinator.
+        let n = self.offsets_partitions;
+        for (p, o) in &self.owned {
+            assert!(p.is_within(n), "an owned partition of the offsets topic");
+            if let Ownership::Loading(l) = o {
+                assert!(
+                    l.outstanding > 0,
+                    "{p}: a load with nothing to wait for is done"
+                );
+                assert_eq!(
+                    l.chunks.iter().filter(|c| c.is_none()).count(),
+                    l.outstanding,
+                    "{p}: every read not back is outstanding"
+                );
+                assert!(
+                    l.first_slot + l.chunks.len() <= self.next_load_slot,
+                    "{p}: load slots handed out"
+                );
+            }
+        }
+        for id in self.groups.keys().chain(self.offsets.keys()) {
+            let p = partition_for(id.as_str(), n);
+            assert!(
+                self.is_loaded(p),
+                "{id}: in memory but its partition {p} is not owned and loaded"
+            );
+        }
+        for p in self.snapshots.keys() {
+            assert!(
+                self.is_loaded(*p),
+                "{p}: a snapshot of a partition not loaded"
+            );
+        }
         for (id, offsets) in &self.offsets {
             assert!(
                 !offsets.is_empty(),

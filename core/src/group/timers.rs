@@ -3,10 +3,8 @@
 use super::*;
 
 /// Timers: expired sessions, rebalance deadlines, the initial delay, offset expiry.
+/// Only groups of loaded partitions are in memory, so only they have timers.
 pub fn tick(c: &mut Coordinator, b: &mut Rt) {
-    if c.is_loading() {
-        return;
-    }
     let now = b.now();
     let ids: Vec<GroupId> = c.groups.keys().cloned().collect();
     for id in ids {
@@ -109,7 +107,13 @@ pub fn tick(c: &mut Coordinator, b: &mut Rt) {
 /// wipes what came before. The snapshot is not replayed live: live state already equals it.
 pub(super) fn compact(c: &mut Coordinator, b: &mut Rt) {
     let n = c.offsets_partitions;
-    for p in (0..n).map(PartitionIndex) {
+    // Only a loaded partition's state is in memory: a snapshot of any other would restate
+    // nothing after its Reset, and wipe the partition.
+    let loaded: Vec<PartitionIndex> = (0..n)
+        .map(PartitionIndex)
+        .filter(|p| c.is_loaded(*p))
+        .collect();
+    for p in loaded {
         // Finish a snapshot whose batch is now durable.
         if let Some(base) = c.snapshots.get(&p).copied() {
             if b.high_watermark(OFFSETS_TOPIC, p)
@@ -168,9 +172,6 @@ pub(super) fn compact(c: &mut Coordinator, b: &mut Rt) {
 
 /// After every step: complete joins whose last member just arrived.
 pub fn after_step(c: &mut Coordinator, b: &mut Rt) {
-    if c.is_loading() {
-        return;
-    }
     let ready: Vec<GroupId> = c
         .groups
         .iter()
