@@ -67,10 +67,15 @@ const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 #[derive(Debug)]
 enum Asked {
     /// Topic `slot` of the admin request `admin` (a CreateTopics or DeleteTopics).
-    Admin { admin: u64, slot: usize },
+    Admin {
+        admin: u64,
+        slot: usize,
+    },
     /// A topic created for no waiting client: auto-creation on Metadata, or
     /// `__consumer_offsets` for FindCoordinator.
-    Background { topic: String },
+    Background {
+        topic: String,
+    },
     ProducerIds,
 }
 
@@ -420,7 +425,10 @@ impl Broker {
                 },
             );
         }
-        assert_eq!(self.topics[name].id, id, "a replaced topic was deleted first");
+        assert_eq!(
+            self.topics[name].id, id,
+            "a replaced topic was deleted first"
+        );
         let mut created = Vec::new();
         for (i, p) in partitions {
             let index = *i as usize;
@@ -447,8 +455,10 @@ impl Broker {
                     topic: name.to_string(),
                     partition: *i,
                 };
-                let mut missing =
-                    Partition::new(PartitionLog::create(dir, self.now).0, ProducerStates::default());
+                let mut missing = Partition::new(
+                    PartitionLog::create(dir, self.now).0,
+                    ProducerStates::default(),
+                );
                 missing.offline = Some(NOT_HOSTED.into());
                 missing
             };
@@ -493,7 +503,12 @@ impl Broker {
     fn live_brokers(&self) -> Vec<(i32, String, i32, Option<String>)> {
         let Some(image) = self.kraft_image() else {
             let c = &self.config;
-            return vec![(c.broker_id.0, c.advertised_host.clone(), c.advertised_port, None)];
+            return vec![(
+                c.broker_id.0,
+                c.advertised_host.clone(),
+                c.advertised_port,
+                None,
+            )];
         };
         image
             .brokers()
@@ -518,7 +533,10 @@ impl Broker {
     }
 
     pub(super) fn kraft_metadata(&mut self, to: ReplyTo, version: i16, r: MetadataRequest) {
-        let all = r.topics.as_ref().is_none_or(|l| l.is_empty() && version == 0);
+        let all = r
+            .topics
+            .as_ref()
+            .is_none_or(|l| l.is_empty() && version == 0);
         let names: Vec<String> = match (&r.topics, self.kraft_image()) {
             (_, None) if all => Vec::new(),
             (_, Some(image)) if all => image
@@ -725,12 +743,22 @@ impl Broker {
         self.ask_controller(request, Asked::Background { topic });
     }
 
-    fn park_admin(&mut self, to: ReplyTo, response: ResponseKind, waiting: BTreeSet<usize>, ms: i32) {
+    fn park_admin(
+        &mut self,
+        to: ReplyTo,
+        response: ResponseKind,
+        waiting: BTreeSet<usize>,
+        ms: i32,
+    ) {
         if waiting.is_empty() {
             self.respond(to, Some(response));
             return;
         }
-        let ms = if ms > 0 { ms as u64 } else { DEFAULT_TIMEOUT_MS };
+        let ms = if ms > 0 {
+            ms as u64
+        } else {
+            DEFAULT_TIMEOUT_MS
+        };
         let admin = self.next_pending;
         self.next_pending += 1;
         let pending = PendingAdmin {
@@ -765,7 +793,9 @@ impl Broker {
                 .iter()
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
-            let exists = self.kraft_image().is_some_and(|i| i.topic_id(&name).is_some());
+            let exists = self
+                .kraft_image()
+                .is_some_and(|i| i.topic_id(&name).is_some());
             let refuse = |code, m: String| Err(ClientError::new(code, m));
             let check = if !seen.insert(name.clone()) {
                 refuse(ErrorCode::INVALID_REQUEST, format!("{name} named twice"))
@@ -833,11 +863,24 @@ impl Broker {
             }
             response.topics.push(res);
         }
-        assert_eq!(response.topics.len(), r.topics.len(), "every topic is answered");
+        assert_eq!(
+            response.topics.len(),
+            r.topics.len(),
+            "every topic is answered"
+        );
         let waiting = asks.iter().map(|(slot, _)| *slot).collect();
-        self.park_admin(to, ResponseKind::CreateTopics(response), waiting, r.timeout_ms);
+        self.park_admin(
+            to,
+            ResponseKind::CreateTopics(response),
+            waiting,
+            r.timeout_ms,
+        );
         for (slot, request) in asks {
-            assert_eq!(admin + 1, self.next_pending, "parked under the id asked for");
+            assert_eq!(
+                admin + 1,
+                self.next_pending,
+                "parked under the id asked for"
+            );
             self.ask_controller(request, Asked::Admin { admin, slot });
         }
     }
@@ -850,18 +893,28 @@ impl Broker {
             let name = name_of(&n.0);
             let mut res =
                 DeletableTopicResult::default().with_name(Some(TopicName(sb(name.clone()))));
-            let exists = self.kraft_image().is_some_and(|i| i.topic_id(&name).is_some());
+            let exists = self
+                .kraft_image()
+                .is_some_and(|i| i.topic_id(&name).is_some());
             if !exists {
                 res.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
             } else if name.starts_with("__") {
                 res.error_code = ErrorCode::INVALID_TOPIC_EXCEPTION.into();
             } else {
-                asks.push((response.responses.len(), ControllerRequest::DeleteTopic { name }));
+                asks.push((
+                    response.responses.len(),
+                    ControllerRequest::DeleteTopic { name },
+                ));
             }
             response.responses.push(res);
         }
         let waiting = asks.iter().map(|(slot, _)| *slot).collect();
-        self.park_admin(to, ResponseKind::DeleteTopics(response), waiting, r.timeout_ms);
+        self.park_admin(
+            to,
+            ResponseKind::DeleteTopics(response),
+            waiting,
+            r.timeout_ms,
+        );
         for (slot, request) in asks {
             self.ask_controller(request, Asked::Admin { admin, slot });
         }
@@ -907,7 +960,10 @@ impl Broker {
                         ControllerError::TopicAlreadyExists(_) => LogLevel::Info,
                         _ => LogLevel::Warn,
                     };
-                    self.log(level, format!("creating topic {topic}: controller said {e:?}"));
+                    self.log(
+                        level,
+                        format!("creating topic {topic}: controller said {e:?}"),
+                    );
                 }
                 // On success the topic stays "being created" until an image names it.
             }
@@ -916,7 +972,11 @@ impl Broker {
     }
 
     fn admin_answer(&mut self, admin: u64, slot: usize, result: Result<Reply, ControllerError>) {
-        let p = self.kraft.admin.get_mut(&admin).expect("asked entries follow their request");
+        let p = self
+            .kraft
+            .admin
+            .get_mut(&admin)
+            .expect("asked entries follow their request");
         assert!(p.waiting.remove(&slot), "one answer per topic");
         let (code, message) = match &result {
             Ok(_) => (0, None),
@@ -928,7 +988,9 @@ impl Broker {
                 t.error_code = code;
                 t.error_message = message;
                 match result {
-                    Ok(Reply::CreateTopic { topic_id }) => t.topic_id = TopicId(topic_id.0).to_uuid(),
+                    Ok(Reply::CreateTopic { topic_id }) => {
+                        t.topic_id = TopicId(topic_id.0).to_uuid()
+                    }
                     Ok(other) => unreachable!("a CreateTopic answered with {other:?}"),
                     Err(_) => {
                         t.num_partitions = -1;
@@ -965,7 +1027,9 @@ impl Broker {
                 .asked
                 .retain(|_, a| !matches!(a, Asked::Admin { admin: x, .. } if *x == admin));
             let code: i16 = ErrorCode::REQUEST_TIMED_OUT.into();
-            let message = Some(sb("the controller did not answer within the request's timeout"));
+            let message = Some(sb(
+                "the controller did not answer within the request's timeout",
+            ));
             for slot in &p.waiting {
                 match &mut p.response {
                     ResponseKind::CreateTopics(r) => {
@@ -1031,7 +1095,10 @@ impl Broker {
             return;
         }
         let me = node(self.config.broker_id);
-        let Some(epoch) = self.kraft_image().and_then(|i| i.broker(me)).map(|b| b.broker_epoch)
+        let Some(epoch) = self
+            .kraft_image()
+            .and_then(|i| i.broker(me))
+            .map(|b| b.broker_epoch)
         else {
             // Not registered yet: the waiters wait for an image that names this broker.
             return;

@@ -63,7 +63,8 @@ impl Broker {
     }
 
     pub(super) fn fetch_check(&self, part: &FetchPart) -> Result<&Partition, i16> {
-        (self.serve_check(&part.topic, part.partition, Serve::Read)).map_err(|e| i16::from(e.code))?;
+        (self.serve_check(&part.topic, part.partition, Serve::Read))
+            .map_err(|e| i16::from(e.code))?;
         let p = self
             .partition(&part.topic, part.partition)
             .ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;

@@ -435,8 +435,7 @@ impl Broker {
         self.internal_waits.invariants();
         assert!(self.internal_waits.len() <= self.config.coordinator_writes_pending_max);
         assert!(self.meta_waiters.len() <= self.config.producer_id_waiters_max);
-        self.kraft
-            .invariants(self.config.producer_id_waiters_max);
+        self.kraft.invariants(self.config.producer_id_waiters_max);
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
