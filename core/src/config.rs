@@ -105,6 +105,11 @@ pub struct Config {
     /// Most InitProducerId requests waiting for `broker.meta` to be written at once; more get
     /// COORDINATOR_LOAD_IN_PROGRESS (retriable).
     pub producer_id_waiters_max: usize,
+    /// Serve as a member of a KRaft cluster (issue 9): partitions, leaders and brokers come
+    /// from the metadata image the node's metadata side delivers (`Input::Metadata`), and
+    /// admin changes and producer-id blocks are asked of the active controller
+    /// (`Output::Controller`). False: the standalone single broker, its own controller.
+    pub kraft: bool,
 }
 
 impl Default for Config {
@@ -139,6 +144,7 @@ impl Default for Config {
             coordinator_writes_pending_max: 10_000,
             partition_cuts_max: 64,
             producer_id_waiters_max: 1_000,
+            kraft: false,
         }
     }
 }

@@ -184,6 +184,18 @@ pub enum Input {
     },
     /// Time passed; the deadline returned by `poll_timeout()` may have been reached.
     Tick { now: Instant },
+    /// The committed metadata image moved (KRaft mode only): delivered after every change of
+    /// the image, in offset order. The broker diffs it against the previous one it saw.
+    Metadata {
+        now: Instant,
+        image: std::sync::Arc<crate::cluster::MetadataImage>,
+    },
+    /// The active controller answered the [`Output::Controller`] request `id`.
+    ControllerReply {
+        now: Instant,
+        id: crate::cluster::RequestId,
+        result: Result<crate::cluster::Reply, crate::cluster::ControllerError>,
+    },
 }
 
 impl Input {
@@ -192,7 +204,9 @@ impl Input {
             Input::Request { now, .. }
             | Input::ConnClosed { now, .. }
             | Input::StorageDone { now, .. }
-            | Input::Tick { now } => *now,
+            | Input::Tick { now }
+            | Input::Metadata { now, .. }
+            | Input::ControllerReply { now, .. } => *now,
         }
     }
 }
@@ -215,6 +229,13 @@ pub enum Output {
     /// A line for the operator's log: bad input from a client, a repair made at recovery, a
     /// storage fault. The core does no logging itself; the driver writes these out.
     Log { level: LogLevel, message: String },
+    /// Ask the active controller (KRaft mode only): the node's metadata side routes it to the
+    /// active controller, retrying NOT_CONTROLLER, and answers with
+    /// [`Input::ControllerReply`] carrying the same `id`. A standalone broker never emits it.
+    Controller {
+        id: crate::cluster::RequestId,
+        request: crate::cluster::Request,
+    },
 }
 
 /// How serious a log line from the core is.

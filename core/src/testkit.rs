@@ -48,6 +48,9 @@ pub struct Pair<S> {
     /// [`Pair::release_syncs`] completes them.
     pub hold_syncs: bool,
     pub held: Vec<(OpId, StorageRequest)>,
+    /// Requests a KRaft-mode broker sent to the controller, for the test to answer with
+    /// [`Input::ControllerReply`] (through [`Pair::input`]).
+    pub controller: Vec<(crate::cluster::RequestId, crate::cluster::Request)>,
     next_corr: i32,
 }
 
@@ -65,6 +68,7 @@ impl<S: Storage> Pair<S> {
             closed: Vec::new(),
             hold_syncs: false,
             held: Vec::new(),
+            controller: Vec::new(),
             next_corr: 0,
         };
         p.drain();
@@ -91,6 +95,7 @@ impl<S: Storage> Pair<S> {
                     }
                     Output::Close { conn, .. } => self.closed.push(conn),
                     Output::Log { .. } => {}
+                    Output::Controller { id, request } => self.controller.push((id, request)),
                     Output::Storage { op, request } => {
                         if self.hold_syncs && matches!(request, StorageRequest::Sync { .. }) {
                             self.held.push((op, request));
@@ -170,6 +175,13 @@ impl<S: Storage> Pair<S> {
                 self.request(conn, request);
             }
         }
+    }
+
+    /// Hand the broker any input (a metadata image, a controller reply) and carry out
+    /// everything it leads to.
+    pub fn input(&mut self, input: Input) {
+        self.broker.handle(input);
+        self.drain();
     }
 
     /// Move the clock forward and let the broker's timers fire.

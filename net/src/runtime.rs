@@ -126,6 +126,9 @@ impl Driver {
                     LogLevel::Warn => warn!(target: "gregor::core", "{message}"),
                     LogLevel::Error => error!(target: "gregor::core", "{message}"),
                 },
+                Output::Controller { id, request } => unreachable!(
+                    "a standalone broker (kraft = false) asks no controller: {id:?} {request:?}"
+                ),
             }
         }
     }

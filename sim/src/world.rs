@@ -820,6 +820,10 @@ impl World {
                         );
                     }
                 }
+                Output::Controller { id, request } => unreachable!(
+                    "the simulated brokers are standalone (kraft = false) and ask no \
+                     controller: {id:?} {request:?}"
+                ),
             }
         }
         for (i, prev, now_hw) in self.nodes[node].check_hw() {

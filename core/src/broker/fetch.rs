@@ -63,6 +63,8 @@ impl Broker {
     }
 
     pub(super) fn fetch_check(&self, part: &FetchPart) -> Result<&Partition, i16> {
+        (self.serve_check(&part.topic, part.partition, Serve::Read))
+            .map_err(|e| i16::from(e.code))?;
         let p = self
             .partition(&part.topic, part.partition)
             .ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;
@@ -122,7 +124,10 @@ impl Broker {
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1);
             match self.fetch_check(part) {
-                Err(code) => pd.error_code = code,
+                Err(code) => {
+                    pd.error_code = code;
+                    pd.current_leader = self.current_leader(&part.topic, part.partition);
+                }
                 Ok(p) => {
                     pd.high_watermark = p.high_watermark;
                     pd.last_stable_offset = p.high_watermark;

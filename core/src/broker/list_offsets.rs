@@ -72,7 +72,9 @@ impl Broker {
                     .with_timestamp(-1)
                     .with_offset(-1)
                     .with_leader_epoch(-1);
+                let refused = self.serve_check(&name, p.partition_index, Serve::Read);
                 match self.partition(&name, p.partition_index) {
+                    _ if refused.is_err() => pr.error_code = refused.unwrap_err().code.into(),
                     None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                     Some(part) if part.offline.is_some() => pr.error_code = KAFKA_STORAGE_ERROR,
                     Some(part) => {

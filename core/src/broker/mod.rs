@@ -74,9 +74,11 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 pub use crate::coordinator::ReplyTo;
 pub use crate::partition::Partition;
 use crate::partition::SyncInFlight;
+use cluster::Serve;
 pub use observe::{GroupView, PartitionView};
 
 mod admin;
+mod cluster;
 mod fetch;
 mod host;
 mod list_offsets;
@@ -247,6 +249,8 @@ pub struct Broker {
     pub(crate) coordinator: Coordinator,
     /// Whether `coordinator` is lent to group code right now (see `Broker::with_groups`).
     coordinator_lent: bool,
+    /// The KRaft-mode state: the metadata image and the requests out to the controller.
+    kraft: cluster::KraftState,
 }
 
 fn name_of(s: &StrBytes) -> String {
@@ -308,8 +312,11 @@ impl Broker {
             Input::ConnClosed { conn, .. } => self.on_conn_closed(conn),
             Input::StorageDone { op, result, .. } => self.on_storage_done(op, result),
             Input::Tick { .. } => {}
+            Input::Metadata { image, .. } => self.on_metadata(image),
+            Input::ControllerReply { id, result, .. } => self.on_controller_reply(id, result),
         }
         self.on_time();
+        self.kraft_on_time();
         self.after_step();
         self.invariants();
         // Every timer that came due has been served: a deadline at or before `now` would have
@@ -371,6 +378,7 @@ impl Broker {
             ("delayed produce", self.produce_waits.next_deadline()),
             ("delayed fetch", self.fetch_waits.next_deadline()),
             ("group coordinator", self.coordinator.next_deadline()),
+            ("controller request", self.kraft.next_deadline()),
         ]
         .into_iter()
         .filter_map(|(what, at)| Some((what, at?)))
@@ -427,6 +435,7 @@ impl Broker {
         self.internal_waits.invariants();
         assert!(self.internal_waits.len() <= self.config.coordinator_writes_pending_max);
         assert!(self.meta_waiters.len() <= self.config.producer_id_waiters_max);
+        self.kraft.invariants(self.config.producer_id_waiters_max);
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
@@ -576,6 +585,9 @@ impl Broker {
             RequestKind::DescribeCluster(r) => self.describe_cluster(to, r),
             RequestKind::DescribeLogDirs(r) => self.describe_log_dirs(to, r),
             RequestKind::DescribeProducers(r) => self.describe_producers(to, r),
+            RequestKind::FindCoordinator(r) if self.config.kraft => {
+                self.kraft_find_coordinator(to, r)
+            }
             body => {
                 if !self.with_groups(|c, host| crate::group::handle(c, host, to, body)) {
                     self.log(

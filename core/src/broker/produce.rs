@@ -43,7 +43,9 @@ impl Broker {
                     .with_base_offset(-1);
                 let result = match &refuse_all {
                     Some(e) => Err(e.clone()),
-                    None => self.append_one(&name, pd.index, pd.records, false),
+                    None => self
+                        .serve_check(&name, pd.index, Serve::Produce)
+                        .and_then(|()| self.append_one(&name, pd.index, pd.records, false)),
                 };
                 match result {
                     Ok((base, log_start, wait)) => {
@@ -125,6 +127,7 @@ impl Broker {
         internal: bool,
     ) -> Result<(i64, i64, Option<ProduceWait>), ClientError> {
         let now = self.now;
+        let leader_epoch = self.leader_epoch_of(name, index);
         let Some(topic) = self.topics.get_mut(name) else {
             return Err(ClientError::new(
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -225,7 +228,7 @@ impl Broker {
                 let mut owned = records
                     .try_into_mut()
                     .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-                batch::assign(&mut owned, base, 0);
+                batch::assign(&mut owned, base, leader_epoch);
                 let owned = owned.freeze();
                 let assigned = BatchHeader::parse(&owned).expect("just parsed");
                 let roll = RollPolicy {

@@ -16,6 +16,9 @@ impl Broker {
             self.respond(to, Some(ResponseKind::InitProducerId(resp)));
             return;
         }
+        if self.config.kraft {
+            return self.kraft_init_producer_id(to);
+        }
         if self.meta_waiters.len() >= self.config.producer_id_waiters_max {
             // Too many wait for broker.meta to be written: the client retries (Kafka's
             // producer treats COORDINATOR_LOAD_IN_PROGRESS as retriable).

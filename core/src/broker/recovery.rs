@@ -35,6 +35,7 @@ impl Broker {
             next_retention_check: now + RETENTION_CHECK_INTERVAL,
             coordinator: Coordinator::new(&config),
             coordinator_lent: false,
+            kraft: Default::default(),
             prng: Prng::new(0),
             config,
         };
@@ -187,7 +188,16 @@ impl Broker {
                 Some("partition directory missing at start".into());
         }
         broker.next_producer_id = broker.next_producer_id.max(broker.producer_id_block_end);
-        broker.with_groups(crate::group::start);
+        if broker.config.kraft {
+            // In a cluster `__consumer_offsets` comes from the metadata image like any topic
+            // (see `cluster.rs`); the coordinator loads the partitions this broker leads.
+            broker.log(
+                LogLevel::Info,
+                "KRaft mode: waiting for the first metadata image".into(),
+            );
+        } else {
+            broker.with_groups(crate::group::start);
+        }
         broker.after_step();
         broker.invariants();
         Ok(broker)

@@ -31,6 +31,9 @@ const ENDPOINT_BROKERS: i8 = 1;
 
 impl Broker {
     pub(in crate::broker) fn describe_cluster(&mut self, to: ReplyTo, r: DescribeClusterRequest) {
+        if self.config.kraft {
+            return self.kraft_describe_cluster(to, r);
+        }
         let me = self.config.broker_id;
         let mut resp = DescribeClusterResponse::default()
             .with_endpoint_type(ENDPOINT_BROKERS)
@@ -120,7 +123,13 @@ impl Broker {
                     .topics
                     .get(&name)
                     .and_then(|t| t.partitions.get(usize::try_from(index).ok()?));
+                let refused = self.serve_check(&name, index, Serve::Read).err();
                 match part {
+                    _ if refused.is_some() => {
+                        let e = refused.expect("checked");
+                        pr.error_code = e.code.into();
+                        pr.error_message = Some(sb(e.message));
+                    }
                     None => {
                         pr.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
                         pr.error_message = Some(sb(format!("unknown partition {name}-{index}")));

@@ -100,6 +100,9 @@ impl Broker {
     }
 
     pub(super) fn metadata(&mut self, to: ReplyTo, version: i16, r: MetadataRequest) {
+        if self.config.kraft {
+            return self.kraft_metadata(to, version, r);
+        }
         let names: Vec<String> = match &r.topics {
             None => self
                 .topics
@@ -360,6 +363,9 @@ impl Broker {
     }
 
     pub(super) fn create_topics(&mut self, to: ReplyTo, r: CreateTopicsRequest) {
+        if self.config.kraft {
+            return self.kraft_create_topics(to, r);
+        }
         let id = self.next_pending;
         self.next_pending += 1;
         let mut response = CreateTopicsResponse::default();
@@ -472,6 +478,9 @@ impl Broker {
             version <= 4,
             "DeleteTopics v{version} is above the negotiated cap"
         );
+        if self.config.kraft {
+            return self.kraft_delete_topics(to, r);
+        }
         let names: Vec<String> = r.topic_names.iter().map(|n| name_of(&n.0)).collect();
         let mut resp = DeleteTopicsResponse::default();
         for name in names {
@@ -480,31 +489,37 @@ impl Broker {
             match self.topics.get(&name) {
                 None => res.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into(),
                 Some(t) if t.internal => res.error_code = ErrorCode::INVALID_TOPIC_EXCEPTION.into(),
-                Some(_) => {
-                    let t = self.topics.remove(&name).unwrap();
-                    for i in 0..t.partitions.len() {
-                        // Produces waiting on it fail now (UNKNOWN_TOPIC_OR_PARTITION).
-                        self.produce_waits.touch(&(name.clone(), i as i32));
-                        self.storage(
-                            StorageRequest::DeletePartition {
-                                dir: PartitionDir {
-                                    topic: name.clone(),
-                                    partition: i as i32,
-                                },
-                            },
-                            OpPurpose::Other {
-                                what: format!("delete {name}-{i}"),
-                            },
-                        );
-                        self.touched.insert((name.clone(), i as i32));
-                    }
-                    assert!(!self.topics.contains_key(&name));
-                    self.log(LogLevel::Info, format!("deleted topic {name}"));
-                }
+                Some(_) => self.delete_local_topic(&name),
             }
             resp.responses.push(res);
         }
         self.respond(to, Some(ResponseKind::DeleteTopics(resp)));
+    }
+
+    /// Remove topic `name` and delete its partitions' directories (those this broker holds:
+    /// a KRaft-mode placeholder for another broker's partition has none).
+    pub(super) fn delete_local_topic(&mut self, name: &str) {
+        let t = self.topics.remove(name).expect("a local topic");
+        for (i, p) in t.partitions.iter().enumerate() {
+            // Produces waiting on it fail now (UNKNOWN_TOPIC_OR_PARTITION).
+            self.produce_waits.touch(&(name.to_string(), i as i32));
+            if p.offline.as_deref() != Some(crate::broker::cluster::NOT_HOSTED) {
+                self.storage(
+                    StorageRequest::DeletePartition {
+                        dir: PartitionDir {
+                            topic: name.to_string(),
+                            partition: i as i32,
+                        },
+                    },
+                    OpPurpose::Other {
+                        what: format!("delete {name}-{i}"),
+                    },
+                );
+            }
+            self.touched.insert((name.to_string(), i as i32));
+        }
+        assert!(!self.topics.contains_key(name));
+        self.log(LogLevel::Info, format!("deleted topic {name}"));
     }
 
     pub(super) fn describe_configs(&mut self, to: ReplyTo, r: DescribeConfigsRequest) {

@@ -16,6 +16,9 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 
 impl Broker {
     pub(in crate::broker) fn create_partitions(&mut self, to: ReplyTo, r: CreatePartitionsRequest) {
+        if self.config.kraft {
+            return self.kraft_create_partitions(to, r);
+        }
         let id = self.next_pending;
         self.next_pending += 1;
         let mut response = CreatePartitionsResponse::default();

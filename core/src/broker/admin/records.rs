@@ -79,6 +79,7 @@ impl Broker {
                 format!("unknown partition {name}-{index}"),
             )
         };
+        self.serve_check(name, index, Serve::Read)?;
         let t = self.topics.get(name).ok_or_else(unknown)?;
         if t.internal {
             return Err(ClientError::new(

@@ -1,0 +1,756 @@
+//! A KRaft-mode broker (`Config.kraft = true`) fed metadata images built by replaying records,
+//! spoken to in Kafka: it serves what it leads, redirects what others lead, follows leader
+//! changes, deletions and re-creations, forwards admin requests to the controller, finds
+//! coordinators and takes producer ids from the controller (see `core/src/broker/cluster.rs`).
+
+use bytes::Bytes;
+use gregor_core::cluster::records::{Endpoint, PartitionChange, PartitionRecord};
+use gregor_core::cluster::{
+    BrokerEpoch, BrokerId as Node, ControllerError, LeaderChange, MetadataImage, MetadataRecord,
+    RegisterBroker, Reply, Request as Ask, RequestId, TopicId as Tid,
+};
+use gregor_core::error::*;
+use gregor_core::io::{Input, StorageFault, StorageReply, StorageRequest};
+use gregor_core::kafka_protocol::messages::*;
+use gregor_core::kafka_protocol::protocol::StrBytes;
+use gregor_core::kafka_protocol::records::{Compression, RecordBatchDecoder};
+use gregor_core::log::recover::{recover_partition, DirEntry};
+use gregor_core::testkit::{self, Pair, Rec};
+use gregor_core::{Config, Recovered};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Files by path (`dir/name`); every write is taken as durable (no power loss here).
+#[derive(Default)]
+struct Files {
+    map: BTreeMap<String, Vec<u8>>,
+    broker_meta: Option<Vec<u8>>,
+}
+
+impl Files {
+    fn dirs(&self) -> Vec<String> {
+        let mut d: Vec<String> = self
+            .map
+            .keys()
+            .map(|k| k.split_once('/').unwrap().0.to_string())
+            .collect();
+        d.dedup();
+        d
+    }
+    fn meta_of(&self, dir: &str) -> Option<&Vec<u8>> {
+        self.map.get(&format!("{dir}/partition.meta"))
+    }
+
+    /// What a restarted broker finds on this disk.
+    fn restart(&self) -> Recovered {
+        let partitions = self.dirs().into_iter().map(|dir| {
+            let entries: Vec<DirEntry> = self
+                .map
+                .iter()
+                .filter_map(|(k, v)| {
+                    let name = k.strip_prefix(&format!("{dir}/"))?;
+                    Some(DirEntry {
+                        name: name.to_string(),
+                        len: v.len() as u64,
+                    })
+                })
+                .collect();
+            let meta = self.meta_of(&dir).cloned().map(Bytes::from);
+            let read = |name: &str, from: u64, to: u64| {
+                Ok::<_, ()>(self.map[&format!("{dir}/{name}")][from as usize..to as usize].to_vec())
+            };
+            recover_partition(dir.clone(), meta, &entries, read).unwrap()
+        });
+        Recovered {
+            clean_shutdown: false,
+            broker_meta: self.broker_meta.clone().map(Bytes::from),
+            partitions: partitions.collect(),
+        }
+    }
+}
+
+impl testkit::Storage for Files {
+    fn exec(
+        &mut self,
+        request: &StorageRequest,
+        _prng: &mut gregor_core::prng::Prng,
+    ) -> Result<StorageReply, StorageFault> {
+        let path = |dir: &gregor_core::io::PartitionDir, name: String| {
+            format!("{}/{name}", dir.dir_name())
+        };
+        match request {
+            StorageRequest::CreatePartition { dir, meta } => {
+                self.map
+                    .insert(path(dir, "partition.meta".into()), meta.to_vec());
+            }
+            StorageRequest::DeletePartition { dir } => {
+                let prefix = format!("{}/", dir.dir_name());
+                self.map.retain(|k, _| !k.starts_with(&prefix));
+            }
+            StorageRequest::CreateSegment { file, header } => {
+                self.map
+                    .insert(path(&file.dir, file.file_name()), header.to_vec());
+            }
+            StorageRequest::Append {
+                file,
+                position,
+                data,
+            } => {
+                let f = self
+                    .map
+                    .get_mut(&path(&file.dir, file.file_name()))
+                    .unwrap();
+                let end = *position as usize + data.len();
+                f.resize(f.len().max(end), 0);
+                f[*position as usize..end].copy_from_slice(data);
+            }
+            StorageRequest::Read {
+                file,
+                position,
+                len,
+            } => {
+                let f = &self.map[&path(&file.dir, file.file_name())];
+                let from = (*position as usize).min(f.len());
+                let to = (from + *len as usize).min(f.len());
+                return Ok(StorageReply::Read(Bytes::copy_from_slice(&f[from..to])));
+            }
+            StorageRequest::WriteBrokerMeta { data } => self.broker_meta = Some(data.to_vec()),
+            // Indexes and snapshots only shorten recovery; syncs are no-ops on this disk.
+            _ => {}
+        }
+        Ok(StorageReply::Done)
+    }
+}
+
+/// The metadata log, replayed as the controller would write it.
+struct Log {
+    image: MetadataImage,
+}
+
+impl Log {
+    fn new() -> Log {
+        Log {
+            image: MetadataImage::new(),
+        }
+    }
+    fn write(&mut self, r: MetadataRecord) {
+        let at = self.image.offset() + 1;
+        self.image.replay(at, &r).unwrap();
+    }
+    fn now(&self) -> Arc<MetadataImage> {
+        Arc::new(self.image.clone())
+    }
+    /// Register broker `id` at `host`:`port` and unfence it, as the controller does once the
+    /// broker has caught up.
+    fn broker(&mut self, id: i32, host: &str, port: u16) {
+        let epoch = BrokerEpoch(self.image.offset() + 1);
+        self.write(MetadataRecord::RegisterBroker(RegisterBroker {
+            broker_id: Node(id),
+            incarnation_id: [id as u8; 16],
+            broker_epoch: epoch,
+            endpoints: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: host.into(),
+                port,
+            }],
+            rack: None,
+            fenced: true,
+            in_controlled_shutdown: false,
+        }));
+        self.fence(id, false);
+    }
+    fn fence(&mut self, id: i32, fenced: bool) {
+        let epoch = self.image.broker(Node(id)).unwrap().broker_epoch;
+        self.write(MetadataRecord::BrokerRegistrationChange {
+            broker_id: Node(id),
+            broker_epoch: epoch,
+            fenced: Some(fenced),
+            in_controlled_shutdown: None,
+        });
+    }
+    /// A topic whose partition `i` has replicas `parts[i]` (all in the ISR) led by the first.
+    fn topic(&mut self, name: &str, id: u8, parts: &[&[i32]]) -> Tid {
+        let topic_id = Tid([id; 16]);
+        self.write(MetadataRecord::Topic {
+            name: name.into(),
+            topic_id,
+        });
+        for (i, replicas) in parts.iter().enumerate() {
+            let replicas: Vec<Node> = replicas.iter().map(|b| Node(*b)).collect();
+            self.write(MetadataRecord::Partition(PartitionRecord {
+                topic_id,
+                partition: i as i32,
+                isr: replicas.clone(),
+                leader: Some(replicas[0]),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }));
+        }
+        topic_id
+    }
+    fn lead(&mut self, topic_id: Tid, partition: i32, leader: LeaderChange) {
+        self.write(MetadataRecord::PartitionChange(PartitionChange {
+            topic_id,
+            partition,
+            isr: None,
+            leader,
+            replicas: None,
+        }));
+    }
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+fn config() -> Config {
+    Config {
+        kraft: true,
+        broker_id: gregor_core::ids::BrokerId(1),
+        advertised_host: "one.example".into(),
+        advertised_port: 9092,
+        ..Config::default()
+    }
+}
+
+fn broker() -> Pair<Files> {
+    let files = Files::default();
+    Pair::new(config(), files.restart(), files)
+}
+
+fn image(b: &mut Pair<Files>, log: &Log) {
+    let now = b.now;
+    b.input(Input::Metadata {
+        now,
+        image: log.now(),
+    });
+}
+
+fn produce(b: &mut Pair<Files>, topic: &str, partition: i32, value: &str) -> (i16, i64) {
+    let rec = Rec {
+        value: Some(Bytes::from(value.to_string())),
+        ..Rec::default()
+    };
+    let data = produce_request::PartitionProduceData::default()
+        .with_index(partition)
+        .with_records(Some(testkit::batch(&[rec], None, Compression::None)));
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(sb(topic)))
+            .with_partition_data(vec![data])]);
+    let c = b.send(1, ApiKey::Produce, 9, RequestKind::Produce(req));
+    let Some(ResponseKind::Produce(r)) = b.take(c) else {
+        panic!("no produce response")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// (error, the current leader named (id, epoch), (offset, value, partitionLeaderEpoch) read)
+type Fetched = (i16, (i32, i32), Vec<(i64, String, i32)>);
+
+fn fetch(b: &mut Pair<Files>, topic: &str, partition: i32) -> Fetched {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(sb(topic)))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(partition)
+                .with_partition_max_bytes(1 << 20)])]);
+    let c = b.send(2, ApiKey::Fetch, 12, RequestKind::Fetch(req));
+    let Some(ResponseKind::Fetch(r)) = b.take(c) else {
+        panic!("no fetch response")
+    };
+    let p = &r.responses[0].partitions[0];
+    let mut out = Vec::new();
+    let mut bytes = p.records.clone().unwrap_or_default();
+    while !bytes.is_empty() {
+        let epoch = i32::from_be_bytes(bytes[12..16].try_into().unwrap());
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        for rec in set.records {
+            let v = String::from_utf8(rec.value.unwrap().to_vec()).unwrap();
+            out.push((rec.offset, v, epoch));
+        }
+    }
+    let leader = (p.current_leader.leader_id.0, p.current_leader.leader_epoch);
+    (p.error_code, leader, out)
+}
+
+fn metadata(b: &mut Pair<Files>, topics: Option<&[&str]>) -> MetadataResponse {
+    let topics = topics.map(|ts| {
+        ts.iter()
+            .map(|t| {
+                metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(t))))
+            })
+            .collect()
+    });
+    let req = MetadataRequest::default()
+        .with_topics(topics)
+        .with_allow_auto_topic_creation(false);
+    let c = b.send(3, ApiKey::Metadata, 9, RequestKind::Metadata(req));
+    let Some(ResponseKind::Metadata(r)) = b.take(c) else {
+        panic!("no metadata response")
+    };
+    r
+}
+
+/// Two brokers; topic `t`: partition 0 on broker 1 (this one), partition 1 on broker 2.
+fn two_brokers() -> (Pair<Files>, Log, Tid) {
+    let mut b = broker();
+    let mut log = Log::new();
+    log.broker(1, "one.example", 9092);
+    log.broker(2, "two.example", 9093);
+    let t = log.topic("t", 7, &[&[1], &[2]]);
+    image(&mut b, &log);
+    (b, log, t)
+}
+
+#[test]
+fn before_the_first_image_the_broker_knows_only_itself() {
+    let mut b = broker();
+    let m = metadata(&mut b, None);
+    let ids: Vec<i32> = m.brokers.iter().map(|x| x.node_id.0).collect();
+    assert_eq!(ids, vec![1]);
+    assert!(m.topics.is_empty());
+    assert_eq!(produce(&mut b, "t", 0, "x").0, UNKNOWN_TOPIC_OR_PARTITION);
+    // No `__consumer_offsets` of its own: that topic comes from the image too.
+    assert!(b.storage.dirs().is_empty(), "{:?}", b.storage.dirs());
+}
+
+#[test]
+fn the_leader_serves_and_the_others_redirect() {
+    let (mut b, _, _) = two_brokers();
+    assert_eq!(produce(&mut b, "t", 0, "a"), (NONE, 0));
+    let (code, _, read) = fetch(&mut b, "t", 0);
+    assert_eq!((code, read), (NONE, vec![(0, "a".to_string(), 0)]));
+
+    assert_eq!(produce(&mut b, "t", 1, "b").0, NOT_LEADER_OR_FOLLOWER);
+    // KIP-951: the refusal names the leader and its epoch.
+    let (code, leader, read) = fetch(&mut b, "t", 1);
+    assert_eq!((code, leader), (NOT_LEADER_OR_FOLLOWER, (2, 0)));
+    assert!(read.is_empty());
+    assert_eq!(produce(&mut b, "t", 2, "c").0, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(fetch(&mut b, "nope", 0).0, UNKNOWN_TOPIC_OR_PARTITION);
+
+    // Only this broker's partition has files here.
+    assert_eq!(b.storage.dirs(), vec!["t-0".to_string()]);
+
+    let m = metadata(&mut b, None);
+    let brokers: Vec<(i32, String, i32)> = m
+        .brokers
+        .iter()
+        .map(|x| (x.node_id.0, x.host.to_string(), x.port))
+        .collect();
+    assert_eq!(
+        brokers,
+        vec![
+            (1, "one.example".into(), 9092),
+            (2, "two.example".into(), 9093)
+        ]
+    );
+    assert!([1, 2].contains(&m.controller_id.0), "a live broker");
+    let t = &m.topics[0];
+    assert_eq!(t.topic_id, gregor_core::ids::TopicId([7; 16]).to_uuid());
+    let leaders: Vec<(i32, i32, i16)> = t
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0, p.error_code))
+        .collect();
+    assert_eq!(leaders, vec![(0, 1, NONE), (1, 2, NONE)]);
+}
+
+#[test]
+fn a_fenced_leader_leaves_its_partition_offline() {
+    let (mut b, mut log, t) = two_brokers();
+    log.fence(2, true);
+    log.lead(t, 1, LeaderChange::NoLeader);
+    image(&mut b, &log);
+    assert_eq!(produce(&mut b, "t", 1, "x").0, LEADER_NOT_AVAILABLE);
+    assert_eq!(fetch(&mut b, "t", 1).0, NOT_LEADER_OR_FOLLOWER);
+    let m = metadata(&mut b, Some(&["t"]));
+    let ids: Vec<i32> = m.brokers.iter().map(|x| x.node_id.0).collect();
+    assert_eq!(ids, vec![1], "a fenced broker is not offered to clients");
+    let p = &m.topics[0].partitions[1];
+    assert_eq!((p.leader_id.0, p.error_code), (-1, LEADER_NOT_AVAILABLE));
+    assert_eq!(p.leader_epoch, 1);
+    assert_eq!(p.offline_replicas, vec![BrokerId(2)]);
+}
+
+#[test]
+fn a_leader_change_flips_serving_both_ways_and_keeps_the_records() {
+    let mut b = broker();
+    let mut log = Log::new();
+    log.broker(1, "one.example", 9092);
+    log.broker(2, "two.example", 9093);
+    let t = log.topic("f", 3, &[&[1, 2]]);
+    image(&mut b, &log);
+    assert_eq!(produce(&mut b, "f", 0, "a"), (NONE, 0));
+    assert_eq!(produce(&mut b, "f", 0, "b"), (NONE, 1));
+
+    log.lead(t, 0, LeaderChange::To(Node(2)));
+    image(&mut b, &log);
+    assert_eq!(produce(&mut b, "f", 0, "no").0, NOT_LEADER_OR_FOLLOWER);
+    let (code, leader, _) = fetch(&mut b, "f", 0);
+    assert_eq!((code, leader), (NOT_LEADER_OR_FOLLOWER, (2, 1)));
+    let m = metadata(&mut b, Some(&["f"]));
+    assert_eq!(m.topics[0].partitions[0].leader_id.0, 2);
+
+    log.lead(t, 0, LeaderChange::To(Node(1)));
+    image(&mut b, &log);
+    assert_eq!(produce(&mut b, "f", 0, "c"), (NONE, 2));
+    let (code, _, read) = fetch(&mut b, "f", 0);
+    assert_eq!(code, NONE);
+    // Every batch carries the leader epoch it was written under (KIP-101).
+    let want = vec![
+        (0, "a".to_string(), 0),
+        (1, "b".to_string(), 0),
+        (2, "c".to_string(), 2),
+    ];
+    assert_eq!(read, want);
+}
+
+#[test]
+fn deleted_and_recreated_topics_follow_the_image() {
+    let (mut b, mut log, t) = two_brokers();
+    assert_eq!(produce(&mut b, "t", 0, "old"), (NONE, 0));
+    let old_meta = b.storage.meta_of("t-0").cloned().unwrap();
+    log.write(MetadataRecord::RemoveTopic { topic_id: t });
+    image(&mut b, &log);
+    assert!(b.storage.dirs().is_empty(), "the topic's files are deleted");
+    assert_eq!(produce(&mut b, "t", 0, "x").0, UNKNOWN_TOPIC_OR_PARTITION);
+
+    // The same name again, with a new id: a new, empty log.
+    log.topic("t", 8, &[&[1]]);
+    image(&mut b, &log);
+    let new_meta = b.storage.meta_of("t-0").cloned().unwrap();
+    assert_ne!(old_meta, new_meta, "partition.meta names the new topic id");
+    assert_eq!(produce(&mut b, "t", 0, "new"), (NONE, 0));
+    let (_, _, read) = fetch(&mut b, "t", 0);
+    assert_eq!(read, vec![(0, "new".to_string(), 0)]);
+}
+
+#[test]
+fn stray_partitions_are_kept_until_the_first_image_then_deleted() {
+    let mut b = broker();
+    let mut log = Log::new();
+    log.broker(1, "one.example", 9092);
+    let keep = log.topic("keep", 1, &[&[1]]);
+    let gone = log.topic("gone", 2, &[&[1]]);
+    let renewed = log.topic("renewed", 3, &[&[1]]);
+    image(&mut b, &log);
+    for t in ["keep", "gone", "renewed"] {
+        assert_eq!(produce(&mut b, t, 0, t), (NONE, 0));
+    }
+    // While the broker is down, two topics change.
+    log.write(MetadataRecord::RemoveTopic { topic_id: gone });
+    log.write(MetadataRecord::RemoveTopic { topic_id: renewed });
+    log.topic("renewed", 4, &[&[1]]);
+
+    let files = std::mem::take(&mut b.storage);
+    let mut b = Pair::new(config(), files.restart(), files);
+    // Until an image arrives the logs on disk stay untouched.
+    assert!(metadata(&mut b, None).topics.is_empty());
+    assert_eq!(b.storage.dirs(), vec!["gone-0", "keep-0", "renewed-0"]);
+
+    image(&mut b, &log);
+    assert_eq!(b.storage.dirs(), vec!["keep-0", "renewed-0"]);
+    let (_, _, read) = fetch(&mut b, "keep", 0);
+    assert_eq!(read, vec![(0, "keep".to_string(), 0)]);
+    let (_, _, read) = fetch(&mut b, "renewed", 0);
+    assert!(read.is_empty(), "the stray log of the old id is gone");
+    assert!(log.image.topic_id("keep") == Some(keep));
+}
+
+fn create_topics(b: &mut Pair<Files>, name: &str, validate_only: bool, timeout_ms: i32) -> i32 {
+    let t = create_topics_request::CreatableTopic::default()
+        .with_name(TopicName(sb(name)))
+        .with_num_partitions(3)
+        .with_replication_factor(-1);
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![t])
+        .with_timeout_ms(timeout_ms)
+        .with_validate_only(validate_only);
+    b.send(4, ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req))
+}
+
+fn answer(b: &mut Pair<Files>, id: RequestId, result: Result<Reply, ControllerError>) {
+    let now = b.now;
+    b.input(Input::ControllerReply { now, id, result });
+}
+
+#[test]
+fn create_topics_is_forwarded_and_answered_after_the_controller() {
+    let (mut b, _, _) = two_brokers();
+    let c = create_topics(&mut b, "new", false, 5000);
+    assert!(b.take(c).is_none(), "waits for the controller");
+    let (id, ask) = b.controller.pop().expect("one request to the controller");
+    assert_eq!(
+        ask,
+        Ask::CreateTopic {
+            name: "new".into(),
+            partitions: 3,
+            replication_factor: 1
+        }
+    );
+    answer(
+        &mut b,
+        id,
+        Ok(Reply::CreateTopic {
+            topic_id: Tid([9; 16]),
+        }),
+    );
+    let Some(ResponseKind::CreateTopics(r)) = b.take(c) else {
+        panic!("answered once the controller did")
+    };
+    assert_eq!(r.topics[0].error_code, NONE);
+    assert_eq!(
+        r.topics[0].topic_id,
+        gregor_core::ids::TopicId([9; 16]).to_uuid()
+    );
+
+    // The controller's refusal is the client's error.
+    let c = create_topics(&mut b, "t2", false, 5000);
+    let (id, _) = b.controller.pop().unwrap();
+    answer(
+        &mut b,
+        id,
+        Err(ControllerError::InvalidReplicationFactor {
+            asked: 1,
+            brokers: 0,
+        }),
+    );
+    let Some(ResponseKind::CreateTopics(r)) = b.take(c) else {
+        panic!()
+    };
+    assert_eq!(r.topics[0].error_code, INVALID_REPLICATION_FACTOR);
+
+    // validate_only is answered here, without the controller.
+    let c = create_topics(&mut b, "dry", true, 5000);
+    assert!(b.controller.is_empty());
+    let Some(ResponseKind::CreateTopics(r)) = b.take(c) else {
+        panic!()
+    };
+    assert_eq!(
+        (r.topics[0].error_code, r.topics[0].num_partitions),
+        (NONE, 3)
+    );
+    // An existing topic is refused at once.
+    let c = create_topics(&mut b, "t", false, 5000);
+    let Some(ResponseKind::CreateTopics(r)) = b.take(c) else {
+        panic!()
+    };
+    assert_eq!(r.topics[0].error_code, TOPIC_ALREADY_EXISTS);
+}
+
+#[test]
+fn create_topics_times_out_without_a_controller_answer() {
+    let (mut b, _, _) = two_brokers();
+    let c = create_topics(&mut b, "slow", false, 1000);
+    let (id, _) = b.controller.pop().unwrap();
+    b.advance_ms(999);
+    assert!(b.take(c).is_none());
+    b.advance_ms(1);
+    let Some(ResponseKind::CreateTopics(r)) = b.take(c) else {
+        panic!("answered at the timeout")
+    };
+    assert_eq!(r.topics[0].error_code, REQUEST_TIMED_OUT);
+    // A late answer finds nothing waiting.
+    answer(
+        &mut b,
+        id,
+        Ok(Reply::CreateTopic {
+            topic_id: Tid([5; 16]),
+        }),
+    );
+    assert!(b.responses.is_empty());
+}
+
+#[test]
+fn delete_topics_is_forwarded() {
+    let (mut b, _, _) = two_brokers();
+    let req = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(sb("t")), TopicName(sb("nope"))])
+        .with_timeout_ms(5000);
+    let c = b.send(4, ApiKey::DeleteTopics, 4, RequestKind::DeleteTopics(req));
+    let (id, ask) = b.controller.pop().unwrap();
+    assert_eq!(ask, Ask::DeleteTopic { name: "t".into() });
+    assert!(b.controller.is_empty());
+    answer(&mut b, id, Ok(Reply::DeleteTopic));
+    let Some(ResponseKind::DeleteTopics(r)) = b.take(c) else {
+        panic!()
+    };
+    let codes: Vec<i16> = r.responses.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![NONE, UNKNOWN_TOPIC_OR_PARTITION]);
+}
+
+fn find_coordinator(b: &mut Pair<Files>, group: &str) -> (i16, i32, String, i32) {
+    let req = FindCoordinatorRequest::default().with_key(sb(group));
+    let c = b.send(
+        5,
+        ApiKey::FindCoordinator,
+        3,
+        RequestKind::FindCoordinator(req),
+    );
+    let Some(ResponseKind::FindCoordinator(r)) = b.take(c) else {
+        panic!()
+    };
+    (r.error_code, r.node_id.0, r.host.to_string(), r.port)
+}
+
+#[test]
+fn find_coordinator_names_the_leader_of_the_groups_offsets_partition() {
+    let (mut b, mut log, _) = two_brokers();
+    let (code, ..) = find_coordinator(&mut b, "g");
+    assert_eq!(code, COORDINATOR_NOT_AVAILABLE);
+    let (_, ask) = b.controller.pop().expect("the offsets topic is asked for");
+    assert_eq!(
+        ask,
+        Ask::CreateTopic {
+            name: "__consumer_offsets".into(),
+            partitions: 4,
+            replication_factor: 1
+        }
+    );
+    find_coordinator(&mut b, "g");
+    assert!(b.controller.is_empty(), "asked once at a time");
+
+    // Partitions 0 and 2 on broker 1, 1 and 3 on broker 2.
+    log.topic("__consumer_offsets", 50, &[&[1], &[2], &[1], &[2]]);
+    image(&mut b, &log);
+    let p = gregor_core::group::partition_for("g", 4).0;
+    let (code, node, host, port) = find_coordinator(&mut b, "g");
+    assert_eq!(code, NONE);
+    if p % 2 == 0 {
+        assert_eq!((node, host.as_str(), port), (1, "one.example", 9092));
+    } else {
+        assert_eq!((node, host.as_str(), port), (2, "two.example", 9093));
+    }
+    // Some group lands on each broker.
+    let nodes: std::collections::BTreeSet<i32> = (0..20)
+        .map(|i| find_coordinator(&mut b, &format!("group-{i}")).1)
+        .collect();
+    assert_eq!(nodes.into_iter().collect::<Vec<_>>(), vec![1, 2]);
+    // The offsets partitions this broker holds exist locally, with no retention.
+    assert!(b.storage.meta_of("__consumer_offsets-0").is_some());
+    assert!(b.storage.meta_of("__consumer_offsets-1").is_none());
+    // Internal topics stay out of a listing of all topics.
+    assert_eq!(metadata(&mut b, None).topics.len(), 1);
+}
+
+fn init_producer_id(b: &mut Pair<Files>) -> i32 {
+    let req = InitProducerIdRequest::default().with_transaction_timeout_ms(-1);
+    b.send(
+        6,
+        ApiKey::InitProducerId,
+        4,
+        RequestKind::InitProducerId(req),
+    )
+}
+
+fn producer_id(b: &mut Pair<Files>, c: i32) -> Option<(i16, i64)> {
+    match b.take(c)? {
+        ResponseKind::InitProducerId(r) => Some((r.error_code, r.producer_id.0)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn producer_ids_come_in_blocks_from_the_controller() {
+    let mut b = broker();
+    // Not registered yet: the request waits, nothing is asked.
+    let c = init_producer_id(&mut b);
+    assert!(producer_id(&mut b, c).is_none());
+    assert!(b.controller.is_empty());
+
+    let mut log = Log::new();
+    log.broker(1, "one.example", 9092);
+    image(&mut b, &log);
+    let (id, ask) = b.controller.pop().expect("asked once registered");
+    let epoch = log.image.broker(Node(1)).unwrap().broker_epoch;
+    assert_eq!(
+        ask,
+        Ask::AllocateProducerIds {
+            broker_id: Node(1),
+            broker_epoch: epoch
+        }
+    );
+    answer(
+        &mut b,
+        id,
+        Ok(Reply::AllocateProducerIds {
+            first: 5000,
+            count: 10,
+        }),
+    );
+    assert_eq!(producer_id(&mut b, c), Some((NONE, 5000)));
+    // The next block is asked for once 90% of this one is used (9 of 10), not before.
+    for i in 1..8 {
+        let c = init_producer_id(&mut b);
+        assert_eq!(producer_id(&mut b, c), Some((NONE, 5000 + i)));
+        assert!(b.controller.is_empty(), "asked early at {i}");
+    }
+    let c = init_producer_id(&mut b);
+    assert_eq!(producer_id(&mut b, c), Some((NONE, 5008)));
+    let (id, _) = b.controller.pop().expect("prefetch at 90%");
+    answer(
+        &mut b,
+        id,
+        Ok(Reply::AllocateProducerIds {
+            first: 7000,
+            count: 10,
+        }),
+    );
+    let c = init_producer_id(&mut b);
+    assert_eq!(
+        producer_id(&mut b, c),
+        Some((NONE, 5009)),
+        "the current block first"
+    );
+    let c = init_producer_id(&mut b);
+    assert_eq!(
+        producer_id(&mut b, c),
+        Some((NONE, 7000)),
+        "then the prefetched one"
+    );
+    // A refusal answers the waiters with a retriable error.
+    for _ in 1..9 {
+        let c = init_producer_id(&mut b);
+        producer_id(&mut b, c).unwrap();
+    }
+    let (id, _) = b.controller.pop().unwrap();
+    let c = init_producer_id(&mut b);
+    assert_eq!(producer_id(&mut b, c), Some((NONE, 7009)));
+    let c = init_producer_id(&mut b);
+    assert!(producer_id(&mut b, c).is_none(), "the block is used up");
+    assert!(b.controller.is_empty(), "one block asked for at a time");
+    answer(
+        &mut b,
+        id,
+        Err(ControllerError::NotController { leader: None }),
+    );
+    assert_eq!(
+        producer_id(&mut b, c),
+        Some((COORDINATOR_LOAD_IN_PROGRESS, -1))
+    );
+}
+
+#[test]
+fn describe_cluster_lists_the_live_brokers() {
+    let (mut b, _, _) = two_brokers();
+    let req = DescribeClusterRequest::default().with_endpoint_type(1);
+    let c = b.send(
+        7,
+        ApiKey::DescribeCluster,
+        1,
+        RequestKind::DescribeCluster(req),
+    );
+    let Some(ResponseKind::DescribeCluster(r)) = b.take(c) else {
+        panic!()
+    };
+    let ids: Vec<i32> = r.brokers.iter().map(|x| x.broker_id.0).collect();
+    assert_eq!(ids, vec![1, 2]);
+}
