@@ -754,3 +754,80 @@ fn describe_cluster_lists_the_live_brokers() {
     let ids: Vec<i32> = r.brokers.iter().map(|x| x.broker_id.0).collect();
     assert_eq!(ids, vec![1, 2]);
 }
+
+/// A group-less commit of `offset` to partition 0 of `t` under `group`; the error code.
+fn commit(b: &mut Pair<Files>, group: &str, offset: i64) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(sb("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset),
+                ]),
+        ]);
+    let c = b.send(4, ApiKey::OffsetCommit, 7, RequestKind::OffsetCommit(req));
+    let Some(ResponseKind::OffsetCommit(r)) = b.take(c) else {
+        panic!("no offset commit response")
+    };
+    r.topics[0].partitions[0].error_code
+}
+
+/// The group's committed offset for partition 0 of `t`: (error, offset).
+fn committed(b: &mut Pair<Files>, group: &str) -> (i16, i64) {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(sb("t")))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let c = b.send(5, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req));
+    let Some(ResponseKind::OffsetFetch(r)) = b.take(c) else {
+        panic!("no offset fetch response")
+    };
+    if r.error_code != NONE {
+        return (r.error_code, -1);
+    }
+    (NONE, r.topics[0].partitions[0].committed_offset)
+}
+
+#[test]
+fn a_group_is_coordinated_where_its_offsets_partition_is_led() {
+    let (mut b, mut log, _) = two_brokers();
+    // Every offsets partition has a replica here; 0 and 2 are led here, 1 and 3 by broker 2.
+    let offsets = log.topic(
+        "__consumer_offsets",
+        50,
+        &[&[1, 2], &[2, 1], &[1, 2], &[2, 1]],
+    );
+    image(&mut b, &log);
+    let mine = (0..100)
+        .map(|i| format!("g{i}"))
+        .find(|g| gregor_core::group::partition_for(g, 4).0 == 0)
+        .unwrap();
+    let theirs = (0..100)
+        .map(|i| format!("g{i}"))
+        .find(|g| gregor_core::group::partition_for(g, 4).0 == 1)
+        .unwrap();
+    assert_eq!(commit(&mut b, &mine, 42), NONE);
+    assert_eq!(committed(&mut b, &mine), (NONE, 42));
+    assert_eq!(commit(&mut b, &theirs, 7), NOT_COORDINATOR);
+
+    // Partition 0's leadership moves to broker 2: this broker resigns as the group's
+    // coordinator; clients are sent to look it up again.
+    log.lead(offsets, 0, LeaderChange::To(Node(2)));
+    image(&mut b, &log);
+    assert_eq!(commit(&mut b, &mine, 43), NOT_COORDINATOR);
+    assert_eq!(committed(&mut b, &mine).0, NOT_COORDINATOR);
+    assert_eq!(find_coordinator(&mut b, &mine).1, 2);
+
+    // It comes back: the group is loaded again from the partition's log, offset 42 and all.
+    log.lead(offsets, 0, LeaderChange::To(Node(1)));
+    image(&mut b, &log);
+    assert_eq!(committed(&mut b, &mine), (NONE, 42));
+    assert_eq!(find_coordinator(&mut b, &mine).1, 1);
+}

@@ -171,9 +171,17 @@ fn read_all(c: &Cluster, via: i64, topic: &str, partitions: i64) -> BTreeMap<i64
     );
     let mut by_partition: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for r in v["records"].as_array().unwrap() {
-        let (p, offset, value) = (r[0].as_i64().unwrap(), r[1].as_i64().unwrap(), r[2].as_str());
+        let (p, offset, value) = (
+            r[0].as_i64().unwrap(),
+            r[1].as_i64().unwrap(),
+            r[2].as_str(),
+        );
         let values = by_partition.entry(p).or_default();
-        assert_eq!(offset, values.len() as i64, "{topic}-{p}: offsets dense from 0");
+        assert_eq!(
+            offset,
+            values.len() as i64,
+            "{topic}-{p}: offsets dense from 0"
+        );
         values.push(value.unwrap().to_string());
     }
     by_partition
@@ -188,7 +196,10 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
     for via in 1..=3 {
         c.wait_brokers(via, &[1, 2, 3], Duration::from_secs(40), "cluster formed");
     }
-    println!("three brokers registered and unfenced after {} ms", t0.elapsed().as_millis());
+    println!(
+        "three brokers registered and unfenced after {} ms",
+        t0.elapsed().as_millis()
+    );
 
     // A topic created through broker 1 (forwarded to the active controller) gets its six
     // partitions' leaders spread evenly: two per broker.
@@ -236,12 +247,19 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
         ]),
         "kcat",
     );
-    assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kcat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let values: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)
         .collect();
-    assert_eq!(values, first[&p3], "kcat read partition {p3} from its leader");
+    assert_eq!(
+        values, first[&p3],
+        "kcat read partition {p3} from its leader"
+    );
 
     // A consumer group whose coordinator is not the broker the consumer bootstraps from.
     let group = "spread-readers";
@@ -249,10 +267,7 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
         .as_i64()
         .unwrap();
     let via = if coordinator == 1 { 2 } else { 1 };
-    let g = python(
-        "cluster.py",
-        &["group", &c.bs(via), "spread", group, "600"],
-    );
+    let g = python("cluster.py", &["group", &c.bs(via), "spread", group, "600"]);
     assert_eq!(g["coordinator"].as_i64(), Some(coordinator));
     let read: BTreeSet<String> = g["values"]
         .as_array()
@@ -261,7 +276,10 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     let all: BTreeSet<String> = first.values().flatten().cloned().collect();
-    assert_eq!(read, all, "the group (coordinator {coordinator}, via {via}) read every record");
+    assert_eq!(
+        read, all,
+        "the group (coordinator {coordinator}, via {via}) read every record"
+    );
 
     // Kill the active controller. Another voter is elected; once the dead node's broker
     // session lapses it is fenced and leaves Metadata, and topics can be created again.
@@ -273,12 +291,21 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
     let elected = t_kill.elapsed();
     assert_ne!(new_controller, killed, "a new active controller");
     let live: Vec<i64> = (1..=3).filter(|i| *i != killed).collect();
-    c.wait_brokers(survivor, &live, Duration::from_secs(30), "dead broker fenced");
+    c.wait_brokers(
+        survivor,
+        &live,
+        Duration::from_secs(30),
+        "dead broker fenced",
+    );
     let fenced = t_kill.elapsed();
     let after = python("cluster.py", &["create", &c.bs(survivor), "after", "4"]);
     let created_after = t_kill.elapsed();
     for l in after["leaders"].as_object().unwrap().values() {
-        assert_ne!(l.as_i64(), Some(killed), "no partition placed on the dead broker");
+        assert_ne!(
+            l.as_i64(),
+            Some(killed),
+            "no partition placed on the dead broker"
+        );
     }
     println!(
         "killed controller {killed}: node {new_controller} active after {} ms, broker {killed} \
@@ -288,7 +315,10 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
         created_after.as_millis(),
         after["errors"]
     );
-    let second = python("cluster.py", &["produce", &c.bs(survivor), "after", "100", "b"]);
+    let second = python(
+        "cluster.py",
+        &["produce", &c.bs(survivor), "after", "100", "b"],
+    );
     assert_eq!(second["failed"], serde_json::json!([]));
 
     // The killed node restarts, registers again and rejoins; every acknowledged record of both
@@ -296,8 +326,15 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
     c.nodes[(killed - 1) as usize].restart();
     let t_restart = Instant::now();
     c.wait_brokers(survivor, &[1, 2, 3], Duration::from_secs(40), "rejoined");
-    println!("broker {killed} back in Metadata {} ms after its restart", t_restart.elapsed().as_millis());
-    assert_eq!(read_all(&c, killed, "spread", 6), first, "spread: every acked record, in order");
+    println!(
+        "broker {killed} back in Metadata {} ms after its restart",
+        t_restart.elapsed().as_millis()
+    );
+    assert_eq!(
+        read_all(&c, killed, "spread", 6),
+        first,
+        "spread: every acked record, in order"
+    );
     let second = acked(&second);
     let got = read_all(&c, killed, "after", 4);
     for (p, values) in &second {

@@ -47,6 +47,7 @@ use crate::cluster::{
     Request as ControllerRequest, RequestId,
 };
 use crate::group::OFFSETS_TOPIC;
+use crate::ids::PartitionIndex;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::fetch_response::LeaderIdAndEpoch;
 use kafka_protocol::messages::find_coordinator_response::Coordinator as FoundCoordinator;
@@ -482,10 +483,11 @@ impl Broker {
         }
     }
 
-    /// The `__consumer_offsets` partitions this broker leads changed. The group coordinator
-    /// must load the gained ones (answering COORDINATOR_LOAD_IN_PROGRESS until then) and drop
-    /// the groups of the lost ones (NOT_COORDINATOR): the merger connects this to the
-    /// coordinator's `partition_gained` / `partition_lost`; for now it logs.
+    /// The `__consumer_offsets` partitions this broker leads changed (Kafka's
+    /// `onResignation` / `onElection` for the group coordinator): the lost ones' groups leave
+    /// memory and answer NOT_COORDINATOR; the gained ones are read back from their logs and
+    /// answer COORDINATOR_LOAD_IN_PROGRESS until then (`group::runtime`). Resignations first, so
+    /// a partition that moved away and back within one image is loaded afresh.
     fn offsets_leadership_changed(&mut self, gained: &[i32], lost: &[i32]) {
         self.log(
             LogLevel::Info,
@@ -494,6 +496,12 @@ impl Broker {
                  {lost:?}"
             ),
         );
+        for p in lost {
+            self.lose_offsets_partition(PartitionIndex(*p));
+        }
+        for p in gained {
+            self.gain_offsets_partition(PartitionIndex(*p));
+        }
     }
 
     // ---- answers from the image ---------------------------------------------------------

@@ -36,8 +36,21 @@ impl Broker {
     /// broker in a cluster is told as the metadata image moves.
     pub fn offsets_partition_gained(&mut self, now: Instant, p: PartitionIndex) {
         self.now = self.now.max(now);
-        self.with_groups(|c, host| crate::group::partition_gained(c, host, p));
+        self.gain_offsets_partition(p);
         self.handle(Input::Tick { now: self.now });
+    }
+
+    /// [`Broker::offsets_partition_gained`] inside a step already running (the image's).
+    pub(super) fn gain_offsets_partition(&mut self, p: PartitionIndex) {
+        self.with_groups(|c, host| crate::group::partition_gained(c, host, p));
+    }
+
+    /// [`Broker::offsets_partition_lost`] inside a step already running (the image's).
+    pub(super) fn lose_offsets_partition(&mut self, p: PartitionIndex) {
+        let waits = self
+            .internal_waits
+            .take_partition(&TopicPartition::new(crate::group::OFFSETS_TOPIC, p));
+        self.with_groups(|c, host| crate::group::partition_lost(c, host, p, waits));
     }
 
     /// This broker is no longer the coordinator of `__consumer_offsets` partition `p` (Kafka's
@@ -46,10 +59,7 @@ impl Broker {
     /// NOT_COORDINATOR. A load in progress is abandoned. One step, as an input is.
     pub fn offsets_partition_lost(&mut self, now: Instant, p: PartitionIndex) {
         self.now = self.now.max(now);
-        let waits = self
-            .internal_waits
-            .take_partition(&TopicPartition::new(crate::group::OFFSETS_TOPIC, p));
-        self.with_groups(|c, host| crate::group::partition_lost(c, host, p, waits));
+        self.lose_offsets_partition(p);
         self.handle(Input::Tick { now: self.now });
     }
 

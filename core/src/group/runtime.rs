@@ -40,10 +40,9 @@ use super::*;
 
 /// Whether the coordinator waits to be told which partitions it owns (a broker in a KRaft
 /// cluster, where the metadata image says who leads each offsets partition) instead of owning
-/// every partition from the start (the standalone broker). Always standalone until the cluster
-/// broker's configuration (`Config::kraft`) is merged; then this reads that flag.
-pub(crate) fn waits_for_elections(_config: &Config) -> bool {
-    false
+/// every partition from the start (the standalone broker): `Config::kraft`.
+pub(crate) fn waits_for_elections(config: &Config) -> bool {
+    config.kraft
 }
 
 /// At start: a standalone broker makes sure `__consumer_offsets` exists and gains every
