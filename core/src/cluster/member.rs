@@ -39,9 +39,9 @@
 //! and a remote broker's id never collide; every answer it gives goes back to whoever asked,
 //! once (asserted).
 
-use super::broker_lifecycle::{BrokerState, Lifecycle};
 use super::channel::{Caller, ControllerChannel, Event};
 use super::controller::{ControllerError, Registration};
+use super::lifecycle::{BrokerState, Lifecycle};
 use super::quorum_controller::{
     self, follow_commits, load, QuorumController, QuorumControllerConfig, Reply, Request, RequestId,
 };

@@ -19,8 +19,8 @@
 //! * [`quorum_controller`]: one controller process: a Raft voter, its committed image, and while
 //!   it leads the active controller on a working image; answers released only on commit.
 //!   `docs/kraft.md` walks through all of it.
-//! * [`broker_lifecycle`]: the broker's side: register, heartbeat (the logic alone, over any
-//!   source of the committed image).
+//! * [`lifecycle`]: the broker's side: register, heartbeat (the logic alone, over any source of
+//!   the committed image); [`broker_lifecycle`]: a broker-only node under its older interface.
 //! * [`channel`]: a node's road to the active controller: NOT_CONTROLLER hints, timeouts, the
 //!   next voter, a deadline per request.
 //! * [`member`]: a node's whole metadata side in one of Kafka's roles (broker, controller, or
@@ -35,6 +35,7 @@ pub mod broker_lifecycle;
 pub mod channel;
 pub mod controller;
 pub mod image;
+pub mod lifecycle;
 pub mod member;
 pub mod quorum_controller;
 pub mod records;
