@@ -584,3 +584,161 @@ impl Member {
         assert!(self.asks.keys().all(|id| id.0 <= self.next_ask));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::records::Endpoint;
+    use crate::cluster::BrokerId;
+
+    /// Run `m` alone until `until`, collecting what it hands its broker; no output may need a
+    /// wire (a one-voter combined node is a whole cluster).
+    fn run(m: &mut Member, until: Instant, seen: &mut Vec<Output>) {
+        loop {
+            while let Some(o) = m.poll_output() {
+                match &o {
+                    Output::Raft(raft::Output::Send { .. }) | Output::Request { .. } => {
+                        panic!("a one-voter combined node needs no wire: {o:?}")
+                    }
+                    Output::Raft(_) => {}
+                    _ => seen.push(o),
+                }
+            }
+            let at = m.poll_timeout();
+            if at > until {
+                return;
+            }
+            m.tick(at.max(m.now));
+        }
+    }
+
+    #[test]
+    fn a_combined_node_alone_registers_its_broker_and_answers_it_without_a_wire() {
+        let id = NodeId(1);
+        let registration = Registration {
+            broker_id: BrokerId(1),
+            incarnation_id: [7; 16],
+            endpoints: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9092,
+            }],
+            rack: None,
+        };
+        let now = Instant(1_000);
+        let mut m = Member::restore(
+            Role::Combined,
+            id,
+            BTreeSet::from([id]),
+            Some(registration),
+            MemberConfig::default(),
+            1,
+            now,
+            QuorumState::default(),
+            None,
+            Vec::new(),
+        );
+        let mut seen = Vec::new();
+        run(&mut m, now + Duration::from_ms(1_000), &mut seen);
+        let epoch = match m.broker_state() {
+            Some(BrokerState::Unfenced { epoch }) => epoch,
+            other => panic!("not unfenced within a second: {other:?}"),
+        };
+        let registered = m.image().broker(BrokerId(1)).expect("in the image");
+        assert_eq!(registered.broker_epoch, epoch);
+        assert!(
+            !registered.fenced,
+            "the image the broker serves says unfenced"
+        );
+        let offsets: Vec<i64> = seen
+            .iter()
+            .filter_map(|o| match o {
+                Output::Image(i) => Some(i.offset()),
+                _ => None,
+            })
+            .collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        assert_eq!(offsets.last(), Some(&m.image().offset()));
+
+        seen.clear();
+        let t = m.now;
+        let create = Request::CreateTopic {
+            name: "orders".into(),
+            partitions: 2,
+            replication_factor: 1,
+        };
+        m.broker_request(t, RequestId(5), create);
+        m.broker_request(t, RequestId(6), Request::DeleteTopic { name: "x".into() });
+        run(&mut m, t + Duration::from_ms(100), &mut seen);
+        let replies: Vec<&Output> = seen
+            .iter()
+            .filter(|o| matches!(o, Output::ControllerReply { .. }))
+            .collect();
+        assert_eq!(replies.len(), 2, "each answered once: {seen:?}");
+        let Output::ControllerReply {
+            id: RequestId(5),
+            result: Ok(Reply::CreateTopic { topic_id }),
+        } = replies[0]
+        else {
+            panic!("{replies:?}")
+        };
+        assert_eq!(
+            replies[1],
+            &Output::ControllerReply {
+                id: RequestId(6),
+                result: Err(ControllerError::UnknownTopic("x".into()))
+            }
+        );
+        assert_eq!(m.image().topic_id("orders"), Some(*topic_id));
+        assert_eq!(m.broker_requests_waiting(), 0);
+    }
+
+    #[test]
+    fn a_broker_only_node_sends_its_registration_over_the_wire_and_refuses_controller_work() {
+        let voters = BTreeSet::from([NodeId(1), NodeId(2), NodeId(3)]);
+        let registration = Registration {
+            broker_id: BrokerId(100),
+            incarnation_id: [1; 16],
+            endpoints: Vec::new(),
+            rack: None,
+        };
+        let now = Instant(0);
+        let mut m = Member::restore(
+            Role::Broker,
+            NodeId(100),
+            voters,
+            Some(registration),
+            MemberConfig::default(),
+            3,
+            now,
+            QuorumState::default(),
+            None,
+            Vec::new(),
+        );
+        let outs: Vec<Output> = std::iter::from_fn(|| m.poll_output()).collect();
+        let asked: Vec<_> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Request { to, request, .. } => Some((*to, request.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked.len(), 1, "{outs:?}");
+        assert_eq!(asked[0].0, NodeId(2), "100 % 3 = 1: the second voter");
+        assert!(matches!(asked[0].1, Request::BrokerRegistration(_)));
+        m.controller_request(
+            now,
+            NodeId(101),
+            RequestId(9),
+            Request::DeleteTopic { name: "t".into() },
+        );
+        assert_eq!(
+            m.poll_output(),
+            Some(Output::Respond {
+                to: NodeId(101),
+                id: RequestId(9),
+                result: Err(ControllerError::NotController { leader: None })
+            })
+        );
+    }
+}
