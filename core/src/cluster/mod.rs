@@ -19,20 +19,30 @@
 //! * [`quorum_controller`]: one controller process: a Raft voter, its committed image, and while
 //!   it leads the active controller on a working image; answers released only on commit.
 //!   `docs/kraft.md` walks through all of it.
-//! * [`broker_lifecycle`]: the broker's side: register, heartbeat, replay the log as an observer.
+//! * [`lifecycle`]: the broker's side: register, heartbeat (the logic alone, over any source of
+//!   the committed image); [`broker_lifecycle`]: a broker-only node under its older interface.
+//! * [`channel`]: a node's road to the active controller: NOT_CONTROLLER hints, timeouts, the
+//!   next voter, a deadline per request.
+//! * [`member`]: a node's whole metadata side in one of Kafka's roles (broker, controller, or
+//!   both in one process): the quorum, the image handed to the broker, the broker's lifecycle,
+//!   and its requests routed to the local controller or over the wire.
 //!
 //! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
 //! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
 //! Metadata from the image.
 
 pub mod broker_lifecycle;
+pub mod channel;
 pub mod controller;
 pub mod image;
+pub mod lifecycle;
+pub mod member;
 pub mod quorum_controller;
 pub mod records;
 
 pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK};
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, ReplayError};
+pub use member::{Member, MemberConfig, Role};
 pub use quorum_controller::{
     Durable, QuorumController, QuorumControllerConfig, Reply, Request, RequestId,
 };

@@ -1,0 +1,163 @@
+//! The broker's side of KRaft: registering with the active controller and heartbeating (Kafka's
+//! `BrokerLifecycleManager`; KIP-631).
+//!
+//! A broker is registered and kept alive by its node, whatever else the node is. Its life with
+//! the controller:
+//!
+//! ```text
+//!  Starting ──registered──▶ Fenced ──heartbeat shows it replayed its own──▶ Unfenced
+//!     ▲                     │  ▲       registration record                  │
+//!     │  STALE_BROKER_EPOCH │  └──────── the controller fenced it ──────────┘
+//!     └─────────────────────┘            (a heartbeat answer says fenced)
+//! ```
+//! * **Registration** names an incarnation id, new at each process start; the answer (sent only
+//!   once the RegisterBroker record is committed) is the broker epoch, that record's offset.
+//! * **Heartbeats**, every `broker.heartbeat.interval.ms` (2 s), carry the offset the broker has
+//!   replayed to. The controller unfences it once that reaches the broker epoch: the broker has
+//!   then seen its own registration, so its image knows what it leads.
+//!
+//! [`Lifecycle`] is only that logic: it says which request is due and learns from its answer.
+//! It does not care where the replayed image comes from nor how the request reaches the active
+//! controller; the node around it ([`Member`](crate::cluster::Member)) supplies both. On a broker-only
+//! node the image is the node's own Raft *observer*'s, which fetches the `__cluster_metadata`
+//! log from the quorum leader like a follower but never votes; on a combined node it is the
+//! co-located controller's committed image (one Raft client, one log, as in Kafka's combined
+//! mode). Requests go through the node's [`super::channel::ControllerChannel`] (NOT_CONTROLLER
+//! hints, request timeout, the next voter), the same road the broker's own CreateTopics take.
+
+use super::channel::RETRY_BACKOFF;
+use super::controller::{ControllerError, Registration};
+use super::quorum_controller::{Reply, Request};
+use super::{BrokerEpoch, BrokerId};
+use crate::time::{Duration, Instant};
+/// Where the broker stands with the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerState {
+    /// Not registered (or told its registration is stale): registering.
+    Starting,
+    /// Registered as `epoch` but fenced: it may not lead or join an ISR.
+    Fenced { epoch: BrokerEpoch },
+    /// Registered and unfenced: it serves the partitions it leads.
+    Unfenced { epoch: BrokerEpoch },
+}
+
+/// The lifecycle's logic: which request is due, and what each answer means. See the module
+/// docs.
+#[derive(Debug)]
+pub struct Lifecycle {
+    registration: Registration,
+    heartbeat_interval: Duration,
+    state: BrokerState,
+    /// A registration or heartbeat is out and not answered yet.
+    waiting: bool,
+    next_request_at: Instant,
+    now: Instant,
+}
+
+impl Lifecycle {
+    /// A broker incarnation starting at `now`: it registers at once.
+    pub fn new(registration: Registration, heartbeat_interval: Duration, now: Instant) -> Self {
+        assert!(heartbeat_interval.0 > 0, "heartbeats are spaced");
+        Lifecycle {
+            registration,
+            heartbeat_interval,
+            state: BrokerState::Starting,
+            waiting: false,
+            next_request_at: now,
+            now,
+        }
+    }
+
+    pub fn state(&self) -> BrokerState {
+        self.state
+    }
+    pub fn broker_id(&self) -> BrokerId {
+        self.registration.broker_id
+    }
+    /// The broker epoch of this incarnation, once registered.
+    pub fn epoch(&self) -> Option<BrokerEpoch> {
+        match self.state {
+            BrokerState::Starting => None,
+            BrokerState::Fenced { epoch } | BrokerState::Unfenced { epoch } => Some(epoch),
+        }
+    }
+    /// Whether a request is out.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// When the next request is due (none while one is out).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.waiting).then_some(self.next_request_at)
+    }
+
+    /// The request due at `now`, if one is: a registration until registered, then a heartbeat
+    /// reporting `replayed`, the offset of the last record in the broker's image.
+    pub fn due(&mut self, now: Instant, replayed: i64) -> Option<Request> {
+        self.advance(now);
+        if self.waiting || now < self.next_request_at {
+            return None;
+        }
+        assert!(replayed >= -1);
+        let request = match self.epoch() {
+            None => Request::BrokerRegistration(self.registration.clone()),
+            Some(epoch) => Request::BrokerHeartbeat {
+                broker_id: self.registration.broker_id,
+                broker_epoch: epoch,
+                metadata_offset: replayed,
+            },
+        };
+        self.waiting = true;
+        Some(request)
+    }
+
+    /// The answer to the request that was due.
+    pub fn answer(&mut self, now: Instant, result: Result<Reply, ControllerError>) {
+        self.advance(now);
+        assert!(self.waiting, "an answer comes to a request");
+        self.waiting = false;
+        self.next_request_at = now + self.heartbeat_interval;
+        match result {
+            Ok(Reply::BrokerRegistration { broker_epoch }) => {
+                self.state = BrokerState::Fenced {
+                    epoch: broker_epoch,
+                };
+                // Heartbeat at once: unfencing waits only for the replay to reach the epoch.
+                self.next_request_at = now;
+            }
+            Ok(Reply::BrokerHeartbeat { fenced }) => {
+                if let Some(epoch) = self.epoch() {
+                    self.state = if fenced {
+                        BrokerState::Fenced { epoch }
+                    } else {
+                        BrokerState::Unfenced { epoch }
+                    };
+                }
+            }
+            Err(ControllerError::NotController { .. } | ControllerError::RequestTimedOut) => {
+                // No controller could answer in time (the channel already tried the ones it
+                // knew of), or the active one is backlogged: try again after Kafka's
+                // `retry.backoff.ms`, which also keeps a local controller from being asked in
+                // a loop within one step.
+                self.next_request_at = now + RETRY_BACKOFF;
+            }
+            Err(
+                ControllerError::StaleBrokerEpoch(_) | ControllerError::BrokerIdNotRegistered(_),
+            ) => {
+                // The controller no longer knows this incarnation: register again.
+                self.state = BrokerState::Starting;
+                self.next_request_at = now;
+            }
+            // DUPLICATE_BROKER_REGISTRATION (the previous incarnation's session has not lapsed
+            // yet): ask again at the next interval.
+            Err(_) => {}
+            Ok(other) => unreachable!("the lifecycle asked for no {other:?}"),
+        }
+        assert!(self.next_request_at >= now && !self.waiting);
+    }
+
+    fn advance(&mut self, now: Instant) {
+        assert!(now >= self.now, "time never goes back for a node");
+        self.now = now;
+    }
+}
