@@ -159,7 +159,7 @@ fn scenario(seed: u64, dir: PathBuf) -> Vec<String> {
                     c.broker.advertised_host = "10.0.0.1".into();
                     c.broker.seed = 7;
                     let (tx, rx) = tokio::sync::watch::channel(false);
-                    serve(c, rx).await.unwrap();
+                    serve(c, rx, None).await.unwrap();
                     drop(tx);
                 }
             })

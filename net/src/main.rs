@@ -350,7 +350,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             info!("shutdown signal received");
             let _ = tx.send(true);
         });
-        runtime::serve(config, rx).await
+        runtime::serve(config, rx, None).await
     })
 }
 

@@ -14,6 +14,8 @@ use crate::connection;
 use crate::disk::{fault, Disk, Executed};
 use crate::event::Event;
 use crate::metrics::Metrics;
+use crate::quorum::link::{BrokerEnd, ToBroker};
+use gregor_core::cluster::{Request, RequestId};
 use gregor_core::io::LogLevel;
 use gregor_core::{Broker, ConnId, Input, Output};
 use std::collections::{HashMap, VecDeque};
@@ -42,6 +44,8 @@ struct Driver {
     ready: VecDeque<Input>,
     /// Counted only when a metrics listener is configured.
     metrics: Option<Metrics>,
+    /// In a cluster (KRaft): where the broker's requests for the active controller go.
+    controller: Option<mpsc::UnboundedSender<(RequestId, Request)>>,
 }
 
 impl Driver {
@@ -126,9 +130,16 @@ impl Driver {
                     LogLevel::Warn => warn!(target: "gregor::core", "{message}"),
                     LogLevel::Error => error!(target: "gregor::core", "{message}"),
                 },
-                Output::Controller { id, request } => unreachable!(
-                    "a standalone broker (kraft = false) asks no controller: {id:?} {request:?}"
-                ),
+                Output::Controller { id, request } => match &self.controller {
+                    Some(to) => {
+                        // The quorum thread outlives the broker task; if it is gone the
+                        // process is exiting and the request's own timeout answers it.
+                        let _ = to.send((id, request));
+                    }
+                    None => unreachable!(
+                        "a standalone broker (kraft = false) asks no controller: {id:?} {request:?}"
+                    ),
+                },
             }
         }
     }
@@ -245,7 +256,14 @@ fn keep_freed_memory() {
 }
 
 /// Run the broker until `shutdown` fires.
-pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+///
+/// In a cluster, `kraft` is the broker's end of the road to its node's metadata side
+/// ([`crate::quorum::link`]); without it the broker is the standalone one.
+pub async fn serve(
+    config: ServeConfig,
+    mut shutdown: watch::Receiver<bool>,
+    kraft: Option<BrokerEnd>,
+) -> anyhow::Result<()> {
     keep_freed_memory();
     let clock = Clock::new();
     let started = std::time::Instant::now();
@@ -289,7 +307,9 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
         events: events_tx.clone(),
         ready: VecDeque::new(),
         metrics: config.metrics_listen.map(|_| Metrics::new()),
+        controller: kraft.as_ref().map(|k| k.requests.clone()),
     };
+    let mut from_quorum = kraft.map(|k| k.events);
     driver.drain();
     while let Some(next) = driver.ready.pop_front() {
         driver.broker.handle(next);
@@ -332,6 +352,18 @@ pub async fn serve(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> 
                         Err(_) => break,
                     }
                 }
+                driver.release_permits();
+            }
+            ev = async { match from_quorum.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                let Some(ev) = ev else {
+                    error!("the metadata quorum's thread is gone; stopping");
+                    break;
+                };
+                let now = clock.now();
+                driver.apply(match ev {
+                    ToBroker::Image(image) => Input::Metadata { now, image },
+                    ToBroker::Reply { id, result } => Input::ControllerReply { now, id, result },
+                });
                 driver.release_permits();
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {

@@ -18,6 +18,7 @@
 //! Without a quorum configured nothing here runs and `gregor serve` is the single broker it was.
 
 pub mod driver;
+pub mod link;
 pub mod status;
 pub mod storage;
 pub mod transport;
