@@ -20,18 +20,21 @@
 //!   it leads the active controller on a working image; answers released only on commit.
 //!   `docs/kraft.md` walks through all of it.
 //! * [`broker_lifecycle`]: the broker's side: register, heartbeat, replay the log as an observer.
+//! * [`wire`]: the broker-to-controller RPCs (BrokerRegistration, BrokerHeartbeat, CreateTopics,
+//!   DeleteTopics, CreatePartitions, AllocateProducerIds) in Kafka's encoding, both sides.
 //!
-//! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
-//! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
-//! Metadata from the image.
+//! The controllers' processes run [`QuorumController`] and serve [`wire`]'s RPCs on the
+//! controller listener (net/src/quorum). Not wired into the broker yet (issue 9 goes on): the
+//! broker's side of those RPCs, and the brokers serving Metadata from the image.
 
 pub mod broker_lifecycle;
 pub mod controller;
 pub mod image;
 pub mod quorum_controller;
 pub mod records;
+pub mod wire;
 
-pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK};
+pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK, TOPIC_CONFIGS};
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, ReplayError};
 pub use quorum_controller::{
     Durable, QuorumController, QuorumControllerConfig, Reply, Request, RequestId,
