@@ -16,6 +16,7 @@
 //! | AllocateProducerIds (67)   | 0        | [`Request::AllocateProducerIds`]                |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
+//! | Metadata (3)               | 0–12     | answered from the committed image               |
 //!
 //! The version ranges are those of Apache Kafka 4.0's message schemas
 //! (`clients/src/main/resources/common/message/*.json`), which the crate implements: 4.0
@@ -34,6 +35,12 @@
 //! for the active controller and its response read back.
 
 pub mod client;
+mod describe;
+
+pub use describe::{
+    api_versions_table, encode_api_versions_response, encode_describe_cluster_response,
+    encode_metadata_response,
+};
 
 use super::{BrokerEpoch, BrokerId, ControllerError, MetadataImage, Registration, Reply, Request};
 use crate::cluster::records::Endpoint;
@@ -54,6 +61,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::Metadata, 0, 12),
 ];
 
 /// DescribeCluster's `EndpointType` (KIP-919): 1 lists brokers, 2 lists controllers.
@@ -131,6 +139,8 @@ pub enum Call {
     ApiVersions { unsupported: bool },
     /// Answer with [`encode_describe_cluster_response`].
     DescribeCluster { endpoint_type: i8 },
+    /// Answer with [`encode_metadata_response`]: these topics, or (`None`) every topic.
+    Metadata { topics: Option<Vec<String>> },
     /// Requests for the controller, one per item of the Kafka request, in its order: an `Err`
     /// item was refused at decoding and is answered as it is. The response is
     /// [`encode_response`] of every item's answer, in the same order.
@@ -236,6 +246,20 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
                 ENDPOINT_TYPE_BROKERS
             };
             Call::DescribeCluster { endpoint_type }
+        }
+        ApiKey::Metadata => {
+            let r = MetadataRequest::decode(&mut buf, version).map_err(m)?;
+            // v0 asks for every topic with an empty list, later versions with a null one.
+            let topics = match r.topics {
+                None => None,
+                Some(t) if t.is_empty() && version == 0 => None,
+                Some(t) => Some(
+                    t.iter()
+                        .map(|t| t.name.as_ref().map_or(String::new(), |n| n.to_string()))
+                        .collect(),
+                ),
+            };
+            Call::Metadata { topics }
         }
         ApiKey::BrokerRegistration => {
             let r = BrokerRegistrationRequest::decode(&mut buf, version).map_err(m)?;
@@ -600,130 +624,6 @@ pub fn encode_response(
         }
         other => unreachable!("{other:?} is not a controller request"),
     }
-}
-
-/// The ApiVersions table of the controller listener: [`SERVED`] and the quorum's RPCs.
-pub fn api_versions_table() -> Vec<(ApiKey, i16, i16)> {
-    use crate::raft::wire as q;
-    let mut t: Vec<(ApiKey, i16, i16)> = SERVED.to_vec();
-    t.extend([
-        (ApiKey::Vote, q::VOTE_VERSION, q::VOTE_VERSION),
-        (
-            ApiKey::BeginQuorumEpoch,
-            q::BEGIN_QUORUM_EPOCH_VERSION,
-            q::BEGIN_QUORUM_EPOCH_VERSION,
-        ),
-        (
-            ApiKey::EndQuorumEpoch,
-            q::END_QUORUM_EPOCH_VERSION,
-            q::END_QUORUM_EPOCH_VERSION,
-        ),
-        (ApiKey::Fetch, q::FETCH_VERSION, q::FETCH_VERSION),
-        (
-            ApiKey::FetchSnapshot,
-            q::FETCH_SNAPSHOT_VERSION,
-            q::FETCH_SNAPSHOT_VERSION,
-        ),
-        (
-            ApiKey::DescribeQuorum,
-            q::DESCRIBE_QUORUM_VERSIONS.0,
-            q::DESCRIBE_QUORUM_VERSIONS.1,
-        ),
-    ]);
-    t.sort_by_key(|(k, _, _)| *k as i16);
-    t
-}
-
-/// The ApiVersions response (KIP-511: v0 with UNSUPPORTED_VERSION when the client's version is
-/// above ours, so it retries at one we speak).
-pub fn encode_api_versions_response(
-    request: &ControllerRequest,
-) -> Result<Bytes, ControllerWireError> {
-    let Call::ApiVersions { unsupported } = request.call else {
-        panic!("not an ApiVersions request: {:?}", request.call);
-    };
-    let keys = api_versions_table()
-        .into_iter()
-        .map(|(k, lo, hi)| {
-            api_versions_response::ApiVersion::default()
-                .with_api_key(k as i16)
-                .with_min_version(lo)
-                .with_max_version(hi)
-        })
-        .collect();
-    let (version, code) = if unsupported {
-        (0, UNSUPPORTED_VERSION)
-    } else {
-        (request.version, 0)
-    };
-    let body = ApiVersionsResponse::default()
-        .with_error_code(code)
-        .with_api_keys(keys);
-    frame(ApiKey::ApiVersions, version, request.correlation_id, &body)
-}
-
-/// The DescribeCluster response: for `EndpointType` 1 (or v0) the brokers registered in the
-/// committed `image` (fenced ones included, `IsFenced` from v2, the broker epoch in the
-/// [`BROKER_EPOCH_TAG`] tagged field); for 2 the controllers (`controllers`: id, host, port).
-/// `controller_id` is the active controller, -1 when none is known.
-pub fn encode_describe_cluster_response(
-    request: &ControllerRequest,
-    cluster_id: &str,
-    controller_id: Option<i32>,
-    image: &MetadataImage,
-    controllers: &[(i32, String, u16)],
-) -> Result<Bytes, ControllerWireError> {
-    let Call::DescribeCluster { endpoint_type } = request.call else {
-        panic!("not a DescribeCluster request: {:?}", request.call);
-    };
-    let broker = |id: i32, host: &str, port: u16| {
-        describe_cluster_response::DescribeClusterBroker::default()
-            .with_broker_id(kafka_protocol::messages::BrokerId(id))
-            .with_host(sb(host))
-            .with_port(port.into())
-    };
-    let mut body = DescribeClusterResponse::default()
-        .with_cluster_id(sb(cluster_id))
-        .with_controller_id(kafka_protocol::messages::BrokerId(
-            controller_id.unwrap_or(-1),
-        ))
-        .with_endpoint_type(endpoint_type)
-        .with_cluster_authorized_operations(i32::MIN);
-    match endpoint_type {
-        ENDPOINT_TYPE_BROKERS => {
-            for b in image.brokers().values() {
-                let (host, port) = b
-                    .endpoints
-                    .first()
-                    .map_or(("", 0), |e| (e.host.as_str(), e.port));
-                let mut d = broker(b.broker_id.0, host, port)
-                    .with_rack(b.rack.as_deref().map(sb))
-                    .with_is_fenced(b.fenced);
-                d.unknown_tagged_fields.insert(
-                    BROKER_EPOCH_TAG,
-                    Bytes::copy_from_slice(&b.broker_epoch.0.to_be_bytes()),
-                );
-                body.brokers.push(d);
-            }
-        }
-        ENDPOINT_TYPE_CONTROLLERS => {
-            for (id, host, port) in controllers {
-                body.brokers.push(broker(*id, host, *port));
-            }
-        }
-        other => {
-            // Kafka's UNSUPPORTED_ENDPOINT_TYPE.
-            body = body
-                .with_error_code(120)
-                .with_error_message(Some(sb(&format!("endpoint type {other}"))));
-        }
-    }
-    frame(
-        ApiKey::DescribeCluster,
-        request.version,
-        request.correlation_id,
-        &body,
-    )
 }
 
 #[cfg(test)]

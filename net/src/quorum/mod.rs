@@ -17,6 +17,8 @@
 //! (done inline: each must finish before the next output) never stall the broker's tasks.
 //! Without a quorum configured nothing here runs and `gregor serve` is the single broker it was.
 
+pub mod cli;
+pub mod controller_client;
 pub mod driver;
 pub mod status;
 pub mod storage;

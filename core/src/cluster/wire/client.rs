@@ -299,3 +299,44 @@ pub fn decode_describe_cluster_response(
         nodes,
     })
 }
+
+/// A Metadata request frame (length prefix included) for every topic.
+pub fn encode_metadata_request(correlation_id: i32) -> Result<Bytes, ControllerWireError> {
+    let key = ApiKey::Metadata;
+    let body = MetadataRequest::default().with_topics(None);
+    request_frame(key, version_of(key), correlation_id, "gregor-cli", &body)
+}
+
+/// One topic of a Metadata response: name, id, and per partition (index, leader or -1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub topic_id: [u8; 16],
+    pub error_code: i16,
+    pub partitions: Vec<(i32, i32)>,
+}
+
+/// Read a Metadata response sent to [`encode_metadata_request`]: its topics.
+pub fn decode_metadata_response(
+    frame: Bytes,
+) -> Result<Vec<TopicDescription>, ControllerWireError> {
+    let key = ApiKey::Metadata;
+    let version = version_of(key);
+    let mut buf = frame;
+    ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .map_err(|e| malformed(key, format!("response header: {e}")))?;
+    let r = MetadataResponse::decode(&mut buf, version).map_err(|e| malformed(key, e))?;
+    Ok(r.topics
+        .iter()
+        .map(|t| TopicDescription {
+            name: t.name.as_ref().map_or(String::new(), |n| n.to_string()),
+            topic_id: uuid_bytes(t.topic_id),
+            error_code: t.error_code,
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.leader_id.0))
+                .collect(),
+        })
+        .collect())
+}
