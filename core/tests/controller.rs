@@ -373,3 +373,132 @@ fn random_cluster_lives_keep_the_controllers_promises() {
         );
     }
 }
+
+#[test]
+fn create_partitions_adds_partitions_with_leaders_spread_and_never_shrinks() {
+    for seed in 0..30 {
+        let mut h = Harness::new(seed);
+        for b in 1..=3 {
+            h.register(b, 1).unwrap();
+            h.heartbeat(b).unwrap();
+        }
+        h.create("grow", 3, 2).unwrap();
+        let t = h.image.topic_id("grow").unwrap();
+        let before = h.image.topics()[&t].partitions.clone();
+        let records = h.controller.create_partitions(&h.image, "grow", 9).unwrap();
+        h.write(records);
+        let parts = &h.image.topics()[&t].partitions;
+        assert_eq!(parts.len(), 9, "seed {seed}");
+        // The old partitions are untouched; the six new ones lead 2 per broker, 2 replicas each.
+        assert!(before.iter().all(|(p, r)| parts[p] == *r));
+        let mut leads = BTreeMap::<BrokerId, usize>::new();
+        for (p, r) in parts.range(3..) {
+            assert_eq!(r.replicas.len(), 2, "{p}: the topic's replication factor");
+            assert_eq!(r.leader, Some(r.replicas[0]));
+            assert_eq!((r.leader_epoch, r.partition_epoch), (0, 0));
+            *leads.entry(r.leader.unwrap()).or_default() += 1;
+        }
+        assert_eq!(leads.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+        let err = |h: &mut Harness, name: &str, n| {
+            h.controller
+                .create_partitions(&h.image, name, n)
+                .unwrap_err()
+        };
+        assert_eq!(
+            err(&mut h, "grow", 9).code(),
+            37,
+            "INVALID_PARTITIONS: same count"
+        );
+        assert_eq!(
+            err(&mut h, "grow", 2).code(),
+            37,
+            "INVALID_PARTITIONS: fewer"
+        );
+        assert_eq!(
+            err(&mut h, "nope", 4),
+            ControllerError::UnknownTopic("nope".into())
+        );
+        assert_eq!(err(&mut h, "nope", 4).code(), 3);
+        h.check();
+    }
+}
+
+#[test]
+fn topic_configs_are_replayed_snapshotted_deleted_with_the_topic_and_checked_by_name() {
+    let mut h = Harness::new(7);
+    h.register(1, 1).unwrap();
+    h.heartbeat(1).unwrap();
+    let configs = BTreeMap::from([
+        ("retention.ms".to_string(), "60000".to_string()),
+        ("segment.bytes".to_string(), "1048576".to_string()),
+    ]);
+    let records = h
+        .controller
+        .create_topic_with_configs(&h.image, "cfg", 2, 1, &configs)
+        .unwrap();
+    assert_eq!(
+        records.len(),
+        1 + 2 + 2,
+        "topic, partitions, configs in one batch"
+    );
+    assert!(records[3..].iter().all(|r| matches!(
+        r,
+        MetadataRecord::Config {
+            resource_type: 2,
+            ..
+        }
+    ) && r.api_key() == 4));
+    h.write(records);
+    let t = h.image.topic_id("cfg").unwrap();
+    assert_eq!(h.image.topics()[&t].configs, configs, "replayed");
+    // A snapshot of the image holds them; loading it gives the same image.
+    let snap = h.image.to_records();
+    let loaded = MetadataImage::load_snapshot(h.image.offset() + 1, &snap).unwrap();
+    assert_eq!(loaded, h.image, "snapshotted");
+    // A ConfigRecord with no value takes the key back to the default.
+    h.write(vec![MetadataRecord::Config {
+        resource_type: 2,
+        resource_name: "cfg".into(),
+        name: "segment.bytes".into(),
+        value: None,
+    }]);
+    assert_eq!(
+        h.image.topics()[&t].configs.keys().collect::<Vec<_>>(),
+        vec!["retention.ms"]
+    );
+    // An unknown key is refused and nothing is written.
+    let bad = BTreeMap::from([("retention.msx".to_string(), "1".to_string())]);
+    let e = h
+        .controller
+        .create_topic_with_configs(&h.image, "other", 1, 1, &bad)
+        .unwrap_err();
+    assert_eq!(e.code(), 40, "INVALID_CONFIG");
+    assert!(e.message().contains("retention.msx"));
+    assert!(h.image.topic_id("other").is_none());
+    // Deleting the topic drops its configs; a re-created topic of the name starts without.
+    let records = h.controller.delete_topic(&h.image, "cfg").unwrap();
+    h.write(records);
+    h.create("cfg", 1, 1).unwrap();
+    let t2 = h.image.topic_id("cfg").unwrap();
+    assert_ne!(t, t2);
+    assert!(h.image.topics()[&t2].configs.is_empty());
+    // Replay refuses a config for a missing topic or another resource type, image unchanged.
+    let before = h.image.clone();
+    let at = h.image.offset() + 1;
+    let orphan = MetadataRecord::Config {
+        resource_type: 2,
+        resource_name: "gone".into(),
+        name: "retention.ms".into(),
+        value: Some("1".into()),
+    };
+    assert!(h.image.replay(at, &orphan).is_err());
+    let broker_cfg = MetadataRecord::Config {
+        resource_type: 4,
+        resource_name: "1".into(),
+        name: "x".into(),
+        value: None,
+    };
+    assert!(h.image.replay(at, &broker_cfg).is_err());
+    assert_eq!(h.image, before);
+    h.check();
+}

@@ -362,6 +362,7 @@ fn three_controllers_elect_one_and_answer_only_after_commit() {
             name: "orders".into(),
             partitions: 4,
             replication_factor: 2,
+            configs: Default::default(),
         },
     );
     let dup = c.request(
@@ -370,6 +371,7 @@ fn three_controllers_elect_one_and_answer_only_after_commit() {
             name: "orders".into(),
             partitions: 1,
             replication_factor: 1,
+            configs: Default::default(),
         },
     );
     let bad = c.request(
@@ -378,6 +380,7 @@ fn three_controllers_elect_one_and_answer_only_after_commit() {
             name: "no/slash".into(),
             partitions: 1,
             replication_factor: 1,
+            configs: Default::default(),
         },
     );
     c.run_for(200);
@@ -429,6 +432,7 @@ fn a_failover_keeps_committed_metadata_and_never_reuses_producer_ids() {
             name: "t".into(),
             partitions: 2,
             replication_factor: 1,
+            configs: Default::default(),
         },
     );
     c.run_for(100);
@@ -450,6 +454,7 @@ fn a_failover_keeps_committed_metadata_and_never_reuses_producer_ids() {
             name: "t".into(),
             partitions: 1,
             replication_factor: 1,
+            configs: Default::default(),
         },
     );
     // The broker kept heartbeating to nobody: the new controller started its session afresh,
@@ -506,6 +511,7 @@ fn a_lapsed_session_fences_the_broker_and_moves_its_leaders() {
             name: "t".into(),
             partitions: 4,
             replication_factor: 2,
+            configs: Default::default(),
         },
     );
     c.run_for(100);
@@ -553,6 +559,7 @@ fn a_laggard_catches_up_from_a_snapshot_and_a_restart_replays_to_the_same_image(
                 name: format!("t{i}"),
                 partitions: 3,
                 replication_factor: 1,
+                configs: Default::default(),
             },
         );
         c.run_for(1_000);
@@ -678,6 +685,7 @@ fn brokers_register_replay_as_observers_get_unfenced_and_follow_a_failover() {
             name: "seen".into(),
             partitions: 2,
             replication_factor: 2,
+            configs: Default::default(),
         },
     );
     c.run_for(1_000);
@@ -710,4 +718,48 @@ fn brokers_register_replay_as_observers_get_unfenced_and_follow_a_failover() {
         panic!("re-registered: {:?}", c.brokers[&b2].state());
     };
     assert!(new > old, "a new incarnation, a new broker epoch");
+}
+
+#[test]
+fn create_partitions_is_answered_by_the_active_controller_only() {
+    let mut c = Cluster::new(3, fast());
+    c.run_for(5_000);
+    let active = c.the_active();
+    join(&mut c, 1);
+    join(&mut c, 2);
+    let create = Request::CreateTopic {
+        name: "grow".into(),
+        partitions: 2,
+        replication_factor: 1,
+        configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+    };
+    let r = c.request(active, create);
+    c.run_for(200);
+    assert!(matches!(c.answer(r), Some(Ok(Reply::CreateTopic { .. }))));
+    let grow = |count| Request::CreatePartitions {
+        name: "grow".into(),
+        count,
+    };
+    let other = *c.voters.iter().find(|v| **v != active).unwrap();
+    let refused = c.request(other, grow(4));
+    let ok = c.request(active, grow(4));
+    let shrink = c.request(active, grow(3));
+    c.run_for(200);
+    assert_eq!(
+        c.answer(refused),
+        Some(&Err(ControllerError::NotController {
+            leader: Some(active.0)
+        }))
+    );
+    assert_eq!(c.answer(ok), Some(&Ok(Reply::CreatePartitions)));
+    assert_eq!(
+        c.answer(shrink),
+        Some(&Err(ControllerError::InvalidPartitions(3)))
+    );
+    for id in c.voters.clone() {
+        let image = c.node(id).image();
+        let t = &image.topics()[&image.topic_id("grow").unwrap()];
+        assert_eq!(t.partitions.len(), 4, "node {id:?}");
+        assert_eq!(t.configs["retention.ms"], "1000", "node {id:?}");
+    }
 }

@@ -220,4 +220,45 @@ proptest! {
         let pending = q::Pending { api_key, version, fetch_id: 1, fetch_offset: base };
         let _ = q::decode_response(Bytes::from(bytes), &pending);
     }
+
+    /// Bytes on the controller listener, whatever they are, decode to a controller request or
+    /// a clean error, and a controller's response bytes to an answer or a clean error; a real
+    /// request frame damaged at one byte or cut anywhere too.
+    #[test]
+    fn controller_rpc_garbage_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        which in 0..6usize,
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        use gregor_core::cluster::wire::{self as cw, client};
+        use gregor_core::cluster::{BrokerEpoch, BrokerId, Request};
+        let _ = cw::decode_request(Bytes::from(bytes.clone()));
+        let _ = client::decode_describe_cluster_response(Bytes::from(bytes.clone()));
+        let request = [
+            Request::BrokerHeartbeat { broker_id: BrokerId(1), broker_epoch: BrokerEpoch(3), metadata_offset: 7 },
+            Request::AllocateProducerIds { broker_id: BrokerId(1), broker_epoch: BrokerEpoch(3) },
+            Request::CreateTopic {
+                name: "t".into(),
+                partitions: 3,
+                replication_factor: 1,
+                configs: [("retention.ms".to_string(), "1".to_string())].into(),
+            },
+            Request::DeleteTopic { name: "t".into() },
+            Request::CreatePartitions { name: "t".into(), count: 4 },
+            Request::BrokerRegistration(gregor_core::cluster::Registration {
+                broker_id: BrokerId(1),
+                incarnation_id: [7; 16],
+                endpoints: vec![],
+                rack: None,
+            }),
+        ][which].clone();
+        let _ = client::decode_response(Bytes::from(bytes), &request);
+        let frame = client::encode_request(1, "t", &request).unwrap().slice(4..).to_vec();
+        let mut damaged = frame.clone();
+        let i = at.index(damaged.len());
+        damaged[i] = byte;
+        let _ = cw::decode_request(Bytes::from(damaged));
+        let _ = cw::decode_request(Bytes::from(frame[..at.index(frame.len())].to_vec()));
+    }
 }

@@ -111,6 +111,10 @@ enum ClusterCommand {
         #[arg(long, env = "GREGOR_BOOTSTRAP_CONTROLLER")]
         bootstrap_controller: String,
     },
+    /// Send one broker-to-controller request (BrokerRegistration, BrokerHeartbeat,
+    /// CreateTopics, CreatePartitions, DeleteTopics, AllocateProducerIds) to the active
+    /// controller, following NOT_CONTROLLER to the quorum's leader.
+    Controller(quorum::cli::ControllerArgs),
 }
 
 #[derive(clap::Args)]
@@ -325,6 +329,9 @@ fn main() {
                 bootstrap_controller,
             },
         } => quorum::status::cluster_status(&bootstrap_controller),
+        Command::Cluster {
+            command: ClusterCommand::Controller(args),
+        } => quorum::cli::run(args),
     };
     if let Err(e) = result {
         error!("{e:#}");

@@ -1,9 +1,12 @@
 //! Three `gregor serve` processes form a metadata quorum over TCP (KRaft's RPCs): a leader is
 //! elected, `kill -9` of the leader elects another in a higher epoch, and the killed node
 //! rejoins with lag 0. The committed high watermark never goes back. Failover times are
-//! printed (run with `--nocapture` to see them).
+//! printed (run with `--nocapture` to see them). Through the controller client (`gregor
+//! cluster controller`), a broker registers and heartbeats and topics are created and grown on
+//! the active controller, which the client finds again after a `kill -9`.
 
 use crate::harness::{free_port, gregor_bin, run, Broker};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -98,46 +101,80 @@ fn all_caught_up(s: &Status) -> bool {
             .all(|(_, end, lag)| *lag == 0 && *end == s.high_watermark)
 }
 
+/// Three voters on free ports: the processes, `controller.quorum.voters`, the controller
+/// listeners comma-separated, and the metadata log directories.
+struct Quorum {
+    nodes: Vec<Broker>,
+    voters: String,
+    controllers: String,
+    meta_dirs: Vec<PathBuf>,
+}
+
+impl Quorum {
+    /// Start the three voters, each with a snapshot every `snapshot_every` committed entries.
+    fn start(snapshot_every: &str) -> Quorum {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let voters = (1..=3)
+            .map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let controllers = ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let meta_dirs: Vec<PathBuf> = (1..=3)
+            .map(|i| {
+                std::env::temp_dir().join(format!(
+                    "gregor-it-meta-{}-{}-{i}",
+                    std::process::id(),
+                    ports[0]
+                ))
+            })
+            .collect();
+        let nodes: Vec<Broker> = (1..=3)
+            .map(|i| {
+                let _ = std::fs::remove_dir_all(&meta_dirs[i - 1]);
+                Broker::start(&[
+                    "--node-id",
+                    &i.to_string(),
+                    "--controller-listen",
+                    &format!("127.0.0.1:{}", ports[i - 1]),
+                    "--controller-quorum-voters",
+                    &voters,
+                    "--metadata-log-dir",
+                    meta_dirs[i - 1].to_str().unwrap(),
+                    "--metadata-snapshot-interval-entries",
+                    snapshot_every,
+                ])
+            })
+            .collect();
+        Quorum {
+            nodes,
+            voters,
+            controllers,
+            meta_dirs,
+        }
+    }
+}
+
+impl Drop for Quorum {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        for d in &self.meta_dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 #[test]
 fn a_killed_leader_is_replaced_and_rejoins() {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters = (1..=3)
-        .map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1]))
-        .collect::<Vec<_>>()
-        .join(",");
-    let controllers = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let meta_dirs: Vec<PathBuf> = (1..=3)
-        .map(|i| {
-            std::env::temp_dir().join(format!(
-                "gregor-it-meta-{}-{}-{i}",
-                std::process::id(),
-                ports[0]
-            ))
-        })
-        .collect();
-    let mut nodes: Vec<Broker> = (1..=3)
-        .map(|i| {
-            let _ = std::fs::remove_dir_all(&meta_dirs[i - 1]);
-            Broker::start(&[
-                "--node-id",
-                &i.to_string(),
-                "--controller-listen",
-                &format!("127.0.0.1:{}", ports[i - 1]),
-                "--controller-quorum-voters",
-                &voters,
-                "--metadata-log-dir",
-                meta_dirs[i - 1].to_str().unwrap(),
-                // A snapshot after every committed entry: a node that comes back behind the
-                // leader's snapshot must fetch it (FetchSnapshot) and install it.
-                "--metadata-snapshot-interval-entries",
-                "1",
-            ])
-        })
-        .collect();
+    // A snapshot after every committed entry: a node that comes back behind the leader's
+    // snapshot must fetch it (FetchSnapshot) and install it.
+    let mut q = Quorum::start("1");
+    let controllers = q.controllers.clone();
+    let meta_dirs = q.meta_dirs.clone();
+    let nodes = &mut q.nodes;
 
     // A fresh quorum elects a leader, which commits its LeaderChange and the metadata.version
     // record: a high watermark of at least 2, on every voter.
@@ -223,8 +260,212 @@ fn a_killed_leader_is_replaced_and_rejoins() {
             .count();
         assert_eq!(checkpoints, 1, "one snapshot kept in {}", dir.display());
     }
-    drop(nodes);
-    for d in &meta_dirs {
-        let _ = std::fs::remove_dir_all(d);
+}
+
+/// `gregor cluster controller --controller-quorum-voters VOTERS ARGS...`: the controller
+/// client, from a fresh process (so it starts at voter 1 and must find the active controller).
+/// Its stdout line, or its error.
+fn ctl(voters: &str, args: &[&str]) -> Result<String, String> {
+    let out = run(
+        Command::new(gregor_bin())
+            .args(["cluster", "controller", "--timeout-secs", "30"])
+            .args(["--controller-quorum-voters", voters])
+            .args(args),
+        "gregor",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(stderr)
     }
+}
+
+fn value(line: &str, key: &str) -> i64 {
+    line.strip_prefix(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {line:?}"))
+}
+
+/// What `gregor cluster status` lists after the quorum: brokers (id → endpoint, fenced,
+/// epoch) and topics (name → partitions, leaders).
+#[allow(clippy::type_complexity)]
+fn cluster_listing(
+    controllers: &str,
+) -> Option<(
+    BTreeMap<i32, (String, bool, i64)>,
+    BTreeMap<String, (usize, String)>,
+)> {
+    let out = run(
+        Command::new(gregor_bin())
+            .args(["cluster", "status", "--bootstrap-controller"])
+            .arg(controllers),
+        "gregor",
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let section = |header: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .skip_while(|l| !l.starts_with(header))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    };
+    let brokers = section("BrokerId")
+        .into_iter()
+        .filter_map(|c| {
+            Some((
+                c.first()?.parse().ok()?,
+                (
+                    c.get(1)?.clone(),
+                    c.get(2)? == "true",
+                    c.get(3)?.parse().ok()?,
+                ),
+            ))
+        })
+        .collect();
+    let topics = section("Topic ")
+        .into_iter()
+        .filter_map(|c| {
+            Some((
+                c.first()?.clone(),
+                (
+                    c.get(1)?.parse().ok()?,
+                    c.get(2).cloned().unwrap_or_default(),
+                ),
+            ))
+        })
+        .collect();
+    Some((brokers, topics))
+}
+
+#[test]
+fn brokers_register_and_topics_are_created_through_the_active_controller_across_a_failover() {
+    let mut q = Quorum::start("10000");
+    let (voters, controllers) = (q.voters.clone(), q.controllers.clone());
+    let mut hw = 0i64;
+    let (s, _) = wait_for(
+        &controllers,
+        Duration::from_secs(30),
+        &mut hw,
+        "first leader",
+        |s| all_caught_up(s) && s.high_watermark >= 2,
+    );
+
+    // A broker registers (fenced until it has caught up to its own registration) and heartbeats.
+    let reg = ctl(
+        &voters,
+        &[
+            "register-broker",
+            "--node-id",
+            "1",
+            "--endpoint",
+            "127.0.0.1:19092",
+        ],
+    )
+    .unwrap();
+    let epoch = value(&reg, "broker_epoch");
+    assert!(
+        epoch >= 2,
+        "the registration's offset, after the first records: {reg}"
+    );
+    let heartbeat = |offset: i64| {
+        ctl(
+            &voters,
+            &[
+                "heartbeat",
+                "--node-id",
+                "1",
+                "--broker-epoch",
+                &epoch.to_string(),
+                "--metadata-offset",
+                &offset.to_string(),
+            ],
+        )
+    };
+    assert_eq!(
+        heartbeat(epoch - 1).unwrap(),
+        "fenced true",
+        "not caught up yet"
+    );
+    assert_eq!(heartbeat(epoch).unwrap(), "fenced false");
+
+    // A topic with a config and 3 partitions; then 5 partitions.
+    let created = ctl(
+        &voters,
+        &[
+            "create-topic",
+            "orders",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=60000",
+        ],
+    )
+    .unwrap();
+    assert!(created.starts_with("topic_id "), "{created}");
+    assert_eq!(
+        ctl(&voters, &["create-partitions", "orders", "--count", "5"]).unwrap(),
+        "ok"
+    );
+    let bad = ctl(
+        &voters,
+        &["create-topic", "cfg", "--config", "no.such.config=1"],
+    )
+    .unwrap_err();
+    assert!(bad.contains("error 40"), "INVALID_CONFIG: {bad}");
+    let shrink = ctl(&voters, &["create-partitions", "orders", "--count", "2"]).unwrap_err();
+    assert!(shrink.contains("error 37"), "INVALID_PARTITIONS: {shrink}");
+    let (brokers, topics) = cluster_listing(&controllers).expect("status");
+    assert_eq!(
+        brokers.get(&1),
+        Some(&("127.0.0.1:19092".to_string(), false, epoch)),
+        "{brokers:?}"
+    );
+    assert_eq!(topics["orders"].0, 5, "{topics:?}");
+    assert!(
+        topics["orders"].1.split(',').all(|p| p.ends_with(":1")),
+        "broker 1 leads all"
+    );
+
+    // kill -9 the active controller: the client finds the new one.
+    let old = s.leader;
+    q.nodes[(old - 1) as usize].kill9();
+    let t0 = Instant::now();
+    // The new controller starts the broker's session afresh; heartbeat it, then create.
+    assert_eq!(heartbeat(epoch).unwrap(), "fenced false");
+    let after = ctl(
+        &voters,
+        &["create-topic", "after-failover", "--partitions", "2"],
+    )
+    .unwrap();
+    assert!(after.starts_with("topic_id "), "{after}");
+    println!(
+        "kill -9 of controller {old} to a topic created through the new one: {} ms",
+        t0.elapsed().as_millis()
+    );
+
+    // The killed controller returns and catches up; every topic is there.
+    q.nodes[(old - 1) as usize].restart();
+    wait_for(
+        &controllers,
+        Duration::from_secs(30),
+        &mut hw,
+        "rejoin",
+        all_caught_up,
+    );
+    let (brokers, topics) = cluster_listing(&controllers).expect("status");
+    assert_eq!(brokers.len(), 1, "{brokers:?}");
+    assert_eq!(topics.get("orders").map(|t| t.0), Some(5), "{topics:?}");
+    assert_eq!(
+        topics.get("after-failover").map(|t| t.0),
+        Some(2),
+        "{topics:?}"
+    );
+    let again = ctl(&voters, &["create-topic", "orders"]).unwrap_err();
+    assert!(again.contains("error 36"), "TOPIC_ALREADY_EXISTS: {again}");
 }

@@ -23,11 +23,15 @@
 //!   the ISR and unfenced (`PartitionChangeBuilder.electAnyLeader`, not "the longest log": every
 //!   ISR member has every committed record), or none, and the partition is offline.
 //! * When a broker is unfenced, offline partitions whose ISR holds it get it as leader.
-//! * New partitions are placed round-robin over the unfenced brokers from a random start, each
+//! * A topic's configs are ConfigRecords in the batch that creates it; only the keys the
+//!   brokers know ([`TOPIC_CONFIGS`]) are accepted.
+//! * New partitions (of a new topic, or added by CreatePartitions) are placed round-robin over the unfenced brokers from a random start, each
 //!   replica list shifted by a random step, so leaders spread evenly (Kafka's rack-unaware
 //!   placement in `AdminUtils`/`StripedReplicaPlacer`).
 
-use super::records::{Endpoint, PartitionChange, PartitionRecord, RegisterBroker};
+use super::records::{
+    Endpoint, PartitionChange, PartitionRecord, RegisterBroker, CONFIG_RESOURCE_TOPIC,
+};
 use super::{BrokerEpoch, BrokerId, LeaderChange, MetadataImage, MetadataRecord, TopicId};
 use crate::prng::Prng;
 use crate::time::{Duration, Instant};
@@ -61,6 +65,8 @@ pub enum ControllerError {
     /// Too many of the active controller's records are waiting to commit (a majority of the
     /// quorum is slow or unreachable): nothing was written; ask again later.
     RequestTimedOut,
+    /// A topic config key the brokers do not know (not in [`TOPIC_CONFIGS`]): the reason.
+    InvalidConfig(String),
 }
 
 impl ControllerError {
@@ -77,9 +83,56 @@ impl ControllerError {
             ControllerError::InvalidReplicationFactor { .. } => 38,
             ControllerError::NotController { .. } => 41,
             ControllerError::RequestTimedOut => 7,
+            ControllerError::InvalidConfig(_) => 40,
+        }
+    }
+
+    /// A sentence for the response's `error_message`.
+    pub fn message(&self) -> String {
+        match self {
+            ControllerError::DuplicateBrokerRegistration(b) => {
+                format!("broker {} is already registered with a live session", b.0)
+            }
+            ControllerError::BrokerIdNotRegistered(b) => {
+                format!("broker {} is not registered", b.0)
+            }
+            ControllerError::StaleBrokerEpoch(b) => {
+                format!("broker {}: the broker epoch is not its current one", b.0)
+            }
+            ControllerError::TopicAlreadyExists(t) => format!("topic {t} already exists"),
+            ControllerError::UnknownTopic(t) => format!("topic {t} does not exist"),
+            ControllerError::InvalidTopic(why) => why.clone(),
+            ControllerError::InvalidPartitions(n) => format!("invalid partition count {n}"),
+            ControllerError::InvalidReplicationFactor { asked, brokers } => {
+                format!("replication factor {asked} with {brokers} unfenced brokers")
+            }
+            ControllerError::NotController { leader } => match leader {
+                Some(l) => format!("not the active controller; node {l} leads the quorum"),
+                None => "not the active controller; no quorum leader known".into(),
+            },
+            ControllerError::RequestTimedOut => {
+                "the metadata quorum is not committing; try again".into()
+            }
+            ControllerError::InvalidConfig(why) => why.clone(),
         }
     }
 }
+
+/// The topic config keys a topic may be created with: the ones gregor's brokers honour or
+/// accept (the list `core/src/broker/admin` checks alter requests against). The controller
+/// checks names only; the broker that forwards a CreateTopics checks the values, as Kafka's
+/// `ControllerConfigurationValidator` leaves value checks to the config definitions.
+pub const TOPIC_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
 
 /// How many producer ids one AllocateProducerIds hands out (Kafka's
 /// `ProducerIdManager` block size).
@@ -298,18 +351,36 @@ impl Controller {
         partitions: i32,
         replication_factor: i32,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let none = BTreeMap::new();
+        self.create_topic_with_configs(image, name, partitions, replication_factor, &none)
+    }
+
+    /// [`Controller::create_topic`] with config overrides: each becomes a ConfigRecord (topic
+    /// resource) after the partitions, in the same batch. A key not in [`TOPIC_CONFIGS`] is
+    /// INVALID_CONFIG and nothing is written.
+    pub fn create_topic_with_configs(
+        &mut self,
+        image: &MetadataImage,
+        name: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        if let Some(bad) = configs
+            .keys()
+            .find(|k| !TOPIC_CONFIGS.contains(&k.as_str()))
+        {
+            return Err(ControllerError::InvalidConfig(format!(
+                "unknown topic config {bad}"
+            )));
+        }
         if image.topic_id(name).is_some() {
             return Err(ControllerError::TopicAlreadyExists(name.to_string()));
         }
         if partitions <= 0 {
             return Err(ControllerError::InvalidPartitions(partitions));
         }
-        let brokers: Vec<BrokerId> = image
-            .brokers()
-            .values()
-            .filter(|b| !b.fenced)
-            .map(|b| b.broker_id)
-            .collect();
+        let brokers = unfenced(image);
         if replication_factor <= 0 || replication_factor as usize > brokers.len() {
             return Err(ControllerError::InvalidReplicationFactor {
                 asked: replication_factor,
@@ -326,17 +397,73 @@ impl Controller {
             name: name.to_string(),
             topic_id,
         }];
+        records.extend(self.place_partitions(
+            topic_id,
+            0..partitions,
+            &brokers,
+            replication_factor as usize,
+        ));
+        records.extend(configs.iter().map(|(k, v)| MetadataRecord::Config {
+            resource_type: CONFIG_RESOURCE_TOPIC,
+            resource_name: name.to_string(),
+            name: k.clone(),
+            value: Some(v.clone()),
+        }));
+        assert_eq!(
+            records.len(),
+            partitions as usize + 1 + configs.len(),
+            "a topic, its partitions and its configs"
+        );
+        Ok(records)
+    }
+
+    /// CreatePartitions: grow topic `name` to `count` partitions. The new ones get as many
+    /// replicas as the topic's first partition has, placed over the unfenced brokers as
+    /// [`Controller::create_topic`] places a new topic's (leaders spread evenly). A topic never
+    /// shrinks: a count not above the current one is INVALID_PARTITIONS, as in Kafka.
+    pub fn create_partitions(
+        &mut self,
+        image: &MetadataImage,
+        name: &str,
+        count: i32,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic_id = image
+            .topic_id(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let topic = &image.topics()[&topic_id];
+        let now = topic.partitions.len() as i32;
+        if count <= now {
+            return Err(ControllerError::InvalidPartitions(count));
+        }
+        let rf = topic.partitions.get(&0).map_or(1, |p| p.replicas.len());
+        let brokers = unfenced(image);
+        if rf > brokers.len() {
+            return Err(ControllerError::InvalidReplicationFactor {
+                asked: rf as i32,
+                brokers: brokers.len(),
+            });
+        }
+        let records = self.place_partitions(topic_id, now..count, &brokers, rf);
+        assert_eq!(records.len(), (count - now) as usize);
+        Ok(records)
+    }
+
+    /// PartitionRecords for partitions `range` of `topic_id`: each partition's replicas by
+    /// [`place`] from a random start and shift, its leader the first replica.
+    fn place_partitions(
+        &mut self,
+        topic_id: TopicId,
+        range: std::ops::Range<i32>,
+        brokers: &[BrokerId],
+        rf: usize,
+    ) -> Vec<MetadataRecord> {
         let start = self.prng.below(brokers.len() as u64) as usize;
         let shift = self.prng.below(brokers.len() as u64) as usize;
+        let first = range.start;
         let mut leads = BTreeMap::<BrokerId, i32>::new();
-        for p in 0..partitions {
-            let replicas = place(
-                &brokers,
-                p as usize,
-                replication_factor as usize,
-                start,
-                shift,
-            );
+        let mut records = Vec::new();
+        for p in range {
+            let replicas = place(brokers, (p - first) as usize, rf, start, shift);
             *leads.entry(replicas[0]).or_default() += 1;
             records.push(MetadataRecord::Partition(PartitionRecord {
                 topic_id,
@@ -351,13 +478,8 @@ impl Controller {
         // Leaders spread evenly: counts differ by at most one across the brokers used.
         let (most, least) = (leads.values().max(), leads.values().min());
         assert!(most.zip(least).is_some_and(|(m, l)| m - l <= 1));
-        assert!(leads.len() == brokers.len() || partitions < brokers.len() as i32);
-        assert_eq!(
-            records.len(),
-            partitions as usize + 1,
-            "a topic and its partitions"
-        );
-        Ok(records)
+        assert!(leads.len() == brokers.len() || records.len() < brokers.len());
+        records
     }
 
     /// DeleteTopics: the topic and its partitions go.
@@ -377,6 +499,16 @@ impl Controller {
             .get(&broker)
             .is_some_and(|t| now < *t + self.session_timeout)
     }
+}
+
+/// The unfenced brokers, by id: where new partitions may go.
+fn unfenced(image: &MetadataImage) -> Vec<BrokerId> {
+    image
+        .brokers()
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| b.broker_id)
+        .collect()
 }
 
 /// The replicas of partition `p`: Kafka's rack-unaware placement. The first replica walks the

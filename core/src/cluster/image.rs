@@ -21,6 +21,7 @@
 
 use super::records::{
     LeaderChange, MetadataRecord, PartitionChange, PartitionRecord, RegisterBroker,
+    CONFIG_RESOURCE_TOPIC,
 };
 use super::{BrokerEpoch, BrokerId, TopicId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,11 +44,13 @@ pub struct PartitionRegistration {
     pub partition_epoch: i32,
 }
 
-/// One topic: its name and its partitions by index.
+/// One topic: its name, its partitions by index, and its config overrides (`retention.ms`
+/// and the like, from ConfigRecords; a key absent here takes the broker's default).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicImage {
     pub name: String,
     pub partitions: BTreeMap<i32, PartitionRegistration>,
+    pub configs: BTreeMap<String, String>,
 }
 
 /// Why a record does not fit the image.
@@ -84,6 +87,13 @@ pub enum ReplayError {
     InvalidAssignment(String),
     /// A producer-id block that does not start after the last one handed out.
     ProducerIdsNotAfter(i64),
+    /// A ConfigRecord for a resource type other than a topic (gregor logs only topic configs).
+    UnsupportedConfigResource(i8),
+    /// A ConfigRecord naming a topic that does not exist, or with an empty key.
+    BadConfig {
+        resource: String,
+        name: String,
+    },
 }
 
 impl std::fmt::Display for ReplayError {
@@ -234,6 +244,12 @@ impl MetadataImage {
                     partition_epoch: r.partition_epoch,
                 }));
             }
+            out.extend(t.configs.iter().map(|(k, v)| MetadataRecord::Config {
+                resource_type: CONFIG_RESOURCE_TOPIC,
+                resource_name: t.name.clone(),
+                name: k.clone(),
+                value: Some(v.clone()),
+            }));
         }
         out.extend(
             self.producer_ids
@@ -246,10 +262,12 @@ impl MetadataImage {
                 ),
         );
         let partitions: usize = self.topics.values().map(|t| t.partitions.len()).sum();
+        let configs: usize = self.topics.values().map(|t| t.configs.len()).sum();
         let records = self.features.len()
             + self.brokers.len()
             + self.topics.len()
             + partitions
+            + configs
             + usize::from(self.producer_ids.is_some());
         assert_eq!(out.len(), records, "one record per fact");
         out
@@ -316,6 +334,7 @@ impl MetadataImage {
                 let topic = TopicImage {
                     name: name.clone(),
                     partitions: BTreeMap::new(),
+                    configs: BTreeMap::new(),
                 };
                 let old = self.topics.insert(*topic_id, topic);
                 assert!(old.is_none(), "a new topic id");
@@ -381,6 +400,30 @@ impl MetadataImage {
                 }
                 self.producer_ids = Some((*broker_id, *broker_epoch, *next_producer_id));
             }
+            MetadataRecord::Config {
+                resource_type,
+                resource_name,
+                name,
+                value,
+            } => {
+                if *resource_type != CONFIG_RESOURCE_TOPIC {
+                    return Err(ReplayError::UnsupportedConfigResource(*resource_type));
+                }
+                let bad = || ReplayError::BadConfig {
+                    resource: resource_name.clone(),
+                    name: name.clone(),
+                };
+                let id = self.topic_ids.get(resource_name).ok_or_else(bad)?;
+                if name.is_empty() {
+                    return Err(bad());
+                }
+                let configs = &mut self.topics.get_mut(id).expect("named topic").configs;
+                match value {
+                    Some(v) => configs.insert(name.clone(), v.clone()),
+                    None => configs.remove(name),
+                };
+                assert_eq!(configs.get(name), value.as_ref());
+            }
             MetadataRecord::NoOp => {}
         }
         Ok(())
@@ -441,6 +484,10 @@ impl MetadataImage {
         for t in self.topics.values() {
             let n = t.partitions.len() as i32;
             assert!(t.partitions.keys().copied().eq(0..n), "partitions 0..{n}");
+            assert!(
+                t.configs.keys().all(|k| !k.is_empty()),
+                "config keys are named"
+            );
             for p in t.partitions.values() {
                 assert!(check_assignment(&p.replicas, &p.isr, p.leader).is_ok());
                 assert!(p.leader_epoch >= 0 && p.partition_epoch >= 0);

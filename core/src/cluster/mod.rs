@@ -26,10 +26,12 @@
 //! * [`member`]: a node's whole metadata side in one of Kafka's roles (broker, controller, or
 //!   both in one process): the quorum, the image handed to the broker, the broker's lifecycle,
 //!   and its requests routed to the local controller or over the wire.
+//! * [`wire`]: the broker-to-controller RPCs (BrokerRegistration, BrokerHeartbeat, CreateTopics,
+//!   DeleteTopics, CreatePartitions, AllocateProducerIds) in Kafka's encoding, both sides.
 //!
-//! Not wired into the broker yet (issue 9 goes on): the Kafka RPCs (BrokerRegistration,
-//! BrokerHeartbeat, CreateTopics forwarded to the controller), and the brokers serving
-//! Metadata from the image.
+//! A `gregor serve` node with a quorum configured runs a [`Member`] in combined mode on its
+//! quorum thread, serves [`wire`]'s RPCs on the controller listener, and feeds its broker (in
+//! KRaft mode, `crate::broker::cluster`) the committed image (net/src/quorum).
 
 pub mod broker_lifecycle;
 pub mod channel;
@@ -39,8 +41,9 @@ pub mod lifecycle;
 pub mod member;
 pub mod quorum_controller;
 pub mod records;
+pub mod wire;
 
-pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK};
+pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK, TOPIC_CONFIGS};
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, ReplayError};
 pub use member::{Member, MemberConfig, Role};
 pub use quorum_controller::{

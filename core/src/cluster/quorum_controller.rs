@@ -50,7 +50,7 @@ use crate::raft::{
 };
 use crate::time::{Duration, Instant};
 use bytes::Bytes;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The `metadata.version` feature's name, and the level the first leader writes: 19 is Kafka
 /// 3.7-IV4, the version whose records gregor's mirror.
@@ -100,13 +100,21 @@ pub enum Request {
         broker_epoch: BrokerEpoch,
         metadata_offset: i64,
     },
+    /// CreateTopics, one topic: `configs` are its overrides (`retention.ms`, ...), written as
+    /// ConfigRecords with the topic.
     CreateTopic {
         name: String,
         partitions: i32,
         replication_factor: i32,
+        configs: BTreeMap<String, String>,
     },
     DeleteTopic {
         name: String,
+    },
+    /// CreatePartitions, one topic: grow it to `count` partitions in all.
+    CreatePartitions {
+        name: String,
+        count: i32,
     },
     /// AllocateProducerIds (KIP-730): a broker wants a block of producer ids.
     AllocateProducerIds {
@@ -129,6 +137,7 @@ pub enum Reply {
         topic_id: TopicId,
     },
     DeleteTopic,
+    CreatePartitions,
     /// Producer ids `first .. first + count` are the broker's alone.
     AllocateProducerIds {
         first: i64,
@@ -566,10 +575,16 @@ fn decide(
             name,
             partitions,
             replication_factor,
+            configs,
         } => {
             crate::broker::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
-            let records =
-                controller.create_topic(working, name, *partitions, *replication_factor)?;
+            let records = controller.create_topic_with_configs(
+                working,
+                name,
+                *partitions,
+                *replication_factor,
+                configs,
+            )?;
             let topic_id = match records.first() {
                 Some(MetadataRecord::Topic { topic_id, .. }) => *topic_id,
                 other => unreachable!("a new topic starts with its TopicRecord, not {other:?}"),
@@ -579,6 +594,10 @@ fn decide(
         Request::DeleteTopic { name } => {
             let records = controller.delete_topic(working, name)?;
             Ok((Reply::DeleteTopic, records))
+        }
+        Request::CreatePartitions { name, count } => {
+            let records = controller.create_partitions(working, name, *count)?;
+            Ok((Reply::CreatePartitions, records))
         }
         Request::AllocateProducerIds {
             broker_id,

@@ -134,7 +134,22 @@ pub enum MetadataRecord {
         broker_epoch: BrokerEpoch,
         next_producer_id: i64,
     },
+    /// ConfigRecord (apiKey 4): one config key of one resource set to `value`, or removed
+    /// (back to the default) when `value` is `None`. `resource_type` is Kafka's
+    /// `ConfigResource.Type`; gregor's metadata log holds only topic configs
+    /// ([`CONFIG_RESOURCE_TOPIC`] = 2), named by topic name as Kafka's record does. A topic's
+    /// configs are written in the same batch as its TopicRecord, so a broker never sees the
+    /// topic without them; RemoveTopicRecord drops them with the topic.
+    Config {
+        resource_type: i8,
+        resource_name: String,
+        name: String,
+        value: Option<String>,
+    },
 }
+
+/// `ConfigResource.Type.TOPIC`: the only resource type gregor's ConfigRecords name.
+pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
 
 impl MetadataRecord {
     /// Kafka's `apiKey` of the record type this mirrors.
@@ -144,6 +159,7 @@ impl MetadataRecord {
             MetadataRecord::UnregisterBroker { .. } => 1,
             MetadataRecord::Topic { .. } => 2,
             MetadataRecord::Partition(_) => 3,
+            MetadataRecord::Config { .. } => 4,
             MetadataRecord::PartitionChange(_) => 5,
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::FeatureLevel { .. } => 12,

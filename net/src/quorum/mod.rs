@@ -3,20 +3,27 @@
 //! `gregor serve --node-id 1 --controller-listen 127.0.0.1:9093 --controller-quorum-voters
 //! 1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293` makes this process voter 1 of a
 //! three-voter metadata quorum, next to the broker it runs as today. The pieces:
-//! * [`driver`]: the event loop around the sans-IO [`gregor_core::raft::RaftNode`]: it feeds the
-//!   node messages and time, and performs its outputs in order, each storage output durable
-//!   before the next (the calling contract in [`gregor_core::raft`]); committed metadata
-//!   records are replayed into a [`gregor_core::cluster::MetadataImage`].
+//! * [`driver`]: the event loop around the sans-IO
+//!   [`gregor_core::cluster::QuorumController`] (a Raft voter, its committed metadata image,
+//!   and while it leads the active controller): it feeds it messages, requests and time, and
+//!   performs its outputs in order, each storage output durable before the next (the calling
+//!   contract in [`gregor_core::raft`]), each controller answer after the records it needs.
 //! * [`transport`]: the controller listener and one connection to each other voter, speaking
 //!   Kafka's KRaft RPCs ([`gregor_core::raft::wire`]) with correlation ids, bounded queues and
-//!   reconnection with backoff.
+//!   reconnection with backoff; the listener also serves the broker-to-controller RPCs
+//!   ([`gregor_core::cluster::wire`]), ApiVersions, DescribeCluster and Metadata.
+//! * [`controller_client`]: sends one request to the active controller, following
+//!   NOT_CONTROLLER; [`cli`]: `gregor cluster controller <request>` over it.
 //! * [`storage`]: the metadata log, `quorum-state` and snapshots on disk, as Kafka lays them out.
-//! * [`status`]: `gregor cluster status`, which asks a controller DescribeQuorum.
+//! * [`status`]: `gregor cluster status`: DescribeQuorum, then the brokers and topics of the
+//!   leader's committed image.
 //!
 //! The quorum runs on its own thread with its own single-threaded tokio runtime, so its fsyncs
 //! (done inline: each must finish before the next output) never stall the broker's tasks.
 //! Without a quorum configured nothing here runs and `gregor serve` is the single broker it was.
 
+pub mod cli;
+pub mod controller_client;
 pub mod driver;
 pub mod link;
 pub mod status;

@@ -5,9 +5,15 @@
 //! The tool sends DescribeQuorum to each given controller in turn. Only the leader knows every
 //! replica's progress; another controller answers NOT_LEADER_OR_FOLLOWER with the leader it
 //! knows, and the tool tries the next address.
+//!
+//! Then it asks the leader DescribeCluster (endpoint type 1, brokers) and Metadata, both
+//! answered from its committed metadata image: the registered brokers (id, endpoint, fenced,
+//! broker epoch) and the topics with each partition's leader.
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use gregor_core::cluster::wire::client::{self, ClusterDescription, TopicDescription};
+use gregor_core::cluster::wire::{self as cwire};
 use gregor_core::raft::wire::{self, QuorumStatus, DESCRIBE_QUORUM_VERSIONS};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -15,8 +21,9 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One DescribeQuorum exchange: the status and the error code the controller answered with.
-pub fn describe(addr: &str) -> anyhow::Result<(QuorumStatus, i16)> {
+/// Send one request frame (length prefix included) and read the response frame (without its
+/// prefix), checking the correlation id is 1.
+fn exchange(addr: &str, request: &[u8]) -> anyhow::Result<Bytes> {
     let sock = addr
         .to_socket_addrs()
         .with_context(|| format!("resolving {addr}"))?
@@ -25,8 +32,7 @@ pub fn describe(addr: &str) -> anyhow::Result<(QuorumStatus, i16)> {
     let mut stream = TcpStream::connect_timeout(&sock, TIMEOUT)
         .with_context(|| format!("cannot connect to controller {addr}"))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
-    let version = DESCRIBE_QUORUM_VERSIONS.1;
-    stream.write_all(&wire::encode_describe_quorum_request(1, version)?)?;
+    stream.write_all(request)?;
     let mut len = [0u8; 4];
     stream
         .read_exact(&mut len)
@@ -42,7 +48,24 @@ pub fn describe(addr: &str) -> anyhow::Result<(QuorumStatus, i16)> {
     if corr != 1 {
         bail!("response correlation id {corr}, expected 1");
     }
+    Ok(frame)
+}
+
+/// One DescribeQuorum exchange: the status and the error code the controller answered with.
+pub fn describe(addr: &str) -> anyhow::Result<(QuorumStatus, i16)> {
+    let version = DESCRIBE_QUORUM_VERSIONS.1;
+    let frame = exchange(addr, &wire::encode_describe_quorum_request(1, version)?)?;
     Ok(wire::decode_describe_quorum_response(frame, version)?)
+}
+
+/// The brokers registered in a controller's committed image (DescribeCluster, endpoint type
+/// brokers) and its topics (Metadata).
+pub fn describe_cluster(addr: &str) -> anyhow::Result<(ClusterDescription, Vec<TopicDescription>)> {
+    let request = client::encode_describe_cluster_request(1, cwire::ENDPOINT_TYPE_BROKERS)?;
+    let cluster = client::decode_describe_cluster_response(exchange(addr, &request)?)?;
+    let topics =
+        client::decode_metadata_response(exchange(addr, &client::encode_metadata_request(1)?)?)?;
+    Ok((cluster, topics))
 }
 
 pub fn cluster_status(bootstrap_controllers: &str) -> anyhow::Result<()> {
@@ -51,6 +74,8 @@ pub fn cluster_status(bootstrap_controllers: &str) -> anyhow::Result<()> {
         match describe(addr) {
             Ok((status, 0)) => {
                 print!("{}", render(&status));
+                let (cluster, topics) = describe_cluster(addr)?;
+                print!("{}", render_cluster(&cluster, &topics));
                 return Ok(());
             }
             Ok((status, code)) => heard.push(format!(
@@ -125,6 +150,38 @@ fn render(s: &QuorumStatus) -> String {
             r.last_caught_up_ms
         )
         .unwrap();
+    }
+    out
+}
+
+/// The brokers and topics of the leader's committed image, after the quorum's table.
+fn render_cluster(c: &ClusterDescription, topics: &[TopicDescription]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    writeln!(out).unwrap();
+    writeln!(out, "Brokers:           {}", c.nodes.len()).unwrap();
+    writeln!(
+        out,
+        "{:<10}{:<24}{:<8}BrokerEpoch",
+        "BrokerId", "Endpoint", "Fenced"
+    )
+    .unwrap();
+    for n in &c.nodes {
+        let epoch = n.broker_epoch.map_or("-".to_string(), |e| e.to_string());
+        let endpoint = format!("{}:{}", n.host, n.port);
+        writeln!(out, "{:<10}{:<24}{:<8}{epoch}", n.id, endpoint, n.fenced).unwrap();
+    }
+    writeln!(out).unwrap();
+    writeln!(out, "Topics:            {}", topics.len()).unwrap();
+    writeln!(out, "{:<30}{:<12}Leaders", "Topic", "Partitions").unwrap();
+    for t in topics {
+        let leaders = t
+            .partitions
+            .iter()
+            .map(|(p, l)| format!("{p}:{l}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        writeln!(out, "{:<30}{:<12}{leaders}", t.name, t.partitions.len()).unwrap();
     }
     out
 }

@@ -15,7 +15,10 @@
 //! from [`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`]; messages queued meanwhile are dropped, as
 //! a fresh request will be made.
 
+use super::driver::ControllerAnswer;
 use bytes::Bytes;
+use gregor_core::cluster::wire::{self as cwire, Call};
+use gregor_core::cluster::{MetadataImage, Request};
 use gregor_core::raft::wire::{self, Inbound, Pending, QuorumStatus};
 use gregor_core::raft::{Epoch, Message, NodeId};
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +52,23 @@ pub enum Event {
     Describe {
         reply: oneshot::Sender<(QuorumStatus, bool)>,
     },
+    /// A DescribeCluster: the committed image and who leads.
+    DescribeCluster { reply: oneshot::Sender<ClusterView> },
+    /// One request for the controller (one topic of a CreateTopics, a heartbeat, ...),
+    /// answered once its records are committed.
+    Controller {
+        request: Request,
+        reply: oneshot::Sender<ControllerAnswer>,
+    },
+}
+
+/// What DescribeCluster is answered from.
+pub struct ClusterView {
+    pub image: Arc<MetadataImage>,
+    /// The quorum leader this node knows: the active controller.
+    pub controller: Option<i32>,
+    /// Every controller: id, host, port.
+    pub controllers: Vec<(i32, String, u16)>,
 }
 
 /// The driver's answer to a request: the response Raft produced (none for BeginQuorumEpoch and
@@ -79,7 +99,9 @@ async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<
     Ok(Some(Bytes::from(buf)))
 }
 
-/// Serve the controller listener: quorum RPCs from peers, DescribeQuorum from tools.
+/// Serve the controller listener: quorum RPCs from peers; the broker-to-controller RPCs
+/// ([`gregor_core::cluster::wire`]) from brokers; ApiVersions, DescribeQuorum and
+/// DescribeCluster from tools.
 pub async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>) {
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
@@ -111,6 +133,11 @@ async fn serve_connection(
 ) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     while let Some(frame) = read_frame(&mut stream).await? {
+        if cwire::peek(&frame).is_some_and(|(key, _, _)| cwire::serves(key)) {
+            let out = serve_controller_request(frame, &events).await?;
+            stream.write_all(&out).await?;
+            continue;
+        }
         let request = wire::decode_request(frame)?;
         let out = match &request.body {
             Inbound::DescribeQuorum => {
@@ -149,6 +176,65 @@ async fn serve_connection(
         }
     }
     Ok(())
+}
+
+/// One request of [`gregor_core::cluster::wire`]: each of its items goes to the driver as its
+/// own controller request, and the response waits for every answer (each released only once
+/// its records are committed). Items run one after another, as Kafka's controller takes a
+/// CreateTopics' topics in order.
+async fn serve_controller_request(
+    frame: Bytes,
+    events: &mpsc::Sender<Event>,
+) -> anyhow::Result<Bytes> {
+    let request = cwire::decode_request(frame)?;
+    let out = match &request.call {
+        Call::ApiVersions { .. } => cwire::encode_api_versions_response(&request)?,
+        Call::DescribeCluster { .. } => {
+            let (tx, rx) = oneshot::channel();
+            events.send(Event::DescribeCluster { reply: tx }).await?;
+            let view = rx.await?;
+            cwire::encode_describe_cluster_response(
+                &request,
+                "",
+                view.controller,
+                &view.image,
+                &view.controllers,
+            )?
+        }
+        Call::Metadata { .. } => {
+            let (tx, rx) = oneshot::channel();
+            events.send(Event::DescribeCluster { reply: tx }).await?;
+            let view = rx.await?;
+            cwire::encode_metadata_response(&request, "", view.controller, &view.image)?
+        }
+        Call::Controller(items) => {
+            let mut asked = Vec::with_capacity(items.len());
+            for item in items {
+                asked.push(match &item.request {
+                    Ok(r) => {
+                        let (tx, rx) = oneshot::channel();
+                        events
+                            .send(Event::Controller {
+                                request: r.clone(),
+                                reply: tx,
+                            })
+                            .await?;
+                        Ok(rx)
+                    }
+                    Err(refusal) => Err(refusal.clone()),
+                });
+            }
+            let mut answers = Vec::with_capacity(asked.len());
+            for a in asked {
+                answers.push(match a {
+                    Ok(rx) => rx.await?.map_err(cwire::Refusal::from),
+                    Err(refusal) => Err(refusal),
+                });
+            }
+            cwire::encode_response(&request, &answers)?
+        }
+    };
+    Ok(out)
 }
 
 /// The outgoing side: a queue per other voter, each drained by a task that keeps a connection.

@@ -767,6 +767,7 @@ impl World {
                 name: format!("t{}", self.client.next_topic),
                 partitions: 1 + self.prng.below(4) as i32,
                 replication_factor: 1 + self.prng.below(2) as i32,
+                configs: Default::default(),
             }
         };
         let rid = self.new_request();

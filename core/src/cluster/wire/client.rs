@@ -1,0 +1,342 @@
+//! The requester's side of the controller RPCs: a [`Request`] encoded as the Kafka request a
+//! broker sends to the active controller, always at the highest version served, and its
+//! response read back into an [`Answer`]. Also DescribeCluster, for `gregor cluster status`.
+
+use super::*;
+
+/// The version a requester uses for `key`: the highest served.
+pub fn version_of(key: ApiKey) -> i16 {
+    served_range(key).expect("a served API").1
+}
+
+fn request_frame(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+    body: &impl Encodable,
+) -> Result<Bytes, ControllerWireError> {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_u32(0);
+    let enc = |buf: &mut BytesMut| -> anyhow::Result<()> {
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(sb(client_id)))
+            .encode(buf, key.request_header_version(version))?;
+        body.encode(buf, version)
+    };
+    enc(&mut buf).map_err(|e| malformed(key, format!("encoding the request: {e}")))?;
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// `request` as a whole Kafka request frame (length prefix included), at the highest version.
+pub fn encode_request(
+    correlation_id: i32,
+    client_id: &str,
+    request: &Request,
+) -> Result<Bytes, ControllerWireError> {
+    encode_request_at(
+        correlation_id,
+        client_id,
+        request,
+        version_of(api_of(request)),
+    )
+}
+
+/// [`encode_request`] at `version`, which must be served.
+pub fn encode_request_at(
+    correlation_id: i32,
+    client_id: &str,
+    request: &Request,
+    version: i16,
+) -> Result<Bytes, ControllerWireError> {
+    let key = api_of(request);
+    let (lo, hi) = served_range(key).expect("served");
+    if !(lo..=hi).contains(&version) {
+        return Err(malformed(key, format!("v{version} is not served")));
+    }
+    match request {
+        Request::BrokerRegistration(r) => {
+            let listeners = r
+                .endpoints
+                .iter()
+                .map(|e| {
+                    broker_registration_request::Listener::default()
+                        .with_name(sb(&e.name))
+                        .with_host(sb(&e.host))
+                        .with_port(e.port)
+                })
+                .collect();
+            let body = BrokerRegistrationRequest::default()
+                .with_broker_id(kafka_protocol::messages::BrokerId(r.broker_id.0))
+                .with_incarnation_id(Uuid::from_bytes(r.incarnation_id))
+                .with_listeners(listeners)
+                .with_rack(r.rack.as_deref().map(sb))
+                .with_previous_broker_epoch(-1);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::BrokerHeartbeat {
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+        } => {
+            let body = BrokerHeartbeatRequest::default()
+                .with_broker_id(kafka_protocol::messages::BrokerId(broker_id.0))
+                .with_broker_epoch(broker_epoch.0)
+                .with_current_metadata_offset(*metadata_offset);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::AllocateProducerIds {
+            broker_id,
+            broker_epoch,
+        } => {
+            let body = AllocateProducerIdsRequest::default()
+                .with_broker_id(kafka_protocol::messages::BrokerId(broker_id.0))
+                .with_broker_epoch(broker_epoch.0);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::CreateTopic {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            let rf = i16::try_from(*replication_factor)
+                .map_err(|_| malformed(key, format!("replication factor {replication_factor}")))?;
+            let configs = configs
+                .iter()
+                .map(|(k, v)| {
+                    create_topics_request::CreatableTopicConfig::default()
+                        .with_name(sb(k))
+                        .with_value(Some(sb(v)))
+                })
+                .collect();
+            let topic = create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(sb(name)))
+                .with_num_partitions(*partitions)
+                .with_replication_factor(rf)
+                .with_configs(configs);
+            let body = CreateTopicsRequest::default()
+                .with_topics(vec![topic])
+                .with_timeout_ms(30_000);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::DeleteTopic { name } => {
+            // v6 names topics in `Topics` (by name or id), earlier versions in `TopicNames`.
+            let body = if version >= 6 {
+                let topic = delete_topics_request::DeleteTopicState::default()
+                    .with_name(Some(TopicName(sb(name))));
+                DeleteTopicsRequest::default().with_topics(vec![topic])
+            } else {
+                DeleteTopicsRequest::default().with_topic_names(vec![TopicName(sb(name))])
+            };
+            let body = body.with_timeout_ms(30_000);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::CreatePartitions { name, count } => {
+            let topic = create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(sb(name)))
+                .with_count(*count)
+                .with_assignments(None);
+            let body = CreatePartitionsRequest::default()
+                .with_topics(vec![topic])
+                .with_timeout_ms(30_000);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+    }
+}
+
+/// The correlation id of a response frame (without its length prefix).
+pub fn response_correlation_id(frame: &[u8]) -> Option<i32> {
+    (frame.len() >= 4).then(|| i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]))
+}
+
+fn answer(code: i16, message: Option<StrBytes>, ok: impl FnOnce() -> Reply) -> Answer {
+    if code == 0 {
+        Ok(ok())
+    } else {
+        Err(Refusal {
+            code,
+            message: message.map(|m| m.to_string()).unwrap_or_default(),
+        })
+    }
+}
+
+/// Read the response (a frame without its length prefix) to `request`, sent with
+/// [`encode_request`]: the controller's answer, or why the bytes are not that response.
+pub fn decode_response(frame: Bytes, request: &Request) -> Result<Answer, ControllerWireError> {
+    decode_response_at(frame, request, version_of(api_of(request)))
+}
+
+/// [`decode_response`] of a response at `version`. Before CreateTopics v7 the response has no
+/// topic id: the reply's is all zeros.
+pub fn decode_response_at(
+    frame: Bytes,
+    request: &Request,
+    version: i16,
+) -> Result<Answer, ControllerWireError> {
+    let key = api_of(request);
+    let mut buf = frame;
+    ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .map_err(|e| malformed(key, format!("response header: {e}")))?;
+    let m = |e: anyhow::Error| malformed(key, e);
+    let one = |n: usize| {
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(malformed(key, format!("{n} results for one topic")))
+        }
+    };
+    Ok(match key {
+        ApiKey::BrokerRegistration => {
+            let r = BrokerRegistrationResponse::decode(&mut buf, version).map_err(m)?;
+            answer(r.error_code, None, || Reply::BrokerRegistration {
+                broker_epoch: BrokerEpoch(r.broker_epoch),
+            })
+        }
+        ApiKey::BrokerHeartbeat => {
+            let r = BrokerHeartbeatResponse::decode(&mut buf, version).map_err(m)?;
+            answer(r.error_code, None, || Reply::BrokerHeartbeat {
+                fenced: r.is_fenced,
+            })
+        }
+        ApiKey::AllocateProducerIds => {
+            let r = AllocateProducerIdsResponse::decode(&mut buf, version).map_err(m)?;
+            answer(r.error_code, None, || Reply::AllocateProducerIds {
+                first: r.producer_id_start.0,
+                count: r.producer_id_len.into(),
+            })
+        }
+        ApiKey::CreateTopics => {
+            let r = CreateTopicsResponse::decode(&mut buf, version).map_err(m)?;
+            one(r.topics.len())?;
+            let t = r.topics.into_iter().next().expect("one");
+            answer(t.error_code, t.error_message, || Reply::CreateTopic {
+                topic_id: super::super::TopicId(uuid_bytes(t.topic_id)),
+            })
+        }
+        ApiKey::DeleteTopics => {
+            let r = DeleteTopicsResponse::decode(&mut buf, version).map_err(m)?;
+            one(r.responses.len())?;
+            let t = r.responses.into_iter().next().expect("one");
+            answer(t.error_code, t.error_message, || Reply::DeleteTopic)
+        }
+        ApiKey::CreatePartitions => {
+            let r = CreatePartitionsResponse::decode(&mut buf, version).map_err(m)?;
+            one(r.results.len())?;
+            let t = r.results.into_iter().next().expect("one");
+            answer(t.error_code, t.error_message, || Reply::CreatePartitions)
+        }
+        other => unreachable!("{other:?} is not a controller request"),
+    })
+}
+
+/// A DescribeCluster request frame (length prefix included) for brokers or controllers.
+pub fn encode_describe_cluster_request(
+    correlation_id: i32,
+    endpoint_type: i8,
+) -> Result<Bytes, ControllerWireError> {
+    let body = DescribeClusterRequest::default()
+        .with_endpoint_type(endpoint_type)
+        .with_include_fenced_brokers(true);
+    let key = ApiKey::DescribeCluster;
+    request_frame(key, version_of(key), correlation_id, "gregor-cli", &body)
+}
+
+/// One node of a DescribeCluster response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    /// The broker epoch, when the responder is gregor's controller ([`BROKER_EPOCH_TAG`]).
+    pub broker_epoch: Option<i64>,
+}
+
+/// What a DescribeCluster response says: the error code, the active controller, the nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDescription {
+    pub error_code: i16,
+    pub controller_id: i32,
+    pub nodes: Vec<ClusterNode>,
+}
+
+/// Read a DescribeCluster response sent to [`encode_describe_cluster_request`].
+pub fn decode_describe_cluster_response(
+    frame: Bytes,
+) -> Result<ClusterDescription, ControllerWireError> {
+    let key = ApiKey::DescribeCluster;
+    let version = version_of(key);
+    let mut buf = frame;
+    ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .map_err(|e| malformed(key, format!("response header: {e}")))?;
+    let r = DescribeClusterResponse::decode(&mut buf, version).map_err(|e| malformed(key, e))?;
+    let nodes = r
+        .brokers
+        .iter()
+        .map(|b| ClusterNode {
+            id: b.broker_id.0,
+            host: b.host.to_string(),
+            port: b.port,
+            rack: b.rack.as_ref().map(|r| r.to_string()),
+            fenced: b.is_fenced,
+            broker_epoch: b
+                .unknown_tagged_fields
+                .get(&BROKER_EPOCH_TAG)
+                .and_then(|v| <[u8; 8]>::try_from(&v[..]).ok())
+                .map(i64::from_be_bytes),
+        })
+        .collect();
+    Ok(ClusterDescription {
+        error_code: r.error_code,
+        controller_id: r.controller_id.0,
+        nodes,
+    })
+}
+
+/// A Metadata request frame (length prefix included) for every topic.
+pub fn encode_metadata_request(correlation_id: i32) -> Result<Bytes, ControllerWireError> {
+    let key = ApiKey::Metadata;
+    let body = MetadataRequest::default().with_topics(None);
+    request_frame(key, version_of(key), correlation_id, "gregor-cli", &body)
+}
+
+/// One topic of a Metadata response: name, id, and per partition (index, leader or -1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub topic_id: [u8; 16],
+    pub error_code: i16,
+    pub partitions: Vec<(i32, i32)>,
+}
+
+/// Read a Metadata response sent to [`encode_metadata_request`]: its topics.
+pub fn decode_metadata_response(
+    frame: Bytes,
+) -> Result<Vec<TopicDescription>, ControllerWireError> {
+    let key = ApiKey::Metadata;
+    let version = version_of(key);
+    let mut buf = frame;
+    ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .map_err(|e| malformed(key, format!("response header: {e}")))?;
+    let r = MetadataResponse::decode(&mut buf, version).map_err(|e| malformed(key, e))?;
+    Ok(r.topics
+        .iter()
+        .map(|t| TopicDescription {
+            name: t.name.as_ref().map_or(String::new(), |n| n.to_string()),
+            topic_id: uuid_bytes(t.topic_id),
+            error_code: t.error_code,
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.leader_id.0))
+                .collect(),
+        })
+        .collect())
+}

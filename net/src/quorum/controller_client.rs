@@ -1,0 +1,187 @@
+//! A client for the active controller: one request of [`gregor_core::cluster::wire`] sent to
+//! whichever controller is active, as a broker's `NodeToControllerChannelManager` does in Kafka.
+//!
+//! The client knows the controller quorum's voters (`controller.quorum.voters`), not which one
+//! is active. It starts with the last one that answered (or the first voter), and:
+//! * on NOT_CONTROLLER (41) it asks that node DescribeQuorum for the leader it knows and goes
+//!   there next (Kafka's brokers learn the leader from the Raft quorum they observe; a client
+//!   of the controller listener learns it the same way, from the quorum's own answer);
+//! * on REQUEST_TIMED_OUT (7: the quorum is not committing), a refused connection or a timeout,
+//!   it tries the next voter;
+//! * between tries it waits, from [`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`], and it gives up
+//!   at the deadline with the last thing it heard.
+//!
+//! A NOT_CONTROLLER after the request reached an active controller that then lost its
+//! leadership means "maybe": its records may still commit under the next leader. So a retried
+//! CreateTopics can find TOPIC_ALREADY_EXISTS for the topic it created itself, as in Kafka.
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use gregor_core::cluster::wire::client::{self, response_correlation_id};
+use gregor_core::cluster::wire::Answer;
+use gregor_core::cluster::Request;
+use gregor_core::raft::wire::{self as qwire, DESCRIBE_QUORUM_VERSIONS};
+use gregor_core::raft::NodeId;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+
+pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long one connection attempt, or one exchange on it, may take.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+const NOT_CONTROLLER: i16 = 41;
+const REQUEST_TIMED_OUT: i16 = 7;
+const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+pub struct ControllerClient {
+    voters: BTreeMap<NodeId, SocketAddr>,
+    client_id: String,
+    /// The voter to try next.
+    target: NodeId,
+    /// The open connection, to `target`.
+    conn: Option<TcpStream>,
+    correlation_id: i32,
+}
+
+impl ControllerClient {
+    pub fn new(voters: BTreeMap<NodeId, SocketAddr>, client_id: &str) -> ControllerClient {
+        let target = *voters.keys().next().expect("at least one voter");
+        ControllerClient {
+            voters,
+            client_id: client_id.to_string(),
+            target,
+            conn: None,
+            correlation_id: 0,
+        }
+    }
+
+    /// Send `request` to the active controller and return its answer (a success, or a refusal
+    /// other than NOT_CONTROLLER and REQUEST_TIMED_OUT), retrying until `deadline` passes.
+    pub async fn send(&mut self, request: &Request, deadline: Duration) -> anyhow::Result<Answer> {
+        let end = Instant::now() + deadline;
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let last;
+            match self.try_once(request).await {
+                Ok(Err(r)) if r.code == NOT_CONTROLLER => {
+                    let leader = self.leader_hint().await.ok().flatten();
+                    last = format!(
+                        "node {} is not the controller (leader it knows: {leader:?})",
+                        self.target.0
+                    );
+                    match leader.filter(|l| self.voters.contains_key(l)) {
+                        Some(l) if l != self.target => self.switch(l),
+                        _ => self.next_voter(),
+                    }
+                }
+                Ok(Err(r)) if r.code == REQUEST_TIMED_OUT => {
+                    last = format!("node {}: {}", self.target.0, r.message);
+                    self.next_voter();
+                }
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    last = format!("node {}: {e:#}", self.target.0);
+                    self.next_voter();
+                }
+            }
+            if Instant::now() + backoff >= end {
+                bail!("no active controller answered within {deadline:?}: {last}");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    fn switch(&mut self, to: NodeId) {
+        self.target = to;
+        self.conn = None;
+    }
+
+    fn next_voter(&mut self) {
+        let next = self
+            .voters
+            .range(NodeId(self.target.0 + 1)..)
+            .next()
+            .or_else(|| self.voters.iter().next())
+            .map(|(id, _)| *id)
+            .expect("at least one voter");
+        self.switch(next);
+    }
+
+    async fn connection(&mut self) -> anyhow::Result<&mut TcpStream> {
+        if self.conn.is_none() {
+            let addr = self.voters[&self.target];
+            let s = timeout(EXCHANGE_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .with_context(|| format!("connecting to {addr} timed out"))?
+                .with_context(|| format!("connecting to {addr}"))?;
+            s.set_nodelay(true)?;
+            self.conn = Some(s);
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    /// Write `frame` and read the response with the same correlation id.
+    async fn exchange(&mut self, frame: Bytes, corr: i32) -> anyhow::Result<Bytes> {
+        let conn = self.connection().await?;
+        let result = timeout(EXCHANGE_TIMEOUT, async {
+            conn.write_all(&frame).await?;
+            let mut len = [0u8; 4];
+            conn.read_exact(&mut len).await?;
+            let len = u32::from_be_bytes(len) as usize;
+            if len > RESPONSE_BYTES_MAX {
+                bail!("a response of {len} bytes");
+            }
+            let mut buf = vec![0u8; len];
+            conn.read_exact(&mut buf).await?;
+            Ok(Bytes::from(buf))
+        })
+        .await;
+        let bytes = match result {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                self.conn = None;
+                return Err(e);
+            }
+            Err(_) => {
+                self.conn = None;
+                bail!("no response within {EXCHANGE_TIMEOUT:?}");
+            }
+        };
+        if response_correlation_id(&bytes) != Some(corr) {
+            self.conn = None;
+            bail!("a response to another request");
+        }
+        Ok(bytes)
+    }
+
+    fn next_corr(&mut self) -> i32 {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        self.correlation_id
+    }
+
+    async fn try_once(&mut self, request: &Request) -> anyhow::Result<Answer> {
+        let corr = self.next_corr();
+        let frame = client::encode_request(corr, &self.client_id, request)?;
+        let bytes = self.exchange(frame, corr).await?;
+        let answer = client::decode_response(bytes, request);
+        if answer.is_err() {
+            self.conn = None;
+        }
+        Ok(answer?)
+    }
+
+    /// The quorum leader the current target knows, from its DescribeQuorum answer.
+    async fn leader_hint(&mut self) -> anyhow::Result<Option<NodeId>> {
+        let corr = self.next_corr();
+        let version = DESCRIBE_QUORUM_VERSIONS.1;
+        let frame = qwire::encode_describe_quorum_request(corr, version)?;
+        let bytes = self.exchange(frame, corr).await?;
+        let (status, _) = qwire::decode_describe_quorum_response(bytes, version)?;
+        Ok(status.leader)
+    }
+}
