@@ -341,11 +341,36 @@ fn main() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = serve_config(args)?;
+    let mut config = serve_config(args)?;
     let quorum = quorum::QuorumConfig::from_serve(&config).map_err(|e| anyhow::anyhow!(e))?;
-    if let Some(q) = quorum {
-        quorum::spawn(q)?;
-    }
+    // With a metadata quorum the node is a broker and a controller in one process (Kafka's
+    // combined mode): the broker serves the cluster's metadata image and asks the active
+    // controller for topics and producer ids; it registers under its node id.
+    let kraft = match quorum {
+        None => None,
+        Some(q) => {
+            config.broker.kraft = true;
+            config.broker.broker_id = gregor_core::ids::BrokerId(q.node_id.0);
+            let registration = gregor_core::cluster::Registration {
+                broker_id: gregor_core::cluster::BrokerId(q.node_id.0),
+                incarnation_id: rand::random(),
+                endpoints: vec![gregor_core::cluster::records::Endpoint {
+                    name: "PLAINTEXT".into(),
+                    host: config.broker.advertised_host.clone(),
+                    port: u16::try_from(config.broker.advertised_port).map_err(|_| {
+                        anyhow::anyhow!(
+                            "advertised port {} is not a TCP port",
+                            config.broker.advertised_port
+                        )
+                    })?,
+                }],
+                rack: None,
+            };
+            let (broker_end, quorum_end) = quorum::link::pair();
+            quorum::spawn(q, (registration, quorum_end))?;
+            Some(broker_end)
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -357,7 +382,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             info!("shutdown signal received");
             let _ = tx.send(true);
         });
-        runtime::serve(config, rx, None).await
+        runtime::serve(config, rx, kraft).await
     })
 }
 

@@ -328,7 +328,7 @@ impl Broker {
             if !t.partitions.values().any(|p| p.replicas.contains(&me)) {
                 continue;
             }
-            self.host_partitions(&t.name, id.0, &t.partitions);
+            self.host_partitions(&t.name, id.0, &t.partitions, &t.configs);
         }
         // 3. Leadership moved: parked fetches and produces on those partitions look again.
         let old = self.kraft.image.clone();
@@ -406,6 +406,7 @@ impl Broker {
         name: &str,
         id: [u8; 16],
         partitions: &BTreeMap<i32, PartitionRegistration>,
+        configs: &BTreeMap<String, String>,
     ) {
         let me = node(self.config.broker_id);
         let count = partitions.len() as i32;
@@ -414,7 +415,19 @@ impl Broker {
             let settings = if name == OFFSETS_TOPIC {
                 self.offsets_topic_settings()
             } else {
-                self.default_settings()
+                // The topic's configs as the controller committed them (ConfigRecords), over
+                // this broker's defaults.
+                let configs: Vec<(String, Option<String>)> = configs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect();
+                self.topic_settings_from(&configs).unwrap_or_else(|e| {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("topic {name}: its configs do not apply here ({e}); defaults"),
+                    );
+                    self.default_settings()
+                })
             };
             self.topics.insert(
                 name.to_string(),
@@ -746,6 +759,7 @@ impl Broker {
             name: name.to_string(),
             partitions,
             replication_factor: 1,
+            configs: BTreeMap::new(),
         };
         let topic = name.to_string();
         self.ask_controller(request, Asked::Background { topic });
@@ -850,20 +864,16 @@ impl Broker {
                     res.num_partitions = partitions;
                     res.replication_factor = replication as i16;
                     if !r.validate_only {
-                        if !configs.is_empty() {
-                            // The controller's CreateTopic carries no configs yet.
-                            self.log(
-                                LogLevel::Warn,
-                                format!(
-                                    "CreateTopics {name}: topic configs are not applied in a \
-                                     cluster yet; created with the broker defaults"
-                                ),
-                            );
-                        }
+                        // The configs travel with the topic in the metadata log (ConfigRecord),
+                        // so every broker holding a partition applies the same ones.
                         let request = ControllerRequest::CreateTopic {
                             name,
                             partitions,
                             replication_factor: replication.into(),
+                            configs: configs
+                                .iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                                .collect(),
                         };
                         asks.push((response.topics.len(), request));
                     }
@@ -928,25 +938,78 @@ impl Broker {
         }
     }
 
-    /// CreatePartitions in a cluster: the controller request for it does not exist yet.
+    /// CreatePartitions in a cluster (KIP-195): checked here against the image, then one
+    /// `CreatePartitions` request per topic to the active controller, which places the new
+    /// partitions like a new topic's; answered when every topic's answer is back.
     pub(super) fn kraft_create_partitions(&mut self, to: ReplyTo, r: CreatePartitionsRequest) {
         use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-        self.log(
-            LogLevel::Warn,
-            "CreatePartitions is not forwarded to the controller yet; refused".into(),
-        );
+        let admin = self.next_pending;
         let mut response = CreatePartitionsResponse::default();
+        let mut asks = Vec::new();
+        let mut seen = BTreeSet::new();
         for t in &r.topics {
-            response.results.push(
-                CreatePartitionsTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_error_code(ErrorCode::INVALID_REQUEST.into())
-                    .with_error_message(Some(sb(
-                        "CreatePartitions is not supported in a cluster yet",
-                    ))),
-            );
+            let name = name_of(&t.name.0);
+            let now = self.kraft_image().and_then(|i| {
+                let id = i.topic_id(&name)?;
+                Some(i.topics()[&id].partitions.len() as i32)
+            });
+            let refuse = |code: ErrorCode, m: String| Some((code, m));
+            let error = match now {
+                _ if !seen.insert(name.clone()) => {
+                    refuse(ErrorCode::INVALID_REQUEST, format!("{name} named twice"))
+                }
+                None => refuse(
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic {name} does not exist"),
+                ),
+                Some(_) if name.starts_with("__") => refuse(
+                    ErrorCode::INVALID_TOPIC_EXCEPTION,
+                    "internal topics keep their partition count".into(),
+                ),
+                Some(_) if t.assignments.is_some() => refuse(
+                    ErrorCode::INVALID_REQUEST,
+                    "manual replica assignment is not supported".into(),
+                ),
+                Some(n) if t.count <= n => refuse(
+                    ErrorCode::INVALID_PARTITIONS,
+                    format!("topic {name} has {n} partitions; partitions are only ever added"),
+                ),
+                Some(_) if t.count > self.config.partitions_per_topic_max => refuse(
+                    ErrorCode::INVALID_PARTITIONS,
+                    format!(
+                        "partition count {} is above {}",
+                        t.count, self.config.partitions_per_topic_max
+                    ),
+                ),
+                Some(_) => None,
+            };
+            let mut res = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            match error {
+                Some((code, message)) => {
+                    res.error_code = code.into();
+                    res.error_message = Some(sb(message));
+                }
+                None if r.validate_only => {}
+                None => asks.push((
+                    response.results.len(),
+                    ControllerRequest::CreatePartitions {
+                        name,
+                        count: t.count,
+                    },
+                )),
+            }
+            response.results.push(res);
         }
-        self.respond(to, Some(ResponseKind::CreatePartitions(response)));
+        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
+        self.park_admin(
+            to,
+            ResponseKind::CreatePartitions(response),
+            waiting,
+            r.timeout_ms,
+        );
+        for (slot, request) in asks {
+            self.ask_controller(request, Asked::Admin { admin, slot });
+        }
     }
 
     /// The controller answered request `id`.
@@ -1011,6 +1074,11 @@ impl Broker {
                 t.error_code = code;
                 t.error_message = message;
             }
+            (ResponseKind::CreatePartitions(r), _) => {
+                let t = &mut r.results[slot];
+                t.error_code = code;
+                t.error_message = message;
+            }
             (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
         }
         if p.waiting.is_empty() {
@@ -1047,6 +1115,10 @@ impl Broker {
                     ResponseKind::DeleteTopics(r) => {
                         r.responses[*slot].error_code = code;
                         r.responses[*slot].error_message = message.clone();
+                    }
+                    ResponseKind::CreatePartitions(r) => {
+                        r.results[*slot].error_code = code;
+                        r.results[*slot].error_message = message.clone();
                     }
                     other => unreachable!("no admin response of kind {other:?} is forwarded"),
                 }

@@ -18,8 +18,8 @@
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use gregor_core::cluster::wire::client::{self, response_correlation_id};
-use gregor_core::cluster::wire::Answer;
-use gregor_core::cluster::Request;
+use gregor_core::cluster::wire::{Answer, Refusal};
+use gregor_core::cluster::{BrokerId, ControllerError, Request};
 use gregor_core::raft::wire::{self as qwire, DESCRIBE_QUORUM_VERSIONS};
 use gregor_core::raft::NodeId;
 use std::collections::BTreeMap;
@@ -183,5 +183,53 @@ impl ControllerClient {
         let bytes = self.exchange(frame, corr).await?;
         let (status, _) = qwire::decode_describe_quorum_response(bytes, version)?;
         Ok(status.leader)
+    }
+}
+
+/// Send `request` to the controller at `addr` once, on a connection of its own: the answer, or
+/// why none came. A node's metadata side uses this: its own controller channel
+/// (`gregor_core::cluster::channel`) decides whom to ask and when to ask again.
+pub async fn send_once(
+    addr: SocketAddr,
+    client_id: &str,
+    request: &Request,
+) -> anyhow::Result<Answer> {
+    let mut c = ControllerClient::new(BTreeMap::from([(NodeId(0), addr)]), client_id);
+    c.try_once(request).await
+}
+
+/// A refusal read off the wire, as the controller's error it encodes (the wire carries a code
+/// and a message; the request names the broker or topic the error is about).
+pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
+    let broker = match request {
+        Request::BrokerRegistration(reg) => reg.broker_id,
+        Request::BrokerHeartbeat { broker_id, .. }
+        | Request::AllocateProducerIds { broker_id, .. } => *broker_id,
+        _ => BrokerId(-1),
+    };
+    let topic = match request {
+        Request::CreateTopic { name, .. }
+        | Request::DeleteTopic { name }
+        | Request::CreatePartitions { name, .. } => name.clone(),
+        _ => String::new(),
+    };
+    match r.code {
+        101 => ControllerError::DuplicateBrokerRegistration(broker),
+        102 => ControllerError::BrokerIdNotRegistered(broker),
+        77 => ControllerError::StaleBrokerEpoch(broker),
+        36 => ControllerError::TopicAlreadyExists(topic),
+        3 => ControllerError::UnknownTopic(topic),
+        17 => ControllerError::InvalidTopic(r.message),
+        37 => ControllerError::InvalidPartitions(-1),
+        38 => ControllerError::InvalidReplicationFactor {
+            asked: -1,
+            brokers: 0,
+        },
+        40 => ControllerError::InvalidConfig(r.message),
+        // NOT_CONTROLLER: the wire names no leader; the member's channel asks the quorum leader
+        // its own Raft client knows, or the next voter.
+        41 => ControllerError::NotController { leader: None },
+        // REQUEST_TIMED_OUT, and any code this controller does not send: "ask again later".
+        _ => ControllerError::RequestTimedOut,
     }
 }

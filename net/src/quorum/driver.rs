@@ -1,33 +1,39 @@
-//! The controller's event loop: the sans-IO [`QuorumController`] (a Raft voter, its committed
-//! metadata image, and while it leads the active controller) driven by the network and time.
+//! The node's metadata side driven by the network and time: the sans-IO [`Member`] in combined
+//! mode (a Raft voter, its committed metadata image, the active controller while it leads, and
+//! the broker's registration and road to the active controller; `gregor_core::cluster::member`).
 //!
-//! One task owns the controller. It waits for an [`Event`] from the network or for the
-//! controller's next deadline ([`QuorumController::poll_timeout`]), hands it over, then drains
-//! [`QuorumController::poll_output`] and performs each output **in order**: a storage output
-//! (the quorum's own, [`controller::Output::Raft`]) is fsynced before the next output is
-//! looked at, so a vote is durable before the VoteResponse that reports it is sent, an entry
-//! before the fetch that counts it, and every record a controller answer depends on before
-//! that answer ([`controller::Output::Respond`]) leaves (the calling contract of
+//! One task owns the member. It waits for an [`Event`] from the network, a request from its
+//! broker ([`super::link`]), a remote controller's answer, or the member's next deadline
+//! ([`Member::poll_timeout`]), hands it over, then drains [`Member::poll_output`] and performs
+//! each output **in order**: a storage output (the quorum's own, [`MemberOutput::Raft`]) is
+//! fsynced before the next output is looked at, so a vote is durable before the VoteResponse
+//! that reports it is sent, an entry before the fetch that counts it, and every record a
+//! controller answer depends on before that answer leaves (the calling contract of
 //! [`gregor_core::raft`] and [`gregor_core::cluster::quorum_controller`]). A response to a
 //! peer's Raft request goes back on the connection it came on; a Raft request goes to the
-//! peer's queue; a controller answer goes to the connection that asked.
+//! peer's queue; a controller answer goes to the connection that asked; a committed image and
+//! the answers to the broker's own requests go to the broker task; a request the member sends
+//! another controller goes out on a connection of its own ([`controller_client::send_once`]).
 //!
-//! The committed image lives in the controller: it replays committed records, takes snapshots
+//! The committed image lives in the member: it replays committed records, takes snapshots
 //! every `snapshot_interval_entries` committed offsets (KIP-630) and loads those a leader sends.
 //! DescribeQuorum and DescribeCluster (`gregor cluster status`) read it here.
 
+use super::controller_client;
+use super::link::{QuorumEnd, ToBroker};
 use super::storage::{Recovered, Storage};
 use super::transport::{self, Event, Peers, Reply};
 use super::QuorumConfig;
 use crate::clock::Clock;
-use gregor_core::cluster::quorum_controller::{self as controller, QuorumControllerConfig};
+use gregor_core::cluster::member::Output as MemberOutput;
+use gregor_core::cluster::quorum_controller::QuorumControllerConfig;
 use gregor_core::cluster::{
-    ControllerError, QuorumController, Reply as ControllerReply, RequestId,
+    ControllerError, Member, MemberConfig, Registration, Reply as ControllerReply, Request,
+    RequestId, Role as ProcessRole,
 };
 use gregor_core::raft::wire::{QuorumStatus, ReplicaStatus};
 use gregor_core::raft::{Message, NodeId, Output, RaftConfig, Role};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -49,11 +55,18 @@ pub const BEGIN_QUORUM_EPOCH_RESEND: std::time::Duration = std::time::Duration::
 /// A controller answer on its way back to the connection that asked.
 pub type ControllerAnswer = Result<ControllerReply, ControllerError>;
 
+/// Requests from remote brokers are handed to the member under this node id: the member only
+/// echoes it back with the answer, which the driver routes by request id.
+const REMOTE_BROKER: NodeId = NodeId(-1);
+
+/// Run the node's metadata side: the quorum member, and for `broker` (its registration and its
+/// end of the road to the broker task) the broker's lifecycle and requests.
 pub async fn run(
     config: QuorumConfig,
     storage: Storage,
     recovered: Recovered,
     listener: tokio::net::TcpListener,
+    broker: (Registration, QuorumEnd),
 ) -> anyhow::Result<()> {
     let clock = Clock::new();
     let (events, mut inbox) = mpsc::channel(EVENT_QUEUE_MAX);
@@ -69,18 +82,32 @@ pub async fn run(
         snapshot_every: config.snapshot_interval_entries,
         ..QuorumControllerConfig::default()
     };
-    let qc = QuorumController::restore(
+    let (registration, link) = broker;
+    let member_config = MemberConfig {
+        controller: qc_config,
+        ..MemberConfig::default()
+    };
+    let member = Member::restore(
+        ProcessRole::Combined,
         config.node_id,
         voters.clone(),
-        qc_config,
+        Some(registration),
+        member_config,
         seed,
         clock.now(),
         recovered.state,
         recovered.snapshot,
         recovered.entries,
     );
+    let QuorumEnd {
+        requests: mut from_broker,
+        events: to_broker,
+    } = link;
+    let (answers_tx, mut answers) = mpsc::unbounded_channel();
     let mut d = Driver {
-        qc,
+        qc: member,
+        to_broker,
+        answers: answers_tx,
         voters,
         addresses: config.voters.clone(),
         storage,
@@ -103,6 +130,15 @@ pub async fn run(
                 None => return Ok(()),
             },
             _ = tokio::time::sleep_until(deadline) => d.qc.tick(d.clock.now()),
+            ask = from_broker.recv() => match ask {
+                Some((id, request)) => d.qc.broker_request(d.clock.now(), id, request),
+                // The broker task ended: the process is stopping.
+                None => return Ok(()),
+            },
+            answer = answers.recv() => {
+                let (id, result) = answer.expect("the driver holds a sender");
+                d.qc.controller_reply(d.clock.now(), id, result);
+            }
             _ = announce.tick() => d.announce(),
         }
         d.perform()?;
@@ -110,7 +146,12 @@ pub async fn run(
 }
 
 struct Driver {
-    qc: QuorumController,
+    /// The node's metadata side (named for the quorum controller it holds).
+    qc: Member,
+    /// Committed images and the answers to the broker's own requests, to the broker task.
+    to_broker: mpsc::UnboundedSender<ToBroker>,
+    /// Remote controllers' answers to the member's requests come back here.
+    answers: mpsc::UnboundedSender<(RequestId, ControllerAnswer)>,
     voters: BTreeSet<NodeId>,
     addresses: BTreeMap<NodeId, std::net::SocketAddr>,
     storage: Storage,
@@ -180,7 +221,7 @@ impl Driver {
                 self.next_request += 1;
                 let id = RequestId(self.next_request);
                 self.waiting.insert(id, reply);
-                self.qc.request(now, id, request);
+                self.qc.controller_request(now, REMOTE_BROKER, id, request);
             }
         }
     }
@@ -215,14 +256,21 @@ impl Driver {
     fn perform(&mut self) -> anyhow::Result<()> {
         while let Some(out) = self.qc.poll_output() {
             match out {
-                controller::Output::Raft(o) => self.perform_raft(o)?,
-                controller::Output::Respond { id, result } => {
+                MemberOutput::Raft(o) => self.perform_raft(o)?,
+                MemberOutput::Respond { to, id, result } => {
+                    assert_eq!(to, REMOTE_BROKER, "remote requests are handed over as such");
                     match self.waiting.remove(&id) {
                         // The asker may have gone (connection closed): nothing to do.
                         Some(tx) => drop(tx.send(result)),
                         None => warn!(?id, "an answer to no request"),
                     }
                 }
+                // The broker task ends only when the process does; nothing to do if it has.
+                MemberOutput::Image(image) => drop(self.to_broker.send(ToBroker::Image(image))),
+                MemberOutput::ControllerReply { id, result } => {
+                    drop(self.to_broker.send(ToBroker::Reply { id, result }))
+                }
+                MemberOutput::Request { to, id, request } => self.ask_remote(to, id, request),
             }
         }
         if let Some((_, reply)) = self.reply.take() {
@@ -230,6 +278,34 @@ impl Driver {
         }
         self.log_changes();
         Ok(())
+    }
+
+    /// Send `request` to controller `to`, once, on a connection of its own; its answer (or
+    /// NOT_CONTROLLER when it could not be reached, so the member asks another voter after its
+    /// backoff) comes back through `answers`. Retrying and choosing whom to ask are the
+    /// member's (its controller channel's) business.
+    fn ask_remote(&mut self, to: NodeId, id: RequestId, request: Request) {
+        let answers = self.answers.clone();
+        let Some(addr) = self.addresses.get(&to).copied() else {
+            warn!(
+                to = to.0,
+                "asked to send a controller request to a node that is not a voter"
+            );
+            let _ = answers.send((id, Err(ControllerError::NotController { leader: None })));
+            return;
+        };
+        let client_id = format!("gregor-broker-{}", self.qc.id().0);
+        tokio::spawn(async move {
+            let result = match controller_client::send_once(addr, &client_id, &request).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(refusal)) => Err(controller_client::refusal_error(refusal, &request)),
+                Err(e) => {
+                    debug!(to = to.0, "controller request failed: {e:#}");
+                    Err(ControllerError::NotController { leader: None })
+                }
+            };
+            let _ = answers.send((id, result));
+        });
     }
 
     fn perform_raft(&mut self, out: Output) -> anyhow::Result<()> {
@@ -309,7 +385,7 @@ impl Driver {
     /// once it has taken over), and the controllers' addresses.
     fn cluster(&self) -> transport::ClusterView {
         transport::ClusterView {
-            image: Arc::new(self.qc.image().clone()),
+            image: self.qc.image().clone(),
             controller: self.qc.raft().leader().map(|n| n.0),
             controllers: self
                 .addresses

@@ -160,7 +160,14 @@ impl QuorumConfig {
 /// Start the quorum member on its own thread. It runs until the process ends; a storage
 /// failure stops the process (the metadata log cannot go on with a write it cannot vouch
 /// for, as Kafka halts on a failed metadata log directory).
-pub fn spawn(config: QuorumConfig) -> anyhow::Result<()> {
+///
+/// The node is a broker too (Kafka's combined mode): `broker` is its registration (its node id,
+/// a fresh incarnation id, its advertised listener) and the quorum thread's end of the road to
+/// the broker task.
+pub fn spawn(
+    config: QuorumConfig,
+    broker: (gregor_core::cluster::Registration, link::QuorumEnd),
+) -> anyhow::Result<()> {
     // Open the storage here, so a damaged log stops `serve` before anything else starts.
     let (storage, recovered) = storage::Storage::open(&config.metadata_log_dir)?;
     // The listener is bound on the quorum's own runtime; whether that worked comes back here,
@@ -183,7 +190,7 @@ pub fn spawn(config: QuorumConfig) -> anyhow::Result<()> {
                     }
                 };
                 let _ = bound_tx.send(Ok(()));
-                driver::run(config, storage, recovered, listener).await
+                driver::run(config, storage, recovered, listener, broker).await
             });
             if let Err(e) = result {
                 tracing::error!("metadata quorum stopped: {e:#}");
