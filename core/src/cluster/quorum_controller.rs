@@ -567,7 +567,7 @@ fn decide(
             partitions,
             replication_factor,
         } => {
-            crate::broker::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
+            crate::ids::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
             let records =
                 controller.create_topic(working, name, *partitions, *replication_factor)?;
             let topic_id = match records.first() {
