@@ -135,7 +135,7 @@ impl Broker {
                 }
                 Ok(_) => {
                     res.num_partitions = partitions;
-                    res.replication_factor = replication as i16;
+                    res.replication_factor = replication;
                     if !r.validate_only {
                         if !configs.is_empty() {
                             // The controller's CreateTopic carries no configs yet.
