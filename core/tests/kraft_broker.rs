@@ -438,7 +438,8 @@ fn stray_partitions_are_kept_until_the_first_image_then_deleted() {
     let mut b = broker();
     let mut log = Log::new();
     log.broker(1, "one.example", 9092);
-    let keep = log.topic("keep", 1, &[&[1]]);
+    log.broker(2, "two.example", 9093);
+    let keep = log.topic("keep", 1, &[&[1], &[2]]);
     let gone = log.topic("gone", 2, &[&[1]]);
     let renewed = log.topic("renewed", 3, &[&[1]]);
     image(&mut b, &log);
@@ -460,9 +461,13 @@ fn stray_partitions_are_kept_until_the_first_image_then_deleted() {
     assert_eq!(b.storage.dirs(), vec!["keep-0", "renewed-0"]);
     let (_, _, read) = fetch(&mut b, "keep", 0);
     assert_eq!(read, vec![(0, "keep".to_string(), 0)]);
+    // The partition on the other broker is that broker's, not a missing one here.
+    assert_eq!(produce(&mut b, "keep", 1, "x").0, NOT_LEADER_OR_FOLLOWER);
+    log.lead(keep, 1, LeaderChange::NoLeader);
+    image(&mut b, &log);
+    assert_eq!(produce(&mut b, "keep", 1, "x").0, LEADER_NOT_AVAILABLE);
     let (_, _, read) = fetch(&mut b, "renewed", 0);
     assert!(read.is_empty(), "the stray log of the old id is gone");
-    assert!(log.image.topic_id("keep") == Some(keep));
 }
 
 fn create_topics(b: &mut Pair<Files>, name: &str, validate_only: bool, timeout_ms: i32) -> i32 {

@@ -180,6 +180,13 @@ impl Broker {
             })
             .collect();
         for (name, i) in missing {
+            if broker.config.kraft {
+                // In a cluster a topic's other partitions live on other brokers: the first
+                // image says which (a partition placed here is then created afresh).
+                let p = &mut broker.topics.get_mut(&name).unwrap().partitions[i];
+                p.offline = Some(cluster::NOT_HOSTED.into());
+                continue;
+            }
             broker.log(
                 LogLevel::Error,
                 format!("{name}-{i}: partition directory missing; partition offline"),

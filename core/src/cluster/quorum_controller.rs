@@ -577,7 +577,7 @@ fn decide(
             replication_factor,
             configs,
         } => {
-            crate::broker::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
+            crate::ids::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
             let records = controller.create_topic_with_configs(
                 working,
                 name,

@@ -1,0 +1,538 @@
+//! What a KRaft-mode broker asks of the active controller: CreateTopics and DeleteTopics
+//! forwarded one topic per request, background creations (auto-created topics, the offsets
+//! topic), and producer-id blocks (KIP-730).
+
+use super::*;
+
+impl Broker {
+    /// Ask the controller to create `name` for no waiting client, unless already asked.
+    pub(super) fn create_in_background(&mut self, name: &str, partitions: i32) {
+        if self.kraft.creating.contains(name) {
+            return;
+        }
+        self.kraft.creating.insert(name.to_string());
+        self.log(
+            LogLevel::Info,
+            format!("asking the controller to create topic {name} ({partitions} partitions)"),
+        );
+        let request = ControllerRequest::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert!(partitions >= 1, "{name}: a topic has partitions");
+        let topic = name.to_string();
+        self.ask_controller(request, Asked::Background { topic });
+        assert!(
+            self.kraft.creating.contains(name),
+            "asked once until it lands"
+        );
+    }
+
+    pub(super) fn park_admin(
+        &mut self,
+        to: ReplyTo,
+        response: ResponseKind,
+        waiting: BTreeSet<usize>,
+        ms: i32,
+    ) {
+        if waiting.is_empty() {
+            self.respond(to, Some(response));
+            return;
+        }
+        let ms = if ms > 0 {
+            ms as u64
+        } else {
+            DEFAULT_TIMEOUT_MS
+        };
+        let slots = match &response {
+            ResponseKind::CreateTopics(r) => r.topics.len(),
+            ResponseKind::DeleteTopics(r) => r.responses.len(),
+            other => unreachable!("no admin response of kind {other:?} is forwarded"),
+        };
+        assert!(
+            waiting.iter().all(|s| *s < slots),
+            "each wait is one topic's answer"
+        );
+        let admin = self.next_pending;
+        self.next_pending += 1;
+        let pending = PendingAdmin {
+            reply: to,
+            response,
+            waiting,
+            deadline: self.now + Duration::from_ms(ms),
+        };
+        assert!(self.kraft.admin.insert(admin, pending).is_none());
+    }
+
+    pub(in crate::broker) fn kraft_create_topics(&mut self, to: ReplyTo, r: CreateTopicsRequest) {
+        let admin = self.next_pending;
+        let mut response = CreateTopicsResponse::default();
+        let mut asks = Vec::new();
+        let mut seen = BTreeSet::new();
+        for t in &r.topics {
+            let name = name_of(&t.name.0);
+            let mut res = CreatableTopicResult::default().with_name(t.name.clone());
+            let partitions = if t.num_partitions == -1 {
+                self.config.default_partitions
+            } else {
+                t.num_partitions
+            };
+            let replication = if t.replication_factor == -1 {
+                1
+            } else {
+                t.replication_factor
+            };
+            let configs: Vec<(String, Option<String>)> = t
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            let exists = self
+                .kraft_image()
+                .is_some_and(|i| i.topic_id(&name).is_some());
+            let refuse = |code, m: String| Err(ClientError::new(code, m));
+            let check = if !seen.insert(name.clone()) {
+                refuse(ErrorCode::INVALID_REQUEST, format!("{name} named twice"))
+            } else if let Err(e) = validate_topic_name(&name) {
+                refuse(ErrorCode::INVALID_TOPIC_EXCEPTION, e)
+            } else if name.starts_with("__") {
+                refuse(
+                    ErrorCode::INVALID_TOPIC_EXCEPTION,
+                    "names starting with __ are reserved for internal topics".into(),
+                )
+            } else if exists {
+                refuse(
+                    ErrorCode::TOPIC_ALREADY_EXISTS,
+                    format!("topic {name} already exists"),
+                )
+            } else if !t.assignments.is_empty() {
+                refuse(
+                    ErrorCode::INVALID_REQUEST,
+                    "manual replica assignment is not supported".into(),
+                )
+            } else if partitions < 1 || partitions > self.config.partitions_per_topic_max {
+                refuse(
+                    ErrorCode::INVALID_PARTITIONS,
+                    format!(
+                        "partition count {partitions} is not within 1..={}",
+                        self.config.partitions_per_topic_max
+                    ),
+                )
+            } else if replication < 1 {
+                refuse(
+                    ErrorCode::INVALID_REPLICATION_FACTOR,
+                    format!("replication factor {replication} is below 1"),
+                )
+            } else {
+                self.topic_settings_from(&configs)
+                    .map_err(|e| ClientError::new(ErrorCode::INVALID_CONFIG, e))
+            };
+            match check {
+                Err(e) => {
+                    res.error_code = e.code.into();
+                    res.error_message = Some(sb(e.message));
+                }
+                Ok(_) => {
+                    res.num_partitions = partitions;
+                    res.replication_factor = replication;
+                    if !r.validate_only {
+                        // The configs travel with the topic in the metadata log (ConfigRecord),
+                        // so every broker holding a partition applies the same ones.
+                        let request = ControllerRequest::CreateTopic {
+                            name,
+                            partitions,
+                            replication_factor: replication.into(),
+                            configs: configs
+                                .iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                                .collect(),
+                        };
+                        asks.push((response.topics.len(), request));
+                    }
+                }
+            }
+            response.topics.push(res);
+        }
+        assert_eq!(
+            response.topics.len(),
+            r.topics.len(),
+            "every topic is answered"
+        );
+        assert!(
+            !r.validate_only || asks.is_empty(),
+            "validate_only is answered here"
+        );
+        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
+        self.park_admin(
+            to,
+            ResponseKind::CreateTopics(response),
+            waiting,
+            r.timeout_ms,
+        );
+        for (slot, request) in asks {
+            assert_eq!(
+                admin + 1,
+                self.next_pending,
+                "parked under the id asked for"
+            );
+            self.ask_controller(request, Asked::Admin { admin, slot });
+        }
+    }
+
+    pub(in crate::broker) fn kraft_delete_topics(&mut self, to: ReplyTo, r: DeleteTopicsRequest) {
+        let admin = self.next_pending;
+        let mut response = DeleteTopicsResponse::default();
+        let mut asks = Vec::new();
+        for n in &r.topic_names {
+            let name = name_of(&n.0);
+            let mut res =
+                DeletableTopicResult::default().with_name(Some(TopicName(sb(name.clone()))));
+            let exists = self
+                .kraft_image()
+                .is_some_and(|i| i.topic_id(&name).is_some());
+            if !exists {
+                res.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
+            } else if name.starts_with("__") {
+                res.error_code = ErrorCode::INVALID_TOPIC_EXCEPTION.into();
+            } else {
+                asks.push((
+                    response.responses.len(),
+                    ControllerRequest::DeleteTopic { name },
+                ));
+            }
+            response.responses.push(res);
+        }
+        assert_eq!(
+            response.responses.len(),
+            r.topic_names.len(),
+            "every topic answered"
+        );
+        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
+        self.park_admin(
+            to,
+            ResponseKind::DeleteTopics(response),
+            waiting,
+            r.timeout_ms,
+        );
+        for (slot, request) in asks {
+            self.ask_controller(request, Asked::Admin { admin, slot });
+        }
+    }
+
+    /// CreatePartitions in a cluster (KIP-195): checked here against the image, then one
+    /// `CreatePartitions` request per topic to the active controller, which places the new
+    /// partitions like a new topic's; answered when every topic's answer is back.
+    pub(in crate::broker) fn kraft_create_partitions(
+        &mut self,
+        to: ReplyTo,
+        r: CreatePartitionsRequest,
+    ) {
+        use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+        let admin = self.next_pending;
+        let mut response = CreatePartitionsResponse::default();
+        let mut asks = Vec::new();
+        let mut seen = BTreeSet::new();
+        for t in &r.topics {
+            let name = name_of(&t.name.0);
+            let now = self.kraft_image().and_then(|i| {
+                let id = i.topic_id(&name)?;
+                Some(i.topics()[&id].partitions.len() as i32)
+            });
+            let refuse = |code: ErrorCode, m: String| Some((code, m));
+            let error = match now {
+                _ if !seen.insert(name.clone()) => {
+                    refuse(ErrorCode::INVALID_REQUEST, format!("{name} named twice"))
+                }
+                None => refuse(
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic {name} does not exist"),
+                ),
+                Some(_) if name.starts_with("__") => refuse(
+                    ErrorCode::INVALID_TOPIC_EXCEPTION,
+                    "internal topics keep their partition count".into(),
+                ),
+                Some(_) if t.assignments.is_some() => refuse(
+                    ErrorCode::INVALID_REQUEST,
+                    "manual replica assignment is not supported".into(),
+                ),
+                Some(n) if t.count <= n => refuse(
+                    ErrorCode::INVALID_PARTITIONS,
+                    format!("topic {name} has {n} partitions; partitions are only ever added"),
+                ),
+                Some(_) if t.count > self.config.partitions_per_topic_max => refuse(
+                    ErrorCode::INVALID_PARTITIONS,
+                    format!(
+                        "partition count {} is above {}",
+                        t.count, self.config.partitions_per_topic_max
+                    ),
+                ),
+                Some(_) => None,
+            };
+            let mut res = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            match error {
+                Some((code, message)) => {
+                    res.error_code = code.into();
+                    res.error_message = Some(sb(message));
+                }
+                None if r.validate_only => {}
+                None => asks.push((
+                    response.results.len(),
+                    ControllerRequest::CreatePartitions {
+                        name,
+                        count: t.count,
+                    },
+                )),
+            }
+            response.results.push(res);
+        }
+        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
+        self.park_admin(
+            to,
+            ResponseKind::CreatePartitions(response),
+            waiting,
+            r.timeout_ms,
+        );
+        for (slot, request) in asks {
+            self.ask_controller(request, Asked::Admin { admin, slot });
+        }
+    }
+
+    /// The controller answered request `id`.
+    pub(in crate::broker) fn on_controller_reply(
+        &mut self,
+        id: RequestId,
+        result: Result<Reply, ControllerError>,
+    ) {
+        assert!(
+            id.0 < self.kraft.next_request,
+            "an answer to a request asked"
+        );
+        let Some(why) = self.kraft.asked.remove(&id) else {
+            // The admin request it belonged to timed out and was answered.
+            return;
+        };
+        match why {
+            Asked::Admin { admin, slot } => self.admin_answer(admin, slot, result),
+            Asked::Background { topic } => {
+                if let Err(e) = result {
+                    self.kraft.creating.remove(&topic);
+                    let level = match e {
+                        ControllerError::TopicAlreadyExists(_) => LogLevel::Info,
+                        _ => LogLevel::Warn,
+                    };
+                    self.log(
+                        level,
+                        format!("creating topic {topic}: controller said {e:?}"),
+                    );
+                }
+                // On success the topic stays "being created" until an image names it.
+            }
+            Asked::ProducerIds => self.producer_ids_answer(result),
+        }
+    }
+
+    pub(super) fn admin_answer(
+        &mut self,
+        admin: u64,
+        slot: usize,
+        result: Result<Reply, ControllerError>,
+    ) {
+        let p = self
+            .kraft
+            .admin
+            .get_mut(&admin)
+            .expect("asked entries follow their request");
+        assert!(p.waiting.remove(&slot), "one answer per topic");
+        let (code, message) = match &result {
+            Ok(_) => (0, None),
+            Err(e) => (e.code(), Some(sb(format!("{e:?}")))),
+        };
+        assert_eq!(
+            code == 0,
+            result.is_ok(),
+            "every refusal has a Kafka error code"
+        );
+        match (&mut p.response, result) {
+            (ResponseKind::CreateTopics(r), result) => {
+                let t = &mut r.topics[slot];
+                t.error_code = code;
+                t.error_message = message;
+                match result {
+                    Ok(Reply::CreateTopic { topic_id }) => {
+                        t.topic_id = TopicId(topic_id.0).to_uuid()
+                    }
+                    Ok(other) => unreachable!("a CreateTopic answered with {other:?}"),
+                    Err(_) => {
+                        t.num_partitions = -1;
+                        t.replication_factor = -1;
+                    }
+                }
+            }
+            (ResponseKind::DeleteTopics(r), _) => {
+                let t = &mut r.responses[slot];
+                t.error_code = code;
+                t.error_message = message;
+            }
+            (ResponseKind::CreatePartitions(r), _) => {
+                let t = &mut r.results[slot];
+                t.error_code = code;
+                t.error_message = message;
+            }
+            (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
+        }
+        if p.waiting.is_empty() {
+            let p = self.kraft.admin.remove(&admin).expect("looked up");
+            self.respond(p.reply, Some(p.response));
+        }
+    }
+
+    /// Admin requests past their timeout answer REQUEST_TIMED_OUT for the topics the
+    /// controller has not answered (the change may still happen).
+    pub(in crate::broker) fn kraft_on_time(&mut self) {
+        let due: Vec<u64> = self
+            .kraft
+            .admin
+            .iter()
+            .filter(|(_, p)| p.deadline <= self.now)
+            .map(|(id, _)| *id)
+            .collect();
+        for admin in due {
+            let mut p = self.kraft.admin.remove(&admin).expect("listed");
+            self.kraft
+                .asked
+                .retain(|_, a| !matches!(a, Asked::Admin { admin: x, .. } if *x == admin));
+            let code: i16 = ErrorCode::REQUEST_TIMED_OUT.into();
+            let message = Some(sb(
+                "the controller did not answer within the request's timeout",
+            ));
+            for slot in &p.waiting {
+                match &mut p.response {
+                    ResponseKind::CreateTopics(r) => {
+                        r.topics[*slot].error_code = code;
+                        r.topics[*slot].error_message = message.clone();
+                    }
+                    ResponseKind::DeleteTopics(r) => {
+                        r.responses[*slot].error_code = code;
+                        r.responses[*slot].error_message = message.clone();
+                    }
+                    ResponseKind::CreatePartitions(r) => {
+                        r.results[*slot].error_code = code;
+                        r.results[*slot].error_message = message.clone();
+                    }
+                    other => unreachable!("no admin response of kind {other:?} is forwarded"),
+                }
+            }
+            self.respond(p.reply, Some(p.response));
+        }
+        // Postcondition: nothing past its deadline still waits, nor asks for it.
+        assert!(self.kraft.admin.values().all(|p| p.deadline > self.now));
+    }
+
+    // ---- producer ids (KIP-730) ---------------------------------------------------------
+
+    pub(in crate::broker) fn kraft_init_producer_id(&mut self, to: ReplyTo) {
+        if self.kraft.pid_waiters.len() >= self.config.producer_id_waiters_max {
+            let resp = InitProducerIdResponse::default()
+                .with_error_code(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.into())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            self.respond(to, Some(ResponseKind::InitProducerId(resp)));
+            return;
+        }
+        self.kraft.pid_waiters.push(to);
+        assert!(self.kraft.pid_waiters.len() <= self.config.producer_id_waiters_max);
+        self.serve_producer_ids();
+    }
+
+    /// Hand ids to the waiters while the block lasts; ask for the next block once 90% of this
+    /// one is used (or it is gone).
+    pub(super) fn serve_producer_ids(&mut self) {
+        while !self.kraft.pid_waiters.is_empty() {
+            let k = &mut self.kraft;
+            if k.pid_next >= k.pid_end {
+                let Some((first, end)) = k.pid_prefetched.take() else {
+                    break;
+                };
+                (k.pid_start, k.pid_next, k.pid_end) = (first, first, end);
+            }
+            let pid = k.pid_next;
+            k.pid_next += 1;
+            assert!(k.pid_next <= k.pid_end, "ids only from the block");
+            let to = k.pid_waiters.remove(0);
+            let resp = InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(0);
+            self.respond(to, Some(ResponseKind::InitProducerId(resp)));
+        }
+        // Postcondition: whoever still waits, waits because no id is left here.
+        let k = &self.kraft;
+        assert!(
+            k.pid_waiters.is_empty() || (k.pid_next == k.pid_end && k.pid_prefetched.is_none())
+        );
+        let k = &self.kraft;
+        let (used, size) = (k.pid_next - k.pid_start, k.pid_end - k.pid_start);
+        if k.pid_prefetched.is_none() && used * 100 >= size * PREFETCH_PERCENT {
+            self.ask_producer_ids();
+        }
+    }
+
+    /// Ask the controller for a block, if none is asked for and this broker is registered.
+    pub(super) fn ask_producer_ids(&mut self) {
+        if self.kraft.pid_asked() {
+            return;
+        }
+        let me = node(self.config.broker_id);
+        let Some(epoch) = self
+            .kraft_image()
+            .and_then(|i| i.broker(me))
+            .map(|b| b.broker_epoch)
+        else {
+            // Not registered yet: the waiters wait for an image that names this broker.
+            return;
+        };
+        let request = ControllerRequest::AllocateProducerIds {
+            broker_id: me,
+            broker_epoch: epoch,
+        };
+        self.ask_controller(request, Asked::ProducerIds);
+    }
+
+    pub(super) fn producer_ids_answer(&mut self, result: Result<Reply, ControllerError>) {
+        match result {
+            Ok(Reply::AllocateProducerIds { first, count }) => {
+                assert!(count > 0 && first >= 0, "a block holds ids");
+                let k = &mut self.kraft;
+                // KIP-730: blocks are logged and only move forward, so never overlap.
+                assert!(
+                    first >= k.pid_end,
+                    "block {first} overlaps one ending at {}",
+                    k.pid_end
+                );
+                if k.pid_next >= k.pid_end {
+                    (k.pid_start, k.pid_next, k.pid_end) = (first, first, first + count);
+                } else {
+                    k.pid_prefetched = Some((first, first + count));
+                }
+                self.serve_producer_ids();
+            }
+            Ok(other) => unreachable!("AllocateProducerIds answered with {other:?}"),
+            Err(e) => {
+                // Retriable for the client (Kafka's producer retries
+                // COORDINATOR_LOAD_IN_PROGRESS); the next InitProducerId asks again.
+                self.log(
+                    LogLevel::Warn,
+                    format!("AllocateProducerIds refused by the controller: {e:?}"),
+                );
+                for to in std::mem::take(&mut self.kraft.pid_waiters) {
+                    let resp = InitProducerIdResponse::default()
+                        .with_error_code(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.into())
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1);
+                    self.respond(to, Some(ResponseKind::InitProducerId(resp)));
+                }
+            }
+        }
+    }
+}
