@@ -50,6 +50,8 @@ pub struct Lifecycle {
     state: BrokerState,
     /// A registration or heartbeat is out and not answered yet.
     waiting: bool,
+    /// The replayed offset the last heartbeat reported.
+    reported: i64,
     next_request_at: Instant,
     now: Instant,
 }
@@ -63,6 +65,7 @@ impl Lifecycle {
             heartbeat_interval,
             state: BrokerState::Starting,
             waiting: false,
+            reported: -1,
             next_request_at: now,
             now,
         }
@@ -95,17 +98,25 @@ impl Lifecycle {
     /// reporting `replayed`, the offset of the last record in the broker's image.
     pub fn due(&mut self, now: Instant, replayed: i64) -> Option<Request> {
         self.advance(now);
-        if self.waiting || now < self.next_request_at {
+        assert!(replayed >= -1);
+        // Registered but fenced, and the replay has just reached the registration record: the
+        // controller would unfence now, so heartbeat now rather than at the next interval
+        // (Kafka's `BrokerLifecycleManager.setReadyToUnfence`).
+        let ready_to_unfence = matches!(self.state, BrokerState::Fenced { epoch }
+            if self.reported < epoch.0 && replayed >= epoch.0);
+        if self.waiting || (now < self.next_request_at && !ready_to_unfence) {
             return None;
         }
-        assert!(replayed >= -1);
         let request = match self.epoch() {
             None => Request::BrokerRegistration(self.registration.clone()),
-            Some(epoch) => Request::BrokerHeartbeat {
-                broker_id: self.registration.broker_id,
-                broker_epoch: epoch,
-                metadata_offset: replayed,
-            },
+            Some(epoch) => {
+                self.reported = replayed;
+                Request::BrokerHeartbeat {
+                    broker_id: self.registration.broker_id,
+                    broker_epoch: epoch,
+                    metadata_offset: replayed,
+                }
+            }
         };
         self.waiting = true;
         Some(request)
@@ -122,6 +133,7 @@ impl Lifecycle {
                 self.state = BrokerState::Fenced {
                     epoch: broker_epoch,
                 };
+                self.reported = -1;
                 // Heartbeat at once: unfencing waits only for the replay to reach the epoch.
                 self.next_request_at = now;
             }

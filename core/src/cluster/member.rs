@@ -436,6 +436,8 @@ impl Member {
                 break;
             }
         }
+        // A restart from a snapshot starts with an image no output moved.
+        self.hand_over_image();
         self.invariants();
     }
 

@@ -1,23 +1,26 @@
-//! The quorum world: controllers, brokers, a client, the network between them, the fault
-//! schedule, and the event loop that drives them in virtual time. See the module docs of
-//! [`crate::quorum`].
+//! The quorum world: combined nodes (controller + broker), broker-only nodes, a client, the
+//! network between them, the fault schedule, and the event loop that drives them in virtual
+//! time. See the module docs of [`crate::quorum`].
 //!
 //! One loop iteration takes the earliest of: a phase change, a scheduled heal, the next fault, a
-//! message arriving, a controller's timer ([`QuorumController::poll_timeout`]), a broker's or the
-//! client's next action. Ties go in that order, then by id, so a seed replays exactly; every
-//! event is folded into the trace hash.
+//! message arriving, a node's timer ([`Member::poll_timeout`]), a node's broker acting, the
+//! client acting. Ties go in that order, then by id, so a seed replays exactly; every event is
+//! folded into the trace hash.
 
 use super::check::acked_topics::AckedTopics;
 use super::check::committed::Committed;
-use super::check::image::ImageReplay;
 use super::check::liveness::Liveness;
+use super::check::local_requests::LocalRequests;
 use super::check::one_leader::OneLeader;
+use super::check::registered::Registered;
+use super::check::served_images::ServedImages;
 use super::check::Anomaly;
-use gregor_core::cluster::quorum_controller::Output;
+use gregor_core::cluster::lifecycle::BrokerState;
+use gregor_core::cluster::member::Output;
 use gregor_core::cluster::records::Endpoint;
 use gregor_core::cluster::{
-    BrokerEpoch, BrokerId, ControllerError, Durable, QuorumController, QuorumControllerConfig,
-    Registration, Reply, Request, RequestId,
+    BrokerId, ControllerError, Durable, Member, MemberConfig, QuorumControllerConfig, Registration,
+    Reply, Request, RequestId, Role,
 };
 use gregor_core::prng::Prng;
 use gregor_core::raft::{self, Message, NodeId};
@@ -28,25 +31,28 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug)]
 pub struct Options {
     pub seed: u64,
-    /// Controllers in the quorum (3 or 5; 1 works too).
+    /// Controllers in the quorum (3 or 5; 1 works too), each a combined node.
     pub nodes: usize,
     /// The safety phase (faults on), simulated ms.
     pub safety_ms: u64,
-    /// The liveness phase (faults healed), simulated ms: a leader and a new commit must come
-    /// within it.
+    /// The liveness phase (faults healed), simulated ms: a leader, a new commit and every
+    /// broker registered and unfenced must come within it.
     pub liveness_ms: u64,
     /// Print every event.
     pub trace: bool,
 }
 
 impl Options {
-    /// The CI length: 60 simulated seconds, 45 with faults and 15 healed.
+    /// The CI length: 70 simulated seconds, 45 with faults and 25 healed. The healed phase is
+    /// that long because a broker restarted near the heal may register only once its previous
+    /// incarnation's session lapses (`broker.session.timeout.ms`, 9 s, counted afresh by a
+    /// controller elected after the heal): DUPLICATE_BROKER_REGISTRATION until then.
     pub fn new(seed: u64, nodes: usize) -> Options {
         Options {
             seed,
             nodes,
             safety_ms: 45_000,
-            liveness_ms: 15_000,
+            liveness_ms: 25_000,
             trace: false,
         }
     }
@@ -72,17 +78,19 @@ impl Report {
 /// Something that sends and receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Addr {
-    Controller(NodeId),
-    Broker(usize),
+    Node(NodeId),
     Client,
 }
 
 #[derive(Clone, Debug)]
 enum Payload {
     Raft(Message),
+    /// A broker's request to a controller, and its answer.
     Request(RequestId, Request),
-    /// An answer, with the offset the answering node had committed to when it let it go.
-    Response(RequestId, Result<Reply, ControllerError>, i64),
+    Response(RequestId, Result<Reply, ControllerError>),
+    /// The admin client's request to a broker, and its answer.
+    ClientRequest(RequestId, Request),
+    ClientResponse(RequestId, Result<Reply, ControllerError>),
 }
 
 /// A directed link's faults.
@@ -97,7 +105,6 @@ struct Link {
 enum Heal {
     Link(Addr, Addr),
     Restart(NodeId),
-    RestartBroker(usize),
 }
 
 /// The fault kinds, in the order of [`Profile::weights`].
@@ -162,9 +169,21 @@ impl Profile {
     }
 }
 
-/// One controller machine.
-struct Ctrl {
-    node: Option<QuorumController>,
+/// Why the node's broker asked its metadata side something.
+#[derive(Clone, Debug)]
+enum Origin {
+    /// The admin client's request `.0`, forwarded (Kafka's KIP-590 forwarding).
+    Client(RequestId),
+    /// The broker's own producer-id block.
+    ProducerIds,
+}
+
+/// One machine: a combined node (controllers) or a broker-only node, with its disk, its clock
+/// and a stand-in for the broker above the metadata side (it forwards the client's requests and
+/// asks for producer-id blocks now and then).
+struct Node {
+    role: Role,
+    member: Option<Member>,
     disk: Durable,
     /// This machine's clock is ahead of the world's by this much (it only grows: jumps forward).
     skew: Duration,
@@ -172,28 +191,19 @@ struct Ctrl {
     power_cut: Option<usize>,
     /// The high watermark whose entries the committed checker has seen from this node.
     seen_hw: i64,
-    /// The image offset last shown to the image checkers.
-    seen_image: i64,
+    /// Process lives so far (the current one's number).
     starts: u64,
+    /// The broker's requests to its metadata side still waiting, by its id for them.
+    asks: BTreeMap<RequestId, Origin>,
+    next_ask: u64,
+    /// When the broker next considers asking for producer ids.
+    next_act: Instant,
+    /// The broker's state as last seen (to count registrations and unfencings).
+    last_state: Option<BrokerState>,
 }
 
-/// A simulated broker: registers, heartbeats every 2 s (`broker.heartbeat.interval.ms`), asks
-/// for producer ids now and then, and finds the active controller by following NOT_CONTROLLER
-/// hints. It stands in for the broker's lifecycle manager; it reports as its metadata offset its
-/// own registration's offset once it has been told of it (the answer comes after commit, so a
-/// real broker replaying the log reaches it too).
-struct Broker {
-    id: BrokerId,
-    incarnation: u64,
-    up: bool,
-    epoch: Option<BrokerEpoch>,
-    fenced: bool,
-    target: NodeId,
-    in_flight: Option<(RequestId, Instant)>,
-    next_at: Instant,
-}
-
-/// The admin client: creates topics and deletes some of those it saw created.
+/// The admin client: creates topics and deletes some of those it saw created, through any
+/// broker (which forwards to the active controller).
 struct Client {
     target: NodeId,
     next_topic: u64,
@@ -212,6 +222,7 @@ struct Counters {
     unfenced: u64,
     producer_blocks: u64,
     not_controller: u64,
+    local_answers: u64,
     snapshots_taken: u64,
     snapshots_installed: u64,
 }
@@ -221,10 +232,9 @@ struct World {
     prng: Prng,
     profile: Profile,
     now: Instant,
-    config: QuorumControllerConfig,
+    config: MemberConfig,
     voters: BTreeSet<NodeId>,
-    ctrls: BTreeMap<NodeId, Ctrl>,
-    brokers: Vec<Broker>,
+    nodes: BTreeMap<NodeId, Node>,
     client: Client,
     /// Messages in flight, by (arrival, sequence).
     flights: BTreeMap<(Instant, u64), (Addr, Addr, Payload)>,
@@ -235,15 +245,15 @@ struct World {
     heal_at: Instant,
     end_at: Instant,
     healed: bool,
-    /// Who asked each request still unanswered.
-    askers: BTreeMap<RequestId, Addr>,
     next_request: u64,
     // checkers
     one_leader: OneLeader,
     committed: Committed,
-    images: ImageReplay,
+    images: ServedImages,
     acked: AckedTopics,
     liveness: Option<Liveness>,
+    registered: Registered,
+    local: LocalRequests,
     /// Producer-id blocks acknowledged: first id → broker (they must never overlap).
     producer_ids: BTreeMap<i64, BrokerId>,
     anomalies: Vec<Anomaly>,
@@ -252,9 +262,11 @@ struct World {
     events: u64,
 }
 
-const HEARTBEAT: Duration = Duration::from_ms(2_000);
-const REQUEST_TIMEOUT: Duration = Duration::from_ms(3_000);
+/// The broker-only nodes' ids: 100, 101, ...
 const BROKERS: usize = 3;
+const FIRST_BROKER: i32 = 100;
+/// The admin client's request timeout (it asks the next broker after it).
+const CLIENT_TIMEOUT: Duration = Duration::from_ms(5_000);
 
 /// Run one seed.
 pub fn run(opts: &Options) -> Report {
@@ -269,49 +281,48 @@ impl World {
         let mut prng = Prng::new(opts.seed ^ 0x51ab_1e5e_ed00_0001);
         let profile = Profile::draw(&mut prng);
         let voters: BTreeSet<NodeId> = (1..=opts.nodes as i32).map(NodeId).collect();
-        let config = QuorumControllerConfig {
-            snapshot_every: 64,
-            ..QuorumControllerConfig::default()
+        let config = MemberConfig {
+            controller: QuorumControllerConfig {
+                snapshot_every: 64,
+                ..QuorumControllerConfig::default()
+            },
+            ..MemberConfig::default()
         };
         let now = Instant(0);
-        let ctrls = voters
+        let brokers = (0..BROKERS as i32).map(|i| NodeId(FIRST_BROKER + i));
+        let nodes = voters
             .iter()
-            .map(|v| {
-                let c = Ctrl {
-                    node: None,
+            .copied()
+            .map(|v| (v, Role::Combined))
+            .chain(brokers.map(|b| (b, Role::Broker)))
+            .map(|(id, role)| {
+                let n = Node {
+                    role,
+                    member: None,
                     disk: Durable::default(),
                     skew: Duration(0),
                     power_cut: None,
                     seen_hw: 0,
-                    seen_image: -1,
                     starts: 0,
+                    asks: BTreeMap::new(),
+                    next_ask: 0,
+                    next_act: now,
+                    last_state: None,
                 };
-                (*v, c)
-            })
-            .collect();
-        let brokers = (0..BROKERS)
-            .map(|i| Broker {
-                id: BrokerId(100 + i as i32),
-                incarnation: 1,
-                up: true,
-                epoch: None,
-                fenced: true,
-                target: NodeId(1 + (i % opts.nodes) as i32),
-                in_flight: None,
-                next_at: now + Duration::from_ms(500 + 100 * i as u64),
+                (id, n)
             })
             .collect();
         let safety = Duration::from_ms(opts.safety_ms);
         let first_fault = Duration::from_ms(1 + prng.below(profile.fault_every_ms));
+        let deadline = config.broker_request_deadline;
         World {
             prng,
             now,
             config,
             voters: voters.clone(),
-            ctrls,
-            brokers,
+            nodes,
             client: Client {
-                target: NodeId(1),
+                target: NodeId(FIRST_BROKER),
                 next_topic: 0,
                 created: Vec::new(),
                 in_flight: None,
@@ -325,13 +336,14 @@ impl World {
             heal_at: now + safety,
             end_at: now + safety + Duration::from_ms(opts.liveness_ms),
             healed: false,
-            askers: BTreeMap::new(),
             next_request: 0,
             one_leader: OneLeader::default(),
             committed: Committed::default(),
-            images: ImageReplay::default(),
+            images: ServedImages::default(),
             acked: AckedTopics::default(),
             liveness: None,
+            registered: Registered::default(),
+            local: LocalRequests::new(deadline),
             producer_ids: BTreeMap::new(),
             anomalies: Vec::new(),
             counters: Counters {
@@ -344,6 +356,7 @@ impl World {
                 unfenced: 0,
                 producer_blocks: 0,
                 not_controller: 0,
+                local_answers: 0,
                 snapshots_taken: 0,
                 snapshots_installed: 0,
             },
@@ -368,26 +381,25 @@ impl World {
     }
 
     fn run(&mut self) {
-        for v in self.voters.clone() {
-            self.start(v);
+        for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+            self.start(id);
         }
         loop {
             let msg = self.flights.keys().next().copied();
             let timer = self
-                .ctrls
+                .nodes
                 .iter()
-                .filter_map(|(id, c)| {
-                    let n = c.node.as_ref()?;
-                    let local = n.poll_timeout();
-                    Some((Instant(local.0.saturating_sub(c.skew.0)).max(self.now), *id))
+                .filter_map(|(id, n)| {
+                    let m = n.member.as_ref()?;
+                    let local = m.poll_timeout();
+                    Some((Instant(local.0.saturating_sub(n.skew.0)).max(self.now), *id))
                 })
                 .min();
-            let broker = self
-                .brokers
+            let act = self
+                .nodes
                 .iter()
-                .enumerate()
-                .filter(|(_, b)| b.up)
-                .map(|(i, b)| (b.next_at, i))
+                .filter(|(_, n)| n.member.is_some())
+                .map(|(id, n)| (n.next_act, *id))
                 .min();
             let heal = self.heals.keys().next().copied();
             let fault = (!self.healed).then_some(self.next_fault_at);
@@ -398,7 +410,7 @@ impl World {
                 fault,
                 msg.map(|m| m.0),
                 timer.map(|t| t.0),
-                broker.map(|b| b.0),
+                act.map(|a| a.0),
                 Some(self.client.next_at),
             ];
             let next = candidates
@@ -427,16 +439,10 @@ impl World {
             } else if let Some((_, id)) = timer.filter(|t| t.0 == next) {
                 self.note(1, id.0 as u64);
                 let local = self.local(id);
-                self.ctrls
-                    .get_mut(&id)
-                    .unwrap()
-                    .node
-                    .as_mut()
-                    .unwrap()
-                    .tick(local);
+                self.member(id).expect("up").tick(local);
                 self.drain(id);
-            } else if let Some((_, i)) = broker.filter(|b| b.0 == next) {
-                self.broker_act(i);
+            } else if let Some((_, id)) = act.filter(|a| a.0 == next) {
+                self.broker_act(id);
             } else {
                 self.client_act();
             }
@@ -444,39 +450,63 @@ impl World {
         self.now = self.end_at;
     }
 
-    /// The controller machine's own clock.
+    /// The machine's own clock.
     fn local(&self, id: NodeId) -> Instant {
-        self.now + self.ctrls[&id].skew
+        self.now + self.nodes[&id].skew
+    }
+
+    fn member(&mut self, id: NodeId) -> Option<&mut Member> {
+        self.nodes.get_mut(&id).and_then(|n| n.member.as_mut())
     }
 
     fn start(&mut self, id: NodeId) {
         let local = self.local(id);
-        let c = self.ctrls.get_mut(&id).unwrap();
-        assert!(c.node.is_none());
-        c.starts += 1;
-        let seed = self.opts.seed ^ (id.0 as u64) << 32 ^ c.starts << 48;
-        let d = c.disk.clone();
-        c.seen_hw = d.start();
-        c.seen_image = -1;
-        let node = QuorumController::restore(
+        let voters = self.voters.clone();
+        let config = self.config.clone();
+        let n = self.nodes.get_mut(&id).unwrap();
+        assert!(n.member.is_none());
+        n.starts += 1;
+        let seed = self.opts.seed ^ (id.0 as u64) << 32 ^ n.starts << 48;
+        let d = n.disk.clone();
+        n.seen_hw = d.start();
+        n.asks.clear();
+        n.last_state = None;
+        n.next_act = self.now + Duration::from_ms(2_000);
+        let registration = Registration {
+            broker_id: BrokerId(id.0),
+            // A new incarnation at every process start (Kafka draws a random UUID).
+            incarnation_id: [(n.starts % 256) as u8; 16],
+            endpoints: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9000 + id.0 as u16,
+            }],
+            rack: None,
+        };
+        let member = Member::restore(
+            n.role,
             id,
-            self.voters.clone(),
-            self.config.clone(),
+            voters,
+            Some(registration),
+            config,
             seed,
             local,
             d.state,
             d.snapshot,
             d.log,
         );
-        c.node = Some(node);
+        n.member = Some(member);
         self.note(2, id.0 as u64);
-        self.say(|| format!("controller {} starts", id.0));
+        self.say(|| format!("node {} starts", id.0));
         self.drain(id);
     }
 
     fn crash(&mut self, id: NodeId) {
-        let c = self.ctrls.get_mut(&id).unwrap();
-        if c.node.take().is_some() {
+        let n = self.nodes.get_mut(&id).unwrap();
+        if n.member.take().is_some() {
+            let life = n.starts;
+            n.asks.clear();
+            self.local.life_ended(id, life);
             let at = self.now + Duration::from_ms(1_000 + self.prng.below(9_000));
             self.schedule(at, Heal::Restart(id));
         }
@@ -487,34 +517,62 @@ impl World {
         self.heals.insert((at, self.seq), h);
     }
 
-    /// Perform a controller's outputs in order, watching what they show; a due power loss stops
-    /// it partway.
+    /// Perform a node's outputs in order, watching what they show; a due power loss stops it
+    /// partway.
     fn drain(&mut self, id: NodeId) {
-        let c = self.ctrls.get_mut(&id).unwrap();
-        let Some(node) = c.node.as_mut() else { return };
+        let n = self.nodes.get_mut(&id).unwrap();
+        let Some(member) = n.member.as_mut() else {
+            return;
+        };
         let mut outs = Vec::new();
-        while let Some(o) = node.poll_output() {
+        while let Some(o) = member.poll_output() {
             outs.push(o);
         }
-        let applied = node.applied();
-        let cut = c.power_cut.take();
+        let life = n.starts;
+        let cut = n.power_cut.take();
         for (i, o) in outs.into_iter().enumerate() {
             if cut == Some(i) {
                 // The power goes out: what was performed is on disk, nothing after it is.
-                self.say(|| format!("controller {} loses power after {i} outputs", id.0));
+                self.say(|| format!("node {} loses power after {i} outputs", id.0));
                 self.crash(id);
                 return;
             }
             match o {
                 Output::Raft(r) => self.perform(id, r),
-                Output::Respond { id: rid, result } => {
-                    if let Some(asker) = self.askers.remove(&rid) {
-                        self.send(
-                            Addr::Controller(id),
-                            asker,
-                            Payload::Response(rid, result, applied),
-                        );
+                Output::Image(image) => {
+                    self.images
+                        .image_handed(id, life, &image, self.committed.log());
+                    self.acked.image_seen(id, &image);
+                }
+                Output::ControllerReply { id: rid, result } => {
+                    self.local.reply(id, life, rid, &result);
+                    self.counters.local_answers += 1;
+                    self.broker_answer(id, rid, result);
+                }
+                Output::Respond {
+                    to,
+                    id: rid,
+                    result,
+                } => {
+                    if matches!(result, Err(ControllerError::NotController { .. })) {
+                        self.counters.not_controller += 1;
                     }
+                    self.send(
+                        Addr::Node(id),
+                        Addr::Node(to),
+                        Payload::Response(rid, result),
+                    );
+                }
+                Output::Request {
+                    to,
+                    id: rid,
+                    request,
+                } => {
+                    self.send(
+                        Addr::Node(id),
+                        Addr::Node(to),
+                        Payload::Request(rid, request),
+                    );
                 }
             }
         }
@@ -522,15 +580,15 @@ impl World {
     }
 
     fn perform(&mut self, id: NodeId, r: raft::Output) {
-        let c = self.ctrls.get_mut(&id).unwrap();
+        let n = self.nodes.get_mut(&id).unwrap();
         match &r {
             raft::Output::Committed { high_watermark } => {
                 // Every entry it now counts committed is on its disk (appends come first).
-                for offset in c.seen_hw.max(c.disk.start())..*high_watermark {
-                    let entry = &c.disk.log[(offset - c.disk.start()) as usize];
+                for offset in n.seen_hw.max(n.disk.start())..*high_watermark {
+                    let entry = &n.disk.log[(offset - n.disk.start()) as usize];
                     self.committed.entry_committed(id, offset, entry);
                 }
-                c.seen_hw = c.seen_hw.max(*high_watermark);
+                n.seen_hw = n.seen_hw.max(*high_watermark);
             }
             raft::Output::SaveSnapshot(s) => {
                 self.counters.snapshots_taken += 1;
@@ -539,28 +597,25 @@ impl World {
             raft::Output::InstallSnapshot(s) => {
                 self.counters.snapshots_installed += 1;
                 self.committed.snapshot_seen(id, s.id);
-                c.seen_hw = c.seen_hw.max(s.id.end_offset);
+                n.seen_hw = n.seen_hw.max(s.id.end_offset);
             }
             _ => {}
         }
-        let c = self.ctrls.get_mut(&id).unwrap();
-        c.disk.perform(&r);
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.disk.perform(&r);
         if let raft::Output::Send { to, message } = r {
-            self.send(
-                Addr::Controller(id),
-                Addr::Controller(to),
-                Payload::Raft(message),
-            );
+            self.send(Addr::Node(id), Addr::Node(to), Payload::Raft(message));
         }
     }
 
-    /// After a controller's step: who leads, and its image if it moved.
+    /// After a node's step: who leads, how far it committed, where its broker stands.
     fn observe(&mut self, id: NodeId) {
-        let c = &self.ctrls[&id];
-        let Some(node) = c.node.as_ref() else { return };
-        let leading = node.raft().is_leader().then(|| node.raft().epoch());
-        let hw = node.raft().high_watermark();
-        let moved = node.image().offset() != c.seen_image;
+        let n = &self.nodes[&id];
+        let Some(m) = n.member.as_ref() else { return };
+        let leading = m.raft().is_leader().then(|| m.raft().epoch());
+        let hw = m.raft().high_watermark();
+        let state = m.broker_state().expect("every node here runs a broker");
+        let before = n.last_state;
         if let Some(epoch) = leading {
             self.one_leader.leader_seen(epoch, id);
             if let Some(l) = &mut self.liveness {
@@ -569,14 +624,23 @@ impl World {
         }
         if let Some(l) = &mut self.liveness {
             l.high_watermark_seen(self.now, hw);
+            self.registered.seen(id, state, m.image());
         }
-        if moved {
-            let image = node.image();
-            self.images.image_seen(id, image, self.committed.log());
-            self.acked.image_seen(id, image);
-            let offset = image.offset();
-            self.ctrls.get_mut(&id).unwrap().seen_image = offset;
+        match (before, state) {
+            (Some(BrokerState::Starting) | None, BrokerState::Fenced { .. }) => {
+                self.counters.registrations += 1
+            }
+            (b, BrokerState::Unfenced { .. })
+                if !matches!(b, Some(BrokerState::Unfenced { .. })) =>
+            {
+                self.counters.unfenced += 1
+            }
+            _ => {}
         }
+        if before != Some(state) {
+            self.say(|| format!("node {}'s broker: {state:?}", id.0));
+        }
+        self.nodes.get_mut(&id).unwrap().last_state = Some(state);
     }
 
     fn send(&mut self, from: Addr, to: Addr, payload: Payload) {
@@ -595,35 +659,101 @@ impl World {
 
     fn deliver(&mut self, from: Addr, to: Addr, payload: Payload) {
         self.note(3, self.seq);
-        match (to, payload) {
-            (Addr::Controller(id), Payload::Raft(m)) => {
-                let Addr::Controller(src) = from else {
-                    unreachable!("raft messages come from controllers")
-                };
-                let local = self.local(id);
-                let Some(n) = self.ctrls.get_mut(&id).unwrap().node.as_mut() else {
-                    return;
-                };
-                n.handle(local, src, m);
-                self.drain(id);
+        match (from, to, payload) {
+            (_, Addr::Client, Payload::ClientResponse(rid, result)) => {
+                self.client_answer(rid, result)
             }
-            (Addr::Controller(id), Payload::Request(rid, req)) => {
-                let local = self.local(id);
-                if self.ctrls[&id].node.is_none() {
-                    return;
+            (Addr::Client, Addr::Node(id), Payload::ClientRequest(rid, req)) => {
+                if self.nodes[&id].member.is_some() {
+                    self.ask(id, Origin::Client(rid), req);
                 }
-                self.askers.insert(rid, from);
-                let n = self.ctrls.get_mut(&id).unwrap().node.as_mut().unwrap();
-                n.request(local, rid, req);
+            }
+            (Addr::Node(src), Addr::Node(id), payload) => {
+                let local = self.local(id);
+                let Some(m) = self.member(id) else { return };
+                match payload {
+                    Payload::Raft(msg) => m.handle(local, src, msg),
+                    Payload::Request(rid, req) => m.controller_request(local, src, rid, req),
+                    Payload::Response(rid, result) => m.controller_reply(local, rid, result),
+                    p => unreachable!("{p:?} between nodes"),
+                }
                 self.drain(id);
             }
-            (Addr::Broker(i), Payload::Response(rid, result, _)) => {
-                self.broker_answer(i, rid, result)
+            (from, to, p) => unreachable!("{p:?} from {from:?} to {to:?}"),
+        }
+    }
+
+    /// The node's broker asks its metadata side.
+    fn ask(&mut self, id: NodeId, origin: Origin, request: Request) {
+        let local = self.local(id);
+        let now = self.now;
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.next_ask += 1;
+        let rid = RequestId(n.next_ask);
+        n.asks.insert(rid, origin);
+        let life = n.starts;
+        self.local.asked(id, life, rid, &request, now);
+        self.member(id)
+            .expect("up")
+            .broker_request(local, rid, request);
+        self.drain(id);
+    }
+
+    /// A node's broker now and then wants a producer-id block (once unfenced, one at a time).
+    fn broker_act(&mut self, id: NodeId) {
+        self.note(4, id.0 as u64);
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.next_act = self.now + Duration::from_ms(2_000);
+        let waiting = n.asks.values().any(|o| matches!(o, Origin::ProducerIds));
+        let state = n.member.as_ref().and_then(|m| m.broker_state());
+        if let (false, Some(BrokerState::Unfenced { epoch })) = (waiting, state) {
+            if self.prng.ratio(1, 4) {
+                let request = Request::AllocateProducerIds {
+                    broker_id: BrokerId(id.0),
+                    broker_epoch: epoch,
+                };
+                self.ask(id, Origin::ProducerIds, request);
             }
-            (Addr::Client, Payload::Response(rid, result, committed)) => {
-                self.client_answer(rid, result, committed)
+        }
+    }
+
+    /// The node handed its broker the answer to `rid`.
+    fn broker_answer(
+        &mut self,
+        id: NodeId,
+        rid: RequestId,
+        result: Result<Reply, ControllerError>,
+    ) {
+        let Some(origin) = self.nodes.get_mut(&id).unwrap().asks.remove(&rid) else {
+            return; // the local_requests checker has said what is wrong
+        };
+        match origin {
+            Origin::Client(crid) => {
+                self.send(
+                    Addr::Node(id),
+                    Addr::Client,
+                    Payload::ClientResponse(crid, result),
+                );
             }
-            (to, p) => unreachable!("{p:?} to {to:?}"),
+            Origin::ProducerIds => match result {
+                Ok(Reply::AllocateProducerIds { first, count }) => {
+                    self.counters.producer_blocks += 1;
+                    let broker = BrokerId(id.0);
+                    let before = self.producer_ids.range(..first + count).next_back();
+                    if let Some((start, owner)) = before.filter(|(s, _)| **s + count > first) {
+                        self.anomalies.push(Anomaly {
+                            kind: "producer_ids",
+                            detail: format!(
+                                "block {first}+{count} to broker {} overlaps block {start} of broker {}",
+                                broker.0, owner.0
+                            ),
+                        });
+                    }
+                    self.producer_ids.insert(first, broker);
+                }
+                Ok(other) => unreachable!("local_requests would have caught {other:?}"),
+                Err(_) => {}
+            },
         }
     }
 
@@ -632,116 +762,11 @@ impl World {
         RequestId(self.next_request)
     }
 
-    /// The controller to ask after a NOT_CONTROLLER or a timeout.
-    fn next_target(&mut self, hint: Option<i32>, current: NodeId) -> NodeId {
-        match hint {
-            Some(l) if self.voters.contains(&NodeId(l)) => NodeId(l),
-            _ => {
-                let all: Vec<NodeId> = self.voters.iter().copied().collect();
-                let i = all.iter().position(|v| *v == current).unwrap_or(0);
-                all[(i + 1) % all.len()]
-            }
-        }
-    }
-
-    fn broker_act(&mut self, i: usize) {
-        self.note(4, i as u64);
-        let now = self.now;
-        let b = &mut self.brokers[i];
-        b.next_at = now + HEARTBEAT;
-        if let Some((_, sent)) = b.in_flight {
-            if now < sent + REQUEST_TIMEOUT {
-                return;
-            }
-            let current = b.target;
-            let next = self.next_target(None, current);
-            let b = &mut self.brokers[i];
-            b.in_flight = None;
-            b.target = next;
-        }
-        let b = &self.brokers[i];
-        let request = match b.epoch {
-            None => Request::BrokerRegistration(Registration {
-                broker_id: b.id,
-                incarnation_id: [b.incarnation as u8; 16],
-                endpoints: vec![Endpoint {
-                    name: "PLAINTEXT".into(),
-                    host: "127.0.0.1".into(),
-                    port: 9092 + i as u16,
-                }],
-                rack: None,
-            }),
-            Some(epoch) if !b.fenced && self.prng.ratio(1, 8) => Request::AllocateProducerIds {
-                broker_id: b.id,
-                broker_epoch: epoch,
-            },
-            Some(epoch) => Request::BrokerHeartbeat {
-                broker_id: b.id,
-                broker_epoch: epoch,
-                metadata_offset: epoch.0,
-            },
-        };
-        let rid = self.new_request();
-        let b = &mut self.brokers[i];
-        b.in_flight = Some((rid, now));
-        let target = b.target;
-        self.send(
-            Addr::Broker(i),
-            Addr::Controller(target),
-            Payload::Request(rid, request),
-        );
-    }
-
-    fn broker_answer(&mut self, i: usize, rid: RequestId, result: Result<Reply, ControllerError>) {
-        let b = &self.brokers[i];
-        if !b.up || b.in_flight.map(|f| f.0) != Some(rid) {
-            return; // an answer to an earlier incarnation or a request given up on
-        }
-        self.brokers[i].in_flight = None;
-        match result {
-            Ok(Reply::BrokerRegistration { broker_epoch }) => {
-                self.counters.registrations += 1;
-                let b = &mut self.brokers[i];
-                b.epoch = Some(broker_epoch);
-                b.fenced = true;
-                b.next_at = self.now; // heartbeat at once to get unfenced
-            }
-            Ok(Reply::BrokerHeartbeat { fenced }) => {
-                let b = &mut self.brokers[i];
-                if b.fenced && !fenced {
-                    self.counters.unfenced += 1;
-                }
-                b.fenced = fenced;
-            }
-            Ok(Reply::AllocateProducerIds { first, count }) => {
-                self.counters.producer_blocks += 1;
-                let broker = self.brokers[i].id;
-                let before = self.producer_ids.range(..first + count).next_back();
-                if let Some((start, owner)) = before.filter(|(s, _)| **s + count > first) {
-                    self.anomalies.push(Anomaly {
-                        kind: "producer_ids",
-                        detail: format!(
-                            "block {first}+{count} to broker {} overlaps block {start} of broker {}",
-                            broker.0, owner.0
-                        ),
-                    });
-                }
-                self.producer_ids.insert(first, broker);
-            }
-            Err(ControllerError::NotController { leader }) => {
-                self.counters.not_controller += 1;
-                let current = self.brokers[i].target;
-                self.brokers[i].target = self.next_target(leader, current);
-                self.brokers[i].next_at = self.now + Duration::from_ms(50);
-            }
-            Err(
-                ControllerError::StaleBrokerEpoch(_) | ControllerError::BrokerIdNotRegistered(_),
-            ) => {
-                self.brokers[i].epoch = None;
-            }
-            Err(_) => {}
-            Ok(other) => unreachable!("a broker asked for no {other:?}"),
-        }
+    /// The node the client asks after a timeout.
+    fn next_target(&self, current: NodeId) -> NodeId {
+        let all: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let i = all.iter().position(|v| *v == current).unwrap_or(0);
+        all[(i + 1) % all.len()]
     }
 
     fn client_act(&mut self) {
@@ -749,12 +774,11 @@ impl World {
         let now = self.now;
         self.client.next_at = now + Duration::from_ms(500 + self.prng.below(1_000));
         if let Some((_, sent, _)) = &self.client.in_flight {
-            if now < *sent + REQUEST_TIMEOUT {
+            if now < *sent + CLIENT_TIMEOUT {
                 return;
             }
             self.client.in_flight = None;
-            let current = self.client.target;
-            self.client.target = self.next_target(None, current);
+            self.client.target = self.next_target(self.client.target);
         }
         let request = if !self.client.created.is_empty() && self.prng.ratio(1, 4) {
             let k = self.prng.below(self.client.created.len() as u64) as usize;
@@ -775,17 +799,12 @@ impl World {
         let target = self.client.target;
         self.send(
             Addr::Client,
-            Addr::Controller(target),
-            Payload::Request(rid, request),
+            Addr::Node(target),
+            Payload::ClientRequest(rid, request),
         );
     }
 
-    fn client_answer(
-        &mut self,
-        rid: RequestId,
-        result: Result<Reply, ControllerError>,
-        committed: i64,
-    ) {
+    fn client_answer(&mut self, rid: RequestId, result: Result<Reply, ControllerError>) {
         let Some((id, _, request)) = self.client.in_flight.take() else {
             return;
         };
@@ -796,17 +815,14 @@ impl World {
         match (&request, result) {
             (Request::CreateTopic { name, .. }, Ok(Reply::CreateTopic { topic_id })) => {
                 self.counters.acked_creates += 1;
+                // The topic's records were committed before the controller answered, so they
+                // are in the committed log as far as the checker knows it now.
+                let committed = self.committed.log().len() as i64;
                 self.acked.create_acked(name, topic_id, committed);
                 self.client.created.push(name.clone());
             }
             (Request::DeleteTopic { .. }, Ok(Reply::DeleteTopic)) => {
                 self.counters.acked_deletes += 1;
-            }
-            (_, Err(ControllerError::NotController { leader })) => {
-                self.counters.not_controller += 1;
-                let current = self.client.target;
-                self.client.target = self.next_target(leader, current);
-                self.client.next_at = self.now + Duration::from_ms(50);
             }
             (_, Err(_)) => {}
             (r, Ok(a)) => unreachable!("{a:?} answers {r:?}"),
@@ -814,8 +830,7 @@ impl World {
     }
 
     fn addrs(&self) -> Vec<Addr> {
-        let mut out: Vec<Addr> = self.voters.iter().map(|v| Addr::Controller(*v)).collect();
-        out.extend((0..self.brokers.len()).map(Addr::Broker));
+        let mut out: Vec<Addr> = self.nodes.keys().map(|id| Addr::Node(*id)).collect();
         out.push(Addr::Client);
         out
     }
@@ -844,7 +859,7 @@ impl World {
         match kind {
             0..=2 => {
                 // A link touching at least one controller.
-                let a = Addr::Controller(self.pick_controller());
+                let a = Addr::Node(self.pick_controller());
                 let mut b = addrs[self.prng.below(addrs.len() as u64) as usize];
                 if b == a {
                     b = Addr::Client;
@@ -867,7 +882,7 @@ impl World {
                 self.say(|| format!("{name} {a:?} {b:?} for {} ms", lasts.as_ms()));
             }
             3 => {
-                let a = Addr::Controller(self.pick_controller());
+                let a = Addr::Node(self.pick_controller());
                 for b in addrs.into_iter().filter(|b| *b != a) {
                     for (x, y) in [(a, b), (b, a)] {
                         self.links.entry((x, y)).or_default().cut = true;
@@ -890,23 +905,19 @@ impl World {
                         id.0
                     )
                 });
-                self.ctrls.get_mut(&id).unwrap().power_cut = Some(after);
+                self.nodes.get_mut(&id).unwrap().power_cut = Some(after);
             }
             6 => {
                 let id = self.pick_controller();
                 let jump = Duration::from_ms(500 + self.prng.below(15_000));
                 self.say(|| format!("clock of controller {} jumps {} ms", id.0, jump.as_ms()));
-                let c = self.ctrls.get_mut(&id).unwrap();
-                c.skew = Duration(c.skew.0 + jump.0);
+                let n = self.nodes.get_mut(&id).unwrap();
+                n.skew = Duration(n.skew.0 + jump.0);
             }
             _ => {
-                let i = self.prng.below(self.brokers.len() as u64) as usize;
-                if self.brokers[i].up {
-                    self.say(|| format!("crash broker {i}"));
-                    self.brokers[i].up = false;
-                    let at = self.now + Duration::from_ms(1_000 + self.prng.below(12_000));
-                    self.schedule(at, Heal::RestartBroker(i));
-                }
+                let id = NodeId(FIRST_BROKER + self.prng.below(BROKERS as u64) as i32);
+                self.say(|| format!("crash broker {}", id.0));
+                self.crash(id);
             }
         }
     }
@@ -920,41 +931,24 @@ impl World {
                 }
             }
             Heal::Restart(id) => {
-                if self.ctrls[&id].node.is_none() {
+                if self.nodes[&id].member.is_none() {
                     self.start(id);
-                }
-            }
-            Heal::RestartBroker(i) => {
-                let now = self.now;
-                let b = &mut self.brokers[i];
-                if !b.up {
-                    b.up = true;
-                    b.incarnation += 1;
-                    b.epoch = None;
-                    b.fenced = true;
-                    b.in_flight = None;
-                    b.next_at = now;
                 }
             }
         }
     }
 
-    /// The liveness phase starts: every link heals, every node and broker comes up, no more
-    /// faults or losses.
+    /// The liveness phase starts: every link heals, every node comes up, no more faults or
+    /// losses.
     fn heal_all(&mut self) {
         self.note(8, 0);
         self.say(|| "heal everything: liveness phase".into());
         self.healed = true;
         self.links.clear();
-        let pending: Vec<Heal> = std::mem::take(&mut self.heals).into_values().collect();
-        for h in pending {
-            if !matches!(h, Heal::Link(..)) {
-                self.heal(h);
-            }
-        }
-        for id in self.voters.clone() {
-            self.ctrls.get_mut(&id).unwrap().power_cut = None;
-            if self.ctrls[&id].node.is_none() {
+        self.heals.clear();
+        for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+            self.nodes.get_mut(&id).unwrap().power_cut = None;
+            if self.nodes[&id].member.is_none() {
                 self.start(id);
             }
         }
@@ -970,8 +964,12 @@ impl World {
         anomalies.extend(std::mem::take(&mut self.committed.anomalies));
         anomalies.extend(std::mem::take(&mut self.images.anomalies));
         anomalies.extend(std::mem::take(&mut self.acked.anomalies));
+        anomalies.extend(std::mem::take(&mut self.local.anomalies));
+        anomalies.extend(self.local.finish(self.end_at));
         if let Some(l) = &self.liveness {
             anomalies.extend(l.finish());
+            let all: Vec<NodeId> = self.nodes.keys().copied().collect();
+            anomalies.extend(self.registered.finish(&all));
         }
         let c = &self.counters;
         let recovered = self
@@ -981,21 +979,21 @@ impl World {
             .map(|t| (t.0 - self.heal_at.0) / 1_000_000);
         let summary = vec![
             format!(
-                "{} controllers, {} brokers; {} epochs had a leader; committed log {} entries; {} snapshots taken, {} installed",
+                "{} combined nodes, {} broker-only nodes; {} epochs had a leader; committed log {} entries; {} snapshots taken, {} installed",
                 self.opts.nodes,
-                self.brokers.len(),
+                BROKERS,
                 self.one_leader.epochs_led(),
                 self.committed.log().len(),
                 c.snapshots_taken,
                 c.snapshots_installed
             ),
             format!(
-                "client: {} creates and {} deletes acknowledged; brokers: {} registrations, {} unfencings, {} producer-id blocks; {} NOT_CONTROLLER answers",
-                c.acked_creates, c.acked_deletes, c.registrations, c.unfenced, c.producer_blocks, c.not_controller
+                "client: {} creates and {} deletes acknowledged; brokers: {} registrations, {} unfencings, {} producer-id blocks; {} local requests answered; {} NOT_CONTROLLER answers",
+                c.acked_creates, c.acked_deletes, c.registrations, c.unfenced, c.producer_blocks, c.local_answers, c.not_controller
             ),
             format!(
                 "network: {} messages, {} lost; faults: {:?}; images compared: {}",
-                c.messages, c.lost, c.faults, self.images.compared
+                c.messages, c.lost, c.faults, self.images.compared()
             ),
             format!("after the heal, a leader and a new commit in {recovered:?} ms"),
         ];

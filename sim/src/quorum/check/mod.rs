@@ -12,12 +12,21 @@
 //!   bound.
 //! * [`acked_topics`]: a topic whose creation the client saw acknowledged is in every later
 //!   image until the client asks to delete it.
+//! * [`served_images`]: every image a node hands its broker is a replay of a committed prefix
+//!   (through [`image`]), and within one process life their offsets only grow.
+//! * [`registered`]: by the end of the liveness phase every node's broker (combined or
+//!   broker-only) is registered and unfenced, in its own lifecycle and in the image it serves.
+//! * [`local_requests`]: a request a broker hands its node's metadata side is answered exactly
+//!   once, with an answer of its own kind, within its deadline.
 
 pub mod acked_topics;
 pub mod committed;
 pub mod image;
 pub mod liveness;
+pub mod local_requests;
 pub mod one_leader;
+pub mod registered;
+pub mod served_images;
 
 /// One thing a checker found wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
