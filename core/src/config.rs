@@ -105,6 +105,12 @@ pub struct Config {
     /// Most InitProducerId requests waiting for `broker.meta` to be written at once; more get
     /// COORDINATOR_LOAD_IN_PROGRESS (retriable).
     pub producer_id_waiters_max: usize,
+    /// How often the broker checks every invariant in full after a step. Between full checks
+    /// it checks what each step changed (the partitions it touched, the purgatories' counts),
+    /// so a step's cost does not grow with the requests waiting. 1 is every step: what the
+    /// simulator and the test harness (`testkit`) run; debug builds check in full after every
+    /// step whatever this says. Default 1000.
+    pub full_check_every_steps: u64,
 }
 
 impl Default for Config {
@@ -139,6 +145,7 @@ impl Default for Config {
             coordinator_writes_pending_max: 10_000,
             partition_cuts_max: 64,
             producer_id_waiters_max: 1_000,
+            full_check_every_steps: 1_000,
         }
     }
 }
@@ -205,6 +212,9 @@ impl Config {
         }
         if self.partition_cuts_max == 0 {
             return bad("partition_cuts_max must be at least 1");
+        }
+        if self.full_check_every_steps == 0 {
+            return bad("full_check_every_steps must be at least 1");
         }
         if self.producer_id_waiters_max == 0 {
             return bad("producer_id_waiters_max must be at least 1");
