@@ -110,6 +110,12 @@ pub struct Config {
     /// admin changes and producer-id blocks are asked of the active controller
     /// (`Output::Controller`). False: the standalone single broker, its own controller.
     pub kraft: bool,
+    /// How often the broker checks every invariant in full after a step. Between full checks
+    /// it checks what each step changed (the partitions it touched, the purgatories' counts),
+    /// so a step's cost does not grow with the requests waiting. 1 is every step: what the
+    /// simulator and the test harness (`testkit`) run; debug builds check in full after every
+    /// step whatever this says. Default 1000.
+    pub full_check_every_steps: u64,
 }
 
 impl Default for Config {
@@ -145,6 +151,7 @@ impl Default for Config {
             partition_cuts_max: 64,
             producer_id_waiters_max: 1_000,
             kraft: false,
+            full_check_every_steps: 1_000,
         }
     }
 }
@@ -211,6 +218,9 @@ impl Config {
         }
         if self.partition_cuts_max == 0 {
             return bad("partition_cuts_max must be at least 1");
+        }
+        if self.full_check_every_steps == 0 {
+            return bad("full_check_every_steps must be at least 1");
         }
         if self.producer_id_waiters_max == 0 {
             return bad("producer_id_waiters_max must be at least 1");

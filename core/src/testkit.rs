@@ -56,7 +56,9 @@ pub struct Pair<S> {
 
 impl<S: Storage> Pair<S> {
     /// A broker recovered from `storage` (what it holds), at [`START_UNIX_MS`].
-    pub fn new(config: Config, recovered: Recovered, storage: S) -> Pair<S> {
+    pub fn new(mut config: Config, recovered: Recovered, storage: S) -> Pair<S> {
+        // A harness checks every invariant after every step.
+        config.full_check_every_steps = 1;
         let now = Instant::from_unix_ms(START_UNIX_MS);
         let broker = Broker::new(config, recovered, now).expect("a valid test configuration");
         let mut p = Pair {

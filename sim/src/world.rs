@@ -229,6 +229,8 @@ impl World {
             group_initial_rebalance_delay_ms: 300,
             offsets_log_bytes_max: 32 * 1024,
             batch_bytes_max: 1024,
+            // Every invariant after every step: the simulator is where they earn their keep.
+            full_check_every_steps: 1,
             ..Config::default()
         };
         let mut env = Env {

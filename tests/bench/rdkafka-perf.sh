@@ -6,6 +6,7 @@
 #   tests/bench/rdkafka-perf.sh                    # burst: 500k x 1 KiB, plus one-record batches
 #   ROUNDS=5 RECORDS=1000000 tests/bench/rdkafka-perf.sh
 #   SUSTAINED=1 RECORDS=5000000 tests/bench/rdkafka-perf.sh   # long run, beside dd on the same disk
+#   INFLIGHT=1024 tests/bench/rdkafka-perf.sh       # gregor's requests_per_connection_max (default 64)
 #
 # What it runs, per round (A B A B, so drift on the machine hits every target alike):
 #   - for each gregor durability policy in $POLICIES (default "group-commit none"): a fresh
@@ -51,6 +52,9 @@ SUSTAINED=${SUSTAINED:-0}
 DATA=${DATA:-${TMPDIR:-/tmp}}
 # Extra -X settings for every run (both targets), e.g. EXTRA="-X queue.buffering.max.messages=1000000".
 EXTRA=${EXTRA:-}
+# Requests one connection may have in flight inside gregor (both builds), if set.
+INFLIGHT=${INFLIGHT:-}
+[[ -n $INFLIGHT ]] && export GREGOR_REQUESTS_PER_CONNECTION_MAX=$INFLIGHT
 
 perf="$LIBRDKAFKA_SRC/examples/rdkafka_performance"
 if [[ ! -x $perf ]]; then
@@ -83,6 +87,7 @@ if [[ ! -x $GREGOR ]]; then
     (cd "$repo" && cargo build --release -p gregor-net >&2)
 fi
 echo "rdkafka_performance from librdkafka $LIBRDKAFKA_TAG ($LIBRDKAFKA_SRC); gregor $GREGOR"
+echo "gregor requests_per_connection_max: ${INFLIGHT:-64 (default)}"
 echo "burst: $RECORDS x 1024 B, acks=1, linger.ms=5; one-record: $SMALL_RECORDS x 100 B, batch.num.messages=1, linger.ms=0; $ROUNDS rounds; one partition"
 
 # rdkafka_performance prints "... in 2053ms: 243502 msgs/s and 249.35 MB/s, ...": the msgs/s.

@@ -80,8 +80,13 @@ impl Broker {
     }
 
     pub(super) fn wake_fetches(&mut self, touched: &BTreeSet<(String, i32)>) {
-        // Only the fetches watching a partition that moved, or past their deadline.
-        let ids = self.fetch_waits.candidates(touched, self.now);
+        // Only the fetches on a partition whose high watermark passed their fetch offset (or
+        // that went away, went offline or was cut below it), or past their deadline.
+        let levels: Vec<_> = touched
+            .iter()
+            .map(|key| (key, self.fetch_level(key)))
+            .collect();
+        let ids = self.fetch_waits.candidates(levels, self.now);
         for id in ids {
             assert!(
                 self.fetches[&id].reading.is_none(),
@@ -91,6 +96,16 @@ impl Broker {
                 self.start_reads(id);
             }
         }
+    }
+
+    /// The level a moved partition has reached for the fetches parked on it: its high
+    /// watermark, which a fetch needs past its fetch offset (Kafka's `DelayedFetch` waits for
+    /// the same: new data below the high watermark). A fetch offset the log was cut below is
+    /// answered at once with OFFSET_OUT_OF_RANGE.
+    fn fetch_level(&self, key: &(String, i32)) -> i64 {
+        // A fetch needs the high watermark past its fetch offset: its need less one.
+        let highest = self.fetch_waits.highest_need(key).map(|need| need - 1);
+        self.waiter_level(key, highest, |p| p.high_watermark)
     }
 
     /// Plan and issue the reads for a fetch; the response is sent when they complete.

@@ -102,8 +102,8 @@ impl Broker {
         if waits.is_empty() {
             self.produces_settled.insert(id);
         } else {
-            let keys = waits.iter().map(|w| (w.name.clone(), w.index)).collect();
-            self.produce_waits.watch(id, keys, self.now + timeout);
+            self.produce_waits
+                .watch(id, produce_keys(&waits), self.now + timeout);
         }
         self.produces.insert(
             id,
@@ -285,13 +285,19 @@ impl Broker {
         let durability = self.config.durability;
         let now = self.now;
         let mut done = Vec::new();
-        // Only the produces that may be ready: on partitions that moved, past their deadline,
-        // parked this step, or settled without waiting.
-        let mut ids = self.produce_waits.candidates(touched, now);
+        // Only the produces that may be ready: on partitions whose acknowledged end reached
+        // their batch (or that went away, went offline or were cut below a waiting batch),
+        // past their deadline, parked this step, or settled without waiting.
+        let levels: Vec<_> = touched
+            .iter()
+            .map(|key| (key, self.produce_level(key)))
+            .collect();
+        let mut ids = self.produce_waits.candidates(levels, now);
         ids.extend(std::mem::take(&mut self.produces_settled));
         for id in &ids {
             let pp = self.produces.get_mut(id).expect("a candidate is parked");
             let topics = &self.topics;
+            let waiting = pp.waits.len();
             pp.waits.retain(|w| {
                 let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
                 let Some(t) = topics.get(&w.name).filter(|t| TopicId(t.id) == w.topic_id) else {
@@ -323,6 +329,10 @@ impl Broker {
             }
             if pp.waits.is_empty() {
                 done.push(*id);
+            } else if pp.waits.len() < waiting {
+                // Some partitions settled, others still wait: watch only those, so the settled
+                // ones do not bring this produce back on every step.
+                self.produce_waits.rewatch(*id, produce_keys(&pp.waits));
             }
         }
         for id in done {
@@ -336,6 +346,14 @@ impl Broker {
                 self.respond(to, Some(ResponseKind::Produce(pp.response)));
             }
         }
+    }
+
+    /// The level a moved partition has reached for the produces waiting on it: its
+    /// acknowledged end, which a produce needs to reach the end of its batch.
+    fn produce_level(&self, key: &(String, i32)) -> i64 {
+        let durability = self.config.durability;
+        let highest = self.produce_waits.highest_need(key);
+        self.waiter_level(key, highest, |p| p.ack_end(durability))
     }
 
     /// Release the internal writes that became durable (replaying their deferred records
@@ -390,6 +408,14 @@ impl Broker {
             }
         }
     }
+}
+
+/// A produce's purgatory keys: each partition it waits on, needing the end of its batch.
+fn produce_keys(waits: &[ProduceWait]) -> Vec<((String, i32), i64)> {
+    waits
+        .iter()
+        .map(|w| ((w.name.clone(), w.index), w.end))
+        .collect()
 }
 
 /// The Kafka error for a batch that failed its header checks (the client's fault: a corrupt or

@@ -32,6 +32,8 @@ impl Broker {
                 config.coordinator_writes_pending_max,
             ),
             touched: BTreeSet::new(),
+            stepped: BTreeSet::new(),
+            steps: 0,
             next_retention_check: now + RETENTION_CHECK_INTERVAL,
             coordinator: Coordinator::new(&config),
             coordinator_lent: false,

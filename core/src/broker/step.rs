@@ -146,5 +146,6 @@ impl Broker {
         self.complete_internal_waits(&touched);
         self.wake_fetches(&touched);
         self.with_groups(crate::group::after_step);
+        self.stepped = touched;
     }
 }
