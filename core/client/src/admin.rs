@@ -124,9 +124,11 @@ pub enum AdminOp {
     DescribeGroups {
         groups: Vec<String>,
     },
-    /// A group's committed offsets (OffsetFetch of every partition).
+    /// A group's committed offsets (OffsetFetch): of these partitions, or `None` for every
+    /// partition it has an offset for (OffsetFetch v2+; librdkafka's mock cluster cannot).
     ListGroupOffsets {
         group: String,
+        partitions: Option<Vec<TopicPartition>>,
     },
     /// Commit offsets for a group with no members, as kafka-consumer-groups' reset does:
     /// generation −1, no member id. The coordinator refuses while the group has members.
@@ -315,10 +317,12 @@ enum Outcome {
 struct Task {
     op: AdminOp,
     deadline: Instant,
-    /// Units to send, each not before a time, with the last retriable error it met.
-    waiting: BTreeMap<Unit, (Instant, Option<ClientError>)>,
+    /// Units to send, each not before a time.
+    waiting: BTreeMap<Unit, Instant>,
     in_flight: BTreeSet<Unit>,
     done: BTreeMap<Unit, Result<Value, ClientError>>,
+    /// Each unit's last retriable error, for the timeout's message.
+    last_error: BTreeMap<Unit, ClientError>,
     /// The count of Metadata answers when the task last needed a fresh one: an answer after it
     /// is fresh enough to say a topic does not exist.
     meta_seen: u64,
@@ -411,7 +415,7 @@ fn units(op: &AdminOp) -> Vec<Unit> {
         AdminOp::DescribeGroups { groups } | AdminOp::DeleteGroups { groups } => {
             groups.iter().cloned().map(Unit::Group).collect()
         }
-        AdminOp::ListGroupOffsets { group }
+        AdminOp::ListGroupOffsets { group, .. }
         | AdminOp::CommitGroupOffsets { group, .. }
         | AdminOp::DeleteGroupOffsets { group, .. } => vec![Unit::Group(group.clone())],
     }
@@ -450,7 +454,7 @@ impl Client {
         self.advance(now);
         self.admin.next_id += 1;
         let id = AdminId(self.admin.next_id);
-        let waiting = units(&op).into_iter().map(|u| (u, (now, None))).collect();
+        let waiting = units(&op).into_iter().map(|u| (u, now)).collect();
         if matches!(op, AdminOp::ListGroups) {
             self.meta.cluster_wanted = true;
             self.meta.refresh = true;
@@ -461,6 +465,7 @@ impl Client {
             waiting,
             in_flight: BTreeSet::new(),
             done: BTreeMap::new(),
+            last_error: BTreeMap::new(),
             meta_seen: self.meta.answers,
             expanded: false,
         };
@@ -479,7 +484,7 @@ impl Client {
         let mut at = |x: Instant| t = Some(t.map_or(x, |t| t.min(x)));
         for task in self.admin.tasks.values() {
             at(task.deadline);
-            for (nb, _) in task.waiting.values() {
+            for nb in task.waiting.values() {
                 if *nb > self.now {
                     at(*nb);
                 }
@@ -507,14 +512,10 @@ impl Client {
         let task = self.admin.tasks.get_mut(&id).expect("a task");
         if now >= task.deadline {
             let ms = self.config.default_api_timeout_ms;
-            let waiting = std::mem::take(&mut task.waiting);
-            let units = waiting.into_iter().map(|(u, (_, e))| (u, e)).chain(
-                std::mem::take(&mut task.in_flight)
-                    .into_iter()
-                    .map(|u| (u, None)),
-            );
-            for (u, last) in units {
-                let why = match last {
+            let waiting = std::mem::take(&mut task.waiting).into_keys();
+            let units: Vec<Unit> = waiting.chain(std::mem::take(&mut task.in_flight)).collect();
+            for u in units {
+                let why = match task.last_error.get(&u) {
                     Some(e) => {
                         format!("no answer in {ms} ms (default.api.timeout.ms); last error: {e}")
                     }
@@ -528,7 +529,7 @@ impl Client {
             if self.meta.answers > task.meta_seen && !self.meta.brokers.is_empty() {
                 task.expanded = true;
                 for b in self.meta.brokers.keys() {
-                    task.waiting.insert(Unit::Broker(*b), (now, None));
+                    task.waiting.insert(Unit::Broker(*b), now);
                 }
             } else {
                 return;
@@ -538,7 +539,7 @@ impl Client {
         let ready: Vec<Unit> = task
             .waiting
             .iter()
-            .filter(|(_, (nb, _))| *nb <= now)
+            .filter(|(_, nb)| **nb <= now)
             .map(|(u, _)| u.clone())
             .collect();
         let mut by_node: BTreeMap<NodeId, Vec<Unit>> = BTreeMap::new();
@@ -667,8 +668,9 @@ impl Client {
                 message: format!("admin: {e}; retrying"),
             });
             for task in self.admin.tasks.values_mut() {
-                if let Some(w) = task.waiting.get_mut(&Unit::Group(group.clone())) {
-                    w.1 = Some(e.clone());
+                let u = Unit::Group(group.clone());
+                if task.waiting.contains_key(&u) {
+                    task.last_error.insert(u, e.clone());
                 }
             }
         } else {
@@ -687,7 +689,14 @@ impl Client {
         let task = &self.admin.tasks[&id];
         let key = api_key(&task.op);
         // OffsetFetch v1 must name the partitions; every partition of a group needs v2.
-        let min = if key == ApiKey::OffsetFetch { 2 } else { 0 };
+        let every = matches!(
+            task.op,
+            AdminOp::ListGroupOffsets {
+                partitions: None,
+                ..
+            }
+        );
+        let min = if every { 2 } else { 0 };
         let Some(v) = self.conns[&node].version(key).filter(|v| *v >= min) else {
             let e = ClientError::broker(
                 ResponseError::UnsupportedVersion.code(),
@@ -742,6 +751,19 @@ impl Client {
         self.finish_if_done(id);
     }
 
+    /// A response that does not decode: its units fail (the same question would get the same
+    /// answer).
+    pub(crate) fn admin_undecodable(&mut self, id: AdminId, units: Vec<Unit>, why: &str) {
+        if !self.admin.tasks.contains_key(&id) {
+            return;
+        }
+        for u in units {
+            let e = ClientError::Invalid(why.to_string());
+            self.unit_outcome(id, u, Outcome::Done(Err(e)));
+        }
+        self.finish_if_done(id);
+    }
+
     /// A request's connection dropped or timed out: its units are tried again.
     pub(crate) fn admin_lost(&mut self, id: AdminId, units: Vec<Unit>, reason: &str) {
         if !self.admin.tasks.contains_key(&id) {
@@ -769,7 +791,8 @@ impl Client {
                 self.outputs.push_back(Output::Log {
                     message: format!("admin: {e}; retrying"),
                 });
-                task.waiting.insert(u.clone(), (retry_at, Some(e)));
+                task.waiting.insert(u.clone(), retry_at);
+                task.last_error.insert(u.clone(), e);
                 match &u {
                     Unit::Partition(tp) => self.meta.forget_leader(tp),
                     Unit::Group(g) => {
@@ -1060,12 +1083,24 @@ fn build(op: &AdminOp, units: &[Unit], timeout_ms: u64) -> RequestKind {
         AdminOp::DeleteGroups { .. } => RequestKind::DeleteGroups(
             DeleteGroupsRequest::default().with_groups_names(unit_groups(units)),
         ),
-        AdminOp::ListGroupOffsets { group } => RequestKind::OffsetFetch(
-            OffsetFetchRequest::default()
-                .with_group_id(GroupId(sb(group)))
-                // Every partition with a committed offset (v2+); v1 must name them.
-                .with_topics(None),
-        ),
+        AdminOp::ListGroupOffsets { group, partitions } => {
+            use offset_fetch_request::OffsetFetchRequestTopic;
+            let topics = partitions.as_ref().map(|tps| {
+                by_topic(tps.iter().map(|tp| (tp.clone(), ())))
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(TopicName(sb(&t)))
+                            .with_partition_indexes(ps.into_iter().map(|(p, ())| p).collect())
+                    })
+                    .collect()
+            });
+            RequestKind::OffsetFetch(
+                OffsetFetchRequest::default()
+                    .with_group_id(GroupId(sb(group)))
+                    .with_topics(topics),
+            )
+        }
         AdminOp::CommitGroupOffsets { group, offsets } => {
             use offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
             let topics = by_topic(offsets.iter().cloned())
@@ -1384,7 +1419,7 @@ fn parse(op: &AdminOp, units: &[Unit], body: ResponseKind, node: i32) -> BTreeMa
             }
         }
         ResponseKind::OffsetFetch(r) => {
-            let AdminOp::ListGroupOffsets { group } = op else {
+            let AdminOp::ListGroupOffsets { group, .. } = op else {
                 unreachable!("OffsetFetch answers ListGroupOffsets")
             };
             let u = Unit::Group(group.clone());

@@ -368,7 +368,11 @@ impl Client {
             Ok(b) => b,
             Err(e) => {
                 let why = format!("{:?} v{} response does not decode: {e}", p.key, p.version);
-                self.request_lost(p, &why);
+                match p.purpose {
+                    // Asking again would get the same answer: the operation fails.
+                    Purpose::Admin(id, units) => self.admin_undecodable(id, units, &why),
+                    _ => self.request_lost(p, &why),
+                }
                 return self.close(node, why);
             }
         };

@@ -1314,7 +1314,10 @@ fn admin_group_operations_find_the_coordinator_and_look_again_on_not_coordinator
         vec![("t".to_string(), 0), ("t".to_string(), 1)]
     );
     // The coordinator is cached: a second operation on the group goes straight to it.
-    h.admin(AdminOp::ListGroupOffsets { group: "g".into() });
+    h.admin(AdminOp::ListGroupOffsets {
+        group: "g".into(),
+        partitions: None,
+    });
     let (n, _) = h.take(ApiKey::OffsetFetch);
     assert_eq!(n, NodeId(3));
 }
