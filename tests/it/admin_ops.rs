@@ -328,3 +328,22 @@ fn admin_clients_and_the_cli_alter_topics_records_configs_and_offsets() {
     let e = cli_err(&b, &["groups", "delete", "og"]);
     assert!(e.contains("GroupIdNotFound"), "{e}");
 }
+
+#[test]
+fn serve_log_format_json_writes_one_json_object_a_line() {
+    let b = Broker::start(&["--log-format", "json"]);
+    crate::harness::create_topic(&b, "logged", 1);
+    let log = b.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(!lines.is_empty(), "the broker logged at start");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string()),
+        "{log}"
+    );
+}
