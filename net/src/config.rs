@@ -42,7 +42,19 @@ pub struct ServeConfig {
     /// Committed metadata entries between two snapshots of the image (KIP-630; Kafka's
     /// `metadata.log.max.snapshot.interval` counts bytes and time instead) [default: 10000].
     pub metadata_snapshot_interval_entries: Option<i64>,
+    /// How log lines are written to stderr: `text` for people, `json` (one object a line) for
+    /// log shippers.
+    pub log_format: LogFormat,
     pub broker: Config,
+}
+
+/// The log's format (`--log-format`, `log_format`, `GREGOR_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for ServeConfig {
@@ -59,6 +71,7 @@ impl Default for ServeConfig {
             controller_quorum_voters: None,
             metadata_log_dir: None,
             metadata_snapshot_interval_entries: None,
+            log_format: LogFormat::Text,
             broker: Config::default(),
         }
     }
@@ -108,6 +121,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.log_format, LogFormat::Text);
+        let j: ServeConfig = toml::from_str("log_format = \"json\"\n").unwrap();
+        assert_eq!(j.log_format, LogFormat::Json);
         assert_eq!(c.broker.default_partitions, 3);
         assert_eq!(
             c.broker.durability,

@@ -3,13 +3,12 @@
 //! ```text
 //! gregor serve [--data-dir DIR] [--listen HOST:PORT] [--config FILE] [--durability POLICY] ...
 //! gregor topics create|list|describe|delete ... [--bootstrap HOST:PORT]
-//! gregor groups list|describe GROUP [--bootstrap HOST:PORT]
-//! gregor produce|consume --topic T ... [--bootstrap HOST:PORT]
+//! gregor groups list|describe GROUP|delete GROUP... [--bootstrap HOST:PORT]
+//! gregor produce|consume TOPIC ... [--bootstrap HOST:PORT]
 //! gregor topics alter | configs | records | groups delete-offsets|reset-offsets  (see cli/)
 //! gregor cluster status --bootstrap-controller HOST:PORT[,HOST:PORT...]
 //! ```
 
-mod admin;
 mod alloc;
 mod backlog;
 mod cli;
@@ -55,27 +54,15 @@ enum Command {
     Topics {
         #[command(subcommand)]
         command: TopicsCommand,
-        /// The broker to talk to.
-        #[arg(
-            long,
-            global = true,
-            default_value = "127.0.0.1:9092",
-            env = "GREGOR_BOOTSTRAP"
-        )]
-        bootstrap: String,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
     },
-    /// List and describe consumer groups (members, assignments, committed offsets, lag).
+    /// List, describe and delete consumer groups; move or delete their committed offsets.
     Groups {
         #[command(subcommand)]
         command: GroupsCommand,
-        /// The broker to talk to.
-        #[arg(
-            long,
-            global = true,
-            default_value = "127.0.0.1:9092",
-            env = "GREGOR_BOOTSTRAP"
-        )]
-        bootstrap: String,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
     },
     /// Write lines from stdin to a topic, one record per line (Kafka's console producer).
     Produce(client::cli::ProduceArgs),
@@ -117,7 +104,7 @@ enum ClusterCommand {
     Controller(quorum::cli::ControllerArgs),
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct ServeArgs {
     /// Where partitions are stored [default: ./gregor-data]
     #[arg(long, env = "GREGOR_DATA_DIR")]
@@ -179,6 +166,9 @@ struct ServeArgs {
     /// Committed metadata entries between snapshots of the metadata image [default: 10000]
     #[arg(long, env = "GREGOR_METADATA_SNAPSHOT_INTERVAL_ENTRIES")]
     metadata_snapshot_interval_entries: Option<i64>,
+    /// text, or json (one object a line, for log shippers) [default: text]
+    #[arg(long, value_enum, env = "GREGOR_LOG_FORMAT")]
+    log_format: Option<config::LogFormat>,
 }
 
 #[derive(Subcommand)]
@@ -195,12 +185,17 @@ enum TopicsCommand {
         configs: Vec<String>,
     },
     /// List the topics with their partition counts (Metadata).
-    List,
+    List {
+        #[command(flatten)]
+        output: cli::OutputArg,
+    },
     /// Show a topic's partitions, offsets and configs, or every topic's (Metadata,
-    /// ListOffsets, DescribeConfigs).
+    /// ListOffsets at each partition's leader, DescribeConfigs).
     Describe {
         /// The topic to describe [default: all topics].
         name: Option<String>,
+        #[command(flatten)]
+        output: cli::OutputArg,
     },
     /// Delete a topic and its data (DeleteTopics).
     Delete {
@@ -213,13 +208,24 @@ enum TopicsCommand {
 
 #[derive(Subcommand)]
 enum GroupsCommand {
-    /// List the consumer groups with their states (ListGroups).
-    List,
+    /// List the consumer groups with their states (ListGroups, asked of every broker).
+    List {
+        #[command(flatten)]
+        output: cli::OutputArg,
+    },
     /// Show a group's state, members, assignments, committed offsets and lag
-    /// (DescribeGroups, OffsetFetch, ListOffsets).
+    /// (DescribeGroups and OffsetFetch at its coordinator, ListOffsets at the leaders).
     Describe {
         /// The group id.
         group: String,
+        #[command(flatten)]
+        output: cli::OutputArg,
+    },
+    /// Delete groups with no members, and their committed offsets (DeleteGroups).
+    Delete {
+        /// The group ids.
+        #[arg(required = true)]
+        groups: Vec<String>,
     },
     /// Delete a group's committed offsets for a topic (OffsetDelete).
     DeleteOffsets(cli::GroupPartitions),
@@ -285,38 +291,69 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     c.metadata_snapshot_interval_entries = args
         .metadata_snapshot_interval_entries
         .or(c.metadata_snapshot_interval_entries);
+    if let Some(f) = args.log_format {
+        c.log_format = f;
+    }
     // The core's PRNG seed comes from the OS here (and is logged, so a run can be replayed).
     c.broker.seed = rand::random();
     c.broker.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(c)
 }
 
-fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
+/// Log lines to stderr, as text or as one JSON object a line.
+fn init_logging(format: config::LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Json => fmt.json().init(),
         // Colour only on a terminal: a log file or a pipe gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        config::LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+fn main() {
     let cli = Cli::parse();
+    let serve_config = match cli.command {
+        Command::Serve(ref args) => Some(serve_config_of(args)),
+        _ => None,
+    };
+    let format = match &serve_config {
+        Some(Ok(c)) => c.log_format,
+        _ => config::LogFormat::Text,
+    };
+    init_logging(format);
     let result = match cli.command {
-        Command::Serve(args) => serve(*args),
-        Command::Topics { command, bootstrap } => match command {
+        Command::Serve(_) => serve_config.expect("computed for serve").and_then(serve),
+        Command::Topics {
+            command,
+            bootstrap: cli::Bootstrap { bootstrap },
+        } => match command {
             TopicsCommand::Create {
                 name,
                 partitions,
                 configs,
-            } => admin::topics_create(&bootstrap, &name, partitions, &configs),
-            TopicsCommand::List => admin::topics_list(&bootstrap),
-            TopicsCommand::Describe { name } => admin::topics_describe(&bootstrap, name.as_deref()),
-            TopicsCommand::Delete { name } => admin::topics_delete(&bootstrap, &name),
+            } => cli::topics_create(&bootstrap, &name, partitions, &configs),
+            TopicsCommand::List { output } => cli::topics_list(&bootstrap, output.output),
+            TopicsCommand::Describe { name, output } => {
+                cli::topics_describe(&bootstrap, name.as_deref(), output.output)
+            }
+            TopicsCommand::Delete { name } => cli::topics_delete(&bootstrap, &name),
             TopicsCommand::Alter(a) => cli::topics_alter(&bootstrap, &a),
         },
-        Command::Groups { command, bootstrap } => match command {
-            GroupsCommand::List => admin::groups_list(&bootstrap),
-            GroupsCommand::Describe { group } => admin::groups_describe(&bootstrap, &group),
+        Command::Groups {
+            command,
+            bootstrap: cli::Bootstrap { bootstrap },
+        } => match command {
+            GroupsCommand::List { output } => cli::groups_list(&bootstrap, output.output),
+            GroupsCommand::Describe { group, output } => {
+                cli::groups_describe(&bootstrap, &group, output.output)
+            }
+            GroupsCommand::Delete { groups } => cli::groups_delete(&bootstrap, &groups),
             GroupsCommand::DeleteOffsets(t) => cli::delete_offsets(&bootstrap, &t),
             GroupsCommand::ResetOffsets(r) => cli::reset_offsets(&bootstrap, &r),
         },
@@ -340,8 +377,12 @@ fn main() {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = serve_config(args)?;
+/// The serve configuration, from a copy of the arguments (logging needs its format first).
+fn serve_config_of(args: &ServeArgs) -> anyhow::Result<config::ServeConfig> {
+    serve_config(args.clone())
+}
+
+fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
     let quorum = quorum::QuorumConfig::from_serve(&config).map_err(|e| anyhow::anyhow!(e))?;
     // With a metadata quorum the node is a broker and a controller in one process (Kafka's
     // combined mode): the broker serves the cluster's metadata image and asks the active

@@ -3,9 +3,9 @@
   client_peer.py partitions BOOTSTRAP TOPIC N
       produce key0..key{N-1} with partitioner=murmur2_random (the Java client's partitioner);
       print {key: partition} as JSON.
-  client_peer.py mock
-      start librdkafka's in-process mock cluster (one broker), print its host:port, and keep it
-      up until stdin closes.
+  client_peer.py mock [BROKERS]
+      start librdkafka's in-process mock cluster (one broker, or BROKERS), print the host:port
+      of its first broker, and keep it up until stdin closes.
 """
 import json, sys
 from confluent_kafka import Producer
@@ -22,8 +22,9 @@ if sys.argv[1] == "partitions":
     assert p.flush(30) == 0, "unflushed records"
     print(json.dumps(got))
 elif sys.argv[1] == "mock":
-    p = Producer({"test.mock.num.brokers": 1, "bootstrap.servers": ""})
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    p = Producer({"test.mock.num.brokers": n, "bootstrap.servers": ""})
     md = p.list_topics(timeout=10)
-    b = list(md.brokers.values())[0]
+    b = min(md.brokers.values(), key=lambda b: b.id)
     print(f"{b.host}:{b.port}", flush=True)
     sys.stdin.read()

@@ -23,6 +23,12 @@ fn cli_err(b: &Broker, args: &[&str]) -> String {
     String::from_utf8(o.stderr).unwrap()
 }
 
+/// A command's `--output json` document.
+fn json_of(b: &Broker, args: &[&str]) -> serde_json::Value {
+    let out = cli_ok(b, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("gregor {args:?}: {e}: {out}"))
+}
+
 /// The line of `gregor configs describe` for `key`, split into (value, source).
 fn config_line(b: &Broker, topic: &str, key: &str) -> (String, String) {
     let out = cli_ok(b, &["configs", "describe", "--topic", topic]);
@@ -179,6 +185,120 @@ fn admin_clients_and_the_cli_alter_topics_records_configs_and_offsets() {
     cli_ok(&b, &[&reset[..], &["--to-latest"]].concat());
     assert_eq!(committed(&b).as_deref(), Some("20"));
 
+    // --shift-by moves the committed offset, kept inside the log; --to-datetime finds the first
+    // record at or after a time, and a time after the last record means the end.
+    cli_ok(&b, &[&reset[..], &["--to-offset", "18"]].concat());
+    cli_ok(&b, &[&reset[..], &["--shift-by", "-1"]].concat());
+    assert_eq!(committed(&b).as_deref(), Some("17"));
+    cli_ok(&b, &[&reset[..], &["--shift-by", "100"]].concat());
+    assert_eq!(committed(&b).as_deref(), Some("20"), "clamped to the end");
+    cli_ok(&b, &[&reset[..], &["--shift-by", "-100"]].concat());
+    assert_eq!(
+        committed(&b).as_deref(),
+        Some("16"),
+        "clamped to the log start"
+    );
+    cli_ok(
+        &b,
+        &[&reset[..], &["--to-datetime", "2999-01-01T00:00:00Z"]].concat(),
+    );
+    assert_eq!(
+        committed(&b).as_deref(),
+        Some("20"),
+        "nothing after: the end"
+    );
+    cli_ok(
+        &b,
+        &[
+            &reset[..],
+            &["--to-datetime", "2000-01-01T00:00:00.000+01:00"],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        committed(&b).as_deref(),
+        Some("16"),
+        "everything is after 2000"
+    );
+    let e = cli_err(&b, &[&reset[..], &["--to-datetime", "yesterday"]].concat());
+    assert!(e.contains("YYYY-MM-DDTHH:mm:SS"), "{e}");
+
+    // --output json: one document, parsed as a script would.
+    let plan = json_of(
+        &b,
+        &[
+            &reset[..],
+            &["--to-latest", "--dry-run", "--output", "json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        plan["partitions"],
+        json!([{"topic": "ops", "partition": 0, "committed": 16, "new_offset": 20}])
+    );
+    assert_eq!(
+        committed(&b).as_deref(),
+        Some("16"),
+        "a dry run commits nothing"
+    );
+    let group = json_of(&b, &["groups", "describe", "og", "--output", "json"]);
+    assert_eq!(group["group"], "og");
+    assert_eq!(group["members"], json!([]));
+    let row = group["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["partition"] == 0)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        row,
+        json!({"topic": "ops", "partition": 0, "committed": 16, "high_watermark": 20, "lag": 4})
+    );
+    let groups = json_of(&b, &["groups", "list", "--output", "json"]);
+    assert!(
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["group"] == "og"),
+        "{groups}"
+    );
+    let topics = json_of(&b, &["topics", "list", "--output", "json"]);
+    assert!(
+        topics
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "ops", "partitions": 5, "internal": false})),
+        "{topics}"
+    );
+    let described = json_of(&b, &["topics", "describe", "ops", "--output", "json"]);
+    let p0 = &described[0]["partitions"][0];
+    assert_eq!(
+        (
+            &p0["leader"],
+            &p0["log_start_offset"],
+            &p0["high_watermark"]
+        ),
+        (&json!(0), &json!(16), &json!(20))
+    );
+    assert_eq!(described[0]["configs"]["retention.bytes"], "100000");
+    let configs = json_of(
+        &b,
+        &["configs", "describe", "--topic", "ops", "--output", "json"],
+    );
+    let rb = configs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "retention.bytes")
+        .unwrap();
+    assert_eq!(
+        (&rb["value"], &rb["source"]),
+        (&json!("100000"), &json!("DYNAMIC_TOPIC_CONFIG"))
+    );
+
     let o = cli_ok(
         &b,
         &[
@@ -193,4 +313,37 @@ fn admin_clients_and_the_cli_alter_topics_records_configs_and_offsets() {
     );
     assert!(o.contains("deleted"), "{o}");
     assert_eq!(committed(&b), None, "no committed offset left for ops-0");
+
+    // DeleteGroups: an empty group goes; a group that does not exist is an error.
+    assert!(cli_ok(&b, &["groups", "delete", "og"]).contains("deleted group og"));
+    let groups = json_of(&b, &["groups", "list", "--output", "json"]);
+    assert!(
+        !groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["group"] == "og"),
+        "{groups}"
+    );
+    let e = cli_err(&b, &["groups", "delete", "og"]);
+    assert!(e.contains("GroupIdNotFound"), "{e}");
+}
+
+#[test]
+fn serve_log_format_json_writes_one_json_object_a_line() {
+    let b = Broker::start(&["--log-format", "json"]);
+    crate::harness::create_topic(&b, "logged", 1);
+    let log = b.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(!lines.is_empty(), "the broker logged at start");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string()),
+        "{log}"
+    );
 }

@@ -279,12 +279,13 @@ fn consumes_what_kcat_and_confluent_kafka_produced() {
     }
 }
 
-#[test]
-fn the_client_works_against_librdkafkas_mock_cluster() {
+/// librdkafka's in-process mock cluster with `brokers` brokers, and its first broker's address.
+/// It stops when the child's stdin closes.
+fn mock_cluster(brokers: usize) -> (std::process::Child, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/client_peer.py");
     let mut mock = Command::new("python3")
         .arg(script)
-        .arg("mock")
+        .args(["mock", &brokers.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -296,6 +297,12 @@ fn the_client_works_against_librdkafkas_mock_cluster() {
         .unwrap();
     let addr = addr.trim().to_string();
     assert!(addr.contains(':'), "the mock cluster's address: {addr:?}");
+    (mock, addr)
+}
+
+#[test]
+fn the_client_works_against_librdkafkas_mock_cluster() {
+    let (mut mock, addr) = mock_cluster(1);
     let input: String = (0..200).map(|i| format!("key{i}:mock {i}\n")).collect();
     let o = produce(
         &addr,
@@ -310,7 +317,8 @@ fn the_client_works_against_librdkafkas_mock_cluster() {
         &input,
     );
     ok(&o);
-    let lines = consume(&addr, &["--topic", "m", "--from-beginning"], 200);
+    // The topic positional, as Kafka's tools spell it.
+    let lines = consume(&addr, &["m", "--from-beginning"], 200);
     assert_offsets_dense(&lines);
     let got: BTreeSet<(String, String)> =
         lines.iter().map(|l| (l[2].clone(), l[3].clone())).collect();
@@ -398,4 +406,73 @@ fn two_group_members_share_the_partitions_and_commits_carry_over() {
         .map(|l| l.split_whitespace().nth(2).unwrap().parse::<i64>().unwrap())
         .sum();
     assert_eq!(committed, 400, "{text}");
+}
+
+/// `gregor …` against `bootstrap`, its stdout parsed as the JSON document `--output json` prints.
+fn json_cli(bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let o = run(
+        Command::new(gregor_bin())
+            .args(args)
+            .args(["--output", "json", "--bootstrap", bootstrap]),
+        "gregor",
+    );
+    ok(&o);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("gregor {args:?}: {e}"))
+}
+
+#[test]
+fn admin_commands_reach_each_leader_and_coordinator_of_a_three_broker_mock_cluster() {
+    let (mut mock, addr) = mock_cluster(3);
+    let input: String = (0..300).map(|i| format!("key{i}:v{i}\n")).collect();
+    ok(&produce(&addr, &["spread", "--key-separator", ":"], &input));
+    // Only the first broker is named; the partitions are led by the others too, and their
+    // offsets come from each leader (a follower would refuse with NOT_LEADER_OR_FOLLOWER).
+    let d = json_cli(&addr, &["topics", "describe", "spread"]);
+    let parts = d[0]["partitions"].as_array().unwrap().clone();
+    let leaders: BTreeSet<i64> = parts
+        .iter()
+        .map(|p| p["leader"].as_i64().unwrap())
+        .collect();
+    assert!(leaders.len() > 1, "partitions led by several brokers: {d}");
+    let hw: Vec<i64> = parts
+        .iter()
+        .map(|p| p["high_watermark"].as_i64().unwrap())
+        .collect();
+    assert_eq!(hw.iter().sum::<i64>(), 300, "{d}");
+    assert!(parts.iter().all(|p| p["log_start_offset"] == 0), "{d}");
+    // Groups whose coordinators are spread over the brokers: each reset goes to its own
+    // coordinator, and describe reads the offsets back from it.
+    for g in ["ga", "gb", "gc", "gd"] {
+        let reset = ["groups", "reset-offsets", g, "--topic", "spread"];
+        json_cli(&addr, &[&reset[..], &["--to-latest"]].concat());
+        let offsets = |addr: &str| -> Vec<(i64, i64, i64)> {
+            json_cli(addr, &["groups", "describe", g])["offsets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let n = |k: &str| r[k].as_i64().unwrap();
+                    (n("committed"), n("high_watermark"), n("lag"))
+                })
+                .collect()
+        };
+        let rows = offsets(&addr);
+        assert_eq!(rows.len(), hw.len(), "{g}: {rows:?}");
+        assert!(
+            rows.iter().all(|(c, h, lag)| c == h && *lag == 0),
+            "{g}: {rows:?}"
+        );
+        let plan = json_cli(&addr, &[&reset[..], &["--shift-by", "-3"]].concat());
+        assert_eq!(plan["dry_run"], false);
+        let rows = offsets(&addr);
+        assert!(
+            rows.iter()
+                .all(|(c, h, lag)| *c == (h - 3).max(0) && *lag == h - c),
+            "{g}: {rows:?}"
+        );
+        json_cli(&addr, &[&reset[..], &["--to-earliest"]].concat());
+        assert!(offsets(&addr).iter().all(|(c, _, _)| *c == 0), "{g}");
+    }
+    drop(mock.stdin.take());
+    let _ = mock.wait();
 }

@@ -10,6 +10,7 @@
 //! calls: connect to the brokers it needs, refresh metadata, get a producer id, send batches
 //! that are ready, reset positions, fetch. Then the invariants are checked.
 
+use crate::admin::Admin;
 use crate::config::Config;
 use crate::conn::{Conn, ConnState, Pending, Purpose, API_VERSIONS_FIRST};
 use crate::consumer::Consumer;
@@ -39,6 +40,8 @@ pub struct Client {
     pub(crate) group: Option<Group>,
     /// The group coordinator's own connection: its node id and address.
     pub(crate) coordinator_address: Option<(NodeId, (String, u16))>,
+    /// Admin operations under way, and the group coordinators they found.
+    pub(crate) admin: Admin,
     pub(crate) outputs: VecDeque<Output>,
 }
 
@@ -61,6 +64,7 @@ impl Client {
             consumer: Consumer::default(),
             group: None,
             coordinator_address: None,
+            admin: Admin::default(),
             outputs: VecDeque::new(),
         })
     }
@@ -110,6 +114,7 @@ impl Client {
         at(self.producer_deadline());
         at(self.consumer_deadline());
         at(self.group_deadline());
+        at(self.admin_deadline());
         t
     }
 
@@ -117,6 +122,8 @@ impl Client {
     pub(crate) fn step(&mut self) {
         let now = self.now;
         self.down_until.retain(|_, t| *t > now);
+        // The admin first: the topics it needs leaders of join this step's Metadata request.
+        self.step_admin();
         self.step_metadata();
         self.step_producer();
         self.step_group();
@@ -132,6 +139,7 @@ impl Client {
         self.producer_invariants();
         self.consumer_invariants();
         self.group_invariants();
+        self.admin_invariants();
     }
 
     // ---- connections ---------------------------------------------------------------------
@@ -145,7 +153,8 @@ impl Client {
         if node.is_bootstrap() {
             self.config.bootstrap.get((-1 - node.0) as usize).cloned()
         } else {
-            self.meta.brokers.get(&node.0).cloned()
+            let known = self.meta.brokers.get(&node.0);
+            known.or_else(|| self.admin.addresses.get(&node.0)).cloned()
         }
     }
 
@@ -310,6 +319,8 @@ impl Client {
             Purpose::InitProducerId => self.producer.pid_in_flight = false,
             Purpose::Produce(batches) => self.produce_lost(batches, reason),
             Purpose::ListOffsets(parts) | Purpose::Fetch(parts) => self.consumer_lost(parts),
+            Purpose::Admin(id, units) => self.admin_lost(id, units, reason),
+            Purpose::AdminFindCoordinator(group) => self.admin_find_coordinator_lost(&group),
             group => self.group_lost(&group),
         }
     }
@@ -357,12 +368,20 @@ impl Client {
             Ok(b) => b,
             Err(e) => {
                 let why = format!("{:?} v{} response does not decode: {e}", p.key, p.version);
-                self.request_lost(p, &why);
+                match p.purpose {
+                    // Asking again would get the same answer: the operation fails.
+                    Purpose::Admin(id, units) => self.admin_undecodable(id, units, &why),
+                    _ => self.request_lost(p, &why),
+                }
                 return self.close(node, why);
             }
         };
         match (p.purpose, body) {
             (Purpose::Metadata, ResponseKind::Metadata(r)) => self.on_metadata(r),
+            (Purpose::Admin(id, units), body) => self.on_admin_response(node, id, units, body),
+            (Purpose::AdminFindCoordinator(group), ResponseKind::FindCoordinator(r)) => {
+                self.on_admin_find_coordinator(group, r)
+            }
             (Purpose::InitProducerId, ResponseKind::InitProducerId(r)) => {
                 self.on_init_producer_id(r)
             }
@@ -460,10 +479,11 @@ impl Client {
             })
             .collect();
         // Auto-creation on Metadata is what Kafka's console producer relies on; a broker that
-        // does not allow it answers UNKNOWN_TOPIC_OR_PARTITION.
+        // does not allow it answers UNKNOWN_TOPIC_OR_PARTITION. An admin client turns it off
+        // (`allow.auto.create.topics`): describing a topic must not create it.
         let body = MetadataRequest::default()
             .with_topics(Some(topics))
-            .with_allow_auto_topic_creation(true);
+            .with_allow_auto_topic_creation(self.config.allow_auto_topic_creation);
         self.meta.in_flight = true;
         self.meta.refresh = false;
         self.send_request(
@@ -478,6 +498,7 @@ impl Client {
 
     fn on_metadata(&mut self, r: MetadataResponse) {
         self.meta.in_flight = false;
+        self.meta.answers += 1;
         self.meta.updated_at = Some(self.now);
         let mut brokers = BTreeMap::new();
         for b in &r.brokers {

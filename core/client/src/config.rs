@@ -100,6 +100,12 @@ pub struct Config {
     /// (`max.partition.fetch.bytes`); the first batch comes back whole even if larger (KIP-74).
     pub fetch_bytes_max: i32,
     pub fetch_partition_bytes_max: i32,
+
+    /// Whether Metadata requests may create the topics they name
+    /// (`allow.auto.create.topics`); an admin client turns it off.
+    pub allow_auto_topic_creation: bool,
+    /// How long an admin operation may take, retries included (`default.api.timeout.ms`).
+    pub default_api_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -124,6 +130,8 @@ impl Default for Config {
             fetch_wait_ms_max: 500,
             fetch_bytes_max: 50 * 1024 * 1024,
             fetch_partition_bytes_max: 1024 * 1024,
+            allow_auto_topic_creation: true,
+            default_api_timeout_ms: 60_000,
         }
     }
 }

@@ -189,6 +189,11 @@ pub enum Output {
     /// The consumer group cannot be joined (the broker refused for good: an unsupported
     /// assignor, a bad session timeout, a missing API); the member has left it.
     GroupError { group: String, error: ClientError },
+    /// An admin operation's result (see [`crate::admin`]).
+    Admin {
+        id: crate::admin::AdminId,
+        result: Result<crate::admin::AdminResult, ClientError>,
+    },
     /// A line for the application's log (a retry, a leader change). The client does no logging.
     Log { message: String },
 }

@@ -23,7 +23,10 @@
 //! 7. [`producer`] — batching, idempotence (KIP-98), retries in order, delivery reports.
 //! 8. [`consumer`] — positions, `auto.offset.reset`, fetching.
 //! 9. [`group`] — the classic consumer group member: join, sync, heartbeat, commit.
+//! 10. [`admin`] — topics, configs, offsets and groups, each request routed to the broker it
+//!     must reach (KIP-4, KIP-117).
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod conn;
@@ -34,6 +37,7 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 
+pub use admin::{AdminId, AdminOp, AdminResult, ConfigChange, NewTopic, OffsetSpec};
 pub use client::Client;
 pub use config::{Acks, Config, OffsetReset};
 pub use consumer::SeekTo;

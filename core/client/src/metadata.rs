@@ -37,6 +37,11 @@ pub struct Metadata {
     pub refresh: bool,
     pub backoff_until: Instant,
     pub in_flight: bool,
+    /// The brokers are needed even with no topic wanted (the admin's ListGroups asks every
+    /// broker).
+    pub cluster_wanted: bool,
+    /// How many answers have arrived: an operation that saw `n` knows a later one is fresh.
+    pub answers: u64,
 }
 
 impl Metadata {
@@ -49,9 +54,14 @@ impl Metadata {
         p.leader.filter(|l| self.brokers.contains_key(l))
     }
 
+    /// Whether anything needs metadata at all.
+    fn needed(&self) -> bool {
+        !self.wanted.is_empty() || self.cluster_wanted
+    }
+
     /// Whether a Metadata request should go out now.
     pub fn due(&self, now: Instant, max_age_ms: u64) -> bool {
-        if self.in_flight || self.wanted.is_empty() || now < self.backoff_until {
+        if self.in_flight || !self.needed() || now < self.backoff_until {
             return false;
         }
         let missing = self.wanted.iter().any(|t| !self.topics.contains_key(t));
@@ -63,7 +73,7 @@ impl Metadata {
 
     /// When [`Metadata::due`] may next become true by the passing of time.
     pub fn next_deadline(&self, max_age_ms: u64) -> Option<Instant> {
-        if self.in_flight || self.wanted.is_empty() {
+        if self.in_flight || !self.needed() {
             return None;
         }
         let missing = self.wanted.iter().any(|t| !self.topics.contains_key(t));
@@ -114,8 +124,8 @@ impl Metadata {
             );
         }
         assert!(
-            !self.in_flight || !self.wanted.is_empty(),
-            "metadata is asked for only when topics are wanted"
+            !self.in_flight || self.needed(),
+            "metadata is asked for only when topics or brokers are wanted"
         );
     }
 }

@@ -186,6 +186,12 @@ impl Harness {
         id
     }
 
+    fn admin(&mut self, op: AdminOp) -> AdminId {
+        let id = self.client.admin(self.now, op);
+        self.pump();
+        id
+    }
+
     fn deliveries(&mut self) -> Vec<Delivery> {
         let (d, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.app)
             .into_iter()
@@ -1102,4 +1108,319 @@ fn a_group_refusing_the_assignor_is_reported_and_left() {
     }
     h.advance_ms(10_000);
     assert!(h.sent.is_empty() || h.keys().iter().all(|(_, k)| *k == ApiKey::Metadata as i16));
+}
+
+// ---- the admin client ------------------------------------------------------------------------
+
+/// The admin results the application received.
+fn admin_results(h: &mut Harness) -> Vec<(AdminId, Result<AdminResult, ClientError>)> {
+    let (a, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut h.app)
+        .into_iter()
+        .partition(|o| matches!(o, Output::Admin { .. }));
+    h.app = rest;
+    a.into_iter()
+        .map(|o| match o {
+            Output::Admin { id, result } => (id, result),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+/// The partitions a ListOffsets request names.
+fn listed(req: &Request) -> Vec<(String, i32, i64)> {
+    let RequestKind::ListOffsets(r) = &req.body else {
+        panic!("not a ListOffsets")
+    };
+    r.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.to_string(), p.partition_index, p.timestamp))
+        })
+        .collect()
+}
+
+fn list_offsets_op() -> AdminOp {
+    AdminOp::ListOffsets {
+        partitions: vec![
+            (("t".into(), 0), OffsetSpec::Latest),
+            (("t".into(), 1), OffsetSpec::Latest),
+        ],
+    }
+}
+
+#[test]
+fn admin_list_offsets_goes_to_each_leader_and_merges_the_answers() {
+    let mut h = Harness::new(Config::default());
+    let id = h.admin(list_offsets_op());
+    h.handshake();
+    h.metadata(2, "t", &[1, 2]);
+    let (n1, r1) = h.take(ApiKey::ListOffsets);
+    let (n2, r2) = h.take(ApiKey::ListOffsets);
+    let mut asked = vec![(n1, listed(&r1)), (n2, listed(&r2))];
+    asked.sort_by_key(|(n, _)| *n);
+    assert_eq!(
+        asked,
+        vec![
+            (NodeId(1), vec![("t".into(), 0, -1)]),
+            (NodeId(2), vec![("t".into(), 1, -1)]),
+        ],
+        "one request per leader, each with its own partitions"
+    );
+    // Each leader answers with its own id times ten.
+    h.answer(n1, &r1, list_answer(&r1, n1.0 as i64 * 10));
+    assert!(
+        admin_results(&mut h).is_empty(),
+        "half the answers is no result"
+    );
+    h.answer(n2, &r2, list_answer(&r2, n2.0 as i64 * 10));
+    let results = admin_results(&mut h);
+    let [(got, Ok(AdminResult::ListOffsets(m)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(*got, id);
+    let offsets: Vec<(i32, i64)> = m
+        .iter()
+        .map(|((_, p), r)| (*p, r.as_ref().unwrap().offset))
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![(0, 10), (1, 20)],
+        "merged, each from its leader"
+    );
+    assert_eq!(h.client.admin_pending(), 0);
+}
+
+#[test]
+fn admin_not_leader_refreshes_metadata_and_retries_at_the_new_leader() {
+    let mut h = Harness::new(Config::default());
+    h.admin(AdminOp::DeleteRecords {
+        partitions: vec![(("t".into(), 0), 5)],
+    });
+    h.handshake();
+    h.metadata(2, "t", &[1]);
+    let (n, r) = h.take(ApiKey::DeleteRecords);
+    assert_eq!(n, NodeId(1));
+    let refuse = ResponseKind::DeleteRecords(DeleteRecordsResponse::default().with_topics(vec![
+            delete_records_response::DeleteRecordsTopicResult::default()
+                .with_name(TopicName(sb("t")))
+                .with_partitions(vec![
+                    delete_records_response::DeleteRecordsPartitionResult::default()
+                        .with_partition_index(0)
+                        .with_error_code(ResponseError::NotLeaderOrFollower.code())
+                        .with_low_watermark(-1),
+                ]),
+        ]));
+    h.answer(n, &r, refuse);
+    assert!(admin_results(&mut h).is_empty(), "retried, not failed");
+    // Metadata is asked for at once; the request waits for retry.backoff.ms.
+    h.metadata(2, "t", &[2]);
+    assert!(
+        !h.keys()
+            .iter()
+            .any(|(_, k)| *k == ApiKey::DeleteRecords as i16),
+        "nothing before the backoff: {:?}",
+        h.keys()
+    );
+    h.advance_ms(100);
+    let (n, r) = h.take(ApiKey::DeleteRecords);
+    assert_eq!(n, NodeId(2), "the new leader");
+    let ok = ResponseKind::DeleteRecords(DeleteRecordsResponse::default().with_topics(vec![
+            delete_records_response::DeleteRecordsTopicResult::default()
+                .with_name(TopicName(sb("t")))
+                .with_partitions(vec![
+                    delete_records_response::DeleteRecordsPartitionResult::default()
+                        .with_partition_index(0)
+                        .with_low_watermark(5),
+                ]),
+        ]));
+    h.answer(n, &r, ok);
+    let results = admin_results(&mut h);
+    let [(_, Ok(AdminResult::DeleteRecords(m)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(m[&("t".to_string(), 0)], Ok(5));
+}
+
+fn find_coordinator_answer(broker: i32, code: i16) -> ResponseKind {
+    ResponseKind::FindCoordinator(
+        FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_node_id(BrokerId(if code == 0 { broker } else { -1 }))
+            .with_host(sb("localhost"))
+            .with_port(9000 + broker),
+    )
+}
+
+fn describe_groups_answer(group: &str, code: i16) -> ResponseKind {
+    let assignment = {
+        let a = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+            consumer_protocol_assignment::TopicPartition::default()
+                .with_topic(TopicName(sb("t")))
+                .with_partitions(vec![0, 1]),
+        ]);
+        let mut b = bytes::BytesMut::new();
+        b.extend_from_slice(&0i16.to_be_bytes());
+        gregor_client::kafka_protocol::protocol::Encodable::encode(&a, &mut b, 0).unwrap();
+        b.freeze()
+    };
+    ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(vec![
+        describe_groups_response::DescribedGroup::default()
+            .with_error_code(code)
+            .with_group_id(GroupId(sb(group)))
+            .with_group_state(sb("Stable"))
+            .with_protocol_type(sb("consumer"))
+            .with_protocol_data(sb("range"))
+            .with_members(vec![describe_groups_response::DescribedGroupMember::default()
+                .with_member_id(sb("m-1"))
+                .with_client_id(sb("c"))
+                .with_client_host(sb("/127.0.0.1"))
+                .with_member_assignment(assignment)]),
+    ]))
+}
+
+#[test]
+fn admin_group_operations_find_the_coordinator_and_look_again_on_not_coordinator() {
+    let mut h = Harness::new(Config::default());
+    h.admin(AdminOp::DescribeGroups {
+        groups: vec!["g".into()],
+    });
+    let (n, r) = h.take(ApiKey::FindCoordinator);
+    assert!(n.is_bootstrap(), "any broker answers FindCoordinator");
+    h.answer(n, &r, find_coordinator_answer(2, 0));
+    let (n, r) = h.take(ApiKey::DescribeGroups);
+    assert_eq!(n, NodeId(2), "the coordinator");
+    h.answer(
+        n,
+        &r,
+        describe_groups_answer("g", ResponseError::NotCoordinator.code()),
+    );
+    assert!(admin_results(&mut h).is_empty());
+    h.advance_ms(100);
+    let (n, r) = h.take(ApiKey::FindCoordinator);
+    h.answer(n, &r, find_coordinator_answer(3, 0));
+    let (n, r) = h.take(ApiKey::DescribeGroups);
+    assert_eq!(n, NodeId(3), "the coordinator it was told of next");
+    h.answer(n, &r, describe_groups_answer("g", 0));
+    let results = admin_results(&mut h);
+    let [(_, Ok(AdminResult::DescribeGroups(m)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    let g = m["g"].as_ref().unwrap();
+    assert_eq!((g.state.as_str(), g.coordinator), ("Stable", 3));
+    assert_eq!(
+        g.members[0].assignment,
+        vec![("t".to_string(), 0), ("t".to_string(), 1)]
+    );
+    // The coordinator is cached: a second operation on the group goes straight to it.
+    h.admin(AdminOp::ListGroupOffsets {
+        group: "g".into(),
+        partitions: None,
+    });
+    let (n, _) = h.take(ApiKey::OffsetFetch);
+    assert_eq!(n, NodeId(3));
+}
+
+#[test]
+fn admin_list_groups_asks_every_broker_and_merges() {
+    let mut h = Harness::new(Config::default());
+    h.admin(AdminOp::ListGroups);
+    h.handshake();
+    h.metadata(2, "t", &[1]);
+    let mut asked = vec![];
+    for _ in 0..2 {
+        let (n, r) = h.take(ApiKey::ListGroups);
+        asked.push(n);
+        let body = ListGroupsResponse::default().with_groups(vec![
+            list_groups_response::ListedGroup::default()
+                .with_group_id(GroupId(sb(&format!("g{}", n.0))))
+                .with_protocol_type(sb("consumer")),
+        ]);
+        h.answer(n, &r, ResponseKind::ListGroups(body));
+    }
+    asked.sort();
+    assert_eq!(asked, vec![NodeId(1), NodeId(2)]);
+    let results = admin_results(&mut h);
+    let [(_, Ok(AdminResult::ListGroups(gs)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    let names: Vec<(&str, i32)> = gs
+        .iter()
+        .map(|g| (g.group_id.as_str(), g.coordinator))
+        .collect();
+    assert_eq!(names, vec![("g1", 1), ("g2", 2)]);
+}
+
+#[test]
+fn admin_retries_until_default_api_timeout_then_gives_the_error() {
+    let mut h = Harness::new(Config {
+        default_api_timeout_ms: 1_000,
+        ..Config::default()
+    });
+    h.admin(AdminOp::DeleteGroups {
+        groups: vec!["g".into()],
+    });
+    let mut lookups = 0;
+    for _ in 0..30 {
+        h.handshake();
+        if h.sent
+            .iter()
+            .any(|(_, r)| r.header.request_api_key == ApiKey::FindCoordinator as i16)
+        {
+            let (n, r) = h.take(ApiKey::FindCoordinator);
+            h.answer(
+                n,
+                &r,
+                find_coordinator_answer(0, ResponseError::CoordinatorNotAvailable.code()),
+            );
+            lookups += 1;
+        }
+        h.advance_ms(50);
+    }
+    assert!(lookups >= 5, "retried with backoff: {lookups}");
+    let results = admin_results(&mut h);
+    let [(_, Ok(AdminResult::DeleteGroups(m)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    match &m["g"] {
+        Err(ClientError::Timeout(why)) => assert!(why.contains("CoordinatorNotAvailable"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.client.admin_pending(), 0);
+    assert_eq!(h.client.poll_timeout().filter(|t| *t <= h.now), None);
+}
+
+#[test]
+fn admin_describing_a_missing_topic_fails_after_a_fresh_answer_and_creates_nothing() {
+    let mut h = Harness::new(Config {
+        allow_auto_topic_creation: false,
+        ..Config::default()
+    });
+    h.admin(AdminOp::ListOffsets {
+        partitions: vec![(("nope".into(), 0), OffsetSpec::Earliest)],
+    });
+    h.handshake();
+    let (n, r) = h.take(ApiKey::Metadata);
+    let RequestKind::Metadata(m) = &r.body else {
+        panic!()
+    };
+    assert!(!m.allow_auto_topic_creation);
+    let body = MetadataResponse::default()
+        .with_brokers(vec![metadata_response::MetadataResponseBroker::default()
+            .with_node_id(BrokerId(1))
+            .with_host(sb("localhost"))
+            .with_port(9001)])
+        .with_topics(vec![metadata_response::MetadataResponseTopic::default()
+            .with_name(Some(TopicName(sb("nope"))))
+            .with_error_code(ResponseError::UnknownTopicOrPartition.code())]);
+    h.answer(n, &r, ResponseKind::Metadata(body));
+    let results = admin_results(&mut h);
+    let [(_, Ok(AdminResult::ListOffsets(m)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(
+        m[&("nope".to_string(), 0)].as_ref().unwrap_err().code(),
+        Some(ResponseError::UnknownTopicOrPartition.code())
+    );
 }

@@ -10,8 +10,8 @@ use std::io::{BufRead, Write};
 #[derive(clap::Args)]
 pub struct ProduceArgs {
     /// The topic to write to (created on first use if the broker auto-creates topics).
-    #[arg(long, short = 't')]
-    topic: String,
+    #[command(flatten)]
+    topic: TopicArg,
     /// Split each line at the first SEP into key and value (`key:value` with `:`); a line
     /// without SEP fails. Without it, lines are values with no key.
     #[arg(long, value_name = "SEP")]
@@ -39,8 +39,8 @@ pub struct ProduceArgs {
 #[derive(clap::Args)]
 pub struct ConsumeArgs {
     /// The topic to read (every partition, unless --partition).
-    #[arg(long, short = 't')]
-    topic: String,
+    #[command(flatten)]
+    topic: TopicArg,
     /// Start at the earliest record instead of the end.
     #[arg(long)]
     from_beginning: bool,
@@ -75,13 +75,33 @@ pub struct ConsumeArgs {
     bootstrap: String,
 }
 
-fn bootstrap(s: &str) -> anyhow::Result<Vec<(String, u16)>> {
+/// The topic, positional as Kafka's tools spell it (`gregor produce TOPIC`) or as `--topic`.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct TopicArg {
+    /// The topic.
+    #[arg(value_name = "TOPIC")]
+    positional: Option<String>,
+    /// The topic (the same as the positional TOPIC).
+    #[arg(long = "topic", short = 't', value_name = "TOPIC")]
+    flag: Option<String>,
+}
+
+impl TopicArg {
+    fn name(&self) -> String {
+        let t = self.positional.as_ref().or(self.flag.as_ref());
+        t.expect("clap requires one of them").clone()
+    }
+}
+
+/// Split `host:port[,host:port...]` into the client's bootstrap list.
+pub(crate) fn bootstrap(s: &str) -> anyhow::Result<Vec<(String, u16)>> {
     s.split(',')
         .map(|hp| parse_host_port(hp.trim()).map_err(|e| anyhow::anyhow!(e)))
         .collect()
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
@@ -91,6 +111,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 const UNREPORTED_RECORDS_MAX: usize = 100_000;
 
 pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let topic = args.topic.name();
     let config = Config {
         bootstrap: bootstrap(&args.bootstrap)?,
         client_id: "gregor-produce".into(),
@@ -141,7 +162,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                         };
                         let now = driver.now();
                         driver.client().send(now, ProducerRecord {
-                            topic: args.topic.clone(),
+                            topic: topic.clone(),
                             partition: args.partition,
                             key,
                             value: Some(Bytes::from(value)),
@@ -170,10 +191,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        eprintln!(
-            "{delivered} record(s) delivered to {}, {failed} failed",
-            args.topic
-        );
+        eprintln!("{delivered} record(s) delivered to {topic}, {failed} failed",);
         anyhow::ensure!(failed == 0, "{failed} record(s) not delivered");
         Ok(())
     })
@@ -190,6 +208,7 @@ fn show(b: &Option<Bytes>) -> String {
 }
 
 pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    let topic = args.topic.name();
     let config = Config {
         bootstrap: bootstrap(&args.bootstrap)?,
         client_id: "gregor-consume".into(),
@@ -213,20 +232,20 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
             };
             driver
                 .client()
-                .subscribe(now, cfg, std::slice::from_ref(&args.topic));
+                .subscribe(now, cfg, std::slice::from_ref(&topic));
         } else {
             match (args.partition, args.offset, args.from_time) {
-                (Some(p), Some(o), _) => driver.client().seek(now, (args.topic.clone(), p), o),
+                (Some(p), Some(o), _) => driver.client().seek(now, (topic.clone(), p), o),
                 (Some(p), None, Some(t)) => {
                     driver
                         .client()
-                        .seek_to(now, (args.topic.clone(), p), SeekTo::Time(t))
+                        .seek_to(now, (topic.clone(), p), SeekTo::Time(t))
                 }
-                (Some(p), None, None) => driver.client().assign(now, &[(args.topic.clone(), p)]),
+                (Some(p), None, None) => driver.client().assign(now, &[(topic.clone(), p)]),
                 (None, _, time) => {
                     driver
                         .client()
-                        .assign_topic(now, &args.topic, time.map(SeekTo::Time))
+                        .assign_topic(now, &topic, time.map(SeekTo::Time))
                 }
             }
         }
