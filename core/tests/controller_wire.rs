@@ -82,7 +82,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
 /// A reply of the request's kind.
 fn arb_reply(r: &Request) -> BoxedStrategy<Reply> {
     match r {
-        Request::BrokerRegistration(_) => any::<i64>()
+        Request::BrokerRegistration(_) => (0..i64::MAX)
             .prop_map(|e| Reply::BrokerRegistration {
                 broker_epoch: BrokerEpoch(e),
             })

@@ -374,6 +374,7 @@ impl Controller {
                 "unknown topic config {bad}"
             )));
         }
+        assert!(configs.keys().all(|k| TOPIC_CONFIGS.contains(&k.as_str())));
         if image.topic_id(name).is_some() {
             return Err(ControllerError::TopicAlreadyExists(name.to_string()));
         }
@@ -414,6 +415,9 @@ impl Controller {
             partitions as usize + 1 + configs.len(),
             "a topic, its partitions and its configs"
         );
+        assert!(records[1 + partitions as usize..]
+            .iter()
+            .all(|r| matches!(r, MetadataRecord::Config { .. })));
         Ok(records)
     }
 
@@ -445,6 +449,21 @@ impl Controller {
         }
         let records = self.place_partitions(topic_id, now..count, &brokers, rf);
         assert_eq!(records.len(), (count - now) as usize);
+        for (i, r) in records.iter().enumerate() {
+            let MetadataRecord::Partition(p) = r else {
+                unreachable!("only partitions are placed")
+            };
+            assert_eq!(
+                p.partition,
+                now + i as i32,
+                "numbered on from the current count"
+            );
+            assert_eq!(p.replicas.len(), rf, "the topic's replication factor");
+            assert!(
+                p.leader.is_some_and(|l| brokers.contains(&l)),
+                "an unfenced leader"
+            );
+        }
         Ok(records)
     }
 

@@ -417,6 +417,7 @@ impl MetadataImage {
                 if name.is_empty() {
                     return Err(bad());
                 }
+                assert!(self.topics.contains_key(id), "names and ids pair up");
                 let configs = &mut self.topics.get_mut(id).expect("named topic").configs;
                 match value {
                     Some(v) => configs.insert(name.clone(), v.clone()),

@@ -597,6 +597,10 @@ fn decide(
         }
         Request::CreatePartitions { name, count } => {
             let records = controller.create_partitions(working, name, *count)?;
+            assert!(
+                !records.is_empty(),
+                "a topic grows by at least one partition"
+            );
             Ok((Reply::CreatePartitions, records))
         }
         Request::AllocateProducerIds {

@@ -164,7 +164,9 @@ pub fn peek(frame: &[u8]) -> Option<(ApiKey, i16, i32)> {
     if frame.len() < 8 {
         return None;
     }
-    let key = ApiKey::try_from(i16::from_be_bytes([frame[0], frame[1]])).ok()?;
+    let raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let key = ApiKey::try_from(raw).ok()?;
+    assert_eq!(key as i16, raw, "the key is the one in the frame");
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let corr = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     Some((key, version, corr))
@@ -195,6 +197,7 @@ fn name_of(seen: &mut BTreeSet<String>, name: &StrBytes) -> (String, Option<Refu
         code: INVALID_REQUEST,
         message: format!("topic {n} is named more than once in the request"),
     });
+    assert!(seen.contains(&n), "every name is remembered");
     (n, dup)
 }
 
@@ -228,6 +231,7 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             "{api_key:?} v{version} is not served (v{lo}–v{hi})"
         )));
     }
+    assert!(lo <= version && version <= hi, "a served version");
     let mut buf = frame;
     RequestHeader::decode(&mut buf, api_key.request_header_version(version))
         .map_err(|e| malformed(api_key, format!("header: {e}")))?;
@@ -281,6 +285,12 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
                 endpoints,
                 rack: r.rack.map(|s| s.to_string()),
             };
+            assert_eq!(
+                reg.endpoints.len(),
+                r.listeners.len(),
+                "every listener kept"
+            );
+            assert!(reg.broker_id.0 >= 0);
             Call::Controller(vec![single(Request::BrokerRegistration(reg))])
         }
         ApiKey::BrokerHeartbeat => {
@@ -307,11 +317,12 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
         ApiKey::CreateTopics => {
             let r = CreateTopicsRequest::decode(&mut buf, version).map_err(m)?;
             let mut seen = BTreeSet::new();
-            let items = r
+            let items: Vec<Item> = r
                 .topics
                 .iter()
                 .map(|t| create_topic_item(&mut seen, t, r.validate_only))
                 .collect();
+            assert_eq!(items.len(), r.topics.len(), "one item per topic");
             Call::Controller(items)
         }
         ApiKey::DeleteTopics => {
@@ -348,7 +359,11 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
                         }
                     }
                 })
-                .collect();
+                .collect::<Vec<Item>>();
+            assert!(
+                items.iter().all(|i| i.partitions == -1),
+                "no counts in a delete"
+            );
             Call::Controller(items)
         }
         ApiKey::CreatePartitions => {
@@ -378,7 +393,8 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
                         request,
                     }
                 })
-                .collect();
+                .collect::<Vec<Item>>();
+            assert_eq!(items.len(), r.topics.len(), "one item per topic");
             Call::Controller(items)
         }
         _ => unreachable!("only served APIs get here"),
@@ -437,6 +453,12 @@ fn create_topic_item(
             None => bad = Some(refuse(format!("config {} has no value", c.name))),
         }
     }
+    assert!(partitions == t.num_partitions || t.num_partitions == -1);
+    assert!(replication_factor == t.replication_factor || t.replication_factor == -1);
+    assert!(
+        configs.len() <= t.configs.len(),
+        "at most one entry per config given"
+    );
     let request = if let Some(d) = dup {
         Err(d)
     } else if !t.assignments.is_empty() {
@@ -490,6 +512,12 @@ fn frame(
     enc(&mut buf).map_err(|e| malformed(key, format!("encoding the response: {e}")))?;
     let len = (buf.len() - 4) as u32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
+    assert!(len >= 4, "a response holds at least its correlation id");
+    assert_eq!(
+        i32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+        correlation_id,
+        "the header leads with the correlation id"
+    );
     Ok(buf.freeze())
 }
 
@@ -499,10 +527,12 @@ fn sb(s: &str) -> StrBytes {
 
 /// The error code and message of an answer (0 and none for a success).
 fn code_of(a: &Answer) -> (i16, Option<StrBytes>) {
-    match a {
+    let out = match a {
         Ok(_) => (0, None),
         Err(r) => (r.code, Some(sb(&r.message))),
-    }
+    };
+    assert_eq!(out.0 == 0, a.is_ok(), "a refusal is never error code 0");
+    out
 }
 
 /// Encode the response to a [`Call::Controller`] request: `answers[i]` answers item `i`. A
@@ -528,6 +558,7 @@ pub fn encode_response(
                 Ok(other) => panic!("a registration answered with {other:?}"),
                 Err(_) => -1,
             };
+            assert!(epoch >= 0 || a.is_err(), "a registration has an epoch");
             let body = BrokerRegistrationResponse::default()
                 .with_error_code(code_of(a).0)
                 .with_broker_epoch(epoch);
@@ -540,6 +571,10 @@ pub fn encode_response(
                 Ok(other) => panic!("a heartbeat answered with {other:?}"),
                 Err(_) => true,
             };
+            assert!(
+                a.is_ok() || fenced,
+                "a refused heartbeat is reported fenced"
+            );
             let body = BrokerHeartbeatResponse::default()
                 .with_error_code(code_of(a).0)
                 .with_is_caught_up(!fenced)
@@ -556,6 +591,10 @@ pub fn encode_response(
                 Ok(other) => panic!("AllocateProducerIds answered with {other:?}"),
                 Err(_) => (-1, 0),
             };
+            assert!(
+                (start >= 0 && len > 0) || a.is_err(),
+                "a block is not empty"
+            );
             let body = AllocateProducerIdsResponse::default()
                 .with_error_code(code_of(a).0)
                 .with_producer_id_start(ProducerId(start))
@@ -583,6 +622,8 @@ pub fn encode_response(
                         .with_replication_factor(if ok { i.replication_factor } else { -1 })
                 })
                 .collect();
+            let topics: Vec<_> = topics;
+            assert_eq!(topics.len(), items.len(), "one result per topic asked");
             let body = CreateTopicsResponse::default().with_topics(topics);
             frame(key, v, corr, &body)
         }
@@ -601,6 +642,8 @@ pub fn encode_response(
                         .with_error_message(message)
                 })
                 .collect();
+            let responses: Vec<_> = responses;
+            assert_eq!(responses.len(), items.len(), "one result per topic asked");
             let body = DeleteTopicsResponse::default().with_responses(responses);
             frame(key, v, corr, &body)
         }
@@ -619,6 +662,8 @@ pub fn encode_response(
                         .with_error_message(message)
                 })
                 .collect();
+            let results: Vec<_> = results;
+            assert_eq!(results.len(), items.len(), "one result per topic asked");
             let body = CreatePartitionsResponse::default().with_results(results);
             frame(key, v, corr, &body)
         }

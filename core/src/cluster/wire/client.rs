@@ -30,6 +30,13 @@ fn request_frame(
     enc(&mut buf).map_err(|e| malformed(key, format!("encoding the request: {e}")))?;
     let len = (buf.len() - 4) as u32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
+    let at = |i: usize| i16::from_be_bytes([buf[i], buf[i + 1]]);
+    assert_eq!(at(4), key as i16, "the frame names its API");
+    assert_eq!(at(6), version, "the frame names its version");
+    assert_eq!(
+        i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+        correlation_id
+    );
     Ok(buf.freeze())
 }
 
@@ -61,7 +68,7 @@ pub fn encode_request_at(
     }
     match request {
         Request::BrokerRegistration(r) => {
-            let listeners = r
+            let listeners: Vec<_> = r
                 .endpoints
                 .iter()
                 .map(|e| {
@@ -71,6 +78,7 @@ pub fn encode_request_at(
                         .with_port(e.port)
                 })
                 .collect();
+            assert_eq!(listeners.len(), r.endpoints.len(), "every endpoint sent");
             let body = BrokerRegistrationRequest::default()
                 .with_broker_id(kafka_protocol::messages::BrokerId(r.broker_id.0))
                 .with_incarnation_id(Uuid::from_bytes(r.incarnation_id))
@@ -107,6 +115,7 @@ pub fn encode_request_at(
         } => {
             let rf = i16::try_from(*replication_factor)
                 .map_err(|_| malformed(key, format!("replication factor {replication_factor}")))?;
+            let configs_len = configs.len();
             let configs = configs
                 .iter()
                 .map(|(k, v)| {
@@ -120,6 +129,8 @@ pub fn encode_request_at(
                 .with_num_partitions(*partitions)
                 .with_replication_factor(rf)
                 .with_configs(configs);
+            assert_eq!(topic.configs.len(), configs_len, "every config sent");
+            assert_eq!(topic.num_partitions, *partitions);
             let body = CreateTopicsRequest::default()
                 .with_topics(vec![topic])
                 .with_timeout_ms(30_000);
@@ -135,6 +146,7 @@ pub fn encode_request_at(
                 DeleteTopicsRequest::default().with_topic_names(vec![TopicName(sb(name))])
             };
             let body = body.with_timeout_ms(30_000);
+            assert_eq!(body.topics.len() + body.topic_names.len(), 1, "one topic");
             request_frame(key, version, correlation_id, client_id, &body)
         }
         Request::CreatePartitions { name, count } => {
@@ -142,6 +154,7 @@ pub fn encode_request_at(
                 .with_name(TopicName(sb(name)))
                 .with_count(*count)
                 .with_assignments(None);
+            assert_eq!(topic.count, *count);
             let body = CreatePartitionsRequest::default()
                 .with_topics(vec![topic])
                 .with_timeout_ms(30_000);
@@ -156,6 +169,10 @@ pub fn response_correlation_id(frame: &[u8]) -> Option<i32> {
 }
 
 fn answer(code: i16, message: Option<StrBytes>, ok: impl FnOnce() -> Reply) -> Answer {
+    assert!(
+        message.is_none() || code != 0 || message.is_some(),
+        "a message is optional"
+    );
     if code == 0 {
         Ok(ok())
     } else {
@@ -191,7 +208,7 @@ pub fn decode_response_at(
             Err(malformed(key, format!("{n} results for one topic")))
         }
     };
-    Ok(match key {
+    let answer = match key {
         ApiKey::BrokerRegistration => {
             let r = BrokerRegistrationResponse::decode(&mut buf, version).map_err(m)?;
             answer(r.error_code, None, || Reply::BrokerRegistration {
@@ -232,7 +249,25 @@ pub fn decode_response_at(
             answer(t.error_code, t.error_message, || Reply::CreatePartitions)
         }
         other => unreachable!("{other:?} is not a controller request"),
-    })
+    };
+    assert!(
+        answer.as_ref().map_or(true, |r| reply_api(r) == key),
+        "the reply is of the request's API"
+    );
+    assert!(answer.as_ref().err().is_none_or(|r| r.code != 0));
+    Ok(answer)
+}
+
+/// The API a reply answers.
+fn reply_api(r: &Reply) -> ApiKey {
+    match r {
+        Reply::BrokerRegistration { .. } => ApiKey::BrokerRegistration,
+        Reply::BrokerHeartbeat { .. } => ApiKey::BrokerHeartbeat,
+        Reply::CreateTopic { .. } => ApiKey::CreateTopics,
+        Reply::DeleteTopic => ApiKey::DeleteTopics,
+        Reply::CreatePartitions => ApiKey::CreatePartitions,
+        Reply::AllocateProducerIds { .. } => ApiKey::AllocateProducerIds,
+    }
 }
 
 /// A DescribeCluster request frame (length prefix included) for brokers or controllers.
@@ -277,7 +312,7 @@ pub fn decode_describe_cluster_response(
     ResponseHeader::decode(&mut buf, key.response_header_version(version))
         .map_err(|e| malformed(key, format!("response header: {e}")))?;
     let r = DescribeClusterResponse::decode(&mut buf, version).map_err(|e| malformed(key, e))?;
-    let nodes = r
+    let nodes: Vec<ClusterNode> = r
         .brokers
         .iter()
         .map(|b| ClusterNode {
@@ -293,6 +328,7 @@ pub fn decode_describe_cluster_response(
                 .map(i64::from_be_bytes),
         })
         .collect();
+    assert_eq!(nodes.len(), r.brokers.len(), "every node read");
     Ok(ClusterDescription {
         error_code: r.error_code,
         controller_id: r.controller_id.0,

@@ -32,6 +32,11 @@ pub fn api_versions_table() -> Vec<(ApiKey, i16, i16)> {
         ),
     ]);
     t.sort_by_key(|(k, _, _)| *k as i16);
+    assert!(
+        t.windows(2).all(|w| (w[0].0 as i16) < (w[1].0 as i16)),
+        "each API once"
+    );
+    assert!(t.iter().all(|(_, lo, hi)| 0 <= *lo && lo <= hi));
     t
 }
 
@@ -106,13 +111,20 @@ pub fn encode_describe_cluster_response(
                 );
                 body.brokers.push(d);
             }
+            assert_eq!(
+                body.brokers.len(),
+                image.brokers().len(),
+                "every registration"
+            );
         }
         ENDPOINT_TYPE_CONTROLLERS => {
+            assert!(body.brokers.is_empty(), "controllers only");
             for (id, host, port) in controllers {
                 body.brokers.push(broker(*id, host, *port));
             }
         }
         other => {
+            assert!(body.brokers.is_empty());
             // Kafka's UNSUPPORTED_ENDPOINT_TYPE.
             body = body
                 .with_error_code(120)
@@ -162,6 +174,7 @@ pub fn encode_metadata_response(
         Some(t) => t.clone(),
         None => image.topics().values().map(|t| t.name.clone()).collect(),
     };
+    let asked = names.len();
     for name in names {
         let mut t = metadata_response::MetadataResponseTopic::default()
             .with_name(Some(TopicName(sb(&name))));
@@ -186,6 +199,12 @@ pub fn encode_metadata_response(
         }
         body.topics.push(t);
     }
+    assert!(body
+        .topics
+        .iter()
+        .all(|t| t.error_code != 0 || t.topic_id != Uuid::nil()));
+    assert!(body.brokers.len() <= image.brokers().len());
+    assert_eq!(body.topics.len(), asked, "every topic asked is answered");
     frame(
         ApiKey::Metadata,
         request.version,
