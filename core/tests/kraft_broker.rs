@@ -498,7 +498,8 @@ fn create_topics_is_forwarded_and_answered_after_the_controller() {
         Ask::CreateTopic {
             name: "new".into(),
             partitions: 3,
-            replication_factor: 1
+            replication_factor: 1,
+            configs: Default::default(),
         }
     );
     answer(
@@ -617,7 +618,8 @@ fn find_coordinator_names_the_leader_of_the_groups_offsets_partition() {
         Ask::CreateTopic {
             name: "__consumer_offsets".into(),
             partitions: 4,
-            replication_factor: 1
+            replication_factor: 1,
+            configs: Default::default(),
         }
     );
     find_coordinator(&mut b, "g");
@@ -835,4 +837,43 @@ fn a_group_is_coordinated_where_its_offsets_partition_is_led() {
     image(&mut b, &log);
     assert_eq!(committed(&mut b, &mine), (NONE, 42));
     assert_eq!(find_coordinator(&mut b, &mine).1, 1);
+}
+
+fn create_partitions(b: &mut Pair<Files>, name: &str, count: i32) -> i32 {
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(sb(name)))
+                .with_count(count),
+        ]);
+    b.send(6, ApiKey::CreatePartitions, 3, RequestKind::CreatePartitions(req))
+}
+
+#[test]
+fn create_partitions_is_checked_then_forwarded() {
+    let (mut b, _, _) = two_brokers();
+    // Fewer partitions than the topic has: refused here, nothing asked.
+    let c = create_partitions(&mut b, "t", 2);
+    let Some(ResponseKind::CreatePartitions(r)) = b.take(c) else {
+        panic!("no answer")
+    };
+    assert_eq!(r.results[0].error_code, INVALID_PARTITIONS);
+    assert!(b.controller.is_empty());
+    // Growing it goes to the controller and is answered with its reply.
+    let c = create_partitions(&mut b, "t", 5);
+    assert!(b.take(c).is_none(), "waits for the controller");
+    let (id, ask) = b.controller.pop().expect("one request to the controller");
+    assert_eq!(
+        ask,
+        Ask::CreatePartitions {
+            name: "t".into(),
+            count: 5
+        }
+    );
+    answer(&mut b, id, Ok(Reply::CreatePartitions));
+    let Some(ResponseKind::CreatePartitions(r)) = b.take(c) else {
+        panic!("no answer after the reply")
+    };
+    assert_eq!(r.results[0].error_code, NONE);
 }

@@ -668,6 +668,7 @@ mod tests {
             name: "orders".into(),
             partitions: 2,
             replication_factor: 1,
+            configs: Default::default(),
         };
         m.broker_request(t, RequestId(5), create);
         m.broker_request(t, RequestId(6), Request::DeleteTopic { name: "x".into() });
