@@ -847,7 +847,12 @@ fn create_partitions(b: &mut Pair<Files>, name: &str, count: i32) -> i32 {
                 .with_name(TopicName(sb(name)))
                 .with_count(count),
         ]);
-    b.send(6, ApiKey::CreatePartitions, 3, RequestKind::CreatePartitions(req))
+    b.send(
+        6,
+        ApiKey::CreatePartitions,
+        3,
+        RequestKind::CreatePartitions(req),
+    )
 }
 
 #[test]

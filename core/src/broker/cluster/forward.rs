@@ -253,7 +253,7 @@ impl Broker {
                     ErrorCode::INVALID_TOPIC_EXCEPTION,
                     "internal topics keep their partition count".into(),
                 ),
-                Some(_) if t.assignments.is_some() => refuse(
+                Some(_) if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) => refuse(
                     ErrorCode::INVALID_REQUEST,
                     "manual replica assignment is not supported".into(),
                 ),
