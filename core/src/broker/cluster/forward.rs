@@ -49,6 +49,7 @@ impl Broker {
         let slots = match &response {
             ResponseKind::CreateTopics(r) => r.topics.len(),
             ResponseKind::DeleteTopics(r) => r.responses.len(),
+            ResponseKind::CreatePartitions(r) => r.results.len(),
             other => unreachable!("no admin response of kind {other:?} is forwarded"),
         };
         assert!(
