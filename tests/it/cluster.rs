@@ -320,6 +320,26 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
         &["produce", &c.bs(survivor), "after", "100", "b"],
     );
     assert_eq!(second["failed"], serde_json::json!([]));
+    // CreatePartitions through a broker is forwarded to the active controller too: the topic
+    // grows to five partitions, the new one placed on a live broker.
+    let grown = run(
+        Command::new(gregor_bin())
+            .args([
+                "topics",
+                "alter",
+                "after",
+                "--partitions",
+                "5",
+                "--bootstrap",
+            ])
+            .arg(c.bs(survivor)),
+        "gregor",
+    );
+    assert!(
+        grown.status.success(),
+        "topics alter: {}",
+        String::from_utf8_lossy(&grown.stderr)
+    );
 
     // The killed node restarts, registers again and rejoins; every acknowledged record of both
     // topics is there, each partition's offsets dense.
@@ -336,7 +356,8 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
         "spread: every acked record, in order"
     );
     let second = acked(&second);
-    let got = read_all(&c, killed, "after", 4);
+    let got = read_all(&c, killed, "after", 5);
+    assert_eq!(got.get(&4), None, "the added partition is empty");
     for (p, values) in &second {
         assert_eq!(got.get(p), Some(values), "after-{p}: every acked record");
     }
