@@ -357,12 +357,13 @@ fn brokers_register_and_topics_are_created_through_the_active_controller_across_
     );
 
     // A broker registers (fenced until it has caught up to its own registration) and heartbeats.
+    // Its id, 7, is not a voter's: each voter's own broker registers under the voter's id.
     let reg = ctl(
         &voters,
         &[
             "register-broker",
             "--node-id",
-            "1",
+            "7",
             "--endpoint",
             "127.0.0.1:19092",
         ],
@@ -379,7 +380,7 @@ fn brokers_register_and_topics_are_created_through_the_active_controller_across_
             &[
                 "heartbeat",
                 "--node-id",
-                "1",
+                "7",
                 "--broker-epoch",
                 &epoch.to_string(),
                 "--metadata-offset",
@@ -422,14 +423,19 @@ fn brokers_register_and_topics_are_created_through_the_active_controller_across_
     assert!(shrink.contains("error 37"), "INVALID_PARTITIONS: {shrink}");
     let (brokers, topics) = cluster_listing(&controllers).expect("status");
     assert_eq!(
-        brokers.get(&1),
+        brokers.get(&7),
         Some(&("127.0.0.1:19092".to_string(), false, epoch)),
         "{brokers:?}"
     );
     assert_eq!(topics["orders"].0, 5, "{topics:?}");
+    // Each node is a broker too (combined mode) and registered itself: the partitions are
+    // spread over the four brokers.
     assert!(
-        topics["orders"].1.split(',').all(|p| p.ends_with(":1")),
-        "broker 1 leads all"
+        topics["orders"]
+            .1
+            .split(',')
+            .all(|p| [":1", ":2", ":3", ":7"].iter().any(|b| p.ends_with(b))),
+        "every partition led by a registered broker: {topics:?}"
     );
 
     // kill -9 the active controller: the client finds the new one.
@@ -459,7 +465,11 @@ fn brokers_register_and_topics_are_created_through_the_active_controller_across_
         all_caught_up,
     );
     let (brokers, topics) = cluster_listing(&controllers).expect("status");
-    assert_eq!(brokers.len(), 1, "{brokers:?}");
+    assert_eq!(
+        brokers.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 7],
+        "the three nodes' brokers and the one registered by hand: {brokers:?}"
+    );
     assert_eq!(topics.get("orders").map(|t| t.0), Some(5), "{topics:?}");
     assert_eq!(
         topics.get("after-failover").map(|t| t.0),
