@@ -362,6 +362,54 @@ impl Broker {
         Ok(s)
     }
 
+    /// The checks every new topic passes, standalone or in a cluster: a legal name not
+    /// reserved for internal topics (`__`), not taken, no manual replica assignment, a partition
+    /// count within `partitions_per_topic_max`, then the mode's own checks (`mode_checks`: the
+    /// replication factor, the topic limit), then configs that apply. Returns the settings the
+    /// configs make.
+    pub(super) fn check_new_topic(
+        &self,
+        name: &str,
+        exists: bool,
+        manual_assignment: bool,
+        partitions: i32,
+        configs: &[(String, Option<String>)],
+        mode_checks: impl FnOnce() -> Result<(), ClientError>,
+    ) -> Result<TopicSettings, ClientError> {
+        validate_topic_name(name)
+            .map_err(|e| ClientError::new(ErrorCode::INVALID_TOPIC_EXCEPTION, e))?;
+        if name.starts_with("__") {
+            return Err(ClientError::new(
+                ErrorCode::INVALID_TOPIC_EXCEPTION,
+                "names starting with __ are reserved for internal topics",
+            ));
+        }
+        if exists {
+            return Err(ClientError::new(
+                ErrorCode::TOPIC_ALREADY_EXISTS,
+                format!("topic {name} already exists"),
+            ));
+        }
+        if manual_assignment {
+            return Err(ClientError::new(
+                ErrorCode::INVALID_REQUEST,
+                "manual replica assignment is not supported",
+            ));
+        }
+        if partitions < 1 || partitions > self.config.partitions_per_topic_max {
+            return Err(ClientError::new(
+                ErrorCode::INVALID_PARTITIONS,
+                format!(
+                    "partition count {partitions} is not within 1..={}",
+                    self.config.partitions_per_topic_max
+                ),
+            ));
+        }
+        mode_checks()?;
+        self.topic_settings_from(configs)
+            .map_err(|e| ClientError::new(ErrorCode::INVALID_CONFIG, e))
+    }
+
     pub(super) fn create_topics(&mut self, to: ReplyTo, r: CreateTopicsRequest) {
         if self.config.kraft {
             return self.kraft_create_topics(to, r);
@@ -384,28 +432,15 @@ impl Broker {
                 .iter()
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
-            let check = validate_topic_name(&name)
-                .map_err(|e| ClientError::new(ErrorCode::INVALID_TOPIC_EXCEPTION, e))
-                .and_then(|_| {
-                    if self.topics.contains_key(&name) {
-                        Err(ClientError::new(
-                            ErrorCode::TOPIC_ALREADY_EXISTS,
-                            format!("topic {name} already exists"),
-                        ))
-                    } else if !t.assignments.is_empty() {
-                        Err(ClientError::new(
-                            ErrorCode::INVALID_REQUEST,
-                            "manual replica assignment is not supported",
-                        ))
-                    } else if partitions < 1 || partitions > self.config.partitions_per_topic_max {
-                        Err(ClientError::new(
-                            ErrorCode::INVALID_PARTITIONS,
-                            format!(
-                                "partition count {partitions} is not within 1..={}",
-                                self.config.partitions_per_topic_max
-                            ),
-                        ))
-                    } else if !(t.replication_factor == -1 || t.replication_factor == 1) {
+            let exists = self.topics.contains_key(&name);
+            let check = self.check_new_topic(
+                &name,
+                exists,
+                !t.assignments.is_empty(),
+                partitions,
+                &configs,
+                || {
+                    if !(t.replication_factor == -1 || t.replication_factor == 1) {
                         Err(ClientError::new(
                             ErrorCode::INVALID_REPLICATION_FACTOR,
                             format!(
@@ -418,16 +453,11 @@ impl Broker {
                             ErrorCode::INVALID_REQUEST,
                             format!("topic limit {} reached", self.config.topics_max),
                         ))
-                    } else if name.starts_with("__") {
-                        Err(ClientError::new(
-                            ErrorCode::INVALID_TOPIC_EXCEPTION,
-                            "names starting with __ are reserved for internal topics",
-                        ))
                     } else {
-                        self.topic_settings_from(&configs)
-                            .map_err(|e| ClientError::new(ErrorCode::INVALID_CONFIG, e))
+                        Ok(())
                     }
-                });
+                },
+            );
             match check {
                 Err(e) => {
                     res.error_code = e.code.into();

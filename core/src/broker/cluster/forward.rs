@@ -93,42 +93,30 @@ impl Broker {
             let exists = self
                 .kraft_image()
                 .is_some_and(|i| i.topic_id(&name).is_some());
-            let refuse = |code, m: String| Err(ClientError::new(code, m));
-            let check = if !seen.insert(name.clone()) {
-                refuse(ErrorCode::INVALID_REQUEST, format!("{name} named twice"))
-            } else if let Err(e) = validate_topic_name(&name) {
-                refuse(ErrorCode::INVALID_TOPIC_EXCEPTION, e)
-            } else if name.starts_with("__") {
-                refuse(
-                    ErrorCode::INVALID_TOPIC_EXCEPTION,
-                    "names starting with __ are reserved for internal topics".into(),
-                )
-            } else if exists {
-                refuse(
-                    ErrorCode::TOPIC_ALREADY_EXISTS,
-                    format!("topic {name} already exists"),
-                )
-            } else if !t.assignments.is_empty() {
-                refuse(
+            let named_twice = !seen.insert(name.clone());
+            let check = if named_twice {
+                Err(ClientError::new(
                     ErrorCode::INVALID_REQUEST,
-                    "manual replica assignment is not supported".into(),
-                )
-            } else if partitions < 1 || partitions > self.config.partitions_per_topic_max {
-                refuse(
-                    ErrorCode::INVALID_PARTITIONS,
-                    format!(
-                        "partition count {partitions} is not within 1..={}",
-                        self.config.partitions_per_topic_max
-                    ),
-                )
-            } else if replication < 1 {
-                refuse(
-                    ErrorCode::INVALID_REPLICATION_FACTOR,
-                    format!("replication factor {replication} is below 1"),
-                )
+                    format!("{name} named twice"),
+                ))
             } else {
-                self.topic_settings_from(&configs)
-                    .map_err(|e| ClientError::new(ErrorCode::INVALID_CONFIG, e))
+                self.check_new_topic(
+                    &name,
+                    exists,
+                    !t.assignments.is_empty(),
+                    partitions,
+                    &configs,
+                    || {
+                        if replication < 1 {
+                            Err(ClientError::new(
+                                ErrorCode::INVALID_REPLICATION_FACTOR,
+                                format!("replication factor {replication} is below 1"),
+                            ))
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )
             };
             match check {
                 Err(e) => {
