@@ -6,66 +6,29 @@
 //! The times it takes (a new active controller, a topic created after the kill, the restarted
 //! broker back in the cluster) are printed: run with `--nocapture` to see them.
 
-use crate::harness::{free_port, gregor_bin, python, run, Broker};
+use crate::harness::{gregor_bin, python, run};
+use crate::quorum::{status, Quorum};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The three nodes: each a broker and a voter (`quorum::Quorum` starts them).
 struct Cluster {
-    nodes: Vec<Broker>,
-    /// Every controller listener, comma-separated (for `gregor cluster status`).
-    controllers: String,
-    meta_dirs: Vec<PathBuf>,
+    q: Quorum,
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let voters = (1..=3)
-            .map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1]))
-            .collect::<Vec<_>>()
-            .join(",");
-        let meta_dirs: Vec<PathBuf> = (1..=3)
-            .map(|i| {
-                std::env::temp_dir().join(format!(
-                    "gregor-it-cluster-{}-{}-{i}",
-                    std::process::id(),
-                    ports[0]
-                ))
-            })
-            .collect();
-        let nodes = (1..=3)
-            .map(|i| {
-                let _ = std::fs::remove_dir_all(&meta_dirs[i - 1]);
-                Broker::start(&[
-                    "--node-id",
-                    &i.to_string(),
-                    "--controller-listen",
-                    &format!("127.0.0.1:{}", ports[i - 1]),
-                    "--controller-quorum-voters",
-                    &voters,
-                    "--metadata-log-dir",
-                    meta_dirs[i - 1].to_str().unwrap(),
-                ])
-            })
-            .collect();
-        let controllers = ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        // Snapshots at the default interval: this test is about the brokers.
         Cluster {
-            nodes,
-            controllers,
-            meta_dirs,
+            q: Quorum::start("10000"),
         }
     }
 
     /// Node `id`'s (1-based) broker address.
     fn bs(&self, id: i64) -> String {
-        self.nodes[(id - 1) as usize].bootstrap()
+        self.q.nodes[(id - 1) as usize].bootstrap()
     }
 
     /// The brokers Metadata lists, asked of node `via`, as (id, port).
@@ -82,7 +45,7 @@ impl Cluster {
     fn wait_brokers(&self, via: i64, ids: &[i64], limit: Duration, what: &str) -> Instant {
         let want: BTreeSet<(i64, u16)> = ids
             .iter()
-            .map(|&i| (i, self.nodes[(i - 1) as usize].port))
+            .map(|&i| (i, self.q.nodes[(i - 1) as usize].port))
             .collect();
         let deadline = Instant::now() + limit;
         let mut last = BTreeSet::new();
@@ -103,19 +66,8 @@ impl Cluster {
     fn active_controller(&self, limit: Duration) -> i64 {
         let deadline = Instant::now() + limit;
         for _ in 0..(limit.as_millis() / 100 + 1) {
-            let out = run(
-                Command::new(gregor_bin())
-                    .args(["cluster", "status", "--bootstrap-controller"])
-                    .arg(&self.controllers),
-                "gregor",
-            );
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let leader = text
-                .lines()
-                .find_map(|l| l.strip_prefix("LeaderId:"))
-                .and_then(|v| v.trim().parse::<i64>().ok());
-            if let Some(l) = leader.filter(|l| *l >= 1) {
-                return l;
+            if let Some(s) = status(&self.q.controllers).filter(|s| s.leader >= 1) {
+                return s.leader.into();
             }
             if Instant::now() > deadline {
                 break;
@@ -123,19 +75,6 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("no active controller within {limit:?}");
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for n in &mut self.nodes {
-            n.kill9();
-        }
-        if !std::thread::panicking() {
-            for d in &self.meta_dirs {
-                let _ = std::fs::remove_dir_all(d);
-            }
-        }
     }
 }
 
@@ -284,7 +223,7 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
     // Kill the active controller. Another voter is elected; once the dead node's broker
     // session lapses it is fenced and leaves Metadata, and topics can be created again.
     let killed = c.active_controller(Duration::from_secs(10));
-    c.nodes[(killed - 1) as usize].kill9();
+    c.q.nodes[(killed - 1) as usize].kill9();
     let t_kill = Instant::now();
     let survivor = if killed == 1 { 2 } else { 1 };
     let new_controller = c.active_controller(Duration::from_secs(30));
@@ -343,7 +282,7 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
 
     // The killed node restarts, registers again and rejoins; every acknowledged record of both
     // topics is there, each partition's offsets dense.
-    c.nodes[(killed - 1) as usize].restart();
+    c.q.nodes[(killed - 1) as usize].restart();
     let t_restart = Instant::now();
     c.wait_brokers(survivor, &[1, 2, 3], Duration::from_secs(40), "rejoined");
     println!(

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 /// What `gregor cluster status` printed.
 #[derive(Debug)]
-struct Status {
-    leader: i32,
+pub(crate) struct Status {
+    pub(crate) leader: i32,
     epoch: i32,
     high_watermark: i64,
     /// (node id, log end offset, lag)
@@ -27,17 +27,21 @@ fn field(out: &str, name: &str) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn status(controllers: &str) -> Option<Status> {
+/// What `gregor cluster status` printed, if it succeeded.
+fn status_text(controllers: &str) -> Option<String> {
     let out = run(
         Command::new(gregor_bin())
             .args(["cluster", "status", "--bootstrap-controller"])
             .arg(controllers),
         "gregor",
     );
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+pub(crate) fn status(controllers: &str) -> Option<Status> {
+    let text = status_text(controllers)?;
     let voters = text
         .lines()
         .skip_while(|l| !l.starts_with("NodeId"))
@@ -103,16 +107,16 @@ fn all_caught_up(s: &Status) -> bool {
 
 /// Three voters on free ports: the processes, `controller.quorum.voters`, the controller
 /// listeners comma-separated, and the metadata log directories.
-struct Quorum {
-    nodes: Vec<Broker>,
+pub(crate) struct Quorum {
+    pub(crate) nodes: Vec<Broker>,
     voters: String,
-    controllers: String,
+    pub(crate) controllers: String,
     meta_dirs: Vec<PathBuf>,
 }
 
 impl Quorum {
     /// Start the three voters, each with a snapshot every `snapshot_every` committed entries.
-    fn start(snapshot_every: &str) -> Quorum {
+    pub(crate) fn start(snapshot_every: &str) -> Quorum {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let voters = (1..=3)
             .map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1]))
@@ -297,16 +301,7 @@ fn cluster_listing(
     BTreeMap<i32, (String, bool, i64)>,
     BTreeMap<String, (usize, String)>,
 )> {
-    let out = run(
-        Command::new(gregor_bin())
-            .args(["cluster", "status", "--bootstrap-controller"])
-            .arg(controllers),
-        "gregor",
-    );
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = status_text(controllers)?;
     let section = |header: &str| -> Vec<Vec<String>> {
         text.lines()
             .skip_while(|l| !l.starts_with(header))
