@@ -31,3 +31,4 @@ RUSTFLAGS="--cfg madsim" cargo test --release -p gregor-net --target-dir target/
 echo "== simulator: a fixed seed range, then fresh random seeds (printed, so a failure replays)"
 ./target/release/gregor-sim --seeds 0..300
 ./target/release/gregor-sim --random 40
+./target/release/gregor-sim --cluster 1 --seeds 0..20 && ./target/release/gregor-sim --cluster 3 --seeds 0..120 && ./target/release/gregor-sim --cluster 5 --seeds 0..30

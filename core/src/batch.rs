@@ -260,7 +260,7 @@ pub const DECOMPRESSED_RECORDS_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// bytes. Each codec is read as a stream and stopped at the limit, so a bomb costs the limit and
 /// no more. gzip, snappy, zstd and LZ4 as Kafka writes them: gzip members, snappy raw or in
 /// xerial's framing (the Java client's), zstd frames, the LZ4 frame format (KIP-57).
-fn decompress(
+pub(crate) fn decompress(
     records: &mut bytes::Bytes,
     codec: kafka_protocol::records::Compression,
 ) -> anyhow::Result<bytes::Bytes> {

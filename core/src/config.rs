@@ -28,6 +28,58 @@ pub enum Durability {
     Interval { records: u64, interval_ms: u64 },
 }
 
+/// What happens to a topic's old records (Kafka's `cleanup.policy`, a list of `delete` and
+/// `compact`).
+///
+/// * `delete`: whole old segments are deleted by `retention.ms` and `retention.bytes`.
+/// * `compact`: the log keeps, for every key, at least its latest record (log compaction:
+///   [`crate::log::cleaner`]); nothing is deleted by age or size.
+/// * `compact,delete`: both; a key's latest record still goes when its segment expires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanupPolicy {
+    #[default]
+    Delete,
+    Compact,
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Parse a `cleanup.policy` value as Kafka accepts it: a comma-separated list of `delete`
+    /// and `compact`, in any order, spaces around items allowed, no duplicates, not empty.
+    pub fn parse(v: &str) -> Option<CleanupPolicy> {
+        let items: Vec<&str> = v.split(',').map(str::trim).collect();
+        let (mut compact, mut delete) = (false, false);
+        for item in &items {
+            match *item {
+                "compact" if !compact => compact = true,
+                "delete" if !delete => delete = true,
+                _ => return None,
+            }
+        }
+        Some(match (compact, delete) {
+            (true, true) => CleanupPolicy::CompactDelete,
+            (true, false) => CleanupPolicy::Compact,
+            (false, true) => CleanupPolicy::Delete,
+            (false, false) => return None,
+        })
+    }
+    /// Kafka's spelling of the value.
+    pub fn name(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+    pub fn compacts(self) -> bool {
+        self != CleanupPolicy::Delete
+    }
+    pub fn deletes(self) -> bool {
+        self != CleanupPolicy::Compact
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -55,6 +107,12 @@ pub struct Config {
     pub retention_ms: i64,
     /// Largest record batch accepted (Kafka `message.max.bytes`).
     pub batch_bytes_max: u32,
+    /// The cleanup policy of a topic created without `cleanup.policy` (Kafka
+    /// `log.cleanup.policy`); see [`CleanupPolicy`].
+    pub cleanup_policy: CleanupPolicy,
+    /// How long the log cleaner waits between looks for a compacted partition dirty enough to
+    /// clean (Kafka `log.cleaner.backoff.ms`).
+    pub log_cleaner_backoff_ms: u64,
     /// The durability policy; see [`Durability`].
     pub durability: Durability,
     /// Most bytes returned by one fetch response, whatever the client asks
@@ -132,6 +190,8 @@ impl Default for Config {
             retention_bytes: -1,
             retention_ms: 7 * 24 * 3600 * 1000,
             batch_bytes_max: 1024 * 1024 + 12,
+            cleanup_policy: CleanupPolicy::Delete,
+            log_cleaner_backoff_ms: 15_000,
             durability: Durability::GroupCommit,
             fetch_response_bytes_max: 50 * 1024 * 1024,
             fetch_wait_ms_max: 30_000,
@@ -218,6 +278,9 @@ impl Config {
         }
         if self.partition_cuts_max == 0 {
             return bad("partition_cuts_max must be at least 1");
+        }
+        if self.log_cleaner_backoff_ms == 0 {
+            return bad("log_cleaner_backoff_ms must be at least 1");
         }
         if self.full_check_every_steps == 0 {
             return bad("full_check_every_steps must be at least 1");

@@ -253,6 +253,144 @@ pub struct TopicSettings {
     pub retention_bytes: i64,
     pub retention_ms: i64,
     pub max_message_bytes: u32,
+    /// Log compaction (`cleanup.policy`, `delete.retention.ms`, ...; [`crate::log::cleaner`]).
+    pub compaction: CompactionSettings,
+}
+
+/// The topic configs of log compaction (Kafka's `cleanup.policy` and the cleaner's per-topic
+/// settings). See [`crate::log::cleaner`] for what they do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactionSettings {
+    /// `cleanup.policy`: delete old segments by time and size, compact by key, or both.
+    pub policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone (a record with a null value) stays after
+    /// the cleaner first passed over it, so a consumer that was reading behind still sees the
+    /// delete. Default one day.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`, in thousandths: the cleaner cleans a log only when the
+    /// dirty part (not yet cleaned) is at least this share of the closed segments. Default 500.
+    pub min_cleanable_dirty_ratio_permille: u16,
+    /// `min.compaction.lag.ms`: a record younger than this is never compacted away. Default 0.
+    pub min_compaction_lag_ms: i64,
+}
+
+impl Default for CompactionSettings {
+    fn default() -> Self {
+        CompactionSettings {
+            policy: CleanupPolicy::Delete,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio_permille: 500,
+            min_compaction_lag_ms: 0,
+        }
+    }
+}
+
+impl CompactionSettings {
+    /// The compaction topic configs as DescribeConfigs shows them: (Kafka name, value).
+    pub fn entries(&self) -> [(&'static str, String); 4] {
+        let ratio = self.min_cleanable_dirty_ratio_permille as f64 / 1000.0;
+        assert!((0.0..=1.0).contains(&ratio), "a ratio is a share");
+        [
+            ("cleanup.policy", self.policy.name().to_string()),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
+            ("min.cleanable.dirty.ratio", format!("{ratio}")),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
+        ]
+    }
+
+    /// Apply one topic config if it is one of compaction's (`None` restores `default`'s
+    /// value): None for any other key, else whether the value was valid (a message naming it
+    /// if not, for INVALID_CONFIG).
+    pub fn apply(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        default: &CompactionSettings,
+    ) -> Option<Result<(), String>> {
+        let d = default;
+        let Some(v) = value else {
+            match key {
+                "cleanup.policy" => self.policy = d.policy,
+                "delete.retention.ms" => self.delete_retention_ms = d.delete_retention_ms,
+                "min.cleanable.dirty.ratio" => {
+                    self.min_cleanable_dirty_ratio_permille = d.min_cleanable_dirty_ratio_permille
+                }
+                "min.compaction.lag.ms" => self.min_compaction_lag_ms = d.min_compaction_lag_ms,
+                _ => return None,
+            }
+            return Some(Ok(()));
+        };
+        let invalid = |expected: &str| {
+            Err(format!(
+                "invalid value {v:?} for configuration {key}: expected {expected}"
+            ))
+        };
+        let ms = || v.parse::<i64>().ok().filter(|n| *n >= 0);
+        let result = match key {
+            "cleanup.policy" => match CleanupPolicy::parse(v) {
+                Some(p) => {
+                    self.policy = p;
+                    Ok(())
+                }
+                None => invalid("a list of delete and compact"),
+            },
+            "delete.retention.ms" => match ms() {
+                Some(n) => {
+                    self.delete_retention_ms = n;
+                    Ok(())
+                }
+                None => invalid("a number of milliseconds >= 0"),
+            },
+            "min.compaction.lag.ms" => match ms() {
+                Some(n) => {
+                    self.min_compaction_lag_ms = n;
+                    Ok(())
+                }
+                None => invalid("a number of milliseconds >= 0"),
+            },
+            "min.cleanable.dirty.ratio" => {
+                match v.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)) {
+                    Some(r) => {
+                        self.min_cleanable_dirty_ratio_permille = (r * 1000.0).round() as u16;
+                        Ok(())
+                    }
+                    None => invalid("a number in [0,1]"),
+                }
+            }
+            _ => return None,
+        };
+        assert!(self.min_cleanable_dirty_ratio_permille <= 1000);
+        assert!(self.delete_retention_ms >= 0 && self.min_compaction_lag_ms >= 0);
+        Some(result)
+    }
+}
+
+pub use crate::config::CleanupPolicy;
+
+/// [`TopicSettings`] before format 3 of `partition.meta`, which added compaction.
+#[derive(Serialize, Deserialize)]
+struct TopicSettingsV2 {
+    segment_bytes: u64,
+    segment_ms: u64,
+    retention_bytes: i64,
+    retention_ms: i64,
+    max_message_bytes: u32,
+}
+
+impl From<TopicSettingsV2> for TopicSettings {
+    fn from(v: TopicSettingsV2) -> TopicSettings {
+        TopicSettings {
+            segment_bytes: v.segment_bytes,
+            segment_ms: v.segment_ms,
+            retention_bytes: v.retention_bytes,
+            retention_ms: v.retention_ms,
+            max_message_bytes: v.max_message_bytes,
+            compaction: CompactionSettings::default(),
+        }
+    }
 }
 
 /// The contents of `partition.meta`.
@@ -280,11 +418,36 @@ struct PartitionMetaV1 {
     topic_id: [u8; 16],
     partition: i32,
     partition_count: i32,
-    settings: TopicSettings,
+    settings: TopicSettingsV2,
 }
 
-/// The format version of `partition.meta` (2: with the log start offset).
-pub const PARTITION_META_VERSION: u16 = 2;
+/// `partition.meta` of format 2 (with the log start offset, before compaction settings).
+#[derive(Serialize, Deserialize)]
+struct PartitionMetaV2 {
+    topic: String,
+    topic_id: [u8; 16],
+    partition: i32,
+    partition_count: i32,
+    settings: TopicSettingsV2,
+    log_start_offset: i64,
+}
+
+impl From<PartitionMetaV2> for PartitionMeta {
+    fn from(v2: PartitionMetaV2) -> PartitionMeta {
+        PartitionMeta {
+            topic: v2.topic,
+            topic_id: v2.topic_id,
+            partition: v2.partition,
+            partition_count: v2.partition_count,
+            settings: v2.settings.into(),
+            log_start_offset: v2.log_start_offset,
+        }
+    }
+}
+
+/// The format version of `partition.meta` (2: with the log start offset; 3: with the
+/// compaction settings).
+pub const PARTITION_META_VERSION: u16 = 3;
 
 /// The contents of `broker.meta`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,7 +461,7 @@ pub(crate) fn encode_file<T: Serialize>(magic: &[u8; 8], value: &T) -> Bytes {
     encode_file_at(magic, FORMAT_VERSION, value)
 }
 
-fn encode_file_at<T: Serialize>(magic: &[u8; 8], version: u16, value: &T) -> Bytes {
+pub(crate) fn encode_file_at<T: Serialize>(magic: &[u8; 8], version: u16, value: &T) -> Bytes {
     let payload = postcard::to_allocvec(value).expect("postcard encodes plain structs");
     let mut b = BytesMut::with_capacity(payload.len() + 18);
     b.put_slice(magic);
@@ -318,13 +481,13 @@ pub(crate) fn decode_file<T: for<'de> Deserialize<'de>>(
     decode_payload(payload)
 }
 
-fn decode_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, FileError> {
+pub(crate) fn decode_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, FileError> {
     postcard::from_bytes(payload).map_err(|e| FileError::Decode(e.to_string()))
 }
 
 /// Check a file's magic, version (one of `versions`), length and CRC; return the version and
 /// the payload.
-fn file_payload<'a>(
+pub(crate) fn file_payload<'a>(
     magic: &[u8; 8],
     bytes: &'a [u8],
     versions: &[u16],
@@ -355,22 +518,25 @@ impl PartitionMeta {
         assert!(self.log_start_offset >= 0, "a log starts at an offset");
         encode_file_at(PARTITION_META_MAGIC, PARTITION_META_VERSION, self)
     }
-    /// Read either format: a version-1 file (written before DeleteRecords existed) has its
-    /// log start at 0, which recovery raises to the first segment's base offset.
+    /// Read any format: a version-1 file (written before DeleteRecords existed) has its
+    /// log start at 0, which recovery raises to the first segment's base offset; a file of
+    /// version 1 or 2 (before compaction) has the default compaction settings (`delete`).
     pub fn decode(bytes: &[u8]) -> Result<PartitionMeta, FileError> {
-        let accepted = [FORMAT_VERSION, PARTITION_META_VERSION];
+        let accepted = [FORMAT_VERSION, 2, PARTITION_META_VERSION];
         match file_payload(PARTITION_META_MAGIC, bytes, &accepted)? {
             (1, payload) => {
                 let v1: PartitionMetaV1 = decode_payload(payload)?;
-                Ok(PartitionMeta {
+                let v2 = PartitionMetaV2 {
                     topic: v1.topic,
                     topic_id: v1.topic_id,
                     partition: v1.partition,
                     partition_count: v1.partition_count,
                     settings: v1.settings,
                     log_start_offset: 0,
-                })
+                };
+                Ok(v2.into())
             }
+            (2, payload) => Ok(decode_payload::<PartitionMetaV2>(payload)?.into()),
             (_, payload) => decode_payload(payload),
         }
     }
@@ -459,19 +625,20 @@ mod tests {
 
     #[test]
     fn partition_meta_of_format_1_is_still_read() {
-        let settings = TopicSettings {
+        let old_settings = || TopicSettingsV2 {
             segment_bytes: 4096,
             segment_ms: 1,
             retention_bytes: -1,
             retention_ms: 7,
             max_message_bytes: 1000,
         };
+        let settings: TopicSettings = old_settings().into();
         let old = PartitionMetaV1 {
             topic: "t".into(),
             topic_id: [3; 16],
             partition: 1,
             partition_count: 2,
-            settings: settings.clone(),
+            settings: old_settings(),
         };
         let bytes = encode_file_at(PARTITION_META_MAGIC, 1, &old);
         let m = PartitionMeta::decode(&bytes).unwrap();
@@ -482,11 +649,39 @@ mod tests {
             ..m
         };
         assert_eq!(PartitionMeta::decode(&new.encode()).unwrap(), new);
-        let mut future = new.encode().to_vec();
-        future[9] = 3;
+        let v2 = PartitionMetaV2 {
+            topic: "t".into(),
+            topic_id: [3; 16],
+            partition: 1,
+            partition_count: 2,
+            settings: old_settings(),
+            log_start_offset: 9,
+        };
+        let m2 = PartitionMeta::decode(&encode_file_at(PARTITION_META_MAGIC, 2, &v2)).unwrap();
+        assert_eq!(
+            (m2.log_start_offset, m2.settings.compaction.policy),
+            (9, CleanupPolicy::Delete)
+        );
+        let compacted = PartitionMeta {
+            settings: TopicSettings {
+                compaction: CompactionSettings {
+                    policy: CleanupPolicy::Compact,
+                    delete_retention_ms: 5,
+                    ..CompactionSettings::default()
+                },
+                ..new.settings.clone()
+            },
+            ..new
+        };
+        assert_eq!(
+            PartitionMeta::decode(&compacted.encode()).unwrap(),
+            compacted
+        );
+        let mut future = compacted.encode().to_vec();
+        future[9] = 4;
         assert_eq!(
             PartitionMeta::decode(&future),
-            Err(FileError::UnsupportedVersion(3))
+            Err(FileError::UnsupportedVersion(4))
         );
     }
 }

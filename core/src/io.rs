@@ -58,6 +58,16 @@ impl SegmentFile {
     pub fn time_index_file_name(&self) -> String {
         format!("{:020}.timeindex", self.base_offset)
     }
+    /// The cleaner's output for this segment while it is written: `<base_offset:020>.log.cleaned`
+    /// (Kafka's suffix). Discarded at start: the old segment is whole beside it.
+    pub fn cleaned_file_name(&self) -> String {
+        format!("{:020}.log.cleaned", self.base_offset)
+    }
+    /// The cleaner's output once complete and durable, about to replace the segment:
+    /// `<base_offset:020>.log.swap` (Kafka's suffix). Renamed into place at start.
+    pub fn swap_file_name(&self) -> String {
+        format!("{:020}.log.swap", self.base_offset)
+    }
 }
 
 impl PartitionDir {
@@ -93,7 +103,8 @@ pub enum StorageRequest {
     },
     /// Cut the file to `len` bytes, durably.
     Truncate { file: SegmentFile, len: u64 },
-    /// Delete a segment file and its two index files.
+    /// Delete a segment file and its two index files (and a `.cleaned` or `.swap` file the
+    /// cleaner left for it).
     DeleteSegment { file: SegmentFile },
     /// Write a segment's sparse offset index (`.index`) and time index (`.timeindex`)
     /// (`log::index::encode_indexes`), which describe the first `covers` bytes of the segment.
@@ -127,6 +138,26 @@ pub enum StorageRequest {
     DeleteProducerSnapshots { dir: PartitionDir, above: i64 },
     /// Replace the broker's own metadata file (`broker.meta`) atomically and durably.
     WriteBrokerMeta { data: Bytes },
+    /// Log compaction (`log::cleaner`), first step of replacing a closed segment: create
+    /// `<base>.log.cleaned` (replacing any leftover) holding `header`. Not durable yet.
+    CreateCleanedSegment { file: SegmentFile, header: Bytes },
+    /// Write `data` at byte `position` of the segment's `.cleaned` file.
+    AppendCleanedSegment {
+        file: SegmentFile,
+        position: u64,
+        data: Bytes,
+    },
+    /// The `.cleaned` file is complete: fsync it, delete the segment's index files (they
+    /// describe the old bytes), rename it to `<base>.log.swap`, and make the rename durable.
+    /// From here recovery finishes the swap; before it, recovery discards the `.cleaned` file.
+    SwapCleanedSegment { file: SegmentFile },
+    /// Rename `<base>.log.swap` over `<base>.log` (atomically: a reader of the directory sees
+    /// the old segment or the new, never neither), durably. Reads emitted after this see the
+    /// new file.
+    CompleteSegmentSwap { file: SegmentFile },
+    /// Delete the segment's `.cleaned` file, durably, if it exists (a clean interrupted before
+    /// its swap: found at start, or abandoned after a failed write).
+    DiscardCleanedSegment { file: SegmentFile },
 }
 
 /// The successful result of a storage operation.

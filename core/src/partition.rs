@@ -80,8 +80,9 @@ impl Partition {
         self.log.settle(self.high_watermark.min(self.written_end));
         let producers = &self.producers;
         let end = self.log.log_end_offset();
+        let epochs = self.log.epochs().entries().to_vec();
         let snapshot = self.log.snapshot_request(false, |offset| {
-            crate::producer::encode_snapshot(producers, offset)
+            crate::producer::encode_snapshot_with_epochs(producers, &epochs, offset)
         });
         assert!(
             snapshot.as_ref().is_none_or(|r| matches!(r,
@@ -99,8 +100,9 @@ impl Partition {
         }
         let mut reqs: Vec<_> = self.log.shutdown_index().into_iter().collect();
         let producers = &self.producers;
+        let epochs = self.log.epochs().entries().to_vec();
         let snapshot = self.log.snapshot_request(true, |offset| {
-            crate::producer::encode_snapshot(producers, offset)
+            crate::producer::encode_snapshot_with_epochs(producers, &epochs, offset)
         });
         reqs.extend(snapshot);
         reqs
@@ -146,6 +148,75 @@ impl Partition {
         }
         assert!(self.cuts.len() <= cuts_max);
         assert!(!self.write_survives(keep + 1, epoch), "the cut is recorded");
+    }
+
+    /// Truncate this replica to `offset` (KIP-101: a follower whose log diverged from the
+    /// leader's cuts back to where they agreed before fetching on): every batch at or above
+    /// `offset` goes, with the leader-epoch entries that started there, the idempotent
+    /// producers' memory of them, and the index files and producer snapshots that describe
+    /// them; the written, durable and synced ends and the high watermark are clamped to the
+    /// new end (a follower's high watermark may go back, as Kafka's does). Returns the storage
+    /// requests, to be carried out in order, or why the cut cannot be made now.
+    ///
+    /// Crash safety comes from the order of the requests (`PartitionLog::truncate_to`): whole
+    /// segments above the cut are deleted first, newest first, then the cut segment's index
+    /// files, then its bytes, then the snapshots above the cut. A crash between any two leaves
+    /// a prefix of the old log that still holds everything below `offset` (recovery trusts no
+    /// index past a segment's bytes, and drops leader epochs past the recovered end), never a
+    /// log with a hole below the cut.
+    ///
+    /// Preconditions (checked): `offset` is in the log and its byte position is known without
+    /// a read ([`PartitionLog::can_truncate_to`]: the log end, a segment boundary, an index
+    /// entry, or a batch this run appended that is not yet settled); no sync or append may be
+    /// in flight past the cut that a later completion would count (the cut epoch is bumped,
+    /// so their completions are ignored, exactly as after a failed write). A cut landing
+    /// between index entries of settled data needs a read to find its position first; the
+    /// follower's fetch loop (next: issue 10) will add that read.
+    ///
+    /// Idempotent-producer state forgets the batches at or above the cut
+    /// ([`ProducerStates::truncate_to`]): a producer keeps what it has below, and one left
+    /// with nothing is forgotten. A replay of the remaining log from the last snapshot would
+    /// also bring back batches the five-batch window had dropped; that exact rebuild needs
+    /// reads too and comes with the same fetch loop.
+    pub fn truncate_to(
+        &mut self,
+        offset: i64,
+        cuts_max: usize,
+    ) -> Result<Vec<crate::io::StorageRequest>, String> {
+        if self.offline.is_some() {
+            return Err("the partition is offline".into());
+        }
+        if !self.log.can_truncate_to(offset) {
+            return Err(format!(
+                "offset {offset} is not a batch boundary whose position is known in [{}, {}]",
+                self.log.log_start_offset(),
+                self.log.log_end_offset()
+            ));
+        }
+        let end = self.log.log_end_offset();
+        if offset == end {
+            return Ok(Vec::new());
+        }
+        self.high_watermark = self.high_watermark.min(offset);
+        self.record_cut(offset, cuts_max);
+        let reqs = self.log.truncate_to(offset);
+        self.producers.truncate_to(offset);
+        self.written_end = self.written_end.min(offset);
+        self.durable_end = self.durable_end.min(offset);
+        self.sync_requested_end = self.sync_requested_end.min(offset);
+        if let Some(s) = self.sync.as_mut() {
+            s.covers_end = s.covers_end.min(offset);
+        }
+        if self.log.log_end_offset() <= self.sync_requested_end {
+            self.unsynced_since = None;
+        }
+        // Postconditions: nothing at or past the cut is remembered anywhere.
+        assert_eq!(self.log.log_end_offset(), offset);
+        assert!(self.high_watermark <= offset && self.written_end <= offset);
+        assert!(self.durable_end <= offset && self.sync_requested_end <= offset);
+        assert!(self.producers.max_last_offset().is_none_or(|o| o < offset));
+        assert!(self.log.epochs().entries().iter().all(|(_, s)| *s < offset));
+        Ok(reqs)
     }
 
     /// The partition's own safety properties, checked after every step (in release builds too).
@@ -223,6 +294,8 @@ impl Partition {
         if let (Some((last, _)), Some((first, _))) = (self.cuts_folded, self.cuts.front()) {
             assert!(last < *first, "folded cuts are older than kept ones");
         }
+        // The leader-epoch cache lies within the log (KIP-101; `log::epochs`).
+        self.log.epochs().check(start, end);
     }
 
     /// The end offset that the durability policy lets the broker acknowledge and expose.
@@ -231,5 +304,91 @@ impl Partition {
             Durability::GroupCommit => self.durable_end.min(self.written_end),
             Durability::None | Durability::Interval { .. } => self.written_end,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{assign, tests::make_batch, BatchHeader};
+    use crate::io::{PartitionDir, StorageRequest};
+    use crate::log::RollPolicy;
+
+    const ROLL: RollPolicy = RollPolicy {
+        segment_bytes_max: 400,
+        segment_age_ns_max: u64::MAX,
+    };
+
+    /// A partition with batches of (records, producer sequence, leader epoch), all written
+    /// and synced but none settled (still in the unsettled tail, so every boundary is known).
+    fn partition(batches: &[(i32, i32, i32)]) -> Partition {
+        let dir = PartitionDir {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let now = Instant::from_unix_ms(1);
+        let mut p = Partition::new(PartitionLog::create(dir, now).0, ProducerStates::default());
+        for &(count, seq, epoch) in batches {
+            let mut b = make_batch(count, Some((7, 0, seq)), 5);
+            assign(&mut b, p.log.log_end_offset(), epoch);
+            let h = BatchHeader::parse(&b).unwrap();
+            p.log.append(b.into(), &h, now, ROLL);
+            p.producers.record(&h);
+        }
+        let end = p.log.log_end_offset();
+        (p.written_end, p.durable_end, p.sync_requested_end) = (end, end, end);
+        p.high_watermark = 2;
+        p.invariants(Durability::GroupCommit);
+        p
+    }
+
+    #[test]
+    fn truncation_cuts_log_epochs_producers_and_ends_together() {
+        // Offsets: 0-1 epoch 0, 2-4 epoch 0, 5-5 epoch 3, 6-7 epoch 5, 8-9 epoch 5.
+        let mut p = partition(&[(2, 0, 0), (3, 2, 0), (1, 5, 3), (2, 6, 5), (2, 8, 5)]);
+        assert_eq!(p.log.epochs().entries(), &[(0, 0), (3, 5), (5, 6)]);
+        assert!(p.truncate_to(7, 4).is_err(), "7 is inside a batch");
+        assert!(p.truncate_to(11, 4).is_err(), "past the end");
+        assert_eq!(
+            p.truncate_to(10, 4),
+            Ok(Vec::new()),
+            "at the end: nothing to do"
+        );
+        let reqs = p.truncate_to(6, 4).unwrap();
+        assert_eq!(p.log.log_end_offset(), 6);
+        assert_eq!(p.log.epochs().entries(), &[(0, 0), (3, 5)]);
+        assert_eq!(
+            p.producers
+                .get(7)
+                .unwrap()
+                .batches
+                .back()
+                .unwrap()
+                .last_offset,
+            5
+        );
+        assert_eq!((p.written_end, p.durable_end, p.high_watermark), (6, 6, 2));
+        // The index goes before the bytes, the snapshots above the cut after them.
+        let kinds: Vec<&str> = reqs
+            .iter()
+            .map(|r| match r {
+                StorageRequest::DeleteSegment { .. } => "delete",
+                StorageRequest::DeleteSegmentIndex { .. } => "index",
+                StorageRequest::Truncate { .. } => "truncate",
+                StorageRequest::DeleteProducerSnapshots { .. } => "snapshots",
+                _ => "other",
+            })
+            .collect();
+        let cut = kinds.iter().position(|k| *k == "truncate").unwrap();
+        assert!(kinds[..cut].contains(&"index") && kinds[cut + 1..] == ["snapshots"]);
+        // Below the high watermark (a follower's may go back) and to a segment's start.
+        let base = p.log.segments().last().unwrap().base_offset;
+        p.truncate_to(base, 4).unwrap();
+        assert_eq!(p.high_watermark, 2.min(base));
+        assert!(p.log.epochs().entries().iter().all(|(_, s)| *s < base));
+        p.invariants(Durability::GroupCommit);
+        // A new leader epoch can then start at the new end, and an append in it is accepted.
+        assert_eq!(p.log.assign_epoch(6), Ok(true));
+        assert_eq!(p.log.epochs().latest(), Some((6, base)));
     }
 }

@@ -18,7 +18,7 @@
 //! ([`ProducerStates::record`], the same path as a live append).
 
 use crate::batch::BatchHeader;
-use crate::files::{decode_file, encode_file, FileError, PRODUCER_SNAPSHOT_MAGIC};
+use crate::files::{encode_file, FileError, PRODUCER_SNAPSHOT_MAGIC};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -176,50 +176,113 @@ impl ProducerStates {
 /// sequence, base offset, last offset).
 type SnapshotProducer = (i64, i16, Vec<(i32, i32, i64, i64)>);
 
-/// A snapshot file's contents: the state after every batch below `offset`.
+/// A snapshot file's contents, format 1: the state after every batch below `offset`.
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     offset: i64,
     producers: Vec<SnapshotProducer>,
 }
 
-/// Encode `states`, the state after every batch below `offset`, as a snapshot file.
-pub fn encode_snapshot(states: &ProducerStates, offset: i64) -> Bytes {
+/// Format 2 adds the partition's leader-epoch cache as of `offset` (`(epoch, start offset)`
+/// entries, strictly increasing: the log's `LeaderEpochCache`): recovery starts the cache from it and adds the epochs of
+/// the batches it replays after it.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV2 {
+    offset: i64,
+    producers: Vec<SnapshotProducer>,
+    epochs: Vec<(i32, i64)>,
+}
+
+/// The snapshot format [`encode_snapshot`] writes (format 1 has no epochs).
+const SNAPSHOT_FORMAT_EPOCHS: u16 = 2;
+
+fn snapshot_producers(states: &ProducerStates, offset: i64) -> Vec<SnapshotProducer> {
     let producers = states.producers.iter().map(|(pid, e)| {
         assert!(e.batches.len() <= BATCHES_REMEMBERED);
         let batches = e
             .batches
             .iter()
             .map(|b| (b.first_seq, b.last_seq, b.base_offset, b.last_offset));
-        (*pid, e.epoch, batches.collect())
+        (*pid, e.epoch, batches.collect::<Vec<_>>())
     });
+    let producers: Vec<SnapshotProducer> = producers.collect();
+    assert!(producers.iter().flat_map(|p| &p.2).all(|b| b.3 < offset));
+    producers
+}
+
+/// Encode `states`, the state after every batch below `offset`, as a snapshot file (format 1,
+/// without leader epochs: recovery then rebuilds the epochs by replaying the whole log).
+pub fn encode_snapshot(states: &ProducerStates, offset: i64) -> Bytes {
     let snapshot = Snapshot {
         offset,
-        producers: producers.collect(),
+        producers: snapshot_producers(states, offset),
     };
-    assert!(snapshot
-        .producers
-        .iter()
-        .flat_map(|p| &p.2)
-        .all(|b| b.3 < offset));
     encode_file(PRODUCER_SNAPSHOT_MAGIC, &snapshot)
+}
+
+/// Encode `states` and the leader-epoch cache `epochs`, both as of `offset` (the log end), as a
+/// snapshot file (format 2). What the broker writes.
+pub fn encode_snapshot_with_epochs(
+    states: &ProducerStates,
+    epochs: &[(i32, i64)],
+    offset: i64,
+) -> Bytes {
+    assert!(
+        epochs.iter().all(|(_, s)| *s <= offset),
+        "a snapshot's epochs start within what it covers"
+    );
+    let snapshot = SnapshotV2 {
+        offset,
+        producers: snapshot_producers(states, offset),
+        epochs: epochs.to_vec(),
+    };
+    crate::files::encode_file_at(PRODUCER_SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_EPOCHS, &snapshot)
 }
 
 /// Decode a snapshot file that should describe the state below `expected_offset` (from its
 /// name). Refuses damage, another format, and contents that cannot be true (a batch at or
 /// above the offset, more batches than remembered, batches out of order).
 pub fn decode_snapshot(bytes: &[u8], expected_offset: i64) -> Result<ProducerStates, FileError> {
-    let s: Snapshot = decode_file(PRODUCER_SNAPSHOT_MAGIC, bytes)?;
-    if s.offset != expected_offset {
+    decode_snapshot_with_epochs(bytes, expected_offset).map(|(states, _)| states)
+}
+
+/// [`decode_snapshot`], and the leader-epoch entries the snapshot carries (`None` for a
+/// format-1 snapshot, which has none). Refuses epochs that do not strictly increase or start
+/// past the snapshot's offset.
+#[allow(clippy::type_complexity)]
+pub fn decode_snapshot_with_epochs(
+    bytes: &[u8],
+    expected_offset: i64,
+) -> Result<(ProducerStates, Option<Vec<(i32, i64)>>), FileError> {
+    let accepted = [crate::files::FORMAT_VERSION, SNAPSHOT_FORMAT_EPOCHS];
+    let (version, payload) = crate::files::file_payload(PRODUCER_SNAPSHOT_MAGIC, bytes, &accepted)?;
+    let (offset, producers, epochs) = if version == SNAPSHOT_FORMAT_EPOCHS {
+        let s: SnapshotV2 = crate::files::decode_payload(payload)?;
+        (s.offset, s.producers, Some(s.epochs))
+    } else {
+        let s: Snapshot = crate::files::decode_payload(payload)?;
+        (s.offset, s.producers, None)
+    };
+    if offset != expected_offset {
         return Err(FileError::Decode(format!(
-            "snapshot of offset {} in the file of {expected_offset}",
-            s.offset
+            "snapshot of offset {offset} in the file of {expected_offset}"
         )));
     }
+    if let Some(entries) = &epochs {
+        let increasing = entries
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1);
+        let sane = entries
+            .iter()
+            .all(|(e, s)| *e >= 0 && *s >= 0 && *s <= offset);
+        if !increasing || !sane {
+            return Err(FileError::Decode("impossible leader epochs".into()));
+        }
+    }
     let mut states = ProducerStates::default();
-    for (pid, epoch, batches) in s.producers {
+    for (pid, epoch, batches) in producers {
         let ordered = batches.windows(2).all(|w| w[0].3 < w[1].2);
-        let sane = batches.iter().all(|b| b.2 <= b.3 && b.3 < s.offset);
+        let sane = batches.iter().all(|b| b.2 <= b.3 && b.3 < offset);
         if pid < 0 || batches.is_empty() || batches.len() > BATCHES_REMEMBERED || !ordered || !sane
         {
             return Err(FileError::Decode(format!(
@@ -244,7 +307,7 @@ pub fn decode_snapshot(bytes: &[u8], expected_offset: i64) -> Result<ProducerSta
             return Err(FileError::Decode(format!("producer {pid} twice")));
         }
     }
-    Ok(states)
+    Ok((states, epochs))
 }
 
 #[cfg(test)]
@@ -308,6 +371,23 @@ mod tests {
         let mut bad = snap.to_vec();
         bad[20] ^= 1;
         assert!(decode_snapshot(&bad, 10).is_err());
+    }
+
+    #[test]
+    fn snapshots_carry_leader_epochs_and_refuse_impossible_ones() {
+        let mut s = ProducerStates::default();
+        s.record(&hdr(9, 0, 0, 2, 3));
+        let snap = encode_snapshot_with_epochs(&s, &[(0, 0), (4, 3)], 5);
+        let (back, epochs) = decode_snapshot_with_epochs(&snap, 5).unwrap();
+        assert_eq!(back.get(9).unwrap().batches, s.get(9).unwrap().batches);
+        assert_eq!(epochs, Some(vec![(0, 0), (4, 3)]));
+        // Format 1 still reads, without epochs.
+        let old = encode_snapshot(&s, 5);
+        assert_eq!(decode_snapshot_with_epochs(&old, 5).unwrap().1, None);
+        for bad in [vec![(4, 0), (4, 3)], vec![(0, 3), (4, 3)], vec![(-1, 0)]] {
+            let snap = encode_snapshot_with_epochs(&ProducerStates::default(), &bad, 6);
+            assert!(decode_snapshot_with_epochs(&snap, 6).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -51,10 +51,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // Advertised by a broker in KRaft mode only (forwarded to the active controller).
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 // Every advertised range is a range: checked when the crate compiles.

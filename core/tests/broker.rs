@@ -138,6 +138,47 @@ impl MemDisk {
             StorageRequest::DeleteProducerSnapshots { dir, above } => {
                 self.remove_snapshots(dir, |o| o > *above);
             }
+            // Log compaction's files (only compacted topics write them).
+            StorageRequest::CreateCleanedSegment { file, header } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.cleaned_file_name());
+                self.files.insert(path, (header.to_vec(), Vec::new()));
+            }
+            StorageRequest::AppendCleanedSegment {
+                file,
+                position,
+                data,
+            } => {
+                let path = format!("{}/{}", file.dir.dir_name(), file.cleaned_file_name());
+                let f = &mut self.files.get_mut(&path).expect("cleaned file exists").0;
+                let end = *position as usize + data.len();
+                f.resize(f.len().max(end), 0);
+                f[*position as usize..end].copy_from_slice(data);
+            }
+            StorageRequest::SwapCleanedSegment { file } => {
+                let dir = file.dir.dir_name();
+                let (w, _) = self
+                    .files
+                    .remove(&format!("{dir}/{}", file.cleaned_file_name()))
+                    .expect("cleaned file exists");
+                for name in [file.index_file_name(), file.time_index_file_name()] {
+                    self.files.remove(&format!("{dir}/{name}"));
+                }
+                self.files
+                    .insert(format!("{dir}/{}", file.swap_file_name()), (w.clone(), w));
+            }
+            StorageRequest::CompleteSegmentSwap { file } => {
+                let dir = file.dir.dir_name();
+                let f = self
+                    .files
+                    .remove(&format!("{dir}/{}", file.swap_file_name()))
+                    .expect("swap file exists");
+                self.files.insert(format!("{dir}/{}", file.file_name()), f);
+            }
+            StorageRequest::DiscardCleanedSegment { file } => {
+                let dir = file.dir.dir_name();
+                self.files
+                    .remove(&format!("{dir}/{}", file.cleaned_file_name()));
+            }
         }
         Ok(StorageReply::Done)
     }

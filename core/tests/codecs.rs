@@ -170,6 +170,7 @@ fn settings() -> impl Strategy<Value = TopicSettings> {
                     retention_bytes,
                     retention_ms,
                     max_message_bytes,
+                    compaction: Default::default(),
                 }
             },
         )

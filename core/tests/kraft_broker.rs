@@ -380,8 +380,8 @@ fn a_fenced_leader_leaves_its_partition_offline() {
     assert_eq!(p.offline_replicas, vec![BrokerId(2)]);
 }
 
-#[test]
-fn a_leader_change_flips_serving_both_ways_and_keeps_the_records() {
+/// Topic `f`, one partition on brokers 1 (this one, the leader) and 2, holding "a" and "b".
+fn led_here_with_two_records() -> (Pair<Files>, Log, Tid) {
     let mut b = broker();
     let mut log = Log::new();
     log.broker(1, "one.example", 9092);
@@ -390,6 +390,12 @@ fn a_leader_change_flips_serving_both_ways_and_keeps_the_records() {
     image(&mut b, &log);
     assert_eq!(produce(&mut b, "f", 0, "a"), (NONE, 0));
     assert_eq!(produce(&mut b, "f", 0, "b"), (NONE, 1));
+    (b, log, t)
+}
+
+#[test]
+fn a_leader_change_flips_serving_both_ways_and_keeps_the_records() {
+    let (mut b, mut log, t) = led_here_with_two_records();
 
     log.lead(t, 0, LeaderChange::To(Node(2)));
     image(&mut b, &log);
@@ -881,4 +887,299 @@ fn create_partitions_is_checked_then_forwarded() {
         panic!("no answer after the reply")
     };
     assert_eq!(r.results[0].error_code, NONE);
+}
+
+/// OffsetForLeaderEpoch `(error, epoch, end offset)` for `f`-0, with KIP-320's current epoch.
+fn end_offset_for(b: &mut Pair<Files>, current: i32, epoch: i32) -> (i16, i32, i64) {
+    use offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(sb("f")))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(epoch)])]);
+    let c = b.send(
+        4,
+        ApiKey::OffsetForLeaderEpoch,
+        4,
+        RequestKind::OffsetForLeaderEpoch(req),
+    );
+    let Some(ResponseKind::OffsetForLeaderEpoch(r)) = b.take(c) else {
+        panic!("no OffsetForLeaderEpoch response")
+    };
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+/// ListOffsets v7 `(error, offset, leader epoch)` for `f`-0.
+fn list_offset(b: &mut Pair<Files>, current: i32, timestamp: i64) -> (i16, i64, i32) {
+    let req = ListOffsetsRequest::default().with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(sb("f")))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_current_leader_epoch(current)
+                .with_timestamp(timestamp)]),
+    ]);
+    let c = b.send(5, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(req));
+    let Some(ResponseKind::ListOffsets(r)) = b.take(c) else {
+        panic!("no ListOffsets response")
+    };
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.offset, p.leader_epoch)
+}
+
+/// Fetch v12 of `f`-0 as a follower would send it: `(error, diverging (epoch, end offset),
+/// records returned)`.
+fn fetch_as_follower(
+    b: &mut Pair<Files>,
+    current: i32,
+    last_fetched_epoch: i32,
+    offset: i64,
+) -> (i16, (i32, i64), usize) {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(sb("f")))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current)
+                .with_last_fetched_epoch(last_fetched_epoch)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let c = b.send(6, ApiKey::Fetch, 12, RequestKind::Fetch(req));
+    let Some(ResponseKind::Fetch(r)) = b.take(c) else {
+        panic!("no fetch response")
+    };
+    let p = &r.responses[0].partitions[0];
+    let d = (p.diverging_epoch.epoch, p.diverging_epoch.end_offset);
+    (p.error_code, d, p.records.as_ref().map_or(0, |r| r.len()))
+}
+
+/// KIP-101/279/320 on a KRaft broker: the epoch the image names is recorded at the log end when
+/// leadership starts (before any append in it), OffsetForLeaderEpoch and ListOffsets answer
+/// from the cache, stale and future current epochs are fenced, a follower's fetch from a log
+/// that diverged gets DivergingEpoch, and the cache survives a restart.
+#[test]
+fn leader_epochs_are_recorded_answered_and_fenced() {
+    let (mut b, mut log, t) = led_here_with_two_records();
+    // Away (epoch 1) and back (epoch 2): epoch 2 starts at offset 2, before anything is in it.
+    log.lead(t, 0, LeaderChange::To(Node(2)));
+    image(&mut b, &log);
+    assert_eq!(end_offset_for(&mut b, 1, 0).0, NOT_LEADER_OR_FOLLOWER);
+    log.lead(t, 0, LeaderChange::To(Node(1)));
+    image(&mut b, &log);
+    assert_eq!(
+        end_offset_for(&mut b, 2, 2),
+        (NONE, 2, 2),
+        "the latest: the log end"
+    );
+    assert_eq!(
+        end_offset_for(&mut b, 2, 0),
+        (NONE, 0, 2),
+        "epoch 0 ends where 2 starts"
+    );
+    assert_eq!(
+        end_offset_for(&mut b, -1, 1),
+        (NONE, 0, 2),
+        "1 never wrote here: its floor"
+    );
+    assert_eq!(
+        end_offset_for(&mut b, 2, 3),
+        (NONE, -1, -1),
+        "above every epoch"
+    );
+    assert_eq!(end_offset_for(&mut b, 1, 0), (FENCED_LEADER_EPOCH, -1, -1));
+    assert_eq!(end_offset_for(&mut b, 3, 0), (UNKNOWN_LEADER_EPOCH, -1, -1));
+    assert_eq!(produce(&mut b, "f", 0, "c"), (NONE, 2));
+    assert_eq!(end_offset_for(&mut b, 2, 2), (NONE, 2, 3));
+    // ListOffsets answers the epoch of the offset it names, and fences the same way.
+    assert_eq!(list_offset(&mut b, 2, -1), (NONE, 3, 2));
+    assert_eq!(list_offset(&mut b, -1, -2), (NONE, 0, 0));
+    assert_eq!(list_offset(&mut b, 1, -1).0, FENCED_LEADER_EPOCH);
+    assert_eq!(list_offset(&mut b, 3, -1).0, UNKNOWN_LEADER_EPOCH);
+    // Fetch v12: a follower that holds epoch 0 up to offset 3 diverged at 2; one that holds
+    // epoch 1 (which this log never wrote) learns epoch 0's end; one in step gets records.
+    assert_eq!(fetch_as_follower(&mut b, 2, 0, 3), (NONE, (0, 2), 0));
+    assert_eq!(fetch_as_follower(&mut b, 2, 1, 3), (NONE, (0, 2), 0));
+    let (code, diverging, bytes) = fetch_as_follower(&mut b, 2, 0, 2);
+    assert_eq!((code, diverging), (NONE, (-1, -1)), "no divergence");
+    assert!(bytes > 0, "records from offset 2");
+    assert_eq!(fetch_as_follower(&mut b, 2, 7, 3).0, OFFSET_OUT_OF_RANGE);
+    assert_eq!(fetch_as_follower(&mut b, 1, 2, 3).0, FENCED_LEADER_EPOCH);
+    // A restart rebuilds the cache from the batches' headers (no snapshot was written yet).
+    let files = std::mem::take(&mut b.storage);
+    let mut b = Pair::new(config(), files.restart(), files);
+    image(&mut b, &log);
+    assert_eq!(end_offset_for(&mut b, 2, 0), (NONE, 0, 2));
+    assert_eq!(end_offset_for(&mut b, 2, 2), (NONE, 2, 3));
+}
+
+// ---- operating the cluster through a broker (DescribeQuorum, DescribeCluster) -------------
+
+fn describe_quorum(b: &mut Pair<Files>, topic: &str, version: i16) -> i32 {
+    let req = DescribeQuorumRequest::default().with_topics(vec![
+        describe_quorum_request::TopicData::default()
+            .with_topic_name(TopicName(sb(topic)))
+            .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+    ]);
+    b.send(
+        5,
+        ApiKey::DescribeQuorum,
+        version,
+        RequestKind::DescribeQuorum(req),
+    )
+}
+
+fn api_keys(b: &mut Pair<Files>) -> Vec<i16> {
+    let c = b.send(
+        6,
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    let Some(ResponseKind::ApiVersions(r)) = b.take(c) else {
+        panic!("no ApiVersions response")
+    };
+    r.api_keys.iter().map(|k| k.api_key).collect()
+}
+
+#[test]
+fn describe_quorum_is_forwarded_to_the_active_controller_and_answered_with_its_status() {
+    use gregor_core::raft::wire::{QuorumStatus, ReplicaStatus};
+    use gregor_core::raft::{Epoch, NodeId};
+    let (mut b, _, _) = two_brokers();
+    assert!(
+        api_keys(&mut b).contains(&(ApiKey::DescribeQuorum as i16)),
+        "a KRaft broker offers DescribeQuorum"
+    );
+    let c = describe_quorum(&mut b, "__cluster_metadata", 1);
+    assert!(b.take(c).is_none(), "waits for the controller");
+    let (id, ask) = b.controller.pop().expect("forwarded");
+    assert_eq!(ask, Ask::DescribeQuorum);
+    let replica = |id: i32, end: i64, fetch: i64| ReplicaStatus {
+        id: NodeId(id),
+        log_end_offset: end,
+        last_fetch_ms: fetch,
+        last_caught_up_ms: fetch,
+    };
+    let status = QuorumStatus {
+        leader: Some(NodeId(2)),
+        epoch: Epoch(4),
+        high_watermark: 90,
+        voters: vec![
+            replica(1, 88, 1000),
+            replica(2, 95, 1001),
+            replica(3, 95, 1002),
+        ],
+        observers: vec![replica(7, 80, 999)],
+    };
+    answer(&mut b, id, Ok(Reply::DescribeQuorum(status)));
+    let Some(ResponseKind::DescribeQuorum(r)) = b.take(c) else {
+        panic!("answered once the controller did")
+    };
+    assert_eq!(r.error_code, NONE);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(
+        (
+            p.error_code,
+            p.leader_id.0,
+            p.leader_epoch,
+            p.high_watermark
+        ),
+        (NONE, 2, 4, 90)
+    );
+    let voters: Vec<(i32, i64, i64)> = p
+        .current_voters
+        .iter()
+        .map(|v| (v.replica_id.0, v.log_end_offset, v.last_fetch_timestamp))
+        .collect();
+    assert_eq!(voters, vec![(1, 88, 1000), (2, 95, 1001), (3, 95, 1002)]);
+    assert_eq!(p.observers[0].replica_id.0, 7);
+
+    // No active controller reachable: the controller's error is the client's.
+    let c = describe_quorum(&mut b, "__cluster_metadata", 2);
+    let (id, _) = b.controller.pop().unwrap();
+    answer(
+        &mut b,
+        id,
+        Err(ControllerError::NotController { leader: None }),
+    );
+    let Some(ResponseKind::DescribeQuorum(r)) = b.take(c) else {
+        panic!()
+    };
+    assert_eq!(r.error_code, 41, "NOT_CONTROLLER");
+
+    // Another topic than the metadata log's is refused here, as Kafka does.
+    let c = describe_quorum(&mut b, "t", 1);
+    assert!(b.controller.is_empty(), "not forwarded");
+    let Some(ResponseKind::DescribeQuorum(r)) = b.take(c) else {
+        panic!()
+    };
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+#[test]
+fn a_standalone_broker_does_not_offer_describe_quorum() {
+    let files = Files::default();
+    let config = Config {
+        kraft: false,
+        ..config()
+    };
+    let mut b = Pair::new(config, files.restart(), files);
+    let keys = api_keys(&mut b);
+    assert!(keys.contains(&(ApiKey::DescribeCluster as i16)));
+    assert!(!keys.contains(&(ApiKey::DescribeQuorum as i16)));
+}
+
+#[test]
+fn describe_cluster_lists_fenced_brokers_only_when_asked_and_no_controllers() {
+    let (mut b, mut log, _) = two_brokers();
+    log.broker(3, "three.example", 9094);
+    log.fence(3, true);
+    image(&mut b, &log);
+    let ask = |b: &mut Pair<Files>, version: i16, fenced: bool, endpoint_type: i8| {
+        let req = DescribeClusterRequest::default()
+            .with_include_fenced_brokers(fenced)
+            .with_endpoint_type(endpoint_type);
+        let c = b.send(
+            7,
+            ApiKey::DescribeCluster,
+            version,
+            RequestKind::DescribeCluster(req),
+        );
+        let Some(ResponseKind::DescribeCluster(r)) = b.take(c) else {
+            panic!("no DescribeCluster response")
+        };
+        r
+    };
+    let listed = |r: &DescribeClusterResponse| -> Vec<(i32, bool)> {
+        r.brokers
+            .iter()
+            .map(|x| (x.broker_id.0, x.is_fenced))
+            .collect()
+    };
+    // v2 with IncludeFencedBrokers (KIP-1073): every registered broker, fenced marked.
+    let r = ask(&mut b, 2, true, 1);
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(listed(&r), vec![(1, false), (2, false), (3, true)]);
+    // Without it, and before v2: the unfenced ones, as Metadata lists them.
+    assert_eq!(
+        listed(&ask(&mut b, 2, false, 1)),
+        vec![(1, false), (2, false)]
+    );
+    assert_eq!(
+        listed(&ask(&mut b, 1, true, 1)),
+        vec![(1, false), (2, false)]
+    );
+    // Controllers (KIP-919) are listed by a controller listener, not a broker.
+    let r = ask(&mut b, 1, false, 2);
+    assert_eq!(r.error_code, 120, "UNSUPPORTED_ENDPOINT_TYPE");
+    assert!(r.brokers.is_empty());
 }

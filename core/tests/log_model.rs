@@ -18,8 +18,8 @@ use bytes::Bytes;
 use gregor_core::batch::{assign, BatchHeader};
 use gregor_core::io::{PartitionDir, StorageRequest};
 use gregor_core::log::recover::{recover_partition, DirEntry};
-use gregor_core::log::{advance, PartitionLog, ReadPlan, ReadStep, RollPolicy};
-use gregor_core::producer::{encode_snapshot, ProducerStates};
+use gregor_core::log::{advance, LeaderEpochCache, PartitionLog, ReadPlan, ReadStep, RollPolicy};
+use gregor_core::producer::{encode_snapshot_with_epochs, ProducerStates};
 use gregor_core::Instant;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -212,7 +212,8 @@ impl Disk {
             Ok::<_, ()>(files[name].0[from as usize..to as usize].to_vec())
         })
         .unwrap();
-        let (log, repairs, _) = PartitionLog::recover(dir(), rp.segments, rp.snapshot, now);
+        let (mut log, repairs, _) = PartitionLog::recover(dir(), rp.segments, rp.snapshot, now);
+        log.set_recovered_epochs(rp.epochs);
         for r in repairs {
             self.apply(r);
         }
@@ -268,6 +269,24 @@ fn agrees(recovered: &ProducerStates, live: &ProducerStates, model: &[(i64, Vec<
     }) && recovered.len() <= ideal.len()
 }
 
+/// The leader-epoch cache the batches of `model` give, as recovery must rebuild it.
+fn epochs_of(model: &[(i64, Vec<u8>)], start: i64, end: i64) -> LeaderEpochCache {
+    let mut c = LeaderEpochCache::default();
+    for (base, b) in model {
+        c.assign(BatchHeader::parse(b).unwrap().partition_leader_epoch, *base)
+            .unwrap();
+    }
+    c.clamp_to(start, end);
+    c
+}
+
+fn restarted(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Crash | Op::PowerLoss { .. } | Op::DamageFile { .. } | Op::Shutdown
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
@@ -285,8 +304,12 @@ proptest! {
         let mut live = ProducerStates::default();
         let mut seqs = [0i32; 4];
         let mut salt = 0i64;
+        // The leader epoch batches are written in: a new one after every restart (a broker
+        // that comes back leads in a new epoch), recorded at the log end as KIP-279 says.
+        let mut epoch = 0i32;
+        log.assign_epoch(epoch).unwrap();
         for op in ops {
-            match op {
+            match op.clone() {
                 Op::Append { records, size, producer } => {
                     salt += 1;
                     let ts = (salt * 7919) % 1000;
@@ -294,14 +317,15 @@ proptest! {
                     seqs[producer as usize] += records as i32;
                     let mut b = make_batch(records, size, ts, producer, seq);
                     let base = log.log_end_offset();
-                    assign(&mut b, base, 0);
+                    assign(&mut b, base, epoch);
                     let h = BatchHeader::parse(&b).unwrap();
                     for r in log.append(Bytes::from(b.clone()), &h, now, roll) {
                         disk.apply(r);
                     }
                     live.record(&h);
                     // As the broker's step does: a snapshot when a roll made one due.
-                    if let Some(r) = log.snapshot_request(false, |o| encode_snapshot(&live, o)) {
+                    let epochs = log.epochs().entries().to_vec();
+                    if let Some(r) = log.snapshot_request(false, |o| encode_snapshot_with_epochs(&live, &epochs, o)) {
                         disk.apply(r);
                     }
                     model.push((base, b));
@@ -359,7 +383,11 @@ proptest! {
                     if model.len() < cuttable { continue; }
                     let k = cuttable + keep as usize % (model.len() - cuttable + 1);
                     let to = model.get(k).map(|(b, _)| *b).unwrap_or(log.log_end_offset());
+                    let cut = to < log.log_end_offset();
                     for r in log.truncate_to(to) { disk.apply(r); }
+                    prop_assert!(!cut || log.epochs().entries().iter().all(|(_, s)| *s < to), "the cut's epochs go");
+                    // The leader goes on in its epoch (as the broker does after a failed write).
+                    log.assign_epoch(epoch).unwrap();
                     model.truncate(k);
                     live.truncate_to(to);
                     synced = synced.min(k);
@@ -389,7 +417,8 @@ proptest! {
                 }
                 Op::Shutdown => {
                     if let Some(r) = log.shutdown_index() { disk.apply(r); }
-                    if let Some(r) = log.snapshot_request(true, |o| encode_snapshot(&live, o)) {
+                    let epochs = log.epochs().entries().to_vec();
+                    if let Some(r) = log.snapshot_request(true, |o| encode_snapshot_with_epochs(&live, &epochs, o)) {
                         disk.apply(r);
                     }
                     let (l, p, read) = disk.restart(now);
@@ -420,6 +449,18 @@ proptest! {
                     cuttable = n;
                 }
             }
+            if restarted(&op) {
+                // The recovered cache is the one the surviving batches' headers give.
+                // (An epoch that wrote nothing is kept only if a snapshot was taken after it.)
+                let (start, end) = (log.log_start_offset(), log.log_end_offset());
+                let at_end = |c: &LeaderEpochCache| -> Vec<(i32, i64)> {
+                    c.entries().iter().copied().filter(|(_, s)| *s < end).collect()
+                };
+                prop_assert_eq!(at_end(log.epochs()), at_end(&epochs_of(&model, start, end)));
+                epoch += 1;
+                log.assign_epoch(epoch).unwrap();
+            }
+            prop_assert_eq!(log.epochs().latest_epoch(), epoch);
             log.invariants();
             let model_end = model.last().map(|(_, b)| BatchHeader::parse(b).unwrap().next_offset()).unwrap_or(0);
             prop_assert_eq!(log.log_end_offset(), model_end);

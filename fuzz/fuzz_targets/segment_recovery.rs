@@ -1,6 +1,7 @@
 //! Recovery from arbitrary file contents: a partition directory whose segment, index files
 //! (`.index`, `.timeindex`) and producer snapshot hold anything never panics, keeps only whole
-//! valid batches, and the metadata decoders reject garbage cleanly. Index files and a snapshot
+//! valid batches, and the metadata decoders reject garbage cleanly. A segment found as a
+//! compaction's `.swap` file recovers as the segment it holds, whatever lies beside it. Index files and a snapshot
 //! the broker itself would have written for any prefix of the segment change nothing that
 //! recovery finds (the log, its sparse index, the producers' state), only how much it reads.
 //!
@@ -12,11 +13,12 @@
 static ALLOC: gregor_fuzz::alloc::GuardedAlloc = gregor_fuzz::alloc::GuardedAlloc;
 use gregor_core::batch::BatchHeader;
 use gregor_core::files::{walk_batches, BrokerMeta, PartitionMeta, SEGMENT_HEADER_BYTES};
-use gregor_core::io::PartitionDir;
+use gregor_core::io::{PartitionDir, StorageRequest};
 use gregor_core::log::index::{encode_indexes, SparseIndex};
 use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::log::PartitionLog;
-use gregor_core::producer::{encode_snapshot, ProducerStates};
+use gregor_core::log::LeaderEpochCache;
+use gregor_core::producer::{encode_snapshot, encode_snapshot_with_epochs, ProducerStates};
 use gregor_core::{Instant, Recovered};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
@@ -110,6 +112,30 @@ fuzz_target!(|data: &[u8]| {
         "damaged caches never change the log"
     );
     assert_eq!(rp.segments[0].next_offset, truth.next_offset);
+
+    // A clean (log compaction) interrupted after its output became `<base>.log.swap`: whatever
+    // the old `.log`, its index files and a `.cleaned` leftover hold, recovery reads the swap,
+    // finds what the segment alone gives, and renames the swap into place before any repair.
+    let swapped = Files::from([
+        (log_name.clone(), junk.to_vec()),
+        (format!("{log_name}.swap"), segment.to_vec()),
+        (index_name.clone(), junk.to_vec()),
+        (time_name.clone(), junk.to_vec()),
+        (format!("{log_name}.cleaned"), junk.to_vec()),
+    ]);
+    let s = &recover(&swapped).0.segments;
+    assert_eq!(s.len(), 1, "one segment, from its swap file");
+    assert_eq!(
+        (s[0].valid_len, s[0].next_offset, &s[0].index),
+        (truth.valid_len, truth.next_offset, &truth.index),
+        "a swap recovers as the segment it holds"
+    );
+    assert!(s[0].swap && s[0].cleaned_leftover && s[0].indexed_len == 0);
+    let (_, repairs, _) = PartitionLog::recover(dir.clone(), s.clone(), None, Instant(1));
+    assert!(
+        matches!(&repairs[..2], [StorageRequest::CompleteSegmentSwap { .. }, StorageRequest::DiscardCleanedSegment { .. }]),
+        "the swap goes into place first: {repairs:?}"
+    );
     if !valid {
         return;
     }
@@ -118,7 +144,9 @@ fuzz_target!(|data: &[u8]| {
     let keep = keep_choice % (headers.len() + 1);
     let mut index = SparseIndex::new(base);
     let mut producers = ProducerStates::default();
+    let mut epochs = LeaderEpochCache::default();
     for (p, h) in &headers[..keep] {
+        let _ = epochs.assign(h.partition_leader_epoch, h.base_offset);
         index.on_append(
             h.base_offset,
             h.last_offset(),
@@ -144,7 +172,7 @@ fuzz_target!(|data: &[u8]| {
     ]);
     ours.insert(
         format!("{next:020}.snapshot"),
-        encode_snapshot(&producers, next).to_vec(),
+        encode_snapshot_with_epochs(&producers, epochs.entries(), next).to_vec(),
     );
     let (rp, read) = recover(&ours);
     let s = &rp.segments[0];
@@ -169,5 +197,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(
         same_state(&rp.producers, &full.producers),
         "snapshot plus replay equals a full replay"
+    );
+    assert_eq!(
+        rp.epochs, full.epochs,
+        "the leader epochs of a snapshot plus a replay equal a full replay's"
     );
 });

@@ -112,6 +112,9 @@ fn default_response(key: ApiKey) -> ResponseKind {
         ApiKey::DescribeProducers => {
             ResponseKind::DescribeProducers(m::DescribeProducersResponse::default())
         }
+        ApiKey::DescribeQuorum => {
+            ResponseKind::DescribeQuorum(m::DescribeQuorumResponse::default())
+        }
         other => panic!("no default response for {other:?}; add it with the API"),
     }
 }

@@ -29,10 +29,12 @@ pub struct ServeConfig {
     pub connection_buffer_bytes_max: usize,
     /// Where to serve Prometheus metrics (`http://ADDR/metrics`); none unless set.
     pub metrics_listen: Option<SocketAddr>,
-    /// Kafka's `node.id`: this node's id in the metadata quorum (net/src/quorum). With
-    /// `controller_listen` and `controller_quorum_voters` it makes the process a controller;
-    /// with none of the three it is a single broker.
+    /// Kafka's `node.id`: this node's id in the metadata quorum (net/src/quorum) [default: the
+    /// broker id]. With no `controller_quorum_voters` the node is the one voter of its own
+    /// quorum, in this process: a whole cluster of one.
     pub node_id: Option<i32>,
+    /// Kafka's `process.roles`: `broker`, `controller` or `broker,controller` [default: both].
+    pub process_roles: Option<String>,
     /// Where the controller listens for the quorum's RPCs, e.g. `127.0.0.1:9093`.
     pub controller_listen: Option<SocketAddr>,
     /// Kafka's `controller.quorum.voters`: `1@127.0.0.1:9093,2@127.0.0.1:9193,...`.
@@ -67,6 +69,7 @@ impl Default for ServeConfig {
             connection_buffer_bytes_max: 16 * 1024 * 1024,
             metrics_listen: None,
             node_id: None,
+            process_roles: None,
             controller_listen: None,
             controller_quorum_voters: None,
             metadata_log_dir: None,
@@ -133,6 +136,8 @@ mod tests {
             }
         );
         assert!(toml::from_str::<ServeConfig>("nonsense = 1").is_err());
+        let r: ServeConfig = toml::from_str("process_roles = \"controller\"\n").unwrap();
+        assert_eq!(r.process_roles.as_deref(), Some("controller"));
         let q: ServeConfig = toml::from_str(
             "node_id = 2\ncontroller_listen = \"127.0.0.1:9193\"\ncontroller_quorum_voters = \"1@127.0.0.1:9093,2@127.0.0.1:9193\"\n",
         )

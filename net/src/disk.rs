@@ -199,10 +199,14 @@ impl Disk {
                 let index = self.dir_path(&file.dir).join(file.index_file_name());
                 let time_index = self.dir_path(&file.dir).join(file.time_index_file_name());
                 let dir = self.dir_path(&file.dir);
+                let cleaned = dir.join(file.cleaned_file_name());
+                let swap = dir.join(file.swap_file_name());
                 done((|| {
                     remove_if_present(&path)?;
                     remove_if_present(&index)?;
                     remove_if_present(&time_index)?;
+                    remove_if_present(&cleaned)?;
+                    remove_if_present(&swap)?;
                     sync_dir(&dir)?;
                     Ok(StorageReply::Done)
                 })())
@@ -285,6 +289,66 @@ impl Disk {
             StorageRequest::WriteBrokerMeta { data } => {
                 let root = self.root.clone();
                 done(write_atomic(&root, "broker.meta", &data).map(|_| StorageReply::Done))
+            }
+            StorageRequest::CreateCleanedSegment { file, header } => {
+                let path = self.dir_path(&file.dir).join(file.cleaned_file_name());
+                done((|| {
+                    let mut f = OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)?;
+                    f.write_all(&header)?;
+                    Ok(StorageReply::Done)
+                })())
+            }
+            StorageRequest::AppendCleanedSegment {
+                file,
+                position,
+                data,
+            } => {
+                let path = self.dir_path(&file.dir).join(file.cleaned_file_name());
+                done((|| {
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)?
+                        .write_all_at(&data, position)?;
+                    Ok(StorageReply::Done)
+                })())
+            }
+            StorageRequest::SwapCleanedSegment { file } => {
+                let dir = self.dir_path(&file.dir);
+                done((|| {
+                    File::open(dir.join(file.cleaned_file_name()))?.sync_all()?;
+                    remove_if_present(&dir.join(file.index_file_name()))?;
+                    remove_if_present(&dir.join(file.time_index_file_name()))?;
+                    sync_dir(&dir)?;
+                    fs::rename(
+                        dir.join(file.cleaned_file_name()),
+                        dir.join(file.swap_file_name()),
+                    )?;
+                    sync_dir(&dir)?;
+                    Ok(StorageReply::Done)
+                })())
+            }
+            StorageRequest::CompleteSegmentSwap { file } => {
+                // The open handle is the old file's: later reads must open the new one.
+                self.open.remove(&Self::key(&file));
+                self.failed.remove(&Self::key(&file));
+                let dir = self.dir_path(&file.dir);
+                done((|| {
+                    fs::rename(dir.join(file.swap_file_name()), self.segment_path(&file))?;
+                    sync_dir(&dir)?;
+                    Ok(StorageReply::Done)
+                })())
+            }
+            StorageRequest::DiscardCleanedSegment { file } => {
+                let dir = self.dir_path(&file.dir);
+                done((|| {
+                    remove_if_present(&dir.join(file.cleaned_file_name()))?;
+                    sync_dir(&dir)?;
+                    Ok(StorageReply::Done)
+                })())
             }
         }
     }

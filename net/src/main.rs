@@ -8,6 +8,10 @@
 //! gregor topics alter | configs | records | groups delete-offsets|reset-offsets  (see cli/)
 //! gregor cluster status --bootstrap-controller HOST:PORT[,HOST:PORT...]
 //! ```
+//!
+//! `serve` always runs a KRaft node (net/src/quorum): with no `--controller-quorum-voters` a
+//! combined broker and controller in a one-voter quorum of its own; `--process-roles` makes it
+//! a controller alone or a broker alone.
 
 mod alloc;
 mod backlog;
@@ -92,11 +96,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Ask the controllers, in turn, until the quorum's leader answers.
+    /// The quorum, the active controller, the brokers (fenced or not), the topics and the
+    /// offline partitions: through any broker (`--bootstrap`), or asking the controllers in
+    /// turn until the quorum's leader answers (`--bootstrap-controller`).
     Status {
+        /// A broker, HOST:PORT (a KRaft broker forwards DescribeQuorum to the active controller).
+        #[arg(
+            long,
+            conflicts_with = "bootstrap_controller",
+            required_unless_present = "bootstrap_controller"
+        )]
+        bootstrap: Option<String>,
         /// Controller listeners, comma-separated.
         #[arg(long, env = "GREGOR_BOOTSTRAP_CONTROLLER")]
-        bootstrap_controller: String,
+        bootstrap_controller: Option<String>,
+        #[command(flatten)]
+        output: cli::OutputArg,
     },
     /// Send one broker-to-controller request (BrokerRegistration, BrokerHeartbeat,
     /// CreateTopics, CreatePartitions, DeleteTopics, AllocateProducerIds) to the active
@@ -151,13 +166,17 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (off unless set), e.g. 127.0.0.1:9308
     #[arg(long, env = "GREGOR_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
-    /// This node's id in the metadata quorum (Kafka's node.id)
+    /// This node's id in the metadata quorum (Kafka's node.id) [default: the broker id, 0]
     #[arg(long, env = "GREGOR_NODE_ID")]
     node_id: Option<i32>,
+    /// broker, controller, or broker,controller (Kafka's process.roles) [default: broker,controller]
+    #[arg(long, env = "GREGOR_PROCESS_ROLES")]
+    process_roles: Option<String>,
     /// Where the controller listens for the quorum, e.g. 127.0.0.1:9093
     #[arg(long, env = "GREGOR_CONTROLLER_LISTEN")]
     controller_listen: Option<SocketAddr>,
-    /// The quorum's voters: ID@HOST:PORT,... (Kafka's controller.quorum.voters)
+    /// The quorum's voters: ID@HOST:PORT,... (Kafka's controller.quorum.voters) [default:
+    /// this node alone, in process]
     #[arg(long, env = "GREGOR_CONTROLLER_QUORUM_VOTERS")]
     controller_quorum_voters: Option<String>,
     /// Where the metadata log lives [default: <data-dir>-metadata]
@@ -285,6 +304,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
         c.broker.group_initial_rebalance_delay_ms = ms;
     }
     c.node_id = args.node_id.or(c.node_id);
+    c.process_roles = args.process_roles.or(c.process_roles);
     c.controller_listen = args.controller_listen.or(c.controller_listen);
     c.controller_quorum_voters = args.controller_quorum_voters.or(c.controller_quorum_voters);
     c.metadata_log_dir = args.metadata_log_dir.or(c.metadata_log_dir);
@@ -362,10 +382,17 @@ fn main() {
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
         Command::Cluster {
-            command: ClusterCommand::Status {
-                bootstrap_controller,
-            },
-        } => quorum::status::cluster_status(&bootstrap_controller),
+            command:
+                ClusterCommand::Status {
+                    bootstrap,
+                    bootstrap_controller,
+                    output,
+                },
+        } => quorum::status::cluster_status(
+            bootstrap.as_deref(),
+            bootstrap_controller.as_deref(),
+            output.output == cli::Format::Json,
+        ),
         Command::Cluster {
             command: ClusterCommand::Controller(args),
         } => quorum::cli::run(args),
@@ -384,12 +411,25 @@ fn serve_config_of(args: &ServeArgs) -> anyhow::Result<config::ServeConfig> {
 
 fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
     let quorum = quorum::QuorumConfig::from_serve(&config).map_err(|e| anyhow::anyhow!(e))?;
-    // With a metadata quorum the node is a broker and a controller in one process (Kafka's
-    // combined mode): the broker serves the cluster's metadata image and asks the active
-    // controller for topics and producer ids; it registers under its node id.
+    // Every node has a metadata quorum: the voters given, or itself alone. A node with a broker
+    // (combined, the default, or broker-only) serves the cluster's metadata image and asks the
+    // active controller for topics and producer ids; it registers under its node id. A
+    // controller alone runs only the quorum, and no Kafka listener.
     let kraft = match quorum {
-        None => None,
-        Some(q) => {
+        q if !q.role.has_broker() => {
+            info!(
+                node_id = q.node_id.0,
+                "a controller alone: no Kafka listener"
+            );
+            quorum::spawn(q, None)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(shutdown_signal());
+            info!("shutdown signal received; bye");
+            return Ok(());
+        }
+        q => {
             config.broker.kraft = true;
             config.broker.broker_id = gregor_core::ids::BrokerId(q.node_id.0);
             let registration = gregor_core::cluster::Registration {
@@ -408,7 +448,7 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
                 rack: None,
             };
             let (broker_end, quorum_end) = quorum::link::pair();
-            quorum::spawn(q, (registration, quorum_end))?;
+            quorum::spawn(q, Some((registration, quorum_end)))?;
             Some(broker_end)
         }
     };

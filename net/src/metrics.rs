@@ -109,6 +109,171 @@ pub struct Metrics {
     group_members: Family<GroupLabels, Gauge>,
     group_state: Family<GroupStateLabels, Gauge>,
     group_lag: Family<LagLabels, Gauge>,
+    cluster: ClusterMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub node: String,
+}
+
+/// A cluster's own figures (issue 13), for a node in KRaft mode: the controller's state and
+/// the metadata log's progress (from the quorum driver, [`publish_quorum`]), and the brokers
+/// and offline partitions of the committed metadata image the broker serves.
+#[derive(Clone, Default)]
+struct ClusterMetrics {
+    active: Gauge,
+    epoch: Gauge,
+    log_end: Gauge,
+    high_watermark: Gauge,
+    replica_log_end: Family<NodeLabels, Gauge>,
+    replica_lag: Family<NodeLabels, Gauge>,
+    registered: Gauge,
+    fenced: Gauge,
+    offline_partitions: Gauge,
+}
+
+/// The metadata quorum as this node's driver last saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumFigures {
+    /// Whether this node is the active controller (it leads the quorum).
+    pub active: bool,
+    pub epoch: i64,
+    /// This node's metadata log end offset and high watermark.
+    pub log_end: i64,
+    pub high_watermark: i64,
+    /// As the leader knows them: each voter's and observer's (node, log end, lag behind the
+    /// leader's log end). Empty on a node that does not lead.
+    pub replicas: Vec<(i32, i64, i64)>,
+}
+
+/// The quorum driver and the broker task that answers scrapes are separate tasks of one
+/// process (one node per process), so the driver leaves its figures here after each step it
+/// takes, and a scrape copies them. `None` until the driver's first step, and always in
+/// standalone mode.
+static QUORUM: std::sync::Mutex<Option<QuorumFigures>> = std::sync::Mutex::new(None);
+
+/// Publish the quorum's figures (called by the quorum driver as its state moves).
+pub fn publish_quorum(figures: QuorumFigures) {
+    *QUORUM.lock().expect("not poisoned") = Some(figures);
+}
+
+/// The figures from a quorum status: `log_end` is this node's log end offset.
+pub fn quorum_figures(
+    status: &gregor_core::raft::wire::QuorumStatus,
+    active: bool,
+    log_end: i64,
+) -> QuorumFigures {
+    let leader_end = if active { log_end } else { -1 };
+    let replicas = status
+        .voters
+        .iter()
+        .chain(&status.observers)
+        .map(|r| {
+            let lag = if r.log_end_offset < 0 {
+                -1
+            } else {
+                (leader_end - r.log_end_offset).max(0)
+            };
+            (r.id.0, r.log_end_offset, lag)
+        })
+        .collect();
+    QuorumFigures {
+        active,
+        epoch: status.epoch.0.into(),
+        log_end,
+        high_watermark: status.high_watermark,
+        replicas,
+    }
+}
+
+/// Registered brokers, fenced brokers, and partitions without a leader in `image`.
+fn image_figures(image: &gregor_core::cluster::MetadataImage) -> (i64, i64, i64) {
+    let brokers = image.brokers().values();
+    let fenced = brokers.clone().filter(|b| b.fenced).count() as i64;
+    let offline = image
+        .topics()
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .filter(|p| p.leader.is_none())
+        .count() as i64;
+    (image.brokers().len() as i64, fenced, offline)
+}
+
+impl ClusterMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "controller_active",
+            "1 if this node is the active controller (leads the metadata quorum)",
+            self.active.clone(),
+        );
+        r.register(
+            "metadata_epoch",
+            "The metadata quorum's epoch as this node knows it",
+            self.epoch.clone(),
+        );
+        r.register(
+            "metadata_log_end_offset",
+            "This node's metadata log end offset",
+            self.log_end.clone(),
+        );
+        r.register(
+            "metadata_high_watermark",
+            "The metadata log's high watermark (committed) as this node knows it",
+            self.high_watermark.clone(),
+        );
+        r.register(
+            "metadata_replica_log_end_offset",
+            "Each metadata log replica's log end offset, as the active controller knows it",
+            self.replica_log_end.clone(),
+        );
+        r.register(
+            "metadata_replica_lag",
+            "Each metadata log replica's lag behind the active controller's log end (records)",
+            self.replica_lag.clone(),
+        );
+        r.register(
+            "cluster_brokers_registered",
+            "Brokers registered in the committed metadata image",
+            self.registered.clone(),
+        );
+        r.register(
+            "cluster_brokers_fenced",
+            "Registered brokers fenced (no session, or not caught up)",
+            self.fenced.clone(),
+        );
+        r.register(
+            "cluster_offline_partitions",
+            "Partitions of the cluster with no leader, in the committed metadata image",
+            self.offline_partitions.clone(),
+        );
+    }
+
+    /// Read the driver's figures and the broker's image into the gauges. Nothing is exposed
+    /// for what a node does not have (a standalone broker has neither).
+    fn scrape(&self, broker: &Broker) {
+        self.replica_log_end.clear();
+        self.replica_lag.clear();
+        if let Some(q) = QUORUM.lock().expect("not poisoned").clone() {
+            self.active.set(q.active as i64);
+            self.epoch.set(q.epoch);
+            self.log_end.set(q.log_end);
+            self.high_watermark.set(q.high_watermark);
+            for (node, end, lag) in q.replicas {
+                let l = NodeLabels {
+                    node: node.to_string(),
+                };
+                self.replica_log_end.get_or_create(&l).set(end);
+                self.replica_lag.get_or_create(&l).set(lag);
+            }
+        }
+        if let Some(image) = broker.metadata_image() {
+            let (registered, fenced, offline) = image_figures(image);
+            self.registered.set(registered);
+            self.fenced.set(fenced);
+            self.offline_partitions.set(offline);
+        }
+    }
 }
 
 /// Connection counters, updated from the accept loop and the driver.
@@ -152,8 +317,10 @@ impl Metrics {
             group_members: Family::default(),
             group_state: Family::default(),
             group_lag: Family::default(),
+            cluster: ClusterMetrics::default(),
         };
         let r = &mut registry;
+        m.cluster.register(r);
         r.register("requests", "Requests answered, by API", m.requests.clone());
         r.register_with_unit(
             "request",
@@ -426,6 +593,7 @@ impl Metrics {
                     .set(lag);
             }
         }
+        self.cluster.scrape(broker);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

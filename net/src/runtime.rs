@@ -257,8 +257,12 @@ fn keep_freed_memory() {
 
 /// Run the broker until `shutdown` fires.
 ///
-/// In a cluster, `kraft` is the broker's end of the road to its node's metadata side
-/// ([`crate::quorum::link`]); without it the broker is the standalone one.
+/// `kraft` is the broker's end of the road to its node's metadata side
+/// ([`crate::quorum::link`]): `gregor serve` always has one (a one-voter quorum when no voters
+/// are given). Before it opens its Kafka listener the broker hands its data directory's topics
+/// to the metadata side and waits for [`ToBroker::Ready`], then follows the images sent until
+/// then. Without `kraft` the broker is the standalone one (`Config.kraft` false: tests and
+/// the single-broker simulator).
 pub async fn serve(
     config: ServeConfig,
     mut shutdown: watch::Receiver<bool>,
@@ -285,19 +289,6 @@ pub async fn serve(
     let disk = Disk::open(&config.data_dir)?;
     let broker = Broker::new(config.broker.clone(), recovered, clock.now())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    info!(
-        listen = %config.listen,
-        advertised = %format!("{}:{}", config.broker.advertised_host, config.broker.advertised_port),
-        data_dir = %config.data_dir.display(),
-        durability = ?config.broker.durability,
-        seed = config.broker.seed,
-        cluster_id = %broker.cluster_id_string(),
-        "gregor is serving Kafka clients"
-    );
-
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut driver = Driver {
         broker,
@@ -309,12 +300,29 @@ pub async fn serve(
         metrics: config.metrics_listen.map(|_| Metrics::new()),
         controller: kraft.as_ref().map(|k| k.requests.clone()),
     };
-    let mut from_quorum = kraft.map(|k| k.events);
     driver.drain();
     while let Some(next) = driver.ready.pop_front() {
         driver.broker.handle(next);
         driver.drain();
     }
+    let mut from_quorum = match kraft {
+        Some(k) => Some(wait_until_ready(&mut driver, k, started).await?),
+        None => None,
+    };
+    let broker = &driver.broker;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    info!(
+        listen = %config.listen,
+        advertised = %format!("{}:{}", config.broker.advertised_host, config.broker.advertised_port),
+        data_dir = %config.data_dir.display(),
+        durability = ?config.broker.durability,
+        seed = config.broker.seed,
+        cluster_id = %broker.cluster_id_string(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "gregor is serving Kafka clients"
+    );
 
     let connection_metrics = driver.metrics.as_ref().map(|m| m.connections.clone());
     #[cfg(not(madsim))]
@@ -363,6 +371,10 @@ pub async fn serve(
                 driver.apply(match ev {
                     ToBroker::Image(image) => Input::Metadata { now, image },
                     ToBroker::Reply { id, result } => Input::ControllerReply { now, id, result },
+                    ToBroker::Ready => {
+                        warn!("the metadata side said ready twice; ignored");
+                        continue;
+                    }
                 });
                 driver.release_permits();
             }
@@ -387,6 +399,54 @@ pub async fn serve(
     }
     info!("all segment files synced; bye");
     Ok(())
+}
+
+/// Hand the broker's local topics to the metadata side, wait for [`ToBroker::Ready`], and feed
+/// the broker the images and answers that came meanwhile, in order. Returns the road's
+/// receiving end for the main loop.
+async fn wait_until_ready(
+    driver: &mut Driver,
+    kraft: BrokerEnd,
+    started: std::time::Instant,
+) -> anyhow::Result<mpsc::UnboundedReceiver<ToBroker>> {
+    let BrokerEnd {
+        mut events,
+        local_topics,
+        ..
+    } = kraft;
+    let gone = || anyhow::anyhow!("the metadata quorum's thread ended before the broker started");
+    local_topics
+        .send(driver.broker.local_topics())
+        .map_err(|_| gone())?;
+    let mut waiting = Vec::new();
+    loop {
+        match events.recv().await.ok_or_else(gone)? {
+            ToBroker::Ready => break,
+            other => waiting.push(other),
+        }
+    }
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "the metadata image is ready"
+    );
+    // Only the latest image matters (each is whole); answers keep their order.
+    let latest = waiting
+        .iter()
+        .rposition(|e| matches!(e, ToBroker::Image(_)));
+    for (i, ev) in waiting.into_iter().enumerate() {
+        let now = driver.clock.now();
+        match ev {
+            ToBroker::Image(image) if Some(i) == latest => {
+                driver.apply(Input::Metadata { now, image })
+            }
+            ToBroker::Image(_) => {}
+            ToBroker::Reply { id, result } => {
+                driver.apply(Input::ControllerReply { now, id, result })
+            }
+            ToBroker::Ready => unreachable!("the loop stops at the first"),
+        }
+    }
+    Ok(events)
 }
 
 async fn accept_loop(

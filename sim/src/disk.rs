@@ -71,6 +71,14 @@ fn time_index_path(file: &gregor_core::io::SegmentFile) -> String {
     format!("{}/{}", file.dir.dir_name(), file.time_index_file_name())
 }
 
+fn cleaned_path(file: &gregor_core::io::SegmentFile) -> String {
+    format!("{}/{}", file.dir.dir_name(), file.cleaned_file_name())
+}
+
+fn swap_path(file: &gregor_core::io::SegmentFile) -> String {
+    format!("{}/{}", file.dir.dir_name(), file.swap_file_name())
+}
+
 /// A file written atomically and durably (an index, a snapshot).
 fn durable(data: &[u8]) -> SimFile {
     SimFile {
@@ -82,6 +90,15 @@ fn durable(data: &[u8]) -> SimFile {
 
 const BROKER_META: &str = "broker.meta";
 
+/// Write `data` at byte `position` of `f`'s page-cache image, growing it as needed.
+fn write_at(f: &mut SimFile, position: u64, data: &[u8]) {
+    let pos = position as usize;
+    if f.written.len() < pos + data.len() {
+        f.written.resize(pos + data.len(), 0);
+    }
+    f.written[pos..pos + data.len()].copy_from_slice(data);
+}
+
 /// What a write goes to, for [`SimDisk::writable`]: a full disk marks a segment's failed write
 /// (its contents past the last good write are unknown) but not its index's.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -91,6 +108,15 @@ enum Write {
 }
 
 impl SimDisk {
+    /// A full disk refuses a write that allocates (counted for the summary).
+    fn refuse_if_full(&mut self) -> Result<(), StorageFault> {
+        if self.faults.full {
+            self.full_rejections += 1;
+            return Err(StorageFault::DiskFull);
+        }
+        Ok(())
+    }
+
     /// The one fault check for a write to a segment or to its index: a full disk refuses it,
     /// and the segment must exist. Returns the segment file.
     fn writable(
@@ -154,10 +180,7 @@ impl SimDisk {
                 self.files.retain(|k, _| !k.starts_with(&prefix));
             }
             StorageRequest::CreateSegment { file, header } => {
-                if self.faults.full {
-                    self.full_rejections += 1;
-                    return Err(StorageFault::DiskFull);
-                }
+                self.refuse_if_full()?;
                 let f = SimFile {
                     written: header.to_vec(),
                     synced: header.to_vec(),
@@ -171,11 +194,7 @@ impl SimDisk {
                 data,
             } => {
                 let f = self.writable(file, Write::Segment)?;
-                let pos = *position as usize;
-                if f.written.len() < pos + data.len() {
-                    f.written.resize(pos + data.len(), 0);
-                }
-                f.written[pos..pos + data.len()].copy_from_slice(data);
+                write_at(f, *position, data);
                 self.bytes_written += data.len() as u64;
             }
             StorageRequest::Sync { file } => {
@@ -209,6 +228,8 @@ impl SimDisk {
                 self.files.remove(&seg_path(file));
                 self.files.remove(&index_path(file));
                 self.files.remove(&time_index_path(file));
+                self.files.remove(&cleaned_path(file));
+                self.files.remove(&swap_path(file));
             }
             StorageRequest::WriteSegmentIndex {
                 file,
@@ -262,6 +283,55 @@ impl SimDisk {
                     ..SimFile::default()
                 };
                 self.files.insert(BROKER_META.into(), f);
+            }
+            // Log compaction: the `.cleaned` file is an ordinary file (page cache, then synced
+            // by the swap); a rename is durable at once here (directory entries are not
+            // modelled apart from contents), so a crash between two requests leaves the
+            // `.cleaned` or the `.swap` file for recovery to discard or finish.
+            StorageRequest::CreateCleanedSegment { file, header } => {
+                self.refuse_if_full()?;
+                let mut f = SimFile::default();
+                write_at(&mut f, 0, header);
+                self.files.insert(cleaned_path(file), f);
+            }
+            StorageRequest::AppendCleanedSegment {
+                file,
+                position,
+                data,
+            } => {
+                self.refuse_if_full()?;
+                let f = self.files.get_mut(&cleaned_path(file)).ok_or_else(|| {
+                    StorageFault::Io(format!("{}: no such file", cleaned_path(file)))
+                })?;
+                write_at(f, *position, data);
+                self.bytes_written += data.len() as u64;
+            }
+            StorageRequest::SwapCleanedSegment { file } => {
+                let path = cleaned_path(file);
+                if !self.files.contains_key(&path) {
+                    return Err(StorageFault::Io(format!("{path}: no such file")));
+                }
+                self.syncs += 1;
+                if prng.ratio(self.faults.fsync_fail_per_mille, 1000) {
+                    self.failed_syncs += 1;
+                    return Err(StorageFault::Io("fsync: EIO (injected)".into()));
+                }
+                let mut f = self.files.remove(&path).unwrap();
+                if !self.faults.lying_fsync {
+                    f.synced = f.written.clone();
+                }
+                self.files.remove(&index_path(file));
+                self.files.remove(&time_index_path(file));
+                self.files.insert(swap_path(file), f);
+            }
+            StorageRequest::CompleteSegmentSwap { file } => {
+                let f = self.files.remove(&swap_path(file)).ok_or_else(|| {
+                    StorageFault::Io(format!("{}: no such file", swap_path(file)))
+                })?;
+                self.files.insert(seg_path(file), f);
+            }
+            StorageRequest::DiscardCleanedSegment { file } => {
+                self.files.remove(&cleaned_path(file));
             }
         }
         Ok(StorageReply::Done)

@@ -8,11 +8,14 @@
 //! broker. The same seed replays the same run, event for event: the trace hash proves it.
 //!
 //! Reading order: [`history`], [`check`], [`disk`], [`node`], [`network`], [`faults`],
-//! [`profile`], [`world`]. Module dependencies run one way: `world` uses everything; `node`,
+//! [`profile`], [`world`]. Two more worlds build on these: [`quorum`] (the KRaft metadata
+//! quorum under faults, with a stand-in broker) and [`cluster`] (a KRaft cluster of real brokers
+//! with gregor-client as the workload). Module dependencies run one way: `world` uses everything; `node`,
 //! `network` and `faults` know nothing of `world`; `check` knows only `history`.
 
 pub mod check;
 pub mod clients;
+pub mod cluster;
 pub mod disk;
 pub mod faults;
 pub mod history;

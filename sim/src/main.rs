@@ -7,6 +7,7 @@
 //! gregor-sim --random 200         # 200 fresh random seeds (printed, so a failure can be replayed)
 //! gregor-sim --bench 200          # seeds/s and simulated seconds per real second
 //! gregor-sim --quorum 3 --seeds 0..100   # the KRaft quorum simulator (3 or 5 controllers)
+//! gregor-sim --cluster 3 --seeds 0..20   # a KRaft cluster of real brokers, gregor-client workload
 //! ```
 
 use clap::Parser;
@@ -54,6 +55,11 @@ struct Cli {
     /// world (same --seed/--seeds/--random/--bench/--trace and phase lengths).
     #[arg(long, value_name = "N")]
     quorum: Option<usize>,
+    /// Run the cluster simulator with this many combined nodes (1, 3 or 5), each a quorum
+    /// member and a real broker in KRaft mode, with gregor-client as the workload (same
+    /// --seed/--seeds/--random/--bench/--trace/--history; phases default to 35 s + 25 s).
+    #[arg(long, value_name = "N")]
+    cluster: Option<usize>,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -233,8 +239,52 @@ fn quorum(cli: &Cli, nodes: usize) -> bool {
     q::many(&template, &seeds, threads)
 }
 
+/// `--cluster N`: the same seed selection, run through [`gregor_sim::cluster`]. Its phases
+/// default to its own lengths (35 s + 25 s) unless given.
+fn cluster(cli: &Cli, nodes: usize) -> bool {
+    use gregor_sim::cluster::{cli as c, Options as COptions};
+    let mut template = COptions::new(0, nodes);
+    template.trace = cli.trace;
+    if cli.safety_ms != 60_000 {
+        template.safety_ms = cli.safety_ms;
+    }
+    if cli.liveness_ms != 40_000 {
+        template.liveness_ms = cli.liveness_ms;
+    }
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(seed) = cli.seed {
+        return c::one(&COptions { seed, ..template }, cli.history);
+    }
+    let seeds: Vec<u64> = if let Some(range) = &cli.seeds {
+        let parsed = range
+            .split_once("..")
+            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+        let Some((a, b)) = parsed else {
+            eprintln!("--seeds wants two numbers A..B, got {range:?}");
+            std::process::exit(2);
+        };
+        (a..b).collect()
+    } else if let Some(n) = cli.random {
+        let seeds: Vec<u64> = (0..n).map(|_| rand::random::<u64>() >> 1).collect();
+        println!("random seeds: {seeds:?}");
+        seeds
+    } else if let Some(n) = cli.bench {
+        println!("bench: {n} seeds on one thread");
+        return c::many(&template, &(0..n).collect::<Vec<_>>(), 1);
+    } else {
+        eprintln!("nothing to do: pass --seed N, --seeds A..B, --random N or --bench N");
+        std::process::exit(2);
+    };
+    c::many(&template, &seeds, threads)
+}
+
 fn main() {
     let cli = Cli::parse();
+    if let Some(nodes) = cli.cluster {
+        std::process::exit(if cluster(&cli, nodes) { 0 } else { 1 });
+    }
     if let Some(nodes) = cli.quorum {
         std::process::exit(if quorum(&cli, nodes) { 0 } else { 1 });
     }

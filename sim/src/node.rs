@@ -270,5 +270,37 @@ pub fn describe(r: &StorageRequest) -> String {
                 dir.dir_name()
             )
         }
+        StorageRequest::CreateCleanedSegment { file, .. } => {
+            format!(
+                "create {}/{}",
+                file.dir.dir_name(),
+                file.cleaned_file_name()
+            )
+        }
+        StorageRequest::AppendCleanedSegment {
+            file,
+            position,
+            data,
+        } => format!(
+            "write {}/{} @{position} {}",
+            file.dir.dir_name(),
+            file.cleaned_file_name(),
+            data.len()
+        ),
+        StorageRequest::SwapCleanedSegment { file } => format!(
+            "swap in {}/{}",
+            file.dir.dir_name(),
+            file.cleaned_file_name()
+        ),
+        StorageRequest::CompleteSegmentSwap { file } => format!(
+            "rename {}/{} into place",
+            file.dir.dir_name(),
+            file.swap_file_name()
+        ),
+        StorageRequest::DiscardCleanedSegment { file } => format!(
+            "discard {}/{}",
+            file.dir.dir_name(),
+            file.cleaned_file_name()
+        ),
     }
 }

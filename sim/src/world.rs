@@ -671,12 +671,54 @@ impl World {
 impl World {
     // ------------------------------------------------------------------ the broker processes
 
+    /// `epoch-cache` (`check::epochs`): each partition's recovered leader-epoch cache against
+    /// the batch headers on the node's disk.
+    fn recovered_epochs_problems(&self, node: usize) -> Vec<String> {
+        let n = &self.nodes[node];
+        let Some(broker) = n.broker.as_ref() else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        for (topic, t) in broker.topics() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if p.offline.is_some() {
+                    continue;
+                }
+                let prefix = format!("{topic}-{i}/");
+                let segments: Vec<(i64, &[u8])> = n
+                    .disk
+                    .files
+                    .iter()
+                    .filter_map(|(path, f)| {
+                        let name = path.strip_prefix(&prefix)?;
+                        let base = gregor_core::files::parse_segment_file_name(name)?;
+                        Some((base, f.written.as_slice()))
+                    })
+                    .collect();
+                let (start, end) = (p.log.log_start_offset(), p.log.log_end_offset());
+                let batches = crate::check::epochs::batches_below(&segments, end);
+                let name = format!("{topic}-{i}");
+                let cache = p.log.epochs().entries();
+                // The simulated broker runs standalone (epoch 0) unless configured for KRaft.
+                let standalone = (!self.config.kraft).then_some(0);
+                problems.extend(crate::check::epochs::check_partition(
+                    &name, cache, &batches, start, end, standalone,
+                ));
+            }
+        }
+        problems
+    }
+
     fn start_broker(&mut self, node: usize) {
         let config = Config {
             seed: self.prng.next_u64(),
             ..self.config.clone()
         };
         let found = self.nodes[node].start(config, self.now);
+        for problem in self.recovered_epochs_problems(node) {
+            self.failures
+                .push(format!("t={}ms: {problem}", self.now / MS));
+        }
         let mut log_ends = Vec::new();
         // Per-step invariant across restarts: the acknowledged (high-watermark) prefix is never
         // cut, unless a power loss did it under a policy that allows it.

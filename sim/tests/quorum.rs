@@ -67,4 +67,9 @@ fn a_run_elects_commits_snapshots_and_acknowledges_topics() {
     assert!(number_before("installed") > 0, "{text:#?}");
     assert!(number_before("creates") > 40, "{text:#?}");
     assert!(number_before("unfencings") > 8, "{text:#?}");
+    // The replication workload: leaders' AlterPartitions accepted, ISRs and leaders changing.
+    assert!(number_before("alters-accepted") > 20, "{text:#?}");
+    assert!(number_before("isr-changes") > 20, "{text:#?}");
+    assert!(number_before("elections") > 8, "{text:#?}");
+    assert!(number_before("isr-checks") > 100, "{text:#?}");
 }

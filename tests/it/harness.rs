@@ -47,6 +47,7 @@ impl Broker {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
+        let _ = std::fs::remove_dir_all(b.metadata_dir());
         b.spawn();
         b
     }
@@ -90,6 +91,14 @@ impl Broker {
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Where the metadata log is unless `--metadata-log-dir` says otherwise: beside the data
+    /// directory, named after it.
+    pub fn metadata_dir(&self) -> PathBuf {
+        let mut name = self.data_dir.file_name().unwrap().to_os_string();
+        name.push("-metadata");
+        self.data_dir.with_file_name(name)
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -163,6 +172,8 @@ impl Drop for Broker {
             return;
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        // The metadata log's default place, beside the data directory.
+        let _ = std::fs::remove_dir_all(self.metadata_dir());
         let _ = std::fs::remove_file(self.log_path());
     }
 }

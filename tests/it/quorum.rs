@@ -117,6 +117,11 @@ pub(crate) struct Quorum {
 impl Quorum {
     /// Start the three voters, each with a snapshot every `snapshot_every` committed entries.
     pub(crate) fn start(snapshot_every: &str) -> Quorum {
+        Quorum::start_with(snapshot_every, &|_| Vec::new())
+    }
+
+    /// [`Quorum::start`] with `extra(i)` added to node `i`'s (1-based) command line.
+    pub(crate) fn start_with(snapshot_every: &str, extra: &dyn Fn(usize) -> Vec<String>) -> Quorum {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let voters = (1..=3)
             .map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1]))
@@ -139,7 +144,8 @@ impl Quorum {
         let nodes: Vec<Broker> = (1..=3)
             .map(|i| {
                 let _ = std::fs::remove_dir_all(&meta_dirs[i - 1]);
-                Broker::start(&[
+                let extra = extra(i);
+                let mut args = vec![
                     "--node-id",
                     &i.to_string(),
                     "--controller-listen",
@@ -150,7 +156,12 @@ impl Quorum {
                     meta_dirs[i - 1].to_str().unwrap(),
                     "--metadata-snapshot-interval-entries",
                     snapshot_every,
-                ])
+                ]
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<String>>();
+                args.extend(extra);
+                Broker::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
             })
             .collect();
         Quorum {

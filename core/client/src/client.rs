@@ -106,7 +106,15 @@ impl Client {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        at(self.meta.next_deadline(self.config.metadata_max_age_ms));
+        // A refresh that is due but has no ready connection to go on waits for a connection's
+        // event (or the end of a reconnect backoff, below), not for time: its past deadline
+        // would have the driver wake the client again at once, forever (the simulator saw
+        // millions of such wake-ups while every broker was unreachable).
+        let ready = self.conns.values().any(|c| c.state == ConnState::Ready);
+        at(self
+            .meta
+            .next_deadline(self.config.metadata_max_age_ms)
+            .filter(|t| ready || *t > self.now));
         at(self.down_until.values().min().copied());
         for c in self.conns.values() {
             at(c.in_flight.iter().map(|p| p.deadline).min());

@@ -240,6 +240,18 @@ impl Client {
 
     /// Give partitions to the records whose topic is now known.
     fn route(&mut self) {
+        // Records wait here while their topic has no metadata; every step would otherwise move
+        // each of them out and back (the simulator's producers, waiting for a topic being
+        // created, spent most of their time doing that).
+        let meta = &self.meta;
+        if self
+            .producer
+            .unrouted
+            .iter()
+            .all(|(_, rec, _)| meta.partitions(&rec.topic).is_none())
+        {
+            return;
+        }
         let mut waiting = VecDeque::new();
         while let Some((id, rec, at)) = self.producer.unrouted.pop_front() {
             let Some(count) = self.meta.partitions(&rec.topic) else {
@@ -429,20 +441,24 @@ impl Client {
     fn expire_batches(&mut self) {
         let timeout = Duration::from_ms(self.config.delivery_timeout_ms);
         let now = self.now;
-        let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.producer.unrouted)
-            .into_iter()
-            .partition(|(_, _, at)| now >= *at + timeout);
-        self.producer.unrouted = keep.into();
-        for (id, rec, _) in late {
-            let why = match self.meta.topic_errors.get(&rec.topic) {
-                Some(&code) => format!(
-                    "topic {} unavailable: {}",
-                    rec.topic,
-                    crate::io::error_name(code)
-                ),
-                None => format!("no metadata for topic {}", rec.topic),
-            };
-            self.report(id, &rec.topic, -1, Err(ClientError::Timeout(why)));
+        let late = |at: &Instant| now >= *at + timeout;
+        // Only rebuilt when something expired: this runs after every input.
+        if self.producer.unrouted.iter().any(|(_, _, at)| late(at)) {
+            let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.producer.unrouted)
+                .into_iter()
+                .partition(|(_, _, at)| late(at));
+            self.producer.unrouted = keep.into();
+            for (id, rec, _) in late {
+                let why = match self.meta.topic_errors.get(&rec.topic) {
+                    Some(&code) => format!(
+                        "topic {} unavailable: {}",
+                        rec.topic,
+                        crate::io::error_name(code)
+                    ),
+                    None => format!("no metadata for topic {}", rec.topic),
+                };
+                self.report(id, &rec.topic, -1, Err(ClientError::Timeout(why)));
+            }
         }
         let keys: Vec<TopicPartition> = self.producer.parts.keys().cloned().collect();
         for tp in keys {
@@ -789,11 +805,16 @@ impl Client {
                     .iter()
                     .map(|b| (b.encoded.as_ref().unwrap().1, b.records.len() as i32))
                     .collect();
+                // Each starts where the one before it ended, or later: a batch between them
+                // may have been acknowledged already (a broker that answered the earlier ones
+                // REQUEST_TIMED_OUT while their fsync was slow, and a later one with success,
+                // as the cluster simulator's seed 305 saw), and its sequences are used up.
                 for w in seqs.windows(2) {
-                    assert_eq!(
-                        increment_sequence(w[0].0, w[0].1),
-                        w[1].0,
-                        "{tp:?}: sequences in flight are consecutive: {seqs:?}"
+                    let end = increment_sequence(w[0].0, w[0].1);
+                    let gap = (i64::from(w[1].0) - i64::from(end)).rem_euclid(1 << 31);
+                    assert!(
+                        gap < 1 << 30,
+                        "{tp:?}: sequences in flight ascend: {seqs:?}"
                     );
                 }
             }

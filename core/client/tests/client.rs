@@ -293,6 +293,26 @@ fn ready_producer(partitions: usize, config: Config) -> Harness {
     h
 }
 
+/// While metadata is wanted but no connection is ready (the bootstrap server does not answer
+/// the connection attempt), the client has nothing to do until a connection event: its next
+/// deadline is never in the past, or a driver that sleeps until it would wake it at once,
+/// forever (found by the cluster simulator: millions of wake-ups per seed).
+#[test]
+fn no_deadline_in_the_past_while_waiting_for_a_connection() {
+    let mut h = Harness::new(config());
+    h.send("t", None, "v");
+    assert_eq!(h.connecting, vec![NodeId::bootstrap(0)]);
+    for _ in 0..5 {
+        h.advance_ms(1);
+        if let Some(t) = h.client.poll_timeout() {
+            assert!(t > h.now, "deadline {t:?} not after now {:?}", h.now);
+        }
+    }
+    // Once the connection is up, the request goes out as before.
+    h.handshake();
+    h.take(ApiKey::Metadata);
+}
+
 #[test]
 fn bootstrap_handshake_metadata_then_an_idempotent_keyed_batch() {
     let mut h = Harness::new(config());

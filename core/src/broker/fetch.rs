@@ -1,5 +1,11 @@
 //! Fetch (with long-poll). ListOffsets is in `list_offsets.rs`.
+//!
+//! Each partition is checked as Kafka's `Partition.readRecords` does: this broker leads it, the
+//! fetcher's `current_leader_epoch` matches (KIP-320, v9+), a follower's `last_fetched_epoch`
+//! agrees with this log (v12+; otherwise the answer is `DivergingEpoch` and no records: see
+//! `epochs.rs`), and the fetch offset lies in the log.
 
+use super::epochs;
 use super::*;
 use crate::log::{advance, Goal, ReadStep};
 
@@ -13,6 +19,8 @@ impl Broker {
                     partition: p.partition,
                     fetch_offset: p.fetch_offset,
                     max_bytes: p.partition_max_bytes.max(0) as u32,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: p.last_fetched_epoch,
                 });
             }
         }
@@ -47,8 +55,8 @@ impl Broker {
         let mut bytes = 0u64;
         for part in &f.parts {
             match self.fetch_check(part) {
-                Err(_) => return true,
-                Ok(p) => {
+                Err(_) | Ok((_, Some(_))) => return true,
+                Ok((p, None)) => {
                     let plan =
                         p.log
                             .plan_read(part.fetch_offset, p.high_watermark, part.max_bytes, true);
@@ -62,7 +70,13 @@ impl Broker {
         bytes >= f.min_bytes.max(1) as u64
     }
 
-    pub(super) fn fetch_check(&self, part: &FetchPart) -> Result<&Partition, i16> {
+    /// May `part` be read: the partition, and the diverging epoch to answer instead of
+    /// records if the fetcher's log diverged from this one; or the error code for it.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn fetch_check(
+        &self,
+        part: &FetchPart,
+    ) -> Result<(&Partition, Option<(i32, i64)>), i16> {
         (self.serve_check(&part.topic, part.partition, Serve::Read))
             .map_err(|e| i16::from(e.code))?;
         let p = self
@@ -71,12 +85,18 @@ impl Broker {
         if p.offline.is_some() {
             return Err(KAFKA_STORAGE_ERROR);
         }
+        (self.fence_leader_epoch(&part.topic, part.partition, part.current_leader_epoch))
+            .map_err(|e| i16::from(e.code))?;
+        let diverging = epochs::diverging_epoch(p, part.last_fetched_epoch, part.fetch_offset)?;
+        if diverging.is_some() {
+            return Ok((p, diverging));
+        }
         if part.fetch_offset < p.log.log_start_offset()
             || part.fetch_offset > p.log.log_end_offset()
         {
             return Err(OFFSET_OUT_OF_RANGE);
         }
-        Ok(p)
+        Ok((p, None))
     }
 
     pub(super) fn wake_fetches(&mut self, touched: &BTreeSet<(String, i32)>) {
@@ -143,7 +163,16 @@ impl Broker {
                     pd.error_code = code;
                     pd.current_leader = self.current_leader(&part.topic, part.partition);
                 }
-                Ok(p) => {
+                Ok((p, Some((epoch, end_offset)))) => {
+                    // The fetcher's log diverged: where, and no records (it truncates first).
+                    pd.high_watermark = p.high_watermark;
+                    pd.last_stable_offset = p.high_watermark;
+                    pd.log_start_offset = p.log.log_start_offset();
+                    pd.diverging_epoch = fetch_response::EpochEndOffset::default()
+                        .with_epoch(epoch)
+                        .with_end_offset(end_offset);
+                }
+                Ok((p, None)) => {
                     pd.high_watermark = p.high_watermark;
                     pd.last_stable_offset = p.high_watermark;
                     pd.log_start_offset = p.log.log_start_offset();

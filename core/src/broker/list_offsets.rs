@@ -10,6 +10,11 @@
 //! ([`crate::batch::first_record_at_or_after`]). The request is parked until its reads return;
 //! its response still goes out in request order for its connection.
 //!
+//! Each answer carries the leader epoch of the offset it names (KIP-320, v4+: the latest epoch
+//! for latest, else the epoch that wrote the batch found, from the leader-epoch cache), and a
+//! request whose `current_leader_epoch` does not match the partition's is fenced
+//! (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH, `epochs.rs`).
+//!
 //! ## Safety properties
 //! * Every answer is below the high watermark: the batch chosen ends below it, and the record
 //!   found lies inside that batch (asserted).
@@ -73,20 +78,31 @@ impl Broker {
                     .with_offset(-1)
                     .with_leader_epoch(-1);
                 let refused = self.serve_check(&name, p.partition_index, Serve::Read);
+                let fenced =
+                    self.fence_leader_epoch(&name, p.partition_index, p.current_leader_epoch);
                 match self.partition(&name, p.partition_index) {
                     _ if refused.is_err() => pr.error_code = refused.unwrap_err().code.into(),
                     None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                     Some(part) if part.offline.is_some() => pr.error_code = KAFKA_STORAGE_ERROR,
+                    Some(_) if fenced.is_err() => pr.error_code = fenced.unwrap_err().code.into(),
                     Some(part) => {
                         let hw = part.high_watermark;
+                        let epochs = part.log.epochs();
                         match p.timestamp {
-                            -1 => pr.offset = hw,
-                            -2 => pr.offset = part.log.log_start_offset(),
+                            // KIP-320: latest answers the latest epoch, the others the epoch
+                            // of the batch holding the offset found.
+                            -1 => (pr.offset, pr.leader_epoch) = (hw, epochs.latest_epoch()),
+                            -2 => {
+                                let start = part.log.log_start_offset();
+                                pr.offset = start;
+                                pr.leader_epoch = epochs.epoch_for_offset(start).unwrap_or(-1);
+                            }
                             -3 => {
                                 if let Some((o, ts)) = part.log.max_timestamp_offset(hw) {
                                     assert!(o < hw, "KIP-734 answers below the high watermark");
                                     pr.offset = o;
                                     pr.timestamp = ts;
+                                    pr.leader_epoch = epochs.epoch_for_offset(o).unwrap_or(-1);
                                 }
                             }
                             ts if ts >= 0 => {
@@ -140,17 +156,19 @@ impl Broker {
     ) {
         // Where the search would go on if this segment holds no answer: the next segment that
         // reaches the target (its answers all lay below a log start DeleteRecords moved).
-        let next_segment = {
+        let (next_segment, epochs) = {
             let s = &self.list_offsets[&id].slots[slot];
             let dir = &s.plan.file.dir;
-            self.topics
+            let part = self
+                .topics
                 .get(&dir.topic)
-                .and_then(|t| t.partitions.get(dir.partition as usize))
-                .and_then(|p| {
-                    let after = s.plan.file.base_offset;
-                    p.log
-                        .offset_for_timestamp_after(s.target, s.plan.upper, after)
-                })
+                .and_then(|t| t.partitions.get(dir.partition as usize));
+            let next = part.and_then(|p| {
+                let after = s.plan.file.base_offset;
+                p.log
+                    .offset_for_timestamp_after(s.target, s.plan.upper, after)
+            });
+            (next, part.map(|p| p.log.epochs().clone()))
         };
         let l = self
             .list_offsets
@@ -225,6 +243,9 @@ impl Broker {
                 );
                 pr.offset = offset;
                 pr.timestamp = timestamp;
+                pr.leader_epoch = epochs
+                    .and_then(|e| e.epoch_for_offset(offset))
+                    .unwrap_or(-1);
             }
             Err(problem) => {
                 pr.error_code = KAFKA_STORAGE_ERROR;

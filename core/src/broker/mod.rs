@@ -33,7 +33,7 @@ use crate::config::{Config, ConfigError, Durability};
 use crate::error::*;
 use crate::files::{BrokerMeta, PartitionMeta, TopicSettings};
 use crate::group::Coordinator;
-use crate::ids::{LeaderEpoch, TopicId, TopicPartition};
+use crate::ids::{TopicId, TopicPartition};
 use crate::io::{
     ConnId, Input, LogLevel, OpId, Output, PartitionDir, Request, StorageFault, StorageReply,
     StorageRequest,
@@ -78,11 +78,14 @@ use cluster::Serve;
 pub use observe::{GroupView, PartitionView};
 
 mod admin;
+mod clean;
 mod cluster;
+mod epochs;
 mod fetch;
 mod host;
 mod list_offsets;
 mod observe;
+mod offset_for_leader_epoch;
 mod produce;
 mod producer_ids;
 mod recovery;
@@ -134,6 +137,11 @@ enum OpPurpose {
         waiter: Option<u64>,
     },
     BrokerMeta,
+    /// A request of the log cleaner's clean `job` (`clean.rs`).
+    Clean {
+        job: u64,
+        op: clean::CleanOp,
+    },
     /// Housekeeping (truncate, delete, repair): a failure is logged.
     Other {
         what: String,
@@ -175,6 +183,10 @@ struct FetchPart {
     partition: i32,
     fetch_offset: i64,
     max_bytes: u32,
+    /// KIP-320 (v9+): the leader epoch the fetcher's metadata names, -1 for none.
+    current_leader_epoch: i32,
+    /// v12+: the epoch of the last batch the fetcher holds, -1 for none (consumers).
+    last_fetched_epoch: i32,
 }
 
 #[derive(Debug)]
@@ -256,6 +268,8 @@ pub struct Broker {
     /// Steps taken, for the periodic full check (`Config::full_check_every_steps`).
     steps: u64,
     next_retention_check: Instant,
+    /// Log compaction's state: the clean in progress, where each partition's last one stopped.
+    cleaner: clean::Cleaner,
     pub(crate) coordinator: Coordinator,
     /// Whether `coordinator` is lent to group code right now (see `Broker::with_groups`).
     coordinator_lent: bool,
@@ -309,6 +323,7 @@ impl Broker {
         }
         self.on_time();
         self.kraft_on_time();
+        self.release_parked_metadata();
         self.after_step();
         self.steps += 1;
         if self.full_check_due() {
@@ -372,6 +387,7 @@ impl Broker {
         });
         [
             ("retention check", Some(self.next_retention_check)),
+            ("log cleaner", self.cleaner_deadline()),
             ("delayed produce", self.produce_waits.next_deadline()),
             ("delayed fetch", self.fetch_waits.next_deadline()),
             ("group coordinator", self.coordinator.next_deadline()),
@@ -622,6 +638,7 @@ impl Broker {
             RequestKind::Produce(r) => self.produce(to, version, r),
             RequestKind::Fetch(r) => self.fetch(to, r),
             RequestKind::ListOffsets(r) => self.list_offsets(to, r),
+            RequestKind::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(to, r),
             RequestKind::CreateTopics(r) => self.create_topics(to, r),
             RequestKind::DeleteTopics(r) => self.delete_topics(to, version, r),
             RequestKind::InitProducerId(r) => self.init_producer_id(to, r),
@@ -633,6 +650,9 @@ impl Broker {
             RequestKind::DescribeCluster(r) => self.describe_cluster(to, r),
             RequestKind::DescribeLogDirs(r) => self.describe_log_dirs(to, r),
             RequestKind::DescribeProducers(r) => self.describe_producers(to, r),
+            RequestKind::DescribeQuorum(r) if self.config.kraft => {
+                self.kraft_describe_quorum(to, r)
+            }
             RequestKind::FindCoordinator(r) if self.config.kraft => {
                 self.kraft_find_coordinator(to, r)
             }

@@ -188,6 +188,16 @@ impl Broker {
                 "transactional and control batches are not supported",
             ));
         }
+        if settings.compaction.policy.compacts() {
+            // Kafka's `LogValidator.validateKey`: a compacted topic keeps records by key, so a
+            // record without one is refused (INVALID_RECORD since KIP-467, Kafka 2.4+).
+            crate::log::cleaner::check_keys(&records).map_err(|why| {
+                ClientError::new(
+                    ErrorCode::INVALID_RECORD,
+                    format!("compacted topic {name}: {why}"),
+                )
+            })?;
+        }
         let mut base = p.log.log_end_offset();
         let mut wait_end = None;
         if header.has_producer_id() {

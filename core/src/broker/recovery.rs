@@ -1,5 +1,6 @@
 //! Starting a broker from what the driver recovered from storage.
 
+use super::epochs::STANDALONE_LEADER_EPOCH;
 use super::*;
 
 impl Broker {
@@ -35,6 +36,7 @@ impl Broker {
             stepped: BTreeSet::new(),
             steps: 0,
             next_retention_check: now + RETENTION_CHECK_INTERVAL,
+            cleaner: Default::default(),
             coordinator: Coordinator::new(&config),
             coordinator_lent: false,
             kraft: Default::default(),
@@ -101,6 +103,9 @@ impl Broker {
             };
             let (mut log, mut repairs, mut notes) =
                 PartitionLog::recover(dir, rp.segments, rp.snapshot, now);
+            // The leader epochs the snapshot carried plus those of the batches replayed after
+            // it, clamped to the log recovery kept (a power loss may have taken a tail).
+            log.set_recovered_epochs(rp.epochs);
             // KIP-107: the log start DeleteRecords left, checkpointed in partition.meta;
             // segments wholly below it that a crash kept are deleted now.
             let start = meta.log_start_offset.min(log.log_end_offset());
@@ -163,6 +168,39 @@ impl Broker {
                     Partition::new(PartitionLog::create(dir, now).0, ProducerStates::default());
                 missing.offline = Some("missing".into());
                 topic.partitions.push(missing);
+            }
+            if !broker.config.kraft {
+                // Standalone: this broker leads every partition, in epoch 0, from the start.
+                // (In KRaft mode the first metadata image names the epoch.) A batch claiming
+                // another epoch has a damaged header: `partitionLeaderEpoch` is not covered by
+                // the batch CRC (Kafka's neither), so a torn write can flip it unseen (found by
+                // simulator seeds 61 and 181). Its records are intact; the cache is rebuilt.
+                let bad = p
+                    .log
+                    .epochs()
+                    .entries()
+                    .iter()
+                    .any(|(e, _)| *e != STANDALONE_LEADER_EPOCH);
+                if bad {
+                    broker.outputs.push_back(Output::Log {
+                        level: LogLevel::Error,
+                        message: format!(
+                            "{}: batch headers name leader epochs {:?} on a standalone broker \
+                             (damaged: the field is outside the batch CRC); epoch 0 throughout",
+                            rp.dir_name,
+                            p.log.epochs().entries()
+                        ),
+                    });
+                    let start = p.log.log_start_offset();
+                    let fixed = crate::log::LeaderEpochCache::from_entries(vec![(
+                        STANDALONE_LEADER_EPOCH,
+                        start,
+                    )])
+                    .expect("one entry");
+                    p.log.set_recovered_epochs(fixed);
+                }
+                let refused = p.log.assign_epoch(STANDALONE_LEADER_EPOCH).err();
+                assert!(refused.is_none(), "standalone logs hold epoch 0 only");
             }
             topic.partitions[idx] = p;
             if let Some(max) = topic.partitions[idx].producers.max_producer_id() {

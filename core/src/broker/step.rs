@@ -13,10 +13,17 @@ impl Broker {
                     if p.offline.is_some() {
                         continue;
                     }
+                    // `cleanup.policy=compact` alone keeps old segments (the cleaner trims
+                    // them by key instead).
+                    let deletes = t.settings.compaction.policy.deletes();
                     let reqs = p.log.apply_retention(
                         now_ms,
-                        t.settings.retention_ms,
-                        t.settings.retention_bytes,
+                        if deletes { t.settings.retention_ms } else { -1 },
+                        if deletes {
+                            t.settings.retention_bytes
+                        } else {
+                            -1
+                        },
                         p.high_watermark,
                     );
                     if !reqs.is_empty() {
@@ -59,6 +66,7 @@ impl Broker {
                     .is_some()));
             self.touched.extend(due);
         }
+        self.cleaner_tick();
         self.coordinator_tick();
     }
 

@@ -133,6 +133,7 @@ impl Broker {
                     }
                 }
             }
+            OpPurpose::Clean { job, op: clean_op } => self.clean_done(job, clean_op, result),
             OpPurpose::Other { what } => {
                 if let Err(fault) = result {
                     self.log(
@@ -207,6 +208,7 @@ impl Broker {
             LogLevel::Error,
             format!("{topic}-{partition}: {why}; log cut back to offset {keep}"),
         );
+        self.leader_epoch_goes_on(topic, partition);
         for r in reqs {
             self.storage(
                 r,

@@ -21,102 +21,24 @@
 //!   ISR it is in (never emptying one: the last member stays, to be elected when it returns) and
 //!   every partition it led gets a new leader: the first replica in assignment order that is in
 //!   the ISR and unfenced (`PartitionChangeBuilder.electAnyLeader`, not "the longest log": every
-//!   ISR member has every committed record), or none, and the partition is offline.
+//!   ISR member has every committed record), or none, and the partition is offline (unless the
+//!   topic allows unclean elections). The rules are in [`super::replication`].
 //! * When a broker is unfenced, offline partitions whose ISR holds it get it as leader.
+//! * A broker in controlled shutdown, or unregistered, leaves partitions as a fenced one does.
 //! * A topic's configs are ConfigRecords in the batch that creates it; only the keys the
 //!   brokers know ([`TOPIC_CONFIGS`]) are accepted.
 //! * New partitions (of a new topic, or added by CreatePartitions) are placed round-robin over the unfenced brokers from a random start, each
 //!   replica list shifted by a random step, so leaders spread evenly (Kafka's rack-unaware
 //!   placement in `AdminUtils`/`StripedReplicaPlacer`).
 
-use super::records::{
-    Endpoint, PartitionChange, PartitionRecord, RegisterBroker, CONFIG_RESOURCE_TOPIC,
-};
-use super::{BrokerEpoch, BrokerId, LeaderChange, MetadataImage, MetadataRecord, TopicId};
+use super::records::{Endpoint, PartitionRecord, RegisterBroker, CONFIG_RESOURCE_TOPIC};
+use super::replication;
+use super::{BrokerEpoch, BrokerId, MetadataImage, MetadataRecord, TopicId};
 use crate::prng::Prng;
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Why the controller refused a request; each maps to Kafka's error code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ControllerError {
-    /// Another incarnation of this broker id still has a live session.
-    DuplicateBrokerRegistration(BrokerId),
-    /// A heartbeat from a broker id with no registration.
-    BrokerIdNotRegistered(BrokerId),
-    /// A heartbeat naming an older incarnation's epoch.
-    StaleBrokerEpoch(BrokerId),
-    TopicAlreadyExists(String),
-    UnknownTopic(String),
-    /// A topic name Kafka does not allow (empty, too long, bad characters): the reason.
-    InvalidTopic(String),
-    InvalidPartitions(i32),
-    /// More replicas asked for than there are unfenced brokers.
-    InvalidReplicationFactor {
-        asked: i32,
-        brokers: usize,
-    },
-    /// This node is not the active controller (or stopped being it before the request's
-    /// records committed: they may still commit under the next one). `leader` is the quorum
-    /// leader it knows of, the node to ask instead.
-    NotController {
-        leader: Option<i32>,
-    },
-    /// Too many of the active controller's records are waiting to commit (a majority of the
-    /// quorum is slow or unreachable): nothing was written; ask again later.
-    RequestTimedOut,
-    /// A topic config key the brokers do not know (not in [`TOPIC_CONFIGS`]): the reason.
-    InvalidConfig(String),
-}
-
-impl ControllerError {
-    /// Kafka's error code (`Errors.java`).
-    pub fn code(&self) -> i16 {
-        match self {
-            ControllerError::DuplicateBrokerRegistration(_) => 101,
-            ControllerError::BrokerIdNotRegistered(_) => 102,
-            ControllerError::StaleBrokerEpoch(_) => 77,
-            ControllerError::TopicAlreadyExists(_) => 36,
-            ControllerError::UnknownTopic(_) => 3,
-            ControllerError::InvalidTopic(_) => 17,
-            ControllerError::InvalidPartitions(_) => 37,
-            ControllerError::InvalidReplicationFactor { .. } => 38,
-            ControllerError::NotController { .. } => 41,
-            ControllerError::RequestTimedOut => 7,
-            ControllerError::InvalidConfig(_) => 40,
-        }
-    }
-
-    /// A sentence for the response's `error_message`.
-    pub fn message(&self) -> String {
-        match self {
-            ControllerError::DuplicateBrokerRegistration(b) => {
-                format!("broker {} is already registered with a live session", b.0)
-            }
-            ControllerError::BrokerIdNotRegistered(b) => {
-                format!("broker {} is not registered", b.0)
-            }
-            ControllerError::StaleBrokerEpoch(b) => {
-                format!("broker {}: the broker epoch is not its current one", b.0)
-            }
-            ControllerError::TopicAlreadyExists(t) => format!("topic {t} already exists"),
-            ControllerError::UnknownTopic(t) => format!("topic {t} does not exist"),
-            ControllerError::InvalidTopic(why) => why.clone(),
-            ControllerError::InvalidPartitions(n) => format!("invalid partition count {n}"),
-            ControllerError::InvalidReplicationFactor { asked, brokers } => {
-                format!("replication factor {asked} with {brokers} unfenced brokers")
-            }
-            ControllerError::NotController { leader } => match leader {
-                Some(l) => format!("not the active controller; node {l} leads the quorum"),
-                None => "not the active controller; no quorum leader known".into(),
-            },
-            ControllerError::RequestTimedOut => {
-                "the metadata quorum is not committing; try again".into()
-            }
-            ControllerError::InvalidConfig(why) => why.clone(),
-        }
-    }
-}
+pub use super::error::ControllerError;
 
 /// The topic config keys a topic may be created with: the ones gregor's brokers honour or
 /// accept (the list `core/src/broker/admin` checks alter requests against). The controller
@@ -132,6 +54,7 @@ pub const TOPIC_CONFIGS: &[&str] = &[
     "retention.ms",
     "segment.bytes",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 /// How many producer ids one AllocateProducerIds hands out (Kafka's
@@ -237,7 +160,7 @@ impl Controller {
             in_controlled_shutdown: false,
         })];
         // The new incarnation starts fenced: what the old one led moves now.
-        records.extend(leave_partitions(image, req.broker_id));
+        records.extend(replication::leave(image, req.broker_id));
         self.sessions.insert(req.broker_id, now);
         assert!(image
             .broker(req.broker_id)
@@ -277,14 +200,7 @@ impl Controller {
             fenced: Some(false),
             in_controlled_shutdown: None,
         }];
-        for (topic_id, t) in image.topics() {
-            for (p, r) in &t.partitions {
-                if r.leader.is_none() && r.isr.contains(&broker) {
-                    assert!(r.replicas.contains(&broker), "ISR within the replicas");
-                    records.push(change(*topic_id, *p, None, LeaderChange::To(broker)));
-                }
-            }
-        }
+        records.extend(replication::unfenced(image, broker));
         assert!(epoch.0 <= metadata_offset, "unfenced only once caught up");
         Ok((false, records))
     }
@@ -309,7 +225,7 @@ impl Controller {
                 fenced: Some(true),
                 in_controlled_shutdown: None,
             }];
-            mine.extend(leave_partitions(&staged, b));
+            mine.extend(replication::leave(&staged, b));
             for r in &mine {
                 let at = staged.offset() + 1;
                 staged
@@ -328,6 +244,55 @@ impl Controller {
             );
         }
         records
+    }
+
+    /// Controlled shutdown (Kafka's BrokerHeartbeat `WantShutDown`): broker `broker` of
+    /// incarnation `epoch` is going away on purpose, so its leaderships move to other live ISR
+    /// members *before* it stops, and it leaves every ISR (the last member stays, and keeps a
+    /// partition no one else can lead). It may not join an ISR again in this incarnation.
+    /// Returns the records (none when it is already shutting down).
+    pub fn controlled_shutdown(
+        &mut self,
+        image: &MetadataImage,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let reg = image
+            .broker(broker)
+            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
+        if reg.broker_epoch != epoch {
+            return Err(ControllerError::StaleBrokerEpoch(broker));
+        }
+        if reg.in_controlled_shutdown {
+            return Ok(Vec::new());
+        }
+        let mut records = vec![MetadataRecord::BrokerRegistrationChange {
+            broker_id: broker,
+            broker_epoch: epoch,
+            fenced: None,
+            in_controlled_shutdown: Some(true),
+        }];
+        records.extend(replication::leave(image, broker));
+        Ok(records)
+    }
+
+    /// UnregisterBroker (KIP-500's `kafka-cluster.sh unregister`): the broker's registration
+    /// goes; it leaves every partition as a fenced broker does. Its session ends.
+    pub fn unregister(
+        &mut self,
+        image: &MetadataImage,
+        broker: BrokerId,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let reg = image
+            .broker(broker)
+            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
+        let mut records = vec![MetadataRecord::UnregisterBroker {
+            broker_id: broker,
+            broker_epoch: reg.broker_epoch,
+        }];
+        records.extend(replication::leave(image, broker));
+        self.sessions.remove(&broker);
+        Ok(records)
     }
 
     /// When [`Controller::tick`] next has something to do (the earliest session end).
@@ -375,6 +340,9 @@ impl Controller {
             )));
         }
         assert!(configs.keys().all(|k| TOPIC_CONFIGS.contains(&k.as_str())));
+        for (k, v) in configs {
+            replication::validate_config(k, v)?;
+        }
         if image.topic_id(name).is_some() {
             return Err(ControllerError::TopicAlreadyExists(name.to_string()));
         }
@@ -513,6 +481,13 @@ impl Controller {
         Ok(vec![MetadataRecord::RemoveTopic { topic_id }])
     }
 
+    /// End broker `broker`'s session: its process is known to be gone (a combined node's own
+    /// broker, registered by this node's previous run), so a new incarnation may register at
+    /// once instead of waiting out the old one's session timeout.
+    pub fn end_session(&mut self, broker: BrokerId) {
+        self.sessions.remove(&broker);
+    }
+
     fn session_live(&self, broker: BrokerId, now: Instant) -> bool {
         self.sessions
             .get(&broker)
@@ -547,59 +522,4 @@ fn place(brokers: &[BrokerId], p: usize, rf: usize, start: usize, shift: usize) 
     let distinct: BTreeSet<BrokerId> = out.iter().copied().collect();
     assert_eq!(distinct.len(), rf, "replicas of one partition are distinct");
     out
-}
-
-/// The records that take fenced (or re-registering) `broker` out of every partition: it leaves
-/// each ISR it is in unless it is the last member, and each partition it led gets the first
-/// other ISR member that is unfenced, in assignment order, or goes offline.
-fn leave_partitions(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
-    let unfenced = |b: &BrokerId| *b != broker && image.broker(*b).is_some_and(|r| !r.fenced);
-    let mut records = Vec::new();
-    for (topic_id, t) in image.topics() {
-        for (p, r) in &t.partitions {
-            if !r.isr.contains(&broker) && r.leader != Some(broker) {
-                continue;
-            }
-            let isr: Vec<BrokerId> = if r.isr.len() > 1 {
-                r.isr.iter().copied().filter(|b| *b != broker).collect()
-            } else {
-                r.isr.clone()
-            };
-            let leader = if r.leader == Some(broker) {
-                match r.replicas.iter().find(|b| isr.contains(b) && unfenced(b)) {
-                    Some(b) => {
-                        assert_ne!(*b, broker, "a leader moves off the fenced broker");
-                        LeaderChange::To(*b)
-                    }
-                    None => LeaderChange::NoLeader,
-                }
-            } else {
-                LeaderChange::Unchanged
-            };
-            let new_isr = (isr != r.isr).then_some(isr);
-            assert!(
-                new_isr.as_ref().is_none_or(|i| !i.is_empty()),
-                "never an empty ISR"
-            );
-            if new_isr.is_some() || leader != LeaderChange::Unchanged {
-                records.push(change(*topic_id, *p, new_isr, leader));
-            }
-        }
-    }
-    records
-}
-
-fn change(
-    topic_id: TopicId,
-    partition: i32,
-    isr: Option<Vec<BrokerId>>,
-    leader: LeaderChange,
-) -> MetadataRecord {
-    MetadataRecord::PartitionChange(PartitionChange {
-        topic_id,
-        partition,
-        isr,
-        leader,
-        replicas: None,
-    })
 }

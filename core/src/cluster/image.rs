@@ -7,7 +7,14 @@
 //! * a topic's partitions are numbered 0..n without gaps;
 //! * for every partition: the replicas are distinct and not empty, **leader ∈ ISR ⊆ replicas**
 //!   (or no leader: the partition is offline), epochs are not negative;
-//! * a broker registration is keyed by its id, and its epoch is not above the image's offset.
+//! * a broker registration is keyed by its id, and its epoch is not above the image's offset;
+//! * every unclean election on record (gregor's UncleanElection records) names a partition that
+//!   exists, one per leader epoch, in order. Replayed live, such a record must follow the change
+//!   that made its broker the leader, alone in the ISR.
+//!
+//! The replication invariants that hold only between two of the controller's decisions (no
+//! fenced broker in an ISR but the last member of an offline partition) are
+//! the replication module's `check`.
 //!
 //! And for every PartitionChange replayed (asserted in `replay`): the partition epoch rises by
 //! one; the leader epoch rises by one when the leader changes and stays otherwise. Those epochs
@@ -113,6 +120,10 @@ pub struct MetadataImage {
     topic_ids: BTreeMap<String, TopicId>,
     /// The last producer-id block handed out (KIP-730), as its record said.
     producer_ids: Option<(BrokerId, BrokerEpoch, i64)>,
+    /// Every unclean election still on record (gregor's UncleanElection records): for each
+    /// partition, the brokers elected from outside the ISR and the leader epoch each started,
+    /// in order. They go when the topic does.
+    unclean: BTreeMap<(TopicId, i32), Vec<(BrokerId, i32)>>,
 }
 
 impl MetadataImage {
@@ -146,6 +157,18 @@ impl MetadataImage {
     pub fn feature(&self, name: &str) -> Option<i16> {
         self.features.get(name).copied()
     }
+    /// The unclean elections on record: per partition, (leader, leader epoch) in order.
+    pub fn unclean_elections(&self) -> &BTreeMap<(TopicId, i32), Vec<(BrokerId, i32)>> {
+        &self.unclean
+    }
+    /// Topic `topic`'s override of config `name`, if it has one.
+    pub fn topic_config(&self, topic: TopicId, name: &str) -> Option<&str> {
+        self.topics
+            .get(&topic)?
+            .configs
+            .get(name)
+            .map(String::as_str)
+    }
     /// Where the next producer-id block starts (0 before any was handed out).
     pub fn next_producer_id(&self) -> i64 {
         self.producer_ids.map_or(0, |(_, _, next)| next)
@@ -169,6 +192,27 @@ impl MetadataImage {
             });
         }
         let before = self.epochs_of(record);
+        if let MetadataRecord::UncleanElection {
+            topic_id,
+            partition,
+            leader,
+            leader_epoch,
+        } = record
+        {
+            // Live, the record follows the change that made the election: the partition is led
+            // by `leader` in `leader_epoch`, alone in its ISR. (A snapshot's older ones are not.)
+            let p = self
+                .partition(*topic_id, *partition)
+                .ok_or(ReplayError::UnknownPartition {
+                    topic: *topic_id,
+                    partition: *partition,
+                })?;
+            if p.leader != Some(*leader) || p.leader_epoch != *leader_epoch || p.isr != [*leader] {
+                return Err(ReplayError::InvalidAssignment(format!(
+                    "unclean election of {leader:?} in epoch {leader_epoch}, but the partition is {p:?}"
+                )));
+            }
+        }
         self.apply(offset, record)?;
         assert!(offset > self.offset, "offsets only go up");
         self.offset = offset;
@@ -263,12 +307,24 @@ impl MetadataImage {
         );
         let partitions: usize = self.topics.values().map(|t| t.partitions.len()).sum();
         let configs: usize = self.topics.values().map(|t| t.configs.len()).sum();
+        for ((topic_id, partition), elections) in &self.unclean {
+            out.extend(elections.iter().map(|(leader, leader_epoch)| {
+                MetadataRecord::UncleanElection {
+                    topic_id: *topic_id,
+                    partition: *partition,
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                }
+            }));
+        }
+        let unclean: usize = self.unclean.values().map(Vec::len).sum();
         let records = self.features.len()
             + self.brokers.len()
             + self.topics.len()
             + partitions
             + configs
-            + usize::from(self.producer_ids.is_some());
+            + usize::from(self.producer_ids.is_some())
+            + unclean;
         assert_eq!(out.len(), records, "one record per fact");
         out
     }
@@ -379,6 +435,7 @@ impl MetadataImage {
                     .ok_or(ReplayError::UnknownTopic(*topic_id))?;
                 let id = self.topic_ids.remove(&t.name);
                 assert_eq!(id, Some(*topic_id), "the name goes with the topic");
+                self.unclean.retain(|(t, _), _| t != topic_id);
             }
             MetadataRecord::FeatureLevel { name, level } => {
                 if *level == 0 {
@@ -426,6 +483,26 @@ impl MetadataImage {
                 assert_eq!(configs.get(name), value.as_ref());
             }
             MetadataRecord::NoOp => {}
+            MetadataRecord::UncleanElection {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+            } => {
+                if self.partition(*topic_id, *partition).is_none() {
+                    return Err(ReplayError::UnknownPartition {
+                        topic: *topic_id,
+                        partition: *partition,
+                    });
+                }
+                let list = self.unclean.entry((*topic_id, *partition)).or_default();
+                if list.last().is_some_and(|(_, e)| *e >= *leader_epoch) {
+                    return Err(ReplayError::InvalidAssignment(format!(
+                        "unclean election in epoch {leader_epoch} not after {list:?}"
+                    )));
+                }
+                list.push((*leader, *leader_epoch));
+            }
         }
         Ok(())
     }
@@ -505,6 +582,16 @@ impl MetadataImage {
             self.features.values().all(|l| *l != 0),
             "level 0 means absent"
         );
+        for ((t, p), list) in &self.unclean {
+            assert!(
+                self.partition(*t, *p).is_some(),
+                "unclean elections of a partition that exists"
+            );
+            assert!(
+                !list.is_empty() && list.windows(2).all(|w| w[0].1 < w[1].1),
+                "one record per unclean election, epochs in order"
+            );
+        }
     }
 }
 

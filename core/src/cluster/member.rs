@@ -48,6 +48,8 @@ use super::quorum_controller::{
 use super::MetadataImage;
 use crate::raft::{self, Entry, Message, NodeId, QuorumState, RaftNode, Snapshot};
 use crate::time::{Duration, Instant};
+
+mod flow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -188,6 +190,9 @@ pub struct Member {
     /// The image last handed to the broker.
     image: Arc<MetadataImage>,
     outputs: VecDeque<Output>,
+    /// A combined node's broker incarnation, until its controller has first been active and
+    /// ended the session of the previous incarnation (this node's previous run).
+    previous_run: Option<[u8; 16]>,
 }
 
 impl Member {
@@ -251,6 +256,10 @@ impl Member {
                 applied,
             })
         };
+        let previous_run = registration
+            .as_ref()
+            .filter(|_| role == Role::Combined)
+            .map(|r| r.incarnation_id);
         let lifecycle = registration.map(|r| Lifecycle::new(r, config.heartbeat_interval, now));
         let channel = role.has_broker().then(|| {
             let voters = voters.iter().copied().collect();
@@ -269,9 +278,32 @@ impl Member {
             broker_waiting: BTreeSet::new(),
             image: Arc::new(MetadataImage::new()),
             outputs: VecDeque::new(),
+            previous_run,
         };
         m.pump();
         m
+    }
+
+    /// gregor's migration of a standalone broker's data directory ([`crate::cluster::import`]):
+    /// the local controller, active, writes `local`'s topics and producer ids for this node's
+    /// broker. Returns the offset the import is committed at once the image reaches it. Only a
+    /// controller that is active can do it (at start, the one voter of a one-voter quorum).
+    pub fn import(
+        &mut self,
+        now: Instant,
+        local: &crate::cluster::import::LocalTopics,
+    ) -> Result<i64, ControllerError> {
+        self.advance(now);
+        assert!(self.role.has_broker(), "the broker's own topics");
+        let broker = super::BrokerId(self.id.0);
+        let result = match &mut self.source {
+            Source::Voter(c) => c.import(now, broker, local),
+            Source::Observer(o) => Err(ControllerError::NotController {
+                leader: o.raft.leader().map(|l| l.0),
+            }),
+        };
+        self.pump();
+        result
     }
 
     pub fn id(&self) -> NodeId {
@@ -409,157 +441,6 @@ impl Member {
         self.now = now;
     }
 
-    /// Move everything along until nothing moves: the source's outputs (in order, the image
-    /// handed over right after the last output that moved it), the local controller's answers
-    /// routed to whoever asked, the lifecycle's due request, the channel's sends and answers.
-    fn pump(&mut self) {
-        loop {
-            let raws = self.drain_source();
-            let mut busy = !raws.is_empty();
-            let last_move = raws.iter().rposition(|r| {
-                matches!(
-                    r,
-                    Raw::Raft(raft::Output::Committed { .. } | raft::Output::InstallSnapshot(_))
-                )
-            });
-            for (i, raw) in raws.into_iter().enumerate() {
-                match raw {
-                    Raw::Raft(r) => self.outputs.push_back(Output::Raft(r)),
-                    Raw::Respond(id, result) => self.route_answer(id, result),
-                }
-                if last_move == Some(i) {
-                    self.hand_over_image();
-                }
-            }
-            busy |= self.drive_channel();
-            if !busy {
-                break;
-            }
-        }
-        // A restart from a snapshot starts with an image no output moved.
-        self.hand_over_image();
-        self.invariants();
-    }
-
-    /// Everything the source has to say, in order; an observer's commits replayed.
-    fn drain_source(&mut self) -> Vec<Raw> {
-        let mut raws = Vec::new();
-        match &mut self.source {
-            Source::Voter(c) => {
-                while let Some(o) = c.poll_output() {
-                    raws.push(match o {
-                        quorum_controller::Output::Raft(r) => Raw::Raft(r),
-                        quorum_controller::Output::Respond { id, result } => {
-                            Raw::Respond(id, result)
-                        }
-                    });
-                }
-            }
-            Source::Observer(o) => {
-                while let Some(r) = o.raft.poll_output() {
-                    follow_commits(&mut o.image, &mut o.applied, o.raft.log(), &r);
-                    if let raft::Output::Truncate { end_offset } = r {
-                        assert!(
-                            end_offset >= o.applied,
-                            "committed entries are never truncated"
-                        );
-                    }
-                    raws.push(Raw::Raft(r));
-                }
-                assert!(!o.raft.is_leader(), "an observer never leads");
-            }
-        }
-        raws
-    }
-
-    /// The local controller answered request `id`: to the channel or the remote broker.
-    fn route_answer(&mut self, id: RequestId, result: Result<Reply, ControllerError>) {
-        let asker = self
-            .asks
-            .remove(&id)
-            .unwrap_or_else(|| panic!("the controller answered {id:?} twice or unasked"));
-        match asker {
-            Asker::Channel(attempt) => {
-                let ch = self.channel.as_mut().expect("the channel asked");
-                ch.answer(self.now, attempt, result);
-            }
-            Asker::Remote { from, id } => self.outputs.push_back(Output::Respond {
-                to: from,
-                id,
-                result,
-            }),
-        }
-    }
-
-    fn hand_over_image(&mut self) {
-        let image = self.source.image();
-        if image.offset() == self.image.offset() {
-            return;
-        }
-        assert!(
-            image.offset() > self.image.offset(),
-            "the committed image only moves forward"
-        );
-        self.image = Arc::new(image.clone());
-        if self.role.has_broker() {
-            self.outputs.push_back(Output::Image(self.image.clone()));
-        }
-    }
-
-    /// The lifecycle's due request into the channel, the channel's events out; whether
-    /// anything happened.
-    fn drive_channel(&mut self) -> bool {
-        let Some(ch) = &mut self.channel else {
-            return false;
-        };
-        ch.quorum_leader(self.source.raft().leader());
-        let replayed = self.image.offset();
-        if let Some(l) = &mut self.lifecycle {
-            if let Some(request) = l.due(self.now, replayed) {
-                let deadline = self.now + self.config.request_timeout;
-                ch.send(self.now, Caller::Lifecycle, request, deadline);
-            }
-        }
-        let mut busy = false;
-        while let Some(e) = ch.poll_event() {
-            busy = true;
-            match e {
-                Event::Send { to, id, request } => match &mut self.source {
-                    Source::Voter(c) if to == self.id => {
-                        // The local controller: no wire. Its answer comes out of the source.
-                        self.next_ask += 1;
-                        let ours = RequestId(self.next_ask);
-                        self.asks.insert(ours, Asker::Channel(id));
-                        c.request(self.now, ours, request);
-                    }
-                    _ => {
-                        assert_ne!(to, self.id, "an observer is not a controller");
-                        self.outputs.push_back(Output::Request { to, id, request });
-                    }
-                },
-                Event::Done {
-                    caller: Caller::Lifecycle,
-                    result,
-                } => {
-                    let l = self.lifecycle.as_mut().expect("the lifecycle asked");
-                    l.answer(self.now, result);
-                }
-                Event::Done {
-                    caller: Caller::Broker(id),
-                    result,
-                } => {
-                    assert!(
-                        self.broker_waiting.remove(&id),
-                        "a broker request is answered once"
-                    );
-                    self.outputs
-                        .push_back(Output::ControllerReply { id, result });
-                }
-            }
-        }
-        busy
-    }
-
     /// Checked after every step.
     fn invariants(&self) {
         assert_eq!(
@@ -596,11 +477,34 @@ mod tests {
     /// Run `m` alone until `until`, collecting what it hands its broker; no output may need a
     /// wire (a one-voter combined node is a whole cluster).
     fn run(m: &mut Member, until: Instant, seen: &mut Vec<Output>) {
+        run_on(m, until, seen, &mut Disk::default());
+    }
+
+    /// What a node's storage outputs made durable: its quorum state and log (no snapshots in
+    /// these short runs).
+    #[derive(Default)]
+    struct Disk {
+        state: QuorumState,
+        entries: Vec<Entry>,
+    }
+
+    fn run_on(m: &mut Member, until: Instant, seen: &mut Vec<Output>, disk: &mut Disk) {
         loop {
             while let Some(o) = m.poll_output() {
                 match &o {
                     Output::Raft(raft::Output::Send { .. }) | Output::Request { .. } => {
                         panic!("a one-voter combined node needs no wire: {o:?}")
+                    }
+                    Output::Raft(raft::Output::SaveQuorumState(s)) => disk.state = s.clone(),
+                    Output::Raft(raft::Output::Append {
+                        base_offset,
+                        entries,
+                    }) => {
+                        disk.entries.truncate(*base_offset as usize);
+                        disk.entries.extend(entries.iter().cloned());
+                    }
+                    Output::Raft(raft::Output::Truncate { end_offset }) => {
+                        disk.entries.truncate(*end_offset as usize)
                     }
                     Output::Raft(_) => {}
                     _ => seen.push(o),
@@ -694,6 +598,120 @@ mod tests {
         );
         assert_eq!(m.image().topic_id("orders"), Some(*topic_id));
         assert_eq!(m.broker_requests_waiting(), 0);
+    }
+
+    fn solo(incarnation: u8, now: Instant, disk: &Disk) -> Member {
+        let registration = Registration {
+            broker_id: BrokerId(1),
+            incarnation_id: [incarnation; 16],
+            endpoints: Vec::new(),
+            rack: None,
+        };
+        Member::restore(
+            Role::Combined,
+            NodeId(1),
+            BTreeSet::from([NodeId(1)]),
+            Some(registration),
+            MemberConfig::default(),
+            incarnation as u64,
+            now,
+            disk.state.clone(),
+            None,
+            disk.entries.clone(),
+        )
+    }
+
+    #[test]
+    fn a_restarted_solo_node_registers_its_new_incarnation_at_once() {
+        let mut disk = Disk::default();
+        let mut seen = Vec::new();
+        let t0 = Instant(1_000);
+        let mut m = solo(1, t0, &disk);
+        run_on(&mut m, t0 + Duration::from_ms(500), &mut seen, &mut disk);
+        assert!(matches!(
+            m.broker_state(),
+            Some(BrokerState::Unfenced { .. })
+        ));
+        // Killed, and started again at once: the old incarnation's session (9 s) has not
+        // lapsed, yet the node's own previous run is no rival.
+        let t1 = t0 + Duration::from_ms(600);
+        let mut m = solo(2, t1, &disk);
+        run_on(&mut m, t1 + Duration::from_ms(100), &mut seen, &mut disk);
+        let Some(BrokerState::Unfenced { epoch }) = m.broker_state() else {
+            panic!("not unfenced at once: {:?}", m.broker_state());
+        };
+        assert_eq!(
+            m.image().broker(BrokerId(1)).unwrap().incarnation_id,
+            [2; 16]
+        );
+        assert_eq!(m.image().broker(BrokerId(1)).unwrap().broker_epoch, epoch);
+    }
+
+    #[test]
+    fn a_solo_node_imports_a_standalone_brokers_topics_and_leads_them() {
+        use crate::cluster::import::{LocalTopic, LocalTopics};
+        use crate::cluster::TopicId;
+        let mut disk = Disk::default();
+        let mut seen = Vec::new();
+        let t0 = Instant(0);
+        let mut m = solo(1, t0, &disk);
+        let local = LocalTopics {
+            topics: vec![LocalTopic {
+                name: "orders".into(),
+                topic_id: TopicId([5; 16]),
+                partitions: 2,
+                configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+            }],
+            next_producer_id: 3000,
+        };
+        let at = m.import(t0, &local).unwrap();
+        run_on(&mut m, t0 + Duration::from_ms(200), &mut seen, &mut disk);
+        assert!(m.image().offset() >= at);
+        let image = m.image().clone();
+        let t = &image.topics()[&TopicId([5; 16])];
+        assert_eq!(t.name, "orders");
+        assert!(
+            t.partitions.values().all(|p| p.leader == Some(BrokerId(1))),
+            "{t:?}"
+        );
+        assert_eq!(t.configs["retention.ms"], "1000");
+        assert!(image.next_producer_id() >= 3000);
+        // Survives a restart, and a second import writes nothing new.
+        let t1 = t0 + Duration::from_ms(300);
+        let mut m = solo(2, t1, &disk);
+        run_on(&mut m, t1 + Duration::from_ms(100), &mut seen, &mut disk);
+        let end = disk.entries.len();
+        assert_eq!(m.image().topic_id("orders"), Some(TopicId([5; 16])));
+        let again = LocalTopics {
+            next_producer_id: 0,
+            ..local
+        };
+        m.import(m.now, &again).unwrap();
+        assert_eq!(m.raft().log().end() as usize, end, "nothing written");
+        // A broker-only node has no controller to write with.
+        let voters = BTreeSet::from([NodeId(2)]);
+        let reg = Registration {
+            broker_id: BrokerId(1),
+            incarnation_id: [3; 16],
+            endpoints: Vec::new(),
+            rack: None,
+        };
+        let mut b = Member::restore(
+            Role::Broker,
+            NodeId(1),
+            voters,
+            Some(reg),
+            MemberConfig::default(),
+            3,
+            t1,
+            QuorumState::default(),
+            None,
+            Vec::new(),
+        );
+        assert!(matches!(
+            b.import(t1, &again),
+            Err(ControllerError::NotController { .. })
+        ));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! * [`image`]: the image and its `replay`, with the invariants checked after every record.
 //! * [`controller`]: the active controller's decisions (register, heartbeat, fence, place a
 //!   topic, elect a leader, hand out producer ids), each returned as records to write.
+//! * [`replication`]: the replication decisions: AlterPartition (ISR changes), elections
+//!   (clean, unclean, preferred), a broker leaving its partitions, and their invariants.
 //! * [`quorum_controller`]: one controller process: a Raft voter, its committed image, and while
 //!   it leads the active controller on a working image; answers released only on commit.
 //!   `docs/kraft.md` walks through all of it.
@@ -36,11 +38,14 @@
 pub mod broker_lifecycle;
 pub mod channel;
 pub mod controller;
+pub mod error;
 pub mod image;
+pub mod import;
 pub mod lifecycle;
 pub mod member;
 pub mod quorum_controller;
 pub mod records;
+pub mod replication;
 pub mod wire;
 
 pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK, TOPIC_CONFIGS};

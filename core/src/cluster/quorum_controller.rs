@@ -30,6 +30,10 @@
 //! * the quorum's own ([`RaftNode::poll_timeout`]): elections, fetches, check-quorum;
 //! * broker sessions (`broker.session.timeout.ms`): [`Controller::tick`] fences a broker that
 //!   stopped heartbeating;
+//! * `leader.imbalance.check.interval` ([`QuorumControllerConfig::leader_check_interval`]): the
+//!   periodic leader check ([`replication::balance`]: preferred leaders back, unclean elections a
+//!   topic allows, repairs of a deposed controller's half-written decision), also run once on
+//!   becoming active;
 //! * `metadata.max.idle.interval.ms` (500 ms): an idle active controller writes a NoOp record, so
 //!   the high watermark keeps moving and a broker whose image stops moving knows it is cut off;
 //! * snapshots: after every [`QuorumControllerConfig::snapshot_every`] committed offsets the node
@@ -43,7 +47,9 @@
 
 use super::controller::{Controller, ControllerError, Registration};
 use super::records::{decode, decode_snapshot, encode_snapshot, MetadataRecord};
-use super::{BrokerEpoch, BrokerId, MetadataImage, TopicId, PRODUCER_ID_BLOCK};
+use super::replication;
+use super::{BrokerEpoch, BrokerId, MetadataImage, TopicId};
+use crate::raft::wire::QuorumStatus;
 use crate::raft::{
     self, Entry, Epoch, Message, NodeId, ProposeError, QuorumState, RaftConfig, RaftNode, Record,
     Snapshot,
@@ -51,6 +57,9 @@ use crate::raft::{
 use crate::time::{Duration, Instant};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+mod decide;
+use decide::decide;
 
 /// The `metadata.version` feature's name, and the level the first leader writes: 19 is Kafka
 /// 3.7-IV4, the version whose records gregor's mirror.
@@ -69,6 +78,15 @@ pub struct QuorumControllerConfig {
     /// Committed offsets between two snapshots (Kafka counts bytes,
     /// `metadata.log.max.record.bytes.between.snapshots`; offsets are simpler and as good here).
     pub snapshot_every: i64,
+    /// `default.replication.factor` (1): what a CreateTopics asking for -1 replicas gets.
+    pub default_replication_factor: i32,
+    /// `auto.leader.rebalance.enable` (true): the periodic check hands each partition back to
+    /// its preferred (first) replica when that one is a live ISR member.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds` (300 s): how often the active controller runs
+    /// [`replication::balance`](super::replication::balance) (preferred leaders, unclean
+    /// elections the topic config allows, and repairs). It also runs once on becoming active.
+    pub leader_check_interval: Duration,
 }
 
 impl Default for QuorumControllerConfig {
@@ -78,6 +96,9 @@ impl Default for QuorumControllerConfig {
             session_timeout: Duration::from_ms(9000),
             max_idle_interval: Duration::from_ms(500),
             snapshot_every: 1000,
+            default_replication_factor: 1,
+            auto_leader_rebalance: true,
+            leader_check_interval: Duration::from_ms(300_000),
         }
     }
 }
@@ -121,6 +142,25 @@ pub enum Request {
         broker_id: BrokerId,
         broker_epoch: BrokerEpoch,
     },
+    /// AlterPartition (KIP-497, KIP-903), one partition: its leader asks to change its ISR. The
+    /// checks and their errors are in [`super::replication`].
+    AlterPartition {
+        /// The partition leader asking.
+        broker_id: BrokerId,
+        /// Its registration's epoch (stale: STALE_BROKER_EPOCH).
+        broker_epoch: BrokerEpoch,
+        topic_id: TopicId,
+        partition: i32,
+        /// The leader's view; older than the image's: FENCED_LEADER_EPOCH.
+        leader_epoch: i32,
+        /// The leader's view; older than the image's: INVALID_UPDATE_VERSION.
+        partition_epoch: i32,
+        /// The ISR wanted, each broker with the epoch the leader saw it at (-1: unknown, v0–2).
+        new_isr: Vec<(BrokerId, BrokerEpoch)>,
+    },
+    /// DescribeQuorum (KIP-595), forwarded by a broker for a tool: the quorum's state as the
+    /// active controller (the Raft leader) sees it. It writes nothing and is answered at once.
+    DescribeQuorum,
 }
 
 /// A successful answer.
@@ -143,6 +183,15 @@ pub enum Reply {
         first: i64,
         count: i64,
     },
+    /// The partition's state once the change is committed.
+    AlterPartition {
+        leader: Option<BrokerId>,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<BrokerId>,
+    },
+    /// The quorum's state: leader, epoch, high watermark, each voter's and observer's progress.
+    DescribeQuorum(QuorumStatus),
 }
 
 /// What the node asks its driver to do, in order.
@@ -167,6 +216,8 @@ struct Active {
     controller: Controller,
     /// When this leader last wrote a record (for the idle NoOp).
     last_write: Instant,
+    /// When the periodic leader check ([`replication::balance`]) next runs.
+    next_balance: Instant,
     /// Answers waiting for commit: released once the high watermark passes `.0`.
     pending: VecDeque<(i64, RequestId, Result<Reply, ControllerError>)>,
 }
@@ -276,7 +327,7 @@ impl QuorumController {
             Some(a) => {
                 let idle = a.last_write + self.config.max_idle_interval;
                 let fence = a.controller.next_deadline(&a.working).unwrap_or(idle);
-                raft.min(idle).min(fence)
+                raft.min(idle).min(fence).min(a.next_balance)
             }
         }
     }
@@ -294,9 +345,19 @@ impl QuorumController {
         self.raft.tick(now);
         self.pump();
         let idle = self.config.max_idle_interval;
+        let (preferred, every) = (
+            self.config.auto_leader_rebalance,
+            self.config.leader_check_interval,
+        );
         if let Some(a) = &mut self.active {
             let fence = a.controller.tick(now, &a.working);
             let mut records = fence;
+            // The periodic check waits for a tick without fencing (it reads the image those
+            // records leave, next time).
+            if records.is_empty() && now >= a.next_balance {
+                records = replication::balance(&a.working, preferred);
+                a.next_balance = now + every;
+            }
             if records.is_empty() && now >= a.last_write + idle {
                 records.push(MetadataRecord::NoOp);
             }
@@ -324,17 +385,30 @@ impl QuorumController {
             });
             return;
         };
+        if request == Request::DescribeQuorum {
+            let status = crate::cluster::wire::quorum_status(&self.raft, now);
+            self.outputs.push_back(Output::Respond {
+                id,
+                result: Ok(Reply::DescribeQuorum(status)),
+            });
+            return;
+        }
         let next_offset = self.raft.log().end();
-        let decided = decide(&mut a.controller, now, &a.working, next_offset, &request);
-        let result = match decided {
-            Ok((_, records)) if !self.room_for(records.len()) => {
-                Err(ControllerError::RequestTimedOut)
+        let mut request = request;
+        if let Request::CreateTopic {
+            replication_factor, ..
+        } = &mut request
+        {
+            if *replication_factor == -1 {
+                *replication_factor = self.config.default_replication_factor;
             }
-            Ok((reply, records)) => {
-                self.write(records);
-                Ok(reply)
-            }
-            Err(e) => Err(e),
+        }
+        let (result, records) = decide(&mut a.controller, now, &a.working, next_offset, &request);
+        let result = if !self.room_for(records.len()) {
+            Err(ControllerError::RequestTimedOut)
+        } else {
+            self.write(records);
+            result
         };
         // The decision read everything in the log so far: answer once all of it commits.
         let wait_for = self.raft.log().end() - 1;
@@ -343,6 +417,39 @@ impl QuorumController {
         a.pending.push_back((wait_for, id, result));
         self.release();
         self.pump();
+    }
+
+    /// gregor's migration of a standalone broker's topics ([`super::import`]): as the active
+    /// controller, write the records that import `local` for broker `broker`. Returns the
+    /// offset of the last record written (or of the log's end, when there was nothing to write):
+    /// the import is committed once the high watermark passes it. Refused when this node is not
+    /// the active controller or the records would not fit the uncommitted-entries bound.
+    pub fn import(
+        &mut self,
+        now: Instant,
+        broker: super::BrokerId,
+        local: &super::import::LocalTopics,
+    ) -> Result<i64, ControllerError> {
+        self.advance_clock(now);
+        let Some(a) = &self.active else {
+            let leader = self.raft.leader().map(|n| n.0);
+            return Err(ControllerError::NotController { leader });
+        };
+        let records = super::import::records(&a.working, broker, local)?;
+        if !self.room_for(records.len()) {
+            return Err(ControllerError::RequestTimedOut);
+        }
+        self.write(records);
+        self.pump();
+        Ok(self.raft.log().end() - 1)
+    }
+
+    /// As the active controller, forget broker `broker`'s session (see
+    /// [`Controller::end_session`]); nothing when not active.
+    pub fn end_session(&mut self, broker: super::BrokerId) {
+        if let Some(a) = &mut self.active {
+            a.controller.end_session(broker);
+        }
     }
 
     // ----- inside -----
@@ -477,16 +584,21 @@ impl QuorumController {
                 .expect("above the high watermark");
             replay(&mut working, offset, entry);
         }
-        let mut controller = Controller::new(
-            self.config.session_timeout,
-            self.seed ^ (epoch.0 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        );
+        // Each leadership's PRNG (topic ids, placement) is seeded through a mixing step: a seed
+        // that is this node's seed xor a multiple of the PRNG's own increment makes two epochs'
+        // streams the same stream shifted by a few draws when the seed's bits line up, and a
+        // later controller would hand out a deleted topic's id again (KIP-516 ids must never
+        // be reused). The quorum simulator's replication checker found it.
+        let mix = |x: u64| crate::prng::Prng::new(x).next_u64();
+        let mixed = mix(mix(self.seed) ^ mix(0x6570_6f63_6800_0000 ^ epoch.0 as u64));
+        let mut controller = Controller::new(self.config.session_timeout, mixed);
         controller.start_sessions(self.now, &working);
         self.active = Some(Active {
             epoch,
             working,
             controller,
             last_write: self.now,
+            next_balance: self.now + self.config.leader_check_interval,
             pending: VecDeque::new(),
         });
         let has_version = self
@@ -499,6 +611,16 @@ impl QuorumController {
                 name: METADATA_VERSION_FEATURE.to_string(),
                 level: METADATA_VERSION_LEVEL,
             }]);
+        }
+        // The first leader check comes at once: a deposed controller may have left a decision
+        // half-written (its batch's later records never committed), and this repairs it before
+        // any other decision reads the image.
+        let a = self.active.as_ref().expect("just made active");
+        let repair = replication::balance(&a.working, self.config.auto_leader_rebalance);
+        if self.room_for(repair.len()) {
+            self.write(repair);
+        } else {
+            self.active.as_mut().expect("active").next_balance = self.now;
         }
         true
     }
@@ -545,75 +667,6 @@ impl QuorumController {
                 assert!(a.last_write <= self.now);
             }
             None => assert!(!self.raft.is_leader(), "a leader is the active controller"),
-        }
-    }
-}
-
-/// The active controller's decision on one request: the reply, and the records to write.
-fn decide(
-    controller: &mut Controller,
-    now: Instant,
-    working: &MetadataImage,
-    next_offset: i64,
-    request: &Request,
-) -> Result<(Reply, Vec<MetadataRecord>), ControllerError> {
-    match request {
-        Request::BrokerRegistration(reg) => {
-            let (broker_epoch, records) = controller.register(now, working, next_offset, reg)?;
-            Ok((Reply::BrokerRegistration { broker_epoch }, records))
-        }
-        Request::BrokerHeartbeat {
-            broker_id,
-            broker_epoch,
-            metadata_offset,
-        } => {
-            let (fenced, records) =
-                controller.heartbeat(now, working, *broker_id, *broker_epoch, *metadata_offset)?;
-            Ok((Reply::BrokerHeartbeat { fenced }, records))
-        }
-        Request::CreateTopic {
-            name,
-            partitions,
-            replication_factor,
-            configs,
-        } => {
-            crate::ids::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
-            let records = controller.create_topic_with_configs(
-                working,
-                name,
-                *partitions,
-                *replication_factor,
-                configs,
-            )?;
-            let topic_id = match records.first() {
-                Some(MetadataRecord::Topic { topic_id, .. }) => *topic_id,
-                other => unreachable!("a new topic starts with its TopicRecord, not {other:?}"),
-            };
-            Ok((Reply::CreateTopic { topic_id }, records))
-        }
-        Request::DeleteTopic { name } => {
-            let records = controller.delete_topic(working, name)?;
-            Ok((Reply::DeleteTopic, records))
-        }
-        Request::CreatePartitions { name, count } => {
-            let records = controller.create_partitions(working, name, *count)?;
-            assert!(
-                !records.is_empty(),
-                "a topic grows by at least one partition"
-            );
-            Ok((Reply::CreatePartitions, records))
-        }
-        Request::AllocateProducerIds {
-            broker_id,
-            broker_epoch,
-        } => {
-            let (first, record) =
-                controller.allocate_producer_ids(working, *broker_id, *broker_epoch)?;
-            let reply = Reply::AllocateProducerIds {
-                first,
-                count: PRODUCER_ID_BLOCK,
-            };
-            Ok((reply, vec![record]))
         }
     }
 }

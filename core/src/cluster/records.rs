@@ -146,7 +146,24 @@ pub enum MetadataRecord {
         name: String,
         value: Option<String>,
     },
+    /// gregor's own record, no Kafka twin (Kafka marks the partition's `LeaderRecoveryState`
+    /// RECOVERING and logs a line): the PartitionChange just before it, in the same batch,
+    /// elected `leader` in `leader_epoch` from *outside* the ISR, because no ISR member was
+    /// live and the topic sets `unclean.leader.election.enable`. Records the old ISR had
+    /// acknowledged may be gone. The image keeps every one (snapshots too), so an operator or a
+    /// checker can tell a loss the topic allowed from a bug. Appended last to the enum, so frames
+    /// written before it existed still decode.
+    UncleanElection {
+        topic_id: TopicId,
+        partition: i32,
+        leader: BrokerId,
+        leader_epoch: i32,
+    },
 }
+
+/// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::UncleanElection`]: far
+/// above Kafka's record keys (which stop in the twenties), so it never names one of theirs.
+pub const UNCLEAN_ELECTION_KEY: i16 = 10_001;
 
 /// `ConfigResource.Type.TOPIC`: the only resource type gregor's ConfigRecords name.
 pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
@@ -166,6 +183,7 @@ impl MetadataRecord {
             MetadataRecord::BrokerRegistrationChange { .. } => 17,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::NoOp => 20,
+            MetadataRecord::UncleanElection { .. } => UNCLEAN_ELECTION_KEY,
         }
     }
 

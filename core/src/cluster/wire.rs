@@ -14,6 +14,8 @@
 //! | DeleteTopics (20)          | 1–6      | one [`Request::DeleteTopic`] per topic          |
 //! | CreatePartitions (37)      | 0–3      | one [`Request::CreatePartitions`] per topic     |
 //! | AllocateProducerIds (67)   | 0        | [`Request::AllocateProducerIds`]                |
+//! | AlterPartition (56)        | 2–3      | one [`Request::AlterPartition`] per partition   |
+//! | DescribeQuorum (55)        | 0–2      | answered by the listener from the Raft; a broker forwards [`Request::DescribeQuorum`] as it |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
 //! | Metadata (3)               | 0–12     | answered from the committed image               |
@@ -34,16 +36,20 @@
 //! panic: the listener is open to the network. [`client`] has the other side: a request encoded
 //! for the active controller and its response read back.
 
+mod alter_partition;
 pub mod client;
 mod describe;
+mod quorum;
 
 pub use describe::{
     api_versions_table, encode_api_versions_response, encode_describe_cluster_response,
     encode_metadata_response,
 };
+pub use quorum::quorum_status;
 
 use super::{BrokerEpoch, BrokerId, ControllerError, MetadataImage, Registration, Reply, Request};
 use crate::cluster::records::Endpoint;
+use alter_partition::{alter_partition_items, encode_alter_partition_response};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -59,6 +65,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::AlterPartition, 2, 3),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::Metadata, 0, 12),
@@ -397,6 +404,13 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             assert_eq!(items.len(), r.topics.len(), "one item per topic");
             Call::Controller(items)
         }
+        ApiKey::AlterPartition => {
+            let r = AlterPartitionRequest::decode(&mut buf, version).map_err(m)?;
+            if r.broker_id.0 < 0 {
+                return Err(malformed(api_key, format!("broker id {}", r.broker_id.0)));
+            }
+            Call::Controller(alter_partition_items(&r, version))
+        }
         _ => unreachable!("only served APIs get here"),
     };
     if let Call::Controller(items) = &call {
@@ -492,6 +506,8 @@ pub fn api_of(request: &Request) -> ApiKey {
         Request::DeleteTopic { .. } => ApiKey::DeleteTopics,
         Request::CreatePartitions { .. } => ApiKey::CreatePartitions,
         Request::AllocateProducerIds { .. } => ApiKey::AllocateProducerIds,
+        Request::AlterPartition { .. } => ApiKey::AlterPartition,
+        Request::DescribeQuorum => ApiKey::DescribeQuorum,
     }
 }
 
@@ -667,6 +683,7 @@ pub fn encode_response(
             let body = CreatePartitionsResponse::default().with_results(results);
             frame(key, v, corr, &body)
         }
+        ApiKey::AlterPartition => encode_alter_partition_response(items, answers, v, corr),
         other => unreachable!("{other:?} is not a controller request"),
     }
 }

@@ -5,7 +5,8 @@
 //!   log end offset (LEO) is the next offset to assign. Checked by [`PartitionLog::invariants`].
 //! * **Nothing acknowledged is truncated.** Only [`PartitionLog::truncate_to`] cuts the log, and
 //!   the broker calls it only for writes that failed (never acknowledged) and, at recovery, for a
-//!   torn tail (never synced).
+//!   torn tail (never synced). `Partition::truncate_to` (a follower cutting a log that diverged
+//!   from its leader's, KIP-101) has no caller yet but tests; replication will add one.
 //! * **The high watermark never goes backwards** while the broker runs; consumers read below it.
 //! * **Memory does not grow with the number of batches.** Nothing here is kept per batch,
 //!   except for the *unsettled tail* (below).
@@ -46,6 +47,8 @@
 //! tail since the last checkpoint. Indexes and snapshots are caches: missing, damaged or
 //! inconsistent ones are ignored and rebuilt from the segments.
 
+pub mod cleaner;
+pub mod epochs;
 pub mod index;
 pub mod read;
 pub mod recover;
@@ -55,6 +58,7 @@ use crate::files::{segment_header, SEGMENT_HEADER_BYTES};
 use crate::io::{PartitionDir, SegmentFile, StorageRequest};
 use crate::time::Instant;
 use bytes::Bytes;
+pub use epochs::LeaderEpochCache;
 use index::{encode_indexes, MaxTimestamp, SparseIndex};
 pub use read::{advance, Goal, ReadPlan, ReadStep};
 use std::collections::VecDeque;
@@ -151,6 +155,9 @@ pub struct PartitionLog {
     snapshot_due: bool,
     /// The offset of the newest producer snapshot on storage, if known.
     last_snapshot: Option<i64>,
+    /// Which leader epoch wrote which offsets (KIP-101): kept in step with every append, cut
+    /// and start move below, persisted in the producer snapshots (see [`epochs`]).
+    epochs: LeaderEpochCache,
 }
 
 impl PartitionLog {
@@ -177,6 +184,7 @@ impl PartitionLog {
             tail: VecDeque::new(),
             snapshot_due: false,
             last_snapshot: None,
+            epochs: LeaderEpochCache::default(),
         };
         log.invariants();
         log
@@ -224,6 +232,13 @@ impl PartitionLog {
     ) -> Vec<StorageRequest> {
         assert_eq!(header.base_offset, self.log_end_offset, "appends are dense");
         assert_eq!(header.size, batch.len());
+        // A batch carries the epoch of the leader that wrote it: never one below the latest
+        // here (a replica truncates before it appends an older leader's batches), and a higher
+        // one starts a new epoch at this batch (KIP-101).
+        let epoch = header.partition_leader_epoch;
+        if let Err(refused) = self.epochs.assign(epoch, header.base_offset) {
+            panic!("an append in an older leader epoch: {refused}");
+        }
         let mut reqs = Vec::with_capacity(2);
         let active = self.active();
         let too_big = active.size + batch.len() as u64 > roll.segment_bytes_max;
@@ -394,6 +409,7 @@ impl PartitionLog {
         }
         self.log_start_offset = offset;
         self.drop_tail_below(offset);
+        self.epochs.truncate_from_start(offset);
         // Postconditions: the first segment holds the start (or ends at it, when it is the
         // active one and the start is the log end), and nothing wholly below it is kept.
         assert!(self.segments[0].base_offset <= offset);
@@ -418,6 +434,7 @@ impl PartitionLog {
         }
         self.log_start_offset = offset;
         self.drop_tail_below(offset);
+        self.epochs.truncate_from_start(offset);
         assert!(self.tail.front().is_none_or(|b| b.base_offset >= offset));
         assert_eq!(self.segments[0].base_offset, offset);
         self.invariants();
@@ -467,6 +484,20 @@ impl PartitionLog {
         }
         assert!(o <= offset && p >= SEGMENT_HEADER_BYTES && p <= seg.size);
         (o, p)
+    }
+
+    /// Whether [`PartitionLog::truncate_to`] can cut at `offset` without reading: it lies in
+    /// the log and its byte position is known exactly (a segment's start or end, an index
+    /// entry, or a batch of the unsettled tail).
+    pub fn can_truncate_to(&self, offset: i64) -> bool {
+        if offset < self.log_start_offset || offset > self.log_end_offset {
+            return false;
+        }
+        let i = self.segments.partition_point(|s| s.base_offset <= offset);
+        let seg = &self.segments[i.saturating_sub(1)];
+        offset == self.log_end_offset
+            || seg.base_offset == offset
+            || self.exact_position(seg, offset).is_some()
     }
 
     /// Cut the log so that `offset` becomes the log end offset. `offset` must be a batch
@@ -521,8 +552,14 @@ impl PartitionLog {
         // Postconditions: nothing at or past the cut is remembered, and no index vouches for it.
         assert!(self.tail.back().is_none_or(|b| b.last_offset < offset));
         assert_eq!(self.active().indexed_len, 0);
+        let cut = self.log_end_offset > offset;
         self.log_end_offset = self.active().next_offset;
         assert_eq!(self.log_end_offset, offset);
+        // The epochs that started in what was cut are gone with it (Kafka's truncateFromEnd;
+        // a cut to the log end itself keeps an election's entry there).
+        if cut {
+            self.epochs.truncate_from_end(offset);
+        }
         self.invariants();
         reqs
     }
@@ -700,6 +737,7 @@ impl PartitionLog {
         }
         let start = self.log_start_offset;
         self.drop_tail_below(start);
+        self.epochs.truncate_from_start(start);
         assert!(
             !self.segments.is_empty(),
             "the active segment is never deleted"
@@ -753,5 +791,7 @@ impl PartitionLog {
             assert!(b.last_offset >= self.log_start_offset && b.size >= 61);
         }
         assert!(self.last_snapshot.is_none_or(|s| s <= self.log_end_offset));
+        self.epochs
+            .check(self.log_start_offset, self.log_end_offset);
     }
 }

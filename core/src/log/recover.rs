@@ -14,6 +14,7 @@
 //! Everything goes through the driver's `read(file name, from, to)`, so the simulator, the
 //! tests and the real binary recover with this same code.
 
+use super::epochs::LeaderEpochCache;
 use super::index::{decode_indexes, time_index_file_name, SparseIndex};
 use super::{PartitionLog, Segment, INDEX_CHECKPOINT_BYTES};
 use crate::batch::BatchHeader;
@@ -22,7 +23,7 @@ use crate::files::{
     SEGMENT_HEADER_BYTES,
 };
 use crate::io::{PartitionDir, SegmentFile, StorageRequest};
-use crate::producer::{decode_snapshot, ProducerStates};
+use crate::producer::{decode_snapshot_with_epochs, ProducerStates};
 use crate::time::Instant;
 use bytes::Bytes;
 
@@ -52,6 +53,10 @@ pub struct RecoveredPartition {
     pub producers: ProducerStates,
     /// The offset of the producer snapshot used, if one was valid.
     pub snapshot: Option<i64>,
+    /// The leader-epoch cache: the one the snapshot used carried, plus the epochs of the
+    /// batches replayed after it (all of them when no snapshot was used). Not yet clamped to
+    /// the recovered log's bounds ([`PartitionLog::set_recovered_epochs`] does that).
+    pub epochs: LeaderEpochCache,
     /// Lines for the operator's log (damaged indexes or snapshots, what was rebuilt).
     pub notes: Vec<String>,
     /// Segment bytes read (index files vouched for the rest).
@@ -75,6 +80,12 @@ pub struct SegmentSummary {
     pub tail_problem: Option<String>,
     /// Why index files that were present were not used.
     pub index_problem: Option<String>,
+    /// The segment's data was read from `<base>.log.swap`: a clean finished its output but
+    /// not its rename (see [`crate::log::cleaner`]); the repair renames it into place.
+    pub swap: bool,
+    /// A `<base>.log.cleaned` file lies beside the segment: a clean stopped before its swap;
+    /// the old segment is whole, the repair deletes the leftover.
+    pub cleaned_leftover: bool,
 }
 
 /// A file in a partition directory, as the driver lists it.
@@ -160,6 +171,8 @@ pub fn summarize_segment<E>(
                     indexed_len: 0,
                     tail_problem: Some(p),
                     index_problem: problem,
+                    swap: false,
+                    cleaned_leftover: false,
                 };
                 return Ok((summary, header.len() as u64));
             }
@@ -191,6 +204,8 @@ pub fn summarize_segment<E>(
         indexed_len,
         tail_problem,
         index_problem,
+        swap: false,
+        cleaned_leftover: false,
     };
     assert!(summary.indexed_len <= summary.valid_len && summary.valid_len <= summary.file_len);
     summary.index.check(summary.valid_len, summary.next_offset);
@@ -205,19 +220,46 @@ pub fn summarize_segment<E>(
     ))
 }
 
+/// The base offsets of the directory's files named `<base:020>.log<suffix>`.
+fn bases_with_suffix(entries: &[DirEntry], suffix: &str) -> Vec<(i64, u64)> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let log = e.name.strip_suffix(suffix)?;
+            parse_segment_file_name(log).map(|b| (b, e.len))
+        })
+        .collect()
+}
+
 /// Recover one partition directory: summarise its segments and rebuild its producers' state
 /// (see the module docs). `entries` lists the directory; `read(name, from, to)` must return
 /// bytes `from..to` of a listed file.
+///
+/// An interrupted clean (log compaction, [`crate::log::cleaner`]) is settled here: a segment
+/// with a `<base>.log.swap` beside it is read from the swap file (complete and durable before
+/// it got that name), and its index files are ignored (they may describe the old bytes); a
+/// `<base>.log.cleaned` file is ignored. [`PartitionLog::recover`] emits the repairs that
+/// rename the swap into place and delete the leftover.
 pub fn recover_partition<E>(
     dir_name: String,
     meta: Option<Bytes>,
     entries: &[DirEntry],
-    mut read: impl FnMut(&str, u64, u64) -> Result<Vec<u8>, E>,
+    mut raw_read: impl FnMut(&str, u64, u64) -> Result<Vec<u8>, E>,
 ) -> Result<RecoveredPartition, E> {
     let len_of = |name: &str| entries.iter().find(|e| e.name == name).map(|e| e.len);
+    let swaps = bases_with_suffix(entries, ".swap");
+    let cleaned = bases_with_suffix(entries, ".cleaned");
+    let is_swap = |base: i64| swaps.iter().any(|(b, _)| *b == base);
+    // Reads of a swapped segment go to its swap file.
+    let mut read = |name: &str, from: u64, to: u64| match parse_segment_file_name(name) {
+        Some(base) if is_swap(base) => raw_read(&format!("{name}.swap"), from, to),
+        _ => raw_read(name, from, to),
+    };
     let mut bases: Vec<(i64, u64)> = entries
         .iter()
         .filter_map(|e| parse_segment_file_name(&e.name).map(|b| (b, e.len)))
+        .filter(|(b, _)| !is_swap(*b))
+        .chain(swaps.iter().copied())
         .collect();
     bases.sort();
     let mut notes = Vec::new();
@@ -225,16 +267,32 @@ pub fn recover_partition<E>(
     let mut summaries: Vec<SegmentSummary> = Vec::new();
     for &(base, file_len) in &bases {
         let (o_name, t_name) = (format!("{base:020}.index"), time_index_file_name(base));
+        let indexed = !is_swap(base);
         let o = len_of(&o_name)
+            .filter(|_| indexed)
             .map(|len| read(&o_name, 0, len))
             .transpose()?;
         let t = len_of(&t_name)
+            .filter(|_| indexed)
             .map(|len| read(&t_name, 0, len))
             .transpose()?;
         let (s, n) = summarize_segment(base, file_len, o.as_deref(), t.as_deref(), &mut read)?;
         segment_bytes_read += n;
         summaries.push(s);
     }
+    assert_eq!(summaries.len(), bases.len(), "a summary per segment");
+    for s in summaries.iter_mut() {
+        s.swap = is_swap(s.base_offset);
+        s.cleaned_leftover = cleaned.iter().any(|(b, _)| *b == s.base_offset);
+        if s.swap {
+            notes.push(format!(
+                "{dir_name}: a clean of segment {:020}.log was interrupted after its output \
+                 was complete; finishing the swap",
+                s.base_offset
+            ));
+        }
+    }
+    assert_eq!(summaries.iter().filter(|s| s.swap).count(), swaps.len());
     // An index whose end does not meet the next segment's base is not trusted: walk the
     // segment instead, before anything is dropped for a gap.
     for i in 0..summaries.len().saturating_sub(1) {
@@ -247,6 +305,8 @@ pub fn recover_partition<E>(
                 s.next_offset
             ));
             segment_bytes_read += n;
+            fresh.swap = summaries[i].swap;
+            fresh.cleaned_leftover = summaries[i].cleaned_leftover;
             summaries[i] = fresh;
         }
     }
@@ -292,8 +352,20 @@ pub fn recover_partition<E>(
             continue;
         }
         let bytes = read(name, 0, len_of(name).unwrap_or(0))?;
-        let states = match decode_snapshot(&bytes, *offset) {
-            Ok(s) => s,
+        let decoded = decode_snapshot_with_epochs(&bytes, *offset).and_then(|(s, e)| {
+            let cache = e.map(LeaderEpochCache::from_entries).transpose();
+            Ok((s, cache.map_err(crate::files::FileError::Decode)?))
+        });
+        let (states, epochs) = match decoded {
+            Ok((s, Some(e))) => (s, e),
+            Ok((_, None)) => {
+                // Written before snapshots carried leader epochs: the cache needs the whole
+                // log's batch headers, which the full replay below reads.
+                notes.push(format!(
+                    "{dir_name}: snapshot {name} has no leader epochs (format 1); not used"
+                ));
+                continue;
+            }
             Err(e) => {
                 notes.push(format!(
                     "{dir_name}: snapshot {name} unreadable ({e}); not used"
@@ -302,7 +374,7 @@ pub fn recover_partition<E>(
             }
         };
         let from = (*offset).max(log_start);
-        match replay(&chain, from, states, &mut read)? {
+        match replay(&chain, from, (states, epochs), &mut read)? {
             (Some(states), n) => {
                 segment_bytes_read += n;
                 producers = Some((states, *offset));
@@ -316,7 +388,7 @@ pub fn recover_partition<E>(
             }
         }
     }
-    let (producers, snapshot) = match producers {
+    let ((producers, epochs), snapshot) = match producers {
         Some((p, o)) => (p, Some(o)),
         None => {
             if !chain.is_empty() && log_end > log_start {
@@ -324,11 +396,16 @@ pub fn recover_partition<E>(
                     "{dir_name}: no usable producer snapshot; replaying the whole log"
                 ));
             }
-            let (p, n) = replay(&chain, log_start, ProducerStates::default(), &mut read)?;
+            let fresh = (ProducerStates::default(), LeaderEpochCache::default());
+            let (p, n) = replay(&chain, log_start, fresh, &mut read)?;
             segment_bytes_read += n;
             (p.expect("the log start is a batch boundary"), None)
         }
     };
+    let (epochs, epoch_notes) = epochs;
+    for note in epoch_notes {
+        notes.push(format!("{dir_name}: {note}"));
+    }
     // The state describes only batches that are in the log.
     assert!(producers.max_last_offset().is_none_or(|o| o < log_end));
     assert!(snapshot.is_none_or(|s| s <= log_end));
@@ -338,19 +415,29 @@ pub fn recover_partition<E>(
         segments: summaries,
         producers,
         snapshot,
+        epochs,
         notes,
         segment_bytes_read,
     })
 }
 
-/// Replay into `states` every batch of `chain` from offset `from`; None if `from` is not a
-/// batch boundary (the snapshot does not fit this log).
+/// Replay into `states` (producer state and leader-epoch cache) every batch of `chain` from
+/// offset `from`; None if `from` is not a batch boundary (the snapshot does not fit this log).
+/// A batch whose epoch would take the cache back is noted, not applied.
+#[allow(clippy::type_complexity)]
 fn replay<E>(
     chain: &[&SegmentSummary],
     from: i64,
-    mut states: ProducerStates,
+    (mut states, mut epochs): (ProducerStates, LeaderEpochCache),
     read: &mut impl FnMut(&str, u64, u64) -> Result<Vec<u8>, E>,
-) -> Result<(Option<ProducerStates>, u64), E> {
+) -> Result<
+    (
+        Option<(ProducerStates, (LeaderEpochCache, Vec<String>))>,
+        u64,
+    ),
+    E,
+> {
+    let mut problems = Vec::new();
     let mut read_bytes = 0;
     let mut found = chain.last().is_none_or(|l| l.next_offset == from);
     for s in chain.iter().filter(|s| s.next_offset > from) {
@@ -365,6 +452,9 @@ fn replay<E>(
             if h.base_offset >= start {
                 ok &= found;
                 states.record(h);
+                if let Err(refused) = epochs.assign(h.partition_leader_epoch, h.base_offset) {
+                    problems.push(format!("batch {}: {refused}", h.base_offset));
+                }
             }
         })?;
         read_bytes += n;
@@ -372,7 +462,8 @@ fn replay<E>(
             return Ok((None, read_bytes));
         }
     }
-    Ok((found.then_some(states), read_bytes))
+    problems.truncate(8);
+    Ok((found.then_some((states, (epochs, problems))), read_bytes))
 }
 
 impl PartitionLog {
@@ -396,6 +487,19 @@ impl PartitionLog {
                 dir: dir.clone(),
                 base_offset: scan.base_offset,
             };
+            // An interrupted clean first: the swap goes into place (the summary describes its
+            // bytes), a leftover `.cleaned` file goes. Later repairs act on `<base>.log`.
+            if scan.swap {
+                repairs.push(StorageRequest::CompleteSegmentSwap { file: file.clone() });
+            }
+            if scan.cleaned_leftover {
+                notes.push(format!(
+                    "{}: discarding {} (a clean interrupted before its swap)",
+                    dir.dir_name(),
+                    file.cleaned_file_name()
+                ));
+                repairs.push(StorageRequest::DiscardCleanedSegment { file: file.clone() });
+            }
             let expected = segments.last().map(|s| s.next_offset);
             if broken || expected.is_some_and(|e| e != scan.base_offset) {
                 // A segment after a damaged one, or after a gap, cannot be trusted to continue

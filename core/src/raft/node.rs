@@ -187,6 +187,10 @@ impl RaftNode {
             _ => None,
         }
     }
+    /// The quorum's voters (`controller.quorum.voters`).
+    pub fn voters(&self) -> &BTreeSet<NodeId> {
+        &self.voters
+    }
     pub(super) fn is_voter(&self) -> bool {
         self.voters.contains(&self.id)
     }

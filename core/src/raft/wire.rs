@@ -54,7 +54,7 @@ mod response;
 
 pub use batch::{decode_entries, encode_entries, read_batch};
 pub use describe::{
-    decode_describe_quorum_response, encode_describe_quorum_request,
+    decode_describe_quorum_response, describe_quorum_body, encode_describe_quorum_request,
     encode_describe_quorum_response,
 };
 pub use request::{decode_request, request_prefix};

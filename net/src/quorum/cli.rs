@@ -66,6 +66,8 @@ pub enum ControllerRequest {
     },
     /// DeleteTopics of one topic.
     DeleteTopic { name: String },
+    /// DescribeQuorum: the quorum leader's view (leader, epoch, high watermark).
+    DescribeQuorum,
     /// AllocateProducerIds for a registered broker.
     AllocateProducerIds {
         #[arg(long)]
@@ -133,6 +135,7 @@ fn request_of(r: ControllerRequest) -> anyhow::Result<Request> {
             Request::CreatePartitions { name, count }
         }
         ControllerRequest::DeleteTopic { name } => Request::DeleteTopic { name },
+        ControllerRequest::DescribeQuorum => Request::DescribeQuorum,
         ControllerRequest::AllocateProducerIds {
             node_id,
             broker_epoch,
@@ -183,6 +186,18 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
         }
         Ok(Reply::AllocateProducerIds { first, count }) => println!("producer_ids {first} {count}"),
         Ok(Reply::DeleteTopic | Reply::CreatePartitions) => println!("ok"),
+        Ok(Reply::AlterPartition {
+            leader,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        }) => println!("leader {leader:?} leader_epoch {leader_epoch} partition_epoch {partition_epoch} isr {isr:?}"),
+        Ok(Reply::DescribeQuorum(s)) => println!(
+            "leader {} epoch {} high_watermark {}",
+            s.leader.map_or(-1, |l| l.0),
+            s.epoch.0,
+            s.high_watermark
+        ),
         Err(r) => bail!("the controller refused: error {}: {}", r.code, r.message),
     }
     Ok(())

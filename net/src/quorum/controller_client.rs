@@ -15,7 +15,7 @@
 //! leadership means "maybe": its records may still commit under the next leader. So a retried
 //! CreateTopics can find TOPIC_ALREADY_EXISTS for the topic it created itself, as in Kafka.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bytes::Bytes;
 use gregor_core::cluster::wire::client::{self, response_correlation_id};
 use gregor_core::cluster::wire::{Answer, Refusal};
@@ -24,10 +24,12 @@ use gregor_core::raft::wire::{self as qwire, DESCRIBE_QUORUM_VERSIONS};
 use gregor_core::raft::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
+use tracing::debug;
 
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -45,6 +47,13 @@ pub struct ControllerClient {
     /// The open connection, to `target`.
     conn: Option<TcpStream>,
     correlation_id: i32,
+    /// After a failed connection attempt to `target`, none is made again before this instant
+    /// (a kept link fails fast meanwhile); the wait doubles from [`BACKOFF_MIN`] to
+    /// [`BACKOFF_MAX`] while attempts keep failing.
+    connect_after: Option<Instant>,
+    connect_backoff: Duration,
+    /// Connections opened so far (for the kept links' log lines and tests).
+    opened: u64,
 }
 
 impl ControllerClient {
@@ -56,6 +65,9 @@ impl ControllerClient {
             target,
             conn: None,
             correlation_id: 0,
+            connect_after: None,
+            connect_backoff: BACKOFF_MIN,
+            opened: 0,
         }
     }
 
@@ -99,6 +111,8 @@ impl ControllerClient {
     fn switch(&mut self, to: NodeId) {
         self.target = to;
         self.conn = None;
+        self.connect_after = None;
+        self.connect_backoff = BACKOFF_MIN;
     }
 
     fn next_voter(&mut self) {
@@ -115,12 +129,30 @@ impl ControllerClient {
     async fn connection(&mut self) -> anyhow::Result<&mut TcpStream> {
         if self.conn.is_none() {
             let addr = self.voters[&self.target];
-            let s = timeout(EXCHANGE_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .with_context(|| format!("connecting to {addr} timed out"))?
-                .with_context(|| format!("connecting to {addr}"))?;
-            s.set_nodelay(true)?;
-            self.conn = Some(s);
+            if let Some(at) = self.connect_after.filter(|at| Instant::now() < *at) {
+                bail!(
+                    "not connected to {addr}: reconnecting in {:?}",
+                    at - Instant::now()
+                );
+            }
+            let connected = match timeout(EXCHANGE_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s.set_nodelay(true).map(|_| s).map_err(anyhow::Error::from),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context(format!("connecting to {addr}"))),
+                Err(_) => Err(anyhow::anyhow!("connecting to {addr} timed out")),
+            };
+            match connected {
+                Ok(s) => {
+                    self.opened += 1;
+                    self.connect_after = None;
+                    self.connect_backoff = BACKOFF_MIN;
+                    self.conn = Some(s);
+                }
+                Err(e) => {
+                    self.connect_after = Some(Instant::now() + self.connect_backoff);
+                    self.connect_backoff = (self.connect_backoff * 2).min(BACKOFF_MAX);
+                    return Err(e);
+                }
+            }
         }
         Ok(self.conn.as_mut().expect("just opened"))
     }
@@ -186,16 +218,58 @@ impl ControllerClient {
     }
 }
 
-/// Send `request` to the controller at `addr` once, on a connection of its own: the answer, or
-/// why none came. A node's metadata side uses this: its own controller channel
-/// (`gregor_core::cluster::channel`) decides whom to ask and when to ask again.
-pub async fn send_once(
-    addr: SocketAddr,
-    client_id: &str,
-    request: &Request,
-) -> anyhow::Result<Answer> {
-    let mut c = ControllerClient::new(BTreeMap::from([(NodeId(0), addr)]), client_id);
-    c.try_once(request).await
+/// A kept connection to each remote controller, for a node's metadata side (Kafka's
+/// `NodeToControllerChannelManager` keeps one too). A broker heartbeats every 2 s, so a
+/// connection per request would open 30 a minute per broker for nothing.
+///
+/// * One connection per controller address, opened on first use and reused after.
+/// * Requests on it are **serialized**: one is written, its answer read, then the next. The
+///   controller listener serves a connection's requests one at a time in order anyway, so
+///   pipelining would only queue them there instead of here.
+/// * Each exchange keeps [`EXCHANGE_TIMEOUT`]; a timeout, an I/O error or a response that does
+///   not match drops the connection, and the next request opens a new one.
+/// * A failed connection attempt is not repeated before a backoff (from [`BACKOFF_MIN`]
+///   doubling to [`BACKOFF_MAX`]); requests meanwhile fail at once, and the node's controller
+///   channel (`gregor_core::cluster::channel`) decides whom to ask next and when, as before.
+///   Its choice of controller is untouched: these links only carry what it sends.
+#[derive(Clone)]
+pub struct ControllerLinks {
+    client_id: String,
+    links: Arc<std::sync::Mutex<BTreeMap<SocketAddr, Arc<tokio::sync::Mutex<ControllerClient>>>>>,
+}
+
+impl ControllerLinks {
+    pub fn new(client_id: &str) -> ControllerLinks {
+        ControllerLinks {
+            client_id: client_id.to_string(),
+            links: Arc::default(),
+        }
+    }
+
+    /// Send `request` to the controller at `addr` on its kept connection: the answer, or why
+    /// none came.
+    pub async fn send(&self, addr: SocketAddr, request: &Request) -> anyhow::Result<Answer> {
+        let link = self
+            .links
+            .lock()
+            .expect("not poisoned")
+            .entry(addr)
+            .or_insert_with(|| {
+                let voters = BTreeMap::from([(NodeId(0), addr)]);
+                Arc::new(tokio::sync::Mutex::new(ControllerClient::new(
+                    voters,
+                    &self.client_id,
+                )))
+            })
+            .clone();
+        let mut link = link.lock().await;
+        let before = link.opened;
+        let answer = link.try_once(request).await;
+        if link.opened != before {
+            debug!(%addr, opened = link.opened, "opened a connection to a controller");
+        }
+        answer
+    }
 }
 
 /// A refusal read off the wire, as the controller's error it encodes (the wire carries a code

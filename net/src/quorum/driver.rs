@@ -13,7 +13,7 @@
 //! peer's Raft request goes back on the connection it came on; a Raft request goes to the
 //! peer's queue; a controller answer goes to the connection that asked; a committed image and
 //! the answers to the broker's own requests go to the broker task; a request the member sends
-//! another controller goes out on a connection of its own ([`controller_client::send_once`]).
+//! another controller goes out on a kept connection to it ([`controller_client::ControllerLinks`]).
 //!
 //! The committed image lives in the member: it replays committed records, takes snapshots
 //! every `snapshot_interval_entries` committed offsets (KIP-630) and loads those a leader sends.
@@ -25,13 +25,16 @@ use super::storage::{Recovered, Storage};
 use super::transport::{self, Event, Peers, Reply};
 use super::QuorumConfig;
 use crate::clock::Clock;
+use gregor_core::cluster::import::LocalTopics;
+use gregor_core::cluster::lifecycle::BrokerState;
 use gregor_core::cluster::member::Output as MemberOutput;
 use gregor_core::cluster::quorum_controller::QuorumControllerConfig;
+use gregor_core::cluster::wire::quorum_status;
 use gregor_core::cluster::{
     ControllerError, Member, MemberConfig, Registration, Reply as ControllerReply, Request,
-    RequestId, Role as ProcessRole,
+    RequestId,
 };
-use gregor_core::raft::wire::{QuorumStatus, ReplicaStatus};
+use gregor_core::raft::wire::QuorumStatus;
 use gregor_core::raft::{Message, NodeId, Output, RaftConfig, Role};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::{mpsc, oneshot};
@@ -59,22 +62,31 @@ pub type ControllerAnswer = Result<ControllerReply, ControllerError>;
 /// echoes it back with the answer, which the driver routes by request id.
 const REMOTE_BROKER: NodeId = NodeId(-1);
 
-/// Run the node's metadata side: the quorum member, and for `broker` (its registration and its
-/// end of the road to the broker task) the broker's lifecycle and requests.
+/// Run the node's metadata side: the quorum member in its role, the controller listener when
+/// there is one, and for `broker` (its registration and its end of the road to the broker
+/// task) the broker's lifecycle, requests, the import of a standalone broker's data directory
+/// and the [`ToBroker::Ready`] that lets the broker serve.
 pub async fn run(
     config: QuorumConfig,
     storage: Storage,
     recovered: Recovered,
-    listener: tokio::net::TcpListener,
-    broker: (Registration, QuorumEnd),
+    listener: Option<tokio::net::TcpListener>,
+    broker: Option<(Registration, QuorumEnd)>,
 ) -> anyhow::Result<()> {
     let clock = Clock::new();
     let (events, mut inbox) = mpsc::channel(EVENT_QUEUE_MAX);
-    info!(node_id = config.node_id.0, listen = %config.listen, voters = ?config.voters,
-        "metadata quorum member starting");
-    tokio::spawn(transport::accept_loop(listener, events.clone()));
+    info!(node_id = config.node_id.0, role = ?config.role, listen = ?config.listen,
+        voters = ?config.voters, "metadata quorum member starting");
+    if let Some(listener) = listener {
+        tokio::spawn(transport::accept_loop(listener, events.clone()));
+    }
+    let log_was_empty = recovered.snapshot.is_none() && recovered.entries.is_empty();
+    // Held for the driver's life: with no listener and no peer (a lone voter in process) no
+    // network task holds a sender, and the inbox must not read as closed.
+    let _inbox_open = events.clone();
     let peers = Peers::start(config.node_id, &config.voters, events);
     let voters: BTreeSet<NodeId> = config.voters.keys().copied().collect();
+    let alone = config.alone();
     let seed: u64 = rand::random();
     info!(seed, "controller seed (election timeouts, placement)");
     let qc_config = QuorumControllerConfig {
@@ -82,16 +94,16 @@ pub async fn run(
         snapshot_every: config.snapshot_interval_entries,
         ..QuorumControllerConfig::default()
     };
-    let (registration, link) = broker;
+    let (registration, link) = broker.unzip();
     let member_config = MemberConfig {
         controller: qc_config,
         ..MemberConfig::default()
     };
     let member = Member::restore(
-        ProcessRole::Combined,
+        config.role,
         config.node_id,
         voters.clone(),
-        Some(registration),
+        registration,
         member_config,
         seed,
         clock.now(),
@@ -99,10 +111,14 @@ pub async fn run(
         recovered.snapshot,
         recovered.entries,
     );
-    let QuorumEnd {
-        requests: mut from_broker,
-        events: to_broker,
-    } = link;
+    let (mut from_broker, to_broker, local_topics) = match link {
+        Some(QuorumEnd {
+            requests,
+            events,
+            local_topics,
+        }) => (Some(requests), Some(events), Some(local_topics)),
+        None => (None, None, None),
+    };
     let (answers_tx, mut answers) = mpsc::unbounded_channel();
     let mut d = Driver {
         qc: member,
@@ -119,7 +135,19 @@ pub async fn run(
         caught_up: BTreeMap::new(),
         seen: ((-1, None), false),
         image_offset: -1,
+        links: controller_client::ControllerLinks::new(&format!(
+            "gregor-broker-{}",
+            config.node_id.0
+        )),
+        ready_at: None,
     };
+    if let Some(local) = local_topics {
+        // The broker sends its data directory's topics as soon as it has read them.
+        let Ok(local) = local.await else {
+            return Ok(());
+        };
+        d.ready_at = Some(d.import(log_was_empty, alone, &local)?);
+    }
     d.perform()?;
     let mut announce = tokio::time::interval(BEGIN_QUORUM_EPOCH_RESEND);
     loop {
@@ -130,7 +158,7 @@ pub async fn run(
                 None => return Ok(()),
             },
             _ = tokio::time::sleep_until(deadline) => d.qc.tick(d.clock.now()),
-            ask = from_broker.recv() => match ask {
+            ask = async { match from_broker.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => match ask {
                 Some((id, request)) => d.qc.broker_request(d.clock.now(), id, request),
                 // The broker task ended: the process is stopping.
                 None => return Ok(()),
@@ -148,8 +176,9 @@ pub async fn run(
 struct Driver {
     /// The node's metadata side (named for the quorum controller it holds).
     qc: Member,
-    /// Committed images and the answers to the broker's own requests, to the broker task.
-    to_broker: mpsc::UnboundedSender<ToBroker>,
+    /// Committed images and the answers to the broker's own requests, to the broker task
+    /// (none on a controller alone).
+    to_broker: Option<mpsc::UnboundedSender<ToBroker>>,
     /// Remote controllers' answers to the member's requests come back here.
     answers: mpsc::UnboundedSender<(RequestId, ControllerAnswer)>,
     voters: BTreeSet<NodeId>,
@@ -168,6 +197,11 @@ struct Driver {
     seen: ((i32, Option<NodeId>), bool),
     /// The committed image's offset last logged.
     image_offset: i64,
+    /// A kept connection to each other controller, for the member's requests.
+    links: controller_client::ControllerLinks,
+    /// The committed offset the broker waits for before [`ToBroker::Ready`] (its broker
+    /// unfenced too); none once sent, or without a broker.
+    ready_at: Option<i64>,
 }
 
 fn is_response(m: &Message) -> bool {
@@ -266,9 +300,9 @@ impl Driver {
                     }
                 }
                 // The broker task ends only when the process does; nothing to do if it has.
-                MemberOutput::Image(image) => drop(self.to_broker.send(ToBroker::Image(image))),
+                MemberOutput::Image(image) => self.to_broker(ToBroker::Image(image)),
                 MemberOutput::ControllerReply { id, result } => {
-                    drop(self.to_broker.send(ToBroker::Reply { id, result }))
+                    self.to_broker(ToBroker::Reply { id, result })
                 }
                 MemberOutput::Request { to, id, request } => self.ask_remote(to, id, request),
             }
@@ -276,8 +310,64 @@ impl Driver {
         if let Some((_, reply)) = self.reply.take() {
             let _ = reply.send(self.reply_with(None));
         }
+        if let Some(at) = self.ready_at {
+            let unfenced = matches!(self.qc.broker_state(), Some(BrokerState::Unfenced { .. }));
+            if at < 0 || (unfenced && self.qc.image().offset() >= at) {
+                info!(
+                    image_offset = self.qc.image().offset(),
+                    "the broker may serve: its metadata image is ready"
+                );
+                self.to_broker(ToBroker::Ready);
+                self.ready_at = None;
+            }
+        }
         self.log_changes();
         Ok(())
+    }
+
+    fn to_broker(&self, message: ToBroker) {
+        let to = self
+            .to_broker
+            .as_ref()
+            .expect("only a node with a broker has images and answers for it");
+        // The broker task ends only when the process does; nothing to do if it has.
+        let _ = to.send(message);
+    }
+
+    /// gregor's migration ([`gregor_core::cluster::import`]): on the first start of a data
+    /// directory a standalone broker wrote (no metadata log yet, local topics), write its
+    /// topics into the log before the broker follows any image. Returns the offset the broker
+    /// must see committed before it serves: -1 (at once) in a cluster, where the broker serves
+    /// while the quorum forms as it always did.
+    fn import(
+        &mut self,
+        log_was_empty: bool,
+        alone: bool,
+        local: &LocalTopics,
+    ) -> anyhow::Result<i64> {
+        if !alone {
+            if log_was_empty && !local.topics.is_empty() {
+                anyhow::bail!(
+                    "the data directory holds {} topics but the metadata log is empty: they were \
+                     written by a standalone broker (or the metadata log was lost). Start this \
+                     node once alone (no controller_quorum_voters) to import them; a cluster \
+                     node would delete them as strays",
+                    local.topics.len()
+                );
+            }
+            return Ok(-1);
+        }
+        if !log_was_empty || local.is_empty() {
+            // Ready once the broker is unfenced (its registration is after any import).
+            return Ok(0);
+        }
+        let names: Vec<&str> = local.topics.iter().map(|t| t.name.as_str()).collect();
+        info!(topics = ?names, next_producer_id = local.next_producer_id,
+            "importing a standalone broker's data directory into the new metadata log");
+        let at = self.qc.import(self.clock.now(), local).map_err(|e| {
+            anyhow::anyhow!("importing the data directory's topics: {}", e.message())
+        })?;
+        Ok(at)
     }
 
     /// Send `request` to controller `to`, once, on a connection of its own; its answer (or
@@ -294,9 +384,9 @@ impl Driver {
             let _ = answers.send((id, Err(ControllerError::NotController { leader: None })));
             return;
         };
-        let client_id = format!("gregor-broker-{}", self.qc.id().0);
+        let links = self.links.clone();
         tokio::spawn(async move {
-            let result = match controller_client::send_once(addr, &client_id, &request).await {
+            let result = match links.send(addr, &request).await {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(refusal)) => Err(controller_client::refusal_error(refusal, &request)),
                 Err(e) => {
@@ -347,6 +437,11 @@ impl Driver {
         let now_ms = self.clock.now().unix_ms();
         let raft = self.qc.raft();
         let end = raft.log().end();
+        crate::metrics::publish_quorum(crate::metrics::quorum_figures(
+            &self.status(),
+            raft.is_leader(),
+            end,
+        ));
         if let Role::Leader(l) = raft.role() {
             for (id, p) in &l.replicas {
                 if p.matched >= end {
@@ -396,44 +491,13 @@ impl Driver {
     }
 
     /// DescribeQuorum's view: the leader knows every replica's progress; another node reports
-    /// only the leader and epoch it knows.
+    /// only the leader and epoch it knows. The core's status, with the last caught-up times
+    /// this driver tracks at every fetch.
     fn status(&self) -> QuorumStatus {
-        let raft = self.qc.raft();
-        let end = raft.log().end();
-        let me = raft.id();
-        let now_ms = self.clock.now().unix_ms();
-        let mut status = QuorumStatus {
-            leader: raft.leader(),
-            epoch: raft.epoch(),
-            high_watermark: raft.high_watermark(),
-            voters: Vec::new(),
-            observers: Vec::new(),
-        };
-        let Role::Leader(l) = raft.role() else {
-            return status;
-        };
-        let row = |id: NodeId| {
-            let (log_end_offset, last_fetch_ms) = if id == me {
-                (end, now_ms)
-            } else {
-                l.replicas
-                    .get(&id)
-                    .map_or((-1, -1), |p| (p.matched, p.last_fetch.unix_ms()))
-            };
-            ReplicaStatus {
-                id,
-                log_end_offset,
-                last_fetch_ms,
-                last_caught_up_ms: self.caught_up.get(&id).copied().unwrap_or(-1),
-            }
-        };
-        status.voters = self.voters.iter().map(|v| row(*v)).collect();
-        status.observers = l
-            .replicas
-            .keys()
-            .filter(|id| !self.voters.contains(id))
-            .map(|id| row(*id))
-            .collect();
+        let mut status = quorum_status(self.qc.raft(), self.clock.now());
+        for r in status.voters.iter_mut().chain(status.observers.iter_mut()) {
+            r.last_caught_up_ms = self.caught_up.get(&r.id).copied().unwrap_or(-1);
+        }
         status
     }
 }

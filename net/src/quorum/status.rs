@@ -1,20 +1,30 @@
-//! `gregor cluster status --bootstrap-controller HOST:PORT[,HOST:PORT...]`: the metadata
-//! quorum as its leader sees it, what Kafka's `kafka-metadata-quorum describe --status
-//! --replication` prints.
+//! `gregor cluster status`: the cluster as an operator checks it, through any broker
+//! (`--bootstrap HOST:PORT`) or from the controllers (`--bootstrap-controller
+//! HOST:PORT[,...]`): the metadata quorum as its leader sees it (what Kafka's
+//! `kafka-metadata-quorum describe --status --replication` prints), the active controller, the
+//! registered brokers (fenced or not) with the partitions each leads and holds, the topics
+//! with each partition's leader, and the offline partitions. `--output json` prints the same
+//! as one JSON document.
 //!
-//! The tool sends DescribeQuorum to each given controller in turn. Only the leader knows every
-//! replica's progress; another controller answers NOT_LEADER_OR_FOLLOWER with the leader it
-//! knows, and the tool tries the next address.
+//! Through a broker (what Kafka's tools do with `--bootstrap-server`):
+//! * **DescribeQuorum** (55): a KRaft broker forwards it to the active controller, the only
+//!   node that knows every replica's progress;
+//! * **DescribeCluster** v2 with `IncludeFencedBrokers` (KIP-1073): every registered broker,
+//!   fenced ones included with `IsFenced`, from the broker's metadata image;
+//! * **Metadata** v9: every topic with each partition's leader, replicas, ISR and offline
+//!   replicas. A partition with no leader is offline.
 //!
-//! Then it asks the leader DescribeCluster (endpoint type 1, brokers) and Metadata, both
-//! answered from its committed metadata image: the registered brokers (id, endpoint, fenced,
-//! broker epoch) and the topics with each partition's leader.
+//! From the controllers, the tool sends DescribeQuorum to each given controller in turn: a
+//! controller that is not the leader answers NOT_LEADER_OR_FOLLOWER with the leader it knows,
+//! and the tool tries the next address. Then it asks the leader DescribeCluster and Metadata,
+//! both answered from its committed metadata image.
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use gregor_core::cluster::wire::client::{self, ClusterDescription, TopicDescription};
+use gregor_core::cluster::wire::client::{self, ClusterDescription};
 use gregor_core::cluster::wire::{self as cwire};
 use gregor_core::raft::wire::{self, QuorumStatus, DESCRIBE_QUORUM_VERSIONS};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -58,25 +68,127 @@ pub fn describe(addr: &str) -> anyhow::Result<(QuorumStatus, i16)> {
     Ok(wire::decode_describe_quorum_response(frame, version)?)
 }
 
-/// The brokers registered in a controller's committed image (DescribeCluster, endpoint type
-/// brokers) and its topics (Metadata).
-pub fn describe_cluster(addr: &str) -> anyhow::Result<(ClusterDescription, Vec<TopicDescription>)> {
-    let request = client::encode_describe_cluster_request(1, cwire::ENDPOINT_TYPE_BROKERS)?;
-    let cluster = client::decode_describe_cluster_response(exchange(addr, &request)?)?;
-    let topics =
-        client::decode_metadata_response(exchange(addr, &client::encode_metadata_request(1)?)?)?;
-    Ok((cluster, topics))
+/// One partition of a Metadata response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionView {
+    pub partition: i32,
+    /// -1 when it has none: the partition is offline.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub offline_replicas: Vec<i32>,
 }
 
-pub fn cluster_status(bootstrap_controllers: &str) -> anyhow::Result<()> {
+/// One topic of a Metadata response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicView {
+    pub name: String,
+    pub error_code: i16,
+    pub partitions: Vec<PartitionView>,
+}
+
+/// Everything `cluster status` shows: the quorum (`None` with why when it could not be
+/// described), the brokers and the topics.
+pub struct ClusterStatus {
+    pub quorum: Result<QuorumStatus, String>,
+    pub cluster: ClusterDescription,
+    pub topics: Vec<TopicView>,
+}
+
+/// The Metadata version asked for: one both a broker (up to 9) and a controller listener (up
+/// to 12) serve, with offline replicas (v5+) and leader epochs (v7+).
+const METADATA_VERSION: i16 = 9;
+
+/// Every topic, with each partition's leader, replicas, ISR and offline replicas (Metadata).
+pub fn topics(addr: &str) -> anyhow::Result<Vec<TopicView>> {
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let key = ApiKey::Metadata;
+    let v = METADATA_VERSION;
+    let mut body = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(v)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("gregor-cli")))
+        .encode(&mut body, key.request_header_version(v))?;
+    MetadataRequest::default()
+        .with_topics(None)
+        .with_allow_auto_topic_creation(false)
+        .encode(&mut body, v)?;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    let mut buf = exchange(addr, &frame)?;
+    kafka_protocol::messages::ResponseHeader::decode(&mut buf, key.response_header_version(v))?;
+    let r = MetadataResponse::decode(&mut buf, v)?;
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect();
+    let mut topics: Vec<TopicView> = r
+        .topics
+        .iter()
+        .map(|t| {
+            let mut partitions: Vec<PartitionView> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionView {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    replicas: ids(&p.replica_nodes),
+                    isr: ids(&p.isr_nodes),
+                    offline_replicas: ids(&p.offline_replicas),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            TopicView {
+                name: t.name.as_ref().map_or(String::new(), |n| n.to_string()),
+                error_code: t.error_code,
+                partitions,
+            }
+        })
+        .collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(topics)
+}
+
+/// The brokers registered (DescribeCluster, endpoint type brokers, fenced ones included).
+pub fn brokers(addr: &str) -> anyhow::Result<ClusterDescription> {
+    let request = client::encode_describe_cluster_request(1, cwire::ENDPOINT_TYPE_BROKERS)?;
+    let cluster = client::decode_describe_cluster_response(exchange(addr, &request)?)?;
+    if cluster.error_code != 0 {
+        bail!("DescribeCluster from {addr}: error {}", cluster.error_code);
+    }
+    Ok(cluster)
+}
+
+/// The status through the broker at `addr`.
+fn through_broker(addr: &str) -> anyhow::Result<ClusterStatus> {
+    let quorum = match describe(addr) {
+        Ok((status, 0)) => Ok(status),
+        Ok((_, code)) => Err(format!("the broker's DescribeQuorum failed: error {code}")),
+        // A standalone broker has no quorum to forward to, and closes on the request.
+        Err(e) => Err(format!(
+            "the broker does not answer DescribeQuorum: a standalone broker has no metadata quorum ({e:#})"
+        )),
+    };
+    Ok(ClusterStatus {
+        quorum,
+        cluster: brokers(addr)?,
+        topics: topics(addr)?,
+    })
+}
+
+/// The status from the first of `bootstrap_controllers` that leads the quorum.
+fn from_controllers(bootstrap_controllers: &str) -> anyhow::Result<ClusterStatus> {
     let mut heard = Vec::new();
     for addr in bootstrap_controllers.split(',').map(str::trim) {
         match describe(addr) {
             Ok((status, 0)) => {
-                print!("{}", render(&status));
-                let (cluster, topics) = describe_cluster(addr)?;
-                print!("{}", render_cluster(&cluster, &topics));
-                return Ok(());
+                return Ok(ClusterStatus {
+                    quorum: Ok(status),
+                    cluster: brokers(addr)?,
+                    topics: topics(addr)?,
+                })
             }
             Ok((status, code)) => heard.push(format!(
                 "{addr}: not the leader (error {code}); it knows leader {} in epoch {}",
@@ -92,20 +204,160 @@ pub fn cluster_status(bootstrap_controllers: &str) -> anyhow::Result<()> {
     )
 }
 
-fn render(s: &QuorumStatus) -> String {
-    use std::fmt::Write as _;
+/// `gregor cluster status`: through the broker `bootstrap` if given, else from the
+/// controllers; a table, or JSON.
+pub fn cluster_status(
+    bootstrap: Option<&str>,
+    bootstrap_controllers: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let status = match (bootstrap, bootstrap_controllers) {
+        (Some(b), _) => {
+            let addr = b.split(',').map(str::trim).next().unwrap_or_default();
+            through_broker(addr)?
+        }
+        (None, Some(c)) => from_controllers(c)?,
+        (None, None) => bail!("give --bootstrap HOST:PORT or --bootstrap-controller HOST:PORT"),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&status)).expect("JSON prints")
+        );
+        return Ok(());
+    }
+    match &status.quorum {
+        Ok(q) => print!("{}", render(q)),
+        Err(why) => println!("Quorum:            unknown: {why}"),
+    }
+    print!("{}", render_cluster(&status));
+    Ok(())
+}
+
+/// Each voter's lag behind the leader's log end (-1 when its log end is not known).
+fn lags(s: &QuorumStatus) -> impl Fn(i64) -> i64 {
     let leader_end = s
         .voters
         .iter()
         .find(|v| Some(v.id) == s.leader)
         .map_or(-1, |v| v.log_end_offset);
-    let lag = |end: i64| {
-        if end < 0 {
+    move |end: i64| {
+        if end < 0 || leader_end < 0 {
             -1
         } else {
             (leader_end - end).max(0)
         }
+    }
+}
+
+/// Per broker: the partitions it leads, and those it holds a replica of.
+fn per_broker(topics: &[TopicView]) -> BTreeMap<i32, (usize, usize)> {
+    let mut out: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    for p in topics.iter().flat_map(|t| &t.partitions) {
+        if p.leader >= 0 {
+            out.entry(p.leader).or_default().0 += 1;
+        }
+        for r in &p.replicas {
+            out.entry(*r).or_default().1 += 1;
+        }
+    }
+    out
+}
+
+/// The partitions with no leader: (topic, partition, replicas).
+fn offline(topics: &[TopicView]) -> Vec<(&str, &PartitionView)> {
+    topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.as_str(), p)))
+        .filter(|(_, p)| p.leader < 0)
+        .collect()
+}
+
+fn to_json(s: &ClusterStatus) -> serde_json::Value {
+    use serde_json::json;
+    let replica = |r: &wire::ReplicaStatus, lag: i64| {
+        json!({
+            "id": r.id.0,
+            "log_end_offset": r.log_end_offset,
+            "lag": lag,
+            "last_fetch_timestamp": r.last_fetch_ms,
+            "last_caught_up_timestamp": r.last_caught_up_ms,
+        })
     };
+    let quorum = match &s.quorum {
+        Ok(q) => {
+            let lag = lags(q);
+            let max = q
+                .voters
+                .iter()
+                .filter(|v| Some(v.id) != q.leader)
+                .map(|v| lag(v.log_end_offset))
+                .max()
+                .unwrap_or(0);
+            json!({
+                "leader_id": q.leader.map_or(-1, |l| l.0),
+                "leader_epoch": q.epoch.0,
+                "high_watermark": q.high_watermark,
+                "max_follower_lag": max,
+                "voters": q.voters.iter().map(|v| replica(v, lag(v.log_end_offset))).collect::<Vec<_>>(),
+                "observers": q.observers.iter().map(|v| replica(v, lag(v.log_end_offset))).collect::<Vec<_>>(),
+            })
+        }
+        Err(why) => json!({ "error": why }),
+    };
+    let counts = per_broker(&s.topics);
+    let brokers: Vec<_> = s
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let (leaders, replicas) = counts.get(&n.id).copied().unwrap_or_default();
+            json!({
+                "id": n.id,
+                "host": n.host,
+                "port": n.port,
+                "rack": n.rack,
+                "fenced": n.fenced,
+                "broker_epoch": n.broker_epoch,
+                "leaders": leaders,
+                "replicas": replicas,
+            })
+        })
+        .collect();
+    let topics: Vec<_> = s
+        .topics
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "error_code": t.error_code,
+                "partitions": t.partitions.iter().map(|p| json!({
+                    "partition": p.partition,
+                    "leader": p.leader,
+                    "leader_epoch": p.leader_epoch,
+                    "replicas": p.replicas,
+                    "isr": p.isr,
+                    "offline_replicas": p.offline_replicas,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let offline: Vec<_> = offline(&s.topics)
+        .into_iter()
+        .map(|(t, p)| json!({ "topic": t, "partition": p.partition, "replicas": p.replicas }))
+        .collect();
+    json!({
+        "quorum": quorum,
+        "active_controller": s.quorum.as_ref().ok().and_then(|q| q.leader).map(|l| l.0),
+        "brokers": brokers,
+        "topics": topics,
+        "offline_partitions": offline,
+    })
+}
+
+fn render(s: &QuorumStatus) -> String {
+    use std::fmt::Write as _;
+    let lag = lags(s);
     let ids = |rs: &[wire::ReplicaStatus]| {
         rs.iter()
             .map(|r| r.id.0.to_string())
@@ -154,22 +406,33 @@ fn render(s: &QuorumStatus) -> String {
     out
 }
 
-/// The brokers and topics of the leader's committed image, after the quorum's table.
-fn render_cluster(c: &ClusterDescription, topics: &[TopicDescription]) -> String {
+/// The active controller, the brokers (with the partitions each leads and holds), the topics
+/// with each partition's leader, and the offline partitions, after the quorum's table.
+fn render_cluster(s: &ClusterStatus) -> String {
     use std::fmt::Write as _;
+    let (c, topics) = (&s.cluster, &s.topics);
+    let counts = per_broker(topics);
     let mut out = String::new();
     writeln!(out).unwrap();
+    let active = s.quorum.as_ref().ok().and_then(|q| q.leader);
+    writeln!(out, "ActiveController:  {}", active.map_or(-1, |l| l.0)).unwrap();
     writeln!(out, "Brokers:           {}", c.nodes.len()).unwrap();
     writeln!(
         out,
-        "{:<10}{:<24}{:<8}BrokerEpoch",
-        "BrokerId", "Endpoint", "Fenced"
+        "{:<10}{:<24}{:<8}{:<13}{:<9}Replicas",
+        "BrokerId", "Endpoint", "Fenced", "BrokerEpoch", "Leaders"
     )
     .unwrap();
     for n in &c.nodes {
         let epoch = n.broker_epoch.map_or("-".to_string(), |e| e.to_string());
         let endpoint = format!("{}:{}", n.host, n.port);
-        writeln!(out, "{:<10}{:<24}{:<8}{epoch}", n.id, endpoint, n.fenced).unwrap();
+        let (leaders, replicas) = counts.get(&n.id).copied().unwrap_or_default();
+        writeln!(
+            out,
+            "{:<10}{:<24}{:<8}{:<13}{:<9}{replicas}",
+            n.id, endpoint, n.fenced, epoch, leaders
+        )
+        .unwrap();
     }
     writeln!(out).unwrap();
     writeln!(out, "Topics:            {}", topics.len()).unwrap();
@@ -178,10 +441,22 @@ fn render_cluster(c: &ClusterDescription, topics: &[TopicDescription]) -> String
         let leaders = t
             .partitions
             .iter()
-            .map(|(p, l)| format!("{p}:{l}"))
+            .map(|p| format!("{}:{}", p.partition, p.leader))
             .collect::<Vec<_>>()
             .join(",");
         writeln!(out, "{:<30}{:<12}{leaders}", t.name, t.partitions.len()).unwrap();
+    }
+    let offline = offline(topics);
+    writeln!(out).unwrap();
+    writeln!(out, "OfflinePartitions: {}", offline.len()).unwrap();
+    for (t, p) in offline {
+        let replicas = p
+            .replicas
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        writeln!(out, "  {t}-{} (replicas [{replicas}])", p.partition).unwrap();
     }
     out
 }

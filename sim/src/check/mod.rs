@@ -31,6 +31,7 @@
 //! | `spurious-out-of-range` | reset | OFFSET_OUT_OF_RANGE only for a position really outside the log; after a reset reading goes on from the new position (`poll-skip`) |
 //! | `latest-not-hw`       | retention | ListOffsets latest is the high watermark |
 //! | `offset-for-timestamp`| retention | ListOffsets by time: the first record at or after it (KIP-79) |
+//! | `epoch-cache`         | epochs | after every restart the leader-epoch cache is the one the batches on disk give (KIP-101); a per-step check at broker start |
 //!
 //! The durability policy is taken into account: under a policy that does not promise survival of
 //! power loss (`none`, `interval`), what a power loss cut from the log is excused — and only that,
@@ -40,8 +41,10 @@
 //! Architecture invariant: the family modules depend on this one (for [`Kind`], [`Cuts`] and
 //! [`Facts`]) and on `history`, never on each other or on the world.
 
+pub mod compaction;
 mod deleted;
 mod durability;
+pub mod epochs;
 mod fetch;
 mod groups;
 mod idempotence;

@@ -13,14 +13,15 @@ use super::check::liveness::Liveness;
 use super::check::local_requests::LocalRequests;
 use super::check::one_leader::OneLeader;
 use super::check::registered::Registered;
+use super::check::replication::{AckedAlter, Replication};
 use super::check::served_images::ServedImages;
 use super::check::Anomaly;
 use gregor_core::cluster::lifecycle::BrokerState;
 use gregor_core::cluster::member::Output;
 use gregor_core::cluster::records::Endpoint;
 use gregor_core::cluster::{
-    BrokerId, ControllerError, Durable, Member, MemberConfig, QuorumControllerConfig, Registration,
-    Reply, Request, RequestId, Role,
+    BrokerEpoch, BrokerId, ControllerError, Durable, Member, MemberConfig, QuorumControllerConfig,
+    Registration, Reply, Request, RequestId, Role,
 };
 use gregor_core::prng::Prng;
 use gregor_core::raft::{self, Message, NodeId};
@@ -176,6 +177,8 @@ enum Origin {
     Client(RequestId),
     /// The broker's own producer-id block.
     ProducerIds,
+    /// The broker, leading a partition, asks to change its ISR (this request).
+    Alter(Request),
 }
 
 /// One machine: a combined node (controllers) or a broker-only node, with its disk, its clock
@@ -254,6 +257,9 @@ struct World {
     liveness: Option<Liveness>,
     registered: Registered,
     local: LocalRequests,
+    replication: Replication,
+    /// AlterPartition answers by error code (0: accepted).
+    alters: BTreeMap<i16, u64>,
     /// Producer-id blocks acknowledged: first id → broker (they must never overlap).
     producer_ids: BTreeMap<i64, BrokerId>,
     anomalies: Vec<Anomaly>,
@@ -284,6 +290,9 @@ impl World {
         let config = MemberConfig {
             controller: QuorumControllerConfig {
                 snapshot_every: 64,
+                // The periodic leader check (preferred leaders, unclean elections, repairs)
+                // often enough to happen many times a run (Kafka's default is 300 s).
+                leader_check_interval: Duration::from_ms(5_000),
                 ..QuorumControllerConfig::default()
             },
             ..MemberConfig::default()
@@ -344,6 +353,8 @@ impl World {
             liveness: None,
             registered: Registered::default(),
             local: LocalRequests::new(deadline),
+            replication: Replication::new(),
+            alters: BTreeMap::new(),
             producer_ids: BTreeMap::new(),
             anomalies: Vec::new(),
             counters: Counters {
@@ -577,6 +588,7 @@ impl World {
             }
         }
         self.observe(id);
+        self.replication.follow(self.committed.log());
     }
 
     fn perform(&mut self, id: NodeId, r: raft::Output) {
@@ -715,6 +727,75 @@ impl World {
                 self.ask(id, Origin::ProducerIds, request);
             }
         }
+        let n = &self.nodes[&id];
+        let altering = n.asks.values().any(|o| matches!(o, Origin::Alter(_)));
+        if let (false, Some(BrokerState::Unfenced { epoch })) = (altering, state) {
+            if self.prng.ratio(2, 3) {
+                if let Some(request) = self.alter_request(id, epoch) {
+                    self.ask(id, Origin::Alter(request.clone()), request);
+                }
+            }
+        }
+    }
+
+    /// An AlterPartition as the leader of one of the partitions node `id` leads in its image
+    /// would send it: drop a follower from the ISR (it lags) or add a replica that is not in it
+    /// (it caught up), with the epochs of its image, or now and then stale ones (an old leader
+    /// or partition epoch, an old broker epoch for the one it adds), as a delayed or repeated
+    /// request would carry.
+    fn alter_request(&mut self, id: NodeId, epoch: BrokerEpoch) -> Option<Request> {
+        let me = BrokerId(id.0);
+        let image = self.nodes[&id].member.as_ref()?.image().clone();
+        let led: Vec<_> = image
+            .topics()
+            .iter()
+            .flat_map(|(t, ti)| ti.partitions.iter().map(move |(p, r)| (*t, *p, r)))
+            .filter(|(_, _, r)| r.leader == Some(me) && r.replicas.len() > 1)
+            .collect();
+        if led.is_empty() {
+            return None;
+        }
+        let (topic_id, partition, r) = led[self.prng.below(led.len() as u64) as usize];
+        let epoch_of = |b: BrokerId| image.broker(b).map_or(BrokerEpoch(-1), |x| x.broker_epoch);
+        let mut isr: Vec<(BrokerId, BrokerEpoch)> =
+            r.isr.iter().map(|b| (*b, epoch_of(*b))).collect();
+        let outside: Vec<BrokerId> = r
+            .replicas
+            .iter()
+            .copied()
+            .filter(|b| !r.isr.contains(b) && image.broker(*b).is_some_and(|x| !x.fenced))
+            .collect();
+        let followers: Vec<BrokerId> = r.isr.iter().copied().filter(|b| *b != me).collect();
+        if !outside.is_empty() && (followers.is_empty() || self.prng.ratio(1, 2)) {
+            let b = outside[self.prng.below(outside.len() as u64) as usize];
+            isr.push((b, epoch_of(b)));
+        } else if !followers.is_empty() {
+            let b = followers[self.prng.below(followers.len() as u64) as usize];
+            isr.retain(|(x, _)| *x != b);
+        } else {
+            return None;
+        }
+        let (mut leader_epoch, mut partition_epoch) = (r.leader_epoch, r.partition_epoch);
+        if self.prng.ratio(1, 4) {
+            match self.prng.below(3) {
+                0 => leader_epoch -= 1,
+                1 => partition_epoch -= 1,
+                _ => {
+                    if let Some(last) = isr.last_mut() {
+                        last.1 = BrokerEpoch(last.1 .0 - 1);
+                    }
+                }
+            }
+        }
+        Some(Request::AlterPartition {
+            broker_id: me,
+            broker_epoch: epoch,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            new_isr: isr,
+        })
     }
 
     /// The node handed its broker the answer to `rid`.
@@ -754,6 +835,42 @@ impl World {
                 Ok(other) => unreachable!("local_requests would have caught {other:?}"),
                 Err(_) => {}
             },
+            Origin::Alter(request) => {
+                let code = result.as_ref().err().map_or(0, |e| e.code());
+                *self.alters.entry(code).or_default() += 1;
+                let Request::AlterPartition {
+                    broker_id,
+                    topic_id,
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr,
+                    ..
+                } = request
+                else {
+                    unreachable!("an Alter origin holds its AlterPartition")
+                };
+                if let Ok(Reply::AlterPartition {
+                    leader,
+                    leader_epoch: le,
+                    partition_epoch: pe,
+                    isr,
+                }) = result
+                {
+                    self.replication.alter_acked(AckedAlter {
+                        broker: broker_id,
+                        topic: topic_id,
+                        partition,
+                        leader_epoch,
+                        partition_epoch,
+                        new_isr,
+                        reply_leader: leader,
+                        reply_leader_epoch: le,
+                        reply_partition_epoch: pe,
+                        reply_isr: isr,
+                    });
+                }
+            }
         }
     }
 
@@ -787,11 +904,17 @@ impl World {
             Request::DeleteTopic { name }
         } else {
             self.client.next_topic += 1;
+            // Replication factors 1 to 5 (more than the unfenced brokers is refused); one topic
+            // in four allows unclean leader elections.
+            let mut configs = std::collections::BTreeMap::new();
+            if self.prng.ratio(1, 4) {
+                configs.insert("unclean.leader.election.enable".into(), "true".into());
+            }
             Request::CreateTopic {
                 name: format!("t{}", self.client.next_topic),
                 partitions: 1 + self.prng.below(4) as i32,
-                replication_factor: 1 + self.prng.below(2) as i32,
-                configs: Default::default(),
+                replication_factor: 1 + self.prng.below(5) as i32,
+                configs,
             }
         };
         let rid = self.new_request();
@@ -965,6 +1088,10 @@ impl World {
         anomalies.extend(std::mem::take(&mut self.images.anomalies));
         anomalies.extend(std::mem::take(&mut self.acked.anomalies));
         anomalies.extend(std::mem::take(&mut self.local.anomalies));
+        self.replication.follow(self.committed.log());
+        let acked_alters = self.replication.acked();
+        self.replication.finish();
+        anomalies.extend(std::mem::take(&mut self.replication.anomalies));
         anomalies.extend(self.local.finish(self.end_at));
         if let Some(l) = &self.liveness {
             anomalies.extend(l.finish());
@@ -996,6 +1123,14 @@ impl World {
                 c.messages, c.lost, c.faults, self.images.compared()
             ),
             format!("after the heal, a leader and a new commit in {recovered:?} ms"),
+            format!(
+                "replication: {acked_alters} alters-accepted, {} elections, {} isr-changes, {} unclean-elections, {} isr-checks; AlterPartition answers by error code {:?}",
+                self.replication.elections,
+                self.replication.isr_changes,
+                self.replication.unclean,
+                self.replication.checks,
+                self.alters
+            ),
         ];
         Report {
             seed: self.opts.seed,

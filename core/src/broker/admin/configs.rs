@@ -10,8 +10,9 @@
 //!   configs (gregor's topic configs are all single values, so those are refused).
 //!
 //! The topic configs gregor honours are the fields of [`TopicSettings`] (`retention.ms`,
-//! `retention.bytes`, `segment.bytes`, `segment.ms`, `max.message.bytes`); `cleanup.policy`,
-//! `min.insync.replicas`, `compression.type` and `message.timestamp.type` are accepted at the
+//! `retention.bytes`, `segment.bytes`, `segment.ms`, `max.message.bytes`, and log
+//! compaction's `cleanup.policy`, `delete.retention.ms`, `min.cleanable.dirty.ratio`,
+//! `min.compaction.lag.ms`); `min.insync.replicas`, `compression.type` and `message.timestamp.type` are accepted at the
 //! one value gregor implements. An unknown key is INVALID_CONFIG with a message naming it.
 //! The new settings take effect at once (produce size checks, segment rolls, the next
 //! retention check) and are stored in every partition's `partition.meta` before the answer,

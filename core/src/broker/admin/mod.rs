@@ -6,6 +6,7 @@
 //! [`Broker::creates`] for its storage operations, as a CreateTopics does.
 
 use super::*;
+use crate::files::CompactionSettings;
 
 mod cluster;
 mod configs;
@@ -17,6 +18,9 @@ impl Broker {
         let (_, max) = crate::wire::supported_range(ApiKey::ApiVersions).unwrap();
         let keys = SUPPORTED
             .iter()
+            // DescribeQuorum is forwarded to the active controller: a standalone broker has
+            // none to ask, so it does not offer it.
+            .filter(|(k, _, _)| self.config.kraft || *k != ApiKey::DescribeQuorum)
             .map(|(k, lo, hi)| {
                 ApiVersion::default()
                     .with_api_key(*k as i16)
@@ -41,6 +45,10 @@ impl Broker {
             retention_bytes: self.config.retention_bytes,
             retention_ms: self.config.retention_ms,
             max_message_bytes: self.config.batch_bytes_max,
+            compaction: CompactionSettings {
+                policy: self.config.cleanup_policy,
+                ..CompactionSettings::default()
+            },
         }
     }
 
@@ -167,9 +175,9 @@ impl Broker {
                             .into(),
                         )
                         .with_leader_id(self.config.broker_id.into())
-                        // -1: leader epochs are not tracked yet, which turns off clients'
-                        // KIP-320 offset validation instead of confusing it.
-                        .with_leader_epoch(LeaderEpoch::NONE.0)
+                        // Standalone: epoch 0 forever (`epochs.rs`). An epoch >= 0 turns on
+                        // clients' KIP-320 offset validation (OffsetForLeaderEpoch).
+                        .with_leader_epoch(self.leader_epoch_of(&name, i as i32))
                         .with_replica_nodes(vec![self.config.broker_id.into()])
                         .with_isr_nodes(vec![self.config.broker_id.into()])
                 })
@@ -229,7 +237,13 @@ impl Broker {
             topic: meta.topic.clone(),
             partition: meta.partition,
         };
-        let (log, seg) = PartitionLog::create(dir, self.now);
+        let (mut log, seg) = PartitionLog::create(dir, self.now);
+        if !self.config.kraft {
+            // Standalone: this broker leads the new partition in epoch 0 (`epochs.rs`); in
+            // KRaft mode the image's epoch is recorded when the image makes it leader.
+            let added = log.assign_epoch(super::epochs::STANDALONE_LEADER_EPOCH);
+            assert_eq!(added, Ok(true), "a new log has no epochs yet");
+        }
         self.storage(
             seg,
             OpPurpose::Create {
@@ -294,6 +308,10 @@ impl Broker {
         let d = self.default_settings();
         let mut s = base;
         for (k, v) in configs {
+            if let Some(applied) = s.compaction.apply(k, v.as_deref(), &d.compaction) {
+                applied?;
+                continue;
+            }
             if v.is_none() {
                 match k.as_str() {
                     "retention.ms" => s.retention_ms = d.retention_ms,
@@ -301,10 +319,7 @@ impl Broker {
                     "segment.bytes" => s.segment_bytes = d.segment_bytes,
                     "segment.ms" => s.segment_ms = d.segment_ms,
                     "max.message.bytes" => s.max_message_bytes = d.max_message_bytes,
-                    "cleanup.policy"
-                    | "min.insync.replicas"
-                    | "compression.type"
-                    | "message.timestamp.type" => {}
+                    "min.insync.replicas" | "compression.type" | "message.timestamp.type" => {}
                     _ => return Err(format!("unknown topic config {k}")),
                 }
                 continue;
@@ -332,18 +347,13 @@ impl Broker {
                     }
                     s.max_message_bytes = n as u32;
                 }
-                "cleanup.policy" if v == "delete" => {}
                 "min.insync.replicas" if v == "1" => {}
                 "compression.type" if v == "producer" => {}
                 "message.timestamp.type" if v == "CreateTime" => {}
-                "cleanup.policy"
-                | "min.insync.replicas"
-                | "compression.type"
-                | "message.timestamp.type" => {
+                "min.insync.replicas" | "compression.type" | "message.timestamp.type" => {
                     return Err(format!(
                         "topic config {k}={v} is not supported: gregor implements only {}",
                         match k.as_str() {
-                            "cleanup.policy" => "delete",
                             "min.insync.replicas" => "1",
                             "compression.type" => "producer",
                             _ => "CreateTime",
@@ -570,8 +580,13 @@ impl Broker {
                     Some(t) => {
                         let d = self.default_settings();
                         let s = &t.settings;
-                        vec![
-                            ("cleanup.policy".into(), "delete".into(), true),
+                        let compaction = s.compaction.entries().into_iter();
+                        let defaults = d.compaction.entries().into_iter();
+                        let mut entries: Vec<(String, String, bool)> = compaction
+                            .zip(defaults)
+                            .map(|((k, v), (_, dv))| (k.to_string(), v.clone(), v == dv))
+                            .collect();
+                        entries.extend([
                             ("compression.type".into(), "producer".into(), true),
                             (
                                 "max.message.bytes".into(),
@@ -600,7 +615,9 @@ impl Broker {
                                 s.segment_ms.to_string(),
                                 s.segment_ms == d.segment_ms,
                             ),
-                        ]
+                        ]);
+                        entries.sort();
+                        entries
                     }
                 },
                 4 if name.is_empty() || name == self.config.broker_id.to_string() => {
@@ -632,6 +649,11 @@ impl Broker {
                             true,
                         ),
                         ("log.retention.ms".into(), c.retention_ms.to_string(), true),
+                        (
+                            "log.cleanup.policy".into(),
+                            c.cleanup_policy.name().into(),
+                            true,
+                        ),
                         ("log.roll.ms".into(), c.segment_age_ms_max.to_string(), true),
                         (
                             "log.segment.bytes".into(),

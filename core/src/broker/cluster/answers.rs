@@ -5,6 +5,28 @@ use super::*;
 /// A broker as clients are told of it: id, host, port, rack.
 type LiveBroker = (i32, String, i32, Option<String>);
 
+/// How long a Metadata request that auto-creates topics waits for them to land in the image.
+///
+/// Kafka's broker answers at once (LEADER_NOT_AVAILABLE) and the client asks again after its
+/// backoff: librdkafka waits a second, so the first produce to a new topic would take a second
+/// longer than on the standalone broker, which created topics in the request. The controller
+/// commits a new topic in milliseconds (at once in a one-voter quorum), so the answer waits
+/// for it, up to this long, then says LEADER_NOT_AVAILABLE as Kafka does.
+pub(super) const AUTO_CREATE_WAIT_MS: u64 = 1_000;
+
+/// At most this many Metadata requests wait for auto-created topics; more are answered at once.
+const METADATA_WAITERS_MAX: usize = 1_024;
+
+/// A Metadata request waiting for the topics it auto-creates (see [`AUTO_CREATE_WAIT_MS`]).
+#[derive(Debug)]
+pub(super) struct ParkedMetadata {
+    to: ReplyTo,
+    version: i16,
+    request: MetadataRequest,
+    topics: Vec<String>,
+    pub(super) deadline: Instant,
+}
+
 impl Broker {
     /// The brokers a client may talk to: every unfenced registered broker, with its first
     /// endpoint; before the first image, this broker alone.
@@ -53,6 +75,40 @@ impl Broker {
         version: i16,
         r: MetadataRequest,
     ) {
+        self.kraft_metadata_or_park(to, version, r, true);
+    }
+
+    /// Answer the Metadata requests whose auto-created topics have landed (or failed), or whose
+    /// wait is over. Called after every step.
+    pub(in crate::broker) fn release_parked_metadata(&mut self) {
+        if self.kraft.metadata_waits.is_empty() {
+            return;
+        }
+        let now = self.now;
+        let creating = &self.kraft.creating;
+        let (due, keep): (Vec<ParkedMetadata>, Vec<ParkedMetadata>) =
+            std::mem::take(&mut self.kraft.metadata_waits)
+                .into_iter()
+                .partition(|p| p.deadline <= now || p.topics.iter().all(|t| !creating.contains(t)));
+        self.kraft.metadata_waits = keep;
+        for p in due {
+            self.kraft_metadata_or_park(p.to, p.version, p.request, false);
+        }
+        // Postcondition: what still waits waits for a topic being created, within its time.
+        assert!(self
+            .kraft
+            .metadata_waits
+            .iter()
+            .all(|p| p.deadline > now && p.topics.iter().any(|t| self.kraft.creating.contains(t))));
+    }
+
+    fn kraft_metadata_or_park(
+        &mut self,
+        to: ReplyTo,
+        version: i16,
+        r: MetadataRequest,
+        may_park: bool,
+    ) {
         let all = r
             .topics
             .as_ref()
@@ -74,7 +130,8 @@ impl Broker {
         let allow = r.allow_auto_topic_creation || version < 4;
         let asked = names.len();
         let mut topics = Vec::new();
-        for name in names {
+        let mut creating = Vec::new();
+        for name in names.iter().cloned() {
             let found = self
                 .kraft_image()
                 .and_then(|i| Some((i.topic_id(&name)?, i)))
@@ -88,6 +145,7 @@ impl Broker {
                 ErrorCode::INVALID_TOPIC_EXCEPTION
             } else if allow && self.config.auto_create_topics && !name.starts_with("__") {
                 self.create_in_background(&name, self.config.default_partitions);
+                creating.push(name.clone());
                 // Kafka's answer while an auto-created topic is being made: retry shortly.
                 ErrorCode::LEADER_NOT_AVAILABLE
             } else {
@@ -101,6 +159,20 @@ impl Broker {
         }
         // Every topic asked for is answered, in order.
         assert_eq!(topics.len(), asked);
+        if may_park
+            && !creating.is_empty()
+            && self.kraft.metadata_waits.len() < METADATA_WAITERS_MAX
+        {
+            let deadline = self.now + crate::time::Duration::from_ms(AUTO_CREATE_WAIT_MS);
+            self.kraft.metadata_waits.push(ParkedMetadata {
+                to,
+                version,
+                request: r,
+                topics: creating,
+                deadline,
+            });
+            return;
+        }
         let brokers = self.live_brokers();
         let controller = self.controller_id_for_clients(&brokers);
         assert!(
@@ -167,41 +239,75 @@ impl Broker {
             .with_partitions(partitions)
     }
 
+    /// DescribeCluster from the image. Endpoint type 1 (brokers) lists the unfenced brokers,
+    /// and from v2 the fenced ones too when the client sets `IncludeFencedBrokers` (KIP-1073),
+    /// each with `IsFenced` and gregor's broker epoch in the [`BROKER_EPOCH_TAG`] tagged field.
+    /// Endpoint type 2 (controllers, KIP-919) is UNSUPPORTED_ENDPOINT_TYPE from a broker, as
+    /// Kafka's brokers answer: only a controller listener lists the controllers.
+    ///
+    /// [`BROKER_EPOCH_TAG`]: crate::cluster::wire::BROKER_EPOCH_TAG
     pub(in crate::broker) fn kraft_describe_cluster(
         &mut self,
         to: ReplyTo,
         r: DescribeClusterRequest,
     ) {
+        use crate::cluster::wire::{BROKER_EPOCH_TAG, ENDPOINT_TYPE_BROKERS};
+        /// Kafka's UNSUPPORTED_ENDPOINT_TYPE.
+        const UNSUPPORTED_ENDPOINT_TYPE: i16 = 120;
         let brokers = self.live_brokers();
-        let brokers_none = brokers.is_empty();
         let controller = self.controller_id_for_clients(&brokers);
         let mut resp = DescribeClusterResponse::default()
-            .with_endpoint_type(1)
+            .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
             .with_cluster_id(sb(self.cluster_id_string()))
             .with_controller_id(BrokerId(controller))
             .with_cluster_authorized_operations(i32::MIN);
-        if r.endpoint_type != 1 {
-            resp.error_code = ErrorCode::INVALID_REQUEST.into();
+        if r.endpoint_type != ENDPOINT_TYPE_BROKERS {
+            resp.error_code = UNSUPPORTED_ENDPOINT_TYPE;
             resp.error_message = Some(sb(format!(
-                "endpoint type {} is not served: this is a broker (type 1)",
+                "endpoint type {} is not served: this is a broker (type 1); ask a controller \
+                 listener for the controllers",
                 r.endpoint_type
             )));
         } else {
-            resp.brokers = brokers
-                .into_iter()
-                .map(|(id, host, port, rack)| {
-                    DescribeClusterBroker::default()
-                        .with_broker_id(BrokerId(id))
-                        .with_host(sb(host))
-                        .with_port(port)
-                        .with_rack(rack.map(sb))
+            let fenced_too = to.api_version >= 2 && r.include_fenced_brokers;
+            let Some(image) = self.kraft_image().cloned() else {
+                // Before the first image: this broker alone, as Metadata says.
+                resp.brokers = brokers
+                    .into_iter()
+                    .map(|(id, host, port, rack)| {
+                        DescribeClusterBroker::default()
+                            .with_broker_id(BrokerId(id))
+                            .with_host(sb(host))
+                            .with_port(port)
+                            .with_rack(rack.map(sb))
+                    })
+                    .collect();
+                self.respond(to, Some(ResponseKind::DescribeCluster(resp)));
+                return;
+            };
+            resp.brokers = image
+                .brokers()
+                .values()
+                .filter(|b| fenced_too || !b.fenced)
+                .filter_map(|b| {
+                    let e = b.endpoints.first()?;
+                    let mut d = DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.broker_id.0))
+                        .with_host(sb(e.host.clone()))
+                        .with_port(e.port.into())
+                        .with_rack(b.rack.clone().map(sb))
+                        .with_is_fenced(b.fenced);
+                    d.unknown_tagged_fields.insert(
+                        BROKER_EPOCH_TAG,
+                        Bytes::copy_from_slice(&b.broker_epoch.0.to_be_bytes()),
+                    );
+                    Some(d)
                 })
                 .collect();
+            // Postcondition: every unfenced broker is listed, a fenced one only if asked for.
+            assert!(resp.brokers.len() >= brokers.len());
+            assert!(fenced_too || resp.brokers.iter().all(|b| !b.is_fenced));
         }
-        assert_eq!(
-            resp.error_code == 0,
-            !resp.brokers.is_empty() || brokers_none
-        );
         self.respond(to, Some(ResponseKind::DescribeCluster(resp)));
     }
 

@@ -248,7 +248,7 @@ impl Broker {
                 ),
                 Some(n) if t.count <= n => refuse(
                     ErrorCode::INVALID_PARTITIONS,
-                    format!("topic {name} has {n} partitions; partitions are only ever added"),
+                    format!("topic {name} has {n} partitions; partitions can only be added"),
                 ),
                 Some(_) if t.count > self.config.partitions_per_topic_max => refuse(
                     ErrorCode::INVALID_PARTITIONS,
@@ -319,6 +319,7 @@ impl Broker {
                 // On success the topic stays "being created" until an image names it.
             }
             Asked::ProducerIds => self.producer_ids_answer(result),
+            Asked::Quorum { reply } => self.quorum_answer(reply, result),
         }
     }
 
@@ -417,6 +418,74 @@ impl Broker {
         }
         // Postcondition: nothing past its deadline still waits, nor asks for it.
         assert!(self.kraft.admin.values().all(|p| p.deadline > self.now));
+    }
+
+    // ---- DescribeQuorum (KIP-595) --------------------------------------------------------
+
+    /// DescribeQuorum through a broker: only the quorum's leader knows how far each voter and
+    /// observer has fetched, so the broker forwards the request to the active controller (as
+    /// Kafka's brokers do, so `kafka-metadata-quorum --bootstrap-server` works) and answers
+    /// with what it says. The request must name the metadata log's one partition
+    /// (`__cluster_metadata`-0); anything else is UNKNOWN_TOPIC_OR_PARTITION, as in Kafka.
+    pub(in crate::broker) fn kraft_describe_quorum(
+        &mut self,
+        to: ReplyTo,
+        r: DescribeQuorumRequest,
+    ) {
+        use crate::raft::wire::METADATA_TOPIC;
+        let recognized = r.topics.len() == 1
+            && r.topics[0].topic_name.0.as_str() == METADATA_TOPIC
+            && r.topics[0].partitions.len() == 1
+            && r.topics[0].partitions[0].partition_index == 0;
+        if !recognized {
+            use kafka_protocol::messages::describe_quorum_response::{PartitionData, TopicData};
+            let code: i16 = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
+            let topics = r
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            PartitionData::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                                .with_leader_id(BrokerId(-1))
+                                .with_leader_epoch(-1)
+                                .with_high_watermark(-1)
+                        })
+                        .collect();
+                    TopicData::default()
+                        .with_topic_name(t.topic_name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            let resp = DescribeQuorumResponse::default().with_topics(topics);
+            self.respond(to, Some(ResponseKind::DescribeQuorum(resp)));
+            return;
+        }
+        self.ask_controller(
+            ControllerRequest::DescribeQuorum,
+            Asked::Quorum { reply: to },
+        );
+    }
+
+    fn quorum_answer(&mut self, reply: ReplyTo, result: Result<Reply, ControllerError>) {
+        let resp = match result {
+            Ok(Reply::DescribeQuorum(status)) => {
+                crate::raft::wire::describe_quorum_body(&status, true, reply.api_version)
+            }
+            Ok(other) => unreachable!("DescribeQuorum answered with {other:?}"),
+            Err(e) => {
+                let code = e.code();
+                assert_ne!(code, 0, "a refusal has an error code");
+                DescribeQuorumResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(Some(sb(e.message())))
+            }
+        };
+        self.respond(reply, Some(ResponseKind::DescribeQuorum(resp)));
     }
 
     // ---- producer ids (KIP-730) ---------------------------------------------------------

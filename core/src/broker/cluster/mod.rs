@@ -39,7 +39,13 @@
 //!   this broker's epoch from the image), the next one asked for when 90% of the current block
 //!   is used, as Kafka's `RPCProducerIdManager` does; InitProducerId waits (bounded) meanwhile.
 //!
-//! With `Config.kraft` false none of this runs: the broker is its own one-broker cluster.
+//! * **Upgrade** (gregor's migration, [`crate::cluster::import`]): before the first image the
+//!   broker reports its local topics ([`Broker::local_topics`]), which a node whose metadata
+//!   log is empty imports, so a data directory from the standalone broker loses nothing.
+//!
+//! With `Config.kraft` false none of this runs: the broker is its own one-broker cluster (the
+//! standalone broker, now only for the single-node simulator and tests; `gregor serve` alone
+//! is a one-voter KRaft node).
 
 use super::*;
 use crate::cluster::{
@@ -81,6 +87,10 @@ enum Asked {
         topic: String,
     },
     ProducerIds,
+    /// A DescribeQuorum forwarded for the client at `reply`.
+    Quorum {
+        reply: ReplyTo,
+    },
 }
 
 /// A CreateTopics or DeleteTopics waiting for the controller's answers.
@@ -115,6 +125,8 @@ pub(super) struct KraftState {
     pid_waiters: Vec<ReplyTo>,
     /// The `__consumer_offsets` partitions this broker leads, as of `image`.
     offsets_led: BTreeSet<i32>,
+    /// Metadata requests waiting for the topics they auto-create (`answers.rs`).
+    metadata_waits: Vec<answers::ParkedMetadata>,
 }
 
 impl KraftState {
@@ -124,7 +136,10 @@ impl KraftState {
 
     /// The earliest admin deadline.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.admin.values().map(|a| a.deadline).min()
+        let admin = self.admin.values().map(|a| a.deadline);
+        admin
+            .chain(self.metadata_waits.iter().map(|m| m.deadline))
+            .min()
     }
 
     pub(super) fn invariants(&self, waiters_max: usize) {
@@ -181,8 +196,55 @@ pub(super) enum Serve {
 }
 
 impl Broker {
+    /// The committed metadata image this broker serves (KRaft mode, once one has arrived).
+    pub fn metadata_image(&self) -> Option<&MetadataImage> {
+        self.kraft.image.as_deref()
+    }
+
     fn kraft_image(&self) -> Option<&MetadataImage> {
         self.kraft.image.as_deref()
+    }
+
+    /// The topics in this broker's data directory, as gregor's migration of a standalone
+    /// broker imports them into an empty metadata log ([`crate::cluster::import`]): each topic's
+    /// name, its id on disk, its partition count and the configs whose values differ from this
+    /// broker's defaults (none for `__consumer_offsets`, whose settings are fixed), and the
+    /// first producer id the standalone broker never handed out. Read before the first image,
+    /// which would delete whatever the log does not name (KIP-858).
+    pub fn local_topics(&self) -> crate::cluster::import::LocalTopics {
+        let d = self.default_settings();
+        let topics = self
+            .topics
+            .iter()
+            .map(|(name, t)| {
+                let (s, mut configs) = (&t.settings, BTreeMap::new());
+                let mut differs = |key: &str, value: i64, default: i64| {
+                    if value != default && name != OFFSETS_TOPIC {
+                        configs.insert(key.to_string(), value.to_string());
+                    }
+                };
+                differs("retention.ms", s.retention_ms, d.retention_ms);
+                differs("retention.bytes", s.retention_bytes, d.retention_bytes);
+                differs(
+                    "segment.bytes",
+                    s.segment_bytes as i64,
+                    d.segment_bytes as i64,
+                );
+                differs("segment.ms", s.segment_ms as i64, d.segment_ms as i64);
+                let max = (s.max_message_bytes as i64, d.max_message_bytes as i64);
+                differs("max.message.bytes", max.0, max.1);
+                crate::cluster::import::LocalTopic {
+                    name: name.clone(),
+                    topic_id: crate::cluster::TopicId(t.id),
+                    partitions: t.partitions.len() as i32,
+                    configs,
+                }
+            })
+            .collect();
+        crate::cluster::import::LocalTopics {
+            topics,
+            next_producer_id: self.next_producer_id.max(self.producer_id_block_end),
+        }
     }
 
     /// May this broker serve `api` on `topic`-`partition`? Always in standalone mode; in KRaft
@@ -352,6 +414,11 @@ impl Broker {
                 if before != Some((p.leader, p.leader_epoch)) {
                     self.touched.insert((t.name.clone(), *i));
                     self.produce_waits.touch(&(t.name.clone(), *i));
+                    // KIP-279: a leadership starting here records its epoch at the log end
+                    // before anything is appended in it.
+                    if p.leader == Some(me) {
+                        self.leader_epoch_started(&t.name, *i, p.leader_epoch);
+                    }
                 }
             }
         }

@@ -46,6 +46,10 @@ pub fn encode_request(
     client_id: &str,
     request: &Request,
 ) -> Result<Bytes, ControllerWireError> {
+    if *request == Request::DescribeQuorum {
+        // The quorum's own API: its versions are the Raft listener's, not in [`SERVED`].
+        return super::quorum::encode_describe_quorum(correlation_id);
+    }
     encode_request_at(
         correlation_id,
         client_id,
@@ -62,6 +66,17 @@ pub fn encode_request_at(
     version: i16,
 ) -> Result<Bytes, ControllerWireError> {
     let key = api_of(request);
+    if *request == Request::DescribeQuorum {
+        return match version {
+            v if v == crate::raft::wire::DESCRIBE_QUORUM_VERSIONS.1 => {
+                super::quorum::encode_describe_quorum(correlation_id)
+            }
+            _ => Err(malformed(
+                key,
+                format!("v{version} is not the version sent"),
+            )),
+        };
+    }
     let (lo, hi) = served_range(key).expect("served");
     if !(lo..=hi).contains(&version) {
         return Err(malformed(key, format!("v{version} is not served")));
@@ -160,6 +175,50 @@ pub fn encode_request_at(
                 .with_timeout_ms(30_000);
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::AlterPartition {
+            broker_id,
+            broker_epoch,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            new_isr,
+        } => {
+            use alter_partition_request::{BrokerState, PartitionData, TopicData};
+            let mut p = PartitionData::default()
+                .with_partition_index(*partition)
+                .with_leader_epoch(*leader_epoch)
+                .with_partition_epoch(*partition_epoch);
+            // v3 carries each member's broker epoch (KIP-903); v2 the ids alone.
+            if version >= 3 {
+                p = p.with_new_isr_with_epochs(
+                    new_isr
+                        .iter()
+                        .map(|(b, e)| {
+                            BrokerState::default()
+                                .with_broker_id(kafka_protocol::messages::BrokerId(b.0))
+                                .with_broker_epoch(e.0)
+                        })
+                        .collect(),
+                );
+            } else {
+                p = p.with_new_isr(
+                    new_isr
+                        .iter()
+                        .map(|(b, _)| kafka_protocol::messages::BrokerId(b.0))
+                        .collect(),
+                );
+            }
+            let topic = TopicData::default()
+                .with_topic_id(Uuid::from_bytes(topic_id.0))
+                .with_partitions(vec![p]);
+            let body = AlterPartitionRequest::default()
+                .with_broker_id(kafka_protocol::messages::BrokerId(broker_id.0))
+                .with_broker_epoch(broker_epoch.0)
+                .with_topics(vec![topic]);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
 
@@ -186,6 +245,9 @@ fn answer(code: i16, message: Option<StrBytes>, ok: impl FnOnce() -> Reply) -> A
 /// Read the response (a frame without its length prefix) to `request`, sent with
 /// [`encode_request`]: the controller's answer, or why the bytes are not that response.
 pub fn decode_response(frame: Bytes, request: &Request) -> Result<Answer, ControllerWireError> {
+    if *request == Request::DescribeQuorum {
+        return super::quorum::decode_describe_quorum(frame);
+    }
     decode_response_at(frame, request, version_of(api_of(request)))
 }
 
@@ -197,6 +259,9 @@ pub fn decode_response_at(
     version: i16,
 ) -> Result<Answer, ControllerWireError> {
     let key = api_of(request);
+    if *request == Request::DescribeQuorum {
+        return super::quorum::decode_describe_quorum(frame);
+    }
     let mut buf = frame;
     ResponseHeader::decode(&mut buf, key.response_header_version(version))
         .map_err(|e| malformed(key, format!("response header: {e}")))?;
@@ -248,6 +313,23 @@ pub fn decode_response_at(
             let t = r.results.into_iter().next().expect("one");
             answer(t.error_code, t.error_message, || Reply::CreatePartitions)
         }
+        ApiKey::AlterPartition => {
+            let r = AlterPartitionResponse::decode(&mut buf, version).map_err(m)?;
+            if r.error_code != 0 {
+                answer(r.error_code, None, || unreachable!("an error"))
+            } else {
+                one(r.topics.len())?;
+                let t = r.topics.into_iter().next().expect("one");
+                one(t.partitions.len())?;
+                let p = t.partitions.into_iter().next().expect("one");
+                answer(p.error_code, None, || Reply::AlterPartition {
+                    leader: (p.leader_id.0 >= 0).then_some(BrokerId(p.leader_id.0)),
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                    isr: p.isr.iter().map(|b| BrokerId(b.0)).collect(),
+                })
+            }
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -267,6 +349,8 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::DeleteTopic => ApiKey::DeleteTopics,
         Reply::CreatePartitions => ApiKey::CreatePartitions,
         Reply::AllocateProducerIds { .. } => ApiKey::AllocateProducerIds,
+        Reply::AlterPartition { .. } => ApiKey::AlterPartition,
+        Reply::DescribeQuorum(_) => ApiKey::DescribeQuorum,
     }
 }
 

@@ -41,27 +41,39 @@ pub fn encode_describe_quorum_response(
     status: &QuorumStatus,
     is_leader: bool,
 ) -> Result<Bytes, WireError> {
-    let mut p = describe_quorum_response::PartitionData::default()
-        .with_leader_id(status.leader.map_or(-1, |l| l.0).into())
-        .with_leader_epoch(status.epoch.0)
-        .with_high_watermark(status.high_watermark);
-    if is_leader {
-        p.current_voters = replica_states(&status.voters, request.version);
-        p.observers = replica_states(&status.observers, request.version);
-    } else {
-        p.error_code = NOT_LEADER_OR_FOLLOWER;
-    }
-    let body = DescribeQuorumResponse::default().with_topics(vec![
-        describe_quorum_response::TopicData::default()
-            .with_topic_name(topic_name())
-            .with_partitions(vec![p]),
-    ]);
+    let body = describe_quorum_body(status, is_leader, request.version);
     response_frame(
         ApiKey::DescribeQuorum,
         request.version,
         request.correlation_id,
         &body,
     )
+}
+
+/// The body of a DescribeQuorum response at `version`: the quorum's one partition with its
+/// leader, epoch and high watermark, and (from the leader only) every voter's and observer's
+/// progress; NOT_LEADER_OR_FOLLOWER from another node. A KRaft broker answers a forwarded
+/// DescribeQuorum with this too, from the active controller's status.
+pub fn describe_quorum_body(
+    status: &QuorumStatus,
+    is_leader: bool,
+    version: i16,
+) -> DescribeQuorumResponse {
+    let mut p = describe_quorum_response::PartitionData::default()
+        .with_leader_id(status.leader.map_or(-1, |l| l.0).into())
+        .with_leader_epoch(status.epoch.0)
+        .with_high_watermark(status.high_watermark);
+    if is_leader {
+        p.current_voters = replica_states(&status.voters, version);
+        p.observers = replica_states(&status.observers, version);
+    } else {
+        p.error_code = NOT_LEADER_OR_FOLLOWER;
+    }
+    DescribeQuorumResponse::default().with_topics(vec![
+        describe_quorum_response::TopicData::default()
+            .with_topic_name(topic_name())
+            .with_partitions(vec![p]),
+    ])
 }
 
 /// Read a DescribeQuorum response frame (without its length prefix). `Err` carries the error a

@@ -26,6 +26,7 @@ fn kind(r: &Request) -> &'static str {
         Request::CreateTopic { .. } => "CreateTopic",
         Request::DeleteTopic { .. } => "DeleteTopic",
         Request::AllocateProducerIds { .. } => "AllocateProducerIds",
+        Request::AlterPartition { .. } => "AlterPartition",
         _ => "other",
     }
 }
@@ -35,6 +36,7 @@ fn reply_kind(r: &Reply) -> &'static str {
         Reply::CreateTopic { .. } => "CreateTopic",
         Reply::DeleteTopic => "DeleteTopic",
         Reply::AllocateProducerIds { .. } => "AllocateProducerIds",
+        Reply::AlterPartition { .. } => "AlterPartition",
         _ => "other",
     }
 }

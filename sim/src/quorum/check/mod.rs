@@ -18,6 +18,10 @@
 //!   broker-only) is registered and unfenced, in its own lifecycle and in the image it serves.
 //! * [`local_requests`]: a request a broker hands its node's metadata side is answered exactly
 //!   once, with an answer of its own kind, within its deadline.
+//! * [`replication`]: the controller's replication decisions on the committed log: one leader
+//!   per (partition, leader epoch), no fenced broker in an ISR (beyond the last member of an
+//!   offline partition), elections from the ISR unless an unclean one is recorded, partition
+//!   epochs rising by one, and every accepted AlterPartition built on the state it changed.
 
 pub mod acked_topics;
 pub mod committed;
@@ -26,6 +30,7 @@ pub mod liveness;
 pub mod local_requests;
 pub mod one_leader;
 pub mod registered;
+pub mod replication;
 pub mod served_images;
 
 /// One thing a checker found wrong.

@@ -1,0 +1,125 @@
+//! The active controller's decision on one request (Kafka's `QuorumController` hands each
+//! request to the manager that owns its concept: cluster control, replication control,
+//! producer ids): the answer, and the records to write. Deciding reads only the working image
+//! and writes nothing itself; the quorum controller proposes the records and answers once
+//! they commit.
+
+use super::*;
+use crate::cluster::controller::{Controller, ControllerError};
+use crate::cluster::{replication, MetadataImage, PRODUCER_ID_BLOCK};
+use crate::time::Instant;
+
+/// The active controller's decision on one request: the answer, and the records to write (an
+/// error writes none, except NEW_LEADER_ELECTED: a change made that moved the leadership).
+pub(super) fn decide(
+    controller: &mut Controller,
+    now: Instant,
+    working: &MetadataImage,
+    next_offset: i64,
+    request: &Request,
+) -> (Result<Reply, ControllerError>, Vec<MetadataRecord>) {
+    if let Request::AlterPartition {
+        broker_id,
+        broker_epoch,
+        topic_id,
+        partition,
+        leader_epoch,
+        partition_epoch,
+        new_isr,
+    } = request
+    {
+        let altered = replication::alter_partition(
+            working,
+            &replication::AlterPartition {
+                broker_id: *broker_id,
+                broker_epoch: *broker_epoch,
+                topic_id: *topic_id,
+                partition: *partition,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                new_isr: new_isr.clone(),
+            },
+        );
+        let reply = altered.result.map(|p| Reply::AlterPartition {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.isr,
+        });
+        return (reply, altered.records);
+    }
+    match decide_others(controller, now, working, next_offset, request) {
+        Ok((reply, records)) => (Ok(reply), records),
+        Err(e) => (Err(e), Vec::new()),
+    }
+}
+
+fn decide_others(
+    controller: &mut Controller,
+    now: Instant,
+    working: &MetadataImage,
+    next_offset: i64,
+    request: &Request,
+) -> Result<(Reply, Vec<MetadataRecord>), ControllerError> {
+    match request {
+        Request::BrokerRegistration(reg) => {
+            let (broker_epoch, records) = controller.register(now, working, next_offset, reg)?;
+            Ok((Reply::BrokerRegistration { broker_epoch }, records))
+        }
+        Request::BrokerHeartbeat {
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+        } => {
+            let (fenced, records) =
+                controller.heartbeat(now, working, *broker_id, *broker_epoch, *metadata_offset)?;
+            Ok((Reply::BrokerHeartbeat { fenced }, records))
+        }
+        Request::CreateTopic {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            crate::ids::validate_topic_name(name).map_err(ControllerError::InvalidTopic)?;
+            let records = controller.create_topic_with_configs(
+                working,
+                name,
+                *partitions,
+                *replication_factor,
+                configs,
+            )?;
+            let topic_id = match records.first() {
+                Some(MetadataRecord::Topic { topic_id, .. }) => *topic_id,
+                other => unreachable!("a new topic starts with its TopicRecord, not {other:?}"),
+            };
+            Ok((Reply::CreateTopic { topic_id }, records))
+        }
+        Request::DeleteTopic { name } => {
+            let records = controller.delete_topic(working, name)?;
+            Ok((Reply::DeleteTopic, records))
+        }
+        Request::CreatePartitions { name, count } => {
+            let records = controller.create_partitions(working, name, *count)?;
+            assert!(
+                !records.is_empty(),
+                "a topic grows by at least one partition"
+            );
+            Ok((Reply::CreatePartitions, records))
+        }
+        Request::AllocateProducerIds {
+            broker_id,
+            broker_epoch,
+        } => {
+            let (first, record) =
+                controller.allocate_producer_ids(working, *broker_id, *broker_epoch)?;
+            let reply = Reply::AllocateProducerIds {
+                first,
+                count: PRODUCER_ID_BLOCK,
+            };
+            Ok((reply, vec![record]))
+        }
+        Request::AlterPartition { .. } => unreachable!("decided above"),
+        Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),
+    }
+}

@@ -1,0 +1,1713 @@
+//! The cluster world: N combined nodes, each a metadata quorum [`Member`] and a real
+//! [`Broker`] in KRaft mode with its own simulated disks, the workload's gregor-client clients,
+//! the network between all of them, the fault schedule, and the event loop that drives it all in
+//! virtual time. See the module docs of [`crate::cluster`].
+//!
+//! A node is wired as `gregor serve` wires its two halves (net/src/quorum/driver.rs and
+//! net/src/runtime.rs): every committed image the member hands out goes to the broker as
+//! [`Input::Metadata`], every [`Output::Controller`] of the broker goes to the member as a
+//! broker request, and the member's answer comes back as [`Input::ControllerReply`]. The
+//! member's storage outputs are performed in order on its [`Durable`] metadata disk (each one is
+//! fsynced before the next, as the real driver does); the broker's go to its [`SimDisk`] through
+//! [`crate::node::Node`], with the same write and fsync timing and the same crash model as the
+//! single-broker world.
+
+use super::check::{self as ccheck, Appended, Observations, Refused, Served};
+use crate::check;
+use crate::clients::{Us, MS, TOPIC};
+use crate::history::{Event, History, Ms, Outcome, Part, Value};
+use crate::network::{Endpoint, Network};
+use crate::node::{describe, Node, EPOCH_NS};
+use crate::profile::Profile as DiskProfile;
+use crate::quorum::check::committed::Committed;
+use crate::quorum::check::one_leader::OneLeader;
+use crate::quorum::check::served_images::ServedImages;
+use bytes::Bytes;
+use gregor_client::{
+    Acks, Client, Config as ClientConfig, Delivery, Input as CInput, NodeId as CNode, OffsetReset,
+    Output as COutput, ProducerRecord, RecordId, SeekTo,
+};
+use gregor_core::cluster::member::Output as MOutput;
+use gregor_core::cluster::records::Endpoint as RegEndpoint;
+use gregor_core::cluster::{
+    BrokerId, ControllerError, Durable, Member, MemberConfig, MetadataImage,
+    QuorumControllerConfig, Registration, Reply, Request as CtlRequest, RequestId, Role,
+};
+use gregor_core::io::{Input, Output, Request, StorageRequest};
+use gregor_core::prng::Prng;
+use gregor_core::raft::{self, Message, NodeId};
+use gregor_core::wire;
+use gregor_core::{Config, ConnId, Durability, Instant};
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::records::RecordBatchDecoder;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub seed: u64,
+    /// Combined nodes (1, 3 or 5).
+    pub nodes: usize,
+    /// The safety phase (faults on), simulated ms.
+    pub safety_ms: u64,
+    /// The liveness phase (faults healed), simulated ms. After it the producers stop, their
+    /// last records settle, and an auditor reads every partition from the start.
+    pub liveness_ms: u64,
+    pub trace: bool,
+}
+
+impl Options {
+    /// The default length: 60 simulated seconds, 35 with faults and 25 healed (a broker that
+    /// restarted near the heal may register only once its previous incarnation's session
+    /// lapsed: `broker.session.timeout.ms`, 9 s).
+    pub fn new(seed: u64, nodes: usize) -> Options {
+        Options {
+            seed,
+            nodes,
+            safety_ms: 35_000,
+            liveness_ms: 25_000,
+            trace: false,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub profile: String,
+    pub summary: Vec<String>,
+    /// Every checker's findings, as `name: detail`.
+    pub anomalies: Vec<String>,
+    pub trace_hash: u64,
+    pub events: u64,
+    pub history: History,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.anomalies.is_empty()
+    }
+}
+
+/// The fault kinds, in the order of [`Profile::weights`].
+const FAULTS: [&str; 8] = [
+    "pair-cut",
+    "one-way",
+    "clog",
+    "isolate",
+    "crash",
+    "power-loss",
+    "clock-jump",
+    "client-cut",
+];
+
+/// The per-seed fault profile.
+#[derive(Clone, Debug)]
+struct Profile {
+    fault_every_ms: u64,
+    /// Per-mille of node-to-node messages lost.
+    loss_permille: u64,
+    weights: [u64; 8],
+    /// Workload: partitions of the topic, producers (acks, idempotent), readers.
+    partitions: i32,
+    producers: Vec<(Acks, bool)>,
+    readers: usize,
+    produce_gap_ms: u64,
+}
+
+impl Profile {
+    fn draw(prng: &mut Prng) -> Profile {
+        let mut weights = [0; 8];
+        for w in &mut weights {
+            // Each fault kind is on in about three seeds of four (FoundationDB's BUGGIFY idea).
+            *w = if prng.ratio(3, 4) {
+                1 + prng.below(4)
+            } else {
+                0
+            };
+        }
+        let producers = (0..1 + prng.below(3))
+            .map(|_| match prng.below(3) {
+                0 => (Acks::All, true),
+                1 => (Acks::All, false),
+                _ => (Acks::Leader, false),
+            })
+            .collect();
+        Profile {
+            fault_every_ms: 500 + prng.below(4_000),
+            loss_permille: [0, 0, 5, 20][prng.below(4) as usize],
+            weights,
+            partitions: 1 + prng.below(6) as i32,
+            producers,
+            readers: 1 + prng.below(2) as usize,
+            produce_gap_ms: 5 + prng.below(60),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let on: Vec<String> = FAULTS
+            .iter()
+            .zip(self.weights)
+            .filter(|(_, w)| *w > 0)
+            .map(|(n, w)| format!("{n}x{w}"))
+            .collect();
+        let producers: Vec<String> = self
+            .producers
+            .iter()
+            .map(|(a, i)| format!("acks={}{}", a.wire(), if *i { " idempotent" } else { "" }))
+            .collect();
+        format!(
+            "a fault every ~{} ms; loss {}‰ between nodes; faults: {}\nworkload: {} partitions; producers [{}] a record every ~{} ms; {} readers",
+            self.fault_every_ms,
+            self.loss_permille,
+            on.join(" "),
+            self.partitions,
+            producers.join(", "),
+            self.produce_gap_ms,
+            self.readers
+        )
+    }
+}
+
+/// A message between two nodes' metadata sides.
+#[derive(Clone, Debug)]
+enum Peer {
+    Raft(Message),
+    Request(RequestId, CtlRequest),
+    Response(RequestId, Result<Reply, ControllerError>),
+}
+
+#[derive(Debug)]
+enum Ev {
+    HealAll,
+    Fault,
+    Restart(usize),
+    HealLink(Endpoint, Endpoint),
+    Peer {
+        from: usize,
+        to: usize,
+        msg: Peer,
+    },
+    Disk {
+        node: usize,
+        incarnation: u64,
+        op: gregor_core::OpId,
+        request: StorageRequest,
+    },
+    BrokerTimer {
+        node: usize,
+        incarnation: u64,
+    },
+    MemberTimer {
+        node: usize,
+        incarnation: u64,
+    },
+    /// A client's connection attempt completes (or is refused when the process is gone).
+    Connected(u64),
+    /// A connection attempt that got no answer (or an RST) fails at the client.
+    ConnectFailed(usize, CNode),
+    ToBroker(u64, Box<Request>),
+    ToClient(u64, Bytes),
+    /// The client's end of a connection learns it is gone.
+    Reset(u64),
+    /// The broker's end of a connection learns the client closed it.
+    Closed(u64),
+    ClientTimer(usize),
+    Produce(usize),
+}
+
+/// A produce or fetch a broker read: when, the leader of each partition its image named then,
+/// and a produce's values per partition.
+struct Asked {
+    received: Ms,
+    leaders: BTreeMap<Part, Option<i32>>,
+    values: Vec<(Part, Vec<Value>)>,
+}
+
+/// One machine: the broker process with its data disk (and clock), and the metadata side.
+struct Machine {
+    node: Node,
+    member: Option<Member>,
+    meta: Durable,
+    /// A power loss is due: the machine stops after performing this many of the member's outputs.
+    power_cut: Option<usize>,
+    member_timer: Option<Us>,
+    /// The high watermark whose entries the committed checker has seen from this node.
+    seen_hw: i64,
+    /// Process lives so far.
+    starts: u64,
+    /// The last image handed to the running broker.
+    image: Option<Arc<MetadataImage>>,
+}
+
+enum Role2 {
+    Producer {
+        index: usize,
+        acks: Acks,
+        idempotent: bool,
+        /// Sent and not yet reported: record id → (partition, value).
+        waiting: BTreeMap<RecordId, (Part, Value)>,
+    },
+    Reader {
+        index: usize,
+    },
+    Auditor {
+        records: BTreeMap<Part, Vec<(i64, Value)>>,
+        stopped: bool,
+    },
+}
+
+struct Cl {
+    client: Client,
+    role: Role2,
+    timer: Option<Us>,
+}
+
+struct World {
+    opts: Options,
+    prng: Prng,
+    profile: Profile,
+    disk_profile: DiskProfile,
+    now: Us,
+    /// Boxed: an event is large, and the map moves its values around as it grows.
+    queue: BTreeMap<(Us, u64), Box<Ev>>,
+    seq: u64,
+    machines: Vec<Machine>,
+    voters: BTreeSet<NodeId>,
+    member_config: MemberConfig,
+    net: Network,
+    clients: Vec<Cl>,
+    /// Connections: id → (client, the client's name for the node); and back.
+    conn_of: BTreeMap<(usize, CNode), u64>,
+    conn_owner: BTreeMap<u64, (usize, CNode)>,
+    healed: bool,
+    end_at: Us,
+    stopping: bool,
+    next_value: Value,
+    history: History,
+    /// Every value: (producer, partition, timestamp) and how many produce requests carried it.
+    sent: BTreeMap<Value, (usize, Part, i64, u32)>,
+    /// Produce and fetch requests read by a broker and not answered, by (conn, correlation id).
+    asked: BTreeMap<(u64, i32), Asked>,
+    /// Per (node, partition): the highest high watermark its running broker exposed.
+    hw: BTreeMap<(usize, Part), i64>,
+    obs: Observations,
+    one_leader: OneLeader,
+    committed: Committed,
+    images: ServedImages,
+    failures: Vec<String>,
+    counters: BTreeMap<&'static str, u64>,
+    trace: u64,
+    events: u64,
+}
+
+/// How long a connection attempt that gets no answer takes to fail.
+const CONNECT_TIMEOUT: Us = 3_000 * MS;
+/// How long after the liveness phase the producers' last records may take to settle, and then
+/// the auditor to read everything.
+const DRAIN: Us = 40_000 * MS;
+
+fn port_of(index: usize) -> u16 {
+    9001 + index as u16
+}
+
+fn value_of(b: &Option<Bytes>) -> Option<Value> {
+    let b = b.as_ref()?;
+    Some(u64::from_be_bytes(b.as_ref().try_into().ok()?))
+}
+
+/// Every record value in `data` (whole record batches).
+fn values_in(data: &Bytes) -> Vec<Value> {
+    let mut b = data.clone();
+    let Ok(sets) = RecordBatchDecoder::decode_all(&mut b) else {
+        return Vec::new();
+    };
+    sets.iter()
+        .flat_map(|s| s.records.iter().filter_map(|r| value_of(&r.value)))
+        .collect()
+}
+
+/// Run one seed.
+pub fn run(opts: &Options) -> Report {
+    assert!(opts.nodes >= 1, "a cluster has a node");
+    let mut w = World::new(opts.clone());
+    w.run();
+    w.finish()
+}
+
+impl World {
+    fn new(opts: Options) -> World {
+        let mut prng = Prng::new(opts.seed ^ 0xc105_7e20_0000_0001);
+        let profile = Profile::draw(&mut prng);
+        let mut disk_profile = DiskProfile::draw(&mut Prng::new(opts.seed ^ 0xd15c));
+        // Acknowledged means synced: every loss of an acknowledged record is a bug. (The other
+        // policies' power-loss excuses are per broker; the history's are per run.)
+        disk_profile.durability = Durability::GroupCommit;
+        disk_profile.fsync_fail_per_mille = 0;
+        let voters: BTreeSet<NodeId> = (1..=opts.nodes as i32).map(NodeId).collect();
+        let member_config = MemberConfig {
+            controller: QuorumControllerConfig {
+                snapshot_every: 64,
+                ..QuorumControllerConfig::default()
+            },
+            ..MemberConfig::default()
+        };
+        let machines = (0..opts.nodes)
+            .map(|_| Machine {
+                node: Node::new(prng.below(201) as i64 - 100),
+                member: None,
+                meta: Durable::default(),
+                power_cut: None,
+                member_timer: None,
+                seen_hw: 0,
+                starts: 0,
+                image: None,
+            })
+            .collect();
+        let net = Network::new((0, 1 + prng.below(15)));
+        let heal_at = opts.safety_ms * MS;
+        let end_at = heal_at + opts.liveness_ms * MS;
+        let mut w = World {
+            prng,
+            profile,
+            disk_profile,
+            now: 0,
+            queue: BTreeMap::new(),
+            seq: 0,
+            machines,
+            voters,
+            member_config,
+            net,
+            clients: Vec::new(),
+            conn_of: BTreeMap::new(),
+            conn_owner: BTreeMap::new(),
+            healed: false,
+
+            end_at,
+            stopping: false,
+            next_value: 1,
+            history: History::new(true),
+            sent: BTreeMap::new(),
+            asked: BTreeMap::new(),
+            hw: BTreeMap::new(),
+            obs: Observations::default(),
+            one_leader: OneLeader::default(),
+            committed: Committed::default(),
+            images: ServedImages::default(),
+            failures: Vec::new(),
+            counters: BTreeMap::new(),
+            trace: 0xcbf2_9ce4_8422_2325,
+            events: 0,
+            opts,
+        };
+        let first = 1 + w.prng.below(w.profile.fault_every_ms);
+        w.schedule(first * MS, Ev::Fault);
+        w.schedule(heal_at, Ev::HealAll);
+        w
+    }
+
+    fn schedule(&mut self, at: Us, ev: Ev) {
+        self.seq += 1;
+        self.queue
+            .insert((at.max(self.now), self.seq), Box::new(ev));
+    }
+
+    fn note(&mut self, what: u64, detail: u64) {
+        for x in [self.now, what, detail] {
+            self.trace = (self.trace ^ x).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.events += 1;
+    }
+
+    fn say(&self, f: impl FnOnce() -> String) {
+        if self.opts.trace {
+            println!("{:>10.3}ms {}", self.now as f64 / 1000.0, f());
+        }
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.counters.entry(what).or_default() += 1;
+    }
+
+    fn ms(&self) -> Ms {
+        self.now / MS
+    }
+
+    /// The clients' clock (they run on healthy machines).
+    fn client_now(&self) -> Instant {
+        Instant((EPOCH_NS as u64) + self.now * 1_000)
+    }
+
+    fn latency(&mut self) -> Us {
+        self.net.latency(&mut self.prng)
+    }
+
+    // ------------------------------------------------------------------ the run
+
+    fn run(&mut self) {
+        for i in 0..self.machines.len() {
+            self.start(i);
+        }
+        self.add_clients();
+        while let Some((&(at, seq), _)) = self.queue.iter().next() {
+            let limit = if self.stopping {
+                self.end_at + DRAIN
+            } else {
+                self.end_at
+            };
+            if at > limit {
+                if self.stopping {
+                    break;
+                }
+                self.now = self.end_at;
+                self.stop_producing();
+                continue;
+            }
+            let ev = self.queue.remove(&(at, seq)).expect("first");
+            assert!(at >= self.now, "virtual time never goes back");
+            self.now = at;
+            self.dispatch(*ev);
+            if !self.stopping && self.now >= self.end_at {
+                self.stop_producing();
+            }
+            if self.stopping && self.drained() {
+                break;
+            }
+        }
+    }
+
+    fn add_clients(&mut self) {
+        let producers = self.profile.producers.clone();
+        for (index, (acks, idempotent)) in producers.into_iter().enumerate() {
+            let config = ClientConfig {
+                acks,
+                enable_idempotence: idempotent,
+                // Without idempotence, order within a partition needs one request in flight.
+                in_flight_requests_per_connection_max: if idempotent { 5 } else { 1 },
+                linger_ms: self.prng.below(5),
+                ..self.client_config(format!("producer-{index}"))
+            };
+            self.add_client(
+                config,
+                Role2::Producer {
+                    index,
+                    acks,
+                    idempotent,
+                    waiting: BTreeMap::new(),
+                },
+            );
+            let c = self.clients.len() - 1;
+            let at = self.now + (100 + self.prng.below(1_000)) * MS;
+            self.schedule(at, Ev::Produce(c));
+        }
+        for index in 0..self.profile.readers {
+            let config = self.client_config(format!("reader-{index}"));
+            self.add_client(config, Role2::Reader { index: 100 + index });
+        }
+    }
+
+    fn client_config(&mut self, client_id: String) -> ClientConfig {
+        ClientConfig {
+            bootstrap: (0..self.machines.len())
+                .map(|i| ("127.0.0.1".to_string(), port_of(i)))
+                .collect(),
+            client_id,
+            seed: self.prng.next_u64(),
+            request_timeout_ms: 5_000,
+            delivery_timeout_ms: 20_000,
+            metadata_max_age_ms: 10_000,
+            auto_offset_reset: OffsetReset::Earliest,
+            ..ClientConfig::default()
+        }
+    }
+
+    fn add_client(&mut self, config: ClientConfig, role: Role2) {
+        let mut client = Client::new(config, self.client_now()).expect("a valid client config");
+        if !matches!(role, Role2::Producer { .. }) {
+            client.assign_topic(self.client_now(), TOPIC, Some(SeekTo::Beginning));
+        }
+        self.clients.push(Cl {
+            client,
+            role,
+            timer: None,
+        });
+        let c = self.clients.len() - 1;
+        self.after_client(c);
+    }
+
+    /// The liveness phase is over: the producers stop; once their last records are reported,
+    /// the auditor reads every partition from the start.
+    fn stop_producing(&mut self) {
+        self.stopping = true;
+        self.say(|| "liveness phase over: producers stop".into());
+    }
+
+    fn producers_done(&self) -> bool {
+        self.clients.iter().all(|c| match &c.role {
+            Role2::Producer { waiting, .. } => waiting.is_empty(),
+            _ => true,
+        })
+    }
+
+    fn drained(&mut self) -> bool {
+        if !self.producers_done() {
+            return false;
+        }
+        let auditor = self
+            .clients
+            .iter()
+            .position(|c| matches!(c.role, Role2::Auditor { .. }));
+        match auditor {
+            None => {
+                self.say(|| "producers settled: the auditor reads everything".into());
+                let config = self.client_config("auditor".into());
+                self.add_client(
+                    config,
+                    Role2::Auditor {
+                        records: BTreeMap::new(),
+                        stopped: false,
+                    },
+                );
+                false
+            }
+            Some(a) => {
+                let c = &self.clients[a].client;
+                c.caught_up() && c.assignment().len() == self.profile.partitions as usize
+            }
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::HealAll => self.heal_all(),
+            Ev::Fault => {
+                if !self.healed {
+                    self.fault();
+                    let gap = 1 + self.prng.below(2 * self.profile.fault_every_ms);
+                    self.schedule(self.now + gap * MS, Ev::Fault);
+                }
+            }
+            Ev::Restart(i) => {
+                self.note(2, i as u64);
+                if self.machines[i].member.is_none() {
+                    self.start(i);
+                }
+            }
+            Ev::HealLink(a, b) => {
+                self.note(3, 0);
+                self.net.heal(a, b);
+            }
+            Ev::Peer { from, to, msg } => {
+                self.note(4, (from * 8 + to) as u64);
+                let local = self.machines[to].node.clock(self.now);
+                let src = NodeId(from as i32 + 1);
+                let Some(m) = self.machines[to].member.as_mut() else {
+                    return;
+                };
+                match msg {
+                    Peer::Raft(msg) => m.handle(local, src, msg),
+                    Peer::Request(rid, req) => m.controller_request(local, src, rid, req),
+                    Peer::Response(rid, result) => m.controller_reply(local, rid, result),
+                }
+                self.pump(to, Vec::new());
+            }
+            Ev::Disk {
+                node,
+                incarnation,
+                op,
+                request,
+            } => {
+                let n = &mut self.machines[node].node;
+                if incarnation != n.incarnation || n.broker.is_none() {
+                    return; // the process that asked is gone; the write never happened
+                }
+                let result = n.disk.exec(&request, &mut self.prng);
+                self.note(5, op.0);
+                self.say(|| {
+                    format!(
+                        "node {node} disk: {} -> {:?}",
+                        describe(&request),
+                        result.is_ok()
+                    )
+                });
+                let now = self.machines[node].node.clock(self.now);
+                self.pump(node, vec![Input::StorageDone { now, op, result }]);
+            }
+            Ev::BrokerTimer { node, incarnation } => {
+                let n = &mut self.machines[node].node;
+                if incarnation != n.incarnation || n.timer != Some(self.now) {
+                    return;
+                }
+                n.timer = None;
+                let now = n.clock(self.now);
+                self.note(6, node as u64);
+                self.pump(node, vec![Input::Tick { now }]);
+            }
+            Ev::MemberTimer { node, incarnation } => {
+                let m = &mut self.machines[node];
+                if incarnation != m.node.incarnation || m.member_timer != Some(self.now) {
+                    return;
+                }
+                m.member_timer = None;
+                let local = m.node.clock(self.now);
+                if let Some(member) = m.member.as_mut() {
+                    member.tick(local);
+                }
+                self.note(7, node as u64);
+                self.pump(node, Vec::new());
+            }
+            Ev::Connected(conn) => {
+                self.note(8, conn);
+                let Some(&(c, cn)) = self.conn_owner.get(&conn) else {
+                    return;
+                };
+                let broken = self.net.conns.get(&conn).is_none_or(|k| k.broken);
+                let now = self.client_now();
+                let input = if broken {
+                    self.forget_conn(conn);
+                    CInput::Disconnected {
+                        now,
+                        node: cn,
+                        reason: "connection refused".into(),
+                    }
+                } else {
+                    CInput::Connected { now, node: cn }
+                };
+                self.client_input(c, input);
+            }
+            Ev::ConnectFailed(c, cn) => {
+                self.note(9, c as u64);
+                let now = self.client_now();
+                self.client_input(
+                    c,
+                    CInput::Disconnected {
+                        now,
+                        node: cn,
+                        reason: "connect failed".into(),
+                    },
+                );
+            }
+            Ev::ToBroker(conn, request) => self.deliver_to_broker(conn, *request),
+            Ev::ToClient(conn, frame) => {
+                self.note(10, conn);
+                let Some(&(c, cn)) = self.conn_owner.get(&conn) else {
+                    return;
+                };
+                let now = self.client_now();
+                self.client_input(
+                    c,
+                    CInput::Frame {
+                        now,
+                        node: cn,
+                        frame,
+                    },
+                );
+            }
+            Ev::Reset(conn) => {
+                self.note(11, conn);
+                if let Some((c, cn)) = self.forget_conn(conn) {
+                    let now = self.client_now();
+                    self.client_input(
+                        c,
+                        CInput::Disconnected {
+                            now,
+                            node: cn,
+                            reason: "connection reset".into(),
+                        },
+                    );
+                }
+                self.broker_conn_closed(conn);
+            }
+            Ev::Closed(conn) => {
+                self.note(12, conn);
+                self.broker_conn_closed(conn);
+            }
+            Ev::ClientTimer(c) => {
+                if self.clients[c].timer != Some(self.now) {
+                    return;
+                }
+                self.clients[c].timer = None;
+                self.note(13, c as u64);
+                self.count("client ticks");
+                let now = self.client_now();
+                self.client_input(c, CInput::Tick { now });
+            }
+            Ev::Produce(c) => self.produce(c),
+        }
+    }
+
+    // ------------------------------------------------------------------ the nodes
+
+    fn start(&mut self, i: usize) {
+        let id = i as i32 + 1;
+        let config = Config {
+            broker_id: gregor_core::ids::BrokerId(id),
+            seed: self.prng.next_u64(),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: port_of(i) as i32,
+            auto_create_topics: true,
+            default_partitions: self.profile.partitions,
+            durability: Durability::GroupCommit,
+            segment_bytes_max: self.disk_profile.segment_bytes,
+            batch_bytes_max: 1024,
+            offsets_topic_partitions: 3,
+            kraft: true,
+            ..Config::default()
+        };
+        let now = self.now;
+        let m = &mut self.machines[i];
+        m.starts += 1;
+        let found = m.node.start(config, now);
+        let local = m.node.clock(now);
+        m.seen_hw = m.meta.start();
+        m.image = None;
+        m.member_timer = None;
+        let registration = Registration {
+            broker_id: BrokerId(id),
+            // A new incarnation at every process start (Kafka draws a random UUID).
+            incarnation_id: [(m.starts % 256) as u8; 16],
+            endpoints: vec![RegEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: port_of(i),
+            }],
+            rack: None,
+        };
+        let d = m.meta.clone();
+        let member = Member::restore(
+            Role::Combined,
+            NodeId(id),
+            self.voters.clone(),
+            Some(registration),
+            self.member_config.clone(),
+            self.opts.seed ^ (id as u64) << 32 ^ m.starts << 48,
+            local,
+            d.state,
+            d.snapshot,
+            d.log,
+        );
+        m.member = Some(member);
+        for (p, end, hw) in &found {
+            let prev = self.hw.get(&(i, *p)).copied().unwrap_or(0);
+            if *end < prev {
+                // Brokers acknowledge only synced records here: nothing exposed may be cut.
+                self.failures.push(format!(
+                    "t={}ms: node {} restarted with partition {p} ending at {end}, below its high watermark {prev}",
+                    now / MS,
+                    i + 1
+                ));
+            }
+            self.hw.insert((i, *p), *hw);
+        }
+        let m = &self.machines[i];
+        if m.starts > 1 {
+            self.history.events.push(Event::Restart {
+                t: now / MS,
+                log_ends: found.iter().map(|(p, end, _)| (*p, *end)).collect(),
+            });
+        }
+        self.note(14, i as u64);
+        self.say(|| format!("node {id} starts"));
+        let outs = self.machines[i].node.outputs();
+        self.carry_out(i, outs);
+        self.pump(i, Vec::new());
+    }
+
+    fn crash(&mut self, i: usize, power_loss: bool) {
+        let m = &mut self.machines[i];
+        if m.member.is_none() {
+            return;
+        }
+        m.member = None;
+        m.power_cut = None;
+        m.member_timer = None;
+        m.image = None;
+        let (lost, _notes) = m.node.stop(power_loss, &mut self.prng, &self.disk_profile);
+        self.count(if power_loss {
+            "power losses"
+        } else {
+            "crashes"
+        });
+        self.history.events.push(Event::Crash {
+            t: self.ms(),
+            power_loss: lost,
+        });
+        self.say(|| {
+            format!(
+                "node {} {}",
+                i + 1,
+                if power_loss { "loses power" } else { "crashes" }
+            )
+        });
+        let conns: Vec<u64> = self
+            .net
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.broken && c.node == i)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in conns {
+            self.net.conns.get_mut(&conn).expect("listed").broken = true;
+            // A crashed process's kernel resets its connections; a dead machine says nothing.
+            if !power_loss {
+                let at = self.now + self.latency();
+                self.schedule(at, Ev::Reset(conn));
+            }
+        }
+        let at = self.now + (1_000 + self.prng.below(9_000)) * MS;
+        self.schedule(at, Ev::Restart(i));
+    }
+
+    /// Hand the broker `inputs`, then carry the member's and the broker's outputs back and
+    /// forth until neither has anything left, as the real process's two tasks do.
+    fn pump(&mut self, i: usize, mut inputs: Vec<Input>) {
+        loop {
+            for input in std::mem::take(&mut inputs) {
+                if let Input::Metadata { image, .. } = &input {
+                    self.machines[i].image = Some(image.clone());
+                }
+                if let Some(outs) = self.machines[i].node.handle(input) {
+                    self.carry_out(i, outs);
+                }
+            }
+            let m = &mut self.machines[i];
+            let Some(member) = m.member.as_mut() else {
+                return;
+            };
+            let mut outs = Vec::new();
+            while let Some(o) = member.poll_output() {
+                outs.push(o);
+            }
+            if outs.is_empty() {
+                break;
+            }
+            let cut = m.power_cut.take();
+            let now = m.node.clock(self.now);
+            for (k, o) in outs.into_iter().enumerate() {
+                if cut == Some(k) {
+                    self.crash(i, true);
+                    return;
+                }
+                match o {
+                    MOutput::Raft(r) => self.perform(i, r),
+                    MOutput::Image(image) => {
+                        let life = self.machines[i].starts;
+                        self.images.image_handed(
+                            NodeId(i as i32 + 1),
+                            life,
+                            &image,
+                            self.committed.log(),
+                        );
+                        inputs.push(Input::Metadata { now, image });
+                    }
+                    MOutput::ControllerReply { id, result } => {
+                        inputs.push(Input::ControllerReply { now, id, result })
+                    }
+                    MOutput::Respond { to, id, result } => {
+                        self.peer_send(i, to, Peer::Response(id, result))
+                    }
+                    MOutput::Request { to, id, request } => {
+                        self.peer_send(i, to, Peer::Request(id, request))
+                    }
+                }
+            }
+            if inputs.is_empty() {
+                break;
+            }
+        }
+        self.observe(i);
+        self.set_timers(i);
+    }
+
+    fn perform(&mut self, i: usize, r: raft::Output) {
+        let id = NodeId(i as i32 + 1);
+        let m = &mut self.machines[i];
+        match &r {
+            raft::Output::Committed { high_watermark } => {
+                for offset in m.seen_hw.max(m.meta.start())..*high_watermark {
+                    let entry = &m.meta.log[(offset - m.meta.start()) as usize];
+                    self.committed.entry_committed(id, offset, entry);
+                }
+                m.seen_hw = m.seen_hw.max(*high_watermark);
+            }
+            raft::Output::SaveSnapshot(s) => self.committed.snapshot_seen(id, s.id),
+            raft::Output::InstallSnapshot(s) => {
+                self.committed.snapshot_seen(id, s.id);
+                m.seen_hw = m.seen_hw.max(s.id.end_offset);
+            }
+            _ => {}
+        }
+        self.machines[i].meta.perform(&r);
+        if let raft::Output::Send { to, message } = r {
+            self.peer_send(i, to, Peer::Raft(message));
+        }
+    }
+
+    fn peer_send(&mut self, from: usize, to: NodeId, msg: Peer) {
+        let to = (to.0 - 1) as usize;
+        let link = self.net.link(Endpoint::Node(from), Endpoint::Node(to));
+        let lossy = !self.healed && self.prng.ratio(self.profile.loss_permille, 1000);
+        if link.cut || lossy || to >= self.machines.len() {
+            self.count("node messages lost");
+            return;
+        }
+        let at = (self.now + self.latency()).max(link.clogged_until);
+        self.schedule(at, Ev::Peer { from, to, msg });
+    }
+
+    fn observe(&mut self, i: usize) {
+        if let Some(m) = &self.machines[i].member {
+            if m.raft().is_leader() {
+                self.one_leader
+                    .leader_seen(m.raft().epoch(), NodeId(i as i32 + 1));
+            }
+        }
+    }
+
+    fn set_timers(&mut self, i: usize) {
+        let now = self.now;
+        let m = &mut self.machines[i];
+        let inc = m.node.incarnation;
+        if let Some(member) = &m.member {
+            let at = m.node.true_time_of(member.poll_timeout(), now).max(now + 1);
+            if m.member_timer.is_none_or(|t| at < t || t < now) {
+                m.member_timer = Some(at);
+                self.schedule(
+                    at,
+                    Ev::MemberTimer {
+                        node: i,
+                        incarnation: inc,
+                    },
+                );
+            }
+        }
+        let m = &mut self.machines[i];
+        if let Some(deadline) = m.node.broker.as_ref().and_then(|b| b.poll_timeout()) {
+            let at = m.node.true_time_of(deadline, now).max(now + 1);
+            if m.node.timer.is_none_or(|t| at < t || t < now) {
+                m.node.timer = Some(at);
+                self.schedule(
+                    at,
+                    Ev::BrokerTimer {
+                        node: i,
+                        incarnation: inc,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Carry out the broker's outputs in order. A controller request goes to the member, whose
+    /// outputs [`World::pump`] collects next.
+    fn carry_out(&mut self, i: usize, outputs: Vec<Output>) {
+        for out in outputs {
+            match out {
+                Output::Response {
+                    conn,
+                    correlation_id,
+                    api_version,
+                    body,
+                } => {
+                    self.watch_response(i, conn.0, correlation_id, &body);
+                    let frame = wire::encode_response(correlation_id, api_version, &body)
+                        .expect("the broker's responses encode");
+                    let lat = self.latency();
+                    if let Some(at) = self.net.send_from_node(conn.0, self.now, lat) {
+                        self.schedule(at, Ev::ToClient(conn.0, frame.slice(4..)));
+                    }
+                }
+                Output::Close { conn, .. } => {
+                    if let Some(c) = self.net.conns.get_mut(&conn.0) {
+                        if !c.broken {
+                            c.broken = true;
+                            let at = self.now + self.latency();
+                            self.schedule(at, Ev::Reset(conn.0));
+                        }
+                    }
+                }
+                Output::Storage { op, request } => {
+                    if let StorageRequest::Append { file, data, .. } = &request {
+                        if file.dir.topic == TOPIC {
+                            let values = values_in(data);
+                            self.obs.appended.push(Appended {
+                                node: i as i32 + 1,
+                                part: file.dir.partition,
+                                values,
+                                t: self.now / MS,
+                            });
+                        }
+                    }
+                    let n = &mut self.machines[i].node;
+                    let at =
+                        n.disk_completion(&request, self.now, &mut self.prng, &self.disk_profile);
+                    let incarnation = n.incarnation;
+                    self.schedule(
+                        at,
+                        Ev::Disk {
+                            node: i,
+                            incarnation,
+                            op,
+                            request,
+                        },
+                    );
+                }
+                Output::Log { level, message } => {
+                    self.say(|| format!("node {} log {level:?}: {message}", i + 1));
+                }
+                Output::Controller { id, request } => {
+                    let local = self.machines[i].node.clock(self.now);
+                    if let Some(m) = self.machines[i].member.as_mut() {
+                        m.broker_request(local, id, request);
+                    }
+                }
+            }
+        }
+        self.check_hw(i);
+    }
+
+    /// Per-step invariant: a partition's high watermark never goes back on its broker (a
+    /// placeholder of a partition hosted elsewhere, or one not yet recovered, is offline and
+    /// exempt).
+    fn check_hw(&mut self, i: usize) {
+        let Some(t) = self.machines[i]
+            .node
+            .broker
+            .as_ref()
+            .and_then(|b| b.topics().get(TOPIC))
+        else {
+            return;
+        };
+        let mut bad = Vec::new();
+        for (p, part) in t.partitions.iter().enumerate() {
+            if part.offline.is_some() {
+                continue;
+            }
+            let prev = self.hw.entry((i, p as Part)).or_insert(0);
+            if part.high_watermark < *prev {
+                bad.push((p, *prev, part.high_watermark));
+            }
+            *prev = (*prev).max(part.high_watermark);
+        }
+        for (p, prev, now_hw) in bad {
+            self.failures.push(format!(
+                "t={}ms: node {} partition {p} high watermark went back from {prev} to {now_hw}",
+                self.now / MS,
+                i + 1
+            ));
+        }
+    }
+
+    fn leader_in_image(&self, i: usize, part: Part) -> Option<i32> {
+        let image = self.machines[i].image.as_ref()?;
+        let id = image.topic_id(TOPIC)?;
+        image.partition(id, part)?.leader.map(|b| b.0)
+    }
+
+    /// The cluster checkers' view of a response: what was served (judged against the image
+    /// the broker had when it read the request), what was refused.
+    fn watch_response(&mut self, i: usize, conn: u64, corr: i32, body: &ResponseKind) {
+        let node = i as i32 + 1;
+        let t = self.now / MS;
+        let Some(asked) = self.asked.remove(&(conn, corr)) else {
+            return;
+        };
+        let mut answers: Vec<(Part, i16, i16)> = Vec::new();
+        match body {
+            ResponseKind::Produce(r) => {
+                for topic in r.responses.iter().filter(|t| t.name.as_str() == TOPIC) {
+                    for p in &topic.partition_responses {
+                        answers.push((p.index, 0, p.error_code));
+                    }
+                }
+            }
+            ResponseKind::Fetch(r) => {
+                let id = self.machines[i]
+                    .image
+                    .as_ref()
+                    .and_then(|im| im.topic_id(TOPIC));
+                for topic in &r.responses {
+                    let ours = topic.topic.as_str() == TOPIC
+                        || id.is_some_and(|id| id.0 == *topic.topic_id.as_bytes());
+                    if ours {
+                        for p in &topic.partitions {
+                            answers.push((p.partition_index, 1, p.error_code));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (part, api, code) in answers {
+            if code == 0 {
+                let leader = asked.leaders.get(&part).copied().flatten();
+                self.obs.served.push(Served {
+                    node,
+                    part,
+                    api,
+                    leader,
+                    t,
+                });
+            } else if api == 0 && ccheck::DEFINITE.contains(&code) {
+                self.count("produces refused (definite)");
+                for (_, values) in asked.values.iter().filter(|(q, _)| *q == part) {
+                    self.obs.refused.push(Refused {
+                        node,
+                        part,
+                        values: values.clone(),
+                        code,
+                        received: asked.received,
+                        t,
+                    });
+                }
+            }
+        }
+    }
+
+    fn deliver_to_broker(&mut self, conn: u64, request: Request) {
+        self.note(15, conn);
+        let Some(c) = self.net.conns.get(&conn) else {
+            return;
+        };
+        let i = c.node;
+        let n = &self.machines[i].node;
+        if c.broken || c.incarnation != n.incarnation || n.broker.is_none() {
+            return;
+        }
+        let mut values: Vec<(Part, Vec<Value>)> = Vec::new();
+        let mut parts: Vec<Part> = Vec::new();
+        match &request.body {
+            RequestKind::Produce(p) => {
+                for t in p.topic_data.iter().filter(|t| t.name.as_str() == TOPIC) {
+                    for d in &t.partition_data {
+                        parts.push(d.index);
+                        values.push((
+                            d.index,
+                            d.records.as_ref().map(values_in).unwrap_or_default(),
+                        ));
+                    }
+                }
+            }
+            RequestKind::Fetch(f) => {
+                let id = self.machines[i]
+                    .image
+                    .as_ref()
+                    .and_then(|im| im.topic_id(TOPIC));
+                for t in &f.topics {
+                    let ours = t.topic.as_str() == TOPIC
+                        || id.is_some_and(|id| id.0 == *t.topic_id.as_bytes());
+                    if ours {
+                        parts.extend(t.partitions.iter().map(|p| p.partition));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !parts.is_empty() {
+            let leaders = parts
+                .iter()
+                .map(|p| (*p, self.leader_in_image(i, *p)))
+                .collect();
+            self.asked.insert(
+                (conn, request.header.correlation_id),
+                Asked {
+                    received: self.now / MS,
+                    leaders,
+                    values,
+                },
+            );
+        }
+        let n = &self.machines[i].node;
+        let now = n.clock(self.now);
+        self.pump(
+            i,
+            vec![Input::Request {
+                now,
+                conn: ConnId(conn),
+                request,
+            }],
+        );
+    }
+
+    fn broker_conn_closed(&mut self, conn: u64) {
+        let Some(c) = self.net.conns.get(&conn) else {
+            return;
+        };
+        let i = c.node;
+        let n = &self.machines[i].node;
+        if c.incarnation == n.incarnation && n.broker.is_some() {
+            let now = n.clock(self.now);
+            self.pump(
+                i,
+                vec![Input::ConnClosed {
+                    now,
+                    conn: ConnId(conn),
+                }],
+            );
+        }
+        self.net.conns.remove(&conn);
+    }
+
+    // ------------------------------------------------------------------ the clients
+
+    fn forget_conn(&mut self, conn: u64) -> Option<(usize, CNode)> {
+        let owner = self.conn_owner.remove(&conn)?;
+        self.conn_of.remove(&owner);
+        Some(owner)
+    }
+
+    fn client_input(&mut self, c: usize, input: CInput) {
+        self.clients[c].client.handle(input);
+        self.after_client(c);
+    }
+
+    /// Carry out what client `c` wants done, and set its timer.
+    fn after_client(&mut self, c: usize) {
+        while let Some(o) = self.clients[c].client.poll_output() {
+            match o {
+                COutput::Connect { node, port, .. } => self.connect(c, node, port),
+                COutput::Send { node, frame } => self.client_send(c, node, frame),
+                COutput::Close { node, .. } => {
+                    if let Some(conn) = self.conn_of.get(&(c, node)).copied() {
+                        self.forget_conn(conn);
+                        if let Some(k) = self.net.conns.get_mut(&conn) {
+                            k.broken = true;
+                        }
+                        let at = self.now + self.latency();
+                        self.schedule(at, Ev::Closed(conn));
+                    }
+                }
+                COutput::Delivered(d) => self.delivered(c, d),
+                COutput::Records(f) => self.records(c, f),
+                COutput::ConsumeError {
+                    topic,
+                    partition,
+                    error,
+                } => {
+                    self.failures.push(format!(
+                        "t={}ms: client {c} cannot read {topic}/{partition}: {error}",
+                        self.ms()
+                    ));
+                    if let Role2::Auditor { stopped, .. } = &mut self.clients[c].role {
+                        *stopped = true;
+                    }
+                }
+                COutput::Log { message } => self.say(|| format!("client {c}: {message}")),
+                COutput::GroupError { .. } | COutput::Admin { .. } => {}
+            }
+        }
+        let at = self.clients[c]
+            .client
+            .poll_timeout()
+            .map(|t| (t.0.saturating_sub(EPOCH_NS as u64) / 1_000).max(self.now + 1));
+        if let Some(at) = at {
+            let cl = &mut self.clients[c];
+            if cl.timer.is_none_or(|t| at < t || t < self.now) {
+                cl.timer = Some(at);
+                self.schedule(at, Ev::ClientTimer(c));
+            }
+        }
+    }
+
+    fn connect(&mut self, c: usize, cn: CNode, port: u16) {
+        let i = (port - 9001) as usize;
+        let (from, to) = (Endpoint::Client(c), Endpoint::Node(i));
+        let m = &self.machines[i];
+        if !self.net.can_connect(from, to) || (m.member.is_none() && m.node.power_off) {
+            // The SYN is lost: the attempt hangs until the connect timeout.
+            self.schedule(self.now + CONNECT_TIMEOUT, Ev::ConnectFailed(c, cn));
+            return;
+        }
+        if m.member.is_none() {
+            // A machine that is up with no process listening answers RST.
+            let at = self.now + 2 * self.latency();
+            self.schedule(at, Ev::ConnectFailed(c, cn));
+            return;
+        }
+        let incarnation = m.node.incarnation;
+        let conn = self.net.open(from, i, incarnation);
+        self.conn_of.insert((c, cn), conn);
+        self.conn_owner.insert(conn, (c, cn));
+        let at = self.now + 2 * self.latency();
+        self.schedule(at, Ev::Connected(conn));
+    }
+
+    fn client_send(&mut self, c: usize, cn: CNode, frame: Bytes) {
+        let request =
+            wire::decode_request(frame.slice(4..)).expect("gregor-client's requests decode");
+        if let (RequestKind::Produce(p), Role2::Producer { .. }) =
+            (&request.body, &self.clients[c].role)
+        {
+            for t in &p.topic_data {
+                for d in &t.partition_data {
+                    let values = d.records.as_ref().map(values_in).unwrap_or_default();
+                    self.attempted(&values);
+                }
+            }
+        }
+        let Some(&conn) = self.conn_of.get(&(c, cn)) else {
+            return;
+        };
+        let lat = self.latency();
+        if let Some(at) = self.net.send_to_node(conn, self.now, lat) {
+            self.schedule(at, Ev::ToBroker(conn, Box::new(request)));
+        }
+    }
+
+    /// A produce request carries `values`: a second carrying is a retry, which the history
+    /// records (a plain producer's retry may duplicate; an idempotent one's may not).
+    fn attempted(&mut self, values: &[Value]) {
+        let mut retried: BTreeMap<(usize, Part, u32), Vec<(Value, i64)>> = BTreeMap::new();
+        for v in values {
+            if let Some((producer, part, ts, n)) = self.sent.get_mut(v) {
+                *n += 1;
+                if *n > 1 {
+                    retried
+                        .entry((*producer, *part, *n - 1))
+                        .or_default()
+                        .push((*v, *ts));
+                }
+            }
+        }
+        for ((producer, part, attempt), vs) in retried {
+            let (acks, idempotent) = self.producer_kind(producer);
+            self.history.events.push(Event::Send {
+                t: self.ms(),
+                producer,
+                part,
+                values: vs.iter().map(|x| x.0).collect(),
+                acks,
+                idempotent,
+                attempt,
+                timestamps_ms: vs.iter().map(|x| x.1).collect(),
+            });
+        }
+    }
+
+    fn producer_kind(&self, producer: usize) -> (i16, bool) {
+        self.clients
+            .iter()
+            .find_map(|c| match &c.role {
+                Role2::Producer {
+                    index,
+                    acks,
+                    idempotent,
+                    ..
+                } if *index == producer => Some((acks.wire(), *idempotent)),
+                _ => None,
+            })
+            .expect("a producer")
+    }
+
+    fn produce(&mut self, c: usize) {
+        if self.stopping {
+            return;
+        }
+        self.note(16, c as u64);
+        let gap = 1 + self.prng.below(2 * self.profile.produce_gap_ms);
+        self.schedule(self.now + gap * MS, Ev::Produce(c));
+        let Role2::Producer {
+            index,
+            acks,
+            idempotent,
+            waiting,
+        } = &self.clients[c].role
+        else {
+            unreachable!("only producers produce")
+        };
+        if waiting.len() >= 50 {
+            return; // back-pressure: the application waits for its buffer to drain
+        }
+        let (index, acks, idempotent) = (*index, acks.wire(), *idempotent);
+        let part = self.prng.below(self.profile.partitions as u64) as Part;
+        let value = self.next_value;
+        self.next_value += 1;
+        let ts = EPOCH_NS / 1_000_000 + self.ms() as i64;
+        self.sent.insert(value, (index, part, ts, 0));
+        self.history.events.push(Event::Send {
+            t: self.ms(),
+            producer: index,
+            part,
+            values: vec![value],
+            acks,
+            idempotent,
+            attempt: 0,
+            timestamps_ms: vec![ts],
+        });
+        let now = self.client_now();
+        let id = self.clients[c].client.send(
+            now,
+            ProducerRecord {
+                topic: TOPIC.into(),
+                partition: Some(part),
+                value: Some(Bytes::copy_from_slice(&value.to_be_bytes())),
+                timestamp_ms: Some(ts),
+                ..ProducerRecord::default()
+            },
+        );
+        if let Role2::Producer { waiting, .. } = &mut self.clients[c].role {
+            waiting.insert(id, (part, value));
+        }
+        self.after_client(c);
+    }
+
+    fn delivered(&mut self, c: usize, d: Delivery) {
+        let t = self.ms();
+        let Role2::Producer { index, waiting, .. } = &mut self.clients[c].role else {
+            return;
+        };
+        let Some((part, value)) = waiting.remove(&d.id) else {
+            return;
+        };
+        let outcome = match &d.result {
+            Ok(offset) => Outcome::Ok {
+                base_offset: *offset,
+            },
+            // Even a broker's refusal may follow an earlier attempt that was written (the client
+            // retries after timeouts): the world cannot tell, so every failure is "unknown".
+            Err(_) => Outcome::Unknown,
+        };
+        let acked = matches!(outcome, Outcome::Ok { .. });
+        self.history.events.push(Event::SendDone {
+            t,
+            producer: *index,
+            part,
+            values: vec![value],
+            outcome,
+        });
+        self.count(if acked {
+            "records acknowledged"
+        } else {
+            "records failed"
+        });
+        if acked && self.healed {
+            self.count("records acknowledged after the heal");
+        }
+    }
+
+    fn records(&mut self, c: usize, f: gregor_client::Fetched) {
+        if f.topic != TOPIC {
+            return;
+        }
+        let t = self.ms();
+        let records: Vec<(i64, Value)> = f
+            .records
+            .iter()
+            .map(|r| (r.offset, value_of(&r.value).unwrap_or(0)))
+            .collect();
+        match &mut self.clients[c].role {
+            Role2::Reader { index } => {
+                if !records.is_empty() {
+                    self.history.events.push(Event::Poll {
+                        t,
+                        reader: *index,
+                        session: 0,
+                        part: f.partition,
+                        records,
+                    });
+                }
+            }
+            Role2::Auditor { records: all, .. } => {
+                all.entry(f.partition).or_default().extend(records);
+            }
+            Role2::Producer { .. } => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    fn fault(&mut self) {
+        let total: u64 = self.profile.weights.iter().sum();
+        if total == 0 {
+            return;
+        }
+        let mut x = self.prng.below(total);
+        let mut kind = 0;
+        while x >= self.profile.weights[kind] {
+            x -= self.profile.weights[kind];
+            kind += 1;
+        }
+        let name = FAULTS[kind];
+        self.count(name);
+        self.note(17, kind as u64);
+        let lasts = (500 + self.prng.below(8_000)) * MS;
+        let n = self.machines.len();
+        let a = self.prng.below(n as u64) as usize;
+        match kind {
+            0..=2 => {
+                // Between two nodes, or a node and a client.
+                let others = n - 1 + self.clients.len();
+                if others == 0 {
+                    return;
+                }
+                let k = self.prng.below(others as u64) as usize;
+                let b = if k < n - 1 {
+                    Endpoint::Node(if k >= a { k + 1 } else { k })
+                } else {
+                    Endpoint::Client(k - (n - 1))
+                };
+                let a = Endpoint::Node(a);
+                match kind {
+                    0 => {
+                        self.net.cut(a, b);
+                        self.net.cut(b, a);
+                    }
+                    1 => self.net.cut(a, b),
+                    _ => self.net.clog(a, b, self.now + lasts),
+                }
+                if kind < 2 {
+                    self.schedule(self.now + lasts, Ev::HealLink(a, b));
+                }
+                self.say(|| format!("{name} {a:?} {b:?} for {} ms", lasts / MS));
+            }
+            3 => {
+                let me = Endpoint::Node(a);
+                let all: Vec<Endpoint> = (0..n)
+                    .filter(|j| *j != a)
+                    .map(Endpoint::Node)
+                    .chain((0..self.clients.len()).map(Endpoint::Client))
+                    .collect();
+                for b in all {
+                    self.net.cut(me, b);
+                    self.net.cut(b, me);
+                    self.schedule(self.now + lasts, Ev::HealLink(me, b));
+                }
+                self.say(|| format!("isolate node {} for {} ms", a + 1, lasts / MS));
+            }
+            4 => self.crash(a, false),
+            5 => {
+                if self.prng.ratio(1, 2) {
+                    self.crash(a, true);
+                } else {
+                    // Partway through the member's next step.
+                    self.machines[a].power_cut = Some(self.prng.below(4) as usize);
+                }
+            }
+            6 => {
+                let jump = 500 + self.prng.below(15_000);
+                self.machines[a].node.clock_offset_ns += jump as i64 * 1_000_000;
+                self.say(|| format!("clock of node {} jumps {jump} ms", a + 1));
+                // Timers armed on the old reading fire late; re-arm them.
+                self.machines[a].member_timer = None;
+                self.machines[a].node.timer = None;
+                self.set_timers(a);
+            }
+            _ => {
+                let c = self.prng.below(self.clients.len() as u64) as usize;
+                let (x, y) = (Endpoint::Client(c), Endpoint::Node(a));
+                self.net.cut(x, y);
+                self.net.cut(y, x);
+                self.schedule(self.now + lasts, Ev::HealLink(x, y));
+            }
+        }
+    }
+
+    fn heal_all(&mut self) {
+        self.note(18, 0);
+        self.say(|| "heal everything: liveness phase".into());
+        self.healed = true;
+        self.net.heal_all();
+        for i in 0..self.machines.len() {
+            self.machines[i].power_cut = None;
+            if self.machines[i].member.is_none() {
+                self.start(i);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the verdict
+
+    fn finish(mut self) -> Report {
+        let auditor = self
+            .clients
+            .iter()
+            .position(|c| matches!(c.role, Role2::Auditor { .. }));
+        match auditor {
+            None => self.failures.push(format!(
+                "liveness: the producers' records were not all reported {} s after the liveness phase",
+                DRAIN / 1_000_000
+            )),
+            Some(a) => {
+                let c = &self.clients[a];
+                let done = c.client.caught_up()
+                    && c.client.assignment().len() == self.profile.partitions as usize;
+                if !done {
+                    self.failures.push(
+                        "liveness: the auditor could not read every partition to its end".into(),
+                    );
+                }
+                if let Role2::Auditor { records, stopped } = &c.role {
+                    if *stopped {
+                        self.failures
+                            .push("liveness: the auditor hit a partition it cannot read".into());
+                    }
+                    if done {
+                        for p in 0..self.profile.partitions {
+                            self.history.events.push(Event::Final {
+                                part: p,
+                                log_start: 0,
+                                records: records.get(&p).cloned().unwrap_or_default(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if !self
+            .counters
+            .contains_key("records acknowledged after the heal")
+        {
+            self.failures
+                .push("liveness: no record was acknowledged after the heal".into());
+        }
+        self.committed.finish();
+        let mut anomalies: Vec<String> = Vec::new();
+        if self.failures.is_empty() {
+            // The history checkers need the auditor's final read.
+            for a in check::check(&self.history) {
+                anomalies.push(format!("{}: {}", a.kind.name(), a.detail));
+            }
+        }
+        for (k, d) in ccheck::check(&self.obs) {
+            anomalies.push(format!("{k}: {d}"));
+        }
+        for a in self
+            .one_leader
+            .anomalies
+            .iter()
+            .chain(&self.committed.anomalies)
+            .chain(&self.images.anomalies)
+        {
+            anomalies.push(format!("{}: {}", a.kind, a.detail));
+        }
+        anomalies.extend(self.failures.iter().map(|f| format!("failure: {f}")));
+        let summary = vec![
+            format!(
+                "{} combined nodes; {} epochs had a leader; committed metadata log {} entries; images compared {}",
+                self.opts.nodes,
+                self.one_leader.epochs_led(),
+                self.committed.log().len(),
+                self.images.compared()
+            ),
+            format!(
+                "history: {} events; cluster observations: {} refused, {} appended, {} served",
+                self.history.events.len(),
+                self.obs.refused.len(),
+                self.obs.appended.len(),
+                self.obs.served.len()
+            ),
+            format!("counters: {:?}", self.counters),
+            format!("simulated until {} ms", self.now / MS),
+        ];
+        Report {
+            seed: self.opts.seed,
+            profile: self.profile.describe(),
+            summary,
+            anomalies,
+            trace_hash: self.trace,
+            events: self.events,
+            history: self.history,
+        }
+    }
+}
