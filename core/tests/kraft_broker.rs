@@ -915,6 +915,16 @@ fn end_offset_for(b: &mut Pair<Files>, current: i32, epoch: i32) -> (i16, i32, i
 
 /// ListOffsets v7 `(error, offset, leader epoch)` for `f`-0.
 fn list_offset(b: &mut Pair<Files>, current: i32, timestamp: i64) -> (i16, i64, i32) {
+    list_offset_at(b, 7, current, timestamp)
+}
+
+/// ListOffsets at `version` `(error, offset, leader epoch)` for `f`-0.
+fn list_offset_at(
+    b: &mut Pair<Files>,
+    version: i16,
+    current: i32,
+    timestamp: i64,
+) -> (i16, i64, i32) {
     let req = ListOffsetsRequest::default().with_topics(vec![
         list_offsets_request::ListOffsetsTopic::default()
             .with_name(TopicName(sb("f")))
@@ -923,7 +933,12 @@ fn list_offset(b: &mut Pair<Files>, current: i32, timestamp: i64) -> (i16, i64, 
                 .with_current_leader_epoch(current)
                 .with_timestamp(timestamp)]),
     ]);
-    let c = b.send(5, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(req));
+    let c = b.send(
+        5,
+        ApiKey::ListOffsets,
+        version,
+        RequestKind::ListOffsets(req),
+    );
     let Some(ResponseKind::ListOffsets(r)) = b.take(c) else {
         panic!("no ListOffsets response")
     };
@@ -957,6 +972,25 @@ fn fetch_as_follower(
     let p = &r.responses[0].partitions[0];
     let d = (p.diverging_epoch.epoch, p.diverging_epoch.end_offset);
     (p.error_code, d, p.records.as_ref().map_or(0, |r| r.len()))
+}
+
+/// librdkafka 2.0 (Debian's kcat) asks ListOffsets v2, which has no leader epoch field: the
+/// answer leaves it out instead of failing to encode (the client saw its connection closed and
+/// retried forever; the test kit checks every answer encodes at the version asked).
+#[test]
+fn list_offsets_before_v4_answers_without_a_leader_epoch() {
+    let (mut b, mut log, t) = led_here_with_two_records();
+    log.lead(t, 0, LeaderChange::To(Node(2)));
+    image(&mut b, &log);
+    log.lead(t, 0, LeaderChange::To(Node(1)));
+    image(&mut b, &log);
+    assert_eq!(list_offset_at(&mut b, 2, -1, -2), (NONE, 0, -1));
+    assert_eq!(list_offset_at(&mut b, 2, -1, -1), (NONE, 2, -1));
+    assert_eq!(
+        list_offset_at(&mut b, 7, -1, -1),
+        (NONE, 2, 2),
+        "v4+ names it"
+    );
 }
 
 /// KIP-101/279/320 on a KRaft broker: the epoch the image names is recorded at the log end when

@@ -115,6 +115,9 @@ fn default_response(key: ApiKey) -> ResponseKind {
         ApiKey::DescribeQuorum => {
             ResponseKind::DescribeQuorum(m::DescribeQuorumResponse::default())
         }
+        ApiKey::OffsetForLeaderEpoch => {
+            ResponseKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochResponse::default())
+        }
         other => panic!("no default response for {other:?}; add it with the API"),
     }
 }

@@ -108,11 +108,14 @@ fn three_controllers_alone_and_a_broker_alone_serve_a_client() {
     ]);
     let bs = broker.bootstrap();
     // The broker registers with the active controller and is unfenced: Metadata lists it,
-    // and only it (controllers are not brokers).
+    // and only it (controllers are not brokers). A broker of a cluster serves while the quorum
+    // forms, and before its first metadata image it knows only itself: so the image must have
+    // arrived too, or the controller may not know the broker yet when the topic is created.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let brokers = python("cluster.py", &["brokers", &bs]);
-        if brokers == serde_json::json!([[4, "127.0.0.1", broker.port]]) {
+        let imaged = broker.log().contains("first metadata image (offset");
+        if imaged && brokers == serde_json::json!([[4, "127.0.0.1", broker.port]]) {
             break;
         }
         assert!(

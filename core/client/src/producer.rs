@@ -355,14 +355,37 @@ impl Client {
     /// Get (or renew) the producer id; true once there is one to send with.
     fn step_producer_id(&mut self) -> bool {
         if self.producer.reset_pid && self.in_flight_batches() == 0 {
-            // Nothing in flight: every unsent batch can be numbered again under a new id.
+            // Nothing in flight: every batch never sent can be numbered again under a new id.
+            // A batch waiting to be *retried* was sent before and its outcome is unknown: the
+            // broker may hold it under the old id, where it would recognise the retry, but not
+            // under a new one, where the retry would be a second copy. So it is not sent again:
+            // it fails, as an unknown outcome (the Java client lets such a batch expire rather
+            // than renumber it; simulator seed `--cluster 1 --seed 1` found the duplicates).
             self.producer.reset_pid = false;
             self.producer.pid = None;
-            for s in self.producer.parts.values_mut() {
+            let mut unknown = Vec::new();
+            for (tp, s) in self.producer.parts.iter_mut() {
                 s.next_sequence = 0;
+                let (sent, fresh): (VecDeque<Batch>, VecDeque<Batch>) =
+                    std::mem::take(&mut s.queued)
+                        .into_iter()
+                        .partition(|b| b.encoded.as_ref().is_some_and(|(_, seq)| *seq >= 0));
+                s.queued = fresh;
                 for b in &mut s.queued {
                     b.encoded = None;
                 }
+                assert!(s.queued.iter().all(|b| b.encoded.is_none()));
+                unknown.extend(sent.into_iter().map(|b| (tp.clone(), b)));
+            }
+            for (tp, b) in unknown {
+                let why = format!(
+                    "{} record(s) for {}-{}: sent before the producer id was renewed, outcome \
+                     unknown; not resent under the new id, which could write them twice",
+                    b.records.len(),
+                    tp.0,
+                    tp.1
+                );
+                self.report_batch(&tp, b, Err(ClientError::Timeout(why)));
             }
         }
         if self.producer.pid.is_some() {

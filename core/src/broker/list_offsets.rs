@@ -125,6 +125,7 @@ impl Broker {
             resp.topics.push(tr);
         }
         if slots.is_empty() {
+            answer(&mut resp, to.api_version);
             self.respond(to, Some(ResponseKind::ListOffsets(resp)));
             return;
         }
@@ -258,10 +259,28 @@ impl Broker {
             self.log(LogLevel::Warn, n);
         }
         if finished {
-            let l = self.list_offsets.remove(&id).unwrap();
+            let mut l = self.list_offsets.remove(&id).unwrap();
+            answer(&mut l.response, l.reply.api_version);
             self.respond(l.reply, Some(ResponseKind::ListOffsets(l.response)));
         }
     }
+}
+
+/// Fit a ListOffsets answer to the version asked: `leader_epoch` exists from v4 on (KIP-320),
+/// and an older client (librdkafka's ListOffsets v2, say) gets the answer without it. Sending
+/// it anyway is not possible: the encoder refuses a field the version lacks, and the client
+/// would lose its connection instead of getting an answer.
+fn answer(resp: &mut ListOffsetsResponse, version: i16) {
+    if version >= 4 {
+        return;
+    }
+    for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        p.leader_epoch = -1;
+    }
+    assert!(resp
+        .topics
+        .iter()
+        .all(|t| t.partitions.iter().all(|p| p.leader_epoch == -1)));
 }
 
 #[cfg(test)]
