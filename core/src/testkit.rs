@@ -98,6 +98,11 @@ impl<S: Storage> Pair<S> {
                     Output::Close { conn, .. } => self.closed.push(conn),
                     Output::Log { .. } => {}
                     Output::Controller { id, request } => self.controller.push((id, request)),
+                    Output::ReplicaFetch { to, id, .. } => {
+                        panic!(
+                            "the test kit has no leader to send replica fetch {id:?} to ({to:?})"
+                        )
+                    }
                     Output::Storage { op, request } => {
                         if self.hold_syncs && matches!(request, StorageRequest::Sync { .. }) {
                             self.held.push((op, request));

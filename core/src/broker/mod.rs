@@ -320,6 +320,13 @@ impl Broker {
             Input::Tick { .. } => {}
             Input::Metadata { image, .. } => self.on_metadata(image),
             Input::ControllerReply { id, result, .. } => self.on_controller_reply(id, result),
+            Input::ReplicaFetched { from, id, .. } => self.log(
+                LogLevel::Warn,
+                format!(
+                    "replica fetch {id:?} answered by broker {} before replication exists",
+                    from.0
+                ),
+            ),
         }
         self.on_time();
         self.kraft_on_time();
