@@ -230,10 +230,13 @@ impl OffsetMap {
         }
         let section = section_of(batch, &h)?;
         let recs = records(&section, h.records_count)?;
+        // A key new to the map is counted once, however often the batch repeats it.
         let mut extra = 0usize;
+        let mut new_keys = std::collections::BTreeSet::new();
         for r in &recs {
             if let Some((a, b)) = r.key {
-                if !self.latest.contains_key(&section[a..b]) {
+                let key = &section[a..b];
+                if !self.latest.contains_key(key) && new_keys.insert(key) {
                     extra += (b - a) + ENTRY_OVERHEAD_BYTES;
                 }
             }
