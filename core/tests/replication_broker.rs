@@ -338,6 +338,26 @@ fn answer(b: &mut Pair<Disk>, c: i32) -> Option<(i16, i64)> {
     Some((p.error_code, p.base_offset))
 }
 
+/// ListOffsets latest (-1) at broker index `i`: (error, offset).
+fn latest(b: &mut Pair<Disk>) -> (i16, i64) {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(sb("r")))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(-1),
+            ])]);
+    let c = b.send(3, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(req));
+    let Some(ResponseKind::ListOffsets(r)) = b.take(c) else {
+        panic!("no list offsets response")
+    };
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.offset)
+}
+
 #[test]
 fn acks_all_answers_once_both_followers_hold_the_batch_byte_for_byte() {
     let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 2);
@@ -491,10 +511,22 @@ fn a_diverged_follower_truncates_and_then_matches_the_leader() {
     let t = c.t;
     c.log.change(t, None, LeaderChange::To(Node(2)));
     c.wake();
+    c.silence(0);
     c.publish();
+    assert_eq!(
+        latest(&mut c.b[1]).0,
+        OFFSET_NOT_AVAILABLE,
+        "the new leader's high watermark is below its epoch's start"
+    );
     let p = produce(&mut c.b[1], 1, "x");
     assert_eq!(answer(&mut c.b[1], p), Some((NONE, 2)));
+    c.wake();
     c.advance(1_000);
+    assert_eq!(
+        latest(&mut c.b[1]),
+        (NONE, 3),
+        "x is replicated: latest is known"
+    );
     assert_eq!(c.log_end(0), 3, "cut back to 2, then fetched x");
     assert_eq!(
         c.segments(0),

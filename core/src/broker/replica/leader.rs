@@ -356,3 +356,19 @@ impl Broker {
         }
     }
 }
+
+impl Broker {
+    /// Whether `topic`-`partition` is led here in an epoch whose start its high watermark has
+    /// not reached yet: until then ListOffsets latest answers OFFSET_NOT_AVAILABLE.
+    pub(in crate::broker) fn epoch_not_committed(&self, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        let (Some(led), Some(p)) = (
+            self.replica.leading.get(&key),
+            self.partition(topic, partition),
+        ) else {
+            return false;
+        };
+        assert!(p.high_watermark <= p.log.log_end_offset() && led.epoch >= 0);
+        p.high_watermark < led.epoch_start
+    }
+}
