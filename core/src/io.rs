@@ -15,7 +15,9 @@
 
 use crate::time::Instant;
 use bytes::Bytes;
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{
+    FetchRequest, FetchResponse, RequestHeader, RequestKind, ResponseKind,
+};
 
 /// One client connection, numbered by the driver. Responses go back on the same connection, in
 /// the order the requests arrived (Kafka clients rely on that order).
@@ -25,6 +27,11 @@ pub struct ConnId(pub u64);
 /// Names one storage operation, so its completion can be matched to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpId(pub u64);
+
+/// Names one replica fetch (a follower's Fetch to a partition leader), so its answer can be
+/// matched to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplicaFetchId(pub u64);
 
 /// A topic partition's identity on disk: the directory `<topic>-<partition>`, as in Kafka.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -227,6 +234,15 @@ pub enum Input {
         id: crate::cluster::RequestId,
         result: Result<crate::cluster::Reply, crate::cluster::ControllerError>,
     },
+    /// The partition leader `from` answered the [`Output::ReplicaFetch`] `id`, or the driver
+    /// gave up on it: `Err` names why (no endpoint known for the broker, connection refused or
+    /// lost, no answer within the driver's timeout, an answer that did not decode).
+    ReplicaFetched {
+        now: Instant,
+        from: crate::cluster::BrokerId,
+        id: ReplicaFetchId,
+        result: Result<FetchResponse, String>,
+    },
 }
 
 impl Input {
@@ -237,7 +253,8 @@ impl Input {
             | Input::StorageDone { now, .. }
             | Input::Tick { now }
             | Input::Metadata { now, .. }
-            | Input::ControllerReply { now, .. } => *now,
+            | Input::ControllerReply { now, .. }
+            | Input::ReplicaFetched { now, .. } => *now,
         }
     }
 }
@@ -266,6 +283,19 @@ pub enum Output {
     Controller {
         id: crate::cluster::RequestId,
         request: crate::cluster::Request,
+    },
+    /// Replication (KRaft mode only): this broker follows partitions that broker `to` leads and
+    /// fetches their records as Kafka's replica fetcher does, with a Kafka Fetch request naming
+    /// this broker as `replica_id`. The driver sends `request` at `api_version` to `to`'s
+    /// endpoint as the latest metadata image registers it, on a connection it keeps for that
+    /// broker, and answers with exactly one [`Input::ReplicaFetched`] carrying the same `id`:
+    /// the response, or why there is none. The broker has at most one fetch out per leader and
+    /// paces its own retries after an error.
+    ReplicaFetch {
+        to: crate::cluster::BrokerId,
+        id: ReplicaFetchId,
+        api_version: i16,
+        request: FetchRequest,
     },
 }
 

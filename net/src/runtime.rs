@@ -140,6 +140,16 @@ impl Driver {
                         "a standalone broker (kraft = false) asks no controller: {id:?} {request:?}"
                     ),
                 },
+                Output::ReplicaFetch { to, id, .. } => {
+                    // Replica fetching over TCP is not wired yet (issue 10): the broker is told
+                    // at once, and paces its retries.
+                    self.ready.push_back(Input::ReplicaFetched {
+                        now: self.clock.now(),
+                        from: to,
+                        id,
+                        result: Err("replica fetching is not wired in this driver yet".into()),
+                    })
+                }
             }
         }
     }

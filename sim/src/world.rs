@@ -868,6 +868,10 @@ impl World {
                     "the simulated brokers are standalone (kraft = false) and ask no \
                      controller: {id:?} {request:?}"
                 ),
+                Output::ReplicaFetch { id, .. } => unreachable!(
+                    "the simulated brokers are standalone (kraft = false) and follow no \
+                     leader: {id:?}"
+                ),
             }
         }
         for (i, prev, now_hw) in self.nodes[node].check_hw() {

@@ -85,6 +85,15 @@ impl Broker {
                     None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                     Some(part) if part.offline.is_some() => pr.error_code = KAFKA_STORAGE_ERROR,
                     Some(_) if fenced.is_err() => pr.error_code = fenced.unwrap_err().code.into(),
+                    Some(_)
+                        if p.timestamp == -1
+                            && self.epoch_not_committed(&name, p.partition_index) =>
+                    {
+                        // A new leader's high watermark is still below the start of its epoch:
+                        // "latest" would name an offset older followers may not agree on yet
+                        // (Kafka's `fetchOffsetForTimestamp`, KIP-207/KIP-392 era).
+                        pr.error_code = OFFSET_NOT_AVAILABLE;
+                    }
                     Some(part) => {
                         let hw = part.high_watermark;
                         let epochs = part.log.epochs();

@@ -216,6 +216,12 @@ enum Ev {
     Closed(u64),
     ClientTimer(usize),
     Produce(usize),
+    /// An input for node `node`'s broker, if the process that caused it still runs.
+    BrokerInput {
+        node: usize,
+        incarnation: u64,
+        input: Box<Input>,
+    },
 }
 
 /// A produce or fetch a broker read: when, the leader of each partition its image named then,
@@ -612,6 +618,17 @@ impl World {
                     Peer::Response(rid, result) => m.controller_reply(local, rid, result),
                 }
                 self.pump(to, Vec::new());
+            }
+            Ev::BrokerInput {
+                node,
+                incarnation,
+                input,
+            } => {
+                let n = &self.machines[node].node;
+                if incarnation != n.incarnation || n.broker.is_none() {
+                    return; // the process that asked is gone
+                }
+                self.pump(node, vec![*input]);
             }
             Ev::Disk {
                 node,
@@ -1061,6 +1078,27 @@ impl World {
                     if let Some(m) = self.machines[i].member.as_mut() {
                         m.broker_request(local, id, request);
                     }
+                }
+                Output::ReplicaFetch { to, id, .. } => {
+                    // Not routed between nodes yet (issue 10): refused, a step later.
+                    let now = self.machines[i].node.clock(self.now);
+                    let input = Input::ReplicaFetched {
+                        now,
+                        from: to,
+                        id,
+                        result: Err("replica fetches are not routed yet".into()),
+                    };
+                    let incarnation = self.machines[i].node.incarnation;
+                    let at = self.now + 1;
+                    let input = Box::new(input);
+                    self.schedule(
+                        at,
+                        Ev::BrokerInput {
+                            node: i,
+                            incarnation,
+                            input,
+                        },
+                    );
                 }
             }
         }
