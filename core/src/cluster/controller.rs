@@ -47,8 +47,11 @@ pub use super::error::ControllerError;
 pub const TOPIC_CONFIGS: &[&str] = &[
     "cleanup.policy",
     "compression.type",
+    "delete.retention.ms",
     "max.message.bytes",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
