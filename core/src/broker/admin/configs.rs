@@ -335,50 +335,54 @@ impl Broker {
         &mut self,
         image: &crate::cluster::MetadataImage,
     ) {
-        let old = self.metadata_image().cloned();
-        for (id, t) in image.topics() {
-            if t.name == crate::group::OFFSETS_TOPIC || !self.topics.contains_key(&t.name) {
-                continue;
-            }
-            let before = old
-                .as_ref()
-                .and_then(|o| o.topics().get(id))
-                .map(|o| &o.configs);
-            if before == Some(&t.configs) {
-                continue;
-            }
-            let none = BTreeMap::new();
-            let before = before.unwrap_or(&none);
-            let keys: BTreeSet<&String> = before
-                .keys()
-                .chain(t.configs.keys())
-                .filter(|k| before.get(*k) != t.configs.get(*k))
-                .collect();
-            assert!(!keys.is_empty(), "configs that differ differ in a key");
-            let settings = match self.settings_of(&t.configs) {
+        // (topic, its new configs, the keys that changed), read before anything changes.
+        let old = self.metadata_image();
+        let none = BTreeMap::new();
+        let changed: Vec<(String, BTreeMap<String, String>, BTreeSet<String>)> = image
+            .topics()
+            .iter()
+            .filter(|(_, t)| t.name != crate::group::OFFSETS_TOPIC)
+            .filter(|(_, t)| self.topics.contains_key(&t.name))
+            .filter_map(|(id, t)| {
+                // A topic new to the image had no overrides before (its partitions were just
+                // created with its configs).
+                let before = old.and_then(|o| o.topics().get(id));
+                let before = before.map_or(&none, |o| &o.configs);
+                let keys: BTreeSet<String> = before
+                    .keys()
+                    .chain(t.configs.keys())
+                    .filter(|k| before.get(*k) != t.configs.get(*k))
+                    .cloned()
+                    .collect();
+                assert_eq!(keys.is_empty(), before == &t.configs);
+                (!keys.is_empty()).then(|| (t.name.clone(), t.configs.clone(), keys))
+            })
+            .collect();
+        let first = old.is_none();
+        for (name, configs, keys) in changed {
+            let settings = match self.settings_of(&configs) {
                 Ok(s) => s,
                 Err(e) => {
                     self.log(
                         LogLevel::Warn,
-                        format!("topic {}: its new configs do not apply here ({e})", t.name),
+                        format!("topic {name}: its new configs do not apply here ({e})"),
                     );
                     continue;
                 }
             };
-            if settings == self.topics[&t.name].settings {
+            let differ = settings != self.topics[&name].settings;
+            // (The first image after a start names every override: news only if it differs.)
+            if first && !differ {
                 continue;
             }
             self.log(
                 LogLevel::Info,
-                format!(
-                    "topic {}: configs {keys:?} changed in the metadata log",
-                    t.name
-                ),
+                format!("topic {name}: configs {keys:?} changed in the metadata log"),
             );
-            self.set_topic_settings(&t.name, settings, None);
+            self.set_topic_settings(&name, settings, None);
             assert_eq!(
-                self.settings_of(&t.configs).as_ref(),
-                Ok(&self.topics[&t.name].settings)
+                self.settings_of(&configs).as_ref(),
+                Ok(&self.topics[&name].settings)
             );
         }
     }
@@ -437,14 +441,18 @@ impl Broker {
         Some(entries)
     }
 
-    /// Put error `code` and `message` on resource `slot` of a config alter's response.
+    /// Put error `code` (0: none) and `message` on resource `slot` of a config alter's
+    /// response.
     pub(in crate::broker) fn set_alter_error(
         response: &mut ResponseKind,
         slot: usize,
         code: i16,
         message: Option<String>,
     ) {
-        assert_ne!(code, 0, "an error has a code");
+        assert!(
+            code != 0 || message.is_none(),
+            "a success carries no message"
+        );
         let message = message.map(sb);
         match response {
             ResponseKind::IncrementalAlterConfigs(r) => {
