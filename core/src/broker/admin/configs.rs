@@ -12,8 +12,16 @@
 //! The topic configs gregor honours are the fields of [`TopicSettings`] (`retention.ms`,
 //! `retention.bytes`, `segment.bytes`, `segment.ms`, `max.message.bytes`, and log
 //! compaction's `cleanup.policy`, `delete.retention.ms`, `min.cleanable.dirty.ratio`,
-//! `min.compaction.lag.ms`); `min.insync.replicas`, `compression.type` and `message.timestamp.type` are accepted at the
-//! one value gregor implements. An unknown key is INVALID_CONFIG with a message naming it.
+//! `min.compaction.lag.ms`); `compression.type` and `message.timestamp.type` are accepted at the
+//! one value gregor implements, and so is `min.insync.replicas` on a standalone broker (in a
+//! cluster it and `unclean.leader.election.enable` are ordinary topic configs, checked as the
+//! controller checks them). An unknown key is INVALID_CONFIG with a message naming it.
+//!
+//! In a cluster (KRaft) a change is not made here: it is checked against the image and
+//! forwarded to the active controller, which writes ConfigRecords; every broker applies them
+//! when its image brings them (`Broker::follow_topic_configs`, below), and DescribeConfigs
+//! answers from the image's overrides over this broker's defaults. What follows about
+//! `partition.meta` written before the answer is the standalone broker's path.
 //! The new settings take effect at once (produce size checks, segment rolls, the next
 //! retention check) and are stored in every partition's `partition.meta` before the answer,
 //! so they survive a restart; DescribeConfigs shows an override with source
