@@ -395,10 +395,10 @@ pub struct TopicsAlter {
 pub struct ConfigChanges {
     /// Set a topic config, key=value (repeatable): retention.ms, retention.bytes,
     /// segment.bytes, segment.ms, max.message.bytes.
-    #[arg(long = "set")]
+    #[arg(long = "set", visible_alias = "config")]
     pub set: Vec<String>,
     /// Remove a topic config override, back to the broker's default (repeatable).
-    #[arg(long = "delete")]
+    #[arg(long = "delete", visible_alias = "delete-config")]
     pub delete: Vec<String>,
     /// Check the changes without making them.
     #[arg(long)]
