@@ -511,7 +511,8 @@ fn create_topics_is_forwarded_and_answered_after_the_controller() {
         Ask::CreateTopic {
             name: "new".into(),
             partitions: 3,
-            replication_factor: 1,
+            // -1 (KIP-464) is the controller's to resolve with `default.replication.factor`.
+            replication_factor: -1,
             configs: Default::default(),
         }
     );
@@ -1223,4 +1224,215 @@ fn describe_cluster_lists_fenced_brokers_only_when_asked_and_no_controllers() {
     let r = ask(&mut b, 1, false, 2);
     assert_eq!(r.error_code, 120, "UNSUPPORTED_ENDPOINT_TYPE");
     assert!(r.brokers.is_empty());
+}
+
+// ---- topic configs through the controller (KIP-339 over KIP-500) ------------------------
+
+fn alter(k: &str, v: Option<&str>) -> incremental_alter_configs_request::AlterableConfig {
+    incremental_alter_configs_request::AlterableConfig::default()
+        .with_name(sb(k))
+        .with_config_operation(if v.is_some() { 0 } else { 1 })
+        .with_value(v.map(sb))
+}
+
+fn incremental_alter(
+    b: &mut Pair<Files>,
+    resources: Vec<(
+        &str,
+        Vec<incremental_alter_configs_request::AlterableConfig>,
+    )>,
+    validate_only: bool,
+) -> i32 {
+    let resources = resources
+        .into_iter()
+        .map(|(name, configs)| {
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(sb(name))
+                .with_configs(configs)
+        })
+        .collect();
+    let req = IncrementalAlterConfigsRequest::default()
+        .with_resources(resources)
+        .with_validate_only(validate_only);
+    b.send(
+        4,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        RequestKind::IncrementalAlterConfigs(req),
+    )
+}
+
+fn alter_codes(b: &mut Pair<Files>, c: i32) -> Option<Vec<i16>> {
+    match b.take(c)? {
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            Some(r.responses.iter().map(|r| r.error_code).collect())
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// DescribeConfigs of topic `name` on this broker: key -> (value, config source).
+fn describe_topic(b: &mut Pair<Files>, name: &str) -> BTreeMap<String, (String, i8)> {
+    let res = describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(sb(name));
+    let req = DescribeConfigsRequest::default().with_resources(vec![res]);
+    // Another connection: responses on one leave in request order.
+    let c = b.send(
+        5,
+        ApiKey::DescribeConfigs,
+        4,
+        RequestKind::DescribeConfigs(req),
+    );
+    let Some(ResponseKind::DescribeConfigs(r)) = b.take(c) else {
+        panic!("DescribeConfigs is answered at once")
+    };
+    assert_eq!(r.results[0].error_code, NONE, "{name}");
+    r.results[0]
+        .configs
+        .iter()
+        .map(|e| {
+            let v = e.value.as_ref().map_or(String::new(), |v| v.to_string());
+            (e.name.to_string(), (v, e.config_source))
+        })
+        .collect()
+}
+
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DEFAULT_CONFIG: i8 = 5;
+
+#[test]
+fn alter_configs_are_forwarded_answered_after_commit_and_applied_from_the_image() {
+    let (mut b, mut log, _) = two_brokers();
+    let c = incremental_alter(
+        &mut b,
+        vec![
+            (
+                "t",
+                vec![
+                    alter("retention.ms", Some("1000")),
+                    alter("min.insync.replicas", Some("2")),
+                    alter("unclean.leader.election.enable", Some("true")),
+                    alter("segment.ms", None),
+                ],
+            ),
+            ("nope", vec![alter("retention.ms", Some("1"))]),
+        ],
+        false,
+    );
+    assert!(alter_codes(&mut b, c).is_none(), "waits for the controller");
+    let (id, ask) = b.controller.pop().expect("one request, for t");
+    assert!(
+        b.controller.is_empty(),
+        "nothing asked for an unknown topic"
+    );
+    let Ask::AlterConfigs { name, changes } = ask else {
+        panic!("{ask:?}")
+    };
+    assert_eq!(name, "t");
+    assert_eq!(changes.len(), 4);
+    assert!(changes.contains(&("segment.ms".to_string(), None)));
+    // Nothing changes locally before the records are committed and reach the image.
+    assert_eq!(
+        describe_topic(&mut b, "t")["retention.ms"].1,
+        DEFAULT_CONFIG
+    );
+    answer(&mut b, id, Ok(Reply::AlterConfigs));
+    assert_eq!(
+        alter_codes(&mut b, c),
+        Some(vec![NONE, UNKNOWN_TOPIC_OR_PARTITION])
+    );
+
+    // The committed records arrive: the hosted partition's settings change and are stored.
+    for (k, v) in [
+        ("retention.ms", "1000"),
+        ("min.insync.replicas", "2"),
+        ("unclean.leader.election.enable", "true"),
+    ] {
+        log.write(MetadataRecord::Config {
+            resource_type: 2,
+            resource_name: "t".into(),
+            name: k.into(),
+            value: Some(v.into()),
+        });
+    }
+    image(&mut b, &log);
+    let meta = b
+        .storage
+        .meta_of("t-0")
+        .cloned()
+        .expect("t-0 is hosted here");
+    let meta = gregor_core::files::PartitionMeta::decode(&meta).unwrap();
+    assert_eq!(meta.settings.retention_ms, 1000, "stored for a restart");
+    let described = describe_topic(&mut b, "t");
+    assert_eq!(
+        described["retention.ms"],
+        ("1000".into(), DYNAMIC_TOPIC_CONFIG)
+    );
+    assert_eq!(
+        described["min.insync.replicas"],
+        ("2".into(), DYNAMIC_TOPIC_CONFIG)
+    );
+    assert_eq!(
+        described["unclean.leader.election.enable"],
+        ("true".into(), DYNAMIC_TOPIC_CONFIG)
+    );
+    assert_eq!(described["segment.bytes"].1, DEFAULT_CONFIG);
+
+    // A delete goes back to the default.
+    log.write(MetadataRecord::Config {
+        resource_type: 2,
+        resource_name: "t".into(),
+        name: "retention.ms".into(),
+        value: None,
+    });
+    image(&mut b, &log);
+    let described = describe_topic(&mut b, "t");
+    assert_eq!(described["retention.ms"].1, DEFAULT_CONFIG);
+    let meta = b.storage.meta_of("t-0").cloned().unwrap();
+    let meta = gregor_core::files::PartitionMeta::decode(&meta).unwrap();
+    assert_eq!(meta.settings.retention_ms, config().retention_ms);
+}
+
+#[test]
+fn alter_configs_refusals_carry_kafkas_codes_and_validate_only_asks_nobody() {
+    let (mut b, _, _) = two_brokers();
+    let cases: Vec<(Vec<_>, i16)> = vec![
+        (
+            vec![alter("min.insync.replicas", Some("0"))],
+            INVALID_CONFIG,
+        ),
+        (
+            vec![alter("min.insync.replicas", Some("x"))],
+            INVALID_CONFIG,
+        ),
+        (
+            vec![alter("unclean.leader.election.enable", Some("yes"))],
+            INVALID_CONFIG,
+        ),
+        (vec![alter("no.such.config", Some("1"))], INVALID_CONFIG),
+        (vec![alter("retention.ms", Some("soon"))], INVALID_CONFIG),
+        (
+            vec![
+                alter("retention.ms", Some("1")),
+                alter("retention.ms", None),
+            ],
+            INVALID_REQUEST,
+        ),
+    ];
+    for (configs, code) in cases {
+        let c = incremental_alter(&mut b, vec![("t", configs.clone())], false);
+        assert_eq!(alter_codes(&mut b, c), Some(vec![code]), "{configs:?}");
+    }
+    // The same topic twice in one request: the second is INVALID_REQUEST.
+    let ok = vec![alter("retention.ms", Some("5"))];
+    let c = incremental_alter(&mut b, vec![("t", ok.clone()), ("t", ok.clone())], true);
+    assert_eq!(alter_codes(&mut b, c), Some(vec![NONE, INVALID_REQUEST]));
+    assert!(b.controller.is_empty(), "no refusal nor validate_only asks");
+    // A controller refusal is the client's error.
+    let c = incremental_alter(&mut b, vec![("t", ok)], false);
+    let (id, _) = b.controller.pop().unwrap();
+    answer(&mut b, id, Err(ControllerError::InvalidConfig("no".into())));
+    assert_eq!(alter_codes(&mut b, c), Some(vec![INVALID_CONFIG]));
 }

@@ -682,3 +682,146 @@ fn alter_partition_travels_the_wire_both_ways_at_v2_and_v3() {
     assert!(wire::decode_request(Bytes::from_static(&[0, 56, 0, 3, 0, 0, 0, 1, 9])).is_err());
     let _ = raft::Output::Committed { high_watermark: 0 };
 }
+
+// ---- topic configs through the controller (KIP-339 over KIP-500) ------------------------
+
+use gregor_core::cluster::topic_configs::ConfigChanges;
+
+fn set(k: &str, v: &str) -> (String, Option<String>) {
+    (k.to_string(), Some(v.to_string()))
+}
+
+#[test]
+fn alter_configs_are_written_as_config_records_and_answered_once_committed() {
+    let (mut o, t) = cluster(3, &[("retention.ms", "5000")]);
+    let r = o.ask(Request::AlterConfigs {
+        name: "t".into(),
+        changes: vec![
+            set("min.insync.replicas", "2"),
+            set("unclean.leader.election.enable", "true"),
+            ("retention.ms".into(), None),
+        ],
+    });
+    assert_eq!(r, Ok(Reply::AlterConfigs));
+    // The answer left once the records were committed: the committed image has them.
+    let image = o.image();
+    assert_eq!(image.topic_config(t, "min.insync.replicas"), Some("2"));
+    assert_eq!(min_insync_replicas(image, t, 0, 1), Some(2));
+    assert!(replication::unclean_allowed(image, t));
+    assert_eq!(image.topic_config(t, "retention.ms"), None, "deleted");
+    // A change to what is already set writes nothing and still answers.
+    let end = o.qc.raft().log().end();
+    let r = o.ask(Request::AlterConfigs {
+        name: "t".into(),
+        changes: vec![set("min.insync.replicas", "2")],
+    });
+    assert_eq!(r, Ok(Reply::AlterConfigs));
+    assert_eq!(o.qc.raft().log().end(), end, "no record for no change");
+}
+
+#[test]
+fn alter_configs_refusals_carry_kafkas_codes_and_write_nothing() {
+    let (mut o, _) = cluster(1, &[]);
+    let end = o.qc.raft().log().end();
+    let cases: Vec<(&str, ConfigChanges, i16)> = vec![
+        ("nope", vec![set("retention.ms", "1")], 3),
+        ("t", vec![set("no.such.key", "1")], 40),
+        ("t", vec![set("min.insync.replicas", "0")], 40),
+        (
+            "t",
+            vec![set("unclean.leader.election.enable", "maybe")],
+            40,
+        ),
+        (
+            "t",
+            vec![set("retention.ms", "1"), ("retention.ms".into(), None)],
+            42,
+        ),
+    ];
+    for (name, changes, code) in cases {
+        let r = o.ask(Request::AlterConfigs {
+            name: name.into(),
+            changes: changes.clone(),
+        });
+        assert_eq!(r.map_err(|e| e.code()), Err(code), "{name} {changes:?}");
+    }
+    assert_eq!(o.qc.raft().log().end(), end, "a refusal writes nothing");
+}
+
+#[test]
+fn alter_configs_travel_the_wire_as_incremental_alter_configs() {
+    let (mut o, t) = cluster(1, &[]);
+    let request = Request::AlterConfigs {
+        name: "t".into(),
+        changes: vec![set("retention.ms", "1000"), ("segment.ms".into(), None)],
+    };
+    // A broker's forwarded request, as a remote controller's listener decodes it.
+    let frame = client::encode_request(5, "broker-2", &request).unwrap();
+    let decoded = wire::decode_request(frame.slice(4..)).unwrap();
+    let Call::Controller(items) = &decoded.call else {
+        panic!()
+    };
+    assert_eq!(items[0].request.as_ref(), Ok(&request));
+    let answer = o.ask(items[0].request.clone().unwrap());
+    assert_eq!(o.image().topic_config(t, "retention.ms"), Some("1000"));
+    let refused = o.ask(Request::AlterConfigs {
+        name: "gone".into(),
+        changes: vec![set("retention.ms", "1")],
+    });
+    for a in [answer, refused] {
+        let a = a.map_err(Into::into);
+        let bytes = wire::encode_response(&decoded, std::slice::from_ref(&a)).unwrap();
+        let back = client::decode_response(bytes.slice(4..), &request).unwrap();
+        assert_eq!(back, a, "the error code and message survive");
+    }
+    // Another resource type, or validate_only, never reaches the controller.
+    use gregor_core::kafka_protocol::messages::incremental_alter_configs_request as iac;
+    use gregor_core::kafka_protocol::messages::{
+        ApiKey, IncrementalAlterConfigsRequest, RequestHeader,
+    };
+    use gregor_core::kafka_protocol::protocol::{Encodable, StrBytes};
+    let body = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        iac::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("1")),
+    ]);
+    let mut buf = bytes::BytesMut::new();
+    let key = ApiKey::IncrementalAlterConfigs;
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(1)
+        .encode(&mut buf, key.request_header_version(1))
+        .unwrap();
+    body.encode(&mut buf, 1).unwrap();
+    let decoded = wire::decode_request(buf.freeze()).unwrap();
+    let Call::Controller(items) = &decoded.call else {
+        panic!()
+    };
+    assert_eq!(items[0].request.as_ref().unwrap_err().code, 42);
+}
+
+#[test]
+fn a_forwarded_replication_factor_of_minus_one_takes_the_controllers_default() {
+    let mut o = One::new(QuorumControllerConfig {
+        default_replication_factor: 3,
+        ..config()
+    });
+    for id in 1..=3 {
+        o.join(id, 1);
+    }
+    let request = Request::CreateTopic {
+        name: "d".into(),
+        partitions: 1,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+    };
+    let frame = client::encode_request(1, "broker-1", &request).unwrap();
+    let decoded = wire::decode_request(frame.slice(4..)).unwrap();
+    let Call::Controller(items) = &decoded.call else {
+        panic!()
+    };
+    let Ok(Reply::CreateTopic { topic_id }) = o.ask(items[0].request.clone().unwrap()) else {
+        panic!("created")
+    };
+    assert_eq!(o.part(topic_id, 0).replicas.len(), 3);
+}

@@ -213,6 +213,11 @@ enum TopicsCommand {
     Describe {
         /// The topic to describe [default: all topics].
         name: Option<String>,
+        /// The topic to describe, as kafka-topics.sh names it (same as the positional name).
+        #[arg(long = "topic", conflicts_with = "name")]
+        topic: Option<String>,
+        #[command(flatten)]
+        filter: cli::PartitionFilter,
         #[command(flatten)]
         output: cli::OutputArg,
     },
@@ -359,8 +364,14 @@ fn main() {
                 configs,
             } => cli::topics_create(&bootstrap, &name, partitions, &configs),
             TopicsCommand::List { output } => cli::topics_list(&bootstrap, output.output),
-            TopicsCommand::Describe { name, output } => {
-                cli::topics_describe(&bootstrap, name.as_deref(), output.output)
+            TopicsCommand::Describe {
+                name,
+                topic,
+                filter,
+                output,
+            } => {
+                let name = name.or(topic);
+                cli::topics_describe(&bootstrap, name.as_deref(), &filter, output.output)
             }
             TopicsCommand::Delete { name } => cli::topics_delete(&bootstrap, &name),
             TopicsCommand::Alter(a) => cli::topics_alter(&bootstrap, &a),

@@ -125,7 +125,7 @@ fn gregor_topics_cli() {
     assert!(list.contains("orders\t3 partition(s)"), "{list}");
     let d = ok(cli(&b, &["topics", "describe", "orders"]));
     assert!(
-        d.contains("partition 2") && d.contains("config retention.ms=60000"),
+        d.contains("Partition: 2") && d.contains("Configs: retention.ms=60000"),
         "{d}"
     );
     let dup = cli(&b, &["topics", "create", "orders"]);

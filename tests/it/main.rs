@@ -19,3 +19,4 @@ mod operate;
 mod quorum;
 mod roles;
 mod solo;
+mod topic_configs;

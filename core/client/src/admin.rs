@@ -156,6 +156,8 @@ pub struct PartitionInfo {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas on brokers that are not live (Metadata v5+; empty before).
+    pub offline_replicas: Vec<i32>,
     pub error_code: i16,
 }
 
@@ -1262,6 +1264,7 @@ fn parse(op: &AdminOp, units: &[Unit], body: ResponseKind, node: i32) -> BTreeMa
                             leader_epoch: p.leader_epoch,
                             replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
                             isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                            offline_replicas: p.offline_replicas.iter().map(|b| b.0).collect(),
                             error_code: p.error_code,
                         })
                         .collect();

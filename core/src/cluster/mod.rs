@@ -46,6 +46,7 @@ pub mod member;
 pub mod quorum_controller;
 pub mod records;
 pub mod replication;
+pub mod topic_configs;
 pub mod wire;
 
 pub use controller::{Controller, ControllerError, Registration, PRODUCER_ID_BLOCK, TOPIC_CONFIGS};

@@ -15,6 +15,7 @@
 //! | CreatePartitions (37)      | 0–3      | one [`Request::CreatePartitions`] per topic     |
 //! | AllocateProducerIds (67)   | 0        | [`Request::AllocateProducerIds`]                |
 //! | AlterPartition (56)        | 2–3      | one [`Request::AlterPartition`] per partition   |
+//! | IncrementalAlterConfigs (44) | 0–1    | one [`Request::AlterConfigs`] per topic         |
 //! | DescribeQuorum (55)        | 0–2      | answered by the listener from the Raft; a broker forwards [`Request::DescribeQuorum`] as it |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
@@ -29,13 +30,15 @@
 //! What gregor refuses at decoding, per topic, with INVALID_REQUEST (42) and a message saying
 //! why: manual replica assignments (CreateTopics `Assignments`, CreatePartitions
 //! `Assignments`), `validate_only`, a DeleteTopics v6 entry naming a topic only by id, a topic
-//! named twice in one request (Kafka's INVALID_REQUEST too). A `NumPartitions` or
-//! `ReplicationFactor` of -1 (the broker's default, KIP-464) becomes 1, gregor's defaults.
+//! named twice in one request (Kafka's INVALID_REQUEST too). A `NumPartitions` of -1 (the
+//! broker's default, KIP-464) becomes 1; a `ReplicationFactor` of -1 reaches the controller as
+//! it is, which applies `default.replication.factor`.
 //!
 //! Decoding bytes that are not one of these requests gives a [`ControllerWireError`], never a
 //! panic: the listener is open to the network. [`client`] has the other side: a request encoded
 //! for the active controller and its response read back.
 
+mod alter_configs;
 mod alter_partition;
 pub mod client;
 mod describe;
@@ -49,6 +52,7 @@ pub use quorum::quorum_status;
 
 use super::{BrokerEpoch, BrokerId, ControllerError, MetadataImage, Registration, Reply, Request};
 use crate::cluster::records::Endpoint;
+use alter_configs::{alter_configs_items, encode_alter_configs_response};
 use alter_partition::{alter_partition_items, encode_alter_partition_response};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
@@ -66,6 +70,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::Metadata, 0, 12),
@@ -411,6 +416,10 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             }
             Call::Controller(alter_partition_items(&r, version))
         }
+        ApiKey::IncrementalAlterConfigs => {
+            let r = IncrementalAlterConfigsRequest::decode(&mut buf, version).map_err(m)?;
+            Call::Controller(alter_configs_items(&r))
+        }
         _ => unreachable!("only served APIs get here"),
     };
     if let Call::Controller(items) = &call {
@@ -450,11 +459,8 @@ fn create_topic_item(
     } else {
         t.num_partitions
     };
-    let replication_factor = if t.replication_factor == -1 {
-        1
-    } else {
-        t.replication_factor
-    };
+    // -1 stays: the controller applies its `default.replication.factor` (KIP-464).
+    let replication_factor = t.replication_factor;
     let mut configs = BTreeMap::new();
     let mut bad = None;
     for c in &t.configs {
@@ -468,7 +474,6 @@ fn create_topic_item(
         }
     }
     assert!(partitions == t.num_partitions || t.num_partitions == -1);
-    assert!(replication_factor == t.replication_factor || t.replication_factor == -1);
     assert!(
         configs.len() <= t.configs.len(),
         "at most one entry per config given"
@@ -508,6 +513,7 @@ pub fn api_of(request: &Request) -> ApiKey {
         Request::AllocateProducerIds { .. } => ApiKey::AllocateProducerIds,
         Request::AlterPartition { .. } => ApiKey::AlterPartition,
         Request::DescribeQuorum => ApiKey::DescribeQuorum,
+        Request::AlterConfigs { .. } => ApiKey::IncrementalAlterConfigs,
     }
 }
 
@@ -684,6 +690,7 @@ pub fn encode_response(
             frame(key, v, corr, &body)
         }
         ApiKey::AlterPartition => encode_alter_partition_response(items, answers, v, corr),
+        ApiKey::IncrementalAlterConfigs => encode_alter_configs_response(items, answers, v, corr),
         other => unreachable!("{other:?} is not a controller request"),
     }
 }

@@ -23,7 +23,8 @@ use crate::client::cli::{bootstrap, runtime};
 use crate::client::Driver;
 use anyhow::{anyhow, bail};
 use gregor_client::admin::{
-    config_source_name, ConfigChange, ListedOffset, NewTopic, OffsetSpec, PerPartition, TopicInfo,
+    config_source_name, ConfigChange, ListedOffset, NewTopic, OffsetSpec, PartitionInfo,
+    PerPartition, TopicInfo,
 };
 use gregor_client::{AdminId, AdminOp, AdminResult, ClientError, Config, Output};
 use serde_json::{json, Value};
@@ -221,7 +222,46 @@ pub fn topics_list(servers: &str, out: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn topics_describe(servers: &str, name: Option<&str>, out: Format) -> anyhow::Result<()> {
+/// `kafka-topics.sh --describe`'s partition filters.
+#[derive(clap::Args, Debug, Default)]
+pub struct PartitionFilter {
+    /// Only partitions whose ISR is smaller than their replica set (a follower fell behind or
+    /// its broker is down: fewer copies than asked for).
+    #[arg(long)]
+    pub under_replicated_partitions: bool,
+    /// Only partitions without a live leader (offline: nobody can produce to or fetch them).
+    #[arg(long)]
+    pub unavailable_partitions: bool,
+}
+
+impl PartitionFilter {
+    fn keeps(&self, p: &PartitionInfo) -> bool {
+        let under = p.isr.len() < p.replicas.len();
+        let unavailable = p.leader < 0;
+        match (
+            self.under_replicated_partitions,
+            self.unavailable_partitions,
+        ) {
+            (false, false) => true,
+            (u, a) => (u && under) || (a && unavailable),
+        }
+    }
+}
+
+fn id_list(ids: &[i32]) -> String {
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `gregor topics describe`: per topic its partition count, replication factor and config
+/// overrides, then per partition its leader, replicas, ISR and offline replicas, in
+/// `kafka-topics.sh --describe`'s layout (Metadata, DescribeConfigs), with each partition's
+/// log start and high watermark (ListOffsets at its leader) after them.
+pub fn topics_describe(
+    servers: &str,
+    name: Option<&str>,
+    filter: &PartitionFilter,
+    out: Format,
+) -> anyhow::Result<()> {
     let mut a = Admin::connect(servers)?;
     let topics = describe_topics(&mut a, name.map(|n| vec![n.to_string()]))?;
     let tps: Vec<(String, i32)> = topics
@@ -258,34 +298,60 @@ pub fn topics_describe(servers: &str, name: Option<&str>, out: Format) -> anyhow
             None => vec![],
         };
         let tp = |p: i32| (t.name.clone(), p);
+        let shown: Vec<&PartitionInfo> = t.partitions.iter().filter(|p| filter.keeps(p)).collect();
+        let filtering = filter.under_replicated_partitions || filter.unavailable_partitions;
+        if filtering && shown.is_empty() {
+            continue;
+        }
         match out {
             Format::Table => {
-                println!("topic {}  partitions {}", t.name, t.partitions.len());
-                for p in &t.partitions {
+                // Like kafka-topics: the topic's overrides only (source DYNAMIC_TOPIC_CONFIG).
+                let overrides: Vec<String> = cfgs
+                    .iter()
+                    .filter(|c| c.source == 1)
+                    .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
+                    .collect();
+                let rf = t.partitions.first().map_or(0, |p| p.replicas.len());
+                if !filtering {
                     println!(
-                        "  partition {}  leader {}  replicas {:?}  isr {:?}  log-start {}  high-watermark {}  error {}",
-                        p.partition,
-                        p.leader,
-                        p.replicas,
-                        p.isr,
-                        offset_or(&start, &tp(p.partition)),
-                        offset_or(&end, &tp(p.partition)),
-                        gregor_client::io::error_name(p.error_code)
+                        "Topic: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
+                        t.name,
+                        t.partitions.len(),
+                        overrides.join(",")
                     );
                 }
-                for c in &cfgs {
-                    println!("  config {}={}", c.name, c.value.as_deref().unwrap_or(""));
+                for p in shown {
+                    let leader = if p.leader < 0 {
+                        "none".to_string()
+                    } else {
+                        p.leader.to_string()
+                    };
+                    println!(
+                        "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\tOffline: {}\tLogStartOffset: {}\tHighWatermark: {}{}",
+                        t.name,
+                        p.partition,
+                        id_list(&p.replicas),
+                        id_list(&p.isr),
+                        id_list(&p.offline_replicas),
+                        offset_or(&start, &tp(p.partition)),
+                        offset_or(&end, &tp(p.partition)),
+                        match p.error_code {
+                            0 => String::new(),
+                            c => format!("\tError: {}", gregor_client::io::error_name(c)),
+                        }
+                    );
                 }
             }
             Format::Json => docs.push(json!({
                 "name": t.name,
                 "internal": t.internal,
-                "partitions": t.partitions.iter().map(|p| json!({
+                "partitions": shown.iter().map(|p| json!({
                     "partition": p.partition,
                     "leader": p.leader,
                     "leader_epoch": p.leader_epoch,
                     "replicas": p.replicas,
                     "isr": p.isr,
+                    "offline_replicas": p.offline_replicas,
                     "log_start_offset": offset_or(&start, &tp(p.partition)),
                     "high_watermark": offset_or(&end, &tp(p.partition)),
                     "error": (p.error_code != 0).then(|| gregor_client::io::error_name(p.error_code)),
@@ -329,10 +395,10 @@ pub struct TopicsAlter {
 pub struct ConfigChanges {
     /// Set a topic config, key=value (repeatable): retention.ms, retention.bytes,
     /// segment.bytes, segment.ms, max.message.bytes.
-    #[arg(long = "set")]
+    #[arg(long = "set", visible_alias = "config")]
     pub set: Vec<String>,
     /// Remove a topic config override, back to the broker's default (repeatable).
-    #[arg(long = "delete")]
+    #[arg(long = "delete", visible_alias = "delete-config")]
     pub delete: Vec<String>,
     /// Check the changes without making them.
     #[arg(long)]

@@ -284,7 +284,8 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
     let topic = match request {
         Request::CreateTopic { name, .. }
         | Request::DeleteTopic { name }
-        | Request::CreatePartitions { name, .. } => name.clone(),
+        | Request::CreatePartitions { name, .. }
+        | Request::AlterConfigs { name, .. } => name.clone(),
         _ => String::new(),
     };
     match r.code {
@@ -300,6 +301,7 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
             brokers: 0,
         },
         40 => ControllerError::InvalidConfig(r.message),
+        42 => ControllerError::InvalidRequest(r.message),
         // NOT_CONTROLLER: the wire names no leader; the member's channel asks the quorum leader
         // its own Raft client knows, or the next voter.
         41 => ControllerError::NotController { leader: None },

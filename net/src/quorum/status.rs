@@ -266,10 +266,24 @@ fn per_broker(topics: &[TopicView]) -> BTreeMap<i32, (usize, usize)> {
 
 /// The partitions with no leader: (topic, partition, replicas).
 fn offline(topics: &[TopicView]) -> Vec<(&str, &PartitionView)> {
+    partitions_where(topics, |p| p.leader < 0)
+}
+
+/// The under-replicated partitions: fewer in-sync replicas than replicas (a follower fell
+/// behind, or its broker is down), as `kafka-topics.sh --under-replicated-partitions` and
+/// Kafka's `UnderReplicatedPartitions` metric count them.
+fn under_replicated(topics: &[TopicView]) -> Vec<(&str, &PartitionView)> {
+    partitions_where(topics, |p| p.isr.len() < p.replicas.len())
+}
+
+fn partitions_where(
+    topics: &[TopicView],
+    keep: impl Fn(&PartitionView) -> bool,
+) -> Vec<(&str, &PartitionView)> {
     topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.as_str(), p)))
-        .filter(|(_, p)| p.leader < 0)
+        .filter(|(_, p)| keep(p))
         .collect()
 }
 
@@ -346,12 +360,28 @@ fn to_json(s: &ClusterStatus) -> serde_json::Value {
         .into_iter()
         .map(|(t, p)| json!({ "topic": t, "partition": p.partition, "replicas": p.replicas }))
         .collect();
+    let under: Vec<_> = under_replicated(&s.topics)
+        .into_iter()
+        .map(|(t, p)| {
+            json!({
+                "topic": t,
+                "partition": p.partition,
+                "leader": p.leader,
+                "replicas": p.replicas,
+                "isr": p.isr,
+                "offline_replicas": p.offline_replicas,
+            })
+        })
+        .collect();
     json!({
         "quorum": quorum,
         "active_controller": s.quorum.as_ref().ok().and_then(|q| q.leader).map(|l| l.0),
         "brokers": brokers,
         "topics": topics,
+        "offline_partition_count": offline.len(),
         "offline_partitions": offline,
+        "under_replicated_partition_count": under.len(),
+        "under_replicated_partitions": under,
     })
 }
 
@@ -457,6 +487,21 @@ fn render_cluster(s: &ClusterStatus) -> String {
             .collect::<Vec<_>>()
             .join(",");
         writeln!(out, "  {t}-{} (replicas [{replicas}])", p.partition).unwrap();
+    }
+    let under = under_replicated(topics);
+    writeln!(out, "UnderReplicatedPartitions: {}", under.len()).unwrap();
+    let list = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    for (t, p) in under {
+        writeln!(
+            out,
+            "  {t}-{} (leader {} replicas [{}] isr [{}] offline [{}])",
+            p.partition,
+            p.leader,
+            list(&p.replicas),
+            list(&p.isr),
+            list(&p.offline_replicas)
+        )
+        .unwrap();
     }
     out
 }

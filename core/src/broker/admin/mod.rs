@@ -320,6 +320,8 @@ impl Broker {
                     "segment.ms" => s.segment_ms = d.segment_ms,
                     "max.message.bytes" => s.max_message_bytes = d.max_message_bytes,
                     "min.insync.replicas" | "compression.type" | "message.timestamp.type" => {}
+                    crate::cluster::replication::UNCLEAN_LEADER_ELECTION_ENABLE
+                        if self.config.kraft => {}
                     _ => return Err(format!("unknown topic config {k}")),
                 }
                 continue;
@@ -346,6 +348,11 @@ impl Broker {
                         return Err("max.message.bytes must be at least 128".into());
                     }
                     s.max_message_bytes = n as u32;
+                }
+                // In a cluster both replication configs are the controller's (KIP-500): checked
+                // here as it checks them, enforced by leaders and the controller.
+                "min.insync.replicas" | "unclean.leader.election.enable" if self.config.kraft => {
+                    crate::cluster::replication::validate_config(k, v).map_err(|e| e.message())?
                 }
                 "min.insync.replicas" if v == "1" => {}
                 "compression.type" if v == "producer" => {}
@@ -571,54 +578,13 @@ impl Broker {
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             let entries: Vec<(String, String, bool)> = match res.resource_type {
-                2 => match self.topics.get(&name) {
+                2 => match self.topic_config_entries(&name) {
                     None => {
                         out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
                         out.error_message = Some(sb(format!("unknown topic {name}")));
                         vec![]
                     }
-                    Some(t) => {
-                        let d = self.default_settings();
-                        let s = &t.settings;
-                        let compaction = s.compaction.entries().into_iter();
-                        let defaults = d.compaction.entries().into_iter();
-                        let mut entries: Vec<(String, String, bool)> = compaction
-                            .zip(defaults)
-                            .map(|((k, v), (_, dv))| (k.to_string(), v.clone(), v == dv))
-                            .collect();
-                        entries.extend([
-                            ("compression.type".into(), "producer".into(), true),
-                            (
-                                "max.message.bytes".into(),
-                                s.max_message_bytes.to_string(),
-                                s.max_message_bytes == d.max_message_bytes,
-                            ),
-                            ("message.timestamp.type".into(), "CreateTime".into(), true),
-                            ("min.insync.replicas".into(), "1".into(), true),
-                            (
-                                "retention.bytes".into(),
-                                s.retention_bytes.to_string(),
-                                s.retention_bytes == d.retention_bytes,
-                            ),
-                            (
-                                "retention.ms".into(),
-                                s.retention_ms.to_string(),
-                                s.retention_ms == d.retention_ms,
-                            ),
-                            (
-                                "segment.bytes".into(),
-                                s.segment_bytes.to_string(),
-                                s.segment_bytes == d.segment_bytes,
-                            ),
-                            (
-                                "segment.ms".into(),
-                                s.segment_ms.to_string(),
-                                s.segment_ms == d.segment_ms,
-                            ),
-                        ]);
-                        entries.sort();
-                        entries
-                    }
+                    Some(entries) => entries,
                 },
                 4 if name.is_empty() || name == self.config.broker_id.to_string() => {
                     let c = &self.config;

@@ -50,6 +50,8 @@ impl Broker {
             ResponseKind::CreateTopics(r) => r.topics.len(),
             ResponseKind::DeleteTopics(r) => r.responses.len(),
             ResponseKind::CreatePartitions(r) => r.results.len(),
+            ResponseKind::IncrementalAlterConfigs(r) => r.responses.len(),
+            ResponseKind::AlterConfigs(r) => r.responses.len(),
             other => unreachable!("no admin response of kind {other:?} is forwarded"),
         };
         assert!(
@@ -80,11 +82,9 @@ impl Broker {
             } else {
                 t.num_partitions
             };
-            let replication = if t.replication_factor == -1 {
-                1
-            } else {
-                t.replication_factor
-            };
+            // -1 (KIP-464) is left to the controller, which applies its
+            // `default.replication.factor`.
+            let replication = t.replication_factor;
             let configs: Vec<(String, Option<String>)> = t
                 .configs
                 .iter()
@@ -107,7 +107,7 @@ impl Broker {
                     partitions,
                     &configs,
                     || {
-                        if replication < 1 {
+                        if replication < 1 && replication != -1 {
                             Err(ClientError::new(
                                 ErrorCode::INVALID_REPLICATION_FACTOR,
                                 format!("replication factor {replication} is below 1"),
@@ -288,6 +288,27 @@ impl Broker {
         }
     }
 
+    /// Forward config alters (`asks`: response slot, topic, changes) to the controller, one
+    /// `AlterConfigs` per topic, and park `response` until every answer is back.
+    pub(in crate::broker) fn forward_config_alters(
+        &mut self,
+        to: ReplyTo,
+        response: ResponseKind,
+        asks: Vec<(usize, String, crate::cluster::topic_configs::ConfigChanges)>,
+    ) {
+        let admin = self.next_pending;
+        let waiting = asks.iter().map(|(slot, _, _)| *slot).collect();
+        self.park_admin(to, response, waiting, 0);
+        for (slot, name, changes) in asks {
+            assert!(
+                self.kraft.admin.contains_key(&admin),
+                "parked before asking"
+            );
+            let request = ControllerRequest::AlterConfigs { name, changes };
+            self.ask_controller(request, Asked::Admin { admin, slot });
+        }
+    }
+
     /// The controller answered request `id`.
     pub(in crate::broker) fn on_controller_reply(
         &mut self,
@@ -371,6 +392,11 @@ impl Broker {
                 t.error_code = code;
                 t.error_message = message;
             }
+            (
+                response @ (ResponseKind::IncrementalAlterConfigs(_)
+                | ResponseKind::AlterConfigs(_)),
+                _,
+            ) => Broker::set_alter_error(response, slot, code, message.map(|m| m.to_string())),
             (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
         }
         if p.waiting.is_empty() {
@@ -411,6 +437,11 @@ impl Broker {
                     ResponseKind::CreatePartitions(r) => {
                         r.results[*slot].error_code = code;
                         r.results[*slot].error_message = message.clone();
+                    }
+                    response @ (ResponseKind::IncrementalAlterConfigs(_)
+                    | ResponseKind::AlterConfigs(_)) => {
+                        let m = message.as_ref().map(|m| m.to_string());
+                        Broker::set_alter_error(response, *slot, code, m)
                     }
                     other => unreachable!("no admin response of kind {other:?} is forwarded"),
                 }

@@ -417,6 +417,8 @@ impl Broker {
             }
             self.host_partitions(&t.name, id.0, &t.partitions, &t.configs);
         }
+        // 2b. Config changes of topics hosted here (an AlterConfigs committed).
+        self.follow_topic_configs(&image);
         // 3. Leadership moved: parked fetches and produces on those partitions look again.
         let old = self.kraft.image.clone();
         for t in image.topics().values() {

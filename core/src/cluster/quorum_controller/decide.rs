@@ -119,6 +119,10 @@ fn decide_others(
             };
             Ok((reply, vec![record]))
         }
+        Request::AlterConfigs { name, changes } => {
+            let records = crate::cluster::topic_configs::alter(working, name, changes)?;
+            Ok((Reply::AlterConfigs, records))
+        }
         Request::AlterPartition { .. } => unreachable!("decided above"),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),
     }

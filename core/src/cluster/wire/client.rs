@@ -218,6 +218,10 @@ pub fn encode_request_at(
                 .with_topics(vec![topic]);
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::AlterConfigs { name, changes } => {
+            let body = super::alter_configs::alter_configs_request(name, changes);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
         Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
@@ -330,6 +334,10 @@ pub fn decode_response_at(
                 })
             }
         }
+        ApiKey::IncrementalAlterConfigs => {
+            let r = IncrementalAlterConfigsResponse::decode(&mut buf, version).map_err(m)?;
+            super::alter_configs::decode_alter_configs_answer(r)?
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -351,6 +359,7 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::AllocateProducerIds { .. } => ApiKey::AllocateProducerIds,
         Reply::AlterPartition { .. } => ApiKey::AlterPartition,
         Reply::DescribeQuorum(_) => ApiKey::DescribeQuorum,
+        Reply::AlterConfigs => ApiKey::IncrementalAlterConfigs,
     }
 }
 
