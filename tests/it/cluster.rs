@@ -14,20 +14,25 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The three nodes: each a broker and a voter (`quorum::Quorum` starts them).
-struct Cluster {
-    q: Quorum,
+pub(crate) struct Cluster {
+    pub(crate) q: Quorum,
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        // Snapshots at the default interval: this test is about the brokers.
+        Cluster::start_with(&|_| Vec::new())
+    }
+
+    /// [`Cluster::start`] with `extra(i)` added to node `i`'s (1-based) command line.
+    pub(crate) fn start_with(extra: &dyn Fn(usize) -> Vec<String>) -> Cluster {
+        // Snapshots at the default interval: these tests are about the brokers.
         Cluster {
-            q: Quorum::start("10000"),
+            q: Quorum::start_with("10000", extra),
         }
     }
 
     /// Node `id`'s (1-based) broker address.
-    fn bs(&self, id: i64) -> String {
+    pub(crate) fn bs(&self, id: i64) -> String {
         self.q.nodes[(id - 1) as usize].bootstrap()
     }
 
@@ -42,7 +47,13 @@ impl Cluster {
     }
 
     /// Poll (every 200 ms, at most `limit`) until node `via` lists exactly `ids` as brokers.
-    fn wait_brokers(&self, via: i64, ids: &[i64], limit: Duration, what: &str) -> Instant {
+    pub(crate) fn wait_brokers(
+        &self,
+        via: i64,
+        ids: &[i64],
+        limit: Duration,
+        what: &str,
+    ) -> Instant {
         let want: BTreeSet<(i64, u16)> = ids
             .iter()
             .map(|&i| (i, self.q.nodes[(i - 1) as usize].port))
@@ -79,7 +90,7 @@ impl Cluster {
 }
 
 /// Every acknowledged value of `produce`'s answer, by partition.
-fn acked(v: &Value) -> BTreeMap<i64, Vec<String>> {
+pub(crate) fn acked(v: &Value) -> BTreeMap<i64, Vec<String>> {
     v["acked"]
         .as_object()
         .unwrap()
@@ -98,7 +109,12 @@ fn acked(v: &Value) -> BTreeMap<i64, Vec<String>> {
 }
 
 /// Every record `read` returned, by partition, in offset order (offsets checked dense from 0).
-fn read_all(c: &Cluster, via: i64, topic: &str, partitions: i64) -> BTreeMap<i64, Vec<String>> {
+pub(crate) fn read_all(
+    c: &Cluster,
+    via: i64,
+    topic: &str,
+    partitions: i64,
+) -> BTreeMap<i64, Vec<String>> {
     let v = python(
         "cluster.py",
         &["read", &c.bs(via), topic, &partitions.to_string()],

@@ -17,5 +17,6 @@ mod hostile;
 mod metrics;
 mod operate;
 mod quorum;
+mod replication;
 mod roles;
 mod solo;

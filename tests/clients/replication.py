@@ -1,0 +1,129 @@
+"""Real clients against a three-broker gregor cluster with replicated partitions
+(tests/it/replication.rs).
+
+Every mode prints one JSON document on its last line. Every loop is bounded in time.
+
+  create BS TOPIC N RF MIN_ISR     CreateTopics (confluent-kafka AdminClient) with replication
+                                   factor RF and min.insync.replicas=MIN_ISR, retried while the
+                                   cluster answers a retriable error; waits until every partition
+                                   has a leader, then prints describe's answer
+  describe BS TOPIC                Metadata of TOPIC: {partition: {leader, replicas, isr}}
+  produce BS TOPIC N PREFIX GAP_MS N records with acks=all and idempotence, one every GAP_MS
+                                   (confluent-kafka): prints the acknowledged values per
+                                   partition in acknowledgement order, and the failures
+  produce-kp BS TOPIC N PREFIX GAP_MS  the same with kafka-python's KafkaProducer
+  read-kp BS TOPIC N               every record of partitions 0..N from offset 0 with kafka-python
+                                   (assign + seek to the beginning), as cluster.py's `read`
+                                   prints confluent-kafka's: [[partition, offset, value], ...]
+                                   and the partitions read to their end
+"""
+import json, sys, time
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+mode, bs = sys.argv[1], sys.argv[2]
+
+
+def describe(admin, topic):
+    md = admin.list_topics(topic=topic, timeout=10)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    return {
+        str(p.id): {"leader": p.leader, "replicas": sorted(p.replicas), "isr": sorted(p.isrs)}
+        for p in t.partitions.values()
+    }
+
+
+if mode == "create":
+    topic, n, rf, min_isr = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+    admin = AdminClient({"bootstrap.servers": bs})
+    deadline, errors = time.time() + 40, []
+    while True:
+        try:
+            new = NewTopic(topic, num_partitions=n, replication_factor=rf,
+                           config={"min.insync.replicas": min_isr})
+            admin.create_topics([new])[topic].result(15)
+            break
+        except KafkaException as e:
+            err = e.args[0]
+            errors.append(err.name())
+            if err.name() == "TOPIC_ALREADY_EXISTS":
+                break  # an earlier attempt's records were committed after all
+            if not err.retriable() and err.name() not in ("NOT_CONTROLLER", "REQUEST_TIMED_OUT"):
+                raise
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        d = describe(admin, topic)
+        if d is not None and len(d) == n and all(p["leader"] >= 0 for p in d.values()):
+            print(json.dumps({"partitions": d, "errors": errors}))
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"{topic}: not every partition has a leader after 30 s")
+elif mode == "describe":
+    d = describe(AdminClient({"bootstrap.servers": bs}), sys.argv[3])
+    print(json.dumps({"partitions": d}))
+elif mode == "produce":
+    topic, n, prefix, gap = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]) / 1000
+    # Retries until the delivery timeout: a leader's failover is waited out, and idempotence
+    # (KIP-98) keeps a retried batch from being written twice.
+    p = Producer({"bootstrap.servers": bs, "acks": "all", "enable.idempotence": True,
+                  "message.timeout.ms": 60000, "linger.ms": 5})
+    acked, failed = {}, []
+
+    def report(err, m):
+        if err is None:
+            acked.setdefault(str(m.partition()), []).append(m.value().decode())
+        else:
+            failed.append([m.value().decode(), err.name()])
+
+    for i in range(n):
+        p.produce(topic, key=b"k", value=f"{prefix}-{i}".encode(), on_delivery=report)
+        p.poll(gap)
+    left = p.flush(90)
+    print(json.dumps({"acked": acked, "failed": failed, "unfinished": left}))
+elif mode == "produce-kp":
+    from kafka import KafkaProducer
+    topic, n, prefix, gap = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]) / 1000
+    p = KafkaProducer(bootstrap_servers=bs.split(","), acks="all", enable_idempotence=True,
+                      delivery_timeout_ms=60000, request_timeout_ms=10000)
+    acked, failed = {}, []
+    futures = []
+    for i in range(n):
+        futures.append((f"{prefix}-{i}", p.send(topic, key=b"k", value=f"{prefix}-{i}".encode())))
+        time.sleep(gap)
+    p.flush(90)
+    # Acknowledgement order within a partition is offset order.
+    done = []
+    for value, f in futures:
+        try:
+            md = f.get(timeout=1)
+            done.append((md.partition, md.offset, value))
+        except Exception as e:  # a failed delivery: its error's name
+            failed.append([value, type(e).__name__])
+    for part, _, value in sorted(done):
+        acked.setdefault(str(part), []).append(value)
+    p.close(10)
+    print(json.dumps({"acked": acked, "failed": failed, "unfinished": 0}))
+elif mode == "read-kp":
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    topic, n = sys.argv[3], int(sys.argv[4])
+    c = KafkaConsumer(bootstrap_servers=bs.split(","), enable_auto_commit=False,
+                      consumer_timeout_ms=3000)
+    tps = [KTP(topic, p) for p in range(n)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    ends = c.end_offsets(tps)
+    got, deadline = [], time.time() + 40
+    while time.time() < deadline and any(c.position(tp) < ends[tp] for tp in tps):
+        for m in c:
+            got.append([m.partition, m.offset, m.value.decode()])
+    eof = [tp.partition for tp in tps if c.position(tp) >= ends[tp]]
+    c.close()
+    print(json.dumps({"records": got, "eof": sorted(eof)}))
+else:
+    raise SystemExit(f"unknown mode {mode}")
