@@ -121,10 +121,13 @@ fn lag_flags() -> Vec<String> {
     }
 }
 
-/// What kcat (librdkafka) reads of partition 0 from the beginning, via broker `via`.
+/// What kcat (librdkafka) reads of partition 0 from the beginning, via broker `via`. kcat
+/// retries a failing request without end, so it is given 60 s.
 fn kcat_read(c: &Cluster, via: i64) -> Vec<String> {
     let out = run(
-        Command::new("kcat").args([
+        Command::new("timeout").args([
+            "60",
+            "kcat",
             "-C",
             "-b",
             &c.bs(via),
@@ -298,7 +301,7 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
 
     // kcat -L shows the partition's replicas and ISR.
     let out = run(
-        Command::new("kcat").args(["-L", "-b", &c.bs(wiped), "-t", TOPIC]),
+        Command::new("timeout").args(["60", "kcat", "-L", "-b", &c.bs(wiped), "-t", TOPIC]),
         "kcat",
     );
     let listing = String::from_utf8_lossy(&out.stdout);
