@@ -3,7 +3,8 @@
 Every mode prints one JSON document on its last line. Loops are bounded in time.
 
   brokers BS                     Metadata's broker list: [[id, host, port], ...] (confluent-kafka)
-  create BS TOPIC N              CreateTopics through confluent-kafka's AdminClient, retried while
+  create BS TOPIC N [RF MIN_ISR] CreateTopics through confluent-kafka's AdminClient (replication
+                                 factor RF and min.insync.replicas=MIN_ISR if given), retried while
                                  the cluster answers with a retriable error (a controller
                                  failover); then waits until every partition has a leader and
                                  prints {partition: leader}
@@ -45,11 +46,14 @@ if mode == "brokers":
     print(json.dumps(brokers()))
 elif mode == "create":
     topic, n = sys.argv[3], int(sys.argv[4])
+    rf = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    config = {"min.insync.replicas": sys.argv[6]} if len(sys.argv) > 6 else {}
     admin = AdminClient({"bootstrap.servers": bs})
     deadline, errors = time.time() + 40, []
     while True:
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=n, replication_factor=1)])[topic].result(15)
+            new = NewTopic(topic, num_partitions=n, replication_factor=rf, config=config)
+            admin.create_topics([new])[topic].result(15)
             break
         except KafkaException as e:
             err = e.args[0]

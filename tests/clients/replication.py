@@ -1,12 +1,8 @@
 """Real clients against a three-broker gregor cluster with replicated partitions
-(tests/it/replication.rs).
+(tests/it/replication.rs); topics are created with cluster.py's `create`.
 
 Every mode prints one JSON document on its last line. Every loop is bounded in time.
 
-  create BS TOPIC N RF MIN_ISR     CreateTopics (confluent-kafka AdminClient) with replication
-                                   factor RF and min.insync.replicas=MIN_ISR, retried while the
-                                   cluster answers a retriable error; waits until every partition
-                                   has a leader, then prints describe's answer
   describe BS TOPIC                Metadata of TOPIC: {partition: {leader, replicas, isr}}
   produce BS TOPIC N PREFIX GAP_MS N records with acks=all and idempotence, one every GAP_MS
                                    (confluent-kafka): prints the acknowledged values per
@@ -18,8 +14,8 @@ Every mode prints one JSON document on its last line. Every loop is bounded in t
                                    and the partitions read to their end
 """
 import json, sys, time
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 mode, bs = sys.argv[1], sys.argv[2]
 
@@ -35,36 +31,7 @@ def describe(admin, topic):
     }
 
 
-if mode == "create":
-    topic, n, rf, min_isr = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-    admin = AdminClient({"bootstrap.servers": bs})
-    deadline, errors = time.time() + 40, []
-    while True:
-        try:
-            new = NewTopic(topic, num_partitions=n, replication_factor=rf,
-                           config={"min.insync.replicas": min_isr})
-            admin.create_topics([new])[topic].result(15)
-            break
-        except KafkaException as e:
-            err = e.args[0]
-            errors.append(err.name())
-            if err.name() == "TOPIC_ALREADY_EXISTS":
-                break  # an earlier attempt's records were committed after all
-            if not err.retriable() and err.name() not in ("NOT_CONTROLLER", "REQUEST_TIMED_OUT"):
-                raise
-            if time.time() > deadline:
-                raise
-            time.sleep(0.5)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        d = describe(admin, topic)
-        if d is not None and len(d) == n and all(p["leader"] >= 0 for p in d.values()):
-            print(json.dumps({"partitions": d, "errors": errors}))
-            break
-        time.sleep(0.2)
-    else:
-        raise SystemExit(f"{topic}: not every partition has a leader after 30 s")
-elif mode == "describe":
+if mode == "describe":
     d = describe(AdminClient({"bootstrap.servers": bs}), sys.argv[3])
     print(json.dumps({"partitions": d}))
 elif mode == "produce":

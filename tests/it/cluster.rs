@@ -6,7 +6,7 @@
 //! The times it takes (a new active controller, a topic created after the kill, the restarted
 //! broker back in the cluster) are printed: run with `--nocapture` to see them.
 
-use crate::harness::{gregor_bin, python, run};
+use crate::harness::{gregor_bin, kcat_read, python, run};
 use crate::quorum::{status, Quorum};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -184,33 +184,7 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
 
     // kcat reads a partition led by broker 3 while bootstrapping from broker 1.
     let (&p3, _) = leaders.iter().find(|(_, l)| **l == 3).unwrap();
-    let out = run(
-        Command::new("kcat").args([
-            "-C",
-            "-b",
-            &c.bs(1),
-            "-t",
-            "spread",
-            "-p",
-            &p3.to_string(),
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-f",
-            "%s\\n",
-        ]),
-        "kcat",
-    );
-    assert!(
-        out.status.success(),
-        "kcat: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let values: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let values = kcat_read(&c.bs(1), "spread", p3 as i32, "%s\\n");
     assert_eq!(
         values, first[&p3],
         "kcat read partition {p3} from its leader"

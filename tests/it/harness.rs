@@ -224,6 +224,42 @@ pub fn python_wait(child: std::process::Child, script: &str) -> serde_json::Valu
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
 
+/// What kcat (librdkafka's consumer) reads of one partition from the beginning to its end,
+/// one line per record as `format` (kcat's `-f`) prints it. kcat retries a failing request
+/// without end, so it is given 60 s.
+pub fn kcat_read(bootstrap: &str, topic: &str, partition: i32, format: &str) -> Vec<String> {
+    let partition = partition.to_string();
+    let out = run(
+        Command::new("timeout").args([
+            "60",
+            "kcat",
+            "-C",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-p",
+            &partition,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            format,
+        ]),
+        "kcat",
+    );
+    assert!(
+        out.status.success(),
+        "kcat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Run the gregor CLI against a broker.
 pub fn cli(broker: &Broker, args: &[&str]) -> Output {
     let mut cmd = Command::new(gregor_bin());

@@ -15,7 +15,7 @@
 //! at a time loses nothing. Times are printed (run with `--nocapture`).
 
 use crate::cluster::{acked, read_all, Cluster};
-use crate::harness::{gregor_bin, python, python_spawn, python_wait, run};
+use crate::harness::{gregor_bin, kcat_read, python, python_spawn, python_wait, run};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -121,40 +121,6 @@ fn lag_flags() -> Vec<String> {
     }
 }
 
-/// What kcat (librdkafka) reads of partition 0 from the beginning, via broker `via`. kcat
-/// retries a failing request without end, so it is given 60 s.
-fn kcat_read(c: &Cluster, via: i64) -> Vec<String> {
-    let out = run(
-        Command::new("timeout").args([
-            "60",
-            "kcat",
-            "-C",
-            "-b",
-            &c.bs(via),
-            "-t",
-            TOPIC,
-            "-p",
-            "0",
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-f",
-            "%s\\n",
-        ]),
-        "kcat",
-    );
-    assert!(
-        out.status.success(),
-        "kcat: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// kafka-python's read of partition 0 from offset 0, offsets checked dense.
 fn kafka_python_read(c: &Cluster, via: i64) -> Vec<String> {
     let v = python("replication.py", &["read-kp", &c.bs(via), TOPIC, "1"]);
@@ -179,10 +145,7 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
     for via in 1..=3 {
         c.wait_brokers(via, &[1, 2, 3], Duration::from_secs(40), "cluster formed");
     }
-    let created = python(
-        "replication.py",
-        &["create", &c.bs(1), TOPIC, "1", "3", "2"],
-    );
+    let created = python("cluster.py", &["create", &c.bs(1), TOPIC, "1", "3", "2"]);
     println!("created: {created}");
     let p = wait_partition(&c, 1, Duration::from_secs(30), "three in sync", |p| {
         p.replicas == [1, 2, 3] && p.isr == [1, 2, 3]
@@ -338,6 +301,6 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
         let confluent = read_all(&c, via, TOPIC, 1).remove(&0).unwrap_or_default();
         assert_eq!(confluent, expected, "confluent-kafka via broker {via}");
     }
-    assert_eq!(kcat_read(&c, wiped), expected, "kcat");
+    assert_eq!(kcat_read(&c.bs(wiped), TOPIC, 0, "%s\\n"), expected, "kcat");
     assert_eq!(kafka_python_read(&c, killed), expected, "kafka-python");
 }

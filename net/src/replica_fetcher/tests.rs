@@ -3,14 +3,13 @@
 
 use super::*;
 use crate::config::ServeConfig;
-use bytes::{Buf, BytesMut};
+use bytes::Buf;
+use gregor_core::batch::{encode, Rec};
 use gregor_core::kafka_protocol::messages::{
     fetch_request, produce_request, BrokerId as WireBrokerId, ProduceRequest, ResponseKind,
     TopicName,
 };
-use gregor_core::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use gregor_core::kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -83,31 +82,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Produce `value` to partition 0 of `topic` with acks=all, over a plain connection, retrying
-/// (bounded) while the topic is auto-created. One record per batch, so the leader's offsets are
-/// the produce order.
-async fn produce(port: u16, topic: &str, value: &str) {
-    let records = [Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        headers: Default::default(),
-        delete_horizon: false,
-    }];
-    let mut batch = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut batch, &records, &options).expect("encode batch");
+/// Produce `values` to partition 0 of `topic` with acks=all in one batch (gregor's own
+/// encoder, `gregor_core::batch::encode`), over a plain connection, retrying (bounded) while
+/// the topic is auto-created.
+async fn produce(port: u16, topic: &str, values: &[&str]) {
+    let records: Vec<Rec> = values
+        .iter()
+        .map(|v| Rec {
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            timestamp_ms: 1_700_000_000_000,
+            headers: Vec::new(),
+        })
+        .collect();
+    let batch = encode(&records, None, Compression::None).expect("encode batch");
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
@@ -116,7 +104,7 @@ async fn produce(port: u16, topic: &str, value: &str) {
             .with_partition_data(vec![
                 produce_request::PartitionProduceData::default()
                     .with_index(0)
-                    .with_records(Some(batch.freeze())),
+                    .with_records(Some(batch)),
             ])]);
     let mut s = connect(port).await;
     // A Metadata request naming the topic creates it (auto.create.topics.enable), as a
@@ -201,9 +189,7 @@ fn fetches_produced_records_from_a_running_broker() {
         config.broker.advertised_port = port.into();
         let (stop, stopped) = watch::channel(false);
         let broker = tokio::spawn(crate::runtime::serve(config, stopped, None));
-        for value in ["a", "b", "c"] {
-            produce(port, "rf", value).await;
-        }
+        produce(port, "rf", &["a", "b", "c"]).await;
 
         let (mut f, mut rx) = fetcher(FetcherConfig::default());
         let metrics = f.metrics.clone().unwrap();
