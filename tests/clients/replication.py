@@ -1,20 +1,19 @@
 """Real clients against a three-broker gregor cluster with replicated partitions
-(tests/it/replication.rs); topics are created with cluster.py's `create`.
+(tests/it/replication.rs); topics are created, written with confluent-kafka and read
+with it by cluster.py's `create`, `produce` and `read`.
 
 Every mode prints one JSON document on its last line. Every loop is bounded in time.
 
   describe BS TOPIC                Metadata of TOPIC: {partition: {leader, replicas, isr}}
-  produce BS TOPIC N PREFIX GAP_MS N records with acks=all and idempotence, one every GAP_MS
-                                   (confluent-kafka): prints the acknowledged values per
-                                   partition in acknowledgement order, and the failures
-  produce-kp BS TOPIC N PREFIX GAP_MS  the same with kafka-python's KafkaProducer
+  produce-kp BS TOPIC N PREFIX GAP_MS  N records with acks=all and idempotence, one every
+                                   GAP_MS, with kafka-python's KafkaProducer: prints what
+                                   cluster.py's `produce` prints for confluent-kafka
   read-kp BS TOPIC N               every record of partitions 0..N from offset 0 with kafka-python
                                    (assign + seek to the beginning), as cluster.py's `read`
                                    prints confluent-kafka's: [[partition, offset, value], ...]
                                    and the partitions read to their end
 """
 import json, sys, time
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 mode, bs = sys.argv[1], sys.argv[2]
@@ -34,25 +33,6 @@ def describe(admin, topic):
 if mode == "describe":
     d = describe(AdminClient({"bootstrap.servers": bs}), sys.argv[3])
     print(json.dumps({"partitions": d}))
-elif mode == "produce":
-    topic, n, prefix, gap = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]) / 1000
-    # Retries until the delivery timeout: a leader's failover is waited out, and idempotence
-    # (KIP-98) keeps a retried batch from being written twice.
-    p = Producer({"bootstrap.servers": bs, "acks": "all", "enable.idempotence": True,
-                  "message.timeout.ms": 60000, "linger.ms": 5})
-    acked, failed = {}, []
-
-    def report(err, m):
-        if err is None:
-            acked.setdefault(str(m.partition()), []).append(m.value().decode())
-        else:
-            failed.append([m.value().decode(), err.name()])
-
-    for i in range(n):
-        p.produce(topic, key=b"k", value=f"{prefix}-{i}".encode(), on_delivery=report)
-        p.poll(gap)
-    left = p.flush(90)
-    print(json.dumps({"acked": acked, "failed": failed, "unfinished": left}))
 elif mode == "produce-kp":
     from kafka import KafkaProducer
     topic, n, prefix, gap = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]) / 1000

@@ -157,7 +157,7 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
     // them from being written twice.
     let killed = p.leader;
     let producer = python_spawn(
-        "replication.py",
+        "cluster.py",
         &["produce", &all(&c), TOPIC, "200", "a", "25"],
     );
     std::thread::sleep(Duration::from_millis(1500));
@@ -173,10 +173,7 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
         t_kill.elapsed().as_millis()
     );
     c.q.nodes[(killed - 1) as usize].restart();
-    expected.extend(acknowledged(
-        "(a)",
-        &python_wait(producer, "replication.py"),
-    ));
+    expected.extend(acknowledged("(a)", &python_wait(producer, "cluster.py")));
     wait_partition(
         &c,
         survivor,
@@ -244,15 +241,12 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
     node.kill9();
     std::fs::remove_dir_all(&node.data_dir).expect("wipe the data directory");
     let producer = python_spawn(
-        "replication.py",
+        "cluster.py",
         &["produce", &all(&c), TOPIC, "200", "c", "20"],
     );
     c.q.nodes[(wiped - 1) as usize].restart();
     let t_wipe = Instant::now();
-    expected.extend(acknowledged(
-        "(c)",
-        &python_wait(producer, "replication.py"),
-    ));
+    expected.extend(acknowledged("(c)", &python_wait(producer, "cluster.py")));
     let p = wait_partition(&c, wiped, Duration::from_secs(60), "(c) caught up", |p| {
         p.isr == [1, 2, 3]
     });
