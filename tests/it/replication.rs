@@ -15,7 +15,7 @@
 //! at a time loses nothing. Times are printed (run with `--nocapture`).
 
 use crate::cluster::{acked, read_all, Cluster};
-use crate::harness::{gregor_bin, kcat_read, python, python_spawn, python_wait, run};
+use crate::harness::{kcat_read, python, python_spawn, python_wait, run};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -107,18 +107,17 @@ impl Drop for Paused {
     }
 }
 
-/// The `serve` flags that make a paused follower leave the ISR within seconds: Kafka's
-/// `replica.lag.time.max.ms` is 30 s; the test runs with 3 s when this build has the setting.
-fn lag_flags() -> Vec<String> {
-    let help = run(
-        Command::new(gregor_bin()).args(["serve", "--help"]),
-        "gregor",
-    );
-    if String::from_utf8_lossy(&help.stdout).contains("--replica-lag-time-max-ms") {
-        vec!["--replica-lag-time-max-ms".into(), "3000".into()]
-    } else {
-        Vec::new()
-    }
+/// The `serve` arguments that make a paused follower leave the ISR within seconds: Kafka's
+/// `replica.lag.time.max.ms` is 30 s; the test runs with 3 s, set in a config file's
+/// `[broker]` table (every field of the core's `Config` can be set there).
+fn lag_config() -> Vec<String> {
+    let path =
+        std::env::temp_dir().join(format!("gregor-it-replication-{}.toml", std::process::id()));
+    // min.insync.replicas=2 as the brokers' default: the core does not take it as a topic
+    // config yet (CreateTopics refuses it with INVALID_CONFIG).
+    let config = "[broker]\nreplica_lag_time_max_ms = 3000\nmin_insync_replicas = 2\n";
+    std::fs::write(&path, config).expect("write the config file");
+    vec!["--config".into(), path.to_str().unwrap().into()]
 }
 
 /// kafka-python's read of partition 0 from offset 0, offsets checked dense.
@@ -138,14 +137,14 @@ fn kafka_python_read(c: &Cluster, via: i64) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs replication (s21-core)"]
+#[ignore = "kcat cannot read: ListOffsets v2 answers fail to encode (core/src/broker/list_offsets.rs sets leader_epoch, a v4+ field); every step before the kcat read passes"]
 fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_broker() {
-    let flags = lag_flags();
+    let flags = lag_config();
     let mut c = Cluster::start_with(&|_| flags.clone());
     for via in 1..=3 {
         c.wait_brokers(via, &[1, 2, 3], Duration::from_secs(40), "cluster formed");
     }
-    let created = python("cluster.py", &["create", &c.bs(1), TOPIC, "1", "3", "2"]);
+    let created = python("cluster.py", &["create", &c.bs(1), TOPIC, "1", "3"]);
     println!("created: {created}");
     let p = wait_partition(&c, 1, Duration::from_secs(30), "three in sync", |p| {
         p.replicas == [1, 2, 3] && p.isr == [1, 2, 3]
@@ -295,6 +294,6 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
         let confluent = read_all(&c, via, TOPIC, 1).remove(&0).unwrap_or_default();
         assert_eq!(confluent, expected, "confluent-kafka via broker {via}");
     }
-    assert_eq!(kcat_read(&c.bs(wiped), TOPIC, 0, "%s\\n"), expected, "kcat");
     assert_eq!(kafka_python_read(&c, killed), expected, "kafka-python");
+    assert_eq!(kcat_read(&c.bs(wiped), TOPIC, 0, "%s\\n"), expected, "kcat");
 }
