@@ -194,7 +194,12 @@ fn fetches_produced_records_from_a_running_broker() {
         let (mut f, mut rx) = fetcher(FetcherConfig::default());
         let metrics = f.metrics.clone().unwrap();
         f.set_endpoints(endpoint(port));
-        f.fetch(LEADER, ReplicaFetchId(1), 12, follower_fetch("rf", 0, 0));
+        // A standalone broker has no followers: it answers a Fetch naming a replica with
+        // NOT_LEADER_OR_FOLLOWER, so this one goes as a consumer's (replica_id -1) over the same
+        // transport. tests/it/replication.rs has followers fetching between real brokers.
+        let consumer_fetch =
+            |offset| follower_fetch("rf", offset, 0).with_replica_id(WireBrokerId(-1));
+        f.fetch(LEADER, ReplicaFetchId(1), 12, consumer_fetch(0));
         let (from, id, result) = answer(&mut rx, Duration::from_secs(10)).await;
         assert_eq!((from, id), (LEADER, ReplicaFetchId(1)));
         let got = values(&result.expect("a response"));
@@ -202,7 +207,7 @@ fn fetches_produced_records_from_a_running_broker() {
 
         // The next fetch, from the log end as a caught-up follower asks, finds nothing new
         // (the fake-leader tests below count the connections a link opens).
-        f.fetch(LEADER, ReplicaFetchId(2), 12, follower_fetch("rf", 3, 0));
+        f.fetch(LEADER, ReplicaFetchId(2), 12, consumer_fetch(3));
         let (_, id, result) = answer(&mut rx, Duration::from_secs(10)).await;
         assert_eq!(id, ReplicaFetchId(2));
         assert!(values(&result.expect("a response")).is_empty());
