@@ -96,7 +96,10 @@ pub async fn read_loop(
 /// hold references to it. The allocation's cost is kept low by the allocator set-up in
 /// `runtime::keep_freed_memory`: freed request buffers stay in the process, so the next request
 /// reuses their pages rather than faulting in fresh, zero-filled ones from the kernel.
-async fn read_frame<R: AsyncRead + Unpin>(read: &mut R, len: usize) -> std::io::Result<BytesMut> {
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    read: &mut R,
+    len: usize,
+) -> std::io::Result<BytesMut> {
     let mut frame = BytesMut::with_capacity(len);
     let mut rest = read.take(len as u64);
     while frame.len() < len {

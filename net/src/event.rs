@@ -5,7 +5,10 @@
 use crate::backlog::Backlog;
 use crate::connection::Frame;
 use crate::disk::StorageResult;
+use gregor_core::cluster::BrokerId;
+use gregor_core::io::ReplicaFetchId;
 use gregor_core::io::Request;
+use gregor_core::kafka_protocol::messages::FetchResponse;
 use gregor_core::{ConnId, OpId};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +37,13 @@ pub enum Event {
         result: StorageResult,
         /// How long the fsync took (for the fsync latency histogram).
         took: std::time::Duration,
+    },
+    /// A replica fetch's answer from the leader `from`, or why there is none
+    /// (`replica_fetcher.rs`): exactly one per `Output::ReplicaFetch`.
+    ReplicaFetched {
+        from: BrokerId,
+        id: ReplicaFetchId,
+        result: Result<FetchResponse, String>,
     },
     /// The metrics endpoint asks for the current metrics, encoded as text. (Under madsim there
     /// is no HTTP endpoint, so nothing sends it.)

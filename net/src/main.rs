@@ -28,6 +28,7 @@ mod event;
 mod madsim_tests;
 mod metrics;
 mod quorum;
+mod replica_fetcher;
 mod runtime;
 
 use clap::{Parser, Subcommand};

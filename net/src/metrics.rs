@@ -110,6 +110,8 @@ pub struct Metrics {
     group_state: Family<GroupStateLabels, Gauge>,
     group_lag: Family<LagLabels, Gauge>,
     cluster: ClusterMetrics,
+    /// Shared with the replica fetcher's link tasks.
+    pub replica_fetch: ReplicaFetchMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -276,6 +278,61 @@ impl ClusterMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaderLabels {
+    /// The broker fetched from (Kafka labels its fetcher metrics by the source broker too).
+    pub leader: String,
+}
+
+/// The replica fetcher's counters (Kafka's `FetcherStats`: `RequestsPerSec` and `BytesPerSec`
+/// per source broker, and failed fetches), per leader fetched from. Shared with the links'
+/// tasks (`replica_fetcher.rs`), which count as their answers arrive.
+#[derive(Clone, Default)]
+pub struct ReplicaFetchMetrics {
+    requests: Family<LeaderLabels, Counter>,
+    errors: Family<LeaderLabels, Counter>,
+    bytes: Family<LeaderLabels, Counter>,
+}
+
+impl ReplicaFetchMetrics {
+    fn labels(leader: gregor_core::cluster::BrokerId) -> LeaderLabels {
+        LeaderLabels {
+            leader: leader.0.to_string(),
+        }
+    }
+    /// Fetches sent to (or meant for) `leader`.
+    pub fn requests(&self, leader: gregor_core::cluster::BrokerId) -> Counter {
+        self.requests.get_or_create(&Self::labels(leader)).clone()
+    }
+    /// Fetches from `leader` answered with an error instead of a response.
+    pub fn errors(&self, leader: gregor_core::cluster::BrokerId) -> Counter {
+        self.errors.get_or_create(&Self::labels(leader)).clone()
+    }
+    /// Response bytes read from `leader`, frame prefix included.
+    pub fn bytes(&self, leader: gregor_core::cluster::BrokerId) -> Counter {
+        self.bytes.get_or_create(&Self::labels(leader)).clone()
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "replica_fetch_requests",
+            "Fetch requests this broker sent as a follower, by leader (Kafka FetcherStats RequestsPerSec)",
+            self.requests.clone(),
+        );
+        r.register(
+            "replica_fetch_errors",
+            "Follower fetches that got no response (no endpoint, connection refused or lost, timeout, bad frame), by leader",
+            self.errors.clone(),
+        );
+        r.register_with_unit(
+            "replica_fetch",
+            "Response bytes this broker read as a follower, by leader (Kafka FetcherStats BytesPerSec)",
+            Unit::Bytes,
+            self.bytes.clone(),
+        );
+    }
+}
+
 /// Connection counters, updated from the accept loop and the driver.
 #[derive(Clone, Default)]
 pub struct ConnectionMetrics {
@@ -318,9 +375,11 @@ impl Metrics {
             group_state: Family::default(),
             group_lag: Family::default(),
             cluster: ClusterMetrics::default(),
+            replica_fetch: ReplicaFetchMetrics::default(),
         };
         let r = &mut registry;
         m.cluster.register(r);
+        m.replica_fetch.register(r);
         r.register("requests", "Requests answered, by API", m.requests.clone());
         r.register_with_unit(
             "request",

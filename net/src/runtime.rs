@@ -15,6 +15,7 @@ use crate::disk::{fault, Disk, Executed};
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::quorum::link::{BrokerEnd, ToBroker};
+use crate::replica_fetcher::{FetcherConfig, ReplicaFetcher};
 use gregor_core::cluster::{Request, RequestId};
 use gregor_core::io::LogLevel;
 use gregor_core::{Broker, ConnId, Input, Output};
@@ -46,6 +47,8 @@ struct Driver {
     metrics: Option<Metrics>,
     /// In a cluster (KRaft): where the broker's requests for the active controller go.
     controller: Option<mpsc::UnboundedSender<(RequestId, Request)>>,
+    /// Carries the broker's follower fetches to partition leaders (`replica_fetcher.rs`).
+    fetcher: ReplicaFetcher,
 }
 
 impl Driver {
@@ -140,18 +143,22 @@ impl Driver {
                         "a standalone broker (kraft = false) asks no controller: {id:?} {request:?}"
                     ),
                 },
-                Output::ReplicaFetch { to, id, .. } => {
-                    // Replica fetching over TCP is not wired yet (issue 10): the broker is told
-                    // at once, and paces its retries.
-                    self.ready.push_back(Input::ReplicaFetched {
-                        now: self.clock.now(),
-                        from: to,
-                        id,
-                        result: Err("replica fetching is not wired in this driver yet".into()),
-                    })
-                }
+                Output::ReplicaFetch {
+                    to,
+                    id,
+                    api_version,
+                    request,
+                } => self.fetcher.fetch(to, id, api_version, request),
             }
         }
+    }
+
+    /// A new committed image: the fetcher learns the brokers' endpoints before the broker
+    /// follows it (and may fetch from a leader it names).
+    fn on_image(&mut self, image: Arc<gregor_core::cluster::MetadataImage>) {
+        self.fetcher.on_image(&image);
+        let now = self.clock.now();
+        self.apply(Input::Metadata { now, image });
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -217,6 +224,12 @@ impl Driver {
                 }
                 self.apply(Input::StorageDone { now, op, result })
             }
+            Event::ReplicaFetched { from, id, result } => self.apply(Input::ReplicaFetched {
+                now,
+                from,
+                id,
+                result,
+            }),
             Event::Scrape { reply } => {
                 let text = match &self.metrics {
                     Some(m) => m.scrape(&self.broker),
@@ -300,6 +313,13 @@ pub async fn serve(
     let broker = Broker::new(config.broker.clone(), recovered, clock.now())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
+    let metrics = config.metrics_listen.map(|_| Metrics::new());
+    let fetcher = ReplicaFetcher::new(
+        gregor_core::cluster::BrokerId(config.broker.broker_id.0),
+        FetcherConfig::default(),
+        events_tx.clone(),
+        metrics.as_ref().map(|m| m.replica_fetch.clone()),
+    );
     let mut driver = Driver {
         broker,
         disk,
@@ -307,8 +327,9 @@ pub async fn serve(
         conns: HashMap::new(),
         events: events_tx.clone(),
         ready: VecDeque::new(),
-        metrics: config.metrics_listen.map(|_| Metrics::new()),
+        metrics,
         controller: kraft.as_ref().map(|k| k.requests.clone()),
+        fetcher,
     };
     driver.drain();
     while let Some(next) = driver.ready.pop_front() {
@@ -378,14 +399,16 @@ pub async fn serve(
                     break;
                 };
                 let now = clock.now();
-                driver.apply(match ev {
-                    ToBroker::Image(image) => Input::Metadata { now, image },
-                    ToBroker::Reply { id, result } => Input::ControllerReply { now, id, result },
+                match ev {
+                    ToBroker::Image(image) => driver.on_image(image),
+                    ToBroker::Reply { id, result } => {
+                        driver.apply(Input::ControllerReply { now, id, result })
+                    }
                     ToBroker::Ready => {
                         warn!("the metadata side said ready twice; ignored");
                         continue;
                     }
-                });
+                }
                 driver.release_permits();
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
@@ -446,9 +469,7 @@ async fn wait_until_ready(
     for (i, ev) in waiting.into_iter().enumerate() {
         let now = driver.clock.now();
         match ev {
-            ToBroker::Image(image) if Some(i) == latest => {
-                driver.apply(Input::Metadata { now, image })
-            }
+            ToBroker::Image(image) if Some(i) == latest => driver.on_image(image),
             ToBroker::Image(_) => {}
             ToBroker::Reply { id, result } => {
                 driver.apply(Input::ControllerReply { now, id, result })

@@ -3,12 +3,16 @@
 Every mode prints one JSON document on its last line. Loops are bounded in time.
 
   brokers BS                     Metadata's broker list: [[id, host, port], ...] (confluent-kafka)
-  create BS TOPIC N              CreateTopics through confluent-kafka's AdminClient, retried while
+  create BS TOPIC N [RF MIN_ISR] CreateTopics through confluent-kafka's AdminClient (replication
+                                 factor RF and min.insync.replicas=MIN_ISR if given), retried while
                                  the cluster answers with a retriable error (a controller
                                  failover); then waits until every partition has a leader and
                                  prints {partition: leader}
-  produce BS TOPIC N PREFIX      N keyed records with acks=all (confluent-kafka); prints the
-                                 acknowledged values per partition and the failures
+  produce BS TOPIC N PREFIX [GAP_MS]
+                                 N keyed records with acks=all and idempotence (confluent-kafka),
+                                 one every GAP_MS if given; prints the acknowledged values per
+                                 partition in acknowledgement order, the failures and how many
+                                 were left unanswered
   group BS TOPIC GROUP N         a kafka-python consumer in GROUP reads N records and commits;
                                  prints the values read and the group's coordinator (AdminClient)
   coordinator BS GROUP           the group's coordinator id (DescribeConsumerGroups answers it
@@ -45,11 +49,14 @@ if mode == "brokers":
     print(json.dumps(brokers()))
 elif mode == "create":
     topic, n = sys.argv[3], int(sys.argv[4])
+    rf = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    config = {"min.insync.replicas": sys.argv[6]} if len(sys.argv) > 6 else {}
     admin = AdminClient({"bootstrap.servers": bs})
     deadline, errors = time.time() + 40, []
     while True:
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=n, replication_factor=1)])[topic].result(15)
+            new = NewTopic(topic, num_partitions=n, replication_factor=rf, config=config)
+            admin.create_topics([new])[topic].result(15)
             break
         except KafkaException as e:
             err = e.args[0]
@@ -64,8 +71,11 @@ elif mode == "create":
     print(json.dumps({"leaders": leaders(admin, topic, n, time.time() + 30), "errors": errors}))
 elif mode == "produce":
     topic, n, prefix = sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    gap = int(sys.argv[6]) / 1000 if len(sys.argv) > 6 else 0
+    # Retried until the delivery timeout: a leader's failover is waited out, and idempotence
+    # (KIP-98) keeps a retried batch from being written twice.
     p = Producer({"bootstrap.servers": bs, "acks": "all", "enable.idempotence": True,
-                  "message.timeout.ms": 20000})
+                  "message.timeout.ms": 60000})
     acked, failed = {}, []
 
     def report(err, m):
@@ -76,9 +86,9 @@ elif mode == "produce":
 
     for i in range(n):
         p.produce(topic, key=f"k{i}".encode(), value=f"{prefix}-{i}".encode(), on_delivery=report)
-        p.poll(0)
-    p.flush(30)
-    print(json.dumps({"acked": acked, "failed": failed}))
+        p.poll(gap)
+    left = p.flush(90)
+    print(json.dumps({"acked": acked, "failed": failed, "unfinished": left}))
 elif mode == "group":
     from kafka import KafkaConsumer
     topic, group, n = sys.argv[3], sys.argv[4], int(sys.argv[5])

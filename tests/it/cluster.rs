@@ -6,7 +6,7 @@
 //! The times it takes (a new active controller, a topic created after the kill, the restarted
 //! broker back in the cluster) are printed: run with `--nocapture` to see them.
 
-use crate::harness::{gregor_bin, python, run};
+use crate::harness::{gregor_bin, kcat_read, python, run};
 use crate::quorum::{status, Quorum};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,20 +14,25 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The three nodes: each a broker and a voter (`quorum::Quorum` starts them).
-struct Cluster {
-    q: Quorum,
+pub(crate) struct Cluster {
+    pub(crate) q: Quorum,
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        // Snapshots at the default interval: this test is about the brokers.
+        Cluster::start_with(&|_| Vec::new())
+    }
+
+    /// [`Cluster::start`] with `extra(i)` added to node `i`'s (1-based) command line.
+    pub(crate) fn start_with(extra: &dyn Fn(usize) -> Vec<String>) -> Cluster {
+        // Snapshots at the default interval: these tests are about the brokers.
         Cluster {
-            q: Quorum::start("10000"),
+            q: Quorum::start_with("10000", extra),
         }
     }
 
     /// Node `id`'s (1-based) broker address.
-    fn bs(&self, id: i64) -> String {
+    pub(crate) fn bs(&self, id: i64) -> String {
         self.q.nodes[(id - 1) as usize].bootstrap()
     }
 
@@ -42,7 +47,13 @@ impl Cluster {
     }
 
     /// Poll (every 200 ms, at most `limit`) until node `via` lists exactly `ids` as brokers.
-    fn wait_brokers(&self, via: i64, ids: &[i64], limit: Duration, what: &str) -> Instant {
+    pub(crate) fn wait_brokers(
+        &self,
+        via: i64,
+        ids: &[i64],
+        limit: Duration,
+        what: &str,
+    ) -> Instant {
         let want: BTreeSet<(i64, u16)> = ids
             .iter()
             .map(|&i| (i, self.q.nodes[(i - 1) as usize].port))
@@ -79,7 +90,7 @@ impl Cluster {
 }
 
 /// Every acknowledged value of `produce`'s answer, by partition.
-fn acked(v: &Value) -> BTreeMap<i64, Vec<String>> {
+pub(crate) fn acked(v: &Value) -> BTreeMap<i64, Vec<String>> {
     v["acked"]
         .as_object()
         .unwrap()
@@ -98,7 +109,12 @@ fn acked(v: &Value) -> BTreeMap<i64, Vec<String>> {
 }
 
 /// Every record `read` returned, by partition, in offset order (offsets checked dense from 0).
-fn read_all(c: &Cluster, via: i64, topic: &str, partitions: i64) -> BTreeMap<i64, Vec<String>> {
+pub(crate) fn read_all(
+    c: &Cluster,
+    via: i64,
+    topic: &str,
+    partitions: i64,
+) -> BTreeMap<i64, Vec<String>> {
     let v = python(
         "cluster.py",
         &["read", &c.bs(via), topic, &partitions.to_string()],
@@ -168,33 +184,7 @@ fn three_brokers_share_partitions_and_survive_the_controller() {
 
     // kcat reads a partition led by broker 3 while bootstrapping from broker 1.
     let (&p3, _) = leaders.iter().find(|(_, l)| **l == 3).unwrap();
-    let out = run(
-        Command::new("kcat").args([
-            "-C",
-            "-b",
-            &c.bs(1),
-            "-t",
-            "spread",
-            "-p",
-            &p3.to_string(),
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-f",
-            "%s\\n",
-        ]),
-        "kcat",
-    );
-    assert!(
-        out.status.success(),
-        "kcat: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let values: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let values = kcat_read(&c.bs(1), "spread", p3 as i32, "%s\\n");
     assert_eq!(
         values, first[&p3],
         "kcat read partition {p3} from its leader"

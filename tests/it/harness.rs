@@ -190,10 +190,29 @@ pub fn run(cmd: &mut Command, what: &str) -> Output {
 
 /// Run one of the Python client scripts in tests/clients and parse its JSON output.
 pub fn python(script: &str, args: &[&str]) -> serde_json::Value {
+    python_wait(python_spawn(script, args), script)
+}
+
+/// Start one of the Python client scripts in tests/clients in the background (a producer that
+/// runs while a test injects faults); [`python_wait`] collects its JSON.
+pub fn python_spawn(script: &str, args: &[&str]) -> std::process::Child {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("clients")
         .join(script);
-    let out = run(Command::new("python3").arg(&path).args(args), "python3");
+    Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run python3 ({e}); install the test clients with `bash tests/run.sh`")
+        })
+}
+
+/// Wait for a script started by [`python_spawn`] and parse the JSON of its last line.
+pub fn python_wait(child: std::process::Child, script: &str) -> serde_json::Value {
+    let out = child.wait_with_output().expect("wait for python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -203,6 +222,42 @@ pub fn python(script: &str, args: &[&str]) -> serde_json::Value {
     let last = stdout.lines().last().unwrap_or("");
     serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+}
+
+/// What kcat (librdkafka's consumer) reads of one partition from the beginning to its end,
+/// one line per record as `format` (kcat's `-f`) prints it. kcat retries a failing request
+/// without end, so it is given 60 s.
+pub fn kcat_read(bootstrap: &str, topic: &str, partition: i32, format: &str) -> Vec<String> {
+    let partition = partition.to_string();
+    let out = run(
+        Command::new("timeout").args([
+            "60",
+            "kcat",
+            "-C",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-p",
+            &partition,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            format,
+        ]),
+        "kcat",
+    );
+    assert!(
+        out.status.success(),
+        "kcat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Run the gregor CLI against a broker.

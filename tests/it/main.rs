@@ -17,6 +17,7 @@ mod hostile;
 mod metrics;
 mod operate;
 mod quorum;
+mod replication;
 mod roles;
 mod solo;
 mod topic_configs;
