@@ -43,6 +43,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod replica;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -216,6 +218,8 @@ enum Ev {
     Closed(u64),
     ClientTimer(usize),
     Produce(usize),
+    /// Replica fetch (connection, correlation id) is due to have been answered.
+    ReplicaTimeout(u64, i32),
     /// An input for node `node`'s broker, if the process that caused it still runs.
     BrokerInput {
         node: usize,
@@ -305,6 +309,8 @@ struct World {
     images: ServedImages,
     failures: Vec<String>,
     counters: BTreeMap<&'static str, u64>,
+    /// Replica connections and fetches in flight.
+    replicas: replica::Replicas,
     trace: u64,
     events: u64,
 }
@@ -404,6 +410,7 @@ impl World {
             images: ServedImages::default(),
             failures: Vec::new(),
             counters: BTreeMap::new(),
+            replicas: replica::Replicas::default(),
             trace: 0xcbf2_9ce4_8422_2325,
             events: 0,
             opts,
@@ -628,6 +635,9 @@ impl World {
                 if incarnation != n.incarnation || n.broker.is_none() {
                     return; // the process that asked is gone
                 }
+                if let Input::ReplicaFetched { id, result, .. } = input.as_ref() {
+                    self.replica_answered(node, incarnation, *id, result.is_ok());
+                }
                 self.pump(node, vec![*input]);
             }
             Ev::Disk {
@@ -707,6 +717,10 @@ impl World {
                 );
             }
             Ev::ToBroker(conn, request) => self.deliver_to_broker(conn, *request),
+            Ev::ToClient(conn, frame) if replica::Replicas::is_replica_conn(conn) => {
+                self.note(10, conn);
+                self.replica_response(conn, frame);
+            }
             Ev::ToClient(conn, frame) => {
                 self.note(10, conn);
                 let Some(&(c, cn)) = self.conn_owner.get(&conn) else {
@@ -721,6 +735,11 @@ impl World {
                         frame,
                     },
                 );
+            }
+            Ev::Reset(conn) if replica::Replicas::is_replica_conn(conn) => {
+                self.note(11, conn);
+                self.replica_close(conn, "connection reset");
+                self.broker_conn_closed(conn);
             }
             Ev::Reset(conn) => {
                 self.note(11, conn);
@@ -752,6 +771,7 @@ impl World {
                 self.client_input(c, CInput::Tick { now });
             }
             Ev::Produce(c) => self.produce(c),
+            Ev::ReplicaTimeout(conn, correlation) => self.replica_timeout(conn, correlation),
         }
     }
 
@@ -873,6 +893,7 @@ impl World {
                 self.schedule(at, Ev::Reset(conn));
             }
         }
+        self.replica_follower_gone(i);
         let at = self.now + (1_000 + self.prng.below(9_000)) * MS;
         self.schedule(at, Ev::Restart(i));
     }
@@ -1079,27 +1100,12 @@ impl World {
                         m.broker_request(local, id, request);
                     }
                 }
-                Output::ReplicaFetch { to, id, .. } => {
-                    // Not routed between nodes yet (issue 10): refused, a step later.
-                    let now = self.machines[i].node.clock(self.now);
-                    let input = Input::ReplicaFetched {
-                        now,
-                        from: to,
-                        id,
-                        result: Err("replica fetches are not routed yet".into()),
-                    };
-                    let incarnation = self.machines[i].node.incarnation;
-                    let at = self.now + 1;
-                    let input = Box::new(input);
-                    self.schedule(
-                        at,
-                        Ev::BrokerInput {
-                            node: i,
-                            incarnation,
-                            input,
-                        },
-                    );
-                }
+                Output::ReplicaFetch {
+                    to,
+                    id,
+                    api_version,
+                    request,
+                } => self.replica_fetch(i, to, id, api_version, request),
             }
         }
         self.check_hw(i);
@@ -1699,6 +1705,8 @@ impl World {
             self.failures
                 .push("liveness: no record was acknowledged after the heal".into());
         }
+        let unanswered = self.replica_unanswered();
+        self.failures.extend(unanswered);
         self.committed.finish();
         let mut anomalies: Vec<String> = Vec::new();
         if self.failures.is_empty() {
