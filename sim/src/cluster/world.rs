@@ -13,6 +13,7 @@
 //! single-broker world.
 
 use super::check::{self as ccheck, Appended, Observations, Refused, Served};
+use super::replicated::{self, LeaderAppend, Replicated, Truncation};
 use crate::check;
 use crate::clients::{Us, MS, TOPIC};
 use crate::history::{Event, History, Ms, Outcome, Part, Value};
@@ -21,6 +22,7 @@ use crate::node::{describe, Node, EPOCH_NS};
 use crate::profile::Profile as DiskProfile;
 use crate::quorum::check::committed::Committed;
 use crate::quorum::check::one_leader::OneLeader;
+use crate::quorum::check::replication::Replication;
 use crate::quorum::check::served_images::ServedImages;
 use bytes::Bytes;
 use gregor_client::{
@@ -304,6 +306,16 @@ struct World {
     /// Per (node, partition): the highest high watermark its running broker exposed.
     hw: BTreeMap<(usize, Part), i64>,
     obs: Observations,
+    /// What the replication checkers judge, and the replay of the committed metadata log that
+    /// checks the controller's ISR decisions (fenced members, stale broker epochs, unclean
+    /// elections on record).
+    repl: Replicated,
+    replication: Replication,
+    /// Per (node, partition): the log end its running broker last had (a drop is a truncation).
+    ends: BTreeMap<(usize, Part), i64>,
+    /// Whether the broker being pumped is handling a client's request (its appends are a
+    /// leader's).
+    serving: bool,
     one_leader: OneLeader,
     committed: Committed,
     images: ServedImages,
@@ -338,6 +350,17 @@ fn values_in(data: &Bytes) -> Vec<Value> {
     };
     sets.iter()
         .flat_map(|s| s.records.iter().filter_map(|r| value_of(&r.value)))
+        .collect()
+}
+
+/// The leader epochs (`partitionLeaderEpoch`) stamped on the record batches in `data`.
+fn leader_epochs_in(data: &Bytes) -> BTreeSet<i32> {
+    let mut b = data.clone();
+    let Ok(sets) = RecordBatchDecoder::decode_all(&mut b) else {
+        return BTreeSet::new();
+    };
+    sets.iter()
+        .flat_map(|s| s.records.iter().map(|r| r.partition_leader_epoch))
         .collect()
 }
 
@@ -405,6 +428,10 @@ impl World {
             asked: BTreeMap::new(),
             hw: BTreeMap::new(),
             obs: Observations::default(),
+            repl: Replicated::default(),
+            replication: Replication::new(),
+            ends: BTreeMap::new(),
+            serving: false,
             one_leader: OneLeader::default(),
             committed: Committed::default(),
             images: ServedImages::default(),
@@ -837,6 +864,8 @@ impl World {
                 ));
             }
             self.hw.insert((i, *p), *hw);
+            // What a restart lost is judged just above, not as a truncation.
+            self.ends.insert((i, *p), *end);
         }
         let m = &self.machines[i];
         if m.starts > 1 {
@@ -906,9 +935,12 @@ impl World {
                 if let Input::Metadata { image, .. } = &input {
                     self.machines[i].image = Some(image.clone());
                 }
-                if let Some(outs) = self.machines[i].node.handle(input) {
+                self.serving = matches!(input, Input::Request { .. });
+                let outs = self.machines[i].node.handle(input);
+                if let Some(outs) = outs {
                     self.carry_out(i, outs);
                 }
+                self.serving = false;
             }
             let m = &mut self.machines[i];
             let Some(member) = m.member.as_mut() else {
@@ -956,7 +988,25 @@ impl World {
             }
         }
         self.observe(i);
+        self.follow_committed();
         self.set_timers(i);
+    }
+
+    /// Replay what the committed metadata log gained (the controller's replication decisions),
+    /// and note every new unclean election of the workload's topic.
+    fn follow_committed(&mut self) {
+        let before = self.replication.unclean_elections.len();
+        self.replication.follow(self.committed.log());
+        let topic = self
+            .machines
+            .iter()
+            .find_map(|m| m.image.as_ref().and_then(|im| im.topic_id(TOPIC)));
+        for k in before..self.replication.unclean_elections.len() {
+            let (t, p) = self.replication.unclean_elections[k];
+            if Some(t) == topic {
+                self.repl.unclean.push((p, self.now / MS));
+            }
+        }
     }
 
     fn perform(&mut self, i: usize, r: raft::Output) {
@@ -1069,6 +1119,16 @@ impl World {
                     if let StorageRequest::Append { file, data, .. } = &request {
                         if file.dir.topic == TOPIC {
                             let values = values_in(data);
+                            if self.serving {
+                                for epoch in leader_epochs_in(data) {
+                                    self.repl.leader_appends.push(LeaderAppend {
+                                        node: i as i32 + 1,
+                                        part: file.dir.partition,
+                                        epoch,
+                                        t: self.now / MS,
+                                    });
+                                }
+                            }
                             self.obs.appended.push(Appended {
                                 node: i as i32 + 1,
                                 part: file.dir.partition,
@@ -1124,15 +1184,37 @@ impl World {
             return;
         };
         let mut bad = Vec::new();
+        let mut cut = Vec::new();
         for (p, part) in t.partitions.iter().enumerate() {
             if part.offline.is_some() {
                 continue;
             }
+            let end = self.ends.entry((i, p as Part)).or_insert(part.written_end);
+            if part.written_end < *end {
+                cut.push((p as Part, part.written_end));
+            }
+            *end = part.written_end;
             let prev = self.hw.entry((i, p as Part)).or_insert(0);
             if part.high_watermark < *prev {
                 bad.push((p, *prev, part.high_watermark));
             }
             *prev = (*prev).max(part.high_watermark);
+        }
+        for (part, end) in cut {
+            let exposed = self
+                .hw
+                .iter()
+                .filter(|((_, q), _)| *q == part)
+                .map(|(_, hw)| *hw)
+                .max()
+                .unwrap_or(0);
+            self.repl.truncations.push(Truncation {
+                node: i as i32 + 1,
+                part,
+                end,
+                exposed,
+                t: self.now / MS,
+            });
         }
         for (p, prev, now_hw) in bad {
             self.failures.push(format!(
@@ -1705,6 +1787,8 @@ impl World {
             self.failures
                 .push("liveness: no record was acknowledged after the heal".into());
         }
+        self.follow_committed();
+        self.replication.finish();
         let unanswered = self.replica_unanswered();
         self.failures.extend(unanswered);
         self.committed.finish();
@@ -1715,8 +1799,15 @@ impl World {
                 anomalies.push(format!("{}: {}", a.kind.name(), a.detail));
             }
         }
-        for (k, d) in ccheck::check(&self.obs) {
+        for (k, d) in ccheck::check(&self.obs)
+            .into_iter()
+            .chain(replicated::check(&self.repl))
+        {
             anomalies.push(format!("{k}: {d}"));
+        }
+        let (lost, acks) = replicated::acked_lost(&self.history);
+        if self.failures.is_empty() {
+            anomalies.extend(lost.into_iter().map(|(k, d)| format!("{k}: {d}")));
         }
         for a in self
             .one_leader
@@ -1724,6 +1815,7 @@ impl World {
             .iter()
             .chain(&self.committed.anomalies)
             .chain(&self.images.anomalies)
+            .chain(&self.replication.anomalies)
         {
             anomalies.push(format!("{}: {}", a.kind, a.detail));
         }
@@ -1742,6 +1834,17 @@ impl World {
                 self.obs.refused.len(),
                 self.obs.appended.len(),
                 self.obs.served.len()
+            ),
+            format!(
+                "replication: {} leader appends, {} truncations, {} unclean elections, {} ISR checks; acknowledged acks=all {} (lost {}), acks=1/0 {} (lost {}, allowed)",
+                self.repl.leader_appends.len(),
+                self.repl.truncations.len(),
+                self.replication.unclean,
+                self.replication.checks,
+                acks.all,
+                acks.all_lost,
+                acks.weak,
+                acks.weak_lost
             ),
             format!("counters: {:?}", self.counters),
             format!("simulated until {} ms", self.now / MS),
