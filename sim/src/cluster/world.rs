@@ -26,8 +26,8 @@ use crate::quorum::check::replication::Replication;
 use crate::quorum::check::served_images::ServedImages;
 use bytes::Bytes;
 use gregor_client::{
-    Acks, Client, Config as ClientConfig, Delivery, Input as CInput, NodeId as CNode, OffsetReset,
-    Output as COutput, ProducerRecord, RecordId, SeekTo,
+    Acks, AdminOp, AdminResult, Client, Config as ClientConfig, Delivery, Input as CInput,
+    NewTopic, NodeId as CNode, OffsetReset, Output as COutput, ProducerRecord, RecordId, SeekTo,
 };
 use gregor_core::cluster::member::Output as MOutput;
 use gregor_core::cluster::records::Endpoint as RegEndpoint;
@@ -59,6 +59,10 @@ pub struct Options {
     /// last records settle, and an auditor reads every partition from the start.
     pub liveness_ms: u64,
     pub trace: bool,
+    /// Replicated topics (issue 10): the workload's topic is created by an admin client with a
+    /// replication factor drawn from 1..=min(nodes, 5) and a `min.insync.replicas` drawn up to
+    /// it, and producers use acks 0, 1 and all. Off: the topic is auto-created with one replica.
+    pub replication: bool,
 }
 
 impl Options {
@@ -72,6 +76,7 @@ impl Options {
             safety_ms: 35_000,
             liveness_ms: 25_000,
             trace: false,
+            replication: false,
         }
     }
 }
@@ -119,10 +124,13 @@ struct Profile {
     producers: Vec<(Acks, bool)>,
     readers: usize,
     produce_gap_ms: u64,
+    /// The replicated workload: replication factor and `min.insync.replicas`.
+    replicas: i16,
+    min_insync: i16,
 }
 
 impl Profile {
-    fn draw(prng: &mut Prng) -> Profile {
+    fn draw(prng: &mut Prng, nodes: usize, replication: bool) -> Profile {
         let mut weights = [0; 8];
         for w in &mut weights {
             // Each fault kind is on in about three seeds of four (FoundationDB's BUGGIFY idea).
@@ -133,12 +141,19 @@ impl Profile {
             };
         }
         let producers = (0..1 + prng.below(3))
-            .map(|_| match prng.below(3) {
+            .map(|_| match prng.below(if replication { 4 } else { 3 }) {
                 0 => (Acks::All, true),
                 1 => (Acks::All, false),
-                _ => (Acks::Leader, false),
+                2 => (Acks::Leader, false),
+                _ => (Acks::None, false),
             })
             .collect();
+        let (replicas, min_insync) = if replication {
+            let rf = 1 + prng.below(nodes.min(5) as u64) as i16;
+            (rf, 1 + prng.below(rf as u64) as i16)
+        } else {
+            (1, 1)
+        };
         Profile {
             fault_every_ms: 500 + prng.below(4_000),
             loss_permille: [0, 0, 5, 20][prng.below(4) as usize],
@@ -147,6 +162,8 @@ impl Profile {
             producers,
             readers: 1 + prng.below(2) as usize,
             produce_gap_ms: 5 + prng.below(60),
+            replicas,
+            min_insync,
         }
     }
 
@@ -163,11 +180,13 @@ impl Profile {
             .map(|(a, i)| format!("acks={}{}", a.wire(), if *i { " idempotent" } else { "" }))
             .collect();
         format!(
-            "a fault every ~{} ms; loss {}‰ between nodes; faults: {}\nworkload: {} partitions; producers [{}] a record every ~{} ms; {} readers",
+            "a fault every ~{} ms; loss {}‰ between nodes; faults: {}\nworkload: {} partitions, replication factor {}, min.insync.replicas {}; producers [{}] a record every ~{} ms; {} readers",
             self.fault_every_ms,
             self.loss_permille,
             on.join(" "),
             self.partitions,
+            self.replicas,
+            self.min_insync,
             producers.join(", "),
             self.produce_gap_ms,
             self.readers
@@ -222,6 +241,8 @@ enum Ev {
     Produce(usize),
     /// Replica fetch (connection, correlation id) is due to have been answered.
     ReplicaTimeout(u64, i32),
+    /// The creator client asks for the workload's topic (again).
+    CreateTopic(usize),
     /// An input for node `node`'s broker, if the process that caused it still runs.
     BrokerInput {
         node: usize,
@@ -269,6 +290,8 @@ enum Role2 {
         records: BTreeMap<Part, Vec<(i64, Value)>>,
         stopped: bool,
     },
+    /// Creates the replicated workload's topic, then the workload starts.
+    Creator,
 }
 
 struct Cl {
@@ -375,7 +398,7 @@ pub fn run(opts: &Options) -> Report {
 impl World {
     fn new(opts: Options) -> World {
         let mut prng = Prng::new(opts.seed ^ 0xc105_7e20_0000_0001);
-        let profile = Profile::draw(&mut prng);
+        let profile = Profile::draw(&mut prng, opts.nodes, opts.replication);
         let mut disk_profile = DiskProfile::draw(&mut Prng::new(opts.seed ^ 0xd15c));
         // Acknowledged means synced: every loss of an acknowledged record is a bug. (The other
         // policies' power-loss excuses are per broker; the history's are per run.)
@@ -490,7 +513,13 @@ impl World {
         for i in 0..self.machines.len() {
             self.start(i);
         }
-        self.add_clients();
+        if self.opts.replication {
+            let config = self.client_config("creator".into());
+            self.add_client(config, Role2::Creator);
+            self.create_topic(self.clients.len() - 1);
+        } else {
+            self.add_clients();
+        }
         while let Some((&(at, seq), _)) = self.queue.iter().next() {
             let limit = if self.stopping {
                 self.end_at + DRAIN
@@ -548,6 +577,54 @@ impl World {
         }
     }
 
+    /// Ask for the workload's topic with the drawn replication factor and
+    /// `min.insync.replicas` (CreateTopics, forwarded to the active controller).
+    fn create_topic(&mut self, c: usize) {
+        let topic = NewTopic {
+            name: TOPIC.into(),
+            partitions: self.profile.partitions,
+            replication_factor: self.profile.replicas,
+            configs: vec![(
+                "min.insync.replicas".into(),
+                self.profile.min_insync.to_string(),
+            )],
+        };
+        let now = self.client_now();
+        self.clients[c].client.admin(
+            now,
+            AdminOp::CreateTopics {
+                topics: vec![topic],
+                validate_only: false,
+            },
+        );
+        self.after_client(c);
+    }
+
+    /// The creator's CreateTopics came back: the workload starts, or the creator asks again
+    /// (the brokers may not all have registered yet: INVALID_REPLICATION_FACTOR).
+    fn topic_created(&mut self, c: usize, result: Result<AdminResult, gregor_client::ClientError>) {
+        let made = match &result {
+            Ok(AdminResult::CreateTopics(per)) => per.get(TOPIC).is_some_and(|r| {
+                r.as_ref()
+                    .map_or_else(|e| e.to_string().contains("TOPIC_ALREADY_EXISTS"), |_| true)
+            }),
+            _ => false,
+        };
+        self.say(|| format!("creating {TOPIC}: {result:?}"));
+        if made {
+            if !self
+                .clients
+                .iter()
+                .any(|c| matches!(c.role, Role2::Producer { .. }))
+            {
+                self.add_clients();
+            }
+        } else {
+            self.count("topic creation retries");
+            self.schedule(self.now + 500 * MS, Ev::CreateTopic(c));
+        }
+    }
+
     fn client_config(&mut self, client_id: String) -> ClientConfig {
         ClientConfig {
             bootstrap: (0..self.machines.len())
@@ -565,7 +642,7 @@ impl World {
 
     fn add_client(&mut self, config: ClientConfig, role: Role2) {
         let mut client = Client::new(config, self.client_now()).expect("a valid client config");
-        if !matches!(role, Role2::Producer { .. }) {
+        if matches!(role, Role2::Reader { .. } | Role2::Auditor { .. }) {
             client.assign_topic(self.client_now(), TOPIC, Some(SeekTo::Beginning));
         }
         self.clients.push(Cl {
@@ -799,6 +876,7 @@ impl World {
             }
             Ev::Produce(c) => self.produce(c),
             Ev::ReplicaTimeout(conn, correlation) => self.replica_timeout(conn, correlation),
+            Ev::CreateTopic(c) => self.create_topic(c),
         }
     }
 
@@ -1420,7 +1498,8 @@ impl World {
                     }
                 }
                 COutput::Log { message } => self.say(|| format!("client {c}: {message}")),
-                COutput::GroupError { .. } | COutput::Admin { .. } => {}
+                COutput::Admin { result, .. } => self.topic_created(c, result),
+                COutput::GroupError { .. } => {}
             }
         }
         let at = self.clients[c]
@@ -1637,7 +1716,7 @@ impl World {
             Role2::Auditor { records: all, .. } => {
                 all.entry(f.partition).or_default().extend(records);
             }
-            Role2::Producer { .. } => {}
+            Role2::Producer { .. } | Role2::Creator => {}
         }
     }
 
@@ -1744,12 +1823,49 @@ impl World {
 
     // ------------------------------------------------------------------ the verdict
 
+    /// The history the single-broker checkers judge. With replication, a record acknowledged
+    /// with acks=1 or 0 may be lost when leadership moves (the leader acknowledged it alone), so
+    /// its acknowledgement counts as unknown there; `acked-lost` counts those losses instead.
+    fn judged_history(&self) -> History {
+        let mut h = self.history.clone();
+        if !self.opts.replication {
+            return h;
+        }
+        let weak: BTreeSet<usize> = self
+            .clients
+            .iter()
+            .filter_map(|c| match &c.role {
+                Role2::Producer { index, acks, .. } if *acks != Acks::All => Some(*index),
+                _ => None,
+            })
+            .collect();
+        for e in &mut h.events {
+            if let Event::SendDone {
+                producer, outcome, ..
+            } = e
+            {
+                if weak.contains(producer) {
+                    *outcome = Outcome::Unknown;
+                }
+            }
+        }
+        h
+    }
+
     fn finish(mut self) -> Report {
         let auditor = self
             .clients
             .iter()
             .position(|c| matches!(c.role, Role2::Auditor { .. }));
+        let started = self
+            .clients
+            .iter()
+            .any(|c| matches!(c.role, Role2::Producer { .. }));
         match auditor {
+            None if !started => self.failures.push(format!(
+                "liveness: the workload's topic was never created ({} attempts; run with --trace to see why)",
+                self.counters.get("topic creation retries").copied().unwrap_or(0) + 1
+            )),
             None => self.failures.push(format!(
                 "liveness: the producers' records were not all reported {} s after the liveness phase",
                 DRAIN / 1_000_000
@@ -1795,7 +1911,7 @@ impl World {
         let mut anomalies: Vec<String> = Vec::new();
         if self.failures.is_empty() {
             // The history checkers need the auditor's final read.
-            for a in check::check(&self.history) {
+            for a in check::check(&self.judged_history()) {
                 anomalies.push(format!("{}: {}", a.kind.name(), a.detail));
             }
         }
