@@ -621,6 +621,9 @@ impl World {
             }
         } else {
             self.count("topic creation retries");
+            if self.stopping {
+                return;
+            }
             self.schedule(self.now + 500 * MS, Ev::CreateTopic(c));
         }
     }
@@ -1861,11 +1864,13 @@ impl World {
             .clients
             .iter()
             .any(|c| matches!(c.role, Role2::Producer { .. }));
-        match auditor {
-            None if !started => self.failures.push(format!(
+        if !started {
+            self.failures.push(format!(
                 "liveness: the workload's topic was never created ({} attempts; run with --trace to see why)",
                 self.counters.get("topic creation retries").copied().unwrap_or(0) + 1
-            )),
+            ));
+        }
+        match auditor {
             None => self.failures.push(format!(
                 "liveness: the producers' records were not all reported {} s after the liveness phase",
                 DRAIN / 1_000_000
