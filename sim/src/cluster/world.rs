@@ -100,8 +100,13 @@ impl Report {
     }
 }
 
-/// The fault kinds, in the order of [`Profile::weights`].
-const FAULTS: [&str; 8] = [
+/// The fault kinds, in the order of [`Profile::weights`]. The last three are drawn only for
+/// the replicated workload (so the other seeds replay as before): a slow node (its data disk
+/// takes 50–500 ms longer per operation for a while, so it falls behind as a follower and may
+/// leave the ISR), a node restarted with an empty data disk (KIP-903: it must come back as a
+/// new, empty replica and never be elected with its old broker epoch), and a power loss of every
+/// node at once.
+const FAULTS: [&str; 11] = [
     "pair-cut",
     "one-way",
     "clog",
@@ -110,6 +115,9 @@ const FAULTS: [&str; 8] = [
     "power-loss",
     "clock-jump",
     "client-cut",
+    "slow-node",
+    "empty-disk",
+    "power-loss-all",
 ];
 
 /// The per-seed fault profile.
@@ -118,7 +126,7 @@ struct Profile {
     fault_every_ms: u64,
     /// Per-mille of node-to-node messages lost.
     loss_permille: u64,
-    weights: [u64; 8],
+    weights: [u64; 11],
     /// Workload: partitions of the topic, producers (acks, idempotent), readers.
     partitions: i32,
     producers: Vec<(Acks, bool)>,
@@ -131,8 +139,9 @@ struct Profile {
 
 impl Profile {
     fn draw(prng: &mut Prng, nodes: usize, replication: bool) -> Profile {
-        let mut weights = [0; 8];
-        for w in &mut weights {
+        let mut weights = [0; 11];
+        let drawn = if replication { 11 } else { 8 };
+        for w in &mut weights[..drawn] {
             // Each fault kind is on in about three seeds of four (FoundationDB's BUGGIFY idea).
             *w = if prng.ratio(3, 4) {
                 1 + prng.below(4)
@@ -273,6 +282,8 @@ struct Machine {
     starts: u64,
     /// The last image handed to the running broker.
     image: Option<Arc<MetadataImage>>,
+    /// A slow disk: until this instant every data-disk operation waits this much longer.
+    slow: (Us, Us),
 }
 
 enum Role2 {
@@ -422,6 +433,7 @@ impl World {
                 seen_hw: 0,
                 starts: 0,
                 image: None,
+                slow: (0, 0),
             })
             .collect();
         let net = Network::new((0, 1 + prng.below(15)));
@@ -1218,7 +1230,11 @@ impl World {
                             });
                         }
                     }
+                    let (until, extra) = self.machines[i].slow;
                     let n = &mut self.machines[i].node;
+                    if self.now < until {
+                        n.disk_busy_until = n.disk_busy_until.max(self.now) + extra;
+                    }
                     let at =
                         n.disk_completion(&request, self.now, &mut self.prng, &self.disk_profile);
                     let incarnation = n.incarnation;
@@ -1801,12 +1817,44 @@ impl World {
                 self.machines[a].node.timer = None;
                 self.set_timers(a);
             }
-            _ => {
+            7 => {
                 let c = self.prng.below(self.clients.len() as u64) as usize;
                 let (x, y) = (Endpoint::Client(c), Endpoint::Node(a));
                 self.net.cut(x, y);
                 self.net.cut(y, x);
                 self.schedule(self.now + lasts, Ev::HealLink(x, y));
+            }
+            8 => {
+                let extra = (50 + self.prng.below(450)) * MS;
+                self.machines[a].slow = (self.now + lasts, extra);
+                self.say(|| {
+                    format!(
+                        "node {} disk slow by {} ms for {} ms",
+                        a + 1,
+                        extra / MS,
+                        lasts / MS
+                    )
+                });
+            }
+            9 => {
+                // KIP-903: the data disk is replaced; the metadata disk survives. Only where the
+                // promise covers it: acks=all records live on min.insync.replicas ≥ 2 replicas,
+                // and only one disk is lost per seed.
+                if self.profile.min_insync < 2 || self.counters.contains_key("empty disks") {
+                    return;
+                }
+                self.crash(a, true);
+                self.machines[a].node.disk.files.clear();
+                self.hw.retain(|(j, _), _| *j != a);
+                self.ends.retain(|(j, _), _| *j != a);
+                self.count("empty disks");
+                self.say(|| format!("node {} restarts with an empty data disk", a + 1));
+            }
+            _ => {
+                for j in 0..n {
+                    self.crash(j, true);
+                }
+                self.say(|| "every node loses power".into());
             }
         }
     }
