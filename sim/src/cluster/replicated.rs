@@ -18,6 +18,11 @@
 //!   leader of the partition exposed, unless an unclean election of the partition was recorded
 //!   first (`unclean.leader.election.enable`: the operator chose availability over those records).
 //!   Everything below an exposed high watermark may have been read by a consumer.
+//! * **`hw-exposed`** — every record a consumer fetched (so below the high watermark of the
+//!   leader that served it) is present, with the same value at the same offset, in the log of
+//!   every broker the final metadata names in the partition's ISR. Being in the ISR is the
+//!   promise that a replica has everything up to the high watermark; a broker that rejoined
+//!   with an empty disk (KIP-903) or a follower that never fetched must not be in it.
 //! * **`isr-fenced`** — no fenced broker and no stale broker epoch in a committed ISR: the quorum
 //!   checkers' replay of the committed metadata log ([`crate::quorum::check::replication`])
 //!   checks it, and the cluster world runs that replay on its own committed log.
@@ -78,6 +83,32 @@ pub fn check(o: &Replicated) -> Vec<(&'static str, String)> {
                 format!(
                     "broker {} truncated partition {} to {} at t={}ms, below the exposed high watermark {} (no unclean election recorded)",
                     x.node, x.part, x.end, x.t, x.exposed
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// hw-exposed: `polled` holds every record a consumer fetched, as (partition, offset, value);
+/// `logs` each final ISR member's log of a partition, as (node, partition, offset → value, log
+/// start). Each anomaly as (checker name, detail).
+pub fn hw_exposed(
+    polled: &[(Part, i64, Value)],
+    logs: &[(i32, Part, BTreeMap<i64, Value>, i64)],
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (node, part, log, start) in logs {
+        let mut missing = polled
+            .iter()
+            .filter(|(p, o, v)| p == part && o >= start && log.get(o) != Some(v));
+        if let Some((_, o, v)) = missing.next() {
+            out.push((
+                "hw-exposed",
+                format!(
+                    "broker {node} is in partition {part}'s final ISR but its log has {:?} at offset {o}, where a consumer read value {v} ({} more such offsets)",
+                    log.get(o),
+                    missing.count()
                 ),
             ));
         }
@@ -264,6 +295,26 @@ mod tests {
         let found = check(&o);
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().all(|(k, _)| *k == "truncate-below-hw"));
+    }
+
+    #[test]
+    fn hw_exposed_fires_for_an_isr_member_lacking_a_read_record() {
+        let polled = vec![(0, 0, 10), (0, 1, 11), (1, 0, 20)];
+        let full: BTreeMap<i64, Value> = [(0, 10), (1, 11), (2, 12)].into();
+        let mut logs = vec![
+            (1, 0, full.clone(), 0),
+            // A follower whose log starts later (retention) is judged from its start.
+            (2, 0, [(1, 11)].into(), 1),
+            (1, 1, [(0, 20)].into(), 0),
+        ];
+        assert_eq!(hw_exposed(&polled, &logs), vec![]);
+        // An empty replica in the ISR (KIP-903's case), and one with another value at 1.
+        logs.push((3, 0, BTreeMap::new(), 0));
+        logs.push((2, 1, [(0, 21)].into(), 0));
+        let found = hw_exposed(&polled, &logs);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|(k, _)| *k == "hw-exposed"));
+        assert!(found[0].1.contains("broker 3"), "{found:?}");
     }
 
     fn sent(h: &mut History, v: Value, acks: i16, offset: i64) {

@@ -35,6 +35,7 @@ use gregor_core::cluster::{
     BrokerId, ControllerError, Durable, Member, MemberConfig, MetadataImage,
     QuorumControllerConfig, Registration, Reply, Request as CtlRequest, RequestId, Role,
 };
+use gregor_core::files::SEGMENT_HEADER_BYTES;
 use gregor_core::io::{Input, Output, Request, StorageRequest};
 use gregor_core::prng::Prng;
 use gregor_core::raft::{self, Message, NodeId};
@@ -1874,6 +1875,70 @@ impl World {
 
     // ------------------------------------------------------------------ the verdict
 
+    /// Every record a reader fetched: (partition, offset, value).
+    fn polled(&self) -> Vec<(Part, i64, Value)> {
+        let mut out: BTreeSet<(Part, i64, Value)> = BTreeSet::new();
+        for e in &self.history.events {
+            if let Event::Poll { part, records, .. } = e {
+                out.extend(records.iter().map(|(o, v)| (*part, *o, *v)));
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The log of every partition on every running broker the final metadata names in its ISR,
+    /// read from the broker's data disk (the page cache: what it would serve): (node, partition,
+    /// offset → value, first offset).
+    fn isr_logs(&self) -> Vec<(i32, Part, BTreeMap<i64, Value>, i64)> {
+        let Some(image) = self
+            .machines
+            .iter()
+            .filter_map(|m| m.image.as_ref())
+            .max_by_key(|im| im.offset())
+        else {
+            return Vec::new();
+        };
+        let Some(id) = image.topic_id(TOPIC) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for part in 0..self.profile.partitions {
+            let Some(reg) = image.partition(id, part) else {
+                continue;
+            };
+            for b in &reg.isr {
+                let i = (b.0 - 1) as usize;
+                let Some(m) = self.machines.get(i).filter(|m| m.node.broker.is_some()) else {
+                    continue;
+                };
+                let dir = format!("{TOPIC}-{part}/");
+                let mut log = BTreeMap::new();
+                // The log starts at its first segment's base offset (its file's name).
+                let mut start = None;
+                for (name, f) in m.node.disk.files.range(dir.clone()..) {
+                    if !name.starts_with(&dir) {
+                        break;
+                    }
+                    if !name.ends_with(".log") {
+                        continue;
+                    }
+                    let base = name[dir.len()..name.len() - 4].parse::<i64>().unwrap_or(0);
+                    start.get_or_insert(base);
+                    let skip = (SEGMENT_HEADER_BYTES as usize).min(f.written.len());
+                    let mut b = Bytes::copy_from_slice(&f.written[skip..]);
+                    // A torn tail past the last whole batch is not part of the log.
+                    while let Ok(set) = RecordBatchDecoder::decode(&mut b) {
+                        for r in &set.records {
+                            log.insert(r.offset, value_of(&r.value).unwrap_or(0));
+                        }
+                    }
+                }
+                out.push((b.0, part, log, start.unwrap_or(0)));
+            }
+        }
+        out
+    }
+
     /// The history the single-broker checkers judge. With replication, a record acknowledged
     /// with acks=1 or 0 may be lost when leadership moves (the leader acknowledged it alone), so
     /// its acknowledgement counts as unknown there; `acked-lost` counts those losses instead.
@@ -1976,7 +2041,10 @@ impl World {
         }
         let (lost, acks) = replicated::acked_lost(&self.history);
         if self.failures.is_empty() {
-            anomalies.extend(lost.into_iter().map(|(k, d)| format!("{k}: {d}")));
+            let exposed = replicated::hw_exposed(&self.polled(), &self.isr_logs());
+            for (k, d) in lost.into_iter().chain(exposed) {
+                anomalies.push(format!("{k}: {d}"));
+            }
         }
         for a in self
             .one_leader
