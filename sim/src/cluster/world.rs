@@ -617,9 +617,12 @@ impl World {
     /// (the brokers may not all have registered yet: INVALID_REPLICATION_FACTOR).
     fn topic_created(&mut self, c: usize, result: Result<AdminResult, gregor_client::ClientError>) {
         let made = match &result {
+            // TOPIC_ALREADY_EXISTS (36): an earlier attempt created it and its answer was lost.
             Ok(AdminResult::CreateTopics(per)) => per.get(TOPIC).is_some_and(|r| {
-                r.as_ref()
-                    .map_or_else(|e| e.to_string().contains("TOPIC_ALREADY_EXISTS"), |_| true)
+                matches!(
+                    r,
+                    Ok(_) | Err(gregor_client::ClientError::Broker { code: 36, .. })
+                )
             }),
             _ => false,
         };
@@ -905,7 +908,9 @@ impl World {
             seed: self.prng.next_u64(),
             advertised_host: "127.0.0.1".into(),
             advertised_port: port_of(i) as i32,
-            auto_create_topics: true,
+            // The replicated workload's topic is created with its replication factor, never
+            // auto-created with one replica by a client's Metadata request.
+            auto_create_topics: !self.opts.replication,
             default_partitions: self.profile.partitions,
             durability: Durability::GroupCommit,
             segment_bytes_max: self.disk_profile.segment_bytes,
