@@ -101,13 +101,14 @@ impl Report {
     }
 }
 
-/// The fault kinds, in the order of [`Profile::weights`]. The last three are drawn only for
+/// The fault kinds, in the order of [`Profile::weights`]. The last four are drawn only for
 /// the replicated workload (so the other seeds replay as before): a slow node (its data disk
 /// takes 50–500 ms longer per operation for a while, so it falls behind as a follower and may
 /// leave the ISR), a node restarted with an empty data disk (KIP-903: it must come back as a
-/// new, empty replica and never be elected with its old broker epoch), and a power loss of every
-/// node at once.
-const FAULTS: [&str; 11] = [
+/// new, empty replica and never be elected with its old broker epoch), a power loss of every
+/// node at once, and a crash of the active controller (a failover while leaders' ISR changes
+/// are in flight: their AlterPartition requests must be retried against the new controller).
+const FAULTS: [&str; 12] = [
     "pair-cut",
     "one-way",
     "clog",
@@ -119,6 +120,7 @@ const FAULTS: [&str; 11] = [
     "slow-node",
     "empty-disk",
     "power-loss-all",
+    "controller-crash",
 ];
 
 /// The per-seed fault profile.
@@ -127,7 +129,7 @@ struct Profile {
     fault_every_ms: u64,
     /// Per-mille of node-to-node messages lost.
     loss_permille: u64,
-    weights: [u64; 11],
+    weights: [u64; 12],
     /// Workload: partitions of the topic, producers (acks, idempotent), readers.
     partitions: i32,
     producers: Vec<(Acks, bool)>,
@@ -140,8 +142,8 @@ struct Profile {
 
 impl Profile {
     fn draw(prng: &mut Prng, nodes: usize, replication: bool) -> Profile {
-        let mut weights = [0; 11];
-        let drawn = if replication { 11 } else { 8 };
+        let mut weights = [0; 12];
+        let drawn = if replication { 12 } else { 8 };
         for w in &mut weights[..drawn] {
             // Each fault kind is on in about three seeds of four (FoundationDB's BUGGIFY idea).
             *w = if prng.ratio(3, 4) {
@@ -1856,11 +1858,23 @@ impl World {
                 self.count("empty disks");
                 self.say(|| format!("node {} restarts with an empty data disk", a + 1));
             }
-            _ => {
+            10 => {
                 for j in 0..n {
                     self.crash(j, true);
                 }
                 self.say(|| "every node loses power".into());
+            }
+            _ => {
+                let active = (0..n).find(|j| {
+                    self.machines[*j]
+                        .member
+                        .as_ref()
+                        .is_some_and(|m| m.raft().is_leader())
+                });
+                if let Some(j) = active {
+                    self.say(|| format!("the active controller, node {}, crashes", j + 1));
+                    self.crash(j, false);
+                }
             }
         }
     }

@@ -358,7 +358,7 @@ mod tests {
     /// leader elected, every broker registered and started).
     fn cluster() -> World {
         let mut w = World::new(Options::new(7, 3));
-        w.profile.weights = [0; 11];
+        w.profile.weights = [0; 12];
         w.profile.loss_permille = 0;
         for i in 0..3 {
             w.start(i);
