@@ -1241,7 +1241,9 @@ impl World {
                     let (until, extra) = self.machines[i].slow;
                     let n = &mut self.machines[i].node;
                     if self.now < until {
-                        n.disk_busy_until = n.disk_busy_until.max(self.now) + extra;
+                        // Each operation waits `extra` longer (not the queue: a backlog that
+                        // compounded would outlast the slow spell by minutes).
+                        n.disk_busy_until = n.disk_busy_until.max(self.now + extra);
                     }
                     let at =
                         n.disk_completion(&request, self.now, &mut self.prng, &self.disk_profile);
