@@ -174,6 +174,24 @@ pub struct Config {
     /// simulator and the test harness (`testkit`) run; debug builds check in full after every
     /// step whatever this says. Default 1000.
     pub full_check_every_steps: u64,
+    /// Replication (issue 10), Kafka's `replica.lag.time.max.ms`: a follower in the ISR that
+    /// has not caught up with the leader's log end for this long is shrunk out of it. The
+    /// leader checks every half of it.
+    pub replica_lag_time_max_ms: u64,
+    /// Kafka's `replica.fetch.wait.max.ms`: how long a follower's fetch may wait at the
+    /// leader for new data (its `max_wait_ms`).
+    pub replica_fetch_wait_max_ms: u64,
+    /// Kafka's `replica.fetch.max.bytes`: a follower fetch's `partition_max_bytes`.
+    pub replica_fetch_max_bytes: u32,
+    /// Kafka's `replica.fetch.response.max.bytes`: a follower fetch's `max_bytes`.
+    pub replica_fetch_response_max_bytes: u32,
+    /// Kafka's `replica.fetch.backoff.ms`: the pause before fetching again from a leader
+    /// after a failed fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// Kafka's `min.insync.replicas` broker default (a topic's own setting in the image wins):
+    /// acks=all needs an ISR at least this big, and the high watermark does not advance
+    /// while the ISR is smaller.
+    pub min_insync_replicas: u32,
 }
 
 impl Default for Config {
@@ -212,6 +230,12 @@ impl Default for Config {
             producer_id_waiters_max: 1_000,
             kraft: false,
             full_check_every_steps: 1_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1024 * 1024,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
+            replica_fetch_backoff_ms: 1_000,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -287,6 +311,15 @@ impl Config {
         }
         if self.producer_id_waiters_max == 0 {
             return bad("producer_id_waiters_max must be at least 1");
+        }
+        if self.replica_lag_time_max_ms < 2 || self.replica_fetch_backoff_ms == 0 {
+            return bad("replica_lag_time_max_ms must be >= 2, replica_fetch_backoff_ms >= 1");
+        }
+        if self.replica_fetch_max_bytes == 0 || self.replica_fetch_response_max_bytes == 0 {
+            return bad("replica_fetch_max_bytes and replica_fetch_response_max_bytes must be > 0");
+        }
+        if self.min_insync_replicas == 0 {
+            return bad("min_insync_replicas must be at least 1");
         }
         if self.advertised_port <= 0 || self.advertised_port > 65535 {
             return bad("advertised_port must be a TCP port");

@@ -44,6 +44,7 @@ pub mod prng;
 pub mod producer;
 pub mod purgatory;
 pub mod raft;
+pub mod replication;
 /// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -33,6 +33,15 @@ pub trait Storage {
 /// a fixed instant).
 pub const START_UNIX_MS: i64 = 1_700_000_000_000;
 
+/// A replica fetch a follower sent ([`Output::ReplicaFetch`]), waiting for the test to route it.
+#[derive(Clone, Debug)]
+pub struct ReplicaFetch {
+    pub to: crate::cluster::BrokerId,
+    pub id: crate::io::ReplicaFetchId,
+    pub api_version: i16,
+    pub request: crate::kafka_protocol::messages::FetchRequest,
+}
+
 /// One broker and its disk, driven synchronously.
 pub struct Pair<S> {
     pub broker: Broker,
@@ -51,6 +60,9 @@ pub struct Pair<S> {
     /// Requests a KRaft-mode broker sent to the controller, for the test to answer with
     /// [`Input::ControllerReply`] (through [`Pair::input`]).
     pub controller: Vec<(crate::cluster::RequestId, crate::cluster::Request)>,
+    /// Replica fetches a KRaft-mode follower sent, for the test to route to the leader and
+    /// answer with [`Input::ReplicaFetched`] (through [`Pair::input`]).
+    pub replica_fetches: Vec<ReplicaFetch>,
     next_corr: i32,
 }
 
@@ -71,6 +83,7 @@ impl<S: Storage> Pair<S> {
             hold_syncs: false,
             held: Vec::new(),
             controller: Vec::new(),
+            replica_fetches: Vec::new(),
             next_corr: 0,
         };
         p.drain();
@@ -98,11 +111,17 @@ impl<S: Storage> Pair<S> {
                     Output::Close { conn, .. } => self.closed.push(conn),
                     Output::Log { .. } => {}
                     Output::Controller { id, request } => self.controller.push((id, request)),
-                    Output::ReplicaFetch { to, id, .. } => {
-                        panic!(
-                            "the test kit has no leader to send replica fetch {id:?} to ({to:?})"
-                        )
-                    }
+                    Output::ReplicaFetch {
+                        to,
+                        id,
+                        api_version,
+                        request,
+                    } => self.replica_fetches.push(ReplicaFetch {
+                        to,
+                        id,
+                        api_version,
+                        request,
+                    }),
                     Output::Storage { op, request } => {
                         if self.hold_syncs && matches!(request, StorageRequest::Sync { .. }) {
                             self.held.push((op, request));

@@ -168,7 +168,7 @@ impl Log {
             in_controlled_shutdown: None,
         });
     }
-    /// A topic whose partition `i` has replicas `parts[i]` (all in the ISR) led by the first.
+    /// A topic whose partition `i` has replicas `parts[i]`, led by the first (its only ISR member).
     fn topic(&mut self, name: &str, id: u8, parts: &[&[i32]]) -> Tid {
         let topic_id = Tid([id; 16]);
         self.write(MetadataRecord::Topic {
@@ -180,7 +180,9 @@ impl Log {
             self.write(MetadataRecord::Partition(PartitionRecord {
                 topic_id,
                 partition: i as i32,
-                isr: replicas.clone(),
+                // Only the leader is in sync: the other brokers named here are never started,
+                // so they never fetch (replication_broker.rs runs real followers).
+                isr: replicas[..1].to_vec(),
                 leader: Some(replicas[0]),
                 replicas,
                 leader_epoch: 0,
@@ -189,11 +191,16 @@ impl Log {
         }
         topic_id
     }
+    /// Move the leadership; the new leader becomes the only ISR member (see `topic`).
     fn lead(&mut self, topic_id: Tid, partition: i32, leader: LeaderChange) {
+        let isr = match leader {
+            LeaderChange::To(b) => Some(vec![b]),
+            _ => None,
+        };
         self.write(MetadataRecord::PartitionChange(PartitionChange {
             topic_id,
             partition,
-            isr: None,
+            isr,
             leader,
             replicas: None,
         }));

@@ -21,9 +21,11 @@ impl Broker {
                     max_bytes: p.partition_max_bytes.max(0) as u32,
                     current_leader_epoch: p.current_leader_epoch,
                     last_fetched_epoch: p.last_fetched_epoch,
+                    replica: (r.replica_id.0 >= 0).then_some(r.replica_id.0),
                 });
             }
         }
+        self.note_follower_fetches(&parts);
         let wait = Duration::from_ms(r.max_wait_ms.max(0) as u64).min(self.config.fetch_wait_max());
         let max_bytes = (r.max_bytes.max(0) as u32).min(self.config.fetch_response_bytes_max);
         let id = self.next_pending;
@@ -57,9 +59,10 @@ impl Broker {
             match self.fetch_check(part) {
                 Err(_) | Ok((_, Some(_))) => return true,
                 Ok((p, None)) => {
-                    let plan =
-                        p.log
-                            .plan_read(part.fetch_offset, p.high_watermark, part.max_bytes, true);
+                    let upper = read_upper(part, p);
+                    let plan = p
+                        .log
+                        .plan_read(part.fetch_offset, upper, part.max_bytes, true);
                     if let Some(plan) = plan {
                         // An upper bound, known without reading (the sparse index).
                         bytes += plan.bytes_bound.max(1);
@@ -87,6 +90,12 @@ impl Broker {
         }
         (self.fence_leader_epoch(&part.topic, part.partition, part.current_leader_epoch))
             .map_err(|e| i16::from(e.code))?;
+        if part
+            .replica
+            .is_some_and(|r| !self.is_replica(&part.topic, part.partition, r))
+        {
+            return Err(NOT_LEADER_OR_FOLLOWER);
+        }
         let diverging = epochs::diverging_epoch(p, part.last_fetched_epoch, part.fetch_offset)?;
         if diverging.is_some() {
             return Ok((p, diverging));
@@ -125,7 +134,8 @@ impl Broker {
     fn fetch_level(&self, key: &(String, i32)) -> i64 {
         // A fetch needs the high watermark past its fetch offset: its need less one.
         let highest = self.fetch_waits.highest_need(key).map(|need| need - 1);
-        self.waiter_level(key, highest, |p| p.high_watermark)
+        // Followers wait for the written end, consumers for the high watermark (never above it).
+        self.waiter_level(key, highest, |p| p.written_end.max(p.high_watermark))
     }
 
     /// Plan and issue the reads for a fetch; the response is sent when they complete.
@@ -184,9 +194,8 @@ impl Broker {
                     // is known only once the read's batch headers are walked.
                     let limit = (part.max_bytes as u64).min(budget) as u32;
                     if budget > 0 || first_data {
-                        let plan =
-                            p.log
-                                .plan_read(part.fetch_offset, p.high_watermark, limit, first_data);
+                        let upper = read_upper(part, p);
+                        let plan = p.log.plan_read(part.fetch_offset, upper, limit, first_data);
                         if let Some(plan) = plan {
                             assert!(plan.bytes_bound <= limit as u64);
                             budget -= plan.bytes_bound;
@@ -277,6 +286,15 @@ pub(super) fn read_of(plan: &ReadPlan) -> StorageRequest {
         file: plan.file.clone(),
         position: plan.position,
         len: plan.len,
+    }
+}
+
+/// How far a fetch may read: a follower up to the leader's written end (it replicates what
+/// is not yet acknowledged), a consumer up to the high watermark.
+fn read_upper(part: &FetchPart, p: &Partition) -> i64 {
+    match part.replica {
+        Some(_) => p.written_end.max(p.high_watermark),
+        None => p.high_watermark,
     }
 }
 

@@ -89,6 +89,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod producer_ids;
 mod recovery;
+mod replica;
 mod step;
 mod storage;
 
@@ -167,6 +168,9 @@ struct ProduceWait {
     topic_id: TopicId,
     index: i32,
     end: i64,
+    /// The produce's acks: 1 waits for the leader's own acknowledged end, -1 (all) for the
+    /// high watermark, N for the leader and N - 1 followers (`replica/leader.rs`).
+    acks: i16,
 }
 
 #[derive(Debug)]
@@ -187,6 +191,9 @@ struct FetchPart {
     current_leader_epoch: i32,
     /// v12+: the epoch of the last batch the fetcher holds, -1 for none (consumers).
     last_fetched_epoch: i32,
+    /// A follower's fetch (`replica_id` >= 0): the replica asking. It reads up to the
+    /// leader's written end, not the high watermark.
+    replica: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -275,6 +282,8 @@ pub struct Broker {
     coordinator_lent: bool,
     /// The KRaft-mode state: the metadata image and the requests out to the controller.
     kraft: cluster::KraftState,
+    /// Replication (KRaft mode): the partitions led and followed here (`replica/`).
+    replica: replica::ReplicaState,
 }
 
 fn name_of(s: &StrBytes) -> String {
@@ -320,18 +329,16 @@ impl Broker {
             Input::Tick { .. } => {}
             Input::Metadata { image, .. } => self.on_metadata(image),
             Input::ControllerReply { id, result, .. } => self.on_controller_reply(id, result),
-            Input::ReplicaFetched { from, id, .. } => self.log(
-                LogLevel::Warn,
-                format!(
-                    "replica fetch {id:?} answered by broker {} before replication exists",
-                    from.0
-                ),
-            ),
+            Input::ReplicaFetched {
+                from, id, result, ..
+            } => self.on_replica_fetched(from, id, result),
         }
         self.on_time();
         self.kraft_on_time();
+        self.replica_on_time();
         self.release_parked_metadata();
         self.after_step();
+        self.replica_fetch_more();
         self.steps += 1;
         if self.full_check_due() {
             self.invariants();
@@ -399,6 +406,7 @@ impl Broker {
             ("delayed fetch", self.fetch_waits.next_deadline()),
             ("group coordinator", self.coordinator.next_deadline()),
             ("controller request", self.kraft.next_deadline()),
+            ("replication", self.replica.next_deadline()),
         ]
         .into_iter()
         .filter_map(|(what, at)| Some((what, at?)))
@@ -484,6 +492,7 @@ impl Broker {
         assert!(self.internal_waits.len() <= self.config.coordinator_writes_pending_max);
         assert!(self.meta_waiters.len() <= self.config.producer_id_waiters_max);
         self.kraft.invariants(self.config.producer_id_waiters_max);
+        self.replica_invariants();
     }
 
     /// The level a moved partition has reached for waiters on it, as `level` reads it off the

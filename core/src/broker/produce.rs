@@ -13,10 +13,10 @@ impl Broker {
                 ErrorCode::UNSUPPORTED_VERSION,
                 "Produce v0-v2 (message format v0/v1) is not supported".to_string(),
             ))
-        } else if !matches!(acks, -1..=1) {
+        } else if acks < -1 {
             Some(ClientError::new(
                 ErrorCode::INVALID_REQUIRED_ACKS,
-                format!("acks must be -1, 0 or 1, not {acks}"),
+                format!("acks must be -1 (all), 0, 1 or a replica count, not {acks}"),
             ))
         } else if acks != 0 && self.produce_waits.is_full() {
             Some(ClientError::new(
@@ -45,6 +45,7 @@ impl Broker {
                     Some(e) => Err(e.clone()),
                     None => self
                         .serve_check(&name, pd.index, Serve::Produce)
+                        .and_then(|()| self.acks_check(&name, pd.index, acks))
                         .and_then(|()| self.append_one(&name, pd.index, pd.records, false)),
                 };
                 match result {
@@ -55,6 +56,7 @@ impl Broker {
                             waits.push(ProduceWait {
                                 topic: response.responses.len(),
                                 partition: tr.partition_responses.len(),
+                                acks,
                                 ..w
                             });
                         }
@@ -126,7 +128,6 @@ impl Broker {
         records: Option<Bytes>,
         internal: bool,
     ) -> Result<(i64, i64, Option<ProduceWait>), ClientError> {
-        let now = self.now;
         let leader_epoch = self.leader_epoch_of(name, index);
         let Some(topic) = self.topics.get_mut(name) else {
             return Err(ClientError::new(
@@ -241,38 +242,9 @@ impl Broker {
                 batch::assign(&mut owned, base, leader_epoch);
                 let owned = owned.freeze();
                 let assigned = BatchHeader::parse(&owned).expect("just parsed");
-                let roll = RollPolicy {
-                    segment_bytes_max: settings.segment_bytes,
-                    segment_age_ns_max: Duration::from_ms(settings.segment_ms).0,
-                };
-                let reqs = p.log.append(owned, &assigned, now, roll);
-                p.producers.record(&assigned);
-                p.producers
-                    .evict_beyond(self.config.producers_per_partition_max);
-                let end = assigned.next_offset();
+                let end = self.write_batch(name, index, owned, &assigned);
                 // Offsets are dense: the batch took exactly the offsets from `base` on.
                 assert!(end > base, "a batch holds at least one record");
-                assert_eq!(p.log.log_end_offset(), end, "the batch ends the log");
-                if p.unsynced_since.is_none() {
-                    p.unsynced_since = Some(now);
-                }
-                let cut_epoch = p.cut_epoch;
-                for req in reqs {
-                    let purpose = match req {
-                        StorageRequest::Append { .. } => OpPurpose::Append {
-                            topic: name.to_string(),
-                            topic_id,
-                            partition: index,
-                            end,
-                            cut_epoch,
-                        },
-                        _ => OpPurpose::Other {
-                            what: format!("roll {name}-{index}"),
-                        },
-                    };
-                    self.storage(req, purpose);
-                }
-                self.touched.insert((name.to_string(), index));
                 end
             }
         };
@@ -286,13 +258,63 @@ impl Broker {
             topic_id: TopicId(topic_id),
             index,
             end,
+            acks: -1,
         };
         Ok((base, log_start, Some(wait)))
     }
 
+    /// Append one batch that already carries its offsets and leader epoch to the end of
+    /// `name`-`index`, as the leader does for a produce and a follower for what it fetched:
+    /// the log takes it (rolling a segment when due), the idempotent producer's state records
+    /// it, and the storage writes leave in order. Returns the new log end. Preconditions: the
+    /// partition is held here and online, and the batch starts at its log end.
+    pub(super) fn write_batch(
+        &mut self,
+        name: &str,
+        index: i32,
+        batch: Bytes,
+        header: &BatchHeader,
+    ) -> i64 {
+        let now = self.now;
+        let producers_max = self.config.producers_per_partition_max;
+        let t = self.topics.get_mut(name).expect("a held topic");
+        let (topic_id, settings) = (t.id, &t.settings);
+        let roll = RollPolicy {
+            segment_bytes_max: settings.segment_bytes,
+            segment_age_ns_max: Duration::from_ms(settings.segment_ms).0,
+        };
+        let p = &mut t.partitions[index as usize];
+        assert!(p.offline.is_none(), "a write to an online partition");
+        let reqs = p.log.append(batch, header, now, roll);
+        p.producers.record(header);
+        p.producers.evict_beyond(producers_max);
+        let end = header.next_offset();
+        assert_eq!(p.log.log_end_offset(), end, "the batch ends the log");
+        if p.unsynced_since.is_none() {
+            p.unsynced_since = Some(now);
+        }
+        let cut_epoch = p.cut_epoch;
+        for req in reqs {
+            let purpose = match req {
+                StorageRequest::Append { .. } => OpPurpose::Append {
+                    topic: name.to_string(),
+                    topic_id,
+                    partition: index,
+                    end,
+                    cut_epoch,
+                },
+                _ => OpPurpose::Other {
+                    what: format!("roll {name}-{index}"),
+                },
+            };
+            self.storage(req, purpose);
+        }
+        self.touched.insert((name.to_string(), index));
+        end
+    }
+
     /// Release produce responses whose batches the policy now covers; time out the rest.
     pub(super) fn complete_produces(&mut self, touched: &BTreeSet<(String, i32)>) {
-        let durability = self.config.durability;
         let now = self.now;
         let mut done = Vec::new();
         // Only the produces that may be ready: on partitions whose acknowledged end reached
@@ -305,36 +327,27 @@ impl Broker {
         let mut ids = self.produce_waits.candidates(levels, now);
         ids.extend(std::mem::take(&mut self.produces_settled));
         for id in &ids {
-            let pp = self.produces.get_mut(id).expect("a candidate is parked");
-            let topics = &self.topics;
+            let mut pp = self.produces.remove(id).expect("a candidate is parked");
             let waiting = pp.waits.len();
-            pp.waits.retain(|w| {
+            let mut waits = std::mem::take(&mut pp.waits);
+            waits.retain(|w| {
                 let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
-                let Some(t) = topics.get(&w.name).filter(|t| TopicId(t.id) == w.topic_id) else {
-                    pr.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into();
-                    pr.error_message = Some(sb("topic deleted while the produce was pending"));
-                    return false;
-                };
-                let p = &t.partitions[w.index as usize];
-                if let Some(why) = &p.offline {
-                    pr.error_code = ErrorCode::KAFKA_STORAGE_ERROR.into();
-                    pr.error_message = Some(sb(format!("partition offline: {why}")));
-                    return false;
+                match self.produce_wait_state(w) {
+                    Ok(still) => still,
+                    Err(e) => {
+                        pr.error_code = e.code.into();
+                        pr.error_message = Some(sb(e.message));
+                        false
+                    }
                 }
-                if p.log.log_end_offset() < w.end {
-                    // The write failed and the log was cut below this batch.
-                    pr.error_code = ErrorCode::KAFKA_STORAGE_ERROR.into();
-                    pr.error_message = Some(sb("write to storage failed"));
-                    return false;
-                }
-                p.ack_end(durability) < w.end
             });
+            pp.waits = waits;
             if !pp.waits.is_empty() && pp.deadline <= now {
                 for w in pp.waits.drain(..) {
                     let pr = &mut pp.response.responses[w.topic].partition_responses[w.partition];
                     pr.error_code = ErrorCode::REQUEST_TIMED_OUT.into();
                     pr.error_message =
-                        Some(sb("timed out waiting for the write to become durable"));
+                        Some(sb("timed out waiting for the write to be acknowledged"));
                 }
             }
             if pp.waits.is_empty() {
@@ -344,6 +357,7 @@ impl Broker {
                 // ones do not bring this produce back on every step.
                 self.produce_waits.rewatch(*id, produce_keys(&pp.waits));
             }
+            self.produces.insert(*id, pp);
         }
         for id in done {
             self.produce_waits.unwatch(id);
@@ -388,7 +402,8 @@ impl Broker {
                         && p.write_survives(end, w.cut_epoch)
                         && p.log.log_end_offset() >= end =>
                 {
-                    (p.ack_end(durability) >= end).then_some(true)
+                    // Internal writes wait for the high watermark: replicated to the ISR.
+                    (p.high_watermark >= end).then_some(true)
                 }
                 _ => Some(false),
             }

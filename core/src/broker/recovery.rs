@@ -40,6 +40,7 @@ impl Broker {
             coordinator: Coordinator::new(&config),
             coordinator_lent: false,
             kraft: Default::default(),
+            replica: Default::default(),
             prng: Prng::new(0),
             config,
         };

@@ -78,6 +78,11 @@ impl Broker {
         let touched = std::mem::take(&mut self.touched);
         let durability = self.config.durability;
         for (name, index) in &touched {
+            let key = (name.clone(), *index);
+            let next_hw = self
+                .partition(name, *index)
+                .map(|p| self.next_high_watermark(&key, p));
+            let following = self.replica.following.contains_key(&key);
             let Some(t) = self.topics.get_mut(name) else {
                 continue;
             };
@@ -127,10 +132,11 @@ impl Broker {
                 p.unsynced_since = None;
             }
             let before = p.high_watermark;
-            let hw = p.ack_end(durability).max(p.high_watermark);
-            p.high_watermark = hw;
-            // The high watermark never moves back, and never past what was written.
-            assert!(p.high_watermark >= before);
+            p.high_watermark = next_hw.expect("the partition is held");
+            // The high watermark never moves back (but a follower's may, after a truncation
+            // or under a new leader), and never past what was written.
+            assert!(following || p.high_watermark >= before);
+            assert!(p.high_watermark <= p.ack_end(durability).max(before));
             assert!(p.high_watermark <= p.written_end.max(p.log.log_start_offset()));
             let id = p.syncs_issued;
             let checkpoint = p.checkpoint_requests();

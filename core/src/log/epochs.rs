@@ -256,6 +256,18 @@ impl super::PartitionLog {
         Ok(added)
     }
 
+    /// A follower cut its log at `offset` (or found it already ends there): forget the epochs
+    /// starting at or past it, such as one it recorded while it led with nothing appended
+    /// (KIP-279), so its next fetch names the epoch of a batch it really holds. Returns whether
+    /// anything was forgotten.
+    pub fn forget_epochs_from(&mut self, offset: i64) -> bool {
+        assert!(offset >= self.log_end_offset, "the log was cut first");
+        let forgot = self.epochs.truncate_from_end(offset);
+        self.epochs
+            .check(self.log_start_offset, self.log_end_offset);
+        forgot
+    }
+
     /// Install the cache recovery rebuilt (from a snapshot and the batches replayed after it),
     /// clamped to what this log holds.
     pub fn set_recovered_epochs(&mut self, mut epochs: LeaderEpochCache) {

@@ -320,6 +320,7 @@ impl Broker {
             }
             Asked::ProducerIds => self.producer_ids_answer(result),
             Asked::Quorum { reply } => self.quorum_answer(reply, result),
+            Asked::AlterPartition { key } => self.alter_partition_answer(key, id, result),
         }
     }
 

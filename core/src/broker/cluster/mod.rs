@@ -91,6 +91,10 @@ enum Asked {
     Quorum {
         reply: ReplyTo,
     },
+    /// An ISR change (AlterPartition) for a partition led here (`replica/leader.rs`).
+    AlterPartition {
+        key: (String, i32),
+    },
 }
 
 /// A CreateTopics or DeleteTopics waiting for the controller's answers.
@@ -107,7 +111,7 @@ struct PendingAdmin {
 #[derive(Debug, Default)]
 pub(super) struct KraftState {
     /// The latest image delivered; `None` until the first one.
-    image: Option<Arc<MetadataImage>>,
+    pub(super) image: Option<Arc<MetadataImage>>,
     next_request: u64,
     /// Controller requests out, by id.
     asked: BTreeMap<RequestId, Asked>,
@@ -334,6 +338,16 @@ impl Broker {
         id
     }
 
+    /// Ask the controller for an ISR change of `key` (one at a time per partition).
+    pub(in crate::broker) fn ask_alter_partition(
+        &mut self,
+        request: ControllerRequest,
+        key: (String, i32),
+    ) -> RequestId {
+        assert!(matches!(request, ControllerRequest::AlterPartition { .. }));
+        self.ask_controller(request, Asked::AlterPartition { key })
+    }
+
     // ---- the image ----------------------------------------------------------------------
 
     /// A new committed image: follow it (see the module docs).
@@ -468,6 +482,8 @@ impl Broker {
                 ),
             );
         }
+        // 6. Replication follows the roles the image gives this broker.
+        self.replica_follow_image();
         // Postcondition: every partition placed here has a local log under the image's id.
         let image = self.kraft.image.clone().expect("just set");
         for t in image.topics().values() {

@@ -1,0 +1,572 @@
+//! Replication between KRaft-mode brokers (issue 10): three `Pair`s fed the same metadata
+//! image, and a router that hands each follower's `ReplicaFetch` to its leader as a Kafka
+//! Fetch request and the leader's response back as `ReplicaFetched`. Each test checks what a
+//! user of the cluster would: when produce answers come, what every replica holds, the ISR
+//! changes the leader asks the controller for.
+
+use bytes::Bytes;
+use gregor_core::cluster::records::{Endpoint, PartitionChange, PartitionRecord};
+use gregor_core::cluster::{
+    BrokerEpoch, BrokerId as Node, LeaderChange, MetadataImage, MetadataRecord, RegisterBroker,
+    Request as Ask, TopicId as Tid,
+};
+use gregor_core::error::*;
+use gregor_core::io::{Input, ReplicaFetchId, StorageFault, StorageReply, StorageRequest};
+use gregor_core::kafka_protocol::messages::*;
+use gregor_core::kafka_protocol::protocol::StrBytes;
+use gregor_core::kafka_protocol::records::Compression;
+use gregor_core::testkit::{self, Pair, Rec};
+use gregor_core::{Config, Durability, Recovered};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Files by path (`dir/name`), in memory.
+#[derive(Default)]
+struct Disk {
+    map: BTreeMap<String, Vec<u8>>,
+}
+
+impl testkit::Storage for Disk {
+    fn exec(
+        &mut self,
+        request: &StorageRequest,
+        _prng: &mut gregor_core::prng::Prng,
+    ) -> Result<StorageReply, StorageFault> {
+        let path =
+            |f: &gregor_core::io::SegmentFile| format!("{}/{}", f.dir.dir_name(), f.file_name());
+        match request {
+            StorageRequest::DeletePartition { dir } => {
+                let prefix = format!("{}/", dir.dir_name());
+                self.map.retain(|k, _| !k.starts_with(&prefix));
+            }
+            StorageRequest::CreateSegment { file, header } => {
+                self.map.insert(path(file), header.to_vec());
+            }
+            StorageRequest::Append {
+                file,
+                position,
+                data,
+            } => {
+                let f = self.map.get_mut(&path(file)).unwrap();
+                let end = *position as usize + data.len();
+                f.resize(f.len().max(end), 0);
+                f[*position as usize..end].copy_from_slice(data);
+            }
+            StorageRequest::Truncate { file, len } => {
+                self.map
+                    .get_mut(&path(file))
+                    .unwrap()
+                    .truncate(*len as usize);
+            }
+            StorageRequest::DeleteSegment { file } => {
+                self.map.remove(&path(file));
+            }
+            StorageRequest::Read {
+                file,
+                position,
+                len,
+            } => {
+                let f = &self.map[&path(file)];
+                let from = (*position as usize).min(f.len());
+                let to = (from + *len as usize).min(f.len());
+                return Ok(StorageReply::Read(Bytes::copy_from_slice(&f[from..to])));
+            }
+            _ => {}
+        }
+        Ok(StorageReply::Done)
+    }
+}
+
+/// The metadata log, replayed as the controller would write it.
+struct Log {
+    image: MetadataImage,
+}
+
+impl Log {
+    fn write(&mut self, r: MetadataRecord) {
+        let at = self.image.offset() + 1;
+        self.image.replay(at, &r).unwrap();
+    }
+    fn broker(&mut self, id: i32) {
+        let epoch = BrokerEpoch(self.image.offset() + 1);
+        self.write(MetadataRecord::RegisterBroker(RegisterBroker {
+            broker_id: Node(id),
+            incarnation_id: [id as u8; 16],
+            broker_epoch: epoch,
+            endpoints: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: format!("b{id}.example"),
+                port: 9092,
+            }],
+            rack: None,
+            fenced: true,
+            in_controlled_shutdown: false,
+        }));
+        self.write(MetadataRecord::BrokerRegistrationChange {
+            broker_id: Node(id),
+            broker_epoch: epoch,
+            fenced: Some(false),
+            in_controlled_shutdown: None,
+        });
+    }
+    fn epoch_of(&self, id: i32) -> BrokerEpoch {
+        self.image.broker(Node(id)).unwrap().broker_epoch
+    }
+    /// Topic `r` (one partition) on `replicas`, led by the first, with ISR `isr`.
+    fn topic(&mut self, replicas: &[i32], isr: &[i32]) -> Tid {
+        let topic_id = Tid([9; 16]);
+        self.write(MetadataRecord::Topic {
+            name: "r".into(),
+            topic_id,
+        });
+        self.write(MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition: 0,
+            isr: isr.iter().map(|b| Node(*b)).collect(),
+            leader: Some(Node(replicas[0])),
+            replicas: replicas.iter().map(|b| Node(*b)).collect(),
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }));
+        topic_id
+    }
+    fn change(&mut self, t: Tid, isr: Option<&[i32]>, leader: LeaderChange) {
+        self.write(MetadataRecord::PartitionChange(PartitionChange {
+            topic_id: t,
+            partition: 0,
+            isr: isr.map(|i| i.iter().map(|b| Node(*b)).collect()),
+            leader,
+            replicas: None,
+        }));
+    }
+}
+
+/// A fetch routed to a leader: (follower index, leader index, correlation id at the leader,
+/// the follower's fetch id).
+type Routed = (usize, usize, i32, ReplicaFetchId);
+
+/// Brokers 1..=n (at indexes 0..n), their metadata log and the fetches in flight between them.
+struct Cluster {
+    b: Vec<Pair<Disk>>,
+    log: Log,
+    t: Tid,
+    routed: Vec<Routed>,
+    /// Followers whose fetches are held (never reach the leader): a silent broker.
+    silent: Vec<bool>,
+    held: Vec<(usize, Node, ReplicaFetchId)>,
+}
+
+fn config(id: i32, durability: Durability, min_isr: u32) -> Config {
+    Config {
+        kraft: true,
+        broker_id: gregor_core::ids::BrokerId(id),
+        durability,
+        min_insync_replicas: min_isr,
+        ..Config::default()
+    }
+}
+
+impl Cluster {
+    fn new(n: i32, isr: &[i32], durability: Durability, min_isr: u32) -> Cluster {
+        let mut log = Log {
+            image: MetadataImage::new(),
+        };
+        for id in 1..=n {
+            log.broker(id);
+        }
+        let replicas: Vec<i32> = (1..=n).collect();
+        let t = log.topic(&replicas, isr);
+        let b = (1..=n)
+            .map(|id| {
+                let cfg = config(id, durability, min_isr);
+                Pair::new(cfg, Recovered::default(), Disk::default())
+            })
+            .collect();
+        let mut c = Cluster {
+            b,
+            log,
+            t,
+            routed: Vec::new(),
+            silent: vec![false; n as usize],
+            held: Vec::new(),
+        };
+        c.publish();
+        c
+    }
+
+    /// Every broker gets the current image, then fetches are routed until quiet.
+    fn publish(&mut self) {
+        let image = Arc::new(self.log.image.clone());
+        for b in &mut self.b {
+            let now = b.now;
+            b.input(Input::Metadata {
+                now,
+                image: image.clone(),
+            });
+        }
+        self.route();
+    }
+
+    /// Hand fetches to leaders and answers back until nothing moves.
+    fn route(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.b.len() {
+                for rf in std::mem::take(&mut self.b[i].replica_fetches) {
+                    moved = true;
+                    if self.silent[i] {
+                        self.held.push((i, rf.to, rf.id));
+                        continue;
+                    }
+                    let j = (rf.to.0 - 1) as usize;
+                    let corr = self.b[j].send(
+                        100 + i as u64,
+                        ApiKey::Fetch,
+                        rf.api_version,
+                        RequestKind::Fetch(rf.request),
+                    );
+                    self.routed.push((i, j, corr, rf.id));
+                }
+            }
+            for (i, j, corr, id) in std::mem::take(&mut self.routed) {
+                match self.b[j].take(corr) {
+                    Some(ResponseKind::Fetch(r)) => {
+                        moved = true;
+                        let now = self.b[i].now;
+                        self.b[i].input(Input::ReplicaFetched {
+                            now,
+                            from: Node(j as i32 + 1),
+                            id,
+                            result: Ok(r),
+                        });
+                    }
+                    Some(other) => panic!("a fetch answered with {other:?}"),
+                    None => self.routed.push((i, j, corr, id)),
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Every broker's clock moves on (parked fetches answer, timers fire), then routing.
+    fn advance(&mut self, ms: u64) {
+        for b in &mut self.b {
+            b.advance_ms(ms);
+        }
+        self.route();
+    }
+
+    /// Follower `i` goes silent: its fetches in flight (parked at the leader) and any later
+    /// ones never reach the leader, or come back.
+    fn silence(&mut self, i: usize) {
+        self.silent[i] = true;
+        let (gone, kept) = std::mem::take(&mut self.routed)
+            .into_iter()
+            .partition(|r| r.0 == i);
+        self.routed = kept;
+        let gone: Vec<Routed> = gone;
+        for (f, j, _, id) in gone {
+            self.held.push((f, Node(j as i32 + 1), id));
+        }
+    }
+
+    /// Silent followers speak again: their held fetches fail (the connection was lost).
+    fn wake(&mut self) {
+        self.silent.iter_mut().for_each(|s| *s = false);
+        for (f, from, id) in std::mem::take(&mut self.held) {
+            let now = self.b[f].now;
+            self.b[f].input(Input::ReplicaFetched {
+                now,
+                from,
+                id,
+                result: Err("connection lost".into()),
+            });
+        }
+        self.route();
+    }
+
+    fn hw(&self, i: usize) -> i64 {
+        self.b[i].broker.topics()["r"].partitions[0].high_watermark
+    }
+
+    fn log_end(&self, i: usize) -> i64 {
+        self.b[i].broker.topics()["r"].partitions[0]
+            .log
+            .log_end_offset()
+    }
+
+    /// The bytes of `r`-0's segment files on broker `i`.
+    fn segments(&self, i: usize) -> Vec<(String, Vec<u8>)> {
+        let disk = &self.b[i].storage.map;
+        let files = disk
+            .iter()
+            .filter(|(k, _)| k.starts_with("r-0/") && k.ends_with(".log"));
+        files.map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Send a produce of one record to broker index `i` with `acks`; returns its correlation id.
+fn produce(b: &mut Pair<Disk>, acks: i16, value: &str) -> i32 {
+    let rec = Rec {
+        value: Some(Bytes::from(value.to_string())),
+        ..Rec::default()
+    };
+    let data = produce_request::PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(testkit::batch(&[rec], None, Compression::None)));
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(120_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(sb("r")))
+            .with_partition_data(vec![data])]);
+    b.send(1, ApiKey::Produce, 9, RequestKind::Produce(req))
+}
+
+/// The produce answer `c`, if released: (error, base offset).
+fn answer(b: &mut Pair<Disk>, c: i32) -> Option<(i16, i64)> {
+    let Some(ResponseKind::Produce(r)) = b.take(c) else {
+        return None;
+    };
+    let p = &r.responses[0].partition_responses[0];
+    Some((p.error_code, p.base_offset))
+}
+
+#[test]
+fn acks_all_answers_once_both_followers_hold_the_batch_byte_for_byte() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 2);
+    c.silence(2);
+    let p = produce(&mut c.b[0], -1, "a");
+    assert_eq!(answer(&mut c.b[0], p), None, "no follower has it yet");
+    c.route();
+    assert_eq!(c.log_end(1), 1, "follower 2 appended the batch");
+    assert_eq!(c.log_end(2), 0, "follower 3 is silent");
+    assert_eq!(
+        answer(&mut c.b[0], p),
+        None,
+        "acks=all waits for the whole ISR"
+    );
+    assert_eq!(c.hw(0), 0);
+    c.wake();
+    c.advance(1_000);
+    assert_eq!(
+        c.hw(0),
+        1,
+        "every ISR member reported an end past the batch"
+    );
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)));
+    // Followers learn the high watermark from their next fetch's answer.
+    c.advance(500);
+    assert_eq!((c.hw(1), c.hw(2)), (1, 1));
+    for _ in 0..5 {
+        let p = produce(&mut c.b[0], -1, "more");
+        c.route();
+        assert!(matches!(answer(&mut c.b[0], p), Some((NONE, _))));
+    }
+    assert_eq!(c.segments(0), c.segments(1), "follower 2 is byte-identical");
+    assert_eq!(c.segments(0), c.segments(2), "follower 3 is byte-identical");
+    assert_eq!(c.log_end(2), 6);
+}
+
+#[test]
+fn acks_one_answers_at_once_and_acks_two_after_one_follower() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    c.silence(2);
+    let p = produce(&mut c.b[0], 1, "a");
+    assert_eq!(
+        answer(&mut c.b[0], p),
+        Some((NONE, 0)),
+        "the leader's own end"
+    );
+    c.route();
+    let p = produce(&mut c.b[0], 2, "b");
+    assert_eq!(answer(&mut c.b[0], p), None, "acks=2 waits for a follower");
+    c.route();
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 1)), "follower 2 has it");
+    assert_eq!(c.hw(0), 0, "the silent ISR member holds the high watermark");
+    let p = produce(&mut c.b[0], 4, "c");
+    assert_eq!(answer(&mut c.b[0], p), Some((INVALID_REQUIRED_ACKS, -1)));
+}
+
+#[test]
+fn the_high_watermark_waits_for_each_followers_fsync() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 2);
+    c.b[1].hold_syncs = true;
+    c.b[2].hold_syncs = true;
+    let p = produce(&mut c.b[0], -1, "a");
+    c.route();
+    assert_eq!((c.log_end(1), c.log_end(2)), (1, 1), "both appended");
+    c.advance(1_000);
+    assert_eq!(c.hw(0), 0, "neither follower's copy is durable");
+    c.b[1].release_syncs();
+    c.route();
+    c.advance(1_000);
+    assert_eq!(c.hw(0), 0, "follower 3's copy is not durable");
+    assert_eq!(answer(&mut c.b[0], p), None);
+    c.b[2].release_syncs();
+    c.route();
+    assert_eq!(c.hw(0), 1);
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)));
+}
+
+#[test]
+fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
+    let mut c = Cluster::new(3, &[1], Durability::GroupCommit, 2);
+    let p = produce(&mut c.b[0], -1, "a");
+    assert_eq!(answer(&mut c.b[0], p), Some((NOT_ENOUGH_REPLICAS, -1)));
+    assert_eq!(c.log_end(0), 0, "nothing appended");
+    let p = produce(&mut c.b[0], 1, "b");
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)));
+    c.route();
+    assert_eq!(
+        c.hw(0),
+        0,
+        "the high watermark stands still below min.insync.replicas"
+    );
+}
+
+#[test]
+fn a_silent_follower_is_shrunk_out_and_taken_back_once_caught_up() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    c.silence(2);
+    for _ in 0..3 {
+        c.advance(15_000);
+    }
+    let asked: Vec<Ask> = c.b[0].controller.drain(..).map(|(_, r)| r).collect();
+    let want = Ask::AlterPartition {
+        broker_id: Node(1),
+        broker_epoch: c.log.epoch_of(1),
+        topic_id: c.t,
+        partition: 0,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        new_isr: vec![(Node(1), c.log.epoch_of(1)), (Node(2), c.log.epoch_of(2))],
+    };
+    assert_eq!(asked, vec![want], "shrink broker 3 out, once");
+    let t = c.t;
+    c.log.change(t, Some(&[1, 2]), LeaderChange::Unchanged);
+    c.publish();
+    // With broker 3 out, acks=all needs only brokers 1 and 2.
+    let p = produce(&mut c.b[0], -1, "a");
+    c.route();
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)));
+    c.wake();
+    c.advance(1_000);
+    assert_eq!(c.log_end(2), 1, "broker 3 caught up");
+    let asked: Vec<Ask> = c.b[0].controller.drain(..).map(|(_, r)| r).collect();
+    let all = vec![
+        (Node(1), c.log.epoch_of(1)),
+        (Node(2), c.log.epoch_of(2)),
+        (Node(3), c.log.epoch_of(3)),
+    ];
+    assert!(
+        matches!(&asked[..], [Ask::AlterPartition { new_isr, partition_epoch: 1, .. }] if *new_isr == all),
+        "expand to all three: {asked:?}"
+    );
+}
+
+#[test]
+fn a_diverged_follower_truncates_and_then_matches_the_leader() {
+    let mut c = Cluster::new(2, &[1, 2], Durability::GroupCommit, 1);
+    for v in ["a", "b"] {
+        let p = produce(&mut c.b[0], -1, v);
+        c.route();
+        assert!(answer(&mut c.b[0], p).is_some());
+    }
+    // Broker 1 appends two more that broker 2 never fetches, then loses the leadership.
+    c.silence(1);
+    c.route();
+    for v in ["c", "d"] {
+        let p = produce(&mut c.b[0], 1, v);
+        assert!(answer(&mut c.b[0], p).is_some());
+    }
+    assert_eq!((c.log_end(0), c.log_end(1)), (4, 2));
+    c.routed.clear();
+    let t = c.t;
+    c.log.change(t, None, LeaderChange::To(Node(2)));
+    c.wake();
+    c.publish();
+    let p = produce(&mut c.b[1], 1, "x");
+    assert_eq!(answer(&mut c.b[1], p), Some((NONE, 2)));
+    c.advance(1_000);
+    assert_eq!(c.log_end(0), 3, "cut back to 2, then fetched x");
+    assert_eq!(
+        c.segments(0),
+        c.segments(1),
+        "byte for byte the leader's log"
+    );
+}
+
+#[test]
+fn a_stale_or_repeated_answer_changes_nothing() {
+    let mut c = Cluster::new(2, &[1, 2], Durability::GroupCommit, 1);
+    // Hold the follower's fetch, and make the answer it would have had: record "a".
+    c.silence(1);
+    c.route();
+    let (_, _, id) = c.held.pop().unwrap();
+    let p = produce(&mut c.b[0], 1, "a");
+    assert!(answer(&mut c.b[0], p).is_some());
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(2))
+        .with_max_wait_ms(0)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(sb("r")))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let corr = c.b[0].send(7, ApiKey::Fetch, 12, RequestKind::Fetch(req));
+    let Some(ResponseKind::Fetch(old)) = c.b[0].take(corr) else {
+        panic!("no answer")
+    };
+    assert!(old.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .is_some_and(|r| !r.is_empty()));
+    // The leadership moves away and back (epoch 2) before the answer arrives: dropped.
+    c.silence(0);
+    let t = c.t;
+    c.log.change(t, None, LeaderChange::To(Node(2)));
+    c.publish();
+    c.log.change(t, None, LeaderChange::To(Node(1)));
+    c.publish();
+    let now = c.b[1].now;
+    let stale = |id| Input::ReplicaFetched {
+        now,
+        from: Node(1),
+        id,
+        result: Ok(old.clone()),
+    };
+    c.b[1].input(stale(id));
+    assert_eq!(
+        c.log_end(1),
+        0,
+        "an answer from an older epoch is not applied"
+    );
+    c.wake();
+    c.advance(1_000);
+    assert_eq!(c.log_end(1), 1, "fetched afresh in epoch 2");
+    // The same answer again, to a fetch already answered: nothing changes.
+    c.b[1].input(stale(id));
+    assert_eq!(c.log_end(1), 1);
+    assert_eq!(c.segments(0), c.segments(1));
+}
+
+#[test]
+fn leadership_moving_away_answers_waiting_produces_not_leader() {
+    let mut c = Cluster::new(2, &[1, 2], Durability::GroupCommit, 1);
+    c.silence(1);
+    let p = produce(&mut c.b[0], -1, "a");
+    c.route();
+    assert_eq!(answer(&mut c.b[0], p), None);
+    let t = c.t;
+    c.log.change(t, None, LeaderChange::To(Node(2)));
+    c.publish();
+    assert_eq!(answer(&mut c.b[0], p), Some((NOT_LEADER_OR_FOLLOWER, 0)));
+}
