@@ -1382,7 +1382,13 @@ impl World {
                     leader,
                     t,
                 });
-            } else if api == 0 && ccheck::DEFINITE.contains(&code) {
+            } else if api == 0
+                && ccheck::DEFINITE.contains(&code)
+                // With replicas, NOT_LEADER_OR_FOLLOWER also answers a produce that was appended
+                // and then waited in purgatory while the leader lost leadership (Kafka's
+                // DelayedProduce): its records may well be in the log. Indefinite.
+                && !(self.opts.replication && code == 6)
+            {
                 self.count("produces refused (definite)");
                 for (_, values) in asked.values.iter().filter(|(q, _)| *q == part) {
                     self.obs.refused.push(Refused {
