@@ -263,6 +263,9 @@ enum Ev {
     },
 }
 
+/// A partition's leader and leader epoch, as an image names them.
+type Term = (Option<i32>, i32);
+
 /// A produce or fetch a broker read: when, the leader of each partition its image named then,
 /// and a produce's values per partition.
 struct Asked {
@@ -348,6 +351,10 @@ struct World {
     /// elections on record).
     repl: Replicated,
     replication: Replication,
+    /// Per (node, partition): the (leader, leader epoch) its image named when its high
+    /// watermark was last judged; and per partition the highest high watermark ever exposed.
+    hw_term: BTreeMap<(usize, Part), Option<Term>>,
+    exposed: BTreeMap<Part, i64>,
     /// Per (node, partition): the log end its running broker last had (a drop is a truncation).
     ends: BTreeMap<(usize, Part), i64>,
     /// Whether the broker being pumped is handling a client's request (its appends are a
@@ -469,6 +476,8 @@ impl World {
             repl: Replicated::default(),
             replication: Replication::new(),
             ends: BTreeMap::new(),
+            hw_term: BTreeMap::new(),
+            exposed: BTreeMap::new(),
             serving: false,
             one_leader: OneLeader::default(),
             committed: Committed::default(),
@@ -1301,20 +1310,30 @@ impl World {
                 cut.push((p as Part, part.written_end));
             }
             *end = part.written_end;
+            // With replicas a high watermark may go back across a leader change (a new leader
+            // learns the old one's only once a record of its own epoch commits; a follower's is
+            // the leader's): it must not within one (leader, leader epoch).
+            let term = self.machines[i].image.as_ref().and_then(|im| {
+                let r = im.partition(im.topic_id(TOPIC)?, p as Part)?;
+                Some((r.leader.map(|b| b.0), r.leader_epoch))
+            });
+            let judged = !self.opts.replication
+                || term.is_some_and(|(l, _)| l == Some(i as i32 + 1))
+                    && self.hw_term.insert((i, p as Part), term) == Some(term);
             let prev = self.hw.entry((i, p as Part)).or_insert(0);
-            if part.high_watermark < *prev {
+            if judged && part.high_watermark < *prev {
                 bad.push((p, *prev, part.high_watermark));
             }
-            *prev = (*prev).max(part.high_watermark);
+            *prev = if judged {
+                (*prev).max(part.high_watermark)
+            } else {
+                part.high_watermark
+            };
+            let top = self.exposed.entry(p as Part).or_insert(0);
+            *top = (*top).max(part.high_watermark);
         }
         for (part, end) in cut {
-            let exposed = self
-                .hw
-                .iter()
-                .filter(|((_, q), _)| *q == part)
-                .map(|(_, hw)| *hw)
-                .max()
-                .unwrap_or(0);
+            let exposed = self.exposed.get(&part).copied().unwrap_or(0);
             self.repl.truncations.push(Truncation {
                 node: i as i32 + 1,
                 part,
@@ -1384,10 +1403,11 @@ impl World {
                 });
             } else if api == 0
                 && ccheck::DEFINITE.contains(&code)
-                // With replicas, NOT_LEADER_OR_FOLLOWER also answers a produce that was appended
-                // and then waited in purgatory while the leader lost leadership (Kafka's
-                // DelayedProduce): its records may well be in the log. Indefinite.
-                && !(self.opts.replication && code == 6)
+                // NOT_LEADER_OR_FOLLOWER also answers a produce that was appended and then
+                // waited in purgatory while the broker lost leadership (Kafka's DelayedProduce;
+                // with one replica: its broker was fenced): its records may well be in the
+                // log. Indefinite.
+                && code != 6
             {
                 self.count("produces refused (definite)");
                 for (_, values) in asked.values.iter().filter(|(q, _)| *q == part) {
