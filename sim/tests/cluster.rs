@@ -76,12 +76,13 @@ fn the_replicated_workload_with_one_replica() {
     }
 }
 
-/// Replicated ranges: they pass once the core replicates (branch s21-core). Until then seeds
+/// Replicated ranges: they pass once the core replicates correctly (branch s21-core). Before it
+/// replicated at all, seeds
 /// drawing two or more replicas fail as they should: followers never fetch, so the ISR holds
 /// empty replicas (`hw-exposed`), leadership moves to one and acks=all records are lost
 /// (`lost-write`, `acked-lost`), and `min.insync.replicas` > 1 is refused at creation.
 #[test]
-#[ignore = "needs replication in the core (s21-core)"]
+#[ignore = "fails until the core bugs in replicated_seeds_that_fail_in_the_core are fixed"]
 fn replicated_ranges() {
     let mut failed = Vec::new();
     for (nodes, seeds) in [(3, 0..40), (5, 0..10)] {
