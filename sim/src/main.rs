@@ -60,6 +60,10 @@ struct Cli {
     /// --seed/--seeds/--random/--bench/--trace/--history; phases default to 35 s + 25 s).
     #[arg(long, value_name = "N")]
     cluster: Option<usize>,
+    /// With --cluster: replicated topics (replication factor 1..=min(N, 5), min.insync.replicas
+    /// up to it, producers with acks 0, 1 and all) and the replication checkers.
+    #[arg(long)]
+    replication: bool,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -245,6 +249,7 @@ fn cluster(cli: &Cli, nodes: usize) -> bool {
     use gregor_sim::cluster::{cli as c, Options as COptions};
     let mut template = COptions::new(0, nodes);
     template.trace = cli.trace;
+    template.replication = cli.replication;
     if cli.safety_ms != 60_000 {
         template.safety_ms = cli.safety_ms;
     }

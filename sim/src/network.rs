@@ -128,6 +128,22 @@ impl Network {
         id
     }
 
+    /// Open a connection with an id the caller reserved (the cluster world's replica
+    /// connections, numbered apart from the clients').
+    pub fn open_as(&mut self, id: u64, from: Endpoint, node: usize, incarnation: u64) {
+        let fresh = Conn {
+            from,
+            node,
+            broken: false,
+            unread: 0,
+            to_broker_at: 0,
+            to_client_at: 0,
+            incarnation,
+        };
+        let old = self.conns.insert(id, fresh);
+        assert!(old.is_none(), "connection id {id} used twice");
+    }
+
     /// When a message sent now on `conn` towards the node arrives, or `None` if the link cut it
     /// (which kills the connection). TCP: in order on one connection.
     pub fn send_to_node(&mut self, conn: u64, now: Us, latency: Us) -> Option<Us> {

@@ -44,6 +44,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod replicated;
 pub mod world;
 
 pub use world::{run, Options, Report};

@@ -13,6 +13,7 @@
 //! single-broker world.
 
 use super::check::{self as ccheck, Appended, Observations, Refused, Served};
+use super::replicated::{self, LeaderAppend, Replicated, Truncation};
 use crate::check;
 use crate::clients::{Us, MS, TOPIC};
 use crate::history::{Event, History, Ms, Outcome, Part, Value};
@@ -21,11 +22,12 @@ use crate::node::{describe, Node, EPOCH_NS};
 use crate::profile::Profile as DiskProfile;
 use crate::quorum::check::committed::Committed;
 use crate::quorum::check::one_leader::OneLeader;
+use crate::quorum::check::replication::Replication;
 use crate::quorum::check::served_images::ServedImages;
 use bytes::Bytes;
 use gregor_client::{
-    Acks, Client, Config as ClientConfig, Delivery, Input as CInput, NodeId as CNode, OffsetReset,
-    Output as COutput, ProducerRecord, RecordId, SeekTo,
+    Acks, AdminOp, AdminResult, Client, Config as ClientConfig, Delivery, Input as CInput,
+    NewTopic, NodeId as CNode, OffsetReset, Output as COutput, ProducerRecord, RecordId, SeekTo,
 };
 use gregor_core::cluster::member::Output as MOutput;
 use gregor_core::cluster::records::Endpoint as RegEndpoint;
@@ -33,6 +35,7 @@ use gregor_core::cluster::{
     BrokerId, ControllerError, Durable, Member, MemberConfig, MetadataImage,
     QuorumControllerConfig, Registration, Reply, Request as CtlRequest, RequestId, Role,
 };
+use gregor_core::files::SEGMENT_HEADER_BYTES;
 use gregor_core::io::{Input, Output, Request, StorageRequest};
 use gregor_core::prng::Prng;
 use gregor_core::raft::{self, Message, NodeId};
@@ -42,6 +45,8 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::records::RecordBatchDecoder;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+mod replica;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -55,6 +60,10 @@ pub struct Options {
     /// last records settle, and an auditor reads every partition from the start.
     pub liveness_ms: u64,
     pub trace: bool,
+    /// Replicated topics (issue 10): the workload's topic is created by an admin client with a
+    /// replication factor drawn from 1..=min(nodes, 5) and a `min.insync.replicas` drawn up to
+    /// it, and producers use acks 0, 1 and all. Off: the topic is auto-created with one replica.
+    pub replication: bool,
 }
 
 impl Options {
@@ -68,6 +77,7 @@ impl Options {
             safety_ms: 35_000,
             liveness_ms: 25_000,
             trace: false,
+            replication: false,
         }
     }
 }
@@ -91,8 +101,14 @@ impl Report {
     }
 }
 
-/// The fault kinds, in the order of [`Profile::weights`].
-const FAULTS: [&str; 8] = [
+/// The fault kinds, in the order of [`Profile::weights`]. The last four are drawn only for
+/// the replicated workload (so the other seeds replay as before): a slow node (its data disk
+/// takes 50–500 ms longer per operation for a while, so it falls behind as a follower and may
+/// leave the ISR), a node restarted with an empty data disk (KIP-903: it must come back as a
+/// new, empty replica and never be elected with its old broker epoch), a power loss of every
+/// node at once, and a crash of the active controller (a failover while leaders' ISR changes
+/// are in flight: their AlterPartition requests must be retried against the new controller).
+const FAULTS: [&str; 12] = [
     "pair-cut",
     "one-way",
     "clog",
@@ -101,6 +117,10 @@ const FAULTS: [&str; 8] = [
     "power-loss",
     "clock-jump",
     "client-cut",
+    "slow-node",
+    "empty-disk",
+    "power-loss-all",
+    "controller-crash",
 ];
 
 /// The per-seed fault profile.
@@ -109,18 +129,22 @@ struct Profile {
     fault_every_ms: u64,
     /// Per-mille of node-to-node messages lost.
     loss_permille: u64,
-    weights: [u64; 8],
+    weights: [u64; 12],
     /// Workload: partitions of the topic, producers (acks, idempotent), readers.
     partitions: i32,
     producers: Vec<(Acks, bool)>,
     readers: usize,
     produce_gap_ms: u64,
+    /// The replicated workload: replication factor and `min.insync.replicas`.
+    replicas: i16,
+    min_insync: i16,
 }
 
 impl Profile {
-    fn draw(prng: &mut Prng) -> Profile {
-        let mut weights = [0; 8];
-        for w in &mut weights {
+    fn draw(prng: &mut Prng, nodes: usize, replication: bool) -> Profile {
+        let mut weights = [0; 12];
+        let drawn = if replication { 12 } else { 8 };
+        for w in &mut weights[..drawn] {
             // Each fault kind is on in about three seeds of four (FoundationDB's BUGGIFY idea).
             *w = if prng.ratio(3, 4) {
                 1 + prng.below(4)
@@ -129,12 +153,19 @@ impl Profile {
             };
         }
         let producers = (0..1 + prng.below(3))
-            .map(|_| match prng.below(3) {
+            .map(|_| match prng.below(if replication { 4 } else { 3 }) {
                 0 => (Acks::All, true),
                 1 => (Acks::All, false),
-                _ => (Acks::Leader, false),
+                2 => (Acks::Leader, false),
+                _ => (Acks::None, false),
             })
             .collect();
+        let (replicas, min_insync) = if replication {
+            let rf = 1 + prng.below(nodes.min(5) as u64) as i16;
+            (rf, 1 + prng.below(rf as u64) as i16)
+        } else {
+            (1, 1)
+        };
         Profile {
             fault_every_ms: 500 + prng.below(4_000),
             loss_permille: [0, 0, 5, 20][prng.below(4) as usize],
@@ -143,6 +174,8 @@ impl Profile {
             producers,
             readers: 1 + prng.below(2) as usize,
             produce_gap_ms: 5 + prng.below(60),
+            replicas,
+            min_insync,
         }
     }
 
@@ -159,11 +192,13 @@ impl Profile {
             .map(|(a, i)| format!("acks={}{}", a.wire(), if *i { " idempotent" } else { "" }))
             .collect();
         format!(
-            "a fault every ~{} ms; loss {}‰ between nodes; faults: {}\nworkload: {} partitions; producers [{}] a record every ~{} ms; {} readers",
+            "a fault every ~{} ms; loss {}‰ between nodes; faults: {}\nworkload: {} partitions, replication factor {}, min.insync.replicas {}; producers [{}] a record every ~{} ms; {} readers",
             self.fault_every_ms,
             self.loss_permille,
             on.join(" "),
             self.partitions,
+            self.replicas,
+            self.min_insync,
             producers.join(", "),
             self.produce_gap_ms,
             self.readers
@@ -216,6 +251,10 @@ enum Ev {
     Closed(u64),
     ClientTimer(usize),
     Produce(usize),
+    /// Replica fetch (connection, correlation id) is due to have been answered.
+    ReplicaTimeout(u64, i32),
+    /// The creator client asks for the workload's topic (again).
+    CreateTopic(usize),
     /// An input for node `node`'s broker, if the process that caused it still runs.
     BrokerInput {
         node: usize,
@@ -223,6 +262,9 @@ enum Ev {
         input: Box<Input>,
     },
 }
+
+/// A partition's leader and leader epoch, as an image names them.
+type Term = (Option<i32>, i32);
 
 /// A produce or fetch a broker read: when, the leader of each partition its image named then,
 /// and a produce's values per partition.
@@ -246,6 +288,8 @@ struct Machine {
     starts: u64,
     /// The last image handed to the running broker.
     image: Option<Arc<MetadataImage>>,
+    /// A slow disk: until this instant every data-disk operation waits this much longer.
+    slow: (Us, Us),
 }
 
 enum Role2 {
@@ -263,6 +307,8 @@ enum Role2 {
         records: BTreeMap<Part, Vec<(i64, Value)>>,
         stopped: bool,
     },
+    /// Creates the replicated workload's topic, then the workload starts.
+    Creator,
 }
 
 struct Cl {
@@ -300,11 +346,27 @@ struct World {
     /// Per (node, partition): the highest high watermark its running broker exposed.
     hw: BTreeMap<(usize, Part), i64>,
     obs: Observations,
+    /// What the replication checkers judge, and the replay of the committed metadata log that
+    /// checks the controller's ISR decisions (fenced members, stale broker epochs, unclean
+    /// elections on record).
+    repl: Replicated,
+    replication: Replication,
+    /// Per (node, partition): the (leader, leader epoch) its image named when its high
+    /// watermark was last judged; and per partition the highest high watermark ever exposed.
+    hw_term: BTreeMap<(usize, Part), Option<Term>>,
+    exposed: BTreeMap<Part, i64>,
+    /// Per (node, partition): the log end its running broker last had (a drop is a truncation).
+    ends: BTreeMap<(usize, Part), i64>,
+    /// Whether the broker being pumped is handling a client's request (its appends are a
+    /// leader's).
+    serving: bool,
     one_leader: OneLeader,
     committed: Committed,
     images: ServedImages,
     failures: Vec<String>,
     counters: BTreeMap<&'static str, u64>,
+    /// Replica connections and fetches in flight.
+    replicas: replica::Replicas,
     trace: u64,
     events: u64,
 }
@@ -335,6 +397,17 @@ fn values_in(data: &Bytes) -> Vec<Value> {
         .collect()
 }
 
+/// The leader epochs (`partitionLeaderEpoch`) stamped on the record batches in `data`.
+fn leader_epochs_in(data: &Bytes) -> BTreeSet<i32> {
+    let mut b = data.clone();
+    let Ok(sets) = RecordBatchDecoder::decode_all(&mut b) else {
+        return BTreeSet::new();
+    };
+    sets.iter()
+        .flat_map(|s| s.records.iter().map(|r| r.partition_leader_epoch))
+        .collect()
+}
+
 /// Run one seed.
 pub fn run(opts: &Options) -> Report {
     assert!(opts.nodes >= 1, "a cluster has a node");
@@ -346,7 +419,7 @@ pub fn run(opts: &Options) -> Report {
 impl World {
     fn new(opts: Options) -> World {
         let mut prng = Prng::new(opts.seed ^ 0xc105_7e20_0000_0001);
-        let profile = Profile::draw(&mut prng);
+        let profile = Profile::draw(&mut prng, opts.nodes, opts.replication);
         let mut disk_profile = DiskProfile::draw(&mut Prng::new(opts.seed ^ 0xd15c));
         // Acknowledged means synced: every loss of an acknowledged record is a bug. (The other
         // policies' power-loss excuses are per broker; the history's are per run.)
@@ -370,6 +443,7 @@ impl World {
                 seen_hw: 0,
                 starts: 0,
                 image: None,
+                slow: (0, 0),
             })
             .collect();
         let net = Network::new((0, 1 + prng.below(15)));
@@ -399,11 +473,18 @@ impl World {
             asked: BTreeMap::new(),
             hw: BTreeMap::new(),
             obs: Observations::default(),
+            repl: Replicated::default(),
+            replication: Replication::new(),
+            ends: BTreeMap::new(),
+            hw_term: BTreeMap::new(),
+            exposed: BTreeMap::new(),
+            serving: false,
             one_leader: OneLeader::default(),
             committed: Committed::default(),
             images: ServedImages::default(),
             failures: Vec::new(),
             counters: BTreeMap::new(),
+            replicas: replica::Replicas::default(),
             trace: 0xcbf2_9ce4_8422_2325,
             events: 0,
             opts,
@@ -456,7 +537,13 @@ impl World {
         for i in 0..self.machines.len() {
             self.start(i);
         }
-        self.add_clients();
+        if self.opts.replication {
+            let config = self.client_config("creator".into());
+            self.add_client(config, Role2::Creator);
+            self.create_topic(self.clients.len() - 1);
+        } else {
+            self.add_clients();
+        }
         while let Some((&(at, seq), _)) = self.queue.iter().next() {
             let limit = if self.stopping {
                 self.end_at + DRAIN
@@ -514,6 +601,60 @@ impl World {
         }
     }
 
+    /// Ask for the workload's topic with the drawn replication factor and
+    /// `min.insync.replicas` (CreateTopics, forwarded to the active controller).
+    fn create_topic(&mut self, c: usize) {
+        let topic = NewTopic {
+            name: TOPIC.into(),
+            partitions: self.profile.partitions,
+            replication_factor: self.profile.replicas,
+            configs: vec![(
+                "min.insync.replicas".into(),
+                self.profile.min_insync.to_string(),
+            )],
+        };
+        let now = self.client_now();
+        self.clients[c].client.admin(
+            now,
+            AdminOp::CreateTopics {
+                topics: vec![topic],
+                validate_only: false,
+            },
+        );
+        self.after_client(c);
+    }
+
+    /// The creator's CreateTopics came back: the workload starts, or the creator asks again
+    /// (the brokers may not all have registered yet: INVALID_REPLICATION_FACTOR).
+    fn topic_created(&mut self, c: usize, result: Result<AdminResult, gregor_client::ClientError>) {
+        let made = match &result {
+            // TOPIC_ALREADY_EXISTS (36): an earlier attempt created it and its answer was lost.
+            Ok(AdminResult::CreateTopics(per)) => per.get(TOPIC).is_some_and(|r| {
+                matches!(
+                    r,
+                    Ok(_) | Err(gregor_client::ClientError::Broker { code: 36, .. })
+                )
+            }),
+            _ => false,
+        };
+        self.say(|| format!("creating {TOPIC}: {result:?}"));
+        if made {
+            if !self
+                .clients
+                .iter()
+                .any(|c| matches!(c.role, Role2::Producer { .. }))
+            {
+                self.add_clients();
+            }
+        } else {
+            self.count("topic creation retries");
+            if self.stopping {
+                return;
+            }
+            self.schedule(self.now + 500 * MS, Ev::CreateTopic(c));
+        }
+    }
+
     fn client_config(&mut self, client_id: String) -> ClientConfig {
         ClientConfig {
             bootstrap: (0..self.machines.len())
@@ -531,7 +672,7 @@ impl World {
 
     fn add_client(&mut self, config: ClientConfig, role: Role2) {
         let mut client = Client::new(config, self.client_now()).expect("a valid client config");
-        if !matches!(role, Role2::Producer { .. }) {
+        if matches!(role, Role2::Reader { .. } | Role2::Auditor { .. }) {
             client.assign_topic(self.client_now(), TOPIC, Some(SeekTo::Beginning));
         }
         self.clients.push(Cl {
@@ -628,6 +769,9 @@ impl World {
                 if incarnation != n.incarnation || n.broker.is_none() {
                     return; // the process that asked is gone
                 }
+                if let Input::ReplicaFetched { id, result, .. } = input.as_ref() {
+                    self.replica_answered(node, incarnation, *id, result.is_ok());
+                }
                 self.pump(node, vec![*input]);
             }
             Ev::Disk {
@@ -707,6 +851,10 @@ impl World {
                 );
             }
             Ev::ToBroker(conn, request) => self.deliver_to_broker(conn, *request),
+            Ev::ToClient(conn, frame) if replica::Replicas::is_replica_conn(conn) => {
+                self.note(10, conn);
+                self.replica_response(conn, frame);
+            }
             Ev::ToClient(conn, frame) => {
                 self.note(10, conn);
                 let Some(&(c, cn)) = self.conn_owner.get(&conn) else {
@@ -721,6 +869,11 @@ impl World {
                         frame,
                     },
                 );
+            }
+            Ev::Reset(conn) if replica::Replicas::is_replica_conn(conn) => {
+                self.note(11, conn);
+                self.replica_close(conn, "connection reset");
+                self.broker_conn_closed(conn);
             }
             Ev::Reset(conn) => {
                 self.note(11, conn);
@@ -752,6 +905,8 @@ impl World {
                 self.client_input(c, CInput::Tick { now });
             }
             Ev::Produce(c) => self.produce(c),
+            Ev::ReplicaTimeout(conn, correlation) => self.replica_timeout(conn, correlation),
+            Ev::CreateTopic(c) => self.create_topic(c),
         }
     }
 
@@ -764,7 +919,9 @@ impl World {
             seed: self.prng.next_u64(),
             advertised_host: "127.0.0.1".into(),
             advertised_port: port_of(i) as i32,
-            auto_create_topics: true,
+            // The replicated workload's topic is created with its replication factor, never
+            // auto-created with one replica by a client's Metadata request.
+            auto_create_topics: !self.opts.replication,
             default_partitions: self.profile.partitions,
             durability: Durability::GroupCommit,
             segment_bytes_max: self.disk_profile.segment_bytes,
@@ -817,6 +974,8 @@ impl World {
                 ));
             }
             self.hw.insert((i, *p), *hw);
+            // What a restart lost is judged just above, not as a truncation.
+            self.ends.insert((i, *p), *end);
         }
         let m = &self.machines[i];
         if m.starts > 1 {
@@ -873,6 +1032,7 @@ impl World {
                 self.schedule(at, Ev::Reset(conn));
             }
         }
+        self.replica_follower_gone(i);
         let at = self.now + (1_000 + self.prng.below(9_000)) * MS;
         self.schedule(at, Ev::Restart(i));
     }
@@ -885,9 +1045,12 @@ impl World {
                 if let Input::Metadata { image, .. } = &input {
                     self.machines[i].image = Some(image.clone());
                 }
-                if let Some(outs) = self.machines[i].node.handle(input) {
+                self.serving = matches!(input, Input::Request { .. });
+                let outs = self.machines[i].node.handle(input);
+                if let Some(outs) = outs {
                     self.carry_out(i, outs);
                 }
+                self.serving = false;
             }
             let m = &mut self.machines[i];
             let Some(member) = m.member.as_mut() else {
@@ -935,7 +1098,25 @@ impl World {
             }
         }
         self.observe(i);
+        self.follow_committed();
         self.set_timers(i);
+    }
+
+    /// Replay what the committed metadata log gained (the controller's replication decisions),
+    /// and note every new unclean election of the workload's topic.
+    fn follow_committed(&mut self) {
+        let before = self.replication.unclean_elections.len();
+        self.replication.follow(self.committed.log());
+        let topic = self
+            .machines
+            .iter()
+            .find_map(|m| m.image.as_ref().and_then(|im| im.topic_id(TOPIC)));
+        for k in before..self.replication.unclean_elections.len() {
+            let (t, p) = self.replication.unclean_elections[k];
+            if Some(t) == topic {
+                self.repl.unclean.push((p, self.now / MS));
+            }
+        }
     }
 
     fn perform(&mut self, i: usize, r: raft::Output) {
@@ -1048,6 +1229,16 @@ impl World {
                     if let StorageRequest::Append { file, data, .. } = &request {
                         if file.dir.topic == TOPIC {
                             let values = values_in(data);
+                            if self.serving {
+                                for epoch in leader_epochs_in(data) {
+                                    self.repl.leader_appends.push(LeaderAppend {
+                                        node: i as i32 + 1,
+                                        part: file.dir.partition,
+                                        epoch,
+                                        t: self.now / MS,
+                                    });
+                                }
+                            }
                             self.obs.appended.push(Appended {
                                 node: i as i32 + 1,
                                 part: file.dir.partition,
@@ -1056,7 +1247,13 @@ impl World {
                             });
                         }
                     }
+                    let (until, extra) = self.machines[i].slow;
                     let n = &mut self.machines[i].node;
+                    if self.now < until {
+                        // Each operation waits `extra` longer (not the queue: a backlog that
+                        // compounded would outlast the slow spell by minutes).
+                        n.disk_busy_until = n.disk_busy_until.max(self.now + extra);
+                    }
                     let at =
                         n.disk_completion(&request, self.now, &mut self.prng, &self.disk_profile);
                     let incarnation = n.incarnation;
@@ -1079,27 +1276,12 @@ impl World {
                         m.broker_request(local, id, request);
                     }
                 }
-                Output::ReplicaFetch { to, id, .. } => {
-                    // Not routed between nodes yet (issue 10): refused, a step later.
-                    let now = self.machines[i].node.clock(self.now);
-                    let input = Input::ReplicaFetched {
-                        now,
-                        from: to,
-                        id,
-                        result: Err("replica fetches are not routed yet".into()),
-                    };
-                    let incarnation = self.machines[i].node.incarnation;
-                    let at = self.now + 1;
-                    let input = Box::new(input);
-                    self.schedule(
-                        at,
-                        Ev::BrokerInput {
-                            node: i,
-                            incarnation,
-                            input,
-                        },
-                    );
-                }
+                Output::ReplicaFetch {
+                    to,
+                    id,
+                    api_version,
+                    request,
+                } => self.replica_fetch(i, to, id, api_version, request),
             }
         }
         self.check_hw(i);
@@ -1118,15 +1300,47 @@ impl World {
             return;
         };
         let mut bad = Vec::new();
+        let mut cut = Vec::new();
         for (p, part) in t.partitions.iter().enumerate() {
             if part.offline.is_some() {
                 continue;
             }
+            let end = self.ends.entry((i, p as Part)).or_insert(part.written_end);
+            if part.written_end < *end {
+                cut.push((p as Part, part.written_end));
+            }
+            *end = part.written_end;
+            // With replicas a high watermark may go back across a leader change (a new leader
+            // learns the old one's only once a record of its own epoch commits; a follower's is
+            // the leader's): it must not within one (leader, leader epoch).
+            let term = self.machines[i].image.as_ref().and_then(|im| {
+                let r = im.partition(im.topic_id(TOPIC)?, p as Part)?;
+                Some((r.leader.map(|b| b.0), r.leader_epoch))
+            });
+            let judged = !self.opts.replication
+                || term.is_some_and(|(l, _)| l == Some(i as i32 + 1))
+                    && self.hw_term.insert((i, p as Part), term) == Some(term);
             let prev = self.hw.entry((i, p as Part)).or_insert(0);
-            if part.high_watermark < *prev {
+            if judged && part.high_watermark < *prev {
                 bad.push((p, *prev, part.high_watermark));
             }
-            *prev = (*prev).max(part.high_watermark);
+            *prev = if judged {
+                (*prev).max(part.high_watermark)
+            } else {
+                part.high_watermark
+            };
+            let top = self.exposed.entry(p as Part).or_insert(0);
+            *top = (*top).max(part.high_watermark);
+        }
+        for (part, end) in cut {
+            let exposed = self.exposed.get(&part).copied().unwrap_or(0);
+            self.repl.truncations.push(Truncation {
+                node: i as i32 + 1,
+                part,
+                end,
+                exposed,
+                t: self.now / MS,
+            });
         }
         for (p, prev, now_hw) in bad {
             self.failures.push(format!(
@@ -1187,7 +1401,14 @@ impl World {
                     leader,
                     t,
                 });
-            } else if api == 0 && ccheck::DEFINITE.contains(&code) {
+            } else if api == 0
+                && ccheck::DEFINITE.contains(&code)
+                // NOT_LEADER_OR_FOLLOWER also answers a produce that was appended and then
+                // waited in purgatory while the broker lost leadership (Kafka's DelayedProduce;
+                // with one replica: its broker was fenced): its records may well be in the
+                // log. Indefinite.
+                && code != 6
+            {
                 self.count("produces refused (definite)");
                 for (_, values) in asked.values.iter().filter(|(q, _)| *q == part) {
                     self.obs.refused.push(Refused {
@@ -1332,7 +1553,8 @@ impl World {
                     }
                 }
                 COutput::Log { message } => self.say(|| format!("client {c}: {message}")),
-                COutput::GroupError { .. } | COutput::Admin { .. } => {}
+                COutput::Admin { result, .. } => self.topic_created(c, result),
+                COutput::GroupError { .. } => {}
             }
         }
         let at = self.clients[c]
@@ -1549,7 +1771,7 @@ impl World {
             Role2::Auditor { records: all, .. } => {
                 all.entry(f.partition).or_default().extend(records);
             }
-            Role2::Producer { .. } => {}
+            Role2::Producer { .. } | Role2::Creator => {}
         }
     }
 
@@ -1631,12 +1853,56 @@ impl World {
                 self.machines[a].node.timer = None;
                 self.set_timers(a);
             }
-            _ => {
+            7 => {
                 let c = self.prng.below(self.clients.len() as u64) as usize;
                 let (x, y) = (Endpoint::Client(c), Endpoint::Node(a));
                 self.net.cut(x, y);
                 self.net.cut(y, x);
                 self.schedule(self.now + lasts, Ev::HealLink(x, y));
+            }
+            8 => {
+                let extra = (50 + self.prng.below(450)) * MS;
+                self.machines[a].slow = (self.now + lasts, extra);
+                self.say(|| {
+                    format!(
+                        "node {} disk slow by {} ms for {} ms",
+                        a + 1,
+                        extra / MS,
+                        lasts / MS
+                    )
+                });
+            }
+            9 => {
+                // KIP-903: the data disk is replaced; the metadata disk survives. Only where the
+                // promise covers it: acks=all records live on min.insync.replicas ≥ 2 replicas,
+                // and only one disk is lost per seed.
+                if self.profile.min_insync < 2 || self.counters.contains_key("empty disks") {
+                    return;
+                }
+                self.crash(a, true);
+                self.machines[a].node.disk.files.clear();
+                self.hw.retain(|(j, _), _| *j != a);
+                self.ends.retain(|(j, _), _| *j != a);
+                self.count("empty disks");
+                self.say(|| format!("node {} restarts with an empty data disk", a + 1));
+            }
+            10 => {
+                for j in 0..n {
+                    self.crash(j, true);
+                }
+                self.say(|| "every node loses power".into());
+            }
+            _ => {
+                let active = (0..n).find(|j| {
+                    self.machines[*j]
+                        .member
+                        .as_ref()
+                        .is_some_and(|m| m.raft().is_leader())
+                });
+                if let Some(j) = active {
+                    self.say(|| format!("the active controller, node {}, crashes", j + 1));
+                    self.crash(j, false);
+                }
             }
         }
     }
@@ -1656,11 +1922,114 @@ impl World {
 
     // ------------------------------------------------------------------ the verdict
 
+    /// Every record a reader fetched: (partition, offset, value).
+    fn polled(&self) -> Vec<(Part, i64, Value)> {
+        let mut out: BTreeSet<(Part, i64, Value)> = BTreeSet::new();
+        for e in &self.history.events {
+            if let Event::Poll { part, records, .. } = e {
+                out.extend(records.iter().map(|(o, v)| (*part, *o, *v)));
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The log of every partition on every running broker the final metadata names in its ISR,
+    /// read from the broker's data disk (the page cache: what it would serve): (node, partition,
+    /// offset → value, first offset).
+    fn isr_logs(&self) -> Vec<(i32, Part, BTreeMap<i64, Value>, i64)> {
+        let Some(image) = self
+            .machines
+            .iter()
+            .filter_map(|m| m.image.as_ref())
+            .max_by_key(|im| im.offset())
+        else {
+            return Vec::new();
+        };
+        let Some(id) = image.topic_id(TOPIC) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for part in 0..self.profile.partitions {
+            let Some(reg) = image.partition(id, part) else {
+                continue;
+            };
+            for b in &reg.isr {
+                let i = (b.0 - 1) as usize;
+                let Some(m) = self.machines.get(i).filter(|m| m.node.broker.is_some()) else {
+                    continue;
+                };
+                let dir = format!("{TOPIC}-{part}/");
+                let mut log = BTreeMap::new();
+                // The log starts at its first segment's base offset (its file's name).
+                let mut start = None;
+                for (name, f) in m.node.disk.files.range(dir.clone()..) {
+                    if !name.starts_with(&dir) {
+                        break;
+                    }
+                    if !name.ends_with(".log") {
+                        continue;
+                    }
+                    let base = name[dir.len()..name.len() - 4].parse::<i64>().unwrap_or(0);
+                    start.get_or_insert(base);
+                    let skip = (SEGMENT_HEADER_BYTES as usize).min(f.written.len());
+                    let mut b = Bytes::copy_from_slice(&f.written[skip..]);
+                    // A torn tail past the last whole batch is not part of the log.
+                    while let Ok(set) = RecordBatchDecoder::decode(&mut b) {
+                        for r in &set.records {
+                            log.insert(r.offset, value_of(&r.value).unwrap_or(0));
+                        }
+                    }
+                }
+                out.push((b.0, part, log, start.unwrap_or(0)));
+            }
+        }
+        out
+    }
+
+    /// The history the single-broker checkers judge. With replication, a record acknowledged
+    /// with acks=1 or 0 may be lost when leadership moves (the leader acknowledged it alone), so
+    /// its acknowledgement counts as unknown there; `acked-lost` counts those losses instead.
+    fn judged_history(&self) -> History {
+        let mut h = self.history.clone();
+        if !self.opts.replication {
+            return h;
+        }
+        let weak: BTreeSet<usize> = self
+            .clients
+            .iter()
+            .filter_map(|c| match &c.role {
+                Role2::Producer { index, acks, .. } if *acks != Acks::All => Some(*index),
+                _ => None,
+            })
+            .collect();
+        for e in &mut h.events {
+            if let Event::SendDone {
+                producer, outcome, ..
+            } = e
+            {
+                if weak.contains(producer) {
+                    *outcome = Outcome::Unknown;
+                }
+            }
+        }
+        h
+    }
+
     fn finish(mut self) -> Report {
         let auditor = self
             .clients
             .iter()
             .position(|c| matches!(c.role, Role2::Auditor { .. }));
+        let started = self
+            .clients
+            .iter()
+            .any(|c| matches!(c.role, Role2::Producer { .. }));
+        if !started {
+            self.failures.push(format!(
+                "liveness: the workload's topic was never created ({} attempts; run with --trace to see why)",
+                self.counters.get("topic creation retries").copied().unwrap_or(0) + 1
+            ));
+        }
         match auditor {
             None => self.failures.push(format!(
                 "liveness: the producers' records were not all reported {} s after the liveness phase",
@@ -1699,16 +2068,30 @@ impl World {
             self.failures
                 .push("liveness: no record was acknowledged after the heal".into());
         }
+        self.follow_committed();
+        self.replication.finish();
+        let unanswered = self.replica_unanswered();
+        self.failures.extend(unanswered);
         self.committed.finish();
         let mut anomalies: Vec<String> = Vec::new();
         if self.failures.is_empty() {
             // The history checkers need the auditor's final read.
-            for a in check::check(&self.history) {
+            for a in check::check(&self.judged_history()) {
                 anomalies.push(format!("{}: {}", a.kind.name(), a.detail));
             }
         }
-        for (k, d) in ccheck::check(&self.obs) {
+        for (k, d) in ccheck::check(&self.obs)
+            .into_iter()
+            .chain(replicated::check(&self.repl))
+        {
             anomalies.push(format!("{k}: {d}"));
+        }
+        let (lost, acks) = replicated::acked_lost(&self.history);
+        if self.failures.is_empty() {
+            let exposed = replicated::hw_exposed(&self.polled(), &self.isr_logs());
+            for (k, d) in lost.into_iter().chain(exposed) {
+                anomalies.push(format!("{k}: {d}"));
+            }
         }
         for a in self
             .one_leader
@@ -1716,6 +2099,7 @@ impl World {
             .iter()
             .chain(&self.committed.anomalies)
             .chain(&self.images.anomalies)
+            .chain(&self.replication.anomalies)
         {
             anomalies.push(format!("{}: {}", a.kind, a.detail));
         }
@@ -1734,6 +2118,17 @@ impl World {
                 self.obs.refused.len(),
                 self.obs.appended.len(),
                 self.obs.served.len()
+            ),
+            format!(
+                "replication: {} leader appends, {} truncations, {} unclean elections, {} ISR checks; acknowledged acks=all {} (lost {}), acks=1/0 {} (lost {}, allowed)",
+                self.repl.leader_appends.len(),
+                self.repl.truncations.len(),
+                self.replication.unclean,
+                self.replication.checks,
+                acks.all,
+                acks.all_lost,
+                acks.weak,
+                acks.weak_lost
             ),
             format!("counters: {:?}", self.counters),
             format!("simulated until {} ms", self.now / MS),

@@ -60,6 +60,8 @@ pub struct Replication {
     pub elections: u64,
     pub isr_changes: u64,
     pub unclean: u64,
+    /// Every unclean election on record: (topic, partition), in log order.
+    pub unclean_elections: Vec<(TopicId, i32)>,
     pub checks: u64,
     pub anomalies: Vec<Anomaly>,
     broken: bool,
@@ -121,6 +123,7 @@ impl Replication {
                     ));
                 } else {
                     self.unclean += 1;
+                    self.unclean_elections.push((t, p));
                 }
             }
             let before = match &record {
