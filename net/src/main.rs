@@ -200,6 +200,10 @@ enum TopicsCommand {
         /// How many partitions the topic has.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        /// How many brokers hold a copy of each partition (-1: the controller's
+        /// `default.replication.factor`).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        replication_factor: i16,
         /// Topic config, key=value (repeatable): retention.ms, retention.bytes, segment.bytes, ...
         #[arg(long = "config")]
         configs: Vec<String>,
@@ -362,8 +366,9 @@ fn main() {
             TopicsCommand::Create {
                 name,
                 partitions,
+                replication_factor,
                 configs,
-            } => cli::topics_create(&bootstrap, &name, partitions, &configs),
+            } => cli::topics_create(&bootstrap, &name, partitions, replication_factor, &configs),
             TopicsCommand::List { output } => cli::topics_list(&bootstrap, output.output),
             TopicsCommand::Describe {
                 name,

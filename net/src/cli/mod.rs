@@ -168,6 +168,7 @@ pub fn topics_create(
     servers: &str,
     name: &str,
     partitions: i32,
+    replication_factor: i16,
     configs: &[String],
 ) -> anyhow::Result<()> {
     let configs = configs
@@ -178,7 +179,7 @@ pub fn topics_create(
         topics: vec![NewTopic {
             name: name.to_string(),
             partitions,
-            replication_factor: -1,
+            replication_factor,
             configs,
         }],
         validate_only: false,
