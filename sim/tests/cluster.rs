@@ -61,6 +61,25 @@ fn replicated(nodes: usize, seed: u64) -> Options {
     }
 }
 
+/// Replicated seeds that found bugs (s21-fix), kept as regression tests, 3 nodes:
+/// * 181 and 192: a restarted broker whose previous run was still registered (its session not
+///   yet lapsed) took the roles the image named for that run and led with the log it had after
+///   the restart, so the others cut records it had lost. The broker now takes no role until
+///   its own incarnation is registered (`Config::incarnation_id`).
+/// * 4 and 199: a broker back from a power loss moved its high watermark to its recovered log
+///   end before its first image, exposing records no other replica had; in KRaft mode a
+///   partition with no known ISR now holds its high watermark.
+/// * 173: the checker judged a truncation against a high watermark another broker exposed over
+///   other records at the same offsets (a follower's uncommitted tail of an old epoch, cut for
+///   the new leader's); it now judges against the truncating broker's own.
+#[test]
+fn replicated_seeds_that_found_bugs() {
+    for seed in [4, 173, 181, 192, 199] {
+        let r = run_caught(&replicated(3, seed)).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
+        assert!(r.ok(), "seed {seed}: {:?}", r.anomalies);
+    }
+}
+
 /// The replicated workload end to end where the base core can serve it: seeds that draw one
 /// replica create the topic through CreateTopics (forwarded to the active controller), produce
 /// with acks 0, 1 and all, and pass every checker, the replication ones included; and a
