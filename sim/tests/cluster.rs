@@ -116,19 +116,15 @@ fn replicated_ranges() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
-/// Replicated seeds that fail after merging the core's first replication commit (ce846f4),
-/// all diagnosed as core bugs for the core's owner: `truncate-below-hw` (3 nodes: 4 7 12 15 33 34
-/// 57 71 81 95 110 119 145 155 167 173 184 among them; e.g. seed 7: broker 3 became leader of t-1
-/// with "leader epoch 1 starts at offset 0" while the old leader's high watermark was 104, so a
-/// replica lacking committed records was in the ISR and got elected, and the old leader then
-/// truncated to 0), `idempotent-reorder` (seed 14) and `lost-write` (seed 23) downstream of the
-/// same elections; and every seed drawing `min.insync.replicas` > 1 cannot create its topic
-/// (the broker still refuses that topic config at creation).
+/// Replicated seeds that still fail after s21-fix (3 nodes, 0..200: 12 of 200): `lost-write`
+/// (8 39 45 48 63 104 108 139 168 170 198) and `inconsistent-offsets` (50), not yet diagnosed.
+/// The earlier classes (`truncate-below-hw`, `idempotent-reorder`, topic creation with
+/// `min.insync.replicas` > 1) pass now; see `replicated_seeds_that_found_bugs`.
 #[test]
 #[ignore = "core bugs, see the doc comment (s21-core)"]
 fn replicated_seeds_that_fail_in_the_core() {
     let mut failed = Vec::new();
-    for seed in [4, 7, 12, 14, 15, 23, 33, 34] {
+    for seed in [8, 39, 45, 48, 50, 63] {
         match run_caught(&replicated(3, seed)) {
             Ok(r) if r.ok() => {}
             Ok(r) => failed.push(format!("seed {seed}: {}", r.anomalies[0])),
