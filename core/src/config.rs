@@ -168,6 +168,15 @@ pub struct Config {
     /// admin changes and producer-id blocks are asked of the active controller
     /// (`Output::Controller`). False: the standalone single broker, its own controller.
     pub kraft: bool,
+    /// The incarnation id this process registers with (KRaft; Kafka draws a random UUID at
+    /// every start). Until the image's registration of this broker carries it, the image's
+    /// roles for this broker belong to its *previous* run: the controller cannot know yet that
+    /// the process restarted (its old session has not lapsed), and may still name it leader or
+    /// ISR member on the strength of a log this run may no longer have. So the broker leads and
+    /// follows nothing until its own registration is committed, as Kafka's broker publishes no
+    /// metadata to its replica manager before it has registered and caught up. `None`: no
+    /// check (tests that hand the broker images directly).
+    pub incarnation_id: Option<[u8; 16]>,
     /// How often the broker checks every invariant in full after a step. Between full checks
     /// it checks what each step changed (the partitions it touched, the purgatories' counts),
     /// so a step's cost does not grow with the requests waiting. 1 is every step: what the
@@ -229,6 +238,7 @@ impl Default for Config {
             partition_cuts_max: 64,
             producer_id_waiters_max: 1_000,
             kraft: false,
+            incarnation_id: None,
             full_check_every_steps: 1_000,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,

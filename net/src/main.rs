@@ -449,9 +449,12 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
         q => {
             config.broker.kraft = true;
             config.broker.broker_id = gregor_core::ids::BrokerId(q.node_id.0);
+            // The broker takes the image's roles only once this incarnation is registered.
+            let incarnation_id: [u8; 16] = rand::random();
+            config.broker.incarnation_id = Some(incarnation_id);
             let registration = gregor_core::cluster::Registration {
                 broker_id: gregor_core::cluster::BrokerId(q.node_id.0),
-                incarnation_id: rand::random(),
+                incarnation_id,
                 endpoints: vec![gregor_core::cluster::records::Endpoint {
                     name: "PLAINTEXT".into(),
                     host: config.broker.advertised_host.clone(),

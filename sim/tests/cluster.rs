@@ -61,6 +61,25 @@ fn replicated(nodes: usize, seed: u64) -> Options {
     }
 }
 
+/// Replicated seeds that found bugs (s21-fix), kept as regression tests, 3 nodes:
+/// * 181 and 192: a restarted broker whose previous run was still registered (its session not
+///   yet lapsed) took the roles the image named for that run and led with the log it had after
+///   the restart, so the others cut records it had lost. The broker now takes no role until
+///   its own incarnation is registered (`Config::incarnation_id`).
+/// * 4 and 199: a broker back from a power loss moved its high watermark to its recovered log
+///   end before its first image, exposing records no other replica had; in KRaft mode a
+///   partition with no known ISR now holds its high watermark.
+/// * 173: the checker judged a truncation against a high watermark another broker exposed over
+///   other records at the same offsets (a follower's uncommitted tail of an old epoch, cut for
+///   the new leader's); it now judges against the truncating broker's own.
+#[test]
+fn replicated_seeds_that_found_bugs() {
+    for seed in [4, 173, 181, 192, 199] {
+        let r = run_caught(&replicated(3, seed)).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
+        assert!(r.ok(), "seed {seed}: {:?}", r.anomalies);
+    }
+}
+
 /// The replicated workload end to end where the base core can serve it: seeds that draw one
 /// replica create the topic through CreateTopics (forwarded to the active controller), produce
 /// with acks 0, 1 and all, and pass every checker, the replication ones included; and a
@@ -97,19 +116,15 @@ fn replicated_ranges() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
-/// Replicated seeds that fail after merging the core's first replication commit (ce846f4),
-/// all diagnosed as core bugs for the core's owner: `truncate-below-hw` (3 nodes: 4 7 12 15 33 34
-/// 57 71 81 95 110 119 145 155 167 173 184 among them; e.g. seed 7: broker 3 became leader of t-1
-/// with "leader epoch 1 starts at offset 0" while the old leader's high watermark was 104, so a
-/// replica lacking committed records was in the ISR and got elected, and the old leader then
-/// truncated to 0), `idempotent-reorder` (seed 14) and `lost-write` (seed 23) downstream of the
-/// same elections; and every seed drawing `min.insync.replicas` > 1 cannot create its topic
-/// (the broker still refuses that topic config at creation).
+/// Replicated seeds that still fail after s21-fix (3 nodes, 0..200: 12 of 200): `lost-write`
+/// (8 39 45 48 63 104 108 139 168 170 198) and `inconsistent-offsets` (50), not yet diagnosed.
+/// The earlier classes (`truncate-below-hw`, `idempotent-reorder`, topic creation with
+/// `min.insync.replicas` > 1) pass now; see `replicated_seeds_that_found_bugs`.
 #[test]
 #[ignore = "core bugs, see the doc comment (s21-core)"]
 fn replicated_seeds_that_fail_in_the_core() {
     let mut failed = Vec::new();
-    for seed in [4, 7, 12, 14, 15, 23, 33, 34] {
+    for seed in [8, 39, 45, 48, 50, 63] {
         match run_caught(&replicated(3, seed)) {
             Ok(r) if r.ok() => {}
             Ok(r) => failed.push(format!("seed {seed}: {}", r.anomalies[0])),

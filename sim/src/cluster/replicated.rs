@@ -14,10 +14,14 @@
 //!   replica has synced, so no fault excuses a loss — not even power loss of every node. Records
 //!   acknowledged with acks=1 or 0 may be lost when leadership moves (the leader acked before
 //!   any follower had them): they are counted, not judged.
-//! * **`truncate-below-hw`** — no replica truncates its log below a high watermark that any
-//!   leader of the partition exposed, unless an unclean election of the partition was recorded
-//!   first (`unclean.leader.election.enable`: the operator chose availability over those records).
-//!   Everything below an exposed high watermark may have been read by a consumer.
+//! * **`truncate-below-hw`** — no replica truncates its log below the high watermark it
+//!   exposed itself, unless an unclean election of the partition was recorded first
+//!   (`unclean.leader.election.enable`: the operator chose availability over those records).
+//!   Everything below it is committed in that log and may have been read by a consumer (Kafka
+//!   warns "truncating below high watermark" for the same reason). A higher watermark another
+//!   broker exposed is not the measure: a follower's uncommitted tail of an old epoch is cut to
+//!   make room for the new leader's records at the same offsets, which that one covers. The
+//!   new leader losing committed records shows as `lost-write` and `hw-exposed`.
 //! * **`hw-exposed`** — every record a consumer fetched (so below the high watermark of the
 //!   leader that served it) is present, with the same value at the same offset, in the log of
 //!   every broker the final metadata names in the partition's ISR. Being in the ISR is the
@@ -39,8 +43,8 @@ pub struct LeaderAppend {
     pub t: Ms,
 }
 
-/// Broker `node`'s log of `part` shrank to end at `end` at `t`, when the highest high watermark
-/// any broker had exposed for the partition was `exposed`.
+/// Broker `node`'s log of `part` shrank to end at `end` at `t`, when the high watermark it had
+/// last exposed itself was `exposed`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Truncation {
     pub node: i32,
@@ -81,7 +85,7 @@ pub fn check(o: &Replicated) -> Vec<(&'static str, String)> {
             out.push((
                 "truncate-below-hw",
                 format!(
-                    "broker {} truncated partition {} to {} at t={}ms, below the exposed high watermark {} (no unclean election recorded)",
+                    "broker {} truncated partition {} to {} at t={}ms, below its own exposed high watermark {} (no unclean election recorded)",
                     x.node, x.part, x.end, x.t, x.exposed
                 ),
             ));

@@ -352,9 +352,8 @@ struct World {
     repl: Replicated,
     replication: Replication,
     /// Per (node, partition): the (leader, leader epoch) its image named when its high
-    /// watermark was last judged; and per partition the highest high watermark ever exposed.
+    /// watermark was last judged.
     hw_term: BTreeMap<(usize, Part), Option<Term>>,
-    exposed: BTreeMap<Part, i64>,
     /// Per (node, partition): the log end its running broker last had (a drop is a truncation).
     ends: BTreeMap<(usize, Part), i64>,
     /// Whether the broker being pumped is handling a client's request (its appends are a
@@ -477,7 +476,6 @@ impl World {
             replication: Replication::new(),
             ends: BTreeMap::new(),
             hw_term: BTreeMap::new(),
-            exposed: BTreeMap::new(),
             serving: false,
             one_leader: OneLeader::default(),
             committed: Committed::default(),
@@ -914,6 +912,9 @@ impl World {
 
     fn start(&mut self, i: usize) {
         let id = i as i32 + 1;
+        // A new incarnation at every process start (Kafka draws a random UUID); the broker
+        // takes the image's roles only once this one is registered.
+        let incarnation_id = [((self.machines[i].starts + 1) % 256) as u8; 16];
         let config = Config {
             broker_id: gregor_core::ids::BrokerId(id),
             seed: self.prng.next_u64(),
@@ -928,6 +929,7 @@ impl World {
             batch_bytes_max: 1024,
             offsets_topic_partitions: 3,
             kraft: true,
+            incarnation_id: Some(incarnation_id),
             ..Config::default()
         };
         let now = self.now;
@@ -940,8 +942,7 @@ impl World {
         m.member_timer = None;
         let registration = Registration {
             broker_id: BrokerId(id),
-            // A new incarnation at every process start (Kafka draws a random UUID).
-            incarnation_id: [(m.starts % 256) as u8; 16],
+            incarnation_id,
             endpoints: vec![RegEndpoint {
                 name: "PLAINTEXT".into(),
                 host: "127.0.0.1".into(),
@@ -1307,7 +1308,12 @@ impl World {
             }
             let end = self.ends.entry((i, p as Part)).or_insert(part.written_end);
             if part.written_end < *end {
-                cut.push((p as Part, part.written_end));
+                // Judged against the high watermark this broker itself last exposed: the
+                // records below it were committed *in this log*. A higher one exposed by
+                // another broker may cover other records at the same offsets (a new leader's
+                // epoch written over this log's uncommitted tail), which the cut rightly drops.
+                let own = self.hw.get(&(i, p as Part)).copied().unwrap_or(0);
+                cut.push((p as Part, part.written_end, own));
             }
             *end = part.written_end;
             // With replicas a high watermark may go back across a leader change (a new leader
@@ -1329,11 +1335,8 @@ impl World {
             } else {
                 part.high_watermark
             };
-            let top = self.exposed.entry(p as Part).or_insert(0);
-            *top = (*top).max(part.high_watermark);
         }
-        for (part, end) in cut {
-            let exposed = self.exposed.get(&part).copied().unwrap_or(0);
+        for (part, end, exposed) in cut {
             self.repl.truncations.push(Truncation {
                 node: i as i32 + 1,
                 part,

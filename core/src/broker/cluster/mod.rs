@@ -209,6 +209,21 @@ impl Broker {
         self.kraft.image.as_deref()
     }
 
+    /// Whether `image` registers this very process (its incarnation id, [`Config::incarnation_id`]):
+    /// only then are the roles it names for this broker this run's to take. A restarted broker
+    /// whose previous run is still registered leads and follows nothing until its own
+    /// registration commits; that registration takes it out of every ISR it was in (KIP-903:
+    /// a broker back with a new broker epoch re-earns its membership by fetching).
+    pub(in crate::broker) fn registered_here(&self, image: &MetadataImage) -> bool {
+        let me = node(self.config.broker_id);
+        let ours = self
+            .config
+            .incarnation_id
+            .is_none_or(|inc| image.broker(me).is_some_and(|r| r.incarnation_id == inc));
+        assert!(!ours || self.config.incarnation_id.is_none() || image.broker(me).is_some());
+        ours
+    }
+
     /// The topics in this broker's data directory, as gregor's migration of a standalone
     /// broker imports them into an empty metadata log ([`crate::cluster::import`]): each topic's
     /// name, its id on disk, its partition count and the configs whose values differ from this
@@ -271,6 +286,14 @@ impl Broker {
         let image = self.kraft_image().ok_or_else(unknown)?;
         let id = image.topic_id(topic).ok_or_else(unknown)?;
         let p = image.partition(id, partition).ok_or_else(unknown)?;
+        if !self.registered_here(image) {
+            return Err(ClientError::new(
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                format!(
+                    "{topic}-{partition}: this broker has restarted and its new incarnation is not registered yet"
+                ),
+            ));
+        }
         match p.leader {
             Some(l) if l == node(self.config.broker_id) => Ok(()),
             Some(l) => Err(ClientError::new(
@@ -432,7 +455,7 @@ impl Broker {
                     self.produce_waits.touch(&(t.name.clone(), *i));
                     // KIP-279: a leadership starting here records its epoch at the log end
                     // before anything is appended in it.
-                    if p.leader == Some(me) {
+                    if p.leader == Some(me) && self.registered_here(&image) {
                         self.leader_epoch_started(&t.name, *i, p.leader_epoch);
                     }
                 }

@@ -61,8 +61,12 @@ impl Broker {
             self.replica.leading.get(key),
             self.registration(&key.0, key.1),
         ) else {
-            if self.config.kraft && self.kraft.image.is_some() {
-                // Hosted here with no leader (or not yet followed): it holds.
+            if self.config.kraft {
+                // Hosted here with no leader, not yet followed, or (before the first image)
+                // with nothing known of the partition's ISR: it holds. A restarted replica's
+                // log end is not a high watermark: its tail may never have been committed
+                // (found by the simulator, seed 4: a broker back from a power loss exposed its
+                // whole recovered log before its first image, records no other replica had).
                 return p.high_watermark.min(own.max(p.log.log_start_offset()));
             }
             return own.max(p.high_watermark);

@@ -130,11 +130,14 @@ impl Broker {
         };
         let me = NodeId(self.config.broker_id.0);
         let now = self.now;
+        // A previous run's roles are not this run's (see `Config::incarnation_id`): until this
+        // process is registered it leads and follows nothing, and its partitions hold.
+        let ours = self.registered_here(&image);
         let mut leading = BTreeMap::new();
         let mut following = BTreeMap::new();
         for t in image.topics().values() {
             for (i, reg) in &t.partitions {
-                if !reg.replicas.contains(&me) {
+                if !reg.replicas.contains(&me) || !ours {
                     continue;
                 }
                 let key = (t.name.clone(), *i);
