@@ -147,10 +147,7 @@ fn one(cli: &Cli, seed: u64) -> bool {
     }
 }
 
-fn many(cli: &Cli, seeds: Vec<u64>) -> bool {
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+fn many(cli: &Cli, seeds: Vec<u64>, threads: usize) -> bool {
     let next = AtomicU64::new(0);
     let failed = Mutex::new(Vec::new());
     let total_events = AtomicU64::new(0);
@@ -204,6 +201,47 @@ fn many(cli: &Cli, seeds: Vec<u64>) -> bool {
     failed.is_empty()
 }
 
+/// Which seeds to run, as the command line chose them: the same choice for every world.
+enum Selection {
+    /// `--seed N`: one seed, its full report.
+    One(u64),
+    /// `--seeds A..B`, `--random N` or `--bench N`: the seeds, and how many threads run them
+    /// (one for `--bench`, so its seeds/s is one core's).
+    Many(Vec<u64>, usize),
+}
+
+/// The seeds `cli` asks for; exits with status 2 and a message naming what was wrong if none.
+fn select(cli: &Cli) -> Selection {
+    if let Some(seed) = cli.seed {
+        return Selection::One(seed);
+    }
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(range) = &cli.seeds {
+        let parsed = range
+            .split_once("..")
+            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+        let Some((a, b)) = parsed else {
+            eprintln!("--seeds wants two numbers A..B, got {range:?}");
+            std::process::exit(2);
+        };
+        Selection::Many((a..b).collect(), threads)
+    } else if let Some(n) = cli.random {
+        let seeds: Vec<u64> = (0..n).map(|_| rand::random::<u64>() >> 1).collect();
+        println!("random seeds: {seeds:?}");
+        Selection::Many(seeds, threads)
+    } else if let Some(n) = cli.bench {
+        println!("bench: {n} seeds on one thread");
+        Selection::Many((0..n).collect(), 1)
+    } else {
+        eprintln!(
+            "nothing to do: pass --seed N, --seeds A..B, --random N or --bench N (see --help)"
+        );
+        std::process::exit(2);
+    }
+}
+
 /// `--quorum N`: the same seed selection, run through [`gregor_sim::quorum`].
 fn quorum(cli: &Cli, nodes: usize) -> bool {
     use gregor_sim::quorum::{cli as q, Options as QOptions};
@@ -214,33 +252,10 @@ fn quorum(cli: &Cli, nodes: usize) -> bool {
         liveness_ms: cli.liveness_ms,
         trace: cli.trace,
     };
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if let Some(seed) = cli.seed {
-        return q::one(&QOptions { seed, ..template });
+    match select(cli) {
+        Selection::One(seed) => q::one(&QOptions { seed, ..template }),
+        Selection::Many(seeds, threads) => q::many(&template, &seeds, threads),
     }
-    let seeds: Vec<u64> = if let Some(range) = &cli.seeds {
-        let parsed = range
-            .split_once("..")
-            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-        let Some((a, b)) = parsed else {
-            eprintln!("--seeds wants two numbers A..B, got {range:?}");
-            std::process::exit(2);
-        };
-        (a..b).collect()
-    } else if let Some(n) = cli.random {
-        let seeds: Vec<u64> = (0..n).map(|_| rand::random::<u64>() >> 1).collect();
-        println!("random seeds: {seeds:?}");
-        seeds
-    } else if let Some(n) = cli.bench {
-        println!("bench: {n} seeds on one thread");
-        return q::many(&template, &(0..n).collect::<Vec<_>>(), 1);
-    } else {
-        eprintln!("nothing to do: pass --seed N, --seeds A..B, --random N or --bench N");
-        std::process::exit(2);
-    };
-    q::many(&template, &seeds, threads)
 }
 
 /// `--cluster N`: the same seed selection, run through [`gregor_sim::cluster`]. Its phases
@@ -256,33 +271,10 @@ fn cluster(cli: &Cli, nodes: usize) -> bool {
     if cli.liveness_ms != 40_000 {
         template.liveness_ms = cli.liveness_ms;
     }
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if let Some(seed) = cli.seed {
-        return c::one(&COptions { seed, ..template }, cli.history);
+    match select(cli) {
+        Selection::One(seed) => c::one(&COptions { seed, ..template }, cli.history),
+        Selection::Many(seeds, threads) => c::many(&template, &seeds, threads),
     }
-    let seeds: Vec<u64> = if let Some(range) = &cli.seeds {
-        let parsed = range
-            .split_once("..")
-            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-        let Some((a, b)) = parsed else {
-            eprintln!("--seeds wants two numbers A..B, got {range:?}");
-            std::process::exit(2);
-        };
-        (a..b).collect()
-    } else if let Some(n) = cli.random {
-        let seeds: Vec<u64> = (0..n).map(|_| rand::random::<u64>() >> 1).collect();
-        println!("random seeds: {seeds:?}");
-        seeds
-    } else if let Some(n) = cli.bench {
-        println!("bench: {n} seeds on one thread");
-        return c::many(&template, &(0..n).collect::<Vec<_>>(), 1);
-    } else {
-        eprintln!("nothing to do: pass --seed N, --seeds A..B, --random N or --bench N");
-        std::process::exit(2);
-    };
-    c::many(&template, &seeds, threads)
 }
 
 fn main() {
@@ -293,34 +285,9 @@ fn main() {
     if let Some(nodes) = cli.quorum {
         std::process::exit(if quorum(&cli, nodes) { 0 } else { 1 });
     }
-    let ok = if let Some(seed) = cli.seed {
-        one(&cli, seed)
-    } else if let Some(range) = &cli.seeds {
-        let Some((a, b)) = range.split_once("..") else {
-            eprintln!("--seeds wants A..B, got {range:?}");
-            std::process::exit(2);
-        };
-        let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) else {
-            eprintln!("--seeds wants two numbers A..B, got {range:?}");
-            std::process::exit(2);
-        };
-        many(&cli, (a..b).collect())
-    } else if let Some(n) = cli.random {
-        let seeds: Vec<u64> = (0..n).map(|_| rand::random::<u64>() >> 1).collect();
-        println!("random seeds: {seeds:?}");
-        many(&cli, seeds)
-    } else if let Some(n) = cli.bench {
-        let cli1 = Cli {
-            threads: Some(1),
-            ..cli
-        };
-        println!("bench: {n} seeds on one thread");
-        many(&cli1, (0..n).collect())
-    } else {
-        eprintln!(
-            "nothing to do: pass --seed N, --seeds A..B, --random N or --bench N (see --help)"
-        );
-        std::process::exit(2);
+    let ok = match select(&cli) {
+        Selection::One(seed) => one(&cli, seed),
+        Selection::Many(seeds, threads) => many(&cli, seeds, threads),
     };
     std::process::exit(if ok { 0 } else { 1 });
 }
