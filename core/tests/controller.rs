@@ -88,6 +88,7 @@ impl Harness {
                 port: 9092 + id as u16,
             }],
             rack: None,
+            log_dir_new: false,
         };
         let next = self.raft.log().end();
         let (epoch, records) = self

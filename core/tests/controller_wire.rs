@@ -46,6 +46,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
                     incarnation_id: inc,
                     endpoints,
                     rack,
+                    // Derived, so the round trip covers both values.
+                    log_dir_new: id % 2 == 0,
                 })
             }),
         (0..1000i32, any::<i64>(), any::<i64>()).prop_map(|(id, e, o)| {

@@ -265,6 +265,7 @@ fn registration(id: i32, incarnation: u8) -> Request {
             port: 9092 + id as u16,
         }],
         rack: None,
+        log_dir_new: false,
     })
 }
 

@@ -90,6 +90,18 @@ impl One {
 
     /// Register broker `id` (a new incarnation each time) and heartbeat it unfenced.
     fn join(&mut self, id: i32, incarnation: u8) -> BrokerEpoch {
+        self.join_with(id, incarnation, false)
+    }
+
+    /// [`One::join`], saying whether the broker's log directory is new (KIP-966).
+    fn join_with(&mut self, id: i32, incarnation: u8, log_dir_new: bool) -> BrokerEpoch {
+        let broker_epoch = self.register(id, incarnation, log_dir_new);
+        self.heartbeat(id, broker_epoch);
+        broker_epoch
+    }
+
+    /// Register broker `id` without unfencing it.
+    fn register(&mut self, id: i32, incarnation: u8, log_dir_new: bool) -> BrokerEpoch {
         let r = self.ask(Request::BrokerRegistration(Registration {
             broker_id: BrokerId(id),
             incarnation_id: [incarnation; 16],
@@ -99,11 +111,11 @@ impl One {
                 port: 9092,
             }],
             rack: None,
+            log_dir_new,
         }));
         let Ok(Reply::BrokerRegistration { broker_epoch }) = r else {
             panic!("registered: {r:?}")
         };
-        self.heartbeat(id, broker_epoch);
         self.epochs.insert(id, broker_epoch);
         broker_epoch
     }
@@ -824,4 +836,153 @@ fn a_forwarded_replication_factor_of_minus_one_takes_the_controllers_default() {
         panic!("created")
     };
     assert_eq!(o.part(topic_id, 0).replicas.len(), 3);
+}
+
+/// KIP-966: a replica that leaves the ISR while it is below `min.insync.replicas` (the high
+/// watermark frozen) keeps every committed record: it enters the ELR and may lead when no ISR
+/// member is live, a clean election. One that leaves while the ISR is at least that large does
+/// not (the high watermark moves on without it), and the ELR empties once the ISR is back.
+#[test]
+fn an_isr_below_min_insync_keeps_its_leavers_as_eligible_leaders_kip_966() {
+    let (mut o, t) = cluster(3, &[("min.insync.replicas", "2")]);
+    let p = o.part(t, 0);
+    let (a, b, c) = (p.replicas[0].0, p.replicas[1].0, p.replicas[2].0);
+    assert!(
+        p.elr.is_empty() && !p.isr_lost,
+        "a new partition has no ELR"
+    );
+    o.alter(t, 0, &[a, b]).unwrap();
+    assert!(
+        o.part(t, 0).elr.is_empty(),
+        "ISR {{a, b}} still meets min 2: c falls behind"
+    );
+    o.alter(t, 0, &[a]).unwrap();
+    let p1 = o.part(t, 0);
+    assert_eq!(ids(&p1.elr), vec![b], "b left below min 2: eligible");
+    // a dies: b (ELR, live) leads alone; a, which left below min 2 too, is eligible now.
+    o.live_for(12_000, &[a]);
+    let p2 = o.part(t, 0);
+    assert_eq!(p2.leader, Some(BrokerId(b)), "the ELR member is elected");
+    assert_eq!(ids(&p2.isr), vec![b]);
+    assert_eq!(ids(&p2.elr), vec![a]);
+    assert_eq!(p2.leader_epoch, p1.leader_epoch + 1);
+    assert!(o.image().unclean_elections().is_empty(), "a clean election");
+    assert!(replication::check(o.image()).is_ok());
+    // c was never eligible: with b dead too the partition is offline, not led by c.
+    o.live_for(12_000, &[a, b]);
+    assert_eq!(
+        o.part(t, 0).leader,
+        None,
+        "c is neither in the ISR nor the ELR"
+    );
+    // a returns: it is eligible, so it leads; then c catches up and the ISR meets min 2
+    // again, which empties the ELR.
+    let ea = o.epochs[&a];
+    o.heartbeat(a, ea);
+    let p3 = o.part(t, 0);
+    assert_eq!(p3.leader, Some(BrokerId(a)));
+    assert_eq!((ids(&p3.isr), ids(&p3.elr)), (vec![a], vec![b]));
+    o.alter(t, 0, &[a, c]).unwrap();
+    let p4 = o.part(t, 0);
+    assert!(p4.elr.is_empty(), "ISR back at min 2: the ELR empties");
+    assert!(
+        o.records().iter().any(|r| r.api_key() == 10_002),
+        "ElrChange records"
+    );
+    // A snapshot keeps the ELR: the image it rebuilds is the same.
+    let img = o.image();
+    let again = MetadataImage::load_snapshot(img.offset(), &img.to_records()).unwrap();
+    assert_eq!(again.partition(t, 0), img.partition(t, 0));
+}
+
+/// The simulator's seed 8 (3 nodes, replicated), as the controller met it: x restarted and its
+/// re-registration took it out of the ISR (KIP-903), leaving y alone; y then came back with an
+/// empty data disk and, as the ISR's last member, was elected and lost acks=all records. With
+/// KIP-966, x left below `min.insync.replicas` and is eligible; y's registration says its log
+/// directory is new, so it leaves the ISR's election (kept only as the last known member) and x
+/// leads. While x is away the partition waits offline rather than elect the empty y.
+#[test]
+fn seed_8_a_broker_back_with_an_empty_disk_is_never_elected_clean() {
+    let (mut o, t) = cluster(3, &[("min.insync.replicas", "2")]);
+    let p = o.part(t, 0);
+    let (y, x, z) = (p.replicas[0].0, p.replicas[1].0, p.replicas[2].0);
+    o.alter(t, 0, &[y, x]).unwrap();
+    // x crashes and restarts with its log: fenced, it leaves the ISR below min 2.
+    o.live_for(12_000, &[x]);
+    o.join(x, 2);
+    let p1 = o.part(t, 0);
+    assert_eq!((ids(&p1.isr), ids(&p1.elr)), (vec![y], vec![x]));
+    assert_eq!(p1.leader, Some(BrokerId(y)));
+    // x is down again, then y, which restarts with an empty data disk.
+    o.live_for(12_000, &[x]);
+    assert_eq!(o.part(t, 0).leader, Some(BrokerId(y)));
+    o.live_for(12_000, &[x, y]);
+    assert_eq!(o.part(t, 0).leader, None, "y's session lapsed, x is down");
+    o.join_with(y, 2, true);
+    let p2 = o.part(t, 0);
+    assert_eq!(p2.leader, None, "y is live but holds nothing: not elected");
+    assert!(p2.isr_lost, "y stays only as the last known ISR member");
+    assert_eq!((ids(&p2.isr), ids(&p2.elr)), (vec![y], vec![x]));
+    o.live_for(12_000, &[x]);
+    assert_eq!(
+        o.part(t, 0).leader,
+        None,
+        "the periodic check does not elect y either"
+    );
+    assert!(replication::check(o.image()).is_ok());
+    // x returns: it holds every committed record, so it leads; y and z may catch up from it.
+    let ex = o.epochs[&x];
+    o.heartbeat(x, ex);
+    let p3 = o.part(t, 0);
+    assert_eq!(p3.leader, Some(BrokerId(x)));
+    assert_eq!(ids(&p3.isr), vec![x]);
+    assert!(
+        p3.elr.is_empty() && !p3.isr_lost,
+        "y's lost copy is eligible nowhere"
+    );
+    assert!(o.image().unclean_elections().is_empty());
+    let _ = z;
+}
+
+/// A broker whose log directory is new leaves the ELRs too, and a lost ISR's member may lead
+/// only through an unclean election, on record, when the topic allows it.
+#[test]
+fn a_lost_log_leaves_the_elr_and_only_an_unclean_election_may_pick_it() {
+    let (mut o, t) = cluster(2, &[("min.insync.replicas", "2")]);
+    let p = o.part(t, 0);
+    let (a, b) = (p.replicas[0].0, p.replicas[1].0);
+    o.alter(t, 0, &[a]).unwrap();
+    assert_eq!(ids(&o.part(t, 0).elr), vec![b]);
+    // b comes back with an empty disk: no longer eligible.
+    o.live_for(12_000, &[b]);
+    assert_eq!(ids(&o.part(t, 0).elr), vec![b], "fenced, b stays eligible");
+    o.join_with(b, 2, true);
+    assert!(o.part(t, 0).elr.is_empty(), "b's log is gone");
+    assert_eq!(o.part(t, 0).leader, Some(BrokerId(a)), "a still leads");
+    // a comes back with an empty disk too while b is live: nobody holds the records.
+    o.live_for(12_000, &[a]);
+    o.join_with(a, 2, true);
+    let p1 = o.part(t, 0);
+    assert_eq!(p1.leader, None);
+    assert!(p1.isr_lost && p1.elr.is_empty());
+    // The operator allows unclean elections: the periodic check elects the first live
+    // replica, a (the lost ISR's member counts only as unclean), and records it.
+    let config = MetadataRecord::Config {
+        resource_type: gregor_core::cluster::records::CONFIG_RESOURCE_TOPIC,
+        resource_name: "t".into(),
+        name: "unclean.leader.election.enable".into(),
+        value: Some("true".into()),
+    };
+    let mut img = o.image().clone();
+    img.replay(img.offset() + 1, &config).unwrap();
+    let rs = replication::balance(&img, false);
+    assert!(
+        rs.iter()
+            .any(|r| matches!(r, MetadataRecord::UncleanElection { leader, .. } if leader.0 == a)),
+        "{rs:?}"
+    );
+    assert!(
+        replication::balance(o.image(), false).is_empty(),
+        "nothing without the config"
+    );
 }

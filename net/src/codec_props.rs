@@ -257,6 +257,7 @@ proptest! {
                 incarnation_id: [7; 16],
                 endpoints: vec![],
                 rack: None,
+                log_dir_new: true,
             }),
         ][which].clone();
         let _ = client::decode_response(Bytes::from(bytes), &request);

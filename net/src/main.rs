@@ -466,6 +466,9 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
                     })?,
                 }],
                 rack: None,
+                // KIP-966: a data directory absent or empty holds no committed record.
+                log_dir_new: std::fs::read_dir(&config.data_dir)
+                    .map_or(true, |mut d| d.next().is_none()),
             };
             let (broker_end, quorum_end) = quorum::link::pair();
             quorum::spawn(q, Some((registration, quorum_end)))?;

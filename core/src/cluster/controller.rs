@@ -71,6 +71,13 @@ pub struct Registration {
     pub incarnation_id: [u8; 16],
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// The broker found its log directory new or emptied when it started: a first start, or
+    /// a replaced disk (KIP-903). Its copies hold no committed record, so it leaves every ISR
+    /// and ELR it is in and is never elected clean from them (KIP-966's unclean-shutdown
+    /// rule; Kafka's brokers say it by sending no `PreviousBrokerEpoch`, and gregor's wire
+    /// does the same: -1 when new, else the epoch is not read). A log that survived a crash
+    /// needs no such flag in gregor: a follower reports only what it has synced.
+    pub log_dir_new: bool,
 }
 
 /// The active controller's decision-making state: broker sessions and the placement PRNG.
@@ -162,8 +169,13 @@ impl Controller {
             fenced: true,
             in_controlled_shutdown: false,
         })];
-        // The new incarnation starts fenced: what the old one led moves now.
-        records.extend(replication::leave(image, req.broker_id));
+        // The new incarnation starts fenced: what the old one led moves now; with its log
+        // gone it also leaves the ELRs and is never elected clean (KIP-966).
+        records.extend(if req.log_dir_new {
+            replication::lost_log(image, req.broker_id)
+        } else {
+            replication::leave(image, req.broker_id)
+        });
         self.sessions.insert(req.broker_id, now);
         assert!(image
             .broker(req.broker_id)

@@ -6,7 +6,8 @@
 //! * each topic name maps to one topic id and back;
 //! * a topic's partitions are numbered 0..n without gaps;
 //! * for every partition: the replicas are distinct and not empty, **leader ∈ ISR ⊆ replicas**
-//!   (or no leader: the partition is offline), epochs are not negative;
+//!   (or no leader: the partition is offline), epochs are not negative; the ELR (KIP-966) is
+//!   distinct replicas outside the ISR, and a lost ISR is one member with no leader;
 //! * a broker registration is keyed by its id, and its epoch is not above the image's offset;
 //! * every unclean election on record (gregor's UncleanElection records) names a partition that
 //!   exists, one per leader epoch, in order. Replayed live, such a record must follow the change
@@ -49,6 +50,17 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Raised on every change: AlterPartition names it, so a stale ISR update is refused.
     pub partition_epoch: i32,
+    /// KIP-966's *eligible leader replicas*: replicas outside the ISR that still hold every
+    /// committed record, because they left the ISR while it was below `min.insync.replicas`
+    /// (the high watermark cannot move then). Electable when no ISR member is live. Disjoint
+    /// from the ISR; set by ElrChange records, and a broker joining the ISR leaves it.
+    pub elr: Vec<BrokerId>,
+    /// The ISR's one member is only the *last known* one: it came back with its log lost
+    /// (KIP-903's empty disk) and no other replica was left in the ISR. gregor keeps the ISR
+    /// never empty (Kafka empties it and keeps the broker in `LastKnownElr`), so this marks it
+    /// unelectable: the partition has no leader until an ELR member returns or an unclean
+    /// election picks one. Cleared by any ISR change.
+    pub isr_lost: bool,
 }
 
 /// One topic: its name, its partitions by index, and its config overrides (`retention.ms`
@@ -287,6 +299,14 @@ impl MetadataImage {
                     leader_epoch: r.leader_epoch,
                     partition_epoch: r.partition_epoch,
                 }));
+                if !r.elr.is_empty() || r.isr_lost {
+                    out.push(MetadataRecord::ElrChange {
+                        topic_id: *id,
+                        partition: *p,
+                        elr: r.elr.clone(),
+                        isr_lost: r.isr_lost,
+                    });
+                }
             }
             out.extend(t.configs.iter().map(|(k, v)| MetadataRecord::Config {
                 resource_type: CONFIG_RESOURCE_TOPIC,
@@ -318,7 +338,12 @@ impl MetadataImage {
             }));
         }
         let unclean: usize = self.unclean.values().map(Vec::len).sum();
-        let records = self.features.len()
+        let elrs = (self.topics.values())
+            .flat_map(|t| t.partitions.values())
+            .filter(|r| !r.elr.is_empty() || r.isr_lost)
+            .count();
+        let records = elrs
+            + self.features.len()
             + self.brokers.len()
             + self.topics.len()
             + partitions
@@ -416,11 +441,31 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    elr: Vec::new(),
+                    isr_lost: false,
                 };
                 let topic = self.topics.get_mut(&p.topic_id).expect("looked up");
                 let old = topic.partitions.insert(p.partition, registration);
                 assert!(old.is_none(), "a new partition");
                 assert_eq!(topic.partitions.len() as i32, p.partition + 1);
+            }
+            MetadataRecord::ElrChange {
+                topic_id,
+                partition,
+                elr,
+                isr_lost,
+            } => {
+                let p =
+                    self.partition(*topic_id, *partition)
+                        .ok_or(ReplayError::UnknownPartition {
+                            topic: *topic_id,
+                            partition: *partition,
+                        })?;
+                check_elr(p, elr, *isr_lost)?;
+                let topic = self.topics.get_mut(topic_id).expect("looked up");
+                let p = topic.partitions.get_mut(partition).expect("looked up");
+                p.elr = elr.clone();
+                p.isr_lost = *isr_lost;
             }
             MetadataRecord::PartitionChange(c) => {
                 let merged = self.merged(c)?;
@@ -542,8 +587,18 @@ impl MetadataImage {
             leader,
             leader_epoch: bump(old.leader_epoch, leader != old.leader)?,
             partition_epoch: bump(old.partition_epoch, true)?,
+            elr: Vec::new(),
+            isr_lost: false,
         };
         check_assignment(&new.replicas, &new.isr, new.leader)?;
+        // KIP-966: a broker joining the ISR leaves the ELR; an ISR change or a leader ends a
+        // lost ISR (the controller elects its member only uncleanly, on record).
+        let mut new = new;
+        new.elr = (old.elr.iter())
+            .filter(|b| !new.isr.contains(b) && new.replicas.contains(b))
+            .copied()
+            .collect();
+        new.isr_lost = old.isr_lost && new.isr == old.isr && new.leader.is_none();
         assert!(new.partition_epoch > old.partition_epoch);
         assert!(new.leader_epoch >= old.leader_epoch);
         Ok(new)
@@ -568,6 +623,7 @@ impl MetadataImage {
             );
             for p in t.partitions.values() {
                 assert!(check_assignment(&p.replicas, &p.isr, p.leader).is_ok());
+                assert!(check_elr(p, &p.elr, p.isr_lost).is_ok(), "ELR invariants");
                 assert!(p.leader_epoch >= 0 && p.partition_epoch >= 0);
             }
         }
@@ -593,6 +649,33 @@ impl MetadataImage {
             );
         }
     }
+}
+
+/// KIP-966's shape of a partition's ELR: distinct replicas outside the ISR; and a lost ISR is
+/// one member with no leader.
+fn check_elr(
+    p: &PartitionRegistration,
+    elr: &[BrokerId],
+    isr_lost: bool,
+) -> Result<(), ReplayError> {
+    let set: BTreeSet<BrokerId> = elr.iter().copied().collect();
+    if set.len() != elr.len()
+        || elr
+            .iter()
+            .any(|b| !p.replicas.contains(b) || p.isr.contains(b))
+    {
+        return Err(ReplayError::InvalidAssignment(format!(
+            "ELR {elr:?} repeated, outside the replicas {:?} or overlapping the ISR {:?}",
+            p.replicas, p.isr
+        )));
+    }
+    if isr_lost && (p.isr.len() != 1 || p.leader.is_some()) {
+        return Err(ReplayError::InvalidAssignment(format!(
+            "a lost ISR {:?} led by {:?}: it is one unelectable member",
+            p.isr, p.leader
+        )));
+    }
+    Ok(())
 }
 
 /// `epoch`, plus one if `changed`; an epoch at its maximum cannot change again.

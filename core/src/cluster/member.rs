@@ -530,6 +530,7 @@ mod tests {
                 port: 9092,
             }],
             rack: None,
+            log_dir_new: false,
         };
         let now = Instant(1_000);
         let mut m = Member::restore(
@@ -606,6 +607,7 @@ mod tests {
             incarnation_id: [incarnation; 16],
             endpoints: Vec::new(),
             rack: None,
+            log_dir_new: false,
         };
         Member::restore(
             Role::Combined,
@@ -695,6 +697,7 @@ mod tests {
             incarnation_id: [3; 16],
             endpoints: Vec::new(),
             rack: None,
+            log_dir_new: false,
         };
         let mut b = Member::restore(
             Role::Broker,
@@ -722,6 +725,7 @@ mod tests {
             incarnation_id: [1; 16],
             endpoints: Vec::new(),
             rack: None,
+            log_dir_new: false,
         };
         let now = Instant(0);
         let mut m = Member::restore(

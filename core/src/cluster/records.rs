@@ -159,7 +159,25 @@ pub enum MetadataRecord {
         leader: BrokerId,
         leader_epoch: i32,
     },
+    /// gregor's twin of the KIP-966 fields of Kafka's PartitionChangeRecord
+    /// (`EligibleLeaderReplicas`, and what `LastKnownElr` stands for): partition `partition`'s
+    /// *eligible leader replicas* are now `elr`, and `isr_lost` says whether its ISR's one
+    /// member is only the last known one, its log lost (see
+    /// [`PartitionRegistration`](super::PartitionRegistration)). Kept apart from
+    /// PartitionChange so that record's frames stay as they were; the controller writes it
+    /// right after the PartitionChange it belongs to (in the same batch), or alone when only
+    /// the ELR changes. It does not raise the partition epoch: only the controller reads the
+    /// ELR, the leader's AlterPartition does not name it. Appended last to the enum.
+    ElrChange {
+        topic_id: TopicId,
+        partition: i32,
+        elr: Vec<BrokerId>,
+        isr_lost: bool,
+    },
 }
+
+/// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::ElrChange`].
+pub const ELR_CHANGE_KEY: i16 = 10_002;
 
 /// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::UncleanElection`]: far
 /// above Kafka's record keys (which stop in the twenties), so it never names one of theirs.
@@ -184,6 +202,7 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::NoOp => 20,
             MetadataRecord::UncleanElection { .. } => UNCLEAN_ELECTION_KEY,
+            MetadataRecord::ElrChange { .. } => ELR_CHANGE_KEY,
         }
     }
 

@@ -122,47 +122,102 @@ pub fn validate_config(name: &str, value: &str) -> Result<(), ControllerError> {
 pub enum Election {
     /// A live ISR member leads (possibly the same leader as before).
     Clean(BrokerId),
-    /// A live replica outside the ISR leads, alone in the ISR.
+    /// A live eligible leader replica (KIP-966) leads, alone in the ISR: no ISR member was
+    /// live, and it holds every committed record, so the election is clean.
+    Eligible(BrokerId),
+    /// A live replica outside the ISR and the ELR leads, alone in the ISR.
     Unclean(BrokerId),
     /// Nobody: the partition is offline.
     Offline,
 }
 
-/// Kafka's `electAnyLeader` over ISR `isr`, with `live` saying who may lead.
+/// Who an election may pick from: the ISR (unless `isr_lost`: its last member came back with
+/// no log) and then the ELR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidates {
+    pub isr: Vec<BrokerId>,
+    pub isr_lost: bool,
+    pub elr: Vec<BrokerId>,
+}
+
+/// Kafka's `electAnyLeader` with KIP-966: keep the current leader if it is a live ISR
+/// member; else the first live ISR member in assignment order; else the first live ELR member;
+/// else, with `unclean`, the first live replica; else none. `live` says who may lead.
 pub fn elect(
     p: &PartitionRegistration,
-    isr: &[BrokerId],
+    c: &Candidates,
     live: impl Fn(BrokerId) -> bool,
     unclean: bool,
 ) -> Election {
-    let out = if let Some(l) = p.leader.filter(|l| isr.contains(l) && live(*l)) {
+    let in_isr = |b: &BrokerId| !c.isr_lost && c.isr.contains(b);
+    let out = if let Some(l) = p.leader.filter(|l| in_isr(l) && live(*l)) {
         Election::Clean(l)
-    } else if let Some(b) = p.replicas.iter().find(|b| isr.contains(b) && live(**b)) {
+    } else if let Some(b) = p.replicas.iter().find(|b| in_isr(b) && live(**b)) {
         Election::Clean(*b)
+    } else if let Some(b) = p.replicas.iter().find(|b| c.elr.contains(b) && live(**b)) {
+        Election::Eligible(*b)
     } else if let Some(b) = p.replicas.iter().find(|b| unclean && live(**b)) {
         Election::Unclean(*b)
     } else {
         Election::Offline
     };
     match out {
-        Election::Clean(b) => assert!(isr.contains(&b) && live(b)),
-        Election::Unclean(b) => assert!(unclean && !isr.contains(&b) && live(b)),
-        Election::Offline => assert!(isr.iter().all(|b| !live(*b))),
+        Election::Clean(b) => assert!(in_isr(&b) && live(b)),
+        Election::Eligible(b) => assert!(c.elr.contains(&b) && !c.isr.contains(&b) && live(b)),
+        Election::Unclean(b) => assert!(unclean && !in_isr(&b) && !c.elr.contains(&b) && live(b)),
+        Election::Offline => assert!(c
+            .isr
+            .iter()
+            .chain(&c.elr)
+            .all(|b| !live(*b) || c.isr_lost && c.isr.contains(b))),
     }
     out
 }
 
+/// KIP-966's ELR after the ISR becomes `isr` (Kafka's `PartitionChangeBuilder`): empty while
+/// the ISR holds `min_isr` members (the high watermark moves, and whoever is outside falls
+/// behind); below it, the old ELR and the old ISR's members that are not in the new one, for
+/// the high watermark cannot have moved since they left. Never `lost` (a log gone), never a
+/// member of a lost ISR.
+fn next_elr(
+    p: &PartitionRegistration,
+    isr: &[BrokerId],
+    min_isr: usize,
+    lost: Option<BrokerId>,
+) -> Vec<BrokerId> {
+    if isr.len() >= min_isr {
+        return Vec::new();
+    }
+    let elr: Vec<BrokerId> = (p.replicas.iter().copied())
+        .filter(|b| p.elr.contains(b) || (p.isr.contains(b) && !p.isr_lost))
+        .filter(|b| !isr.contains(b) && Some(*b) != lost)
+        .collect();
+    assert!(elr
+        .iter()
+        .all(|b| p.replicas.contains(b) && !isr.contains(b)));
+    elr
+}
+
 /// The records that move partition `p` of `topic` to ISR `target` (the current one when
-/// `target` would be empty: the last member stays) with a leader elected over it; none if
-/// nothing changes. An unclean election adds its UncleanElection record.
+/// `target` would be empty: the last member stays, *lost* if it is `lost`, the broker whose log
+/// is gone) with a leader elected over it and the ELR (KIP-966) kept; none if nothing changes.
+/// An unclean election adds its UncleanElection record, an ELR change its ElrChange.
+#[allow(clippy::too_many_arguments)]
 fn change_to(
     topic: TopicId,
     partition: i32,
     p: &PartitionRegistration,
     target: Vec<BrokerId>,
+    lost: Option<BrokerId>,
+    min_isr: usize,
     live: impl Fn(BrokerId) -> bool,
     unclean: bool,
 ) -> Vec<MetadataRecord> {
+    let isr_lost = if target.is_empty() {
+        p.isr_lost || lost.is_some_and(|b| p.isr == [b])
+    } else {
+        p.isr_lost && target == p.isr
+    };
     let mut isr = if target.is_empty() {
         p.isr.clone()
     } else {
@@ -173,14 +228,37 @@ fn change_to(
         "an ISR is never emptied: its last member stays"
     );
     assert!(isr.iter().all(|b| p.replicas.contains(b)), "ISR ⊆ replicas");
-    let election = elect(p, &isr, live, unclean);
+    // A lost ISR holds nothing: the ELR stays whatever min.insync.replicas is.
+    let mut elr = next_elr(p, &isr, if isr_lost { usize::MAX } else { min_isr }, lost);
+    let candidates = Candidates {
+        isr: isr.clone(),
+        isr_lost,
+        elr: elr.clone(),
+    };
+    let election = elect(p, &candidates, live, unclean);
     let leader = match election {
-        Election::Clean(b) | Election::Unclean(b) => Some(b),
+        Election::Clean(b) | Election::Eligible(b) | Election::Unclean(b) => Some(b),
         Election::Offline => None,
     };
-    if let Election::Unclean(b) = election {
-        isr = vec![b];
+    match election {
+        Election::Eligible(b) => {
+            // The ELR member leads alone; the old members it replaces keep their records.
+            let before = PartitionRegistration {
+                isr: isr.clone(),
+                elr: elr.clone(),
+                isr_lost,
+                ..p.clone()
+            };
+            isr = vec![b];
+            elr = next_elr(&before, &isr, min_isr, lost);
+        }
+        Election::Unclean(b) => {
+            isr = vec![b];
+            elr = Vec::new();
+        }
+        Election::Clean(_) | Election::Offline => {}
     }
+    let isr_lost = isr_lost && leader.is_none();
     let leader_change = if leader == p.leader {
         LeaderChange::Unchanged
     } else {
@@ -190,17 +268,21 @@ fn change_to(
         leader.is_none_or(|l| isr.contains(&l)),
         "the leader is in the ISR"
     );
-    let new_isr = (isr != p.isr).then_some(isr);
-    if new_isr.is_none() && leader_change == LeaderChange::Unchanged {
-        return Vec::new();
+    assert!(
+        elr.iter().all(|b| !isr.contains(b)),
+        "ELR and ISR are disjoint"
+    );
+    let new_isr = (isr != p.isr).then_some(isr.clone());
+    let mut out = Vec::new();
+    if new_isr.is_some() || leader_change != LeaderChange::Unchanged {
+        out.push(MetadataRecord::PartitionChange(PartitionChange {
+            topic_id: topic,
+            partition,
+            isr: new_isr,
+            leader: leader_change,
+            replicas: None,
+        }));
     }
-    let mut out = vec![MetadataRecord::PartitionChange(PartitionChange {
-        topic_id: topic,
-        partition,
-        isr: new_isr,
-        leader: leader_change,
-        replicas: None,
-    })];
     if let Election::Unclean(b) = election {
         out.push(MetadataRecord::UncleanElection {
             topic_id: topic,
@@ -209,24 +291,54 @@ fn change_to(
             leader_epoch: p.leader_epoch + 1,
         });
     }
+    // What replaying the PartitionChange alone leaves (see the image's merge).
+    let merged_elr: Vec<BrokerId> = p.elr.iter().copied().filter(|b| !isr.contains(b)).collect();
+    let merged_lost = p.isr_lost && isr == p.isr && leader.is_none();
+    if elr != merged_elr || isr_lost != merged_lost {
+        out.push(MetadataRecord::ElrChange {
+            topic_id: topic,
+            partition,
+            elr,
+            isr_lost,
+        });
+    }
     out
 }
 
 /// The records that take `broker` (being fenced, re-registered, shut down or unregistered) out
 /// of every partition: it leaves each ISR it is in unless it is the last member, and each
-/// partition it led gets a leader by [`elect`] over the rest, or goes offline.
+/// partition it led gets a leader by [`elect`] over the rest, or goes offline. It stays in
+/// the ELRs it is in, and enters those of partitions whose ISR it leaves below
+/// `min.insync.replicas` (KIP-966): its log still holds every committed record.
 pub fn leave(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
+    depart(image, broker, false)
+}
+
+/// [`leave`] for a broker that registered with its log directory new or lost (KIP-903's
+/// empty disk; gregor's `Registration::log_dir_new`): its copies hold nothing, so it also
+/// leaves every ELR, and where it was the ISR's last member the ISR is marked lost: it is
+/// never elected clean there (KIP-966's unclean-shutdown rule).
+pub fn lost_log(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
+    depart(image, broker, true)
+}
+
+fn depart(image: &MetadataImage, broker: BrokerId, lost: bool) -> Vec<MetadataRecord> {
     let live = |b: BrokerId| b != broker && eligible(image, b);
     let mut records = Vec::new();
     for (topic_id, t) in image.topics() {
         for (p, r) in &t.partitions {
-            if !r.isr.contains(&broker) && r.leader != Some(broker) {
+            let in_elr = lost && r.elr.contains(&broker);
+            if !r.isr.contains(&broker) && r.leader != Some(broker) && !in_elr {
                 continue;
             }
             let target: Vec<BrokerId> = r.isr.iter().copied().filter(|b| *b != broker).collect();
-            assert!(target.len() < r.isr.len() || r.leader == Some(broker));
+            assert!(target.len() < r.isr.len() || r.leader == Some(broker) || in_elr);
             let unclean = unclean_allowed(image, *topic_id);
-            records.extend(change_to(*topic_id, *p, r, target, live, unclean));
+            let min_isr = min_insync_replicas(image, *topic_id, *p, 1).expect("exists");
+            let lost = lost.then_some(broker);
+            records.extend(change_to(
+                *topic_id, *p, r, target, lost, min_isr, live, unclean,
+            ));
         }
     }
     assert!(records.iter().all(only_partition_changes));
@@ -238,7 +350,9 @@ pub fn leave(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
 fn only_partition_changes(r: &MetadataRecord) -> bool {
     matches!(
         r,
-        MetadataRecord::PartitionChange(_) | MetadataRecord::UncleanElection { .. }
+        MetadataRecord::PartitionChange(_)
+            | MetadataRecord::UncleanElection { .. }
+            | MetadataRecord::ElrChange { .. }
     )
 }
 
@@ -252,7 +366,17 @@ pub fn unfenced(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> 
         for (p, r) in &t.partitions {
             if r.leader.is_none() && r.replicas.contains(&broker) {
                 let unclean = unclean_allowed(image, *topic_id);
-                records.extend(change_to(*topic_id, *p, r, r.isr.clone(), live, unclean));
+                let min_isr = min_insync_replicas(image, *topic_id, *p, 1).expect("exists");
+                records.extend(change_to(
+                    *topic_id,
+                    *p,
+                    r,
+                    r.isr.clone(),
+                    None,
+                    min_isr,
+                    live,
+                    unclean,
+                ));
             }
         }
     }
@@ -299,8 +423,10 @@ pub fn balance(image: &MetadataImage, preferred: bool) -> Vec<MetadataRecord> {
             .map(|(p, r)| (*p, r.clone()))
             .collect();
         for (p, r) in partitions {
+            let min_isr = min_insync_replicas(&staged, topic, p, 1).expect("exists");
             let rs = if r.leader.is_none() {
-                change_to(topic, p, &r, r.isr.clone(), |b| live(&staged, b), unclean)
+                let live = |b| live(&staged, b);
+                change_to(topic, p, &r, r.isr.clone(), None, min_isr, live, unclean)
             } else if preferred
                 && r.leader != Some(r.replicas[0])
                 && r.isr.contains(&r.replicas[0])
@@ -427,10 +553,20 @@ pub fn alter_partition(image: &MetadataImage, req: &AlterPartition) -> Altered {
         .is_some_and(|r| r.in_controlled_shutdown);
     let handoff = shutting_down && isr.iter().any(|b| *b != asker && eligible(image, *b));
     let live = |b: BrokerId| eligible(image, b) || (b == asker && !handoff);
+    let min_isr = min_insync_replicas(image, req.topic_id, req.partition, 1).expect("exists");
     let records = if isr == p.isr {
         Vec::new()
     } else {
-        change_to(req.topic_id, req.partition, p, isr.clone(), live, false)
+        change_to(
+            req.topic_id,
+            req.partition,
+            p,
+            isr.clone(),
+            None,
+            min_isr,
+            live,
+            false,
+        )
     };
     let mut after = image.clone();
     for r in &records {
@@ -444,11 +580,12 @@ pub fn alter_partition(image: &MetadataImage, req: &AlterPartition) -> Altered {
         .expect("still there")
         .clone();
     assert_eq!(new.isr, isr, "the ISR asked for");
-    assert!(records.len() <= 1, "one PartitionChangeRecord");
-    assert_eq!(
-        new.partition_epoch,
-        p.partition_epoch + records.len() as i32
-    );
+    let changes = records
+        .iter()
+        .filter(|r| matches!(r, MetadataRecord::PartitionChange(_)))
+        .count();
+    assert!(changes <= 1, "one PartitionChangeRecord");
+    assert_eq!(new.partition_epoch, p.partition_epoch + changes as i32);
     let result = if new.leader == Some(asker) {
         assert_eq!(
             new.leader_epoch, p.leader_epoch,

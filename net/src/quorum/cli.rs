@@ -100,6 +100,7 @@ fn request_of(r: ControllerRequest) -> anyhow::Result<Request> {
                     port: port.parse()?,
                 }],
                 rack: None,
+                log_dir_new: false,
             })
         }
         ControllerRequest::Heartbeat {

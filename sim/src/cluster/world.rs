@@ -935,6 +935,8 @@ impl World {
         let now = self.now;
         let m = &mut self.machines[i];
         m.starts += 1;
+        // KIP-966: the broker tells the controller whether its data directory was empty.
+        let log_dir_new = m.node.disk.files.is_empty();
         let found = m.node.start(config, now);
         let local = m.node.clock(now);
         m.seen_hw = m.meta.start();
@@ -949,6 +951,7 @@ impl World {
                 port: port_of(i),
             }],
             rack: None,
+            log_dir_new,
         };
         let d = m.meta.clone();
         let member = Member::restore(

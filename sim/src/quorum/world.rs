@@ -493,6 +493,7 @@ impl World {
                 port: 9000 + id.0 as u16,
             }],
             rack: None,
+            log_dir_new: false,
         };
         let member = Member::restore(
             n.role,

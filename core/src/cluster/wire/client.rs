@@ -99,7 +99,7 @@ pub fn encode_request_at(
                 .with_incarnation_id(Uuid::from_bytes(r.incarnation_id))
                 .with_listeners(listeners)
                 .with_rack(r.rack.as_deref().map(sb))
-                .with_previous_broker_epoch(-1);
+                .with_previous_broker_epoch(if r.log_dir_new { -1 } else { 0 });
             request_frame(key, version, correlation_id, client_id, &body)
         }
         Request::BrokerHeartbeat {

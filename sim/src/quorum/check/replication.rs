@@ -10,8 +10,9 @@
 //!   records replay one at a time, so this is checked where the next decision starts: before a
 //!   record other than a partition change, written in the same quorum epoch as the one before
 //!   it (a new leader first repairs whatever its deposed predecessor left half-written);
-//! * **clean elections**: a leader change to a broker outside the old ISR is followed by an
-//!   UncleanElection record for it (the topic allowed it, and it is on record);
+//! * **clean elections**: a leader change to a broker outside the old ISR and ELR (KIP-966),
+//!   or to the member of a lost ISR (its log is gone), is followed by an UncleanElection record
+//!   for it (the topic allowed it, and it is on record);
 //! * **partition epochs** rise by one at every change (and the leader epoch with every new
 //!   leader);
 //! * **acknowledged AlterPartitions**: an accepted request named the partition's state as it
@@ -101,6 +102,7 @@ impl Replication {
                 record,
                 MetadataRecord::PartitionChange(_)
                     | MetadataRecord::UncleanElection { .. }
+                    | MetadataRecord::ElrChange { .. }
                     | MetadataRecord::Partition(_)
                     | MetadataRecord::Config { .. }
             );
@@ -166,7 +168,10 @@ impl Replication {
                     }
                     if let LeaderChange::To(b) = c.leader {
                         self.elections += 1;
-                        if !old.isr.contains(&b) {
+                        // KIP-966: an eligible leader replica is a clean choice; the last
+                        // member of a lost ISR is not.
+                        let clean = (old.isr.contains(&b) && !old.isr_lost) || old.elr.contains(&b);
+                        if !clean {
                             self.unclean_due = Some((c.topic_id, c.partition, b));
                         }
                     }
