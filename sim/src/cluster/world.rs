@@ -290,6 +290,12 @@ struct Machine {
     image: Option<Arc<MetadataImage>>,
     /// A slow disk: until this instant every data-disk operation waits this much longer.
     slow: (Us, Us),
+    /// The data directory is new (a first start or a replaced disk) and no registration has
+    /// told the controller yet: the marker a broker keeps in its data directory (Kafka's
+    /// `meta.properties`), written only once a registration saying "new" is answered. Without
+    /// it a broker that crashed before registering would next find its (re-created)
+    /// directory not empty and hide the loss (found by seed 39).
+    dir_unreported: bool,
 }
 
 enum Role2 {
@@ -443,6 +449,7 @@ impl World {
                 starts: 0,
                 image: None,
                 slow: (0, 0),
+                dir_unreported: true,
             })
             .collect();
         let net = Network::new((0, 1 + prng.below(15)));
@@ -936,7 +943,7 @@ impl World {
         let m = &mut self.machines[i];
         m.starts += 1;
         // KIP-966: the broker tells the controller whether its data directory was empty.
-        let log_dir_new = m.node.disk.files.is_empty();
+        let log_dir_new = m.node.disk.files.is_empty() || m.dir_unreported;
         let found = m.node.start(config, now);
         let local = m.node.clock(now);
         m.seen_hw = m.meta.start();
@@ -1063,6 +1070,12 @@ impl World {
             let mut outs = Vec::new();
             while let Some(o) = member.poll_output() {
                 outs.push(o);
+            }
+            if !matches!(
+                member.broker_state(),
+                None | Some(gregor_core::cluster::lifecycle::BrokerState::Starting)
+            ) {
+                m.dir_unreported = false;
             }
             if outs.is_empty() {
                 break;
@@ -1887,6 +1900,7 @@ impl World {
                 }
                 self.crash(a, true);
                 self.machines[a].node.disk.files.clear();
+                self.machines[a].dir_unreported = true;
                 self.hw.retain(|(j, _), _| *j != a);
                 self.ends.retain(|(j, _), _| *j != a);
                 self.count("empty disks");
