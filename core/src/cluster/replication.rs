@@ -23,17 +23,33 @@
 //! (INVALID_REQUEST), and every broker it *adds* is registered, unfenced, not in controlled
 //! shutdown (KIP-841), and, where the leader named a broker epoch (v3's `NewIsrWithEpochs`,
 //! KIP-903), still on that epoch: a broker that restarted with an empty disk has a new epoch,
-//! so the leader's stale view of it cannot put it back in the ISR (INELIGIBLE_REPLICA). Like
-//! Kafka (without KIP-966's ELR), the ISR may shrink to the leader alone, below
-//! `min.insync.replicas`: producing with acks=all then fails with NOT_ENOUGH_REPLICAS instead.
+//! so the leader's stale view of it cannot put it back in the ISR (INELIGIBLE_REPLICA). The
+//! ISR may shrink to the leader alone, below `min.insync.replicas`: producing with acks=all
+//! then fails with NOT_ENOUGH_REPLICAS, and the high watermark stands still.
+//!
+//! ## Eligible leader replicas and lost logs (KIP-966)
+//! A replica that leaves the ISR while the ISR is (or becomes) smaller than
+//! `min.insync.replicas` still holds every committed record, since the high watermark cannot
+//! move then: it joins the partition's *ELR* (`next_elr`, Kafka's `PartitionChangeBuilder`).
+//! The ELR empties once the ISR is back at `min.insync.replicas`, and a broker joining the ISR
+//! leaves it. A broker that registers saying its log directory is new
+//! (`Registration::log_dir_new`: a first start or a replaced disk, KIP-903's case; on the wire
+//! `PreviousBrokerEpoch` -1) holds nothing: [`lost_log`] takes it out of every ISR and ELR, and
+//! where it is the ISR's last member the ISR keeps it (never empty: the last known member) but
+//! is marked *lost*, so it is never elected clean. A broker whose log survived a crash stays
+//! eligible: gregor's followers report only synced data (group commit). The controller reads
+//! `min.insync.replicas` from the topic config (1 when unset). The ELR travels in gregor's own
+//! ElrChange record, after the PartitionChange it belongs to.
 //!
 //! ## Elections
-//! [`elect`] is Kafka's `electAnyLeader`: keep the current leader if it is still a live ISR
-//! member; else the first replica in assignment order that is in the ISR and live (registered,
-//! unfenced, not shutting down); else, only if the topic sets `unclean.leader.election.enable`,
-//! the first live replica outside the ISR, which becomes the ISR alone (an *unclean* election:
-//! records the old ISR acknowledged may be gone, so it is recorded with an UncleanElection
-//! record); else no leader, and the partition is offline until an ISR member returns.
+//! [`elect`] is Kafka's `electAnyLeader` with KIP-966: keep the current leader if it is still
+//! a live ISR member; else the first replica in assignment order that is in the ISR (not a
+//! lost one) and live (registered, unfenced, not shutting down); else the first live ELR
+//! member, which leads alone in a new ISR (clean: it holds every committed record); else, only
+//! if the topic sets `unclean.leader.election.enable`, the first live replica, which becomes
+//! the ISR alone (an *unclean* election: records the old ISR acknowledged may be gone, so it is
+//! recorded with an UncleanElection record, and the ELR empties); else no leader, and the
+//! partition is offline until an ISR or ELR member returns.
 //!
 //! Every ISR member holds every committed record, so any of them is a safe leader for acks=all;
 //! Kafka picks by assignment order, not by log length. gregor promises more for acks=N (issue
