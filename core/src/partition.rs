@@ -219,6 +219,39 @@ impl Partition {
         Ok(reqs)
     }
 
+    /// Empty this replica and restart it at `offset`, above its log end (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose whole log lies below its leader's log start
+    /// starts again there ([`PartitionLog::restart_at`]). Producer state is forgotten with the
+    /// batches (what it described is gone; the leader's is rebuilt as its batches arrive), and
+    /// every end, the high watermark included, becomes `offset`. The cut epoch is bumped, so a
+    /// completion of a write or sync issued before is not counted. Returns the storage
+    /// requests, to be carried out in order.
+    pub fn restart_at(
+        &mut self,
+        offset: i64,
+        now: Instant,
+        cuts_max: usize,
+    ) -> Result<Vec<crate::io::StorageRequest>, String> {
+        if self.offline.is_some() {
+            return Err("the partition is offline".into());
+        }
+        let end = self.log.log_end_offset();
+        if offset <= end {
+            return Err(format!("offset {offset} is not above the log end {end}"));
+        }
+        self.record_cut(end.max(self.high_watermark), cuts_max);
+        let reqs = self.log.restart_at(offset, now);
+        self.producers = ProducerStates::default();
+        self.sync = None;
+        self.unsynced_since = None;
+        (self.written_end, self.durable_end) = (offset, offset);
+        (self.sync_requested_end, self.high_watermark) = (offset, offset);
+        assert_eq!(self.log.log_start_offset(), offset);
+        assert_eq!(self.log.log_end_offset(), offset);
+        assert!(self.producers.is_empty() && self.log.epochs().is_empty());
+        Ok(reqs)
+    }
+
     /// The partition's own safety properties, checked after every step (in release builds too).
     /// An offline partition is exempt: its storage is no longer trusted, and a restart recovers it.
     pub(crate) fn invariants(&self, durability: Durability) {

@@ -15,6 +15,7 @@ use gregor_core::io::{Input, ReplicaFetchId, StorageFault, StorageReply, Storage
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
 use gregor_core::kafka_protocol::records::Compression;
+use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::testkit::{self, Pair, Rec};
 use gregor_core::{Config, Durability, Recovered};
 use std::collections::BTreeMap;
@@ -35,6 +36,10 @@ impl testkit::Storage for Disk {
         let path =
             |f: &gregor_core::io::SegmentFile| format!("{}/{}", f.dir.dir_name(), f.file_name());
         match request {
+            StorageRequest::CreatePartition { dir, meta } => {
+                let name = format!("{}/partition.meta", dir.dir_name());
+                self.map.insert(name, meta.to_vec());
+            }
             StorageRequest::DeletePartition { dir } => {
                 let prefix = format!("{}/", dir.dir_name());
                 self.map.retain(|k, _| !k.starts_with(&prefix));
@@ -74,6 +79,41 @@ impl testkit::Storage for Disk {
             _ => {}
         }
         Ok(StorageReply::Done)
+    }
+}
+
+impl Disk {
+    /// What a broker restarted on this disk recovers (every write taken as durable).
+    fn recovered(&self) -> Recovered {
+        let mut dirs: Vec<&str> = self
+            .map
+            .keys()
+            .map(|k| k.split_once('/').unwrap().0)
+            .collect();
+        dirs.dedup();
+        let partitions = dirs.into_iter().map(|dir| {
+            let entries: Vec<DirEntry> = (self.map.iter())
+                .filter_map(|(k, v)| {
+                    let name = k.strip_prefix(&format!("{dir}/"))?;
+                    let len = v.len() as u64;
+                    Some(DirEntry {
+                        name: name.to_string(),
+                        len,
+                    })
+                })
+                .collect();
+            let meta = self.map.get(&format!("{dir}/partition.meta"));
+            let read = |name: &str, from: u64, to: u64| {
+                Ok::<_, ()>(self.map[&format!("{dir}/{name}")][from as usize..to as usize].to_vec())
+            };
+            let meta = meta.cloned().map(Bytes::from);
+            recover_partition(dir.to_string(), meta, &entries, read).unwrap()
+        });
+        Recovered {
+            clean_shutdown: false,
+            broker_meta: None,
+            partitions: partitions.collect(),
+        }
     }
 }
 
@@ -601,4 +641,65 @@ fn leadership_moving_away_answers_waiting_produces_not_leader() {
     c.log.change(t, None, LeaderChange::To(Node(2)));
     c.publish();
     assert_eq!(answer(&mut c.b[0], p), Some((NOT_LEADER_OR_FOLLOWER, 0)));
+}
+
+/// DeleteRecords up to `offset` at broker index `i`: (error, new log start).
+fn delete_records(b: &mut Pair<Disk>, offset: i64) -> (i16, i64) {
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+            .with_name(TopicName(sb("r")))
+            .with_partitions(vec![
+                delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(offset),
+            ])]);
+    let c = b.send(4, ApiKey::DeleteRecords, 2, RequestKind::DeleteRecords(req));
+    let Some(ResponseKind::DeleteRecords(r)) = b.take(c) else {
+        panic!("no DeleteRecords response")
+    };
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+#[test]
+fn a_follower_below_the_leaders_log_start_restarts_there_durably() {
+    // Broker 3 is a replica outside the ISR that hears nothing while the leader takes three
+    // records and DeleteRecords moves its log start to 2.
+    let mut c = Cluster::new(3, &[1, 2], Durability::GroupCommit, 1);
+    c.silence(2);
+    // Its first fetch found it caught up, so the leader asked to take it in; a newer image
+    // (ISR still 1, 2) ends that wait, and by now it lags.
+    c.advance(31_000);
+    let t = c.t;
+    c.log.change(t, Some(&[1, 2]), LeaderChange::Unchanged);
+    c.publish();
+    for (v, offset) in [("a", 0), ("b", 1), ("c", 2)] {
+        let p = produce(&mut c.b[0], -1, v);
+        c.advance(100);
+        assert_eq!(answer(&mut c.b[0], p), Some((NONE, offset)));
+    }
+    assert_eq!(delete_records(&mut c.b[0], 2), (NONE, 2));
+    // Broker 3 fetches from 0, below the leader's start: it empties its log, starts it at 2,
+    // and fetches record c from there.
+    c.wake();
+    c.advance(1_000);
+    let log = &c.b[2].broker.topics()["r"].partitions[0].log;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 3));
+    assert!(log.epochs().entries().iter().all(|(_, s)| *s >= 2));
+    let files: Vec<String> = c.segments(2).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        files,
+        vec![format!("r-0/{:020}.log", 2)],
+        "segment 0 deleted"
+    );
+    // A crash now: the restarted broker finds the log starting at 2 and holding c.
+    let recovered = c.b[2].storage.recovered();
+    let again = Pair::new(
+        config(3, Durability::GroupCommit, 1),
+        recovered,
+        Disk::default(),
+    );
+    let log = &again.broker.topics()["r"].partitions[0].log;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 3));
 }
