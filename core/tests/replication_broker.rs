@@ -353,13 +353,27 @@ fn sb(s: &str) -> StrBytes {
 
 /// Send a produce of one record to broker index `i` with `acks`; returns its correlation id.
 fn produce(b: &mut Pair<Disk>, acks: i16, value: &str) -> i32 {
+    produce_from(b, acks, None, value)
+}
+
+/// The record of idempotent producer 7 (epoch 0) with sequence `seq`.
+fn produce_idempotent(b: &mut Pair<Disk>, acks: i16, seq: i32) -> i32 {
+    produce_from(b, acks, Some((7, 0, seq)), &format!("seq {seq}"))
+}
+
+fn produce_from(
+    b: &mut Pair<Disk>,
+    acks: i16,
+    producer: Option<(i64, i16, i32)>,
+    value: &str,
+) -> i32 {
     let rec = Rec {
         value: Some(Bytes::from(value.to_string())),
         ..Rec::default()
     };
     let data = produce_request::PartitionProduceData::default()
         .with_index(0)
-        .with_records(Some(testkit::batch(&[rec], None, Compression::None)));
+        .with_records(Some(testkit::batch(&[rec], producer, Compression::None)));
     let req = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(120_000)
@@ -702,4 +716,75 @@ fn a_follower_below_the_leaders_log_start_restarts_there_durably() {
     );
     let log = &again.broker.topics()["r"].partitions[0].log;
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 3));
+}
+
+/// Producer 7's remembered batches at broker index `i`: (first sequence, base offset).
+fn remembered(c: &Cluster, i: usize) -> Vec<(i32, i64)> {
+    let p = &c.b[i].broker.topics()["r"].partitions[0];
+    let entry = p.producers.get(7).expect("producer 7 is remembered");
+    entry
+        .batches
+        .iter()
+        .map(|b| (b.first_seq, b.base_offset))
+        .collect()
+}
+
+#[test]
+fn a_restarted_follower_cuts_between_index_entries_and_rebuilds_producer_state() {
+    let mut c = Cluster::new(2, &[1, 2], Durability::GroupCommit, 1);
+    // Producer 7's first seven batches reach both brokers; the next five only broker 1.
+    for seq in 0..7 {
+        let p = produce_idempotent(&mut c.b[0], -1, seq);
+        c.route();
+        assert_eq!(answer(&mut c.b[0], p), Some((NONE, seq as i64)));
+    }
+    c.silence(1);
+    c.route();
+    for seq in 7..12 {
+        let p = produce_idempotent(&mut c.b[0], 1, seq);
+        assert_eq!(answer(&mut c.b[0], p), Some((NONE, seq as i64)));
+    }
+    // Broker 1 restarts: its whole log is settled, so where offset 7 lies is not in memory.
+    c.routed.clear();
+    let disk = std::mem::take(&mut c.b[0].storage);
+    c.b[0] = Pair::new(
+        config(1, Durability::GroupCommit, 1),
+        disk.recovered(),
+        disk,
+    );
+    let log = &c.b[0].broker.topics()["r"].partitions[0].log;
+    assert_eq!(log.log_end_offset(), 12);
+    assert!(!log.can_truncate_to(7), "7 is between index entries");
+    // Broker 2 leads epoch 1: broker 1's log diverged at 7. It reads to find the cut, and
+    // rebuilds producer 7's state from the batches below it: 2..6, as broker 2 has them
+    // (cutting the remembered five alone would have forgotten producer 7 altogether).
+    let t = c.t;
+    c.log.change(t, None, LeaderChange::To(Node(2)));
+    c.wake();
+    c.publish();
+    c.advance(1_000);
+    assert_eq!(c.log_end(0), 7, "cut back to where the logs agree");
+    let want: Vec<(i32, i64)> = (2..7).map(|s| (s, s as i64)).collect();
+    assert_eq!(remembered(&c, 0), want);
+    assert_eq!(
+        remembered(&c, 1),
+        want,
+        "the new leader built it from fetched batches"
+    );
+    let p = produce(&mut c.b[1], 1, "x");
+    assert_eq!(answer(&mut c.b[1], p), Some((NONE, 7)));
+    c.advance(1_000);
+    assert_eq!(
+        c.segments(0),
+        c.segments(1),
+        "byte for byte the leader's log"
+    );
+    // Leadership comes back to broker 1 (epoch 2): producer 7's retry of sequence 6 is
+    // answered with its first offset, not appended again; sequence 7 follows it.
+    c.log.change(t, None, LeaderChange::To(Node(1)));
+    c.publish();
+    let p = produce_idempotent(&mut c.b[0], 1, 6);
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 6)), "a duplicate");
+    let p = produce_idempotent(&mut c.b[0], 1, 7);
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 8)));
 }

@@ -5,8 +5,9 @@
 //!   log end offset (LEO) is the next offset to assign. Checked by [`PartitionLog::invariants`].
 //! * **Nothing acknowledged is truncated.** Only [`PartitionLog::truncate_to`] cuts the log, and
 //!   the broker calls it only for writes that failed (never acknowledged) and, at recovery, for a
-//!   torn tail (never synced). `Partition::truncate_to` (a follower cutting a log that diverged
-//!   from its leader's, KIP-101) has no caller yet but tests; replication will add one.
+//!   torn tail (never synced), and for a follower cutting a log that diverged from its
+//!   leader's (KIP-101; `broker/replica/truncation.rs`), which never cuts below the leader's
+//!   high watermark unless its own batch straddles the point of divergence.
 //! * **The high watermark never goes backwards** while the broker runs; consumers read below it.
 //! * **Memory does not grow with the number of batches.** Nothing here is kept per batch,
 //!   except for the *unsettled tail* (below).

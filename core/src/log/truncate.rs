@@ -26,6 +26,30 @@ impl PartitionLog {
     /// written, never below the high watermark). Returns the storage requests that make the
     /// files agree.
     pub fn truncate_to(&mut self, offset: i64) -> Vec<StorageRequest> {
+        self.cut(offset, None, MaxTimestamp::NONE)
+    }
+
+    /// [`PartitionLog::truncate_to`] at an offset whose byte position a storage read found
+    /// (a follower's cut between index entries of settled data): `position` is where the
+    /// batch starting at `offset` lies in the segment holding it (or that segment's size, when
+    /// `offset` is its end), `scanned` the largest timestamp over that segment's batches the
+    /// read walked below `offset`.
+    pub fn truncate_at(
+        &mut self,
+        offset: i64,
+        position: u64,
+        scanned: MaxTimestamp,
+    ) -> Vec<StorageRequest> {
+        assert!(scanned.base_offset < offset, "scanned below the cut");
+        self.cut(offset, Some(position), scanned)
+    }
+
+    fn cut(
+        &mut self,
+        offset: i64,
+        position: Option<u64>,
+        scanned: MaxTimestamp,
+    ) -> Vec<StorageRequest> {
         assert!(offset >= self.log_start_offset && offset <= self.log_end_offset);
         let mut reqs = Vec::new();
         // A segment starting at `offset` would be left empty: drop it too. This matters when a
@@ -38,10 +62,38 @@ impl PartitionLog {
             });
         }
         let seg = self.active();
-        let new_size = self
-            .exact_position(seg, offset)
-            .expect("a cut lands on a batch boundary the log knows exactly");
-        let mut max = seg.settled_max;
+        let known = self.exact_position(seg, offset);
+        let new_size = match position {
+            // A segment's base is its header's end, whatever the scan reported for the end
+            // of the segment before it.
+            Some(_) if offset == seg.base_offset => SEGMENT_HEADER_BYTES,
+            Some(p) => {
+                assert!(known.is_none_or(|k| k == p), "the read agrees with the log");
+                assert!(p >= SEGMENT_HEADER_BYTES && p <= seg.size);
+                p
+            }
+            None => known.expect("a cut lands on a batch boundary the log knows exactly"),
+        };
+        // The largest timestamp that remains: the settled one if it lies below the cut, else
+        // (as Kafka's `LogSegment.truncateTo` does) the last time index entry below the cut,
+        // with what a read walked and the tail below the cut folded in.
+        let mut max = if seg.settled_max.base_offset < offset {
+            seg.settled_max
+        } else {
+            let rel = offset - seg.base_offset;
+            let below = seg.index.times.iter().rev().find(|t| (t.rel as i64) < rel);
+            below.map_or(MaxTimestamp::NONE, |t| {
+                let at = seg.base_offset + t.rel as i64;
+                MaxTimestamp {
+                    timestamp: t.timestamp,
+                    base_offset: at,
+                    last_offset: at,
+                }
+            })
+        };
+        if scanned.base_offset >= seg.base_offset {
+            max = max.max(scanned);
+        }
         // The segment's largest timestamp over what remains: its settled batches and the tail
         // batches below the cut.
         self.tail.retain(|b| b.base_offset < offset);

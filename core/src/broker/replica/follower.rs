@@ -51,6 +51,7 @@ impl Broker {
                 || self.replica.backoff.contains_key(&f.leader)
                 || f.retry_at.is_some()
                 || in_flight.contains(key)
+                || self.replica.truncating.contains_key(key)
             {
                 continue;
             }
@@ -242,34 +243,19 @@ impl Broker {
                 self.touched.insert(key.clone());
             }
             Apply::Truncate(offset) => {
-                let cuts_max = self.config.partition_cuts_max;
                 let p = self.partition_by_key_mut(key);
-                match p.truncate_to(offset, cuts_max) {
-                    Ok(reqs) if reqs.is_empty() && !p.log.forget_epochs_from(offset) => {
-                        // Nothing to cut and no epoch to forget: the leader's answer would not
-                        // change on a refetch, so do not spin on it.
-                        let what = format!("{name}-{index}: diverged at {offset}, nothing to cut");
-                        self.log(LogLevel::Warn, what);
-                        self.retry_later(key, backoff);
-                    }
-                    Ok(reqs) => {
-                        assert_eq!(p.log.log_end_offset(), offset, "cut where decided");
-                        assert!(p.high_watermark <= offset, "no high watermark past the cut");
-                        let what = format!("{name}-{index}: truncated to {offset} (diverged)");
-                        self.log(LogLevel::Info, what);
-                        for r in reqs {
-                            let what = format!("truncate {name}-{index}");
-                            self.storage(r, OpPurpose::Other { what });
-                        }
-                        self.touched.insert(key.clone());
-                        self.produce_waits.touch(key);
-                    }
-                    Err(why) => {
-                        let what = format!("{name}-{index}: cannot truncate to {offset}: {why}");
-                        self.log(LogLevel::Error, what);
-                        self.retry_later(key, backoff);
-                    }
+                if offset < p.log.log_end_offset() {
+                    // Cut once a read found where, and what producer state remains.
+                    return self.start_truncation(key, offset);
                 }
+                if !p.log.forget_epochs_from(offset) {
+                    // Nothing to cut and no epoch to forget: the leader's answer would not
+                    // change on a refetch, so do not spin on it.
+                    let what = format!("{name}-{index}: diverged at {offset}, nothing to cut");
+                    self.log(LogLevel::Warn, what);
+                    self.retry_later(key, backoff);
+                }
+                self.touched.insert(key.clone());
             }
             Apply::StartAt(start, leader_hw) => {
                 self.restart_followed(key, start, backoff);
@@ -322,7 +308,7 @@ impl Broker {
         }
     }
 
-    fn retry_later(&mut self, key: &(String, i32), backoff: Duration) {
+    pub(super) fn retry_later(&mut self, key: &(String, i32), backoff: Duration) {
         let at = self.now + backoff;
         if let Some(f) = self.replica.following.get_mut(key) {
             f.retry_at = Some(at);
