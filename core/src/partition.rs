@@ -11,6 +11,10 @@ use std::collections::VecDeque;
 pub struct Partition {
     pub log: PartitionLog,
     pub producers: ProducerStates,
+    /// The producers' state at an earlier batch boundary, as the newest producer snapshot on
+    /// storage holds it: where a follower's truncation starts rebuilding the state from
+    /// (`broker/replica/truncation.rs`). `None` once a cut went below it.
+    pub producer_base: Option<ProducerBase>,
     /// Every offset below this has been written (the write completed).
     pub written_end: i64,
     /// Every offset below this has been synced to stable storage.
@@ -44,6 +48,32 @@ pub struct Partition {
     pub offline: Option<String>,
 }
 
+/// The idempotent producers' state after every batch below `offset` (Kafka's producer
+/// snapshot): `offset` is a batch boundary at byte `position` of the segment based at
+/// `segment`. A truncation replays the batches from there to its cut on top of `states`, as
+/// Kafka's `ProducerStateManager` reloads the latest snapshot below a cut and replays after it.
+#[derive(Debug, Clone)]
+pub struct ProducerBase {
+    pub offset: i64,
+    pub segment: i64,
+    pub position: u64,
+    pub states: ProducerStates,
+}
+
+impl ProducerBase {
+    /// The state at `log`'s end.
+    pub fn at_end(log: &PartitionLog, states: &ProducerStates) -> ProducerBase {
+        let active = log.segments().last().expect("a log has a segment");
+        assert_eq!(active.next_offset(), log.log_end_offset());
+        ProducerBase {
+            offset: log.log_end_offset(),
+            segment: active.base_offset,
+            position: active.size,
+            states: states.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SyncInFlight {
     pub(crate) id: u64,
@@ -55,6 +85,7 @@ impl Partition {
     pub(crate) fn new(log: PartitionLog, producers: ProducerStates) -> Partition {
         let end = log.log_end_offset();
         Partition {
+            producer_base: Some(ProducerBase::at_end(&log, &producers)),
             log,
             producers,
             written_end: end,
@@ -89,6 +120,9 @@ impl Partition {
                 crate::io::StorageRequest::WriteProducerSnapshot { offset, .. } if *offset == end)),
             "a snapshot is taken at the log end"
         );
+        if snapshot.is_some() {
+            self.producer_base = Some(ProducerBase::at_end(&self.log, &self.producers));
+        }
         snapshot
     }
 
@@ -170,14 +204,13 @@ impl Partition {
     /// entry, or a batch this run appended that is not yet settled); no sync or append may be
     /// in flight past the cut that a later completion would count (the cut epoch is bumped,
     /// so their completions are ignored, exactly as after a failed write). A cut landing
-    /// between index entries of settled data needs a read to find its position first; the
-    /// follower's fetch loop (next: issue 10) will add that read.
+    /// between index entries of settled data needs a read to find its position first: the
+    /// follower does that read ([`Partition::truncate_rebuilt`]).
     ///
-    /// Idempotent-producer state forgets the batches at or above the cut
+    /// Idempotent-producer state here only forgets the batches at or above the cut
     /// ([`ProducerStates::truncate_to`]): a producer keeps what it has below, and one left
-    /// with nothing is forgotten. A replay of the remaining log from the last snapshot would
-    /// also bring back batches the five-batch window had dropped; that exact rebuild needs
-    /// reads too and comes with the same fetch loop.
+    /// with nothing is forgotten. The follower's truncation instead rebuilds the state from
+    /// the log below the cut (`broker/replica/truncation.rs`), as Kafka does.
     pub fn truncate_to(
         &mut self,
         offset: i64,
@@ -197,10 +230,54 @@ impl Partition {
         if offset == end {
             return Ok(Vec::new());
         }
-        self.high_watermark = self.high_watermark.min(offset);
-        self.record_cut(offset, cuts_max);
+        self.clamp_for_cut(offset, cuts_max);
         let reqs = self.log.truncate_to(offset);
         self.producers.truncate_to(offset);
+        if self
+            .producer_base
+            .as_ref()
+            .is_some_and(|b| b.offset > offset)
+        {
+            self.producer_base = None;
+        }
+        self.after_cut(offset);
+        Ok(reqs)
+    }
+
+    /// [`Partition::truncate_to`] at `offset` below the log end, at the byte `position` a
+    /// storage read found, with the producer state `rebuilt` from the log below the cut (the
+    /// follower's scan from [`Partition::producer_base`]; `scanned` is the largest timestamp
+    /// it saw in the cut's segment, see [`PartitionLog::truncate_at`]). The rebuilt state also
+    /// becomes the new producer base.
+    pub fn truncate_rebuilt(
+        &mut self,
+        offset: i64,
+        position: u64,
+        scanned: crate::log::index::MaxTimestamp,
+        rebuilt: ProducerStates,
+        cuts_max: usize,
+    ) -> Result<Vec<crate::io::StorageRequest>, String> {
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        if self.offline.is_some() || offset < start || offset >= end {
+            return Err(format!("no cut to {offset} in [{start}, {end})"));
+        }
+        assert!(rebuilt.max_last_offset().is_none_or(|o| o < offset));
+        self.clamp_for_cut(offset, cuts_max);
+        let reqs = self.log.truncate_at(offset, position, scanned);
+        self.producers = rebuilt;
+        self.producer_base = Some(ProducerBase::at_end(&self.log, &self.producers));
+        self.after_cut(offset);
+        Ok(reqs)
+    }
+
+    /// Before a cut to `offset`: the high watermark comes down to it, a new cut epoch begins.
+    fn clamp_for_cut(&mut self, offset: i64, cuts_max: usize) {
+        self.high_watermark = self.high_watermark.min(offset);
+        self.record_cut(offset, cuts_max);
+    }
+
+    /// After a cut to `offset`: every end comes down to it.
+    fn after_cut(&mut self, offset: i64) {
         self.written_end = self.written_end.min(offset);
         self.durable_end = self.durable_end.min(offset);
         self.sync_requested_end = self.sync_requested_end.min(offset);
@@ -216,6 +293,43 @@ impl Partition {
         assert!(self.durable_end <= offset && self.sync_requested_end <= offset);
         assert!(self.producers.max_last_offset().is_none_or(|o| o < offset));
         assert!(self.log.epochs().entries().iter().all(|(_, s)| *s < offset));
+        assert!(self
+            .producer_base
+            .as_ref()
+            .is_none_or(|b| b.offset <= offset));
+    }
+
+    /// Empty this replica and restart it at `offset`, above its log end (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose whole log lies below its leader's log start
+    /// starts again there ([`PartitionLog::restart_at`]). Producer state is forgotten with the
+    /// batches (what it described is gone; the leader's is rebuilt as its batches arrive), and
+    /// every end, the high watermark included, becomes `offset`. The cut epoch is bumped, so a
+    /// completion of a write or sync issued before is not counted. Returns the storage
+    /// requests, to be carried out in order.
+    pub fn restart_at(
+        &mut self,
+        offset: i64,
+        now: Instant,
+        cuts_max: usize,
+    ) -> Result<Vec<crate::io::StorageRequest>, String> {
+        if self.offline.is_some() {
+            return Err("the partition is offline".into());
+        }
+        let end = self.log.log_end_offset();
+        if offset <= end {
+            return Err(format!("offset {offset} is not above the log end {end}"));
+        }
+        self.record_cut(end.max(self.high_watermark), cuts_max);
+        let reqs = self.log.restart_at(offset, now);
+        self.producers = ProducerStates::default();
+        self.producer_base = Some(ProducerBase::at_end(&self.log, &self.producers));
+        self.sync = None;
+        self.unsynced_since = None;
+        (self.written_end, self.durable_end) = (offset, offset);
+        (self.sync_requested_end, self.high_watermark) = (offset, offset);
+        assert_eq!(self.log.log_start_offset(), offset);
+        assert_eq!(self.log.log_end_offset(), offset);
+        assert!(self.producers.is_empty() && self.log.epochs().is_empty());
         Ok(reqs)
     }
 

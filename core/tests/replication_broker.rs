@@ -15,6 +15,7 @@ use gregor_core::io::{Input, ReplicaFetchId, StorageFault, StorageReply, Storage
 use gregor_core::kafka_protocol::messages::*;
 use gregor_core::kafka_protocol::protocol::StrBytes;
 use gregor_core::kafka_protocol::records::Compression;
+use gregor_core::log::recover::{recover_partition, DirEntry};
 use gregor_core::testkit::{self, Pair, Rec};
 use gregor_core::{Config, Durability, Recovered};
 use std::collections::BTreeMap;
@@ -35,6 +36,10 @@ impl testkit::Storage for Disk {
         let path =
             |f: &gregor_core::io::SegmentFile| format!("{}/{}", f.dir.dir_name(), f.file_name());
         match request {
+            StorageRequest::CreatePartition { dir, meta } => {
+                let name = format!("{}/partition.meta", dir.dir_name());
+                self.map.insert(name, meta.to_vec());
+            }
             StorageRequest::DeletePartition { dir } => {
                 let prefix = format!("{}/", dir.dir_name());
                 self.map.retain(|k, _| !k.starts_with(&prefix));
@@ -74,6 +79,41 @@ impl testkit::Storage for Disk {
             _ => {}
         }
         Ok(StorageReply::Done)
+    }
+}
+
+impl Disk {
+    /// What a broker restarted on this disk recovers (every write taken as durable).
+    fn recovered(&self) -> Recovered {
+        let mut dirs: Vec<&str> = self
+            .map
+            .keys()
+            .map(|k| k.split_once('/').unwrap().0)
+            .collect();
+        dirs.dedup();
+        let partitions = dirs.into_iter().map(|dir| {
+            let entries: Vec<DirEntry> = (self.map.iter())
+                .filter_map(|(k, v)| {
+                    let name = k.strip_prefix(&format!("{dir}/"))?;
+                    let len = v.len() as u64;
+                    Some(DirEntry {
+                        name: name.to_string(),
+                        len,
+                    })
+                })
+                .collect();
+            let meta = self.map.get(&format!("{dir}/partition.meta"));
+            let read = |name: &str, from: u64, to: u64| {
+                Ok::<_, ()>(self.map[&format!("{dir}/{name}")][from as usize..to as usize].to_vec())
+            };
+            let meta = meta.cloned().map(Bytes::from);
+            recover_partition(dir.to_string(), meta, &entries, read).unwrap()
+        });
+        Recovered {
+            clean_shutdown: false,
+            broker_meta: None,
+            partitions: partitions.collect(),
+        }
     }
 }
 
@@ -313,13 +353,27 @@ fn sb(s: &str) -> StrBytes {
 
 /// Send a produce of one record to broker index `i` with `acks`; returns its correlation id.
 fn produce(b: &mut Pair<Disk>, acks: i16, value: &str) -> i32 {
+    produce_from(b, acks, None, value)
+}
+
+/// The record of idempotent producer 7 (epoch 0) with sequence `seq`.
+fn produce_idempotent(b: &mut Pair<Disk>, acks: i16, seq: i32) -> i32 {
+    produce_from(b, acks, Some((7, 0, seq)), &format!("seq {seq}"))
+}
+
+fn produce_from(
+    b: &mut Pair<Disk>,
+    acks: i16,
+    producer: Option<(i64, i16, i32)>,
+    value: &str,
+) -> i32 {
     let rec = Rec {
         value: Some(Bytes::from(value.to_string())),
         ..Rec::default()
     };
     let data = produce_request::PartitionProduceData::default()
         .with_index(0)
-        .with_records(Some(testkit::batch(&[rec], None, Compression::None)));
+        .with_records(Some(testkit::batch(&[rec], producer, Compression::None)));
     let req = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(120_000)
@@ -601,4 +655,136 @@ fn leadership_moving_away_answers_waiting_produces_not_leader() {
     c.log.change(t, None, LeaderChange::To(Node(2)));
     c.publish();
     assert_eq!(answer(&mut c.b[0], p), Some((NOT_LEADER_OR_FOLLOWER, 0)));
+}
+
+/// DeleteRecords up to `offset` at broker index `i`: (error, new log start).
+fn delete_records(b: &mut Pair<Disk>, offset: i64) -> (i16, i64) {
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+            .with_name(TopicName(sb("r")))
+            .with_partitions(vec![
+                delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(offset),
+            ])]);
+    let c = b.send(4, ApiKey::DeleteRecords, 2, RequestKind::DeleteRecords(req));
+    let Some(ResponseKind::DeleteRecords(r)) = b.take(c) else {
+        panic!("no DeleteRecords response")
+    };
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+#[test]
+fn a_follower_below_the_leaders_log_start_restarts_there_durably() {
+    // Broker 3 is a replica outside the ISR that hears nothing while the leader takes three
+    // records and DeleteRecords moves its log start to 2.
+    let mut c = Cluster::new(3, &[1, 2], Durability::GroupCommit, 1);
+    c.silence(2);
+    // Its first fetch found it caught up, so the leader asked to take it in; a newer image
+    // (ISR still 1, 2) ends that wait, and by now it lags.
+    c.advance(31_000);
+    let t = c.t;
+    c.log.change(t, Some(&[1, 2]), LeaderChange::Unchanged);
+    c.publish();
+    for (v, offset) in [("a", 0), ("b", 1), ("c", 2)] {
+        let p = produce(&mut c.b[0], -1, v);
+        c.advance(100);
+        assert_eq!(answer(&mut c.b[0], p), Some((NONE, offset)));
+    }
+    assert_eq!(delete_records(&mut c.b[0], 2), (NONE, 2));
+    // Broker 3 fetches from 0, below the leader's start: it empties its log, starts it at 2,
+    // and fetches record c from there.
+    c.wake();
+    c.advance(1_000);
+    let log = &c.b[2].broker.topics()["r"].partitions[0].log;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 3));
+    assert!(log.epochs().entries().iter().all(|(_, s)| *s >= 2));
+    let files: Vec<String> = c.segments(2).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        files,
+        vec![format!("r-0/{:020}.log", 2)],
+        "segment 0 deleted"
+    );
+    // A crash now: the restarted broker finds the log starting at 2 and holding c.
+    let recovered = c.b[2].storage.recovered();
+    let again = Pair::new(
+        config(3, Durability::GroupCommit, 1),
+        recovered,
+        Disk::default(),
+    );
+    let log = &again.broker.topics()["r"].partitions[0].log;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 3));
+}
+
+/// Producer 7's remembered batches at broker index `i`: (first sequence, base offset).
+fn remembered(c: &Cluster, i: usize) -> Vec<(i32, i64)> {
+    let p = &c.b[i].broker.topics()["r"].partitions[0];
+    let entry = p.producers.get(7).expect("producer 7 is remembered");
+    entry
+        .batches
+        .iter()
+        .map(|b| (b.first_seq, b.base_offset))
+        .collect()
+}
+
+#[test]
+fn a_restarted_follower_cuts_between_index_entries_and_rebuilds_producer_state() {
+    let mut c = Cluster::new(2, &[1, 2], Durability::GroupCommit, 1);
+    // Producer 7's first seven batches reach both brokers; the next five only broker 1.
+    for seq in 0..7 {
+        let p = produce_idempotent(&mut c.b[0], -1, seq);
+        c.route();
+        assert_eq!(answer(&mut c.b[0], p), Some((NONE, seq as i64)));
+    }
+    c.silence(1);
+    c.route();
+    for seq in 7..12 {
+        let p = produce_idempotent(&mut c.b[0], 1, seq);
+        assert_eq!(answer(&mut c.b[0], p), Some((NONE, seq as i64)));
+    }
+    // Broker 1 restarts: its whole log is settled, so where offset 7 lies is not in memory.
+    c.routed.clear();
+    let disk = std::mem::take(&mut c.b[0].storage);
+    c.b[0] = Pair::new(
+        config(1, Durability::GroupCommit, 1),
+        disk.recovered(),
+        disk,
+    );
+    let log = &c.b[0].broker.topics()["r"].partitions[0].log;
+    assert_eq!(log.log_end_offset(), 12);
+    assert!(!log.can_truncate_to(7), "7 is between index entries");
+    // Broker 2 leads epoch 1: broker 1's log diverged at 7. It reads to find the cut, and
+    // rebuilds producer 7's state from the batches below it: 2..6, as broker 2 has them
+    // (cutting the remembered five alone would have forgotten producer 7 altogether).
+    let t = c.t;
+    c.log.change(t, None, LeaderChange::To(Node(2)));
+    c.wake();
+    c.publish();
+    c.advance(1_000);
+    assert_eq!(c.log_end(0), 7, "cut back to where the logs agree");
+    let want: Vec<(i32, i64)> = (2..7).map(|s| (s, s as i64)).collect();
+    assert_eq!(remembered(&c, 0), want);
+    assert_eq!(
+        remembered(&c, 1),
+        want,
+        "the new leader built it from fetched batches"
+    );
+    let p = produce(&mut c.b[1], 1, "x");
+    assert_eq!(answer(&mut c.b[1], p), Some((NONE, 7)));
+    c.advance(1_000);
+    assert_eq!(
+        c.segments(0),
+        c.segments(1),
+        "byte for byte the leader's log"
+    );
+    // Leadership comes back to broker 1 (epoch 2): producer 7's retry of sequence 6 is
+    // answered with its first offset, not appended again; sequence 7 follows it.
+    c.log.change(t, None, LeaderChange::To(Node(1)));
+    c.publish();
+    let p = produce_idempotent(&mut c.b[0], 1, 6);
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 6)), "a duplicate");
+    let p = produce_idempotent(&mut c.b[0], 1, 7);
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 8)));
 }

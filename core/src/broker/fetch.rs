@@ -172,6 +172,14 @@ impl Broker {
                 Err(code) => {
                     pd.error_code = code;
                     pd.current_leader = self.current_leader(&part.topic, part.partition);
+                    // Out of range: say where the log starts and how far it is committed, so a
+                    // follower below the start restarts there and one past the end cuts back
+                    // (`replica/follower.rs`) without asking again with ListOffsets.
+                    let held = self.partition(&part.topic, part.partition);
+                    if let Some(p) = held.filter(|_| code == OFFSET_OUT_OF_RANGE) {
+                        pd.high_watermark = p.high_watermark;
+                        pd.log_start_offset = p.log.log_start_offset();
+                    }
                 }
                 Ok((p, Some((epoch, end_offset)))) => {
                     // The fetcher's log diverged: where, and no records (it truncates first).

@@ -143,6 +143,12 @@ enum OpPurpose {
         job: u64,
         op: clean::CleanOp,
     },
+    /// A read of a follower's truncation scan (`replica/truncation.rs`).
+    TruncationScan {
+        topic: String,
+        partition: i32,
+        job: u64,
+    },
     /// Housekeeping (truncate, delete, repair): a failure is logged.
     Other {
         what: String,

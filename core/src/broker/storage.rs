@@ -134,6 +134,11 @@ impl Broker {
                 }
             }
             OpPurpose::Clean { job, op: clean_op } => self.clean_done(job, clean_op, result),
+            OpPurpose::TruncationScan {
+                topic,
+                partition,
+                job,
+            } => self.truncation_scan_done(topic, partition, job, result),
             OpPurpose::Other { what } => {
                 if let Err(fault) = result {
                     self.log(
@@ -176,6 +181,9 @@ impl Broker {
             Vec::new()
         };
         p.producers.truncate_to(keep);
+        if p.producer_base.as_ref().is_some_and(|b| b.offset > keep) {
+            p.producer_base = None;
+        }
         p.sync_requested_end = p.sync_requested_end.min(keep);
         p.durable_end = p.durable_end.min(keep);
         if p.log.log_end_offset() <= p.sync_requested_end {

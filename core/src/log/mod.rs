@@ -5,8 +5,9 @@
 //!   log end offset (LEO) is the next offset to assign. Checked by [`PartitionLog::invariants`].
 //! * **Nothing acknowledged is truncated.** Only [`PartitionLog::truncate_to`] cuts the log, and
 //!   the broker calls it only for writes that failed (never acknowledged) and, at recovery, for a
-//!   torn tail (never synced). `Partition::truncate_to` (a follower cutting a log that diverged
-//!   from its leader's, KIP-101) has no caller yet but tests; replication will add one.
+//!   torn tail (never synced), and for a follower cutting a log that diverged from its
+//!   leader's (KIP-101; `broker/replica/truncation.rs`), which never cuts below the leader's
+//!   high watermark unless its own batch straddles the point of divergence.
 //! * **The high watermark never goes backwards** while the broker runs; consumers read below it.
 //! * **Memory does not grow with the number of batches.** Nothing here is kept per batch,
 //!   except for the *unsettled tail* (below).
@@ -52,6 +53,7 @@ pub mod epochs;
 pub mod index;
 pub mod read;
 pub mod recover;
+mod truncate;
 
 use crate::batch::BatchHeader;
 use crate::files::{segment_header, SEGMENT_HEADER_BYTES};
@@ -484,84 +486,6 @@ impl PartitionLog {
         }
         assert!(o <= offset && p >= SEGMENT_HEADER_BYTES && p <= seg.size);
         (o, p)
-    }
-
-    /// Whether [`PartitionLog::truncate_to`] can cut at `offset` without reading: it lies in
-    /// the log and its byte position is known exactly (a segment's start or end, an index
-    /// entry, or a batch of the unsettled tail).
-    pub fn can_truncate_to(&self, offset: i64) -> bool {
-        if offset < self.log_start_offset || offset > self.log_end_offset {
-            return false;
-        }
-        let i = self.segments.partition_point(|s| s.base_offset <= offset);
-        let seg = &self.segments[i.saturating_sub(1)];
-        offset == self.log_end_offset
-            || seg.base_offset == offset
-            || self.exact_position(seg, offset).is_some()
-    }
-
-    /// Cut the log so that `offset` becomes the log end offset. `offset` must be a batch
-    /// boundary at or above the log start offset whose position the log knows exactly: a
-    /// segment's start, or a batch of the unsettled tail (the broker cuts back to what was
-    /// written, never below the high watermark). Returns the storage requests that make the
-    /// files agree.
-    pub fn truncate_to(&mut self, offset: i64) -> Vec<StorageRequest> {
-        assert!(offset >= self.log_start_offset && offset <= self.log_end_offset);
-        let mut reqs = Vec::new();
-        // A segment starting at `offset` would be left empty: drop it too. This matters when a
-        // roll's CreateSegment failed (a full disk): keeping that segment would direct every
-        // later append at a file that does not exist (found by the simulator, seed 106).
-        while self.segments.len() > 1 && self.active().base_offset >= offset {
-            let seg = self.segments.pop().unwrap();
-            reqs.push(StorageRequest::DeleteSegment {
-                file: self.file_of(seg.base_offset),
-            });
-        }
-        let seg = self.active();
-        let new_size = self
-            .exact_position(seg, offset)
-            .expect("a cut lands on a batch boundary the log knows exactly");
-        let mut max = seg.settled_max;
-        // The segment's largest timestamp over what remains: its settled batches and the tail
-        // batches below the cut.
-        self.tail.retain(|b| b.base_offset < offset);
-        let seg = self.active();
-        for b in self.tail.iter().filter(|b| b.segment == seg.base_offset) {
-            max.fold(b.max_timestamp, b.base_offset, b.last_offset);
-        }
-        let file = self.active_file();
-        let seg = self.segments.last_mut().unwrap();
-        seg.index.truncate(offset, new_size, max);
-        seg.size = new_size;
-        seg.next_offset = offset.max(seg.base_offset);
-        seg.indexed_len = 0;
-        // The index goes first: it must never describe bytes the cut replaces. Snapshots
-        // taken above the cut describe batches that are gone.
-        reqs.push(StorageRequest::DeleteSegmentIndex { file: file.clone() });
-        reqs.push(StorageRequest::Truncate {
-            file,
-            len: new_size,
-        });
-        reqs.push(StorageRequest::DeleteProducerSnapshots {
-            dir: self.dir.clone(),
-            above: offset,
-        });
-        if self.last_snapshot.is_some_and(|s| s > offset) {
-            self.last_snapshot = None;
-        }
-        // Postconditions: nothing at or past the cut is remembered, and no index vouches for it.
-        assert!(self.tail.back().is_none_or(|b| b.last_offset < offset));
-        assert_eq!(self.active().indexed_len, 0);
-        let cut = self.log_end_offset > offset;
-        self.log_end_offset = self.active().next_offset;
-        assert_eq!(self.log_end_offset, offset);
-        // The epochs that started in what was cut are gone with it (Kafka's truncateFromEnd;
-        // a cut to the log end itself keeps an election's entry there).
-        if cut {
-            self.epochs.truncate_from_end(offset);
-        }
-        self.invariants();
-        reqs
     }
 
     /// Plan a fetch's first read at `offset`: whole batches, never past `upper` (the high

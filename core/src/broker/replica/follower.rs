@@ -23,6 +23,9 @@ enum Apply {
     Records(Bytes, i64),
     /// The logs diverged: cut back to `offset` (KIP-320).
     Truncate(i64),
+    /// This log ends below the leader's log start (first): empty it and start again there,
+    /// and take the leader's high watermark (second).
+    StartAt(i64, i64),
     /// Nothing now: retry this partition after a backoff (why, for the log).
     Backoff(String),
 }
@@ -48,6 +51,7 @@ impl Broker {
                 || self.replica.backoff.contains_key(&f.leader)
                 || f.retry_at.is_some()
                 || in_flight.contains(key)
+                || self.replica.truncating.contains_key(key)
             {
                 continue;
             }
@@ -206,6 +210,13 @@ impl Broker {
                 Apply::Truncate(at)
             }
             0 => Apply::Records(pd.records.clone().unwrap_or_default(), pd.high_watermark),
+            OFFSET_OUT_OF_RANGE if offset < pd.log_start_offset => {
+                // Below the leader's log start (its retention or DeleteRecords moved it): what
+                // this log holds is of no use, as nothing after it can be fetched (Kafka's
+                // `ReplicaFetcherThread` truncates fully and starts at the leader's start).
+                assert!(offset <= p.log.log_end_offset());
+                Apply::StartAt(pd.log_start_offset, pd.high_watermark)
+            }
             OFFSET_OUT_OF_RANGE if offset > pd.high_watermark && pd.high_watermark >= 0 => {
                 // Past the leader's end: cut back to what it has acknowledged, then fetch on
                 // (the leader's check of `last_fetched_epoch` finds any divergence below).
@@ -232,33 +243,25 @@ impl Broker {
                 self.touched.insert(key.clone());
             }
             Apply::Truncate(offset) => {
-                let cuts_max = self.config.partition_cuts_max;
                 let p = self.partition_by_key_mut(key);
-                match p.truncate_to(offset, cuts_max) {
-                    Ok(reqs) if reqs.is_empty() && !p.log.forget_epochs_from(offset) => {
-                        // Nothing to cut and no epoch to forget: the leader's answer would not
-                        // change on a refetch, so do not spin on it.
-                        let what = format!("{name}-{index}: diverged at {offset}, nothing to cut");
-                        self.log(LogLevel::Warn, what);
-                        self.retry_later(key, backoff);
-                    }
-                    Ok(reqs) => {
-                        assert_eq!(p.log.log_end_offset(), offset, "cut where decided");
-                        assert!(p.high_watermark <= offset, "no high watermark past the cut");
-                        let what = format!("{name}-{index}: truncated to {offset} (diverged)");
-                        self.log(LogLevel::Info, what);
-                        for r in reqs {
-                            let what = format!("truncate {name}-{index}");
-                            self.storage(r, OpPurpose::Other { what });
-                        }
-                        self.touched.insert(key.clone());
-                        self.produce_waits.touch(key);
-                    }
-                    Err(why) => {
-                        let what = format!("{name}-{index}: cannot truncate to {offset}: {why}");
-                        self.log(LogLevel::Error, what);
-                        self.retry_later(key, backoff);
-                    }
+                if offset < p.log.log_end_offset() {
+                    // Cut once a read found where, and what producer state remains.
+                    return self.start_truncation(key, offset);
+                }
+                if !p.log.forget_epochs_from(offset) {
+                    // Nothing to cut and no epoch to forget: the leader's answer would not
+                    // change on a refetch, so do not spin on it.
+                    let what = format!("{name}-{index}: diverged at {offset}, nothing to cut");
+                    self.log(LogLevel::Warn, what);
+                    self.retry_later(key, backoff);
+                }
+                self.touched.insert(key.clone());
+            }
+            Apply::StartAt(start, leader_hw) => {
+                self.restart_followed(key, start, backoff);
+                if let Some(f) = self.replica.following.get_mut(key) {
+                    // The leader's high watermark is at or above its log start.
+                    f.leader_hw = leader_hw.max(start);
                 }
             }
             Apply::Backoff(why) => {
@@ -271,7 +274,41 @@ impl Broker {
         }
     }
 
-    fn retry_later(&mut self, key: &(String, i32), backoff: Duration) {
+    /// Empty `key`'s log and start it at the leader's log start `start`
+    /// ([`Partition::restart_at`]); the new start is written to `partition.meta` after the
+    /// files are replaced, so a restart finds the two agreeing (recovery takes the start of
+    /// the segments it finds in any case).
+    fn restart_followed(&mut self, key: &(String, i32), start: i64, backoff: Duration) {
+        let (name, index) = (key.0.as_str(), key.1);
+        let (now, cuts_max) = (self.now, self.config.partition_cuts_max);
+        let p = self.partition_by_key_mut(key);
+        let old_end = p.log.log_end_offset();
+        match p.restart_at(start, now, cuts_max) {
+            Ok(reqs) => {
+                let what = format!(
+                    "{name}-{index}: log ended at {old_end}, below the leader's log start \
+                     {start}; emptied and restarted at {start}"
+                );
+                self.log(LogLevel::Warn, what);
+                for r in reqs {
+                    let what = format!("restart {name}-{index} at {start}");
+                    self.storage(r, OpPurpose::Other { what });
+                }
+                let meta = self.partition_meta_now(name, index as usize);
+                assert_eq!(meta.log_start_offset, start);
+                self.write_partition_meta(&meta, None);
+                self.touched.insert(key.clone());
+                self.produce_waits.touch(key);
+            }
+            Err(why) => {
+                let what = format!("{name}-{index}: cannot restart at {start}: {why}");
+                self.log(LogLevel::Error, what);
+                self.retry_later(key, backoff);
+            }
+        }
+    }
+
+    pub(super) fn retry_later(&mut self, key: &(String, i32), backoff: Duration) {
         let at = self.now + backoff;
         if let Some(f) = self.replica.following.get_mut(key) {
             f.retry_at = Some(at);

@@ -23,6 +23,7 @@ use crate::replication::ReplicaProgress;
 
 mod follower;
 mod leader;
+mod truncation;
 
 /// A partition this broker leads, in one leader epoch.
 #[derive(Debug)]
@@ -80,6 +81,10 @@ pub(super) struct ReplicaState {
     pub(super) next_fetch_id: u64,
     /// When the leader next looks for ISR changes (`replica.lag.time.max.ms / 2`).
     pub(super) next_isr_check: Option<Instant>,
+    /// Followed partitions whose truncation waits for a scan of their log (not fetched
+    /// meanwhile), and the next scan's id.
+    pub(super) truncating: BTreeMap<(String, i32), truncation::Truncation>,
+    pub(super) next_truncation_job: u64,
 }
 
 impl ReplicaState {
@@ -114,6 +119,8 @@ impl ReplicaState {
                 "{key:?} led and followed"
             );
         }
+        // A partition whose log is being scanned for a cut is in no fetch.
+        assert!(self.truncating.keys().all(|k| !parts.contains(k)));
         for (key, led) in &self.leading {
             assert!(led.epoch >= 0 && led.epoch_start >= 0, "{key:?}");
         }
