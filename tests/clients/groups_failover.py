@@ -67,19 +67,22 @@ elif mode == "offsets":
     while True:
         try:
             req = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])
-            res = admin.list_consumer_group_offsets([req])[group].result(10)
+            res = admin.list_consumer_group_offsets([req])[group].result(3)
             tp = res.topic_partitions[0]
             if tp.error is not None:
                 raise KafkaException(tp.error)
             print(json.dumps({"offset": tp.offset, "seconds": time.time() - start,
                               "errors": errors}))
             break
-        except KafkaException as e:
+        except (KafkaException, TimeoutError) as e:
             # NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE while
-            # the group's partition of __consumer_offsets gets a new leader and is loaded.
-            errors.append(e.args[0].name())
+            # the group's partition of __consumer_offsets gets a new leader and is loaded, or
+            # no answer at all while the client still waits on the dead coordinator.
+            errors.append(e.args[0].name() if isinstance(e, KafkaException) else "timeout")
             if time.time() - start > limit:
                 raise
+            # A fresh client: librdkafka may keep waiting on the dead coordinator.
+            admin = AdminClient({"bootstrap.servers": bs})
             time.sleep(0.2)
 else:
     sys.exit(__doc__)
