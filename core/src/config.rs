@@ -144,6 +144,11 @@ pub struct Config {
     /// Partitions of the internal `__consumer_offsets` topic (Kafka
     /// `offsets.topic.num.partitions`, default 50 there).
     pub offsets_topic_partitions: i32,
+    /// Replicas of each `__consumer_offsets` partition (Kafka
+    /// `offsets.topic.replication.factor`, default 3), so a committed offset outlives the
+    /// broker that coordinated its group. A KRaft broker asks for min(this, brokers registered)
+    /// when it creates the topic, so a cluster of one or two still gets its coordinators.
+    pub offsets_topic_replication_factor: i16,
     /// An offsets partition larger than this is rewritten as a snapshot of its live keys, and
     /// its older segments deleted (gregor's form of Kafka's compaction of the offsets topic).
     pub offsets_log_bytes_max: u64,
@@ -232,6 +237,7 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_topic_partitions: 4,
+            offsets_topic_replication_factor: 3,
             offsets_log_bytes_max: 16 * 1024 * 1024,
             produces_parked_max: 10_000,
             coordinator_writes_pending_max: 10_000,
@@ -303,6 +309,9 @@ impl Config {
         }
         if self.offsets_topic_partitions < 1 || self.offsets_topic_partitions > 1000 {
             return bad("offsets_topic_partitions must be between 1 and 1000");
+        }
+        if self.offsets_topic_replication_factor < 1 {
+            return bad("offsets_topic_replication_factor must be at least 1");
         }
         if self.produces_parked_max == 0 || self.fetches_parked_max == 0 {
             return bad("produces_parked_max and fetches_parked_max must be at least 1");

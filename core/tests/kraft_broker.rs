@@ -627,12 +627,13 @@ fn find_coordinator_names_the_leader_of_the_groups_offsets_partition() {
     let (code, ..) = find_coordinator(&mut b, "g");
     assert_eq!(code, COORDINATOR_NOT_AVAILABLE);
     let (_, ask) = b.controller.pop().expect("the offsets topic is asked for");
+    // offsets.topic.replication.factor is 3, capped at the two brokers registered.
     assert_eq!(
         ask,
         Ask::CreateTopic {
             name: "__consumer_offsets".into(),
             partitions: 4,
-            replication_factor: 1,
+            replication_factor: 2,
             configs: Default::default(),
         }
     );
@@ -851,6 +852,42 @@ fn a_group_is_coordinated_where_its_offsets_partition_is_led() {
     image(&mut b, &log);
     assert_eq!(committed(&mut b, &mine), (NONE, 42));
     assert_eq!(find_coordinator(&mut b, &mine).1, 1);
+}
+
+/// The coordinator writes with acks=all: with its offsets partition's ISR below
+/// `min.insync.replicas` a commit is refused before anything is appended, with
+/// COORDINATOR_NOT_AVAILABLE (Kafka's mapping of NOT_ENOUGH_REPLICAS for commits, which the
+/// client retries), and is never read back; with the ISR large enough again it is taken.
+#[test]
+fn a_commit_needs_the_offsets_partitions_min_insync_replicas() {
+    let (mut b, mut log, _) = two_brokers();
+    log.topic(
+        "__consumer_offsets",
+        50,
+        &[&[1, 2], &[1, 2], &[1, 2], &[1, 2]],
+    );
+    log.write(MetadataRecord::Config {
+        resource_type: 2,
+        resource_name: "__consumer_offsets".into(),
+        name: "min.insync.replicas".into(),
+        value: Some("2".into()),
+    });
+    image(&mut b, &log);
+    assert_eq!(commit(&mut b, "g", 42), COORDINATOR_NOT_AVAILABLE);
+    assert_eq!(
+        committed(&mut b, "g"),
+        (NONE, -1),
+        "a refused commit is not read back"
+    );
+    log.write(MetadataRecord::Config {
+        resource_type: 2,
+        resource_name: "__consumer_offsets".into(),
+        name: "min.insync.replicas".into(),
+        value: Some("1".into()),
+    });
+    image(&mut b, &log);
+    assert_eq!(commit(&mut b, "g", 43), NONE);
+    assert_eq!(committed(&mut b, "g"), (NONE, 43));
 }
 
 fn create_partitions(b: &mut Pair<Files>, name: &str, count: i32) -> i32 {

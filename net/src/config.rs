@@ -128,6 +128,11 @@ mod tests {
         let j: ServeConfig = toml::from_str("log_format = \"json\"\n").unwrap();
         assert_eq!(j.log_format, LogFormat::Json);
         assert_eq!(c.broker.default_partitions, 3);
+        // Kafka's offsets.topic.replication.factor: 3 unless set.
+        assert_eq!(c.broker.offsets_topic_replication_factor, 3);
+        let o: ServeConfig =
+            toml::from_str("[broker]\noffsets_topic_replication_factor = 1\n").unwrap();
+        assert_eq!(o.broker.offsets_topic_replication_factor, 1);
         assert_eq!(
             c.broker.durability,
             Durability::Interval {

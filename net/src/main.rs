@@ -152,6 +152,10 @@ struct ServeArgs {
     /// Delay before a new group's first rebalance, ms [default: 3000]
     #[arg(long, env = "GREGOR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
+    /// Kafka's `offsets.topic.replication.factor`: replicas of each `__consumer_offsets`
+    /// partition, capped at the brokers registered when the topic is created [default: 3]
+    #[arg(long, env = "GREGOR_OFFSETS_TOPIC_REPLICATION_FACTOR")]
+    offsets_topic_replication_factor: Option<i16>,
     /// Most client connections at once; more are refused [default: 10000]
     #[arg(long, env = "GREGOR_CONNECTIONS_MAX")]
     connections_max: Option<usize>,
@@ -312,6 +316,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     }
     if let Some(ms) = args.group_initial_rebalance_delay_ms {
         c.broker.group_initial_rebalance_delay_ms = ms;
+    }
+    if let Some(n) = args.offsets_topic_replication_factor {
+        c.broker.offsets_topic_replication_factor = n;
     }
     c.node_id = args.node_id.or(c.node_id);
     c.process_roles = args.process_roles.or(c.process_roles);

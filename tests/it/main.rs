@@ -12,6 +12,7 @@ mod conformance;
 mod crash;
 mod epochs;
 mod groups;
+mod groups_failover;
 mod harness;
 mod hostile;
 mod metrics;

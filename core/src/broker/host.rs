@@ -107,6 +107,17 @@ impl Host<GroupRecord> for Broker {
             "internal writes come from the coordinator"
         );
         assert!(self.topics.get(topic).is_none_or(|t| t.internal));
+        // The coordinator writes with acks=all (Kafka's `CoordinatorPartitionWriter`): with the
+        // ISR below `min.insync.replicas` nothing is appended, and the client is told
+        // COORDINATOR_NOT_AVAILABLE, which it retries (Kafka's mapping of NOT_ENOUGH_REPLICAS
+        // for offset commits), instead of an error it would not expect from a coordinator.
+        if let Err(short) = self.acks_check(topic, partition.0, -1) {
+            assert_eq!(short.code, ErrorCode::NOT_ENOUGH_REPLICAS);
+            return Err(ClientError::new(
+                ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                short.message,
+            ));
+        }
         let (_, _, wait) = self.append_one(topic, partition.0, Some(batch), true)?;
         let w = wait.expect("an append always waits");
         let p = &self.topics[topic].partitions[partition.0 as usize];
@@ -243,7 +254,17 @@ impl Host<GroupRecord> for Broker {
     }
 
     fn partitions_of(&self, topic: &str) -> Option<i32> {
-        self.topics.get(topic).map(|t| t.partitions.len() as i32)
+        let local = self.topics.get(topic).map(|t| t.partitions.len() as i32);
+        // In a cluster a broker holds logs only for the topics with a replica here, but the
+        // coordinator takes commits for any partition of the cluster (Kafka checks its metadata
+        // cache): the image's count, which a local topic matches once the image is applied.
+        let Some(image) = self.kraft.image.as_deref() else {
+            return local;
+        };
+        let id = image.topic_id(topic)?;
+        let n = image.topics()[&id].partitions.len() as i32;
+        assert!(n >= 1, "{topic}: a topic in the image has partitions");
+        Some(n)
     }
 
     fn create_topic(&mut self, topic: &str, partitions: i32, settings: TopicSettings) {

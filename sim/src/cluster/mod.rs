@@ -44,6 +44,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod offsets;
 pub mod replicated;
 pub mod world;
 

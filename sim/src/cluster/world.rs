@@ -13,6 +13,7 @@
 //! single-broker world.
 
 use super::check::{self as ccheck, Appended, Observations, Refused, Served};
+use super::offsets::{self as coffsets, Committer, InFlight, Offsets};
 use super::replicated::{self, LeaderAppend, Replicated, Truncation};
 use crate::check;
 use crate::clients::{Us, MS, TOPIC};
@@ -255,6 +256,8 @@ enum Ev {
     ReplicaTimeout(u64, i32),
     /// The creator client asks for the workload's topic (again).
     CreateTopic(usize),
+    /// The committer's turn to commit or read back an offset.
+    Commit(usize),
     /// An input for node `node`'s broker, if the process that caused it still runs.
     BrokerInput {
         node: usize,
@@ -315,6 +318,8 @@ enum Role2 {
     },
     /// Creates the replicated workload's topic, then the workload starts.
     Creator,
+    /// Commits and reads back a group's offsets while coordinators crash ([`coffsets`]).
+    Committer(Committer),
 }
 
 struct Cl {
@@ -357,6 +362,10 @@ struct World {
     /// elections on record).
     repl: Replicated,
     replication: Replication,
+    /// The committer's commits and fetches, and the leader of its `__consumer_offsets`
+    /// partition by leader epoch, as images named it (the coordinator moves).
+    offsets: Offsets,
+    offsets_leaders: BTreeMap<i32, Option<i32>>,
     /// Per (node, partition): the (leader, leader epoch) its image named when its high
     /// watermark was last judged.
     hw_term: BTreeMap<(usize, Part), Option<Term>>,
@@ -480,6 +489,8 @@ impl World {
             hw: BTreeMap::new(),
             obs: Observations::default(),
             repl: Replicated::default(),
+            offsets: Offsets::default(),
+            offsets_leaders: BTreeMap::new(),
             replication: Replication::new(),
             ends: BTreeMap::new(),
             hw_term: BTreeMap::new(),
@@ -603,6 +614,105 @@ impl World {
         for index in 0..self.profile.readers {
             let config = self.client_config(format!("reader-{index}"));
             self.add_client(config, Role2::Reader { index: 100 + index });
+        }
+        if self.opts.replication {
+            let config = self.client_config("committer".into());
+            self.add_client(config, Role2::Committer(Committer::default()));
+            let c = self.clients.len() - 1;
+            self.schedule(self.now + 500 * MS, Ev::Commit(c));
+        }
+    }
+
+    /// The committer's turn ([`coffsets`]): with nothing in flight, commit the next offset or
+    /// read the committed one back, in turn; then come back a little later. It stops with the
+    /// producers.
+    fn commit_step(&mut self, c: usize) {
+        if self.stopping {
+            return;
+        }
+        let gap = 100 + self.prng.below(300);
+        self.schedule(self.now + gap * MS, Ev::Commit(c));
+        let t = self.ms();
+        let Role2::Committer(k) = &mut self.clients[c].role else {
+            unreachable!("only the committer commits")
+        };
+        if k.in_flight.is_some() {
+            return;
+        }
+        let tp = (TOPIC.to_string(), coffsets::PART);
+        let group = coffsets::GROUP.to_string();
+        k.sent += 1;
+        let op = if k.sent % 2 == 1 {
+            k.next += 1;
+            k.in_flight = Some(InFlight::Commit(self.offsets.commits.len()));
+            self.offsets.commits.push(coffsets::Commit {
+                group: group.clone(),
+                part: coffsets::PART,
+                offset: k.next,
+                sent: t,
+                acked: None,
+            });
+            AdminOp::CommitGroupOffsets {
+                group,
+                offsets: vec![(tp, k.next)],
+            }
+        } else {
+            k.in_flight = Some(InFlight::Fetch(t));
+            AdminOp::ListGroupOffsets {
+                group,
+                partitions: Some(vec![tp]),
+            }
+        };
+        let now = self.client_now();
+        self.clients[c].client.admin(now, op);
+        self.after_client(c);
+    }
+
+    /// The committer's operation came back: an acknowledged commit becomes a floor for later
+    /// fetches, an answered fetch is judged against them.
+    fn commit_answer(&mut self, c: usize, result: Result<AdminResult, gregor_client::ClientError>) {
+        let t = self.ms();
+        let Role2::Committer(k) = &mut self.clients[c].role else {
+            unreachable!("only the committer commits")
+        };
+        let tp = (TOPIC.to_string(), coffsets::PART);
+        match (k.in_flight.take(), result) {
+            (Some(InFlight::Commit(i)), Ok(AdminResult::CommitGroupOffsets(per))) => {
+                if per.get(&tp).is_some_and(|r| r.is_ok()) {
+                    self.offsets.commits[i].acked = Some(t);
+                    self.count("offset commits acknowledged");
+                } else {
+                    self.count("offset commits refused");
+                    self.say(|| format!("committer: commit refused: {per:?}"));
+                }
+            }
+            (Some(InFlight::Fetch(sent)), Ok(AdminResult::GroupOffsets(map))) => {
+                self.offsets.fetches.push(coffsets::Fetch {
+                    group: coffsets::GROUP.into(),
+                    part: coffsets::PART,
+                    offset: map.get(&tp).copied(),
+                    sent,
+                    answered: t,
+                });
+            }
+            (_, other) => {
+                self.count("offset operations failed");
+                self.say(|| format!("committer: {other:?}"));
+            }
+        }
+    }
+
+    /// A node's image named a leader of the committer's `__consumer_offsets` partition.
+    fn note_offsets_leader(&mut self, image: &MetadataImage) {
+        let Some(id) = image.topic_id(gregor_core::group::OFFSETS_TOPIC) else {
+            return;
+        };
+        let n = image.topics()[&id].partitions.len() as i32;
+        let p = gregor_core::group::partition_for(coffsets::GROUP, n).0;
+        if let Some(reg) = image.partition(id, p) {
+            self.offsets_leaders
+                .entry(reg.leader_epoch)
+                .or_insert(reg.leader.map(|b| b.0));
         }
     }
 
@@ -912,6 +1022,7 @@ impl World {
             Ev::Produce(c) => self.produce(c),
             Ev::ReplicaTimeout(conn, correlation) => self.replica_timeout(conn, correlation),
             Ev::CreateTopic(c) => self.create_topic(c),
+            Ev::Commit(c) => self.commit_step(c),
         }
     }
 
@@ -1055,6 +1166,9 @@ impl World {
             for input in std::mem::take(&mut inputs) {
                 if let Input::Metadata { image, .. } = &input {
                     self.machines[i].image = Some(image.clone());
+                    if self.opts.replication {
+                        self.note_offsets_leader(image);
+                    }
                 }
                 self.serving = matches!(input, Input::Request { .. });
                 let outs = self.machines[i].node.handle(input);
@@ -1572,7 +1686,10 @@ impl World {
                     }
                 }
                 COutput::Log { message } => self.say(|| format!("client {c}: {message}")),
-                COutput::Admin { result, .. } => self.topic_created(c, result),
+                COutput::Admin { result, .. } => match self.clients[c].role {
+                    Role2::Committer(_) => self.commit_answer(c, result),
+                    _ => self.topic_created(c, result),
+                },
                 COutput::GroupError { .. } => {}
             }
         }
@@ -1790,7 +1907,7 @@ impl World {
             Role2::Auditor { records: all, .. } => {
                 all.entry(f.partition).or_default().extend(records);
             }
-            Role2::Producer { .. } | Role2::Creator => {}
+            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) => {}
         }
     }
 
@@ -2103,6 +2220,7 @@ impl World {
         for (k, d) in ccheck::check(&self.obs)
             .into_iter()
             .chain(replicated::check(&self.repl))
+            .chain(coffsets::check(&self.offsets))
         {
             anomalies.push(format!("{k}: {d}"));
         }
@@ -2149,6 +2267,12 @@ impl World {
                 acks.all_lost,
                 acks.weak,
                 acks.weak_lost
+            ),
+            format!(
+                "offsets: {} commits acknowledged, {} fetches judged, {} coordinator moves",
+                self.offsets.counts().0,
+                self.offsets.counts().1,
+                coffsets::moves(&self.offsets_leaders)
             ),
             format!("counters: {:?}", self.counters),
             format!("simulated until {} ms", self.now / MS),

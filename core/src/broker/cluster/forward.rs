@@ -11,14 +11,24 @@ impl Broker {
             return;
         }
         self.kraft.creating.insert(name.to_string());
+        // The offsets topic is replicated (Kafka's `offsets.topic.replication.factor`), so a
+        // committed offset survives its coordinator's broker; an auto-created topic has one copy.
+        let replication_factor = if name == OFFSETS_TOPIC {
+            self.offsets_replication_factor()
+        } else {
+            1
+        };
         self.log(
             LogLevel::Info,
-            format!("asking the controller to create topic {name} ({partitions} partitions)"),
+            format!(
+                "asking the controller to create topic {name} ({partitions} partitions, \
+                 replication factor {replication_factor})"
+            ),
         );
         let request = ControllerRequest::CreateTopic {
             name: name.to_string(),
             partitions,
-            replication_factor: 1,
+            replication_factor: replication_factor.into(),
             configs: BTreeMap::new(),
         };
         assert!(partitions >= 1, "{name}: a topic has partitions");

@@ -349,6 +349,32 @@ impl Broker {
         s
     }
 
+    /// The replication factor this broker asks for when it creates `__consumer_offsets`:
+    /// Kafka's `offsets.topic.replication.factor` (3), but no more than the brokers the image
+    /// registers unfenced now. Kafka refuses FindCoordinator until that many brokers are alive;
+    /// gregor creates the topic with fewer replicas instead, so a cluster of one or two still
+    /// has group coordinators, and says so in the log: such a topic keeps its replication
+    /// factor when brokers join later (reassigning it is an operator's job, as in Kafka).
+    pub(super) fn offsets_replication_factor(&mut self) -> i16 {
+        let wanted = self.config.offsets_topic_replication_factor;
+        assert!(wanted >= 1, "validated configuration");
+        let brokers = self.kraft_image().map_or(0, |image| {
+            image.brokers().values().filter(|b| !b.fenced).count()
+        });
+        let rf = wanted.min(brokers.clamp(1, i16::MAX as usize) as i16);
+        if rf < wanted {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{OFFSETS_TOPIC}: offsets.topic.replication.factor is {wanted} but {brokers} \
+                     broker(s) are registered; creating it with replication factor {rf}"
+                ),
+            );
+        }
+        assert!((1..=wanted).contains(&rf));
+        rf
+    }
+
     fn ask_controller(&mut self, request: ControllerRequest, why: Asked) -> RequestId {
         let id = RequestId(self.kraft.next_request);
         self.kraft.next_request += 1;
