@@ -296,7 +296,8 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
                 incarnation_id: uuid_bytes(r.incarnation_id),
                 endpoints,
                 rack: r.rack.map(|s| s.to_string()),
-                // gregor's brokers send -1 exactly when their log directory is new (KIP-966).
+                // gregor's brokers send -1 exactly when their log directory is new (KIP-966);
+                // before v3 the field is absent (-1): read as new, the safe side.
                 log_dir_new: r.previous_broker_epoch == -1,
             };
             assert_eq!(
