@@ -502,3 +502,86 @@ fn topic_configs_are_replayed_snapshotted_deleted_with_the_topic_and_checked_by_
     assert_eq!(h.image, before);
     h.check();
 }
+
+/// Controlled shutdown (KIP-631, a BrokerHeartbeat with `WantShutDown`): the first such
+/// heartbeat moves every leadership of the broker to another in-sync replica and takes it out
+/// of every ISR it shares, and says "not yet"; the next fences it and says "stop now". Its next
+/// incarnation may register at once (its session ended with the shutdown).
+#[test]
+fn a_controlled_shutdown_moves_leaders_first_then_fences_and_lets_the_next_incarnation_in() {
+    let mut h = Harness::new(7);
+    for b in 1..=3 {
+        h.register(b, 1).unwrap();
+        h.heartbeat(b).unwrap();
+    }
+    h.create("orders", 6, 3).unwrap();
+    h.create("solo", 3, 1).unwrap();
+    let led_by_1 = h.leaders().get(&BrokerId(1)).copied().unwrap_or(0);
+    assert!(led_by_1 >= 2, "broker 1 leads some of orders: {led_by_1}");
+    let epoch = h.image.broker(BrokerId(1)).unwrap().broker_epoch;
+
+    let (fenced, stop, records) = h
+        .controller
+        .shutdown_heartbeat(h.now, &h.image, BrokerId(1), epoch)
+        .unwrap();
+    assert!(!fenced && !stop, "leaders move before the broker may stop");
+    h.write(records);
+    let reg = h.image.broker(BrokerId(1)).unwrap();
+    assert!(reg.in_controlled_shutdown && !reg.fenced);
+    let orders = h.image.topic_id("orders").unwrap();
+    for (p, r) in &h.image.topics()[&orders].partitions {
+        assert_ne!(r.leader, Some(BrokerId(1)), "orders-{p} still led by 1");
+        assert!(r.leader.is_some(), "orders-{p} has a new leader");
+        assert!(!r.isr.contains(&BrokerId(1)), "orders-{p}: 1 left the ISR");
+    }
+    // A partition only it holds has no one else to go to: offline until it returns (its ISR
+    // keeps it, so it is elected again then, with nothing lost).
+    let solo = h.image.topic_id("solo").unwrap();
+    let only_1: Vec<i32> = h.image.topics()[&solo]
+        .partitions
+        .iter()
+        .filter(|(_, r)| r.replicas == vec![BrokerId(1)])
+        .map(|(p, _)| *p)
+        .collect();
+    for p in &only_1 {
+        let r = &h.image.topics()[&solo].partitions[p];
+        assert_eq!((r.leader, r.isr.clone()), (None, vec![BrokerId(1)]));
+    }
+    // It may not rejoin an ISR while shutting down; its plain heartbeats keep it unfenced.
+    assert_eq!(h.heartbeat(1), Ok(false));
+
+    let (fenced, stop, records) = h
+        .controller
+        .shutdown_heartbeat(h.now, &h.image, BrokerId(1), epoch)
+        .unwrap();
+    assert!(fenced && stop, "now it may stop");
+    h.write(records);
+    assert!(h.image.broker(BrokerId(1)).unwrap().fenced);
+    assert_eq!(h.leaders().get(&BrokerId(1)), None, "it leads nothing");
+    h.check();
+    // A fenced broker asking again may stop at once; a stale epoch is refused.
+    let again = h
+        .controller
+        .shutdown_heartbeat(h.now, &h.image, BrokerId(1), epoch)
+        .unwrap();
+    assert_eq!(again, (true, true, Vec::new()));
+    assert_eq!(
+        h.controller
+            .shutdown_heartbeat(h.now, &h.image, BrokerId(1), BrokerEpoch(epoch.0 - 1)),
+        Err(ControllerError::StaleBrokerEpoch(BrokerId(1)))
+    );
+    // Restarted at once: no DUPLICATE_BROKER_REGISTRATION wait for the old session.
+    h.now = h.now + Duration::from_ms(100);
+    let new_epoch = h.register(1, 2).unwrap();
+    assert!(new_epoch.0 > epoch.0);
+    assert_eq!(h.heartbeat(1), Ok(false));
+    let reg = h.image.broker(BrokerId(1)).unwrap();
+    assert!(!reg.fenced && !reg.in_controlled_shutdown);
+    assert!(
+        only_1
+            .iter()
+            .all(|p| h.image.topics()[&solo].partitions[p].leader == Some(BrokerId(1))),
+        "it leads its lone partitions again"
+    );
+    h.check();
+}

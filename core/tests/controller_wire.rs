@@ -48,11 +48,12 @@ fn arb_request() -> impl Strategy<Value = Request> {
                     rack,
                 })
             }),
-        (0..1000i32, any::<i64>(), any::<i64>()).prop_map(|(id, e, o)| {
+        (0..1000i32, any::<i64>(), any::<i64>(), any::<bool>()).prop_map(|(id, e, o, w)| {
             Request::BrokerHeartbeat {
                 broker_id: BrokerId(id),
                 broker_epoch: BrokerEpoch(e),
                 metadata_offset: o,
+                want_shut_down: w,
             }
         }),
         (
@@ -122,8 +123,11 @@ fn arb_reply(r: &Request) -> BoxedStrategy<Reply> {
                 broker_epoch: BrokerEpoch(e),
             })
             .boxed(),
-        Request::BrokerHeartbeat { .. } => any::<bool>()
-            .prop_map(|fenced| Reply::BrokerHeartbeat { fenced })
+        Request::BrokerHeartbeat { .. } => any::<(bool, bool)>()
+            .prop_map(|(fenced, should_shut_down)| Reply::BrokerHeartbeat {
+                fenced,
+                should_shut_down,
+            })
             .boxed(),
         Request::CreateTopic { .. } => any::<[u8; 16]>()
             .prop_map(|id| Reply::CreateTopic {
@@ -277,6 +281,7 @@ fn other_apis_and_versions_are_refused_and_api_versions_lists_the_listener() {
         broker_id: BrokerId(1),
         broker_epoch: BrokerEpoch(1),
         metadata_offset: 0,
+        want_shut_down: false,
     };
     let mut frame = strip(&client::encode_request(1, "t", &hb).unwrap()).to_vec();
     frame[2..4].copy_from_slice(&9i16.to_be_bytes());

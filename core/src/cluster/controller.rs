@@ -279,6 +279,55 @@ impl Controller {
         Ok(records)
     }
 
+    /// A BrokerHeartbeat with `WantShutDown` set (KIP-631's controlled shutdown, as Kafka's
+    /// `BrokerHeartbeatManager` walks it). Returns whether the broker is fenced and whether it
+    /// may stop (`ShouldShutDown`) once the records are committed, and the records:
+    /// * the first such heartbeat of an unfenced broker writes [`Controller::controlled_shutdown`]'s
+    ///   records (its leaderships move, it leaves every ISR) and says "not yet";
+    /// * the next one, which the broker sends only after the answer to the first (and so after
+    ///   those records committed), fences it and says "stop now". Fencing it here, rather than
+    ///   when its session lapses, lets the cluster treat it as gone at once, and ending its
+    ///   session lets its next incarnation register without waiting out the old one;
+    /// * a fenced broker leads nothing and is in no ISR it could hold back: "stop now" at once.
+    pub fn shutdown_heartbeat(
+        &mut self,
+        now: Instant,
+        image: &MetadataImage,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Result<(bool, bool, Vec<MetadataRecord>), ControllerError> {
+        let reg = image
+            .broker(broker)
+            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
+        if reg.broker_epoch != epoch {
+            return Err(ControllerError::StaleBrokerEpoch(broker));
+        }
+        if reg.fenced {
+            self.sessions.remove(&broker);
+            return Ok((true, true, Vec::new()));
+        }
+        if !reg.in_controlled_shutdown {
+            self.sessions.insert(broker, now);
+            let records = self.controlled_shutdown(image, broker, epoch)?;
+            assert!(
+                !records.is_empty(),
+                "entering controlled shutdown is a record"
+            );
+            return Ok((false, false, records));
+        }
+        let mut records = vec![MetadataRecord::BrokerRegistrationChange {
+            broker_id: broker,
+            broker_epoch: epoch,
+            fenced: Some(true),
+            in_controlled_shutdown: None,
+        }];
+        // Partitions only it could lead kept it as leader; fenced, it leads nothing.
+        records.extend(replication::leave(image, broker));
+        self.sessions.remove(&broker);
+        assert!(!self.sessions.contains_key(&broker), "its session is over");
+        Ok((true, true, records))
+    }
+
     /// UnregisterBroker (KIP-500's `kafka-cluster.sh unregister`): the broker's registration
     /// goes; it leaves every partition as a fenced broker does. Its session ends.
     pub fn unregister(

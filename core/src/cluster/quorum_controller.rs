@@ -122,6 +122,9 @@ pub enum Request {
         broker_id: BrokerId,
         broker_epoch: BrokerEpoch,
         metadata_offset: i64,
+        /// `WantShutDown`: the broker is stopping and asks for a controlled shutdown (its
+        /// leaderships moved first; [`super::Controller::shutdown_heartbeat`]).
+        want_shut_down: bool,
     },
     /// CreateTopics, one topic: `configs` are its overrides (`retention.ms`, ...), written as
     /// ConfigRecords with the topic.
@@ -178,9 +181,11 @@ pub enum Reply {
     BrokerRegistration {
         broker_epoch: BrokerEpoch,
     },
-    /// Whether the broker is fenced once this heartbeat's records are applied.
+    /// Whether the broker is fenced once this heartbeat's records are applied, and whether a
+    /// broker in controlled shutdown may stop now (`ShouldShutDown`).
     BrokerHeartbeat {
         fenced: bool,
+        should_shut_down: bool,
     },
     CreateTopic {
         topic_id: TopicId,

@@ -314,6 +314,7 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
                 broker_id: BrokerId(r.broker_id.0),
                 broker_epoch: BrokerEpoch(r.broker_epoch),
                 metadata_offset: r.current_metadata_offset,
+                want_shut_down: r.want_shut_down,
             })])
         }
         ApiKey::AllocateProducerIds => {
@@ -588,10 +589,13 @@ pub fn encode_response(
         }
         ApiKey::BrokerHeartbeat => {
             let a = first.expect("one item");
-            let fenced = match a {
-                Ok(Reply::BrokerHeartbeat { fenced }) => *fenced,
+            let (fenced, should_shut_down) = match a {
+                Ok(Reply::BrokerHeartbeat {
+                    fenced,
+                    should_shut_down,
+                }) => (*fenced, *should_shut_down),
                 Ok(other) => panic!("a heartbeat answered with {other:?}"),
-                Err(_) => true,
+                Err(_) => (true, false),
             };
             assert!(
                 a.is_ok() || fenced,
@@ -600,7 +604,8 @@ pub fn encode_response(
             let body = BrokerHeartbeatResponse::default()
                 .with_error_code(code_of(a).0)
                 .with_is_caught_up(!fenced)
-                .with_is_fenced(fenced);
+                .with_is_fenced(fenced)
+                .with_should_shut_down(should_shut_down);
             frame(key, v, corr, &body)
         }
         ApiKey::AllocateProducerIds => {

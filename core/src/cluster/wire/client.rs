@@ -106,11 +106,13 @@ pub fn encode_request_at(
             broker_id,
             broker_epoch,
             metadata_offset,
+            want_shut_down,
         } => {
             let body = BrokerHeartbeatRequest::default()
                 .with_broker_id(kafka_protocol::messages::BrokerId(broker_id.0))
                 .with_broker_epoch(broker_epoch.0)
-                .with_current_metadata_offset(*metadata_offset);
+                .with_current_metadata_offset(*metadata_offset)
+                .with_want_shut_down(*want_shut_down);
             request_frame(key, version, correlation_id, client_id, &body)
         }
         Request::AllocateProducerIds {
@@ -288,6 +290,7 @@ pub fn decode_response_at(
             let r = BrokerHeartbeatResponse::decode(&mut buf, version).map_err(m)?;
             answer(r.error_code, None, || Reply::BrokerHeartbeat {
                 fenced: r.is_fenced,
+                should_shut_down: r.should_shut_down,
             })
         }
         ApiKey::AllocateProducerIds => {
