@@ -87,6 +87,13 @@ enum Command {
         #[command(flatten)]
         bootstrap: cli::Bootstrap,
     },
+    /// Elect partition leaders now: preferred or unclean (ElectLeaders, KIP-460).
+    Leaders {
+        #[command(subcommand)]
+        command: cli::LeadersCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
     /// The metadata quorum: leader, epoch, high watermark, each voter's log end and lag
     /// (DescribeQuorum, like `kafka-metadata-quorum describe --status --replication`).
     Cluster {
@@ -410,6 +417,7 @@ fn main() {
         Command::Consume(args) => client::cli::consume(args),
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
+        Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),
         Command::Cluster {
             command:
                 ClusterCommand::Status {

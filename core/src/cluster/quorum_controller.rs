@@ -173,6 +173,13 @@ pub enum Request {
         name: String,
         changes: Vec<(String, Option<String>)>,
     },
+    /// ElectLeaders (KIP-460), one partition: elect its preferred leader, or any live replica
+    /// of a leaderless one ([`super::elect_leaders`]).
+    ElectLeader {
+        topic: String,
+        partition: i32,
+        kind: super::elect_leaders::ElectionType,
+    },
 }
 
 /// A successful answer.
@@ -208,6 +215,8 @@ pub enum Reply {
     DescribeQuorum(QuorumStatus),
     /// The topic's configs are changed (committed).
     AlterConfigs,
+    /// The partition's new leader is committed.
+    ElectLeader,
 }
 
 /// What the node asks its driver to do, in order.

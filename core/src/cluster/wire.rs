@@ -16,6 +16,7 @@
 //! | AllocateProducerIds (67)   | 0        | [`Request::AllocateProducerIds`]                |
 //! | AlterPartition (56)        | 2–3      | one [`Request::AlterPartition`] per partition   |
 //! | IncrementalAlterConfigs (44) | 0–1    | one [`Request::AlterConfigs`] per topic         |
+//! | ElectLeaders (43)          | 1–2      | one [`Request::ElectLeader`] per partition      |
 //! | DescribeQuorum (55)        | 0–2      | answered by the listener from the Raft; a broker forwards [`Request::DescribeQuorum`] as it |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
@@ -42,6 +43,7 @@ mod alter_configs;
 mod alter_partition;
 pub mod client;
 mod describe;
+mod elect_leaders;
 mod quorum;
 
 pub use describe::{
@@ -55,6 +57,7 @@ use crate::cluster::records::Endpoint;
 use alter_configs::{alter_configs_items, encode_alter_configs_response};
 use alter_partition::{alter_partition_items, encode_alter_partition_response};
 use bytes::{BufMut, Bytes, BytesMut};
+use elect_leaders::{elect_leaders_items, encode_elect_leaders_response};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,6 +74,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ElectLeaders, 1, 2),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::Metadata, 0, 12),
@@ -421,6 +425,10 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             let r = IncrementalAlterConfigsRequest::decode(&mut buf, version).map_err(m)?;
             Call::Controller(alter_configs_items(&r))
         }
+        ApiKey::ElectLeaders => {
+            let r = ElectLeadersRequest::decode(&mut buf, version).map_err(m)?;
+            Call::Controller(elect_leaders_items(&r))
+        }
         _ => unreachable!("only served APIs get here"),
     };
     if let Call::Controller(items) = &call {
@@ -515,6 +523,7 @@ pub fn api_of(request: &Request) -> ApiKey {
         Request::AlterPartition { .. } => ApiKey::AlterPartition,
         Request::DescribeQuorum => ApiKey::DescribeQuorum,
         Request::AlterConfigs { .. } => ApiKey::IncrementalAlterConfigs,
+        Request::ElectLeader { .. } => ApiKey::ElectLeaders,
     }
 }
 
@@ -696,6 +705,7 @@ pub fn encode_response(
         }
         ApiKey::AlterPartition => encode_alter_partition_response(items, answers, v, corr),
         ApiKey::IncrementalAlterConfigs => encode_alter_configs_response(items, answers, v, corr),
+        ApiKey::ElectLeaders => encode_elect_leaders_response(items, answers, v, corr),
         other => unreachable!("{other:?} is not a controller request"),
     }
 }

@@ -193,7 +193,9 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
             println!("topic_id {}", hex(&topic_id.0))
         }
         Ok(Reply::AllocateProducerIds { first, count }) => println!("producer_ids {first} {count}"),
-        Ok(Reply::DeleteTopic | Reply::CreatePartitions | Reply::AlterConfigs) => println!("ok"),
+        Ok(
+            Reply::DeleteTopic | Reply::CreatePartitions | Reply::AlterConfigs | Reply::ElectLeader,
+        ) => println!("ok"),
         Ok(Reply::AlterPartition {
             leader,
             leader_epoch,

@@ -137,6 +137,15 @@ fn decide_others(
             let records = crate::cluster::topic_configs::alter(working, name, changes)?;
             Ok((Reply::AlterConfigs, records))
         }
+        Request::ElectLeader {
+            topic,
+            partition,
+            kind,
+        } => {
+            let records =
+                crate::cluster::elect_leaders::elect_leader(working, topic, *partition, *kind)?;
+            Ok((Reply::ElectLeader, records))
+        }
         Request::AlterPartition { .. } => unreachable!("decided above"),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),
     }
