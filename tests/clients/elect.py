@@ -15,7 +15,7 @@ partitions = [TopicPartition(topic, int(p)) for p in sys.argv[5:]]
 election = ElectionType.PREFERRED if kind == "preferred" else ElectionType.UNCLEAN
 admin = AdminClient({"bootstrap.servers": bs})
 try:
-    got = admin.elect_leaders(election, partitions, request_timeout=30).result()
+    got = admin.elect_leaders(election, partitions).result(timeout=30)
 except KafkaException as e:
     print(json.dumps({"error": e.args[0].name()}))
     sys.exit(0)

@@ -140,3 +140,77 @@ fn a_sigtermed_leader_hands_its_partition_over_before_it_exits() {
     let read = read_all(&c, survivor, TOPIC, 1);
     assert_eq!(read.get(&0).cloned().unwrap_or_default(), expected);
 }
+
+/// ElectLeaders (KIP-460) with confluent-kafka's `AdminClient.elect_leaders` and `gregor leaders
+/// elect`: a partition led by its preferred replica needs no election; after that replica's
+/// controlled shutdown and restart it is back in the ISR but leads nothing, and a preferred
+/// election gives it the leadership back at once (instead of at the next periodic check,
+/// `leader.imbalance.check.interval.seconds`, 300 s). A partition that does not exist is
+/// UNKNOWN_TOPIC_OR_PARTITION (librdkafka: UNKNOWN_TOPIC_OR_PART).
+#[test]
+fn elect_leaders_moves_leadership_back_to_the_preferred_replica() {
+    let mut c = Cluster::start_with(&|_| Vec::new());
+    for via in 1..=3 {
+        c.wait_brokers(via, &[1, 2, 3], Duration::from_secs(40), "cluster formed");
+    }
+    python("cluster.py", &["create", &c.bs(1), TOPIC, "1", "3", "2"]);
+    let preferred = wait_for(&c, 1, Duration::from_secs(30), "three in sync", |_, isr| {
+        isr.len() == 3
+    });
+    let elect = |c: &Cluster, via: i64, kind: &str, partition: &str| {
+        python("elect.py", &["elect", &c.bs(via), kind, TOPIC, partition])
+    };
+    let at = |p: &str| format!("{TOPIC}-{p}");
+    let v = elect(&c, 1, "preferred", "0");
+    assert_eq!(v["results"][at("0")], "ELECTION_NOT_NEEDED", "{v}");
+    let v = elect(&c, 1, "unclean", "0");
+    assert_eq!(v["results"][at("0")], "ELECTION_NOT_NEEDED", "{v}");
+    let v = elect(&c, 1, "preferred", "5");
+    assert_eq!(v["results"][at("5")], "UNKNOWN_TOPIC_OR_PART", "{v}");
+
+    // The preferred replica stops cleanly and comes back: in sync, but not leading.
+    assert!(c.q.nodes[(preferred - 1) as usize].terminate());
+    c.q.nodes[(preferred - 1) as usize].restart();
+    let other = if preferred == 1 { 2 } else { 1 };
+    let leader = wait_for(
+        &c,
+        other,
+        Duration::from_secs(60),
+        "back in the ISR",
+        |_, isr| isr.len() == 3,
+    );
+    assert_ne!(leader, preferred, "leadership moved during the shutdown");
+    let v = elect(&c, other, "preferred", "0");
+    assert_eq!(
+        v["results"][at("0")],
+        serde_json::Value::Null,
+        "elected: {v}"
+    );
+    let now = wait_for(
+        &c,
+        other,
+        Duration::from_secs(10),
+        "preferred leads",
+        |l, _| l == preferred,
+    );
+    assert_eq!(now, preferred);
+    // The CLI, over every partition: nothing left to do.
+    let out = crate::harness::run(
+        std::process::Command::new(crate::harness::gregor_bin()).args([
+            "leaders",
+            "elect",
+            "--bootstrap",
+            &c.bs(other),
+            "--type",
+            "preferred",
+            "--all-topic-partitions",
+        ]),
+        "gregor leaders elect",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{}: no election needed", at("0"))),
+        "{text}"
+    );
+}

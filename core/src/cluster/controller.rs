@@ -113,12 +113,7 @@ impl Controller {
         broker: BrokerId,
         epoch: BrokerEpoch,
     ) -> Result<(i64, MetadataRecord), ControllerError> {
-        let reg = image
-            .broker(broker)
-            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
-        if reg.broker_epoch != epoch {
-            return Err(ControllerError::StaleBrokerEpoch(broker));
-        }
+        registered(image, broker, epoch)?;
         let start = image.next_producer_id();
         let next = start
             .checked_add(PRODUCER_ID_BLOCK)
@@ -187,12 +182,7 @@ impl Controller {
         epoch: BrokerEpoch,
         metadata_offset: i64,
     ) -> Result<(bool, Vec<MetadataRecord>), ControllerError> {
-        let reg = image
-            .broker(broker)
-            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
-        if reg.broker_epoch != epoch {
-            return Err(ControllerError::StaleBrokerEpoch(broker));
-        }
+        let reg = registered(image, broker, epoch)?;
         self.sessions.insert(broker, now);
         if !reg.fenced || metadata_offset < epoch.0 {
             return Ok((reg.fenced, Vec::new()));
@@ -260,12 +250,7 @@ impl Controller {
         broker: BrokerId,
         epoch: BrokerEpoch,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        let reg = image
-            .broker(broker)
-            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
-        if reg.broker_epoch != epoch {
-            return Err(ControllerError::StaleBrokerEpoch(broker));
-        }
+        let reg = registered(image, broker, epoch)?;
         if reg.in_controlled_shutdown {
             return Ok(Vec::new());
         }
@@ -296,12 +281,7 @@ impl Controller {
         broker: BrokerId,
         epoch: BrokerEpoch,
     ) -> Result<(bool, bool, Vec<MetadataRecord>), ControllerError> {
-        let reg = image
-            .broker(broker)
-            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
-        if reg.broker_epoch != epoch {
-            return Err(ControllerError::StaleBrokerEpoch(broker));
-        }
+        let reg = registered(image, broker, epoch)?;
         if reg.fenced {
             self.sessions.remove(&broker);
             return Ok((true, true, Vec::new()));
@@ -321,7 +301,8 @@ impl Controller {
             fenced: Some(true),
             in_controlled_shutdown: None,
         }];
-        // Partitions only it could lead kept it as leader; fenced, it leads nothing.
+        // Whatever it still holds (nothing, unless something changed since the first step)
+        // is handed over too: fenced, it leads nothing.
         records.extend(replication::leave(image, broker));
         self.sessions.remove(&broker);
         assert!(!self.sessions.contains_key(&broker), "its session is over");
@@ -545,6 +526,23 @@ impl Controller {
             .get(&broker)
             .is_some_and(|t| now < *t + self.session_timeout)
     }
+}
+
+/// Broker `broker`'s registration, if `epoch` is its current incarnation's: a request from
+/// an unknown broker is BROKER_ID_NOT_REGISTERED, from an older incarnation STALE_BROKER_EPOCH.
+fn registered(
+    image: &MetadataImage,
+    broker: BrokerId,
+    epoch: BrokerEpoch,
+) -> Result<&super::BrokerRegistration, ControllerError> {
+    let reg = image
+        .broker(broker)
+        .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
+    if reg.broker_epoch != epoch {
+        return Err(ControllerError::StaleBrokerEpoch(broker));
+    }
+    assert_eq!(reg.broker_id, broker);
+    Ok(reg)
 }
 
 /// The unfenced brokers, by id: where new partitions may go.
