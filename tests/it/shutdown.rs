@@ -107,6 +107,9 @@ fn a_sigtermed_leader_hands_its_partition_over_before_it_exits() {
     assert!(!isr.contains(&leader), "{leader} left the ISR {isr:?}");
     let (mut expected, pause_term) = finished("(a)", &python_wait(producer, "shutdown.py"));
     c.q.nodes[(leader - 1) as usize].restart();
+    // Known gap (docs/replication.md, "Not yet done"): when the stopped leader's unreplicated
+    // tail must be cut inside a batch its index does not place, it never rejoins and this
+    // wait fails.
     let leader = wait_for(
         &c,
         survivor,
