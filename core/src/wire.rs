@@ -58,6 +58,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     // Advertised by a broker in KRaft mode only (forwarded to the active controller).
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 // Every advertised range is a range: checked when the crate compiles.

@@ -503,3 +503,207 @@ fn topic_configs_are_replayed_snapshotted_deleted_with_the_topic_and_checked_by_
     assert_eq!(h.image, before);
     h.check();
 }
+
+/// Controlled shutdown (KIP-631, a BrokerHeartbeat with `WantShutDown`): the first such
+/// heartbeat moves every leadership of the broker to another in-sync replica and takes it out
+/// of every ISR it shares, and says "not yet"; the next fences it and says "stop now". Its next
+/// incarnation may register at once (its session ended with the shutdown).
+#[test]
+fn a_controlled_shutdown_moves_leaders_first_then_fences_and_lets_the_next_incarnation_in() {
+    let mut h = Harness::new(7);
+    for b in 1..=3 {
+        h.register(b, 1).unwrap();
+        h.heartbeat(b).unwrap();
+    }
+    h.create("orders", 6, 3).unwrap();
+    h.create("solo", 3, 1).unwrap();
+    let led_by_1 = h.leaders().get(&BrokerId(1)).copied().unwrap_or(0);
+    assert!(led_by_1 >= 2, "broker 1 leads some of orders: {led_by_1}");
+    let epoch = h.image.broker(BrokerId(1)).unwrap().broker_epoch;
+
+    let (fenced, stop, records) = h
+        .controller
+        .shutdown_heartbeat(h.now, &h.image, BrokerId(1), epoch)
+        .unwrap();
+    assert!(!fenced && !stop, "leaders move before the broker may stop");
+    h.write(records);
+    let reg = h.image.broker(BrokerId(1)).unwrap();
+    assert!(reg.in_controlled_shutdown && !reg.fenced);
+    let orders = h.image.topic_id("orders").unwrap();
+    for (p, r) in &h.image.topics()[&orders].partitions {
+        assert_ne!(r.leader, Some(BrokerId(1)), "orders-{p} still led by 1");
+        assert!(r.leader.is_some(), "orders-{p} has a new leader");
+        assert!(!r.isr.contains(&BrokerId(1)), "orders-{p}: 1 left the ISR");
+    }
+    // A partition only it holds has no one else to go to: offline until it returns (its ISR
+    // keeps it, so it is elected again then, with nothing lost).
+    let solo = h.image.topic_id("solo").unwrap();
+    let only_1: Vec<i32> = h.image.topics()[&solo]
+        .partitions
+        .iter()
+        .filter(|(_, r)| r.replicas == vec![BrokerId(1)])
+        .map(|(p, _)| *p)
+        .collect();
+    for p in &only_1 {
+        let r = &h.image.topics()[&solo].partitions[p];
+        assert_eq!((r.leader, r.isr.clone()), (None, vec![BrokerId(1)]));
+    }
+    // It may not rejoin an ISR while shutting down; its plain heartbeats keep it unfenced.
+    assert_eq!(h.heartbeat(1), Ok(false));
+
+    let (fenced, stop, records) = h
+        .controller
+        .shutdown_heartbeat(h.now, &h.image, BrokerId(1), epoch)
+        .unwrap();
+    assert!(fenced && stop, "now it may stop");
+    h.write(records);
+    assert!(h.image.broker(BrokerId(1)).unwrap().fenced);
+    assert_eq!(h.leaders().get(&BrokerId(1)), None, "it leads nothing");
+    h.check();
+    // A fenced broker asking again may stop at once; a stale epoch is refused.
+    let again = h
+        .controller
+        .shutdown_heartbeat(h.now, &h.image, BrokerId(1), epoch)
+        .unwrap();
+    assert_eq!(again, (true, true, Vec::new()));
+    assert_eq!(
+        h.controller
+            .shutdown_heartbeat(h.now, &h.image, BrokerId(1), BrokerEpoch(epoch.0 - 1)),
+        Err(ControllerError::StaleBrokerEpoch(BrokerId(1)))
+    );
+    // Restarted at once: no DUPLICATE_BROKER_REGISTRATION wait for the old session.
+    h.now = h.now + Duration::from_ms(100);
+    let new_epoch = h.register(1, 2).unwrap();
+    assert!(new_epoch.0 > epoch.0);
+    assert_eq!(h.heartbeat(1), Ok(false));
+    let reg = h.image.broker(BrokerId(1)).unwrap();
+    assert!(!reg.fenced && !reg.in_controlled_shutdown);
+    assert!(
+        only_1
+            .iter()
+            .all(|p| h.image.topics()[&solo].partitions[p].leader == Some(BrokerId(1))),
+        "it leads its lone partitions again"
+    );
+    h.check();
+}
+
+/// ElectLeaders (KIP-460), the controller's decisions: a preferred election moves leadership
+/// back to the first replica when it is a live ISR member, and says why not otherwise; an
+/// unclean election gives a leaderless partition a live replica from outside the ISR (the loss
+/// recorded), and refuses when it has a leader or no replica is live.
+#[test]
+fn elect_leaders_preferred_and_unclean_decisions() {
+    use gregor_core::cluster::elect_leaders::{elect_leader, ElectionType};
+    use gregor_core::cluster::records::PartitionChange;
+    use gregor_core::cluster::LeaderChange;
+    let mut h = Harness::new(11);
+    for b in 1..=3 {
+        h.register(b, 1).unwrap();
+        h.heartbeat(b).unwrap();
+    }
+    h.create("orders", 1, 3).unwrap();
+    let id = h.image.topic_id("orders").unwrap();
+    let p0 = |h: &Harness| h.image.topics()[&id].partitions[&0].clone();
+    let preferred = p0(&h).replicas[0];
+    let code = |r: Result<Vec<MetadataRecord>, ControllerError>| r.unwrap_err().code();
+    // Led by the preferred replica already: ELECTION_NOT_NEEDED (84).
+    assert_eq!(
+        code(elect_leader(&h.image, "orders", 0, ElectionType::Preferred)),
+        84
+    );
+    assert_eq!(
+        code(elect_leader(&h.image, "orders", 0, ElectionType::Unclean)),
+        84
+    );
+    assert_eq!(
+        elect_leader(&h.image, "orders", 7, ElectionType::Preferred),
+        Err(ControllerError::UnknownTopicOrPartition(7))
+    );
+    assert_eq!(
+        code(elect_leader(&h.image, "nope", 0, ElectionType::Preferred)),
+        3
+    );
+    // Leadership moved to the second replica (as after a restart of the first).
+    let second = p0(&h).replicas[1];
+    h.write(vec![MetadataRecord::PartitionChange(PartitionChange {
+        topic_id: id,
+        partition: 0,
+        isr: None,
+        leader: LeaderChange::To(second),
+        replicas: None,
+    })]);
+    assert_eq!(p0(&h).leader, Some(second));
+    let epoch = p0(&h).leader_epoch;
+    let records = elect_leader(&h.image, "orders", 0, ElectionType::Preferred).unwrap();
+    h.write(records);
+    assert_eq!(
+        p0(&h).leader,
+        Some(preferred),
+        "back to the preferred replica"
+    );
+    assert!(p0(&h).leader_epoch > epoch, "a new leader epoch");
+    assert_eq!(p0(&h).isr.len(), 3, "a preferred election is clean");
+    // The preferred replica out of the ISR: PREFERRED_LEADER_NOT_AVAILABLE (80).
+    let without: Vec<BrokerId> = p0(&h).isr.into_iter().filter(|b| *b != preferred).collect();
+    h.write(vec![MetadataRecord::PartitionChange(PartitionChange {
+        topic_id: id,
+        partition: 0,
+        isr: Some(without.clone()),
+        leader: LeaderChange::To(without[0]),
+        replicas: None,
+    })]);
+    assert_eq!(
+        code(elect_leader(&h.image, "orders", 0, ElectionType::Preferred)),
+        80
+    );
+    // Only `without[0]` in the ISR, and it is fenced: the partition is offline.
+    h.write(vec![MetadataRecord::PartitionChange(PartitionChange {
+        topic_id: id,
+        partition: 0,
+        isr: Some(vec![without[0]]),
+        leader: LeaderChange::Unchanged,
+        replicas: None,
+    })]);
+    let lone = without[0];
+    let epoch = h.image.broker(lone).unwrap().broker_epoch;
+    let mut fence = vec![MetadataRecord::BrokerRegistrationChange {
+        broker_id: lone,
+        broker_epoch: epoch,
+        fenced: Some(true),
+        in_controlled_shutdown: None,
+    }];
+    fence.extend(gregor_core::cluster::replication::leave(&h.image, lone));
+    h.write(fence);
+    assert_eq!(p0(&h).leader, None, "offline");
+    assert_eq!(
+        code(elect_leader(&h.image, "orders", 0, ElectionType::Preferred)),
+        80
+    );
+    // Unclean: a live replica outside the ISR leads, alone in the ISR, the loss on record.
+    let records = elect_leader(&h.image, "orders", 0, ElectionType::Unclean).unwrap();
+    assert!(records
+        .iter()
+        .any(|r| matches!(r, MetadataRecord::UncleanElection { .. })));
+    h.write(records);
+    let p = p0(&h);
+    let leader = p.leader.expect("elected");
+    assert!(leader != lone && p.isr == vec![leader], "{p:?}");
+    h.check();
+    // A one-replica topic whose broker is fenced: no replica is live (83).
+    h.create("solo", 1, 1).unwrap();
+    let sid = h.image.topic_id("solo").unwrap();
+    let only = h.image.topics()[&sid].partitions[&0].replicas[0];
+    let e = h.image.broker(only).unwrap().broker_epoch;
+    let mut fence = vec![MetadataRecord::BrokerRegistrationChange {
+        broker_id: only,
+        broker_epoch: e,
+        fenced: Some(true),
+        in_controlled_shutdown: None,
+    }];
+    fence.extend(gregor_core::cluster::replication::leave(&h.image, only));
+    h.write(fence);
+    assert_eq!(
+        code(elect_leader(&h.image, "solo", 0, ElectionType::Unclean)),
+        83
+    );
+}

@@ -1473,3 +1473,79 @@ fn alter_configs_refusals_carry_kafkas_codes_and_validate_only_asks_nobody() {
     answer(&mut b, id, Err(ControllerError::InvalidConfig("no".into())));
     assert_eq!(alter_codes(&mut b, c), Some(vec![INVALID_CONFIG]));
 }
+
+// ---- ElectLeaders (KIP-460) ------------------------------------------------------------------
+
+#[test]
+fn elect_leaders_is_forwarded_per_partition_and_all_partitions_come_from_the_image() {
+    use gregor_core::cluster::elect_leaders::ElectionType;
+    use gregor_core::kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use gregor_core::kafka_protocol::messages::ElectLeadersRequest;
+    let (mut b, _, _) = two_brokers();
+    assert!(
+        api_keys(&mut b).contains(&(ApiKey::ElectLeaders as i16)),
+        "a KRaft broker offers ElectLeaders"
+    );
+    // Named partitions, one of them unknown: that one is answered here.
+    let named = ElectLeadersRequest::default()
+        .with_election_type(1)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(TopicName(sb("t")))
+            .with_partitions(vec![1, 9])]))
+        .with_timeout_ms(5_000);
+    let c = b.send(7, ApiKey::ElectLeaders, 2, RequestKind::ElectLeaders(named));
+    assert!(b.take(c).is_none(), "waits for the controller");
+    let (id, ask) = b.controller.pop().expect("forwarded");
+    assert!(b.controller.is_empty(), "only the known partition");
+    assert_eq!(
+        ask,
+        Ask::ElectLeader {
+            topic: "t".into(),
+            partition: 1,
+            kind: ElectionType::Unclean
+        }
+    );
+    answer(
+        &mut b,
+        id,
+        Err(ControllerError::ElectionNotNeeded(
+            "t-1 has a leader".into(),
+        )),
+    );
+    let Some(ResponseKind::ElectLeaders(r)) = b.take(c) else {
+        panic!("answered once the controller did")
+    };
+    let codes: Vec<(i32, i16)> = r.replica_election_results[0]
+        .partition_result
+        .iter()
+        .map(|p| (p.partition_id, p.error_code))
+        .collect();
+    assert_eq!(codes, vec![(1, 84), (9, UNKNOWN_TOPIC_OR_PARTITION)]);
+
+    // Every partition (a null list), preferred, at v0 (no election type field).
+    let all = ElectLeadersRequest::default()
+        .with_topic_partitions(None)
+        .with_timeout_ms(5_000);
+    let c = b.send(8, ApiKey::ElectLeaders, 0, RequestKind::ElectLeaders(all));
+    let mut asked = Vec::new();
+    while let Some((id, ask)) = b.controller.pop() {
+        asked.push(ask);
+        answer(&mut b, id, Ok(Reply::ElectLeader));
+    }
+    asked.sort_by_key(|a| format!("{a:?}"));
+    let want: Vec<Ask> = (0..2)
+        .map(|p| Ask::ElectLeader {
+            topic: "t".into(),
+            partition: p,
+            kind: ElectionType::Preferred,
+        })
+        .collect();
+    assert_eq!(asked, want, "both partitions of the image's one topic");
+    let Some(ResponseKind::ElectLeaders(r)) = b.take(c) else {
+        panic!("answered")
+    };
+    assert!(r.replica_election_results[0]
+        .partition_result
+        .iter()
+        .all(|p| p.error_code == NONE));
+}

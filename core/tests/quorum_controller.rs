@@ -290,12 +290,16 @@ fn join(c: &mut Cluster, id: i32) -> BrokerEpoch {
             broker_id: BrokerId(id),
             broker_epoch,
             metadata_offset: broker_epoch.0,
+            want_shut_down: false,
         },
     );
     c.run_for(100);
     assert_eq!(
         c.answer(hb),
-        Some(&Ok(Reply::BrokerHeartbeat { fenced: false }))
+        Some(&Ok(Reply::BrokerHeartbeat {
+            fenced: false,
+            should_shut_down: false
+        }))
     );
     broker_epoch
 }
@@ -343,18 +347,25 @@ fn three_controllers_elect_one_and_answer_only_after_commit() {
         broker_id: BrokerId(1),
         broker_epoch,
         metadata_offset: offset,
+        want_shut_down: false,
     };
     let early = c.request(active, hb(broker_epoch.0 - 1));
     c.run_for(50);
     assert_eq!(
         c.answer(early),
-        Some(&Ok(Reply::BrokerHeartbeat { fenced: true }))
+        Some(&Ok(Reply::BrokerHeartbeat {
+            fenced: true,
+            should_shut_down: false
+        }))
     );
     let caught_up = c.request(active, hb(broker_epoch.0));
     c.run_for(50);
     assert_eq!(
         c.answer(caught_up),
-        Some(&Ok(Reply::BrokerHeartbeat { fenced: false }))
+        Some(&Ok(Reply::BrokerHeartbeat {
+            fenced: false,
+            should_shut_down: false
+        }))
     );
     join(&mut c, 2);
     let create = c.request(
@@ -466,6 +477,7 @@ fn a_failover_keeps_committed_metadata_and_never_reuses_producer_ids() {
             broker_id: BrokerId(1),
             broker_epoch: epoch,
             metadata_offset: epoch.0,
+            want_shut_down: false,
         },
     );
     let b = c.request(second, alloc);
@@ -525,6 +537,7 @@ fn a_lapsed_session_fences_the_broker_and_moves_its_leaders() {
                 broker_id: BrokerId(1),
                 broker_epoch: e1,
                 metadata_offset: e1.0,
+                want_shut_down: false,
             },
         );
         c.run_for(2_000);
@@ -763,4 +776,80 @@ fn create_partitions_is_answered_by_the_active_controller_only() {
         assert_eq!(t.partitions.len(), 4, "node {id:?}");
         assert_eq!(t.configs["retention.ms"], "1000", "node {id:?}");
     }
+}
+
+/// SIGTERM on a broker (KIP-631's controlled shutdown, through the broker's lifecycle and the
+/// active controller): within a few round trips its leaderships moved to other in-sync
+/// replicas, it left the ISRs and was fenced, and it may stop, long before a session timeout
+/// (9 s) would have done the same for a crashed broker. A broker not yet registered may stop
+/// at once.
+#[test]
+fn a_broker_in_controlled_shutdown_hands_its_leaderships_over_before_it_may_stop() {
+    use gregor_core::cluster::lifecycle::Shutdown;
+    let mut c = Cluster::new(3, fast());
+    let bs = [NodeId(101), NodeId(102), NodeId(103)];
+    for b in bs {
+        c.start_broker(b, 1);
+    }
+    c.run_for(8_000);
+    let active = c.the_active();
+    let t = c.request(
+        active,
+        Request::CreateTopic {
+            name: "orders".into(),
+            partitions: 6,
+            replication_factor: 3,
+            configs: Default::default(),
+        },
+    );
+    c.run_for(1_000);
+    assert!(matches!(c.answer(t), Some(Ok(Reply::CreateTopic { .. }))));
+    let led = |c: &Cluster, b: NodeId| {
+        let image = c.node(c.the_active()).image();
+        let id = image.topic_id("orders").unwrap();
+        image.topics()[&id]
+            .partitions
+            .values()
+            .filter(|p| p.leader == Some(BrokerId(b.0)))
+            .count()
+    };
+    assert!(led(&c, bs[0]) > 0, "broker 101 leads some partitions");
+    assert_eq!(c.brokers[&bs[0]].shutdown(), Shutdown::NotAsked);
+
+    let now = c.now;
+    c.brokers
+        .get_mut(&bs[0])
+        .unwrap()
+        .begin_controlled_shutdown(now);
+    c.drain_broker(bs[0]);
+    assert_eq!(c.brokers[&bs[0]].shutdown(), Shutdown::Pending);
+    // Two heartbeats, each answered once its records commit: well under a second here.
+    c.run_for(500);
+    assert_eq!(c.brokers[&bs[0]].shutdown(), Shutdown::Allowed);
+    assert_eq!(led(&c, bs[0]), 0, "its leaderships moved");
+    let image = c.node(c.the_active()).image().clone();
+    let reg = image.broker(BrokerId(101)).unwrap();
+    assert!(reg.fenced && reg.in_controlled_shutdown);
+    let id = image.topic_id("orders").unwrap();
+    for (p, r) in &image.topics()[&id].partitions {
+        assert!(r.leader.is_some(), "orders-{p} led");
+        assert!(!r.isr.contains(&BrokerId(101)), "orders-{p}: {:?}", r.isr);
+        assert_eq!(r.isr.len(), 2, "orders-{p}: the other two stay in sync");
+    }
+    // The broker asks nothing more; the others stay unfenced.
+    assert_eq!(
+        c.brokers[&bs[0]].poll_timeout(),
+        c.brokers[&bs[0]].raft().poll_timeout()
+    );
+    for b in &bs[1..] {
+        assert!(matches!(c.brokers[b].state(), BrokerState::Unfenced { .. }));
+    }
+
+    // A broker that never registered (no controller reachable yet) may stop at once.
+    c.start_broker(NodeId(104), 1);
+    let now = c.now;
+    let b = c.brokers.get_mut(&NodeId(104)).unwrap();
+    assert_eq!(b.state(), BrokerState::Starting);
+    b.begin_controlled_shutdown(now);
+    assert_eq!(b.shutdown(), Shutdown::Allowed);
 }

@@ -126,6 +126,7 @@ impl One {
             broker_id: BrokerId(id),
             broker_epoch: epoch,
             metadata_offset: offset,
+            want_shut_down: false,
         });
         assert!(r.is_ok(), "{r:?}");
     }

@@ -242,7 +242,7 @@ proptest! {
         let _ = cw::decode_request(Bytes::from(bytes.clone()));
         let _ = client::decode_describe_cluster_response(Bytes::from(bytes.clone()));
         let request = [
-            Request::BrokerHeartbeat { broker_id: BrokerId(1), broker_epoch: BrokerEpoch(3), metadata_offset: 7 },
+            Request::BrokerHeartbeat { broker_id: BrokerId(1), broker_epoch: BrokerEpoch(3), metadata_offset: 7, want_shut_down: true },
             Request::AllocateProducerIds { broker_id: BrokerId(1), broker_epoch: BrokerEpoch(3) },
             Request::CreateTopic {
                 name: "t".into(),

@@ -44,6 +44,14 @@ pub struct ServeConfig {
     /// Committed metadata entries between two snapshots of the image (KIP-630; Kafka's
     /// `metadata.log.max.snapshot.interval` counts bytes and time instead) [default: 10000].
     pub metadata_snapshot_interval_entries: Option<i64>,
+    /// Kafka's `controlled.shutdown.enable`: on SIGTERM or Ctrl-C the broker first asks the
+    /// active controller to move its leaderships to other in-sync replicas (KIP-631), and
+    /// stops once that is committed [default: true]. Off: it stops at once, and its partitions
+    /// wait for its session to lapse (`broker.session.timeout.ms`, 9 s).
+    pub controlled_shutdown_enable: bool,
+    /// How long a controlled shutdown may take before the broker stops anyway (no controller
+    /// answered: the quorum lost its majority, say), ms [default: 5000].
+    pub controlled_shutdown_timeout_ms: u64,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line) for
     /// log shippers.
     pub log_format: LogFormat,
@@ -74,6 +82,8 @@ impl Default for ServeConfig {
             controller_quorum_voters: None,
             metadata_log_dir: None,
             metadata_snapshot_interval_entries: None,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_timeout_ms: 5_000,
             log_format: LogFormat::Text,
             broker: Config::default(),
         }

@@ -34,7 +34,7 @@ mod runtime;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// See `alloc`: the system allocator, guarded against a decoding hazard in `kafka-protocol`.
 #[global_allocator]
@@ -84,6 +84,13 @@ enum Command {
     Records {
         #[command(subcommand)]
         command: cli::RecordsCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
+    /// Elect partition leaders now: preferred or unclean (ElectLeaders, KIP-460).
+    Leaders {
+        #[command(subcommand)]
+        command: cli::LeadersCommand,
         #[command(flatten)]
         bootstrap: cli::Bootstrap,
     },
@@ -193,6 +200,14 @@ struct ServeArgs {
     /// text, or json (one object a line, for log shippers) [default: text]
     #[arg(long, value_enum, env = "GREGOR_LOG_FORMAT")]
     log_format: Option<config::LogFormat>,
+    /// Stop at once on SIGTERM, without first moving this broker's leaderships away (Kafka's
+    /// controlled.shutdown.enable=false)
+    #[arg(long, env = "GREGOR_NO_CONTROLLED_SHUTDOWN")]
+    no_controlled_shutdown: bool,
+    /// Longest wait for the controller to move this broker's leaderships on SIGTERM before
+    /// stopping anyway, ms [default: 5000]
+    #[arg(long, env = "GREGOR_CONTROLLED_SHUTDOWN_TIMEOUT_MS")]
+    controlled_shutdown_timeout_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -328,6 +343,10 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     c.metadata_snapshot_interval_entries = args
         .metadata_snapshot_interval_entries
         .or(c.metadata_snapshot_interval_entries);
+    c.controlled_shutdown_enable &= !args.no_controlled_shutdown;
+    c.controlled_shutdown_timeout_ms = args
+        .controlled_shutdown_timeout_ms
+        .unwrap_or(c.controlled_shutdown_timeout_ms);
     if let Some(f) = args.log_format {
         c.log_format = f;
     }
@@ -405,6 +424,7 @@ fn main() {
         Command::Consume(args) => client::cli::consume(args),
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
+        Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),
         Command::Cluster {
             command:
                 ClusterCommand::Status {
@@ -486,15 +506,55 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let controlled = kraft
+        .as_ref()
+        .filter(|_| config.controlled_shutdown_enable)
+        .map(|k| {
+            let timeout = std::time::Duration::from_millis(config.controlled_shutdown_timeout_ms);
+            (k.shutdown.clone(), timeout)
+        });
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;
             info!("shutdown signal received");
+            if let Some((ask, timeout)) = controlled {
+                controlled_shutdown(ask, timeout).await;
+            }
             let _ = tx.send(true);
         });
         runtime::serve(config, rx, kraft).await
     })
+}
+
+/// Kafka's controlled shutdown (KIP-631): before the broker stops serving, its node's
+/// lifecycle heartbeats `WantShutDown` until the active controller has moved every leadership
+/// of this broker to another in-sync replica and fenced it (`ShouldShutDown`), so clients are
+/// already producing to the new leaders when this process goes. Bounded by `timeout` (no
+/// controller answered: the broker stops anyway, and its partitions wait for its session to
+/// lapse); a second SIGTERM or Ctrl-C stops it at once.
+async fn controlled_shutdown(ask: quorum::link::ShutdownAsk, timeout: std::time::Duration) {
+    let started = std::time::Instant::now();
+    let done = ask.begin();
+    info!(
+        timeout_ms = timeout.as_millis() as u64,
+        "controlled shutdown: asking the active controller to move this broker's leaderships"
+    );
+    tokio::select! {
+        r = done => match r {
+            Ok(()) => info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "controlled shutdown done: leaderships moved, broker fenced; stopping"
+            ),
+            Err(_) => warn!("controlled shutdown: the metadata quorum's thread is gone; stopping"),
+        },
+        _ = tokio::time::sleep(timeout) => warn!(
+            timeout_ms = timeout.as_millis() as u64,
+            "controlled shutdown: no controller finished it in time; stopping anyway (its \
+             partitions move when its session lapses)"
+        ),
+        _ = shutdown_signal() => warn!("second shutdown signal: stopping at once"),
+    }
 }
 
 /// Ctrl-C or SIGTERM.

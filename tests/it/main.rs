@@ -20,5 +20,6 @@ mod operate;
 mod quorum;
 mod replication;
 mod roles;
+mod shutdown;
 mod solo;
 mod topic_configs;

@@ -675,6 +675,9 @@ impl Broker {
             RequestKind::DescribeQuorum(r) if self.config.kraft => {
                 self.kraft_describe_quorum(to, r)
             }
+            RequestKind::ElectLeaders(r) if self.config.kraft => {
+                self.kraft_elect_leaders(to, version, r)
+            }
             RequestKind::FindCoordinator(r) if self.config.kraft => {
                 self.kraft_find_coordinator(to, r)
             }

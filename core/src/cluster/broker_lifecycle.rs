@@ -100,6 +100,15 @@ impl BrokerLifecycle {
             .broker_state()
             .expect("a broker has a lifecycle")
     }
+    /// The process is stopping: ask for a controlled shutdown (KIP-631; see
+    /// [`super::lifecycle`]).
+    pub fn begin_controlled_shutdown(&mut self, now: Instant) {
+        self.member.begin_controlled_shutdown(now);
+    }
+    /// How far the controlled shutdown has gone.
+    pub fn shutdown(&self) -> super::lifecycle::Shutdown {
+        self.member.shutdown().expect("a broker has a lifecycle")
+    }
     /// The broker's metadata image: the committed log it has replayed.
     pub fn image(&self) -> &MetadataImage {
         self.member.image()

@@ -120,12 +120,7 @@ impl Controller {
         broker: BrokerId,
         epoch: BrokerEpoch,
     ) -> Result<(i64, MetadataRecord), ControllerError> {
-        let reg = image
-            .broker(broker)
-            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
-        if reg.broker_epoch != epoch {
-            return Err(ControllerError::StaleBrokerEpoch(broker));
-        }
+        registered(image, broker, epoch)?;
         let start = image.next_producer_id();
         let next = start
             .checked_add(PRODUCER_ID_BLOCK)
@@ -199,12 +194,7 @@ impl Controller {
         epoch: BrokerEpoch,
         metadata_offset: i64,
     ) -> Result<(bool, Vec<MetadataRecord>), ControllerError> {
-        let reg = image
-            .broker(broker)
-            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
-        if reg.broker_epoch != epoch {
-            return Err(ControllerError::StaleBrokerEpoch(broker));
-        }
+        let reg = registered(image, broker, epoch)?;
         self.sessions.insert(broker, now);
         if !reg.fenced || metadata_offset < epoch.0 {
             return Ok((reg.fenced, Vec::new()));
@@ -272,12 +262,7 @@ impl Controller {
         broker: BrokerId,
         epoch: BrokerEpoch,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        let reg = image
-            .broker(broker)
-            .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
-        if reg.broker_epoch != epoch {
-            return Err(ControllerError::StaleBrokerEpoch(broker));
-        }
+        let reg = registered(image, broker, epoch)?;
         if reg.in_controlled_shutdown {
             return Ok(Vec::new());
         }
@@ -289,6 +274,51 @@ impl Controller {
         }];
         records.extend(replication::leave(image, broker));
         Ok(records)
+    }
+
+    /// A BrokerHeartbeat with `WantShutDown` set (KIP-631's controlled shutdown, as Kafka's
+    /// `BrokerHeartbeatManager` walks it). Returns whether the broker is fenced and whether it
+    /// may stop (`ShouldShutDown`) once the records are committed, and the records:
+    /// * the first such heartbeat of an unfenced broker writes [`Controller::controlled_shutdown`]'s
+    ///   records (its leaderships move, it leaves every ISR) and says "not yet";
+    /// * the next one, which the broker sends only after the answer to the first (and so after
+    ///   those records committed), fences it and says "stop now". Fencing it here, rather than
+    ///   when its session lapses, lets the cluster treat it as gone at once, and ending its
+    ///   session lets its next incarnation register without waiting out the old one;
+    /// * a fenced broker leads nothing and is in no ISR it could hold back: "stop now" at once.
+    pub fn shutdown_heartbeat(
+        &mut self,
+        now: Instant,
+        image: &MetadataImage,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Result<(bool, bool, Vec<MetadataRecord>), ControllerError> {
+        let reg = registered(image, broker, epoch)?;
+        if reg.fenced {
+            self.sessions.remove(&broker);
+            return Ok((true, true, Vec::new()));
+        }
+        if !reg.in_controlled_shutdown {
+            self.sessions.insert(broker, now);
+            let records = self.controlled_shutdown(image, broker, epoch)?;
+            assert!(
+                !records.is_empty(),
+                "entering controlled shutdown is a record"
+            );
+            return Ok((false, false, records));
+        }
+        let mut records = vec![MetadataRecord::BrokerRegistrationChange {
+            broker_id: broker,
+            broker_epoch: epoch,
+            fenced: Some(true),
+            in_controlled_shutdown: None,
+        }];
+        // Whatever it still holds (nothing, unless something changed since the first step)
+        // is handed over too: fenced, it leads nothing.
+        records.extend(replication::leave(image, broker));
+        self.sessions.remove(&broker);
+        assert!(!self.sessions.contains_key(&broker), "its session is over");
+        Ok((true, true, records))
     }
 
     /// UnregisterBroker (KIP-500's `kafka-cluster.sh unregister`): the broker's registration
@@ -508,6 +538,23 @@ impl Controller {
             .get(&broker)
             .is_some_and(|t| now < *t + self.session_timeout)
     }
+}
+
+/// Broker `broker`'s registration, if `epoch` is its current incarnation's: a request from
+/// an unknown broker is BROKER_ID_NOT_REGISTERED, from an older incarnation STALE_BROKER_EPOCH.
+fn registered(
+    image: &MetadataImage,
+    broker: BrokerId,
+    epoch: BrokerEpoch,
+) -> Result<&super::BrokerRegistration, ControllerError> {
+    let reg = image
+        .broker(broker)
+        .ok_or(ControllerError::BrokerIdNotRegistered(broker))?;
+    if reg.broker_epoch != epoch {
+        return Err(ControllerError::StaleBrokerEpoch(broker));
+    }
+    assert_eq!(reg.broker_id, broker);
+    Ok(reg)
 }
 
 /// The unfenced brokers, by id: where new partitions may go.

@@ -59,6 +59,12 @@ pub enum ControllerError {
     /// The change was made, and it elected another leader: the asker (shutting down) no
     /// longer leads.
     NewLeaderElected(BrokerId),
+    /// ElectLeaders (KIP-460): the partition already has the leader asked for: why.
+    ElectionNotNeeded(String),
+    /// ElectLeaders, preferred: the preferred replica is not a live ISR member: why.
+    PreferredLeaderNotAvailable(String),
+    /// ElectLeaders, unclean: no replica of the partition is live: why.
+    EligibleLeadersNotAvailable(String),
 }
 
 impl ControllerError {
@@ -84,6 +90,9 @@ impl ControllerError {
             ControllerError::InvalidRequest(_) => 42,
             ControllerError::IneligibleReplica(_) => 107,
             ControllerError::NewLeaderElected(_) => 109,
+            ControllerError::ElectionNotNeeded(_) => 84,
+            ControllerError::PreferredLeaderNotAvailable(_) => 80,
+            ControllerError::EligibleLeadersNotAvailable(_) => 83,
         }
     }
 
@@ -125,9 +134,11 @@ impl ControllerError {
             ControllerError::InvalidUpdateVersion { asked, current } => {
                 format!("partition epoch {asked} is not the partition's {current}")
             }
-            ControllerError::InvalidRequest(why) | ControllerError::IneligibleReplica(why) => {
-                why.clone()
-            }
+            ControllerError::InvalidRequest(why)
+            | ControllerError::IneligibleReplica(why)
+            | ControllerError::ElectionNotNeeded(why)
+            | ControllerError::PreferredLeaderNotAvailable(why)
+            | ControllerError::EligibleLeadersNotAvailable(why) => why.clone(),
             ControllerError::NewLeaderElected(b) => {
                 format!("the ISR changed and broker {} no longer leads", b.0)
             }

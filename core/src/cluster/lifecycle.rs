@@ -16,6 +16,15 @@
 //!   replayed to. The controller unfences it once that reaches the broker epoch: the broker has
 //!   then seen its own registration, so its image knows what it leads.
 //!
+//! * **Controlled shutdown** ([`Lifecycle::begin_controlled_shutdown`], on SIGTERM): the next
+//!   heartbeat goes at once with `WantShutDown`; the controller moves the broker's leaderships
+//!   to other in-sync replicas and takes it out of every ISR, and answers once that is
+//!   committed; the broker heartbeats again at once, and the controller fences it and answers
+//!   `ShouldShutDown`. Only then is the broker [`Shutdown::Allowed`] to stop: clients were
+//!   already sent to the new leaders, so they pause for a metadata refresh rather than for
+//!   the broker's session to lapse (`broker.session.timeout.ms`, 9 s). A broker never
+//!   registered has nothing to move and may stop at once.
+//!
 //! [`Lifecycle`] is only that logic: it says which request is due and learns from its answer.
 //! It does not care where the replayed image comes from nor how the request reaches the active
 //! controller; the node around it ([`Member`](crate::cluster::Member)) supplies both. On a broker-only
@@ -41,6 +50,18 @@ pub enum BrokerState {
     Unfenced { epoch: BrokerEpoch },
 }
 
+/// How far a controlled shutdown has gone (Kafka's `PENDING_CONTROLLED_SHUTDOWN` and
+/// `SHUTTING_DOWN` broker states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Running: no shutdown asked.
+    NotAsked,
+    /// Heartbeating with `WantShutDown` until the controller says `ShouldShutDown`.
+    Pending,
+    /// The controller moved everything off this broker (or it never registered): it may stop.
+    Allowed,
+}
+
 /// The lifecycle's logic: which request is due, and what each answer means. See the module
 /// docs.
 #[derive(Debug)]
@@ -54,6 +75,7 @@ pub struct Lifecycle {
     reported: i64,
     next_request_at: Instant,
     now: Instant,
+    shutdown: Shutdown,
 }
 
 impl Lifecycle {
@@ -68,7 +90,31 @@ impl Lifecycle {
             reported: -1,
             next_request_at: now,
             now,
+            shutdown: Shutdown::NotAsked,
         }
+    }
+
+    /// The process is stopping (SIGTERM): ask the controller for a controlled shutdown with
+    /// the next heartbeat, due at once. A broker that never registered may stop at once.
+    /// Asking twice changes nothing.
+    pub fn begin_controlled_shutdown(&mut self, now: Instant) {
+        self.advance(now);
+        if self.shutdown != Shutdown::NotAsked {
+            return;
+        }
+        self.shutdown = match self.state {
+            BrokerState::Starting => Shutdown::Allowed,
+            BrokerState::Fenced { .. } | BrokerState::Unfenced { .. } => {
+                self.next_request_at = now;
+                Shutdown::Pending
+            }
+        };
+        assert_ne!(self.shutdown, Shutdown::NotAsked);
+    }
+
+    /// How far a controlled shutdown has gone.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown
     }
 
     pub fn state(&self) -> BrokerState {
@@ -89,9 +135,9 @@ impl Lifecycle {
         self.waiting
     }
 
-    /// When the next request is due (none while one is out).
+    /// When the next request is due (none while one is out, or once it may stop).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.waiting).then_some(self.next_request_at)
+        (!self.waiting && self.shutdown != Shutdown::Allowed).then_some(self.next_request_at)
     }
 
     /// The request due at `now`, if one is: a registration until registered, then a heartbeat
@@ -104,7 +150,10 @@ impl Lifecycle {
         // (Kafka's `BrokerLifecycleManager.setReadyToUnfence`).
         let ready_to_unfence = matches!(self.state, BrokerState::Fenced { epoch }
             if self.reported < epoch.0 && replayed >= epoch.0);
-        if self.waiting || (now < self.next_request_at && !ready_to_unfence) {
+        if self.waiting
+            || self.shutdown == Shutdown::Allowed
+            || (now < self.next_request_at && !ready_to_unfence)
+        {
             return None;
         }
         let request = match self.epoch() {
@@ -115,6 +164,7 @@ impl Lifecycle {
                     broker_id: self.registration.broker_id,
                     broker_epoch: epoch,
                     metadata_offset: replayed,
+                    want_shut_down: self.shutdown == Shutdown::Pending,
                 }
             }
         };
@@ -137,13 +187,24 @@ impl Lifecycle {
                 // Heartbeat at once: unfencing waits only for the replay to reach the epoch.
                 self.next_request_at = now;
             }
-            Ok(Reply::BrokerHeartbeat { fenced }) => {
+            Ok(Reply::BrokerHeartbeat {
+                fenced,
+                should_shut_down,
+            }) => {
                 if let Some(epoch) = self.epoch() {
                     self.state = if fenced {
                         BrokerState::Fenced { epoch }
                     } else {
                         BrokerState::Unfenced { epoch }
                     };
+                }
+                if self.shutdown == Shutdown::Pending {
+                    // The controller answers a WantShutDown heartbeat once its records are
+                    // committed; the next step (or the stop) goes at once.
+                    self.next_request_at = now;
+                    if should_shut_down {
+                        self.shutdown = Shutdown::Allowed;
+                    }
                 }
             }
             Err(ControllerError::NotController { .. } | ControllerError::RequestTimedOut) => {
@@ -156,9 +217,13 @@ impl Lifecycle {
             Err(
                 ControllerError::StaleBrokerEpoch(_) | ControllerError::BrokerIdNotRegistered(_),
             ) => {
-                // The controller no longer knows this incarnation: register again.
+                // The controller no longer knows this incarnation: register again, or, when
+                // stopping, there is nothing of it left to move.
                 self.state = BrokerState::Starting;
                 self.next_request_at = now;
+                if self.shutdown == Shutdown::Pending {
+                    self.shutdown = Shutdown::Allowed;
+                }
             }
             // DUPLICATE_BROKER_REGISTRATION (the previous incarnation's session has not lapsed
             // yet): ask again at the next interval.
@@ -166,6 +231,7 @@ impl Lifecycle {
             Ok(other) => unreachable!("the lifecycle asked for no {other:?}"),
         }
         assert!(self.next_request_at >= now && !self.waiting);
+        assert!(self.shutdown != Shutdown::Allowed || self.poll_timeout().is_none());
     }
 
     fn advance(&mut self, now: Instant) {

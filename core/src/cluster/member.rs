@@ -41,7 +41,7 @@
 
 use super::channel::{Caller, ControllerChannel, Event};
 use super::controller::{ControllerError, Registration};
-use super::lifecycle::{BrokerState, Lifecycle};
+use super::lifecycle::{BrokerState, Lifecycle, Shutdown};
 use super::quorum_controller::{
     self, follow_commits, load, QuorumController, QuorumControllerConfig, Reply, Request, RequestId,
 };
@@ -329,6 +329,24 @@ impl Member {
     /// Where the node's broker stands with the controller (none without a broker).
     pub fn broker_state(&self) -> Option<BrokerState> {
         self.lifecycle.as_ref().map(|l| l.state())
+    }
+    /// The process is stopping: the broker asks the active controller for a controlled
+    /// shutdown ([`Lifecycle::begin_controlled_shutdown`]); [`Member::shutdown`] says when it
+    /// may stop. A controller alone has no broker to move: nothing to do.
+    pub fn begin_controlled_shutdown(&mut self, now: Instant) {
+        self.advance(now);
+        if let Some(l) = &mut self.lifecycle {
+            l.begin_controlled_shutdown(now);
+        }
+        self.pump();
+        assert!(self
+            .lifecycle
+            .as_ref()
+            .is_none_or(|l| l.shutdown() != Shutdown::NotAsked));
+    }
+    /// How far the broker's controlled shutdown has gone (none without a broker).
+    pub fn shutdown(&self) -> Option<Shutdown> {
+        self.lifecycle.as_ref().map(|l| l.shutdown())
     }
     /// How many local broker requests wait for their answer.
     pub fn broker_requests_waiting(&self) -> usize {

@@ -38,6 +38,7 @@
 pub mod broker_lifecycle;
 pub mod channel;
 pub mod controller;
+pub mod elect_leaders;
 pub mod error;
 pub mod image;
 pub mod import;

@@ -122,6 +122,9 @@ pub enum Request {
         broker_id: BrokerId,
         broker_epoch: BrokerEpoch,
         metadata_offset: i64,
+        /// `WantShutDown`: the broker is stopping and asks for a controlled shutdown (its
+        /// leaderships moved first; [`super::Controller::shutdown_heartbeat`]).
+        want_shut_down: bool,
     },
     /// CreateTopics, one topic: `configs` are its overrides (`retention.ms`, ...), written as
     /// ConfigRecords with the topic.
@@ -170,6 +173,13 @@ pub enum Request {
         name: String,
         changes: Vec<(String, Option<String>)>,
     },
+    /// ElectLeaders (KIP-460), one partition: elect its preferred leader, or any live replica
+    /// of a leaderless one ([`super::elect_leaders`]).
+    ElectLeader {
+        topic: String,
+        partition: i32,
+        kind: super::elect_leaders::ElectionType,
+    },
 }
 
 /// A successful answer.
@@ -178,9 +188,11 @@ pub enum Reply {
     BrokerRegistration {
         broker_epoch: BrokerEpoch,
     },
-    /// Whether the broker is fenced once this heartbeat's records are applied.
+    /// Whether the broker is fenced once this heartbeat's records are applied, and whether a
+    /// broker in controlled shutdown may stop now (`ShouldShutDown`).
     BrokerHeartbeat {
         fenced: bool,
+        should_shut_down: bool,
     },
     CreateTopic {
         topic_id: TopicId,
@@ -203,6 +215,8 @@ pub enum Reply {
     DescribeQuorum(QuorumStatus),
     /// The topic's configs are changed (committed).
     AlterConfigs,
+    /// The partition's new leader is committed.
+    ElectLeader,
 }
 
 /// What the node asks its driver to do, in order.

@@ -16,6 +16,7 @@
 //! | AllocateProducerIds (67)   | 0        | [`Request::AllocateProducerIds`]                |
 //! | AlterPartition (56)        | 2–3      | one [`Request::AlterPartition`] per partition   |
 //! | IncrementalAlterConfigs (44) | 0–1    | one [`Request::AlterConfigs`] per topic         |
+//! | ElectLeaders (43)          | 1–2      | one [`Request::ElectLeader`] per partition      |
 //! | DescribeQuorum (55)        | 0–2      | answered by the listener from the Raft; a broker forwards [`Request::DescribeQuorum`] as it |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
@@ -42,6 +43,7 @@ mod alter_configs;
 mod alter_partition;
 pub mod client;
 mod describe;
+mod elect_leaders;
 mod quorum;
 
 pub use describe::{
@@ -55,6 +57,7 @@ use crate::cluster::records::Endpoint;
 use alter_configs::{alter_configs_items, encode_alter_configs_response};
 use alter_partition::{alter_partition_items, encode_alter_partition_response};
 use bytes::{BufMut, Bytes, BytesMut};
+use elect_leaders::{elect_leaders_items, encode_elect_leaders_response};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,6 +74,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ElectLeaders, 1, 2),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::Metadata, 0, 12),
@@ -317,6 +321,7 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
                 broker_id: BrokerId(r.broker_id.0),
                 broker_epoch: BrokerEpoch(r.broker_epoch),
                 metadata_offset: r.current_metadata_offset,
+                want_shut_down: r.want_shut_down,
             })])
         }
         ApiKey::AllocateProducerIds => {
@@ -423,6 +428,10 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             let r = IncrementalAlterConfigsRequest::decode(&mut buf, version).map_err(m)?;
             Call::Controller(alter_configs_items(&r))
         }
+        ApiKey::ElectLeaders => {
+            let r = ElectLeadersRequest::decode(&mut buf, version).map_err(m)?;
+            Call::Controller(elect_leaders_items(&r))
+        }
         _ => unreachable!("only served APIs get here"),
     };
     if let Call::Controller(items) = &call {
@@ -517,6 +526,7 @@ pub fn api_of(request: &Request) -> ApiKey {
         Request::AlterPartition { .. } => ApiKey::AlterPartition,
         Request::DescribeQuorum => ApiKey::DescribeQuorum,
         Request::AlterConfigs { .. } => ApiKey::IncrementalAlterConfigs,
+        Request::ElectLeader { .. } => ApiKey::ElectLeaders,
     }
 }
 
@@ -591,10 +601,13 @@ pub fn encode_response(
         }
         ApiKey::BrokerHeartbeat => {
             let a = first.expect("one item");
-            let fenced = match a {
-                Ok(Reply::BrokerHeartbeat { fenced }) => *fenced,
+            let (fenced, should_shut_down) = match a {
+                Ok(Reply::BrokerHeartbeat {
+                    fenced,
+                    should_shut_down,
+                }) => (*fenced, *should_shut_down),
                 Ok(other) => panic!("a heartbeat answered with {other:?}"),
-                Err(_) => true,
+                Err(_) => (true, false),
             };
             assert!(
                 a.is_ok() || fenced,
@@ -603,7 +616,8 @@ pub fn encode_response(
             let body = BrokerHeartbeatResponse::default()
                 .with_error_code(code_of(a).0)
                 .with_is_caught_up(!fenced)
-                .with_is_fenced(fenced);
+                .with_is_fenced(fenced)
+                .with_should_shut_down(should_shut_down);
             frame(key, v, corr, &body)
         }
         ApiKey::AllocateProducerIds => {
@@ -694,6 +708,7 @@ pub fn encode_response(
         }
         ApiKey::AlterPartition => encode_alter_partition_response(items, answers, v, corr),
         ApiKey::IncrementalAlterConfigs => encode_alter_configs_response(items, answers, v, corr),
+        ApiKey::ElectLeaders => encode_elect_leaders_response(items, answers, v, corr),
         other => unreachable!("{other:?} is not a controller request"),
     }
 }

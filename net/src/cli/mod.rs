@@ -5,6 +5,8 @@
 //! gregor configs describe --topic T                                         (kafka-configs --describe)
 //! gregor configs alter --topic T [--set k=v]... [--delete k]... [--validate-only]
 //! gregor records delete --topic T --partition P --before OFFSET             (kafka-delete-records)
+//! gregor leaders elect --type preferred|unclean (--topic T --partition P | --all-topic-partitions)
+//!                                                                          (kafka-leader-election)
 //! gregor groups list | describe GROUP | delete GROUP...                     (kafka-consumer-groups)
 //! gregor groups delete-offsets GROUP --topic T [--partition P]
 //! gregor groups reset-offsets GROUP --topic T [--partition P]
@@ -18,6 +20,9 @@
 //! fields are listed in docs/ops.md. A reset commits the new offsets as kafka-consumer-groups
 //! does: an OffsetCommit outside any generation, which the coordinator accepts only while the
 //! group has no members (stop the consumers first).
+
+mod leaders;
+pub use leaders::{leaders, LeadersCommand};
 
 use crate::client::cli::{bootstrap, runtime};
 use crate::client::Driver;

@@ -46,6 +46,9 @@ pub enum ControllerRequest {
         broker_epoch: i64,
         #[arg(long)]
         metadata_offset: i64,
+        /// WantShutDown: ask for a controlled shutdown (KIP-631).
+        #[arg(long)]
+        want_shut_down: bool,
     },
     /// CreateTopics of one topic.
     CreateTopic {
@@ -107,10 +110,12 @@ fn request_of(r: ControllerRequest) -> anyhow::Result<Request> {
             node_id,
             broker_epoch,
             metadata_offset,
+            want_shut_down,
         } => Request::BrokerHeartbeat {
             broker_id: BrokerId(node_id),
             broker_epoch: BrokerEpoch(broker_epoch),
             metadata_offset,
+            want_shut_down,
         },
         ControllerRequest::CreateTopic {
             name,
@@ -181,12 +186,17 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
         Ok(Reply::BrokerRegistration { broker_epoch }) => {
             println!("broker_epoch {}", broker_epoch.0)
         }
-        Ok(Reply::BrokerHeartbeat { fenced }) => println!("fenced {fenced}"),
+        Ok(Reply::BrokerHeartbeat {
+            fenced,
+            should_shut_down,
+        }) => println!("fenced {fenced} should_shut_down {should_shut_down}"),
         Ok(Reply::CreateTopic { topic_id }) => {
             println!("topic_id {}", hex(&topic_id.0))
         }
         Ok(Reply::AllocateProducerIds { first, count }) => println!("producer_ids {first} {count}"),
-        Ok(Reply::DeleteTopic | Reply::CreatePartitions | Reply::AlterConfigs) => println!("ok"),
+        Ok(
+            Reply::DeleteTopic | Reply::CreatePartitions | Reply::AlterConfigs | Reply::ElectLeader,
+        ) => println!("ok"),
         Ok(Reply::AlterPartition {
             leader,
             leader_epoch,

@@ -288,6 +288,9 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
         | Request::AlterConfigs { name, .. } => name.clone(),
         _ => String::new(),
     };
+    if let (3, Request::ElectLeader { partition, .. }) = (r.code, request) {
+        return ControllerError::UnknownTopicOrPartition(*partition);
+    }
     match r.code {
         101 => ControllerError::DuplicateBrokerRegistration(broker),
         102 => ControllerError::BrokerIdNotRegistered(broker),
@@ -302,6 +305,9 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
         },
         40 => ControllerError::InvalidConfig(r.message),
         42 => ControllerError::InvalidRequest(r.message),
+        84 => ControllerError::ElectionNotNeeded(r.message),
+        80 => ControllerError::PreferredLeaderNotAvailable(r.message),
+        83 => ControllerError::EligibleLeadersNotAvailable(r.message),
         // NOT_CONTROLLER: the wire names no leader; the member's channel asks the quorum leader
         // its own Raft client knows, or the next voter.
         41 => ControllerError::NotController { leader: None },

@@ -26,7 +26,7 @@ use super::transport::{self, Event, Peers, Reply};
 use super::QuorumConfig;
 use crate::clock::Clock;
 use gregor_core::cluster::import::LocalTopics;
-use gregor_core::cluster::lifecycle::BrokerState;
+use gregor_core::cluster::lifecycle::{BrokerState, Shutdown};
 use gregor_core::cluster::member::Output as MemberOutput;
 use gregor_core::cluster::quorum_controller::QuorumControllerConfig;
 use gregor_core::cluster::wire::quorum_status;
@@ -111,13 +111,19 @@ pub async fn run(
         recovered.snapshot,
         recovered.entries,
     );
-    let (mut from_broker, to_broker, local_topics) = match link {
+    let (mut from_broker, to_broker, local_topics, mut stop_asks) = match link {
         Some(QuorumEnd {
             requests,
             events,
             local_topics,
-        }) => (Some(requests), Some(events), Some(local_topics)),
-        None => (None, None, None),
+            shutdown,
+        }) => (
+            Some(requests),
+            Some(events),
+            Some(local_topics),
+            Some(shutdown),
+        ),
+        None => (None, None, None, None),
     };
     let (answers_tx, mut answers) = mpsc::unbounded_channel();
     let mut d = Driver {
@@ -140,6 +146,7 @@ pub async fn run(
             config.node_id.0
         )),
         ready_at: None,
+        stop_waiters: Vec::new(),
     };
     if let Some(local) = local_topics {
         // The broker sends its data directory's topics as soon as it has read them.
@@ -162,6 +169,14 @@ pub async fn run(
                 Some((id, request)) => d.qc.broker_request(d.clock.now(), id, request),
                 // The broker task ended: the process is stopping.
                 None => return Ok(()),
+            },
+            ask = async { match stop_asks.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => match ask {
+                Some(done) => {
+                    info!("controlled shutdown: heartbeating WantShutDown");
+                    d.stop_waiters.push(done);
+                    d.qc.begin_controlled_shutdown(d.clock.now());
+                }
+                None => stop_asks = None,
             },
             answer = answers.recv() => {
                 let (id, result) = answer.expect("the driver holds a sender");
@@ -202,6 +217,8 @@ struct Driver {
     /// The committed offset the broker waits for before [`ToBroker::Ready`] (its broker
     /// unfenced too); none once sent, or without a broker.
     ready_at: Option<i64>,
+    /// Who waits for the broker's controlled shutdown to be allowed (KIP-631).
+    stop_waiters: Vec<oneshot::Sender<()>>,
 }
 
 fn is_response(m: &Message) -> bool {
@@ -319,6 +336,12 @@ impl Driver {
                 );
                 self.to_broker(ToBroker::Ready);
                 self.ready_at = None;
+            }
+        }
+        if !self.stop_waiters.is_empty() && self.qc.shutdown() == Some(Shutdown::Allowed) {
+            info!("controlled shutdown allowed: the controller moved this broker's leaderships");
+            for w in self.stop_waiters.drain(..) {
+                let _ = w.send(());
             }
         }
         self.log_changes();

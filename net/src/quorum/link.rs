@@ -39,6 +39,8 @@ pub struct BrokerEnd {
     pub events: mpsc::UnboundedReceiver<ToBroker>,
     /// The data directory's topics, sent once at start.
     pub local_topics: oneshot::Sender<LocalTopics>,
+    /// How the process asks for a controlled shutdown on SIGTERM.
+    pub shutdown: ShutdownAsk,
 }
 
 /// The metadata side's end.
@@ -46,6 +48,25 @@ pub struct QuorumEnd {
     pub requests: mpsc::UnboundedReceiver<(RequestId, Request)>,
     pub events: mpsc::UnboundedSender<ToBroker>,
     pub local_topics: oneshot::Receiver<LocalTopics>,
+    /// Controlled shutdowns asked for: each is answered once the controller has moved this
+    /// broker's leaderships and fenced it (`ShouldShutDown`).
+    pub shutdown: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+}
+
+/// The process's handle for a controlled shutdown (KIP-631): [`ShutdownAsk::begin`] starts it
+/// and resolves once the broker may stop.
+#[derive(Clone)]
+pub struct ShutdownAsk(mpsc::UnboundedSender<oneshot::Sender<()>>);
+
+impl ShutdownAsk {
+    /// Ask the node's lifecycle to heartbeat `WantShutDown`; the answer comes when the active
+    /// controller said `ShouldShutDown` (an error: the metadata side is gone).
+    pub fn begin(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        // A gone quorum thread drops `tx`, which the receiver reads as an error.
+        let _ = self.0.send(tx);
+        rx
+    }
 }
 
 /// A connected pair of ends.
@@ -53,16 +74,19 @@ pub fn pair() -> (BrokerEnd, QuorumEnd) {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (local_tx, local_rx) = oneshot::channel();
+    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     (
         BrokerEnd {
             requests: req_tx,
             events: ev_rx,
             local_topics: local_tx,
+            shutdown: ShutdownAsk(stop_tx),
         },
         QuorumEnd {
             requests: req_rx,
             events: ev_tx,
             local_topics: local_rx,
+            shutdown: stop_rx,
         },
     )
 }

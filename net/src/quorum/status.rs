@@ -33,7 +33,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Send one request frame (length prefix included) and read the response frame (without its
 /// prefix), checking the correlation id is 1.
-fn exchange(addr: &str, request: &[u8]) -> anyhow::Result<Bytes> {
+pub(crate) fn exchange(addr: &str, request: &[u8]) -> anyhow::Result<Bytes> {
     let sock = addr
         .to_socket_addrs()
         .with_context(|| format!("resolving {addr}"))?

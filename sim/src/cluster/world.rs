@@ -48,6 +48,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 mod replica;
+mod stop;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -258,6 +259,13 @@ enum Ev {
     CreateTopic(usize),
     /// The committer's turn to commit or read back an offset.
     Commit(usize),
+    /// The controlled-shutdown fault is due ([`stop`]).
+    ControlledShutdown,
+    /// Node `node`'s controlled shutdown has taken too long: it stops anyway.
+    StopTimeout {
+        node: usize,
+        incarnation: u64,
+    },
     /// An input for node `node`'s broker, if the process that caused it still runs.
     BrokerInput {
         node: usize,
@@ -299,6 +307,8 @@ struct Machine {
     /// it a broker that crashed before registering would next find its (re-created)
     /// directory not empty and hide the loss (found by seed 39).
     dir_unreported: bool,
+    /// Asked to stop cleanly; it stops anyway at this instant ([`stop`]).
+    stop_by: Option<Us>,
 }
 
 enum Role2 {
@@ -383,6 +393,8 @@ struct World {
     replicas: replica::Replicas,
     trace: u64,
     events: u64,
+    /// The controlled-shutdown fault's own randomness and cadence.
+    stops: stop::Stops,
 }
 
 /// How long a connection attempt that gets no answer takes to fail.
@@ -459,6 +471,7 @@ impl World {
                 image: None,
                 slow: (0, 0),
                 dir_unreported: true,
+                stop_by: None,
             })
             .collect();
         let net = Network::new((0, 1 + prng.below(15)));
@@ -503,11 +516,13 @@ impl World {
             replicas: replica::Replicas::default(),
             trace: 0xcbf2_9ce4_8422_2325,
             events: 0,
+            stops: stop::Stops::draw(opts.seed, opts.replication),
             opts,
         };
         let first = 1 + w.prng.below(w.profile.fault_every_ms);
         w.schedule(first * MS, Ev::Fault);
         w.schedule(heal_at, Ev::HealAll);
+        w.schedule_stops();
         w
     }
 
@@ -857,6 +872,8 @@ impl World {
                     self.start(i);
                 }
             }
+            Ev::ControlledShutdown => self.controlled_shutdown_due(),
+            Ev::StopTimeout { node, incarnation } => self.stop_timed_out(node, incarnation),
             Ev::HealLink(a, b) => {
                 self.note(3, 0);
                 self.net.heal(a, b);
@@ -1122,6 +1139,7 @@ impl World {
         m.power_cut = None;
         m.member_timer = None;
         m.image = None;
+        m.stop_by = None;
         let (lost, _notes) = m.node.stop(power_loss, &mut self.prng, &self.disk_profile);
         self.count(if power_loss {
             "power losses"
@@ -1160,8 +1178,14 @@ impl World {
     }
 
     /// Hand the broker `inputs`, then carry the member's and the broker's outputs back and
-    /// forth until neither has anything left, as the real process's two tasks do.
-    fn pump(&mut self, i: usize, mut inputs: Vec<Input>) {
+    /// forth until neither has anything left, as the real process's two tasks do; then stop
+    /// the node if its controlled shutdown is allowed.
+    fn pump(&mut self, i: usize, inputs: Vec<Input>) {
+        self.pump_outputs(i, inputs);
+        self.stop_if_allowed(i);
+    }
+
+    fn pump_outputs(&mut self, i: usize, mut inputs: Vec<Input>) {
         loop {
             for input in std::mem::take(&mut inputs) {
                 if let Input::Metadata { image, .. } = &input {
@@ -2279,7 +2303,7 @@ impl World {
         ];
         Report {
             seed: self.opts.seed,
-            profile: self.profile.describe(),
+            profile: format!("{}{}", self.profile.describe(), self.stops.describe()),
             summary,
             anomalies,
             trace_hash: self.trace,

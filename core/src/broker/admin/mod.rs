@@ -18,9 +18,11 @@ impl Broker {
         let (_, max) = crate::wire::supported_range(ApiKey::ApiVersions).unwrap();
         let keys = SUPPORTED
             .iter()
-            // DescribeQuorum is forwarded to the active controller: a standalone broker has
-            // none to ask, so it does not offer it.
-            .filter(|(k, _, _)| self.config.kraft || *k != ApiKey::DescribeQuorum)
+            // DescribeQuorum and ElectLeaders are forwarded to the active controller: a
+            // standalone broker has none to ask, so it does not offer them.
+            .filter(|(k, _, _)| {
+                self.config.kraft || !matches!(k, ApiKey::DescribeQuorum | ApiKey::ElectLeaders)
+            })
             .map(|(k, lo, hi)| {
                 ApiVersion::default()
                     .with_api_key(*k as i16)

@@ -62,6 +62,7 @@ impl Broker {
             ResponseKind::CreatePartitions(r) => r.results.len(),
             ResponseKind::IncrementalAlterConfigs(r) => r.responses.len(),
             ResponseKind::AlterConfigs(r) => r.responses.len(),
+            ResponseKind::ElectLeaders(r) => super::elect::elect_slots(r),
             other => unreachable!("no admin response of kind {other:?} is forwarded"),
         };
         assert!(
@@ -407,6 +408,9 @@ impl Broker {
                 | ResponseKind::AlterConfigs(_)),
                 _,
             ) => Broker::set_alter_error(response, slot, code, message.map(|m| m.to_string())),
+            (ResponseKind::ElectLeaders(r), _) => {
+                super::elect::set_elect_error(r, slot, code, message)
+            }
             (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
         }
         if p.waiting.is_empty() {
@@ -452,6 +456,9 @@ impl Broker {
                     | ResponseKind::AlterConfigs(_)) => {
                         let m = message.as_ref().map(|m| m.to_string());
                         Broker::set_alter_error(response, *slot, code, m)
+                    }
+                    ResponseKind::ElectLeaders(r) => {
+                        super::elect::set_elect_error(r, *slot, code, message.clone())
                     }
                     other => unreachable!("no admin response of kind {other:?} is forwarded"),
                 }

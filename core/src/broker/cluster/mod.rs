@@ -60,6 +60,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator as FoundCoo
 use std::sync::Arc;
 
 mod answers;
+mod elect;
 mod forward;
 
 /// The `offline` reason of a placeholder: a partition of a topic this broker knows but does

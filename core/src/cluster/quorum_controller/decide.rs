@@ -70,10 +70,24 @@ fn decide_others(
             broker_id,
             broker_epoch,
             metadata_offset,
+            want_shut_down,
         } => {
+            if *want_shut_down {
+                let (fenced, should_shut_down, records) =
+                    controller.shutdown_heartbeat(now, working, *broker_id, *broker_epoch)?;
+                let reply = Reply::BrokerHeartbeat {
+                    fenced,
+                    should_shut_down,
+                };
+                return Ok((reply, records));
+            }
             let (fenced, records) =
                 controller.heartbeat(now, working, *broker_id, *broker_epoch, *metadata_offset)?;
-            Ok((Reply::BrokerHeartbeat { fenced }, records))
+            let reply = Reply::BrokerHeartbeat {
+                fenced,
+                should_shut_down: false,
+            };
+            Ok((reply, records))
         }
         Request::CreateTopic {
             name,
@@ -122,6 +136,15 @@ fn decide_others(
         Request::AlterConfigs { name, changes } => {
             let records = crate::cluster::topic_configs::alter(working, name, changes)?;
             Ok((Reply::AlterConfigs, records))
+        }
+        Request::ElectLeader {
+            topic,
+            partition,
+            kind,
+        } => {
+            let records =
+                crate::cluster::elect_leaders::elect_leader(working, topic, *partition, *kind)?;
+            Ok((Reply::ElectLeader, records))
         }
         Request::AlterPartition { .. } => unreachable!("decided above"),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),

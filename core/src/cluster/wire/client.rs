@@ -106,11 +106,13 @@ pub fn encode_request_at(
             broker_id,
             broker_epoch,
             metadata_offset,
+            want_shut_down,
         } => {
             let body = BrokerHeartbeatRequest::default()
                 .with_broker_id(kafka_protocol::messages::BrokerId(broker_id.0))
                 .with_broker_epoch(broker_epoch.0)
-                .with_current_metadata_offset(*metadata_offset);
+                .with_current_metadata_offset(*metadata_offset)
+                .with_want_shut_down(*want_shut_down);
             request_frame(key, version, correlation_id, client_id, &body)
         }
         Request::AllocateProducerIds {
@@ -222,6 +224,14 @@ pub fn encode_request_at(
             let body = super::alter_configs::alter_configs_request(name, changes);
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::ElectLeader {
+            topic,
+            partition,
+            kind,
+        } => {
+            let body = super::elect_leaders::elect_leaders_request(topic, *partition, *kind);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
         Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
@@ -288,6 +298,7 @@ pub fn decode_response_at(
             let r = BrokerHeartbeatResponse::decode(&mut buf, version).map_err(m)?;
             answer(r.error_code, None, || Reply::BrokerHeartbeat {
                 fenced: r.is_fenced,
+                should_shut_down: r.should_shut_down,
             })
         }
         ApiKey::AllocateProducerIds => {
@@ -338,6 +349,10 @@ pub fn decode_response_at(
             let r = IncrementalAlterConfigsResponse::decode(&mut buf, version).map_err(m)?;
             super::alter_configs::decode_alter_configs_answer(r)?
         }
+        ApiKey::ElectLeaders => {
+            let r = ElectLeadersResponse::decode(&mut buf, version).map_err(m)?;
+            super::elect_leaders::decode_elect_leaders_answer(r)?
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -360,6 +375,7 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::AlterPartition { .. } => ApiKey::AlterPartition,
         Reply::DescribeQuorum(_) => ApiKey::DescribeQuorum,
         Reply::AlterConfigs => ApiKey::IncrementalAlterConfigs,
+        Reply::ElectLeader => ApiKey::ElectLeaders,
     }
 }
 
