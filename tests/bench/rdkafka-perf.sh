@@ -39,10 +39,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-LIBRDKAFKA_TAG=${LIBRDKAFKA_TAG:-v2.15.0}
-LIBRDKAFKA_SRC=${LIBRDKAFKA_SRC:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-bench/librdkafka-${LIBRDKAFKA_TAG#v}}
-LIBRDKAFKA_GIT=${LIBRDKAFKA_GIT:-https://github.com/confluentinc/librdkafka}
-GREGOR=${GREGOR:-$repo/target/release/gregor}
+# shellcheck source=perf-tool.sh
+source "$here/perf-tool.sh"
 ROUNDS=${ROUNDS:-3}
 RECORDS=${RECORDS:-500000}
 SMALL_RECORDS=${SMALL_RECORDS:-100000}
@@ -56,44 +54,10 @@ EXTRA=${EXTRA:-}
 INFLIGHT=${INFLIGHT:-}
 [[ -n $INFLIGHT ]] && export GREGOR_REQUESTS_PER_CONNECTION_MAX=$INFLIGHT
 
-perf="$LIBRDKAFKA_SRC/examples/rdkafka_performance"
-if [[ ! -x $perf ]]; then
-    if [[ ! -f $LIBRDKAFKA_SRC/configure ]]; then
-        echo "# cloning librdkafka $LIBRDKAFKA_TAG into $LIBRDKAFKA_SRC" >&2
-        git clone --depth 1 --branch "$LIBRDKAFKA_TAG" "$LIBRDKAFKA_GIT" "$LIBRDKAFKA_SRC" >&2
-    fi
-    echo "# building librdkafka and rdkafka_performance in $LIBRDKAFKA_SRC (a few minutes)" >&2
-    (cd "$LIBRDKAFKA_SRC" && ./configure --disable-gssapi >&2 && make -j"$(nproc)" -C src >&2 &&
-        make -C examples rdkafka_performance >&2)
-fi
-LINK=${LINK:-auto}
-wheel_lib=$(python3 -c 'import confluent_kafka, glob, os
-d = os.path.dirname(confluent_kafka.__file__) + ".libs"
-print((glob.glob(d + "/librdkafka*.so*") or [""])[0])' 2>/dev/null || true)
-if [[ $LINK == wheel || ($LINK == auto && -n $wheel_lib) ]]; then
-    [[ -n $wheel_lib ]] || { echo "LINK=wheel: no confluent-kafka wheel with a bundled librdkafka" >&2; exit 1; }
-    wheel_version=$(python3 -c 'import confluent_kafka; print(confluent_kafka.libversion()[0])')
-    linked="$LIBRDKAFKA_SRC/examples/rdkafka_performance-$wheel_version"
-    if [[ ! -x $linked ]]; then
-        echo "# compiling rdkafka_performance against librdkafka $wheel_version ($wheel_lib)" >&2
-        gcc -O2 -I "$LIBRDKAFKA_SRC/src" -I "$LIBRDKAFKA_SRC" "$LIBRDKAFKA_SRC/examples/rdkafka_performance.c" \
-            -o "$linked" "$wheel_lib" -Wl,-rpath,"$(dirname "$wheel_lib")" -lpthread -lm
-    fi
-    perf=$linked
-    LIBRDKAFKA_TAG="$wheel_version (the confluent-kafka wheel's; tool source $LIBRDKAFKA_TAG)"
-fi
-if [[ ! -x $GREGOR ]]; then
-    echo "# building gregor" >&2
-    (cd "$repo" && cargo build --release -p gregor-net >&2)
-fi
 echo "rdkafka_performance from librdkafka $LIBRDKAFKA_TAG ($LIBRDKAFKA_SRC); gregor $GREGOR"
 echo "gregor requests_per_connection_max: ${INFLIGHT:-64 (default)}"
 echo "burst: $RECORDS x 1024 B, acks=1, linger.ms=5; one-record: $SMALL_RECORDS x 100 B, batch.num.messages=1, linger.ms=0; $ROUNDS rounds; one partition"
 
-# rdkafka_performance prints "... in 2053ms: 243502 msgs/s and 249.35 MB/s, ...": the msgs/s.
-rate() { sed -n 's/.* \([0-9][0-9]*\) msgs\/s and .*/\1/p' | tail -1; }
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # run_perf TARGET ARGS...: one rdkafka_performance producer run; prints its rate (msgs/s).
 run_perf() {
@@ -112,31 +76,7 @@ for policy in $POLICIES; do
     [[ -n $BEFORE ]] && targets+=" before:$policy"
 done
 label() { echo "${1%%:*} (${1#*:})"; }
-gregor_pid=""
-stop_gregor() {
-    if [[ -n $gregor_pid ]]; then
-        kill "$gregor_pid" 2>/dev/null || true
-        wait "$gregor_pid" 2>/dev/null || true
-        gregor_pid=""
-    fi
-}
 trap stop_gregor EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-start_gregor() { # policy binary
-    local port dir
-    port=$(free_port)
-    dir=$(mktemp -d "$DATA/gregor-rdkperf-XXXXXX")
-    "$2" serve --listen "127.0.0.1:$port" --data-dir "$dir" --durability "$1" >"$dir.log" 2>&1 &
-    gregor_pid=$!
-    gregor_dir=$dir
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.05
-    done
-    gregor_addr="127.0.0.1:$port"
-}
 
 for round in $(seq "$ROUNDS"); do
     for target in $targets; do
@@ -151,14 +91,14 @@ for round in $(seq "$ROUNDS"); do
         big=$(run_perf -b "$gregor_addr" -t "burst-$round" -s 1024 -a 1 -c "$RECORDS" -X linger.ms=5)
         t1=$(cpu_ticks "$gregor_pid")
         stop_gregor
-        rm -rf "$gregor_dir" "$gregor_dir.log"
+        rm -rf "$gregor_dir" "$gregor_dir-metadata" "$gregor_dir.log"
         sync
         start_gregor "$policy" "$bin"
         small=$(run_perf -b "$gregor_addr" -t "small-$round" -s 100 -a 1 -c "$SMALL_RECORDS" \
             -X batch.num.messages=1 -X linger.ms=0)
         cpu=$(awk -v t="$((t1 - t0))" -v n="$RECORDS" 'BEGIN { printf "%.2f", t / 100 / (n * 1024 / 1e9) }')
         stop_gregor
-        rm -rf "$gregor_dir" "$gregor_dir.log"
+        rm -rf "$gregor_dir" "$gregor_dir-metadata" "$gregor_dir.log"
         echo "round $round $(label "$target"): burst $big rec/s, one-record $small rec/s, broker CPU $cpu s/GB" >&2
         results["$target burst"]+="$big "
         results["$target small"]+="$small "
@@ -183,12 +123,6 @@ for round in $(seq "$ROUNDS"); do
     fi
 done
 
-# The middle value, or the mean of the two middle ones for an even count.
-median() {
-    tr ' ' '\n' | grep -v '^$' | sort -g |
-        awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 
 mock_big=$(echo "${results["mock burst"]}" | median)
 mock_small=$(echo "${results["mock small"]}" | median)

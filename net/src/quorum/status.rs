@@ -21,6 +21,7 @@
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use gregor_client::admin::PartitionInfo;
 use gregor_core::cluster::wire::client::{self, ClusterDescription};
 use gregor_core::cluster::wire::{self as cwire};
 use gregor_core::raft::wire::{self, QuorumStatus, DESCRIBE_QUORUM_VERSIONS};
@@ -68,24 +69,12 @@ pub fn describe(addr: &str) -> anyhow::Result<(QuorumStatus, i16)> {
     Ok(wire::decode_describe_quorum_response(frame, version)?)
 }
 
-/// One partition of a Metadata response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionView {
-    pub partition: i32,
-    /// -1 when it has none: the partition is offline.
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub offline_replicas: Vec<i32>,
-}
-
 /// One topic of a Metadata response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicView {
     pub name: String,
     pub error_code: i16,
-    pub partitions: Vec<PartitionView>,
+    pub partitions: Vec<PartitionInfo>,
 }
 
 /// Everything `cluster status` shows: the quorum (`None` with why when it could not be
@@ -127,16 +116,17 @@ pub fn topics(addr: &str) -> anyhow::Result<Vec<TopicView>> {
         .topics
         .iter()
         .map(|t| {
-            let mut partitions: Vec<PartitionView> = t
+            let mut partitions: Vec<PartitionInfo> = t
                 .partitions
                 .iter()
-                .map(|p| PartitionView {
+                .map(|p| PartitionInfo {
                     partition: p.partition_index,
                     leader: p.leader_id.0,
                     leader_epoch: p.leader_epoch,
                     replicas: ids(&p.replica_nodes),
                     isr: ids(&p.isr_nodes),
                     offline_replicas: ids(&p.offline_replicas),
+                    error_code: p.error_code,
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
@@ -265,21 +255,21 @@ fn per_broker(topics: &[TopicView]) -> BTreeMap<i32, (usize, usize)> {
 }
 
 /// The partitions with no leader: (topic, partition, replicas).
-fn offline(topics: &[TopicView]) -> Vec<(&str, &PartitionView)> {
+fn offline(topics: &[TopicView]) -> Vec<(&str, &PartitionInfo)> {
     partitions_where(topics, |p| p.leader < 0)
 }
 
 /// The under-replicated partitions: fewer in-sync replicas than replicas (a follower fell
 /// behind, or its broker is down), as `kafka-topics.sh --under-replicated-partitions` and
 /// Kafka's `UnderReplicatedPartitions` metric count them.
-fn under_replicated(topics: &[TopicView]) -> Vec<(&str, &PartitionView)> {
+fn under_replicated(topics: &[TopicView]) -> Vec<(&str, &PartitionInfo)> {
     partitions_where(topics, |p| p.isr.len() < p.replicas.len())
 }
 
 fn partitions_where(
     topics: &[TopicView],
-    keep: impl Fn(&PartitionView) -> bool,
-) -> Vec<(&str, &PartitionView)> {
+    keep: impl Fn(&PartitionInfo) -> bool,
+) -> Vec<(&str, &PartitionInfo)> {
     topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.as_str(), p)))
