@@ -19,5 +19,6 @@ mod operate;
 mod quorum;
 mod replication;
 mod roles;
+mod security;
 mod solo;
 mod topic_configs;

@@ -161,7 +161,6 @@ impl SaslSession {
     /// A session on a listener that requires SASL with the `enabled` mechanisms. `nonce` is at
     /// least 16 random bytes drawn by the caller; it becomes the SCRAM server nonce.
     pub fn new(enabled: Vec<Mechanism>, nonce: &[u8]) -> SaslSession {
-        use base64::Engine;
         assert!(
             nonce.len() >= 16,
             "a SCRAM server nonce needs 16 random bytes"
@@ -170,7 +169,7 @@ impl SaslSession {
         SaslSession {
             enabled,
             state: State::AwaitHandshake,
-            server_nonce: base64::engine::general_purpose::STANDARD.encode(nonce),
+            server_nonce: alphanumeric(nonce),
             raw: false,
             principal: String::new(),
         }
@@ -364,6 +363,18 @@ impl SaslSession {
     fn state_name(&self) -> &'static str {
         State::name_of(&self.state)
     }
+}
+
+/// The random bytes as letters and digits, as Kafka's server nonces are (printable, and free of
+/// the `,` and `=` that SCRAM's attribute syntax gives a meaning).
+fn alphanumeric(bytes: &[u8]) -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let s: String = bytes
+        .iter()
+        .map(|b| ALNUM[*b as usize % ALNUM.len()] as char)
+        .collect();
+    assert_eq!(s.len(), bytes.len());
+    s
 }
 
 impl State {

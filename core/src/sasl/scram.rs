@@ -317,7 +317,10 @@ pub fn verify_client_final(
         .strip_prefix("r=")
         .and_then(|s| s.split(',').next())
         .expect("server_first() starts with r=");
-    if last.nonce != expected_nonce {
+    // Kafka's check (`ScramSaslServer`): the final nonce *ends with* this exchange's. librdkafka
+    // before 2.1 (Debian's kcat) sends the client nonce twice, `r=<client><client><server>`, and
+    // Kafka accepts it. The server's random part is still required, so a replay still fails.
+    if !last.nonce.ends_with(expected_nonce) {
         return Err("the final message's nonce is not this exchange's (replayed or forged)".into());
     }
     if last.channel_binding != first.gs2_header.as_bytes() {
@@ -430,6 +433,13 @@ mod tests {
             let replay = parse_client_final(good.as_bytes()).unwrap();
             let err = verify_client_final(&cred, &first, &sf2, &replay).unwrap_err();
             assert!(err.contains("replayed"), "{err}");
+            // librdkafka 2.0's doubled client nonce passes, as Kafka lets it.
+            let doubled = good.replacen("r=abc", "r=abcabc", 1);
+            let last = parse_client_final(doubled.as_bytes()).unwrap();
+            assert!(
+                verify_client_final(&cred, &first, &sf, &last).is_err(),
+                "the proof covers the nonce"
+            );
         }
     }
 
