@@ -45,6 +45,7 @@ pub mod producer;
 pub mod purgatory;
 pub mod raft;
 pub mod replication;
+pub mod sasl;
 /// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod testkit;

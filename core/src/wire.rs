@@ -56,6 +56,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // SASL (KIP-43, KIP-152): answered by the connection's `sasl::SaslSession`, which the
+    // runtime runs in front of the broker; a broker core that sees one closes the connection.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     // Advertised by a broker in KRaft mode only (forwarded to the active controller).
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),

@@ -118,6 +118,10 @@ fn default_response(key: ApiKey) -> ResponseKind {
         ApiKey::OffsetForLeaderEpoch => {
             ResponseKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochResponse::default())
         }
+        ApiKey::SaslHandshake => ResponseKind::SaslHandshake(m::SaslHandshakeResponse::default()),
+        ApiKey::SaslAuthenticate => {
+            ResponseKind::SaslAuthenticate(m::SaslAuthenticateResponse::default())
+        }
         other => panic!("no default response for {other:?}; add it with the API"),
     }
 }

@@ -9,16 +9,53 @@
 //! default_partitions = 3
 //! durability = { policy = "group-commit" }
 //! ```
+//!
+//! Security (docs/security.md): listeners with a protocol each, TLS files, SASL users.
+//! ```toml
+//! listeners = ["PLAINTEXT://127.0.0.1:9092", "SASL_SSL://0.0.0.0:9094"]
+//! advertised_listeners = ["SASL_SSL://broker1.example:9094"]
+//! tls_cert = "server.pem"
+//! tls_key = "server.key"
+//! sasl_mechanisms = ["SCRAM-SHA-512", "PLAIN"]
+//! super_users = ["User:admin"]
+//! [users]
+//! alice = "alice-secret"
+//! ```
 
 use gregor_core::{Config, Durability};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
+    /// The one PLAINTEXT listener when `listeners` is empty.
     pub listen: SocketAddr,
+    /// Kafka's `listeners`: `PROTOCOL://HOST:PORT` each (net/src/listener.rs); the first is the
+    /// broker's primary one. Empty: `listen`, PLAINTEXT.
+    pub listeners: Vec<String>,
+    /// Kafka's `advertised_listeners`: `PROTOCOL://HOST:PORT` for listeners whose advertised
+    /// address is not their bind address.
+    pub advertised_listeners: Vec<String>,
+    /// The TLS listeners' certificate chain and key, PEM (net/src/tls.rs; Kafka's
+    /// `ssl.keystore.*`).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates for client certificates, PEM (Kafka's `ssl.truststore.location`).
+    pub tls_ca: Option<PathBuf>,
+    /// Kafka's `ssl.client.auth`: `none`, `requested` or `required`.
+    pub tls_client_auth: crate::tls::ClientAuth,
+    /// Kafka's `sasl.enabled.mechanisms` [default: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512].
+    pub sasl_mechanisms: Vec<String>,
+    /// SASL users and their passwords. At start-up the broker derives SCRAM-SHA-256 and
+    /// SCRAM-SHA-512 credentials (random salt, 4096 iterations) and forgets the passwords; PLAIN
+    /// logins are checked against those credentials.
+    pub users: BTreeMap<String, String>,
+    /// Kafka's `super.users`: principals (`User:admin`) that the authorizer (next: ACLs) lets do
+    /// everything.
+    pub super_users: Vec<String>,
     pub data_dir: PathBuf,
     /// Most client connections at once; more are refused (Kafka `max.connections`).
     pub connections_max: usize,
@@ -71,6 +108,18 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: "127.0.0.1:9092".parse().unwrap(),
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_client_auth: crate::tls::ClientAuth::None,
+            sasl_mechanisms: gregor_core::sasl::Mechanism::ALL
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect(),
+            users: BTreeMap::new(),
+            super_users: Vec::new(),
             data_dir: PathBuf::from("gregor-data"),
             connections_max: 10_000,
             request_bytes_max: 100 * 1024 * 1024,
@@ -171,6 +220,14 @@ mod tests {
             })
         );
         assert_eq!(parse_durability("none"), Ok(Durability::None));
+        let sec: ServeConfig = toml::from_str(
+            "listeners = [\"SASL_SSL://127.0.0.1:9094\"]\ntls_client_auth = \"required\"\nsuper_users = [\"User:admin\"]\n[users]\nalice = \"pw\"\n",
+        )
+        .unwrap();
+        assert_eq!(sec.listeners, ["SASL_SSL://127.0.0.1:9094"]);
+        assert_eq!(sec.tls_client_auth, crate::tls::ClientAuth::Required);
+        assert_eq!(sec.users.get("alice").map(String::as_str), Some("pw"));
+        assert_eq!(sec.super_users, ["User:admin"]);
         assert!(parse_durability("sometimes").is_err());
     }
 }

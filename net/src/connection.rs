@@ -25,7 +25,7 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 #[cfg(not(madsim))]
 pub use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 // madsim's TcpStream has no `into_split`; tokio's generic split works on any stream.
@@ -41,22 +41,54 @@ pub fn split(socket: tokio::net::TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
     #[cfg(madsim)]
     return tokio::io::split(socket);
 }
+use gregor_core::kafka_protocol::messages::RequestKind;
+use gregor_core::sasl::{self, Credentials, SaslSession, Step};
+use std::sync::RwLock;
 use tokio::sync::{mpsc, Semaphore};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-pub async fn read_loop(
+/// What a connection's reader needs to authenticate it (KIP-43, KIP-152): the session, which
+/// decides (`gregor_core::sasl`), the credentials it checks against, and the writer it answers
+/// the SASL requests on, itself (they never reach the broker task).
+pub struct Auth {
+    pub session: SaslSession,
+    pub credentials: Arc<RwLock<Credentials>>,
+    pub writer: mpsc::UnboundedSender<Frame>,
+    pub backlog: Arc<Backlog>,
+    /// The listener's name, for log lines.
+    pub listener: &'static str,
+}
+
+impl Auth {
+    fn send(&self, frame: Frame) {
+        self.backlog.queued.fetch_add(frame.len(), Ordering::SeqCst);
+        let _ = self.writer.send(frame);
+    }
+}
+
+pub async fn read_loop<R: AsyncRead + Unpin>(
     conn: ConnId,
     peer: SocketAddr,
-    read: OwnedReadHalf,
+    read: R,
     events: mpsc::UnboundedSender<Event>,
     permits: Arc<Semaphore>,
     request_bytes_max: usize,
+    mut auth: Auth,
 ) {
     let mut read = BufReader::with_capacity(64 * 1024, read);
+    let listener = auth.listener;
     // A failed read of the length means the client closed the connection (or it reset).
     while let Ok(len) = read.read_i32().await {
-        if len < 0 || len as usize > request_bytes_max {
-            warn!(%peer, len, max = request_bytes_max, "closing connection: request frame length out of bounds");
+        // Before authentication a frame is at most a SASL token (Kafka's
+        // `sasl.server.max.receive.size`): an unauthenticated client cannot make the broker
+        // allocate a 100 MiB request buffer.
+        let max = if auth.session.is_authenticated() {
+            request_bytes_max
+        } else {
+            sasl::TOKEN_BYTES_MAX + 1024
+        };
+        if len < 0 || len as usize > max {
+            warn!(%peer, listener, len, max, "closing connection: request frame length out of bounds (a TLS or non-Kafka client on this port?)");
             break;
         }
         let frame = match read_frame(&mut read, len as usize).await {
@@ -66,19 +98,83 @@ pub async fn read_loop(
                 break;
             }
         };
-        let Ok(permit) = permits.acquire().await else {
-            break; // the broker closed this connection
-        };
-        permit.forget();
-        match wire::decode_request(frame.freeze()) {
-            Ok(request) => {
-                if events.send(Event::Request { conn, request }).is_err() {
+        let was_authenticated = auth.session.is_authenticated();
+        if auth.session.expects_raw_token() {
+            // After SaslHandshake v0: the frame is a bare token, and so is the answer.
+            let reply = {
+                let creds = auth.credentials.read().expect("credentials lock");
+                auth.session.on_raw_token(&frame, &creds)
+            };
+            match reply {
+                Ok(reply) => auth.send(Frame::raw(&reply)),
+                Err(why) => {
+                    warn!(%peer, listener, %why, "closing connection: SASL authentication failed");
                     break;
                 }
             }
-            Err(e) => {
-                warn!(%peer, error = %e, "closing connection: bad request");
-                break;
+        } else {
+            let request = match wire::decode_request(frame.freeze()) {
+                Ok(request) => request,
+                Err(e) => {
+                    warn!(%peer, listener, error = %e, "closing connection: bad request");
+                    break;
+                }
+            };
+            let step = if was_authenticated {
+                // The common case, after authentication: no lock, no SASL state to consult
+                // unless the request is a SASL one.
+                match &request.body {
+                    RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_) => {
+                        auth.session.on_request(&request, &Credentials::default())
+                    }
+                    _ => Step::Forward,
+                }
+            } else {
+                let creds = auth.credentials.read().expect("credentials lock");
+                auth.session.on_request(&request, &creds)
+            };
+            let header = &request.header;
+            let (correlation_id, version) = (header.correlation_id, header.request_api_version);
+            match step {
+                Step::Forward => {
+                    let Ok(permit) = permits.acquire().await else {
+                        break; // the broker closed this connection
+                    };
+                    permit.forget();
+                    if events.send(Event::Request { conn, request }).is_err() {
+                        break;
+                    }
+                }
+                Step::Respond(body) => match encode_frame(correlation_id, version, &body) {
+                    Ok(frame) => auth.send(frame),
+                    Err(e) => {
+                        warn!(%peer, error = %e, "closing connection: cannot encode a SASL answer");
+                        break;
+                    }
+                },
+                Step::RespondAndClose(body, why) => {
+                    warn!(%peer, listener, %why, "closing connection: SASL authentication failed");
+                    if let Ok(frame) = encode_frame(correlation_id, version, &body) {
+                        auth.send(frame);
+                    }
+                    break;
+                }
+                Step::Close(why) => {
+                    warn!(%peer, listener, %why, "closing connection");
+                    break;
+                }
+            }
+        }
+        if !was_authenticated {
+            if let Some(principal) = auth.session.principal() {
+                info!(%peer, listener, principal, "SASL authentication succeeded");
+                let principal = principal.to_string();
+                if events
+                    .send(Event::Authenticated { conn, principal })
+                    .is_err()
+                {
+                    break;
+                }
             }
         }
     }
@@ -120,6 +216,18 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A raw SASL token as a frame: its length and its bytes, no response header (the framing
+    /// after a SaslHandshake v0).
+    pub fn raw(token: &[u8]) -> Frame {
+        let mut b = BytesMut::with_capacity(wire::FRAME_PREFIX_BYTES + token.len());
+        b.put_u32(u32::try_from(token.len()).expect("a token is at most TOKEN_BYTES_MAX"));
+        b.extend_from_slice(token);
+        Frame {
+            len: b.len(),
+            chunks: vec![b.freeze()],
+        }
+    }
+
     /// The frame's length in bytes, length prefix included.
     pub fn len(&self) -> usize {
         self.len
@@ -252,8 +360,8 @@ impl ByteBufMut for FrameBuilder<'_> {
     }
 }
 
-pub async fn write_loop(
-    write: OwnedWriteHalf,
+pub async fn write_loop<W: AsyncWrite + Unpin>(
+    write: W,
     mut frames: mpsc::UnboundedReceiver<Frame>,
     backlog: Arc<Backlog>,
 ) {
@@ -280,7 +388,10 @@ pub async fn write_loop(
 
 /// Write a frame's chunks: small ones gather in the `BufWriter`, one at least as large as its
 /// buffer goes to the socket directly (after what is buffered).
-async fn write_frame(write: &mut BufWriter<OwnedWriteHalf>, frame: &Frame) -> std::io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(
+    write: &mut BufWriter<W>,
+    frame: &Frame,
+) -> std::io::Result<()> {
     for chunk in &frame.chunks {
         write.write_all(chunk).await?;
     }

@@ -24,6 +24,15 @@ pub enum Event {
         writer: mpsc::UnboundedSender<Frame>,
         permits: Arc<Semaphore>,
         backlog: Arc<Backlog>,
+        /// The listener it came in on (net/src/listener.rs).
+        listener: crate::listener::SecurityProtocol,
+        /// Who it is so far: `User:ANONYMOUS`, or a TLS client certificate's subject.
+        principal: String,
+    },
+    /// The connection authenticated with SASL as `principal` (`User:alice`).
+    Authenticated {
+        conn: ConnId,
+        principal: String,
     },
     Request {
         conn: ConnId,

@@ -24,12 +24,14 @@ mod config;
 mod connection;
 mod disk;
 mod event;
+mod listener;
 #[cfg(all(test, madsim))]
 mod madsim_tests;
 mod metrics;
 mod quorum;
 mod replica_fetcher;
 mod runtime;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -132,9 +134,23 @@ struct ServeArgs {
     /// Where partitions are stored [default: ./gregor-data]
     #[arg(long, env = "GREGOR_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:9092]
+    /// A listener, `HOST:PORT` (PLAINTEXT) or `PROTOCOL://HOST:PORT` with Kafka's security
+    /// protocols PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL; repeat for several (the first is the
+    /// primary one) [default: 127.0.0.1:9092]
     #[arg(long, env = "GREGOR_LISTEN")]
-    listen: Option<SocketAddr>,
+    listen: Vec<String>,
+    /// The TLS listeners' certificate chain, PEM (docs/security.md)
+    #[arg(long, env = "GREGOR_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS listeners' private key, PEM
+    #[arg(long, env = "GREGOR_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates that sign client certificates, PEM
+    #[arg(long, env = "GREGOR_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Ask TLS clients for a certificate (Kafka's ssl.client.auth)
+    #[arg(long, value_enum, env = "GREGOR_TLS_CLIENT_AUTH")]
+    tls_client_auth: Option<tls::ClientAuth>,
     /// Host clients are told to connect to [default: the listen address]
     #[arg(long, env = "GREGOR_ADVERTISED_HOST")]
     advertised_host: Option<String>,
@@ -289,8 +305,21 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     if let Some(d) = args.data_dir {
         c.data_dir = d;
     }
-    if let Some(l) = args.listen {
-        c.listen = l;
+    if !args.listen.is_empty() {
+        c.listeners = args.listen.clone();
+    }
+    if let Some(first) = c.listeners.first() {
+        // The primary listener's address is `listen`, whose advertised address the core knows.
+        let (_, addr) = listener::split_url(first).map_err(anyhow::Error::msg)?;
+        c.listen = addr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("listener {first:?}: {e} (an IP address and a port)"))?;
+    }
+    c.tls_cert = args.tls_cert.or(c.tls_cert);
+    c.tls_key = args.tls_key.or(c.tls_key);
+    c.tls_ca = args.tls_ca.or(c.tls_ca);
+    if let Some(a) = args.tls_client_auth {
+        c.tls_client_auth = a;
     }
     let listen_ip = c.listen.ip();
     c.broker.advertised_host = match args.advertised_host {
@@ -353,6 +382,12 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     // The core's PRNG seed comes from the OS here (and is logged, so a run can be replayed).
     c.broker.seed = rand::random();
     c.broker.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    listener::resolve(&c)?;
+    for m in &c.sasl_mechanisms {
+        if gregor_core::sasl::Mechanism::from_name(m).is_none() {
+            anyhow::bail!("unknown SASL mechanism {m:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)");
+        }
+    }
     Ok(c)
 }
 
@@ -482,16 +517,16 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
             let registration = gregor_core::cluster::Registration {
                 broker_id: gregor_core::cluster::BrokerId(q.node_id.0),
                 incarnation_id,
-                endpoints: vec![gregor_core::cluster::records::Endpoint {
-                    name: "PLAINTEXT".into(),
-                    host: config.broker.advertised_host.clone(),
-                    port: u16::try_from(config.broker.advertised_port).map_err(|_| {
-                        anyhow::anyhow!(
-                            "advertised port {} is not a TCP port",
-                            config.broker.advertised_port
-                        )
-                    })?,
-                }],
+                // Every listener, the primary one first (the core advertises the first; the
+                // runtime swaps in a connection's own listener, net/src/listener.rs).
+                endpoints: listener::resolve(&config)?
+                    .into_iter()
+                    .map(|l| gregor_core::cluster::records::Endpoint {
+                        name: l.protocol.name().into(),
+                        host: l.advertised_host,
+                        port: l.advertised_port,
+                    })
+                    .collect(),
                 rack: None,
                 // KIP-966: a data directory absent or empty holds no committed record.
                 log_dir_new: std::fs::read_dir(&config.data_dir)

@@ -140,14 +140,19 @@ impl ReplicaFetcher {
         }
     }
 
-    /// Follow a new metadata image: every registered broker's first endpoint. A link whose
+    /// Follow a new metadata image: every registered broker's PLAINTEXT endpoint (the
+    /// inter-broker listener: the fetcher speaks neither TLS nor SASL yet), else its first. A link whose
     /// broker left or moved is let go (it answers what it holds, then ends).
     pub fn on_image(&mut self, image: &MetadataImage) {
         let endpoints = image
             .brokers()
             .iter()
             .filter_map(|(id, reg)| {
-                let e = reg.endpoints.first()?;
+                let e = reg
+                    .endpoints
+                    .iter()
+                    .find(|e| e.name == "PLAINTEXT")
+                    .or(reg.endpoints.first())?;
                 Some((*id, (e.host.clone(), e.port)))
             })
             .collect();

@@ -13,22 +13,31 @@ use crate::config::ServeConfig;
 use crate::connection;
 use crate::disk::{fault, Disk, Executed};
 use crate::event::Event;
+use crate::listener::{Endpoints, SecurityProtocol};
 use crate::metrics::Metrics;
 use crate::quorum::link::{BrokerEnd, ToBroker};
 use crate::replica_fetcher::{FetcherConfig, ReplicaFetcher};
+use crate::tls;
 use gregor_core::cluster::{Request, RequestId};
 use gregor_core::io::LogLevel;
+use gregor_core::sasl::{Credentials, Mechanism, SaslSession};
 use gregor_core::{Broker, ConnId, Input, Output};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 struct ConnHandle {
     peer: SocketAddr,
+    /// The listener the connection came in on: its responses name the brokers' addresses on it.
+    listener: SecurityProtocol,
+    /// Who the connection is (Kafka's `KafkaPrincipal`): `User:ANONYMOUS`, a TLS certificate's
+    /// subject, or the SASL user once authenticated. What the authorizer (ACLs) will check.
+    principal: String,
     writer: mpsc::UnboundedSender<connection::Frame>,
     permits: Arc<Semaphore>,
     backlog: Arc<Backlog>,
@@ -49,6 +58,10 @@ struct Driver {
     controller: Option<mpsc::UnboundedSender<(RequestId, Request)>>,
     /// Carries the broker's follower fetches to partition leaders (`replica_fetcher.rs`).
     fetcher: ReplicaFetcher,
+    /// Every broker's address on every listener, for Kafka's listener rule (`listener.rs`).
+    endpoints: Endpoints,
+    /// The first listener's protocol: the core's answers already name its addresses.
+    primary: SecurityProtocol,
 }
 
 impl Driver {
@@ -68,7 +81,7 @@ impl Driver {
                     conn,
                     correlation_id,
                     api_version,
-                    body,
+                    mut body,
                 } => {
                     if let Some(m) = self.metrics.as_mut() {
                         m.on_response(conn, correlation_id, &body);
@@ -76,6 +89,9 @@ impl Driver {
                     let Some(h) = self.conns.get(&conn) else {
                         continue;
                     };
+                    if h.listener != self.primary {
+                        self.endpoints.rewrite(h.listener, &mut body);
+                    }
                     match connection::encode_frame(correlation_id, api_version, &body) {
                         Ok(frame) => {
                             h.backlog.queued.fetch_add(frame.len(), Ordering::SeqCst);
@@ -91,7 +107,7 @@ impl Driver {
                 }
                 Output::Close { conn, reason } => {
                     if let Some(h) = self.conns.get(&conn) {
-                        info!(peer = %h.peer, %reason, "closing connection");
+                        info!(peer = %h.peer, principal = %h.principal, %reason, "closing connection");
                     }
                     self.close(conn);
                 }
@@ -157,6 +173,7 @@ impl Driver {
     /// follows it (and may fetch from a leader it names).
     fn on_image(&mut self, image: Arc<gregor_core::cluster::MetadataImage>) {
         self.fetcher.on_image(&image);
+        self.endpoints.on_image(&image);
         let now = self.clock.now();
         self.apply(Input::Metadata { now, image });
     }
@@ -176,6 +193,8 @@ impl Driver {
                 writer,
                 permits,
                 backlog,
+                listener,
+                principal,
             } => {
                 if let Some(m) = &self.metrics {
                     m.connections.opened.inc();
@@ -185,12 +204,19 @@ impl Driver {
                     conn,
                     ConnHandle {
                         peer,
+                        listener,
+                        principal,
                         writer,
                         permits,
                         backlog,
                         outstanding: 0,
                     },
                 );
+            }
+            Event::Authenticated { conn, principal } => {
+                if let Some(h) = self.conns.get_mut(&conn) {
+                    h.principal = principal;
+                }
             }
             Event::Request { conn, request } => {
                 let Some(h) = self.conns.get_mut(&conn) else {
@@ -320,7 +346,36 @@ pub async fn serve(
         events_tx.clone(),
         metrics.as_ref().map(|m| m.replica_fetch.clone()),
     );
+    let listeners = crate::listener::resolve(&config)?;
+    let tls = match listeners.iter().any(|l| l.protocol.tls()) {
+        true => Some(TlsAcceptor::from(tls::server_config(
+            config
+                .tls_cert
+                .as_deref()
+                .expect("checked by listener::resolve"),
+            config
+                .tls_key
+                .as_deref()
+                .expect("checked by listener::resolve"),
+            config.tls_ca.as_deref(),
+            config.tls_client_auth,
+        )?)),
+        false => None,
+    };
+    let credentials = Arc::new(RwLock::new(crate::listener::scram_credentials(
+        &config.users,
+    )));
+    let mechanisms: Vec<Mechanism> = config
+        .sasl_mechanisms
+        .iter()
+        .filter_map(|m| Mechanism::from_name(m))
+        .collect();
+    if listeners.iter().any(|l| l.protocol.sasl()) && mechanisms.is_empty() {
+        anyhow::bail!("a SASL listener needs at least one of sasl_mechanisms");
+    }
     let mut driver = Driver {
+        endpoints: Endpoints::own(config.broker.broker_id.0, &listeners),
+        primary: listeners[0].protocol,
         broker,
         disk,
         clock,
@@ -341,9 +396,19 @@ pub async fn serve(
         None => None,
     };
     let broker = &driver.broker;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let mut bound = Vec::new();
+    for l in &listeners {
+        let socket = TcpListener::bind(l.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", l.addr))?;
+        info!(
+            listener = l.protocol.name(),
+            listen = %l.addr,
+            advertised = %format!("{}:{}", l.advertised_host, l.advertised_port),
+            "listening"
+        );
+        bound.push((socket, l.protocol));
+    }
     info!(
         listen = %config.listen,
         advertised = %format!("{}:{}", config.broker.advertised_host, config.broker.advertised_port),
@@ -370,12 +435,20 @@ pub async fn serve(
         }
         None => None,
     };
-    let accept = tokio::spawn(accept_loop(
-        listener,
-        events_tx,
-        config.clone(),
-        connection_metrics,
-    ));
+    let shared = Arc::new(Accept {
+        events: events_tx,
+        config: config.clone(),
+        metrics: connection_metrics,
+        active: Arc::new(AtomicUsize::new(0)),
+        next: AtomicU64::new(0),
+        tls,
+        credentials,
+        mechanisms,
+    });
+    let accepts: Vec<_> = bound
+        .into_iter()
+        .map(|(socket, protocol)| tokio::spawn(accept_loop(socket, protocol, shared.clone())))
+        .collect();
     loop {
         let deadline = driver.broker.poll_timeout().map(|t| clock.to_tokio(t));
         tokio::select! {
@@ -419,7 +492,9 @@ pub async fn serve(
         }
     }
     info!("shutting down: no longer accepting connections");
-    accept.abort();
+    for accept in accepts {
+        accept.abort();
+    }
     #[cfg(not(madsim))]
     if let Some(m) = metrics_server {
         m.abort();
@@ -480,14 +555,26 @@ async fn wait_until_ready(
     Ok(events)
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What every listener's accept loop shares: the road to the broker task, the limits, and what
+/// a connection needs to secure itself.
+struct Accept {
     events: mpsc::UnboundedSender<Event>,
     config: ServeConfig,
     metrics: Option<crate::metrics::ConnectionMetrics>,
-) {
-    let active = Arc::new(AtomicUsize::new(0));
-    let mut next = 0u64;
+    /// Open connections on all listeners (`connections_max`).
+    active: Arc<AtomicUsize>,
+    /// The last connection id handed out (ids are unique across listeners).
+    next: AtomicU64,
+    tls: Option<TlsAcceptor>,
+    credentials: Arc<RwLock<Credentials>>,
+    mechanisms: Vec<Mechanism>,
+}
+
+/// How long a client has to finish its TLS handshake (Kafka has no such setting; a port
+/// scanner's or a plaintext client's connection on a TLS port is closed at the latest by then).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn accept_loop(listener: TcpListener, protocol: SecurityProtocol, shared: Arc<Accept>) {
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -497,45 +584,111 @@ async fn accept_loop(
                 continue;
             }
         };
-        if active.load(Ordering::Relaxed) >= config.connections_max {
-            warn!(%peer, max = config.connections_max, "refusing connection: connection limit reached");
-            if let Some(m) = &metrics {
+        let max = shared.config.connections_max;
+        if shared.active.load(Ordering::Relaxed) >= max {
+            warn!(%peer, max, "refusing connection: connection limit reached");
+            if let Some(m) = &shared.metrics {
                 m.refused.inc();
             }
             drop(socket);
             continue;
         }
         let _ = socket.set_nodelay(true);
-        active.fetch_add(1, Ordering::Relaxed);
-        next += 1;
-        let conn = ConnId(next);
-        let (read, write) = connection::split(socket);
+        shared.active.fetch_add(1, Ordering::Relaxed);
+        let conn = ConnId(shared.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.secure(conn, peer, socket, protocol).await;
+            shared.active.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+impl Accept {
+    /// Run one connection: the TLS handshake first on a TLS listener (a failed one is logged
+    /// and the socket closed; other clients are not affected), then its reader and writer.
+    async fn secure(
+        &self,
+        conn: ConnId,
+        peer: SocketAddr,
+        socket: tokio::net::TcpStream,
+        protocol: SecurityProtocol,
+    ) {
+        let listener = protocol.name();
+        if !protocol.tls() {
+            let (read, write) = connection::split(socket);
+            let anonymous = "User:ANONYMOUS".to_string();
+            return self.run(conn, peer, protocol, anonymous, read, write).await;
+        }
+        let acceptor = self
+            .tls
+            .clone()
+            .expect("listener::resolve demands TLS files");
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+            Ok(Ok(stream)) => {
+                let principal = tls::principal(stream.get_ref().1);
+                if principal != "User:ANONYMOUS" {
+                    info!(%peer, listener, %principal, "TLS client certificate accepted");
+                }
+                let (read, write) = tokio::io::split(stream);
+                self.run(conn, peer, protocol, principal, read, write).await
+            }
+            Ok(Err(e)) => {
+                warn!(%peer, listener, error = %e, "closing connection: TLS handshake failed")
+            }
+            Err(_) => warn!(%peer, listener, "closing connection: TLS handshake timed out"),
+        }
+    }
+
+    async fn run<R, W>(
+        &self,
+        conn: ConnId,
+        peer: SocketAddr,
+        protocol: SecurityProtocol,
+        principal: String,
+        read: R,
+        write: W,
+    ) where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
-        let permits = Arc::new(Semaphore::new(config.broker.requests_per_connection_max));
+        let permits = Arc::new(Semaphore::new(
+            self.config.broker.requests_per_connection_max,
+        ));
         let backlog = Arc::new(Backlog::new(
-            config.connection_buffer_bytes_max,
+            self.config.connection_buffer_bytes_max,
             permits.clone(),
         ));
-        if events
-            .send(Event::Open {
-                conn,
-                peer,
-                writer: writer_tx,
-                permits: permits.clone(),
-                backlog: backlog.clone(),
-            })
-            .is_err()
-        {
+        let opened = Event::Open {
+            conn,
+            peer,
+            writer: writer_tx.clone(),
+            permits: permits.clone(),
+            backlog: backlog.clone(),
+            listener: protocol,
+            principal: principal.clone(),
+        };
+        if self.events.send(opened).is_err() {
             return;
         }
-        tokio::spawn(connection::write_loop(write, writer_rx, backlog));
-        let events = events.clone();
-        let active = active.clone();
-        let max = config.request_bytes_max;
-        tokio::spawn(async move {
-            connection::read_loop(conn, peer, read, events, permits, max).await;
-            active.fetch_sub(1, Ordering::Relaxed);
-        });
+        tokio::spawn(connection::write_loop(write, writer_rx, backlog.clone()));
+        let session = if protocol.sasl() {
+            // The SCRAM server nonce: 24 bytes from the operating system (the core has none).
+            let nonce: [u8; 24] = rand::random();
+            SaslSession::new(self.mechanisms.clone(), &nonce)
+        } else {
+            SaslSession::not_required(principal)
+        };
+        let auth = connection::Auth {
+            session,
+            credentials: self.credentials.clone(),
+            writer: writer_tx,
+            backlog,
+            listener: protocol.name(),
+        };
+        let max = self.config.request_bytes_max;
+        connection::read_loop(conn, peer, read, self.events.clone(), permits, max, auth).await;
     }
 }
 

@@ -20,6 +20,7 @@ mod operate;
 mod quorum;
 mod replication;
 mod roles;
+mod security;
 mod shutdown;
 mod solo;
 mod topic_configs;

@@ -1,0 +1,263 @@
+use super::*;
+use kafka_protocol::messages::{
+    ApiVersionsRequest, MetadataRequest, RequestHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
+use proptest::prelude::*;
+
+const NONCE: &[u8] = b"0123456789abcdef0123";
+
+fn creds() -> Credentials {
+    let mut c = Credentials::default();
+    for m in ScramMechanism::ALL {
+        c.upsert(
+            "alice",
+            ScramCredential::derive(m, b"alice-secret", b"salt-of-alice", 4096),
+        );
+    }
+    c
+}
+
+fn request(key: ApiKey, version: i16, body: RequestKind) -> Request {
+    Request {
+        header: RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version),
+        body,
+    }
+}
+
+fn handshake(mech: &str, version: i16) -> Request {
+    request(
+        ApiKey::SaslHandshake,
+        version,
+        RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mech.into())),
+        ),
+    )
+}
+
+fn token(bytes: &[u8]) -> Request {
+    request(
+        ApiKey::SaslAuthenticate,
+        2,
+        RequestKind::SaslAuthenticate(
+            SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(bytes)),
+        ),
+    )
+}
+
+fn session() -> SaslSession {
+    SaslSession::new(Mechanism::ALL.to_vec(), NONCE)
+}
+
+/// The reply token of a successful SaslAuthenticate.
+fn ok_token(step: Step) -> Vec<u8> {
+    match step {
+        Step::Respond(ResponseKind::SaslAuthenticate(r)) => {
+            assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+            r.auth_bytes.to_vec()
+        }
+        other => panic!("expected a successful SaslAuthenticate answer, got {other:?}"),
+    }
+}
+
+fn failure_code(step: Step) -> i16 {
+    match step {
+        Step::RespondAndClose(ResponseKind::SaslAuthenticate(r), _) => r.error_code,
+        Step::RespondAndClose(ResponseKind::SaslHandshake(r), _) => r.error_code,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_logs_in_with_the_right_password_only() {
+    let c = creds();
+    let mut s = session();
+    assert!(matches!(
+        s.on_request(&handshake("PLAIN", 1), &c),
+        Step::Respond(_)
+    ));
+    ok_token(s.on_request(&token(b"\0alice\0alice-secret"), &c));
+    assert_eq!(s.principal(), Some("User:alice"));
+    let meta = request(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default()),
+    );
+    assert!(matches!(s.on_request(&meta, &c), Step::Forward));
+
+    let mut s = session();
+    s.on_request(&handshake("PLAIN", 1), &c);
+    let step = s.on_request(&token(b"\0alice\0guess"), &c);
+    assert_eq!(failure_code(step), crate::error::SASL_AUTHENTICATION_FAILED);
+    assert_eq!(s.principal(), None);
+}
+
+#[test]
+fn scram_logs_in_with_both_hashes() {
+    let c = creds();
+    for m in ScramMechanism::ALL {
+        let mut s = session();
+        s.on_request(&handshake(m.name(), 1), &c);
+        let first_bare = "n=alice,r=clientnonce";
+        let server_first = String::from_utf8(ok_token(
+            s.on_request(&token(format!("n,,{first_bare}").as_bytes()), &c),
+        ))
+        .unwrap();
+        assert!(server_first.starts_with("r=clientnonce"));
+        let last = scram::client_final_for(m, b"alice-secret", first_bare, &server_first).unwrap();
+        let server_final = ok_token(s.on_request(&token(last.as_bytes()), &c));
+        assert!(server_final.starts_with(b"v="));
+        assert_eq!(s.principal(), Some("User:alice"));
+    }
+}
+
+#[test]
+fn out_of_order_and_unknown_mechanisms_are_refused() {
+    let c = creds();
+    // A token before the handshake.
+    let mut s = session();
+    assert_eq!(
+        failure_code(s.on_request(&token(b"\0alice\0alice-secret"), &c)),
+        crate::error::ILLEGAL_SASL_STATE
+    );
+    // Two handshakes.
+    let mut s = session();
+    s.on_request(&handshake("PLAIN", 1), &c);
+    assert_eq!(
+        failure_code(s.on_request(&handshake("PLAIN", 1), &c)),
+        crate::error::ILLEGAL_SASL_STATE
+    );
+    // A mechanism not offered.
+    let mut s = SaslSession::new(vec![Mechanism::Plain], NONCE);
+    assert_eq!(
+        failure_code(s.on_request(&handshake("SCRAM-SHA-512", 1), &c)),
+        crate::error::UNSUPPORTED_SASL_MECHANISM
+    );
+    assert_eq!(
+        failure_code(session().on_request(&handshake("GSSAPI", 1), &c)),
+        crate::error::UNSUPPORTED_SASL_MECHANISM
+    );
+    // An oversized token.
+    let mut s = session();
+    s.on_request(&handshake("PLAIN", 1), &c);
+    let huge = vec![b'a'; TOKEN_BYTES_MAX + 1];
+    assert_eq!(
+        failure_code(s.on_request(&token(&huge), &c)),
+        crate::error::SASL_AUTHENTICATION_FAILED
+    );
+}
+
+#[test]
+fn only_the_sasl_apis_and_api_versions_pass_before_authentication() {
+    let c = creds();
+    let mut s = session();
+    let versions = request(
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    assert!(matches!(s.on_request(&versions, &c), Step::Forward));
+    let meta = request(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default()),
+    );
+    assert!(matches!(s.on_request(&meta, &c), Step::Close(why) if why.contains("Metadata")));
+    // A listener without SASL: everything passes, a handshake is an illegal state.
+    let mut plain = SaslSession::not_required("User:ANONYMOUS".into());
+    assert!(matches!(plain.on_request(&meta, &c), Step::Forward));
+    assert_eq!(
+        failure_code(plain.on_request(&handshake("PLAIN", 1), &c)),
+        crate::error::ILLEGAL_SASL_STATE
+    );
+}
+
+#[test]
+fn handshake_v0_switches_to_raw_tokens() {
+    let c = creds();
+    let mut s = session();
+    assert!(!s.expects_raw_token());
+    s.on_request(&handshake("PLAIN", 0), &c);
+    assert!(s.expects_raw_token());
+    assert_eq!(s.on_raw_token(b"\0alice\0alice-secret", &c), Ok(Vec::new()));
+    assert!(!s.expects_raw_token());
+    assert_eq!(s.principal(), Some("User:alice"));
+}
+
+#[test]
+fn a_failure_message_never_tells_a_wrong_password_from_an_unknown_user() {
+    let c = creds();
+    let mut messages = Vec::new();
+    for t in [&b"\0alice\0nope"[..], b"\0mallory\0nope"] {
+        let mut s = session();
+        s.on_request(&handshake("PLAIN", 1), &c);
+        match s.on_request(&token(t), &c) {
+            Step::RespondAndClose(ResponseKind::SaslAuthenticate(r), why) => {
+                assert!(
+                    !why.contains("nope"),
+                    "the log line carries no secret: {why}"
+                );
+                messages.push(r.error_message.unwrap().to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(messages[0], messages[1]);
+}
+
+#[test]
+fn credentials_store_adds_and_removes() {
+    let mut c = creds();
+    assert!(c.check_password("alice", b"alice-secret"));
+    assert!(c.remove("alice", ScramMechanism::Sha256));
+    assert!(!c.remove("alice", ScramMechanism::Sha256));
+    assert!(c.get("alice", ScramMechanism::Sha512).is_some());
+    assert!(c.remove("alice", ScramMechanism::Sha512));
+    assert_eq!(c.users().count(), 0);
+    assert!(!c.check_password("alice", b"alice-secret"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The parsers take any bytes a client may send without panicking.
+    #[test]
+    fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = parse_plain(&bytes);
+        let _ = scram::parse_client_first(&bytes);
+        let _ = scram::parse_client_final(&bytes);
+    }
+
+    /// Any session fed any sequence of tokens ends authenticated only through a right password.
+    #[test]
+    fn random_tokens_never_authenticate(
+        mech in 0usize..3,
+        tokens in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 1..4),
+    ) {
+        let c = creds();
+        let mut s = session();
+        s.on_request(&handshake(Mechanism::ALL[mech].name(), 1), &c);
+        for t in &tokens {
+            let _ = s.on_request(&token(t), &c);
+        }
+        prop_assert_eq!(s.principal(), None);
+    }
+
+    /// A user name with SCRAM's escaped characters round-trips through the exchange.
+    #[test]
+    fn scram_user_names_round_trip(name in "[a-z,=]{1,12}") {
+        let mut c = Credentials::default();
+        c.upsert(&name, ScramCredential::derive(ScramMechanism::Sha256, b"pw", b"salt", 4096));
+        let mut s = session();
+        s.on_request(&handshake("SCRAM-SHA-256", 1), &c);
+        let escaped = name.replace('=', "=3D").replace(',', "=2C");
+        let bare = format!("n={escaped},r=nonce");
+        let sf = String::from_utf8(ok_token(s.on_request(&token(format!("n,,{bare}").as_bytes()), &c))).unwrap();
+        let last = scram::client_final_for(ScramMechanism::Sha256, b"pw", &bare, &sf).unwrap();
+        ok_token(s.on_request(&token(last.as_bytes()), &c));
+        let principal = format!("User:{name}");
+        prop_assert_eq!(s.principal(), Some(principal.as_str()));
+    }
+}
