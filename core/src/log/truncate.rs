@@ -94,6 +94,8 @@ impl PartitionLog {
         if scanned.base_offset >= seg.base_offset {
             max = max.max(scanned);
         }
+        // What remains of the settled batches' maximum (never above the segment's, below).
+        let settled = max;
         // The segment's largest timestamp over what remains: its settled batches and the tail
         // batches below the cut.
         self.tail.retain(|b| b.base_offset < offset);
@@ -104,6 +106,8 @@ impl PartitionLog {
         let file = self.active_file();
         let seg = self.segments.last_mut().unwrap();
         seg.index.truncate(offset, new_size, max);
+        seg.settled_max = settled;
+        assert!(seg.settled_max.timestamp <= seg.index.max.timestamp);
         seg.size = new_size;
         seg.next_offset = offset.max(seg.base_offset);
         seg.indexed_len = 0;
