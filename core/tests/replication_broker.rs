@@ -469,6 +469,23 @@ fn acks_one_answers_at_once_and_acks_two_after_one_follower() {
 }
 
 #[test]
+fn acks_n_is_refused_while_fewer_than_n_replicas_are_in_the_isr() {
+    let mut c = Cluster::new(3, &[1, 2], Durability::GroupCommit, 1);
+    let p = produce(&mut c.b[0], 3, "a");
+    assert_eq!(answer(&mut c.b[0], p), Some((NOT_ENOUGH_REPLICAS, -1)));
+    assert_eq!(c.log_end(0), 0, "nothing appended");
+    let p = produce(&mut c.b[0], 2, "b");
+    c.route();
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)), "two in the ISR");
+    let t = c.t;
+    c.log.change(t, Some(&[1]), LeaderChange::Unchanged);
+    c.publish();
+    let p = produce(&mut c.b[0], 2, "c");
+    assert_eq!(answer(&mut c.b[0], p), Some((NOT_ENOUGH_REPLICAS, -1)));
+    assert_eq!(c.log_end(0), 1, "nothing appended");
+}
+
+#[test]
 fn the_high_watermark_waits_for_each_followers_fsync() {
     let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 2);
     c.b[1].hold_syncs = true;

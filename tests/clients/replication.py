@@ -8,6 +8,9 @@ Every mode prints one JSON document on its last line. Every loop is bounded in t
   produce-kp BS TOPIC N PREFIX GAP_MS  N records with acks=all and idempotence, one every
                                    GAP_MS, with kafka-python's KafkaProducer: prints what
                                    cluster.py's `produce` prints for confluent-kafka
+  produce-acks BS TOPIC ACKS VALUE one record to partition 0 with confluent-kafka, acks=ACKS
+                                   (librdkafka sends any count; gregor takes N >= 2 as acks=N),
+                                   no retries: {"error": name or null, "offset": n}
   read-kp BS TOPIC N               every record of partitions 0..N from offset 0 with kafka-python
                                    (assign + seek to the beginning), as cluster.py's `read`
                                    prints confluent-kafka's: [[partition, offset, value], ...]
@@ -33,6 +36,22 @@ def describe(admin, topic):
 if mode == "describe":
     d = describe(AdminClient({"bootstrap.servers": bs}), sys.argv[3])
     print(json.dumps({"partitions": d}))
+elif mode == "produce-acks":
+    from confluent_kafka import Producer
+    topic, acks, value = sys.argv[3], sys.argv[4], sys.argv[5]
+    p = Producer({"bootstrap.servers": bs, "acks": acks, "enable.idempotence": False,
+                  "retries": 0, "message.timeout.ms": 15000})
+    result = {}
+
+    def done(err, msg):
+        result["error"] = err.name() if err else None
+        result["offset"] = msg.offset() if err is None else -1
+
+    p.produce(topic, value.encode(), partition=0, on_delivery=done)
+    deadline = time.time() + 20
+    while "error" not in result and time.time() < deadline:
+        p.poll(0.1)
+    print(json.dumps(result))
 elif mode == "produce-kp":
     from kafka import KafkaProducer
     topic, n, prefix, gap = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]) / 1000

@@ -296,3 +296,52 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
     assert_eq!(kafka_python_read(&c, killed), expected, "kafka-python");
     assert_eq!(kcat_read(&c.bs(wiped), TOPIC, 0, "%s\\n"), expected, "kcat");
 }
+
+/// One record with confluent-kafka and `acks` through broker `via`: (error name, offset).
+fn produce_acks(c: &Cluster, via: i64, acks: &str, value: &str) -> (Value, Value) {
+    let v = python(
+        "replication.py",
+        &["produce-acks", &c.bs(via), TOPIC, acks, value],
+    );
+    (v["error"].clone(), v["offset"].clone())
+}
+
+/// acks=N (gregor's extension of Kafka's acks; librdkafka sends any count): acknowledged once
+/// the leader and N − 1 followers hold the record, refused with NOT_ENOUGH_REPLICAS (nothing
+/// appended) while fewer than N replicas are in the ISR. Shown with acks=2 and acks=3 on
+/// replication factor 3 with one follower paused out of the ISR (pausing two would also stop
+/// two of the three metadata voters, and the ISR could not shrink further).
+#[test]
+fn acks_n_is_acknowledged_by_n_replicas_and_refused_below_n_in_sync() {
+    let flags = lag_config();
+    let c = Cluster::start_with(&|_| flags.clone());
+    for via in 1..=3 {
+        c.wait_brokers(via, &[1, 2, 3], Duration::from_secs(40), "cluster formed");
+    }
+    python("cluster.py", &["create", &c.bs(1), TOPIC, "1", "3", "1"]);
+    let p = wait_partition(&c, 1, Duration::from_secs(30), "three in sync", |p| {
+        p.isr == [1, 2, 3]
+    });
+    let leader = p.leader;
+    let ok = serde_json::json!(null);
+    assert_eq!(produce_acks(&c, leader, "2", "a"), (ok.clone(), 0.into()));
+    let paused = (1..=3).find(|i| *i != leader).unwrap();
+    let pid = c.q.nodes[(paused - 1) as usize].pid();
+    signal(pid, "STOP");
+    let guard = Paused(pid);
+    wait_partition(&c, leader, Duration::from_secs(45), "ISR shrinks", |p| {
+        p.isr.len() == 2
+    });
+    let refused = serde_json::json!("NOT_ENOUGH_REPLICAS");
+    assert_eq!(produce_acks(&c, leader, "3", "x"), (refused, (-1).into()));
+    assert_eq!(produce_acks(&c, leader, "2", "b"), (ok.clone(), 1.into()));
+    drop(guard);
+    wait_partition(&c, leader, Duration::from_secs(60), "ISR expands", |p| {
+        p.isr == [1, 2, 3]
+    });
+    assert_eq!(produce_acks(&c, leader, "3", "c"), (ok, 2.into()));
+    for via in 1..=3 {
+        let read = read_all(&c, via, TOPIC, 1).remove(&0).unwrap_or_default();
+        assert_eq!(read, ["a", "b", "c"], "the refused record was not appended");
+    }
+}

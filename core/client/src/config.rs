@@ -13,6 +13,11 @@ pub enum Acks {
     Leader,
     /// `acks=all` (−1): every in-sync replica has it. Required for idempotence.
     All,
+    /// `acks=N`, N ≥ 2: the leader and N−1 followers have it (durably, under group commit).
+    /// gregor's broker takes it (refused with NOT_ENOUGH_REPLICAS while fewer than N replicas
+    /// are in the ISR); Kafka's refuses it (INVALID_REQUIRED_ACKS), and so does the Java
+    /// client. What it promises is in docs/guarantees.md. Not idempotent.
+    Replicas(u8),
 }
 
 impl Acks {
@@ -21,15 +26,24 @@ impl Acks {
             Acks::None => 0,
             Acks::Leader => 1,
             Acks::All => -1,
+            Acks::Replicas(n) => {
+                assert!(n >= 2, "acks=N counts the leader and at least one follower");
+                i16::from(n)
+            }
         }
     }
-    /// Parse Kafka's spellings: `0`, `1`, `all` or `-1`.
+    /// Parse Kafka's spellings: `0`, `1`, `all` or `-1`, and a replica count N from 2 up.
     pub fn parse(s: &str) -> Result<Acks, String> {
         match s {
             "0" => Ok(Acks::None),
             "1" => Ok(Acks::Leader),
             "all" | "-1" => Ok(Acks::All),
-            other => Err(format!("acks must be 0, 1, all or -1, not {other:?}")),
+            other => match other.parse::<u8>() {
+                Ok(n) if n >= 2 => Ok(Acks::Replicas(n)),
+                _ => Err(format!(
+                    "acks must be 0, 1, all, -1 or a replica count from 2, not {other:?}"
+                )),
+            },
         }
     }
 }
@@ -191,4 +205,21 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
         return Err(format!("empty host in {s:?}"));
     }
     Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod acks_tests {
+    use super::Acks;
+
+    #[test]
+    fn acks_parse_kafkas_spellings_and_a_replica_count() {
+        assert_eq!(Acks::parse("all").map(Acks::wire), Ok(-1));
+        assert_eq!(Acks::parse("-1"), Ok(Acks::All));
+        assert_eq!(Acks::parse("1"), Ok(Acks::Leader));
+        assert_eq!(Acks::parse("3"), Ok(Acks::Replicas(3)));
+        assert_eq!(Acks::Replicas(2).wire(), 2);
+        for bad in ["-2", "256", "two", ""] {
+            assert!(Acks::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

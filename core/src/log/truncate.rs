@@ -94,14 +94,8 @@ impl PartitionLog {
         if scanned.base_offset >= seg.base_offset {
             max = max.max(scanned);
         }
-        // A cut inside settled data (a follower's, between index entries) takes the settled
-        // maximum with it when that maximum lay at or above the cut: what remains settled is
-        // what lies below the cut, whose largest timestamp is the one just found.
-        let settled_max = if seg.settled_max.base_offset < offset {
-            seg.settled_max
-        } else {
-            max
-        };
+        // What remains of the settled batches' maximum (never above the segment's, below).
+        let settled = max;
         // The segment's largest timestamp over what remains: its settled batches and the tail
         // batches below the cut.
         self.tail.retain(|b| b.base_offset < offset);
@@ -112,7 +106,7 @@ impl PartitionLog {
         let file = self.active_file();
         let seg = self.segments.last_mut().unwrap();
         seg.index.truncate(offset, new_size, max);
-        seg.settled_max = settled_max;
+        seg.settled_max = settled;
         assert!(seg.settled_max.timestamp <= seg.index.max.timestamp);
         seg.size = new_size;
         seg.next_offset = offset.max(seg.base_offset);

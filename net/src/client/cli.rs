@@ -16,7 +16,8 @@ pub struct ProduceArgs {
     /// without SEP fails. Without it, lines are values with no key.
     #[arg(long, value_name = "SEP")]
     key_separator: Option<String>,
-    /// 0, 1 or all: how many replicas must have a record before it counts as delivered.
+    /// 0, 1, all, or a replica count N from 2 (gregor's acks=N: the leader and N−1 followers):
+    /// how many replicas must have a record before it counts as delivered.
     #[arg(long, default_value = "all")]
     acks: String,
     /// none, gzip, snappy or zstd.

@@ -142,7 +142,9 @@ impl Broker {
 
     /// The acks check made before a produce appends (Kafka's `Partition.appendRecordsToLeader`):
     /// acks=all needs the ISR at `min.insync.replicas` (NOT_ENOUGH_REPLICAS, nothing appended);
-    /// acks=N needs N replicas to exist (INVALID_REQUIRED_ACKS).
+    /// acks=N needs N replicas to exist (INVALID_REQUIRED_ACKS) and N of them in the ISR
+    /// (NOT_ENOUGH_REPLICAS, nothing appended: with fewer in step, N copies could only come
+    /// from replicas the leader has given up on).
     pub(in crate::broker) fn acks_check(
         &self,
         name: &str,
@@ -158,6 +160,12 @@ impl Broker {
             return Err(ClientError::new(
                 ErrorCode::INVALID_REQUIRED_ACKS,
                 format!("acks={acks} but {name}-{index} has {replicas} replica(s)"),
+            ));
+        }
+        if acks > 1 && (acks as usize) > isr {
+            return Err(ClientError::new(
+                ErrorCode::NOT_ENOUGH_REPLICAS,
+                format!("acks={acks} but {name}-{index} has {isr} replica(s) in its ISR"),
             ));
         }
         if acks == -1 && isr < min_isr {
