@@ -19,7 +19,7 @@
 
 use super::error::ControllerError;
 use super::records::{LeaderChange, PartitionChange};
-use super::replication::{self, Election};
+use super::replication;
 use super::{MetadataImage, MetadataRecord};
 
 /// Which election (ElectLeaders' `ElectionType`).
@@ -94,42 +94,46 @@ pub fn elect_leader(
                     "{name}: it has a leader"
                 )));
             }
-            match replication::elect(p, &p.isr, live, true) {
-                Election::Offline => {
-                    return Err(ControllerError::EligibleLeadersNotAvailable(format!(
-                        "{name}: none of its replicas {:?} is live",
-                        p.replicas.iter().map(|b| b.0).collect::<Vec<_>>()
-                    )))
-                }
-                Election::Clean(b) => vec![MetadataRecord::PartitionChange(PartitionChange {
-                    topic_id,
-                    partition,
-                    isr: None,
-                    leader: LeaderChange::To(b),
-                    replicas: None,
-                })],
-                Election::Unclean(b) => vec![
+            // The same rule as every other election (KIP-966): a live ISR member, else a live
+            // ELR member, else (this being an unclean election) any live replica, recorded as
+            // unclean. The ISR is kept as it is (an empty target).
+            let min_isr = replication::min_insync_replicas(image, topic_id, partition, 1)
+                .expect("the partition exists");
+            let records = replication::change_to(
+                topic_id,
+                partition,
+                p,
+                Vec::new(),
+                None,
+                min_isr,
+                live,
+                true,
+            );
+            let elected = records.iter().any(|r| {
+                matches!(
+                    r,
                     MetadataRecord::PartitionChange(PartitionChange {
-                        topic_id,
-                        partition,
-                        isr: Some(vec![b]),
-                        leader: LeaderChange::To(b),
-                        replicas: None,
-                    }),
-                    MetadataRecord::UncleanElection {
-                        topic_id,
-                        partition,
-                        leader: b,
-                        leader_epoch: p.leader_epoch + 1,
-                    },
-                ],
+                        leader: LeaderChange::To(_),
+                        ..
+                    })
+                )
+            });
+            if !elected {
+                return Err(ControllerError::EligibleLeadersNotAvailable(format!(
+                    "{name}: none of its replicas {:?} is live",
+                    p.replicas.iter().map(|b| b.0).collect::<Vec<_>>()
+                )));
             }
+            records
         }
     };
     assert!(!records.is_empty(), "an election is a record");
     assert!(records.iter().all(|r| matches!(
         r,
         MetadataRecord::PartitionChange(c) if c.topic_id == topic_id && c.partition == partition
-    ) || matches!(r, MetadataRecord::UncleanElection { .. })));
+    ) || matches!(
+        r,
+        MetadataRecord::UncleanElection { .. } | MetadataRecord::ElrChange { .. }
+    )));
     Ok(records)
 }

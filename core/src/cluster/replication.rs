@@ -219,7 +219,7 @@ fn next_elr(
 /// is gone) with a leader elected over it and the ELR (KIP-966) kept; none if nothing changes.
 /// An unclean election adds its UncleanElection record, an ELR change its ElrChange.
 #[allow(clippy::too_many_arguments)]
-fn change_to(
+pub(crate) fn change_to(
     topic: TopicId,
     partition: i32,
     p: &PartitionRegistration,
