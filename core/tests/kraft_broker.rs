@@ -143,10 +143,14 @@ impl Log {
     /// Register broker `id` at `host`:`port` and unfence it, as the controller does once the
     /// broker has caught up.
     fn broker(&mut self, id: i32, host: &str, port: u16) {
+        self.register(id, host, port, id as u8);
+    }
+    /// Register the run of broker `id` whose incarnation id is all `incarnation`s, and unfence it.
+    fn register(&mut self, id: i32, host: &str, port: u16, incarnation: u8) {
         let epoch = BrokerEpoch(self.image.offset() + 1);
         self.write(MetadataRecord::RegisterBroker(RegisterBroker {
             broker_id: Node(id),
-            incarnation_id: [id as u8; 16],
+            incarnation_id: [incarnation; 16],
             broker_epoch: epoch,
             endpoints: vec![Endpoint {
                 name: "PLAINTEXT".into(),
@@ -852,6 +856,37 @@ fn a_group_is_coordinated_where_its_offsets_partition_is_led() {
     image(&mut b, &log);
     assert_eq!(committed(&mut b, &mine), (NONE, 42));
     assert_eq!(find_coordinator(&mut b, &mine).1, 1);
+}
+
+/// A restarted broker whose previous run is still registered (another incarnation id) does not
+/// coordinate the offsets partitions the image says that run led: its log may have gone with
+/// its disk, and what it loaded from it would answer OffsetFetch with nothing for offsets the
+/// old run acknowledged (cluster simulator seeds 8 and 170). Its groups hear NOT_COORDINATOR
+/// until the registration of this run commits; then the partition is loaded and served.
+#[test]
+fn a_restarted_broker_coordinates_nothing_until_its_new_run_is_registered() {
+    let files = Files::default();
+    let cfg = Config {
+        incarnation_id: Some([77; 16]),
+        ..config()
+    };
+    let mut b = Pair::new(cfg, files.restart(), files);
+    let mut log = Log::new();
+    // The previous run of broker 1 (incarnation id [1; 16]) leads the only offsets partition.
+    log.broker(1, "one.example", 9092);
+    log.broker(2, "two.example", 9093);
+    log.topic("t", 7, &[&[1], &[2]]);
+    log.topic("__consumer_offsets", 50, &[&[1, 2]]);
+    image(&mut b, &log);
+    assert_eq!(commit(&mut b, "g", 5), NOT_COORDINATOR);
+    assert_eq!(committed(&mut b, "g").0, NOT_COORDINATOR);
+
+    // This run registers; the image still names broker 1 the leader: now it is this run's.
+    log.register(1, "one.example", 9092, 77);
+    image(&mut b, &log);
+    assert_eq!(committed(&mut b, "g"), (NONE, -1));
+    assert_eq!(commit(&mut b, "g", 5), NONE);
+    assert_eq!(committed(&mut b, "g"), (NONE, 5));
 }
 
 /// The coordinator writes with acks=all: with its offsets partition's ISR below

@@ -471,6 +471,7 @@ impl Broker {
         self.follow_topic_configs(&image);
         // 3. Leadership moved: parked fetches and produces on those partitions look again.
         let old = self.kraft.image.clone();
+        let ours = self.registered_here(&image);
         for t in image.topics().values() {
             for (i, p) in &t.partitions {
                 let before = old.as_deref().and_then(|o| {
@@ -482,14 +483,19 @@ impl Broker {
                     self.produce_waits.touch(&(t.name.clone(), *i));
                     // KIP-279: a leadership starting here records its epoch at the log end
                     // before anything is appended in it.
-                    if p.leader == Some(me) && self.registered_here(&image) {
+                    if p.leader == Some(me) && ours {
                         self.leader_epoch_started(&t.name, *i, p.leader_epoch);
                     }
                 }
             }
         }
+        // A restarted broker whose new incarnation is not registered yet coordinates nothing:
+        // the leaderships the image names are its previous run's, and its log may have been
+        // lost with its disk (sim seed 8: an empty log loaded as the coordinator's and an
+        // OffsetFetch answered "none" for an acknowledged commit). Its registration moves them.
         let led: BTreeSet<i32> = image
             .topic_id(OFFSETS_TOPIC)
+            .filter(|_| ours)
             .map(|id| {
                 image.topics()[&id]
                     .partitions
@@ -504,6 +510,10 @@ impl Broker {
         assert!(
             gained.iter().all(|p| !lost.contains(p)),
             "a partition gained or lost"
+        );
+        assert!(
+            ours || led.is_empty(),
+            "an unregistered incarnation coordinates"
         );
         self.kraft.offsets_led = led;
         self.kraft.image = Some(image);
