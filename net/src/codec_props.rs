@@ -118,6 +118,7 @@ fn default_response(key: ApiKey) -> ResponseKind {
         ApiKey::OffsetForLeaderEpoch => {
             ResponseKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochResponse::default())
         }
+        ApiKey::ElectLeaders => ResponseKind::ElectLeaders(m::ElectLeadersResponse::default()),
         ApiKey::SaslHandshake => ResponseKind::SaslHandshake(m::SaslHandshakeResponse::default()),
         ApiKey::SaslAuthenticate => {
             ResponseKind::SaslAuthenticate(m::SaslAuthenticateResponse::default())
