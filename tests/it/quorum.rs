@@ -396,10 +396,13 @@ fn brokers_register_and_topics_are_created_through_the_active_controller_across_
     };
     assert_eq!(
         heartbeat(epoch - 1).unwrap(),
-        "fenced true",
+        "fenced true should_shut_down false",
         "not caught up yet"
     );
-    assert_eq!(heartbeat(epoch).unwrap(), "fenced false");
+    assert_eq!(
+        heartbeat(epoch).unwrap(),
+        "fenced false should_shut_down false"
+    );
 
     // A topic with a config and 3 partitions; then 5 partitions.
     let created = ctl(
@@ -449,7 +452,10 @@ fn brokers_register_and_topics_are_created_through_the_active_controller_across_
     q.nodes[(old - 1) as usize].kill9();
     let t0 = Instant::now();
     // The new controller starts the broker's session afresh; heartbeat it, then create.
-    assert_eq!(heartbeat(epoch).unwrap(), "fenced false");
+    assert_eq!(
+        heartbeat(epoch).unwrap(),
+        "fenced false should_shut_down false"
+    );
     let after = ctl(
         &voters,
         &["create-topic", "after-failover", "--partitions", "2"],
