@@ -1140,7 +1140,7 @@ impl World {
         m.member_timer = None;
         m.image = None;
         m.stop_by = None;
-        let (lost, _notes) = m.node.stop(power_loss, &mut self.prng, &self.disk_profile);
+        let (lost, notes) = m.node.stop(power_loss, &mut self.prng, &self.disk_profile);
         self.count(if power_loss {
             "power losses"
         } else {
@@ -1157,6 +1157,11 @@ impl World {
                 if power_loss { "loses power" } else { "crashes" }
             )
         });
+        // What the power loss did to the disk (torn writes, flipped bits): the first thing to
+        // look for when a recovered log holds something no one wrote (seed 477's epoch).
+        for note in &notes {
+            self.say(|| format!("node {} disk: {note}", i + 1));
+        }
         let conns: Vec<u64> = self
             .net
             .conns
