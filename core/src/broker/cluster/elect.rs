@@ -36,7 +36,6 @@ impl Broker {
                     .collect()
             }),
         };
-        let admin = self.next_pending;
         let mut response = ElectLeadersResponse::default();
         let mut asks = Vec::new();
         let mut slot = 0;
@@ -98,16 +97,7 @@ impl Broker {
                 format!("forwarding a {kind:?} leader election of {names:?} to the controller"),
             );
         }
-        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
-        self.park_admin(
-            to,
-            ResponseKind::ElectLeaders(response),
-            waiting,
-            r.timeout_ms,
-        );
-        for (slot, request) in asks {
-            self.ask_controller(request, Asked::Admin { admin, slot });
-        }
+        self.forward_admin(to, ResponseKind::ElectLeaders(response), asks, r.timeout_ms);
     }
 }
 

@@ -40,13 +40,17 @@ impl Broker {
         );
     }
 
-    pub(super) fn park_admin(
+    /// Park `response` until the controller has answered every one of `asks` (response slot,
+    /// request), and send them; answer at once when nothing is asked. `ms` is the request's
+    /// timeout (the default when 0 or less).
+    pub(super) fn forward_admin(
         &mut self,
         to: ReplyTo,
         response: ResponseKind,
-        waiting: BTreeSet<usize>,
+        asks: Vec<(usize, ControllerRequest)>,
         ms: i32,
     ) {
+        let waiting: BTreeSet<usize> = asks.iter().map(|(slot, _)| *slot).collect();
         if waiting.is_empty() {
             self.respond(to, Some(response));
             return;
@@ -78,10 +82,12 @@ impl Broker {
             deadline: self.now + Duration::from_ms(ms),
         };
         assert!(self.kraft.admin.insert(admin, pending).is_none());
+        for (slot, request) in asks {
+            self.ask_controller(request, Asked::Admin { admin, slot });
+        }
     }
 
     pub(in crate::broker) fn kraft_create_topics(&mut self, to: ReplyTo, r: CreateTopicsRequest) {
-        let admin = self.next_pending;
         let mut response = CreateTopicsResponse::default();
         let mut asks = Vec::new();
         let mut seen = BTreeSet::new();
@@ -164,25 +170,10 @@ impl Broker {
             !r.validate_only || asks.is_empty(),
             "validate_only is answered here"
         );
-        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
-        self.park_admin(
-            to,
-            ResponseKind::CreateTopics(response),
-            waiting,
-            r.timeout_ms,
-        );
-        for (slot, request) in asks {
-            assert_eq!(
-                admin + 1,
-                self.next_pending,
-                "parked under the id asked for"
-            );
-            self.ask_controller(request, Asked::Admin { admin, slot });
-        }
+        self.forward_admin(to, ResponseKind::CreateTopics(response), asks, r.timeout_ms);
     }
 
     pub(in crate::broker) fn kraft_delete_topics(&mut self, to: ReplyTo, r: DeleteTopicsRequest) {
-        let admin = self.next_pending;
         let mut response = DeleteTopicsResponse::default();
         let mut asks = Vec::new();
         for n in &r.topic_names {
@@ -209,16 +200,7 @@ impl Broker {
             r.topic_names.len(),
             "every topic answered"
         );
-        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
-        self.park_admin(
-            to,
-            ResponseKind::DeleteTopics(response),
-            waiting,
-            r.timeout_ms,
-        );
-        for (slot, request) in asks {
-            self.ask_controller(request, Asked::Admin { admin, slot });
-        }
+        self.forward_admin(to, ResponseKind::DeleteTopics(response), asks, r.timeout_ms);
     }
 
     /// CreatePartitions in a cluster (KIP-195): checked here against the image, then one
@@ -230,7 +212,6 @@ impl Broker {
         r: CreatePartitionsRequest,
     ) {
         use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-        let admin = self.next_pending;
         let mut response = CreatePartitionsResponse::default();
         let mut asks = Vec::new();
         let mut seen = BTreeSet::new();
@@ -287,16 +268,12 @@ impl Broker {
             }
             response.results.push(res);
         }
-        let waiting = asks.iter().map(|(slot, _)| *slot).collect();
-        self.park_admin(
+        self.forward_admin(
             to,
             ResponseKind::CreatePartitions(response),
-            waiting,
+            asks,
             r.timeout_ms,
         );
-        for (slot, request) in asks {
-            self.ask_controller(request, Asked::Admin { admin, slot });
-        }
     }
 
     /// Forward config alters (`asks`: response slot, topic, changes) to the controller, one
@@ -307,17 +284,11 @@ impl Broker {
         response: ResponseKind,
         asks: Vec<(usize, String, crate::cluster::topic_configs::ConfigChanges)>,
     ) {
-        let admin = self.next_pending;
-        let waiting = asks.iter().map(|(slot, _, _)| *slot).collect();
-        self.park_admin(to, response, waiting, 0);
-        for (slot, name, changes) in asks {
-            assert!(
-                self.kraft.admin.contains_key(&admin),
-                "parked before asking"
-            );
-            let request = ControllerRequest::AlterConfigs { name, changes };
-            self.ask_controller(request, Asked::Admin { admin, slot });
-        }
+        let asks = asks
+            .into_iter()
+            .map(|(slot, name, changes)| (slot, ControllerRequest::AlterConfigs { name, changes }))
+            .collect();
+        self.forward_admin(to, response, asks, 0);
     }
 
     /// The controller answered request `id`.
