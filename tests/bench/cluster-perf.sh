@@ -41,14 +41,6 @@ echo "rdkafka_performance from librdkafka $LIBRDKAFKA_TAG; gregor $GREGOR (group
 echo "throughput: $RECORDS x 1024 B, linger.ms=5, one partition; latency: $RATE rec/s for ${SECONDS_LAT}s, linger.ms=0; $ROUNDS rounds"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
 
-run_perf() {
-    local out r
-    out=$("$perf" -P -p 0 -q "$@" $EXTRA 2>&1) || { echo "$out" >&2; return 1; }
-    r=$(echo "$out" | rate)
-    [[ -n $r ]] || { echo "$out" >&2; return 1; }
-    echo "$r"
-}
-
 # The three-node cluster: node i listens for clients on a free port and for the quorum on
 # another, all three are voters (combined mode, as in the README). Sets cluster_pids,
 # cluster_dirs and cluster_boot (every client address, comma-separated).

@@ -47,6 +47,16 @@ fi
 # rdkafka_performance prints "... in 2053ms: 243502 msgs/s and 249.35 MB/s, ...": the msgs/s.
 rate() { sed -n 's/.* \([0-9][0-9]*\) msgs\/s and .*/\1/p' | tail -1; }
 
+# run_perf ARGS...: one rdkafka_performance producer run (with $EXTRA's -X settings, if any);
+# prints its rate (msgs/s).
+run_perf() {
+    local out r
+    out=$("$perf" -P -p 0 -q "$@" ${EXTRA:-} 2>&1) || { echo "$out" >&2; return 1; }
+    r=$(echo "$out" | rate)
+    [[ -n $r ]] || { echo "$out" >&2; return 1; }
+    echo "$r"
+}
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -59,16 +59,6 @@ echo "gregor requests_per_connection_max: ${INFLIGHT:-64 (default)}"
 echo "burst: $RECORDS x 1024 B, acks=1, linger.ms=5; one-record: $SMALL_RECORDS x 100 B, batch.num.messages=1, linger.ms=0; $ROUNDS rounds; one partition"
 
 
-# run_perf TARGET ARGS...: one rdkafka_performance producer run; prints its rate (msgs/s).
-run_perf() {
-    local out
-    out=$("$perf" -P -p 0 -q "$@" $EXTRA 2>&1) || { echo "$out" >&2; return 1; }
-    local r
-    r=$(echo "$out" | rate)
-    [[ -n $r ]] || { echo "$out" >&2; return 1; }
-    echo "$r"
-}
-
 declare -A results
 targets=""
 for policy in $POLICIES; do
