@@ -5,6 +5,7 @@
 //! gregor topics create|list|describe|delete ... [--bootstrap HOST:PORT]
 //! gregor groups list|describe GROUP|delete GROUP... [--bootstrap HOST:PORT]
 //! gregor produce|consume TOPIC ... [--bootstrap HOST:PORT]
+//! gregor connect --config connect.toml [--bootstrap HOST:PORT]   (Kafka Connect, standalone)
 //! gregor topics alter | configs | records | groups delete-offsets|reset-offsets  (see cli/)
 //! gregor cluster status --bootstrap-controller HOST:PORT[,HOST:PORT...]
 //! ```
@@ -21,6 +22,7 @@ mod clock;
 #[cfg(test)]
 mod codec_props;
 mod config;
+mod connect;
 mod connection;
 mod disk;
 mod event;
@@ -75,6 +77,9 @@ enum Command {
     Produce(client::cli::ProduceArgs),
     /// Print a topic's records (Kafka's console consumer).
     Consume(client::cli::ConsumeArgs),
+    /// Run Kafka Connect connectors (file source, file sink, syslog source) from a TOML file:
+    /// a standalone worker (docs/connect.md).
+    Connect(connect::ConnectArgs),
     /// Describe and alter topic configs (DescribeConfigs, IncrementalAlterConfigs).
     Configs {
         #[command(subcommand)]
@@ -457,6 +462,7 @@ fn main() {
         },
         Command::Produce(args) => client::cli::produce(args),
         Command::Consume(args) => client::cli::consume(args),
+        Command::Connect(args) => connect::connect(args),
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
         Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),
