@@ -14,6 +14,11 @@ if ! command -v kcat >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >/dev/null
 fi
+if ! command -v rsyslogd >/dev/null && [ ! -x /usr/sbin/rsyslogd ]; then
+  echo "== installing rsyslog (forwards to gregor connect's syslog source in tests/it/connect.rs)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rsyslog >/dev/null
+fi
 if ! python3 -c "import confluent_kafka, kafka, prometheus_client, sys; sys.exit(0 if confluent_kafka.__version__.startswith('2.16') and kafka.__version__ == '3.0.12' else 1)" 2>/dev/null; then
   echo "== installing confluent-kafka 2.16, kafka-python 3.0.12 and prometheus-client 0.26 from PyPI"
   python3 -m pip install -q "confluent-kafka==2.16.*" "kafka-python==3.0.12" "prometheus-client==0.26.*"

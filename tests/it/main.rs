@@ -9,6 +9,7 @@ mod clients;
 mod cluster;
 mod compaction;
 mod conformance;
+mod connect;
 mod crash;
 mod epochs;
 mod groups;

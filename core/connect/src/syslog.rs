@@ -228,15 +228,34 @@ fn is_3164_timestamp(s: &str) -> bool {
         && b[12] == b':'
 }
 
+/// `YYYY-MM-DDThh:` (an RFC 3339 date and time).
+fn is_rfc3339_start(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 14
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+}
+
 fn parse_3164(m: &mut Message, rest: &str) {
     m.rfc = 3164;
-    let Some(ts) = rest.get(..15).filter(|t| is_3164_timestamp(t)) else {
-        // RFC 3164 §4.3.2: no valid timestamp, the whole rest is the message.
-        m.message = rest.to_string();
-        return;
+    // rsyslog's forwarding formats (`RSYSLOG_ForwardFormat`) write an RFC 3339 timestamp in
+    // the BSD layout; take it as well.
+    let ts_len = match rest.get(..15) {
+        Some(t) if is_3164_timestamp(t) => 15,
+        _ if is_rfc3339_start(rest) => rest.find(' ').unwrap_or(rest.len()),
+        _ => {
+            // RFC 3164 §4.3.2: no valid timestamp, the whole rest is the message.
+            m.message = rest.to_string();
+            return;
+        }
     };
-    m.timestamp = Some(ts.to_string());
-    let rest = rest[15..].trim_start_matches(' ');
+    m.timestamp = Some(rest[..ts_len].to_string());
+    let rest = rest[ts_len..].trim_start_matches(' ');
     let (host, rest) = rest.split_once(' ').unwrap_or((rest, ""));
     m.host = (!host.is_empty()).then(|| host.to_string());
     // TAG: up to 32 alphanumerics (in practice also '-', '_', '.', '/'), ended by '[' or ':'.
@@ -424,6 +443,17 @@ mod tests {
         assert_eq!(m.app.as_deref(), Some("alice"));
         assert_eq!(m.procid.as_deref(), Some("4242"));
         assert_eq!(m.message, "hello world");
+        // rsyslog's RSYSLOG_ForwardFormat: the BSD layout with an RFC 3339 timestamp.
+        let m = parse(b"<30>2026-12-07T17:55:51.543483+00:00 vm app: fwd").unwrap();
+        assert_eq!(
+            m.timestamp.as_deref(),
+            Some("2026-12-07T17:55:51.543483+00:00")
+        );
+        assert_eq!(
+            (m.host.as_deref(), m.app.as_deref()),
+            (Some("vm"), Some("app"))
+        );
+        assert_eq!(m.message, "fwd");
         // No timestamp: accepted, all of it is the message (RFC 3164 §4.3.2).
         let m = parse(b"<0>just text").unwrap();
         assert_eq!((m.host, m.message.as_str()), (None, "just text"));
