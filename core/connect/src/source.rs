@@ -72,10 +72,12 @@ pub enum FileIo {
     Wait,
 }
 
-/// Records produced but not acknowledged before the source stops reading (backpressure).
-const UNACKNOWLEDGED_MAX: usize = 50_000;
+/// Records produced but not acknowledged before the source stops reading (backpressure). Kept
+/// small: the client's producer walks its queue on every send, so a deep queue costs per record
+/// (50,000 here made the source 4x slower than `gregor produce`; docs/connect.md).
+const UNACKNOWLEDGED_MAX: usize = 2_000;
 /// The largest read asked for at once.
-const READ_BYTES_MAX: u64 = 1 << 20;
+const READ_BYTES_MAX: u64 = 64 << 10;
 
 pub struct FileSource {
     name: String,
