@@ -110,7 +110,7 @@ pub(super) async fn run(
         };
         let now = now_ms(&driver);
         task.tick(now);
-        if stopping {
+        if stopping || failure.is_some() {
             task.flush(now);
         }
         failure = failure.or(carry_out(
@@ -119,7 +119,9 @@ pub(super) async fn run(
             &mut sent,
             &ctx.offset_topic,
         ));
-        if (stopping || failure.is_some()) && task.settled() {
+        // A clean stop ends when everything is acknowledged and stored; a failed task when
+        // every report is back (a record that failed is never acknowledged).
+        if (stopping && task.settled()) || (failure.is_some() && sent.is_empty()) {
             break;
         }
         let wait = if more { Duration::ZERO } else { poll };

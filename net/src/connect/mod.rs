@@ -109,16 +109,17 @@ pub fn connect(args: ConnectArgs) -> anyhow::Result<()> {
             .spawn(move || run_connector(ctx, c, &offsets))?;
         threads.push((name, t));
     }
-    // The main thread waits for SIGTERM or SIGINT, or for every connector to end.
+    // The main thread waits for SIGTERM or SIGINT, or for a connector to end (a task that
+    // failed): then the others are stopped cleanly and the worker exits non-zero.
     let rt = runtime()?;
-    let all_done = || threads.iter().all(|(_, t)| t.is_finished());
+    let any_done = || threads.iter().any(|(_, t)| t.is_finished());
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => if all_done() { break },
+                _ = tokio::time::sleep(Duration::from_millis(200)) => if any_done() { break },
             }
         }
         anyhow::Ok(())
