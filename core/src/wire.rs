@@ -63,6 +63,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // Advertised by a broker in KRaft mode only (forwarded to the active controller).
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 // Every advertised range is a range: checked when the crate compiles.

@@ -127,6 +127,17 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 },
             }
         }),
+        // AlterPartitionReassignments (KIP-455): one partition, a target or a cancel.
+        (
+            arb_name(),
+            0..1000i32,
+            proptest::option::of(proptest::collection::vec(0..1000i32, 0..5))
+        )
+            .prop_map(|(topic, partition, target)| Request::AlterReassignment {
+                topic,
+                partition,
+                target: target.map(|t| t.into_iter().map(BrokerId).collect()),
+            }),
     ]
 }
 
@@ -171,6 +182,7 @@ fn arb_reply(r: &Request) -> BoxedStrategy<Reply> {
         // round trip `cluster::wire::quorum`'s unit test checks.
         Request::AlterConfigs { .. } => Just(Reply::AlterConfigs).boxed(),
         Request::ElectLeader { .. } => Just(Reply::ElectLeader).boxed(),
+        Request::AlterReassignment { .. } => Just(Reply::AlterReassignment).boxed(),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is not served in SERVED"),
     }
 }
@@ -179,7 +191,7 @@ fn arb_exchange() -> impl Strategy<Value = (Request, Result<Reply, Refusal>)> {
     arb_request().prop_flat_map(|r| {
         let refusal = (
             prop::sample::select(vec![
-                3i16, 7, 17, 36, 37, 38, 40, 41, 77, 80, 83, 84, 101, 102,
+                3i16, 7, 17, 36, 37, 38, 39, 40, 41, 77, 80, 83, 84, 85, 101, 102,
             ]),
             "[a-z ]{0,30}",
         )
@@ -206,6 +218,7 @@ fn as_carried(key: ApiKey, version: i16, a: &Result<Reply, Refusal>) -> Result<R
             let has_message = match key {
                 ApiKey::CreateTopics | ApiKey::CreatePartitions => true,
                 ApiKey::IncrementalAlterConfigs | ApiKey::ElectLeaders => true,
+                ApiKey::AlterPartitionReassignments => true,
                 ApiKey::DeleteTopics => version >= 5,
                 _ => false,
             };

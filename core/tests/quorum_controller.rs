@@ -853,3 +853,125 @@ fn a_broker_in_controlled_shutdown_hands_its_leaderships_over_before_it_may_stop
     b.begin_controlled_shutdown(now);
     assert_eq!(b.shutdown(), Shutdown::Allowed);
 }
+
+/// Partition reassignment (KIP-455) through the quorum: the start is answered once committed,
+/// the leader's AlterPartition that brings the added replicas into the ISR completes it (and
+/// hears NEW_LEADER_ELECTED, for its broker was removed), and a reassignment in progress
+/// survives the active controller's crash: the next one cancels it.
+#[test]
+fn a_reassignment_completes_on_the_isr_change_and_survives_a_controller_failover() {
+    let mut c = Cluster::new(3, fast());
+    c.run_for(5_000);
+    let active = c.the_active();
+    let epochs: Vec<BrokerEpoch> = (1..=3).map(|b| join(&mut c, b)).collect();
+    let t = c.request(
+        active,
+        Request::CreateTopic {
+            name: "t".into(),
+            partitions: 2,
+            replication_factor: 1,
+            configs: Default::default(),
+        },
+    );
+    c.run_for(100);
+    assert!(matches!(c.answer(t), Some(Ok(_))));
+    let id = c.node(active).image().topic_id("t").unwrap();
+    let part = |c: &Cluster, n: NodeId, i: i32| c.node(n).image().partition(id, i).unwrap().clone();
+    let from = part(&c, active, 0).replicas[0];
+    let target: Vec<BrokerId> = (1..=3).map(BrokerId).filter(|b| *b != from).collect();
+    let r = c.request(
+        active,
+        Request::AlterReassignment {
+            topic: "t".into(),
+            partition: 0,
+            target: Some(target.clone()),
+        },
+    );
+    c.run_for(100);
+    assert_eq!(c.answer(r), Some(&Ok(Reply::AlterReassignment)));
+    let p = part(&c, active, 0);
+    assert_eq!(p.adding, target);
+    assert_eq!(p.removing, vec![from]);
+    assert_eq!(
+        p.leader,
+        Some(from),
+        "the old replica leads until the move completes"
+    );
+    // The leader adds both new replicas to the ISR: the move completes in the same decision.
+    let mut new_isr = vec![(from, epochs[from.0 as usize - 1])];
+    new_isr.extend(target.iter().map(|b| (*b, epochs[b.0 as usize - 1])));
+    let ap = c.request(
+        active,
+        Request::AlterPartition {
+            broker_id: from,
+            broker_epoch: epochs[from.0 as usize - 1],
+            topic_id: id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr,
+        },
+    );
+    c.run_for(100);
+    assert_eq!(
+        c.answer(ap),
+        Some(&Err(ControllerError::NewLeaderElected(from)))
+    );
+    let p = part(&c, active, 0);
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone()),
+        (target.clone(), target.clone())
+    );
+    assert!(p.leader.is_some_and(|l| target.contains(&l)) && p.adding.is_empty());
+    // A second move, of partition 1, left in progress; the active controller crashes.
+    let from1 = part(&c, active, 1).replicas[0];
+    let to1 = BrokerId(from1.0 % 3 + 1);
+    let r = c.request(
+        active,
+        Request::AlterReassignment {
+            topic: "t".into(),
+            partition: 1,
+            target: Some(vec![to1]),
+        },
+    );
+    c.run_for(100);
+    assert_eq!(c.answer(r), Some(&Ok(Reply::AlterReassignment)));
+    c.crash(active);
+    c.run_for(5_000);
+    let next = c.the_active();
+    assert_ne!(next, active);
+    assert_eq!(
+        part(&c, next, 1).adding,
+        vec![to1],
+        "the move is in the metadata log"
+    );
+    let cancel = c.request(
+        next,
+        Request::AlterReassignment {
+            topic: "t".into(),
+            partition: 1,
+            target: None,
+        },
+    );
+    c.run_for(100);
+    assert_eq!(c.answer(cancel), Some(&Ok(Reply::AlterReassignment)));
+    let p = part(&c, next, 1);
+    assert_eq!(
+        (p.replicas.clone(), p.adding.clone()),
+        (vec![from1], vec![])
+    );
+    // A cancel of nothing: NO_REASSIGNMENT_IN_PROGRESS.
+    let again = c.request(
+        next,
+        Request::AlterReassignment {
+            topic: "t".into(),
+            partition: 1,
+            target: None,
+        },
+    );
+    c.run_for(100);
+    assert_eq!(
+        c.answer(again).map(|a| a.as_ref().map_err(|e| e.code())),
+        Some(Err(85))
+    );
+}

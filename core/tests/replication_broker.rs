@@ -805,3 +805,93 @@ fn a_restarted_follower_cuts_between_index_entries_and_rebuilds_producer_state()
     let p = produce_idempotent(&mut c.b[0], 1, 7);
     assert_eq!(answer(&mut c.b[0], p), Some((NONE, 8)));
 }
+
+/// Partition reassignment (KIP-455) at the brokers: a leader reassigned away hands over and
+/// deletes its copy (its other partition of the topic stays), and a replica added back creates
+/// the partition, fetches it from the start, and is taken into the ISR, which completes the move.
+#[test]
+fn a_replica_reassigned_away_deletes_its_copy_and_one_added_catches_up_from_the_start() {
+    use gregor_core::cluster::{reassign, replication};
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    // A second partition on brokers 3 and 1, so both keep topic `r` when `r`-0 moves.
+    let t = c.t;
+    c.log.write(MetadataRecord::Partition(PartitionRecord {
+        topic_id: t,
+        partition: 1,
+        replicas: vec![Node(3), Node(1)],
+        isr: vec![Node(3), Node(1)],
+        leader: Some(Node(3)),
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }));
+    c.publish();
+    for (i, v) in ["a", "b", "c"].into_iter().enumerate() {
+        let p = produce(&mut c.b[0], -1, v);
+        c.route();
+        assert_eq!(answer(&mut c.b[0], p), Some((NONE, i as i64)));
+    }
+    c.advance(500);
+    assert_eq!(c.log_end(2), 3, "broker 3 holds all three");
+    // Move r-0 to [2, 3]: both in sync, so it completes at once; broker 1 no longer leads.
+    let to = |ids: &[i32]| ids.iter().map(|b| Node(*b)).collect::<Vec<_>>();
+    for r in reassign::alter(&c.log.image, "r", 0, Some(&to(&[2, 3]))).unwrap() {
+        c.log.write(r);
+    }
+    let p = c.log.image.partition(t, 0).unwrap().clone();
+    assert_eq!((p.replicas.clone(), p.leader), (to(&[2, 3]), Some(Node(2))));
+    c.publish();
+    c.advance(100);
+    assert!(c.segments(0).is_empty(), "broker 1 deleted its copy of r-0");
+    assert!(c.b[0].broker.topics()["r"].partitions[0].offline.is_some());
+    assert!(
+        c.b[0].broker.topics()["r"].partitions[1].offline.is_none(),
+        "r-1 stays"
+    );
+    let p = produce(&mut c.b[1], -1, "d");
+    c.route();
+    assert_eq!(
+        answer(&mut c.b[1], p),
+        Some((NONE, 3)),
+        "the new leader takes writes"
+    );
+    // Add broker 1 back: it creates r-0 empty and fetches it from offset 0.
+    for r in reassign::alter(&c.log.image, "r", 0, Some(&to(&[2, 3, 1]))).unwrap() {
+        c.log.write(r);
+    }
+    assert_eq!(c.log.image.partition(t, 0).unwrap().adding, to(&[1]));
+    c.publish();
+    c.advance(1_000);
+    assert_eq!(c.log_end(0), 4, "broker 1 caught up from the start");
+    assert_eq!(c.segments(0), c.segments(1), "byte for byte");
+    // The leader asks to take it into the ISR; that change completes the move.
+    let asked: Vec<Ask> = c.b[1].controller.drain(..).map(|(_, r)| r).collect();
+    let Some(Ask::AlterPartition {
+        broker_id,
+        broker_epoch,
+        topic_id,
+        partition,
+        leader_epoch,
+        partition_epoch,
+        new_isr,
+    }) = asked.last().cloned()
+    else {
+        panic!("an ISR expansion: {asked:?}");
+    };
+    let req = replication::AlterPartition {
+        broker_id,
+        broker_epoch,
+        topic_id,
+        partition,
+        leader_epoch,
+        partition_epoch,
+        new_isr,
+    };
+    let altered = replication::alter_partition(&c.log.image, &req);
+    assert!(altered.result.is_ok(), "{altered:?}");
+    for r in reassign::then_complete(&c.log.image, altered.records) {
+        c.log.write(r);
+    }
+    let p = c.log.image.partition(t, 0).unwrap().clone();
+    assert_eq!((p.replicas, p.isr.len()), (to(&[2, 3, 1]), 3));
+    assert!(p.adding.is_empty() && p.removing.is_empty(), "complete");
+}

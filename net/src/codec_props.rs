@@ -119,6 +119,12 @@ fn default_response(key: ApiKey) -> ResponseKind {
             ResponseKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochResponse::default())
         }
         ApiKey::ElectLeaders => ResponseKind::ElectLeaders(m::ElectLeadersResponse::default()),
+        ApiKey::AlterPartitionReassignments => ResponseKind::AlterPartitionReassignments(
+            m::AlterPartitionReassignmentsResponse::default(),
+        ),
+        ApiKey::ListPartitionReassignments => ResponseKind::ListPartitionReassignments(
+            m::ListPartitionReassignmentsResponse::default(),
+        ),
         ApiKey::SaslHandshake => ResponseKind::SaslHandshake(m::SaslHandshakeResponse::default()),
         ApiKey::SaslAuthenticate => {
             ResponseKind::SaslAuthenticate(m::SaslAuthenticateResponse::default())

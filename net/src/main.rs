@@ -94,6 +94,13 @@ enum Command {
         #[command(flatten)]
         bootstrap: cli::Bootstrap,
     },
+    /// Move partition replicas between brokers (AlterPartitionReassignments, KIP-455).
+    Reassign {
+        #[command(flatten)]
+        args: cli::ReassignArgs,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
     /// Elect partition leaders now: preferred or unclean (ElectLeaders, KIP-460).
     Leaders {
         #[command(subcommand)]
@@ -466,6 +473,7 @@ fn main() {
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
         Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),
+        Command::Reassign { args, bootstrap } => cli::reassign(&bootstrap.bootstrap, &args),
         Command::Cluster {
             command:
                 ClusterCommand::Status {

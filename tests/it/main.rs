@@ -19,6 +19,7 @@ mod hostile;
 mod metrics;
 mod operate;
 mod quorum;
+mod reassign;
 mod replication;
 mod roles;
 mod security;

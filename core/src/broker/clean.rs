@@ -86,6 +86,15 @@ enum Stage {
     Idle,
 }
 
+impl Cleaner {
+    /// Whether a clean of partition `partition` of `topic` is under way (its files in use).
+    pub(super) fn cleaning(&self, topic: &str, partition: i32) -> bool {
+        self.job
+            .as_ref()
+            .is_some_and(|j| j.topic == topic && j.partition == partition)
+    }
+}
+
 impl Broker {
     /// When the cleaner next looks for work: only while a compacted topic exists, so a broker
     /// without one keeps the deadlines it had.

@@ -678,6 +678,12 @@ impl Broker {
             RequestKind::ElectLeaders(r) if self.config.kraft => {
                 self.kraft_elect_leaders(to, version, r)
             }
+            RequestKind::AlterPartitionReassignments(r) if self.config.kraft => {
+                self.kraft_alter_reassignments(to, r)
+            }
+            RequestKind::ListPartitionReassignments(r) if self.config.kraft => {
+                self.kraft_list_reassignments(to, r)
+            }
             RequestKind::FindCoordinator(r) if self.config.kraft => {
                 self.kraft_find_coordinator(to, r)
             }

@@ -65,6 +65,11 @@ pub enum ControllerError {
     PreferredLeaderNotAvailable(String),
     /// ElectLeaders, unclean: no replica of the partition is live: why.
     EligibleLeadersNotAvailable(String),
+    /// AlterPartitionReassignments (KIP-455): the target replicas are empty, repeat a broker or
+    /// name one that is not registered: why.
+    InvalidReplicaAssignment(String),
+    /// AlterPartitionReassignments: a cancel (null replicas) of a partition not being moved.
+    NoReassignmentInProgress(String),
 }
 
 impl ControllerError {
@@ -93,6 +98,8 @@ impl ControllerError {
             ControllerError::ElectionNotNeeded(_) => 84,
             ControllerError::PreferredLeaderNotAvailable(_) => 80,
             ControllerError::EligibleLeadersNotAvailable(_) => 83,
+            ControllerError::InvalidReplicaAssignment(_) => 39,
+            ControllerError::NoReassignmentInProgress(_) => 85,
         }
     }
 
@@ -138,7 +145,9 @@ impl ControllerError {
             | ControllerError::IneligibleReplica(why)
             | ControllerError::ElectionNotNeeded(why)
             | ControllerError::PreferredLeaderNotAvailable(why)
-            | ControllerError::EligibleLeadersNotAvailable(why) => why.clone(),
+            | ControllerError::EligibleLeadersNotAvailable(why)
+            | ControllerError::InvalidReplicaAssignment(why)
+            | ControllerError::NoReassignmentInProgress(why) => why.clone(),
             ControllerError::NewLeaderElected(b) => {
                 format!("the ISR changed and broker {} no longer leads", b.0)
             }

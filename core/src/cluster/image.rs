@@ -61,6 +61,12 @@ pub struct PartitionRegistration {
     /// unelectable: the partition has no leader until an ELR member returns or an unclean
     /// election picks one. Cleared by any ISR change.
     pub isr_lost: bool,
+    /// A reassignment in progress (KIP-455): the replicas being added (in the target, not in
+    /// the original set) and being removed (in the original set, not in the target). Both
+    /// empty when none is. Set by ReassignmentChange records; a change of the replicas clears
+    /// them until the ReassignmentChange that follows it.
+    pub adding: Vec<BrokerId>,
+    pub removing: Vec<BrokerId>,
 }
 
 /// One topic: its name, its partitions by index, and its config overrides (`retention.ms`
@@ -307,6 +313,14 @@ impl MetadataImage {
                         isr_lost: r.isr_lost,
                     });
                 }
+                if !r.adding.is_empty() || !r.removing.is_empty() {
+                    out.push(MetadataRecord::ReassignmentChange {
+                        topic_id: *id,
+                        partition: *p,
+                        adding: r.adding.clone(),
+                        removing: r.removing.clone(),
+                    });
+                }
             }
             out.extend(t.configs.iter().map(|(k, v)| MetadataRecord::Config {
                 resource_type: CONFIG_RESOURCE_TOPIC,
@@ -342,7 +356,12 @@ impl MetadataImage {
             .flat_map(|t| t.partitions.values())
             .filter(|r| !r.elr.is_empty() || r.isr_lost)
             .count();
+        let moving = (self.topics.values())
+            .flat_map(|t| t.partitions.values())
+            .filter(|r| !r.adding.is_empty() || !r.removing.is_empty())
+            .count();
         let records = elrs
+            + moving
             + self.features.len()
             + self.brokers.len()
             + self.topics.len()
@@ -443,6 +462,8 @@ impl MetadataImage {
                     partition_epoch: p.partition_epoch,
                     elr: Vec::new(),
                     isr_lost: false,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                 };
                 let topic = self.topics.get_mut(&p.topic_id).expect("looked up");
                 let old = topic.partitions.insert(p.partition, registration);
@@ -466,6 +487,24 @@ impl MetadataImage {
                 let p = topic.partitions.get_mut(partition).expect("looked up");
                 p.elr = elr.clone();
                 p.isr_lost = *isr_lost;
+            }
+            MetadataRecord::ReassignmentChange {
+                topic_id,
+                partition,
+                adding,
+                removing,
+            } => {
+                let p =
+                    self.partition(*topic_id, *partition)
+                        .ok_or(ReplayError::UnknownPartition {
+                            topic: *topic_id,
+                            partition: *partition,
+                        })?;
+                check_reassignment(&p.replicas, adding, removing)?;
+                let topic = self.topics.get_mut(topic_id).expect("looked up");
+                let p = topic.partitions.get_mut(partition).expect("looked up");
+                p.adding = adding.clone();
+                p.removing = removing.clone();
             }
             MetadataRecord::PartitionChange(c) => {
                 let merged = self.merged(c)?;
@@ -589,6 +628,8 @@ impl MetadataImage {
             partition_epoch: bump(old.partition_epoch, true)?,
             elr: Vec::new(),
             isr_lost: false,
+            adding: Vec::new(),
+            removing: Vec::new(),
         };
         check_assignment(&new.replicas, &new.isr, new.leader)?;
         // KIP-966: a broker joining the ISR leaves the ELR; an ISR change or a leader ends a
@@ -599,6 +640,11 @@ impl MetadataImage {
             .copied()
             .collect();
         new.isr_lost = old.isr_lost && new.isr == old.isr && new.leader.is_none();
+        // A reassignment stays while the replicas do (KIP-455's record sets both again).
+        if new.replicas == old.replicas {
+            new.adding = old.adding.clone();
+            new.removing = old.removing.clone();
+        }
         assert!(new.partition_epoch > old.partition_epoch);
         assert!(new.leader_epoch >= old.leader_epoch);
         Ok(new)
@@ -624,6 +670,7 @@ impl MetadataImage {
             for p in t.partitions.values() {
                 assert!(check_assignment(&p.replicas, &p.isr, p.leader).is_ok());
                 assert!(check_elr(p, &p.elr, p.isr_lost).is_ok(), "ELR invariants");
+                assert!(check_reassignment(&p.replicas, &p.adding, &p.removing).is_ok());
                 assert!(p.leader_epoch >= 0 && p.partition_epoch >= 0);
             }
         }
@@ -673,6 +720,32 @@ fn check_elr(
         return Err(ReplayError::InvalidAssignment(format!(
             "a lost ISR {:?} led by {:?}: it is one unelectable member",
             p.isr, p.leader
+        )));
+    }
+    Ok(())
+}
+
+/// KIP-455's shape of a reassignment: adding and removing are distinct replicas, disjoint, and
+/// at least one replica is neither being removed (the target is never empty).
+fn check_reassignment(
+    replicas: &[BrokerId],
+    adding: &[BrokerId],
+    removing: &[BrokerId],
+) -> Result<(), ReplayError> {
+    let (a, r): (BTreeSet<BrokerId>, BTreeSet<BrokerId>) = (
+        adding.iter().copied().collect(),
+        removing.iter().copied().collect(),
+    );
+    let within = |b: &BrokerId| replicas.contains(b);
+    if a.len() != adding.len()
+        || r.len() != removing.len()
+        || !a.is_disjoint(&r)
+        || !adding.iter().all(within)
+        || !removing.iter().all(within)
+        || removing.len() >= replicas.len()
+    {
+        return Err(ReplayError::InvalidAssignment(format!(
+            "reassignment adding {adding:?} removing {removing:?} does not fit replicas {replicas:?}"
         )));
     }
     Ok(())

@@ -45,6 +45,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod member;
 pub mod quorum_controller;
+pub mod reassign;
 pub mod records;
 pub mod replication;
 pub mod topic_configs;

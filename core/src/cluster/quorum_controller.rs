@@ -180,6 +180,13 @@ pub enum Request {
         partition: i32,
         kind: super::elect_leaders::ElectionType,
     },
+    /// AlterPartitionReassignments (KIP-455), one partition: move it to `target`, or cancel
+    /// the move in progress (`None`) ([`super::reassign`]).
+    AlterReassignment {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<BrokerId>>,
+    },
 }
 
 /// A successful answer.
@@ -217,6 +224,8 @@ pub enum Reply {
     AlterConfigs,
     /// The partition's new leader is committed.
     ElectLeader,
+    /// The reassignment's start (or cancel) is committed.
+    AlterReassignment,
 }
 
 /// What the node asks its driver to do, in order.
@@ -381,6 +390,14 @@ impl QuorumController {
             // records leave, next time).
             if records.is_empty() && now >= a.next_balance {
                 records = replication::balance(&a.working, preferred);
+                let mut staged = a.working.clone();
+                for r in &records {
+                    let at = staged.offset() + 1;
+                    staged
+                        .replay(at, r)
+                        .expect("the controller's own records fit");
+                }
+                records.extend(super::reassign::complete_all(&staged));
                 a.next_balance = now + every;
             }
             if records.is_empty() && now >= a.last_write + idle {

@@ -174,7 +174,24 @@ pub enum MetadataRecord {
         elr: Vec<BrokerId>,
         isr_lost: bool,
     },
+    /// gregor's twin of the `AddingReplicas` and `RemovingReplicas` fields of Kafka's
+    /// PartitionChangeRecord (KIP-455, partition reassignment): partition `partition` is being
+    /// moved. Its replicas are the target followed by the replicas it leaves; `adding` are the
+    /// target's brokers that are new (they catch up as followers), `removing` the ones that
+    /// leave once every adding replica is in the ISR. Both empty: no reassignment. Kept apart
+    /// from PartitionChange so that record's frames stay as they were; written right after the
+    /// PartitionChange that sets the replicas (in the same batch). It does not raise the
+    /// partition epoch. Appended last to the enum.
+    ReassignmentChange {
+        topic_id: TopicId,
+        partition: i32,
+        adding: Vec<BrokerId>,
+        removing: Vec<BrokerId>,
+    },
 }
+
+/// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::ReassignmentChange`].
+pub const REASSIGNMENT_CHANGE_KEY: i16 = 10_003;
 
 /// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::ElrChange`].
 pub const ELR_CHANGE_KEY: i16 = 10_002;
@@ -203,6 +220,7 @@ impl MetadataRecord {
             MetadataRecord::NoOp => 20,
             MetadataRecord::UncleanElection { .. } => UNCLEAN_ELECTION_KEY,
             MetadataRecord::ElrChange { .. } => ELR_CHANGE_KEY,
+            MetadataRecord::ReassignmentChange { .. } => REASSIGNMENT_CHANGE_KEY,
         }
     }
 

@@ -10,14 +10,10 @@
 //! A partition whose preferred replica already leads prints "no election needed", as Kafka's
 //! tool does; the command fails if any partition's election failed for another reason.
 
-use crate::quorum::status::exchange;
-use anyhow::{bail, Context};
-use bytes::{BufMut, BytesMut};
+use anyhow::bail;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::{
-    ApiKey, ElectLeadersRequest, ElectLeadersResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 
 /// ElectLeaders v2: the election type and a top-level error code.
 const VERSION: i16 = 2;
@@ -73,22 +69,9 @@ pub fn leaders(servers: &str, command: &LeadersCommand) -> anyhow::Result<()> {
         .with_election_type(election_type)
         .with_topic_partitions(partitions)
         .with_timeout_ms(30_000);
-    let key = ApiKey::ElectLeaders;
-    let mut frame = BytesMut::new();
-    frame.put_u32(0);
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("gregor-leaders")))
-        .encode(&mut frame, key.request_header_version(VERSION))?;
-    body.encode(&mut frame, VERSION)?;
-    let len = (frame.len() - 4) as u32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
     let server = servers.split(',').next().unwrap_or(servers);
-    let mut answer = exchange(server, &frame).with_context(|| format!("asking {server}"))?;
-    ResponseHeader::decode(&mut answer, key.response_header_version(VERSION))?;
-    let r = ElectLeadersResponse::decode(&mut answer, VERSION)?;
+    let r: ElectLeadersResponse =
+        super::reassign::ask(server, ApiKey::ElectLeaders, VERSION, &body)?;
     if r.error_code != 0 {
         bail!(
             "the broker refused the election: error code {}",

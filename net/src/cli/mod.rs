@@ -7,6 +7,8 @@
 //! gregor records delete --topic T --partition P --before OFFSET             (kafka-delete-records)
 //! gregor leaders elect --type preferred|unclean (--topic T --partition P | --all-topic-partitions)
 //!                                                                          (kafka-leader-election)
+//! gregor reassign --topic T --partition P --replicas 2,3 [--wait] | --reassignment-json-file F
+//! gregor reassign list | cancel --topic T --partition P              (kafka-reassign-partitions)
 //! gregor groups list | describe GROUP | delete GROUP...                     (kafka-consumer-groups)
 //! gregor groups delete-offsets GROUP --topic T [--partition P]
 //! gregor groups reset-offsets GROUP --topic T [--partition P]
@@ -22,7 +24,9 @@
 //! group has no members (stop the consumers first).
 
 mod leaders;
+mod reassign;
 pub use leaders::{leaders, LeadersCommand};
+pub use reassign::{reassign, ReassignArgs};
 
 use crate::client::cli::{bootstrap, runtime};
 use crate::client::Driver;
@@ -284,6 +288,14 @@ pub fn topics_describe(
         .into_iter();
     let start = offsets_of(rs.next().unwrap())?;
     let end = offsets_of(rs.next().unwrap())?;
+    // Moves in progress (KIP-455), by partition: (adding, removing). A broker without
+    // ListPartitionReassignments (a standalone one) has none to show.
+    let server = servers.split(',').next().unwrap_or(servers);
+    let moving: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)> = reassign::ongoing(server)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(t, p, _, adding, removing)| ((t, p), (adding, removing)))
+        .collect();
     let mut configs = match rs.next().unwrap() {
         Ok(AdminResult::DescribeConfigs(m)) => m,
         Ok(other) => return Err(unexpected(other)),
@@ -333,7 +345,7 @@ pub fn topics_describe(
                         p.leader.to_string()
                     };
                     println!(
-                        "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\tOffline: {}\tLogStartOffset: {}\tHighWatermark: {}{}",
+                        "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\tOffline: {}\tLogStartOffset: {}\tHighWatermark: {}{}{}",
                         t.name,
                         p.partition,
                         id_list(&p.replicas),
@@ -341,6 +353,14 @@ pub fn topics_describe(
                         id_list(&p.offline_replicas),
                         offset_or(&start, &tp(p.partition)),
                         offset_or(&end, &tp(p.partition)),
+                        match moving.get(&tp(p.partition)) {
+                            Some((a, r)) => format!(
+                                "\tAddingReplicas: {}\tRemovingReplicas: {}",
+                                id_list(a),
+                                id_list(r)
+                            ),
+                            None => String::new(),
+                        },
                         match p.error_code {
                             0 => String::new(),
                             c => format!("\tError: {}", gregor_client::io::error_name(c)),
@@ -360,6 +380,8 @@ pub fn topics_describe(
                     "offline_replicas": p.offline_replicas,
                     "log_start_offset": offset_or(&start, &tp(p.partition)),
                     "high_watermark": offset_or(&end, &tp(p.partition)),
+                    "adding_replicas": moving.get(&tp(p.partition)).map(|m| &m.0),
+                    "removing_replicas": moving.get(&tp(p.partition)).map(|m| &m.1),
                     "error": (p.error_code != 0).then(|| gregor_client::io::error_name(p.error_code)),
                 })).collect::<Vec<_>>(),
                 "configs": cfgs.iter().map(|c| (c.name.clone(), json!(c.value))).collect::<serde_json::Map<_, _>>(),

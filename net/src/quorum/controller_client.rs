@@ -288,7 +288,11 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
         | Request::AlterConfigs { name, .. } => name.clone(),
         _ => String::new(),
     };
-    if let (3, Request::ElectLeader { partition, .. }) = (r.code, request) {
+    if let (
+        3,
+        Request::ElectLeader { partition, .. } | Request::AlterReassignment { partition, .. },
+    ) = (r.code, request)
+    {
         return ControllerError::UnknownTopicOrPartition(*partition);
     }
     match r.code {
@@ -308,6 +312,8 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
         84 => ControllerError::ElectionNotNeeded(r.message),
         80 => ControllerError::PreferredLeaderNotAvailable(r.message),
         83 => ControllerError::EligibleLeadersNotAvailable(r.message),
+        39 => ControllerError::InvalidReplicaAssignment(r.message),
+        85 => ControllerError::NoReassignmentInProgress(r.message),
         // NOT_CONTROLLER: the wire names no leader; the member's channel asks the quorum leader
         // its own Raft client knows, or the next voter.
         41 => ControllerError::NotController { leader: None },

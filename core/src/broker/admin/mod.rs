@@ -18,10 +18,18 @@ impl Broker {
         let (_, max) = crate::wire::supported_range(ApiKey::ApiVersions).unwrap();
         let keys = SUPPORTED
             .iter()
-            // DescribeQuorum and ElectLeaders are forwarded to the active controller: a
-            // standalone broker has none to ask, so it does not offer them.
+            // DescribeQuorum, ElectLeaders and the reassignment APIs are forwarded to (or
+            // read from the log of) the active controller: a standalone broker has none to
+            // ask, so it does not offer them.
             .filter(|(k, _, _)| {
-                self.config.kraft || !matches!(k, ApiKey::DescribeQuorum | ApiKey::ElectLeaders)
+                self.config.kraft
+                    || !matches!(
+                        k,
+                        ApiKey::DescribeQuorum
+                            | ApiKey::ElectLeaders
+                            | ApiKey::AlterPartitionReassignments
+                            | ApiKey::ListPartitionReassignments
+                    )
             })
             .map(|(k, lo, hi)| {
                 ApiVersion::default()

@@ -62,6 +62,7 @@ use std::sync::Arc;
 mod answers;
 mod elect;
 mod forward;
+mod reassign;
 
 /// The `offline` reason of a placeholder: a partition of a topic this broker knows but does
 /// not hold (its replicas are elsewhere). Never created on disk, never deleted there.
@@ -460,6 +461,8 @@ impl Broker {
             );
             self.delete_local_topic(&name);
         }
+        // 1b. Partitions reassigned away from here (KIP-455): their copies go.
+        self.drop_moved_partitions(&image);
         // 2. Partitions the image places here that have no log yet.
         for (id, t) in image.topics() {
             if !t.partitions.values().any(|p| p.replicas.contains(&me)) {
@@ -638,16 +641,7 @@ impl Broker {
                 created.push(*i);
                 self.create_partition_files(&meta, None)
             } else {
-                let dir = PartitionDir {
-                    topic: name.to_string(),
-                    partition: *i,
-                };
-                let mut missing = Partition::new(
-                    PartitionLog::create(dir, self.now).0,
-                    ProducerStates::default(),
-                );
-                missing.offline = Some(NOT_HOSTED.into());
-                missing
+                self.placeholder(name, *i)
             };
             let t = self.topics.get_mut(name).expect("inserted above");
             if index < t.partitions.len() {

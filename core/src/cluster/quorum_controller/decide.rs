@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::cluster::controller::{Controller, ControllerError};
-use crate::cluster::{replication, MetadataImage, PRODUCER_ID_BLOCK};
+use crate::cluster::{reassign, replication, MetadataImage, PRODUCER_ID_BLOCK};
 use crate::time::Instant;
 
 /// The active controller's decision on one request: the answer, and the records to write (an
@@ -40,16 +40,38 @@ pub(super) fn decide(
                 new_isr: new_isr.clone(),
             },
         );
-        let reply = altered.result.map(|p| Reply::AlterPartition {
+        // An ISR grown to hold every replica a reassignment adds completes it (KIP-455): the
+        // answer is the partition as the whole change leaves it.
+        let n = altered.records.len();
+        let records = reassign::then_complete(working, altered.records);
+        let result = match altered.result {
+            Ok(_) if records.len() > n => {
+                let mut after = working.clone();
+                for r in &records {
+                    let at = after.offset() + 1;
+                    after
+                        .replay(at, r)
+                        .expect("the controller's own records fit");
+                }
+                let p = after.partition(*topic_id, *partition).expect("still there");
+                if p.leader == Some(*broker_id) {
+                    Ok(p.clone())
+                } else {
+                    Err(ControllerError::NewLeaderElected(*broker_id))
+                }
+            }
+            other => other,
+        };
+        let reply = result.map(|p| Reply::AlterPartition {
             leader: p.leader,
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             isr: p.isr,
         });
-        return (reply, altered.records);
+        return (reply, records);
     }
     match decide_others(controller, now, working, next_offset, request) {
-        Ok((reply, records)) => (Ok(reply), records),
+        Ok((reply, records)) => (Ok(reply), reassign::then_complete(working, records)),
         Err(e) => (Err(e), Vec::new()),
     }
 }
@@ -145,6 +167,14 @@ fn decide_others(
             let records =
                 crate::cluster::elect_leaders::elect_leader(working, topic, *partition, *kind)?;
             Ok((Reply::ElectLeader, records))
+        }
+        Request::AlterReassignment {
+            topic,
+            partition,
+            target,
+        } => {
+            let records = reassign::alter(working, topic, *partition, target.as_deref())?;
+            Ok((Reply::AlterReassignment, records))
         }
         Request::AlterPartition { .. } => unreachable!("decided above"),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),

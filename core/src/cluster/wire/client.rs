@@ -232,6 +232,14 @@ pub fn encode_request_at(
             let body = super::elect_leaders::elect_leaders_request(topic, *partition, *kind);
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::AlterReassignment {
+            topic,
+            partition,
+            target,
+        } => {
+            let body = super::reassign::reassign_request(topic, *partition, target.as_deref());
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
         Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
@@ -353,6 +361,10 @@ pub fn decode_response_at(
             let r = ElectLeadersResponse::decode(&mut buf, version).map_err(m)?;
             super::elect_leaders::decode_elect_leaders_answer(r)?
         }
+        ApiKey::AlterPartitionReassignments => {
+            let r = AlterPartitionReassignmentsResponse::decode(&mut buf, version).map_err(m)?;
+            super::reassign::decode_reassign_answer(r)?
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -376,6 +388,7 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::DescribeQuorum(_) => ApiKey::DescribeQuorum,
         Reply::AlterConfigs => ApiKey::IncrementalAlterConfigs,
         Reply::ElectLeader => ApiKey::ElectLeaders,
+        Reply::AlterReassignment => ApiKey::AlterPartitionReassignments,
     }
 }
 
