@@ -58,8 +58,8 @@
 //! a leader") is that the controller elects in assignment order as here, and the elected
 //! leader, before it takes a write or moves its high watermark in its new epoch, learns each
 //! live ISR member's (last epoch, log end) from their first fetch of the epoch and hands the
-//! leadership on (an AlterPartition-driven election, next session's broker side) to a member
-//! ahead of it. The controller's side of that is this module's rule, unchanged.
+//! leadership on to a member ahead of it (`broker/replica/probe.rs`): an AlterPartition that
+//! names a successor, which [`alter_partition`] grants through `hand_over`.
 //!
 //! When a broker is fenced, re-registers or shuts down, [`leave`] takes it out of every ISR
 //! (never the last member: the ISR is never empty, so the last in-sync copy can lead again
