@@ -134,6 +134,14 @@ impl Broker {
             .collect();
         for key in due {
             self.advance_probe(&key);
+            let still_due = (self.replica.leading.get(&key))
+                .and_then(|l| l.probe.as_ref())
+                .is_some_and(|p| p.until <= now);
+            if still_due {
+                // Nothing to decide with (the partition went offline, or the image lacks it):
+                // the wait is over all the same.
+                self.probe_done(&key);
+            }
             let p = self
                 .replica
                 .leading
