@@ -161,6 +161,12 @@ pub struct Config {
     /// written, with COORDINATOR_NOT_AVAILABLE (retriable: the client finds the coordinator
     /// again and retries). Kafka bounds the same queue by its request queue.
     pub coordinator_writes_pending_max: usize,
+    /// Kafka's `offsets.commit.timeout.ms`: how long a group coordinator's write (a commit, a
+    /// join's or sync's membership record) waits for the high watermark to cover it before its
+    /// request is answered with COORDINATOR_NOT_AVAILABLE (Kafka's mapping of the timeout, so
+    /// the client finds the coordinator again and retries). The write stays in the log: if it
+    /// becomes durable later, its records still take effect, as a reload would apply them.
+    pub offsets_commit_timeout_ms: u64,
     /// Most cuts (failed writes) a partition remembers individually; older ones are folded
     /// into one conservative floor (a write is then taken for lost if it reached above the
     /// lowest folded cut, which is never wrong, only pessimistic).
@@ -241,6 +247,7 @@ impl Default for Config {
             offsets_log_bytes_max: 16 * 1024 * 1024,
             produces_parked_max: 10_000,
             coordinator_writes_pending_max: 10_000,
+            offsets_commit_timeout_ms: 5_000,
             partition_cuts_max: 64,
             producer_id_waiters_max: 1_000,
             kraft: false,
@@ -318,6 +325,9 @@ impl Config {
         }
         if self.coordinator_writes_pending_max == 0 {
             return bad("coordinator_writes_pending_max must be at least 1");
+        }
+        if self.offsets_commit_timeout_ms == 0 {
+            return bad("offsets_commit_timeout_ms must be at least 1");
         }
         if self.partition_cuts_max == 0 {
             return bad("partition_cuts_max must be at least 1");

@@ -46,6 +46,10 @@ pub struct Partition {
     /// Set when the partition's storage failed in a way it cannot recover from while running
     /// (a failed fsync: the page cache can no longer be trusted). Cleared by a restart.
     pub offline: Option<String>,
+    /// Where the leader epochs recovery replayed start (`crate::log::recover::EpochCut`),
+    /// kept until the first metadata image names this partition's real leader epoch: any
+    /// epoch above it came from a damaged header and is cut (`broker/epochs.rs`).
+    pub recovered_epoch_starts: Vec<crate::log::recover::EpochCut>,
 }
 
 /// The idempotent producers' state after every batch below `offset` (Kafka's producer
@@ -99,6 +103,7 @@ impl Partition {
             sync_requested_end: end,
             unsynced_since: None,
             offline: None,
+            recovered_epoch_starts: Vec::new(),
         }
     }
 

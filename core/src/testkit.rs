@@ -63,6 +63,8 @@ pub struct Pair<S> {
     /// Replica fetches a KRaft-mode follower sent, for the test to route to the leader and
     /// answer with [`Input::ReplicaFetched`] (through [`Pair::input`]).
     pub replica_fetches: Vec<ReplicaFetch>,
+    /// Every log line the broker emitted, in order.
+    pub logs: Vec<String>,
     next_corr: i32,
 }
 
@@ -84,6 +86,7 @@ impl<S: Storage> Pair<S> {
             held: Vec::new(),
             controller: Vec::new(),
             replica_fetches: Vec::new(),
+            logs: Vec::new(),
             next_corr: 0,
         };
         p.drain();
@@ -109,7 +112,7 @@ impl<S: Storage> Pair<S> {
                         self.responses.push((conn, correlation_id, body));
                     }
                     Output::Close { conn, .. } => self.closed.push(conn),
-                    Output::Log { .. } => {}
+                    Output::Log { message, .. } => self.logs.push(message),
                     Output::Controller { id, request } => self.controller.push((id, request)),
                     Output::ReplicaFetch {
                         to,

@@ -219,6 +219,31 @@ fn another_incarnation_waits_for_the_old_session_to_lapse() {
     h.check();
 }
 
+/// A fenced registration holds no session (Kafka's `hasValidSession` is false for a fenced
+/// broker): its next incarnation registers at once, even under a controller that took over
+/// since and started every registration's session afresh (cluster simulator seeds 962 and
+/// 1112, where a node back from a controlled shutdown waited out the new controller's session).
+#[test]
+fn a_fenced_registration_lets_the_next_incarnation_in_at_once_after_a_failover() {
+    let mut h = Harness::new(4);
+    let old = h.register(1, 1).unwrap();
+    assert!(!h.heartbeat(1).unwrap(), "caught up: unfenced");
+    h.now = h.now + SESSION;
+    h.tick();
+    assert!(
+        h.image.broker(BrokerId(1)).unwrap().fenced,
+        "its session lapsed"
+    );
+    // A new active controller: sessions are not in the log, every registration gets one.
+    h.controller = Controller::new(SESSION, 5);
+    h.controller.start_sessions(h.now, &h.image);
+    let new = h
+        .register(1, 2)
+        .expect("a fenced registration is no duplicate");
+    assert!(new > old);
+    h.check();
+}
+
 #[test]
 fn partitions_spread_leaders_and_replicas_evenly() {
     for seed in 0..50 {

@@ -1584,3 +1584,146 @@ fn elect_leaders_is_forwarded_per_partition_and_all_partitions_come_from_the_ima
         .iter()
         .all(|p| p.error_code == NONE));
 }
+
+// ---- leader epochs a torn write damaged (cluster simulator seed 477) ---------------------
+
+/// Overwrite, in `dir`'s first segment on `files`, the `partitionLeaderEpoch` of the batch
+/// whose base offset is `offset`: the field lies outside the batch CRC (as in Kafka), so a
+/// torn write can change it without recovery seeing any damage.
+fn set_batch_epoch(files: &mut Files, dir: &str, offset: i64, epoch: i32) {
+    let seg = files
+        .map
+        .get_mut(&format!("{dir}/{:020}.log", 0))
+        .expect("the first segment");
+    let mut at = gregor_core::files::SEGMENT_HEADER_BYTES as usize;
+    while at + 12 <= seg.len() {
+        let base = i64::from_be_bytes(seg[at..at + 8].try_into().unwrap());
+        let len = i32::from_be_bytes(seg[at + 8..at + 12].try_into().unwrap()) as usize;
+        if base == offset {
+            seg[at + 12..at + 16].copy_from_slice(&epoch.to_be_bytes());
+            return;
+        }
+        at += 12 + len;
+    }
+    panic!("no batch at offset {offset}");
+}
+
+/// A batch whose header names an epoch above the controller's (a bit flipped in its
+/// `partitionLeaderEpoch`), followed by batches in the real epoch: recovery cuts where the
+/// epochs go back, the first image cuts the impossible epoch away, and the broker goes on
+/// leading and appending in its real epoch (the append used to assert: seed 477's panic).
+/// What is below the damaged batch is kept.
+#[test]
+fn a_leader_epoch_above_the_controllers_is_cut_away_and_appends_go_on() {
+    let (mut b, log, _) = led_here_with_two_records();
+    assert_eq!(produce(&mut b, "f", 0, "c"), (NONE, 2));
+    let mut files = std::mem::take(&mut b.storage);
+    set_batch_epoch(&mut files, "f-0", 1, 1 << 20);
+    let mut b = Pair::new(config(), files.restart(), files);
+    image(&mut b, &log);
+    let logged = b.logs.join("\n");
+    assert!(logged.contains("above the controller's 0"), "{logged}");
+    assert_eq!(
+        produce(&mut b, "f", 0, "d"),
+        (NONE, 1),
+        "appended in epoch 0"
+    );
+    let (code, _, read) = fetch(&mut b, "f", 0);
+    assert_eq!(code, NONE);
+    assert_eq!(read, vec![(0, "a".into(), 0), (1, "d".into(), 0)]);
+    assert_eq!(end_offset_for(&mut b, 0, 0), (NONE, 0, 2), "epoch 0 only");
+}
+
+/// A batch whose epoch is below an earlier batch's (Kafka's epoch cache never goes back):
+/// recovery cuts the log before it, keeps the producer state below, and the leader appends on.
+#[test]
+fn recovery_cuts_the_log_where_leader_epochs_go_back() {
+    let (mut b, mut log, t) = led_here_with_two_records();
+    log.lead(t, 0, LeaderChange::To(Node(2)));
+    image(&mut b, &log);
+    log.lead(t, 0, LeaderChange::To(Node(1)));
+    image(&mut b, &log);
+    assert_eq!(produce(&mut b, "f", 0, "c"), (NONE, 2));
+    assert_eq!(produce(&mut b, "f", 0, "d"), (NONE, 3));
+    let mut files = std::mem::take(&mut b.storage);
+    set_batch_epoch(&mut files, "f-0", 3, 1);
+    let mut b = Pair::new(config(), files.restart(), files);
+    let logged = b.logs.join("\n");
+    assert!(
+        logged.contains("names leader epoch 1 after epoch Some(2)"),
+        "{logged}"
+    );
+    image(&mut b, &log);
+    assert_eq!(produce(&mut b, "f", 0, "e"), (NONE, 3));
+    let (code, _, read) = fetch(&mut b, "f", 0);
+    assert_eq!(code, NONE);
+    let want = [(0, "a", 0), (1, "b", 0), (2, "c", 2), (3, "e", 2)];
+    let want: Vec<(i64, String, i32)> = want
+        .iter()
+        .map(|(o, v, e)| (*o, v.to_string(), *e))
+        .collect();
+    assert_eq!(read, want);
+}
+
+/// Kafka's `offsets.commit.timeout.ms`: a commit whose write the offsets partition's ISR does
+/// not replicate in time is answered COORDINATOR_NOT_AVAILABLE (Kafka's mapping of the timeout:
+/// the client retries) once the deadline passes, not left waiting forever. The record stays in
+/// the log, so when the high watermark covers it later the commit takes effect after all.
+#[test]
+fn a_coordinator_write_not_replicated_in_time_fails_after_the_commit_timeout() {
+    let (mut b, mut log, _) = two_brokers();
+    let offsets = log.topic("__consumer_offsets", 50, &[&[1, 2]]);
+    // Broker 2 is in the ISR but never fetches: the high watermark cannot pass the commit.
+    log.write(MetadataRecord::PartitionChange(PartitionChange {
+        topic_id: offsets,
+        partition: 0,
+        isr: Some(vec![Node(1), Node(2)]),
+        leader: LeaderChange::Unchanged,
+        replicas: None,
+    }));
+    image(&mut b, &log);
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(sb("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(42),
+                ]),
+        ]);
+    let c = b.send(4, ApiKey::OffsetCommit, 7, RequestKind::OffsetCommit(req));
+    assert!(
+        b.take(c).is_none(),
+        "the commit waits for the high watermark"
+    );
+    b.advance_ms(4_999);
+    assert!(
+        b.take(c).is_none(),
+        "still within offsets.commit.timeout.ms"
+    );
+    b.advance_ms(1);
+    let Some(ResponseKind::OffsetCommit(r)) = b.take(c) else {
+        panic!("no offset commit response at the deadline")
+    };
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        COORDINATOR_NOT_AVAILABLE
+    );
+    assert!(b
+        .logs
+        .iter()
+        .any(|l| l.contains("offsets.commit.timeout.ms")));
+    // The ISR shrinks to the leader: the high watermark covers the write, which takes effect.
+    log.write(MetadataRecord::PartitionChange(PartitionChange {
+        topic_id: offsets,
+        partition: 0,
+        isr: Some(vec![Node(1)]),
+        leader: LeaderChange::Unchanged,
+        replicas: None,
+    }));
+    image(&mut b, &log);
+    assert_eq!(committed(&mut b, "g"), (NONE, 42));
+}

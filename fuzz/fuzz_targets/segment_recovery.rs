@@ -140,6 +140,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
 
+    // Where recovery saw a leader epoch start (or go back) it can cut without reading again:
+    // each such cut names a batch the walk found, at its byte position, with the producer
+    // state the batches below it give (a torn `partitionLeaderEpoch` is cut there, seed 477).
+    for c in full.epoch_starts.iter().chain(&full.epoch_regress) {
+        let i = headers
+            .iter()
+            .position(|(_, h)| h.base_offset == c.offset)
+            .expect("an epoch cut lies at a batch");
+        assert_eq!(headers[i].0, c.position, "at the batch's byte position");
+        assert_eq!(headers[i].1.partition_leader_epoch, c.epoch);
+        let mut below = ProducerStates::default();
+        for (_, h) in &headers[..i] {
+            below.record(h);
+        }
+        assert!(same_state(&below, &c.producers), "the state below the cut");
+    }
+
     // Index files and a snapshot the broker would write for a prefix of `keep` batches.
     let keep = keep_choice % (headers.len() + 1);
     let mut index = SparseIndex::new(base);

@@ -92,7 +92,7 @@ fn replicated(nodes: usize, seed: u64) -> Options {
 ///   that register this run (as its replicas already did).
 #[test]
 fn replicated_seeds_that_found_bugs() {
-    for seed in [4, 8, 39, 139, 170, 173, 181, 192, 198, 199] {
+    for seed in [4, 8, 39, 139, 170, 173, 181, 192, 198, 199, 962, 1112] {
         let r = run_caught(&replicated(3, seed)).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
         assert!(r.ok(), "seed {seed}: {:?}", r.anomalies);
     }

@@ -60,6 +60,94 @@ impl Broker {
         }
     }
 
+    /// The first image that names a hosted partition's leader epoch, after this run is
+    /// registered: the controller bumps the epoch at every leadership change, so no batch on
+    /// this replica can carry a higher one. A batch that does has a header a torn write
+    /// damaged (`partitionLeaderEpoch` is outside the batch CRC, as in Kafka; cluster simulator
+    /// seed 477, where the next append in the real epoch was refused by the cache and
+    /// panicked). Such bytes were written after the last sync, so never under a high
+    /// watermark: the log is cut before them, where recovery saw that epoch start, and the
+    /// producer state recovery had there is installed. Each partition is checked once.
+    pub(super) fn cut_epochs_above_the_image(&mut self, image: &crate::cluster::MetadataImage) {
+        let cuts_max = self.config.partition_cuts_max;
+        let producers_max = self.config.producers_per_partition_max;
+        let mut lines = Vec::new();
+        let mut requests = Vec::new();
+        for (name, t) in self.topics.iter_mut() {
+            let Some(parts) = image
+                .topic_id(name)
+                .map(|id| &image.topics()[&id].partitions)
+            else {
+                continue;
+            };
+            for (i, p) in t.partitions.iter_mut().enumerate() {
+                let Some(reg) = parts.get(&(i as i32)) else {
+                    continue;
+                };
+                let starts = std::mem::take(&mut p.recovered_epoch_starts);
+                let real = reg.leader_epoch;
+                if p.offline.is_some() || p.log.epochs().latest_epoch() <= real {
+                    continue;
+                }
+                let (start, end) = (p.log.log_start_offset(), p.log.log_end_offset());
+                // The recorded starts describe the log as recovered: only if nothing cut it
+                // since (the cut epoch counts cuts) and the segment is still there.
+                let usable = |c: &&crate::log::recover::EpochCut| {
+                    c.epoch > real
+                        && p.cut_epoch <= 1
+                        && c.offset >= start
+                        && c.offset < end
+                        && p.log
+                            .segments()
+                            .iter()
+                            .any(|s| s.base_offset == c.segment && c.position <= s.size)
+                };
+                let what = format!(
+                    "{name}-{i}: leader epochs {:?} above the controller's {real} \
+                     (damaged batch headers: the field is outside the batch CRC)",
+                    p.log.epochs().entries()
+                );
+                let Some(cut) = starts.iter().find(usable).cloned() else {
+                    // The epoch came from a snapshot (synced, so not torn) or the log moved:
+                    // no safe cut is known. Appending would be refused; take it offline.
+                    p.offline = Some(format!("{what}; no known cut"));
+                    lines.push(format!("{what}; no known cut, partition offline"));
+                    continue;
+                };
+                let mut producers = cut.producers;
+                producers.evict_beyond(producers_max);
+                match p.truncate_rebuilt(cut.offset, cut.position, cut.scanned, producers, cuts_max)
+                {
+                    Ok(reqs) => {
+                        assert_eq!(p.log.log_end_offset(), cut.offset);
+                        assert!(
+                            p.log.epochs().latest_epoch() <= real,
+                            "no epoch above it left"
+                        );
+                        lines.push(format!(
+                            "{what}; log cut at offset {}, {} record(s) dropped",
+                            cut.offset,
+                            end - cut.offset
+                        ));
+                        let dir = format!("{name}-{i}");
+                        requests.extend(reqs.into_iter().map(|r| (dir.clone(), r)));
+                    }
+                    Err(why) => {
+                        p.offline = Some(format!("{what}; cannot cut: {why}"));
+                        lines.push(format!("{what}; cannot cut ({why}), partition offline"));
+                    }
+                }
+            }
+        }
+        for line in lines {
+            self.log(LogLevel::Error, line);
+        }
+        for (dir, r) in requests {
+            let what = format!("cut {dir} at a leader epoch above the controller's");
+            self.storage(r, OpPurpose::Other { what });
+        }
+    }
+
     /// After a cut below the start of the current epoch (a failed write cut what the epoch
     /// had appended), the leader still leads in it: record the epoch again at the log end.
     pub(super) fn leader_epoch_goes_on(&mut self, topic: &str, partition: i32) {

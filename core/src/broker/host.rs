@@ -253,7 +253,8 @@ impl Host<GroupRecord> for Broker {
             "a write waits on a partition that exists"
         );
         assert!(!self.internal_waits.is_full(), "park only below the limit");
-        self.internal_waits.push(write);
+        let timeout = Duration::from_ms(self.config.offsets_commit_timeout_ms);
+        self.internal_waits.push(write, self.now + timeout);
     }
 
     fn default_settings(&self) -> TopicSettings {

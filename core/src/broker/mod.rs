@@ -411,6 +411,7 @@ impl Broker {
             ("delayed produce", self.produce_waits.next_deadline()),
             ("delayed fetch", self.fetch_waits.next_deadline()),
             ("group coordinator", self.coordinator.next_deadline()),
+            ("coordinator write", self.internal_waits.next_deadline()),
             ("controller request", self.kraft.next_deadline()),
             ("replication", self.replica.next_deadline()),
         ]

@@ -385,6 +385,23 @@ impl Broker {
     /// first, then answering) or were lost (answering with the error, and telling the group
     /// coordinator a membership record is gone). Only partitions that moved are looked at.
     pub(super) fn complete_internal_waits(&mut self, touched: &BTreeSet<(String, i32)>) {
+        // Kafka's `offsets.commit.timeout.ms`: a write not durable by its deadline answers
+        // with its error now (the records still take effect if it becomes durable later).
+        let timed_out = self.internal_waits.take_timed_out(self.now);
+        if !timed_out.is_empty() {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{} group coordinator write(s) not replicated within {} ms \
+                     (offsets.commit.timeout.ms); answered COORDINATOR_NOT_AVAILABLE",
+                    timed_out.len(),
+                    self.config.offsets_commit_timeout_ms
+                ),
+            );
+        }
+        for (to, _, err_body) in timed_out {
+            self.respond(to, Some(err_body));
+        }
         let durability = self.config.durability;
         let topics = &self.topics;
         let moved = touched.iter().map(TopicPartition::from);

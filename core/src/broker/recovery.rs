@@ -2,6 +2,7 @@
 
 use super::epochs::STANDALONE_LEADER_EPOCH;
 use super::*;
+use crate::log::recover::EpochCut;
 
 impl Broker {
     /// Start a broker from what the driver found on storage. The first outputs are the repairs
@@ -134,6 +135,13 @@ impl Broker {
                 let what = format!("recovery repair of {}", rp.dir_name);
                 broker.storage(r, OpPurpose::Other { what });
             }
+            let mut p = Partition::new(log, producers);
+            if broker.config.kraft {
+                broker.cut_epoch_regress(&mut p, rp.epoch_regress, &rp.dir_name);
+                let end = p.log.log_end_offset();
+                p.recovered_epoch_starts = rp.epoch_starts;
+                p.recovered_epoch_starts.retain(|c| c.offset < end);
+            }
             let topic = broker
                 .topics
                 .entry(meta.topic.clone())
@@ -143,7 +151,6 @@ impl Broker {
                     partitions: Vec::new(),
                     internal: meta.topic.starts_with("__"),
                 });
-            let mut p = Partition::new(log, producers);
             // What recovery found may have been in the page cache only: a process crash keeps
             // unsynced writes, and a later power loss would take them. So nothing recovered is
             // treated as durable until this broker has synced it; under group commit consumers
@@ -249,5 +256,48 @@ impl Broker {
         broker.after_step();
         broker.invariants();
         Ok(broker)
+    }
+
+    /// Recovery found a batch whose leader epoch is below an earlier batch's (`regress`): a
+    /// header damaged where the CRC does not look (see `EpochCut`). Kafka's leader-epoch cache
+    /// never goes back, and a log that did would refuse this replica's next append in its real
+    /// epoch, so the log is cut before that batch. (A standalone broker rewrites its cache to
+    /// epoch 0 instead: it has only one epoch.)
+    fn cut_epoch_regress(&mut self, p: &mut Partition, regress: Option<EpochCut>, dir: &str) {
+        let Some(cut) = regress else {
+            return;
+        };
+        let end = p.log.log_end_offset();
+        if cut.offset >= end || cut.offset < p.log.log_start_offset() {
+            return; // recovery's own repairs already cut it away
+        }
+        let latest = p.log.epochs().epoch_for_offset(cut.offset);
+        let mut producers = cut.producers;
+        producers.evict_beyond(self.config.producers_per_partition_max);
+        let cuts_max = self.config.partition_cuts_max;
+        match p.truncate_rebuilt(cut.offset, cut.position, cut.scanned, producers, cuts_max) {
+            Ok(reqs) => {
+                assert_eq!(p.log.log_end_offset(), cut.offset);
+                self.log(
+                    LogLevel::Error,
+                    format!(
+                        "{dir}: the batch at offset {} names leader epoch {} after epoch {latest:?} \
+                         (a damaged header: the field is outside the batch CRC); log cut there, \
+                         {} record(s) dropped",
+                        cut.offset,
+                        cut.epoch,
+                        end - cut.offset
+                    ),
+                );
+                for r in reqs {
+                    let what = format!("cut {dir} where its leader epochs go back");
+                    self.storage(r, OpPurpose::Other { what });
+                }
+            }
+            Err(why) => self.log(
+                LogLevel::Error,
+                format!("{dir}: cannot cut at the epoch that goes back: {why}"),
+            ),
+        }
     }
 }

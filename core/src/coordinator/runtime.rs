@@ -10,12 +10,16 @@
 //! - every pending write is indexed under exactly one partition, its mark's;
 //! - the table never holds more than its limit (`coordinator_writes_pending_max`): a write
 //!   beyond it is refused before anything is appended;
-//! - a write is released at most once, as durable or as lost, never both.
+//! - a write is released at most once, as durable or as lost, never both;
+//! - a write with an answer to give has a deadline (Kafka's `offsets.commit.timeout.ms`):
+//!   past it the answer is the error, and the write waits on answerless, to replay its records
+//!   or undo its membership once settled.
 
 use super::{Host, ReplyTo, WriteMark};
 use crate::error::{ClientError, ErrorCode};
 use crate::ids::{GenerationId, GroupId, PartitionIndex, TopicPartition};
 use crate::io::{ConnId, LogLevel};
+use crate::time::{Instant, TimerTable};
 use kafka_protocol::messages::ResponseKind;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,6 +53,8 @@ pub struct PendingWrites<R> {
     /// Partitions with writes parked since the last release: their marks may be durable
     /// already, without the partition moving again.
     fresh: BTreeSet<TopicPartition>,
+    /// When each write that still has an answer to give must give it.
+    deadlines: TimerTable<u64>,
 }
 
 impl<R> PendingWrites<R> {
@@ -60,6 +66,7 @@ impl<R> PendingWrites<R> {
             writes: BTreeMap::new(),
             by_partition: BTreeMap::new(),
             fresh: BTreeSet::new(),
+            deadlines: TimerTable::default(),
         }
     }
     pub fn len(&self) -> usize {
@@ -72,9 +79,10 @@ impl<R> PendingWrites<R> {
         self.writes.len() >= self.max
     }
 
-    /// Park a write. Precondition: the table is not full (callers check [`Self::is_full`]
-    /// before appending, so a refused write is never in the log).
-    pub fn push(&mut self, write: PendingWrite<R>) {
+    /// Park a write whose answer is due by `deadline`. Precondition: the table is not full
+    /// (callers check [`Self::is_full`] before appending, so a refused write is never in the
+    /// log).
+    pub fn push(&mut self, write: PendingWrite<R>, deadline: Instant) {
         assert!(!self.is_full(), "pending internal writes over their limit");
         // A write waits for something: an answer to release, records to replay, or a
         // membership to undo if it is lost.
@@ -92,6 +100,9 @@ impl<R> PendingWrites<R> {
         let id = self.next_id;
         self.next_id += 1;
         self.fresh.insert(key.clone());
+        if write.reply.is_some() {
+            self.deadlines.set(id, deadline);
+        }
         assert!(self.by_partition.entry(key).or_default().insert(id));
         assert!(self.writes.insert(id, write).is_none());
         assert_eq!(self.writes.len(), len_before + 1);
@@ -114,6 +125,7 @@ impl<R> PendingWrites<R> {
         for (id, w) in self.writes.iter_mut() {
             if w.reply.as_ref().is_some_and(|r| r.0.conn == conn) {
                 w.reply = None;
+                self.deadlines.stop(id);
             }
             if w.reply.is_none() && w.apply.is_empty() {
                 gone.push(*id);
@@ -146,7 +158,36 @@ impl<R> PendingWrites<R> {
         taken
     }
 
+    /// The earliest deadline of a write still owing an answer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.next()
+    }
+
+    /// The answers of the writes whose deadline passed by `now` (Kafka fails a coordinator
+    /// write after `offsets.commit.timeout.ms`): each write's error reply is taken out for the
+    /// caller to send. A write that has records to replay or a membership to undo once settled
+    /// stays parked without an answer; one with nothing else to do is dropped.
+    pub fn take_timed_out(&mut self, now: Instant) -> Vec<Reply> {
+        let expired: Vec<u64> = self.deadlines.expired(now).copied().collect();
+        let mut replies = Vec::with_capacity(expired.len());
+        for id in expired {
+            self.deadlines.stop(&id);
+            let w = self
+                .writes
+                .get_mut(&id)
+                .expect("a deadline names a parked write");
+            replies.extend(w.reply.take());
+            if w.apply.is_empty() && w.membership.is_none() {
+                self.remove(id);
+            }
+        }
+        // Postcondition: nothing left owes an answer past `now`.
+        assert!(self.deadlines.next().is_none_or(|d| d > now));
+        replies
+    }
+
     fn remove(&mut self, id: u64) -> PendingWrite<R> {
+        self.deadlines.stop(&id);
         let w = self.writes.remove(&id).expect("pending write indexed");
         let key = &w.mark.partition;
         let ids = self
@@ -200,6 +241,11 @@ impl<R> PendingWrites<R> {
             self.writes.len() <= self.max,
             "pending writes over their limit"
         );
+        self.deadlines.invariants();
+        assert!(
+            self.deadlines.len() <= self.writes.len(),
+            "a deadline per answer"
+        );
         let indexed: usize = self.by_partition.values().map(|ids| ids.len()).sum();
         assert_eq!(
             indexed,
@@ -214,6 +260,8 @@ impl<R> PendingWrites<R> {
                 assert!(*id < self.next_id);
                 // A write with nothing to release or replay would never be looked for.
                 assert!(w.reply.is_some() || !w.apply.is_empty() || w.membership.is_some());
+                // A write owes its answer by a deadline, and only then has one.
+                assert_eq!(w.reply.is_some(), self.deadlines.get(id).is_some());
             }
         }
     }

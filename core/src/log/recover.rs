@@ -15,7 +15,7 @@
 //! tests and the real binary recover with this same code.
 
 use super::epochs::LeaderEpochCache;
-use super::index::{decode_indexes, time_index_file_name, SparseIndex};
+use super::index::{decode_indexes, time_index_file_name, MaxTimestamp, SparseIndex};
 use super::{PartitionLog, Segment, INDEX_CHECKPOINT_BYTES};
 use crate::batch::BatchHeader;
 use crate::files::{
@@ -61,6 +61,35 @@ pub struct RecoveredPartition {
     pub notes: Vec<String>,
     /// Segment bytes read (index files vouched for the rest).
     pub segment_bytes_read: u64,
+    /// Where each leader epoch the replay found starts: the cuts that can take an epoch no
+    /// controller ever gave back out once the metadata image names the partition's real epoch.
+    pub epoch_starts: Vec<EpochCut>,
+    /// The first replayed batch whose leader epoch is below an earlier batch's: a damaged
+    /// header (see [`EpochCut`]). Kafka's epoch cache never goes back; the log is cut there.
+    pub epoch_regress: Option<EpochCut>,
+}
+
+/// A batch boundary of the replayed part of a log, with everything a cut there needs without
+/// reading the log again ([`crate::partition::Partition::truncate_rebuilt`]).
+///
+/// Why: a batch's `partitionLeaderEpoch` lies outside its CRC (as in Kafka), so a torn write
+/// of a power loss can flip a bit of it unseen and recovery keeps the batch. An epoch raised
+/// that way is one no controller gave; one lowered goes back. Either would make the replica's
+/// next append in its real epoch refused by the leader-epoch cache. Such bytes were never
+/// synced (a torn write is past the last sync), so they were never under a high watermark,
+/// and cutting them loses nothing acknowledged under group commit.
+#[derive(Clone, Debug)]
+pub struct EpochCut {
+    /// The epoch the batch at `offset` carries.
+    pub epoch: i32,
+    /// The batch's base offset, and where it lies: segment base and byte position.
+    pub offset: i64,
+    pub segment: i64,
+    pub position: u64,
+    /// The largest timestamp over the batches of that segment the replay walked below it.
+    pub scanned: MaxTimestamp,
+    /// The idempotent producers' state after every batch below `offset`.
+    pub producers: ProducerStates,
 }
 
 /// What recovery learned about one segment file, without keeping anything per batch.
@@ -375,9 +404,9 @@ pub fn recover_partition<E>(
         };
         let from = (*offset).max(log_start);
         match replay(&chain, from, (states, epochs), &mut read)? {
-            (Some(states), n) => {
+            (Some(replayed), n) => {
                 segment_bytes_read += n;
-                producers = Some((states, *offset));
+                producers = Some((replayed, *offset));
                 break;
             }
             (None, n) => {
@@ -388,7 +417,7 @@ pub fn recover_partition<E>(
             }
         }
     }
-    let ((producers, epochs), snapshot) = match producers {
+    let (replayed, snapshot) = match producers {
         Some((p, o)) => (p, Some(o)),
         None => {
             if !chain.is_empty() && log_end > log_start {
@@ -402,10 +431,21 @@ pub fn recover_partition<E>(
             (p.expect("the log start is a batch boundary"), None)
         }
     };
-    let (epochs, epoch_notes) = epochs;
-    for note in epoch_notes {
+    let Replayed {
+        states: producers,
+        epochs,
+        problems,
+        starts: epoch_starts,
+        regress: epoch_regress,
+    } = replayed;
+    for note in problems {
         notes.push(format!("{dir_name}: {note}"));
     }
+    assert!(epoch_starts.windows(2).all(|w| w[0].epoch < w[1].epoch));
+    assert!(epoch_starts
+        .iter()
+        .chain(&epoch_regress)
+        .all(|c| c.offset < log_end));
     // The state describes only batches that are in the log.
     assert!(producers.max_last_offset().is_none_or(|o| o < log_end));
     assert!(snapshot.is_none_or(|s| s <= log_end));
@@ -418,26 +458,40 @@ pub fn recover_partition<E>(
         epochs,
         notes,
         segment_bytes_read,
+        epoch_starts,
+        epoch_regress,
     })
+}
+
+/// What a replay rebuilt: producer state, leader-epoch cache, and where epochs change.
+struct Replayed {
+    states: ProducerStates,
+    epochs: LeaderEpochCache,
+    /// Batches whose epoch the cache refused (for the operator's log; at most 8).
+    problems: Vec<String>,
+    /// A cut before each batch that started a new (higher) epoch.
+    starts: Vec<EpochCut>,
+    /// A cut before the first batch whose epoch went back.
+    regress: Option<EpochCut>,
 }
 
 /// Replay into `states` (producer state and leader-epoch cache) every batch of `chain` from
 /// offset `from`; None if `from` is not a batch boundary (the snapshot does not fit this log).
-/// A batch whose epoch would take the cache back is noted, not applied.
-#[allow(clippy::type_complexity)]
+/// A batch whose epoch would take the cache back is noted, not applied, and the first is
+/// remembered as where the log must be cut.
 fn replay<E>(
     chain: &[&SegmentSummary],
     from: i64,
-    (mut states, mut epochs): (ProducerStates, LeaderEpochCache),
+    (states, epochs): (ProducerStates, LeaderEpochCache),
     read: &mut impl FnMut(&str, u64, u64) -> Result<Vec<u8>, E>,
-) -> Result<
-    (
-        Option<(ProducerStates, (LeaderEpochCache, Vec<String>))>,
-        u64,
-    ),
-    E,
-> {
-    let mut problems = Vec::new();
+) -> Result<(Option<Replayed>, u64), E> {
+    let mut r = Replayed {
+        states,
+        epochs,
+        problems: Vec::new(),
+        starts: Vec::new(),
+        regress: None,
+    };
     let mut read_bytes = 0;
     let mut found = chain.last().is_none_or(|l| l.next_offset == from);
     for s in chain.iter().filter(|s| s.next_offset > from) {
@@ -445,25 +499,47 @@ fn replay<E>(
         let (scan_offset, position) = s.index.floor(start);
         let name = format!("{:020}.log", s.base_offset);
         let mut ok = true;
-        let (_, _, _, n) = walk_file(&name, position, scan_offset, s.valid_len, read, |_, h| {
+        let mut scanned = MaxTimestamp::NONE;
+        let (_, _, _, n) = walk_file(&name, position, scan_offset, s.valid_len, read, |p, h| {
             if h.base_offset == start {
                 found = true;
             }
             if h.base_offset >= start {
                 ok &= found;
-                states.record(h);
-                if let Err(refused) = epochs.assign(h.partition_leader_epoch, h.base_offset) {
-                    problems.push(format!("batch {}: {refused}", h.base_offset));
+                let (epoch, latest) = (h.partition_leader_epoch, r.epochs.latest_epoch());
+                if epoch != latest && (epoch > latest || r.regress.is_none()) {
+                    let cut = EpochCut {
+                        epoch,
+                        offset: h.base_offset,
+                        segment: s.base_offset,
+                        position: p,
+                        scanned,
+                        producers: r.states.clone(),
+                    };
+                    assert!(
+                        cut.scanned.base_offset < cut.offset,
+                        "scanned below the cut"
+                    );
+                    match epoch > latest {
+                        true => r.starts.push(cut),
+                        false => r.regress = Some(cut),
+                    }
+                }
+                r.states.record(h);
+                if let Err(refused) = r.epochs.assign(epoch, h.base_offset) {
+                    r.problems
+                        .push(format!("batch {}: {refused}", h.base_offset));
                 }
             }
+            scanned.fold(h.max_timestamp, h.base_offset, h.last_offset());
         })?;
         read_bytes += n;
         if !ok || !found {
             return Ok((None, read_bytes));
         }
     }
-    problems.truncate(8);
-    Ok((found.then_some((states, (epochs, problems))), read_bytes))
+    r.problems.truncate(8);
+    Ok((found.then_some(r), read_bytes))
 }
 
 impl PartitionLog {

@@ -33,6 +33,8 @@
 //! * the cluster's own ([`check`]): a produce refused with a definite error was not written by
 //!   the broker that refused it (`refused-appended`), and a broker serves produce and fetch
 //!   only for partitions its image says it leads (`served-unled`);
+//! * after every step, on every leader, the high watermark is within the log end of every
+//!   live in-sync replica and within the leader's durable end ([`hw_bound`]);
 //! * the quorum's ([`crate::quorum::check`]): one leader per epoch, committed metadata never
 //!   lost or changed, images handed to brokers are replays of the committed log;
 //! * liveness: records are acknowledged after the heal, every producer's records are reported,
@@ -45,6 +47,7 @@
 pub mod acked_n;
 pub mod check;
 pub mod cli;
+pub mod hw_bound;
 pub mod offsets;
 pub mod replicated;
 pub mod world;

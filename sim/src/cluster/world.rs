@@ -1541,6 +1541,59 @@ impl World {
                 i + 1
             ));
         }
+        if self.opts.replication {
+            self.check_hw_bound(i);
+        }
+    }
+
+    /// hw-above-isr and hw-above-durable ([`super::hw_bound`]) on every partition node `i`
+    /// leads: judged against the log ends of the ISR members alive in the run its image
+    /// registered.
+    fn check_hw_bound(&mut self, i: usize) {
+        let (Some(b), Some(image)) = (
+            self.machines[i].node.broker.as_ref(),
+            self.machines[i].image.as_ref(),
+        ) else {
+            return;
+        };
+        let (Some(t), Some(id)) = (b.topics().get(TOPIC), image.topic_id(TOPIC)) else {
+            return;
+        };
+        let me = i as i32 + 1;
+        let mut found = Vec::new();
+        for (p, part) in t.partitions.iter().enumerate() {
+            let reg = image.partition(id, p as Part);
+            let Some(reg) = reg.filter(|r| r.leader.map(|l| l.0) == Some(me)) else {
+                continue;
+            };
+            if part.offline.is_some() {
+                continue;
+            }
+            let isr_ends = (reg.isr.iter().map(|m| m.0).filter(|m| *m != me))
+                .filter_map(|m| {
+                    let other = &self.machines[usize::try_from(m - 1).ok()?];
+                    let run = [(other.starts % 256) as u8; 16];
+                    let registered = image
+                        .broker(gregor_core::cluster::BrokerId(m))
+                        .is_some_and(|r| r.incarnation_id == run);
+                    let q = other.node.broker.as_ref()?.topics().get(TOPIC)?;
+                    let q = q.partitions.get(p).filter(|q| q.offline.is_none())?;
+                    registered.then(|| (m, q.log.log_end_offset()))
+                })
+                .collect();
+            let sample = super::hw_bound::HwSample {
+                node: me,
+                part: p as Part,
+                hw: part.high_watermark,
+                durable_end: Some(part.durable_end),
+                isr_ends,
+                t: self.now / MS,
+            };
+            found.extend(super::hw_bound::check(&sample));
+        }
+        for (name, detail) in found {
+            self.failures.push(format!("{name}: {detail}"));
+        }
     }
 
     fn leader_in_image(&self, i: usize, part: Part) -> Option<i32> {

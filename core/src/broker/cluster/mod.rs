@@ -472,9 +472,13 @@ impl Broker {
         }
         // 2b. Config changes of topics hosted here (an AlterConfigs committed).
         self.follow_topic_configs(&image);
+        // 2c. Leader epochs recovery read that no controller gave are cut (torn headers).
+        let ours = self.registered_here(&image);
+        if ours {
+            self.cut_epochs_above_the_image(&image);
+        }
         // 3. Leadership moved: parked fetches and produces on those partitions look again.
         let old = self.kraft.image.clone();
-        let ours = self.registered_here(&image);
         for t in image.topics().values() {
             for (i, p) in &t.partitions {
                 let before = old.as_deref().and_then(|o| {
