@@ -119,6 +119,9 @@ fn default_response(key: ApiKey) -> ResponseKind {
             ResponseKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochResponse::default())
         }
         ApiKey::ElectLeaders => ResponseKind::ElectLeaders(m::ElectLeadersResponse::default()),
+        ApiKey::DescribeAcls => ResponseKind::DescribeAcls(m::DescribeAclsResponse::default()),
+        ApiKey::CreateAcls => ResponseKind::CreateAcls(m::CreateAclsResponse::default()),
+        ApiKey::DeleteAcls => ResponseKind::DeleteAcls(m::DeleteAclsResponse::default()),
         ApiKey::SaslHandshake => ResponseKind::SaslHandshake(m::SaslHandshakeResponse::default()),
         ApiKey::SaslAuthenticate => {
             ResponseKind::SaslAuthenticate(m::SaslAuthenticateResponse::default())

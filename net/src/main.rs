@@ -151,6 +151,14 @@ struct ServeArgs {
     /// Ask TLS clients for a certificate (Kafka's ssl.client.auth)
     #[arg(long, value_enum, env = "GREGOR_TLS_CLIENT_AUTH")]
     tls_client_auth: Option<tls::ClientAuth>,
+    /// Check every request against the ACLs: `standard` (Kafka's authorizer.class.name,
+    /// the StandardAuthorizer) [default: none, everything allowed]
+    #[arg(long, env = "GREGOR_AUTHORIZER")]
+    authorizer: Option<String>,
+    /// A principal the authorizer lets do everything, e.g. User:admin (Kafka's super.users);
+    /// repeatable, added to the file's super_users
+    #[arg(long = "super-user", env = "GREGOR_SUPER_USERS", value_delimiter = ',')]
+    super_users: Vec<String>,
     /// Host clients are told to connect to [default: the listen address]
     #[arg(long, env = "GREGOR_ADVERTISED_HOST")]
     advertised_host: Option<String>,
@@ -321,6 +329,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     if let Some(a) = args.tls_client_auth {
         c.tls_client_auth = a;
     }
+    c.authorizer = args.authorizer.or(c.authorizer);
+    c.super_users.extend(args.super_users);
+    c.broker.authorizer = c.authorizer_settings().map_err(anyhow::Error::msg)?;
     let listen_ip = c.listen.ip();
     c.broker.advertised_host = match args.advertised_host {
         Some(h) => h,

@@ -180,6 +180,11 @@ pub enum Request {
         partition: i32,
         kind: super::elect_leaders::ElectionType,
     },
+    /// CreateAcls (KIP-11), one ACL: an AccessControlEntry record under a fresh id, or
+    /// nothing when an equal ACL is in force ([`super::acl_control::create_acl`]).
+    CreateAcl(crate::acl::AclBinding),
+    /// DeleteAcls, one filter: every ACL it matches is removed.
+    DeleteAcls(crate::acl::AclFilter),
 }
 
 /// A successful answer.
@@ -217,6 +222,10 @@ pub enum Reply {
     AlterConfigs,
     /// The partition's new leader is committed.
     ElectLeader,
+    /// The ACL is in force (committed).
+    CreateAcl,
+    /// These ACLs, the filter's matches, are removed (committed).
+    DeleteAcls(Vec<crate::acl::AclBinding>),
 }
 
 /// What the node asks its driver to do, in order.

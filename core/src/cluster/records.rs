@@ -174,6 +174,16 @@ pub enum MetadataRecord {
         elr: Vec<BrokerId>,
         isr_lost: bool,
     },
+    /// AccessControlEntryRecord (apiKey 6, KIP-11 in KRaft): the ACL `binding` is in force
+    /// under `id`, a UUID the controller picked. Appended last to the enum.
+    AccessControlEntry {
+        id: crate::acl::AclId,
+        binding: crate::acl::AclBinding,
+    },
+    /// RemoveAccessControlEntryRecord (apiKey 7): the ACL `id` is gone (DeleteAcls).
+    RemoveAccessControlEntry {
+        id: crate::acl::AclId,
+    },
 }
 
 /// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::ElrChange`].
@@ -203,6 +213,8 @@ impl MetadataRecord {
             MetadataRecord::NoOp => 20,
             MetadataRecord::UncleanElection { .. } => UNCLEAN_ELECTION_KEY,
             MetadataRecord::ElrChange { .. } => ELR_CHANGE_KEY,
+            MetadataRecord::AccessControlEntry { .. } => 6,
+            MetadataRecord::RemoveAccessControlEntry { .. } => 7,
         }
     }
 

@@ -195,8 +195,17 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
         }
         Ok(Reply::AllocateProducerIds { first, count }) => println!("producer_ids {first} {count}"),
         Ok(
-            Reply::DeleteTopic | Reply::CreatePartitions | Reply::AlterConfigs | Reply::ElectLeader,
+            Reply::DeleteTopic
+            | Reply::CreatePartitions
+            | Reply::AlterConfigs
+            | Reply::ElectLeader
+            | Reply::CreateAcl,
         ) => println!("ok"),
+        Ok(Reply::DeleteAcls(gone)) => {
+            for b in gone {
+                println!("removed {b}");
+            }
+        }
         Ok(Reply::AlterPartition {
             leader,
             leader_epoch,

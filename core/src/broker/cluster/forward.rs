@@ -43,7 +43,7 @@ impl Broker {
     /// Park `response` until the controller has answered every one of `asks` (response slot,
     /// request), and send them; answer at once when nothing is asked. `ms` is the request's
     /// timeout (the default when 0 or less).
-    pub(super) fn forward_admin(
+    pub(in crate::broker) fn forward_admin(
         &mut self,
         to: ReplyTo,
         response: ResponseKind,
@@ -67,6 +67,8 @@ impl Broker {
             ResponseKind::IncrementalAlterConfigs(r) => r.responses.len(),
             ResponseKind::AlterConfigs(r) => r.responses.len(),
             ResponseKind::ElectLeaders(r) => super::elect::elect_slots(r),
+            ResponseKind::CreateAcls(r) => r.results.len(),
+            ResponseKind::DeleteAcls(r) => r.filter_results.len(),
             other => unreachable!("no admin response of kind {other:?} is forwarded"),
         };
         assert!(
@@ -381,6 +383,9 @@ impl Broker {
             ) => Broker::set_alter_error(response, slot, code, message.map(|m| m.to_string())),
             (ResponseKind::ElectLeaders(r), _) => {
                 super::elect::set_elect_error(r, slot, code, message)
+            }
+            (response @ (ResponseKind::CreateAcls(_) | ResponseKind::DeleteAcls(_)), result) => {
+                crate::broker::authz::set_acl_answer(response, slot, result)
             }
             (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
         }

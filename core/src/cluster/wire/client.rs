@@ -232,6 +232,16 @@ pub fn encode_request_at(
             let body = super::elect_leaders::elect_leaders_request(topic, *partition, *kind);
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::CreateAcl(binding) => {
+            let creation = crate::acl::wire::creation_of(binding);
+            let body = CreateAclsRequest::default().with_creations(vec![creation]);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::DeleteAcls(filter) => {
+            let f = crate::acl::wire::delete_filter_of(filter);
+            let body = DeleteAclsRequest::default().with_filters(vec![f]);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
         Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
@@ -353,6 +363,14 @@ pub fn decode_response_at(
             let r = ElectLeadersResponse::decode(&mut buf, version).map_err(m)?;
             super::elect_leaders::decode_elect_leaders_answer(r)?
         }
+        ApiKey::CreateAcls => {
+            let r = CreateAclsResponse::decode(&mut buf, version).map_err(m)?;
+            super::acls::decode_create_acl_answer(r)?
+        }
+        ApiKey::DeleteAcls => {
+            let r = DeleteAclsResponse::decode(&mut buf, version).map_err(m)?;
+            super::acls::decode_delete_acls_answer(r)?
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -376,6 +394,8 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::DescribeQuorum(_) => ApiKey::DescribeQuorum,
         Reply::AlterConfigs => ApiKey::IncrementalAlterConfigs,
         Reply::ElectLeader => ApiKey::ElectLeaders,
+        Reply::CreateAcl => ApiKey::CreateAcls,
+        Reply::DeleteAcls(_) => ApiKey::DeleteAcls,
     }
 }
 
