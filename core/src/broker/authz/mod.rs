@@ -403,13 +403,14 @@ impl Broker {
         let named = r.topics.as_ref().is_some_and(|t| !t.is_empty());
         let mut absent = Vec::new();
         if let Some(topics) = r.topics.take() {
-            let cluster_create = self.cluster_allowed(conn, Operation::Create);
+            // Only a topic that would be auto-created needs Create (on the cluster, quietly
+            // tried first, or on the topic).
             let (keep, deny) = self.split(topics, |b, t| {
                 let Some(name) = t.name.as_ref().map(|n| name_of(&n.0)) else {
                     return true;
                 };
                 b.topic_exists(&name)
-                    || cluster_create
+                    || b.allowed(conn, Operation::Create, Resource::cluster(), false)
                     || b.topic_allowed(conn, Operation::Create, &name)
             });
             for t in deny {
