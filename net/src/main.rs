@@ -89,6 +89,13 @@ enum Command {
         #[command(flatten)]
         bootstrap: cli::Bootstrap,
     },
+    /// ACLs: list, add or remove (DescribeAcls, CreateAcls, DeleteAcls; kafka-acls).
+    Acls {
+        #[command(subcommand)]
+        command: cli::AclsCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
     /// Elect partition leaders now: preferred or unclean (ElectLeaders, KIP-460).
     Leaders {
         #[command(subcommand)]
@@ -471,6 +478,7 @@ fn main() {
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
         Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),
+        Command::Acls { command, bootstrap } => cli::acls(&bootstrap.bootstrap, &command),
         Command::Cluster {
             command:
                 ClusterCommand::Status {

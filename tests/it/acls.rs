@@ -2,7 +2,7 @@
 //! authorizer on and `User:admin` a super user. The admin grants alice Write and Read on
 //! `orders` and Read on group `g1` with confluent-kafka's AdminClient; bob has nothing.
 
-use crate::harness::{free_port, python, run, Broker};
+use crate::harness::{free_port, gregor_bin, python, run, Broker};
 use std::process::Command;
 
 fn start() -> (Broker, String) {
@@ -89,5 +89,61 @@ fn alice_may_use_orders_and_g1_bob_may_not_and_acls_are_listed_and_deleted() {
         bob.stdout.is_empty(),
         "bob read orders: {}",
         String::from_utf8_lossy(&bob.stdout)
+    );
+
+    // `gregor acls add` as the admin: then bob may read orders; `remove` takes it back.
+    let acls = |args: &[&str]| {
+        let admin = [
+            "--sasl-username",
+            "admin",
+            "--sasl-password",
+            "admin-secret",
+        ];
+        let out = run(
+            Command::new(gregor_bin())
+                .args(["acls"])
+                .args(args)
+                .args(["--bootstrap", &bootstrap])
+                .args(admin),
+            "gregor acls",
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "gregor acls {args:?}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let bob_reads = [
+        "--principal",
+        "User:bob",
+        "--operation",
+        "Read",
+        "--topic",
+        "orders",
+    ];
+    let added = acls(&[&["add"][..], &bob_reads].concat());
+    assert!(added.contains("added Allow User:bob Read"), "{added}");
+    let listed = acls(&["list", "--principal", "User:bob"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let mut read = Vec::new();
+    for _ in 0..50 {
+        let bob = kcat_as("bob", &bootstrap, &["-t", "orders", "-p", "0", "-C", "-e"]);
+        read = String::from_utf8_lossy(&bob.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        if read.len() == 5 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(read.len(), 5, "bob reads orders once allowed: {read:?}");
+    let removed = acls(&[&["remove"][..], &bob_reads].concat());
+    assert!(removed.contains("removed Allow User:bob Read"), "{removed}");
+    assert_eq!(
+        acls(&["list", "--principal", "User:bob"]).lines().count(),
+        0
     );
 }

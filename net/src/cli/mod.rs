@@ -21,7 +21,9 @@
 //! does: an OffsetCommit outside any generation, which the coordinator accepts only while the
 //! group has no members (stop the consumers first).
 
+mod acls;
 mod leaders;
+pub use acls::{acls, AclsCommand};
 pub use leaders::{leaders, LeadersCommand};
 
 use crate::client::cli::{bootstrap, runtime};
