@@ -212,6 +212,12 @@ pub struct Config {
     /// acks=all needs an ISR at least this big, and the high watermark does not advance
     /// while the ISR is smaller.
     pub min_insync_replicas: u32,
+    /// The authorizer (Kafka's `authorizer.class.name` set to the StandardAuthorizer, with
+    /// `super.users` and `allow.everyone.if.no.acl.found`): `None`, the default, checks
+    /// nothing; `Some` checks every request against the ACLs of the metadata image
+    /// (`crate::acl`). Set by the driver from its own settings, not from `[broker]`.
+    #[serde(skip)]
+    pub authorizer: Option<crate::acl::Authorizer>,
 }
 
 impl Default for Config {
@@ -259,6 +265,7 @@ impl Default for Config {
             replica_fetch_response_max_bytes: 10 * 1024 * 1024,
             replica_fetch_backoff_ms: 1_000,
             min_insync_replicas: 1,
+            authorizer: None,
         }
     }
 }

@@ -212,6 +212,15 @@ pub enum Input {
         conn: ConnId,
         request: Request,
     },
+    /// Who connection `conn` is (KIP-11's principal): `User:ANONYMOUS` until told otherwise;
+    /// the driver says so when the connection opens (a TLS client certificate's subject) and
+    /// again once SASL authenticates it. `host` is the client's address, for ACL host filters.
+    Principal {
+        now: Instant,
+        conn: ConnId,
+        principal: String,
+        host: String,
+    },
     /// A connection is gone; forget its pending work (appends it caused still complete).
     ConnClosed { now: Instant, conn: ConnId },
     /// A storage operation completed.
@@ -249,6 +258,7 @@ impl Input {
     pub fn now(&self) -> Instant {
         match self {
             Input::Request { now, .. }
+            | Input::Principal { now, .. }
             | Input::ConnClosed { now, .. }
             | Input::StorageDone { now, .. }
             | Input::Tick { now }

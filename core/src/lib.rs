@@ -27,6 +27,7 @@
 //!     join and rebalance, members, offsets, timers); [`assignor`] — who reads which partition.
 //! 11. [`wire`] — the Kafka protocol at the edge: frames, versions, KIP-511.
 
+pub mod acl;
 pub mod assignor;
 pub mod batch;
 pub mod broker;

@@ -56,6 +56,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // ACLs (KIP-11): v0 went in Kafka 4.0 (KIP-896). Without an authorizer they answer
+    // SECURITY_DISABLED, as Kafka's do.
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     // SASL (KIP-43, KIP-152): answered by the connection's `sasl::SaslSession`, which the
     // runtime runs in front of the broker; a broker core that sees one closes the connection.
     (ApiKey::SaslHandshake, 0, 1),

@@ -6,6 +6,9 @@
 //! abort a test process without it).
 
 use bytes::Bytes;
+use gregor_core::acl::{
+    AclBinding, AclFilter, Operation, PatternFilter, PatternType, Permission, ResourceType,
+};
 use gregor_core::cluster::elect_leaders::ElectionType;
 use gregor_core::cluster::records::Endpoint;
 use gregor_core::cluster::wire::client::{self, encode_request_at};
@@ -117,6 +120,9 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 name,
                 changes: changes.into_iter().collect(),
             }),
+        // CreateAcls, one ACL; DeleteAcls, one filter (KIP-11).
+        arb_acl().prop_map(Request::CreateAcl),
+        arb_acl_filter().prop_map(Request::DeleteAcls),
         // ElectLeaders: one partition, either election type.
         (arb_name(), 0..1000i32, any::<bool>()).prop_map(|(topic, partition, unclean)| {
             Request::ElectLeader {
@@ -141,6 +147,71 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 target: target.map(|t| t.into_iter().map(BrokerId).collect()),
             }),
     ]
+}
+
+fn arb_acl() -> impl Strategy<Value = AclBinding> {
+    (
+        prop::sample::select(ResourceType::ALL.to_vec()),
+        arb_name(),
+        any::<bool>(),
+        "User:[a-z*]{1,8}",
+        prop::sample::select(vec!["*", "10.0.0.1"]),
+        prop::sample::select(Operation::ALL.to_vec()),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(t, name, prefixed, principal, host, operation, allow)| AclBinding {
+                resource_type: t,
+                resource_name: if t == ResourceType::Cluster {
+                    "kafka-cluster".into()
+                } else {
+                    name
+                },
+                pattern_type: if prefixed {
+                    PatternType::Prefixed
+                } else {
+                    PatternType::Literal
+                },
+                principal,
+                host: host.into(),
+                operation,
+                permission: if allow {
+                    Permission::Allow
+                } else {
+                    Permission::Deny
+                },
+            },
+        )
+}
+
+fn arb_acl_filter() -> impl Strategy<Value = AclFilter> {
+    (
+        proptest::option::of(prop::sample::select(ResourceType::ALL.to_vec())),
+        proptest::option::of(arb_name()),
+        prop::sample::select(vec![
+            PatternFilter::Any,
+            PatternFilter::Match,
+            PatternFilter::Exactly(PatternType::Literal),
+            PatternFilter::Exactly(PatternType::Prefixed),
+        ]),
+        proptest::option::of("User:[a-z]{1,8}"),
+        proptest::option::of(prop::sample::select(Operation::ALL.to_vec())),
+        proptest::option::of(prop::sample::select(vec![
+            Permission::Allow,
+            Permission::Deny,
+        ])),
+    )
+        .prop_map(
+            |(resource_type, resource_name, pattern, principal, operation, permission)| AclFilter {
+                resource_type,
+                resource_name,
+                pattern,
+                principal,
+                host: None,
+                operation,
+                permission,
+            },
+        )
 }
 
 /// A reply of the request's kind.
@@ -185,6 +256,10 @@ fn arb_reply(r: &Request) -> BoxedStrategy<Reply> {
         Request::AlterConfigs { .. } => Just(Reply::AlterConfigs).boxed(),
         Request::ElectLeader { .. } => Just(Reply::ElectLeader).boxed(),
         Request::AlterReassignment { .. } => Just(Reply::AlterReassignment).boxed(),
+        Request::CreateAcl(_) => Just(Reply::CreateAcl).boxed(),
+        Request::DeleteAcls(_) => proptest::collection::vec(arb_acl(), 0..4)
+            .prop_map(Reply::DeleteAcls)
+            .boxed(),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is not served in SERVED"),
     }
 }
@@ -221,6 +296,7 @@ fn as_carried(key: ApiKey, version: i16, a: &Result<Reply, Refusal>) -> Result<R
                 ApiKey::CreateTopics | ApiKey::CreatePartitions => true,
                 ApiKey::IncrementalAlterConfigs | ApiKey::ElectLeaders => true,
                 ApiKey::AlterPartitionReassignments => true,
+                ApiKey::CreateAcls | ApiKey::DeleteAcls => true,
                 ApiKey::DeleteTopics => version >= 5,
                 _ => false,
             };

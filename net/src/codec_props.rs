@@ -125,6 +125,9 @@ fn default_response(key: ApiKey) -> ResponseKind {
         ApiKey::ListPartitionReassignments => ResponseKind::ListPartitionReassignments(
             m::ListPartitionReassignmentsResponse::default(),
         ),
+        ApiKey::DescribeAcls => ResponseKind::DescribeAcls(m::DescribeAclsResponse::default()),
+        ApiKey::CreateAcls => ResponseKind::CreateAcls(m::CreateAclsResponse::default()),
+        ApiKey::DeleteAcls => ResponseKind::DeleteAcls(m::DeleteAclsResponse::default()),
         ApiKey::SaslHandshake => ResponseKind::SaslHandshake(m::SaslHandshakeResponse::default()),
         ApiKey::SaslAuthenticate => {
             ResponseKind::SaslAuthenticate(m::SaslAuthenticateResponse::default())

@@ -53,9 +53,15 @@ pub struct ServeConfig {
     /// SCRAM-SHA-512 credentials (random salt, 4096 iterations) and forgets the passwords; PLAIN
     /// logins are checked against those credentials.
     pub users: BTreeMap<String, String>,
-    /// Kafka's `super.users`: principals (`User:admin`) that the authorizer (next: ACLs) lets do
+    /// Kafka's `super.users`: principals (`User:admin`) that the authorizer lets do
     /// everything.
     pub super_users: Vec<String>,
+    /// Kafka's `authorizer.class.name`: `standard` checks every request against the ACLs in
+    /// the metadata log (docs/security.md); none (the default) allows everything.
+    pub authorizer: Option<String>,
+    /// Kafka's `allow.everyone.if.no.acl.found`: with the authorizer on, a resource no ACL
+    /// names is open to everyone [default: false].
+    pub allow_everyone_if_no_acl_found: bool,
     pub data_dir: PathBuf,
     /// Most client connections at once; more are refused (Kafka `max.connections`).
     pub connections_max: usize,
@@ -95,6 +101,26 @@ pub struct ServeConfig {
     pub broker: Config,
 }
 
+impl ServeConfig {
+    /// The core's authorizer from `authorizer`, `super_users` and
+    /// `allow_everyone_if_no_acl_found`; an unknown authorizer name or a super user that is
+    /// not `Type:name` is an error naming it.
+    pub fn authorizer_settings(&self) -> Result<Option<gregor_core::acl::Authorizer>, String> {
+        match self.authorizer.as_deref() {
+            None | Some("") | Some("none") => return Ok(None),
+            Some("standard") | Some("StandardAuthorizer") => {}
+            Some(other) => return Err(format!("unknown authorizer {other:?} (standard or none)")),
+        }
+        if let Some(bad) = self.super_users.iter().find(|s| !s.contains(':')) {
+            return Err(format!("super user {bad:?} is not Type:name (User:admin)"));
+        }
+        Ok(Some(gregor_core::acl::Authorizer {
+            super_users: self.super_users.clone(),
+            allow_if_no_acl: self.allow_everyone_if_no_acl_found,
+        }))
+    }
+}
+
 /// The log's format (`--log-format`, `log_format`, `GREGOR_LOG_FORMAT`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -120,6 +146,8 @@ impl Default for ServeConfig {
                 .collect(),
             users: BTreeMap::new(),
             super_users: Vec::new(),
+            authorizer: None,
+            allow_everyone_if_no_acl_found: false,
             data_dir: PathBuf::from("gregor-data"),
             connections_max: 10_000,
             request_bytes_max: 100 * 1024 * 1024,

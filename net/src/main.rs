@@ -101,6 +101,13 @@ enum Command {
         #[command(flatten)]
         bootstrap: cli::Bootstrap,
     },
+    /// ACLs: list, add or remove (DescribeAcls, CreateAcls, DeleteAcls; kafka-acls).
+    Acls {
+        #[command(subcommand)]
+        command: cli::AclsCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
     /// Elect partition leaders now: preferred or unclean (ElectLeaders, KIP-460).
     Leaders {
         #[command(subcommand)]
@@ -163,6 +170,14 @@ struct ServeArgs {
     /// Ask TLS clients for a certificate (Kafka's ssl.client.auth)
     #[arg(long, value_enum, env = "GREGOR_TLS_CLIENT_AUTH")]
     tls_client_auth: Option<tls::ClientAuth>,
+    /// Check every request against the ACLs: `standard` (Kafka's authorizer.class.name,
+    /// the StandardAuthorizer) [default: none, everything allowed]
+    #[arg(long, env = "GREGOR_AUTHORIZER")]
+    authorizer: Option<String>,
+    /// A principal the authorizer lets do everything, e.g. User:admin (Kafka's super.users);
+    /// repeatable, added to the file's super_users
+    #[arg(long = "super-user", env = "GREGOR_SUPER_USERS", value_delimiter = ',')]
+    super_users: Vec<String>,
     /// Host clients are told to connect to [default: the listen address]
     #[arg(long, env = "GREGOR_ADVERTISED_HOST")]
     advertised_host: Option<String>,
@@ -333,6 +348,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     if let Some(a) = args.tls_client_auth {
         c.tls_client_auth = a;
     }
+    c.authorizer = args.authorizer.or(c.authorizer);
+    c.super_users.extend(args.super_users);
+    c.broker.authorizer = c.authorizer_settings().map_err(anyhow::Error::msg)?;
     let listen_ip = c.listen.ip();
     c.broker.advertised_host = match args.advertised_host {
         Some(h) => h,
@@ -474,6 +492,7 @@ fn main() {
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
         Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),
         Command::Reassign { args, bootstrap } => cli::reassign(&bootstrap.bootstrap, &args),
+        Command::Acls { command, bootstrap } => cli::acls(&bootstrap.bootstrap, &command),
         Command::Cluster {
             command:
                 ClusterCommand::Status {

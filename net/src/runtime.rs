@@ -205,17 +205,31 @@ impl Driver {
                     ConnHandle {
                         peer,
                         listener,
-                        principal,
+                        principal: principal.clone(),
                         writer,
                         permits,
                         backlog,
                         outstanding: 0,
                     },
                 );
+                let host = peer.ip().to_string();
+                self.apply(Input::Principal {
+                    now,
+                    conn,
+                    principal,
+                    host,
+                });
             }
             Event::Authenticated { conn, principal } => {
                 if let Some(h) = self.conns.get_mut(&conn) {
-                    h.principal = principal;
+                    h.principal = principal.clone();
+                    let host = h.peer.ip().to_string();
+                    self.apply(Input::Principal {
+                        now,
+                        conn,
+                        principal,
+                        host,
+                    });
                 }
             }
             Event::Request { conn, request } => {

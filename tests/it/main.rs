@@ -3,6 +3,7 @@
 //! hostile raw socket. `tests/run.sh` installs the clients; a missing client fails the test
 //! with a message saying so.
 
+mod acls;
 mod admin_ops;
 mod client_cli;
 mod clients;

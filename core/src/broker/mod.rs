@@ -78,6 +78,7 @@ use cluster::Serve;
 pub use observe::{GroupView, PartitionView};
 
 mod admin;
+mod authz;
 mod clean;
 mod cluster;
 mod epochs;
@@ -290,6 +291,8 @@ pub struct Broker {
     kraft: cluster::KraftState,
     /// Replication (KRaft mode): the partitions led and followed here (`replica/`).
     replica: replica::ReplicaState,
+    /// Who each connection is, for the authorizer (`authz/`).
+    authz: authz::Authz,
 }
 
 fn name_of(s: &StrBytes) -> String {
@@ -330,6 +333,12 @@ impl Broker {
         self.now = self.now.max(input.now());
         match input {
             Input::Request { conn, request, .. } => self.on_request(conn, request),
+            Input::Principal {
+                conn,
+                principal,
+                host,
+                ..
+            } => self.on_principal(conn, principal, host),
             Input::ConnClosed { conn, .. } => self.on_conn_closed(conn),
             Input::StorageDone { op, result, .. } => self.on_storage_done(op, result),
             Input::Tick { .. } => {}
@@ -500,6 +509,7 @@ impl Broker {
         assert!(self.meta_waiters.len() <= self.config.producer_id_waiters_max);
         self.kraft.invariants(self.config.producer_id_waiters_max);
         self.replica_invariants();
+        self.authz_invariants();
     }
 
     /// The level a moved partition has reached for waiters on it, as `level` reads it off the
@@ -571,6 +581,14 @@ impl Broker {
     }
 
     fn respond_at(&mut self, to: ReplyTo, api_version: i16, body: Option<ResponseKind>) {
+        // The parts of the request the authorizer refused join the handler's answer.
+        let body = match body {
+            Some(b) => Some(self.patch_response(to, b)),
+            None => {
+                self.authz_drop(to);
+                None
+            }
+        };
         let Some(state) = self.conns.get_mut(&to.conn) else {
             return; // connection gone
         };
@@ -601,6 +619,7 @@ impl Broker {
 
     fn on_conn_closed(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
+        self.authz_forget(conn);
         // The answer has nowhere to go, but what the write applies still applies.
         self.internal_waits.forget_conn(conn);
         let gone: Vec<u64> = self
@@ -655,7 +674,10 @@ impl Broker {
     fn on_request(&mut self, conn: ConnId, request: Request) {
         let to = self.reply_to(conn, &request);
         let version = request.header.request_api_version;
-        match request.body {
+        let Some(body) = self.authorize_request(to, request.body) else {
+            return; // refused whole, answered
+        };
+        match body {
             RequestKind::ApiVersions(_) => self.api_versions(to, version),
             RequestKind::Metadata(r) => self.metadata(to, version, r),
             RequestKind::Produce(r) => self.produce(to, version, r),
@@ -685,6 +707,9 @@ impl Broker {
             RequestKind::ListPartitionReassignments(r) if self.config.kraft => {
                 self.kraft_list_reassignments(to, r)
             }
+            RequestKind::DescribeAcls(r) => self.describe_acls(to, r),
+            RequestKind::CreateAcls(r) => self.create_acls(to, r),
+            RequestKind::DeleteAcls(r) => self.delete_acls(to, r),
             RequestKind::FindCoordinator(r) if self.config.kraft => {
                 self.kraft_find_coordinator(to, r)
             }

@@ -40,6 +40,7 @@ impl Broker {
             cleaner: Default::default(),
             coordinator: Coordinator::new(&config),
             coordinator_lent: false,
+            authz: Default::default(),
             kraft: Default::default(),
             replica: Default::default(),
             prng: Prng::new(0),

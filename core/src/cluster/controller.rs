@@ -101,6 +101,11 @@ impl Controller {
         }
     }
 
+    /// A fresh random id (an ACL's, KIP-11 in KRaft), from the controller's seeded generator.
+    pub fn fresh_id(&mut self) -> [u8; 16] {
+        self.prng.uuid_bytes()
+    }
+
     /// The controller has become active over `image`: every registered broker's session starts
     /// now, as Kafka's new controller does (sessions are not in the log). Without this a
     /// failover would fence every broker at the first tick.

@@ -119,6 +119,9 @@ pub enum ReplayError {
         resource: String,
         name: String,
     },
+    /// An ACL record that does not fit the ACLs in force (a repeated id or binding, or the
+    /// removal of an unknown id).
+    Acl(crate::acl::AclReplayError),
 }
 
 impl std::fmt::Display for ReplayError {
@@ -142,6 +145,9 @@ pub struct MetadataImage {
     /// partition, the brokers elected from outside the ISR and the leader epoch each started,
     /// in order. They go when the topic does.
     unclean: BTreeMap<(TopicId, i32), Vec<(BrokerId, i32)>>,
+    /// The ACLs in force (AccessControlEntry records not yet removed): what every broker's
+    /// authorizer checks (`crate::acl`).
+    acls: crate::acl::Acls,
 }
 
 impl MetadataImage {
@@ -186,6 +192,10 @@ impl MetadataImage {
             .configs
             .get(name)
             .map(String::as_str)
+    }
+    /// The ACLs in force as of this image's offset.
+    pub fn acls(&self) -> &crate::acl::Acls {
+        &self.acls
     }
     /// Where the next producer-id block starts (0 before any was handed out).
     pub fn next_producer_id(&self) -> i64 {
@@ -351,6 +361,14 @@ impl MetadataImage {
                 }
             }));
         }
+        out.extend(
+            self.acls
+                .iter()
+                .map(|(id, b)| MetadataRecord::AccessControlEntry {
+                    id: *id,
+                    binding: b.clone(),
+                }),
+        );
         let unclean: usize = self.unclean.values().map(Vec::len).sum();
         let elrs = (self.topics.values())
             .flat_map(|t| t.partitions.values())
@@ -368,7 +386,8 @@ impl MetadataImage {
             + partitions
             + configs
             + usize::from(self.producer_ids.is_some())
-            + unclean;
+            + unclean
+            + self.acls.len();
         assert_eq!(out.len(), records, "one record per fact");
         out
     }
@@ -469,6 +488,16 @@ impl MetadataImage {
                 let old = topic.partitions.insert(p.partition, registration);
                 assert!(old.is_none(), "a new partition");
                 assert_eq!(topic.partitions.len() as i32, p.partition + 1);
+            }
+            MetadataRecord::AccessControlEntry { id, binding } => {
+                self.acls
+                    .check_add(*id, binding)
+                    .map_err(ReplayError::Acl)?;
+                self.acls.add(*id, binding.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                self.acls.check_remove(*id).map_err(ReplayError::Acl)?;
+                self.acls.remove(*id);
             }
             MetadataRecord::ElrChange {
                 topic_id,

@@ -35,6 +35,7 @@
 //! quorum thread, serves [`wire`]'s RPCs on the controller listener, and feeds its broker (in
 //! KRaft mode, `crate::broker::cluster`) the committed image (net/src/quorum).
 
+pub mod acl_control;
 pub mod broker_lifecycle;
 pub mod channel;
 pub mod controller;

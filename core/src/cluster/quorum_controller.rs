@@ -190,6 +190,11 @@ pub enum Request {
         partition: i32,
         target: Option<Vec<BrokerId>>,
     },
+    /// CreateAcls (KIP-11), one ACL: an AccessControlEntry record under a fresh id, or
+    /// nothing when an equal ACL is in force ([`super::acl_control::create_acl`]).
+    CreateAcl(crate::acl::AclBinding),
+    /// DeleteAcls, one filter: every ACL it matches is removed.
+    DeleteAcls(crate::acl::AclFilter),
 }
 
 /// A successful answer.
@@ -229,6 +234,10 @@ pub enum Reply {
     ElectLeader,
     /// The reassignment's start (or cancel) is committed.
     AlterReassignment,
+    /// The ACL is in force (committed).
+    CreateAcl,
+    /// These ACLs, the filter's matches, are removed (committed).
+    DeleteAcls(Vec<crate::acl::AclBinding>),
 }
 
 /// What the node asks its driver to do, in order.

@@ -188,6 +188,16 @@ pub enum MetadataRecord {
         adding: Vec<BrokerId>,
         removing: Vec<BrokerId>,
     },
+    /// AccessControlEntryRecord (apiKey 6, KIP-11 in KRaft): the ACL `binding` is in force
+    /// under `id`, a UUID the controller picked. Appended last to the enum.
+    AccessControlEntry {
+        id: crate::acl::AclId,
+        binding: crate::acl::AclBinding,
+    },
+    /// RemoveAccessControlEntryRecord (apiKey 7): the ACL `id` is gone (DeleteAcls).
+    RemoveAccessControlEntry {
+        id: crate::acl::AclId,
+    },
 }
 
 /// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::ReassignmentChange`].
@@ -221,6 +231,8 @@ impl MetadataRecord {
             MetadataRecord::UncleanElection { .. } => UNCLEAN_ELECTION_KEY,
             MetadataRecord::ElrChange { .. } => ELR_CHANGE_KEY,
             MetadataRecord::ReassignmentChange { .. } => REASSIGNMENT_CHANGE_KEY,
+            MetadataRecord::AccessControlEntry { .. } => 6,
+            MetadataRecord::RemoveAccessControlEntry { .. } => 7,
         }
     }
 

@@ -18,6 +18,8 @@
 //! | IncrementalAlterConfigs (44) | 0–1    | one [`Request::AlterConfigs`] per topic         |
 //! | ElectLeaders (43)          | 1–2      | one [`Request::ElectLeader`] per partition      |
 //! | AlterPartitionReassignments (45) | 0  | one [`Request::AlterReassignment`] per partition |
+//! | CreateAcls (30)            | 1–3      | one [`Request::CreateAcl`] per creation         |
+//! | DeleteAcls (31)            | 1–3      | one [`Request::DeleteAcls`] per filter          |
 //! | DescribeQuorum (55)        | 0–2      | answered by the listener from the Raft; a broker forwards [`Request::DescribeQuorum`] as it |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
@@ -40,6 +42,7 @@
 //! panic: the listener is open to the network. [`client`] has the other side: a request encoded
 //! for the active controller and its response read back.
 
+mod acls;
 mod alter_configs;
 mod alter_partition;
 pub mod client;
@@ -79,6 +82,8 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::ElectLeaders, 1, 2),
     (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::Metadata, 0, 12),
@@ -440,6 +445,14 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             let r = AlterPartitionReassignmentsRequest::decode(&mut buf, version).map_err(m)?;
             Call::Controller(reassign_items(&r))
         }
+        ApiKey::CreateAcls => {
+            let r = CreateAclsRequest::decode(&mut buf, version).map_err(m)?;
+            Call::Controller(acls::create_acls_items(&r))
+        }
+        ApiKey::DeleteAcls => {
+            let r = DeleteAclsRequest::decode(&mut buf, version).map_err(m)?;
+            Call::Controller(acls::delete_acls_items(&r))
+        }
         _ => unreachable!("only served APIs get here"),
     };
     if let Call::Controller(items) = &call {
@@ -536,6 +549,8 @@ pub fn api_of(request: &Request) -> ApiKey {
         Request::AlterConfigs { .. } => ApiKey::IncrementalAlterConfigs,
         Request::ElectLeader { .. } => ApiKey::ElectLeaders,
         Request::AlterReassignment { .. } => ApiKey::AlterPartitionReassignments,
+        Request::CreateAcl(_) => ApiKey::CreateAcls,
+        Request::DeleteAcls(_) => ApiKey::DeleteAcls,
     }
 }
 
@@ -719,6 +734,8 @@ pub fn encode_response(
         ApiKey::IncrementalAlterConfigs => encode_alter_configs_response(items, answers, v, corr),
         ApiKey::ElectLeaders => encode_elect_leaders_response(items, answers, v, corr),
         ApiKey::AlterPartitionReassignments => encode_reassign_response(items, answers, v, corr),
+        ApiKey::CreateAcls => acls::encode_create_acls_response(answers, v, corr),
+        ApiKey::DeleteAcls => acls::encode_delete_acls_response(answers, v, corr),
         other => unreachable!("{other:?} is not a controller request"),
     }
 }

@@ -23,8 +23,10 @@
 //! does: an OffsetCommit outside any generation, which the coordinator accepts only while the
 //! group has no members (stop the consumers first).
 
+mod acls;
 mod leaders;
 mod reassign;
+pub use acls::{acls, AclsCommand};
 pub use leaders::{leaders, LeadersCommand};
 pub use reassign::{reassign, ReassignArgs};
 

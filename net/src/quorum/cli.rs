@@ -199,8 +199,14 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
             | Reply::CreatePartitions
             | Reply::AlterConfigs
             | Reply::ElectLeader
-            | Reply::AlterReassignment,
+            | Reply::AlterReassignment
+            | Reply::CreateAcl,
         ) => println!("ok"),
+        Ok(Reply::DeleteAcls(gone)) => {
+            for b in gone {
+                println!("removed {b}");
+            }
+        }
         Ok(Reply::AlterPartition {
             leader,
             leader_epoch,

@@ -43,7 +43,7 @@ impl Broker {
     /// Park `response` until the controller has answered every one of `asks` (response slot,
     /// request), and send them; answer at once when nothing is asked. `ms` is the request's
     /// timeout (the default when 0 or less).
-    pub(super) fn forward_admin(
+    pub(in crate::broker) fn forward_admin(
         &mut self,
         to: ReplyTo,
         response: ResponseKind,
@@ -68,6 +68,8 @@ impl Broker {
             ResponseKind::AlterConfigs(r) => r.responses.len(),
             ResponseKind::ElectLeaders(r) => super::elect::elect_slots(r),
             ResponseKind::AlterPartitionReassignments(r) => super::reassign::reassign_slots(r),
+            ResponseKind::CreateAcls(r) => r.results.len(),
+            ResponseKind::DeleteAcls(r) => r.filter_results.len(),
             other => unreachable!("no admin response of kind {other:?} is forwarded"),
         };
         assert!(
@@ -385,6 +387,9 @@ impl Broker {
             }
             (ResponseKind::AlterPartitionReassignments(r), _) => {
                 super::reassign::set_reassign_error(r, slot, code, message)
+            }
+            (response @ (ResponseKind::CreateAcls(_) | ResponseKind::DeleteAcls(_)), result) => {
+                crate::broker::authz::set_acl_answer(response, slot, result)
             }
             (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
         }

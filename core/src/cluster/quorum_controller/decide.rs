@@ -178,6 +178,16 @@ fn decide_others(
             let records = reassign::alter(working, topic, *partition, target.as_deref())?;
             Ok((Reply::AlterReassignment, records))
         }
+        Request::CreateAcl(binding) => {
+            let records = crate::cluster::acl_control::create_acl(working, binding, || {
+                controller.fresh_id()
+            })?;
+            Ok((Reply::CreateAcl, records))
+        }
+        Request::DeleteAcls(filter) => {
+            let (gone, records) = crate::cluster::acl_control::delete_acls(working, filter);
+            Ok((Reply::DeleteAcls(gone), records))
+        }
         Request::AlterPartition { .. } => unreachable!("decided above"),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),
     }

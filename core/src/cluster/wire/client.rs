@@ -245,6 +245,16 @@ pub fn encode_request_at(
             let body = super::reassign::reassign_request(topic, *partition, target.as_deref());
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::CreateAcl(binding) => {
+            let creation = crate::acl::wire::creation_of(binding);
+            let body = CreateAclsRequest::default().with_creations(vec![creation]);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
+        Request::DeleteAcls(filter) => {
+            let f = crate::acl::wire::delete_filter_of(filter);
+            let body = DeleteAclsRequest::default().with_filters(vec![f]);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
         Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
@@ -370,6 +380,14 @@ pub fn decode_response_at(
             let r = AlterPartitionReassignmentsResponse::decode(&mut buf, version).map_err(m)?;
             super::reassign::decode_reassign_answer(r)?
         }
+        ApiKey::CreateAcls => {
+            let r = CreateAclsResponse::decode(&mut buf, version).map_err(m)?;
+            super::acls::decode_create_acl_answer(r)?
+        }
+        ApiKey::DeleteAcls => {
+            let r = DeleteAclsResponse::decode(&mut buf, version).map_err(m)?;
+            super::acls::decode_delete_acls_answer(r)?
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -394,6 +412,8 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::AlterConfigs => ApiKey::IncrementalAlterConfigs,
         Reply::ElectLeader => ApiKey::ElectLeaders,
         Reply::AlterReassignment => ApiKey::AlterPartitionReassignments,
+        Reply::CreateAcl => ApiKey::CreateAcls,
+        Reply::DeleteAcls(_) => ApiKey::DeleteAcls,
     }
 }
 
