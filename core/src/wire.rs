@@ -63,6 +63,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // Advertised by a broker in KRaft mode only (forwarded to the active controller).
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
+    // SCRAM users in the metadata log (KIP-554): described from the image, altered through
+    // the active controller; KRaft mode only.
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 // Every advertised range is a range: checked when the crate compiles.

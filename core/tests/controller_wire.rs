@@ -8,10 +8,12 @@
 use bytes::Bytes;
 use gregor_core::cluster::elect_leaders::ElectionType;
 use gregor_core::cluster::records::Endpoint;
+use gregor_core::cluster::scram::ScramChange;
 use gregor_core::cluster::wire::client::{self, encode_request_at};
 use gregor_core::cluster::wire::{self, Call, Refusal, SERVED};
 use gregor_core::cluster::{BrokerEpoch, BrokerId, Registration, Reply, Request, TopicId};
 use gregor_core::kafka_protocol::messages::ApiKey;
+use gregor_core::sasl::scram::ScramMechanism;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -127,6 +129,32 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 },
             }
         }),
+        // AlterUserScramCredentials: one user's upsertion (well-formed, so the controller
+        // wire's checks pass it) or deletion.
+        (
+            "[a-z]{1,12}",
+            any::<bool>(),
+            4096..=16384u32,
+            proptest::collection::vec(any::<u8>(), 1..32)
+        )
+            .prop_map(|(user, sha512, iterations, salt)| {
+                let mechanism = if sha512 {
+                    ScramMechanism::Sha512
+                } else {
+                    ScramMechanism::Sha256
+                };
+                let change = if salt[0] % 3 == 0 {
+                    ScramChange::Delete { mechanism }
+                } else {
+                    ScramChange::Upsert {
+                        mechanism,
+                        iterations,
+                        salted_password: vec![salt[0]; mechanism.hash_len()],
+                        salt,
+                    }
+                };
+                Request::AlterScram { user, change }
+            }),
     ]
 }
 
@@ -171,6 +199,7 @@ fn arb_reply(r: &Request) -> BoxedStrategy<Reply> {
         // round trip `cluster::wire::quorum`'s unit test checks.
         Request::AlterConfigs { .. } => Just(Reply::AlterConfigs).boxed(),
         Request::ElectLeader { .. } => Just(Reply::ElectLeader).boxed(),
+        Request::AlterScram { .. } => Just(Reply::AlterScram).boxed(),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is not served in SERVED"),
     }
 }
@@ -179,7 +208,7 @@ fn arb_exchange() -> impl Strategy<Value = (Request, Result<Reply, Refusal>)> {
     arb_request().prop_flat_map(|r| {
         let refusal = (
             prop::sample::select(vec![
-                3i16, 7, 17, 36, 37, 38, 40, 41, 77, 80, 83, 84, 101, 102,
+                3i16, 7, 17, 33, 36, 37, 38, 40, 41, 77, 80, 83, 84, 91, 92, 93, 101, 102,
             ]),
             "[a-z ]{0,30}",
         )
@@ -206,6 +235,7 @@ fn as_carried(key: ApiKey, version: i16, a: &Result<Reply, Refusal>) -> Result<R
             let has_message = match key {
                 ApiKey::CreateTopics | ApiKey::CreatePartitions => true,
                 ApiKey::IncrementalAlterConfigs | ApiKey::ElectLeaders => true,
+                ApiKey::AlterUserScramCredentials => true,
                 ApiKey::DeleteTopics => version >= 5,
                 _ => false,
             };

@@ -119,6 +119,12 @@ fn default_response(key: ApiKey) -> ResponseKind {
             ResponseKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochResponse::default())
         }
         ApiKey::ElectLeaders => ResponseKind::ElectLeaders(m::ElectLeadersResponse::default()),
+        ApiKey::DescribeUserScramCredentials => ResponseKind::DescribeUserScramCredentials(
+            m::DescribeUserScramCredentialsResponse::default(),
+        ),
+        ApiKey::AlterUserScramCredentials => {
+            ResponseKind::AlterUserScramCredentials(m::AlterUserScramCredentialsResponse::default())
+        }
         ApiKey::SaslHandshake => ResponseKind::SaslHandshake(m::SaslHandshakeResponse::default()),
         ApiKey::SaslAuthenticate => {
             ResponseKind::SaslAuthenticate(m::SaslAuthenticateResponse::default())

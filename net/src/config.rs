@@ -22,6 +22,8 @@
 //! alice = "alice-secret"
 //! ```
 
+use gregor_core::sasl::scram::{ScramCredential, ScramMechanism, ITERATIONS_MIN};
+use gregor_core::sasl::Credentials;
 use gregor_core::{Config, Durability};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,9 +51,11 @@ pub struct ServeConfig {
     pub tls_client_auth: crate::tls::ClientAuth,
     /// Kafka's `sasl.enabled.mechanisms` [default: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512].
     pub sasl_mechanisms: Vec<String>,
-    /// SASL users and their passwords. At start-up the broker derives SCRAM-SHA-256 and
-    /// SCRAM-SHA-512 credentials (random salt, 4096 iterations) and forgets the passwords; PLAIN
-    /// logins are checked against those credentials.
+    /// SASL users and their passwords: the PLAIN users (Kafka's JAAS file for PLAIN), kept as
+    /// a salted hash ([`plain_users`]); and the SCRAM users a new cluster starts with, written
+    /// into the metadata log by its first controller ([`bootstrap_scram`]; Kafka's
+    /// `kafka-storage format --add-scram`). Later SCRAM users are added with `gregor users add`
+    /// (AlterUserScramCredentials, KIP-554).
     pub users: BTreeMap<String, String>,
     /// Kafka's `super.users`: principals (`User:admin`) that the authorizer (next: ACLs) lets do
     /// everything.
@@ -137,6 +141,38 @@ impl Default for ServeConfig {
             broker: Config::default(),
         }
     }
+}
+
+/// The PLAIN users of the `users` section, each password kept only as a SCRAM-SHA-256 hash
+/// with a fresh random salt (the password is forgotten).
+pub fn plain_users(users: &BTreeMap<String, String>) -> Credentials {
+    let mut creds = Credentials::default();
+    for (user, password) in users {
+        let salt: [u8; 16] = rand::random();
+        let hashed = ScramCredential::derive(
+            ScramMechanism::Sha256,
+            password.as_bytes(),
+            &salt,
+            ITERATIONS_MIN,
+        );
+        creds.set_plain(user, hashed);
+    }
+    creds
+}
+
+/// The SCRAM credentials a new cluster starts with: SCRAM-SHA-256 and SCRAM-SHA-512 for each
+/// user of the `users` section, a fresh random salt each and Kafka's default 4096 iterations.
+/// Only the first controller of an empty metadata log writes them (once per cluster).
+pub fn bootstrap_scram(users: &BTreeMap<String, String>) -> Vec<(String, ScramCredential)> {
+    let mut out = Vec::new();
+    for (user, password) in users {
+        for m in ScramMechanism::ALL {
+            let salt: [u8; 16] = rand::random();
+            let cred = ScramCredential::derive(m, password.as_bytes(), &salt, ITERATIONS_MIN);
+            out.push((user.clone(), cred));
+        }
+    }
+    out
 }
 
 /// Parse `none`, `group-commit` or `interval:RECORDS:MS`.

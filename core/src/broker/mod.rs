@@ -678,6 +678,12 @@ impl Broker {
             RequestKind::ElectLeaders(r) if self.config.kraft => {
                 self.kraft_elect_leaders(to, version, r)
             }
+            RequestKind::DescribeUserScramCredentials(r) if self.config.kraft => {
+                self.kraft_describe_scram(to, r)
+            }
+            RequestKind::AlterUserScramCredentials(r) if self.config.kraft => {
+                self.kraft_alter_scram(to, r)
+            }
             RequestKind::FindCoordinator(r) if self.config.kraft => {
                 self.kraft_find_coordinator(to, r)
             }

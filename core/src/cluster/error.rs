@@ -65,6 +65,15 @@ pub enum ControllerError {
     PreferredLeaderNotAvailable(String),
     /// ElectLeaders, unclean: no replica of the partition is live: why.
     EligibleLeadersNotAvailable(String),
+    /// AlterUserScramCredentials (KIP-554): a deletion of a credential that does not exist.
+    ResourceNotFound(String),
+    /// AlterUserScramCredentials: a user named more than once in one request.
+    DuplicateResource(String),
+    /// AlterUserScramCredentials: an empty user name, too few or too many iterations, a salt
+    /// or salted password of the wrong shape: why.
+    UnacceptableCredential(String),
+    /// AlterUserScramCredentials: a mechanism number that is not a SCRAM hash Kafka knows.
+    UnsupportedSaslMechanism(String),
 }
 
 impl ControllerError {
@@ -93,6 +102,10 @@ impl ControllerError {
             ControllerError::ElectionNotNeeded(_) => 84,
             ControllerError::PreferredLeaderNotAvailable(_) => 80,
             ControllerError::EligibleLeadersNotAvailable(_) => 83,
+            ControllerError::ResourceNotFound(_) => 91,
+            ControllerError::DuplicateResource(_) => 92,
+            ControllerError::UnacceptableCredential(_) => 93,
+            ControllerError::UnsupportedSaslMechanism(_) => 33,
         }
     }
 
@@ -138,7 +151,11 @@ impl ControllerError {
             | ControllerError::IneligibleReplica(why)
             | ControllerError::ElectionNotNeeded(why)
             | ControllerError::PreferredLeaderNotAvailable(why)
-            | ControllerError::EligibleLeadersNotAvailable(why) => why.clone(),
+            | ControllerError::EligibleLeadersNotAvailable(why)
+            | ControllerError::ResourceNotFound(why)
+            | ControllerError::DuplicateResource(why)
+            | ControllerError::UnacceptableCredential(why)
+            | ControllerError::UnsupportedSaslMechanism(why) => why.clone(),
             ControllerError::NewLeaderElected(b) => {
                 format!("the ISR changed and broker {} no longer leads", b.0)
             }

@@ -32,6 +32,7 @@ use super::records::{
     CONFIG_RESOURCE_TOPIC,
 };
 use super::{BrokerEpoch, BrokerId, TopicId};
+use crate::scram::Credentials;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the image knows of one broker (Kafka's `BrokerRegistration`): its registration record,
@@ -113,6 +114,8 @@ pub enum ReplayError {
         resource: String,
         name: String,
     },
+    /// A SCRAM credential record that is malformed, or removes what is not there (KIP-554).
+    BadScramCredential(String),
 }
 
 impl std::fmt::Display for ReplayError {
@@ -136,6 +139,8 @@ pub struct MetadataImage {
     /// partition, the brokers elected from outside the ISR and the leader epoch each started,
     /// in order. They go when the topic does.
     unclean: BTreeMap<(TopicId, i32), Vec<(BrokerId, i32)>>,
+    /// The SCRAM users (KIP-554): what every broker's SASL authenticator checks logins against.
+    scram: Credentials,
 }
 
 impl MetadataImage {
@@ -180,6 +185,10 @@ impl MetadataImage {
             .configs
             .get(name)
             .map(String::as_str)
+    }
+    /// The SCRAM credentials (KIP-554's UserScramCredential records), user by user.
+    pub fn scram(&self) -> &Credentials {
+        &self.scram
     }
     /// Where the next producer-id block starts (0 before any was handed out).
     pub fn next_producer_id(&self) -> i64 {
@@ -338,6 +347,9 @@ impl MetadataImage {
             }));
         }
         let unclean: usize = self.unclean.values().map(Vec::len).sum();
+        let scram = super::scram::records_of(&self.scram);
+        let scram_count = scram.len();
+        out.extend(scram);
         let elrs = (self.topics.values())
             .flat_map(|t| t.partitions.values())
             .filter(|r| !r.elr.is_empty() || r.isr_lost)
@@ -349,7 +361,8 @@ impl MetadataImage {
             + partitions
             + configs
             + usize::from(self.producer_ids.is_some())
-            + unclean;
+            + unclean
+            + scram_count;
         assert_eq!(out.len(), records, "one record per fact");
         out
     }
@@ -528,6 +541,13 @@ impl MetadataImage {
                 assert_eq!(configs.get(name), value.as_ref());
             }
             MetadataRecord::NoOp => {}
+            MetadataRecord::UserScramCredential { .. }
+            | MetadataRecord::RemoveUserScramCredential { .. } => {
+                // An error leaves the store as it was (checked before any change).
+                let replayed = super::scram::replay(&mut self.scram, record)
+                    .map_err(ReplayError::BadScramCredential)?;
+                assert!(replayed, "a SCRAM record");
+            }
             MetadataRecord::UncleanElection {
                 topic_id,
                 partition,

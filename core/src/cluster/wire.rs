@@ -17,6 +17,7 @@
 //! | AlterPartition (56)        | 2–3      | one [`Request::AlterPartition`] per partition   |
 //! | IncrementalAlterConfigs (44) | 0–1    | one [`Request::AlterConfigs`] per topic         |
 //! | ElectLeaders (43)          | 1–2      | one [`Request::ElectLeader`] per partition      |
+//! | AlterUserScramCredentials (51) | 0    | one [`Request::AlterScram`] per user            |
 //! | DescribeQuorum (55)        | 0–2      | answered by the listener from the Raft; a broker forwards [`Request::DescribeQuorum`] as it |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
@@ -45,6 +46,7 @@ pub mod client;
 mod describe;
 mod elect_leaders;
 mod quorum;
+mod scram;
 
 pub use describe::{
     api_versions_table, encode_api_versions_response, encode_describe_cluster_response,
@@ -60,6 +62,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use elect_leaders::{elect_leaders_items, encode_elect_leaders_response};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use scram::{alter_scram_items, encode_alter_scram_response};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
@@ -75,6 +78,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartition, 2, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::ElectLeaders, 1, 2),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::Metadata, 0, 12),
@@ -432,6 +436,10 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             let r = ElectLeadersRequest::decode(&mut buf, version).map_err(m)?;
             Call::Controller(elect_leaders_items(&r))
         }
+        ApiKey::AlterUserScramCredentials => {
+            let r = AlterUserScramCredentialsRequest::decode(&mut buf, version).map_err(m)?;
+            Call::Controller(alter_scram_items(&r))
+        }
         _ => unreachable!("only served APIs get here"),
     };
     if let Call::Controller(items) = &call {
@@ -527,6 +535,7 @@ pub fn api_of(request: &Request) -> ApiKey {
         Request::DescribeQuorum => ApiKey::DescribeQuorum,
         Request::AlterConfigs { .. } => ApiKey::IncrementalAlterConfigs,
         Request::ElectLeader { .. } => ApiKey::ElectLeaders,
+        Request::AlterScram { .. } => ApiKey::AlterUserScramCredentials,
     }
 }
 
@@ -709,6 +718,7 @@ pub fn encode_response(
         ApiKey::AlterPartition => encode_alter_partition_response(items, answers, v, corr),
         ApiKey::IncrementalAlterConfigs => encode_alter_configs_response(items, answers, v, corr),
         ApiKey::ElectLeaders => encode_elect_leaders_response(items, answers, v, corr),
+        ApiKey::AlterUserScramCredentials => encode_alter_scram_response(items, answers, v, corr),
         other => unreachable!("{other:?} is not a controller request"),
     }
 }

@@ -195,7 +195,11 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
         }
         Ok(Reply::AllocateProducerIds { first, count }) => println!("producer_ids {first} {count}"),
         Ok(
-            Reply::DeleteTopic | Reply::CreatePartitions | Reply::AlterConfigs | Reply::ElectLeader,
+            Reply::DeleteTopic
+            | Reply::CreatePartitions
+            | Reply::AlterConfigs
+            | Reply::ElectLeader
+            | Reply::AlterScram,
         ) => println!("ok"),
         Ok(Reply::AlterPartition {
             leader,

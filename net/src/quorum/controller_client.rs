@@ -308,6 +308,10 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
         84 => ControllerError::ElectionNotNeeded(r.message),
         80 => ControllerError::PreferredLeaderNotAvailable(r.message),
         83 => ControllerError::EligibleLeadersNotAvailable(r.message),
+        91 => ControllerError::ResourceNotFound(r.message),
+        92 => ControllerError::DuplicateResource(r.message),
+        93 => ControllerError::UnacceptableCredential(r.message),
+        33 => ControllerError::UnsupportedSaslMechanism(r.message),
         // NOT_CONTROLLER: the wire names no leader; the member's channel asks the quorum leader
         // its own Raft client knows, or the next voter.
         41 => ControllerError::NotController { leader: None },

@@ -18,10 +18,17 @@ impl Broker {
         let (_, max) = crate::wire::supported_range(ApiKey::ApiVersions).unwrap();
         let keys = SUPPORTED
             .iter()
-            // DescribeQuorum and ElectLeaders are forwarded to the active controller: a
-            // standalone broker has none to ask, so it does not offer them.
+            // DescribeQuorum, ElectLeaders and the SCRAM users (KIP-554) live with the active
+            // controller: a standalone broker has none to ask, so it does not offer them.
             .filter(|(k, _, _)| {
-                self.config.kraft || !matches!(k, ApiKey::DescribeQuorum | ApiKey::ElectLeaders)
+                self.config.kraft
+                    || !matches!(
+                        k,
+                        ApiKey::DescribeQuorum
+                            | ApiKey::ElectLeaders
+                            | ApiKey::DescribeUserScramCredentials
+                            | ApiKey::AlterUserScramCredentials
+                    )
             })
             .map(|(k, lo, hi)| {
                 ApiVersion::default()

@@ -67,6 +67,7 @@ impl Broker {
             ResponseKind::IncrementalAlterConfigs(r) => r.responses.len(),
             ResponseKind::AlterConfigs(r) => r.responses.len(),
             ResponseKind::ElectLeaders(r) => super::elect::elect_slots(r),
+            ResponseKind::AlterUserScramCredentials(r) => r.results.len(),
             other => unreachable!("no admin response of kind {other:?} is forwarded"),
         };
         assert!(
@@ -382,6 +383,9 @@ impl Broker {
             (ResponseKind::ElectLeaders(r), _) => {
                 super::elect::set_elect_error(r, slot, code, message)
             }
+            (ResponseKind::AlterUserScramCredentials(r), _) => {
+                super::scram::set_scram_error(r, slot, code, message)
+            }
             (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
         }
         if p.waiting.is_empty() {
@@ -430,6 +434,9 @@ impl Broker {
                     }
                     ResponseKind::ElectLeaders(r) => {
                         super::elect::set_elect_error(r, *slot, code, message.clone())
+                    }
+                    ResponseKind::AlterUserScramCredentials(r) => {
+                        super::scram::set_scram_error(r, *slot, code, message.clone())
                     }
                     other => unreachable!("no admin response of kind {other:?} is forwarded"),
                 }

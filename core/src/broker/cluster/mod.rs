@@ -62,6 +62,7 @@ use std::sync::Arc;
 mod answers;
 mod elect;
 mod forward;
+mod scram;
 
 /// The `offline` reason of a placeholder: a partition of a topic this broker knows but does
 /// not hold (its replicas are elsewhere). Never created on disk, never deleted there.

@@ -146,6 +146,10 @@ fn decide_others(
                 crate::cluster::elect_leaders::elect_leader(working, topic, *partition, *kind)?;
             Ok((Reply::ElectLeader, records))
         }
+        Request::AlterScram { user, change } => {
+            let record = crate::cluster::scram::decide(working.scram(), user, change)?;
+            Ok((Reply::AlterScram, vec![record]))
+        }
         Request::AlterPartition { .. } => unreachable!("decided above"),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),
     }

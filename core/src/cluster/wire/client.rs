@@ -232,6 +232,10 @@ pub fn encode_request_at(
             let body = super::elect_leaders::elect_leaders_request(topic, *partition, *kind);
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::AlterScram { user, change } => {
+            let body = super::scram::alter_scram_request(user, change);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
         Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
@@ -353,6 +357,10 @@ pub fn decode_response_at(
             let r = ElectLeadersResponse::decode(&mut buf, version).map_err(m)?;
             super::elect_leaders::decode_elect_leaders_answer(r)?
         }
+        ApiKey::AlterUserScramCredentials => {
+            let r = AlterUserScramCredentialsResponse::decode(&mut buf, version).map_err(m)?;
+            super::scram::decode_alter_scram_answer(r)?
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -376,6 +384,7 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::DescribeQuorum(_) => ApiKey::DescribeQuorum,
         Reply::AlterConfigs => ApiKey::IncrementalAlterConfigs,
         Reply::ElectLeader => ApiKey::ElectLeaders,
+        Reply::AlterScram => ApiKey::AlterUserScramCredentials,
     }
 }
 
