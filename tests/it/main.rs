@@ -20,6 +20,7 @@ mod operate;
 mod quorum;
 mod replication;
 mod roles;
+mod scram_users;
 mod security;
 mod shutdown;
 mod solo;
