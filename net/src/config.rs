@@ -57,6 +57,10 @@ pub struct ServeConfig {
     /// `kafka-storage format --add-scram`). Later SCRAM users are added with `gregor users add`
     /// (AlterUserScramCredentials, KIP-554).
     pub users: BTreeMap<String, String>,
+    /// Kafka's `connection.failed.authentication.delay.ms`: a failed SASL authentication is
+    /// answered (and the connection closed) this much later, slowing password guessing
+    /// [default: 100].
+    pub connection_failed_authentication_delay_ms: u64,
     /// Kafka's `super.users`: principals (`User:admin`) that the authorizer (next: ACLs) lets do
     /// everything.
     pub super_users: Vec<String>,
@@ -123,6 +127,7 @@ impl Default for ServeConfig {
                 .map(|m| m.name().to_string())
                 .collect(),
             users: BTreeMap::new(),
+            connection_failed_authentication_delay_ms: 100,
             super_users: Vec::new(),
             data_dir: PathBuf::from("gregor-data"),
             connections_max: 10_000,
@@ -264,6 +269,13 @@ mod tests {
         assert_eq!(sec.tls_client_auth, crate::tls::ClientAuth::Required);
         assert_eq!(sec.users.get("alice").map(String::as_str), Some("pw"));
         assert_eq!(sec.super_users, ["User:admin"]);
+        assert_eq!(
+            sec.connection_failed_authentication_delay_ms, 100,
+            "Kafka's default"
+        );
+        let d: ServeConfig =
+            toml::from_str("connection_failed_authentication_delay_ms = 250\n").unwrap();
+        assert_eq!(d.connection_failed_authentication_delay_ms, 250);
         assert!(parse_durability("sometimes").is_err());
     }
 }

@@ -702,6 +702,9 @@ impl Accept {
             writer: writer_tx,
             backlog,
             listener: protocol.name(),
+            failed_delay: std::time::Duration::from_millis(
+                self.config.connection_failed_authentication_delay_ms,
+            ),
         };
         let max = self.config.request_bytes_max;
         connection::read_loop(conn, peer, read, self.events.clone(), permits, max, auth).await;
