@@ -47,6 +47,7 @@ pub mod purgatory;
 pub mod raft;
 pub mod replication;
 pub mod sasl;
+pub mod scram;
 /// A synchronous in-memory driver and the record-batch encoder for tests (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -70,6 +70,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    // SCRAM users in the metadata log (KIP-554): described from the image, altered through
+    // the active controller; KRaft mode only.
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 // Every advertised range is a range: checked when the crate compiles.

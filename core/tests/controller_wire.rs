@@ -11,10 +11,12 @@ use gregor_core::acl::{
 };
 use gregor_core::cluster::elect_leaders::ElectionType;
 use gregor_core::cluster::records::Endpoint;
+use gregor_core::cluster::scram::ScramChange;
 use gregor_core::cluster::wire::client::{self, encode_request_at};
 use gregor_core::cluster::wire::{self, Call, Refusal, SERVED};
 use gregor_core::cluster::{BrokerEpoch, BrokerId, Registration, Reply, Request, TopicId};
 use gregor_core::kafka_protocol::messages::ApiKey;
+use gregor_core::sasl::scram::ScramMechanism;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -146,6 +148,32 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 partition,
                 target: target.map(|t| t.into_iter().map(BrokerId).collect()),
             }),
+        // AlterUserScramCredentials: one user's upsertion (well-formed, so the controller
+        // wire's checks pass it) or deletion.
+        (
+            "[a-z]{1,12}",
+            any::<bool>(),
+            4096..=16384u32,
+            proptest::collection::vec(any::<u8>(), 1..32)
+        )
+            .prop_map(|(user, sha512, iterations, salt)| {
+                let mechanism = if sha512 {
+                    ScramMechanism::Sha512
+                } else {
+                    ScramMechanism::Sha256
+                };
+                let change = if salt[0] % 3 == 0 {
+                    ScramChange::Delete { mechanism }
+                } else {
+                    ScramChange::Upsert {
+                        mechanism,
+                        iterations,
+                        salted_password: vec![salt[0]; mechanism.hash_len()],
+                        salt,
+                    }
+                };
+                Request::AlterScram { user, change }
+            }),
     ]
 }
 
@@ -260,6 +288,7 @@ fn arb_reply(r: &Request) -> BoxedStrategy<Reply> {
         Request::DeleteAcls(_) => proptest::collection::vec(arb_acl(), 0..4)
             .prop_map(Reply::DeleteAcls)
             .boxed(),
+        Request::AlterScram { .. } => Just(Reply::AlterScram).boxed(),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is not served in SERVED"),
     }
 }
@@ -268,7 +297,8 @@ fn arb_exchange() -> impl Strategy<Value = (Request, Result<Reply, Refusal>)> {
     arb_request().prop_flat_map(|r| {
         let refusal = (
             prop::sample::select(vec![
-                3i16, 7, 17, 36, 37, 38, 39, 40, 41, 77, 80, 83, 84, 85, 101, 102,
+                3i16, 7, 17, 33, 36, 37, 38, 39, 40, 41, 77, 80, 83, 84, 85, 91, 92, 93, 101,
+                102,
             ]),
             "[a-z ]{0,30}",
         )
@@ -297,6 +327,7 @@ fn as_carried(key: ApiKey, version: i16, a: &Result<Reply, Refusal>) -> Result<R
                 ApiKey::IncrementalAlterConfigs | ApiKey::ElectLeaders => true,
                 ApiKey::AlterPartitionReassignments => true,
                 ApiKey::CreateAcls | ApiKey::DeleteAcls => true,
+                ApiKey::AlterUserScramCredentials => true,
                 ApiKey::DeleteTopics => version >= 5,
                 _ => false,
             };

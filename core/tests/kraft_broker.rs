@@ -1727,3 +1727,121 @@ fn a_coordinator_write_not_replicated_in_time_fails_after_the_commit_timeout() {
     image(&mut b, &log);
     assert_eq!(committed(&mut b, "g"), (NONE, 42));
 }
+
+// ---- SCRAM users (KIP-554) -------------------------------------------------------------------
+
+#[test]
+fn scram_users_are_described_from_the_image_and_altered_through_the_controller() {
+    use gregor_core::cluster::scram::{record_of, ScramChange};
+    use gregor_core::kafka_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    use gregor_core::kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use gregor_core::kafka_protocol::messages::{
+        AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+    };
+    use gregor_core::sasl::scram::{ScramCredential, ScramMechanism};
+    let (mut b, mut log, _) = two_brokers();
+    let keys = api_keys(&mut b);
+    assert!(keys.contains(&(ApiKey::DescribeUserScramCredentials as i16)));
+    assert!(keys.contains(&(ApiKey::AlterUserScramCredentials as i16)));
+    let cred = ScramCredential::derive(ScramMechanism::Sha512, b"pw", b"salt", 8192);
+    log.write(record_of("alice", &cred));
+    image(&mut b, &log);
+    // Describe: alice from the image; bob has none; a name given twice is DUPLICATE_RESOURCE.
+    let named = |n: &str| UserName::default().with_name(sb(n));
+    let d = DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+        named("alice"),
+        named("bob"),
+        named("eve"),
+        named("eve"),
+    ]));
+    let c = b.send(
+        9,
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        RequestKind::DescribeUserScramCredentials(d),
+    );
+    let Some(ResponseKind::DescribeUserScramCredentials(r)) = b.take(c) else {
+        panic!("answered from the image")
+    };
+    type Described = (String, i16, Vec<(i8, i32)>);
+    let got: Vec<Described> = r
+        .results
+        .iter()
+        .map(|u| {
+            let infos = u.credential_infos.iter();
+            (
+                u.user.to_string(),
+                u.error_code,
+                infos.map(|i| (i.mechanism, i.iterations)).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got[0], ("alice".into(), NONE, vec![(2, 8192)]));
+    assert_eq!(got[1], ("bob".into(), 91, vec![]), "RESOURCE_NOT_FOUND");
+    assert_eq!((got[2].1, got[3].1), (92, 92), "DUPLICATE_RESOURCE");
+    assert!(b.controller.is_empty(), "describing asks no controller");
+    // Alter: a good upsertion is forwarded; too few iterations, an unknown mechanism and a
+    // user named twice are answered here; the controller's refusal is the client's error.
+    let up = |n: &str, m: i8, i: i32| {
+        ScramCredentialUpsertion::default()
+            .with_name(sb(n))
+            .with_mechanism(m)
+            .with_iterations(i)
+            .with_salt(Bytes::from_static(b"NaCl"))
+            .with_salted_password(Bytes::from(vec![1u8; 64]))
+    };
+    let a = AlterUserScramCredentialsRequest::default()
+        .with_deletions(vec![ScramCredentialDeletion::default()
+            .with_name(sb("bob"))
+            .with_mechanism(2)])
+        .with_upsertions(vec![
+            up("carol", 2, 4096),
+            up("dan", 2, 100),
+            up("erin", 7, 4096),
+            up("", 2, 4096),
+        ]);
+    let c = b.send(
+        10,
+        ApiKey::AlterUserScramCredentials,
+        0,
+        RequestKind::AlterUserScramCredentials(a),
+    );
+    assert!(b.take(c).is_none(), "waits for the controller");
+    let mut asked = Vec::new();
+    while let Some((id, ask)) = b.controller.pop() {
+        let Ask::AlterScram { user, change } = &ask else {
+            panic!("{ask:?}")
+        };
+        let result = match change {
+            ScramChange::Delete { .. } => Err(ControllerError::ResourceNotFound(format!(
+                "{user} has none"
+            ))),
+            ScramChange::Upsert { .. } => Ok(Reply::AlterScram),
+        };
+        asked.push(user.clone());
+        answer(&mut b, id, result);
+    }
+    asked.sort();
+    assert_eq!(
+        asked,
+        ["bob", "carol"],
+        "only the well-formed changes are forwarded"
+    );
+    let Some(ResponseKind::AlterUserScramCredentials(r)) = b.take(c) else {
+        panic!("answered once the controller did")
+    };
+    let codes: Vec<(String, i16)> = (r.results.iter())
+        .map(|u| (u.user.to_string(), u.error_code))
+        .collect();
+    let want = [
+        ("bob", 91),
+        ("carol", 0),
+        ("dan", 93),
+        ("erin", 33),
+        ("", 93),
+    ];
+    let want: Vec<(String, i16)> = want.iter().map(|(u, c)| (u.to_string(), *c)).collect();
+    assert_eq!(codes, want);
+}

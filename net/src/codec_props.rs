@@ -128,6 +128,12 @@ fn default_response(key: ApiKey) -> ResponseKind {
         ApiKey::DescribeAcls => ResponseKind::DescribeAcls(m::DescribeAclsResponse::default()),
         ApiKey::CreateAcls => ResponseKind::CreateAcls(m::CreateAclsResponse::default()),
         ApiKey::DeleteAcls => ResponseKind::DeleteAcls(m::DeleteAclsResponse::default()),
+        ApiKey::DescribeUserScramCredentials => ResponseKind::DescribeUserScramCredentials(
+            m::DescribeUserScramCredentialsResponse::default(),
+        ),
+        ApiKey::AlterUserScramCredentials => {
+            ResponseKind::AlterUserScramCredentials(m::AlterUserScramCredentialsResponse::default())
+        }
         ApiKey::SaslHandshake => ResponseKind::SaslHandshake(m::SaslHandshakeResponse::default()),
         ApiKey::SaslAuthenticate => {
             ResponseKind::SaslAuthenticate(m::SaslAuthenticateResponse::default())

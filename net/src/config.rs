@@ -22,6 +22,8 @@
 //! alice = "alice-secret"
 //! ```
 
+use gregor_core::sasl::scram::{ScramCredential, ScramMechanism, ITERATIONS_MIN};
+use gregor_core::sasl::Credentials;
 use gregor_core::{Config, Durability};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,10 +51,16 @@ pub struct ServeConfig {
     pub tls_client_auth: crate::tls::ClientAuth,
     /// Kafka's `sasl.enabled.mechanisms` [default: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512].
     pub sasl_mechanisms: Vec<String>,
-    /// SASL users and their passwords. At start-up the broker derives SCRAM-SHA-256 and
-    /// SCRAM-SHA-512 credentials (random salt, 4096 iterations) and forgets the passwords; PLAIN
-    /// logins are checked against those credentials.
+    /// SASL users and their passwords: the PLAIN users (Kafka's JAAS file for PLAIN), kept as
+    /// a salted hash ([`plain_users`]); and the SCRAM users a new cluster starts with, written
+    /// into the metadata log by its first controller ([`bootstrap_scram`]; Kafka's
+    /// `kafka-storage format --add-scram`). Later SCRAM users are added with `gregor users add`
+    /// (AlterUserScramCredentials, KIP-554).
     pub users: BTreeMap<String, String>,
+    /// Kafka's `connection.failed.authentication.delay.ms`: a failed SASL authentication is
+    /// answered (and the connection closed) this much later, slowing password guessing
+    /// [default: 100].
+    pub connection_failed_authentication_delay_ms: u64,
     /// Kafka's `super.users`: principals (`User:admin`) that the authorizer lets do
     /// everything.
     pub super_users: Vec<String>,
@@ -145,6 +153,7 @@ impl Default for ServeConfig {
                 .map(|m| m.name().to_string())
                 .collect(),
             users: BTreeMap::new(),
+            connection_failed_authentication_delay_ms: 100,
             super_users: Vec::new(),
             authorizer: None,
             allow_everyone_if_no_acl_found: false,
@@ -165,6 +174,38 @@ impl Default for ServeConfig {
             broker: Config::default(),
         }
     }
+}
+
+/// The PLAIN users of the `users` section, each password kept only as a SCRAM-SHA-256 hash
+/// with a fresh random salt (the password is forgotten).
+pub fn plain_users(users: &BTreeMap<String, String>) -> Credentials {
+    let mut creds = Credentials::default();
+    for (user, password) in users {
+        let salt: [u8; 16] = rand::random();
+        let hashed = ScramCredential::derive(
+            ScramMechanism::Sha256,
+            password.as_bytes(),
+            &salt,
+            ITERATIONS_MIN,
+        );
+        creds.set_plain(user, hashed);
+    }
+    creds
+}
+
+/// The SCRAM credentials a new cluster starts with: SCRAM-SHA-256 and SCRAM-SHA-512 for each
+/// user of the `users` section, a fresh random salt each and Kafka's default 4096 iterations.
+/// Only the first controller of an empty metadata log writes them (once per cluster).
+pub fn bootstrap_scram(users: &BTreeMap<String, String>) -> Vec<(String, ScramCredential)> {
+    let mut out = Vec::new();
+    for (user, password) in users {
+        for m in ScramMechanism::ALL {
+            let salt: [u8; 16] = rand::random();
+            let cred = ScramCredential::derive(m, password.as_bytes(), &salt, ITERATIONS_MIN);
+            out.push((user.clone(), cred));
+        }
+    }
+    out
 }
 
 /// Parse `none`, `group-commit` or `interval:RECORDS:MS`.
@@ -256,6 +297,13 @@ mod tests {
         assert_eq!(sec.tls_client_auth, crate::tls::ClientAuth::Required);
         assert_eq!(sec.users.get("alice").map(String::as_str), Some("pw"));
         assert_eq!(sec.super_users, ["User:admin"]);
+        assert_eq!(
+            sec.connection_failed_authentication_delay_ms, 100,
+            "Kafka's default"
+        );
+        let d: ServeConfig =
+            toml::from_str("connection_failed_authentication_delay_ms = 250\n").unwrap();
+        assert_eq!(d.connection_failed_authentication_delay_ms, 250);
         assert!(parse_durability("sometimes").is_err());
     }
 }

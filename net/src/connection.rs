@@ -57,6 +57,10 @@ pub struct Auth {
     pub backlog: Arc<Backlog>,
     /// The listener's name, for log lines.
     pub listener: &'static str,
+    /// Kafka's `connection.failed.authentication.delay.ms` (100): how long a failed
+    /// authentication's answer (and the close) waits, so a client guessing passwords gets
+    /// at most one guess per delay per connection, and a reconnect costs it the delay again.
+    pub failed_delay: std::time::Duration,
 }
 
 impl Auth {
@@ -109,6 +113,7 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
                 Ok(reply) => auth.send(Frame::raw(&reply)),
                 Err(why) => {
                     warn!(%peer, listener, %why, "closing connection: SASL authentication failed");
+                    tokio::time::sleep(auth.failed_delay).await;
                     break;
                 }
             }
@@ -154,6 +159,8 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
                 },
                 Step::RespondAndClose(body, why) => {
                     warn!(%peer, listener, %why, "closing connection: SASL authentication failed");
+                    // The core decided this exchange failed; the wait is the runtime's timer.
+                    tokio::time::sleep(auth.failed_delay).await;
                     if let Ok(frame) = encode_frame(correlation_id, version, &body) {
                         auth.send(frame);
                     }

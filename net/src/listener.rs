@@ -23,8 +23,6 @@
 use crate::config::ServeConfig;
 use gregor_core::kafka_protocol::messages::ResponseKind;
 use gregor_core::kafka_protocol::protocol::StrBytes;
-use gregor_core::sasl::scram::{ScramCredential, ScramMechanism, ITERATIONS_MIN};
-use gregor_core::sasl::Credentials;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -145,20 +143,6 @@ pub fn resolve(c: &ServeConfig) -> anyhow::Result<Vec<Listener>> {
     }
     assert!(!out.is_empty());
     Ok(out)
-}
-
-/// The SCRAM credentials of the `users` section: SCRAM-SHA-256 and SCRAM-SHA-512 for each,
-/// with a fresh random salt and Kafka's default 4096 iterations. The passwords are not kept.
-pub fn scram_credentials(users: &BTreeMap<String, String>) -> Credentials {
-    let mut creds = Credentials::default();
-    for (user, password) in users {
-        for m in ScramMechanism::ALL {
-            let salt: [u8; 16] = rand::random();
-            let cred = ScramCredential::derive(m, password.as_bytes(), &salt, ITERATIONS_MIN);
-            creds.upsert(user, cred);
-        }
-    }
-    creds
 }
 
 /// Every broker's address on every listener, from the registrations in the metadata image (or,

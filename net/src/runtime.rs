@@ -58,6 +58,9 @@ struct Driver {
     controller: Option<mpsc::UnboundedSender<(RequestId, Request)>>,
     /// Carries the broker's follower fetches to partition leaders (`replica_fetcher.rs`).
     fetcher: ReplicaFetcher,
+    /// The credentials the connections' SASL sessions check (PLAIN from the TOML, SCRAM from
+    /// the latest image).
+    credentials: Arc<RwLock<Credentials>>,
     /// Every broker's address on every listener, for Kafka's listener rule (`listener.rs`).
     endpoints: Endpoints,
     /// The first listener's protocol: the core's answers already name its addresses.
@@ -172,6 +175,19 @@ impl Driver {
     /// A new committed image: the fetcher learns the brokers' endpoints before the broker
     /// follows it (and may fetch from a leader it names).
     fn on_image(&mut self, image: Arc<gregor_core::cluster::MetadataImage>) {
+        // The SCRAM users this broker's authenticator checks: those of the image it applied
+        // (KIP-554), so a user added through any broker logs in here once this image has it.
+        let changed = {
+            let mut creds = self.credentials.write().expect("credentials lock");
+            creds.replace_scram(image.scram())
+        };
+        if changed {
+            info!(
+                offset = image.offset(),
+                users = image.scram().users().count(),
+                "SCRAM users changed"
+            );
+        }
         self.fetcher.on_image(&image);
         self.endpoints.on_image(&image);
         let now = self.clock.now();
@@ -376,9 +392,8 @@ pub async fn serve(
         )?)),
         false => None,
     };
-    let credentials = Arc::new(RwLock::new(crate::listener::scram_credentials(
-        &config.users,
-    )));
+    // The PLAIN users now; the SCRAM users arrive with each metadata image (`on_image`).
+    let credentials = Arc::new(RwLock::new(crate::config::plain_users(&config.users)));
     let mechanisms: Vec<Mechanism> = config
         .sasl_mechanisms
         .iter()
@@ -399,6 +414,7 @@ pub async fn serve(
         metrics,
         controller: kraft.as_ref().map(|k| k.requests.clone()),
         fetcher,
+        credentials: credentials.clone(),
     };
     driver.drain();
     while let Some(next) = driver.ready.pop_front() {
@@ -700,6 +716,9 @@ impl Accept {
             writer: writer_tx,
             backlog,
             listener: protocol.name(),
+            failed_delay: std::time::Duration::from_millis(
+                self.config.connection_failed_authentication_delay_ms,
+            ),
         };
         let max = self.config.request_bytes_max;
         connection::read_loop(conn, peer, read, self.events.clone(), permits, max, auth).await;

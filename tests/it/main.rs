@@ -23,6 +23,7 @@ mod quorum;
 mod reassign;
 mod replication;
 mod roles;
+mod scram_users;
 mod security;
 mod shutdown;
 mod solo;

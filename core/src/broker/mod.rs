@@ -710,6 +710,12 @@ impl Broker {
             RequestKind::DescribeAcls(r) => self.describe_acls(to, r),
             RequestKind::CreateAcls(r) => self.create_acls(to, r),
             RequestKind::DeleteAcls(r) => self.delete_acls(to, r),
+            RequestKind::DescribeUserScramCredentials(r) if self.config.kraft => {
+                self.kraft_describe_scram(to, r)
+            }
+            RequestKind::AlterUserScramCredentials(r) if self.config.kraft => {
+                self.kraft_alter_scram(to, r)
+            }
             RequestKind::FindCoordinator(r) if self.config.kraft => {
                 self.kraft_find_coordinator(to, r)
             }

@@ -70,6 +70,15 @@ pub enum ControllerError {
     InvalidReplicaAssignment(String),
     /// AlterPartitionReassignments: a cancel (null replicas) of a partition not being moved.
     NoReassignmentInProgress(String),
+    /// AlterUserScramCredentials (KIP-554): a deletion of a credential that does not exist.
+    ResourceNotFound(String),
+    /// AlterUserScramCredentials: a user named more than once in one request.
+    DuplicateResource(String),
+    /// AlterUserScramCredentials: an empty user name, too few or too many iterations, a salt
+    /// or salted password of the wrong shape: why.
+    UnacceptableCredential(String),
+    /// AlterUserScramCredentials: a mechanism number that is not a SCRAM hash Kafka knows.
+    UnsupportedSaslMechanism(String),
 }
 
 impl ControllerError {
@@ -100,6 +109,10 @@ impl ControllerError {
             ControllerError::EligibleLeadersNotAvailable(_) => 83,
             ControllerError::InvalidReplicaAssignment(_) => 39,
             ControllerError::NoReassignmentInProgress(_) => 85,
+            ControllerError::ResourceNotFound(_) => 91,
+            ControllerError::DuplicateResource(_) => 92,
+            ControllerError::UnacceptableCredential(_) => 93,
+            ControllerError::UnsupportedSaslMechanism(_) => 33,
         }
     }
 
@@ -148,6 +161,10 @@ impl ControllerError {
             | ControllerError::EligibleLeadersNotAvailable(why)
             | ControllerError::InvalidReplicaAssignment(why)
             | ControllerError::NoReassignmentInProgress(why) => why.clone(),
+            | ControllerError::ResourceNotFound(why)
+            | ControllerError::DuplicateResource(why)
+            | ControllerError::UnacceptableCredential(why)
+            | ControllerError::UnsupportedSaslMechanism(why) => why.clone(),
             ControllerError::NewLeaderElected(b) => {
                 format!("the ISR changed and broker {} no longer leads", b.0)
             }

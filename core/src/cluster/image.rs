@@ -32,6 +32,7 @@ use super::records::{
     CONFIG_RESOURCE_TOPIC,
 };
 use super::{BrokerEpoch, BrokerId, TopicId};
+use crate::scram::Credentials;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the image knows of one broker (Kafka's `BrokerRegistration`): its registration record,
@@ -122,6 +123,8 @@ pub enum ReplayError {
     /// An ACL record that does not fit the ACLs in force (a repeated id or binding, or the
     /// removal of an unknown id).
     Acl(crate::acl::AclReplayError),
+    /// A SCRAM credential record that is malformed, or removes what is not there (KIP-554).
+    BadScramCredential(String),
 }
 
 impl std::fmt::Display for ReplayError {
@@ -148,6 +151,8 @@ pub struct MetadataImage {
     /// The ACLs in force (AccessControlEntry records not yet removed): what every broker's
     /// authorizer checks (`crate::acl`).
     acls: crate::acl::Acls,
+    /// The SCRAM users (KIP-554): what every broker's SASL authenticator checks logins against.
+    scram: Credentials,
 }
 
 impl MetadataImage {
@@ -196,6 +201,10 @@ impl MetadataImage {
     /// The ACLs in force as of this image's offset.
     pub fn acls(&self) -> &crate::acl::Acls {
         &self.acls
+    }
+    /// The SCRAM credentials (KIP-554's UserScramCredential records), user by user.
+    pub fn scram(&self) -> &Credentials {
+        &self.scram
     }
     /// Where the next producer-id block starts (0 before any was handed out).
     pub fn next_producer_id(&self) -> i64 {
@@ -370,6 +379,9 @@ impl MetadataImage {
                 }),
         );
         let unclean: usize = self.unclean.values().map(Vec::len).sum();
+        let scram = super::scram::records_of(&self.scram);
+        let scram_count = scram.len();
+        out.extend(scram);
         let elrs = (self.topics.values())
             .flat_map(|t| t.partitions.values())
             .filter(|r| !r.elr.is_empty() || r.isr_lost)
@@ -387,7 +399,8 @@ impl MetadataImage {
             + configs
             + usize::from(self.producer_ids.is_some())
             + unclean
-            + self.acls.len();
+            + self.acls.len()
+            + scram_count;
         assert_eq!(out.len(), records, "one record per fact");
         out
     }
@@ -596,6 +609,13 @@ impl MetadataImage {
                 assert_eq!(configs.get(name), value.as_ref());
             }
             MetadataRecord::NoOp => {}
+            MetadataRecord::UserScramCredential { .. }
+            | MetadataRecord::RemoveUserScramCredential { .. } => {
+                // An error leaves the store as it was (checked before any change).
+                let replayed = super::scram::replay(&mut self.scram, record)
+                    .map_err(ReplayError::BadScramCredential)?;
+                assert!(replayed, "a SCRAM record");
+            }
             MetadataRecord::UncleanElection {
                 topic_id,
                 partition,

@@ -28,6 +28,8 @@
 //! * [`member`]: a node's whole metadata side in one of Kafka's roles (broker, controller, or
 //!   both in one process): the quorum, the image handed to the broker, the broker's lifecycle,
 //!   and its requests routed to the local controller or over the wire.
+//! * [`scram`]: SCRAM users as metadata (KIP-554): AlterUserScramCredentials' checks, the
+//!   controller's decision, the replay into the image's credential store.
 //! * [`wire`]: the broker-to-controller RPCs (BrokerRegistration, BrokerHeartbeat, CreateTopics,
 //!   DeleteTopics, CreatePartitions, AllocateProducerIds) in Kafka's encoding, both sides.
 //!
@@ -49,6 +51,7 @@ pub mod quorum_controller;
 pub mod reassign;
 pub mod records;
 pub mod replication;
+pub mod scram;
 pub mod topic_configs;
 pub mod wire;
 

@@ -89,6 +89,10 @@ pub struct QuorumControllerConfig {
     /// [`replication::balance`](super::replication::balance) (preferred leaders, unclean
     /// elections the topic config allows, and repairs). It also runs once on becoming active.
     pub leader_check_interval: Duration,
+    /// SCRAM users the first leader of an empty log writes beside `metadata.version` (Kafka's
+    /// `kafka-storage format --add-scram`; gregor's TOML `[users]`): written once, at the
+    /// cluster's first start, so a later deletion through the API stays deleted.
+    pub bootstrap_scram: Vec<(String, crate::scram::ScramCredential)>,
 }
 
 impl Default for QuorumControllerConfig {
@@ -101,6 +105,7 @@ impl Default for QuorumControllerConfig {
             default_replication_factor: 1,
             auto_leader_rebalance: true,
             leader_check_interval: Duration::from_ms(300_000),
+            bootstrap_scram: Vec::new(),
         }
     }
 }
@@ -195,6 +200,12 @@ pub enum Request {
     CreateAcl(crate::acl::AclBinding),
     /// DeleteAcls, one filter: every ACL it matches is removed.
     DeleteAcls(crate::acl::AclFilter),
+    /// AlterUserScramCredentials (KIP-554), one user: its checked change
+    /// ([`super::scram::alterations`]), decided by [`super::scram::decide`].
+    AlterScram {
+        user: String,
+        change: super::scram::ScramChange,
+    },
 }
 
 /// A successful answer.
@@ -230,6 +241,8 @@ pub enum Reply {
     DescribeQuorum(QuorumStatus),
     /// The topic's configs are changed (committed).
     AlterConfigs,
+    /// The user's SCRAM credential is changed (committed).
+    AlterScram,
     /// The partition's new leader is committed.
     ElectLeader,
     /// The reassignment's start (or cancel) is committed.
@@ -661,10 +674,16 @@ impl QuorumController {
             .is_some_and(|a| a.working.feature(METADATA_VERSION_FEATURE).is_some());
         if !has_version {
             // The first leader of an empty log: every metadata log starts with the version.
-            self.write(vec![MetadataRecord::FeatureLevel {
+            let mut first = vec![MetadataRecord::FeatureLevel {
                 name: METADATA_VERSION_FEATURE.to_string(),
                 level: METADATA_VERSION_LEVEL,
-            }]);
+            }];
+            let users = self.config.bootstrap_scram.iter();
+            first.extend(users.map(|(u, c)| super::scram::record_of(u, c)));
+            if !self.room_for(first.len()) {
+                first.truncate(1); // more users than the backlog holds: add them with the API
+            }
+            self.write(first);
         }
         // The first leader check comes at once: a deposed controller may have left a decision
         // half-written (its batch's later records never committed), and this repairs it before

@@ -198,6 +198,23 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: crate::acl::AclId,
     },
+    /// UserScramCredentialRecord (apiKey 11, KIP-554): user `name`'s credential for one SCRAM
+    /// hash (`mechanism`: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512), added or replaced. The salt, the
+    /// iteration count and the two derived keys; never the password. Appended last to the enum.
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// RemoveUserScramCredentialRecord (apiKey 22, KIP-554): that credential is gone; the user
+    /// can no longer log in with that hash.
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
+    },
 }
 
 /// The [`MetadataRecord::api_key`] of gregor's own [`MetadataRecord::ReassignmentChange`].
@@ -233,6 +250,8 @@ impl MetadataRecord {
             MetadataRecord::ReassignmentChange { .. } => REASSIGNMENT_CHANGE_KEY,
             MetadataRecord::AccessControlEntry { .. } => 6,
             MetadataRecord::RemoveAccessControlEntry { .. } => 7,
+            MetadataRecord::UserScramCredential { .. } => 11,
+            MetadataRecord::RemoveUserScramCredential { .. } => 22,
         }
     }
 

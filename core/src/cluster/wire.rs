@@ -20,6 +20,7 @@
 //! | AlterPartitionReassignments (45) | 0  | one [`Request::AlterReassignment`] per partition |
 //! | CreateAcls (30)            | 1–3      | one [`Request::CreateAcl`] per creation         |
 //! | DeleteAcls (31)            | 1–3      | one [`Request::DeleteAcls`] per filter          |
+//! | AlterUserScramCredentials (51) | 0    | one [`Request::AlterScram`] per user            |
 //! | DescribeQuorum (55)        | 0–2      | answered by the listener from the Raft; a broker forwards [`Request::DescribeQuorum`] as it |
 //! | ApiVersions (18)           | 0–3      | answered by the listener (the table it serves)  |
 //! | DescribeCluster (60)       | 0–2      | answered from the committed image               |
@@ -50,6 +51,7 @@ mod describe;
 mod elect_leaders;
 mod quorum;
 mod reassign;
+mod scram;
 
 pub use describe::{
     api_versions_table, encode_api_versions_response, encode_describe_cluster_response,
@@ -66,6 +68,7 @@ use elect_leaders::{elect_leaders_items, encode_elect_leaders_response};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use reassign::{encode_reassign_response, reassign_items};
+use scram::{alter_scram_items, encode_alter_scram_response};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
@@ -84,6 +87,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::Metadata, 0, 12),
@@ -453,6 +457,10 @@ pub fn decode_request(frame: Bytes) -> Result<ControllerRequest, ControllerWireE
             let r = DeleteAclsRequest::decode(&mut buf, version).map_err(m)?;
             Call::Controller(acls::delete_acls_items(&r))
         }
+        ApiKey::AlterUserScramCredentials => {
+            let r = AlterUserScramCredentialsRequest::decode(&mut buf, version).map_err(m)?;
+            Call::Controller(alter_scram_items(&r))
+        }
         _ => unreachable!("only served APIs get here"),
     };
     if let Call::Controller(items) = &call {
@@ -551,6 +559,7 @@ pub fn api_of(request: &Request) -> ApiKey {
         Request::AlterReassignment { .. } => ApiKey::AlterPartitionReassignments,
         Request::CreateAcl(_) => ApiKey::CreateAcls,
         Request::DeleteAcls(_) => ApiKey::DeleteAcls,
+        Request::AlterScram { .. } => ApiKey::AlterUserScramCredentials,
     }
 }
 
@@ -736,6 +745,7 @@ pub fn encode_response(
         ApiKey::AlterPartitionReassignments => encode_reassign_response(items, answers, v, corr),
         ApiKey::CreateAcls => acls::encode_create_acls_response(answers, v, corr),
         ApiKey::DeleteAcls => acls::encode_delete_acls_response(answers, v, corr),
+        ApiKey::AlterUserScramCredentials => encode_alter_scram_response(items, answers, v, corr),
         other => unreachable!("{other:?} is not a controller request"),
     }
 }

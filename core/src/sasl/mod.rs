@@ -25,7 +25,10 @@
 //! a connection on a listener without SASL keeps the principal its transport gave it
 //! (`User:ANONYMOUS`, or `User:CN=...` for a TLS client certificate).
 
-pub mod scram;
+/// SCRAM itself lives in `crate::scram`, which imports nothing of the crate, so the metadata
+/// image (`crate::cluster`) can hold credentials without importing this module.
+pub use crate::scram;
+pub use crate::scram::Credentials;
 
 use crate::error::ErrorCode;
 use crate::io::Request;
@@ -35,7 +38,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use scram::{ClientFirst, ScramCredential, ScramMechanism};
-use std::collections::BTreeMap;
 
 /// The largest SASL token accepted (Kafka's `sasl.server.max.receive.size`, 512 KiB); also the
 /// largest request frame read from a connection that has not authenticated yet.
@@ -65,54 +67,6 @@ impl Mechanism {
 
     pub fn from_name(name: &str) -> Option<Mechanism> {
         Mechanism::ALL.into_iter().find(|m| m.name() == name)
-    }
-}
-
-/// The SCRAM credentials the broker knows: user → hash → credential. Never a password.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Credentials {
-    users: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
-}
-
-impl Credentials {
-    pub fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<&ScramCredential> {
-        self.users.get(user)?.get(&mechanism)
-    }
-
-    /// Add or replace one credential.
-    pub fn upsert(&mut self, user: &str, cred: ScramCredential) {
-        assert!(cred.is_valid(), "only well-formed credentials are stored");
-        self.users
-            .entry(user.to_string())
-            .or_default()
-            .insert(cred.mechanism, cred);
-    }
-
-    /// Remove one credential; whether there was one.
-    pub fn remove(&mut self, user: &str, mechanism: ScramMechanism) -> bool {
-        let Some(m) = self.users.get_mut(user) else {
-            return false;
-        };
-        let removed = m.remove(&mechanism).is_some();
-        if m.is_empty() {
-            self.users.remove(user);
-        }
-        removed
-    }
-
-    /// Every user with the mechanisms they have credentials for, in name order.
-    pub fn users(&self) -> impl Iterator<Item = (&str, Vec<&ScramCredential>)> {
-        self.users
-            .iter()
-            .map(|(u, m)| (u.as_str(), m.values().collect()))
-    }
-
-    /// A PLAIN login, checked against the user's SCRAM credentials (gregor keeps no plain
-    /// passwords): the password is right if it derives the stored key of any of them.
-    pub fn check_password(&self, user: &str, password: &[u8]) -> bool {
-        self.users
-            .get(user)
-            .is_some_and(|m| m.values().any(|c| c.matches_password(password)))
     }
 }
 

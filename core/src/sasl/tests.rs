@@ -15,6 +15,8 @@ fn creds() -> Credentials {
             ScramCredential::derive(m, b"alice-secret", b"salt-of-alice", 4096),
         );
     }
+    let plain = ScramCredential::derive(ScramMechanism::Sha256, b"alice-secret", b"pepper", 4096);
+    c.set_plain("alice", plain);
     c
 }
 
@@ -216,7 +218,19 @@ fn credentials_store_adds_and_removes() {
     assert!(c.get("alice", ScramMechanism::Sha512).is_some());
     assert!(c.remove("alice", ScramMechanism::Sha512));
     assert_eq!(c.users().count(), 0);
-    assert!(!c.check_password("alice", b"alice-secret"));
+    // PLAIN users are the broker's own (TOML), not the metadata log's SCRAM users.
+    assert!(c.check_password("alice", b"alice-secret"));
+    assert!(!c.check_password("alice", b"alice-secret2"));
+    // A newer image's SCRAM users replace the old ones; the PLAIN users stay.
+    let mut image = Credentials::default();
+    image.upsert(
+        "bob",
+        ScramCredential::derive(ScramMechanism::Sha512, b"b", b"s", 4096),
+    );
+    assert!(c.replace_scram(&image));
+    assert!(!c.replace_scram(&image), "no change the second time");
+    assert!(c.get("bob", ScramMechanism::Sha512).is_some());
+    assert!(c.check_password("alice", b"alice-secret"));
 }
 
 proptest! {

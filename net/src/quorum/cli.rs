@@ -200,7 +200,8 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
             | Reply::AlterConfigs
             | Reply::ElectLeader
             | Reply::AlterReassignment
-            | Reply::CreateAcl,
+            | Reply::CreateAcl
+            | Reply::AlterScram,
         ) => println!("ok"),
         Ok(Reply::DeleteAcls(gone)) => {
             for b in gone {

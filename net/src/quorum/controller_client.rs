@@ -314,6 +314,10 @@ pub fn refusal_error(r: Refusal, request: &Request) -> ControllerError {
         83 => ControllerError::EligibleLeadersNotAvailable(r.message),
         39 => ControllerError::InvalidReplicaAssignment(r.message),
         85 => ControllerError::NoReassignmentInProgress(r.message),
+        91 => ControllerError::ResourceNotFound(r.message),
+        92 => ControllerError::DuplicateResource(r.message),
+        93 => ControllerError::UnacceptableCredential(r.message),
+        33 => ControllerError::UnsupportedSaslMechanism(r.message),
         // NOT_CONTROLLER: the wire names no leader; the member's channel asks the quorum leader
         // its own Raft client knows, or the next voter.
         41 => ControllerError::NotController { leader: None },

@@ -92,6 +92,7 @@ pub async fn run(
     let qc_config = QuorumControllerConfig {
         raft: RaftConfig::default(),
         snapshot_every: config.snapshot_interval_entries,
+        bootstrap_scram: config.bootstrap_scram.clone(),
         ..QuorumControllerConfig::default()
     };
     let (registration, link) = broker.unzip();

@@ -67,6 +67,8 @@ pub struct QuorumConfig {
     pub metadata_log_dir: PathBuf,
     /// Committed entries between two snapshots of the image.
     pub snapshot_interval_entries: i64,
+    /// The SCRAM users the first controller of an empty log writes (the TOML `[users]`).
+    pub bootstrap_scram: Vec<(String, gregor_core::sasl::scram::ScramCredential)>,
 }
 
 /// The default of `metadata_snapshot_interval_entries`.
@@ -148,6 +150,7 @@ impl QuorumConfig {
             }
             q.snapshot_interval_entries = n;
         }
+        q.bootstrap_scram = crate::config::bootstrap_scram(&c.users);
         Ok(q)
     }
 
@@ -257,6 +260,7 @@ impl QuorumConfig {
             voters,
             metadata_log_dir,
             snapshot_interval_entries: SNAPSHOT_INTERVAL_ENTRIES,
+            bootstrap_scram: Vec::new(),
         })
     }
 

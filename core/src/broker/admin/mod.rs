@@ -18,9 +18,9 @@ impl Broker {
         let (_, max) = crate::wire::supported_range(ApiKey::ApiVersions).unwrap();
         let keys = SUPPORTED
             .iter()
-            // DescribeQuorum, ElectLeaders and the reassignment APIs are forwarded to (or
-            // read from the log of) the active controller: a standalone broker has none to
-            // ask, so it does not offer them.
+            // DescribeQuorum, ElectLeaders, the reassignment APIs and the SCRAM users (KIP-554)
+            // are forwarded to (or read from the log of) the active controller: a standalone
+            // broker has none to ask, so it does not offer them.
             .filter(|(k, _, _)| {
                 self.config.kraft
                     || !matches!(
@@ -29,6 +29,8 @@ impl Broker {
                             | ApiKey::ElectLeaders
                             | ApiKey::AlterPartitionReassignments
                             | ApiKey::ListPartitionReassignments
+                            | ApiKey::DescribeUserScramCredentials
+                            | ApiKey::AlterUserScramCredentials
                     )
             })
             .map(|(k, lo, hi)| {

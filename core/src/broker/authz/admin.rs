@@ -18,6 +18,7 @@
 
 use super::*;
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, TopicResponse};
+use kafka_protocol::messages::alter_user_scram_credentials_response;
 
 /// ConfigResource.Type.TOPIC; the others (BROKER 4, BROKER_LOGGER 8) are the cluster's.
 const CONFIG_TOPIC: i8 = 2;
@@ -317,6 +318,7 @@ impl Broker {
             | RequestKind::DescribeLogDirs(_)
             | RequestKind::DescribeQuorum(_)
             | RequestKind::DescribeAcls(_)
+            | RequestKind::DescribeUserScramCredentials(_)
                 if !self.cluster_allowed(conn, Operation::Describe) =>
             {
                 answer(self, cluster_refusal(&body))
@@ -325,6 +327,7 @@ impl Broker {
             | RequestKind::CreateAcls(_)
             | RequestKind::DeleteAcls(_)
             | RequestKind::AlterPartitionReassignments(_)
+            | RequestKind::AlterUserScramCredentials(_)
                 if !self.cluster_allowed(conn, Operation::Alter) =>
             {
                 answer(self, cluster_refusal(&body))
@@ -412,6 +415,22 @@ fn cluster_refusal(body: &RequestKind) -> ResponseKind {
         RequestKind::ListPartitionReassignments(_) => ResponseKind::ListPartitionReassignments(
             ListPartitionReassignmentsResponse::default().with_error_code(code),
         ),
+        // KIP-554: Describe / Alter on the cluster resource, one result per user named.
+        RequestKind::DescribeUserScramCredentials(_) => ResponseKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsResponse::default().with_error_code(code),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => {
+            let users = r.deletions.iter().map(|d| &d.name);
+            let users = users.chain(r.upsertions.iter().map(|u| &u.name));
+            let each = users.map(|name| {
+                alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                    .with_user(name.clone())
+                    .with_error_code(code)
+            });
+            ResponseKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsResponse::default().with_results(each.collect()),
+            )
+        }
         RequestKind::CreateAcls(r) => {
             let each = r
                 .creations

@@ -70,6 +70,7 @@ impl Broker {
             ResponseKind::AlterPartitionReassignments(r) => super::reassign::reassign_slots(r),
             ResponseKind::CreateAcls(r) => r.results.len(),
             ResponseKind::DeleteAcls(r) => r.filter_results.len(),
+            ResponseKind::AlterUserScramCredentials(r) => r.results.len(),
             other => unreachable!("no admin response of kind {other:?} is forwarded"),
         };
         assert!(
@@ -391,6 +392,9 @@ impl Broker {
             (response @ (ResponseKind::CreateAcls(_) | ResponseKind::DeleteAcls(_)), result) => {
                 crate::broker::authz::set_acl_answer(response, slot, result)
             }
+            (ResponseKind::AlterUserScramCredentials(r), _) => {
+                super::scram::set_scram_error(r, slot, code, message)
+            }
             (other, _) => unreachable!("no admin response of kind {other:?} is forwarded"),
         }
         if p.waiting.is_empty() {
@@ -442,6 +446,9 @@ impl Broker {
                     }
                     ResponseKind::AlterPartitionReassignments(r) => {
                         super::reassign::set_reassign_error(r, *slot, code, message.clone())
+                    }
+                    ResponseKind::AlterUserScramCredentials(r) => {
+                        super::scram::set_scram_error(r, *slot, code, message.clone())
                     }
                     other => unreachable!("no admin response of kind {other:?} is forwarded"),
                 }

@@ -63,6 +63,7 @@ mod answers;
 mod elect;
 mod forward;
 mod reassign;
+mod scram;
 
 /// The `offline` reason of a placeholder: a partition of a topic this broker knows but does
 /// not hold (its replicas are elsewhere). Never created on disk, never deleted there.

@@ -188,6 +188,10 @@ fn decide_others(
             let (gone, records) = crate::cluster::acl_control::delete_acls(working, filter);
             Ok((Reply::DeleteAcls(gone), records))
         }
+        Request::AlterScram { user, change } => {
+            let record = crate::cluster::scram::decide(working.scram(), user, change)?;
+            Ok((Reply::AlterScram, vec![record]))
+        }
         Request::AlterPartition { .. } => unreachable!("decided above"),
         Request::DescribeQuorum => unreachable!("DescribeQuorum is answered without deciding"),
     }

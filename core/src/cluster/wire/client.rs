@@ -255,6 +255,10 @@ pub fn encode_request_at(
             let body = DeleteAclsRequest::default().with_filters(vec![f]);
             request_frame(key, version, correlation_id, client_id, &body)
         }
+        Request::AlterScram { user, change } => {
+            let body = super::scram::alter_scram_request(user, change);
+            request_frame(key, version, correlation_id, client_id, &body)
+        }
         Request::DescribeQuorum => unreachable!("encoded above"),
     }
 }
@@ -388,6 +392,10 @@ pub fn decode_response_at(
             let r = DeleteAclsResponse::decode(&mut buf, version).map_err(m)?;
             super::acls::decode_delete_acls_answer(r)?
         }
+        ApiKey::AlterUserScramCredentials => {
+            let r = AlterUserScramCredentialsResponse::decode(&mut buf, version).map_err(m)?;
+            super::scram::decode_alter_scram_answer(r)?
+        }
         other => unreachable!("{other:?} is not a controller request"),
     };
     assert!(
@@ -414,6 +422,7 @@ fn reply_api(r: &Reply) -> ApiKey {
         Reply::AlterReassignment => ApiKey::AlterPartitionReassignments,
         Reply::CreateAcl => ApiKey::CreateAcls,
         Reply::DeleteAcls(_) => ApiKey::DeleteAcls,
+        Reply::AlterScram => ApiKey::AlterUserScramCredentials,
     }
 }
 

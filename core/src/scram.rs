@@ -24,6 +24,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
+use std::collections::BTreeMap;
 
 /// The fewest PBKDF2 iterations a credential may have: Kafka's minimum for both SCRAM hashes.
 pub const ITERATIONS_MIN: u32 = 4096;
@@ -101,8 +102,10 @@ impl ScramMechanism {
         out
     }
 
-    /// `Hi(password, salt, i)` of RFC 5802: PBKDF2 with this hash's HMAC.
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    /// `Hi(password, salt, i)` of RFC 5802: PBKDF2 with this hash's HMAC. What a KIP-554
+    /// AlterUserScramCredentials upsertion carries (the client salts; the password never
+    /// leaves it).
+    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         let mut out = vec![0u8; self.hash_len()];
         match self {
             ScramMechanism::Sha256 => {
@@ -142,14 +145,33 @@ impl ScramCredential {
             "iterations {iterations} outside Kafka's {ITERATIONS_MIN}..={ITERATIONS_MAX}"
         );
         let salted = mechanism.salted_password(password, salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
-        ScramCredential {
+        ScramCredential::from_salted_password(mechanism, salt, &salted, iterations)
+    }
+
+    /// The credential for a salted password (KIP-554: AlterUserScramCredentials carries the
+    /// salt and `SaltedPassword`, and the controller derives the two keys from them, as Kafka's
+    /// `ScramControlManager` does). The caller checks the lengths and iterations first.
+    pub fn from_salted_password(
+        mechanism: ScramMechanism,
+        salt: &[u8],
+        salted: &[u8],
+        iterations: u32,
+    ) -> ScramCredential {
+        assert_eq!(
+            salted.len(),
+            mechanism.hash_len(),
+            "SaltedPassword is one hash"
+        );
+        let client_key = mechanism.hmac(salted, b"Client Key");
+        let cred = ScramCredential {
             mechanism,
             salt: salt.to_vec(),
             iterations,
             stored_key: mechanism.hash(&client_key),
-            server_key: mechanism.hmac(&salted, b"Server Key"),
-        }
+            server_key: mechanism.hmac(salted, b"Server Key"),
+        };
+        assert!(cred.is_valid(), "checked by the caller: salt, iterations");
+        cred
     }
 
     /// Whether `password` is the one this credential was derived from: how a PLAIN login is
@@ -385,6 +407,80 @@ pub fn client_final_for(
         .map(|(k, s)| k ^ s)
         .collect();
     Ok(format!("{without_proof},p={}", B64.encode(proof)))
+}
+
+/// The credentials a broker checks logins against: user → hash → SCRAM credential, and the
+/// PLAIN users. Never a password.
+///
+/// The SCRAM ones are cluster metadata (KIP-554): the controller writes them to the metadata
+/// log (`UserScramCredential` records) and every broker replays them into its image, so a user
+/// added through one broker logs into every other. The PLAIN ones are the broker's own TOML
+/// `[users]` (Kafka's PLAIN reads its JAAS file, not the metadata log), kept as a salted hash of
+/// the password ([`Credentials::set_plain`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    users: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    plain: BTreeMap<String, ScramCredential>,
+}
+
+impl Credentials {
+    pub fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<&ScramCredential> {
+        self.users.get(user)?.get(&mechanism)
+    }
+
+    /// Add or replace one credential.
+    pub fn upsert(&mut self, user: &str, cred: ScramCredential) {
+        assert!(cred.is_valid(), "only well-formed credentials are stored");
+        self.users
+            .entry(user.to_string())
+            .or_default()
+            .insert(cred.mechanism, cred);
+    }
+
+    /// Remove one credential; whether there was one.
+    pub fn remove(&mut self, user: &str, mechanism: ScramMechanism) -> bool {
+        let Some(m) = self.users.get_mut(user) else {
+            return false;
+        };
+        let removed = m.remove(&mechanism).is_some();
+        if m.is_empty() {
+            self.users.remove(user);
+        }
+        removed
+    }
+
+    /// Every user with the mechanisms they have credentials for, in name order.
+    pub fn users(&self) -> impl Iterator<Item = (&str, Vec<&ScramCredential>)> {
+        self.users
+            .iter()
+            .map(|(u, m)| (u.as_str(), m.values().collect()))
+    }
+
+    /// Make `user` a PLAIN user whose password derives `hashed` (a credential derived from
+    /// the password with a salt the caller drew; the password itself is not kept).
+    pub fn set_plain(&mut self, user: &str, hashed: ScramCredential) {
+        assert!(hashed.is_valid(), "only well-formed credentials are stored");
+        self.plain.insert(user.to_string(), hashed);
+    }
+
+    /// The SCRAM users replaced by `from`'s (a newer metadata image's), the PLAIN users kept.
+    /// Whether anything changed.
+    pub fn replace_scram(&mut self, from: &Credentials) -> bool {
+        let changed = self.users != from.users;
+        if changed {
+            self.users = from.users.clone();
+        }
+        assert_eq!(self.users, from.users);
+        changed
+    }
+
+    /// A PLAIN login, checked against the PLAIN users (gregor keeps no plain passwords): the
+    /// password is right if it derives the stored hash.
+    pub fn check_password(&self, user: &str, password: &[u8]) -> bool {
+        self.plain
+            .get(user)
+            .is_some_and(|c| c.matches_password(password))
+    }
 }
 
 #[cfg(test)]
