@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 SECS=${FUZZ_SECS:-30}
 RUNS=${FUZZ_RUNS:-}
-TARGETS=${FUZZ_TARGETS:-"kafka_request record_batch segment_recovery group_records broker_ops"}
+TARGETS=${FUZZ_TARGETS:-"kafka_request record_batch segment_recovery group_records broker_ops sasl"}
 cargo fuzz build -s none -O
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -297,8 +297,7 @@ fn arb_exchange() -> impl Strategy<Value = (Request, Result<Reply, Refusal>)> {
     arb_request().prop_flat_map(|r| {
         let refusal = (
             prop::sample::select(vec![
-                3i16, 7, 17, 33, 36, 37, 38, 39, 40, 41, 77, 80, 83, 84, 85, 91, 92, 93, 101,
-                102,
+                3i16, 7, 17, 33, 36, 37, 38, 39, 40, 41, 77, 80, 83, 84, 85, 91, 92, 93, 101, 102,
             ]),
             "[a-z ]{0,30}",
         )

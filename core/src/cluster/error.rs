@@ -161,7 +161,7 @@ impl ControllerError {
             | ControllerError::EligibleLeadersNotAvailable(why)
             | ControllerError::InvalidReplicaAssignment(why)
             | ControllerError::NoReassignmentInProgress(why) => why.clone(),
-            | ControllerError::ResourceNotFound(why)
+            ControllerError::ResourceNotFound(why)
             | ControllerError::DuplicateResource(why)
             | ControllerError::UnacceptableCredential(why)
             | ControllerError::UnsupportedSaslMechanism(why) => why.clone(),

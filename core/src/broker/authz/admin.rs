@@ -17,8 +17,8 @@
 //! | ElectLeaders, CreateAcls, DeleteAcls | Alter on the cluster | CLUSTER_AUTHORIZATION_FAILED |
 
 use super::*;
-use kafka_protocol::messages::describe_producers_response::{PartitionResponse, TopicResponse};
 use kafka_protocol::messages::alter_user_scram_credentials_response;
+use kafka_protocol::messages::describe_producers_response::{PartitionResponse, TopicResponse};
 
 /// ConfigResource.Type.TOPIC; the others (BROKER 4, BROKER_LOGGER 8) are the cluster's.
 const CONFIG_TOPIC: i8 = 2;
