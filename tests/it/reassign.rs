@@ -75,7 +75,15 @@ fn a_partition_moved_off_its_broker_survives_that_brokers_kill9_and_a_topic_grow
         "--wait",
     ]);
     assert!(text.contains("every reassignment is complete"), "{text}");
-    let (leader, replicas, isr) = describe(&c, others[0], TOPIC);
+    // Another broker's Metadata follows the committed move a moment later: poll it (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (leader, replicas, isr) = loop {
+        let (leader, replicas, isr) = describe(&c, others[0], TOPIC);
+        if (&replicas, &isr) == (&others, &others) || std::time::Instant::now() > deadline {
+            break (leader, replicas, isr);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(
         (replicas.clone(), isr),
         (others.clone(), others.clone()),

@@ -84,7 +84,7 @@ pub enum ControllerError {
 impl ControllerError {
     /// Kafka's error code (`Errors.java`).
     pub fn code(&self) -> i16 {
-        match self {
+        let code = match self {
             ControllerError::DuplicateBrokerRegistration(_) => 101,
             ControllerError::BrokerIdNotRegistered(_) => 102,
             ControllerError::StaleBrokerEpoch(_) => 77,
@@ -113,7 +113,12 @@ impl ControllerError {
             ControllerError::DuplicateResource(_) => 92,
             ControllerError::UnacceptableCredential(_) => 93,
             ControllerError::UnsupportedSaslMechanism(_) => 33,
-        }
+        };
+        assert!(
+            code > 0,
+            "a controller error is never NONE (0) nor UNKNOWN (-1)"
+        );
+        code
     }
 
     /// A sentence for the response's `error_message`.

@@ -177,15 +177,33 @@ pub fn decide(
                 salted_password,
                 *iterations,
             );
+            assert_eq!(
+                cred.stored_key.len(),
+                mechanism.hash_len(),
+                "one hash per key"
+            );
+            assert_eq!(
+                cred.server_key.len(),
+                mechanism.hash_len(),
+                "one hash per key"
+            );
             record_of(user, &cred)
         }
     };
+    assert_eq!(
+        record.api_key() == 22,
+        matches!(change, ScramChange::Delete { .. })
+    );
     Ok(record)
 }
 
 /// The record that stores `cred` for `user`.
 pub fn record_of(user: &str, cred: &ScramCredential) -> MetadataRecord {
     assert!(cred.is_valid() && !user.is_empty());
+    assert!(
+        cred.iterations <= i32::MAX as u32,
+        "iterations fit the record's INT32"
+    );
     MetadataRecord::UserScramCredential {
         name: user.to_string(),
         mechanism: cred.mechanism.wire(),
@@ -249,6 +267,8 @@ pub fn replay(creds: &mut Credentials, record: &MetadataRecord) -> Result<bool, 
                     "user {name:?} has no credential {mechanism} to remove"
                 ));
             }
+            let gone = ScramMechanism::from_wire(*mechanism).expect("known: it was removed");
+            assert!(creds.get(name, gone).is_none(), "removed means absent");
             Ok(true)
         }
         _ => Ok(false),

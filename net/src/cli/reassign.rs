@@ -21,10 +21,11 @@ use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
+    MetadataResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::time::{Duration, Instant};
@@ -216,11 +217,24 @@ fn list(server: &str) -> anyhow::Result<()> {
 fn wait(server: &str, moves: &[Move]) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        let busy: Vec<String> = ongoing(server)?
+        let mut busy: Vec<String> = ongoing(server)?
             .into_iter()
             .filter(|(t, p, ..)| moves.iter().any(|(mt, mp, _)| mt == t && mp == p))
             .map(|(t, p, ..)| format!("{t}-{p}"))
             .collect();
+        // The broker answers from the metadata it has applied, which may not hold the move yet
+        // (the controller commits it first): a move is done once the broker also shows its
+        // partition on exactly the target replicas.
+        for (t, p, target) in moves {
+            if let Some(target) = target {
+                let mut want = target.clone();
+                want.sort_unstable();
+                if replicas_of(server, t, *p)? != want {
+                    busy.push(format!("{t}-{p}"));
+                }
+            }
+        }
+        busy.dedup();
         if busy.is_empty() {
             println!("every reassignment is complete");
             return Ok(());
@@ -230,6 +244,23 @@ fn wait(server: &str, moves: &[Move]) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The replicas of `topic`-`partition` in `server`'s Metadata, sorted (empty if it has none).
+fn replicas_of(server: &str, topic: &str, partition: i32) -> anyhow::Result<Vec<i32>> {
+    let req = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let resp: MetadataResponse = ask(server, ApiKey::Metadata, 12, &req)?;
+    let mut replicas: Vec<i32> = resp
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.partition_index == partition)
+        .flat_map(|p| p.replica_nodes.iter().map(|b| b.0))
+        .collect();
+    replicas.sort_unstable();
+    Ok(replicas)
 }
 
 /// One request to `server` and its decoded response (correlation id 1).

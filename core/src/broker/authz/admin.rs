@@ -51,6 +51,16 @@ impl Broker {
                     cluster || b.topic_allowed(conn, Operation::Create, &t.name.0)
                 });
                 r.topics = keep;
+                assert!(
+                    r.topics.iter().all(|t| cluster
+                        || self.allowed(
+                            conn,
+                            Operation::Create,
+                            Resource::topic(&t.name.0),
+                            false
+                        )),
+                    "only topics the caller may create reach the handler"
+                );
                 let denied = (deny.into_iter())
                     .map(|t| {
                         CreatableTopicResult::default()
@@ -68,6 +78,15 @@ impl Broker {
                     b.topic_allowed(conn, Operation::Delete, &n.0)
                 });
                 r.topic_names = keep;
+                assert!(
+                    r.topic_names.iter().all(|n| self.allowed(
+                        conn,
+                        Operation::Delete,
+                        Resource::topic(&n.0),
+                        false
+                    )),
+                    "only topics the caller may Delete reach the handler"
+                );
                 let mut denied: Vec<DeletableTopicResult> = (deny.into_iter())
                     .map(|n| {
                         DeletableTopicResult::default()
@@ -81,6 +100,17 @@ impl Broker {
                         .is_none_or(|n| b.topic_allowed(conn, Operation::Delete, &n.0))
                 });
                 r.topics = keep;
+                assert!(
+                    r.topics
+                        .iter()
+                        .all(|t| t.name.as_ref().is_none_or(|n| self.allowed(
+                            conn,
+                            Operation::Delete,
+                            Resource::topic(&n.0),
+                            false
+                        ))),
+                    "only topics the caller may delete reach the handler"
+                );
                 denied.extend(deny.into_iter().map(|t| {
                     DeletableTopicResult::default()
                         .with_name(t.name)
@@ -95,6 +125,15 @@ impl Broker {
                     b.topic_allowed(conn, Operation::Alter, &t.name.0)
                 });
                 r.topics = keep;
+                assert!(
+                    r.topics.iter().all(|t| self.allowed(
+                        conn,
+                        Operation::Alter,
+                        Resource::topic(&t.name.0),
+                        false
+                    )),
+                    "only topics the caller may Alter reach the handler"
+                );
                 let denied = (deny.into_iter())
                     .map(|t| {
                         CreatePartitionsTopicResult::default()
@@ -110,6 +149,15 @@ impl Broker {
                     b.topic_allowed(conn, Operation::Delete, &t.name.0)
                 });
                 r.topics = keep;
+                assert!(
+                    r.topics.iter().all(|t| self.allowed(
+                        conn,
+                        Operation::Delete,
+                        Resource::topic(&t.name.0),
+                        false
+                    )),
+                    "only topics the caller may Delete reach the handler"
+                );
                 let denied = (deny.into_iter())
                     .map(|t| {
                         let parts = t.partitions.iter().map(|p| {
@@ -134,6 +182,17 @@ impl Broker {
                         .is_none()
                 });
                 r.resources = keep;
+                assert!(
+                    r.resources.iter().all(|res| self
+                        .config_refusal(
+                            conn,
+                            Operation::DescribeConfigs,
+                            res.resource_type,
+                            &res.resource_name
+                        )
+                        .is_none()),
+                    "only resources the caller may DescribeConfigs reach the handler"
+                );
                 for res in deny {
                     let code = if res.resource_type == CONFIG_TOPIC {
                         TOPIC_DENIED
@@ -189,6 +248,15 @@ impl Broker {
                     b.topic_allowed(conn, Operation::Read, &t.name.0)
                 });
                 r.topics = keep;
+                assert!(
+                    r.topics.iter().all(|t| self.allowed(
+                        conn,
+                        Operation::Read,
+                        Resource::topic(&t.name.0),
+                        false
+                    )),
+                    "only topics the caller may Read reach the handler"
+                );
                 let denied = (deny.into_iter())
                     .map(|t| {
                         let parts = t.partition_indexes.iter().map(|p| {
@@ -245,6 +313,15 @@ impl Broker {
                     b.topic_allowed(conn, Operation::Read, &t.name.0)
                 });
                 r.topics = keep;
+                assert!(
+                    r.topics.iter().all(|t| self.allowed(
+                        conn,
+                        Operation::Read,
+                        Resource::topic(&t.name.0),
+                        false
+                    )),
+                    "only topics the caller may Read are committed"
+                );
                 self.keep(to, Patch::OffsetCommit(commit_denied(deny, TOPIC_DENIED)));
                 Some(RequestKind::OffsetCommit(r))
             }
@@ -282,6 +359,15 @@ impl Broker {
                     b.group_allowed(conn, Operation::Describe, &g.0)
                 });
                 r.groups = keep;
+                assert!(
+                    r.groups.iter().all(|g| self.allowed(
+                        conn,
+                        Operation::Describe,
+                        Resource::group(&g.0),
+                        false
+                    )),
+                    "only groups the caller may Describe reach the handler"
+                );
                 let denied = (deny.into_iter())
                     .map(|g| {
                         DescribedGroup::default()
@@ -297,6 +383,15 @@ impl Broker {
                     b.group_allowed(conn, Operation::Delete, &g.0)
                 });
                 r.groups_names = keep;
+                assert!(
+                    r.groups_names.iter().all(|g| self.allowed(
+                        conn,
+                        Operation::Delete,
+                        Resource::group(&g.0),
+                        false
+                    )),
+                    "only groups the caller may Delete reach the handler"
+                );
                 let denied = (deny.into_iter())
                     .map(|g| {
                         DeletableGroupResult::default()

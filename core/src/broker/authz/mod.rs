@@ -231,6 +231,15 @@ impl Broker {
                     b.topic_allowed(conn, Operation::Write, &t.name.0)
                 });
                 r.topic_data = keep;
+                assert!(
+                    r.topic_data.iter().all(|t| self.allowed(
+                        conn,
+                        Operation::Write,
+                        Resource::topic(&t.name.0),
+                        false
+                    )),
+                    "only topics the caller may Write reach the handler"
+                );
                 self.keep(to, Patch::Produce(produce_denied(deny, TOPIC_DENIED)));
                 Some(RequestKind::Produce(r))
             }
@@ -247,6 +256,19 @@ impl Broker {
                     }
                 });
                 r.topics = keep;
+                assert!(
+                    follower
+                        || r.topics
+                            .iter()
+                            .all(|t| self.fetch_topic_name(t).is_none_or(|n| {
+                                self.allowed(conn, Operation::Read, Resource::topic(&n), false)
+                            })),
+                    "a consumer fetches only topics it may Read"
+                );
+                assert!(
+                    !follower || cluster_ok || r.topics.is_empty(),
+                    "a follower fetch needs ClusterAction"
+                );
                 let denied = deny
                     .into_iter()
                     .map(|t| {
@@ -277,6 +299,15 @@ impl Broker {
                     b.topic_allowed(conn, Operation::Describe, &t.name.0)
                 });
                 r.topics = keep;
+                assert!(
+                    r.topics.iter().all(|t| self.allowed(
+                        conn,
+                        Operation::Describe,
+                        Resource::topic(&t.name.0),
+                        false
+                    )),
+                    "only topics the caller may Describe reach the handler"
+                );
                 let denied = deny
                     .into_iter()
                     .map(|t| {
@@ -303,6 +334,17 @@ impl Broker {
                         || (!follower && b.topic_allowed(conn, Operation::Describe, &t.topic.0))
                 });
                 r.topics = keep;
+                assert!(
+                    cluster_ok
+                        || r.topics.iter().all(|t| !follower
+                            && self.allowed(
+                                conn,
+                                Operation::Describe,
+                                Resource::topic(&t.topic.0),
+                                false
+                            )),
+                    "only topics the caller may Describe reach OffsetForLeaderEpoch"
+                );
                 let denied = deny
                     .into_iter()
                     .map(|t| {

@@ -59,6 +59,10 @@ impl Broker {
                         .with_iterations(c.iterations as i32)
                 })
                 .collect();
+            assert!(
+                res.error_code != 0 || !res.credential_infos.is_empty(),
+                "found users have one"
+            );
             results.push(res);
         }
         assert_eq!(results.len(), users.len(), "every user answered");
@@ -99,6 +103,15 @@ impl Broker {
             response.results.push(res);
         }
         assert!(asks.len() <= response.results.len());
+        assert!(
+            asks.iter()
+                .all(|(slot, _)| response.results[*slot].error_code == 0),
+            "only users that passed the checks are forwarded"
+        );
+        assert!(
+            asks.windows(2).all(|w| w[0].0 < w[1].0),
+            "one slot per user, in order"
+        );
         let response = ResponseKind::AlterUserScramCredentials(response);
         self.forward_admin(to, response, asks, 0);
     }
@@ -113,6 +126,7 @@ pub(super) fn set_scram_error(
     code: i16,
     message: Option<StrBytes>,
 ) {
+    assert!(slot < r.results.len(), "a slot of this response");
     let u = &mut r.results[slot];
     u.error_code = code;
     u.error_message = message;

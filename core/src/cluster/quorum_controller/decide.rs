@@ -190,6 +190,12 @@ fn decide_others(
         }
         Request::AlterScram { user, change } => {
             let record = crate::cluster::scram::decide(working.scram(), user, change)?;
+            use crate::cluster::records::MetadataRecord as R;
+            assert!(
+                matches!(&record, R::UserScramCredential { name, .. }
+                    | R::RemoveUserScramCredential { name, .. } if name == user),
+                "the record is about the user asked for"
+            );
             Ok((Reply::AlterScram, vec![record]))
         }
         Request::AlterPartition { .. } => unreachable!("decided above"),
