@@ -250,7 +250,7 @@ fn wait(server: &str, moves: &[Move]) -> anyhow::Result<()> {
 fn replicas_of(server: &str, topic: &str, partition: i32) -> anyhow::Result<Vec<i32>> {
     let req = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
-    let resp: MetadataResponse = ask(server, ApiKey::Metadata, 12, &req)?;
+    let resp: MetadataResponse = ask(server, ApiKey::Metadata, 9, &req)?;
     let mut replicas: Vec<i32> = resp
         .topics
         .iter()
