@@ -796,7 +796,6 @@ impl World {
             leader_epoch,
             partition_epoch,
             new_isr: isr,
-            successor: None,
         })
     }
 

@@ -69,11 +69,6 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// The image replayed so far from the committed log.
-    pub fn image(&self) -> &MetadataImage {
-        &self.image
-    }
-
     pub fn new() -> Replication {
         Replication {
             image: MetadataImage::new(),
