@@ -116,6 +116,12 @@ fn a_partition_moved_off_its_broker_survives_that_brokers_kill9_and_a_topic_grow
 
     // Raise another topic's replication factor from 1 to 3 with Kafka's JSON file.
     python("cluster.py", &["create", &c.bs(1), GROWN, "1", "1"]);
+    // The controller commits the topic a moment before it can be moved: wait (bounded) until
+    // broker 1's Metadata names a leader for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while describe(&c, 1, GROWN).0 < 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let file = std::env::temp_dir().join(format!("gregor-reassign-{}.json", std::process::id()));
     let json = format!(
         r#"{{"version":1,"partitions":[{{"topic":"{GROWN}","partition":0,"replicas":[1,2,3]}}]}}"#
