@@ -114,11 +114,12 @@ pub fn connect(args: ConnectArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     let any_done = || threads.iter().any(|(_, t)| t.is_finished());
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // SIGTERM or Ctrl-C, as `gregor serve` waits for them (none under madsim).
+        let stop = crate::shutdown_signal();
+        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = term.recv() => break,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut stop => break,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => if any_done() { break },
             }
         }
