@@ -424,16 +424,29 @@ fn json_cli(bootstrap: &str, args: &[&str]) -> serde_json::Value {
 fn admin_commands_reach_each_leader_and_coordinator_of_a_three_broker_mock_cluster() {
     let (mut mock, addr) = mock_cluster(3);
     let input: String = (0..300).map(|i| format!("key{i}:v{i}\n")).collect();
-    ok(&produce(&addr, &["spread", "--key-separator", ":"], &input));
     // Only the first broker is named; the partitions are led by the others too, and their
     // offsets come from each leader (a follower would refuse with NOT_LEADER_OR_FOLLOWER).
-    let d = json_cli(&addr, &["topics", "describe", "spread"]);
+    // The mock picks each partition's leader at random and takes no CreateTopics, so its
+    // auto-created topics have 4 partitions, all led by one broker once in 27 topics (CI saw
+    // it): the test takes the first of up to five topics whose leaders are spread.
+    let (topic, d) = (0..5)
+        .map(|i| {
+            let topic = format!("spread{i}");
+            ok(&produce(&addr, &[&topic, "--key-separator", ":"], &input));
+            let d = json_cli(&addr, &["topics", "describe", &topic]);
+            (topic, d)
+        })
+        .find(|(_, d)| {
+            let leaders: BTreeSet<i64> = d[0]["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["leader"].as_i64().unwrap())
+                .collect();
+            leaders.len() > 1
+        })
+        .expect("one of five topics has partitions led by several brokers");
     let parts = d[0]["partitions"].as_array().unwrap().clone();
-    let leaders: BTreeSet<i64> = parts
-        .iter()
-        .map(|p| p["leader"].as_i64().unwrap())
-        .collect();
-    assert!(leaders.len() > 1, "partitions led by several brokers: {d}");
     let hw: Vec<i64> = parts
         .iter()
         .map(|p| p["high_watermark"].as_i64().unwrap())
@@ -443,7 +456,7 @@ fn admin_commands_reach_each_leader_and_coordinator_of_a_three_broker_mock_clust
     // Groups whose coordinators are spread over the brokers: each reset goes to its own
     // coordinator, and describe reads the offsets back from it.
     for g in ["ga", "gb", "gc", "gd"] {
-        let reset = ["groups", "reset-offsets", g, "--topic", "spread"];
+        let reset = ["groups", "reset-offsets", g, "--topic", &topic];
         json_cli(&addr, &[&reset[..], &["--to-latest"]].concat());
         let offsets = |addr: &str| -> Vec<(i64, i64, i64)> {
             json_cli(addr, &["groups", "describe", g])["offsets"]
