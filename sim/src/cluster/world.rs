@@ -2026,13 +2026,16 @@ impl World {
                     Endpoint::Client(k - (n - 1))
                 };
                 let a = Endpoint::Node(a);
+                // Every cut here has a known end, so a connection kept across it only waits
+                // (TCP retransmits; see network.rs).
+                let until = self.now + lasts;
                 match kind {
                     0 => {
-                        self.net.cut(a, b);
-                        self.net.cut(b, a);
+                        self.net.cut_until(a, b, until);
+                        self.net.cut_until(b, a, until);
                     }
-                    1 => self.net.cut(a, b),
-                    _ => self.net.clog(a, b, self.now + lasts),
+                    1 => self.net.cut_until(a, b, until),
+                    _ => self.net.clog(a, b, until),
                 }
                 if kind < 2 {
                     self.schedule(self.now + lasts, Ev::HealLink(a, b));
@@ -2047,8 +2050,8 @@ impl World {
                     .chain((0..self.clients.len()).map(Endpoint::Client))
                     .collect();
                 for b in all {
-                    self.net.cut(me, b);
-                    self.net.cut(b, me);
+                    self.net.cut_until(me, b, self.now + lasts);
+                    self.net.cut_until(b, me, self.now + lasts);
                     self.schedule(self.now + lasts, Ev::HealLink(me, b));
                 }
                 self.say(|| format!("isolate node {} for {} ms", a + 1, lasts / MS));
@@ -2074,8 +2077,8 @@ impl World {
             7 => {
                 let c = self.prng.below(self.clients.len() as u64) as usize;
                 let (x, y) = (Endpoint::Client(c), Endpoint::Node(a));
-                self.net.cut(x, y);
-                self.net.cut(y, x);
+                self.net.cut_until(x, y, self.now + lasts);
+                self.net.cut_until(y, x, self.now + lasts);
                 self.schedule(self.now + lasts, Ev::HealLink(x, y));
             }
             8 => {
