@@ -201,10 +201,7 @@ impl Network {
             Direction::ToNode => &mut c.to_broker_at,
             Direction::FromNode => &mut c.to_client_at,
         };
-        let at = (now + latency)
-            .max(*last)
-            .max(link.clogged_until)
-            .max(held);
+        let at = (now + latency).max(*last).max(link.clogged_until).max(held);
         *last = at;
         Some(at)
     }
@@ -247,6 +244,10 @@ mod tests {
         assert_eq!(net.send_to_node(other, 7_000 * MS, MS), None);
         assert!(net.conns[&other].broken);
         net.heal_all();
-        assert_eq!(net.send_to_node(other, 8_000 * MS, MS), None, "dead for good");
+        assert_eq!(
+            net.send_to_node(other, 8_000 * MS, MS),
+            None,
+            "dead for good"
+        );
     }
 }

@@ -438,6 +438,32 @@ mod tests {
         assert!(w.failures.is_empty(), "{:?}", w.failures);
     }
 
+    /// A fetch sent while the pair is cut, on the connection kept across the cut, is held and
+    /// answered once the cut heals, as TCP's retransmission delivers it: not lost, so the
+    /// follower does not wait out the 30 s replica timeout (seed 710 of `--cluster 3
+    /// --replication`: a follower isolated when it sent its fetch stayed out of the ISR for the
+    /// whole liveness phase).
+    #[test]
+    fn a_fetch_sent_across_a_cut_that_heals_is_answered_after_the_heal() {
+        let mut w = cluster();
+        fetch(&mut w, 0, 2, 1);
+        let t = w.now;
+        advance(&mut w, t + 2_000 * MS);
+        assert_eq!(answers_of(&w, 0), vec![(1, true)], "{:?}", w.failures);
+        let t = w.now;
+        let (a, b) = (Endpoint::Node(0), Endpoint::Node(1));
+        w.net.cut_until(a, b, t + 3_000 * MS);
+        w.net.cut_until(b, a, t + 3_000 * MS);
+        fetch(&mut w, 0, 2, 2);
+        advance(&mut w, t + 2_900 * MS);
+        assert_eq!(answers_of(&w, 0), vec![(1, true)], "held by the cut");
+        w.net.heal(a, b);
+        advance(&mut w, t + 5_000 * MS);
+        assert_eq!(answers_of(&w, 0), vec![(1, true), (2, true)]);
+        assert_eq!(w.counters.get("replica connections"), Some(&1), "kept");
+        assert!(w.failures.is_empty(), "{:?}", w.failures);
+    }
+
     #[test]
     fn a_crashed_leader_fails_the_fetch_and_a_crashed_follower_gets_no_answer() {
         let mut w = cluster();
