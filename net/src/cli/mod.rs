@@ -10,6 +10,9 @@
 //! gregor reassign --topic T --partition P --replicas 2,3 [--wait] | --reassignment-json-file F
 //! gregor reassign list | cancel --topic T --partition P              (kafka-reassign-partitions)
 //! gregor groups list | describe GROUP | delete GROUP...                     (kafka-consumer-groups)
+//! gregor acls list|add|remove ...                                              (kafka-acls)
+//! gregor users list | describe --user U | add --user U --password P | remove --user U
+//!                                                   (kafka-configs --entity-type users, SCRAM)
 //! gregor groups delete-offsets GROUP --topic T [--partition P]
 //! gregor groups reset-offsets GROUP --topic T [--partition P]
 //!        --to-earliest | --to-latest | --to-offset N | --to-datetime T | --shift-by N  [--dry-run]
@@ -26,9 +29,12 @@
 mod acls;
 mod leaders;
 mod reassign;
+mod secure;
+mod users;
 pub use acls::{acls, AclsCommand};
 pub use leaders::{leaders, LeadersCommand};
 pub use reassign::{reassign, ReassignArgs};
+pub use users::{users, UsersCommand};
 
 use crate::client::cli::{bootstrap, runtime};
 use crate::client::Driver;
