@@ -299,11 +299,13 @@ pub fn topics_describe(
     // Moves in progress (KIP-455), by partition: (adding, removing). A broker without
     // ListPartitionReassignments (a standalone one) has none to show.
     let server = servers.split(',').next().unwrap_or(servers);
-    let moving: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)> = reassign::ongoing(server)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(t, p, _, adding, removing)| ((t, p), (adding, removing)))
-        .collect();
+    let moving: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)> =
+        secure::Conn::open(server, &secure::SecurityArgs::default(), "gregor-cli")
+            .and_then(|mut conn| reassign::ongoing(&mut conn))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(t, p, _, adding, removing)| ((t, p), (adding, removing)))
+            .collect();
     let mut configs = match rs.next().unwrap() {
         Ok(AdminResult::DescribeConfigs(m)) => m,
         Ok(other) => return Err(unexpected(other)),
