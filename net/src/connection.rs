@@ -163,6 +163,7 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
                     tokio::time::sleep(auth.failed_delay).await;
                     if let Ok(frame) = encode_frame(correlation_id, version, &body) {
                         auth.send(frame);
+                        linger_until_the_client_closes(&mut read, peer).await;
                     }
                     break;
                 }
@@ -186,6 +187,38 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
         }
     }
     let _ = events.send(Event::Closed { conn });
+}
+
+/// How long a connection whose SASL exchange failed stays open after its answer was queued,
+/// waiting for the client to close it first.
+pub const FAILED_AUTH_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// After a SASL failure's answer: wait (at most [`FAILED_AUTH_LINGER`]) for the client to
+/// close, discarding whatever it sends, before the broker closes its side.
+///
+/// Why not close at once, as the answer is queued: the answer and the close (a FIN, after a
+/// TLS close_notify) then reach the client within microseconds of each other, and a client
+/// that reads until the socket would block sees both in one wake-up. kafka-python 3 does
+/// exactly that and drops what it read when the same read loop meets the end of the stream:
+/// it reported "socket disconnected" instead of SASL_AUTHENTICATION_FAILED, about one run in
+/// a few. Every client closes a connection whose authentication failed once it has read the
+/// error, so the broker's close normally finds the client's already there; one that does not
+/// close is closed after the linger, which bounds what a failed client holds. The failed
+/// authentication delay is unaffected: the answer still waits for it.
+async fn linger_until_the_client_closes<R: AsyncRead + Unpin>(read: &mut R, peer: SocketAddr) {
+    let mut sink = [0u8; 4096];
+    let drained = tokio::time::timeout(FAILED_AUTH_LINGER, async {
+        loop {
+            match read.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        debug!(%peer, "the client kept a failed connection open: closing it");
+    }
 }
 
 /// Read one frame's `len` bytes into a buffer of its own, without zeroing it first: the

@@ -108,6 +108,14 @@ enum Command {
         #[command(flatten)]
         bootstrap: cli::Bootstrap,
     },
+    /// SCRAM users: list, describe, add or remove (DescribeUserScramCredentials,
+    /// AlterUserScramCredentials, KIP-554; kafka-configs --entity-type users).
+    Users {
+        #[command(subcommand)]
+        command: cli::UsersCommand,
+        #[command(flatten)]
+        bootstrap: cli::Bootstrap,
+    },
     /// Elect partition leaders now: preferred or unclean (ElectLeaders, KIP-460).
     Leaders {
         #[command(subcommand)]
@@ -493,6 +501,7 @@ fn main() {
         Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),
         Command::Reassign { args, bootstrap } => cli::reassign(&bootstrap.bootstrap, &args),
         Command::Acls { command, bootstrap } => cli::acls(&bootstrap.bootstrap, &command),
+        Command::Users { command, bootstrap } => cli::users(&bootstrap.bootstrap, &command),
         Command::Cluster {
             command:
                 ClusterCommand::Status {

@@ -4,7 +4,7 @@
 //! three-node cluster a user added through one broker logs into another.
 
 use crate::cluster::Cluster;
-use crate::harness::{free_port, python, run, Broker};
+use crate::harness::{free_port, gregor_bin, python, run, Broker};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -164,4 +164,99 @@ fn a_user_added_through_one_broker_logs_into_another() {
         json!([["SCRAM_SHA_512", 8192]]),
         "{r}"
     );
+}
+
+/// `gregor users` (kafka-configs --entity-type users in Kafka's tools), logged in as the TOML
+/// admin over SCRAM-SHA-512 (or PLAIN through a `--command-config` properties file).
+fn gregor_users(sasl: &str, login: &[&str], args: &[&str]) -> (bool, String) {
+    let out = run(
+        Command::new(gregor_bin())
+            .arg("users")
+            .args(args)
+            .args(["--bootstrap", sasl])
+            .args(login),
+        "gregor users",
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn gregor_users_adds_a_user_who_logs_in_and_removes_one_who_then_cannot() {
+    let (b, sasl) = start();
+    let scram = [
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--sasl-username",
+        "admin",
+        "--sasl-password",
+        "admin-secret",
+    ];
+    let (ok, text) = gregor_users(
+        &sasl,
+        &scram,
+        &["add", "--user", "erin", "--password", "erin-pw"],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = gregor_users(&sasl, &scram, &["describe", "--user", "erin"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("erin SCRAM-SHA-512=[iterations=8192]"),
+        "{text}"
+    );
+    // The same admin through a Java client's properties file, with PLAIN.
+    let props = std::env::temp_dir().join(format!("gregor-admin-{}.properties", free_port()));
+    std::fs::write(
+        &props,
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\";\n",
+    )
+    .unwrap();
+    let file = ["--command-config", props.to_str().unwrap()];
+    let (ok, text) = gregor_users(&sasl, &file, &["list"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("erin SCRAM-SHA-512"), "{text}");
+    assert!(text.contains("admin SCRAM-SHA-256"), "{text}");
+    // The new user logs in with kcat (librdkafka) and a confluent-kafka producer.
+    eventually(Duration::from_secs(20), "erin logs in", || {
+        kcat_logs_in(&sasl, "erin", "erin-pw")
+    });
+    let p = python(
+        "secure.py",
+        &[
+            "confluent",
+            &sasl,
+            "SASL_PLAINTEXT",
+            "SCRAM-SHA-512",
+            "erin",
+            "erin-pw",
+            "-",
+            "users-t",
+            "3",
+        ],
+    );
+    assert_eq!(p["produced"], 3, "{p}");
+    // Removed: the next login is refused, and describing the user is RESOURCE_NOT_FOUND (91).
+    let (ok, text) = gregor_users(&sasl, &scram, &["remove", "--user", "erin"]);
+    assert!(ok, "{text}");
+    eventually(Duration::from_secs(20), "erin's login refused", || {
+        !kcat_logs_in(&sasl, "erin", "erin-pw")
+    });
+    let (ok, text) = gregor_users(&sasl, &scram, &["describe", "--user", "erin"]);
+    assert!(!ok && text.contains("error code 91"), "{text}");
+    // A wrong admin password: the tool reports the broker's refusal.
+    let wrong = [
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+        "--sasl-username",
+        "admin",
+        "--sasl-password",
+        "nope",
+    ];
+    let (ok, text) = gregor_users(&sasl, &wrong, &["list"]);
+    assert!(!ok && text.contains("SASL authentication failed"), "{text}");
+    assert!(!b.log().contains("erin-pw"), "no password in the log");
 }

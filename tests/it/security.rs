@@ -427,3 +427,84 @@ fn a_client_certificate_becomes_the_principal() {
         "kcat without a certificate was served"
     );
 }
+
+/// A request frame: header v1 (key, version, correlation id, no client id), then `body`.
+fn request_frame(key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(key.to_be_bytes());
+    b.extend(version.to_be_bytes());
+    b.extend(correlation_id.to_be_bytes());
+    b.extend((-1i16).to_be_bytes());
+    b.extend(body);
+    let mut f = (b.len() as i32).to_be_bytes().to_vec();
+    f.extend(b);
+    f
+}
+
+/// One response frame's bytes (after the length), read with the socket's timeout.
+fn read_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("a response length");
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("a response body");
+    body
+}
+
+/// The flaky wrong-password test's cause: the broker wrote the SASL_AUTHENTICATION_FAILED answer
+/// and closed at once, so a client reading until its socket would block (kafka-python 3) met
+/// the answer and the end of the stream together, and dropped the answer. Now the broker
+/// leaves the connection open after the answer until the client closes it (at most
+/// `FAILED_AUTH_LINGER`, 2 s), so the answer always arrives on a connection still open.
+#[test]
+fn a_failed_sasl_answer_arrives_before_the_broker_closes() {
+    let s = Secured::start("");
+    let mut c = TcpStream::connect(&s.sasl_plaintext).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // SaslHandshake v1 PLAIN, then SaslAuthenticate v0 with a wrong password, pipelined.
+    let mut mech = 5i16.to_be_bytes().to_vec();
+    mech.extend(b"PLAIN");
+    let token = b"\0alice\0guess";
+    let mut auth = (token.len() as i32).to_be_bytes().to_vec();
+    auth.extend(token);
+    c.write_all(&request_frame(17, 1, 1, &mech)).unwrap();
+    c.write_all(&request_frame(36, 0, 2, &auth)).unwrap();
+    let handshake = read_response(&mut c);
+    assert_eq!(&handshake[4..6], &[0, 0], "PLAIN is enabled");
+    let answer = read_response(&mut c);
+    assert_eq!(
+        &answer[..4],
+        &2i32.to_be_bytes(),
+        "the SaslAuthenticate answer"
+    );
+    assert_eq!(
+        i16::from_be_bytes([answer[4], answer[5]]),
+        58,
+        "SASL_AUTHENTICATION_FAILED"
+    );
+    // The connection is still open after the answer: a read waits rather than meeting its end.
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match c.read(&mut buf) {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(n) => panic!("the broker closed right after its answer ({n} bytes read)"),
+    }
+    // A client that never closes is closed by the broker after the linger.
+    let started = std::time::Instant::now();
+    assert!(
+        closed_by_broker(c),
+        "the broker closes a lingering failed connection"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(s.broker.log().contains("SASL authentication failed"));
+}

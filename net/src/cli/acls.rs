@@ -9,26 +9,21 @@
 //! ```
 //!
 //! On a broker with the authorizer on, only a principal allowed Alter (Describe, to list) on the
-//! cluster may do this, usually a super user; so the tool can log in with SASL PLAIN on a
-//! SASL_PLAINTEXT listener (`--sasl-username`, `--sasl-password`). gregor's own client library
-//! speaks no SASL yet, hence the one connection of its own here.
+//! cluster may do this, usually a super user; so the tool logs in with SASL PLAIN or SCRAM on
+//! a SASL_PLAINTEXT listener (`--sasl-username`, `--sasl-password`, `--sasl-mechanism`, or
+//! `--command-config`: `secure.rs`, shared with `gregor users`).
 
+use super::secure::{Conn, SecurityArgs};
 use anyhow::{bail, Context};
-use bytes::{BufMut, Bytes, BytesMut};
 use gregor_core::acl::{
     wire as acl_wire, AclBinding, AclFilter, Operation, PatternFilter, PatternType, Permission,
     ResourceType, CLUSTER_NAME, WILDCARD,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use kafka_protocol::protocol::Decodable;
 
-/// The ACL APIs' version, and SaslHandshake's and SaslAuthenticate's.
+/// The ACL APIs' version.
 const VERSION: i16 = 3;
-const HANDSHAKE_VERSION: i16 = 1;
-const AUTHENTICATE_VERSION: i16 = 2;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AclArgs {
@@ -56,11 +51,8 @@ pub struct AclArgs {
     /// The client address the entry is for [default: * (any)].
     #[arg(long)]
     host: Option<String>,
-    /// Log in with SASL PLAIN as this user (a SASL_PLAINTEXT listener).
-    #[arg(long, requires = "sasl_password")]
-    sasl_username: Option<String>,
-    #[arg(long)]
-    sasl_password: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -147,78 +139,11 @@ impl AclArgs {
     }
 }
 
-struct Conn {
-    stream: TcpStream,
-    corr: i32,
-}
-
-impl Conn {
-    fn open(server: &str, args: &AclArgs) -> anyhow::Result<Conn> {
-        let stream =
-            TcpStream::connect(server).with_context(|| format!("connecting to {server}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut c = Conn { stream, corr: 0 };
-        if let (Some(user), Some(password)) = (&args.sasl_username, &args.sasl_password) {
-            let h =
-                SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
-            let mut r = c.call(ApiKey::SaslHandshake, HANDSHAKE_VERSION, &h)?;
-            let resp = SaslHandshakeResponse::decode(&mut r, HANDSHAKE_VERSION)?;
-            if resp.error_code != 0 {
-                bail!("SASL PLAIN refused (error code {})", resp.error_code);
-            }
-            let token = format!("\0{user}\0{password}");
-            let a = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
-            let mut r = c.call(ApiKey::SaslAuthenticate, AUTHENTICATE_VERSION, &a)?;
-            let resp = SaslAuthenticateResponse::decode(&mut r, AUTHENTICATE_VERSION)?;
-            if resp.error_code != 0 {
-                bail!(
-                    "SASL authentication failed (error code {})",
-                    resp.error_code
-                );
-            }
-        }
-        Ok(c)
-    }
-
-    /// Send one request and read its response body (after the response header).
-    fn call(&mut self, key: ApiKey, version: i16, body: &impl Encodable) -> anyhow::Result<Bytes> {
-        self.corr += 1;
-        let mut frame = BytesMut::new();
-        frame.put_u32(0);
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("gregor-acls")))
-            .encode(&mut frame, key.request_header_version(version))?;
-        body.encode(&mut frame, version)?;
-        let len = (frame.len() - 4) as u32;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&frame)?;
-        let mut len = [0u8; 4];
-        self.stream
-            .read_exact(&mut len)
-            .context("reading the response")?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > 16 * 1024 * 1024 {
-            bail!("a response of {len} bytes");
-        }
-        let mut buf = vec![0u8; len];
-        self.stream.read_exact(&mut buf)?;
-        let mut buf = Bytes::from(buf);
-        let header = ResponseHeader::decode(&mut buf, key.response_header_version(version))?;
-        if header.correlation_id != self.corr {
-            bail!("response correlation id {}", header.correlation_id);
-        }
-        Ok(buf)
-    }
-}
-
 pub fn acls(servers: &str, command: &AclsCommand) -> anyhow::Result<()> {
     let server = servers.split(',').next().unwrap_or(servers);
     match command {
         AclsCommand::List(args) => {
-            let mut c = Conn::open(server, args)?;
+            let mut c = Conn::open(server, &args.security, "gregor-acls")?;
             let req = acl_wire::describe_request_of(&args.filter(true)?);
             let mut r = c.call(ApiKey::DescribeAcls, VERSION, &req)?;
             let resp = DescribeAclsResponse::decode(&mut r, VERSION)?;
@@ -232,7 +157,7 @@ pub fn acls(servers: &str, command: &AclsCommand) -> anyhow::Result<()> {
         }
         AclsCommand::Add(args) => {
             let binding = args.binding()?;
-            let mut c = Conn::open(server, args)?;
+            let mut c = Conn::open(server, &args.security, "gregor-acls")?;
             let req =
                 CreateAclsRequest::default().with_creations(vec![acl_wire::creation_of(&binding)]);
             let mut r = c.call(ApiKey::CreateAcls, VERSION, &req)?;
@@ -247,7 +172,7 @@ pub fn acls(servers: &str, command: &AclsCommand) -> anyhow::Result<()> {
         }
         AclsCommand::Remove(args) => {
             let filter = args.filter(false)?;
-            let mut c = Conn::open(server, args)?;
+            let mut c = Conn::open(server, &args.security, "gregor-acls")?;
             let req = DeleteAclsRequest::default()
                 .with_filters(vec![acl_wire::delete_filter_of(&filter)]);
             let mut r = c.call(ApiKey::DeleteAcls, VERSION, &req)?;

@@ -10,6 +10,7 @@
 //! A partition whose preferred replica already leads prints "no election needed", as Kafka's
 //! tool does; the command fails if any partition's election failed for another reason.
 
+use super::secure::{Conn, SecurityArgs};
 use anyhow::bail;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, TopicName};
@@ -44,6 +45,8 @@ pub enum LeadersCommand {
         /// Every partition of every topic.
         #[arg(long)]
         all_topic_partitions: bool,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
 }
 
@@ -53,6 +56,7 @@ pub fn leaders(servers: &str, command: &LeadersCommand) -> anyhow::Result<()> {
         topic,
         partition,
         all_topic_partitions,
+        security,
     } = command;
     let partitions = match (topic, partition, all_topic_partitions) {
         (Some(t), Some(p), false) => Some(vec![TopicPartitions::default()
@@ -70,8 +74,11 @@ pub fn leaders(servers: &str, command: &LeadersCommand) -> anyhow::Result<()> {
         .with_topic_partitions(partitions)
         .with_timeout_ms(30_000);
     let server = servers.split(',').next().unwrap_or(servers);
-    let r: ElectLeadersResponse =
-        super::reassign::ask(server, ApiKey::ElectLeaders, VERSION, &body)?;
+    let r: ElectLeadersResponse = Conn::open(server, security, "gregor-leaders")?.ask(
+        ApiKey::ElectLeaders,
+        VERSION,
+        &body,
+    )?;
     if r.error_code != 0 {
         bail!(
             "the broker refused the election: error code {}",

@@ -10,6 +10,9 @@
 //! gregor reassign --topic T --partition P --replicas 2,3 [--wait] | --reassignment-json-file F
 //! gregor reassign list | cancel --topic T --partition P              (kafka-reassign-partitions)
 //! gregor groups list | describe GROUP | delete GROUP...                     (kafka-consumer-groups)
+//! gregor acls list|add|remove ...                                              (kafka-acls)
+//! gregor users list | describe --user U | add --user U --password P | remove --user U
+//!                                                   (kafka-configs --entity-type users, SCRAM)
 //! gregor groups delete-offsets GROUP --topic T [--partition P]
 //! gregor groups reset-offsets GROUP --topic T [--partition P]
 //!        --to-earliest | --to-latest | --to-offset N | --to-datetime T | --shift-by N  [--dry-run]
@@ -26,9 +29,12 @@
 mod acls;
 mod leaders;
 mod reassign;
+mod secure;
+mod users;
 pub use acls::{acls, AclsCommand};
 pub use leaders::{leaders, LeadersCommand};
 pub use reassign::{reassign, ReassignArgs};
+pub use users::{users, UsersCommand};
 
 use crate::client::cli::{bootstrap, runtime};
 use crate::client::Driver;
@@ -293,11 +299,13 @@ pub fn topics_describe(
     // Moves in progress (KIP-455), by partition: (adding, removing). A broker without
     // ListPartitionReassignments (a standalone one) has none to show.
     let server = servers.split(',').next().unwrap_or(servers);
-    let moving: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)> = reassign::ongoing(server)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(t, p, _, adding, removing)| ((t, p), (adding, removing)))
-        .collect();
+    let moving: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)> =
+        secure::Conn::open(server, &secure::SecurityArgs::default(), "gregor-cli")
+            .and_then(|mut conn| reassign::ongoing(&mut conn))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(t, p, _, adding, removing)| ((t, p), (adding, removing)))
+            .collect();
     let mut configs = match rs.next().unwrap() {
         Ok(AdminResult::DescribeConfigs(m)) => m,
         Ok(other) => return Err(unexpected(other)),

@@ -15,9 +15,8 @@
 //! starts at once and completes when every added replica has caught up and joined the ISR;
 //! `--wait` polls ListPartitionReassignments until none of the moves is still in progress.
 
-use crate::quorum::status::exchange;
+use super::secure::{Conn, SecurityArgs};
 use anyhow::{bail, Context};
-use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
@@ -25,9 +24,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
-    MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+    MetadataResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use std::time::{Duration, Instant};
 
 /// How long `--wait` waits for the moves to complete.
@@ -51,6 +50,8 @@ pub struct ReassignArgs {
     /// Wait until every move has completed (or failed).
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -71,8 +72,9 @@ type Move = (String, i32, Option<Vec<i32>>);
 
 pub fn reassign(servers: &str, args: &ReassignArgs) -> anyhow::Result<()> {
     let server = servers.split(',').next().unwrap_or(servers);
+    let conn = &mut Conn::open(server, &args.security, "gregor-reassign")?;
     let moves: Vec<Move> = match (&args.command, &args.topic, &args.reassignment_json_file) {
-        (Some(ReassignCommand::List), None, None) => return list(server),
+        (Some(ReassignCommand::List), None, None) => return list(conn),
         (Some(ReassignCommand::Cancel { topic, partition }), None, None) => {
             vec![(topic.clone(), *partition, None)]
         }
@@ -86,9 +88,9 @@ pub fn reassign(servers: &str, args: &ReassignArgs) -> anyhow::Result<()> {
             "name --topic T --partition P --replicas 1,2, or --reassignment-json-file F, or list, or cancel"
         ),
     };
-    alter(server, &moves)?;
+    alter(conn, &moves)?;
     if args.wait {
-        wait(server, &moves)?;
+        wait(conn, &moves)?;
     }
     Ok(())
 }
@@ -124,7 +126,7 @@ pub fn parse_json(text: &str) -> anyhow::Result<Vec<Move>> {
     Ok(out)
 }
 
-fn alter(server: &str, moves: &[Move]) -> anyhow::Result<()> {
+fn alter(conn: &mut Conn, moves: &[Move]) -> anyhow::Result<()> {
     let mut topics: Vec<ReassignableTopic> = Vec::new();
     for (topic, partition, target) in moves {
         let replicas = target
@@ -146,7 +148,7 @@ fn alter(server: &str, moves: &[Move]) -> anyhow::Result<()> {
         .with_timeout_ms(30_000)
         .with_topics(topics);
     let r: AlterPartitionReassignmentsResponse =
-        ask(server, ApiKey::AlterPartitionReassignments, 0, &body)?;
+        conn.ask(ApiKey::AlterPartitionReassignments, 0, &body)?;
     if r.error_code != 0 {
         bail!(
             "the broker refused the reassignment: error code {}",
@@ -177,10 +179,10 @@ fn alter(server: &str, moves: &[Move]) -> anyhow::Result<()> {
 pub type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
 
 /// The reassignments in progress, as ListPartitionReassignments lists them.
-pub fn ongoing(server: &str) -> anyhow::Result<Vec<Ongoing>> {
+pub fn ongoing(conn: &mut Conn) -> anyhow::Result<Vec<Ongoing>> {
     let body = ListPartitionReassignmentsRequest::default().with_timeout_ms(30_000);
     let r: ListPartitionReassignmentsResponse =
-        ask(server, ApiKey::ListPartitionReassignments, 0, &body)?;
+        conn.ask(ApiKey::ListPartitionReassignments, 0, &body)?;
     if r.error_code != 0 {
         bail!(
             "the broker refused the listing: error code {}",
@@ -203,8 +205,8 @@ pub fn ongoing(server: &str) -> anyhow::Result<Vec<Ongoing>> {
         .collect())
 }
 
-fn list(server: &str) -> anyhow::Result<()> {
-    let moves = ongoing(server)?;
+fn list(conn: &mut Conn) -> anyhow::Result<()> {
+    let moves = ongoing(conn)?;
     if moves.is_empty() {
         println!("no reassignment in progress");
     }
@@ -214,10 +216,10 @@ fn list(server: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait(server: &str, moves: &[Move]) -> anyhow::Result<()> {
+fn wait(conn: &mut Conn, moves: &[Move]) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        let mut busy: Vec<String> = ongoing(server)?
+        let mut busy: Vec<String> = ongoing(conn)?
             .into_iter()
             .filter(|(t, p, ..)| moves.iter().any(|(mt, mp, _)| mt == t && mp == p))
             .map(|(t, p, ..)| format!("{t}-{p}"))
@@ -229,7 +231,7 @@ fn wait(server: &str, moves: &[Move]) -> anyhow::Result<()> {
             if let Some(target) = target {
                 let mut want = target.clone();
                 want.sort_unstable();
-                if replicas_of(server, t, *p)? != want {
+                if replicas_of(conn, t, *p)? != want {
                     busy.push(format!("{t}-{p}"));
                 }
             }
@@ -246,11 +248,11 @@ fn wait(server: &str, moves: &[Move]) -> anyhow::Result<()> {
     }
 }
 
-/// The replicas of `topic`-`partition` in `server`'s Metadata, sorted (empty if it has none).
-fn replicas_of(server: &str, topic: &str, partition: i32) -> anyhow::Result<Vec<i32>> {
+/// The replicas of `topic`-`partition` in the broker's Metadata, sorted (empty if it has none).
+fn replicas_of(conn: &mut Conn, topic: &str, partition: i32) -> anyhow::Result<Vec<i32>> {
     let req = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
-    let resp: MetadataResponse = ask(server, ApiKey::Metadata, 9, &req)?;
+    let resp: MetadataResponse = conn.ask(ApiKey::Metadata, 9, &req)?;
     let mut replicas: Vec<i32> = resp
         .topics
         .iter()
@@ -261,29 +263,6 @@ fn replicas_of(server: &str, topic: &str, partition: i32) -> anyhow::Result<Vec<
         .collect();
     replicas.sort_unstable();
     Ok(replicas)
-}
-
-/// One request to `server` and its decoded response (correlation id 1).
-pub(super) fn ask<Req: Encodable, Resp: Decodable>(
-    server: &str,
-    key: ApiKey,
-    version: i16,
-    body: &Req,
-) -> anyhow::Result<Resp> {
-    let mut frame = BytesMut::new();
-    frame.put_u32(0);
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("gregor-cli")))
-        .encode(&mut frame, key.request_header_version(version))?;
-    body.encode(&mut frame, version)?;
-    let len = (frame.len() - 4) as u32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    let mut answer = exchange(server, &frame).with_context(|| format!("asking {server}"))?;
-    ResponseHeader::decode(&mut answer, key.response_header_version(version))?;
-    Resp::decode(&mut answer, version)
 }
 
 #[cfg(test)]
