@@ -60,3 +60,52 @@ pub struct Emit {
     pub record: Record,
     pub kind: EmitKind,
 }
+
+/// The header a repartition record carries its [`Origin`] in; tasks remove it on reading, so
+/// it never reaches an output topic.
+pub const ORIGIN_HEADER: &str = "gregor.streams.origin";
+
+/// Where a record came from: the input record (topic, partition, offset) whose processing
+/// produced it, and its place among that input record's repartition records.
+///
+/// Under at-least-once, an input record is processed again after a crash or a rebalance (its
+/// offset was not yet committed), and a stateless step before a repartition topic then writes
+/// its results twice. An aggregation reading the repartition topic sees origins that only
+/// grow, from one upstream partition, as long as one task at a time writes them (in order:
+/// the producer is idempotent); an origin not above the highest one applied is such a repeat,
+/// and the aggregation skips it instead of counting it twice. The highest origin applied per
+/// upstream partition travels in every changelog record, so a restored store knows it too.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub index: u32,
+}
+
+impl Origin {
+    /// topic bytes, then partition (4), offset (8) and index (4), big-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = self.topic.as_bytes().to_vec();
+        b.extend_from_slice(&self.partition.to_be_bytes());
+        b.extend_from_slice(&self.offset.to_be_bytes());
+        b.extend_from_slice(&self.index.to_be_bytes());
+        b
+    }
+
+    /// `None` for a header too short or a topic not UTF-8 (a record not written by a task).
+    pub fn decode(b: &[u8]) -> Option<Origin> {
+        let (topic, rest) = b.split_at_checked(b.len().checked_sub(16)?)?;
+        Some(Origin {
+            topic: String::from_utf8(topic.to_vec()).ok()?,
+            partition: i32::from_be_bytes(rest[0..4].try_into().ok()?),
+            offset: i64::from_be_bytes(rest[4..12].try_into().ok()?),
+            index: u32::from_be_bytes(rest[12..16].try_into().ok()?),
+        })
+    }
+
+    /// The upstream partition the order of origins is kept per.
+    pub fn stream(&self) -> (String, i32) {
+        (self.topic.clone(), self.partition)
+    }
+}

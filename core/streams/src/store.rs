@@ -9,7 +9,7 @@
 //! A windowed store keys each aggregate by the window's start, then the record's key
 //! ([`window_key`]): ordered by start, so the windows past retention are the first ones.
 
-use crate::record::{Emit, EmitKind, Record};
+use crate::record::{Emit, EmitKind, Origin, Record, ORIGIN_HEADER};
 use std::collections::BTreeMap;
 
 pub struct Store {
@@ -18,6 +18,8 @@ pub struct Store {
     /// The task's partition: changelog records go to the same partition number.
     partition: i32,
     map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Per upstream partition, the highest [`Origin`] (offset, index) applied to the store.
+    applied: BTreeMap<(String, i32), (i64, u32)>,
 }
 
 /// The key of a window's aggregate: the start (8 bytes, big-endian, never negative so the
@@ -43,6 +45,7 @@ impl Store {
             changelog,
             partition,
             map: BTreeMap::new(),
+            applied: BTreeMap::new(),
         }
     }
 
@@ -71,40 +74,81 @@ impl Store {
         self.map.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
     }
 
-    /// Set `key` to `value` and emit the changelog record that says so.
-    pub fn put(&mut self, key: &[u8], value: Vec<u8>, ts: i64, out: &mut Vec<Emit>) {
-        out.push(self.changelog_record(key, Some(value.clone()), ts));
+    /// Whether the record from `origin` was applied already (see [`Origin`]).
+    pub fn applied(&self, origin: &Origin) -> bool {
+        self.applied
+            .get(&origin.stream())
+            .is_some_and(|&high| (origin.offset, origin.index) <= high)
+    }
+
+    fn note(&mut self, origin: Option<&Origin>) {
+        if let Some(o) = origin {
+            let high = self
+                .applied
+                .entry(o.stream())
+                .or_insert((o.offset, o.index));
+            *high = (*high).max((o.offset, o.index));
+        }
+    }
+
+    /// Set `key` to `value` because of the record from `origin`, and emit the changelog
+    /// record that says so.
+    pub fn put(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        ts: i64,
+        origin: Option<&Origin>,
+        out: &mut Vec<Emit>,
+    ) {
+        self.note(origin);
+        out.push(self.changelog_record(key, Some(value.clone()), ts, origin));
         self.map.insert(key.to_vec(), value);
     }
 
     /// Remove `key` and emit its tombstone.
-    pub fn delete(&mut self, key: &[u8], ts: i64, out: &mut Vec<Emit>) {
+    pub fn delete(&mut self, key: &[u8], ts: i64, origin: Option<&Origin>, out: &mut Vec<Emit>) {
+        self.note(origin);
         if self.map.remove(key).is_some() {
-            out.push(self.changelog_record(key, None, ts));
+            out.push(self.changelog_record(key, None, ts, origin));
         }
     }
 
     /// Remove the first entries while `expired(key)` holds (a windowed store's old windows),
     /// with their tombstones.
-    pub fn expire_front(&mut self, expired: impl Fn(&[u8]) -> bool, ts: i64, out: &mut Vec<Emit>) {
+    pub fn expire_front(
+        &mut self,
+        expired: impl Fn(&[u8]) -> bool,
+        ts: i64,
+        origin: Option<&Origin>,
+        out: &mut Vec<Emit>,
+    ) {
         while let Some((k, _)) = self.map.first_key_value() {
             if !expired(k) {
                 break;
             }
             let k = k.clone();
-            self.delete(&k, ts, out);
+            self.delete(&k, ts, origin, out);
         }
     }
 
-    /// Apply one changelog record read back: the latest value of a key, or its tombstone.
-    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+    /// Apply one changelog record read back: the latest value of a key, or its tombstone, and
+    /// the origin it carries.
+    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>, origin: Option<&Origin>) {
+        self.note(origin);
         match value {
             Some(v) => self.map.insert(key.to_vec(), v.to_vec()),
             None => self.map.remove(key),
         };
     }
 
-    fn changelog_record(&self, key: &[u8], value: Option<Vec<u8>>, ts: i64) -> Emit {
+    fn changelog_record(
+        &self,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+        ts: i64,
+        origin: Option<&Origin>,
+    ) -> Emit {
         Emit {
             topic: self.changelog.clone(),
             partition: Some(self.partition),
@@ -112,7 +156,10 @@ impl Store {
                 key: Some(key.to_vec()),
                 value,
                 timestamp_ms: ts,
-                headers: vec![],
+                headers: origin
+                    .map(|o| (ORIGIN_HEADER.to_string(), Some(o.encode())))
+                    .into_iter()
+                    .collect(),
             },
             kind: EmitKind::Changelog,
         }

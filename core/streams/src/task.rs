@@ -6,7 +6,7 @@
 //! produces anything itself: the runner sends the emits, and commits the input offset only
 //! once all of them are acknowledged (at least once).
 
-use crate::record::{Emit, EmitKind, Record};
+use crate::record::{Emit, EmitKind, Origin, Record, ORIGIN_HEADER};
 use crate::store::{split_window_key, window_key, Store};
 use crate::topology::{Op, Topology};
 use std::collections::BTreeMap;
@@ -33,6 +33,9 @@ pub struct TaskStats {
     pub dropped_null_key: u64,
     /// Records dropped because every window they belong to was closed (late past the grace).
     pub dropped_late: u64,
+    /// Repeats an aggregation skipped: records from an origin it had applied already (input
+    /// processed again after a crash or a rebalance).
+    pub skipped_repeats: u64,
 }
 
 pub struct Task {
@@ -41,6 +44,10 @@ pub struct Task {
     stores: BTreeMap<String, Store>,
     stream_time: i64,
     stats: TaskStats,
+    /// While processing: the input record, as an origin for repartition records (its index
+    /// counts them), and the origin aggregations deduplicate by.
+    input: Option<Origin>,
+    dedup: Option<Origin>,
 }
 
 /// The windowed output key: `<key>@<window start ms>`, readable with any console consumer.
@@ -70,6 +77,8 @@ impl Task {
             stores,
             stream_time: -1,
             stats: TaskStats::default(),
+            input: None,
+            dedup: None,
         }
     }
 
@@ -99,23 +108,27 @@ impl Task {
 
     /// Apply a changelog record read back during restoration. A record of a topic that is no
     /// changelog of this task is ignored and reported with `false`.
-    pub fn restore(&mut self, changelog: &str, key: &[u8], value: Option<&[u8]>) -> bool {
+    pub fn restore(&mut self, changelog: &str, record: &Record) -> bool {
+        let Some(key) = record.key.as_deref() else {
+            return false; // a store key is never null: not written by a task
+        };
+        let origin = record.header(ORIGIN_HEADER).and_then(Origin::decode);
         match self
             .stores
             .values_mut()
             .find(|s| s.changelog() == changelog)
         {
             Some(s) => {
-                s.restore(key, value);
+                s.restore(key, record.value.as_deref(), origin.as_ref());
                 true
             }
             None => false,
         }
     }
 
-    /// Process one record of `topic` (one of the task's source topics); return what to
-    /// produce, in order.
-    pub fn process(&mut self, topic: &str, record: Record) -> Vec<Emit> {
+    /// Process the record at `offset` of `topic` (one of the task's source topics, on the
+    /// task's partition); return what to produce, in order.
+    pub fn process(&mut self, topic: &str, offset: i64, mut record: Record) -> Vec<Emit> {
         assert_eq!(
             self.topology.subtopology_reading(topic),
             Some(self.id.subtopology),
@@ -123,6 +136,21 @@ impl Task {
         );
         self.stats.processed += 1;
         self.stream_time = self.stream_time.max(record.timestamp_ms);
+        let input = Origin {
+            topic: topic.to_string(),
+            partition: self.id.partition,
+            offset,
+            index: 0,
+        };
+        // A repartition record names its own origin; strip it so no output carries it.
+        let carried = record.header(ORIGIN_HEADER).and_then(Origin::decode);
+        record.headers.retain(|(k, _)| k != ORIGIN_HEADER);
+        self.dedup = if self.topology.is_repartition_topic(topic) {
+            carried
+        } else {
+            Some(input.clone())
+        };
+        self.input = Some(input);
         let topology = Arc::clone(&self.topology);
         let mut out = Vec::new();
         for (i, n) in topology.nodes.iter().enumerate() {
@@ -148,9 +176,10 @@ impl Task {
                     return;
                 };
                 let s = self.stores.get_mut(store).expect("the task has its stores");
+                // An upsert is idempotent: a repeat writes the same row again.
                 match &r.value {
-                    Some(v) => s.put(&key, v.clone(), r.timestamp_ms, out),
-                    None => s.delete(&key, r.timestamp_ms, out),
+                    Some(v) => s.put(&key, v.clone(), r.timestamp_ms, None, out),
+                    None => s.delete(&key, r.timestamp_ms, None, out),
                 }
                 vec![r]
             }
@@ -181,12 +210,21 @@ impl Task {
                     return;
                 };
                 let s = self.stores.get_mut(store).expect("the task has its stores");
+                let origin = self.dedup.as_ref();
+                // A repeat changes nothing, but its results are forwarded again (the current
+                // values): the first time's may not have reached the output topic.
+                let repeat = origin.is_some_and(|o| s.applied(o));
+                if repeat {
+                    self.stats.skipped_repeats += 1;
+                }
                 let mut results = Vec::new();
                 match windows {
                     None => {
                         let old = s.get(&key).map(<[u8]>::to_vec).unwrap_or_else(|| init());
-                        let new = agg(&key, &r, old);
-                        s.put(&key, new.clone(), r.timestamp_ms, out);
+                        let new = if repeat { old } else { agg(&key, &r, old) };
+                        if !repeat {
+                            s.put(&key, new.clone(), r.timestamp_ms, origin, out);
+                        }
                         results.push(Record {
                             key: Some(key),
                             value: Some(new),
@@ -200,14 +238,16 @@ impl Task {
                             .into_iter()
                             .filter(|&st| !w.closed(st, self.stream_time))
                             .collect();
-                        if open.is_empty() {
+                        if open.is_empty() && !repeat {
                             self.stats.dropped_late += 1;
                         }
                         for start in open {
                             let k = window_key(start, &key);
                             let old = s.get(&k).map(<[u8]>::to_vec).unwrap_or_else(|| init());
-                            let new = agg(&key, &r, old);
-                            s.put(&k, new.clone(), r.timestamp_ms, out);
+                            let new = if repeat { old } else { agg(&key, &r, old) };
+                            if !repeat {
+                                s.put(&k, new.clone(), r.timestamp_ms, origin, out);
+                            }
                             results.push(Record {
                                 key: Some(windowed_key(&key, start)),
                                 value: Some(new),
@@ -223,6 +263,7 @@ impl Task {
                                 split_window_key(k).is_some_and(|(st, _)| w.closed(st, stream_time))
                             },
                             stream_time,
+                            origin,
                             out,
                         );
                     }
@@ -251,6 +292,13 @@ impl Task {
                 }
             }
             Op::Sink { topic, repartition } => {
+                let mut r = r;
+                if *repartition {
+                    let input = self.input.as_mut().expect("set while processing");
+                    r.headers
+                        .push((ORIGIN_HEADER.to_string(), Some(input.encode())));
+                    input.index += 1;
+                }
                 out.push(Emit {
                     topic: topic.clone(),
                     partition: None,

@@ -207,6 +207,13 @@ impl Topology {
         self.sources.iter().flatten().cloned().collect()
     }
 
+    /// Whether `topic` is one of the application's repartition topics.
+    pub fn is_repartition_topic(&self, topic: &str) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(&n.op, Op::Sink { topic: t, repartition: true } if t == topic))
+    }
+
     /// The sub-topology reading `topic`, if any.
     pub fn subtopology_reading(&self, topic: &str) -> Option<usize> {
         self.sources

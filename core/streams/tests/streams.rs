@@ -73,6 +73,7 @@ fn run_wordcount(lines: &[String], restart_after: usize) -> Vec<Emit> {
         .collect();
     let mut changelog: Vec<Emit> = Vec::new();
     let mut emitted = Vec::new();
+    let mut rep_offsets = [0i64; 2];
     for (i, l) in lines.iter().enumerate() {
         if i == restart_after {
             for task in count.iter_mut() {
@@ -82,21 +83,19 @@ fn run_wordcount(lines: &[String], restart_after: usize) -> Vec<Emit> {
                     .iter()
                     .filter(|e| e.partition == Some(id.partition))
                 {
-                    assert!(fresh.restore(
-                        &e.topic,
-                        e.record.key.as_deref().unwrap(),
-                        e.record.value.as_deref()
-                    ));
+                    assert!(fresh.restore(&e.topic, &e.record));
                 }
                 *task = fresh;
             }
         }
         let p = (i % 2) as i32;
-        for e in split[p as usize].process("lines", rec(None, l, i as i64)) {
+        for e in split[p as usize].process("lines", (i / 2) as i64, rec(None, l, i as i64)) {
             assert_eq!(e.kind, EmitKind::Repartition);
             assert_eq!(e.topic, "wc-counts-repartition");
             let q = part(e.record.key.as_deref().unwrap(), 2);
-            for out in count[q as usize].process("wc-counts-repartition", e.record) {
+            let offset = rep_offsets[q as usize];
+            rep_offsets[q as usize] += 1;
+            for out in count[q as usize].process("wc-counts-repartition", offset, e.record) {
                 if out.kind == EmitKind::Changelog {
                     assert_eq!(out.topic, "wc-counts-changelog");
                     assert_eq!(
@@ -181,7 +180,7 @@ fn a_count_without_the_restore_would_be_wrong() {
             partition: 0,
         },
     );
-    a.process("wc-counts-repartition", rec(Some("x"), "1", 0));
+    a.process("wc-counts-repartition", 0, rec(Some("x"), "1", 0));
     let mut b = Task::new(
         t,
         TaskId {
@@ -189,7 +188,7 @@ fn a_count_without_the_restore_would_be_wrong() {
             partition: 0,
         },
     );
-    let out = b.process("wc-counts-repartition", rec(Some("x"), "1", 1));
+    let out = b.process("wc-counts-repartition", 1, rec(Some("x"), "1", 1));
     assert_eq!(latest(&out, "out")["x"], "1", "not 2: nothing was restored");
 }
 
@@ -217,14 +216,17 @@ fn map_filter_branch_and_null_keys() {
         },
     );
     let mut out = Vec::new();
-    for (k, v) in [
+    for (o, (k, v)) in [
         (Some("h"), "error x"),
         (Some("h"), "warn y"),
         (Some("h"), "skip"),
         (None, "error z"),
         (Some("h"), "info"),
-    ] {
-        out.extend(task.process("in", rec(k, v, 5)));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.extend(task.process("in", o as i64, rec(k, v, 5)));
     }
     let topics: Vec<_> = out
         .iter()
@@ -300,7 +302,8 @@ fn windowed_counts_per_minute_drop_records_later_than_the_grace() {
         },
     );
     let mut out = Vec::new();
-    for (s, ts) in [
+    let mut rep = 0;
+    for (o, (s, ts)) in [
         ("err", 1_000),
         ("err", 59_000),
         ("info", 61_000),
@@ -308,9 +311,13 @@ fn windowed_counts_per_minute_drop_records_later_than_the_grace() {
         ("err", 30_000),
         ("err", 75_000),
         ("err", 20_000),
-    ] {
-        for e in split.process("logs", log(s, ts)) {
-            out.extend(agg.process(&e.topic, e.record));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for e in split.process("logs", o as i64, log(s, ts)) {
+            out.extend(agg.process(&e.topic, rep, e.record));
+            rep += 1;
         }
     }
     // 30_000 arrives at stream time 65_000 < 60_000 + grace: counted. 20_000 arrives at stream
@@ -363,9 +370,9 @@ fn stream_table_join_and_left_join() {
             partition: 3,
         },
     );
-    let mut out = task.process("clicks", rec(Some("u1"), "home", 1));
-    out.extend(task.process("users", rec(Some("u1"), "ann", 2)));
-    out.extend(task.process("clicks", rec(Some("u1"), "cart", 3)));
+    let mut out = task.process("clicks", 0, rec(Some("u1"), "home", 1));
+    out.extend(task.process("users", 0, rec(Some("u1"), "ann", 2)));
+    out.extend(task.process("clicks", 1, rec(Some("u1"), "cart", 3)));
     let vals = |topic: &str| -> Vec<String> {
         out.iter()
             .filter(|e| e.topic == topic)
@@ -407,8 +414,8 @@ fn reduce_and_aggregate() {
         },
     );
     let mut out = Vec::new();
-    for v in ["3", "7", "5"] {
-        out.extend(task.process("n", rec(Some("k"), v, 0)));
+    for (o, v) in ["3", "7", "5"].into_iter().enumerate() {
+        out.extend(task.process("n", o as i64, rec(Some("k"), v, 0)));
     }
     let vals = |topic: &str| -> Vec<String> {
         out.iter()
@@ -441,5 +448,190 @@ proptest! {
     ) {
         let emits = run_wordcount(&lines, restart);
         prop_assert_eq!(latest(&emits, "out"), replay(&lines));
+    }
+}
+
+#[test]
+fn a_repeated_input_record_is_not_counted_twice() {
+    let t = Arc::new(wordcount());
+    let mut split = Task::new(
+        t.clone(),
+        TaskId {
+            subtopology: 0,
+            partition: 0,
+        },
+    );
+    let mut count = Task::new(
+        t,
+        TaskId {
+            subtopology: 1,
+            partition: 0,
+        },
+    );
+    let mut rep = 0;
+    let mut out = Vec::new();
+    // Offset 0 processed, then processed again (its commit was lost), then offset 1.
+    for (o, line) in [(0, "a b"), (0, "a b"), (1, "a")] {
+        for e in split.process("lines", o, rec(None, line, 0)) {
+            assert!(e.record.header("gregor.streams.origin").is_some());
+            out.extend(count.process(&e.topic, rep, e.record));
+            rep += 1;
+        }
+    }
+    assert_eq!(count.stats().skipped_repeats, 2);
+    let got = latest(&out, "out");
+    assert_eq!((got["a"].as_str(), got["b"].as_str()), ("2", "1"));
+    assert!(
+        out.iter()
+            .filter(|e| e.kind == EmitKind::Output)
+            .all(|e| e.record.headers.is_empty()),
+        "the origin header stays internal"
+    );
+}
+
+/// An at-least-once run of word count with crashes, as the runner makes it: two input
+/// partitions, two repartition partitions. Sub-topology 0 (split) writes its repartition
+/// records at once; sub-topology 1 (count) has changelog records in flight until acknowledged,
+/// commits only when none is, and a crash loses its uncommitted position and any changelog
+/// records in flight beyond a prefix that happened to land.
+fn at_least_once(lines: &[String], ops: &[(u8, u8)]) -> (BTreeMap<String, String>, u64) {
+    let t = Arc::new(wordcount());
+    let input: Vec<Vec<String>> = (0..2)
+        .map(|p| lines.iter().skip(p).step_by(2).cloned().collect())
+        .collect();
+    let mut split: Vec<Task> = (0..2)
+        .map(|p| {
+            Task::new(
+                t.clone(),
+                TaskId {
+                    subtopology: 0,
+                    partition: p,
+                },
+            )
+        })
+        .collect();
+    let mut count: Vec<Task> = (0..2)
+        .map(|p| {
+            Task::new(
+                t.clone(),
+                TaskId {
+                    subtopology: 1,
+                    partition: p,
+                },
+            )
+        })
+        .collect();
+    let (mut pos0, mut com0) = ([0usize; 2], [0usize; 2]);
+    let (mut pos1, mut com1) = ([0usize; 2], [0usize; 2]);
+    let mut rep: [Vec<Record>; 2] = [vec![], vec![]];
+    let mut durable: [Vec<Record>; 2] = [vec![], vec![]];
+    let mut pending: [Vec<Record>; 2] = [vec![], vec![]];
+    let mut outputs = Vec::new();
+    let mut repeats = 0;
+    let step1 = |q: usize,
+                 count: &mut Vec<Task>,
+                 pos1: &mut [usize; 2],
+                 rep: &[Vec<Record>; 2],
+                 pending: &mut [Vec<Record>; 2],
+                 outputs: &mut Vec<Emit>| {
+        let r = rep[q][pos1[q]].clone();
+        for e in count[q].process("wc-counts-repartition", pos1[q] as i64, r) {
+            match e.kind {
+                EmitKind::Changelog => pending[q].push(e.record),
+                _ => outputs.push(e),
+            }
+        }
+        pos1[q] += 1;
+    };
+    let step0 =
+        |p: usize, split: &mut Vec<Task>, pos0: &mut [usize; 2], rep: &mut [Vec<Record>; 2]| {
+            let line = &input[p][pos0[p]];
+            for e in split[p].process("lines", pos0[p] as i64, rec(None, line, 0)) {
+                rep[part(e.record.key.as_deref().unwrap(), 2) as usize].push(e.record);
+            }
+            pos0[p] += 1;
+        };
+    for &(op, which) in ops {
+        let i = (which % 2) as usize;
+        match op % 6 {
+            0 if pos0[i] < input[i].len() => step0(i, &mut split, &mut pos0, &mut rep),
+            1 => com0[i] = pos0[i],
+            2 => pos0[i] = com0[i], // split task crashed: its outputs were acknowledged
+            3 if pos1[i] < rep[i].len() => {
+                step1(i, &mut count, &mut pos1, &rep, &mut pending, &mut outputs)
+            }
+            4 => {
+                durable[i].append(&mut pending[i]);
+                com1[i] = pos1[i];
+            }
+            5 => {
+                // Crash: a prefix of the changelog records in flight landed anyway.
+                let landed = (which as usize / 2).min(pending[i].len());
+                durable[i].extend(pending[i].drain(..landed));
+                pending[i].clear();
+                repeats += count[i].stats().skipped_repeats;
+                let mut fresh = Task::new(t.clone(), count[i].id());
+                for r in &durable[i] {
+                    assert!(fresh.restore("wc-counts-changelog", r));
+                }
+                count[i] = fresh;
+                pos1[i] = com1[i];
+            }
+            _ => {}
+        }
+    }
+    // No more faults: everything is processed.
+    for p in 0..2 {
+        while pos0[p] < input[p].len() {
+            step0(p, &mut split, &mut pos0, &mut rep);
+        }
+    }
+    for q in 0..2 {
+        while pos1[q] < rep[q].len() {
+            step1(q, &mut count, &mut pos1, &rep, &mut pending, &mut outputs);
+        }
+        repeats += count[q].stats().skipped_repeats;
+    }
+    (latest(&outputs, "out"), repeats)
+}
+
+#[test]
+fn a_planted_double_count_is_caught() {
+    // The model can fail: without deduplication (origins stripped), a crash of the split task
+    // before its commit counts its lines twice.
+    let lines: Vec<String> = vec!["a".into(), "b".into()];
+    let (got, repeats) = at_least_once(&lines, &[(0, 0), (2, 0)]);
+    assert_eq!(got, replay(&lines), "deduplicated");
+    assert_eq!(repeats, 1);
+    let t = Arc::new(wordcount());
+    let mut count = Task::new(
+        t,
+        TaskId {
+            subtopology: 1,
+            partition: 0,
+        },
+    );
+    let mut r = rec(Some("a"), "a", 0);
+    count.process("wc-counts-repartition", 0, r.clone());
+    r.headers.clear();
+    let out = count.process("wc-counts-repartition", 1, r);
+    assert_eq!(
+        latest(&out, "out")["a"],
+        "2",
+        "a record without its origin is counted again"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Through crashes and repeats anywhere, at-least-once processing with origins counts
+    /// every word exactly as a replay of the input does.
+    #[test]
+    fn word_count_is_exact_through_crashes(
+        lines in prop::collection::vec(prop::collection::vec("[a-d]", 0..4).prop_map(|w| w.join(" ")), 0..16),
+        ops in prop::collection::vec((0u8..6, 0u8..8), 0..80),
+    ) {
+        let (got, _) = at_least_once(&lines, &ops);
+        prop_assert_eq!(got, replay(&lines));
     }
 }
