@@ -758,6 +758,7 @@ impl Client {
         if g.phase != Phase::Stable || !self.ready(node) {
             return;
         }
+        let g = self.group.as_ref().unwrap();
         let moved: Vec<(TopicPartition, i64)> = offsets
             .into_iter()
             .filter(|(tp, o)| g.committed.get(tp) != Some(o))
