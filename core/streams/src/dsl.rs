@@ -42,6 +42,9 @@ struct Graph {
 
 type Shared = Rc<RefCell<Graph>>;
 
+/// A branch's condition (see [`KStream::branch`]).
+pub type Predicate = Box<dyn Fn(&Record) -> bool + Send + Sync>;
+
 fn add(g: &Shared, parent: Option<usize>, op: Op) -> usize {
     let mut g = g.borrow_mut();
     assert!(!g.built, "a stream grew after StreamsBuilder::build");
@@ -209,7 +212,7 @@ impl KStream {
 
     /// One stream per predicate: a record goes to the first whose predicate it satisfies,
     /// and is dropped if none does (`KStream#split`, formerly `branch`).
-    pub fn branch(&self, preds: Vec<Box<dyn Fn(&Record) -> bool + Send + Sync>>) -> Vec<KStream> {
+    pub fn branch(&self, preds: Vec<Predicate>) -> Vec<KStream> {
         let preds: Vec<_> = preds.into_iter().map(Arc::from).collect();
         let n = preds.len();
         let b = self.then(Op::Branch(preds), false);

@@ -44,33 +44,26 @@ fn part(key: &[u8], n: i32) -> i32 {
     key.first().map_or(0, |b| *b as i32 % n)
 }
 
+/// The tasks of sub-topology `sub` on partitions 0 and 1.
+fn tasks(t: &Arc<Topology>, sub: usize) -> Vec<Task> {
+    (0..2)
+        .map(|p| {
+            let id = TaskId {
+                subtopology: sub,
+                partition: p,
+            };
+            Task::new(t.clone(), id)
+        })
+        .collect()
+}
+
 /// Run word count over `lines` with 2 input partitions and 2 repartition partitions; the
 /// second sub-topology's tasks are rebuilt from their changelog after `restart_after` records
 /// (as after a crash or a move). Returns every emit of the second sub-topology.
 fn run_wordcount(lines: &[String], restart_after: usize) -> Vec<Emit> {
     let t = Arc::new(wordcount());
-    let mut split: Vec<Task> = (0..2)
-        .map(|p| {
-            Task::new(
-                t.clone(),
-                TaskId {
-                    subtopology: 0,
-                    partition: p,
-                },
-            )
-        })
-        .collect();
-    let mut count: Vec<Task> = (0..2)
-        .map(|p| {
-            Task::new(
-                t.clone(),
-                TaskId {
-                    subtopology: 1,
-                    partition: p,
-                },
-            )
-        })
-        .collect();
+    let mut split = tasks(&t, 0);
+    let mut count = tasks(&t, 1);
     let mut changelog: Vec<Emit> = Vec::new();
     let mut emitted = Vec::new();
     let mut rep_offsets = [0i64; 2];
@@ -499,28 +492,8 @@ fn at_least_once(lines: &[String], ops: &[(u8, u8)]) -> (BTreeMap<String, String
     let input: Vec<Vec<String>> = (0..2)
         .map(|p| lines.iter().skip(p).step_by(2).cloned().collect())
         .collect();
-    let mut split: Vec<Task> = (0..2)
-        .map(|p| {
-            Task::new(
-                t.clone(),
-                TaskId {
-                    subtopology: 0,
-                    partition: p,
-                },
-            )
-        })
-        .collect();
-    let mut count: Vec<Task> = (0..2)
-        .map(|p| {
-            Task::new(
-                t.clone(),
-                TaskId {
-                    subtopology: 1,
-                    partition: p,
-                },
-            )
-        })
-        .collect();
+    let mut split = tasks(&t, 0);
+    let mut count = tasks(&t, 1);
     let (mut pos0, mut com0) = ([0usize; 2], [0usize; 2]);
     let (mut pos1, mut com1) = ([0usize; 2], [0usize; 2]);
     let mut rep: [Vec<Record>; 2] = [vec![], vec![]];
