@@ -3,7 +3,7 @@
 //! takes its tasks over, restoring their counts from the changelog topic, and the final counts
 //! read back with kcat (the latest value of each word) equal the counts of the input.
 
-use crate::harness::{create_topic, gregor_bin, kcat_read, Broker};
+use crate::harness::{create_topic, gregor_bin, kcat_read, python, Broker};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,24 +73,20 @@ struct Instance {
 }
 
 impl Instance {
+    /// A word-count instance of application `wc-e2e`.
     fn start(dir: &Path, name: &str, b: &Broker) -> Instance {
+        let app = ["wordcount", "--input", "lines", "--output", "counts"];
+        Instance::spawn(dir, name, b, &app, "wc-e2e")
+    }
+
+    fn spawn(dir: &Path, name: &str, b: &Broker, app: &[&str], app_id: &str) -> Instance {
         let log = dir.join(format!("{name}.log"));
         let child = Command::new(gregor_bin())
-            .args([
-                "streams",
-                "wordcount",
-                "--input",
-                "lines",
-                "--output",
-                "counts",
-            ])
-            .args(["--application-id", "wc-e2e", "--bootstrap", &b.bootstrap()])
-            .args([
-                "--session-timeout-ms",
-                "6000",
-                "--commit-interval-ms",
-                "300",
-            ])
+            .arg("streams")
+            .args(app)
+            .args(["--application-id", app_id, "--bootstrap", &b.bootstrap()])
+            .args(["--session-timeout-ms", "6000"])
+            .args(["--commit-interval-ms", "300"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -197,5 +193,73 @@ fn wordcount_survives_a_kill_9_of_one_of_two_instances() {
                 diag(&a, &c)
             )
         },
+    );
+}
+
+/// The severity example on lines with chosen timestamps (one partition, so one order): counts
+/// per severity per minute, a late line inside the grace period counted, one past it dropped.
+#[test]
+fn severity_counts_per_minute_with_grace() {
+    let b = Broker::start(&[]);
+    create_topic(&b, "logs", 1);
+    create_topic(&b, "sev", 1);
+    let base: i64 = 28_333_333 * 60_000; // a minute boundary
+    let recs: Vec<String> = [
+        ("err", 1_000),
+        ("err", 2_000),
+        ("info", 3_000),
+        ("err", 61_000),
+        ("warning", 62_000),
+        ("info", 30_000), // late, within the 10 s grace of window 0 (closes at 70 s)
+        ("-", 63_000),    // no header: "unknown"
+        ("err", 75_000),  // stream time 75 s: window 0 is closed
+        ("err", 5_000),   // too late: dropped
+    ]
+    .iter()
+    .map(|(s, t)| format!("{s}:{}", base + t))
+    .collect();
+    let bootstrap = b.bootstrap();
+    let args: Vec<&str> = [bootstrap.as_str(), "logs"]
+        .into_iter()
+        .chain(recs.iter().map(String::as_str))
+        .collect();
+    assert_eq!(python("streams_logs.py", &args)["produced"], 9);
+    let dir = b.data_dir.with_extension("streams");
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = [
+        "severity",
+        "--input",
+        "logs",
+        "--output",
+        "sev",
+        "--grace-ms",
+        "10000",
+    ];
+    let s = Instance::spawn(&dir, "sev", &b, &app, "sev-e2e");
+    let w1 = base + 60_000;
+    let want: BTreeMap<String, String> = [
+        (format!("err@{base}"), "2"),
+        (format!("info@{base}"), "2"),
+        (format!("err@{w1}"), "2"),
+        (format!("warning@{w1}"), "1"),
+        (format!("unknown@{w1}"), "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect();
+    let read = || -> BTreeMap<String, String> {
+        kcat_read(&b.bootstrap(), "sev", 0, "%k=%s\n")
+            .into_iter()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect()
+    };
+    wait_for(
+        "the windowed counts",
+        Duration::from_secs(60),
+        || read() == want,
+        || format!("{:?}\nwanted {want:?}\n{}", read(), s.log()),
     );
 }
