@@ -6,6 +6,7 @@
 //! gregor groups list|describe GROUP|delete GROUP... [--bootstrap HOST:PORT]
 //! gregor produce|consume TOPIC ... [--bootstrap HOST:PORT]
 //! gregor connect --config connect.toml [--bootstrap HOST:PORT]   (Kafka Connect, standalone)
+//! gregor streams wordcount|severity --input T --output T [--bootstrap HOST:PORT] (Kafka Streams)
 //! gregor topics alter | configs | records | groups delete-offsets|reset-offsets  (see cli/)
 //! gregor cluster status --bootstrap-controller HOST:PORT[,HOST:PORT...]
 //! ```
@@ -33,6 +34,7 @@ mod metrics;
 mod quorum;
 mod replica_fetcher;
 mod runtime;
+mod streams;
 mod tls;
 
 use clap::{Parser, Subcommand};
@@ -80,6 +82,9 @@ enum Command {
     /// Run Kafka Connect connectors (file source, file sink, syslog source) from a TOML file:
     /// a standalone worker (docs/connect.md).
     Connect(connect::ConnectArgs),
+    /// Run a Kafka Streams-style application (gregor-streams): the word count or the
+    /// per-minute count of log lines by severity (docs/streams.md).
+    Streams(streams::StreamsArgs),
     /// Describe and alter topic configs (DescribeConfigs, IncrementalAlterConfigs).
     Configs {
         #[command(subcommand)]
@@ -496,6 +501,7 @@ fn main() {
         Command::Produce(args) => client::cli::produce(args),
         Command::Consume(args) => client::cli::consume(args),
         Command::Connect(args) => connect::connect(args),
+        Command::Streams(args) => streams::streams(args),
         Command::Configs { command, bootstrap } => cli::configs(&bootstrap.bootstrap, &command),
         Command::Records { command, bootstrap } => cli::records(&bootstrap.bootstrap, &command),
         Command::Leaders { command, bootstrap } => cli::leaders(&bootstrap.bootstrap, &command),

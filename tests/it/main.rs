@@ -27,4 +27,5 @@ mod scram_users;
 mod security;
 mod shutdown;
 mod solo;
+mod streams;
 mod topic_configs;

@@ -57,6 +57,11 @@ pub struct GroupConfig {
     pub heartbeat_interval_ms: u64,
     /// `None`: commits only when asked ([`Client::commit`]) and when partitions are given up.
     pub auto_commit_interval_ms: Option<u64>,
+    /// Whether the positions are committed when partitions are given up (a rebalance). An
+    /// application that commits only what it has finished with ([`Client::commit_offsets`],
+    /// as Kafka Streams commits after its outputs are acknowledged) turns this off: a position
+    /// is past records handed out, not past records whose effects are safe.
+    pub commit_on_revoke: bool,
 }
 
 impl GroupConfig {
@@ -68,6 +73,7 @@ impl GroupConfig {
             rebalance_timeout_ms: 60_000,
             heartbeat_interval_ms: 3_000,
             auto_commit_interval_ms: Some(5_000),
+            commit_on_revoke: true,
         }
     }
 }
@@ -207,6 +213,14 @@ impl Client {
         self.step();
     }
 
+    /// Commit these offsets (the next offset to read, per partition) now, whatever the
+    /// positions are: the application decides which records are done with.
+    pub fn commit_offsets(&mut self, now: Instant, offsets: &[(TopicPartition, i64)]) {
+        self.advance(now);
+        self.send_offsets(offsets.to_vec());
+        self.step();
+    }
+
     pub fn commits_in_flight(&self) -> usize {
         self.group.as_ref().map_or(0, |g| g.commits_in_flight)
     }
@@ -273,7 +287,7 @@ impl Client {
 
     /// Commit, give the partitions up and join again.
     fn rejoin(&mut self, commit_first: bool, reset_member: bool) {
-        if commit_first {
+        if commit_first && self.group.as_ref().is_some_and(|g| g.cfg.commit_on_revoke) {
             self.send_commit();
         }
         self.revoke();
@@ -724,6 +738,17 @@ impl Client {
 
     /// OffsetCommit of every position that moved since the last commit.
     fn send_commit(&mut self) {
+        let moved: Vec<(TopicPartition, i64)> = self
+            .consumer
+            .parts
+            .iter()
+            .filter_map(|(tp, p)| Some((tp.clone(), p.position?)))
+            .collect();
+        self.send_offsets(moved);
+    }
+
+    /// OffsetCommit of the offsets that differ from the last ones committed.
+    fn send_offsets(&mut self, offsets: Vec<(TopicPartition, i64)>) {
         let Some(g) = self.group.as_ref() else {
             return;
         };
@@ -734,11 +759,8 @@ impl Client {
             return;
         }
         let g = self.group.as_ref().unwrap();
-        let moved: Vec<(TopicPartition, i64)> = self
-            .consumer
-            .parts
-            .iter()
-            .filter_map(|(tp, p)| Some((tp.clone(), p.position?)))
+        let moved: Vec<(TopicPartition, i64)> = offsets
+            .into_iter()
             .filter(|(tp, o)| g.committed.get(tp) != Some(o))
             .collect();
         if moved.is_empty() {
