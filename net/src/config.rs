@@ -314,26 +314,40 @@ pub fn apply_override(broker: &mut Config, kv: &str) -> Result<(), String> {
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.to_string())),
     };
-    let mut table = match toml::Value::try_from(&*broker) {
-        Ok(toml::Value::Table(t)) => t,
-        other => return Err(bad(format!("the settings do not serialize: {other:?}"))),
-    };
+    let mut table = settings_table(broker).map_err(bad)?;
     table.insert(field.to_string(), parsed);
     let mut next: Config = toml::Value::Table(table)
         .try_into()
         .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
-    // Not a TOML setting (it comes from the authorizer flags); keep it.
+    // What `settings_table` leaves out is kept as it was.
     next.authorizer = broker.authorizer.take();
+    next.incarnation_id = broker.incarnation_id;
+    if field != "seed" {
+        next.seed = broker.seed;
+    }
     *broker = next;
     Ok(())
+}
+
+/// The `[broker]` settings as a TOML table, without what TOML cannot hold or the file does not
+/// set: the PRNG seed (a random u64 may exceed TOML's i64), the incarnation id and the
+/// authorizer.
+fn settings_table(broker: &Config) -> Result<toml::Table, String> {
+    let mut c = broker.clone();
+    c.seed = 0;
+    c.incarnation_id = None;
+    c.authorizer = None;
+    match toml::Value::try_from(&c) {
+        Ok(toml::Value::Table(t)) => Ok(t),
+        other => Err(format!("the settings do not serialize: {other:?}")),
+    }
 }
 
 /// The broker settings that have a Kafka name, `name=value` separated by spaces, for the
 /// start-up log: what this broker runs with, in the names an operator knows.
 pub fn kafka_settings(broker: &Config) -> String {
-    let table = match toml::Value::try_from(broker) {
-        Ok(toml::Value::Table(t)) => t,
-        _ => return String::new(),
+    let Ok(table) = settings_table(broker) else {
+        return String::new();
     };
     let show = |v: &toml::Value| match v {
         toml::Value::String(s) => s.clone(),
@@ -453,6 +467,10 @@ mod tests {
         let e = apply_override(&mut b, "num.partitions=many").unwrap_err();
         assert!(e.contains("num.partitions"), "{e}");
         assert!(apply_override(&mut b, "num.partitions").is_err());
+        // The seed drawn at start is any u64, beyond TOML's integers: still shown, still set.
+        b.seed = u64::MAX;
+        apply_override(&mut b, "num.partitions=3").unwrap();
+        assert_eq!((b.seed, b.default_partitions), (u64::MAX, 3));
         let shown = kafka_settings(&b);
         assert!(shown.contains("offsets.commit.timeout.ms=7000"), "{shown}");
         assert!(
