@@ -105,6 +105,9 @@ pub struct Config {
     /// Delete segments whose newest record is older than this; -1 means keep forever
     /// (Kafka `retention.ms`).
     pub retention_ms: i64,
+    /// How often old segments are looked at for deletion by `retention.ms` and
+    /// `retention.bytes` (Kafka `log.retention.check.interval.ms`, 5 minutes there).
+    pub retention_check_interval_ms: u64,
     /// Largest record batch accepted (Kafka `message.max.bytes`).
     pub batch_bytes_max: u32,
     /// The cleanup policy of a topic created without `cleanup.policy` (Kafka
@@ -233,6 +236,7 @@ impl Default for Config {
             segment_age_ms_max: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             retention_ms: 7 * 24 * 3600 * 1000,
+            retention_check_interval_ms: 60_000,
             batch_bytes_max: 1024 * 1024 + 12,
             cleanup_policy: CleanupPolicy::Delete,
             log_cleaner_backoff_ms: 15_000,
@@ -338,6 +342,9 @@ impl Config {
         }
         if self.partition_cuts_max == 0 {
             return bad("partition_cuts_max must be at least 1");
+        }
+        if self.retention_check_interval_ms == 0 {
+            return bad("retention_check_interval_ms must be at least 1");
         }
         if self.log_cleaner_backoff_ms == 0 {
             return bad("log_cleaner_backoff_ms must be at least 1");

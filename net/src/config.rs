@@ -235,6 +235,131 @@ pub fn parse_durability(s: &str) -> Result<Durability, String> {
     }
 }
 
+/// The `[broker]` settings that are Kafka broker configs, by Kafka's name: what
+/// `--override NAME=VALUE` accepts besides the TOML key, and what the start-up log shows.
+/// (The TOML key is the field of `gregor_core::Config`; its doc comment says what it does.)
+pub const KAFKA_NAMES: &[(&str, &str)] = &[
+    ("auto.create.topics.enable", "auto_create_topics"),
+    ("num.partitions", "default_partitions"),
+    ("log.segment.bytes", "segment_bytes_max"),
+    ("log.roll.ms", "segment_age_ms_max"),
+    ("log.retention.bytes", "retention_bytes"),
+    ("log.retention.ms", "retention_ms"),
+    (
+        "log.retention.check.interval.ms",
+        "retention_check_interval_ms",
+    ),
+    ("log.cleanup.policy", "cleanup_policy"),
+    ("log.cleaner.backoff.ms", "log_cleaner_backoff_ms"),
+    ("message.max.bytes", "batch_bytes_max"),
+    ("fetch.max.bytes", "fetch_response_bytes_max"),
+    (
+        "group.min.session.timeout.ms",
+        "group_session_timeout_ms_min",
+    ),
+    (
+        "group.max.session.timeout.ms",
+        "group_session_timeout_ms_max",
+    ),
+    (
+        "group.initial.rebalance.delay.ms",
+        "group_initial_rebalance_delay_ms",
+    ),
+    ("offsets.topic.num.partitions", "offsets_topic_partitions"),
+    (
+        "offsets.topic.replication.factor",
+        "offsets_topic_replication_factor",
+    ),
+    ("offsets.commit.timeout.ms", "offsets_commit_timeout_ms"),
+    ("min.insync.replicas", "min_insync_replicas"),
+    ("replica.lag.time.max.ms", "replica_lag_time_max_ms"),
+    ("replica.fetch.wait.max.ms", "replica_fetch_wait_max_ms"),
+    ("replica.fetch.max.bytes", "replica_fetch_max_bytes"),
+    (
+        "replica.fetch.response.max.bytes",
+        "replica_fetch_response_max_bytes",
+    ),
+    ("replica.fetch.backoff.ms", "replica_fetch_backoff_ms"),
+];
+
+/// Set one `[broker]` setting from `KEY=VALUE` (`gregor serve --override`, as Kafka's
+/// `kafka-server-start.sh --override`): KEY is a TOML key of `[broker]` or its Kafka name
+/// ([`KAFKA_NAMES`]); VALUE is read as a TOML value (a number, `true`, a quoted string) or else
+/// as a bare string. `log.cleanup.policy` takes Kafka's list (`compact,delete`) and
+/// `durability` the flag's form (`interval:RECORDS:MS`). An unknown key or a value of the wrong
+/// type is an error naming it; the result is checked by `Config::validate` afterwards.
+pub fn apply_override(broker: &mut Config, kv: &str) -> Result<(), String> {
+    let Some((key, value)) = kv.split_once('=') else {
+        return Err(format!("--override {kv:?}: expected KEY=VALUE"));
+    };
+    let (key, value) = (key.trim(), value.trim());
+    let field = KAFKA_NAMES
+        .iter()
+        .find(|(kafka, _)| *kafka == key)
+        .map_or(key, |(_, field)| *field);
+    let bad = |why: String| format!("--override {key}: {why}");
+    let parsed = match field {
+        "cleanup_policy" => {
+            let policy = gregor_core::config::CleanupPolicy::parse(value).ok_or_else(|| {
+                bad(format!(
+                    "{value:?} is not delete, compact or compact,delete"
+                ))
+            })?;
+            toml::Value::try_from(policy).map_err(|e| bad(e.to_string()))?
+        }
+        "durability" => toml::Value::try_from(parse_durability(value).map_err(bad)?)
+            .map_err(|e| bad(e.to_string()))?,
+        _ => toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string())),
+    };
+    let mut table = settings_table(broker).map_err(bad)?;
+    table.insert(field.to_string(), parsed);
+    let mut next: Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+    // What `settings_table` leaves out is kept as it was.
+    next.authorizer = broker.authorizer.take();
+    next.incarnation_id = broker.incarnation_id;
+    if field != "seed" {
+        next.seed = broker.seed;
+    }
+    *broker = next;
+    Ok(())
+}
+
+/// The `[broker]` settings as a TOML table, without what TOML cannot hold or the file does not
+/// set: the PRNG seed (a random u64 may exceed TOML's i64), the incarnation id and the
+/// authorizer.
+fn settings_table(broker: &Config) -> Result<toml::Table, String> {
+    let mut c = broker.clone();
+    c.seed = 0;
+    c.incarnation_id = None;
+    c.authorizer = None;
+    match toml::Value::try_from(&c) {
+        Ok(toml::Value::Table(t)) => Ok(t),
+        other => Err(format!("the settings do not serialize: {other:?}")),
+    }
+}
+
+/// The broker settings that have a Kafka name, `name=value` separated by spaces, for the
+/// start-up log: what this broker runs with, in the names an operator knows.
+pub fn kafka_settings(broker: &Config) -> String {
+    let Ok(table) = settings_table(broker) else {
+        return String::new();
+    };
+    let show = |v: &toml::Value| match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    KAFKA_NAMES
+        .iter()
+        .filter_map(|(kafka, field)| table.get(*field).map(|v| format!("{kafka}={}", show(v))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn load_file(path: &std::path::Path) -> anyhow::Result<ServeConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
@@ -305,5 +430,58 @@ mod tests {
             toml::from_str("connection_failed_authentication_delay_ms = 250\n").unwrap();
         assert_eq!(d.connection_failed_authentication_delay_ms, 250);
         assert!(parse_durability("sometimes").is_err());
+    }
+
+    #[test]
+    fn overrides_reach_every_broker_setting_by_toml_key_or_kafka_name() {
+        let mut b = Config::default();
+        apply_override(&mut b, "offsets.commit.timeout.ms=7000").unwrap();
+        assert_eq!(b.offsets_commit_timeout_ms, 7000);
+        apply_override(&mut b, "full_check_every_steps = 10").unwrap();
+        assert_eq!(b.full_check_every_steps, 10);
+        apply_override(&mut b, "log.cleanup.policy=compact,delete").unwrap();
+        assert_eq!(
+            b.cleanup_policy,
+            gregor_core::config::CleanupPolicy::CompactDelete
+        );
+        apply_override(&mut b, "auto.create.topics.enable=false").unwrap();
+        assert!(!b.auto_create_topics);
+        apply_override(&mut b, "durability=interval:10:5").unwrap();
+        assert_eq!(
+            b.durability,
+            Durability::Interval {
+                records: 10,
+                interval_ms: 5
+            }
+        );
+        apply_override(&mut b, "advertised_host=broker1.example").unwrap();
+        assert_eq!(b.advertised_host, "broker1.example");
+        // Everything else kept its value.
+        assert_eq!(b.offsets_commit_timeout_ms, 7000);
+        assert_eq!(b.default_partitions, Config::default().default_partitions);
+        let e = apply_override(&mut b, "no.such.setting=1").unwrap_err();
+        assert!(
+            e.contains("no.such.setting") && e.contains("unknown field"),
+            "{e}"
+        );
+        let e = apply_override(&mut b, "num.partitions=many").unwrap_err();
+        assert!(e.contains("num.partitions"), "{e}");
+        assert!(apply_override(&mut b, "num.partitions").is_err());
+        // The seed drawn at start is any u64, beyond TOML's integers: still shown, still set.
+        b.seed = u64::MAX;
+        apply_override(&mut b, "num.partitions=3").unwrap();
+        assert_eq!((b.seed, b.default_partitions), (u64::MAX, 3));
+        let shown = kafka_settings(&b);
+        assert!(shown.contains("offsets.commit.timeout.ms=7000"), "{shown}");
+        assert!(
+            shown.contains("log.cleanup.policy=compact-delete"),
+            "{shown}"
+        );
+        assert_eq!(shown.split(' ').count(), KAFKA_NAMES.len(), "{shown}");
+        // Every Kafka name maps to a real field.
+        let table = toml::Value::try_from(Config::default()).unwrap();
+        for (kafka, field) in KAFKA_NAMES {
+            assert!(table.get(*field).is_some(), "{kafka} -> {field}");
+        }
     }
 }

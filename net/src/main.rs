@@ -219,6 +219,16 @@ struct ServeArgs {
     /// partition, capped at the brokers registered when the topic is created [default: 3]
     #[arg(long, env = "GREGOR_OFFSETS_TOPIC_REPLICATION_FACTOR")]
     offsets_topic_replication_factor: Option<i16>,
+    /// Kafka's `offsets.commit.timeout.ms`: how long a group's write (a commit, a join) waits
+    /// to be replicated before the request is answered COORDINATOR_NOT_AVAILABLE [default: 5000]
+    #[arg(long, env = "GREGOR_OFFSETS_COMMIT_TIMEOUT_MS")]
+    offsets_commit_timeout_ms: Option<u64>,
+    /// Set any broker setting, `KEY=VALUE`, by its Kafka name (`log.retention.ms=3600000`) or
+    /// its key under `[broker]` in the config file (`retention_ms=3600000`); repeatable, wins
+    /// over the file and the other flags (Kafka's `kafka-server-start.sh --override`; the
+    /// settings are listed in docs/ops.md)
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Most client connections at once; more are refused [default: 10000]
     #[arg(long, env = "GREGOR_CONNECTIONS_MAX")]
     connections_max: Option<usize>,
@@ -407,6 +417,12 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<config::ServeConfig> {
     if let Some(n) = args.offsets_topic_replication_factor {
         c.broker.offsets_topic_replication_factor = n;
     }
+    if let Some(ms) = args.offsets_commit_timeout_ms {
+        c.broker.offsets_commit_timeout_ms = ms;
+    }
+    for kv in &args.overrides {
+        config::apply_override(&mut c.broker, kv).map_err(anyhow::Error::msg)?;
+    }
     c.node_id = args.node_id.or(c.node_id);
     c.process_roles = args.process_roles.or(c.process_roles);
     c.controller_listen = args.controller_listen.or(c.controller_listen);
@@ -537,6 +553,10 @@ fn serve_config_of(args: &ServeArgs) -> anyhow::Result<config::ServeConfig> {
 }
 
 fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
+    info!(
+        settings = %config::kafka_settings(&config.broker),
+        "broker settings (Kafka's names; docs/ops.md lists them)"
+    );
     let quorum = quorum::QuorumConfig::from_serve(&config).map_err(|e| anyhow::anyhow!(e))?;
     // Every node has a metadata quorum: the voters given, or itself alone. A node with a broker
     // (combined, the default, or broker-only) serves the cluster's metadata image and asks the

@@ -207,6 +207,12 @@ fn hostile_input_is_refused_and_the_broker_keeps_serving() {
         "the log names what was wrong: {log}"
     );
     assert!(log.contains("CRC mismatch"), "{log}");
+    // Kafka closes the connection too (SocketServer: InvalidRequestException "Received request
+    // api key ... with version ... which is not enabled"); the log names the API and version.
+    assert!(
+        log.contains("unsupported version 99 of API Metadata"),
+        "the log names the API and its version: {log}"
+    );
     drop(idle);
     drop(silent);
 }

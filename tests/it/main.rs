@@ -12,6 +12,7 @@ mod compaction;
 mod conformance;
 mod connect;
 mod crash;
+mod enforced_configs;
 mod epochs;
 mod groups;
 mod groups_failover;

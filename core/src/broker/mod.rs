@@ -65,8 +65,6 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use uuid::Uuid;
 
-/// How often retention is checked (Kafka `log.retention.check.interval.ms` defaults to 5 min).
-const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// Producer ids are reserved in blocks; `broker.meta` records the end of the current block
 /// before any id from it is handed out, so a restart never reuses one.
 const PRODUCER_ID_BLOCK: i64 = 1000;

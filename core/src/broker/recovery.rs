@@ -36,7 +36,7 @@ impl Broker {
             touched: BTreeSet::new(),
             stepped: BTreeSet::new(),
             steps: 0,
-            next_retention_check: now + RETENTION_CHECK_INTERVAL,
+            next_retention_check: now + Duration::from_ms(config.retention_check_interval_ms),
             cleaner: Default::default(),
             coordinator: Coordinator::new(&config),
             coordinator_lent: false,

@@ -5,7 +5,8 @@ use super::*;
 impl Broker {
     pub(super) fn on_time(&mut self) {
         if self.now >= self.next_retention_check {
-            self.next_retention_check = self.now + RETENTION_CHECK_INTERVAL;
+            self.next_retention_check =
+                self.now + Duration::from_ms(self.config.retention_check_interval_ms);
             let now_ms = self.now.unix_ms();
             let mut deletions = Vec::new();
             for (name, t) in self.topics.iter_mut() {
