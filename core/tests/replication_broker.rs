@@ -1092,3 +1092,67 @@ fn a_silent_isr_follower_holds_a_new_leader_at_most_the_lag_time() {
     assert_eq!(answer(&mut c.b[1], p), Some((NONE, 0)), "the probe ended");
     assert!(c.decide_asks(1).is_empty(), "no handover: no one was ahead");
 }
+
+impl Cluster {
+    /// Only follower `i` speaks again: its held fetches fail (the connection was lost).
+    fn wake_one(&mut self, i: usize) {
+        self.silent[i] = false;
+        let (mine, others) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.0 == i);
+        self.held = others;
+        let mine: Vec<(usize, Node, ReplicaFetchId)> = mine;
+        for (f, from, id) in mine {
+            let now = self.b[f].now;
+            self.b[f].input(Input::ReplicaFetched {
+                now,
+                from,
+                id,
+                result: Err("connection lost".into()),
+            });
+        }
+        self.route();
+    }
+}
+
+/// A probing leader's answer to a follower carries no high watermark: it has not checked the
+/// follower's log against its own, and a follower that capped the leader's watermark at its
+/// own log end would expose a diverged tail it is about to cut (simulator, replicated seed
+/// 731: the old leader, back as a follower, exposed its uncommitted acks=1 tail, then cut it).
+#[test]
+fn a_probing_leaders_answer_does_not_expose_a_followers_diverged_tail() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    let p = produce(&mut c.b[0], -1, "a");
+    c.route();
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)));
+    // "x" only on broker 1 (acks=1): its tail, never committed.
+    c.silence(1);
+    c.silence(2);
+    let p = produce(&mut c.b[0], 1, "x");
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 1)));
+    c.wake();
+    c.silence(0);
+    // Broker 2 leads epoch 1 with broker 3 (broker 1 out of the ISR) and commits "c" at 1.
+    let t = c.t;
+    c.log.change(t, Some(&[2, 3]), LeaderChange::To(Node(2)));
+    c.publish();
+    let p = produce(&mut c.b[1], -1, "c");
+    c.route();
+    assert_eq!(answer(&mut c.b[1], p), Some((NONE, 1)));
+    c.advance(1_000);
+    assert_eq!((c.hw(1), c.hw(2)), (2, 2));
+    // Broker 3 leads epoch 2 and probes: broker 2, a live ISR member, is silent.
+    c.silence(1);
+    c.log.change(t, None, LeaderChange::To(Node(3)));
+    c.publish();
+    // Broker 1 follows it, fetching from (epoch 0, offset 2): held, no records, no cut.
+    c.wake_one(0);
+    c.advance(1_000);
+    assert_eq!(c.log_end(0), 2, "broker 1 still holds its tail");
+    assert_eq!(c.hw(0), 1, "and does not expose it");
+    // The probe ends at the lag time: broker 1 cuts "x" and takes "c".
+    c.advance(30_000);
+    assert_eq!((c.log_end(0), c.hw(0)), (2, 2));
+    assert_eq!(c.segments(0), c.segments(2), "byte for byte the leader's");
+    assert_eq!(consume(&mut c.b[2]), (NONE, vec!["a".into(), "c".into()]));
+}

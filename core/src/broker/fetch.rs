@@ -174,8 +174,10 @@ impl Broker {
             let held = self.partition(&part.topic, part.partition);
             if let Some(p) = held.filter(|_| self.probe_holds(part)) {
                 // A probing leader (`replica/probe.rs`): no records, no divergence, so the
-                // follower neither appends nor truncates yet.
-                pd.high_watermark = p.high_watermark;
+                // follower neither appends nor truncates yet; and no high watermark (-1): the
+                // leader has not checked the follower's log against its own, and a follower
+                // capping the leader's watermark at its own log end would expose a diverged
+                // tail it is about to cut (simulator, replicated seed 731).
                 pd.log_start_offset = p.log.log_start_offset();
                 resp.responses[ti].partitions.push(pd);
                 continue;

@@ -168,6 +168,7 @@ mod tests {
                 part: 0,
                 values: vec![7],
                 t: 15,
+                as_leader: node == 1,
             })
             .to_vec();
         (h, appended)

@@ -1434,6 +1434,7 @@ impl World {
                                 part: file.dir.partition,
                                 values,
                                 t: self.now / MS,
+                                as_leader: self.serving,
                             });
                         }
                     }
