@@ -485,6 +485,27 @@ fn acks_n_is_refused_while_fewer_than_n_replicas_are_in_the_isr() {
     assert_eq!(c.log_end(0), 1, "nothing appended");
 }
 
+/// acks=N counts followers in the ISR only (Kafka 0.8's acks>1 did too): broker 3, outside
+/// it, holding the record does not make an acks=2 answer; it is no clean successor
+/// (simulator, `--cluster 5 --replication` seed 85: a record so acknowledged was lost).
+#[test]
+fn acks_n_does_not_count_a_follower_outside_the_isr() {
+    let mut c = Cluster::new(3, &[1, 2], Durability::GroupCommit, 1);
+    c.silence(1);
+    let p = produce(&mut c.b[0], 2, "a");
+    c.route();
+    assert_eq!(c.log_end(2), 1, "broker 3 fetched it");
+    assert_eq!(answer(&mut c.b[0], p), None, "but is not in the ISR");
+    c.wake();
+    c.advance(1_000);
+    c.advance(1_000);
+    assert_eq!(
+        answer(&mut c.b[0], p),
+        Some((NONE, 0)),
+        "broker 2, in the ISR, has it"
+    );
+}
+
 #[test]
 fn the_high_watermark_waits_for_each_followers_fsync() {
     let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 2);
@@ -1147,7 +1168,8 @@ fn a_probing_leaders_answer_does_not_expose_a_followers_diverged_tail() {
     c.publish();
     // Broker 1 follows it, fetching from (epoch 0, offset 2): held, no records, no cut.
     c.wake_one(0);
-    c.advance(1_000);
+    c.advance(1_000); // its fetch backs off, then reaches broker 3 and is parked there
+    c.advance(1_000); // answered: held
     assert_eq!(c.log_end(0), 2, "broker 1 still holds its tail");
     assert_eq!(c.hw(0), 1, "and does not expose it");
     // The probe ends at the lag time: broker 1 cuts "x" and takes "c".

@@ -9,8 +9,10 @@
 //!
 //! What the history can tell, and the conservative reading taken here:
 //! * the **holders** of a record are the brokers whose storage appended it (leader or
-//!   follower) at or before its acknowledgement: the world sees every append of the workload's
-//!   topic. A broker that appended it and cut it again before the acknowledgement still counts
+//!   follower) at or before its acknowledgement *and* were in the partition's committed ISR
+//!   then: the world sees every append of the workload's topic, and acks=N counts ISR members
+//!   only (a follower outside the ISR is no clean successor; `--cluster 5 --replication` seed
+//!   85). A broker that appended it and cut it again before the acknowledgement still counts
 //!   (that only makes the excuse below easier to meet);
 //! * a holder **left the ISR** when the committed metadata log took it out of the partition's
 //!   ISR at or after the record was first sent: for any reason (fenced, restarted, lagging), so
@@ -19,21 +21,32 @@
 //!   comes before the high watermark covers the record (it waits for N replicas, not the
 //!   ISR), so a record at or past the final log's end is not judged (counted as `beyond`);
 //! * a record acknowledged with acks=N that the final log lacks at its offset is an anomaly
-//!   unless N or more of its holders left the ISR after it was sent (then no holder may have
-//!   been in the ISR at the election: the loss is allowed), or an unclean election of the
-//!   partition was recorded after it was sent. So the checker flags only losses that happened
-//!   while at least one holder never left the ISR — the case the rule exists for.
+//!   unless every one of its holders (or N of them) left the ISR after it was sent (then no
+//!   holder may have been in the ISR at the election: the loss is allowed), or an unclean
+//!   election of the partition was recorded after it was sent. So the checker flags only
+//!   losses that happened while at least one holder never left the ISR — the case the rule
+//!   exists for.
 
 use super::check::Appended;
 use crate::history::{Event, History, Ms, Outcome, Part, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Broker `node` left partition `part`'s ISR in the committed metadata at `t`.
+/// Broker `node` joined (`joined`) or left partition `part`'s ISR in the committed metadata
+/// at `t`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IsrLeft {
+pub struct IsrChange {
     pub part: Part,
     pub node: i32,
     pub t: Ms,
+    pub joined: bool,
+}
+
+/// Whether `node` was in `part`'s committed ISR at `t`, by the changes in `isr`.
+fn in_isr(isr: &[IsrChange], part: Part, node: i32, t: Ms) -> bool {
+    (isr.iter())
+        .filter(|c| c.part == part && c.node == node && c.t <= t)
+        .last()
+        .is_some_and(|c| c.joined)
 }
 
 /// What [`acked_n_lost`] counted, for the report.
@@ -49,11 +62,11 @@ pub struct AckedN {
 }
 
 /// acked-n-lost over the history (its `Send`, `SendDone` and `Final` events), the appends
-/// the world saw, ISR departures and unclean elections. Returns anomalies and counts.
+/// the world saw, ISR changes and unclean elections. Returns anomalies and counts.
 pub fn acked_n_lost(
     h: &History,
     appended: &[Appended],
-    left: &[IsrLeft],
+    isr: &[IsrChange],
     unclean: &[(Part, Ms)],
 ) -> (Vec<(&'static str, String)>, AckedN) {
     let mut fin: BTreeMap<(Part, i64), Value> = BTreeMap::new();
@@ -109,14 +122,16 @@ pub fn acked_n_lost(
             let holders: BTreeSet<i32> = (appended.iter())
                 .filter(|a| a.part == *part && a.t <= *t && a.values.contains(v))
                 .map(|a| a.node)
+                .filter(|b| in_isr(isr, *part, *b, *t))
                 .collect();
-            let gone: BTreeSet<i32> = (left.iter())
-                .filter(|l| l.part == *part && l.t >= first && holders.contains(&l.node))
+            let gone: BTreeSet<i32> = (isr.iter())
+                .filter(|l| !l.joined && l.part == *part && l.t >= first)
                 .map(|l| l.node)
+                .filter(|b| holders.contains(b))
                 .collect();
             let unclean_after = unclean.iter().any(|(p, u)| p == part && *u >= first);
             assert!(gone.is_subset(&holders));
-            if gone.len() >= acks as usize || unclean_after {
+            if gone.len() >= acks as usize || gone == holders || unclean_after {
                 n.excused += 1;
                 continue;
             }
@@ -174,14 +189,33 @@ mod tests {
         (h, appended)
     }
 
-    fn left(node: i32, t: Ms) -> IsrLeft {
-        IsrLeft { part: 0, node, t }
+    /// Brokers 1, 2 and 3 in the ISR from t=0, then `changes`.
+    fn isr(changes: &[IsrChange]) -> Vec<IsrChange> {
+        let joined = |node| IsrChange {
+            part: 0,
+            node,
+            t: 0,
+            joined: true,
+        };
+        [joined(1), joined(2), joined(3)]
+            .into_iter()
+            .chain(changes.iter().cloned())
+            .collect()
+    }
+
+    fn left(node: i32, t: Ms) -> IsrChange {
+        IsrChange {
+            part: 0,
+            node,
+            t,
+            joined: false,
+        }
     }
 
     #[test]
     fn a_record_past_the_auditors_read_is_not_judged() {
         let (h, a) = history(vec![(2, 6)]);
-        let (out, n) = acked_n_lost(&h, &a, &[], &[]);
+        let (out, n) = acked_n_lost(&h, &a, &isr(&[]), &[]);
         assert!(out.is_empty());
         assert_eq!((n.acked, n.lost, n.beyond), (1, 0, 1));
     }
@@ -189,7 +223,7 @@ mod tests {
     #[test]
     fn a_kept_record_passes() {
         let (h, a) = history(vec![(3, 7)]);
-        let (out, n) = acked_n_lost(&h, &a, &[left(1, 30)], &[]);
+        let (out, n) = acked_n_lost(&h, &a, &isr(&[left(1, 30)]), &[]);
         assert!(out.is_empty());
         assert_eq!((n.acked, n.lost), (1, 0));
     }
@@ -199,7 +233,7 @@ mod tests {
         // The leader (1) failed and left the ISR; holder 3 never did; the final log has
         // another value at offset 3: the planted loss the rule forbids.
         let (h, a) = history(vec![(3, 8)]);
-        let (out, n) = acked_n_lost(&h, &a, &[left(1, 30), left(2, 30)], &[]);
+        let (out, n) = acked_n_lost(&h, &a, &isr(&[left(1, 30), left(2, 30)]), &[]);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].0, "acked-n-lost");
         assert_eq!((n.lost, n.excused), (1, 0));
@@ -208,12 +242,43 @@ mod tests {
     #[test]
     fn a_loss_after_n_holders_left_the_isr_or_an_unclean_election_is_allowed() {
         let (h, a) = history(vec![(3, 9), (4, 10)]);
-        let (out, n) = acked_n_lost(&h, &a, &[left(1, 30), left(3, 25)], &[]);
+        let (out, n) = acked_n_lost(&h, &a, &isr(&[left(1, 30), left(3, 25)]), &[]);
         assert!(out.is_empty() && n.excused == 1);
-        let (out, _) = acked_n_lost(&h, &a, &[left(1, 30)], &[(0, 40)]);
+        let (out, _) = acked_n_lost(&h, &a, &isr(&[left(1, 30)]), &[(0, 40)]);
         assert!(out.is_empty(), "unclean election after the send");
-        // A departure before the send does not count.
-        let (out, _) = acked_n_lost(&h, &a, &[left(1, 30), left(3, 5)], &[]);
+        // A departure before the send does not count (broker 3 was back by the send).
+        let back = IsrChange {
+            part: 0,
+            node: 3,
+            t: 8,
+            joined: true,
+        };
+        let changes = [left(3, 5), back, left(1, 30)];
+        let (out, _) = acked_n_lost(&h, &a, &isr(&changes), &[]);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_holder_outside_the_isr_at_the_acknowledgement_does_not_count() {
+        // Seed 85 of `--cluster 5 --replication`: broker 3 held the record but was not in the
+        // ISR when it was acknowledged; broker 1, the only holder in it, left: allowed.
+        let (h, a) = history(vec![(3, 8)]);
+        let outside = [left(3, 1), left(1, 30)];
+        let (out, n) = acked_n_lost(&h, &a, &isr(&outside), &[]);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!((n.lost, n.excused), (1, 1));
+        // Back in the ISR before the acknowledgement, it counts again and never left.
+        let back = [
+            left(3, 1),
+            IsrChange {
+                part: 0,
+                node: 3,
+                t: 12,
+                joined: true,
+            },
+            left(1, 30),
+        ];
+        let (out, _) = acked_n_lost(&h, &a, &isr(&back), &[]);
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 }

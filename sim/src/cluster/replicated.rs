@@ -61,8 +61,9 @@ pub struct Replicated {
     pub truncations: Vec<Truncation>,
     /// Partitions with an unclean election on record, and when the world saw it committed.
     pub unclean: Vec<(Part, Ms)>,
-    /// Brokers the committed metadata took out of a partition's ISR, and when (`acked-n-lost`).
-    pub isr_left: Vec<super::acked_n::IsrLeft>,
+    /// Brokers the committed metadata put in or took out of a partition's ISR, and when
+    /// (`acked-n-lost`).
+    pub isr_changes: Vec<super::acked_n::IsrChange>,
 }
 
 /// One-leader-per-epoch and truncate-below-hw; each anomaly as (checker name, detail).
@@ -252,7 +253,7 @@ mod tests {
                 },
             ],
             unclean: vec![(1, 30)],
-            isr_left: Vec::new(),
+            isr_changes: Vec::new(),
         }
     }
 

@@ -1293,12 +1293,22 @@ impl World {
         };
         let isr_before = isrs(&self.replication);
         self.replication.follow(self.committed.log());
-        // Who the committed log took out of an ISR (`acked-n-lost`'s excuse).
+        // Who the committed log put in or took out of an ISR (`acked-n-lost`: who counts as
+        // a holder, and its excuse).
+        let t = self.now / MS;
         for (part, now_isr) in isrs(&self.replication) {
             let was = isr_before.get(&part).cloned().unwrap_or_default();
-            for node in was.into_iter().filter(|b| !now_isr.contains(b)) {
-                let t = self.now / MS;
-                self.repl.isr_left.push(acked_n::IsrLeft { part, node, t });
+            let left = (was.iter().copied()).filter(|b| !now_isr.contains(b));
+            let joined = (now_isr.iter().copied()).filter(|b| !was.contains(b));
+            let changes = (left.map(|b| (b, false))).chain(joined.map(|b| (b, true)));
+            for (node, joined) in changes.collect::<Vec<_>>() {
+                let c = acked_n::IsrChange {
+                    part,
+                    node,
+                    t,
+                    joined,
+                };
+                self.repl.isr_changes.push(c);
             }
         }
         for k in before..self.replication.unclean_elections.len() {
@@ -2338,7 +2348,7 @@ impl World {
             anomalies.push(format!("{k}: {d}"));
         }
         let (lost, acks) = replicated::acked_lost(&self.history);
-        let (r, u) = (&self.repl.isr_left, &self.repl.unclean);
+        let (r, u) = (&self.repl.isr_changes, &self.repl.unclean);
         let (lost_n, acks_n) = acked_n::acked_n_lost(&self.history, &self.obs.appended, r, u);
         if self.failures.is_empty() {
             let exposed = replicated::hw_exposed(&self.polled(), &self.isr_logs());

@@ -227,10 +227,19 @@ impl Broker {
                 _ => Ok(true),
             },
             n => {
+                // acks=N counts the leader and followers in the ISR only, as Kafka 0.8's
+                // acks>1 did (`Partition.checkEnoughReplicasReachOffset`): a follower outside
+                // it (catching up, or joining by a change not yet committed) is no clean
+                // successor, so a record it holds is kept only while some ISR member holds it
+                // too (simulator, `--cluster 5 --replication` seed 85: acks=3 counted a
+                // joining follower the controller then refused, and the record was lost).
                 assert!(n >= 2, "acks 0 never waits");
+                let isr = self.registration(&w.name, w.index).map(|(r, _)| &r.isr);
                 let led = self.replica.leading.get(&key);
-                let others = led.map_or(0, |l| {
-                    l.followers.values().filter(|f| f.log_end >= w.end).count()
+                let others = led.zip(isr).map_or(0, |(l, isr)| {
+                    (l.followers.iter())
+                        .filter(|(b, f)| isr.contains(b) && f.log_end >= w.end)
+                        .count()
                 });
                 Ok(own < w.end || others + 1 < n as usize)
             }
