@@ -105,6 +105,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
                         .into_iter()
                         .map(|b| (BrokerId(b), BrokerEpoch(-1)))
                         .collect(),
+                    // gregor's handover tag rides along on some (acks=N).
+                    successor: (pe % 2 == 0).then_some(BrokerId(id)),
                 }
             ),
         // IncrementalAlterConfigs: sets and deletes of distinct keys.

@@ -1682,6 +1682,10 @@ fn a_coordinator_write_not_replicated_in_time_fails_after_the_commit_timeout() {
         replicas: None,
     }));
     image(&mut b, &log);
+    // A new leader first probes its ISR (acks=N across a leader change, replica/probe.rs) and
+    // refuses writes until every live ISR follower fetched or `replica.lag.time.max.ms` passed:
+    // let the silent follower's probe run out, so the commit is written and then waits.
+    b.advance_ms(30_001);
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(sb("g")))
         .with_generation_id_or_member_epoch(-1)

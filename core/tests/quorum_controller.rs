@@ -910,6 +910,7 @@ fn a_reassignment_completes_on_the_isr_change_and_survives_a_controller_failover
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             new_isr,
+            successor: None,
         },
     );
     c.run_for(100);

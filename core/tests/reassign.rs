@@ -79,6 +79,7 @@ fn set_isr(image: &mut MetadataImage, isr: &[i32]) {
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch,
         new_isr: b(isr).into_iter().map(|x| (x, BrokerEpoch(-1))).collect(),
+        successor: None,
     };
     let altered = replication::alter_partition(image, &req);
     assert!(altered.result.is_ok(), "{altered:?}");

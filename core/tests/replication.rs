@@ -194,6 +194,7 @@ impl One {
             leader_epoch,
             partition_epoch,
             new_isr: isr.iter().map(|b| (BrokerId(*b), epochs[b])).collect(),
+            successor: None,
         })
     }
 
@@ -300,6 +301,7 @@ fn alter_partition_refuses_in_kafkas_order_with_kafkas_codes() {
         leader_epoch: le - 1,
         partition_epoch: pe,
         new_isr: vec![],
+        successor: None,
     });
     assert_eq!(code(stale), 77, "STALE_BROKER_EPOCH");
     assert_eq!(
@@ -363,6 +365,7 @@ fn a_fenced_or_reincarnated_broker_is_ineligible_to_join_the_isr_kip_841_903() {
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch,
         new_isr: vec![(BrokerId(leader), o.epochs[&leader]), (BrokerId(x), old)],
+        successor: None,
     });
     assert_eq!(stale.expect_err("stale epoch").code(), 107);
     // With its current epoch it may join.
@@ -568,6 +571,7 @@ fn a_broker_in_controlled_shutdown_hands_its_leaderships_over_first() {
             leader_epoch: q.leader_epoch,
             partition_epoch: q.partition_epoch,
             new_isr: vec![(a, o.epochs[&a.0]), (b, o.epochs[&b.0])],
+            successor: None,
         },
     );
     assert_eq!(altered.result, Err(ControllerError::NewLeaderElected(a)));
@@ -645,6 +649,7 @@ fn alter_partition_travels_the_wire_both_ways_at_v2_and_v3() {
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch,
         new_isr: isr.clone(),
+        successor: None,
     };
     for version in [2, 3] {
         let frame = client::encode_request_at(5, "b", &request, version).unwrap();
@@ -986,4 +991,65 @@ fn a_lost_log_leaves_the_elr_and_only_an_unclean_election_may_pick_it() {
         replication::balance(o.image(), false).is_empty(),
         "nothing without the config"
     );
+}
+
+// ---- acks=N across a leader change: gregor's handover --------------------------------------
+
+/// A new leader that found an ISR member ahead of it (a greater (last epoch, log end)) names
+/// it as successor in an AlterPartition that keeps the ISR: the controller elects it in a new
+/// leader epoch (clean: it is in the ISR), and refuses anything else a handover could be.
+#[test]
+fn a_leader_hands_over_to_an_isr_member_and_to_nothing_else() {
+    let (mut o, t) = cluster(3, &[]);
+    let p = o.part(t, 0);
+    let leader = p.leader.unwrap().0;
+    let others: Vec<i32> = ids(&p.replicas)
+        .into_iter()
+        .filter(|b| *b != leader)
+        .collect();
+    let all = ids(&p.isr);
+    let hand = |o: &mut One, to: i32, isr: &[i32]| {
+        let q = o.part(t, 0);
+        let epochs = o.epochs.clone();
+        o.ask(Request::AlterPartition {
+            broker_id: BrokerId(leader),
+            broker_epoch: epochs[&leader],
+            topic_id: t,
+            partition: 0,
+            leader_epoch: q.leader_epoch,
+            partition_epoch: q.partition_epoch,
+            new_isr: isr.iter().map(|b| (BrokerId(*b), epochs[b])).collect(),
+            successor: Some(BrokerId(to)),
+        })
+    };
+    let code = |r: Result<Reply, ControllerError>| r.expect_err("refused").code();
+    // To itself, or with the ISR changed on the way: INVALID_REQUEST, nothing written.
+    assert_eq!(code(hand(&mut o, leader, &all)), 42);
+    assert_eq!(code(hand(&mut o, others[0], &[leader, others[0]])), 42);
+    // To a replica outside the ISR: INVALID_REQUEST too (it may lack committed records).
+    o.alter(t, 0, &[leader, others[0]]).expect("shrink");
+    assert_eq!(code(hand(&mut o, others[1], &[leader, others[0]])), 42);
+    assert_eq!(o.part(t, 0).leader, Some(BrokerId(leader)), "unchanged");
+    o.alter(t, 0, &all).expect("expand back");
+    let before = o.part(t, 0);
+    // To a live ISR member: it leads in the next leader epoch, the ISR as it was; the asker
+    // hears NEW_LEADER_ELECTED.
+    let r = hand(&mut o, others[1], &all);
+    assert_eq!(r, Err(ControllerError::NewLeaderElected(BrokerId(leader))));
+    let after = o.part(t, 0);
+    assert_eq!(after.leader, Some(BrokerId(others[1])));
+    assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+    assert_eq!(ids(&after.isr), all, "the ISR is kept");
+    // The old leader's view is stale now: a second handover is fenced.
+    let stale = o.ask(Request::AlterPartition {
+        broker_id: BrokerId(leader),
+        broker_epoch: o.epochs[&leader],
+        topic_id: t,
+        partition: 0,
+        leader_epoch: before.leader_epoch,
+        partition_epoch: before.partition_epoch,
+        new_isr: all.iter().map(|b| (BrokerId(*b), o.epochs[b])).collect(),
+        successor: Some(BrokerId(others[0])),
+    });
+    assert_eq!(code(stale), 74, "FENCED_LEADER_EPOCH");
 }

@@ -485,6 +485,27 @@ fn acks_n_is_refused_while_fewer_than_n_replicas_are_in_the_isr() {
     assert_eq!(c.log_end(0), 1, "nothing appended");
 }
 
+/// acks=N counts followers in the ISR only (Kafka 0.8's acks>1 did too): broker 3, outside
+/// it, holding the record does not make an acks=2 answer; it is no clean successor
+/// (simulator, `--cluster 5 --replication` seed 85: a record so acknowledged was lost).
+#[test]
+fn acks_n_does_not_count_a_follower_outside_the_isr() {
+    let mut c = Cluster::new(3, &[1, 2], Durability::GroupCommit, 1);
+    c.silence(1);
+    let p = produce(&mut c.b[0], 2, "a");
+    c.route();
+    assert_eq!(c.log_end(2), 1, "broker 3 fetched it");
+    assert_eq!(answer(&mut c.b[0], p), None, "but is not in the ISR");
+    c.wake();
+    c.advance(1_000);
+    c.advance(1_000);
+    assert_eq!(
+        answer(&mut c.b[0], p),
+        Some((NONE, 0)),
+        "broker 2, in the ISR, has it"
+    );
+}
+
 #[test]
 fn the_high_watermark_waits_for_each_followers_fsync() {
     let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 2);
@@ -538,6 +559,7 @@ fn a_silent_follower_is_shrunk_out_and_taken_back_once_caught_up() {
         leader_epoch: 0,
         partition_epoch: 0,
         new_isr: vec![(Node(1), c.log.epoch_of(1)), (Node(2), c.log.epoch_of(2))],
+        successor: None,
     };
     assert_eq!(asked, vec![want], "shrink broker 3 out, once");
     let t = c.t;
@@ -584,6 +606,9 @@ fn a_diverged_follower_truncates_and_then_matches_the_leader() {
     c.wake();
     c.silence(0);
     c.publish();
+    // Broker 1 stays silent: broker 2's probe for followers ahead of it (acks=N,
+    // `replica/probe.rs`) ends at the lag time, and broker 1 is treated as Kafka treats it.
+    c.advance(30_001);
     assert_eq!(
         latest(&mut c.b[1]).0,
         OFFSET_NOT_AVAILABLE,
@@ -775,8 +800,11 @@ fn a_restarted_follower_cuts_between_index_entries_and_rebuilds_producer_state()
     // Broker 2 leads epoch 1: broker 1's log diverged at 7. It reads to find the cut, and
     // rebuilds producer 7's state from the batches below it: 2..6, as broker 2 has them
     // (cutting the remembered five alone would have forgotten producer 7 altogether).
+    // A restarted broker re-registers and leaves the ISR (were it still a member, broker 2
+    // would hand it the leadership: it holds more, `replica/probe.rs`).
     let t = c.t;
     c.log.change(t, None, LeaderChange::To(Node(2)));
+    c.log.change(t, Some(&[2]), LeaderChange::Unchanged);
     c.wake();
     c.publish();
     c.advance(1_000);
@@ -798,6 +826,7 @@ fn a_restarted_follower_cuts_between_index_entries_and_rebuilds_producer_state()
     );
     // Leadership comes back to broker 1 (epoch 2): producer 7's retry of sequence 6 is
     // answered with its first offset, not appended again; sequence 7 follows it.
+    c.log.change(t, Some(&[2, 1]), LeaderChange::Unchanged);
     c.log.change(t, None, LeaderChange::To(Node(1)));
     c.publish();
     let p = produce_idempotent(&mut c.b[0], 1, 6);
@@ -873,6 +902,7 @@ fn a_replica_reassigned_away_deletes_its_copy_and_one_added_catches_up_from_the_
         leader_epoch,
         partition_epoch,
         new_isr,
+        successor,
     }) = asked.last().cloned()
     else {
         panic!("an ISR expansion: {asked:?}");
@@ -885,6 +915,7 @@ fn a_replica_reassigned_away_deletes_its_copy_and_one_added_catches_up_from_the_
         leader_epoch,
         partition_epoch,
         new_isr,
+        successor,
     };
     let altered = replication::alter_partition(&c.log.image, &req);
     assert!(altered.result.is_ok(), "{altered:?}");
@@ -894,4 +925,256 @@ fn a_replica_reassigned_away_deletes_its_copy_and_one_added_catches_up_from_the_
     let p = c.log.image.partition(t, 0).unwrap().clone();
     assert_eq!((p.replicas, p.isr.len()), (to(&[2, 3, 1]), 3));
     assert!(p.adding.is_empty() && p.removing.is_empty(), "complete");
+}
+
+// ---- acks=N across a leader change (issue 10, item 4; `replica/probe.rs`) -----------------
+
+use gregor_core::cluster::replication;
+use gregor_core::kafka_protocol::records::RecordBatchDecoder;
+
+impl Cluster {
+    /// Broker `id` fails: the controller fences it and takes it out of every ISR, electing
+    /// new leaders by its own rule (`replication::leave`: Kafka's assignment order).
+    fn fail(&mut self, id: i32) {
+        let epoch = self.log.epoch_of(id);
+        self.log.write(MetadataRecord::BrokerRegistrationChange {
+            broker_id: Node(id),
+            broker_epoch: epoch,
+            fenced: Some(true),
+            in_controlled_shutdown: None,
+        });
+        for r in replication::leave(&self.log.image, Node(id)) {
+            self.log.write(r);
+        }
+    }
+
+    /// Broker index `i`'s AlterPartition requests, decided by the controller's rule
+    /// (`replication::alter_partition`) and their records written: (successor, answer code).
+    fn decide_asks(&mut self, i: usize) -> Vec<(Option<Node>, i16)> {
+        let asked: Vec<Ask> = self.b[i].controller.drain(..).map(|(_, r)| r).collect();
+        let mut out = Vec::new();
+        for a in asked {
+            let Ask::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+                successor,
+            } = a
+            else {
+                panic!("only AlterPartition expected: {a:?}")
+            };
+            let req = replication::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+                successor,
+            };
+            let altered = replication::alter_partition(&self.log.image, &req);
+            for r in altered.records {
+                self.log.write(r);
+            }
+            out.push((successor, altered.result.err().map_or(0, |e| e.code())));
+        }
+        out
+    }
+
+    fn leader(&self) -> Option<i32> {
+        let p = self.log.image.partition(self.t, 0).unwrap();
+        p.leader.map(|l| l.0)
+    }
+}
+
+/// A consumer's fetch of `r`-0 from offset 0 at broker `b`: (error, values below the HW).
+fn consume(b: &mut Pair<Disk>) -> (i16, Vec<String>) {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(sb("r")))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let c = b.send(4, ApiKey::Fetch, 12, RequestKind::Fetch(req));
+    let Some(ResponseKind::Fetch(r)) = b.take(c) else {
+        panic!("no fetch response")
+    };
+    let p = &r.responses[0].partitions[0];
+    let mut out = Vec::new();
+    let mut bytes = p.records.clone().unwrap_or_default();
+    while !bytes.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        for rec in set.records {
+            out.push(String::from_utf8(rec.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    (p.error_code, out)
+}
+
+/// The case Kafka loses: RF 3, an acks=2 record held by the leader (broker 1) and broker 3;
+/// broker 1 fails and the controller elects broker 2, first in assignment order, which lacks
+/// it. Broker 2 probes, hears broker 3 ahead of it, and hands the leadership over; the record
+/// is kept and readable, and broker 2 gets it.
+#[test]
+fn an_acks_2_record_survives_when_the_first_isr_member_lacks_it() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    c.silence(1);
+    let p = produce(&mut c.b[0], 2, "a");
+    c.route();
+    assert_eq!(
+        answer(&mut c.b[0], p),
+        Some((NONE, 0)),
+        "leader and broker 3"
+    );
+    assert_eq!((c.log_end(1), c.log_end(2)), (0, 1), "broker 2 lacks it");
+    c.wake();
+    c.silence(0);
+    c.fail(1);
+    assert_eq!(c.leader(), Some(2), "Kafka's rule: first live ISR member");
+    c.publish();
+    // Broker 2 probes: no write yet, and broker 3 is not cut back.
+    let p = produce(&mut c.b[1], 1, "early");
+    assert_eq!(answer(&mut c.b[1], p), Some((LEADER_NOT_AVAILABLE, -1)));
+    assert_eq!(c.log_end(2), 1, "broker 3 keeps the record while 2 probes");
+    assert_eq!(
+        c.decide_asks(1),
+        vec![(Some(Node(3)), 109)],
+        "broker 2 hands the leadership to broker 3"
+    );
+    c.publish();
+    assert_eq!(c.leader(), Some(3));
+    c.advance(1_000);
+    let p = produce(&mut c.b[2], 2, "b");
+    c.route();
+    assert_eq!(
+        answer(&mut c.b[2], p),
+        Some((NONE, 1)),
+        "after the kept record"
+    );
+    c.advance(1_000);
+    assert_eq!(consume(&mut c.b[2]), (NONE, vec!["a".into(), "b".into()]));
+    assert_eq!(c.log_end(1), 2, "broker 2 fetched both");
+    assert_eq!(
+        c.segments(1),
+        c.segments(2),
+        "byte for byte the new leader's"
+    );
+}
+
+/// acks=1 promises nothing on a leader change: a record only the leader held is gone once a
+/// follower leads, and the old leader cuts it when it follows again.
+#[test]
+fn an_acks_1_record_only_the_failed_leader_held_is_lost() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    c.silence(1);
+    c.silence(2);
+    let p = produce(&mut c.b[0], 1, "x");
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)));
+    c.wake();
+    c.silence(0);
+    c.fail(1);
+    c.publish();
+    assert_eq!(c.leader(), Some(2));
+    assert!(c.decide_asks(1).is_empty(), "no one is ahead of broker 2");
+    let p = produce(&mut c.b[1], 1, "y");
+    assert_eq!(
+        answer(&mut c.b[1], p),
+        Some((NONE, 0)),
+        "y takes x's offset"
+    );
+    c.wake();
+    c.advance(1_000);
+    assert_eq!(c.log_end(0), 1, "broker 1 cut x and fetched y");
+    assert_eq!(c.segments(0), c.segments(1));
+}
+
+/// A live ISR follower that never fetches holds a new leader's writes back at most
+/// `replica.lag.time.max.ms` (30 s); then the leader leads without it.
+#[test]
+fn a_silent_isr_follower_holds_a_new_leader_at_most_the_lag_time() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    c.silence(0);
+    c.silence(2);
+    c.fail(1);
+    c.publish();
+    assert_eq!(c.leader(), Some(2));
+    c.advance(29_000);
+    let p = produce(&mut c.b[1], 1, "held");
+    assert_eq!(answer(&mut c.b[1], p), Some((LEADER_NOT_AVAILABLE, -1)));
+    c.advance(1_001);
+    let p = produce(&mut c.b[1], 1, "led");
+    assert_eq!(answer(&mut c.b[1], p), Some((NONE, 0)), "the probe ended");
+    assert!(c.decide_asks(1).is_empty(), "no handover: no one was ahead");
+}
+
+impl Cluster {
+    /// Only follower `i` speaks again: its held fetches fail (the connection was lost).
+    fn wake_one(&mut self, i: usize) {
+        self.silent[i] = false;
+        let (mine, others) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.0 == i);
+        self.held = others;
+        let mine: Vec<(usize, Node, ReplicaFetchId)> = mine;
+        for (f, from, id) in mine {
+            let now = self.b[f].now;
+            self.b[f].input(Input::ReplicaFetched {
+                now,
+                from,
+                id,
+                result: Err("connection lost".into()),
+            });
+        }
+        self.route();
+    }
+}
+
+/// A probing leader's answer to a follower carries no high watermark: it has not checked the
+/// follower's log against its own, and a follower that capped the leader's watermark at its
+/// own log end would expose a diverged tail it is about to cut (simulator, replicated seed
+/// 731: the old leader, back as a follower, exposed its uncommitted acks=1 tail, then cut it).
+#[test]
+fn a_probing_leaders_answer_does_not_expose_a_followers_diverged_tail() {
+    let mut c = Cluster::new(3, &[1, 2, 3], Durability::GroupCommit, 1);
+    let p = produce(&mut c.b[0], -1, "a");
+    c.route();
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 0)));
+    // "x" only on broker 1 (acks=1): its tail, never committed.
+    c.silence(1);
+    c.silence(2);
+    let p = produce(&mut c.b[0], 1, "x");
+    assert_eq!(answer(&mut c.b[0], p), Some((NONE, 1)));
+    c.wake();
+    c.silence(0);
+    // Broker 2 leads epoch 1 with broker 3 (broker 1 out of the ISR) and commits "c" at 1.
+    let t = c.t;
+    c.log.change(t, Some(&[2, 3]), LeaderChange::To(Node(2)));
+    c.publish();
+    let p = produce(&mut c.b[1], -1, "c");
+    c.route();
+    assert_eq!(answer(&mut c.b[1], p), Some((NONE, 1)));
+    c.advance(1_000);
+    assert_eq!((c.hw(1), c.hw(2)), (2, 2));
+    // Broker 3 leads epoch 2 and probes: broker 2, a live ISR member, is silent.
+    c.silence(1);
+    c.log.change(t, None, LeaderChange::To(Node(3)));
+    c.publish();
+    // Broker 1 follows it, fetching from (epoch 0, offset 2): held, no records, no cut.
+    c.wake_one(0);
+    c.advance(1_000); // its fetch backs off, then reaches broker 3 and is parked there
+    c.advance(1_000); // answered: held
+    assert_eq!(c.log_end(0), 2, "broker 1 still holds its tail");
+    assert_eq!(c.hw(0), 1, "and does not expose it");
+    // The probe ends at the lag time: broker 1 cuts "x" and takes "c".
+    c.advance(30_000);
+    assert_eq!((c.log_end(0), c.hw(0)), (2, 2));
+    assert_eq!(c.segments(0), c.segments(2), "byte for byte the leader's");
+    assert_eq!(consume(&mut c.b[2]), (NONE, vec!["a".into(), "c".into()]));
 }

@@ -61,7 +61,7 @@ struct Cli {
     #[arg(long, value_name = "N")]
     cluster: Option<usize>,
     /// With --cluster: replicated topics (replication factor 1..=min(N, 5), min.insync.replicas
-    /// up to it, producers with acks 0, 1 and all) and the replication checkers.
+    /// up to it, producers with acks 0, 1, N and all) and the replication checkers.
     #[arg(long)]
     replication: bool,
 }

@@ -105,6 +105,24 @@ fn replicated_seeds_that_found_bugs() {
     }
 }
 
+/// Replicated seeds that failed with acks=N's probe (s23-acksn, fixed in s24-acksn), 3 nodes:
+/// * 490 and 567: `refused-appended` counted a follower's copy. A new leader still probing
+///   refused a produce (LEADER_NOT_AVAILABLE, nothing appended); the leadership went to a
+///   follower that already held those records, and the refusing broker copied them from it
+///   before its answer left (held back by the request's other partitions). The checker now
+///   counts only appends a broker made as leader.
+/// * 731: `truncate-below-hw`. A probing leader answered its followers' fetches with its high
+///   watermark; an old leader, back as a follower with an uncommitted acks=1 tail, capped that
+///   watermark at its own log end, exposed the tail, then cut it. A probing leader's answer
+///   now carries no high watermark.
+#[test]
+fn replicated_seeds_that_found_probe_bugs() {
+    for seed in [490, 567, 731] {
+        let r = run_caught(&replicated(3, seed)).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
+        assert!(r.ok(), "seed {seed}: {:?}", r.anomalies);
+    }
+}
+
 /// The replicated workload end to end where the base core can serve it: seeds that draw one
 /// replica create the topic through CreateTopics (forwarded to the active controller), produce
 /// with acks 0, 1 and all, and pass every checker, the replication ones included; and a

@@ -56,6 +56,9 @@ impl Broker {
         }
         let mut bytes = 0u64;
         for part in &f.parts {
+            if self.probe_holds(part) {
+                continue; // a probing leader serves its followers nothing yet
+            }
             match self.fetch_check(part) {
                 Err(_) | Ok((_, Some(_))) => return true,
                 Ok((p, None)) => {
@@ -168,6 +171,17 @@ impl Broker {
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1);
+            let held = self.partition(&part.topic, part.partition);
+            if let Some(p) = held.filter(|_| self.probe_holds(part)) {
+                // A probing leader (`replica/probe.rs`): no records, no divergence, so the
+                // follower neither appends nor truncates yet; and no high watermark (-1): the
+                // leader has not checked the follower's log against its own, and a follower
+                // capping the leader's watermark at its own log end would expose a diverged
+                // tail it is about to cut (simulator, replicated seed 731).
+                pd.log_start_offset = p.log.log_start_offset();
+                resp.responses[ti].partitions.push(pd);
+                continue;
+            }
             match self.fetch_check(part) {
                 Err(code) => {
                     pd.error_code = code;

@@ -111,6 +111,13 @@ impl Host<GroupRecord> for Broker {
         // ISR below `min.insync.replicas` nothing is appended, and the client is told
         // COORDINATOR_NOT_AVAILABLE, which it retries (Kafka's mapping of NOT_ENOUGH_REPLICAS
         // for offset commits), instead of an error it would not expect from a coordinator.
+        if let Err(probing) = self.probe_refusal(topic, partition.0) {
+            // A new leader still probing its followers (acks=N, `replica/probe.rs`).
+            return Err(ClientError::new(
+                ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                probing.message,
+            ));
+        }
         if let Err(short) = self.acks_check(topic, partition.0, -1) {
             assert_eq!(short.code, ErrorCode::NOT_ENOUGH_REPLICAS);
             return Err(ClientError::new(

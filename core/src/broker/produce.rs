@@ -45,6 +45,7 @@ impl Broker {
                     Some(e) => Err(e.clone()),
                     None => self
                         .serve_check(&name, pd.index, Serve::Produce)
+                        .and_then(|()| self.probe_refusal(&name, pd.index))
                         .and_then(|()| self.acks_check(&name, pd.index, acks))
                         .and_then(|()| self.append_one(&name, pd.index, pd.records, false)),
                 };

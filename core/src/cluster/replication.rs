@@ -58,8 +58,8 @@
 //! a leader") is that the controller elects in assignment order as here, and the elected
 //! leader, before it takes a write or moves its high watermark in its new epoch, learns each
 //! live ISR member's (last epoch, log end) from their first fetch of the epoch and hands the
-//! leadership on (an AlterPartition-driven election, next session's broker side) to a member
-//! ahead of it. The controller's side of that is this module's rule, unchanged.
+//! leadership on to a member ahead of it (`broker/replica/probe.rs`): an AlterPartition that
+//! names a successor, which [`alter_partition`] grants through `hand_over`.
 //!
 //! When a broker is fenced, re-registers or shuts down, [`leave`] takes it out of every ISR
 //! (never the last member: the ISR is never empty, so the last in-sync copy can lead again
@@ -482,6 +482,9 @@ pub struct AlterPartition {
     pub partition_epoch: i32,
     /// The ISR the leader wants, each with the broker epoch it saw (-1: not given, v0–2).
     pub new_isr: Vec<(BrokerId, BrokerEpoch)>,
+    /// gregor's leader handover (not Kafka's): the ISR member the leader hands its leadership
+    /// to, with the ISR unchanged ([`hand_over`]). `None`: an ordinary ISR change.
+    pub successor: Option<BrokerId>,
 }
 
 /// What the controller decided on an AlterPartition: the answer (the partition's state after
@@ -545,6 +548,9 @@ pub fn alter_partition(image: &MetadataImage, req: &AlterPartition) -> Altered {
             "ISR {isr:?} leaves out the leader {}",
             asker.0
         )));
+    }
+    if let Some(to) = req.successor {
+        return hand_over(image, req, p, to);
     }
     for (b, epoch) in &req.new_isr {
         let why = match image.broker(*b) {
@@ -612,6 +618,63 @@ pub fn alter_partition(image: &MetadataImage, req: &AlterPartition) -> Altered {
         Err(ControllerError::NewLeaderElected(asker))
     };
     Altered { result, records }
+}
+
+/// gregor's leader handover for acks=N (docs/replication.md, "acks=N across a leader
+/// change"): a leader in the first moments of its epoch, before it took a write, learned from
+/// its followers' first fetches that ISR member `to` holds more of the log than it does (a
+/// greater (last epoch, log end)), and asks that `to` lead instead, so `to`'s records (which
+/// an acks=N produce may have been acknowledged for) are not cut. The usual AlterPartition
+/// checks have passed (the asker leads in this leader and partition epoch); here the ISR must
+/// be the current one (a handover changes nothing else) and `to` another member of it, live.
+/// The change elects `to` in a new leader epoch, a clean election; the asker hears
+/// NEW_LEADER_ELECTED.
+fn hand_over(
+    image: &MetadataImage,
+    req: &AlterPartition,
+    p: &PartitionRegistration,
+    to: BrokerId,
+) -> Altered {
+    let refused = |e: ControllerError| Altered {
+        result: Err(e),
+        records: Vec::new(),
+    };
+    let isr: Vec<BrokerId> = req.new_isr.iter().map(|(b, _)| *b).collect();
+    if isr != p.isr || to == req.broker_id || !p.isr.contains(&to) || p.isr_lost {
+        return refused(ControllerError::InvalidRequest(format!(
+            "a handover keeps the ISR {:?} and names another member of it, not {} with {isr:?}",
+            p.isr, to.0
+        )));
+    }
+    if !eligible(image, to) {
+        return refused(ControllerError::IneligibleReplica(format!(
+            "broker {} may not lead: fenced, unregistered or shutting down",
+            to.0
+        )));
+    }
+    let records = vec![MetadataRecord::PartitionChange(PartitionChange {
+        topic_id: req.topic_id,
+        partition: req.partition,
+        isr: None,
+        leader: LeaderChange::To(to),
+        replicas: None,
+    })];
+    let mut after = image.clone();
+    after
+        .replay(after.offset() + 1, &records[0])
+        .expect("a handover fits the image");
+    let new = after.partition(req.topic_id, req.partition).expect("there");
+    assert_eq!(new.leader, Some(to), "the successor leads");
+    assert_eq!(
+        new.leader_epoch,
+        p.leader_epoch + 1,
+        "in a new leader epoch"
+    );
+    assert_eq!(new.isr, p.isr, "with the same ISR");
+    Altered {
+        result: Err(ControllerError::NewLeaderElected(req.broker_id)),
+        records,
+    }
 }
 
 /// The replication invariants that hold between two of the controller's decisions (a decision's

@@ -10,7 +10,11 @@
 //!   producer cannot see (its sequence numbers live on the partition's leader), and a plain
 //!   producer's record would exist although its send was reported failed. The check: between
 //!   the moment the broker read the request and the moment it answered, it appended none of the
-//!   request's records to that partition's log.
+//!   request's records to that partition's log *as its leader*. A follower's copy does not
+//!   count: the answer to a produce of several partitions leaves only when all of them are
+//!   done, so a refusal may reach the wire long after it was decided, and meanwhile the
+//!   refused records (written by an earlier leader, or retried there) may come back to the
+//!   refusing broker through replication — another leader's write, not this broker's.
 //! * **`served-unled`** — a broker answers produce and fetch for a partition (error NONE) only
 //!   while the last metadata image it was handed names it the partition's leader. Kafka's
 //!   broker follows the image (`ReplicaManager.applyDelta`); one that kept serving a partition
@@ -35,13 +39,15 @@ pub struct Refused {
 }
 
 /// Broker `node` wrote a batch holding `values` to `part`'s log at `t` (seen in its storage
-/// outputs).
+/// outputs): as the partition's leader, answering a produce (`as_leader`), or as a follower,
+/// copying the leader's batch from a replica fetch's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub node: i32,
     pub part: Part,
     pub values: Vec<Value>,
     pub t: Ms,
+    pub as_leader: bool,
 }
 
 /// Broker `node` answered a produce or fetch (`api`: 0 or 1) of `part` with no error at `t`,
@@ -76,7 +82,8 @@ pub fn check(o: &Observations) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for r in &o.refused {
         let written = o.appended.iter().find(|a| {
-            a.node == r.node
+            a.as_leader
+                && a.node == r.node
                 && a.part == r.part
                 && (r.received..=r.t).contains(&a.t)
                 && a.values.iter().any(|v| r.values.contains(v))
@@ -130,6 +137,7 @@ mod tests {
                     part: 0,
                     values: vec![7, 8],
                     t: 105,
+                    as_leader: true,
                 },
                 // The old leader wrote them before it was asked (an earlier attempt): fine.
                 Appended {
@@ -137,6 +145,7 @@ mod tests {
                     part: 0,
                     values: vec![7, 8],
                     t: 90,
+                    as_leader: true,
                 },
             ],
             served: vec![Served {
@@ -162,10 +171,27 @@ mod tests {
             part: 0,
             values: vec![8],
             t: 100,
+            as_leader: true,
         });
         let found = check(&o);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, "refused-appended");
+    }
+
+    #[test]
+    fn a_followers_copy_of_refused_records_is_not_its_write() {
+        // Seed 490 (replicated): broker 2, probing as a new leader, refused 7 and 8; the
+        // leadership went to a follower that already held them, and broker 2 copied them
+        // from it before its answer (held back by another partition of the request) left.
+        let mut o = clean();
+        o.appended.push(Appended {
+            node: 2,
+            part: 0,
+            values: vec![7, 8],
+            t: 100,
+            as_leader: false,
+        });
+        assert_eq!(check(&o), vec![]);
     }
 
     #[test]

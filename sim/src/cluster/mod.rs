@@ -44,6 +44,7 @@
 //! [`Broker`]: gregor_core::Broker
 //! [`Durable`]: gregor_core::cluster::Durable
 
+pub mod acked_n;
 pub mod check;
 pub mod cli;
 pub mod hw_bound;

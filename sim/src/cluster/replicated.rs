@@ -61,6 +61,9 @@ pub struct Replicated {
     pub truncations: Vec<Truncation>,
     /// Partitions with an unclean election on record, and when the world saw it committed.
     pub unclean: Vec<(Part, Ms)>,
+    /// Brokers the committed metadata put in or took out of a partition's ISR, and when
+    /// (`acked-n-lost`).
+    pub isr_changes: Vec<super::acked_n::IsrChange>,
 }
 
 /// One-leader-per-epoch and truncate-below-hw; each anomaly as (checker name, detail).
@@ -168,6 +171,9 @@ pub fn acked_lost(h: &History) -> (Vec<(&'static str, String)>, AckCounts) {
             continue;
         };
         for (k, v) in values.iter().enumerate() {
+            if acks_of.get(v).is_some_and(|a| *a >= 2) {
+                continue; // acks=N: `acked-n-lost` (`acked_n.rs`) judges it
+            }
             let strong = acks_of.get(v).copied() == Some(-1);
             // acks=0 reports no offset: such a record is lost if its value is nowhere.
             let present = if *base_offset >= 0 {
@@ -247,6 +253,7 @@ mod tests {
                 },
             ],
             unclean: vec![(1, 30)],
+            isr_changes: Vec::new(),
         }
     }
 

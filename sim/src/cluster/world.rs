@@ -12,6 +12,7 @@
 //! [`crate::node::Node`], with the same write and fsync timing and the same crash model as the
 //! single-broker world.
 
+use super::acked_n;
 use super::check::{self as ccheck, Appended, Observations, Refused, Served};
 use super::offsets::{self as coffsets, Committer, InFlight, Offsets};
 use super::replicated::{self, LeaderAppend, Replicated, Truncation};
@@ -64,7 +65,8 @@ pub struct Options {
     pub trace: bool,
     /// Replicated topics (issue 10): the workload's topic is created by an admin client with a
     /// replication factor drawn from 1..=min(nodes, 5) and a `min.insync.replicas` drawn up to
-    /// it, and producers use acks 0, 1 and all. Off: the topic is auto-created with one replica.
+    /// it, and producers use acks 0, 1, N (2 or 3) and all. Off: the topic is auto-created with
+    /// one replica.
     pub replication: bool,
 }
 
@@ -154,7 +156,7 @@ impl Profile {
                 0
             };
         }
-        let producers = (0..1 + prng.below(3))
+        let producers: Vec<(Acks, bool)> = (0..1 + prng.below(3))
             .map(|_| match prng.below(if replication { 4 } else { 3 }) {
                 0 => (Acks::All, true),
                 1 => (Acks::All, false),
@@ -168,6 +170,18 @@ impl Profile {
         } else {
             (1, 1)
         };
+        // acks=N (issue 10, item 4): some plain producers wait for N replicas instead, drawn
+        // from a copy of the generator so every other choice of a seed stays as it was.
+        let mut side = prng.clone();
+        let producers = (producers.into_iter())
+            .map(|(acks, idempotent)| match side.below(3) {
+                0 if replication && !idempotent && replicas >= 2 => {
+                    let n = 2 + side.below(2) as i16;
+                    (Acks::Replicas(n.min(replicas) as u8), false)
+                }
+                _ => (acks, idempotent),
+            })
+            .collect();
         Profile {
             fault_every_ms: 500 + prng.below(4_000),
             loss_permille: [0, 0, 5, 20][prng.below(4) as usize],
@@ -1266,11 +1280,37 @@ impl World {
     /// and note every new unclean election of the workload's topic.
     fn follow_committed(&mut self) {
         let before = self.replication.unclean_elections.len();
-        self.replication.follow(self.committed.log());
         let topic = self
             .machines
             .iter()
             .find_map(|m| m.image.as_ref().and_then(|im| im.topic_id(TOPIC)));
+        let isrs = |r: &Replication| -> BTreeMap<Part, Vec<i32>> {
+            let image = r.image();
+            let parts = topic.and_then(|t| image.topics().get(&t));
+            (parts.iter().flat_map(|t| t.partitions.iter()))
+                .map(|(p, reg)| (*p, reg.isr.iter().map(|b| b.0).collect()))
+                .collect()
+        };
+        let isr_before = isrs(&self.replication);
+        self.replication.follow(self.committed.log());
+        // Who the committed log put in or took out of an ISR (`acked-n-lost`: who counts as
+        // a holder, and its excuse).
+        let t = self.now / MS;
+        for (part, now_isr) in isrs(&self.replication) {
+            let was = isr_before.get(&part).cloned().unwrap_or_default();
+            let left = (was.iter().copied()).filter(|b| !now_isr.contains(b));
+            let joined = (now_isr.iter().copied()).filter(|b| !was.contains(b));
+            let changes = (left.map(|b| (b, false))).chain(joined.map(|b| (b, true)));
+            for (node, joined) in changes.collect::<Vec<_>>() {
+                let c = acked_n::IsrChange {
+                    part,
+                    node,
+                    t,
+                    joined,
+                };
+                self.repl.isr_changes.push(c);
+            }
+        }
         for k in before..self.replication.unclean_elections.len() {
             let (t, p) = self.replication.unclean_elections[k];
             if Some(t) == topic {
@@ -1404,6 +1444,7 @@ impl World {
                                 part: file.dir.partition,
                                 values,
                                 t: self.now / MS,
+                                as_leader: self.serving,
                             });
                         }
                     }
@@ -2310,9 +2351,11 @@ impl World {
             anomalies.push(format!("{k}: {d}"));
         }
         let (lost, acks) = replicated::acked_lost(&self.history);
+        let (r, u) = (&self.repl.isr_changes, &self.repl.unclean);
+        let (lost_n, acks_n) = acked_n::acked_n_lost(&self.history, &self.obs.appended, r, u);
         if self.failures.is_empty() {
             let exposed = replicated::hw_exposed(&self.polled(), &self.isr_logs());
-            for (k, d) in lost.into_iter().chain(exposed) {
+            for (k, d) in lost.into_iter().chain(exposed).chain(lost_n) {
                 anomalies.push(format!("{k}: {d}"));
             }
         }
@@ -2343,7 +2386,7 @@ impl World {
                 self.obs.served.len()
             ),
             format!(
-                "replication: {} leader appends, {} truncations, {} unclean elections, {} ISR checks; acknowledged acks=all {} (lost {}), acks=1/0 {} (lost {}, allowed)",
+                "replication: {} leader appends, {} truncations, {} unclean elections, {} ISR checks; acknowledged acks=all {} (lost {}), acks=1/0 {} (lost {}, allowed), acks=N {} (lost {}, {} allowed; {} past the auditor's read)",
                 self.repl.leader_appends.len(),
                 self.repl.truncations.len(),
                 self.replication.unclean,
@@ -2351,7 +2394,11 @@ impl World {
                 acks.all,
                 acks.all_lost,
                 acks.weak,
-                acks.weak_lost
+                acks.weak_lost,
+                acks_n.acked,
+                acks_n.lost,
+                acks_n.excused,
+                acks_n.beyond
             ),
             format!(
                 "offsets: {} commits acknowledged, {} fetches judged, {} coordinator moves",

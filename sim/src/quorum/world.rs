@@ -796,6 +796,7 @@ impl World {
             leader_epoch,
             partition_epoch,
             new_isr: isr,
+            successor: None,
         })
     }
 

@@ -237,7 +237,9 @@ impl Broker {
                     );
                     self.retry_later(key, backoff);
                 }
-                if let Some(f) = self.replica.following.get_mut(key) {
+                // An answer with no high watermark (a probing leader's, which has not checked
+                // this log against its own) leaves the last one known in place.
+                if let Some(f) = (self.replica.following.get_mut(key)).filter(|_| leader_hw >= 0) {
                     f.leader_hw = leader_hw;
                 }
                 self.touched.insert(key.clone());

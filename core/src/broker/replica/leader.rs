@@ -71,6 +71,10 @@ impl Broker {
             }
             return own.max(p.high_watermark);
         };
+        if led.probe.is_some() {
+            // A probing leader may yet hand over: nothing new is committed (`probe.rs`).
+            return p.high_watermark;
+        }
         let me = self.me();
         let ends: Vec<i64> = (self.maximal_isr(key).into_iter())
             .filter(|b| *b != me)
@@ -223,10 +227,19 @@ impl Broker {
                 _ => Ok(true),
             },
             n => {
+                // acks=N counts the leader and followers in the ISR only, as Kafka 0.8's
+                // acks>1 did (`Partition.checkEnoughReplicasReachOffset`): a follower outside
+                // it (catching up, or joining by a change not yet committed) is no clean
+                // successor, so a record it holds is kept only while some ISR member holds it
+                // too (simulator, `--cluster 5 --replication` seed 85: acks=3 counted a
+                // joining follower the controller then refused, and the record was lost).
                 assert!(n >= 2, "acks 0 never waits");
+                let isr = self.registration(&w.name, w.index).map(|(r, _)| &r.isr);
                 let led = self.replica.leading.get(&key);
-                let others = led.map_or(0, |l| {
-                    l.followers.values().filter(|f| f.log_end >= w.end).count()
+                let others = led.zip(isr).map_or(0, |(l, isr)| {
+                    (l.followers.iter())
+                        .filter(|(b, f)| isr.contains(b) && f.log_end >= w.end)
+                        .count()
                 });
                 Ok(own < w.end || others + 1 < n as usize)
             }
@@ -247,7 +260,7 @@ impl Broker {
         let Some(led) = self.replica.leading.get(key) else {
             return;
         };
-        if led.alter.is_some() {
+        if led.alter.is_some() || led.probe.is_some() {
             return;
         }
         let (Some((reg, _)), Some(image), Some(p)) = (
@@ -282,6 +295,7 @@ impl Broker {
             leader_epoch: reg.leader_epoch,
             partition_epoch: reg.partition_epoch,
             new_isr: new_isr.iter().map(|b| (*b, epoch_of(*b))).collect(),
+            successor: None,
         };
         let partition_epoch = reg.partition_epoch;
         let what = format!(
@@ -319,18 +333,26 @@ impl Broker {
         };
         assert_eq!(a.id, id);
         match &result {
+            // NEW_LEADER_ELECTED (a handover, or a change that moved the leadership): the
+            // image brings the new leader.
             Ok(_)
             | Err(ControllerError::FencedLeaderEpoch { .. })
-            | Err(ControllerError::InvalidUpdateVersion { .. }) => a.answered = true,
+            | Err(ControllerError::InvalidUpdateVersion { .. })
+            | Err(ControllerError::NewLeaderElected(_)) => a.answered = true,
             Err(_) => led.alter = None,
         }
         if let Err(e) = result {
-            let level = LogLevel::Warn;
+            let level = match e {
+                ControllerError::NewLeaderElected(_) => LogLevel::Info,
+                _ => LogLevel::Warn,
+            };
             self.log(
                 level,
-                format!("{}-{}: AlterPartition refused: {e:?}", key.0, key.1),
+                format!("{}-{}: AlterPartition answered: {e:?}", key.0, key.1),
             );
         }
+        // A probing leader's handover was answered: it decides again (`probe.rs`).
+        self.probes_advance();
     }
 }
 
@@ -359,6 +381,11 @@ impl Broker {
                     part.topic, part.partition
                 );
                 self.log(LogLevel::Warn, what);
+                continue;
+            }
+            let position = (part.last_fetched_epoch, part.fetch_offset);
+            let (epoch, who) = (part.current_leader_epoch, NodeId(replica));
+            if self.probe_heard(&key, who, epoch, position) {
                 continue;
             }
             let accepted = matches!(self.fetch_check(part), Ok((_, None)));

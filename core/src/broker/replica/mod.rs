@@ -9,6 +9,9 @@
 //!   The leader's high watermark is the lowest end over the maximal ISR
 //!   ([`crate::replication::leader_high_watermark`]); acks=all waits for it, acks=N for N
 //!   replicas' ends.
+//! * **Probing** ([`probe::Probe`], `probe.rs`): in a new epoch the leader first learns each
+//!   live ISR follower's position and hands the leadership to one ahead of it, so a record
+//!   acknowledged with acks=N is not cut (gregor's rule; Kafka has none).
 //! * **Following** ([`Followed`], `follower.rs`): which broker leads and in which epoch, and the
 //!   high watermark the leader last reported. One [`Output::ReplicaFetch`] at a time goes to
 //!   each leader, carrying every partition it leads that this broker follows and whose data is
@@ -23,6 +26,7 @@ use crate::replication::ReplicaProgress;
 
 mod follower;
 mod leader;
+mod probe;
 mod truncation;
 
 /// A partition this broker leads, in one leader epoch.
@@ -36,6 +40,9 @@ pub(super) struct Led {
     pub(super) followers: BTreeMap<NodeId, ReplicaProgress>,
     /// The AlterPartition out to the controller, if any (one at a time per partition).
     pub(super) alter: Option<AlterOut>,
+    /// Until the leader has heard every live ISR follower in this epoch: its probe (no write,
+    /// no records served, maybe a handover; `probe.rs`).
+    pub(super) probe: Option<probe::Probe>,
 }
 
 /// An ISR change asked of the controller.
@@ -92,7 +99,10 @@ impl ReplicaState {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let retries = self.following.values().filter_map(|f| f.retry_at);
         let backoffs = self.backoff.values().copied();
-        retries.chain(backoffs).chain(self.next_isr_check).min()
+        let probes = (self.leading.values()).filter_map(|l| l.probe.as_ref().map(|p| p.until));
+        (retries.chain(backoffs).chain(probes))
+            .chain(self.next_isr_check)
+            .min()
     }
 
     pub(super) fn invariants(&self) {
@@ -167,6 +177,7 @@ impl Broker {
                                 epoch_start,
                                 followers: BTreeMap::new(),
                                 alter: None,
+                                probe: Some(self.new_probe()),
                             },
                         };
                         led.followers.retain(|b, _| reg.replicas.contains(b));
@@ -211,6 +222,13 @@ impl Broker {
                     .is_some_and(|x| x.leader == f.to && x.epoch == *epoch)
             });
         }
+        let ended: Vec<((String, i32), i32)> = (self.replica.leading.iter())
+            .filter(|(k, l)| leading.get(*k).is_none_or(|n: &Led| n.epoch != l.epoch))
+            .map(|(k, l)| (k.clone(), l.epoch))
+            .collect();
+        for (key, epoch) in &ended {
+            self.leadership_ended(key, *epoch);
+        }
         let moved: Vec<(String, i32)> = (self.replica.leading.keys())
             .chain(self.replica.following.keys())
             .chain(leading.keys())
@@ -229,6 +247,7 @@ impl Broker {
             None if replicated => Some(now + self.isr_check_interval()),
             _ => None,
         };
+        self.probes_advance();
         self.replica.invariants();
     }
 
@@ -289,6 +308,7 @@ impl Broker {
             self.replica.next_isr_check = Some(now + self.isr_check_interval());
             self.check_isr_all();
         }
+        self.probes_on_time();
         assert!(self.replica.next_deadline().is_none_or(|at| at > now));
     }
 }

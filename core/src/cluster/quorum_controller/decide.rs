@@ -26,6 +26,7 @@ pub(super) fn decide(
         leader_epoch,
         partition_epoch,
         new_isr,
+        successor,
     } = request
     {
         let altered = replication::alter_partition(
@@ -38,6 +39,7 @@ pub(super) fn decide(
                 leader_epoch: *leader_epoch,
                 partition_epoch: *partition_epoch,
                 new_isr: new_isr.clone(),
+                successor: *successor,
             },
         );
         // An ISR grown to hold every replica a reassignment adds completes it (KIP-455): the

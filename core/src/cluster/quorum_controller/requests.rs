@@ -63,6 +63,9 @@ pub enum Request {
         partition_epoch: i32,
         /// The ISR wanted, each broker with the epoch the leader saw it at (-1: unknown, v0–2).
         new_isr: Vec<(BrokerId, BrokerEpoch)>,
+        /// gregor's handover (acks=N): the ISR member to lead instead, the ISR unchanged (a
+        /// tagged field on the wire; `None` for Kafka's AlterPartition).
+        successor: Option<BrokerId>,
     },
     /// DescribeQuorum (KIP-595), forwarded by a broker for a tool: the quorum's state as the
     /// active controller (the Raft leader) sees it. It writes nothing and is answered at once.

@@ -4,6 +4,19 @@
 
 use super::*;
 
+/// gregor's tagged field on an AlterPartition partition (v2+ are flexible versions): the
+/// broker id (int32, big-endian) of the ISR member the leader hands its leadership to
+/// (`Request::AlterPartition::successor`, acks=N across a leader change). Kafka's controller
+/// ignores unknown tags; a tag this high is far from any Kafka assigns.
+pub(crate) const SUCCESSOR_TAG: i32 = 10_000;
+
+/// The successor a partition's tagged field names, if it is there and well formed.
+fn successor_of(p: &alter_partition_request::PartitionData) -> Option<BrokerId> {
+    let raw = p.unknown_tagged_fields.get(&SUCCESSOR_TAG)?;
+    let id = i32::from_be_bytes(raw.as_ref().try_into().ok()?);
+    (id >= 0).then_some(BrokerId(id))
+}
+
 /// AlterPartition's items: one [`Request::AlterPartition`] per partition, in the request's
 /// order. v2 names the new ISR by broker id alone (epoch -1: not checked); v3 carries each
 /// member's broker epoch (`NewIsrWithEpochs`, KIP-903). The partition index rides in
@@ -35,6 +48,7 @@ pub(super) fn alter_partition_items(r: &AlterPartitionRequest, version: i16) -> 
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
                     new_isr,
+                    successor: successor_of(p),
                 }),
             });
         }

@@ -185,12 +185,17 @@ pub fn encode_request_at(
             leader_epoch,
             partition_epoch,
             new_isr,
+            successor,
         } => {
             use alter_partition_request::{BrokerState, PartitionData, TopicData};
             let mut p = PartitionData::default()
                 .with_partition_index(*partition)
                 .with_leader_epoch(*leader_epoch)
                 .with_partition_epoch(*partition_epoch);
+            if let Some(to) = successor {
+                let tag = super::alter_partition::SUCCESSOR_TAG;
+                p = p.with_unknown_tagged_field(tag, Bytes::copy_from_slice(&to.0.to_be_bytes()));
+            }
             // v3 carries each member's broker epoch (KIP-903); v2 the ids alone.
             if version >= 3 {
                 p = p.with_new_isr_with_epochs(

@@ -69,6 +69,11 @@ pub struct Replication {
 }
 
 impl Replication {
+    /// The image replayed so far from the committed log.
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
     pub fn new() -> Replication {
         Replication {
             image: MetadataImage::new(),
