@@ -49,6 +49,15 @@ pub struct Partition {
     /// Where the leader epochs recovery replayed start (`crate::log::recover::EpochCut`),
     /// kept until the first metadata image names this partition's real leader epoch: any
     /// epoch above it came from a damaged header and is cut (`broker/epochs.rs`).
+    ///
+    /// While any are kept, the leader-epoch cache (KIP-101's cache, KIP-279's epochs) holds
+    /// entries no controller has vouched for, so **no producer snapshot is written**: a
+    /// snapshot persists the cache, and the next start would trust it without reading the
+    /// batch headers again, so with no record of where the damaged epoch starts it could only
+    /// take the partition offline (simulator seed 748: recovery, a snapshot, a second power
+    /// loss before registration). Without the snapshot, the next start replays the same
+    /// headers from the previous snapshot and finds the cut again. The due snapshot is
+    /// written once the first registered image has checked the epochs.
     pub recovered_epoch_starts: Vec<crate::log::recover::EpochCut>,
 }
 
@@ -114,6 +123,9 @@ impl Partition {
             return None;
         }
         self.log.settle(self.high_watermark.min(self.written_end));
+        if self.epochs_unchecked() {
+            return None;
+        }
         let producers = &self.producers;
         let end = self.log.log_end_offset();
         let epochs = self.log.epochs().entries().to_vec();
@@ -131,13 +143,23 @@ impl Partition {
         snapshot
     }
 
+    /// Whether recovery replayed leader epochs the first registered image has not checked
+    /// yet: no producer snapshot may persist them (see `recovered_epoch_starts`).
+    pub(crate) fn epochs_unchecked(&self) -> bool {
+        !self.recovered_epoch_starts.is_empty()
+    }
+
     /// At clean shutdown: the active segment's index files and a producer snapshot at the log
-    /// end, so the next start reads no segment data.
+    /// end (none while the leader epochs are unchecked), so the next start reads no segment
+    /// data.
     pub(crate) fn shutdown_requests(&mut self) -> Vec<crate::io::StorageRequest> {
         if self.offline.is_some() {
             return Vec::new();
         }
         let mut reqs: Vec<_> = self.log.shutdown_index().into_iter().collect();
+        if self.epochs_unchecked() {
+            return reqs;
+        }
         let producers = &self.producers;
         let epochs = self.log.epochs().entries().to_vec();
         let snapshot = self.log.snapshot_request(true, |offset| {

@@ -115,7 +115,41 @@ impl testkit::Storage for Files {
                 return Ok(StorageReply::Read(Bytes::copy_from_slice(&f[from..to])));
             }
             StorageRequest::WriteBrokerMeta { data } => self.broker_meta = Some(data.to_vec()),
-            // Indexes and snapshots only shorten recovery; syncs are no-ops on this disk.
+            // Producer snapshots are kept: the leader epochs they carry are what a restart
+            // trusts without reading the batch headers again (seed 748).
+            StorageRequest::WriteProducerSnapshot {
+                dir,
+                offset,
+                data,
+                delete_below,
+                ..
+            } => {
+                let prefix = format!("{}/", dir.dir_name());
+                self.map.retain(|k, _| {
+                    let Some(stem) = k
+                        .strip_prefix(&prefix)
+                        .and_then(|n| n.strip_suffix(".snapshot"))
+                    else {
+                        return true;
+                    };
+                    stem.parse::<i64>().is_ok_and(|o| o >= *delete_below)
+                });
+                let name = gregor_core::io::PartitionDir::snapshot_file_name(*offset);
+                self.map.insert(path(dir, name), data.to_vec());
+            }
+            StorageRequest::DeleteProducerSnapshots { dir, above } => {
+                let prefix = format!("{}/", dir.dir_name());
+                self.map.retain(|k, _| {
+                    let Some(stem) = k
+                        .strip_prefix(&prefix)
+                        .and_then(|n| n.strip_suffix(".snapshot"))
+                    else {
+                        return true;
+                    };
+                    stem.parse::<i64>().is_ok_and(|o| o <= *above)
+                });
+            }
+            // Indexes only shorten recovery; syncs are no-ops on this disk.
             _ => {}
         }
         Ok(StorageReply::Done)
@@ -1632,6 +1666,37 @@ fn a_leader_epoch_above_the_controllers_is_cut_away_and_appends_go_on() {
     assert_eq!(code, NONE);
     assert_eq!(read, vec![(0, "a".into(), 0), (1, "d".into(), 0)]);
     assert_eq!(end_offset_for(&mut b, 0, 0), (NONE, 0, 2), "epoch 0 only");
+}
+
+/// Seed 748 (cluster simulator): recovery reads a damaged epoch from a torn batch header and
+/// the broker loses power again before its new run is registered, so the first image never
+/// checked the epoch. The restart after must not trust it from a producer snapshot written in
+/// between: the check of the first registered image still knows where to cut, and the only
+/// replica stays online (it used to go offline for good, "no known cut").
+#[test]
+fn a_damaged_leader_epoch_is_not_trusted_across_a_restart_before_the_first_image() {
+    let (mut b, log, _) = led_here_with_two_records();
+    assert_eq!(produce(&mut b, "f", 0, "c"), (NONE, 2));
+    let mut files = std::mem::take(&mut b.storage);
+    set_batch_epoch(&mut files, "f-0", 1, 66);
+    // First restart: recovery replays the damaged header; time passes, no image comes.
+    let mut b = Pair::new(config(), files.restart(), files);
+    b.advance_ms(10_000);
+    let files = std::mem::take(&mut b.storage);
+    // Second restart, then the first image this run is registered in.
+    let mut b = Pair::new(config(), files.restart(), files);
+    image(&mut b, &log);
+    let logged = b.logs.join("\n");
+    assert!(logged.contains("above the controller's 0"), "{logged}");
+    assert!(!logged.contains("no known cut"), "{logged}");
+    assert_eq!(
+        produce(&mut b, "f", 0, "d"),
+        (NONE, 1),
+        "cut at the damaged batch, appended in epoch 0"
+    );
+    let (code, _, read) = fetch(&mut b, "f", 0);
+    assert_eq!(code, NONE);
+    assert_eq!(read, vec![(0, "a".into(), 0), (1, "d".into(), 0)]);
 }
 
 /// A batch whose epoch is below an earlier batch's (Kafka's epoch cache never goes back):
