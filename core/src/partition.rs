@@ -137,6 +137,10 @@ impl Partition {
                 crate::io::StorageRequest::WriteProducerSnapshot { offset, .. } if *offset == end)),
             "a snapshot is taken at the log end"
         );
+        assert!(
+            snapshot.is_none() || !self.epochs_unchecked(),
+            "no snapshot persists leader epochs the image has not checked"
+        );
         if snapshot.is_some() {
             self.producer_base = Some(ProducerBase::at_end(&self.log, &self.producers));
         }
@@ -165,6 +169,7 @@ impl Partition {
         let snapshot = self.log.snapshot_request(true, |offset| {
             crate::producer::encode_snapshot_with_epochs(producers, &epochs, offset)
         });
+        assert!(snapshot.is_none() || !self.epochs_unchecked());
         reqs.extend(snapshot);
         reqs
     }
