@@ -123,6 +123,20 @@ fn replicated_seeds_that_found_probe_bugs() {
     }
 }
 
+/// Replicated seeds where a leader epoch recovery read from a torn batch header
+/// (`partitionLeaderEpoch` is outside the batch CRC) was persisted by a producer snapshot
+/// before the first registered image checked it; after the next restart no cut point was
+/// known and the only replica went offline for good (liveness: "the auditor could not read
+/// every partition to its end"). Snapshots now wait for that check. 748 failed on the
+/// s24-acksn tree; on s24-int it draws a different history, and 1926 failed there instead.
+#[test]
+fn replicated_seeds_that_persisted_an_unchecked_leader_epoch() {
+    for seed in [748, 1926] {
+        let r = run_caught(&replicated(3, seed)).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
+        assert!(r.ok(), "seed {seed}: {:?}", r.anomalies);
+    }
+}
+
 /// The replicated workload end to end where the base core can serve it: seeds that draw one
 /// replica create the topic through CreateTopics (forwarded to the active controller), produce
 /// with acks 0, 1 and all, and pass every checker, the replication ones included; and a
