@@ -894,29 +894,7 @@ fn a_replica_reassigned_away_deletes_its_copy_and_one_added_catches_up_from_the_
     assert_eq!(c.segments(0), c.segments(1), "byte for byte");
     // The leader asks to take it into the ISR; that change completes the move.
     let asked: Vec<Ask> = c.b[1].controller.drain(..).map(|(_, r)| r).collect();
-    let Some(Ask::AlterPartition {
-        broker_id,
-        broker_epoch,
-        topic_id,
-        partition,
-        leader_epoch,
-        partition_epoch,
-        new_isr,
-        successor,
-    }) = asked.last().cloned()
-    else {
-        panic!("an ISR expansion: {asked:?}");
-    };
-    let req = replication::AlterPartition {
-        broker_id,
-        broker_epoch,
-        topic_id,
-        partition,
-        leader_epoch,
-        partition_epoch,
-        new_isr,
-        successor,
-    };
+    let req = alter_request(asked.last().expect("an ISR expansion"));
     let altered = replication::alter_partition(&c.log.image, &req);
     assert!(altered.result.is_ok(), "{altered:?}");
     for r in reassign::then_complete(&c.log.image, altered.records) {
@@ -931,6 +909,33 @@ fn a_replica_reassigned_away_deletes_its_copy_and_one_added_catches_up_from_the_
 
 use gregor_core::cluster::replication;
 use gregor_core::kafka_protocol::records::RecordBatchDecoder;
+
+/// The controller's view of a broker's AlterPartition ask (what the controller wire carries).
+fn alter_request(a: &Ask) -> replication::AlterPartition {
+    let Ask::AlterPartition {
+        broker_id,
+        broker_epoch,
+        topic_id,
+        partition,
+        leader_epoch,
+        partition_epoch,
+        new_isr,
+        successor,
+    } = a.clone()
+    else {
+        panic!("an AlterPartition: {a:?}")
+    };
+    replication::AlterPartition {
+        broker_id,
+        broker_epoch,
+        topic_id,
+        partition,
+        leader_epoch,
+        partition_epoch,
+        new_isr,
+        successor,
+    }
+}
 
 impl Cluster {
     /// Broker `id` fails: the controller fences it and takes it out of every ISR, electing
@@ -954,29 +959,8 @@ impl Cluster {
         let asked: Vec<Ask> = self.b[i].controller.drain(..).map(|(_, r)| r).collect();
         let mut out = Vec::new();
         for a in asked {
-            let Ask::AlterPartition {
-                broker_id,
-                broker_epoch,
-                topic_id,
-                partition,
-                leader_epoch,
-                partition_epoch,
-                new_isr,
-                successor,
-            } = a
-            else {
-                panic!("only AlterPartition expected: {a:?}")
-            };
-            let req = replication::AlterPartition {
-                broker_id,
-                broker_epoch,
-                topic_id,
-                partition,
-                leader_epoch,
-                partition_epoch,
-                new_isr,
-                successor,
-            };
+            let req = alter_request(&a);
+            let successor = req.successor;
             let altered = replication::alter_partition(&self.log.image, &req);
             for r in altered.records {
                 self.log.write(r);
