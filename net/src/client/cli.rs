@@ -284,19 +284,12 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
                             write_record(&mut out, &format, f.partition, &r)?;
                         }
                     }
-                    Output::ConsumeError {
-                        topic,
-                        partition,
-                        error,
-                    } => {
-                        out.flush()?;
-                        anyhow::bail!("cannot read {topic}-{partition}: {error}");
+                    o => {
+                        if let Some(e) = super::consumer_failure(&o) {
+                            out.flush()?;
+                            return Err(e);
+                        }
                     }
-                    Output::GroupError { group, error } => {
-                        out.flush()?;
-                        anyhow::bail!("cannot join group {group}: {error}");
-                    }
-                    _ => {}
                 }
             }
             out.flush()?;

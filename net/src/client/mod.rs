@@ -20,6 +20,23 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+/// A consumer's failure (a group it cannot join, a partition it cannot read) as the error a
+/// program built on the client stops with: the CLI's consume, Connect's sinks and Streams all
+/// give up on the same two outputs. `None` for every other output.
+pub fn consumer_failure(o: &Output) -> Option<anyhow::Error> {
+    match o {
+        Output::GroupError { group, error } => {
+            Some(anyhow::anyhow!("cannot join group {group}: {error}"))
+        }
+        Output::ConsumeError {
+            topic,
+            partition,
+            error,
+        } => Some(anyhow::anyhow!("cannot read {topic}-{partition}: {error}")),
+        _ => None,
+    }
+}
+
 /// The largest response frame the driver reads; a longer length prefix drops the connection.
 pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// How long a TCP connect may take before the broker counts as unreachable.

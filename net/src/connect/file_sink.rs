@@ -89,17 +89,11 @@ pub(super) async fn run(ctx: Context, c: ConnectorConfig) -> anyhow::Result<()> 
                             anyhow::bail!("a dead-letter record could not be delivered: {e}");
                         }
                     }
-                    Output::GroupError { group, error } => {
-                        anyhow::bail!("cannot join group {group}: {error}")
+                    o => {
+                        if let Some(e) = crate::client::consumer_failure(&o) {
+                            return Err(e);
+                        }
                     }
-                    Output::ConsumeError {
-                        topic,
-                        partition,
-                        error,
-                    } => {
-                        anyhow::bail!("cannot read {topic}-{partition}: {error}")
-                    }
-                    _ => {}
                 }
             }
             if wrote {

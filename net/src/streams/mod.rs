@@ -506,15 +506,11 @@ impl Runner {
                     anyhow::bail!("a record to {} could not be delivered: {e}", d.topic);
                 }
             }
-            Output::GroupError { group, error } => {
-                anyhow::bail!("cannot join group {group}: {error}")
+            o => {
+                if let Some(e) = crate::client::consumer_failure(&o) {
+                    return Err(e);
+                }
             }
-            Output::ConsumeError {
-                topic,
-                partition,
-                error,
-            } => anyhow::bail!("cannot read {topic}-{partition}: {error}"),
-            _ => {}
         }
         Ok(())
     }
