@@ -315,7 +315,13 @@ impl Cluster {
     /// Silent followers speak again: their held fetches fail (the connection was lost).
     fn wake(&mut self) {
         self.silent.iter_mut().for_each(|s| *s = false);
-        for (f, from, id) in std::mem::take(&mut self.held) {
+        let held = std::mem::take(&mut self.held);
+        self.lose_fetches(held);
+    }
+
+    /// Held fetches fail as a lost connection fails them, and what that sends is routed.
+    fn lose_fetches(&mut self, held: Vec<(usize, Node, ReplicaFetchId)>) {
+        for (f, from, id) in held {
             let now = self.b[f].now;
             self.b[f].input(Input::ReplicaFetched {
                 now,
@@ -1106,17 +1112,7 @@ impl Cluster {
             .into_iter()
             .partition(|h| h.0 == i);
         self.held = others;
-        let mine: Vec<(usize, Node, ReplicaFetchId)> = mine;
-        for (f, from, id) in mine {
-            let now = self.b[f].now;
-            self.b[f].input(Input::ReplicaFetched {
-                now,
-                from,
-                id,
-                result: Err("connection lost".into()),
-            });
-        }
-        self.route();
+        self.lose_fetches(mine);
     }
 }
 
