@@ -8,6 +8,7 @@
 #   tests/bench/cluster-perf.sh                     # 3 rounds of 300k x 1 KiB, then latency
 #   ROUNDS=5 RECORDS=1000000 tests/bench/cluster-perf.sh
 #   RATE=5000 SECONDS_LAT=10 tests/bench/cluster-perf.sh
+#   SUSTAINED=1 RECORDS=1200000 tests/bench/cluster-perf.sh  # past the first GB, beside 3 dd's
 #
 # Per round (targets alternate, A B C A B C, so drift on the machine hits all alike), each on
 # fresh brokers and fresh data directories under $DATA, after `sync`:
@@ -24,6 +25,12 @@
 # three times (once per replica) and sent twice more over loopback, so a third of the single
 # broker's rate is the limit here; issue 10 aims at 90% of it. The summary prints the acks=all
 # rate as a fraction of that limit. It asserts nothing: it is a measuring command.
+#
+# With SUSTAINED=1 each round also runs three `dd`s at once, each writing the bytes one replica
+# writes (1 MiB blocks, fdatasync at the end) to the same disk: what three brokers writing the
+# same bytes cost this machine with no Kafka at all. Past the first gigabyte, a fresh VM's page
+# cache is the bound (shared/guide/PERFORMANCE.md: the kernel's copy into never-touched pages
+# dominates a profile of the brokers), so the summary also gives acks=all as a fraction of that.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +43,7 @@ RATE=${RATE:-5000}
 SECONDS_LAT=${SECONDS_LAT:-5}
 DATA=${DATA:-${TMPDIR:-/tmp}}
 EXTRA=${EXTRA:-}
+SUSTAINED=${SUSTAINED:-0}
 
 echo "rdkafka_performance from librdkafka $LIBRDKAFKA_TAG; gregor $GREGOR (group commit, its default)"
 echo "throughput: $RECORDS x 1024 B, linger.ms=5, one partition; latency: $RATE rec/s for ${SECONDS_LAT}s, linger.ms=0; $ROUNDS rounds"
@@ -170,6 +178,20 @@ for round in $(seq "$ROUNDS"); do
         results["$target rate"]+="$rate_ "
         results["$target cpu"]+="$cpu_ "
     done
+    if [[ $SUSTAINED == 1 ]]; then
+        sync
+        dir=$(mktemp -d "$DATA/gregor-clusterperf-dd-XXXXXX")
+        mib=$((RECORDS * 1024 / 1048576))
+        t0=$(date +%s.%N)
+        for i in 1 2 3; do dd if=/dev/zero of="$dir/f$i" bs=1M count="$mib" conv=fdatasync 2>/dev/null & done
+        wait
+        t1=$(date +%s.%N)
+        rm -rf "$dir"
+        # Three replicas' bytes written in (t1 - t0) s: as records/s of one replica.
+        ddr=$(awk -v a="$t0" -v b="$t1" -v n="$RECORDS" 'BEGIN { printf "%.0f", n / (b - a) }')
+        echo "round $round 3 x dd, each one replica's bytes, same disk: $ddr rec/s equivalent" >&2
+        results["dd rate"]+="$ddr "
+    fi
 done
 
 lat_dir=$(mktemp -d "$DATA/gregor-clusterperf-lat-XXXXXX")
@@ -198,3 +220,9 @@ for target in cluster:1 cluster:-1; do
     awk -v r="$r" -v s="$single" -v l="$(label "$target")" \
         'BEGIN { printf "%s: %.2fx one broker, %.0f%% of the one-third limit\n", l, r / s, 100 * r / (s / 3) }'
 done
+if [[ $SUSTAINED == 1 ]]; then
+    d=$(echo "${results["dd rate"]}" | median)
+    r=$(echo "${results["cluster:-1 rate"]}" | median)
+    echo "3 x dd, each one replica's bytes: $d rec/s equivalent ($(echo "${results["dd rate"]}" | range))"
+    awk -v r="$r" -v d="$d" 'BEGIN { printf "3 brokers RF 3, acks=all: %.2fx three dd writing the same bytes\n", r / d }'
+fi
