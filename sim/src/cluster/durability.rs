@@ -193,11 +193,23 @@ pub fn excused(lost: &[(Part, i64, Ms)], part: Part, offset: i64, t: Ms) -> bool
 /// The history the single-broker checkers judge under `none`: their power-loss excuses
 /// (`Crash { power_loss }` then `Restart { log_ends }`, under a policy that does not promise
 /// survival) come from the partition cuts in `lost`, not from each broker's own power losses.
+/// A reader whose partition was cut starts a new position there (its client resets when its
+/// offset is out of range; the cluster world records every read in session 0): each cut of a
+/// partition before a read moves the read to the next session.
 pub fn judged(mut h: History, lost: &[(Part, i64, Ms)]) -> History {
     h.acks_survive_power_loss = false;
     for e in &mut h.events {
-        if let Event::Crash { power_loss, .. } = e {
-            *power_loss = false;
+        match e {
+            Event::Crash { power_loss, .. } => *power_loss = false,
+            Event::Poll {
+                t, part, session, ..
+            } => {
+                let cuts = (lost.iter())
+                    .filter(|(p, _, at)| p == part && at < t)
+                    .count();
+                *session += cuts as u32;
+            }
+            _ => {}
         }
     }
     for &(part, offset, at) in lost {
@@ -334,7 +346,7 @@ mod tests {
             power_loss: true,
         });
         send(&mut h, 45, vec![99], 10);
-        poll(&mut h, 47, 1, vec![(10, 99)]);
+        poll(&mut h, 47, 0, vec![(10, 99)]);
         h.events.push(Event::Final {
             part: 0,
             log_start: 0,
@@ -356,6 +368,17 @@ mod tests {
         assert_eq!(lost(&h, &isr(), &all[..2], &[]), vec![]);
         let j = judged(h, &[(0, 10, 40)]);
         assert!(!j.acks_survive_power_loss);
+        let sessions: Vec<u32> = (j.events.iter())
+            .filter_map(|e| match e {
+                Event::Poll { session, .. } => Some(*session),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sessions,
+            [0, 1],
+            "the read after the cut starts a new position"
+        );
         let crashes: Vec<&Event> = (j.events.iter())
             .filter(|e| matches!(e, Event::Crash { .. } | Event::Restart { .. }))
             .collect();
@@ -387,6 +410,7 @@ mod tests {
         };
         let plain = kinds(&h);
         assert!(plain.contains(&"lost-write"), "{plain:?}");
+        assert!(plain.contains(&"nonmonotonic-poll"), "{plain:?}");
         assert_eq!(
             kinds(&judged(h.clone(), &[(0, 10, 40)])),
             Vec::<&str>::new()
