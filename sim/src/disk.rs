@@ -18,7 +18,7 @@
 use bytes::Bytes;
 use gregor_core::io::PartitionDir;
 use gregor_core::io::{StorageFault, StorageReply, StorageRequest};
-use gregor_core::log::recover::{recover_partition, DirEntry};
+use gregor_core::log::recover::{recover_partition, DirEntry, RecoveredPartition};
 use gregor_core::prng::Prng;
 use gregor_core::Recovered;
 use std::collections::BTreeMap;
@@ -377,6 +377,35 @@ impl SimDisk {
         }
     }
 
+    /// One partition directory (`topic-index`) as recovery would find it now, from the page
+    /// cache, or None when there is no such directory: its segments and the idempotent
+    /// producers' state rebuilt from them (the snapshot and the batches after it). The cluster
+    /// world compares that state with a broker's after a truncation
+    /// ([`crate::cluster::producer_state`]).
+    pub fn recovered_dir(&self, dir: &str) -> Option<RecoveredPartition> {
+        let prefix = format!("{dir}/");
+        let entries: Vec<DirEntry> = (self.files.range(prefix.clone()..))
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .map(|(path, f)| DirEntry {
+                name: path[prefix.len()..].to_string(),
+                len: f.written.len() as u64,
+            })
+            .collect();
+        (!entries.is_empty()).then(|| self.recover_dir(dir.to_string(), &entries))
+    }
+
+    fn recover_dir(&self, dir: String, entries: &[DirEntry]) -> RecoveredPartition {
+        let meta = self
+            .files
+            .get(&format!("{dir}/partition.meta"))
+            .map(|f| Bytes::copy_from_slice(&f.written));
+        let read = |name: &str, from: u64, to: u64| {
+            let f = &self.files[&format!("{dir}/{name}")];
+            Ok::<_, ()>(f.written[from as usize..to as usize].to_vec())
+        };
+        recover_partition(dir.clone(), meta, entries, read).expect("reading memory does not fail")
+    }
+
     /// Delete the snapshots of a partition directory whose offsets `doomed` picks.
     fn remove_snapshots(&mut self, dir: &PartitionDir, doomed: impl Fn(i64) -> bool) {
         let prefix = format!("{}/", dir.dir_name());
@@ -408,18 +437,9 @@ impl SimDisk {
                 len: f.written.len() as u64,
             });
         }
-        let partitions = dirs.into_iter().map(|(dir, entries)| {
-            let meta = self
-                .files
-                .get(&format!("{dir}/partition.meta"))
-                .map(|f| Bytes::copy_from_slice(&f.written));
-            let read = |name: &str, from: u64, to: u64| {
-                let f = &self.files[&format!("{dir}/{name}")];
-                Ok::<_, ()>(f.written[from as usize..to as usize].to_vec())
-            };
-            recover_partition(dir.clone(), meta, &entries, read)
-                .expect("reading memory does not fail")
-        });
+        let partitions = dirs
+            .into_iter()
+            .map(|(dir, entries)| self.recover_dir(dir, &entries));
         Recovered {
             // The simulated broker never shuts down cleanly: it crashes or loses power.
             clean_shutdown: false,

@@ -64,6 +64,10 @@ struct Cli {
     /// up to it, producers with acks 0, 1, N and all) and the replication checkers.
     #[arg(long)]
     replication: bool,
+    /// With --cluster: the brokers' durability policy, `group-commit` (the default), `none`, or
+    /// `drawn` per seed (with --replication, `none` in about one seed of three).
+    #[arg(long, value_name = "POLICY", value_parser = ["group-commit", "none", "drawn"])]
+    durability: Option<String>,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -265,6 +269,11 @@ fn cluster(cli: &Cli, nodes: usize) -> bool {
     let mut template = COptions::new(0, nodes);
     template.trace = cli.trace;
     template.replication = cli.replication;
+    template.durability = match cli.durability.as_deref() {
+        Some("drawn") => None,
+        Some("none") => Some(gregor_core::Durability::None),
+        _ => Some(gregor_core::Durability::GroupCommit),
+    };
     if cli.safety_ms != 60_000 {
         template.safety_ms = cli.safety_ms;
     }

@@ -42,7 +42,7 @@ pub struct IsrChange {
 }
 
 /// Whether `node` was in `part`'s committed ISR at `t`, by the changes in `isr`.
-fn in_isr(isr: &[IsrChange], part: Part, node: i32, t: Ms) -> bool {
+pub(super) fn in_isr(isr: &[IsrChange], part: Part, node: i32, t: Ms) -> bool {
     (isr.iter().rev())
         .find(|c| c.part == part && c.node == node && c.t <= t)
         .is_some_and(|c| c.joined)

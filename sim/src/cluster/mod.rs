@@ -27,14 +27,19 @@
 //!
 //! What is checked:
 //! * the single-broker world's history checkers ([`crate::check`]), unchanged, on what the
-//!   clients saw: no acknowledged record lost (brokers ack only synced data here, so no loss is
-//!   excused), none unseen by the readers, no duplicates from the idempotent producer, order
-//!   within a partition, no offset naming two values;
+//!   clients saw: no acknowledged record lost, none unseen by the readers, no duplicates from
+//!   the idempotent producer, order within a partition, no offset naming two values. Under
+//!   group commit brokers ack only synced data, so no loss is excused; a replicated seed may
+//!   draw durability `none` instead, and then a loss is excused only where power losses took
+//!   every in-sync copy ([`durability`]);
 //! * the cluster's own ([`check`]): a produce refused with a definite error was not written by
 //!   the broker that refused it (`refused-appended`), and a broker serves produce and fetch
 //!   only for partitions its image says it leads (`served-unled`);
 //! * after every step, on every leader, the high watermark is within the log end of every
-//!   live in-sync replica and within the leader's durable end ([`hw_bound`]);
+//!   live in-sync replica and, under group commit, within the leader's durable end
+//!   ([`hw_bound`]);
+//! * after every truncation, the broker's idempotent-producer state is the one rebuilt from the
+//!   log it kept ([`producer_state`]);
 //! * the quorum's ([`crate::quorum::check`]): one leader per epoch, committed metadata never
 //!   lost or changed, images handed to brokers are replays of the committed log;
 //! * liveness: records are acknowledged after the heal, every producer's records are reported,
@@ -47,8 +52,10 @@
 pub mod acked_n;
 pub mod check;
 pub mod cli;
+pub mod durability;
 pub mod hw_bound;
 pub mod offsets;
+pub mod producer_state;
 pub mod replicated;
 pub mod world;
 

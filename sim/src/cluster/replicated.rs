@@ -10,13 +10,18 @@
 //!   Two leaders in one epoch would let two histories of the partition carry the same epoch, and
 //!   the epoch-based truncation of KIP-101/KIP-279 could no longer tell them apart.
 //! * **`acked-lost`** — no record acknowledged with `acks=all` is missing from (or different in)
-//!   the final log. The world runs group commit, which acknowledges only what every in-sync
-//!   replica has synced, so no fault excuses a loss — not even power loss of every node. Records
+//!   the final log, unless the seed's durability policy allows the loss ([`super::durability`]).
+//!   Under group commit, which acknowledges only what every in-sync replica has synced, no
+//!   fault excuses a loss — not even power loss of every node. Under `none` a loss is excused
+//!   only when every member of the ISR that acknowledged the record lost its copy to a power
+//!   loss before syncing it; a process crash keeps the page cache and excuses nothing. Records
 //!   acknowledged with acks=1 or 0 may be lost when leadership moves (the leader acked before
 //!   any follower had them): they are counted, not judged.
 //! * **`truncate-below-hw`** — no replica truncates its log below the high watermark it
 //!   exposed itself, unless an unclean election of the partition was recorded first
-//!   (`unclean.leader.election.enable`: the operator chose availability over those records).
+//!   (`unclean.leader.election.enable`: the operator chose availability over those records),
+//!   or, under durability `none`, power losses took every copy of the partition's records from
+//!   an offset below that high watermark first (`lost`, [`super::durability::lost`]).
 //!   Everything below it is committed in that log and may have been read by a consumer (Kafka
 //!   warns "truncating below high watermark" for the same reason). A higher watermark another
 //!   broker exposed is not the measure: a follower's uncommitted tail of an old epoch is cut to
@@ -64,6 +69,10 @@ pub struct Replicated {
     /// Brokers the committed metadata put in or took out of a partition's ISR, and when
     /// (`acked-n-lost`).
     pub isr_changes: Vec<super::acked_n::IsrChange>,
+    /// Brokers' power losses and what their next start recovered (durability `none`).
+    pub power_losses: super::durability::PowerLosses,
+    /// What the durability policy let power losses take: (partition, from offset, when).
+    pub lost: Vec<(Part, i64, Ms)>,
 }
 
 /// One-leader-per-epoch and truncate-below-hw; each anomaly as (checker name, detail).
@@ -83,7 +92,8 @@ pub fn check(o: &Replicated) -> Vec<(&'static str, String)> {
         }
     }
     for x in &o.truncations {
-        let excused = o.unclean.iter().any(|(p, t)| *p == x.part && *t <= x.t);
+        let excused = o.unclean.iter().any(|(p, t)| *p == x.part && *t <= x.t)
+            || (o.lost.iter()).any(|(p, from, t)| *p == x.part && *from < x.exposed && *t <= x.t);
         if x.end < x.exposed && !excused {
             out.push((
                 "truncate-below-hw",
@@ -126,9 +136,11 @@ pub fn hw_exposed(
 /// What [`acked_lost`] counted, for the report.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct AckCounts {
-    /// Records acknowledged with acks=all, and how many of them the final log lacks.
+    /// Records acknowledged with acks=all, how many of them the final log lacks, and how many
+    /// of those losses the durability policy allows.
     pub all: u64,
     pub all_lost: u64,
+    pub all_excused: u64,
     /// Records acknowledged with acks=1 or 0, and how many of them the final log lacks
     /// (allowed: not an anomaly).
     pub weak: u64,
@@ -136,8 +148,13 @@ pub struct AckCounts {
 }
 
 /// acked-lost: every record acknowledged with acks=all is in the final log at its offset (the
-/// history's `Final` events, the auditor's read). Returns the anomalies and the counts.
-pub fn acked_lost(h: &History) -> (Vec<(&'static str, String)>, AckCounts) {
+/// history's `Final` events, the auditor's read), unless `allowed(partition, offset, value,
+/// time of the acknowledgement)` says the durability policy let it go ([`super::durability::gone`]
+/// under `none`; nothing under group commit). Returns the anomalies and the counts.
+pub fn acked_lost(
+    h: &History,
+    allowed: impl Fn(Part, i64, Value, Ms) -> bool,
+) -> (Vec<(&'static str, String)>, AckCounts) {
     let mut fin: BTreeMap<Part, BTreeMap<i64, Value>> = BTreeMap::new();
     let mut by_value: BTreeMap<Value, (Part, i64)> = BTreeMap::new();
     for e in &h.events {
@@ -190,7 +207,10 @@ pub fn acked_lost(h: &History) -> (Vec<(&'static str, String)>, AckCounts) {
             if present {
                 continue;
             }
-            if strong {
+            if strong && allowed(*part, base_offset + k as i64, *v, *t) {
+                n.all_lost += 1;
+                n.all_excused += 1;
+            } else if strong {
                 n.all_lost += 1;
                 out.push((
                     "acked-lost",
@@ -254,6 +274,8 @@ mod tests {
             ],
             unclean: vec![(1, 30)],
             isr_changes: Vec::new(),
+            power_losses: Default::default(),
+            lost: Vec::new(),
         }
     }
 
@@ -306,6 +328,72 @@ mod tests {
         let found = check(&o);
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().all(|(k, _)| *k == "truncate-below-hw"));
+    }
+
+    #[test]
+    fn truncate_below_hw_is_excused_by_a_cut_durability_none_allowed_before_it() {
+        let mut o = clean();
+        o.truncations.push(Truncation {
+            node: 2,
+            part: 0,
+            end: 5,
+            exposed: 8,
+            t: 40,
+        });
+        // Every copy from offset 6 on was lost to power at t=35: the cut may follow.
+        o.lost = vec![(0, 6, 35)];
+        assert_eq!(check(&o), vec![]);
+        // A loss only above the exposed high watermark, or only later, excuses nothing.
+        for lost in [(0, 8, 35), (0, 6, 41), (1, 6, 35)] {
+            o.lost = vec![lost];
+            let found = check(&o);
+            assert_eq!(found.len(), 1, "{lost:?}: {found:?}");
+            assert_eq!(found[0].0, "truncate-below-hw");
+        }
+    }
+
+    #[test]
+    fn acked_lost_under_durability_none_excuses_only_a_loss_of_every_isr_copy() {
+        use super::super::acked_n::IsrChange;
+        use super::super::durability::{gone, PowerLoss};
+        // Value 1 acknowledged with acks=all at offset 0 (t=2) by the ISR {1, 2, 3}; the final
+        // log has another value there.
+        let mut h = History::new(true);
+        sent(&mut h, 1, -1, 0);
+        h.events.push(Event::Final {
+            part: 0,
+            log_start: 0,
+            records: vec![(0, 9)],
+        });
+        let isr: Vec<IsrChange> = (1..=3)
+            .map(|node| IsrChange {
+                part: 0,
+                node,
+                t: 0,
+                joined: true,
+            })
+            .collect();
+        let lost_power = |node, at| PowerLoss {
+            node,
+            at,
+            ends: [(0, 0)].into(),
+        };
+        // Brokers 1 and 2 lost power before syncing it; broker 3 only crashed (kill -9), so its
+        // page cache kept the record: the loss is an anomaly.
+        let losses = vec![lost_power(1, 5), lost_power(2, 6)];
+        let (found, n) = acked_lost(&h, |p, o, v, t| {
+            gone(&isr, &losses, &[], (p, o, v), t).is_some()
+        });
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "acked-lost");
+        assert_eq!((n.all_lost, n.all_excused), (1, 0));
+        // Broker 3 lost power too, before syncing it: every copy was gone, the policy allows it.
+        let losses = vec![lost_power(1, 5), lost_power(2, 6), lost_power(3, 7)];
+        let (found, n) = acked_lost(&h, |p, o, v, t| {
+            gone(&isr, &losses, &[], (p, o, v), t).is_some()
+        });
+        assert_eq!(found, vec![]);
+        assert_eq!((n.all_lost, n.all_excused), (1, 1));
     }
 
     #[test]
@@ -363,13 +451,14 @@ mod tests {
             log_start: 0,
             records: vec![(0, 1), (1, 2), (2, 3), (3, 4)],
         });
-        let (found, n) = acked_lost(&h);
+        let (found, n) = acked_lost(&h, |_, _, _, _| false);
         assert_eq!(found, vec![]);
         assert_eq!(
             n,
             AckCounts {
                 all: 2,
                 all_lost: 0,
+                all_excused: 0,
                 weak: 3,
                 weak_lost: 1
             }
@@ -381,7 +470,7 @@ mod tests {
             log_start: 0,
             records: vec![(0, 1), (1, 2), (2, 5)],
         });
-        let (found, n) = acked_lost(&h);
+        let (found, n) = acked_lost(&h, |_, _, _, _| false);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, "acked-lost");
         assert!(found[0].1.contains("value 3"), "{found:?}");
@@ -390,6 +479,7 @@ mod tests {
             AckCounts {
                 all: 2,
                 all_lost: 1,
+                all_excused: 0,
                 weak: 3,
                 weak_lost: 2
             }

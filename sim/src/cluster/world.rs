@@ -14,7 +14,9 @@
 
 use super::acked_n;
 use super::check::{self as ccheck, Appended, Observations, Refused, Served};
+use super::durability;
 use super::offsets::{self as coffsets, Committer, InFlight, Offsets};
+use super::producer_state;
 use super::replicated::{self, LeaderAppend, Replicated, Truncation};
 use crate::check;
 use crate::clients::{Us, MS, TOPIC};
@@ -68,6 +70,9 @@ pub struct Options {
     /// it, and producers use acks 0, 1, N (2 or 3) and all. Off: the topic is auto-created with
     /// one replica.
     pub replication: bool,
+    /// The brokers' durability policy (group commit by default); None: drawn per seed
+    /// ([`durability::draw`]: `none` in about one replicated seed of three).
+    pub durability: Option<Durability>,
 }
 
 impl Options {
@@ -82,6 +87,7 @@ impl Options {
             liveness_ms: 25_000,
             trace: false,
             replication: false,
+            durability: Some(Durability::GroupCommit),
         }
     }
 }
@@ -409,6 +415,8 @@ struct World {
     events: u64,
     /// The controlled-shutdown fault's own randomness and cadence.
     stops: stop::Stops,
+    /// `producer-state`: each truncation's producer state against the log's.
+    producer_checks: producer_state::Checks,
 }
 
 /// How long a connection attempt that gets no answer takes to fail.
@@ -461,9 +469,10 @@ impl World {
         let mut prng = Prng::new(opts.seed ^ 0xc105_7e20_0000_0001);
         let profile = Profile::draw(&mut prng, opts.nodes, opts.replication);
         let mut disk_profile = DiskProfile::draw(&mut Prng::new(opts.seed ^ 0xd15c));
-        // Acknowledged means synced: every loss of an acknowledged record is a bug. (The other
-        // policies' power-loss excuses are per broker; the history's are per run.)
-        disk_profile.durability = Durability::GroupCommit;
+        // Group commit, or (replicated seeds only) none: the checkers judge by the policy
+        // drawn ([`durability`]). Interval policies are not drawn here.
+        disk_profile.durability =
+            (opts.durability).unwrap_or_else(|| durability::draw(opts.seed, opts.replication));
         disk_profile.fsync_fail_per_mille = 0;
         let voters: BTreeSet<NodeId> = (1..=opts.nodes as i32).map(NodeId).collect();
         let member_config = MemberConfig {
@@ -531,6 +540,7 @@ impl World {
             trace: 0xcbf2_9ce4_8422_2325,
             events: 0,
             stops: stop::Stops::draw(opts.seed, opts.replication),
+            producer_checks: producer_state::Checks::default(),
             opts,
         };
         let first = 1 + w.prng.below(w.profile.fault_every_ms);
@@ -931,6 +941,11 @@ impl World {
                     return; // the process that asked is gone; the write never happened
                 }
                 let result = n.disk.exec(&request, &mut self.prng);
+                let max = n
+                    .broker
+                    .as_ref()
+                    .map_or(0, |b| b.config().producers_per_partition_max);
+                (self.producer_checks).written(node, incarnation, op, &n.disk, TOPIC, max);
                 self.note(5, op.0);
                 self.say(|| {
                     format!(
@@ -1073,7 +1088,7 @@ impl World {
             // auto-created with one replica by a client's Metadata request.
             auto_create_topics: !self.opts.replication,
             default_partitions: self.profile.partitions,
-            durability: Durability::GroupCommit,
+            durability: self.disk_profile.durability,
             segment_bytes_max: self.disk_profile.segment_bytes,
             batch_bytes_max: 1024,
             offsets_topic_partitions: 3,
@@ -1086,6 +1101,8 @@ impl World {
         m.starts += 1;
         // KIP-966: the broker tells the controller whether its data directory was empty.
         let log_dir_new = m.node.disk.files.is_empty() || m.dir_unreported;
+        // Under `none` a power loss may take what this broker exposed (durability.rs).
+        let cut_allowed = m.node.power_off && self.disk_profile.durability == Durability::None;
         let found = m.node.start(config, now);
         let local = m.node.clock(now);
         m.seen_hw = m.meta.start();
@@ -1118,8 +1135,9 @@ impl World {
         m.member = Some(member);
         for (p, end, hw) in &found {
             let prev = self.hw.get(&(i, *p)).copied().unwrap_or(0);
-            if *end < prev {
-                // Brokers acknowledge only synced records here: nothing exposed may be cut.
+            if *end < prev && !cut_allowed {
+                // Group commit exposes only synced records, and a process crash keeps the
+                // page cache: nothing exposed may be cut.
                 self.failures.push(format!(
                     "t={}ms: node {} restarted with partition {p} ending at {end}, below its high watermark {prev}",
                     now / MS,
@@ -1130,6 +1148,8 @@ impl World {
             // What a restart lost is judged just above, not as a truncation.
             self.ends.insert((i, *p), *end);
         }
+        let ends = found.iter().map(|(p, end, _)| (*p, *end));
+        self.repl.power_losses.started(id, ends);
         let m = &self.machines[i];
         if m.starts > 1 {
             self.history.events.push(Event::Restart {
@@ -1164,6 +1184,9 @@ impl World {
             t: self.ms(),
             power_loss: lost,
         });
+        if lost {
+            self.repl.power_losses.lost(i as i32 + 1, self.ms());
+        }
         self.say(|| {
             format!(
                 "node {} {}",
@@ -1448,6 +1471,10 @@ impl World {
                             });
                         }
                     }
+                    if !matches!(request, StorageRequest::Sync { .. }) {
+                        let inc = self.machines[i].node.incarnation;
+                        self.producer_checks.issued(i, inc, op);
+                    }
                     let (until, extra) = self.machines[i].slow;
                     let n = &mut self.machines[i].node;
                     if self.now < until {
@@ -1514,6 +1541,9 @@ impl World {
                 // epoch written over this log's uncommitted tail), which the cut rightly drops.
                 let own = self.hw.get(&(i, p as Part)).copied().unwrap_or(0);
                 cut.push((p as Part, part.written_end, own));
+                let (inc, end) = (self.machines[i].node.incarnation, part.log.log_end_offset());
+                let at = self.now / MS;
+                (self.producer_checks).truncated(i, inc, p as Part, end, &part.producers, at);
             }
             *end = part.written_end;
             // With replicas a high watermark may go back across a leader change (a new leader
@@ -1596,7 +1626,8 @@ impl World {
                 node: me,
                 part: p as Part,
                 hw: part.high_watermark,
-                durable_end: Some(part.durable_end),
+                durable_end: Some(part.durable_end)
+                    .filter(|_| self.disk_profile.durability == Durability::GroupCommit),
                 isr_ends,
                 t: self.now / MS,
             };
@@ -2185,12 +2216,18 @@ impl World {
 
     // ------------------------------------------------------------------ the verdict
 
-    /// Every record a reader fetched: (partition, offset, value).
+    /// Every record a reader fetched: (partition, offset, value); but those the durability
+    /// policy let power losses take after the read (`self.repl.lost`).
     fn polled(&self) -> Vec<(Part, i64, Value)> {
         let mut out: BTreeSet<(Part, i64, Value)> = BTreeSet::new();
         for e in &self.history.events {
-            if let Event::Poll { part, records, .. } = e {
-                out.extend(records.iter().map(|(o, v)| (*part, *o, *v)));
+            if let Event::Poll {
+                t, part, records, ..
+            } = e
+            {
+                let kept = (records.iter())
+                    .filter(|(o, _)| !durability::excused(&self.repl.lost, *part, *o, *t));
+                out.extend(kept.map(|(o, v)| (*part, *o, *v)));
             }
         }
         out.into_iter().collect()
@@ -2252,10 +2289,15 @@ impl World {
     /// The history the single-broker checkers judge. With replication, a record acknowledged
     /// with acks=1 or 0 may be lost when leadership moves (the leader acknowledged it alone), so
     /// its acknowledgement counts as unknown there; `acked-lost` counts those losses instead.
+    /// Under durability `none`, the power losses they excuse are the partition cuts the policy
+    /// allowed ([`durability::judged`]).
     fn judged_history(&self) -> History {
         let mut h = self.history.clone();
         if !self.opts.replication {
             return h;
+        }
+        if self.disk_profile.durability == Durability::None {
+            h = durability::judged(h, &self.repl.lost);
         }
         let weak: BTreeSet<usize> = self
             .clients
@@ -2332,6 +2374,12 @@ impl World {
                 .push("liveness: no record was acknowledged after the heal".into());
         }
         self.follow_committed();
+        let none = self.disk_profile.durability == Durability::None;
+        if none {
+            let (r, losses) = (&self.repl, &self.repl.power_losses.losses);
+            let appended = &self.obs.appended;
+            self.repl.lost = durability::lost(&self.history, &r.isr_changes, losses, appended);
+        }
         self.replication.finish();
         let unanswered = self.replica_unanswered();
         self.failures.extend(unanswered);
@@ -2347,10 +2395,16 @@ impl World {
             .into_iter()
             .chain(replicated::check(&self.repl))
             .chain(coffsets::check(&self.offsets))
+            .chain(self.producer_checks.anomalies.iter().cloned())
         {
             anomalies.push(format!("{k}: {d}"));
         }
-        let (lost, acks) = replicated::acked_lost(&self.history);
+        let (isr, losses) = (&self.repl.isr_changes, &self.repl.power_losses.losses);
+        let appended = &self.obs.appended;
+        let gone = |p, o, v, t| durability::gone(isr, losses, appended, (p, o, v), t);
+        let (lost, acks) = replicated::acked_lost(&self.history, |p, o, v, t| {
+            none && gone(p, o, v, t).is_some()
+        });
         let (r, u) = (&self.repl.isr_changes, &self.repl.unclean);
         let (lost_n, acks_n) = acked_n::acked_n_lost(&self.history, &self.obs.appended, r, u);
         if self.failures.is_empty() {
@@ -2386,13 +2440,19 @@ impl World {
                 self.obs.served.len()
             ),
             format!(
-                "replication: {} leader appends, {} truncations, {} unclean elections, {} ISR checks; acknowledged acks=all {} (lost {}), acks=1/0 {} (lost {}, allowed), acks=N {} (lost {}, {} allowed; {} past the auditor's read)",
+                "replication: {} leader appends, {} truncations ({} producer states compared with the log, {} not comparable), {} unclean elections, {} ISR checks; durability {}: {} power losses, {} partition cuts allowed; acknowledged acks=all {} (lost {}, {} allowed), acks=1/0 {} (lost {}, allowed), acks=N {} (lost {}, {} allowed; {} past the auditor's read)",
                 self.repl.leader_appends.len(),
                 self.repl.truncations.len(),
+                self.producer_checks.checked,
+                self.producer_checks.skipped,
                 self.replication.unclean,
                 self.replication.checks,
+                if none { "none" } else { "group commit" },
+                self.repl.power_losses.losses.len(),
+                self.repl.lost.len(),
                 acks.all,
                 acks.all_lost,
+                acks.all_excused,
                 acks.weak,
                 acks.weak_lost,
                 acks_n.acked,
@@ -2411,7 +2471,12 @@ impl World {
         ];
         Report {
             seed: self.opts.seed,
-            profile: format!("{}{}", self.profile.describe(), self.stops.describe()),
+            profile: format!(
+                "{}{}\ndurability {:?}",
+                self.profile.describe(),
+                self.stops.describe(),
+                self.disk_profile.durability
+            ),
             summary,
             anomalies,
             trace_hash: self.trace,
