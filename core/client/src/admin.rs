@@ -5,8 +5,11 @@
 //! are the ones here, because on a cluster each request has a broker it must go to:
 //!
 //! * **any broker**: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs of topics,
-//!   IncrementalAlterConfigs of topics, Metadata (describe topics, describe cluster). A broker
-//!   that is not the controller forwards to it (KIP-590);
+//!   IncrementalAlterConfigs of topics, Metadata (describe topics, describe cluster), and the
+//!   partition reassignments of KIP-455 (AlterPartitionReassignments,
+//!   ListPartitionReassignments). A broker that is not the controller forwards to it (KIP-590):
+//!   a KRaft cluster's controllers take no client connections, so Kafka's admin client sends
+//!   these to a broker, as gregor's brokers expect;
 //! * **each partition's leader**: ListOffsets and DeleteRecords. The partitions are split by
 //!   leader (from metadata), one request per leader, and the answers merged into one result;
 //! * **the group's coordinator**: DescribeGroups, OffsetFetch, OffsetCommit, OffsetDelete,
@@ -145,6 +148,31 @@ pub enum AdminOp {
         groups: Vec<String>,
     },
     DescribeCluster,
+    /// Move partitions to new replicas (KIP-455, `kafka-reassign-partitions.sh --execute`):
+    /// each partition's target replicas, the first the preferred leader; `None` cancels the
+    /// move in progress. A move starts when the controller accepts it and completes later, once
+    /// every added replica has caught up and joined the ISR: the result says only whether it
+    /// was accepted. Sending the same target again is harmless (nothing changes), so a move
+    /// whose answer was lost is simply asked again.
+    AlterPartitionReassignments {
+        partitions: Vec<(TopicPartition, Option<Vec<i32>>)>,
+    },
+    /// The moves in progress (ListPartitionReassignments): of these partitions, or `None` for
+    /// every partition being moved.
+    ListPartitionReassignments {
+        partitions: Option<Vec<TopicPartition>>,
+    },
+}
+
+/// A partition being moved, as ListPartitionReassignments reports it (KIP-455).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reassignment {
+    /// The current replicas: the target first, then the ones leaving.
+    pub replicas: Vec<i32>,
+    /// Target replicas still catching up.
+    pub adding: Vec<i32>,
+    /// Replicas that leave once every adding one is in the ISR.
+    pub removing: Vec<i32>,
 }
 
 /// One partition of a described topic.
@@ -271,6 +299,11 @@ pub enum AdminResult {
     DeleteGroupOffsets(PerPartition<()>),
     DeleteGroups(BTreeMap<String, Result<(), ClientError>>),
     DescribeCluster(ClusterInfo),
+    /// Each partition's move: accepted (started, or already where it was asked to go) or why
+    /// not.
+    AlterPartitionReassignments(PerPartition<()>),
+    /// The partitions being moved; a partition not listed is not being moved.
+    ListPartitionReassignments(BTreeMap<TopicPartition, Reassignment>),
 }
 
 /// The part of an operation that is sent, retried and answered as one.
@@ -282,6 +315,8 @@ pub enum Unit {
     Partition(TopicPartition),
     Group(String),
     Broker(i32),
+    /// A partition's reassignment: sent to any broker, not to the partition's leader.
+    Move(TopicPartition),
 }
 
 /// A unit's answer.
@@ -298,6 +333,7 @@ enum Value {
     Offsets(BTreeMap<TopicPartition, i64>),
     PerPartition(PerPartition<()>),
     Cluster(ClusterInfo),
+    Moves(BTreeMap<TopicPartition, Reassignment>),
 }
 
 /// Where a unit's request goes.
@@ -386,7 +422,7 @@ fn outcome(
 
 fn route(unit: &Unit) -> Route {
     match unit {
-        Unit::One | Unit::Topic(_) => Route::Any,
+        Unit::One | Unit::Topic(_) | Unit::Move(_) => Route::Any,
         Unit::Partition(tp) => Route::Leader(tp.clone()),
         Unit::Group(g) => Route::Coordinator(g.clone()),
         Unit::Broker(b) => Route::Broker(*b),
@@ -404,7 +440,13 @@ fn units(op: &AdminOp) -> Vec<Unit> {
         AdminOp::CreatePartitions { topic, .. } | AdminOp::AlterConfigs { topic, .. } => {
             vec![Unit::Topic(topic.clone())]
         }
-        AdminOp::DescribeTopics { .. } | AdminOp::DescribeCluster => vec![Unit::One],
+        AdminOp::DescribeTopics { .. }
+        | AdminOp::DescribeCluster
+        | AdminOp::ListPartitionReassignments { .. } => vec![Unit::One],
+        AdminOp::AlterPartitionReassignments { partitions } => partitions
+            .iter()
+            .map(|(tp, _)| Unit::Move(tp.clone()))
+            .collect(),
         AdminOp::ListOffsets { partitions } => partitions
             .iter()
             .map(|(tp, _)| Unit::Partition(tp.clone()))
@@ -881,6 +923,8 @@ fn api_key(op: &AdminOp) -> ApiKey {
         AdminOp::CommitGroupOffsets { .. } => ApiKey::OffsetCommit,
         AdminOp::DeleteGroupOffsets { .. } => ApiKey::OffsetDelete,
         AdminOp::DeleteGroups { .. } => ApiKey::DeleteGroups,
+        AdminOp::AlterPartitionReassignments { .. } => ApiKey::AlterPartitionReassignments,
+        AdminOp::ListPartitionReassignments { .. } => ApiKey::ListPartitionReassignments,
     }
 }
 
@@ -900,6 +944,17 @@ fn unit_partitions(units: &[Unit]) -> BTreeSet<&TopicPartition> {
         .iter()
         .filter_map(|u| match u {
             Unit::Partition(tp) => Some(tp),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The partitions of the reassignment units among `units`.
+fn unit_moves(units: &[Unit]) -> BTreeSet<&TopicPartition> {
+    units
+        .iter()
+        .filter_map(|u| match u {
+            Unit::Move(tp) => Some(tp),
             _ => None,
         })
         .collect()
@@ -1148,6 +1203,52 @@ fn build(op: &AdminOp, units: &[Unit], timeout_ms: u64) -> RequestKind {
             RequestKind::OffsetDelete(
                 OffsetDeleteRequest::default()
                     .with_group_id(GroupId(sb(group)))
+                    .with_topics(topics),
+            )
+        }
+        AdminOp::AlterPartitionReassignments { partitions } => {
+            use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+            let moves = unit_moves(units);
+            let wanted = partitions.iter().filter(|(tp, _)| moves.contains(tp));
+            let topics = by_topic(wanted.cloned())
+                .into_iter()
+                .map(|(t, ps)| {
+                    ReassignableTopic::default()
+                        .with_name(TopicName(sb(&t)))
+                        .with_partitions(
+                            ps.into_iter()
+                                .map(|(p, target)| {
+                                    ReassignablePartition::default()
+                                        .with_partition_index(p)
+                                        .with_replicas(
+                                            target.map(|rs| rs.into_iter().map(BrokerId).collect()),
+                                        )
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            RequestKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(timeout_ms)
+                    .with_topics(topics),
+            )
+        }
+        AdminOp::ListPartitionReassignments { partitions } => {
+            use list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+            let topics = partitions.as_ref().map(|tps| {
+                by_topic(tps.iter().map(|tp| (tp.clone(), ())))
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        ListPartitionReassignmentsTopics::default()
+                            .with_name(TopicName(sb(&t)))
+                            .with_partition_indexes(ps.into_iter().map(|(p, ())| p).collect())
+                    })
+                    .collect()
+            });
+            RequestKind::ListPartitionReassignments(
+                ListPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(timeout_ms)
                     .with_topics(topics),
             )
         }
@@ -1482,6 +1583,65 @@ fn parse(op: &AdminOp, units: &[Unit], body: ResponseKind, node: i32) -> BTreeMa
             };
             out.insert(u, o);
         }
+        ResponseKind::AlterPartitionReassignments(r) => {
+            // A top-level error (NOT_CONTROLLER, an authorization failure, …) is every
+            // partition's; otherwise each partition has its own.
+            for t in r.responses {
+                for p in t.partitions {
+                    let u = Unit::Move((t.name.to_string(), p.partition_index));
+                    let (code, message) = if r.error_code != 0 {
+                        (r.error_code, r.error_message.clone())
+                    } else {
+                        (p.error_code, p.error_message)
+                    };
+                    let o = outcome(
+                        &u,
+                        code,
+                        message.as_deref(),
+                        &format!("reassigning {}-{}", t.name.as_str(), p.partition_index),
+                        || Value::Empty,
+                    );
+                    out.insert(u, o);
+                }
+            }
+            if r.error_code != 0 {
+                // A broker may answer a top-level error with no partitions at all.
+                let unanswered: Vec<&Unit> =
+                    units.iter().filter(|u| !out.contains_key(*u)).collect();
+                for u in unanswered {
+                    let o = outcome(
+                        u,
+                        r.error_code,
+                        r.error_message.as_deref(),
+                        "reassigning partitions",
+                        || Value::Empty,
+                    );
+                    out.insert(u.clone(), o);
+                }
+            }
+        }
+        ResponseKind::ListPartitionReassignments(r) => {
+            let ids = |bs: &[BrokerId]| bs.iter().map(|b| b.0).collect::<Vec<i32>>();
+            let moves = (r.topics.iter())
+                .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+                .map(|(t, p)| {
+                    let m = Reassignment {
+                        replicas: ids(&p.replicas),
+                        adding: ids(&p.adding_replicas),
+                        removing: ids(&p.removing_replicas),
+                    };
+                    ((t.name.to_string(), p.partition_index), m)
+                })
+                .collect();
+            let o = outcome(
+                &Unit::One,
+                r.error_code,
+                r.error_message.as_deref(),
+                "listing the reassignments in progress",
+                || Value::Moves(moves),
+            );
+            out.insert(Unit::One, o);
+        }
         other => {
             let e = ClientError::Invalid(format!("an unexpected answer: {other:?}"));
             for u in units {
@@ -1596,6 +1756,18 @@ fn assemble(
         },
         AdminOp::DeleteGroupOffsets { .. } => match single(done)? {
             Value::PerPartition(m) => AdminResult::DeleteGroupOffsets(m),
+            _ => bad(),
+        },
+        AdminOp::AlterPartitionReassignments { .. } => AdminResult::AlterPartitionReassignments(
+            done.into_iter()
+                .filter_map(|(u, r)| match u {
+                    Unit::Move(tp) => Some((tp, r.map(|_| ()))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        AdminOp::ListPartitionReassignments { .. } => match single(done)? {
+            Value::Moves(m) => AdminResult::ListPartitionReassignments(m),
             _ => bad(),
         },
     })

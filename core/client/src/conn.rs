@@ -44,6 +44,10 @@ pub const SPEAKS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // KIP-455's partition reassignments: v0 is every version before Kafka 4.1 (whose v1 adds
+    // `allowReplicationFactorChange`), and the one gregor's brokers speak.
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// The highest ApiVersions version we send first (v3 carries the client's software name).

@@ -23,8 +23,8 @@
 //! 7. [`producer`] — batching, idempotence (KIP-98), retries in order, delivery reports.
 //! 8. [`consumer`] — positions, `auto.offset.reset`, fetching.
 //! 9. [`group`] — the classic consumer group member: join, sync, heartbeat, commit.
-//! 10. [`admin`] — topics, configs, offsets and groups, each request routed to the broker it
-//!     must reach (KIP-4, KIP-117).
+//! 10. [`admin`] — topics, configs, offsets, groups and partition reassignments, each request
+//!     routed to the broker it must reach (KIP-4, KIP-117, KIP-455).
 
 pub mod admin;
 pub mod client;

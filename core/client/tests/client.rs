@@ -1444,3 +1444,188 @@ fn admin_describing_a_missing_topic_fails_after_a_fresh_answer_and_creates_nothi
         Some(ResponseError::UnknownTopicOrPartition.code())
     );
 }
+
+// ---- partition reassignments (KIP-455) ---------------------------------------------------------
+
+/// What an AlterPartitionReassignments request asks: (topic, partition, target) in order.
+fn moves_asked(req: &Request) -> Vec<(String, i32, Option<Vec<i32>>)> {
+    let RequestKind::AlterPartitionReassignments(r) = &req.body else {
+        panic!("not an AlterPartitionReassignments")
+    };
+    r.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                let target = (p.replicas.as_ref()).map(|rs| rs.iter().map(|b| b.0).collect());
+                (t.name.to_string(), p.partition_index, target)
+            })
+        })
+        .collect()
+}
+
+/// An answer to `req` with a top-level error and one error code per partition asked.
+fn moves_answer(req: &Request, top: i16, codes: &[i16]) -> ResponseKind {
+    use alter_partition_reassignments_response::{
+        ReassignablePartitionResponse, ReassignableTopicResponse,
+    };
+    let asked = moves_asked(req);
+    assert_eq!(asked.len(), codes.len(), "one code per partition asked");
+    let mut topics: Vec<ReassignableTopicResponse> = vec![];
+    for ((t, p, _), code) in asked.iter().zip(codes) {
+        let res = ReassignablePartitionResponse::default()
+            .with_partition_index(*p)
+            .with_error_code(*code)
+            .with_error_message((*code != 0).then(|| sb("refused")));
+        match topics.last_mut() {
+            Some(x) if x.name.as_str() == t => x.partitions.push(res),
+            _ => topics.push(
+                ReassignableTopicResponse::default()
+                    .with_name(TopicName(sb(t)))
+                    .with_partitions(vec![res]),
+            ),
+        }
+    }
+    ResponseKind::AlterPartitionReassignments(
+        AlterPartitionReassignmentsResponse::default()
+            .with_error_code(top)
+            .with_responses(topics),
+    )
+}
+
+fn moves_result(h: &mut Harness) -> gregor_client::admin::PerPartition<()> {
+    let results = admin_results(h);
+    let [(_, Ok(AdminResult::AlterPartitionReassignments(m)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    m.clone()
+}
+
+#[test]
+fn admin_reassignments_go_to_any_broker_and_retry_only_the_partitions_that_may_succeed() {
+    let mut h = Harness::new(Config::default());
+    h.admin(AdminOp::AlterPartitionReassignments {
+        partitions: vec![
+            (("t".into(), 0), Some(vec![2, 3])),
+            (("t".into(), 1), None),
+            (("u".into(), 0), Some(vec![1])),
+        ],
+    });
+    // Any broker takes it (it forwards to the active controller): no Metadata first, no
+    // leader looked up.
+    let (n, r) = h.take(ApiKey::AlterPartitionReassignments);
+    assert!(n.is_bootstrap(), "{n:?}");
+    assert!(!h.keys().iter().any(|(_, k)| *k == ApiKey::Metadata as i16));
+    assert_eq!(
+        moves_asked(&r),
+        vec![
+            ("t".into(), 0, Some(vec![2, 3])),
+            ("t".into(), 1, None),
+            ("u".into(), 0, Some(vec![1])),
+        ],
+        "a target per partition, a null one to cancel"
+    );
+    // t-0 times out at the controller (retriable), t-1 has no move to cancel (final), u-0 moves.
+    let timed_out = ResponseError::RequestTimedOut.code();
+    let none = ResponseError::NoReassignmentInProgress.code();
+    h.answer(n, &r, moves_answer(&r, 0, &[timed_out, none, 0]));
+    assert!(admin_results(&mut h).is_empty(), "t-0 is asked again");
+    h.advance_ms(100);
+    let (n, r) = h.take(ApiKey::AlterPartitionReassignments);
+    assert_eq!(
+        moves_asked(&r),
+        vec![("t".into(), 0, Some(vec![2, 3]))],
+        "only the partition that may still succeed"
+    );
+    h.answer(n, &r, moves_answer(&r, 0, &[0]));
+    let m = moves_result(&mut h);
+    assert_eq!(m[&("t".to_string(), 0)], Ok(()));
+    assert_eq!(m[&("u".to_string(), 0)], Ok(()));
+    assert_eq!(
+        m[&("t".to_string(), 1)].as_ref().unwrap_err().code(),
+        Some(none)
+    );
+    assert_eq!(h.client.admin_pending(), 0);
+}
+
+#[test]
+fn admin_reassignment_top_level_errors_are_every_partitions() {
+    let mut h = Harness::new(Config::default());
+    h.admin(AdminOp::AlterPartitionReassignments {
+        partitions: vec![
+            (("t".into(), 0), Some(vec![2])),
+            (("t".into(), 1), Some(vec![3])),
+        ],
+    });
+    // NOT_CONTROLLER with no partitions at all (a broker that refuses the whole request):
+    // retriable, both asked again.
+    let (n, r) = h.take(ApiKey::AlterPartitionReassignments);
+    let not_controller = ResponseError::NotController.code();
+    h.answer(
+        n,
+        &r,
+        ResponseKind::AlterPartitionReassignments(
+            AlterPartitionReassignmentsResponse::default().with_error_code(not_controller),
+        ),
+    );
+    assert!(admin_results(&mut h).is_empty());
+    h.advance_ms(100);
+    let (n, r) = h.take(ApiKey::AlterPartitionReassignments);
+    assert_eq!(moves_asked(&r).len(), 2);
+    // A final top-level error wins over the partitions' own codes.
+    let denied = ResponseError::ClusterAuthorizationFailed.code();
+    h.answer(n, &r, moves_answer(&r, denied, &[0, 0]));
+    let m = moves_result(&mut h);
+    assert_eq!(m.len(), 2);
+    assert!(
+        m.values()
+            .all(|r| r.as_ref().unwrap_err().code() == Some(denied)),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn admin_lists_the_reassignments_in_progress() {
+    use list_partition_reassignments_response::{
+        OngoingPartitionReassignment, OngoingTopicReassignment,
+    };
+    let mut h = Harness::new(Config::default());
+    h.admin(AdminOp::ListPartitionReassignments {
+        partitions: Some(vec![("t".into(), 0), ("t".into(), 2)]),
+    });
+    let (n, r) = h.take(ApiKey::ListPartitionReassignments);
+    let RequestKind::ListPartitionReassignments(asked) = &r.body else {
+        panic!()
+    };
+    let topics = asked.topics.as_ref().expect("the partitions named");
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].partition_indexes, vec![0, 2]);
+    let ids = |bs: &[i32]| bs.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let body = ListPartitionReassignmentsResponse::default().with_topics(vec![
+        OngoingTopicReassignment::default()
+            .with_name(TopicName(sb("t")))
+            .with_partitions(vec![OngoingPartitionReassignment::default()
+                .with_partition_index(2)
+                .with_replicas(ids(&[3, 1, 2]))
+                .with_adding_replicas(ids(&[3]))
+                .with_removing_replicas(ids(&[2]))]),
+    ]);
+    h.answer(n, &r, ResponseKind::ListPartitionReassignments(body));
+    let results = admin_results(&mut h);
+    let [(_, Ok(AdminResult::ListPartitionReassignments(m)))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    let want = gregor_client::admin::Reassignment {
+        replicas: vec![3, 1, 2],
+        adding: vec![3],
+        removing: vec![2],
+    };
+    assert_eq!(m.len(), 1, "partition 0 is not being moved: {m:?}");
+    assert_eq!(m[&("t".to_string(), 2)], want);
+    // Every move in progress: a null topic list.
+    h.admin(AdminOp::ListPartitionReassignments { partitions: None });
+    let (_, r) = h.take(ApiKey::ListPartitionReassignments);
+    let RequestKind::ListPartitionReassignments(asked) = &r.body else {
+        panic!()
+    };
+    assert!(asked.topics.is_none());
+}

@@ -42,6 +42,10 @@
 //!   log it kept ([`producer_state`]);
 //! * the quorum's ([`crate::quorum::check`]): one leader per epoch, committed metadata never
 //!   lost or changed, images handed to brokers are replays of the committed log;
+//! * partition reassignment ([`reassign`], the replicated workload): an operator client moves
+//!   partitions while faults are active; every accepted move completes after the heal
+//!   (`reassign-complete`), and a replica moved away is never elected nor kept in the ISR, and
+//!   no broker appends as leader in an epoch not given to it (`reassign-safe`);
 //! * liveness: records are acknowledged after the heal, every producer's records are reported,
 //!   and the auditor reads every partition to its end.
 //!
@@ -56,6 +60,7 @@ pub mod durability;
 pub mod hw_bound;
 pub mod offsets;
 pub mod producer_state;
+pub mod reassign;
 pub mod replicated;
 pub mod world;
 

@@ -50,6 +50,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod mover;
 mod replica;
 mod stop;
 
@@ -279,6 +280,8 @@ enum Ev {
     CreateTopic(usize),
     /// The committer's turn to commit or read back an offset.
     Commit(usize),
+    /// The mover's turn to move a partition ([`mover`]).
+    Reassign,
     /// The controlled-shutdown fault is due ([`stop`]).
     ControlledShutdown,
     /// Node `node`'s controlled shutdown has taken too long: it stops anyway.
@@ -350,6 +353,8 @@ enum Role2 {
     Creator,
     /// Commits and reads back a group's offsets while coordinators crash ([`coffsets`]).
     Committer(Committer),
+    /// Reassigns the workload's partitions while faults are active ([`mover`]).
+    Mover,
 }
 
 struct Cl {
@@ -417,6 +422,8 @@ struct World {
     stops: stop::Stops,
     /// `producer-state`: each truncation's producer state against the log's.
     producer_checks: producer_state::Checks,
+    /// The mover's randomness and cadence, and the reassignments it saw.
+    movers: mover::Movers,
 }
 
 /// How long a connection attempt that gets no answer takes to fail.
@@ -541,6 +548,7 @@ impl World {
             events: 0,
             stops: stop::Stops::draw(opts.seed, opts.replication),
             producer_checks: producer_state::Checks::default(),
+            movers: mover::Movers::draw(opts.seed, opts.nodes, opts.replication),
             opts,
         };
         let first = 1 + w.prng.below(w.profile.fault_every_ms);
@@ -659,6 +667,7 @@ impl World {
             self.add_client(config, Role2::Committer(Committer::default()));
             let c = self.clients.len() - 1;
             self.schedule(self.now + 500 * MS, Ev::Commit(c));
+            self.add_mover();
         }
     }
 
@@ -875,7 +884,10 @@ impl World {
             }
             Some(a) => {
                 let c = &self.clients[a].client;
-                c.caught_up() && c.assignment().len() == self.profile.partitions as usize
+                let read =
+                    c.caught_up() && c.assignment().len() == self.profile.partitions as usize;
+                // Then the mover lists the moves in progress until none is left.
+                read && self.mover_settled()
             }
         }
     }
@@ -1069,6 +1081,7 @@ impl World {
             Ev::ReplicaTimeout(conn, correlation) => self.replica_timeout(conn, correlation),
             Ev::CreateTopic(c) => self.create_topic(c),
             Ev::Commit(c) => self.commit_step(c),
+            Ev::Reassign => self.reassign_due(),
         }
     }
 
@@ -1449,6 +1462,14 @@ impl World {
                     }
                 }
                 Output::Storage { op, request } => {
+                    if let StorageRequest::DeletePartition { dir } = &request {
+                        // Moved away (KIP-455): the copy goes for good, so the log end and
+                        // high watermark it had are no measure of the one a later move
+                        // creates here from nothing.
+                        if dir.topic == TOPIC {
+                            self.forget_copy(i, dir.partition);
+                        }
+                    }
                     if let StorageRequest::Append { file, data, .. } = &request {
                         if file.dir.topic == TOPIC {
                             let values = values_in(data);
@@ -1840,8 +1861,9 @@ impl World {
                     }
                 }
                 COutput::Log { message } => self.say(|| format!("client {c}: {message}")),
-                COutput::Admin { result, .. } => match self.clients[c].role {
+                COutput::Admin { id, result } => match self.clients[c].role {
                     Role2::Committer(_) => self.commit_answer(c, result),
+                    Role2::Mover => self.mover_answer(id, result),
                     _ => self.topic_created(c, result),
                 },
                 COutput::GroupError { .. } => {}
@@ -2061,7 +2083,7 @@ impl World {
             Role2::Auditor { records: all, .. } => {
                 all.entry(f.partition).or_default().extend(records);
             }
-            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) => {}
+            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) | Role2::Mover => {}
         }
     }
 
@@ -2396,6 +2418,7 @@ impl World {
             .chain(replicated::check(&self.repl))
             .chain(coffsets::check(&self.offsets))
             .chain(self.producer_checks.anomalies.iter().cloned())
+            .chain(self.reassign_check())
         {
             anomalies.push(format!("{k}: {d}"));
         }
@@ -2424,7 +2447,7 @@ impl World {
             anomalies.push(format!("{}: {}", a.kind, a.detail));
         }
         anomalies.extend(self.failures.iter().map(|f| format!("failure: {f}")));
-        let summary = vec![
+        let mut summary = vec![
             format!(
                 "{} combined nodes; {} epochs had a leader; committed metadata log {} entries; images compared {}",
                 self.opts.nodes,
@@ -2469,12 +2492,14 @@ impl World {
             format!("counters: {:?}", self.counters),
             format!("simulated until {} ms", self.now / MS),
         ];
+        summary.extend(self.movers.summary());
         Report {
             seed: self.opts.seed,
             profile: format!(
-                "{}{}\ndurability {:?}",
+                "{}{}{}\ndurability {:?}",
                 self.profile.describe(),
                 self.stops.describe(),
+                self.movers.describe(),
                 self.disk_profile.durability
             ),
             summary,

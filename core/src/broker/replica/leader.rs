@@ -188,17 +188,34 @@ impl Broker {
         w: &ProduceWait,
     ) -> Result<bool, ClientError> {
         let err = |code, m: &str| Err(ClientError::new(code, m.to_string()));
-        let Some(t) = self
-            .topics
-            .get(&w.name)
+        let hosted = (self.topics.get(&w.name))
             .filter(|t| TopicId(t.id) == w.topic_id)
-        else {
-            return err(
-                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                "topic deleted while the produce was pending",
-            );
+            .map(|t| &t.partitions[w.index as usize])
+            .filter(|p| p.offline.as_deref() != Some(crate::broker::cluster::NOT_HOSTED));
+        let Some(p) = hosted else {
+            // Reference: KIP-455. A partition moved off this broker while the produce waited
+            // (its copy deleted, or the whole topic with its last partition here) is a
+            // leadership that moved: the records may be on the new replicas, so the outcome
+            // is unknown, answered NOT_LEADER_OR_FOLLOWER as Kafka's
+            // `ReplicaManager.getPartitionOrError` answers a partition it does not host but
+            // its metadata has (simulator, `--cluster 3 --replication` seeds 21, 32 and 66:
+            // UNKNOWN_TOPIC_OR_PARTITION, a definite refusal, for appended records). Only a
+            // topic gone from the metadata is UNKNOWN_TOPIC_OR_PARTITION.
+            let in_metadata = (self.kraft.image.as_deref())
+                .and_then(|im| im.topic_id(&w.name))
+                .is_some_and(|id| id.0 == w.topic_id.0);
+            return if in_metadata {
+                err(
+                    ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                    "the partition moved off this broker while the produce waited",
+                )
+            } else {
+                err(
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    "topic deleted while the produce was pending",
+                )
+            };
         };
-        let p = &t.partitions[w.index as usize];
         if let Some(why) = &p.offline {
             return err(
                 ErrorCode::KAFKA_STORAGE_ERROR,

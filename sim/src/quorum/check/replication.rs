@@ -74,6 +74,16 @@ impl Replication {
         &self.image
     }
 
+    /// Every committed state of `topic`'s partitions, one after each partition record or
+    /// partition change, in (partition, partition epoch) order (the reassignment checkers of
+    /// the cluster world judge this history).
+    pub fn states(&self, topic: TopicId) -> Vec<(i32, &PartitionRegistration)> {
+        (self.states.iter())
+            .filter(|((t, _, _), _)| *t == topic)
+            .map(|((_, p, _), reg)| (*p, reg))
+            .collect()
+    }
+
     pub fn new() -> Replication {
         Replication {
             image: MetadataImage::new(),
