@@ -30,6 +30,7 @@ mod event;
 mod listener;
 #[cfg(all(test, madsim))]
 mod madsim_tests;
+mod meta_properties;
 mod metrics;
 mod quorum;
 mod replica_fetcher;
@@ -558,22 +559,34 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
         "broker settings (Kafka's names; docs/ops.md lists them)"
     );
     let quorum = quorum::QuorumConfig::from_serve(&config).map_err(|e| anyhow::anyhow!(e))?;
+    // Whose directories these are (Kafka's meta.properties): another node's stop `serve` here.
+    // A data directory holding nothing else is a fresh disk (KIP-966, below) even once claimed.
+    let data_dir_new = meta_properties::is_new(&config.data_dir);
+    let node_id = quorum.node_id.0;
+    meta_properties::claim(&quorum.metadata_log_dir, "metadata log directory", node_id)?;
+    if quorum.role.has_broker() {
+        meta_properties::claim(&config.data_dir, "data directory", node_id)?;
+    }
     // Every node has a metadata quorum: the voters given, or itself alone. A node with a broker
     // (combined, the default, or broker-only) serves the cluster's metadata image and asks the
     // active controller for topics and producer ids; it registers under its node id. A
     // controller alone runs only the quorum, and no Kafka listener.
-    let kraft = match quorum {
+    let (kraft, resign) = match quorum {
         q if !q.role.has_broker() => {
             info!(
                 node_id = q.node_id.0,
                 "a controller alone: no Kafka listener"
             );
-            quorum::spawn(q, None)?;
+            let resign = quorum::spawn(q, None)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(shutdown_signal());
-            info!("shutdown signal received; bye");
+            rt.block_on(async {
+                shutdown_signal().await;
+                info!("shutdown signal received");
+                resign_quorum(&resign).await;
+            });
+            info!("bye");
             return Ok(());
         }
         q => {
@@ -597,12 +610,11 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
                     .collect(),
                 rack: None,
                 // KIP-966: a data directory absent or empty holds no committed record.
-                log_dir_new: std::fs::read_dir(&config.data_dir)
-                    .map_or(true, |mut d| d.next().is_none()),
+                log_dir_new: data_dir_new,
             };
             let (broker_end, quorum_end) = quorum::link::pair();
-            quorum::spawn(q, Some((registration, quorum_end)))?;
-            Some(broker_end)
+            let resign = quorum::spawn(q, Some((registration, quorum_end)))?;
+            (Some(broker_end), resign)
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -624,6 +636,8 @@ fn serve(mut config: config::ServeConfig) -> anyhow::Result<()> {
             if let Some((ask, timeout)) = controlled {
                 controlled_shutdown(ask, timeout).await;
             }
+            // The broker's leaderships have moved (or could not be): now the controller's.
+            resign_quorum(&resign).await;
             let _ = tx.send(true);
         });
         runtime::serve(config, rx, kraft).await
@@ -657,6 +671,23 @@ async fn controlled_shutdown(ask: quorum::link::ShutdownAsk, timeout: std::time:
              partitions move when its session lapses)"
         ),
         _ = shutdown_signal() => warn!("second shutdown signal: stopping at once"),
+    }
+}
+
+/// KIP-595's graceful resignation, the last thing the metadata side does when the process stops
+/// cleanly: if this node is the active controller (the quorum's leader), it sends the other
+/// voters EndQuorumEpoch and waits (bounded) for their acknowledgements, so they elect the next
+/// controller at once rather than after their fetch timeout (2 s) and an election. A node that
+/// does not lead has nothing to hand over.
+async fn resign_quorum(resign: &quorum::link::ResignAsk) {
+    match resign.ask().await {
+        Ok(r) if r.led => info!(
+            voters_told = r.told,
+            acknowledged = r.acknowledged,
+            "resigned as the active controller: the other voters elect the next one now"
+        ),
+        Ok(_) => {}
+        Err(_) => warn!("resigning the quorum's leadership: the metadata quorum's thread is gone"),
     }
 }
 

@@ -11,6 +11,14 @@ Every mode prints one JSON document on its last line. Every loop is bounded in t
   produce-acks BS TOPIC ACKS VALUE one record to partition 0 with confluent-kafka, acks=ACKS
                                    (librdkafka sends any count; gregor takes N >= 2 as acks=N),
                                    no retries: {"error": name or null, "offset": n}
+  produce-stream BS TOPIC ACKS PREFIX N GAP_MS [PARTITION]
+                                   N records to PARTITION (0) with confluent-kafka, one every
+                                   GAP_MS, acks=ACKS, no idempotence and no retries (a record
+                                   sent to a leader that died fails instead of being written
+                                   twice), a record waiting for a leader waits up to 30 s:
+                                   {"acked": [[value, offset, unix ms of the ack], ...] in
+                                   acknowledgement order, "failed": [[value, error name], ...],
+                                   "unfinished": n}
   read-kp BS TOPIC N               every record of partitions 0..N from offset 0 with kafka-python
                                    (assign + seek to the beginning), as cluster.py's `read`
                                    prints confluent-kafka's: [[partition, offset, value], ...]
@@ -52,6 +60,26 @@ elif mode == "produce-acks":
     while "error" not in result and time.time() < deadline:
         p.poll(0.1)
     print(json.dumps(result))
+elif mode == "produce-stream":
+    from confluent_kafka import Producer
+    topic, acks, prefix, n, gap = (sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]),
+                                   int(sys.argv[7]) / 1000)
+    part = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+    p = Producer({"bootstrap.servers": bs, "acks": acks, "enable.idempotence": False,
+                  "retries": 0, "message.timeout.ms": 30000, "linger.ms": 0})
+    acked, failed = [], []
+
+    def report(err, m):
+        if err is None:
+            acked.append([m.value().decode(), m.offset(), int(time.time() * 1000)])
+        else:
+            failed.append([m.value().decode(), err.name()])
+
+    for i in range(n):
+        p.produce(topic, f"{prefix}-{i}".encode(), partition=part, on_delivery=report)
+        p.poll(gap)
+    left = p.flush(60)
+    print(json.dumps({"acked": acked, "failed": failed, "unfinished": left}))
 elif mode == "produce-kp":
     from kafka import KafkaProducer
     topic, n, prefix, gap = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]) / 1000

@@ -74,7 +74,7 @@ impl Cluster {
     }
 
     /// The active controller, from `gregor cluster status` (the quorum's leader).
-    fn active_controller(&self, limit: Duration) -> i64 {
+    pub(crate) fn active_controller(&self, limit: Duration) -> i64 {
         let deadline = Instant::now() + limit;
         for _ in 0..(limit.as_millis() / 100 + 1) {
             if let Some(s) = status(&self.q.controllers).filter(|s| s.leader >= 1) {

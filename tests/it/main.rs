@@ -14,6 +14,7 @@ mod connect;
 mod crash;
 mod enforced_configs;
 mod epochs;
+mod failover;
 mod groups;
 mod groups_failover;
 mod harness;

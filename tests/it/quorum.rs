@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub(crate) struct Status {
     pub(crate) leader: i32,
-    epoch: i32,
+    pub(crate) epoch: i32,
     high_watermark: i64,
     /// (node id, log end offset, lag)
     voters: Vec<(i32, i64, i64)>,

@@ -217,3 +217,63 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replica() {
         "{text}"
     );
 }
+
+/// KIP-595's graceful resignation: SIGTERM of the active controller (a combined node, the
+/// quorum's leader) makes it send EndQuorumEpoch to the other voters before it exits, so they
+/// elect the next active controller at once instead of first waiting out their fetch timeout
+/// (2 s) and then an election timeout. Shown by what each side logs (the stopped node: resigned,
+/// acknowledged by the others; a survivor: EndQuorumEpoch received from it) and by `gregor
+/// cluster status` naming a new leader in a higher epoch; then a topic can be created. The
+/// time taken is printed, not asserted (docs/benchmarks.md, "Failover" has measured ones).
+#[test]
+fn a_sigtermed_active_controller_resigns_and_a_successor_is_elected_at_once() {
+    let mut c = Cluster::start_with(&|_| Vec::new());
+    for via in 1..=3 {
+        c.wait_brokers(via, &[1, 2, 3], Duration::from_secs(40), "cluster formed");
+    }
+    let before = crate::quorum::status(&c.q.controllers).expect("cluster status");
+    let controller = c.active_controller(Duration::from_secs(10));
+    let t = Instant::now();
+    let node = &mut c.q.nodes[(controller - 1) as usize];
+    assert!(
+        node.terminate(),
+        "node {controller} exits cleanly on SIGTERM"
+    );
+    let stopped_ms = t.elapsed().as_millis();
+    let log = node.log();
+    assert!(
+        log.contains("resigned as the active controller"),
+        "node {controller} log:\n{log}"
+    );
+    let next = c.active_controller(Duration::from_secs(30));
+    let elected_ms = t.elapsed().as_millis();
+    assert_ne!(next, controller, "a new active controller");
+    let after = crate::quorum::status(&c.q.controllers).expect("cluster status");
+    assert!(
+        after.epoch > before.epoch,
+        "a new quorum epoch: {before:?} then {after:?}"
+    );
+    let told = "EndQuorumEpoch received: the quorum leader resigned";
+    let heard: Vec<i64> = (1..=3)
+        .filter(|i| *i != controller && c.q.nodes[(*i - 1) as usize].log().contains(told))
+        .collect();
+    assert!(
+        heard.contains(&next),
+        "the new controller {next} was told by node {controller}'s EndQuorumEpoch \
+         (nodes that logged it: {heard:?})"
+    );
+    let survivor = if controller == 1 { 2 } else { 1 };
+    let created = python(
+        "cluster.py",
+        &["create", &c.bs(survivor), "after-resign", "1"],
+    );
+    println!(
+        "SIGTERM of active controller {controller}: stopped in {stopped_ms} ms, node {next} \
+         active after {elected_ms} ms (epoch {} -> {}), topic created after {} ms (errors on \
+         the way: {})",
+        before.epoch,
+        after.epoch,
+        t.elapsed().as_millis(),
+        created["errors"]
+    );
+}

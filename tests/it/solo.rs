@@ -134,3 +134,49 @@ fn a_data_directory_without_a_metadata_log_keeps_its_topics_offsets_and_configs(
         "imported once"
     );
 }
+
+/// Kafka's `meta.properties`: the first start of a data directory writes which node it belongs
+/// to, and node 2 started on node 1's directory (a copied config, a swapped volume) refuses to
+/// start, naming both ids, instead of serving node 1's replicas as its own. Node 1 starts on it
+/// again as before; a wiped directory (no file) is a fresh disk and is claimed anew.
+#[test]
+fn a_data_directory_of_another_node_is_refused() {
+    let mut b = Broker::start(&["--node-id", "1"]);
+    let props = std::fs::read_to_string(b.data_dir.join("meta.properties"))
+        .expect("meta.properties written at the first start");
+    assert!(props.contains("node.id=1\n"), "{props}");
+    assert!(b.terminate(), "clean shutdown");
+
+    let other_meta = b.data_dir.with_extension("node2-metadata");
+    let out = crate::harness::run(
+        std::process::Command::new("timeout")
+            .arg("30")
+            .arg(crate::harness::gregor_bin())
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", crate::harness::free_port()))
+            .arg("--data-dir")
+            .arg(&b.data_dir)
+            .args(["--node-id", "2", "--metadata-log-dir"])
+            .arg(&other_meta),
+        "gregor serve",
+    );
+    let _ = std::fs::remove_dir_all(&other_meta);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "refused: {stderr}");
+    assert!(
+        stderr.contains("belongs to node 1") && stderr.contains("this is node 2"),
+        "the error names both ids: {stderr}"
+    );
+    assert!(
+        stderr.contains(&b.data_dir.display().to_string()),
+        "and the directory: {stderr}"
+    );
+
+    b.restart();
+    assert!(b.alive(), "node 1 starts on its own directory: {}", b.log());
+    b.kill9();
+    std::fs::remove_dir_all(&b.data_dir).unwrap();
+    b.restart();
+    assert!(b.alive(), "a wiped directory is a fresh disk: {}", b.log());
+}

@@ -344,6 +344,19 @@ impl Member {
             .as_ref()
             .is_none_or(|l| l.shutdown() != Shutdown::NotAsked));
     }
+    /// The process is stopping cleanly, after its broker's controlled shutdown: a voter that
+    /// leads the quorum resigns with EndQuorumEpoch ([`crate::raft::RaftNode::resign`]) so
+    /// another controller is elected at once. Returns whether it resigned (an observer never
+    /// does).
+    pub fn resign(&mut self, now: Instant) -> bool {
+        self.advance(now);
+        let led = match &mut self.source {
+            Source::Voter(c) => c.resign(now),
+            Source::Observer(_) => false,
+        };
+        self.pump();
+        led
+    }
     /// How far the broker's controlled shutdown has gone (none without a broker).
     pub fn shutdown(&self) -> Option<Shutdown> {
         self.lifecycle.as_ref().map(|l| l.shutdown())

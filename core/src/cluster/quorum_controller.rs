@@ -256,6 +256,15 @@ impl QuorumController {
         self.pump();
     }
 
+    /// The process is stopping cleanly: the quorum leader resigns ([`RaftNode::resign`]) and
+    /// this node is no longer the active controller. Returns whether it resigned.
+    pub fn resign(&mut self, now: Instant) -> bool {
+        self.advance_clock(now);
+        let led = self.raft.resign(now);
+        self.pump();
+        led
+    }
+
     /// Time passed: the quorum's deadlines, then, when active, fencing and the idle NoOp.
     pub fn tick(&mut self, now: Instant) {
         self.advance_clock(now);

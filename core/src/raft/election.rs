@@ -155,6 +155,14 @@ impl RaftNode {
             l.check_quorum_at = now + Duration(timeout.0 / 4).max(Duration(1));
             return;
         }
+        self.step_down();
+    }
+
+    /// Stop leading this epoch and say so with EndQuorumEpoch (KIP-595), naming the other
+    /// voters most caught up first: each stands after a backoff in proportion to its place in
+    /// that list, so the best successor is elected at once rather than after a fetch timeout.
+    pub(super) fn step_down(&mut self) {
+        assert!(self.is_leader(), "only a leader steps down");
         let successors = self.successors();
         let epoch = self.state.epoch;
         self.role = Role::Resigned {

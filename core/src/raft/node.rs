@@ -280,6 +280,23 @@ impl RaftNode {
         self.invariants();
     }
 
+    /// The node is stopping cleanly (SIGTERM): a leader resigns (KIP-595's graceful shutdown,
+    /// Kafka's `KafkaRaftClient.shutdown`), sending EndQuorumEpoch to the other voters so they
+    /// elect a successor at once instead of noticing the silence a fetch timeout later (and
+    /// clients find no active controller for that long). Another role leads nothing and has
+    /// nothing to hand over, nor has the only voter of a quorum of one (it would only elect
+    /// itself again). Returns whether the node resigned. The caller keeps the node running
+    /// until the EndQuorumEpoch messages are out, then stops.
+    pub fn resign(&mut self, now: Instant) -> bool {
+        self.advance_clock(now);
+        let resigned = self.is_leader() && !self.other_voters().is_empty();
+        if resigned {
+            self.step_down();
+        }
+        self.invariants();
+        resigned
+    }
+
     /// Append a record as leader. Returns its offset; it is committed once the high watermark
     /// passes it ([`Output::Committed`]).
     pub fn propose(&mut self, now: Instant, data: Bytes) -> Result<i64, ProposeError> {

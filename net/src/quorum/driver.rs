@@ -20,7 +20,7 @@
 //! DescribeQuorum and DescribeCluster (`gregor cluster status`) read it here.
 
 use super::controller_client;
-use super::link::{QuorumEnd, ToBroker};
+use super::link::{QuorumEnd, Resigned, ToBroker};
 use super::storage::{Recovered, Storage};
 use super::transport::{self, Event, Peers, Reply};
 use super::QuorumConfig;
@@ -55,6 +55,11 @@ pub const CONTROLLER_PENDING_MAX: usize = 4096;
 /// the leader of that epoch ignores it). It belongs in `RaftNode` eventually.
 pub const BEGIN_QUORUM_EPOCH_RESEND: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// The longest a resigning leader waits for the other voters to acknowledge its
+/// EndQuorumEpoch before the process goes on stopping. The message is what lets them elect at
+/// once; a voter that is down or cut off does not acknowledge and is not waited for longer.
+pub const RESIGN_ACK_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// A controller answer on its way back to the connection that asked.
 pub type ControllerAnswer = Result<ControllerReply, ControllerError>;
 
@@ -72,7 +77,9 @@ pub async fn run(
     recovered: Recovered,
     listener: Option<tokio::net::TcpListener>,
     broker: Option<(Registration, QuorumEnd)>,
+    resign_asks: mpsc::UnboundedReceiver<oneshot::Sender<Resigned>>,
 ) -> anyhow::Result<()> {
+    let mut resign_asks = Some(resign_asks);
     let clock = Clock::new();
     let (events, mut inbox) = mpsc::channel(EVENT_QUEUE_MAX);
     info!(node_id = config.node_id.0, role = ?config.role, listen = ?config.listen,
@@ -148,6 +155,7 @@ pub async fn run(
         )),
         ready_at: None,
         stop_waiters: Vec::new(),
+        resigning: None,
     };
     if let Some(local) = local_topics {
         // The broker sends its data directory's topics as soon as it has read them.
@@ -178,6 +186,10 @@ pub async fn run(
                     d.qc.begin_controlled_shutdown(d.clock.now());
                 }
                 None => stop_asks = None,
+            },
+            ask = async { match resign_asks.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => match ask {
+                Some(done) => d.resign(done)?,
+                None => resign_asks = None,
             },
             answer = answers.recv() => {
                 let (id, result) = answer.expect("the driver holds a sender");
@@ -220,6 +232,9 @@ struct Driver {
     ready_at: Option<i64>,
     /// Who waits for the broker's controlled shutdown to be allowed (KIP-631).
     stop_waiters: Vec<oneshot::Sender<()>>,
+    /// While a resignation's outputs are performed: the acknowledgements of the
+    /// EndQuorumEpoch requests sent.
+    resigning: Option<Vec<oneshot::Receiver<()>>>,
 }
 
 fn is_response(m: &Message) -> bool {
@@ -254,6 +269,15 @@ impl Driver {
                     );
                     let _ = reply.send(self.reply_with(None));
                     return;
+                }
+                if let Message::EndQuorumEpoch { epoch, successors } = &message {
+                    info!(
+                        from = from.0,
+                        epoch = epoch.0,
+                        successors = ?successors.iter().map(|s| s.0).collect::<Vec<_>>(),
+                        "EndQuorumEpoch received: the quorum leader resigned; the first \
+                         successor stands at once"
+                    );
                 }
                 self.reply = Some((from, reply));
                 self.qc.handle(now, from, message);
@@ -394,6 +418,47 @@ impl Driver {
         Ok(at)
     }
 
+    /// The process is stopping cleanly: resign the quorum's leadership if this node holds it
+    /// ([`Member::resign`]), send the EndQuorumEpoch requests, and answer `done` once every
+    /// other voter acknowledged them or [`RESIGN_ACK_WAIT`] is over.
+    fn resign(&mut self, done: oneshot::Sender<Resigned>) -> anyhow::Result<()> {
+        let epoch = self.qc.raft().epoch().0;
+        let led = self.qc.resign(self.clock.now());
+        self.resigning = Some(Vec::new());
+        let performed = self.perform();
+        let acks = self.resigning.take().unwrap_or_default();
+        performed?;
+        if !led {
+            let _ = done.send(Resigned {
+                led,
+                told: 0,
+                acknowledged: 0,
+            });
+            return Ok(());
+        }
+        info!(
+            epoch,
+            voters_told = acks.len(),
+            "resigned the metadata quorum's leadership (stopping): EndQuorumEpoch sent"
+        );
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + RESIGN_ACK_WAIT;
+            let told = acks.len();
+            let mut acknowledged = 0;
+            for ack in acks {
+                if let Ok(Ok(())) = tokio::time::timeout_at(deadline, ack).await {
+                    acknowledged += 1;
+                }
+            }
+            let _ = done.send(Resigned {
+                led,
+                told,
+                acknowledged,
+            });
+        });
+        Ok(())
+    }
+
     /// Send `request` to controller `to`, once, on a connection of its own; its answer (or
     /// NOT_CONTROLLER when it could not be reached, so the member asks another voter after its
     /// backoff) comes back through `answers`. Retrying and choosing whom to ask are the
@@ -440,8 +505,17 @@ impl Driver {
                 }
             },
             Output::Send { to, message } => {
-                if !self.peers.send(to, message) {
-                    debug!(to = to.0, "peer queue full or unknown: message dropped");
+                let resigning = matches!(message, Message::EndQuorumEpoch { .. });
+                match self.resigning.as_mut().filter(|_| resigning) {
+                    Some(acks) => match self.peers.send_answered(to, message) {
+                        Some(ack) => acks.push(ack),
+                        None => debug!(to = to.0, "EndQuorumEpoch not queued"),
+                    },
+                    None => {
+                        if !self.peers.send(to, message) {
+                            debug!(to = to.0, "peer queue full or unknown: message dropped");
+                        }
+                    }
                 }
             }
             Output::SaveSnapshot(s) => self.storage.save_snapshot(&s, true)?,
@@ -494,7 +568,7 @@ impl Driver {
             }
             (_, Some(l)) => info!(epoch, leader = l.0, "metadata quorum leader changed"),
             (Role::Candidate { .. }, None) => info!(epoch, "standing for election"),
-            (Role::Resigned { .. }, None) => info!(epoch, "resigned: no majority heard from"),
+            (Role::Resigned { .. }, None) => info!(epoch, "resigned the quorum's leadership"),
             (_, None) => info!(epoch, "no metadata quorum leader known"),
         }
         self.seen = now;

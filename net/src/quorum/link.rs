@@ -69,6 +69,43 @@ impl ShutdownAsk {
     }
 }
 
+/// The process's handle for the last thing its metadata side does before the process exits
+/// cleanly: give up the quorum's leadership if it holds it (KIP-595's graceful resignation,
+/// EndQuorumEpoch to the other voters), so they elect the next active controller at once
+/// instead of after their fetch timeout.
+#[derive(Clone)]
+pub struct ResignAsk(mpsc::UnboundedSender<oneshot::Sender<Resigned>>);
+
+/// What a resignation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resigned {
+    /// The node led the quorum (the active controller) and resigned.
+    pub led: bool,
+    /// The voters sent EndQuorumEpoch, and how many acknowledged it in time.
+    pub told: usize,
+    pub acknowledged: usize,
+}
+
+impl ResignAsk {
+    /// Ask for the resignation; the answer comes once the other voters acknowledged it or a
+    /// bounded wait is over (an error: the metadata side is gone).
+    pub fn ask(&self) -> oneshot::Receiver<Resigned> {
+        let (tx, rx) = oneshot::channel();
+        // A gone quorum thread drops `tx`, which the receiver reads as an error.
+        let _ = self.0.send(tx);
+        rx
+    }
+}
+
+/// A resignation handle and the metadata side's end of it.
+pub fn resign_pair() -> (
+    ResignAsk,
+    mpsc::UnboundedReceiver<oneshot::Sender<Resigned>>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (ResignAsk(tx), rx)
+}
+
 /// A connected pair of ends.
 pub fn pair() -> (BrokerEnd, QuorumEnd) {
     let (req_tx, req_rx) = mpsc::unbounded_channel();

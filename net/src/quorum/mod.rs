@@ -276,17 +276,19 @@ impl QuorumConfig {
 ///
 /// When the node is a broker too, `broker` is its registration (its node id, a fresh
 /// incarnation id, its advertised listener) and the quorum thread's end of the road to the
-/// broker task; a controller alone has none.
+/// broker task; a controller alone has none. Returns the handle the process resigns the
+/// quorum's leadership with when it stops cleanly.
 pub fn spawn(
     config: QuorumConfig,
     broker: Option<(gregor_core::cluster::Registration, link::QuorumEnd)>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<link::ResignAsk> {
     assert_eq!(config.role.has_broker(), broker.is_some());
     // Open the storage here, so a damaged log stops `serve` before anything else starts.
     let (storage, recovered) = storage::Storage::open(&config.metadata_log_dir)?;
     // The listener is bound on the quorum's own runtime; whether that worked comes back here,
     // so a taken port stops `serve` with a clear error too.
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let (resign, resign_asks) = link::resign_pair();
     std::thread::Builder::new()
         .name("gregor-quorum".into())
         .spawn(move || {
@@ -307,7 +309,7 @@ pub fn spawn(
                     },
                 };
                 let _ = bound_tx.send(Ok(()));
-                driver::run(config, storage, recovered, listener, broker).await
+                driver::run(config, storage, recovered, listener, broker, resign_asks).await
             });
             if let Err(e) = result {
                 tracing::error!("metadata quorum stopped: {e:#}");
@@ -317,7 +319,8 @@ pub fn spawn(
     bound_rx
         .recv()
         .map_err(|_| anyhow::anyhow!("the quorum thread ended at start"))?
-        .map_err(|e| anyhow::anyhow!(e))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(resign)
 }
 
 #[cfg(test)]

@@ -237,9 +237,12 @@ async fn serve_controller_request(
     Ok(out)
 }
 
+/// A request queued for a peer, and who wants to know when the peer answered it.
+type Queued = (Message, Option<oneshot::Sender<()>>);
+
 /// The outgoing side: a queue per other voter, each drained by a task that keeps a connection.
 pub struct Peers {
-    queues: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    queues: BTreeMap<NodeId, mpsc::Sender<Queued>>,
 }
 
 impl Peers {
@@ -260,9 +263,19 @@ impl Peers {
     /// Queue a request for `to`; false when `to` is unknown or its queue is full (dropped).
     pub fn send(&self, to: NodeId, message: Message) -> bool {
         match self.queues.get(&to) {
-            Some(q) => q.try_send(message).is_ok(),
+            Some(q) => q.try_send((message, None)).is_ok(),
             None => false,
         }
+    }
+
+    /// [`Peers::send`], and a receiver that resolves once `to` has answered the request (an
+    /// EndQuorumEpoch's acknowledgement, say); it reads as an error when the request was
+    /// dropped or the connection failed first. None when it could not even be queued.
+    pub fn send_answered(&self, to: NodeId, message: Message) -> Option<oneshot::Receiver<()>> {
+        let (tx, rx) = oneshot::channel();
+        let q = self.queues.get(&to)?;
+        q.try_send((message, Some(tx))).ok()?;
+        Some(rx)
     }
 }
 
@@ -270,7 +283,7 @@ async fn peer_task(
     me: NodeId,
     id: NodeId,
     addr: SocketAddr,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<Queued>,
     events: mpsc::Sender<Event>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -297,7 +310,7 @@ async fn peer_task(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
         // What queued while disconnected is stale; Raft asks again on its own timers.
-        while let Ok(m) = queue.try_recv() {
+        while let Ok((m, _)) = queue.try_recv() {
             debug!(peer = id.0, "dropping {m:?}: not connected");
         }
     }
@@ -308,12 +321,13 @@ async fn run_connection(
     me: NodeId,
     id: NodeId,
     stream: TcpStream,
-    queue: &mut mpsc::Receiver<Message>,
+    queue: &mut mpsc::Receiver<Queued>,
     events: &mpsc::Sender<Event>,
 ) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let (mut read, mut write) = tokio::io::split(stream);
-    let pending: Arc<Mutex<HashMap<i32, Pending>>> = Arc::default();
+    type Waiting = (Pending, Option<oneshot::Sender<()>>);
+    let pending: Arc<Mutex<HashMap<i32, Waiting>>> = Arc::default();
     let reader = {
         let pending = pending.clone();
         let events = events.clone();
@@ -323,10 +337,15 @@ async fn run_connection(
                     anyhow::bail!("closed by the peer");
                 };
                 let corr = wire::response_correlation_id(&frame)?;
-                let Some(p) = pending.lock().expect("not poisoned").remove(&corr) else {
+                let Some((p, answered)) = pending.lock().expect("not poisoned").remove(&corr)
+                else {
                     anyhow::bail!("a response with unknown correlation id {corr}");
                 };
-                if let Some(message) = wire::decode_response(frame, &p)? {
+                let response = wire::decode_response(frame, &p)?;
+                if let Some(tx) = answered {
+                    let _ = tx.send(());
+                }
+                if let Some(message) = response {
                     if events
                         .send(Event::Response { from: id, message })
                         .await
@@ -344,7 +363,7 @@ async fn run_connection(
         tokio::select! {
             r = &mut reader => return r.and(Err(anyhow::anyhow!("reader ended"))),
             m = queue.recv() => {
-                let Some(m) = m else { return Ok(()) };
+                let Some((m, answered)) = m else { return Ok(()) };
                 corr = corr.wrapping_add(1);
                 let (bytes, p) = wire::encode_request(me, corr, &m)?;
                 {
@@ -352,7 +371,7 @@ async fn run_connection(
                     if pending.len() >= PENDING_MAX {
                         anyhow::bail!("{PENDING_MAX} requests unanswered");
                     }
-                    pending.insert(corr, p);
+                    pending.insert(corr, (p, answered));
                 }
                 write.write_all(&bytes).await?;
             }

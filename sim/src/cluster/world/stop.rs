@@ -2,7 +2,8 @@
 //! `gregor serve` (net/src/main.rs). Its member's lifecycle heartbeats `WantShutDown`; the
 //! active controller moves the node's leaderships to other in-sync replicas, takes it out of
 //! the ISRs and fences it; once the member says [`Shutdown::Allowed`] the process stops (its
-//! page cache is kept: a clean stop, then a restart 1–10 s later like any crash). If no
+//! page cache is kept: a clean stop, then a restart 1–10 s later like any crash; an active
+//! controller resigns first, [`World::stop_cleanly`]). If no
 //! controller finishes it within [`STOP_TIMEOUT`] (the quorum is cut off, say), it stops anyway,
 //! as the real broker does.
 //!
@@ -98,7 +99,7 @@ impl World {
         if m.stop_by.is_some() && allowed {
             self.count("controlled shutdowns done");
             self.say(|| format!("node {} stops: its leaderships moved", i + 1));
-            self.crash(i, false);
+            self.stop_cleanly(i);
         }
         assert!(
             self.machines[i].member.is_none() || !allowed || self.machines[i].stop_by.is_none()
@@ -113,6 +114,24 @@ impl World {
         }
         self.count("controlled shutdowns timed out");
         self.say(|| format!("node {} stops: no controller finished its shutdown", i + 1));
+        self.stop_cleanly(i);
+    }
+
+    /// Node `i`'s process stops cleanly: last, as `gregor serve` does on SIGTERM, its member
+    /// resigns the quorum's leadership if it holds it (KIP-595: EndQuorumEpoch to the other
+    /// voters, so they elect the next active controller at once); the messages leave, then the
+    /// process is gone (page cache kept).
+    fn stop_cleanly(&mut self, i: usize) {
+        let local = self.machines[i].node.clock(self.now);
+        let resigned = self.machines[i]
+            .member
+            .as_mut()
+            .is_some_and(|member| member.resign(local));
+        if resigned {
+            self.count("controller resignations");
+            self.say(|| format!("node {} resigns as the active controller", i + 1));
+            self.pump_outputs(i, Vec::new());
+        }
         self.crash(i, false);
     }
 }
