@@ -64,6 +64,10 @@ struct Cli {
     /// up to it, producers with acks 0, 1, N and all) and the replication checkers.
     #[arg(long)]
     replication: bool,
+    /// With --cluster: the ACL workload (brokers with the StandardAuthorizer, SASL logins,
+    /// ACLs created and deleted during the run) and the acl-* checkers.
+    #[arg(long)]
+    acls: bool,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -265,6 +269,7 @@ fn cluster(cli: &Cli, nodes: usize) -> bool {
     let mut template = COptions::new(0, nodes);
     template.trace = cli.trace;
     template.replication = cli.replication;
+    template.acls = cli.acls;
     if cli.safety_ms != 60_000 {
         template.safety_ms = cli.safety_ms;
     }

@@ -19,12 +19,13 @@ pub fn run_caught(opts: &Options) -> Result<Report, String> {
 
 fn replay(opts: &Options) -> String {
     format!(
-        "cargo run --release -p gregor-sim -- --cluster {} --seed {} --safety-ms {} --liveness-ms {}{}",
+        "cargo run --release -p gregor-sim -- --cluster {} --seed {} --safety-ms {} --liveness-ms {}{}{}",
         opts.nodes,
         opts.seed,
         opts.safety_ms,
         opts.liveness_ms,
-        if opts.replication { " --replication" } else { "" }
+        if opts.replication { " --replication" } else { "" },
+        if opts.acls { " --acls" } else { "" }
     )
 }
 

@@ -49,6 +49,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 mod replica;
+mod secure;
 mod stop;
 
 /// What to run.
@@ -68,6 +69,9 @@ pub struct Options {
     /// it, and producers use acks 0, 1, N (2 or 3) and all. Off: the topic is auto-created with
     /// one replica.
     pub replication: bool,
+    /// The ACL workload (issue 14): brokers with an authorizer, clients logging in with SASL,
+    /// ACLs changing during the run, and the `acl-*` checkers ([`secure`]).
+    pub acls: bool,
 }
 
 impl Options {
@@ -82,6 +86,7 @@ impl Options {
             liveness_ms: 25_000,
             trace: false,
             replication: false,
+            acls: false,
         }
     }
 }
@@ -280,6 +285,10 @@ enum Ev {
         node: usize,
         incarnation: u64,
     },
+    /// A prober's turn ([`secure`]).
+    Probe(usize),
+    /// The ACL operator's turn ([`secure`]).
+    AclChange,
     /// An input for node `node`'s broker, if the process that caused it still runs.
     BrokerInput {
         node: usize,
@@ -344,6 +353,8 @@ enum Role2 {
     Creator,
     /// Commits and reads back a group's offsets while coordinators crash ([`coffsets`]).
     Committer(Committer),
+    /// Tries what the ACLs allow or deny ([`secure`]).
+    Prober,
 }
 
 struct Cl {
@@ -409,6 +420,8 @@ struct World {
     events: u64,
     /// The controlled-shutdown fault's own randomness and cadence.
     stops: stop::Stops,
+    /// The ACL workload, with `--acls`.
+    secure: Option<secure::Secure>,
 }
 
 /// How long a connection attempt that gets no answer takes to fail.
@@ -531,6 +544,7 @@ impl World {
             trace: 0xcbf2_9ce4_8422_2325,
             events: 0,
             stops: stop::Stops::draw(opts.seed, opts.replication),
+            secure: opts.acls.then(|| secure::Secure::new(opts.seed)),
             opts,
         };
         let first = 1 + w.prng.below(w.profile.fault_every_ms);
@@ -589,6 +603,7 @@ impl World {
         } else {
             self.add_clients();
         }
+        self.start_acl_workload();
         while let Some((&(at, seq), _)) = self.queue.iter().next() {
             let limit = if self.stopping {
                 self.end_at + DRAIN
@@ -800,7 +815,9 @@ impl World {
     }
 
     fn client_config(&mut self, client_id: String) -> ClientConfig {
+        let sasl = self.secure.as_mut().map(|s| s.login(&client_id));
         ClientConfig {
+            sasl,
             bootstrap: (0..self.machines.len())
                 .map(|i| ("127.0.0.1".to_string(), port_of(i)))
                 .collect(),
@@ -1054,6 +1071,8 @@ impl World {
             Ev::ReplicaTimeout(conn, correlation) => self.replica_timeout(conn, correlation),
             Ev::CreateTopic(c) => self.create_topic(c),
             Ev::Commit(c) => self.commit_step(c),
+            Ev::Probe(c) => self.probe(c),
+            Ev::AclChange => self.acl_change(),
         }
     }
 
@@ -1079,6 +1098,7 @@ impl World {
             offsets_topic_partitions: 3,
             kraft: true,
             incarnation_id: Some(incarnation_id),
+            authorizer: self.secure.as_ref().map(|s| s.authorizer()),
             ..Config::default()
         };
         let now = self.now;
@@ -1209,6 +1229,9 @@ impl World {
             for input in std::mem::take(&mut inputs) {
                 if let Input::Metadata { image, .. } = &input {
                     self.machines[i].image = Some(image.clone());
+                    if let Some(s) = self.secure.as_mut() {
+                        s.image_handed(image);
+                    }
                     if self.opts.replication {
                         self.note_offsets_leader(image);
                     }
@@ -1409,6 +1432,7 @@ impl World {
                     body,
                 } => {
                     self.watch_response(i, conn.0, correlation_id, &body);
+                    self.acl_answered(i, conn.0, correlation_id, &body);
                     let frame = wire::encode_response(correlation_id, api_version, &body)
                         .expect("the broker's responses encode");
                     let lat = self.latency();
@@ -1690,6 +1714,9 @@ impl World {
         if c.broken || c.incarnation != n.incarnation || n.broker.is_none() {
             return;
         }
+        if !self.acl_deliver(i, conn, &request) {
+            return; // answered by its SASL session
+        }
         let mut values: Vec<(Part, Vec<Value>)> = Vec::new();
         let mut parts: Vec<Part> = Vec::new();
         match &request.body {
@@ -1762,6 +1789,7 @@ impl World {
             );
         }
         self.net.conns.remove(&conn);
+        self.acl_conn_gone(conn);
     }
 
     // ------------------------------------------------------------------ the clients
@@ -1795,6 +1823,9 @@ impl World {
                 }
                 COutput::Delivered(d) => self.delivered(c, d),
                 COutput::Records(f) => self.records(c, f),
+                // A prober may be refused reading (TOPIC_AUTHORIZATION_FAILED): that is what
+                // it is there for; it seeks again on a later turn.
+                COutput::ConsumeError { .. } if matches!(self.clients[c].role, Role2::Prober) => {}
                 COutput::ConsumeError {
                     topic,
                     partition,
@@ -1811,6 +1842,11 @@ impl World {
                 COutput::Log { message } => self.say(|| format!("client {c}: {message}")),
                 COutput::Admin { result, .. } => match self.clients[c].role {
                     Role2::Committer(_) => self.commit_answer(c, result),
+                    Role2::Prober => self.count(if result.is_ok() {
+                        "prober admin operations answered"
+                    } else {
+                        "prober admin operations failed"
+                    }),
                     _ => self.topic_created(c, result),
                 },
                 COutput::GroupError { .. } => {}
@@ -2030,7 +2066,7 @@ impl World {
             Role2::Auditor { records: all, .. } => {
                 all.entry(f.partition).or_default().extend(records);
             }
-            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) => {}
+            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) | Role2::Prober => {}
         }
     }
 
@@ -2369,6 +2405,10 @@ impl World {
         {
             anomalies.push(format!("{}: {}", a.kind, a.detail));
         }
+        let acl = self.acl_verdict();
+        if let Some((found, _)) = &acl {
+            anomalies.extend(found.iter().cloned());
+        }
         anomalies.extend(self.failures.iter().map(|f| format!("failure: {f}")));
         let summary = vec![
             format!(
@@ -2409,9 +2449,19 @@ impl World {
             format!("counters: {:?}", self.counters),
             format!("simulated until {} ms", self.now / MS),
         ];
+        let mut summary = summary;
+        summary.extend(acl.map(|(_, line)| line));
         Report {
             seed: self.opts.seed,
-            profile: format!("{}{}", self.profile.describe(), self.stops.describe()),
+            profile: format!(
+                "{}{}{}",
+                self.profile.describe(),
+                self.stops.describe(),
+                self.secure
+                    .as_ref()
+                    .map(|s| s.describe())
+                    .unwrap_or_default()
+            ),
             summary,
             anomalies,
             trace_hash: self.trace,
