@@ -38,3 +38,5 @@ echo "== simulator: a fixed seed range, then fresh random seeds (printed, so a f
 ./target/release/gregor-sim --random 40
 ./target/release/gregor-sim --cluster 1 --seeds 0..20 && ./target/release/gregor-sim --cluster 3 --seeds 0..120 && ./target/release/gregor-sim --cluster 5 --seeds 0..30
 ./target/release/gregor-sim --cluster 3 --replication --seeds 0..100 && ./target/release/gregor-sim --cluster 5 --replication --seeds 0..20
+# The ACL workload (SASL logins, ACLs changing during the run, the acl-* checkers): docs/simulation.md.
+./target/release/gregor-sim --cluster 3 --acls --seeds 0..12

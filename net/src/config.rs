@@ -61,6 +61,11 @@ pub struct ServeConfig {
     /// answered (and the connection closed) this much later, slowing password guessing
     /// [default: 100].
     pub connection_failed_authentication_delay_ms: u64,
+    /// Kafka's `connections.max.reauth.ms` (KIP-368): a SASL login lasts this long, and the
+    /// client must log in again on its connection before then (librdkafka 2.2+ and the Java
+    /// client do); a connection whose login expired is closed at its next other request.
+    /// 0, the default, as in Kafka: a login lasts as long as its connection.
+    pub connections_max_reauth_ms: u64,
     /// Kafka's `super.users`: principals (`User:admin`) that the authorizer lets do
     /// everything.
     pub super_users: Vec<String>,
@@ -154,6 +159,7 @@ impl Default for ServeConfig {
                 .collect(),
             users: BTreeMap::new(),
             connection_failed_authentication_delay_ms: 100,
+            connections_max_reauth_ms: 0,
             super_users: Vec::new(),
             authorizer: None,
             allow_everyone_if_no_acl_found: false,
@@ -429,6 +435,13 @@ mod tests {
         let d: ServeConfig =
             toml::from_str("connection_failed_authentication_delay_ms = 250\n").unwrap();
         assert_eq!(d.connection_failed_authentication_delay_ms, 250);
+        assert_eq!(sec.connections_max_reauth_ms, 0, "Kafka's default: off");
+        let r: ServeConfig = toml::from_str(
+            "connections_max_reauth_ms = 2000
+",
+        )
+        .unwrap();
+        assert_eq!(r.connections_max_reauth_ms, 2000);
         assert!(parse_durability("sometimes").is_err());
     }
 

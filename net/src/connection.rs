@@ -61,6 +61,8 @@ pub struct Auth {
     /// authentication's answer (and the close) waits, so a client guessing passwords gets
     /// at most one guess per delay per connection, and a reconnect costs it the delay again.
     pub failed_delay: std::time::Duration,
+    /// The broker's clock: a SASL login's lifetime (KIP-368) is judged on it.
+    pub clock: crate::clock::Clock,
 }
 
 impl Auth {
@@ -125,18 +127,25 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
                     break;
                 }
             };
+            let now = auth.clock.now();
             let step = if was_authenticated {
                 // The common case, after authentication: no lock, no SASL state to consult
-                // unless the request is a SASL one.
+                // unless the request is a SASL one (a re-authentication, KIP-368) or the
+                // login's lifetime is over.
                 match &request.body {
                     RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_) => {
-                        auth.session.on_request(&request, &Credentials::default())
+                        let creds = auth.credentials.read().expect("credentials lock");
+                        auth.session.on_request_at(&request, &creds, now)
+                    }
+                    _ if auth.session.expired(now) => {
+                        auth.session
+                            .on_request_at(&request, &Credentials::default(), now)
                     }
                     _ => Step::Forward,
                 }
             } else {
                 let creds = auth.credentials.read().expect("credentials lock");
-                auth.session.on_request(&request, &creds)
+                auth.session.on_request_at(&request, &creds, now)
             };
             let header = &request.header;
             let (correlation_id, version) = (header.correlation_id, header.request_api_version);
@@ -175,6 +184,7 @@ pub async fn read_loop<R: AsyncRead + Unpin>(
         }
         if !was_authenticated {
             if let Some(principal) = auth.session.principal() {
+                // Also after a re-authentication (KIP-368): the same principal, told again.
                 info!(%peer, listener, principal, "SASL authentication succeeded");
                 let principal = principal.to_string();
                 if events

@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 struct ConnHandle {
@@ -378,7 +377,7 @@ pub async fn serve(
     );
     let listeners = crate::listener::resolve(&config)?;
     let tls = match listeners.iter().any(|l| l.protocol.tls()) {
-        true => Some(TlsAcceptor::from(tls::server_config(
+        true => Some(Arc::new(tls::Reloading::new(
             config
                 .tls_cert
                 .as_deref()
@@ -392,6 +391,24 @@ pub async fn serve(
         )?)),
         false => None,
     };
+    if let Some(tls) = tls.clone() {
+        // Certificate files replaced by a renewal are used for new connections within a
+        // second, without a restart (net/src/tls.rs).
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                match tls.check() {
+                    None => {}
+                    Some(Ok(())) => {
+                        info!("TLS certificate files changed: reloaded for new connections")
+                    }
+                    Some(Err(e)) => {
+                        warn!(error = %e, "TLS certificate files changed but do not make a valid configuration: keeping the previous one")
+                    }
+                }
+            }
+        });
+    }
     // The PLAIN users now; the SCRAM users arrive with each metadata image (`on_image`).
     let credentials = Arc::new(RwLock::new(crate::config::plain_users(&config.users)));
     let mechanisms: Vec<Mechanism> = config
@@ -474,6 +491,7 @@ pub async fn serve(
         tls,
         credentials,
         mechanisms,
+        clock,
     });
     let accepts: Vec<_> = bound
         .into_iter()
@@ -595,9 +613,11 @@ struct Accept {
     active: Arc<AtomicUsize>,
     /// The last connection id handed out (ids are unique across listeners).
     next: AtomicU64,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<tls::Reloading>>,
     credentials: Arc<RwLock<Credentials>>,
     mechanisms: Vec<Mechanism>,
+    /// The broker's clock, for SASL session lifetimes (KIP-368).
+    clock: Clock,
 }
 
 /// How long a client has to finish its TLS handshake (Kafka has no such setting; a port
@@ -650,10 +670,9 @@ impl Accept {
             let anonymous = "User:ANONYMOUS".to_string();
             return self.run(conn, peer, protocol, anonymous, read, write).await;
         }
-        let acceptor = self
-            .tls
-            .clone()
-            .expect("listener::resolve demands TLS files");
+        let acceptor = (self.tls.as_ref())
+            .expect("listener::resolve demands TLS files")
+            .acceptor();
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
             Ok(Ok(stream)) => {
                 let principal = tls::principal(stream.get_ref().1);
@@ -707,6 +726,7 @@ impl Accept {
             // The SCRAM server nonce: 24 bytes from the operating system (the core has none).
             let nonce: [u8; 24] = rand::random();
             SaslSession::new(self.mechanisms.clone(), &nonce)
+                .with_reauth(self.config.connections_max_reauth_ms)
         } else {
             SaslSession::not_required(principal)
         };
@@ -719,6 +739,7 @@ impl Accept {
             failed_delay: std::time::Duration::from_millis(
                 self.config.connection_failed_authentication_delay_ms,
             ),
+            clock: self.clock,
         };
         let max = self.config.request_bytes_max;
         connection::read_loop(conn, peer, read, self.events.clone(), permits, max, auth).await;

@@ -14,13 +14,24 @@
 //! A client that presents a certificate is known by its subject, as Kafka's default
 //! `ssl.principal.mapping.rules` name it: `User:CN=alice,OU=apps,O=example` (RFC 2253 order, most
 //! specific first). Without one, the principal is `User:ANONYMOUS`.
+//!
+//! **Certificates are reloaded without a restart** ([`Reloading`]): once a second the broker
+//! looks at the files' modification times and sizes, and when one changed it builds a new
+//! configuration from them and uses it for every new connection (connections already open keep
+//! the certificate they were made with). Kafka does the same when `ssl.keystore.location` is
+//! altered dynamically (KIP-226); gregor needs no command, a renewal tool replacing the files
+//! is enough. Files that do not make a valid configuration (a key that is not the
+//! certificate's, a half-written file) are logged and the old configuration stays; the next
+//! change is tried again.
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+use tokio_rustls::TlsAcceptor;
 
 /// Kafka's `ssl.client.auth`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -122,4 +133,80 @@ fn rfc2253(name: &x509_parser::x509::X509Name) -> String {
     }
     parts.reverse();
     parts.join(",")
+}
+
+/// The TLS configuration of the listeners, rebuilt when its files change (module docs).
+pub struct Reloading {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: Option<PathBuf>,
+    client_auth: ClientAuth,
+    /// The files' stamp when last read, and the acceptor new connections get.
+    current: RwLock<(Stamp, TlsAcceptor)>,
+}
+
+/// Each file's modification time and length (`None`: unreadable right now).
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+impl Reloading {
+    /// Read the files once: an error here stops the broker from starting, as before.
+    pub fn new(
+        cert: &Path,
+        key: &Path,
+        ca: Option<&Path>,
+        client_auth: ClientAuth,
+    ) -> anyhow::Result<Reloading> {
+        let (cert, key, ca) = (
+            cert.to_path_buf(),
+            key.to_path_buf(),
+            ca.map(Path::to_path_buf),
+        );
+        let stamp = stamp_of([&cert, &key].into_iter().chain(ca.as_ref()));
+        let config = server_config(&cert, &key, ca.as_deref(), client_auth)?;
+        Ok(Reloading {
+            cert,
+            key,
+            ca,
+            client_auth,
+            current: RwLock::new((stamp, TlsAcceptor::from(config))),
+        })
+    }
+
+    /// The acceptor for a new connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current.read().expect("tls lock").1.clone()
+    }
+
+    fn stamp(&self) -> Stamp {
+        stamp_of([&self.cert, &self.key].into_iter().chain(self.ca.as_ref()))
+    }
+
+    fn build(&self) -> anyhow::Result<TlsAcceptor> {
+        let config = server_config(&self.cert, &self.key, self.ca.as_deref(), self.client_auth)?;
+        Ok(TlsAcceptor::from(config))
+    }
+
+    /// Look at the files: unchanged, `None`; changed, the new configuration is in use
+    /// (`Some(Ok)`) or could not be built and the old one stays (`Some(Err)`).
+    pub fn check(&self) -> Option<anyhow::Result<()>> {
+        let stamp = self.stamp();
+        if self.current.read().expect("tls lock").0 == stamp {
+            return None;
+        }
+        let built = self.build();
+        let mut current = self.current.write().expect("tls lock");
+        // Remember the stamp either way: a failed set of files is tried again only when it
+        // changes again, not once a second.
+        current.0 = stamp;
+        Some(built.map(|acceptor| current.1 = acceptor))
+    }
+}
+
+fn stamp_of<'a>(files: impl Iterator<Item = &'a PathBuf>) -> Stamp {
+    files
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
 }

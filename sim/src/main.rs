@@ -68,6 +68,10 @@ struct Cli {
     /// `drawn` per seed (with --replication, `none` in about one seed of three).
     #[arg(long, value_name = "POLICY", value_parser = ["group-commit", "none", "drawn"])]
     durability: Option<String>,
+    /// With --cluster: the ACL workload (brokers with the StandardAuthorizer, SASL logins,
+    /// ACLs created and deleted during the run) and the acl-* checkers.
+    #[arg(long)]
+    acls: bool,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -274,6 +278,7 @@ fn cluster(cli: &Cli, nodes: usize) -> bool {
         Some("none") => Some(gregor_core::Durability::None),
         _ => Some(gregor_core::Durability::GroupCommit),
     };
+    template.acls = cli.acls;
     if cli.safety_ms != 60_000 {
         template.safety_ms = cli.safety_ms;
     }

@@ -18,6 +18,7 @@ use crate::group::Group;
 use crate::io::{error_name, Input, NodeId, Output};
 use crate::metadata::{Metadata, PartitionMeta};
 use crate::producer::Producer;
+use crate::sasl::{Exchange, Next};
 use bytes::Bytes;
 use gregor_core::prng::Prng;
 use gregor_core::{wire, Duration, Instant};
@@ -44,6 +45,9 @@ pub struct Client {
     pub(crate) admin: Admin,
     pub(crate) outputs: VecDeque<Output>,
 }
+
+/// SaslHandshake v1 (KIP-152): the tokens then travel in SaslAuthenticate requests.
+const SASL_HANDSHAKE_VERSION: i16 = 1;
 
 pub(crate) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -116,6 +120,10 @@ impl Client {
             .next_deadline(self.config.metadata_max_age_ms)
             .filter(|t| ready || *t > self.now));
         at(self.down_until.values().min().copied());
+        // A login due again waits for the connection's requests in flight: their answers
+        // wake the client, not the clock.
+        let idle = self.conns.values().filter(|c| c.in_flight.is_empty());
+        at(idle.filter_map(|c| c.reauth_at).min());
         for c in self.conns.values() {
             at(c.in_flight.iter().map(|p| p.deadline).min());
         }
@@ -130,6 +138,8 @@ impl Client {
     pub(crate) fn step(&mut self) {
         let now = self.now;
         self.down_until.retain(|_, t| *t > now);
+        // Logins that are due again go first, before other requests take the connection.
+        self.step_reauthenticate();
         // The admin first: the topics it needs leaders of join this step's Metadata request.
         self.step_admin();
         self.step_metadata();
@@ -169,7 +179,7 @@ impl Client {
     /// Whether `node`'s connection is ready for requests; starts connecting if there is none.
     pub(crate) fn ready(&mut self, node: NodeId) -> bool {
         if let Some(c) = self.conns.get(&node) {
-            return c.state == ConnState::Ready;
+            return c.usable(self.now);
         }
         if self.down_until.contains_key(&node) {
             return false;
@@ -189,7 +199,7 @@ impl Client {
         let best = self
             .conns
             .iter()
-            .filter(|(_, c)| c.state == ConnState::Ready)
+            .filter(|(_, c)| c.usable(self.now))
             .min_by_key(|(n, c)| (c.in_flight.len(), n.is_bootstrap(), **n))
             .map(|(n, _)| *n);
         if best.is_some() {
@@ -239,7 +249,13 @@ impl Client {
             Err(e) => panic!("{key:?} v{version} does not encode: {e}"),
         };
         let conn = self.conns.get_mut(&node).expect("sending on a connection");
-        assert!(conn.state == ConnState::Ready || key == ApiKey::ApiVersions);
+        assert!(
+            conn.state == ConnState::Ready
+                || key == ApiKey::ApiVersions
+                || (conn.state == ConnState::Authenticating
+                    && matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)),
+            "only the handshakes before a connection is ready"
+        );
         if expect_response {
             let held_ms = match purpose {
                 Purpose::Fetch(_) => self.config.fetch_wait_ms_max as u64,
@@ -318,7 +334,7 @@ impl Client {
     /// A request will never be answered (its connection dropped or timed out).
     fn request_lost(&mut self, p: Pending, reason: &str) {
         match p.purpose {
-            Purpose::ApiVersions => {}
+            Purpose::ApiVersions | Purpose::SaslHandshake | Purpose::SaslAuthenticate => {}
             Purpose::Metadata => {
                 self.meta.in_flight = false;
                 self.meta.backoff_until =
@@ -385,6 +401,12 @@ impl Client {
             }
         };
         match (p.purpose, body) {
+            (Purpose::SaslHandshake, ResponseKind::SaslHandshake(r)) => {
+                self.on_sasl_handshake(node, r)
+            }
+            (Purpose::SaslAuthenticate, ResponseKind::SaslAuthenticate(r)) => {
+                self.on_sasl_authenticate(node, r)
+            }
             (Purpose::Metadata, ResponseKind::Metadata(r)) => self.on_metadata(r),
             (Purpose::Admin(id, units), body) => self.on_admin_response(node, id, units, body),
             (Purpose::AdminFindCoordinator(group), ResponseKind::FindCoordinator(r)) => {
@@ -447,6 +469,144 @@ impl Client {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if self.config.sasl.is_some() {
+            return self.begin_login(node);
+        }
+        self.now_ready(node);
+    }
+
+    /// Log in on a connection (KIP-152: SaslHandshake v1, then the tokens inside
+    /// SaslAuthenticate requests); nothing else is sent on it until that is done.
+    fn begin_login(&mut self, node: NodeId) {
+        let login = self
+            .config
+            .sasl
+            .clone()
+            .expect("a SASL login is configured");
+        let c = self.conns.get_mut(&node).expect("a live connection");
+        c.state = ConnState::Authenticating;
+        c.sasl = Some(Exchange::Handshake);
+        c.reauth_at = None;
+        let h = SaslHandshakeRequest::default().with_mechanism(sb(login.mechanism()));
+        self.send_request(
+            node,
+            ApiKey::SaslHandshake,
+            SASL_HANDSHAKE_VERSION,
+            RequestKind::SaslHandshake(h),
+            Purpose::SaslHandshake,
+            true,
+        );
+    }
+
+    /// The broker accepted (or refused) our SASL mechanism.
+    fn on_sasl_handshake(&mut self, node: NodeId, r: SaslHandshakeResponse) {
+        let login = self
+            .config
+            .sasl
+            .clone()
+            .expect("a SASL login was asked for");
+        if r.error_code != 0 {
+            let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+            return self.close(
+                node,
+                format!(
+                    "the broker refused SASL {} ({}; it offers {offered:?})",
+                    login.mechanism(),
+                    error_name(r.error_code)
+                ),
+            );
+        }
+        let c = self
+            .conns
+            .get_mut(&node)
+            .expect("answer on a live connection");
+        let ex = c.sasl.as_mut().expect("authenticating");
+        let token = ex.handshake_done(&login, &mut self.prng);
+        self.send_sasl_token(node, token);
+    }
+
+    fn send_sasl_token(&mut self, node: NodeId, token: Vec<u8>) {
+        let c = self.conns.get(&node).expect("a live connection");
+        // v1 (KIP-152) carries the session lifetime (KIP-368); v0 is the oldest.
+        let theirs = c
+            .versions
+            .get(&(ApiKey::SaslAuthenticate as i16))
+            .map_or(0, |(_, hi)| *hi);
+        let a = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        self.send_request(
+            node,
+            ApiKey::SaslAuthenticate,
+            theirs.clamp(0, 1),
+            RequestKind::SaslAuthenticate(a),
+            Purpose::SaslAuthenticate,
+            true,
+        );
+    }
+
+    /// A SaslAuthenticate came back: the next token, the end of the login, or a refusal.
+    fn on_sasl_authenticate(&mut self, node: NodeId, r: SaslAuthenticateResponse) {
+        let login = self
+            .config
+            .sasl
+            .clone()
+            .expect("a SASL login was asked for");
+        if r.error_code != 0 {
+            let why = r.error_message.as_ref().map_or("", |m| m.as_str());
+            return self.close(
+                node,
+                format!(
+                    "SASL {} login of {:?} refused: {} {why}",
+                    login.mechanism(),
+                    login.user(),
+                    error_name(r.error_code)
+                ),
+            );
+        }
+        let c = self
+            .conns
+            .get_mut(&node)
+            .expect("answer on a live connection");
+        let ex = c.sasl.as_mut().expect("authenticating");
+        match ex.authenticated(&login, &r.auth_bytes) {
+            Next::Token(token) => self.send_sasl_token(node, token),
+            Next::Done => {
+                c.sasl = None;
+                // KIP-368: the broker gave the login a lifetime; log in again at 85–95 % of
+                // it, as the Java client does, on this connection.
+                c.reauth_at = (r.session_lifetime_ms > 0).then(|| {
+                    let share = 85 + self.prng.below(11);
+                    let ms = r.session_lifetime_ms as u64 * share / 100;
+                    self.now + Duration::from_ms(ms)
+                });
+                self.now_ready(node);
+            }
+            Next::Fail(why) => self.close(node, format!("SASL login failed: {why}")),
+        }
+    }
+
+    /// KIP-368: a ready connection whose login is due again, with nothing in flight (the
+    /// broker's SASL answers and its other responses must not cross), logs in again; other
+    /// requests wait until it is done.
+    fn step_reauthenticate(&mut self) {
+        if self.config.sasl.is_none() {
+            return;
+        }
+        let due: Vec<NodeId> = (self.conns.iter())
+            .filter(|(_, c)| c.state == ConnState::Ready && c.in_flight.is_empty())
+            .filter(|(_, c)| c.reauth_at.is_some_and(|t| t <= self.now))
+            .map(|(n, _)| *n)
+            .collect();
+        for node in due {
+            self.outputs.push_back(Output::Log {
+                message: format!("node {}: logging in again (KIP-368)", node.0),
+            });
+            self.begin_login(node);
+        }
+    }
+
+    /// The connection may carry any request now.
+    fn now_ready(&mut self, node: NodeId) {
+        let c = self.conns.get_mut(&node).expect("a live connection");
         c.state = ConnState::Ready;
         for key in [ApiKey::Metadata, ApiKey::Produce, ApiKey::Fetch] {
             if c.version(key).is_none() {

@@ -120,6 +120,9 @@ pub struct Config {
     pub allow_auto_topic_creation: bool,
     /// How long an admin operation may take, retries included (`default.api.timeout.ms`).
     pub default_api_timeout_ms: u64,
+    /// Log in with SASL on every connection (`security.protocol=SASL_PLAINTEXT` with
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`); `None`: PLAINTEXT.
+    pub sasl: Option<crate::sasl::Login>,
 }
 
 impl Default for Config {
@@ -146,6 +149,7 @@ impl Default for Config {
             fetch_partition_bytes_max: 1024 * 1024,
             allow_auto_topic_creation: true,
             default_api_timeout_ms: 60_000,
+            sasl: None,
         }
     }
 }
@@ -187,6 +191,9 @@ impl Config {
             || self.fetch_partition_bytes_max <= 0
         {
             return Err("fetch limits must be positive".into());
+        }
+        if let Some(login) = &self.sasl {
+            login.validate()?;
         }
         Ok(())
     }

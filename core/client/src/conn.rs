@@ -59,6 +59,9 @@ pub enum ConnState {
     Connecting,
     /// Connected; the ApiVersions request is in flight. Nothing else is sent until it answers.
     Handshake,
+    /// Versions known; logging in with SASL ([`crate::sasl`]): only SaslHandshake and
+    /// SaslAuthenticate are sent, one at a time.
+    Authenticating,
     /// Versions known; any request may be sent.
     Ready,
 }
@@ -67,6 +70,8 @@ pub enum ConnState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Purpose {
     ApiVersions,
+    SaslHandshake,
+    SaslAuthenticate,
     Metadata,
     InitProducerId,
     /// One batch per partition, by batch id.
@@ -105,6 +110,10 @@ pub struct Conn {
     /// The broker's advertised ranges by API key, from its ApiVersions answer.
     pub versions: BTreeMap<i16, (i16, i16)>,
     pub in_flight: VecDeque<Pending>,
+    /// Where the SASL login stands while [`ConnState::Authenticating`].
+    pub sasl: Option<crate::sasl::Exchange>,
+    /// When to log in again (KIP-368: the broker's `session_lifetime_ms`, less a margin).
+    pub reauth_at: Option<Instant>,
 }
 
 impl Default for Conn {
@@ -119,6 +128,8 @@ impl Conn {
             state: ConnState::Connecting,
             versions: BTreeMap::new(),
             in_flight: VecDeque::new(),
+            sasl: None,
+            reauth_at: None,
         }
     }
 
@@ -133,6 +144,13 @@ impl Conn {
         let (blo, bhi) = self.versions.get(&(key as i16))?;
         let v = (*hi).min(*bhi);
         (v >= (*lo).max(*blo)).then_some(v)
+    }
+
+    /// Whether new requests may go on this connection: ready, and not due to log in again
+    /// (KIP-368: a connection whose login is due takes nothing new, so that its requests in
+    /// flight drain and the re-authentication can start).
+    pub fn usable(&self, now: Instant) -> bool {
+        self.state == ConnState::Ready && self.reauth_at.is_none_or(|t| now < t)
     }
 
     pub fn produce_in_flight(&self) -> usize {
@@ -154,6 +172,11 @@ impl Conn {
                     .front()
                     .is_some_and(|p| p.purpose == Purpose::ApiVersions),
             "a handshaking connection waits for its ApiVersions answer"
+        );
+        assert_eq!(
+            self.state == ConnState::Authenticating,
+            self.sasl.is_some(),
+            "a SASL exchange exactly while authenticating"
         );
         for w in self.in_flight.iter().collect::<Vec<_>>().windows(2) {
             assert!(

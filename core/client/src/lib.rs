@@ -17,6 +17,7 @@
 //! 1. [`io`] — the vocabulary between the client and the world.
 //! 2. [`config`] — the settings, named as the Java client names them.
 //! 3. [`conn`] — a connection: the ApiVersions handshake, requests in flight.
+//!    [`sasl`] — logging in with SASL PLAIN or SCRAM (KIP-43, KIP-152) before anything else.
 //! 4. [`metadata`] — brokers, partitions and leaders, and when to ask again.
 //! 5. [`client`] — the state machine tying them together, and the step after every input.
 //! 6. [`partitioner`] — murmur2 for keys (as the Java client), sticky for the rest (KIP-480).
@@ -36,6 +37,7 @@ pub mod io;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod sasl;
 
 pub use admin::{AdminId, AdminOp, AdminResult, ConfigChange, NewTopic, OffsetSpec};
 pub use client::Client;
@@ -45,6 +47,7 @@ pub use group::GroupConfig;
 pub use io::{
     ClientError, ConsumerRecord, Delivery, Fetched, Input, NodeId, Output, ProducerRecord, RecordId,
 };
+pub use sasl::Login;
 
 /// Re-exported so drivers use the same types as the client.
 pub use gregor_core::{Duration, Instant};

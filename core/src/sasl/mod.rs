@@ -24,6 +24,24 @@
 //! The principal an authenticated connection gets is `User:<name>` (Kafka's `KafkaPrincipal`);
 //! a connection on a listener without SASL keeps the principal its transport gave it
 //! (`User:ANONYMOUS`, or `User:CN=...` for a TLS client certificate).
+//!
+//! ## Re-authentication (KIP-368)
+//!
+//! With `connections.max.reauth.ms` set ([`SaslSession::with_reauth`]; 0, Kafka's default, is
+//! off) a login lasts that long: the SaslAuthenticate answer that completes it tells the client
+//! (`session_lifetime_ms`, v1+), and the client logs in again on the same connection before
+//! then, with a SaslHandshake (the same mechanism) and its tokens between other requests:
+//!
+//! ```text
+//!   Authenticated --SaslHandshake(same mech)--> AwaitToken ... --> Authenticated (same principal)
+//!   Authenticated, expired --any request but SaslHandshake--> closed
+//! ```
+//!
+//! A session past its lifetime serves nothing but the re-authentication: any other request
+//! closes the connection, as Kafka's `SaslServerAuthenticator` does, so a deleted user or a
+//! changed password loses its connections within the lifetime. A re-authentication may not
+//! change the principal (Kafka refuses that too). Time comes in with each request
+//! ([`SaslSession::on_request_at`]), as everywhere in the core.
 
 /// SCRAM itself lives in `crate::scram`, which imports nothing of the crate, so the metadata
 /// image (`crate::cluster`) can hold credentials without importing this module.
@@ -32,6 +50,7 @@ pub use crate::scram::Credentials;
 
 use crate::error::ErrorCode;
 use crate::io::Request;
+use crate::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
@@ -109,6 +128,16 @@ pub struct SaslSession {
     /// SaslHandshake v0 was used: tokens come as raw frames.
     raw: bool,
     principal: String,
+    /// `connections.max.reauth.ms` (KIP-368): how long a login lasts; `None`: for ever.
+    reauth: Option<Duration>,
+    /// When the current login's lifetime ends (with `reauth`).
+    expires_at: Option<Instant>,
+    /// The mechanism of the first login (a re-authentication must use it again).
+    mechanism: Option<Mechanism>,
+    /// A re-authentication is under way: the principal must come out the same.
+    reauthenticating: bool,
+    /// The time of the request being handled.
+    now: Instant,
 }
 
 impl SaslSession {
@@ -126,7 +155,26 @@ impl SaslSession {
             server_nonce: alphanumeric(nonce),
             raw: false,
             principal: String::new(),
+            reauth: None,
+            expires_at: None,
+            mechanism: None,
+            reauthenticating: false,
+            now: Instant(0),
         }
+    }
+
+    /// Logins last `max_reauth_ms` (Kafka's `connections.max.reauth.ms`; 0: for ever), and the
+    /// client may log in again on the same connection (KIP-368, the module docs).
+    pub fn with_reauth(mut self, max_reauth_ms: u64) -> SaslSession {
+        self.reauth = (max_reauth_ms > 0).then(|| Duration::from_ms(max_reauth_ms));
+        assert!(self.reauth.is_none_or(|d| d.as_ms() == max_reauth_ms));
+        self
+    }
+
+    /// Whether the current login's lifetime has ended at `now` (only with re-authentication
+    /// on): the connection may then send nothing but a re-authentication.
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
     }
 
     /// A connection on a listener without SASL, already known as `principal` (`User:ANONYMOUS`,
@@ -139,6 +187,11 @@ impl SaslSession {
             server_nonce: String::new(),
             raw: false,
             principal,
+            reauth: None,
+            expires_at: None,
+            mechanism: None,
+            reauthenticating: false,
+            now: Instant(0),
         }
     }
 
@@ -160,17 +213,32 @@ impl SaslSession {
             )
     }
 
-    /// Decide what to do with one request.
+    /// Decide what to do with one request, at the time of the last request (enough when
+    /// re-authentication is off: nothing then depends on time).
     pub fn on_request(&mut self, request: &Request, creds: &Credentials) -> Step {
+        self.on_request_at(request, creds, self.now)
+    }
+
+    /// Decide what to do with one request read at `now`.
+    pub fn on_request_at(&mut self, request: &Request, creds: &Credentials, now: Instant) -> Step {
+        self.now = self.now.max(now);
         let version = request.header.request_api_version;
         match &request.body {
             RequestKind::SaslHandshake(h) => self.on_handshake(h.mechanism.as_str(), version),
             RequestKind::SaslAuthenticate(a) => {
                 let token = a.auth_bytes.clone();
                 match self.on_token(&token, creds) {
-                    Ok(reply) => Step::Respond(ResponseKind::SaslAuthenticate(
-                        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(reply)),
-                    )),
+                    Ok(reply) => {
+                        let mut r =
+                            SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(reply));
+                        // KIP-368: the login that just completed lasts this long (v1+).
+                        if let (Some(life), true) = (self.reauth, version >= 1) {
+                            if self.is_authenticated() {
+                                r.session_lifetime_ms = life.as_ms() as i64;
+                            }
+                        }
+                        Step::Respond(ResponseKind::SaslAuthenticate(r))
+                    }
                     Err((code, why)) => Step::RespondAndClose(
                         ResponseKind::SaslAuthenticate(
                             SaslAuthenticateResponse::default()
@@ -180,6 +248,13 @@ impl SaslSession {
                         why,
                     ),
                 }
+            }
+            _ if self.is_authenticated() && self.expired(self.now) => {
+                self.state = State::Failed;
+                Step::Close(format!(
+                    "the SASL session of {} expired without re-authentication (connections.max.reauth.ms, KIP-368)",
+                    self.principal
+                ))
             }
             _ if self.is_authenticated() => Step::Forward,
             RequestKind::ApiVersions(_) => Step::Forward,
@@ -208,7 +283,19 @@ impl SaslSession {
                     .with_mechanisms(mechanisms.clone()),
             )
         };
-        if !matches!(self.state, State::AwaitHandshake) {
+        // KIP-368: a logged-in client may log in again, with the same mechanism.
+        let reauth = self.reauth.is_some()
+            && matches!(self.state, State::Authenticated)
+            && self.mechanism.is_some();
+        if reauth && Mechanism::from_name(name) != self.mechanism {
+            let why = format!(
+                "re-authentication of {} with {name:?}, not the mechanism it logged in with",
+                self.principal
+            );
+            self.state = State::Failed;
+            return Step::RespondAndClose(answer(ErrorCode::UNSUPPORTED_SASL_MECHANISM), why);
+        }
+        if !matches!(self.state, State::AwaitHandshake) && !reauth {
             let why = format!("SaslHandshake in state {}", self.state_name());
             self.state = State::Failed;
             return Step::RespondAndClose(answer(ErrorCode::ILLEGAL_SASL_STATE), why);
@@ -216,6 +303,8 @@ impl SaslSession {
         match Mechanism::from_name(name).filter(|m| self.enabled.contains(m)) {
             Some(mechanism) => {
                 self.state = State::AwaitToken { mechanism };
+                self.mechanism = Some(mechanism);
+                self.reauthenticating = reauth;
                 self.raw = version == 0;
                 Step::Respond(answer(ErrorCode::NONE))
             }
@@ -266,7 +355,7 @@ impl SaslSession {
                         "user {user:?}: wrong password or no such user (PLAIN)"
                     )));
                 }
-                self.authenticated(user);
+                self.authenticated(user).map_err(failed)?;
                 Ok(Vec::new())
             }
             State::AwaitToken {
@@ -297,7 +386,7 @@ impl SaslSession {
                 let last = scram::parse_client_final(token).map_err(failed)?;
                 let reply = scram::verify_client_final(&cred, &first, &server_first, &last)
                     .map_err(|why| failed(format!("user {:?}: {why}", first.user)))?;
-                self.authenticated(first.user);
+                self.authenticated(first.user).map_err(failed)?;
                 Ok(reply.into_bytes())
             }
             other => Err((
@@ -307,11 +396,22 @@ impl SaslSession {
         }
     }
 
-    fn authenticated(&mut self, user: String) {
+    /// A login completed as `user`; a re-authentication must come out as the same principal.
+    fn authenticated(&mut self, user: String) -> Result<(), String> {
         assert!(!user.is_empty(), "a principal has a name");
-        self.principal = format!("User:{user}");
+        let principal = format!("User:{user}");
+        if self.reauthenticating && principal != self.principal {
+            return Err(format!(
+                "re-authentication as {principal} of a connection logged in as {}",
+                self.principal
+            ));
+        }
+        self.principal = principal;
         self.state = State::Authenticated;
+        self.reauthenticating = false;
+        self.expires_at = self.reauth.map(|life| self.now + life);
         assert!(self.principal().is_some());
+        Ok(())
     }
 
     fn state_name(&self) -> &'static str {

@@ -275,3 +275,138 @@ proptest! {
         prop_assert_eq!(s.principal(), Some(principal.as_str()));
     }
 }
+
+fn plain_token(user: &str, password: &str) -> Request {
+    token(format!("\0{user}\0{password}").as_bytes())
+}
+
+fn metadata() -> Request {
+    request(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default()),
+    )
+}
+
+fn at_ms(ms: u64) -> Instant {
+    Instant(1_000_000_000_000 + ms * 1_000_000)
+}
+
+/// The session lifetime a successful SaslAuthenticate answer carries (KIP-368).
+fn lifetime_ms(step: Step) -> i64 {
+    match step {
+        Step::Respond(ResponseKind::SaslAuthenticate(r)) => {
+            assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+            r.session_lifetime_ms
+        }
+        other => panic!("expected a successful SaslAuthenticate answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_login_lasts_connections_max_reauth_ms_and_then_serves_nothing_but_a_new_login() {
+    let c = creds();
+    let mut s = session().with_reauth(2_000);
+    assert!(matches!(
+        s.on_request_at(&handshake("PLAIN", 1), &c, at_ms(0)),
+        Step::Respond(_)
+    ));
+    let answer = s.on_request_at(&plain_token("alice", "alice-secret"), &c, at_ms(10));
+    assert_eq!(
+        lifetime_ms(answer),
+        2_000,
+        "the client is told the lifetime"
+    );
+    assert!(matches!(
+        s.on_request_at(&metadata(), &c, at_ms(1_000)),
+        Step::Forward
+    ));
+    assert!(!s.expired(at_ms(2_009)) && s.expired(at_ms(2_010)));
+    match s.on_request_at(&metadata(), &c, at_ms(2_500)) {
+        Step::Close(why) => assert!(why.contains("expired"), "{why}"),
+        other => panic!("an expired login serves nothing: {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_logs_in_again_on_its_connection_and_its_lifetime_starts_over() {
+    let c = creds();
+    for mech in ["PLAIN", "SCRAM-SHA-512"] {
+        let mut s = session().with_reauth(2_000);
+        let login = |s: &mut SaslSession, t: u64| -> i64 {
+            assert!(matches!(
+                s.on_request_at(&handshake(mech, 1), &c, at_ms(t)),
+                Step::Respond(_)
+            ));
+            if mech == "PLAIN" {
+                return lifetime_ms(s.on_request_at(
+                    &plain_token("alice", "alice-secret"),
+                    &c,
+                    at_ms(t),
+                ));
+            }
+            let bare = "n=alice,r=clientnonce";
+            let sf =
+                ok_token(s.on_request_at(&token(format!("n,,{bare}").as_bytes()), &c, at_ms(t)));
+            let sf = String::from_utf8(sf).unwrap();
+            let m = ScramMechanism::Sha512;
+            let last = scram::client_final_for(m, b"alice-secret", bare, &sf).unwrap();
+            lifetime_ms(s.on_request_at(&token(last.as_bytes()), &c, at_ms(t)))
+        };
+        assert_eq!(login(&mut s, 0), 2_000);
+        // Re-authentication at 1.5 s, on the same connection, between other requests.
+        assert!(matches!(
+            s.on_request_at(&metadata(), &c, at_ms(1_400)),
+            Step::Forward
+        ));
+        assert_eq!(login(&mut s, 1_500), 2_000, "{mech}");
+        assert_eq!(s.principal(), Some("User:alice"));
+        assert!(matches!(
+            s.on_request_at(&metadata(), &c, at_ms(3_000)),
+            Step::Forward
+        ));
+        assert!(matches!(
+            s.on_request_at(&metadata(), &c, at_ms(3_600)),
+            Step::Close(_)
+        ));
+    }
+}
+
+#[test]
+fn a_reauthentication_keeps_its_mechanism_and_principal_and_needs_the_setting() {
+    let mut c = creds();
+    let bob = ScramCredential::derive(ScramMechanism::Sha256, b"bob-secret", b"pepper", 4096);
+    c.set_plain("bob", bob);
+    let logged_in = |reauth_ms: u64| {
+        let mut s = session().with_reauth(reauth_ms);
+        assert!(matches!(
+            s.on_request(&handshake("PLAIN", 1), &c),
+            Step::Respond(_)
+        ));
+        ok_token(s.on_request(&plain_token("alice", "alice-secret"), &c));
+        s
+    };
+    // Another mechanism: refused, closed.
+    let mut s = logged_in(2_000);
+    let step = s.on_request(&handshake("SCRAM-SHA-256", 1), &c);
+    assert_eq!(
+        failure_code(step),
+        ErrorCode::UNSUPPORTED_SASL_MECHANISM.wire()
+    );
+    // Another user: refused, closed; the connection stays alice's until it closes.
+    let mut s = logged_in(2_000);
+    assert!(matches!(
+        s.on_request(&handshake("PLAIN", 1), &c),
+        Step::Respond(_)
+    ));
+    let step = s.on_request(&plain_token("bob", "bob-secret"), &c);
+    assert_eq!(
+        failure_code(step),
+        ErrorCode::SASL_AUTHENTICATION_FAILED.wire()
+    );
+    assert_eq!(s.principal(), None);
+    // Without connections.max.reauth.ms a second handshake is out of order, as before.
+    let mut s = logged_in(0);
+    let step = s.on_request(&handshake("PLAIN", 1), &c);
+    assert_eq!(failure_code(step), ErrorCode::ILLEGAL_SASL_STATE.wire());
+}

@@ -17,7 +17,7 @@
 use anyhow::{bail, Context};
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
-use gregor_core::scram::{self, ScramMechanism};
+use gregor_client::sasl::{self, Login};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::collections::BTreeMap;
@@ -50,23 +50,10 @@ pub struct SecurityArgs {
     pub command_config: Option<PathBuf>,
 }
 
-/// How to log in, resolved from the flags and the properties file.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Login {
-    None,
-    Plain {
-        user: String,
-        password: String,
-    },
-    Scram {
-        mechanism: ScramMechanism,
-        user: String,
-        password: String,
-    },
-}
-
 impl SecurityArgs {
-    pub fn login(&self) -> anyhow::Result<Login> {
+    /// How to log in, resolved from the flags and the properties file: gregor-client's
+    /// [`Login`], or `None` for PLAINTEXT.
+    pub fn login(&self) -> anyhow::Result<Option<Login>> {
         let file = match &self.command_config {
             Some(path) => properties(
                 &std::fs::read_to_string(path)
@@ -87,7 +74,7 @@ impl SecurityArgs {
             .to_string()
         });
         match protocol.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => return Ok(Login::None),
+            "PLAINTEXT" => return Ok(None),
             "SASL_PLAINTEXT" => {}
             "SSL" | "SASL_SSL" => bail!(
                 "security.protocol {protocol}: gregor's admin tools speak no TLS yet; use a PLAINTEXT or SASL_PLAINTEXT listener"
@@ -98,17 +85,10 @@ impl SecurityArgs {
             bail!("SASL_PLAINTEXT needs --sasl-username and --sasl-password (or sasl.username and sasl.password)");
         };
         let mechanism = pick(&self.sasl_mechanism, "sasl.mechanism").unwrap_or("PLAIN".into());
-        match mechanism.to_ascii_uppercase().as_str() {
-            "PLAIN" => Ok(Login::Plain { user, password }),
-            m => match ScramMechanism::from_name(m) {
-                Some(mechanism) => Ok(Login::Scram {
-                    mechanism,
-                    user,
-                    password,
-                }),
-                None => bail!("sasl.mechanism {m}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
-            },
-        }
+        let login = Login::new(&mechanism.to_ascii_uppercase(), &user, &password)
+            .map_err(anyhow::Error::msg)?;
+        login.validate().map_err(anyhow::Error::msg)?;
+        Ok(Some(login))
     }
 }
 
@@ -160,39 +140,26 @@ impl Conn {
             corr: 0,
             client_id,
         };
+        // The tokens are gregor-client's (`gregor_client::sasl`), the same the client sends.
         match login {
-            Login::None => {}
-            Login::Plain { user, password } => {
+            None => {}
+            Some(Login::Plain { user, password }) => {
                 c.handshake("PLAIN")?;
-                c.authenticate(Bytes::from(format!("\0{user}\0{password}")))?;
+                c.authenticate(Bytes::from(sasl::plain_token(&user, &password)))?;
             }
-            Login::Scram {
+            Some(Login::Scram {
                 mechanism,
                 user,
                 password,
-            } => {
+            }) => {
                 c.handshake(mechanism.name())?;
                 let nonce: [u8; 24] = rand::random();
                 let nonce = base64::engine::general_purpose::STANDARD_NO_PAD.encode(nonce);
-                // RFC 5802: `=` and `,` in a user name are escaped.
-                let name = user.replace('=', "=3D").replace(',', "=2C");
-                let first_bare = format!("n={name},r={nonce}");
-                let server_first = c.authenticate(Bytes::from(format!("n,,{first_bare}")))?;
-                let server_first = String::from_utf8(server_first.to_vec())
-                    .context("a SCRAM server-first message that is not UTF-8")?;
-                if !server_first
-                    .split(',')
-                    .any(|f| f.strip_prefix("r=").is_some_and(|r| r.starts_with(&nonce)))
-                {
-                    bail!("the broker's SCRAM nonce does not extend ours");
-                }
-                let last = scram::client_final_for(
-                    mechanism,
-                    password.as_bytes(),
-                    &first_bare,
-                    &server_first,
-                )
-                .map_err(anyhow::Error::msg)?;
+                let (first, bare) = sasl::scram_client_first(&user, &nonce);
+                let server_first = c.authenticate(Bytes::from(first))?;
+                let last =
+                    sasl::scram_client_final(mechanism, &password, &bare, &nonce, &server_first)
+                        .map_err(anyhow::Error::msg)?;
                 c.authenticate(Bytes::from(last))?;
             }
         }
@@ -294,15 +261,15 @@ mod tests {
 
     #[test]
     fn a_properties_file_and_flags_resolve_to_a_login() {
-        assert_eq!(SecurityArgs::default().login().unwrap(), Login::None);
+        assert_eq!(SecurityArgs::default().login().unwrap(), None);
         let a = args("# admin\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"s3cret\";\n");
         assert_eq!(
             a.login().unwrap(),
-            Login::Scram {
-                mechanism: ScramMechanism::Sha512,
+            Some(Login::Scram {
+                mechanism: gregor_core::scram::ScramMechanism::Sha512,
                 user: "admin".into(),
                 password: "s3cret".into()
-            }
+            })
         );
         let flags = SecurityArgs {
             sasl_mechanism: Some("PLAIN".into()),
@@ -311,10 +278,10 @@ mod tests {
         };
         assert_eq!(
             flags.login().unwrap(),
-            Login::Plain {
+            Some(Login::Plain {
                 user: "admin".into(),
                 password: "other".into()
-            }
+            })
         );
         let tls = SecurityArgs {
             security_protocol: Some("SASL_SSL".into()),

@@ -41,6 +41,7 @@
 //! Architecture invariant: the family modules depend on this one (for [`Kind`], [`Cuts`] and
 //! [`Facts`]) and on `history`, never on each other or on the world.
 
+pub mod acl;
 pub mod compaction;
 mod deleted;
 mod durability;

@@ -52,6 +52,7 @@ use std::sync::Arc;
 
 mod mover;
 mod replica;
+mod secure;
 mod stop;
 
 /// What to run.
@@ -74,6 +75,9 @@ pub struct Options {
     /// The brokers' durability policy (group commit by default); None: drawn per seed
     /// ([`durability::draw`]: `none` in about one replicated seed of three).
     pub durability: Option<Durability>,
+    /// The ACL workload (issue 14): brokers with an authorizer, clients logging in with SASL,
+    /// ACLs changing during the run, and the `acl-*` checkers ([`secure`]).
+    pub acls: bool,
 }
 
 impl Options {
@@ -89,6 +93,7 @@ impl Options {
             trace: false,
             replication: false,
             durability: Some(Durability::GroupCommit),
+            acls: false,
         }
     }
 }
@@ -289,6 +294,10 @@ enum Ev {
         node: usize,
         incarnation: u64,
     },
+    /// A prober's turn ([`secure`]).
+    Probe(usize),
+    /// The ACL operator's turn ([`secure`]).
+    AclChange,
     /// An input for node `node`'s broker, if the process that caused it still runs.
     BrokerInput {
         node: usize,
@@ -355,6 +364,8 @@ enum Role2 {
     Committer(Committer),
     /// Reassigns the workload's partitions while faults are active ([`mover`]).
     Mover,
+    /// Tries what the ACLs allow or deny ([`secure`]).
+    Prober,
 }
 
 struct Cl {
@@ -424,6 +435,8 @@ struct World {
     producer_checks: producer_state::Checks,
     /// The mover's randomness and cadence, and the reassignments it saw.
     movers: mover::Movers,
+    /// The ACL workload, with `--acls`.
+    secure: Option<secure::Secure>,
 }
 
 /// How long a connection attempt that gets no answer takes to fail.
@@ -549,6 +562,7 @@ impl World {
             stops: stop::Stops::draw(opts.seed, opts.replication),
             producer_checks: producer_state::Checks::default(),
             movers: mover::Movers::draw(opts.seed, opts.nodes, opts.replication),
+            secure: opts.acls.then(|| secure::Secure::new(opts.seed)),
             opts,
         };
         let first = 1 + w.prng.below(w.profile.fault_every_ms);
@@ -607,6 +621,7 @@ impl World {
         } else {
             self.add_clients();
         }
+        self.start_acl_workload();
         while let Some((&(at, seq), _)) = self.queue.iter().next() {
             let limit = if self.stopping {
                 self.end_at + DRAIN
@@ -819,7 +834,9 @@ impl World {
     }
 
     fn client_config(&mut self, client_id: String) -> ClientConfig {
+        let sasl = self.secure.as_mut().map(|s| s.login(&client_id));
         ClientConfig {
+            sasl,
             bootstrap: (0..self.machines.len())
                 .map(|i| ("127.0.0.1".to_string(), port_of(i)))
                 .collect(),
@@ -1082,6 +1099,8 @@ impl World {
             Ev::CreateTopic(c) => self.create_topic(c),
             Ev::Commit(c) => self.commit_step(c),
             Ev::Reassign => self.reassign_due(),
+            Ev::Probe(c) => self.probe(c),
+            Ev::AclChange => self.acl_change(),
         }
     }
 
@@ -1107,6 +1126,7 @@ impl World {
             offsets_topic_partitions: 3,
             kraft: true,
             incarnation_id: Some(incarnation_id),
+            authorizer: self.secure.as_ref().map(|s| s.authorizer()),
             ..Config::default()
         };
         let now = self.now;
@@ -1245,6 +1265,9 @@ impl World {
             for input in std::mem::take(&mut inputs) {
                 if let Input::Metadata { image, .. } = &input {
                     self.machines[i].image = Some(image.clone());
+                    if let Some(s) = self.secure.as_mut() {
+                        s.image_handed(image);
+                    }
                     if self.opts.replication {
                         self.note_offsets_leader(image);
                     }
@@ -1445,6 +1468,7 @@ impl World {
                     body,
                 } => {
                     self.watch_response(i, conn.0, correlation_id, &body);
+                    self.acl_answered(i, conn.0, correlation_id, &body);
                     let frame = wire::encode_response(correlation_id, api_version, &body)
                         .expect("the broker's responses encode");
                     let lat = self.latency();
@@ -1742,6 +1766,9 @@ impl World {
         if c.broken || c.incarnation != n.incarnation || n.broker.is_none() {
             return;
         }
+        if !self.acl_deliver(i, conn, &request) {
+            return; // answered by its SASL session
+        }
         let mut values: Vec<(Part, Vec<Value>)> = Vec::new();
         let mut parts: Vec<Part> = Vec::new();
         match &request.body {
@@ -1814,6 +1841,7 @@ impl World {
             );
         }
         self.net.conns.remove(&conn);
+        self.acl_conn_gone(conn);
     }
 
     // ------------------------------------------------------------------ the clients
@@ -1847,6 +1875,9 @@ impl World {
                 }
                 COutput::Delivered(d) => self.delivered(c, d),
                 COutput::Records(f) => self.records(c, f),
+                // A prober may be refused reading (TOPIC_AUTHORIZATION_FAILED): that is what
+                // it is there for; it seeks again on a later turn.
+                COutput::ConsumeError { .. } if matches!(self.clients[c].role, Role2::Prober) => {}
                 COutput::ConsumeError {
                     topic,
                     partition,
@@ -1864,6 +1895,11 @@ impl World {
                 COutput::Admin { id, result } => match self.clients[c].role {
                     Role2::Committer(_) => self.commit_answer(c, result),
                     Role2::Mover => self.mover_answer(id, result),
+                    Role2::Prober => self.count(if result.is_ok() {
+                        "prober admin operations answered"
+                    } else {
+                        "prober admin operations failed"
+                    }),
                     _ => self.topic_created(c, result),
                 },
                 COutput::GroupError { .. } => {}
@@ -2083,7 +2119,7 @@ impl World {
             Role2::Auditor { records: all, .. } => {
                 all.entry(f.partition).or_default().extend(records);
             }
-            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) | Role2::Mover => {}
+            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) | Role2::Mover | Role2::Prober => {}
         }
     }
 
@@ -2446,6 +2482,10 @@ impl World {
         {
             anomalies.push(format!("{}: {}", a.kind, a.detail));
         }
+        let acl = self.acl_verdict();
+        if let Some((found, _)) = &acl {
+            anomalies.extend(found.iter().cloned());
+        }
         anomalies.extend(self.failures.iter().map(|f| format!("failure: {f}")));
         let mut summary = vec![
             format!(
@@ -2493,13 +2533,18 @@ impl World {
             format!("simulated until {} ms", self.now / MS),
         ];
         summary.extend(self.movers.summary());
+        summary.extend(acl.map(|(_, line)| line));
         Report {
             seed: self.opts.seed,
             profile: format!(
-                "{}{}{}\ndurability {:?}",
+                "{}{}{}{}\ndurability {:?}",
                 self.profile.describe(),
                 self.stops.describe(),
                 self.movers.describe(),
+                self.secure
+                    .as_ref()
+                    .map(|s| s.describe())
+                    .unwrap_or_default(),
                 self.disk_profile.durability
             ),
             summary,

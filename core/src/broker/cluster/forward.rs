@@ -450,6 +450,12 @@ impl Broker {
                     ResponseKind::AlterUserScramCredentials(r) => {
                         super::scram::set_scram_error(r, *slot, code, message.clone())
                     }
+                    // CreateAcls and DeleteAcls are forwarded too (found by the simulator's ACL
+                    // workload, seed 5: a broker whose controller never answered panicked here).
+                    response @ (ResponseKind::CreateAcls(_) | ResponseKind::DeleteAcls(_)) => {
+                        let timed_out = Err(ControllerError::RequestTimedOut);
+                        crate::broker::authz::set_acl_answer(response, *slot, timed_out)
+                    }
                     other => unreachable!("no admin response of kind {other:?} is forwarded"),
                 }
             }
