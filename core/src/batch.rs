@@ -2,7 +2,10 @@
 //!
 //! gregor never decodes the records inside a batch on the produce or fetch path: it checks the
 //! header and the CRC, assigns offsets by rewriting the `baseOffset` field, and stores and serves
-//! the producer's bytes as they came. The one place it looks inside is ListOffsets by timestamp
+//! the producer's bytes as they came. Two topic configs change the bytes on append, both inside
+//! the CRC, which is then recomputed: `message.timestamp.type=LogAppendTime` sets the
+//! timestamp-type bit and `maxTimestamp` ([`stamp_log_append_time`]), and a `compression.type`
+//! other than the producer's codec recompresses the records section ([`recompress`]). The one place it looks inside is ListOffsets by timestamp
 //! ([`first_record_at_or_after`]), which Kafka answers at record granularity, decompressing the
 //! batch (gzip, snappy, lz4 or zstd) as its `LogSegment.findOffsetByTimestamp` does. The CRC-32C covers everything from `attributes` to the end,
 //! so the broker may rewrite `baseOffset` and `partitionLeaderEpoch` without recomputing it.
@@ -175,6 +178,11 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
+    /// The batch's timestamps are the broker's (attribute bit 3, KIP-32's LogAppendTime):
+    /// every record has `max_timestamp`.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & 0x08 != 0
+    }
     pub fn has_producer_id(&self) -> bool {
         self.producer_id >= 0
     }
@@ -225,7 +233,7 @@ pub fn first_record_at_or_after(
             header.base_offset
         )
     })?;
-    let log_append_time = header.attributes & 0x08 != 0;
+    let log_append_time = header.is_log_append_time();
     for r in &set.records {
         // A producer's bytes, not gregor's state: a record outside its header's range is bad
         // input, reported, never asserted.
@@ -260,7 +268,7 @@ pub const DECOMPRESSED_RECORDS_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// bytes. Each codec is read as a stream and stopped at the limit, so a bomb costs the limit and
 /// no more. gzip, snappy, zstd and LZ4 as Kafka writes them: gzip members, snappy raw or in
 /// xerial's framing (the Java client's), zstd frames, the LZ4 frame format (KIP-57).
-pub(crate) fn decompress(
+pub fn decompress(
     records: &mut bytes::Bytes,
     codec: kafka_protocol::records::Compression,
 ) -> anyhow::Result<bytes::Bytes> {
@@ -324,6 +332,111 @@ fn snappy(input: &[u8]) -> anyhow::Result<Vec<u8>> {
         rest = &rest[4 + len..];
     }
     Ok(out)
+}
+
+/// The codec of id `id` (a batch's attribute bits 0–2), or an error for an id no codec has.
+pub fn codec_from_id(id: i16) -> Result<Compression, String> {
+    Ok(match id {
+        0 => Compression::None,
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        other => {
+            return Err(format!(
+                "unknown compression codec {other} in batch attributes"
+            ))
+        }
+    })
+}
+
+/// `records` (a batch's records section, uncompressed) compressed with `codec` as Kafka's
+/// clients write it: gzip, snappy in xerial's framing and zstd through `kafka-protocol`'s
+/// codecs (the ones its encoder uses), LZ4 as a frame of independent 64 KiB blocks (KIP-57;
+/// Kafka's own `KafkaLZ4BlockOutputStream` writes no other kind), through `lz4_flex`.
+pub fn compress(records: &[u8], codec: Compression) -> anyhow::Result<Vec<u8>> {
+    use bytes::BufMut;
+    use kafka_protocol::compression::{Compressor, Gzip, Snappy, Zstd};
+    let mut out = Vec::with_capacity(records.len() / 2 + 64);
+    let put = |b: &mut BytesMut| {
+        b.put_slice(records);
+        Ok(())
+    };
+    match codec {
+        Compression::None => out.extend_from_slice(records),
+        Compression::Gzip => <Gzip as Compressor<Vec<u8>>>::compress(&mut out, put)?,
+        Compression::Snappy => <Snappy as Compressor<Vec<u8>>>::compress(&mut out, put)?,
+        Compression::Zstd => <Zstd as Compressor<Vec<u8>>>::compress(&mut out, put)?,
+        Compression::Lz4 => {
+            use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
+            let info = FrameInfo::new()
+                .block_mode(BlockMode::Independent)
+                .block_size(BlockSize::Max64KB);
+            let mut enc = FrameEncoder::with_frame_info(info, out);
+            std::io::Write::write_all(&mut enc, records)?;
+            out = enc.finish()?;
+        }
+    }
+    Ok(out)
+}
+
+/// Store one whole v2 batch (its CRC holding) in `codec`, as the broker does for a topic whose
+/// `compression.type` names a codec other than the producer's (Kafka's
+/// `LogValidator.validateMessagesAndAssignOffsetsCompressed`): the records section is
+/// decompressed (at most [`DECOMPRESSED_RECORDS_BYTES_MAX`]) and compressed again, the codec
+/// bits of `attributes` and `batchLength` are set, and the CRC is recomputed, since both lie
+/// inside it. Every other header field, and every record, is kept: a v2 record is the same
+/// bytes whatever the codec around it. An error (the producer's compressed bytes do not
+/// decompress) is the producer's fault: CORRUPT_MESSAGE.
+pub fn recompress(batch: &[u8], codec: Compression) -> Result<Vec<u8>, String> {
+    let header = BatchHeader::parse(batch).map_err(|e| e.to_string())?;
+    assert_eq!(header.size, batch.len(), "one whole batch");
+    let from = codec_from_id(header.compression())?;
+    let mut section = Bytes::copy_from_slice(&batch[HEADER_BYTES..]);
+    let plain = decompress(&mut section, from)
+        .map_err(|e| format!("cannot decompress the {from:?} records of the batch: {e}"))?;
+    let packed = compress(&plain, codec)
+        .map_err(|e| format!("cannot compress the records with {codec:?}: {e}"))?;
+    let mut b = Vec::with_capacity(HEADER_BYTES + packed.len());
+    b.extend_from_slice(&batch[..HEADER_BYTES]);
+    b.extend_from_slice(&packed);
+    let len = i32::try_from(b.len() - LOG_OVERHEAD)
+        .map_err(|_| "the recompressed batch is larger than 2 GiB".to_string())?;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let attributes = (header.attributes & !0x7) | codec as i16;
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    // Postcondition: a batch that verifies, in the new codec, of the same records and offsets.
+    let h = BatchHeader::parse(&b).expect("a rewritten header parses");
+    assert!(h.verify(&b).is_ok(), "a recompressed batch verifies");
+    assert_eq!(h.compression(), codec as i16);
+    assert_eq!(
+        (h.base_offset, h.last_offset_delta, h.records_count),
+        (
+            header.base_offset,
+            header.last_offset_delta,
+            header.records_count
+        )
+    );
+    Ok(b)
+}
+
+/// Mark a whole v2 batch as stamped by the broker (KIP-32's LogAppendTime): attribute bit 3
+/// set and `maxTimestamp` set to `append_time_ms`, the CRC recomputed since both lie inside
+/// it, as Kafka's `DefaultRecordBatch.setMaxTimestamp` does. Readers then give every record
+/// of the batch that time; the records' own deltas stay but are not read.
+pub fn stamp_log_append_time(batch: &mut [u8], append_time_ms: i64) {
+    let header = BatchHeader::parse(batch).expect("a batch that was parsed before");
+    assert_eq!(header.size, batch.len(), "one whole batch");
+    let attributes = header.attributes | 0x08;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&append_time_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let h = BatchHeader::parse(batch).expect("a rewritten header parses");
+    assert!(h.verify(batch).is_ok(), "a stamped batch verifies");
+    assert!(h.is_log_append_time() && h.max_timestamp == append_time_ms);
 }
 
 /// Rewrite the broker-owned fields of a batch in place: the base offset it was assigned and the
@@ -519,6 +632,101 @@ pub(crate) mod tests {
                 );
             }
             assert!(first_record_at_or_after(&b[..b.len() - 1], 0, 0).is_err());
+        }
+    }
+
+    /// Every codec to every codec: the recompressed batch verifies, names the new codec, and
+    /// holds the same records (offsets, timestamps, keys, values, headers) as the original.
+    #[test]
+    fn recompression_keeps_every_record_in_every_codec() {
+        use kafka_protocol::records::RecordBatchDecoder;
+        let recs: Vec<Rec> = (0..7)
+            .map(|i| Rec {
+                key: (i % 3 != 0).then(|| Bytes::from(format!("key-{i}"))),
+                value: (i != 4).then(|| Bytes::from(vec![b'a' + i as u8; 200 + i])),
+                timestamp_ms: 1_000 + 17 * i as i64,
+                headers: vec![("h".into(), Some(Bytes::from(format!("{i}"))))],
+            })
+            .collect();
+        let decoded = |b: &[u8]| {
+            let mut buf = Bytes::copy_from_slice(b);
+            let set =
+                RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress))
+                    .unwrap();
+            assert!(buf.is_empty(), "one batch");
+            set.records
+                .into_iter()
+                .map(|r| (r.offset, r.timestamp, r.key, r.value, r.headers))
+                .collect::<Vec<_>>()
+        };
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        let mut plain = encode(&recs, Some((9, 2, 40)), Compression::None)
+            .unwrap()
+            .to_vec();
+        assign(&mut plain, 100, 3);
+        let want = decoded(&plain);
+        assert_eq!(want.len(), recs.len());
+        for from in codecs {
+            let source = recompress(&plain, from).unwrap();
+            for to in codecs {
+                let out = recompress(&source, to).unwrap();
+                let h = BatchHeader::parse(&out).unwrap();
+                h.verify(&out).unwrap();
+                assert_eq!(h.compression(), to as i16, "{from:?} -> {to:?}");
+                assert_eq!(
+                    (h.base_offset, h.producer_id, h.base_sequence),
+                    (100, 9, 40)
+                );
+                assert_eq!(decoded(&out), want, "{from:?} -> {to:?}");
+            }
+        }
+        // Compressed batches of these repetitive values are smaller.
+        assert!(recompress(&plain, Compression::Zstd).unwrap().len() < plain.len() / 2);
+        // A compressed section that does not decompress is the producer's fault, not a panic.
+        let mut gz = recompress(&plain, Compression::Gzip).unwrap();
+        let n = gz.len();
+        gz[HEADER_BYTES + 12..n - 8].fill(0x55);
+        let crc = crc32c::crc32c(&gz[21..]);
+        gz[17..21].copy_from_slice(&crc.to_be_bytes());
+        let err = recompress(&gz, Compression::None).unwrap_err();
+        assert!(err.contains("cannot decompress"), "{err}");
+    }
+
+    /// A LogAppendTime stamp: bit 3 and maxTimestamp set, the CRC still holds, and every
+    /// record reads as the append time (ListOffsets by timestamp sees only it).
+    #[test]
+    fn a_log_append_time_stamp_gives_every_record_the_broker_time() {
+        let recs: Vec<Rec> = (0..3)
+            .map(|i| Rec {
+                value: Some(Bytes::from_static(b"v")),
+                timestamp_ms: 1_000 + i,
+                ..Rec::default()
+            })
+            .collect();
+        for c in [Compression::None, Compression::Zstd] {
+            let mut b = encode(&recs, None, c).unwrap().to_vec();
+            let before = BatchHeader::parse(&b).unwrap();
+            assert!(!before.is_log_append_time());
+            assert_eq!(first_record_at_or_after(&b, 1_001, 0), Ok(Some((1, 1_001))));
+            stamp_log_append_time(&mut b, 50_000);
+            let h = BatchHeader::parse(&b).unwrap();
+            h.verify(&b).unwrap();
+            assert!(h.is_log_append_time());
+            assert_eq!(
+                (h.max_timestamp, h.base_timestamp, h.compression()),
+                (50_000, 1_000, c as i16)
+            );
+            assert_eq!(
+                first_record_at_or_after(&b, 1_001, 0),
+                Ok(Some((0, 50_000)))
+            );
+            assert_eq!(first_record_at_or_after(&b, 50_001, 0), Ok(None));
         }
     }
 

@@ -80,6 +80,97 @@ impl CleanupPolicy {
     }
 }
 
+/// Whose clock a batch's timestamp is (Kafka's `message.timestamp.type`, per topic, and the
+/// broker default `log.message.timestamp.type`):
+/// * `CreateTime`: the producer's, as it sent the records (Kafka's default);
+/// * `LogAppendTime`: the broker's. On append the leader marks the batch (attribute bit 3) and
+///   writes its own clock's time as the batch's `maxTimestamp`; every record of the batch then
+///   reads as that time (records keep their deltas, which readers ignore). Time-based retention,
+///   the time index and ListOffsets by timestamp all see the append time, and the produce
+///   response carries it (`log_append_time_ms`, −1 under CreateTime).
+///
+/// Reference: KIP-32 (timestamps in messages), Kafka's `LogValidator`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimestampType {
+    #[default]
+    CreateTime,
+    LogAppendTime,
+}
+
+impl TimestampType {
+    /// Parse a value as Kafka spells it (exactly `CreateTime` or `LogAppendTime`).
+    pub fn parse(v: &str) -> Option<TimestampType> {
+        match v {
+            "CreateTime" => Some(TimestampType::CreateTime),
+            "LogAppendTime" => Some(TimestampType::LogAppendTime),
+            _ => None,
+        }
+    }
+    /// Kafka's spelling of the value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+    }
+}
+
+/// How a topic's batches are stored (Kafka's `compression.type`, per topic, and the broker
+/// default of the same name): `producer` keeps each batch as its producer compressed it;
+/// any other value is the codec every stored batch has, and a batch that arrives in another
+/// codec is recompressed by the leader before it is appended (decompressed, compressed again,
+/// its CRC recomputed), as Kafka's `LogValidator` does. Records themselves are not changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopicCompression {
+    #[default]
+    Producer,
+    Uncompressed,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl TopicCompression {
+    /// Every value, in Kafka's order.
+    pub const ALL: [TopicCompression; 6] = [
+        TopicCompression::Producer,
+        TopicCompression::Uncompressed,
+        TopicCompression::Gzip,
+        TopicCompression::Snappy,
+        TopicCompression::Lz4,
+        TopicCompression::Zstd,
+    ];
+    /// Parse a value as Kafka spells it (lower case).
+    pub fn parse(v: &str) -> Option<TopicCompression> {
+        TopicCompression::ALL.into_iter().find(|c| c.name() == v)
+    }
+    /// Kafka's spelling of the value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TopicCompression::Producer => "producer",
+            TopicCompression::Uncompressed => "uncompressed",
+            TopicCompression::Gzip => "gzip",
+            TopicCompression::Snappy => "snappy",
+            TopicCompression::Lz4 => "lz4",
+            TopicCompression::Zstd => "zstd",
+        }
+    }
+    /// The codec id a stored batch must carry in its attributes (bits 0–2: 0 none, 1 gzip,
+    /// 2 snappy, 3 lz4, 4 zstd), or None when the producer's codec is kept.
+    pub fn codec(self) -> Option<i16> {
+        match self {
+            TopicCompression::Producer => None,
+            TopicCompression::Uncompressed => Some(0),
+            TopicCompression::Gzip => Some(1),
+            TopicCompression::Snappy => Some(2),
+            TopicCompression::Lz4 => Some(3),
+            TopicCompression::Zstd => Some(4),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -113,6 +204,16 @@ pub struct Config {
     /// The cleanup policy of a topic created without `cleanup.policy` (Kafka
     /// `log.cleanup.policy`); see [`CleanupPolicy`].
     pub cleanup_policy: CleanupPolicy,
+    /// The `message.timestamp.type` of a topic created without one (Kafka
+    /// `log.message.timestamp.type`); see [`TimestampType`].
+    pub message_timestamp_type: TimestampType,
+    /// The `compression.type` of a topic created without one (Kafka `compression.type`);
+    /// see [`TopicCompression`].
+    pub compression_type: TopicCompression,
+    /// The `index.interval.bytes` of a topic created without one (Kafka
+    /// `log.index.interval.bytes`): bytes appended between two entries of a segment's sparse
+    /// offset and time indexes ([`crate::log::index`]).
+    pub index_interval_bytes: u32,
     /// How long the log cleaner waits between looks for a compacted partition dirty enough to
     /// clean (Kafka `log.cleaner.backoff.ms`).
     pub log_cleaner_backoff_ms: u64,
@@ -239,6 +340,9 @@ impl Default for Config {
             retention_check_interval_ms: 60_000,
             batch_bytes_max: 1024 * 1024 + 12,
             cleanup_policy: CleanupPolicy::Delete,
+            message_timestamp_type: TimestampType::CreateTime,
+            compression_type: TopicCompression::Producer,
+            index_interval_bytes: crate::log::index::INDEX_INTERVAL_BYTES as u32,
             log_cleaner_backoff_ms: 15_000,
             durability: Durability::GroupCommit,
             fetch_response_bytes_max: 50 * 1024 * 1024,
@@ -296,6 +400,9 @@ impl Config {
         }
         if self.segment_bytes_max < 1024 {
             return bad("segment_bytes_max must be at least 1024");
+        }
+        if self.index_interval_bytes > i32::MAX as u32 {
+            return bad("index_interval_bytes (log.index.interval.bytes) must be at most 2^31 - 1");
         }
         if (self.batch_bytes_max as u64) + 64 > self.segment_bytes_max {
             return bad("batch_bytes_max must fit in a segment (segment_bytes_max)");

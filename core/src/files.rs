@@ -255,6 +255,37 @@ pub struct TopicSettings {
     pub max_message_bytes: u32,
     /// Log compaction (`cleanup.policy`, `delete.retention.ms`, ...; [`crate::log::cleaner`]).
     pub compaction: CompactionSettings,
+    /// `message.timestamp.type`: whose clock stamps the batches (see [`TimestampType`]).
+    pub timestamp_type: TimestampType,
+    /// `compression.type`: the codec stored batches carry (see [`TopicCompression`]).
+    pub compression: TopicCompression,
+    /// `index.interval.bytes`: bytes appended between two sparse index entries
+    /// ([`crate::log::index`]).
+    pub index_interval_bytes: u32,
+}
+
+impl TopicSettings {
+    /// These settings (the broker's defaults) made fit for `__consumer_offsets`. Offsets are
+    /// kept by key, not by time: never delete the log by retention (Kafka compacts this topic
+    /// instead; see `group::runtime`'s `compact`). A snapshot is one batch holding every live
+    /// key of a partition, so it may be as large as a segment allows. The group coordinator's
+    /// batches are stored as it writes them and carry its own timestamps: Kafka creates the
+    /// topic with `compression.type=producer`, and gregor keeps CreateTime too.
+    pub fn for_offsets_topic(self) -> TopicSettings {
+        let s = TopicSettings {
+            retention_ms: -1,
+            retention_bytes: -1,
+            max_message_bytes: (self.segment_bytes - 64).min(64 * 1024 * 1024) as u32,
+            timestamp_type: TimestampType::CreateTime,
+            compression: TopicCompression::Producer,
+            ..self
+        };
+        assert!(
+            (s.max_message_bytes as u64) < s.segment_bytes,
+            "a snapshot fits a segment"
+        );
+        s
+    }
 }
 
 /// The topic configs of log compaction (Kafka's `cleanup.policy` and the cleaner's per-topic
@@ -368,7 +399,36 @@ impl CompactionSettings {
     }
 }
 
-pub use crate::config::CleanupPolicy;
+pub use crate::config::{CleanupPolicy, TimestampType, TopicCompression};
+
+/// [`TopicSettings`] of format 3 of `partition.meta`, before format 4 added
+/// `message.timestamp.type`, `compression.type` and `index.interval.bytes` (read with their
+/// Kafka defaults: CreateTime, producer, 4096).
+#[derive(Serialize, Deserialize)]
+struct TopicSettingsV3 {
+    segment_bytes: u64,
+    segment_ms: u64,
+    retention_bytes: i64,
+    retention_ms: i64,
+    max_message_bytes: u32,
+    compaction: CompactionSettings,
+}
+
+impl From<TopicSettingsV3> for TopicSettings {
+    fn from(v: TopicSettingsV3) -> TopicSettings {
+        TopicSettings {
+            segment_bytes: v.segment_bytes,
+            segment_ms: v.segment_ms,
+            retention_bytes: v.retention_bytes,
+            retention_ms: v.retention_ms,
+            max_message_bytes: v.max_message_bytes,
+            compaction: v.compaction,
+            timestamp_type: TimestampType::CreateTime,
+            compression: TopicCompression::Producer,
+            index_interval_bytes: crate::log::index::INDEX_INTERVAL_BYTES as u32,
+        }
+    }
+}
 
 /// [`TopicSettings`] before format 3 of `partition.meta`, which added compaction.
 #[derive(Serialize, Deserialize)]
@@ -382,7 +442,7 @@ struct TopicSettingsV2 {
 
 impl From<TopicSettingsV2> for TopicSettings {
     fn from(v: TopicSettingsV2) -> TopicSettings {
-        TopicSettings {
+        TopicSettingsV3 {
             segment_bytes: v.segment_bytes,
             segment_ms: v.segment_ms,
             retention_bytes: v.retention_bytes,
@@ -390,6 +450,7 @@ impl From<TopicSettingsV2> for TopicSettings {
             max_message_bytes: v.max_message_bytes,
             compaction: CompactionSettings::default(),
         }
+        .into()
     }
 }
 
@@ -445,9 +506,35 @@ impl From<PartitionMetaV2> for PartitionMeta {
     }
 }
 
+/// `partition.meta` of format 3 (with compaction, before the timestamp type, compression and
+/// index interval).
+#[derive(Serialize, Deserialize)]
+struct PartitionMetaV3 {
+    topic: String,
+    topic_id: [u8; 16],
+    partition: i32,
+    partition_count: i32,
+    settings: TopicSettingsV3,
+    log_start_offset: i64,
+}
+
+impl From<PartitionMetaV3> for PartitionMeta {
+    fn from(v3: PartitionMetaV3) -> PartitionMeta {
+        PartitionMeta {
+            topic: v3.topic,
+            topic_id: v3.topic_id,
+            partition: v3.partition,
+            partition_count: v3.partition_count,
+            settings: v3.settings.into(),
+            log_start_offset: v3.log_start_offset,
+        }
+    }
+}
+
 /// The format version of `partition.meta` (2: with the log start offset; 3: with the
-/// compaction settings).
-pub const PARTITION_META_VERSION: u16 = 3;
+/// compaction settings; 4: with `message.timestamp.type`, `compression.type` and
+/// `index.interval.bytes`).
+pub const PARTITION_META_VERSION: u16 = 4;
 
 /// The contents of `broker.meta`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -522,7 +609,7 @@ impl PartitionMeta {
     /// log start at 0, which recovery raises to the first segment's base offset; a file of
     /// version 1 or 2 (before compaction) has the default compaction settings (`delete`).
     pub fn decode(bytes: &[u8]) -> Result<PartitionMeta, FileError> {
-        let accepted = [FORMAT_VERSION, 2, PARTITION_META_VERSION];
+        let accepted = [FORMAT_VERSION, 2, 3, PARTITION_META_VERSION];
         match file_payload(PARTITION_META_MAGIC, bytes, &accepted)? {
             (1, payload) => {
                 let v1: PartitionMetaV1 = decode_payload(payload)?;
@@ -537,6 +624,7 @@ impl PartitionMeta {
                 Ok(v2.into())
             }
             (2, payload) => Ok(decode_payload::<PartitionMetaV2>(payload)?.into()),
+            (3, payload) => Ok(decode_payload::<PartitionMetaV3>(payload)?.into()),
             (_, payload) => decode_payload(payload),
         }
     }
@@ -677,11 +765,40 @@ mod tests {
             PartitionMeta::decode(&compacted.encode()).unwrap(),
             compacted
         );
+        // Format 3 (compaction, nothing after it) reads with the Kafka defaults of the
+        // settings format 4 added.
+        let v3 = PartitionMetaV3 {
+            topic: "t".into(),
+            topic_id: [3; 16],
+            partition: 1,
+            partition_count: 2,
+            settings: TopicSettingsV3 {
+                segment_bytes: 4096,
+                segment_ms: 1,
+                retention_bytes: -1,
+                retention_ms: 7,
+                max_message_bytes: 1000,
+                compaction: compacted.settings.compaction,
+            },
+            log_start_offset: 42,
+        };
+        let m3 = PartitionMeta::decode(&encode_file_at(PARTITION_META_MAGIC, 3, &v3)).unwrap();
+        assert_eq!(m3, compacted, "format 3 carries the defaults of format 4");
+        let stamped = PartitionMeta {
+            settings: TopicSettings {
+                timestamp_type: TimestampType::LogAppendTime,
+                compression: TopicCompression::Zstd,
+                index_interval_bytes: 100,
+                ..compacted.settings.clone()
+            },
+            ..compacted.clone()
+        };
+        assert_eq!(PartitionMeta::decode(&stamped.encode()).unwrap(), stamped);
         let mut future = compacted.encode().to_vec();
-        future[9] = 4;
+        future[9] = 5;
         assert_eq!(
             PartitionMeta::decode(&future),
-            Err(FileError::UnsupportedVersion(4))
+            Err(FileError::UnsupportedVersion(5))
         );
     }
 }

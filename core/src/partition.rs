@@ -463,6 +463,7 @@ mod tests {
     const ROLL: RollPolicy = RollPolicy {
         segment_bytes_max: 400,
         segment_age_ns_max: u64::MAX,
+        index_interval_bytes: crate::log::index::INDEX_INTERVAL_BYTES,
     };
 
     /// A partition with batches of (records, producer sequence, leader epoch), all written

@@ -170,6 +170,7 @@ fuzz_target!(|data: &[u8]| {
             *p,
             h.size as u64,
             h.max_timestamp,
+            gregor_core::log::index::INDEX_INTERVAL_BYTES,
         );
         producers.record(h);
     }

@@ -256,6 +256,9 @@ pub const KAFKA_NAMES: &[(&str, &str)] = &[
         "retention_check_interval_ms",
     ),
     ("log.cleanup.policy", "cleanup_policy"),
+    ("log.message.timestamp.type", "message_timestamp_type"),
+    ("compression.type", "compression_type"),
+    ("log.index.interval.bytes", "index_interval_bytes"),
     ("log.cleaner.backoff.ms", "log_cleaner_backoff_ms"),
     ("message.max.bytes", "batch_bytes_max"),
     ("fetch.max.bytes", "fetch_response_bytes_max"),
@@ -457,6 +460,20 @@ mod tests {
             b.cleanup_policy,
             gregor_core::config::CleanupPolicy::CompactDelete
         );
+        apply_override(&mut b, "log.message.timestamp.type=LogAppendTime").unwrap();
+        assert_eq!(
+            b.message_timestamp_type,
+            gregor_core::config::TimestampType::LogAppendTime
+        );
+        apply_override(&mut b, "compression.type=zstd").unwrap();
+        assert_eq!(
+            b.compression_type,
+            gregor_core::config::TopicCompression::Zstd
+        );
+        apply_override(&mut b, "log.index.interval.bytes=512").unwrap();
+        assert_eq!(b.index_interval_bytes, 512);
+        let err = apply_override(&mut b, "compression.type=brotli").unwrap_err();
+        assert!(err.contains("compression.type"), "{err}");
         apply_override(&mut b, "auto.create.topics.enable=false").unwrap();
         assert!(!b.auto_create_topics);
         apply_override(&mut b, "durability=interval:10:5").unwrap();

@@ -5,6 +5,7 @@
 //! lets each seed switch faults on or off and pick their rates, so across a seed range every
 //! combination is visited.
 
+use gregor_core::config::TopicCompression;
 use gregor_core::prng::Prng;
 use gregor_core::Durability;
 
@@ -56,6 +57,11 @@ pub struct Profile {
     /// enough that whole segments are deleted within a run; `None` keeps the defaults (a week,
     /// no size limit: nothing is deleted).
     pub retention: Option<(i64, i64)>,
+    /// How the topic's batches are stored: its `compression.type` (the leader recompresses
+    /// every batch in another codec) and its `index.interval.bytes` (how densely reads find
+    /// their start through the sparse index). Kafka's defaults: `producer`, 4096.
+    pub compression: TopicCompression,
+    pub index_interval_bytes: u32,
 }
 
 fn rate(prng: &mut Prng, on_per_10: u64, lo: u64, hi: u64) -> Rate {
@@ -113,6 +119,25 @@ impl Profile {
             produce_gap_ms: 1 + prng.below(50),
             segment_bytes: 2_048 + prng.below(64 * 1024),
             retention: None,
+            compression: TopicCompression::Producer,
+            index_interval_bytes: 4096,
+        }
+    }
+
+    /// In one seed of two, a topic `compression.type` other than `producer` (every codec,
+    /// uncompressed included: the workload's producers send uncompressed batches, so each one is
+    /// recompressed), and in one of two a small `index.interval.bytes` (an entry every batch
+    /// or every few). Drawn from a PRNG of its own, so the rest of the seed's profile does not
+    /// change with them. The checkers that read values back (`lost-write`, `fetch-order`, ...)
+    /// then check recompression and dense indexes as they check everything else.
+    pub fn draw_topic_format(&mut self, seed: u64) {
+        let mut prng = Prng::new(seed ^ 0x666f_726d_6174_7321);
+        if prng.ratio(1, 2) {
+            let codecs = &TopicCompression::ALL[1..];
+            self.compression = codecs[prng.below(codecs.len() as u64) as usize];
+        }
+        if prng.ratio(1, 2) {
+            self.index_interval_bytes = [0, 64, 512][prng.below(3) as usize];
         }
     }
 
@@ -160,7 +185,8 @@ impl Profile {
              disk: write {}-{}us, fsync {}-{}us; full {}; fsync failures {}‰\n\
              broker: crashes {}; power loss {} (torn writes {}, bit flips {}); clock jumps {}, drift {}ppm\n\
              workload: {} partitions, {} producers, {} readers, groups {:?} (members, commit-after); gap {}ms; segments {}B; member faults {}\n\
-             retention: {}",
+             retention: {}\n\
+             topic format: compression.type={}, index.interval.bytes={}",
             self.durability,
             self.net_latency_ms.0,
             self.net_latency_ms.1,
@@ -187,6 +213,8 @@ impl Profile {
             self.segment_bytes,
             r(self.member_faults),
             self.retention.map_or("default (nothing deleted)".to_string(), |(ms, b)| format!("{ms}ms, {b}B (-1: off)")),
+            self.compression.name(),
+            self.index_interval_bytes,
         )
     }
 }

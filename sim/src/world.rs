@@ -215,6 +215,7 @@ impl World {
         let mut prng = Prng::new(opts.seed);
         let mut profile = Profile::draw(&mut prng);
         profile.draw_retention(opts.seed);
+        profile.draw_topic_format(opts.seed);
         let (retention_ms, retention_bytes) = profile.retention.unwrap_or((
             Config::default().retention_ms,
             Config::default().retention_bytes,
@@ -226,6 +227,8 @@ impl World {
             durability: profile.durability,
             segment_bytes_max: profile.segment_bytes,
             default_partitions: profile.partitions,
+            compression_type: profile.compression,
+            index_interval_bytes: profile.index_interval_bytes,
             group_initial_rebalance_delay_ms: 300,
             offsets_log_bytes_max: 32 * 1024,
             batch_bytes_max: 1024,

@@ -4,7 +4,7 @@
 //! new values as topic overrides, and a restart keeps them (they are in the metadata log).
 //! `gregor topics describe` shows an RF 3 topic's replicas and ISR as `kcat -L` does.
 
-use crate::harness::{gregor_bin, python, run, Broker};
+use crate::harness::{gregor_bin, kcat_read, python, run, Broker};
 use crate::quorum::Quorum;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -113,4 +113,100 @@ fn three_nodes_show_altered_configs_everywhere_and_the_isr_of_an_rf3_topic() {
     for n in &q.nodes {
         eventually(&n.bootstrap(), "tc3", "retention.ms", "7200000");
     }
+}
+
+/// The topic configs that change what the broker stores (issue 13, item 2), through real
+/// clients on one node (tests/clients/topic_formats.py): `message.timestamp.type=LogAppendTime`
+/// turns a producer's timestamp of 2001 into the broker's append time, typed LogAppendTime in
+/// confluent-kafka's delivery report and consumer (and in kcat's `%T`); `compression.type`
+/// stores kcat's uncompressed batches as gzip, zstd and lz4, values intact, in segment files a
+/// fraction of the uncompressed topic's.
+#[test]
+fn log_append_time_and_broker_side_compression_reach_real_clients() {
+    let b = Broker::start(&[]);
+    let bs = b.bootstrap();
+    let out = python("topic_formats.py", &[&bs]);
+    let described = &out["described"];
+    // confluent-kafka's ConfigSource: 1 DYNAMIC_TOPIC_CONFIG, 5 DEFAULT_CONFIG.
+    assert_eq!(
+        described["lat"]["message.timestamp.type"],
+        serde_json::json!(["LogAppendTime", 1]),
+        "{out}"
+    );
+    assert_eq!(
+        described["ct"]["message.timestamp.type"],
+        serde_json::json!(["CreateTime", 5]),
+        "{out}"
+    );
+    assert_eq!(
+        described["gz"]["compression.type"],
+        serde_json::json!(["gzip", 1]),
+        "{out}"
+    );
+    assert_eq!(
+        described["ct"]["compression.type"],
+        serde_json::json!(["producer", 5]),
+        "{out}"
+    );
+
+    let (create, append) = (&out["types"]["create"], &out["types"]["append"]);
+    let (lo, hi) = (
+        out["window"][0].as_i64().unwrap() - 1_000,
+        out["window"][1].as_i64().unwrap() + 1_000,
+    );
+    let delivered = out["delivered"].as_array().unwrap();
+    assert_eq!(delivered.len(), 6, "{out}");
+    for d in delivered {
+        assert_eq!(d[1], true, "{out}");
+        if d[0] == "lat" {
+            // The produce response's log_append_time_ms, as librdkafka reports it.
+            assert_eq!(&d[2], append, "{out}");
+            assert!((lo..=hi).contains(&d[3].as_i64().unwrap()), "{out}");
+        } else {
+            assert_eq!(&d[2], create, "{out}");
+        }
+    }
+    for (i, r) in out["read_lat"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(r[0], format!("lat-{i}"), "{out}");
+        assert_eq!(&r[1], append, "{out}");
+        assert!((lo..=hi).contains(&r[2].as_i64().unwrap()), "{out}");
+    }
+    let read_ct = out["read_ct"].as_array().unwrap();
+    assert_eq!(read_ct.len(), 3, "{out}");
+    for (i, r) in read_ct.iter().enumerate() {
+        assert_eq!(r[1], *create, "{out}");
+        assert_eq!(r[2], 1_000_000_000_000i64 + i as i64, "{out}");
+    }
+    // kcat shows the same timestamps.
+    let kcat: Vec<i64> = kcat_read(&bs, "lat", 0, "%T\n")
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(kcat.len(), 3);
+    assert!(kcat.iter().all(|t| (lo..=hi).contains(t)), "{kcat:?}");
+
+    let segment = |topic: &str| {
+        let path = b
+            .data_dir
+            .join(format!("{topic}-0"))
+            .join("00000000000000000000.log");
+        std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .len()
+    };
+    let plain = segment("un");
+    // 200 records of ~1 KB: the uncompressed topic holds them whole.
+    assert!(plain > 200_000, "uncompressed segment {plain} bytes");
+    for topic in ["gz", "zs", "l4"] {
+        assert_eq!(
+            out[format!("values_{topic}")],
+            serde_json::json!([200, true])
+        );
+        let stored = segment(topic);
+        assert!(
+            stored * 5 < plain,
+            "{topic}: {stored} bytes is not compressed (uncompressed: {plain})"
+        );
+    }
+    assert_eq!(out["values_un"], serde_json::json!([200, true]));
 }

@@ -515,6 +515,14 @@ impl Broker {
     /// Start rewriting segment `seg` (mapping ended at `end`), or finish the job when no
     /// segment below `end` is left.
     fn clean_rewrite_from(&mut self, seg: usize, end: i64) {
+        // The cleaned segment is indexed at the topic's `index.interval.bytes`, as appends are.
+        let topic = &self.cleaner.job.as_ref().unwrap().topic;
+        let index_interval_bytes = self
+            .topics
+            .get(topic)
+            .map_or(crate::log::index::INDEX_INTERVAL_BYTES, |t| {
+                t.settings.index_interval_bytes as u64
+            });
         let job = self.cleaner.job.as_mut().unwrap();
         assert!(
             seg <= job.segments.len() && job.writes == 0,
@@ -523,7 +531,7 @@ impl Broker {
         let Some(&(base, _, _)) = job.segments.get(seg).filter(|s| s.0 < end) else {
             return self.finish_clean();
         };
-        let (out, header) = SegmentRewriter::new(base);
+        let (out, header) = SegmentRewriter::new(base, index_interval_bytes);
         job.cleaned_len = header.len() as u64;
         job.stage = Stage::Rewrite {
             seg,

@@ -125,7 +125,7 @@ impl Host<GroupRecord> for Broker {
                 short.message,
             ));
         }
-        let (_, _, wait) = self.append_one(topic, partition.0, Some(batch), true)?;
+        let wait = self.append_one(topic, partition.0, Some(batch), true)?.wait;
         let w = wait.expect("an append always waits");
         let p = &self.topics[topic].partitions[partition.0 as usize];
         assert_eq!(p.log.log_end_offset(), w.end, "the append is the log's end");

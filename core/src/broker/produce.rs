@@ -1,6 +1,7 @@
 //! Produce: checking, appending and acknowledging batches (acks 0, 1 and all).
 
 use super::*;
+use crate::files::TimestampType;
 
 impl Broker {
     pub(super) fn produce(&mut self, to: ReplyTo, version: i16, r: ProduceRequest) {
@@ -50,10 +51,11 @@ impl Broker {
                         .and_then(|()| self.append_one(&name, pd.index, pd.records, false)),
                 };
                 match result {
-                    Ok((base, log_start, wait)) => {
-                        pr.base_offset = base;
-                        pr.log_start_offset = log_start;
-                        if let Some(w) = wait {
+                    Ok(appended) => {
+                        pr.base_offset = appended.base_offset;
+                        pr.log_start_offset = appended.log_start_offset;
+                        pr.log_append_time_ms = appended.log_append_time_ms;
+                        if let Some(w) = appended.wait {
                             waits.push(ProduceWait {
                                 topic: response.responses.len(),
                                 partition: tr.partition_responses.len(),
@@ -120,15 +122,16 @@ impl Broker {
         // Completion happens in after_step, once the ends have been looked at.
     }
 
-    /// Validate and append one partition's records. Returns (base offset, log start offset,
-    /// what to wait for) or an error code with a message naming what was wrong.
+    /// Validate and append one partition's records, in the form the topic stores them (its
+    /// `compression.type` and `message.timestamp.type`, [`Broker::stored_form`]). Returns where
+    /// they went and what to wait for, or an error code with a message naming what was wrong.
     pub(super) fn append_one(
         &mut self,
         name: &str,
         index: i32,
         records: Option<Bytes>,
         internal: bool,
-    ) -> Result<(i64, i64, Option<ProduceWait>), ClientError> {
+    ) -> Result<Appended, ClientError> {
         let leader_epoch = self.leader_epoch_of(name, index);
         let Some(topic) = self.topics.get_mut(name) else {
             return Err(ClientError::new(
@@ -202,6 +205,7 @@ impl Broker {
         }
         let mut base = p.log.log_end_offset();
         let mut wait_end = None;
+        let mut log_append_time_ms = -1;
         if header.has_producer_id() {
             match p.producers.check(&header) {
                 SequenceCheck::Append => {}
@@ -234,12 +238,10 @@ impl Broker {
         let end = match wait_end {
             Some(end) => end,
             None => {
-                // The batch is taken as it arrived when nothing else holds its buffer (the wire
-                // decoder arranges that for a request's lone batch); only then is it rewritten in
-                // place. Otherwise it is copied once.
-                let mut owned = records
-                    .try_into_mut()
-                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                let (mut owned, stamped) = self.stored_form(name, records, &header, &settings)?;
+                if let Some(ms) = stamped {
+                    log_append_time_ms = ms;
+                }
                 batch::assign(&mut owned, base, leader_epoch);
                 let owned = owned.freeze();
                 let assigned = BatchHeader::parse(&owned).expect("just parsed");
@@ -261,7 +263,84 @@ impl Broker {
             end,
             acks: -1,
         };
-        Ok((base, log_start, Some(wait)))
+        // Only a batch appended now was stamped: a retried duplicate answers with −1, as Kafka's
+        // `LogAppendInfo` for a duplicate does.
+        assert!(log_append_time_ms == -1 || wait_end.is_none());
+        Ok(Appended {
+            base_offset: base,
+            log_start_offset: log_start,
+            log_append_time_ms,
+            wait: Some(wait),
+        })
+    }
+
+    /// The bytes a topic with `settings` stores for the batch `records` (one whole batch that
+    /// verified, `header` its header), and the time it was stamped with, if it was:
+    /// * a `compression.type` other than `producer` whose codec is not the batch's: the
+    ///   records section is recompressed ([`batch::recompress`]), then checked again against
+    ///   `max.message.bytes` (a batch may grow), as Kafka's `LogValidator` does;
+    /// * `message.timestamp.type=LogAppendTime`: the batch is stamped with the broker's clock
+    ///   now ([`batch::stamp_log_append_time`]).
+    ///
+    /// Otherwise the batch is taken as it arrived when nothing else holds its buffer (the wire
+    /// decoder arranges that for a request's lone batch), or copied once.
+    fn stored_form(
+        &self,
+        name: &str,
+        records: Bytes,
+        header: &BatchHeader,
+        settings: &TopicSettings,
+    ) -> Result<(BytesMut, Option<i64>), ClientError> {
+        let mut owned = match settings.compression.codec() {
+            Some(codec) if codec != header.compression() => {
+                let to = batch::codec_from_id(codec).expect("a topic's codec is a codec");
+                let packed = batch::recompress(&records, to).map_err(|why| {
+                    ClientError::new(
+                        ErrorCode::CORRUPT_MESSAGE,
+                        format!(
+                            "topic {name} has compression.type={}: {why}",
+                            settings.compression.name()
+                        ),
+                    )
+                })?;
+                if packed.len() as u64 > settings.max_message_bytes as u64 {
+                    return Err(ClientError::new(
+                        ErrorCode::MESSAGE_TOO_LARGE,
+                        format!(
+                            "batch recompressed for compression.type={} is {} bytes, above \
+                             max.message.bytes {}",
+                            settings.compression.name(),
+                            packed.len(),
+                            settings.max_message_bytes
+                        ),
+                    ));
+                }
+                BytesMut::from(&packed[..])
+            }
+            _ => records
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..])),
+        };
+        let stamped = match settings.timestamp_type {
+            TimestampType::CreateTime => None,
+            TimestampType::LogAppendTime => {
+                let now_ms = self.now.unix_ms();
+                batch::stamp_log_append_time(&mut owned, now_ms);
+                Some(now_ms)
+            }
+        };
+        // Postcondition: what is stored is one batch whose CRC holds, in the topic's codec.
+        let stored = BatchHeader::parse(&owned).expect("a stored batch parses");
+        assert!(stored.verify(&owned).is_ok(), "a stored batch verifies");
+        assert!(settings
+            .compression
+            .codec()
+            .is_none_or(|c| c == stored.compression()));
+        assert_eq!(
+            stored.is_log_append_time(),
+            stamped.is_some() || header.is_log_append_time()
+        );
+        Ok((owned, stamped))
     }
 
     /// Append one batch that already carries its offsets and leader epoch to the end of
@@ -283,6 +362,7 @@ impl Broker {
         let roll = RollPolicy {
             segment_bytes_max: settings.segment_bytes,
             segment_age_ns_max: Duration::from_ms(settings.segment_ms).0,
+            index_interval_bytes: settings.index_interval_bytes as u64,
         };
         let p = &mut t.partitions[index as usize];
         assert!(p.offline.is_none(), "a write to an online partition");
@@ -451,6 +531,16 @@ impl Broker {
             }
         }
     }
+}
+
+/// What one partition's append came to ([`Broker::append_one`]).
+pub(super) struct Appended {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+    /// The broker's time the batch was stamped with (`message.timestamp.type=LogAppendTime`),
+    /// the produce response's `log_append_time_ms`; −1 under CreateTime, as in Kafka.
+    pub log_append_time_ms: i64,
+    pub wait: Option<ProduceWait>,
 }
 
 /// A produce's purgatory keys: each partition it waits on, needing the end of its batch.

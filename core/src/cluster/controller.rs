@@ -48,6 +48,7 @@ pub const TOPIC_CONFIGS: &[&str] = &[
     "cleanup.policy",
     "compression.type",
     "delete.retention.ms",
+    "index.interval.bytes",
     "max.message.bytes",
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",

@@ -53,13 +53,7 @@ pub(crate) fn start(c: &mut Coordinator, b: &mut Rt) {
     }
     match b.partitions_of(OFFSETS_TOPIC) {
         None => {
-            let mut s = b.default_settings();
-            // Offsets are kept by key, not by time: never delete the log by retention (Kafka
-            // compacts this topic instead; see `compact`).
-            s.retention_ms = -1;
-            s.retention_bytes = -1;
-            // A snapshot (see `compact`) is one batch holding every live key of a partition.
-            s.max_message_bytes = (s.segment_bytes - 64).min(64 * 1024 * 1024) as u32;
+            let s = b.default_settings().for_offsets_topic();
             b.create_topic(OFFSETS_TOPIC, c.offsets_partitions, s);
         }
         // The partition count is the topic's, whatever the configuration says now: groups hash

@@ -324,19 +324,24 @@ pub struct SegmentRewriter {
     next_offset: i64,
     pending: Option<Pending>,
     index: SparseIndex,
+    /// The topic's `index.interval.bytes`: the cleaned segment is indexed as densely as an
+    /// appended one.
+    index_interval_bytes: u64,
     pub stats: CleanStats,
 }
 
 impl SegmentRewriter {
-    /// Start the cleaned copy of the segment at `base_offset`. Returns the rewriter and the
-    /// file's header (the first bytes of `.cleaned`).
-    pub fn new(base_offset: i64) -> (SegmentRewriter, Bytes) {
+    /// Start the cleaned copy of the segment at `base_offset`, indexed every
+    /// `index_interval_bytes`. Returns the rewriter and the file's header (the first bytes of
+    /// `.cleaned`).
+    pub fn new(base_offset: i64, index_interval_bytes: u64) -> (SegmentRewriter, Bytes) {
         let r = SegmentRewriter {
             base_offset,
             size: SEGMENT_HEADER_BYTES,
             next_offset: base_offset,
             pending: None,
             index: SparseIndex::new(base_offset),
+            index_interval_bytes,
             stats: CleanStats::default(),
         };
         let header = segment_header(base_offset);
@@ -482,6 +487,7 @@ impl SegmentRewriter {
             self.size,
             b.len() as u64,
             p.max_timestamp,
+            self.index_interval_bytes,
         );
         self.size += b.len() as u64;
         self.stats.bytes_written += b.len() as u64;
@@ -622,7 +628,7 @@ mod tests {
         for b in batches {
             assert!(map.add_batch(b, OFFSET_MAP_BYTES_MAX).unwrap());
         }
-        let (mut w, header) = SegmentRewriter::new(0);
+        let (mut w, header) = SegmentRewriter::new(0, crate::log::index::INDEX_INTERVAL_BYTES);
         let mut file = header.to_vec();
         let mut forced = BTreeSet::new();
         for b in batches {

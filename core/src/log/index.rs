@@ -2,11 +2,13 @@
 //!
 //! ## The offset index (`<base>.index`)
 //! Kafka does not index every batch. As a segment grows it adds an entry (offset relative to
-//! the segment's base, byte position) only once more than `index.interval.bytes` (4 KiB by
-//! default, [`INDEX_INTERVAL_BYTES`]) were appended since the last entry. A read looks up the
-//! greatest entry at or below its target and scans batch headers forward from there; the scan
-//! never goes further than one interval plus one batch. So the index costs 8 bytes per 4 KiB
-//! of log, whatever the batches' sizes.
+//! the segment's base, byte position) only once more than `index.interval.bytes` (a topic
+//! config, 4 KiB by default, [`INDEX_INTERVAL_BYTES`]) were appended since the last entry. A
+//! read looks up the greatest entry at or below its target and scans batch headers forward from
+//! there; the scan never goes further than one interval plus one batch. So the index costs 8
+//! bytes per interval of log, whatever the batches' sizes: a smaller interval buys shorter
+//! scans with more entries (kept in memory, see [`crate::log`]). The interval is read at each
+//! append, so a change applies from the next batch on; entries already made stay.
 //!
 //! ## The time index (`<base>.timeindex`)
 //! At the same moments, if the largest timestamp seen in the segment grew since the last
@@ -114,7 +116,8 @@ impl SparseIndex {
     }
 
     /// A batch was appended at `position` (Kafka's `LogSegment.append`): index it if more than
-    /// an interval was written since the last entry, then count its bytes.
+    /// `interval_bytes` (the topic's `index.interval.bytes`) were written since the last entry,
+    /// then count its bytes.
     pub fn on_append(
         &mut self,
         base_offset: i64,
@@ -122,11 +125,13 @@ impl SparseIndex {
         position: u64,
         size: u64,
         max_timestamp: i64,
+        interval_bytes: u64,
     ) {
         assert!(base_offset >= self.base_offset && last_offset >= base_offset);
         assert!(position >= SEGMENT_HEADER_BYTES);
+        assert!(interval_bytes <= i32::MAX as u64, "a config's range");
         self.max.fold(max_timestamp, base_offset, last_offset);
-        if self.bytes_since_entry > INDEX_INTERVAL_BYTES {
+        if self.bytes_since_entry > interval_bytes {
             let rel = self.rel(base_offset);
             let position = u32::try_from(position).expect("segments stay below 4 GiB");
             assert!(self
@@ -444,6 +449,11 @@ mod tests {
 
     /// 100 batches of 1000 bytes, one offset each, timestamps rising then flat.
     fn filled() -> SparseIndex {
+        filled_every(INDEX_INTERVAL_BYTES)
+    }
+
+    /// [`filled`] indexed every `interval_bytes` (`index.interval.bytes`).
+    fn filled_every(interval_bytes: u64) -> SparseIndex {
         let mut ix = SparseIndex::new(50);
         for i in 0..100u64 {
             let ts = (i as i64).min(60) * 10;
@@ -453,6 +463,7 @@ mod tests {
                 SEGMENT_HEADER_BYTES + i * 1000,
                 1000,
                 ts,
+                interval_bytes,
             );
         }
         ix
@@ -478,6 +489,24 @@ mod tests {
         assert_eq!(ix.ceiling_position(63), Some(32 + 15_000));
         assert_eq!(ix.floor(149), (145, 32 + 95_000));
         assert_eq!(ix.ceiling_position(149), None);
+    }
+
+    /// `index.interval.bytes` sets the density: more than an interval between entries, so
+    /// 1000-byte batches get an entry every batch at 0 and 999, every second at 1000, never
+    /// above 100 000 bytes; lookups stay right at every density.
+    #[test]
+    fn a_smaller_interval_gives_more_entries() {
+        for (interval, entries) in [(0, 99), (999, 99), (1000, 49), (2500, 33), (100_000, 0)] {
+            let ix = filled_every(interval);
+            assert_eq!(ix.offsets.len(), entries, "interval {interval}");
+            ix.check(SEGMENT_HEADER_BYTES + 100_000, 150);
+            for target in [50, 51, 99, 149] {
+                let (at, position) = ix.floor(target);
+                assert!(at <= target && target - at <= 1 + interval as i64 / 1000);
+                assert_eq!(position, SEGMENT_HEADER_BYTES + (at - 50) as u64 * 1000);
+            }
+        }
+        assert!(filled_every(0).times.len() > filled().times.len());
     }
 
     #[test]
@@ -541,6 +570,7 @@ mod tests {
                 SEGMENT_HEADER_BYTES + i * 1000,
                 1000,
                 ts,
+                INDEX_INTERVAL_BYTES,
             );
         }
         let (o2, _) = encode_indexes(&shorter, covers - 1000, 149);

@@ -16,8 +16,8 @@
 //! The bytes live in segment files, reached only through storage requests. In memory, each
 //! segment keeps its base offset, size, next offset and its **sparse indexes**
 //! ([`index::SparseIndex`]), as Kafka's `.index` and `.timeindex` files hold them: an offset
-//! entry per 4 KiB appended ([`index::INDEX_INTERVAL_BYTES`], Kafka's `index.interval.bytes`)
-//! and a time entry when the segment's largest timestamp grew. That costs about 8–20 bytes per
+//! entry per `index.interval.bytes` appended (a topic config, 4 KiB by default,
+//! [`index::INDEX_INTERVAL_BYTES`]) and a time entry when the segment's largest timestamp grew. That costs about 8–20 bytes per
 //! 4 KiB of log (0.5 %), whatever the batch sizes. Closed segments keep their entries in memory
 //! rather than loading them lazily: Kafka memory-maps them, which puts the same bytes in the
 //! page cache; a lazy load would add a storage read to the first fetch of an old segment, and
@@ -139,11 +139,13 @@ pub struct TailBatch {
     pub segment: i64,
 }
 
-/// Limits that decide when a segment rolls.
+/// The topic's settings an append follows: the limits that decide when a segment rolls
+/// (`segment.bytes`, `segment.ms`), and how densely it is indexed (`index.interval.bytes`).
 #[derive(Clone, Copy, Debug)]
 pub struct RollPolicy {
     pub segment_bytes_max: u64,
     pub segment_age_ns_max: u64,
+    pub index_interval_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -262,6 +264,7 @@ impl PartitionLog {
             position,
             size,
             header.max_timestamp,
+            roll.index_interval_bytes,
         );
         seg.size += size;
         seg.next_offset = header.next_offset();

@@ -166,12 +166,14 @@ fn walk_file<E>(
 }
 
 /// Summarise one segment from its index files where they are valid, walking only what they
-/// do not cover; else walking it whole.
+/// do not cover; else walking it whole. What is walked is indexed every
+/// `index_interval_bytes` (the topic's `index.interval.bytes`).
 pub fn summarize_segment<E>(
     base: i64,
     file_len: u64,
     offset_index: Option<&[u8]>,
     time_index: Option<&[u8]>,
+    index_interval_bytes: u64,
     read: &mut impl FnMut(&str, u64, u64) -> Result<Vec<u8>, E>,
 ) -> Result<(SegmentSummary, u64), E> {
     let name = format!("{base:020}.log");
@@ -222,6 +224,7 @@ pub fn summarize_segment<E>(
                 p,
                 h.size as u64,
                 h.max_timestamp,
+                index_interval_bytes,
             )
         })?;
     let summary = SegmentSummary {
@@ -291,6 +294,15 @@ pub fn recover_partition<E>(
         .chain(swaps.iter().copied())
         .collect();
     bases.sort();
+    // What recovery walks is indexed at the topic's `index.interval.bytes`, as its appends
+    // were (a partition without a readable `partition.meta` gets Kafka's default; the broker
+    // reports the missing file).
+    let index_interval_bytes = meta
+        .as_deref()
+        .and_then(|m| crate::files::PartitionMeta::decode(m).ok())
+        .map_or(super::index::INDEX_INTERVAL_BYTES, |m| {
+            m.settings.index_interval_bytes as u64
+        });
     let mut notes = Vec::new();
     let mut segment_bytes_read = 0u64;
     let mut summaries: Vec<SegmentSummary> = Vec::new();
@@ -305,7 +317,14 @@ pub fn recover_partition<E>(
             .filter(|_| indexed)
             .map(|len| read(&t_name, 0, len))
             .transpose()?;
-        let (s, n) = summarize_segment(base, file_len, o.as_deref(), t.as_deref(), &mut read)?;
+        let (s, n) = summarize_segment(
+            base,
+            file_len,
+            o.as_deref(),
+            t.as_deref(),
+            index_interval_bytes,
+            &mut read,
+        )?;
         segment_bytes_read += n;
         summaries.push(s);
     }
@@ -328,7 +347,8 @@ pub fn recover_partition<E>(
         let (s, next_base) = (&summaries[i], summaries[i + 1].base_offset);
         if s.indexed_len > 0 && s.next_offset != next_base {
             let (base, file_len) = (s.base_offset, s.file_len);
-            let (mut fresh, n) = summarize_segment(base, file_len, None, None, &mut read)?;
+            let (mut fresh, n) =
+                summarize_segment(base, file_len, None, None, index_interval_bytes, &mut read)?;
             fresh.index_problem = Some(format!(
                 "index ends at offset {} but the next segment starts at {next_base}",
                 s.next_offset

@@ -4,6 +4,8 @@
 
 use super::*;
 
+mod formats;
+
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.into()))
 }

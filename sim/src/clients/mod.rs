@@ -288,7 +288,11 @@ pub fn decode_records_ts(bytes: Option<Bytes>) -> Vec<(i64, Value, i64)> {
     let mut out = Vec::new();
     let Some(mut bytes) = bytes else { return out };
     while bytes.remaining() >= 61 {
-        let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
+        // Every codec a topic may store (`compression.type`), LZ4 included, as the broker reads
+        // them.
+        let decompress = Some(gregor_core::batch::decompress);
+        let Ok(set) = RecordBatchDecoder::decode_with_custom_compression(&mut bytes, decompress)
+        else {
             break;
         };
         for r in set.records {

@@ -10,12 +10,13 @@
 //!   configs (gregor's topic configs are all single values, so those are refused).
 //!
 //! The topic configs gregor honours are the fields of [`TopicSettings`] (`retention.ms`,
-//! `retention.bytes`, `segment.bytes`, `segment.ms`, `max.message.bytes`, and log
+//! `retention.bytes`, `segment.bytes`, `segment.ms`, `max.message.bytes`,
+//! `message.timestamp.type`, `compression.type`, `index.interval.bytes`, and log
 //! compaction's `cleanup.policy`, `delete.retention.ms`, `min.cleanable.dirty.ratio`,
-//! `min.compaction.lag.ms`); `compression.type` and `message.timestamp.type` are accepted at the
-//! one value gregor implements, and so is `min.insync.replicas` on a standalone broker (in a
+//! `min.compaction.lag.ms`); `min.insync.replicas` is accepted at 1 on a standalone broker (in a
 //! cluster it and `unclean.leader.election.enable` are ordinary topic configs, checked as the
-//! controller checks them). An unknown key is INVALID_CONFIG with a message naming it.
+//! controller checks them). An unknown key or a bad value is INVALID_CONFIG with a message
+//! naming the key.
 //!
 //! In a cluster (KRaft) a change is not made here: it is checked against the image and
 //! forwarded to the active controller, which writes ConfigRecords; every broker applies them
@@ -476,9 +477,8 @@ impl Broker {
     }
 }
 
-/// The configs a topic's settings stand for, as DescribeConfigs shows them (the ones gregor
-/// implements at one value included).
-fn settings_entries(s: &TopicSettings) -> Vec<(String, String)> {
+/// The configs a topic's settings stand for, as DescribeConfigs shows them.
+pub(in crate::broker) fn settings_entries(s: &TopicSettings) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = s
         .compaction
         .entries()
@@ -486,9 +486,16 @@ fn settings_entries(s: &TopicSettings) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     out.extend([
-        ("compression.type".into(), "producer".into()),
+        ("compression.type".into(), s.compression.name().into()),
+        (
+            "index.interval.bytes".into(),
+            s.index_interval_bytes.to_string(),
+        ),
         ("max.message.bytes".into(), s.max_message_bytes.to_string()),
-        ("message.timestamp.type".into(), "CreateTime".into()),
+        (
+            "message.timestamp.type".into(),
+            s.timestamp_type.name().into(),
+        ),
         ("retention.bytes".into(), s.retention_bytes.to_string()),
         ("retention.ms".into(), s.retention_ms.to_string()),
         ("segment.bytes".into(), s.segment_bytes.to_string()),

@@ -6,12 +6,14 @@
 //! [`Broker::creates`] for its storage operations, as a CreateTopics does.
 
 use super::*;
-use crate::files::CompactionSettings;
+use crate::files::{CompactionSettings, TimestampType, TopicCompression};
 
 mod cluster;
 mod configs;
 mod partitions;
 mod records;
+
+pub(super) use configs::settings_entries;
 
 impl Broker {
     pub(super) fn api_versions(&mut self, to: ReplyTo, version: i16) {
@@ -61,6 +63,9 @@ impl Broker {
                 policy: self.config.cleanup_policy,
                 ..CompactionSettings::default()
             },
+            timestamp_type: self.config.message_timestamp_type,
+            compression: self.config.compression_type,
+            index_interval_bytes: self.config.index_interval_bytes,
         }
     }
 
@@ -311,7 +316,7 @@ impl Broker {
 
     /// `base` with the topic configs `configs` applied (a `None` value restores the broker's
     /// default), checked as a whole. The configs gregor honours are the fields of
-    /// [`TopicSettings`]; a few others are accepted at the only value gregor implements.
+    /// [`TopicSettings`]; `min.insync.replicas` on a standalone broker is accepted at 1 only.
     pub(super) fn apply_topic_configs(
         &self,
         base: TopicSettings,
@@ -331,7 +336,10 @@ impl Broker {
                     "segment.bytes" => s.segment_bytes = d.segment_bytes,
                     "segment.ms" => s.segment_ms = d.segment_ms,
                     "max.message.bytes" => s.max_message_bytes = d.max_message_bytes,
-                    "min.insync.replicas" | "compression.type" | "message.timestamp.type" => {}
+                    "message.timestamp.type" => s.timestamp_type = d.timestamp_type,
+                    "compression.type" => s.compression = d.compression,
+                    "index.interval.bytes" => s.index_interval_bytes = d.index_interval_bytes,
+                    "min.insync.replicas" => {}
                     crate::cluster::replication::UNCLEAN_LEADER_ELECTION_ENABLE
                         if self.config.kraft => {}
                     _ => return Err(format!("unknown topic config {k}")),
@@ -367,17 +375,38 @@ impl Broker {
                     crate::cluster::replication::validate_config(k, v).map_err(|e| e.message())?
                 }
                 "min.insync.replicas" if v == "1" => {}
-                "compression.type" if v == "producer" => {}
-                "message.timestamp.type" if v == "CreateTime" => {}
-                "min.insync.replicas" | "compression.type" | "message.timestamp.type" => {
+                "min.insync.replicas" => {
                     return Err(format!(
-                        "topic config {k}={v} is not supported: gregor implements only {}",
-                        match k.as_str() {
-                            "min.insync.replicas" => "1",
-                            "compression.type" => "producer",
-                            _ => "CreateTime",
-                        }
+                        "topic config {k}={v} is not supported: gregor implements only 1"
                     ))
+                }
+                "message.timestamp.type" => {
+                    s.timestamp_type = TimestampType::parse(v).ok_or_else(|| {
+                        format!(
+                            "invalid value {v:?} for configuration {k}: expected CreateTime or \
+                             LogAppendTime"
+                        )
+                    })?
+                }
+                "compression.type" => {
+                    s.compression = TopicCompression::parse(v).ok_or_else(|| {
+                        format!(
+                            "invalid value {v:?} for configuration {k}: expected one of \
+                             producer, uncompressed, gzip, snappy, lz4, zstd"
+                        )
+                    })?
+                }
+                "index.interval.bytes" => {
+                    s.index_interval_bytes = num()
+                        .ok()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n <= i32::MAX as u32)
+                        .ok_or_else(|| {
+                            format!(
+                                "invalid value {v:?} for configuration {k}: expected a number \
+                                 of bytes in [0, 2147483647]"
+                            )
+                        })?
                 }
                 _ => return Err(format!("unknown topic config {k}")),
             }

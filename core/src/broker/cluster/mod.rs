@@ -239,22 +239,17 @@ impl Broker {
             .topics
             .iter()
             .map(|(name, t)| {
-                let (s, mut configs) = (&t.settings, BTreeMap::new());
-                let mut differs = |key: &str, value: i64, default: i64| {
-                    if value != default && name != OFFSETS_TOPIC {
-                        configs.insert(key.to_string(), value.to_string());
-                    }
-                };
-                differs("retention.ms", s.retention_ms, d.retention_ms);
-                differs("retention.bytes", s.retention_bytes, d.retention_bytes);
-                differs(
-                    "segment.bytes",
-                    s.segment_bytes as i64,
-                    d.segment_bytes as i64,
-                );
-                differs("segment.ms", s.segment_ms as i64, d.segment_ms as i64);
-                let max = (s.max_message_bytes as i64, d.max_message_bytes as i64);
-                differs("max.message.bytes", max.0, max.1);
+                // Every topic config the settings stand for (retention, segments, size,
+                // compaction, timestamp type, compression, index interval), as DescribeConfigs
+                // shows them.
+                use super::admin::settings_entries;
+                let configs: BTreeMap<String, String> = settings_entries(&t.settings)
+                    .into_iter()
+                    .zip(settings_entries(&d))
+                    .filter(|_| name != OFFSETS_TOPIC)
+                    .filter(|((_, v), (_, dv))| v != dv)
+                    .map(|((k, v), _)| (k, v))
+                    .collect();
                 crate::cluster::import::LocalTopic {
                     name: name.clone(),
                     topic_id: crate::cluster::TopicId(t.id),
@@ -341,15 +336,7 @@ impl Broker {
     /// snapshot batch holds every live key of a partition, so it may be as large as a segment
     /// allows. The standalone group runtime (`group::runtime::start`) applies the same.
     pub(crate) fn offsets_topic_settings(&self) -> TopicSettings {
-        let mut s = self.default_settings();
-        s.retention_ms = -1;
-        s.retention_bytes = -1;
-        s.max_message_bytes = (s.segment_bytes - 64).min(64 * 1024 * 1024) as u32;
-        assert!(
-            (s.max_message_bytes as u64) < s.segment_bytes,
-            "a snapshot fits a segment"
-        );
-        s
+        self.default_settings().for_offsets_topic()
     }
 
     /// The replication factor this broker asks for when it creates `__consumer_offsets`:
