@@ -5,6 +5,7 @@
 //! lets each seed switch faults on or off and pick their rates, so across a seed range every
 //! combination is visited.
 
+use crate::clients::Compaction;
 use gregor_core::prng::Prng;
 use gregor_core::Durability;
 
@@ -56,6 +57,8 @@ pub struct Profile {
     /// enough that whole segments are deleted within a run; `None` keeps the defaults (a week,
     /// no size limit: nothing is deleted).
     pub retention: Option<(i64, i64)>,
+    /// A second, compacted topic with its keyed workload (`clients::keyed`), in some seeds.
+    pub compaction: Option<Compaction>,
 }
 
 fn rate(prng: &mut Prng, on_per_10: u64, lo: u64, hi: u64) -> Rate {
@@ -113,6 +116,7 @@ impl Profile {
             produce_gap_ms: 1 + prng.below(50),
             segment_bytes: 2_048 + prng.below(64 * 1024),
             retention: None,
+            compaction: None,
         }
     }
 
@@ -160,7 +164,8 @@ impl Profile {
              disk: write {}-{}us, fsync {}-{}us; full {}; fsync failures {}‰\n\
              broker: crashes {}; power loss {} (torn writes {}, bit flips {}); clock jumps {}, drift {}ppm\n\
              workload: {} partitions, {} producers, {} readers, groups {:?} (members, commit-after); gap {}ms; segments {}B; member faults {}\n\
-             retention: {}",
+             retention: {}\n\
+             compacted topic: {}",
             self.durability,
             self.net_latency_ms.0,
             self.net_latency_ms.1,
@@ -187,6 +192,7 @@ impl Profile {
             self.segment_bytes,
             r(self.member_faults),
             self.retention.map_or("default (nothing deleted)".to_string(), |(ms, b)| format!("{ms}ms, {b}B (-1: off)")),
+            self.compaction.as_ref().map_or("none".to_string(), Compaction::describe),
         )
     }
 }
