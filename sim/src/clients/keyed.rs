@@ -67,7 +67,7 @@ impl Compaction {
         Some(Compaction {
             keys: 2 + prng.below(7),
             tombstones_per_10: 1 + prng.below(3),
-            gap_ms: 5 + prng.below(60),
+            gap_ms: 20 + prng.below(80),
             segment_bytes: 2_048 + prng.below(3 * 1024),
             segment_ms: 500 + prng.below(4_500),
             dirty_ratio_permille: 10 + prng.below(490),
