@@ -201,6 +201,29 @@ pub enum CommitMode {
     BeforeProcessing,
 }
 
+/// One record of the compacted topic: (offset, key, value; `None` is a tombstone).
+pub type KeyedRecord = (i64, Vec<u8>, Option<Vec<u8>>);
+
+/// One write to the compacted topic, where nobody knows its offset: (key, value).
+pub type KeyedWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// The compacted topic's history (`clients::keyed`; judged by `check::compaction`). Its records
+/// carry keys and may be removed by the cleaner, so they are kept apart from the events of the
+/// main topic, whose checkers expect every acknowledged record to stay readable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compacted {
+    /// Writes the broker acknowledged, each at its offset.
+    pub acked: Vec<KeyedRecord>,
+    /// Writes whose outcome is unknown (a timeout, a lost connection, a storage error), as
+    /// (key, value): each may or may not be in the log, at an offset nobody was told.
+    pub unknown: Vec<KeyedWrite>,
+    /// The final read of the partition from its start to its high watermark, after faults
+    /// healed; `None` if it never finished (a liveness failure of its own).
+    pub read: Option<Vec<KeyedRecord>>,
+    /// `delete.retention.ms` is shorter than the run: a tombstone may be gone by the final read.
+    pub tombstones_may_expire: bool,
+}
+
 /// Everything a checker needs besides the events.
 #[derive(Clone, Debug)]
 pub struct History {
@@ -209,6 +232,8 @@ pub struct History {
     pub acks_survive_power_loss: bool,
     /// Each group's commit mode, by group index.
     pub groups: Vec<CommitMode>,
+    /// The compacted topic's writes and final read, in seeds that run one.
+    pub compacted: Option<Compacted>,
 }
 
 impl History {
@@ -217,6 +242,7 @@ impl History {
             events: Vec::new(),
             acks_survive_power_loss,
             groups: Vec::new(),
+            compacted: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! combination is visited.
 
 use gregor_core::config::TopicCompression;
+use crate::clients::Compaction;
 use gregor_core::prng::Prng;
 use gregor_core::Durability;
 
@@ -62,6 +63,8 @@ pub struct Profile {
     /// their start through the sparse index). Kafka's defaults: `producer`, 4096.
     pub compression: TopicCompression,
     pub index_interval_bytes: u32,
+    /// A second, compacted topic with its keyed workload (`clients::keyed`), in some seeds.
+    pub compaction: Option<Compaction>,
 }
 
 fn rate(prng: &mut Prng, on_per_10: u64, lo: u64, hi: u64) -> Rate {
@@ -121,6 +124,7 @@ impl Profile {
             retention: None,
             compression: TopicCompression::Producer,
             index_interval_bytes: 4096,
+            compaction: None,
         }
     }
 
@@ -186,7 +190,8 @@ impl Profile {
              broker: crashes {}; power loss {} (torn writes {}, bit flips {}); clock jumps {}, drift {}ppm\n\
              workload: {} partitions, {} producers, {} readers, groups {:?} (members, commit-after); gap {}ms; segments {}B; member faults {}\n\
              retention: {}\n\
-             topic format: compression.type={}, index.interval.bytes={}",
+             topic format: compression.type={}, index.interval.bytes={}\n\
+             compacted topic: {}",
             self.durability,
             self.net_latency_ms.0,
             self.net_latency_ms.1,
@@ -215,6 +220,7 @@ impl Profile {
             self.retention.map_or("default (nothing deleted)".to_string(), |(ms, b)| format!("{ms}ms, {b}B (-1: off)")),
             self.compression.name(),
             self.index_interval_bytes,
+            self.compaction.as_ref().map_or("none".to_string(), Compaction::describe),
         )
     }
 }

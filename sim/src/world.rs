@@ -7,7 +7,7 @@
 //! pure function of its seed. Every popped event is folded into the trace hash.
 
 use crate::check::{self, Anomaly};
-use crate::clients::{Client, Env, Out, Role, Us, MS, TOPIC};
+use crate::clients::{Client, Compaction, Env, Out, Role, Us, MS, TOPIC};
 use crate::faults::{self, Fault, Heal};
 use crate::history::{CommitMode, Event, History};
 use crate::network::{Endpoint, Network};
@@ -216,6 +216,7 @@ impl World {
         let mut profile = Profile::draw(&mut prng);
         profile.draw_retention(opts.seed);
         profile.draw_topic_format(opts.seed);
+        profile.compaction = Compaction::draw(opts.seed);
         let (retention_ms, retention_bytes) = profile.retention.unwrap_or((
             Config::default().retention_ms,
             Config::default().retention_bytes,
@@ -234,6 +235,12 @@ impl World {
             batch_bytes_max: 1024,
             // Every invariant after every step: the simulator is where they earn their keep.
             full_check_every_steps: 1,
+            log_cleaner_backoff_ms: profile
+                .compaction
+                .as_ref()
+                .map_or(Config::default().log_cleaner_backoff_ms, |c| {
+                    c.cleaner_backoff_ms
+                }),
             ..Config::default()
         };
         let mut env = Env {
@@ -247,6 +254,7 @@ impl World {
             outbox: Vec::new(),
             socket_full: BTreeSet::new(),
         };
+        env.history.compacted = profile.compaction.as_ref().map(Compaction::history);
         let mut clients = Vec::new();
         for _ in 0..profile.producers {
             let id = clients.len();
@@ -294,6 +302,10 @@ impl World {
                 }
                 clients.push(c);
             }
+        }
+        if let Some(c) = &profile.compaction {
+            let id = clients.len();
+            clients.push(Client::keyed(id, c));
         }
         let auditor = clients.len();
         clients.push(Client::reader(
@@ -410,11 +422,9 @@ impl World {
         self.finish(opts)
     }
 
+    /// The auditor, and the compacted topic's reader if there is one, have read to the end.
     fn auditor_finished(&self) -> bool {
-        match &self.clients.last().expect("the auditor").role {
-            Role::Reader(r) => r.finished,
-            _ => true,
-        }
+        self.clients.iter().all(Client::final_read_done)
     }
 
     fn fault_rates(&self) -> Vec<(Fault, Option<u64>)> {
@@ -430,11 +440,13 @@ impl World {
             .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
             .with_num_partitions(self.profile.partitions)
             .with_replication_factor(1);
+        let compacted = self.profile.compaction.as_ref().map(Compaction::topic);
         let header = RequestHeader::default()
             .with_request_api_key(ApiKey::CreateTopics as i16)
             .with_request_api_version(5)
             .with_correlation_id(1);
-        let body = RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![t]));
+        let topics = std::iter::once(t).chain(compacted).collect();
+        let body = RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(topics));
         self.broker_input(
             0,
             Input::Request {
@@ -494,8 +506,14 @@ impl World {
                     return;
                 }
                 let Some(client) = c.client() else {
-                    if matches!(body, ResponseKind::CreateTopics(_)) {
+                    if let ResponseKind::CreateTopics(r) = body {
                         self.topic_ready = true;
+                        for t in r.topics.iter().filter(|t| t.error_code != 0) {
+                            self.failures.push(format!(
+                                "setup: CreateTopics refused topic {}: error {} ({:?})",
+                                t.name.0, t.error_code, t.error_message
+                            ));
+                        }
                     }
                     return;
                 };
@@ -666,6 +684,14 @@ impl World {
                 }
                 self.clients[a].kick(&mut self.env);
                 self.after_client(a);
+                // The compacted topic's client turns reader at the same time.
+                for c in 0..a {
+                    if let Role::Keyed(k) = &mut self.clients[c].role {
+                        k.reading = true;
+                        self.clients[c].kick(&mut self.env);
+                        self.after_client(c);
+                    }
+                }
             }
         }
     }
@@ -1206,6 +1232,16 @@ impl World {
                 );
             }
         }
+        if self
+            .clients
+            .iter()
+            .any(|c| matches!(&c.role, Role::Keyed(k) if !k.finished))
+        {
+            self.failures.push(
+                "liveness: the compacted topic's reader could not read its partition to its end after faults healed"
+                    .into(),
+            );
+        }
         let h = std::mem::replace(&mut self.env.history, History::new(true));
         let anomalies = if self.failures.is_empty() {
             check::check(&h)
@@ -1244,6 +1280,9 @@ impl World {
             "{} events; {} sends, {} records acknowledged, {} polled, {} processed by groups, {} assignments; disk: {} bytes written, {} fsyncs ({} failed), {} rejected as full",
             self.events, sends, acked, polled, processed, assigned, written, syncs, failed, full
         )];
+        if let Some(line) = check::compaction::summary(&h) {
+            summary.push(line);
+        }
         if !self.stats.is_empty() {
             summary.push(format!(
                 "faults: {}",

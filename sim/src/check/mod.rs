@@ -1,6 +1,6 @@
 //! Checkers: pure functions from a [`History`] to the anomalies in it, one module per family of
 //! guarantees: [`durability`], [`idempotence`], [`order`], [`groups`], [`ownership`], [`offsets`],
-//! [`fetch`], [`retention`], [`reset`].
+//! [`fetch`], [`retention`], [`reset`], [`compaction`].
 //!
 //! Each checker is named after the anomaly it looks for (the names follow Jepsen's Kafka test,
 //! so a reader can compare) and maps to one of gregor's three guarantees:
@@ -31,6 +31,9 @@
 //! | `spurious-out-of-range` | reset | OFFSET_OUT_OF_RANGE only for a position really outside the log; after a reset reading goes on from the new position (`poll-skip`) |
 //! | `latest-not-hw`       | retention | ListOffsets latest is the high watermark |
 //! | `offset-for-timestamp`| retention | ListOffsets by time: the first record at or after it (KIP-79) |
+//! | `compaction-offsets`  | compaction | log compaction: offsets read from a compacted partition only increase |
+//! | `compaction-latest`   | compaction | log compaction: a reader from the start sees every key's latest acknowledged record (or its expired tombstone) |
+//! | `compaction-unknown`  | compaction | log compaction: the cleaner never invents or moves a record |
 //! | `epoch-cache`         | epochs | after every restart the leader-epoch cache is the one the batches on disk give (KIP-101); a per-step check at broker start |
 //!
 //! The durability policy is taken into account: under a policy that does not promise survival of
@@ -85,10 +88,13 @@ pub enum Kind {
     LatestNotHw,
     OffsetForTimestamp,
     DeletedServed,
+    CompactionOffsets,
+    CompactionLatest,
+    CompactionUnknown,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 28] = [
         Kind::LostWrite,
         Kind::Unseen,
         Kind::Duplicate,
@@ -114,6 +120,9 @@ impl Kind {
         Kind::LatestNotHw,
         Kind::OffsetForTimestamp,
         Kind::DeletedServed,
+        Kind::CompactionOffsets,
+        Kind::CompactionLatest,
+        Kind::CompactionUnknown,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -142,6 +151,9 @@ impl Kind {
             Kind::LatestNotHw => "latest-not-hw",
             Kind::OffsetForTimestamp => "offset-for-timestamp",
             Kind::DeletedServed => "deleted-served",
+            Kind::CompactionOffsets => "compaction-offsets",
+            Kind::CompactionLatest => "compaction-latest",
+            Kind::CompactionUnknown => "compaction-unknown",
         }
     }
 }
@@ -356,6 +368,7 @@ pub fn check(h: &History) -> Vec<Anomaly> {
     retention::check(h, &cuts, &facts, &mut bad);
     reset::check(h, &cuts, &mut bad);
     deleted::check(h, &cuts, &mut bad);
+    compaction::check(h, &cuts, &mut bad);
     out
 }
 
@@ -565,6 +578,9 @@ mod tests {
             Kind::LatestNotHw,
             Kind::OffsetForTimestamp,
             Kind::DeletedServed,
+            Kind::CompactionOffsets,
+            Kind::CompactionLatest,
+            Kind::CompactionUnknown,
         ];
         assert_eq!(tested.len(), Kind::ALL.len());
     }

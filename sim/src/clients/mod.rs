@@ -21,9 +21,11 @@ use gregor_core::testkit::{self, Rec};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod cooperative;
+pub mod keyed;
 mod producer;
 mod reader;
 
+pub use keyed::{Compaction, Keyed, COMPACTED};
 pub use producer::{Producer, IN_FLIGHT_MAX};
 pub use reader::{Reader, EARLIEST, LATEST};
 
@@ -140,6 +142,8 @@ pub enum Role {
     Producer(Producer),
     Reader(Reader),
     Member(Member),
+    /// The compacted topic's keyed producer and final reader ([`keyed`]).
+    Keyed(Keyed),
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -330,6 +334,20 @@ impl Client {
         Client::new(id, Role::Reader(Reader::new(parts, auditor)), 4_000 * MS)
     }
 
+    pub fn keyed(id: usize, compaction: &Compaction) -> Client {
+        Client::new(id, Role::Keyed(Keyed::new(compaction)), 4_000 * MS)
+    }
+
+    /// The client's part of the final read is done (or it has none): the auditor has read
+    /// every partition, the compacted topic's reader its partition.
+    pub fn final_read_done(&self) -> bool {
+        match &self.role {
+            Role::Reader(r) => !r.auditor || r.finished,
+            Role::Keyed(k) => k.finished,
+            _ => true,
+        }
+    }
+
     /// Make a reader fetch with this top-level byte limit; its responses are recorded for the
     /// `fetch-over-limit` checker.
     pub fn set_fetch_max_bytes(&mut self, max_bytes: i32) {
@@ -400,6 +418,7 @@ impl Client {
         match &self.role {
             Role::Producer(p) => p.next_wake(&mut consider),
             Role::Reader(r) => r.next_wake(&mut consider),
+            Role::Keyed(k) => k.next_wake(&mut consider),
             Role::Member(m) => {
                 consider(m.retry_at);
                 if matches!(
@@ -489,6 +508,12 @@ impl Client {
                 Pending::DeleteRecords { part, sent },
                 ResponseKind::DeleteRecords(r),
             ) => self.reader_deleted(env, part, sent, r),
+            (Role::Keyed(_), Pending::Produce { .. }, ResponseKind::Produce(r)) => {
+                self.keyed_produced(env, r)
+            }
+            (Role::Keyed(_), Pending::Fetch { .. }, ResponseKind::Fetch(r)) => {
+                self.keyed_fetched(env, r)
+            }
             (Role::Member(_), what, body) => self.member_response(env, what, body),
             (_, what, body) => panic!("client {}: unexpected {body:?} for {what:?}", self.id),
         }
@@ -510,6 +535,7 @@ impl Client {
                 r.next_at = env.now + 100 * MS;
             }
             (Role::Reader(r), Pending::DeleteRecords { .. }) => r.query_inflight = false,
+            (Role::Keyed(k), what) => k.lost(env, what),
             (Role::Member(m), what) => {
                 match what {
                     Pending::Heartbeat => m.hb_inflight = false,
@@ -547,6 +573,7 @@ impl Client {
             Role::Producer(_) => self.producer_kick(env),
             Role::Reader(_) => self.reader_kick(env),
             Role::Member(_) => self.member_kick(env),
+            Role::Keyed(_) => self.keyed_kick(env),
         }
     }
 

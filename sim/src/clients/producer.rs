@@ -381,7 +381,7 @@ impl Client {
 /// what makes ListOffsets by timestamp look inside a batch: Kafka answers the first record whose
 /// timestamp is at or after the target, not the batch's first offset (KIP-79;
 /// `offset-for-timestamp`).
-fn record_timestamps(env: &mut Env, n: usize) -> Vec<i64> {
+pub(super) fn record_timestamps(env: &mut Env, n: usize) -> Vec<i64> {
     let now_ms = 1_700_000_000_000 + (env.now / MS) as i64;
     (0..n)
         .map(|i| now_ms + i as i64 - env.prng.below(6) as i64)
