@@ -65,7 +65,8 @@
 //! (never the last member: the ISR is never empty, so the last in-sync copy can lead again
 //! when it returns) and re-elects where it led. When a broker is unfenced, offline partitions
 //! it can lead get it. [`balance`] runs on the controller's periodic check: offline partitions
-//! whose topic allows unclean elections get a live replica, and when
+//! whose topic allows unclean elections get a live replica (the AlterConfigs that allows them
+//! already did so, [`unclean_enabled`]), and when
 //! `auto.leader.rebalance.enable` is on, leadership goes back to the preferred (first) replica
 //! wherever it is a live ISR member (Kafka's `leader.imbalance.check.interval.seconds`).
 
