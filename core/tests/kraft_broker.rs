@@ -425,6 +425,76 @@ fn a_fenced_leader_leaves_its_partition_offline() {
     assert_eq!(p.offline_replicas, vec![BrokerId(2)]);
 }
 
+/// A partition whose only in-sync replica came back with an empty log (KIP-966's lost ISR)
+/// is offline for good: the broker says why once, naming the partition, the broker and the way
+/// out, and says nothing more while it stays so; the unclean election that brings it back is
+/// said too, once.
+#[test]
+fn a_lost_isr_and_its_unclean_election_are_each_warned_once() {
+    let (mut b, mut log, t) = two_brokers();
+    let warned = |b: &Pair<Files>, what: &str| -> Vec<String> {
+        b.logs
+            .iter()
+            .filter(|l| l.contains(what))
+            .cloned()
+            .collect()
+    };
+    // Not "has no leader" alone: a refused produce logs "t-0 has no leader (offline)".
+    let lost_line = "has no leader: its only in-sync replica";
+    log.lead(t, 0, LeaderChange::NoLeader);
+    image(&mut b, &log);
+    assert!(warned(&b, lost_line).is_empty(), "offline, not lost");
+    log.write(MetadataRecord::ElrChange {
+        topic_id: t,
+        partition: 0,
+        elr: vec![],
+        isr_lost: true,
+    });
+    image(&mut b, &log);
+    log.fence(2, true);
+    image(&mut b, &log);
+    let lost = warned(&b, lost_line);
+    assert_eq!(lost.len(), 1, "once per change: {lost:?}");
+    assert!(
+        lost[0].contains("partition t-0")
+            && lost[0].contains("broker 1, returned with an empty log")
+            && lost[0].contains("unclean.leader.election.enable=true"),
+        "{}",
+        lost[0]
+    );
+    assert_eq!(produce(&mut b, "t", 0, "x").0, LEADER_NOT_AVAILABLE);
+    // The operator allows it; the controller elects this broker, on record.
+    log.write(MetadataRecord::Config {
+        resource_type: gregor_core::cluster::records::CONFIG_RESOURCE_TOPIC,
+        resource_name: "t".into(),
+        name: "unclean.leader.election.enable".into(),
+        value: Some("true".into()),
+    });
+    log.lead(t, 0, LeaderChange::To(Node(1)));
+    log.write(MetadataRecord::UncleanElection {
+        topic_id: t,
+        partition: 0,
+        leader: Node(1),
+        leader_epoch: 2,
+    });
+    image(&mut b, &log);
+    image(&mut b, &log);
+    let unclean = warned(&b, "unclean leader election");
+    assert_eq!(unclean.len(), 1, "{unclean:?}");
+    assert!(
+        unclean[0].contains("partition t-0")
+            && unclean[0].contains("broker 1 leads in leader epoch 2"),
+        "{}",
+        unclean[0]
+    );
+    assert_eq!(warned(&b, lost_line).len(), 1, "no more");
+    assert_eq!(
+        produce(&mut b, "t", 0, "x"),
+        (NONE, 0),
+        "serving again, empty"
+    );
+}
+
 /// Topic `f`, one partition on brokers 1 (this one, the leader) and 2, holding "a" and "b".
 fn led_here_with_two_records() -> (Pair<Files>, Log, Tid) {
     let mut b = broker();

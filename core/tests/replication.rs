@@ -466,7 +466,9 @@ fn unclean_election_waits_for_the_config_and_the_periodic_check() {
     o.live_for(12_000, &[a]);
     assert_eq!(o.part(t, 0).leader, None, "clean only: offline");
     // The operator allows unclean elections on the topic (a ConfigRecord, as an
-    // IncrementalAlterConfigs would write); the next periodic check elects b.
+    // IncrementalAlterConfigs would write; that request also elects at once, see
+    // `a_lone_replica_back_with_an_empty_log_...`); the next periodic check elects b too, as it
+    // does on an image a new controller finds the config in.
     let config = MetadataRecord::Config {
         resource_type: gregor_core::cluster::records::CONFIG_RESOURCE_TOPIC,
         resource_name: "t".into(),
@@ -1052,4 +1054,111 @@ fn a_leader_hands_over_to_an_isr_member_and_to_nothing_else() {
         successor: Some(BrokerId(others[0])),
     });
     assert_eq!(code(stale), 74, "FENCED_LEADER_EPOCH");
+}
+
+// ---- a wiped data directory: offline, said why, and the way out --------------------------
+
+/// The one-node `gregor serve` whose data directory was deleted (its metadata log kept): the
+/// broker registers saying its log directory is new, and its partitions, whose only in-sync
+/// replica it was, stay offline rather than serve an empty log as if nothing were lost,
+/// whether it stopped with a controlled shutdown (leader already none) or was killed (its
+/// session lapses first). The reason an operator reads names the broker and the way out;
+/// turning `unclean.leader.election.enable` on elects it at once, on record.
+#[test]
+fn a_lone_replica_back_with_an_empty_log_stays_offline_until_unclean_is_allowed() {
+    for controlled in [true, false] {
+        let (mut o, t) = cluster(1, &[]);
+        assert_eq!(o.part(t, 0).leader, Some(BrokerId(1)));
+        if controlled {
+            // KIP-631: heartbeats with WantShutDown until the controller fences it.
+            for _ in 0..5 {
+                let r = o.ask(Request::BrokerHeartbeat {
+                    broker_id: BrokerId(1),
+                    broker_epoch: o.epochs[&1],
+                    metadata_offset: o.image().offset(),
+                    want_shut_down: true,
+                });
+                assert!(r.is_ok(), "{r:?}");
+                o.advance(100);
+            }
+            assert!(o.image().broker(BrokerId(1)).unwrap().fenced);
+        } else {
+            o.live_for(12_000, &[1]);
+        }
+        let p0 = o.part(t, 0);
+        assert_eq!((p0.leader, ids(&p0.isr)), (None, vec![1]), "{controlled}");
+        assert!(!p0.isr_lost && replication::lost_isr_reason(&p0, false).is_none());
+        o.join_with(1, 2, true);
+        let p1 = o.part(t, 0);
+        assert_eq!(
+            p1.leader, None,
+            "live, but its log is empty: not elected clean"
+        );
+        assert!(p1.isr_lost && ids(&p1.isr) == vec![1], "{p1:?}");
+        let why = replication::lost_isr_reason(&p1, false).expect("a reason");
+        assert!(
+            why.contains("broker 1") && why.contains("unclean.leader.election.enable=true"),
+            "{why}"
+        );
+        o.live_for(6_000, &[]);
+        assert_eq!(
+            o.part(t, 0).leader,
+            None,
+            "the periodic check keeps it offline"
+        );
+        // The way out: the answer to the config change comes once the election is committed.
+        let r = o.ask(Request::AlterConfigs {
+            name: "t".into(),
+            changes: vec![set("unclean.leader.election.enable", "true")],
+        });
+        assert_eq!(r, Ok(Reply::AlterConfigs));
+        let p2 = o.part(t, 0);
+        assert_eq!(p2.leader, Some(BrokerId(1)), "elected with the change");
+        assert!(!p2.isr_lost && replication::lost_isr_reason(&p2, true).is_none());
+        assert_eq!(
+            o.image().unclean_elections()[&(t, 0)],
+            vec![(BrokerId(1), p2.leader_epoch)],
+            "on record as unclean"
+        );
+        assert!(replication::check(o.image()).is_ok());
+    }
+}
+
+/// Turning `unclean.leader.election.enable` on elects only where a replica is live, and
+/// leaves led partitions and other topics alone; turning it off, or setting it again,
+/// elects nothing.
+#[test]
+fn enabling_unclean_elections_elects_only_offline_partitions_with_a_live_replica() {
+    let (mut o, t) = cluster(2, &[]);
+    let u = o.create("u", 1, 2, &[]);
+    let p = o.part(t, 0);
+    let (a, b) = (p.replicas[0].0, p.replicas[1].0);
+    o.alter(t, 0, &[a]).unwrap();
+    o.live_for(12_000, &[a]);
+    assert_eq!(o.part(t, 0).leader, None, "a, the only ISR member, is gone");
+    assert!(o.part(u, 0).leader.is_some(), "u's ISR holds b too");
+    let alter = |image: &MetadataImage, v: &str| {
+        let change = [set("unclean.leader.election.enable", v)];
+        gregor_core::cluster::topic_configs::alter(image, "t", &change).expect("legal")
+    };
+    assert_eq!(alter(o.image(), "false").len(), 1, "the config only");
+    let on = alter(o.image(), "true");
+    assert!(
+        on.iter()
+            .any(|r| matches!(r, MetadataRecord::UncleanElection { leader, .. } if leader.0 == b)),
+        "{on:?}"
+    );
+    assert!(on.iter().all(|r| match r {
+        MetadataRecord::PartitionChange(c) => c.topic_id == t,
+        MetadataRecord::UncleanElection { topic_id, .. } => *topic_id == t,
+        _ => true,
+    }));
+    // Nobody live: the config is written and the partition waits.
+    o.live_for(12_000, &[a, b]);
+    assert_eq!(o.part(t, 0).leader, None);
+    assert_eq!(
+        alter(o.image(), "true").len(),
+        1,
+        "no live replica: the config only"
+    );
 }

@@ -31,3 +31,4 @@ mod shutdown;
 mod solo;
 mod streams;
 mod topic_configs;
+mod wiped;

@@ -65,7 +65,8 @@
 //! (never the last member: the ISR is never empty, so the last in-sync copy can lead again
 //! when it returns) and re-elects where it led. When a broker is unfenced, offline partitions
 //! it can lead get it. [`balance`] runs on the controller's periodic check: offline partitions
-//! whose topic allows unclean elections get a live replica, and when
+//! whose topic allows unclean elections get a live replica (the AlterConfigs that allows them
+//! already did so, [`unclean_enabled`]), and when
 //! `auto.leader.rebalance.enable` is on, leadership goes back to the preferred (first) replica
 //! wherever it is a live ISR member (Kafka's `leader.imbalance.check.interval.seconds`).
 
@@ -321,6 +322,32 @@ pub(crate) fn change_to(
     out
 }
 
+/// Why a leaderless partition whose ISR is *lost* (its last member registered with a new,
+/// empty log directory: [`lost_log`]) stays offline, in an operator's words; `None` for any
+/// other partition. Such a partition waits for nobody: the one broker that held its committed
+/// records came back without them, so no clean election can ever happen, and only an operator
+/// can choose availability over those records (an unclean election). Kafka brokers log nothing
+/// here and clients just time out; gregor's brokers log this once per change
+/// (`broker/cluster`).
+pub fn lost_isr_reason(p: &PartitionRegistration, unclean: bool) -> Option<String> {
+    if p.leader.is_some() || !p.isr_lost {
+        return None;
+    }
+    assert_eq!(p.isr.len(), 1, "a lost ISR is its last known member alone");
+    let b = p.isr[0].0;
+    let way_out = if unclean {
+        "unclean.leader.election.enable is set on the topic: it is elected (empty) as soon as a \
+         replica is live"
+    } else {
+        "set unclean.leader.election.enable=true on the topic (gregor configs alter), or run \
+         gregor leaders elect --type unclean, to bring it back empty"
+    };
+    Some(format!(
+        "its only in-sync replica, broker {b}, returned with an empty log (a new or wiped data \
+         directory): the partition stays offline rather than lose its records; {way_out}"
+    ))
+}
+
 /// The records that take `broker` (being fenced, re-registered, shut down or unregistered) out
 /// of every partition: it leaves each ISR it is in unless it is the last member, and each
 /// partition it led gets a leader by [`elect`] over the rest, or goes offline. It stays in
@@ -432,17 +459,14 @@ pub fn balance(image: &MetadataImage, preferred: bool) -> Vec<MetadataRecord> {
     let live = |image: &MetadataImage, b: BrokerId| eligible(image, b);
     let topics: Vec<TopicId> = staged.topics().keys().copied().collect();
     for topic in topics {
-        let unclean = unclean_allowed(&staged, topic);
         let partitions: Vec<(i32, PartitionRegistration)> = staged.topics()[&topic]
             .partitions
             .iter()
             .map(|(p, r)| (*p, r.clone()))
             .collect();
         for (p, r) in partitions {
-            let min_isr = min_insync_replicas(&staged, topic, p, 1).expect("exists");
             let rs = if r.leader.is_none() {
-                let live = |b| live(&staged, b);
-                change_to(topic, p, &r, r.isr.clone(), None, min_isr, live, unclean)
+                lead_offline(&staged, topic, p, &r)
             } else if preferred
                 && r.leader != Some(r.replicas[0])
                 && r.isr.contains(&r.replicas[0])
@@ -468,6 +492,54 @@ pub fn balance(image: &MetadataImage, preferred: bool) -> Vec<MetadataRecord> {
         "a balanced image keeps the replication invariants: {:?}",
         check(&staged)
     );
+    records
+}
+
+/// The records that give leaderless partition `partition` of `topic` a leader where one is
+/// live (unclean where the topic allows it, on record); none while nobody can lead it.
+fn lead_offline(
+    image: &MetadataImage,
+    topic: TopicId,
+    partition: i32,
+    p: &PartitionRegistration,
+) -> Vec<MetadataRecord> {
+    assert!(
+        p.leader.is_none(),
+        "only a leaderless partition is elected here"
+    );
+    let unclean = unclean_allowed(image, topic);
+    let min_isr = min_insync_replicas(image, topic, partition, 1).expect("exists");
+    let live = |b| eligible(image, b);
+    change_to(
+        topic,
+        partition,
+        p,
+        p.isr.clone(),
+        None,
+        min_isr,
+        live,
+        unclean,
+    )
+}
+
+/// The records that elect leaders, at once, for the offline partitions of `topic` whose
+/// `unclean.leader.election.enable` was just turned on (`image` holds the new config): an
+/// operator sets it to bring back a partition whose in-sync replicas are gone or came back
+/// empty, and should not wait for the periodic check ([`balance`], 5 minutes by default) to
+/// see it. Kafka's ZooKeeper controller did the same on a topic config change (KAFKA-6835);
+/// its KRaft controller waits for the periodic check (KAFKA-12670).
+pub fn unclean_enabled(image: &MetadataImage, topic: TopicId) -> Vec<MetadataRecord> {
+    assert!(
+        unclean_allowed(image, topic),
+        "the topic allows unclean elections"
+    );
+    let mut records = Vec::new();
+    for (p, r) in &image.topics()[&topic].partitions {
+        if r.leader.is_none() {
+            records.extend(lead_offline(image, topic, *p, r));
+        }
+    }
+    assert!(records.iter().all(only_partition_changes));
     records
 }
 

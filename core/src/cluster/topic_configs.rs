@@ -20,6 +20,10 @@
 //!
 //! A SET to the value already set, or a DELETE of a key not set, writes nothing: the answer
 //! still waits for everything written before it to commit, so the client reads its change.
+//!
+//! Setting `unclean.leader.election.enable` to true also elects, in the same batch, a leader
+//! for each of the topic's offline partitions that has a live replica
+//! ([`replication::unclean_enabled`]): that is why an operator sets it.
 
 use super::controller::TOPIC_CONFIGS;
 use super::error::ControllerError;
@@ -85,6 +89,21 @@ pub fn alter(
         assert_eq!(*resource_type, CONFIG_RESOURCE_TOPIC);
         assert_eq!(resource_name, name, "the topic asked about");
         assert_ne!(image.topic_config(topic, key), value.as_deref(), "a change");
+    }
+    // Turning unclean leader election on elects the topic's offline partitions in the same
+    // batch, so the operator's way out works when the change is acknowledged.
+    let mut records = records;
+    if !replication::unclean_allowed(image, topic) {
+        let mut staged = image.clone();
+        for r in &records {
+            let at = staged.offset() + 1;
+            staged
+                .replay(at, r)
+                .expect("the controller's own records fit");
+        }
+        if replication::unclean_allowed(&staged, topic) {
+            records.extend(replication::unclean_enabled(&staged, topic));
+        }
     }
     Ok(records)
 }

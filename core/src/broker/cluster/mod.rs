@@ -484,6 +484,9 @@ impl Broker {
                 }
             }
         }
+        // 3b. Partitions hosted here that lost their last in-sync copy, or were elected
+        // uncleanly: said once per change, since clients see only timeouts.
+        self.warn_lost_partitions(old.as_deref(), &image);
         // A restarted broker whose new incarnation is not registered yet coordinates nothing:
         // the leaderships the image names are its previous run's, and its log may have been
         // lost with its disk (sim seed 8: an empty log loaded as the coordinator's and an
@@ -562,6 +565,52 @@ impl Broker {
             );
         }
         assert!(self.kraft.offsets_led.iter().all(|p| *p >= 0));
+    }
+
+    /// A WARN for each partition hosted here whose ISR became *lost* in `image` (its only
+    /// in-sync replica registered with an empty log directory, KIP-966: it stays offline until
+    /// an operator allows an unclean election), and for each unclean election `image` records
+    /// that `old` did not (records the old ISR held may be gone). Once per change: a partition
+    /// still lost in the next image says nothing, and the first image after a start names the
+    /// lost partitions again but not the elections already on record. Clients only see
+    /// timeouts or LEADER_NOT_AVAILABLE; this line is where an operator learns why.
+    fn warn_lost_partitions(&mut self, old: Option<&MetadataImage>, image: &MetadataImage) {
+        use crate::cluster::replication::{lost_isr_reason, unclean_allowed};
+        let me = node(self.config.broker_id);
+        let mut lines = Vec::new();
+        for (id, t) in image.topics() {
+            for (i, p) in &t.partitions {
+                if !p.replicas.contains(&me) {
+                    continue;
+                }
+                let name = format!("{}-{i}", t.name);
+                let replicas: Vec<i32> = p.replicas.iter().map(|b| b.0).collect();
+                let why = lost_isr_reason(p, unclean_allowed(image, *id));
+                let why_before = old
+                    .and_then(|o| lost_isr_reason(o.partition(*id, *i)?, unclean_allowed(o, *id)));
+                if let Some(why) = why.filter(|w| why_before.as_ref() != Some(w)) {
+                    lines.push(format!(
+                        "partition {name} (replicas {replicas:?}) has no leader: {why}"
+                    ));
+                }
+                let elections = image.unclean_elections().get(&(*id, *i));
+                let before = old.map_or(elections.map_or(0, Vec::len), |o| {
+                    o.unclean_elections().get(&(*id, *i)).map_or(0, Vec::len)
+                });
+                for (leader, epoch) in elections.into_iter().flatten().skip(before) {
+                    lines.push(format!(
+                        "partition {name} (replicas {replicas:?}): unclean leader election: \
+                         broker {} leads in leader epoch {epoch}, chosen from outside the \
+                         in-sync replicas (unclean.leader.election.enable, or ElectLeaders \
+                         unclean); records the old in-sync replicas held and it lacks are lost",
+                        leader.0
+                    ));
+                }
+            }
+        }
+        for line in lines {
+            self.log(LogLevel::Warn, line);
+        }
     }
 
     /// Make sure `name` (id `id`) has a local log for every partition of `partitions` whose
