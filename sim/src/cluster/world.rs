@@ -2449,12 +2449,13 @@ impl World {
                 anomalies.push(format!("{}: {}", a.kind.name(), a.detail));
             }
         }
+        let reassign = self.reassign_check();
         for (k, d) in ccheck::check(&self.obs)
             .into_iter()
             .chain(replicated::check(&self.repl))
             .chain(coffsets::check(&self.offsets))
             .chain(self.producer_checks.anomalies.iter().cloned())
-            .chain(self.reassign_check())
+            .chain(reassign)
         {
             anomalies.push(format!("{k}: {d}"));
         }
