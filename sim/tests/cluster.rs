@@ -251,3 +251,23 @@ fn acls_change_during_the_run_and_every_answer_matches_the_acls_in_force() {
         assert!(count("refused") > 0, "seed {seed}: nothing refused: {line}");
     }
 }
+
+/// Replicated seeds that failed once the mover moved partitions under faults (s25-reassign-sim,
+/// `sim/src/cluster/reassign.rs`), 3 nodes:
+/// * 21, 32 and 66: `refused-appended`. A leader appended an acks=all batch; while the produce
+///   waited for replication, a move took the partition (and with it the broker's last partition
+///   of the topic) off that broker, and the waiting produce was answered
+///   UNKNOWN_TOPIC_OR_PARTITION, a definite refusal, for records that may well be on the new
+///   replicas. It is now NOT_LEADER_OR_FOLLOWER, as Kafka answers a partition it does not host
+///   but its metadata has.
+/// * 42: a probing new leader (acks=N across a leader change) counted a fetch from a broker its
+///   image did not name a replica (a move changes the replicas within one leader epoch) and
+///   asserted `probe.heard.len() <= led.followers.len()`. Only the image's followers count now.
+#[test]
+fn replicated_seeds_that_found_reassignment_bugs() {
+    for seed in [21, 32, 42, 66] {
+        let r = run_caught(&replicated(3, seed)).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
+        assert!(r.profile.contains("reassignments:"), "{}", r.profile);
+        assert!(r.ok(), "seed {seed}: {:?}", r.anomalies);
+    }
+}
