@@ -475,14 +475,15 @@ impl Client {
         self.now_ready(node);
     }
 
+    fn sasl_login(&self) -> crate::sasl::Login {
+        let login = self.config.sasl.clone();
+        login.expect("a SASL login is configured")
+    }
+
     /// Log in on a connection (KIP-152: SaslHandshake v1, then the tokens inside
     /// SaslAuthenticate requests); nothing else is sent on it until that is done.
     fn begin_login(&mut self, node: NodeId) {
-        let login = self
-            .config
-            .sasl
-            .clone()
-            .expect("a SASL login is configured");
+        let login = self.sasl_login();
         let c = self.conns.get_mut(&node).expect("a live connection");
         c.state = ConnState::Authenticating;
         c.sasl = Some(Exchange::Handshake);
@@ -500,11 +501,7 @@ impl Client {
 
     /// The broker accepted (or refused) our SASL mechanism.
     fn on_sasl_handshake(&mut self, node: NodeId, r: SaslHandshakeResponse) {
-        let login = self
-            .config
-            .sasl
-            .clone()
-            .expect("a SASL login was asked for");
+        let login = self.sasl_login();
         if r.error_code != 0 {
             let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
             return self.close(
@@ -545,11 +542,7 @@ impl Client {
 
     /// A SaslAuthenticate came back: the next token, the end of the login, or a refusal.
     fn on_sasl_authenticate(&mut self, node: NodeId, r: SaslAuthenticateResponse) {
-        let login = self
-            .config
-            .sasl
-            .clone()
-            .expect("a SASL login was asked for");
+        let login = self.sasl_login();
         if r.error_code != 0 {
             let why = r.error_message.as_ref().map_or("", |m| m.as_str());
             return self.close(

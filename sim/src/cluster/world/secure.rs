@@ -40,7 +40,6 @@ use gregor_core::prng::Prng;
 use gregor_core::sasl::{Credentials, Mechanism, SaslSession, Step};
 use gregor_core::scram::{ScramCredential, ScramMechanism};
 use gregor_core::{wire, ConnId};
-use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::*;
@@ -631,14 +630,7 @@ impl World {
         } else if s.created.is_empty() || s.prng.ratio(3, 5) {
             let b = draw_acl(&mut s.prng, &s.prober_hosts);
             s.created.push(b.clone());
-            let creation = AclCreation::default()
-                .with_resource_type(b.resource_type as i8)
-                .with_resource_name(sb(&b.resource_name))
-                .with_resource_pattern_type(b.pattern_type as i8)
-                .with_principal(sb(&b.principal))
-                .with_host(sb(&b.host))
-                .with_operation(b.operation as i8)
-                .with_permission_type(b.permission as i8);
+            let creation = gregor_core::acl::wire::creation_of(&b);
             let r = CreateAclsRequest::default().with_creations(vec![creation]);
             (ApiKey::CreateAcls, 1, RequestKind::CreateAcls(r))
         } else {
