@@ -56,8 +56,9 @@ fn a_wiped_data_directory_leaves_its_partitions_offline_said_why_until_unclean_i
     wait_for(Duration::from_secs(10), "the lost partition's WARN", || {
         b.log().contains(warning)
     });
-    let describe = stdout(cli(&b, &["topics", "describe", "t1"]));
-    assert!(describe.contains("Leader: none"), "{describe}");
+    // `gregor cluster status` reads Metadata only. (`gregor topics describe` also asks the
+    // partition's leader for its offsets, and the admin client waits for a leader up to its
+    // 60 s default.api.timeout.ms: once seen in this test, so it is asked only after recovery.)
     let status = stdout(run(
         Command::new(crate::harness::gregor_bin()).args([
             "cluster",
