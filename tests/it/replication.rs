@@ -88,6 +88,29 @@ fn acknowledged(phase: &str, v: &Value) -> Vec<String> {
     acked(v).remove(&0).unwrap_or_default()
 }
 
+/// With a producer started, let it run 1.5 s, `kill -9` the partition's leader `killed`, and
+/// wait for a survivor's Metadata to name another leader: (that survivor, the partition then,
+/// when the kill was).
+fn kill_leader_while_producing(
+    c: &mut Cluster,
+    killed: i64,
+    phase: &str,
+) -> (i64, Partition, Instant) {
+    std::thread::sleep(Duration::from_millis(1500));
+    c.q.nodes[(killed - 1) as usize].kill9();
+    let t_kill = Instant::now();
+    let survivor = if killed == 1 { 2 } else { 1 };
+    let p = wait_partition(c, survivor, Duration::from_secs(30), "a new leader", |p| {
+        p.leader != killed
+    });
+    println!(
+        "{phase} leader {killed} killed: broker {} leads after {} ms",
+        p.leader,
+        t_kill.elapsed().as_millis()
+    );
+    (survivor, p, t_kill)
+}
+
 /// `kill -STOP` / `kill -CONT` a broker process.
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
@@ -158,18 +181,7 @@ fn acknowledged_records_survive_a_killed_leader_a_paused_follower_and_a_wiped_br
         "cluster.py",
         &["produce", &all(&c), TOPIC, "200", "a", "25"],
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    c.q.nodes[(killed - 1) as usize].kill9();
-    let t_kill = Instant::now();
-    let survivor = if killed == 1 { 2 } else { 1 };
-    let p = wait_partition(&c, survivor, Duration::from_secs(30), "a new leader", |p| {
-        p.leader != killed
-    });
-    println!(
-        "(a) leader {killed} killed: broker {} leads after {} ms",
-        p.leader,
-        t_kill.elapsed().as_millis()
-    );
+    let (survivor, _, t_kill) = kill_leader_while_producing(&mut c, killed, "(a)");
     c.q.nodes[(killed - 1) as usize].restart();
     expected.extend(acknowledged("(a)", &python_wait(producer, "cluster.py")));
     wait_partition(
@@ -423,18 +435,7 @@ fn acks_2_records_survive_a_killed_leader_once_and_in_order() {
         "replication.py",
         &["produce-stream", &all(&c), TOPIC, "2", "a", "150", "20"],
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    c.q.nodes[(killed - 1) as usize].kill9();
-    let t_kill = Instant::now();
-    let survivor = if killed == 1 { 2 } else { 1 };
-    let p = wait_partition(&c, survivor, Duration::from_secs(30), "a new leader", |p| {
-        p.leader != killed
-    });
-    println!(
-        "leader {killed} killed: broker {} leads after {} ms",
-        p.leader,
-        t_kill.elapsed().as_millis()
-    );
+    let (survivor, p, _) = kill_leader_while_producing(&mut c, killed, "acks=2");
     let v = python_wait(producer, "replication.py");
     assert_eq!(v["unfinished"], 0, "every record answered: {v}");
     let acked = stream_acks(&v);
