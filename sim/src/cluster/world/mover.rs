@@ -107,7 +107,15 @@ impl World {
         };
         let current: Vec<i32> = target_of(reg).iter().map(|b| b.0).collect();
         let nodes = self.machines.len() as i32;
-        let floor = self.profile.min_insync as usize;
+        // Never fewer replicas than min.insync.replicas, nor than an acks=N producer waits
+        // for: below either, its writes could never be acknowledged again.
+        let acks_n = (self.profile.producers.iter())
+            .filter_map(|(acks, _)| match acks {
+                gregor_client::Acks::Replicas(n) => Some(*n as usize),
+                _ => None,
+            })
+            .max();
+        let floor = (self.profile.min_insync as usize).max(acks_n.unwrap_or(1));
         let Some((kind, target)) =
             reassign::draw_target(&mut self.movers.prng, &current, nodes, floor)
         else {
