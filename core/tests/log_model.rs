@@ -292,7 +292,11 @@ proptest! {
     #[test]
     fn log_matches_model(ops in proptest::collection::vec(op(), 1..160)) {
         let now = Instant::from_unix_ms(1);
-        let roll = RollPolicy { segment_bytes_max: 12_000, segment_age_ns_max: u64::MAX };
+        let roll = RollPolicy {
+            segment_bytes_max: 12_000,
+            segment_age_ns_max: u64::MAX,
+            index_interval_bytes: gregor_core::log::index::INDEX_INTERVAL_BYTES,
+        };
         let mut disk = Disk::default();
         let (mut log, req) = PartitionLog::create(dir(), now);
         disk.apply(req);
