@@ -155,15 +155,22 @@ fn group_record() -> impl Strategy<Value = GroupRecord> {
 }
 
 fn settings() -> impl Strategy<Value = TopicSettings> {
+    use gregor_core::config::{TimestampType, TopicCompression};
     (
-        any::<u64>(),
-        any::<u64>(),
-        any::<i64>(),
-        any::<i64>(),
+        (any::<u64>(), any::<u64>(), any::<i64>(), any::<i64>()),
         any::<u32>(),
+        any::<bool>(),
+        0..TopicCompression::ALL.len(),
+        0..=i32::MAX as u32,
     )
         .prop_map(
-            |(segment_bytes, segment_ms, retention_bytes, retention_ms, max_message_bytes)| {
+            |(
+                (segment_bytes, segment_ms, retention_bytes, retention_ms),
+                max_message_bytes,
+                log_append_time,
+                codec,
+                index_interval_bytes,
+            )| {
                 TopicSettings {
                     segment_bytes,
                     segment_ms,
@@ -171,6 +178,13 @@ fn settings() -> impl Strategy<Value = TopicSettings> {
                     retention_ms,
                     max_message_bytes,
                     compaction: Default::default(),
+                    timestamp_type: if log_append_time {
+                        TimestampType::LogAppendTime
+                    } else {
+                        TimestampType::CreateTime
+                    },
+                    compression: TopicCompression::ALL[codec],
+                    index_interval_bytes,
                 }
             },
         )
