@@ -5,8 +5,8 @@
 //! lets each seed switch faults on or off and pick their rates, so across a seed range every
 //! combination is visited.
 
-use gregor_core::config::TopicCompression;
 use crate::clients::Compaction;
+use gregor_core::config::TopicCompression;
 use gregor_core::prng::Prng;
 use gregor_core::Durability;
 

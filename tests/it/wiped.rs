@@ -56,9 +56,14 @@ fn a_wiped_data_directory_leaves_its_partitions_offline_said_why_until_unclean_i
     wait_for(Duration::from_secs(10), "the lost partition's WARN", || {
         b.log().contains(warning)
     });
-    // `gregor cluster status` reads Metadata only. (`gregor topics describe` also asks the
-    // partition's leader for its offsets, and the admin client waits for a leader up to its
-    // 60 s default.api.timeout.ms: once seen in this test, so it is asked only after recovery.)
+    // `gregor cluster status` reads Metadata only; `gregor topics describe` asks leaders for
+    // offsets, and asks none of a partition that has no leader (it once waited for one for the
+    // admin client's 60 s default.api.timeout.ms).
+    let described = stdout(cli(&b, &["topics", "describe", "t1"]));
+    assert!(
+        described.contains("Leader: none") && described.contains("HighWatermark: -1"),
+        "{described}"
+    );
     let status = stdout(run(
         Command::new(crate::harness::gregor_bin()).args([
             "cluster",

@@ -282,9 +282,15 @@ pub fn topics_describe(
 ) -> anyhow::Result<()> {
     let mut a = Admin::connect(servers)?;
     let topics = describe_topics(&mut a, name.map(|n| vec![n.to_string()]))?;
+    // Offsets only where a leader can answer: an offline partition (no leader) would keep the
+    // admin client waiting for one until its API timeout (60 s); it shows -1 at once instead.
     let tps: Vec<(String, i32)> = topics
         .values()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition)))
+        .flat_map(|t| {
+            (t.partitions.iter())
+                .filter(|p| p.leader >= 0)
+                .map(|p| (t.name.clone(), p.partition))
+        })
         .collect();
     let names: Vec<String> = topics.keys().cloned().collect();
     let mut rs = a

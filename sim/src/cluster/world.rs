@@ -2119,7 +2119,11 @@ impl World {
             Role2::Auditor { records: all, .. } => {
                 all.entry(f.partition).or_default().extend(records);
             }
-            Role2::Producer { .. } | Role2::Creator | Role2::Committer(_) | Role2::Mover | Role2::Prober => {}
+            Role2::Producer { .. }
+            | Role2::Creator
+            | Role2::Committer(_)
+            | Role2::Mover
+            | Role2::Prober => {}
         }
     }
 
