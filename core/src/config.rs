@@ -7,6 +7,10 @@ use crate::ids::BrokerId;
 use crate::time::Duration;
 use serde::{Deserialize, Serialize};
 
+/// Kafka's `index.interval.bytes` default: bytes appended between two offset-index entries
+/// ([`crate::log::index`]).
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+
 /// When the log is forced to stable storage, and so what an acknowledgement promises.
 ///
 /// Kafka itself never fsyncs on the produce path: it relies on replication for durability and on
@@ -342,7 +346,7 @@ impl Default for Config {
             cleanup_policy: CleanupPolicy::Delete,
             message_timestamp_type: TimestampType::CreateTime,
             compression_type: TopicCompression::Producer,
-            index_interval_bytes: crate::log::index::INDEX_INTERVAL_BYTES as u32,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             log_cleaner_backoff_ms: 15_000,
             durability: Durability::GroupCommit,
             fetch_response_bytes_max: 50 * 1024 * 1024,

@@ -259,18 +259,15 @@ pub struct TopicSettings {
     pub timestamp_type: TimestampType,
     /// `compression.type`: the codec stored batches carry (see [`TopicCompression`]).
     pub compression: TopicCompression,
-    /// `index.interval.bytes`: bytes appended between two sparse index entries
-    /// ([`crate::log::index`]).
+    /// `index.interval.bytes`: bytes between two sparse index entries ([`crate::log::index`]).
     pub index_interval_bytes: u32,
 }
 
 impl TopicSettings {
-    /// These settings (the broker's defaults) made fit for `__consumer_offsets`. Offsets are
-    /// kept by key, not by time: never delete the log by retention (Kafka compacts this topic
-    /// instead; see `group::runtime`'s `compact`). A snapshot is one batch holding every live
-    /// key of a partition, so it may be as large as a segment allows. The group coordinator's
-    /// batches are stored as it writes them and carry its own timestamps: Kafka creates the
-    /// topic with `compression.type=producer`, and gregor keeps CreateTime too.
+    /// These settings (the broker's defaults) made fit for `__consumer_offsets`: never deleted
+    /// by retention (Kafka compacts it; see `group::runtime`'s `compact`), batches as large as a
+    /// segment (a snapshot holds every live key of a partition), stored as the coordinator
+    /// writes them (Kafka creates it with `compression.type=producer`; CreateTime too).
     pub fn for_offsets_topic(self) -> TopicSettings {
         let s = TopicSettings {
             retention_ms: -1,
@@ -401,9 +398,8 @@ impl CompactionSettings {
 
 pub use crate::config::{CleanupPolicy, TimestampType, TopicCompression};
 
-/// [`TopicSettings`] of format 3 of `partition.meta`, before format 4 added
-/// `message.timestamp.type`, `compression.type` and `index.interval.bytes` (read with their
-/// Kafka defaults: CreateTime, producer, 4096).
+/// `partition.meta` format 3's [`TopicSettings`]: what format 4 added (timestamp type,
+/// compression, index interval) is read with Kafka's defaults (CreateTime, producer, 4096).
 #[derive(Serialize, Deserialize)]
 struct TopicSettingsV3 {
     segment_bytes: u64,
@@ -425,7 +421,7 @@ impl From<TopicSettingsV3> for TopicSettings {
             compaction: v.compaction,
             timestamp_type: TimestampType::CreateTime,
             compression: TopicCompression::Producer,
-            index_interval_bytes: crate::log::index::INDEX_INTERVAL_BYTES as u32,
+            index_interval_bytes: crate::config::INDEX_INTERVAL_BYTES_DEFAULT,
         }
     }
 }

@@ -72,6 +72,10 @@ struct Cli {
     /// ACLs created and deleted during the run) and the acl-* checkers.
     #[arg(long)]
     acls: bool,
+    /// With --cluster --replication: an operator moves partitions (KIP-455) while faults are
+    /// active, and the reassign-* checkers judge it.
+    #[arg(long)]
+    reassign: bool,
 }
 
 /// Run a seed, turning a panic inside the core (a failed assertion) into a failed report.
@@ -298,6 +302,7 @@ fn cluster(cli: &Cli, nodes: usize) -> bool {
         _ => Some(gregor_core::Durability::GroupCommit),
     };
     template.acls = cli.acls;
+    template.reassign = cli.reassign;
     if cli.safety_ms != 60_000 {
         template.safety_ms = cli.safety_ms;
     }

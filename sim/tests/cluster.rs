@@ -266,7 +266,11 @@ fn acls_change_during_the_run_and_every_answer_matches_the_acls_in_force() {
 #[test]
 fn replicated_seeds_that_found_reassignment_bugs() {
     for seed in [21, 32, 42, 66] {
-        let r = run_caught(&replicated(3, seed)).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
+        let opts = Options {
+            reassign: true,
+            ..replicated(3, seed)
+        };
+        let r = run_caught(&opts).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
         assert!(r.profile.contains("reassignments:"), "{}", r.profile);
         assert!(r.ok(), "seed {seed}: {:?}", r.anomalies);
     }

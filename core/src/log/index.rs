@@ -28,7 +28,7 @@ use crate::files::{FileError, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Kafka's `index.interval.bytes` default: bytes appended between two offset-index entries.
-pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+pub const INDEX_INTERVAL_BYTES: u64 = crate::config::INDEX_INTERVAL_BYTES_DEFAULT as u64;
 pub const OFFSET_INDEX_MAGIC: &[u8; 8] = b"GRGR.OIX";
 pub const TIME_INDEX_MAGIC: &[u8; 8] = b"GRGR.TIX";
 /// Magic, version, base offset, covered length, next offset, entry count.

@@ -227,7 +227,10 @@ pub fn decode_keyed(bytes: &Bytes, from: i64) -> (Vec<KeyedRecord>, Option<i64>)
             break; // a partial batch at the end of the answer
         }
         let mut one = rest.split_to(h.size);
-        let Ok(set) = RecordBatchDecoder::decode(&mut one) else {
+        // Every codec the topic may store (`compression.type`), LZ4 included.
+        let decompress = Some(gregor_core::batch::decompress);
+        let Ok(set) = RecordBatchDecoder::decode_with_custom_compression(&mut one, decompress)
+        else {
             break;
         };
         for r in set.records.into_iter().filter(|r| r.offset >= from) {

@@ -19,7 +19,7 @@ pub fn run_caught(opts: &Options) -> Result<Report, String> {
 
 fn replay(opts: &Options) -> String {
     format!(
-        "cargo run --release -p gregor-sim -- --cluster {} --seed {} --safety-ms {} --liveness-ms {}{}{}{}",
+        "cargo run --release -p gregor-sim -- --cluster {} --seed {} --safety-ms {} --liveness-ms {}{}{}{}{}",
         opts.nodes,
         opts.seed,
         opts.safety_ms,
@@ -30,7 +30,8 @@ fn replay(opts: &Options) -> String {
             Some(_) => "",
             None => " --durability drawn",
         },
-        if opts.acls { " --acls" } else { "" }
+        if opts.acls { " --acls" } else { "" },
+        if opts.reassign { " --reassign" } else { "" }
     )
 }
 
