@@ -446,7 +446,10 @@ impl Driver {
             let told = acks.len();
             let mut acknowledged = 0;
             for ack in acks {
-                if let Ok(Ok(())) = tokio::time::timeout_at(deadline, ack).await {
+                // `timeout` with what is left, not `timeout_at`: madsim's tokio has only the
+                // former.
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if let Ok(Ok(())) = tokio::time::timeout(left, ack).await {
                     acknowledged += 1;
                 }
             }
