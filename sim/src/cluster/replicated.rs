@@ -279,6 +279,18 @@ mod tests {
         }
     }
 
+    /// Broker `node` cut partition `part` to end at 5 at `t`, below the high watermark 8 it
+    /// had exposed.
+    fn trunc(node: i32, part: Part, t: Ms) -> Truncation {
+        Truncation {
+            node,
+            part,
+            end: 5,
+            exposed: 8,
+            t,
+        }
+    }
+
     #[test]
     fn a_clean_history_passes() {
         assert_eq!(check(&clean()), vec![]);
@@ -303,28 +315,10 @@ mod tests {
         let mut o = clean();
         // Below the exposed high watermark, before partition 1's unclean election, and on
         // partition 0 which never had one.
-        o.truncations.push(Truncation {
-            node: 2,
-            part: 1,
-            end: 5,
-            exposed: 8,
-            t: 29,
-        });
-        o.truncations.push(Truncation {
-            node: 2,
-            part: 0,
-            end: 5,
-            exposed: 8,
-            t: 40,
-        });
+        o.truncations.push(trunc(2, 1, 29));
+        o.truncations.push(trunc(2, 0, 40));
         // After partition 1's unclean election: excused.
-        o.truncations.push(Truncation {
-            node: 3,
-            part: 1,
-            end: 5,
-            exposed: 8,
-            t: 31,
-        });
+        o.truncations.push(trunc(3, 1, 31));
         let found = check(&o);
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().all(|(k, _)| *k == "truncate-below-hw"));
@@ -333,13 +327,7 @@ mod tests {
     #[test]
     fn truncate_below_hw_is_excused_by_a_cut_durability_none_allowed_before_it() {
         let mut o = clean();
-        o.truncations.push(Truncation {
-            node: 2,
-            part: 0,
-            end: 5,
-            exposed: 8,
-            t: 40,
-        });
+        o.truncations.push(trunc(2, 0, 40));
         // Every copy from offset 6 on was lost to power at t=35: the cut may follow.
         o.lost = vec![(0, 6, 35)];
         assert_eq!(check(&o), vec![]);
