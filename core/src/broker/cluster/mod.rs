@@ -583,15 +583,16 @@ impl Broker {
                 if !p.replicas.contains(&me) {
                     continue;
                 }
-                let name = format!("{}-{i}", t.name);
-                let replicas: Vec<i32> = p.replicas.iter().map(|b| b.0).collect();
+                // Named only for a line to write: every image passes here, nearly always silent.
+                let named = || {
+                    let replicas: Vec<i32> = p.replicas.iter().map(|b| b.0).collect();
+                    format!("partition {}-{i} (replicas {replicas:?})", t.name)
+                };
                 let why = lost_isr_reason(p, unclean_allowed(image, *id));
                 let why_before = old
                     .and_then(|o| lost_isr_reason(o.partition(*id, *i)?, unclean_allowed(o, *id)));
                 if let Some(why) = why.filter(|w| why_before.as_ref() != Some(w)) {
-                    lines.push(format!(
-                        "partition {name} (replicas {replicas:?}) has no leader: {why}"
-                    ));
+                    lines.push(format!("{} has no leader: {why}", named()));
                 }
                 let elections = image.unclean_elections().get(&(*id, *i));
                 let before = old.map_or(elections.map_or(0, Vec::len), |o| {
@@ -599,10 +600,11 @@ impl Broker {
                 });
                 for (leader, epoch) in elections.into_iter().flatten().skip(before) {
                     lines.push(format!(
-                        "partition {name} (replicas {replicas:?}): unclean leader election: \
+                        "{}: unclean leader election: \
                          broker {} leads in leader epoch {epoch}, chosen from outside the \
                          in-sync replicas (unclean.leader.election.enable, or ElectLeaders \
                          unclean); records the old in-sync replicas held and it lacks are lost",
+                        named(),
                         leader.0
                     ));
                 }
