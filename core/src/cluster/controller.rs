@@ -244,12 +244,7 @@ impl Controller {
                 in_controlled_shutdown: None,
             }];
             mine.extend(replication::leave(&staged, b));
-            for r in &mine {
-                let at = staged.offset() + 1;
-                staged
-                    .replay(at, r)
-                    .expect("the controller's own records fit");
-            }
+            staged.stage(&mine);
             records.extend(mine);
             let fenced = staged.broker(b).expect("registered");
             assert!(fenced.fenced && fenced.broker_epoch == epoch);

@@ -223,6 +223,17 @@ impl MetadataImage {
         self.invariants();
     }
 
+    /// Apply `records` the active controller decided on this image, at the offsets after it: what
+    /// the image will be once they commit, so a decision can build on the ones before it in the
+    /// same batch. They always fit; one that does not is a controller bug.
+    pub fn stage(&mut self, records: &[MetadataRecord]) {
+        for r in records {
+            let at = self.offset + 1;
+            self.replay(at, r)
+                .expect("the controller's own records fit");
+        }
+    }
+
     /// Apply the record at `offset` of the metadata log. On error the image is unchanged.
     pub fn replay(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ReplayError> {
         if offset <= self.offset {

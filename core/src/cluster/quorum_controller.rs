@@ -283,12 +283,7 @@ impl QuorumController {
             if records.is_empty() && now >= a.next_balance {
                 records = replication::balance(&a.working, preferred);
                 let mut staged = a.working.clone();
-                for r in &records {
-                    let at = staged.offset() + 1;
-                    staged
-                        .replay(at, r)
-                        .expect("the controller's own records fit");
-                }
+                staged.stage(&records);
                 records.extend(super::reassign::complete_all(&staged));
                 a.next_balance = now + every;
             }

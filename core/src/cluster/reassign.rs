@@ -114,7 +114,7 @@ pub fn alter(
         image, topic_id, partition, p, replicas, isr, adding, removing,
     );
     let mut staged = image.clone();
-    stage(&mut staged, &records);
+    staged.stage(&records);
     let mut records = records;
     let p = staged.partition(topic_id, partition).expect("still there");
     records.extend(complete(&staged, topic_id, partition, p));
@@ -273,16 +273,6 @@ fn move_to(
     records
 }
 
-/// Replay `records` onto `image` (the controller's own records always fit).
-fn stage(image: &mut MetadataImage, records: &[MetadataRecord]) {
-    for r in records {
-        let at = image.offset() + 1;
-        image
-            .replay(at, r)
-            .expect("the controller's own records fit");
-    }
-}
-
 /// The records of any decision, followed by those completing the reassignments they made
 /// ready (an ISR grown to hold every adding replica, a broker back that can lead).
 pub fn then_complete(image: &MetadataImage, records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
@@ -293,7 +283,7 @@ pub fn then_complete(image: &MetadataImage, records: Vec<MetadataRecord>) -> Vec
         return records;
     }
     let mut staged = image.clone();
-    stage(&mut staged, &records);
+    staged.stage(&records);
     let done = complete_all(&staged);
     let mut records = records;
     records.extend(done);

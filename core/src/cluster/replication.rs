@@ -436,12 +436,7 @@ pub fn balance(image: &MetadataImage, preferred: bool) -> Vec<MetadataRecord> {
     let mut staged = image.clone();
     let mut records = Vec::new();
     let mut apply = |staged: &mut MetadataImage, rs: Vec<MetadataRecord>| {
-        for r in &rs {
-            let at = staged.offset() + 1;
-            staged
-                .replay(at, r)
-                .expect("the controller's own records fit");
-        }
+        staged.stage(&rs);
         records.extend(rs);
     };
     let stray: BTreeSet<BrokerId> = image
@@ -663,12 +658,7 @@ pub fn alter_partition(image: &MetadataImage, req: &AlterPartition) -> Altered {
         )
     };
     let mut after = image.clone();
-    for r in &records {
-        let at = after.offset() + 1;
-        after
-            .replay(at, r)
-            .expect("an AlterPartition's change fits the image");
-    }
+    after.stage(&records);
     let new = after
         .partition(req.topic_id, req.partition)
         .expect("still there")

@@ -95,12 +95,7 @@ pub fn alter(
     let mut records = records;
     if !replication::unclean_allowed(image, topic) {
         let mut staged = image.clone();
-        for r in &records {
-            let at = staged.offset() + 1;
-            staged
-                .replay(at, r)
-                .expect("the controller's own records fit");
-        }
+        staged.stage(&records);
         if replication::unclean_allowed(&staged, topic) {
             records.extend(replication::unclean_enabled(&staged, topic));
         }

@@ -49,12 +49,7 @@ pub(super) fn decide(
         let result = match altered.result {
             Ok(_) if records.len() > n => {
                 let mut after = working.clone();
-                for r in &records {
-                    let at = after.offset() + 1;
-                    after
-                        .replay(at, r)
-                        .expect("the controller's own records fit");
-                }
+                after.stage(&records);
                 let p = after.partition(*topic_id, *partition).expect("still there");
                 if p.leader == Some(*broker_id) {
                     Ok(p.clone())
